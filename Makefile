@@ -1,0 +1,62 @@
+# scaleup_analysis — every target creates .venv/ from the lock files when missing or stale.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+SEED   ?= 20261123
+
+.PHONY: help env env-dev report test bench lab lock clean-venv reference notebooks
+
+help:
+	@echo "make report  - build the embedded dataset (if absent), validate it, run the notebooks into reports/"
+	@echo "make test    - run the whole test suite (unit, doctests, reference tests, nbval notebooks)"
+	@echo "make bench   - run the benchmarks and write benchmarks/results.md"
+	@echo "make lab     - open JupyterLab on notebooks/"
+	@echo "make lock    - re-resolve the lock files from pyproject.toml (needs network + uv)"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
+
+# The stamp files are newer than the lock and pyproject when the environment is up to date.
+$(VENV)/.stamp-core: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(VENV)/.stamp-core $@
+
+env: $(VENV)/.stamp-core
+env-dev: $(VENV)/.stamp-dev
+
+report: $(VENV)/.stamp-core
+	$(BIN)/scaleup report --data data/raw --seed $(SEED)
+
+test: $(VENV)/.stamp-dev
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 tests scaleup_analysis
+	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval --nbval-current-env -p no:randomly notebooks
+
+bench: $(VENV)/.stamp-dev
+	MPLBACKEND=Agg $(BIN)/python benchmarks/run.py
+
+lab: $(VENV)/.stamp-core
+	$(BIN)/jupyter lab notebooks
+
+# Reference values from R (needs Rscript with metafor, lme4, lmerTest, psych); CI does not need R.
+reference:
+	cd tests/reference && Rscript make_reference.R
+
+lock:
+	uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.lock
+
+clean-venv:
+	rm -rf $(VENV)
+
+# Re-execute the notebooks from their paired jupytext .py files, storing fresh outputs (for nbval).
+notebooks: $(VENV)/.stamp-dev
+	cd notebooks && for f in [0-9][0-9]_*.py; do \
+	  MPLBACKEND=Agg ../$(BIN)/jupytext --to notebook --update --execute "$$f" || exit 1; done

@@ -1,0 +1,74 @@
+"""scaleup_analysis: evaluate the scale-up of health and social-service innovations.
+
+Conventionally imported as ``import scaleup_analysis as sa``. Every public function lives in a
+submodule with a self-explaining name (``sa.data``, ``sa.effect_sizes``, ``sa.heterogeneity``,
+``sa.agreement``, ``sa.rollout``, ``sa.monitoring``, ...) and is re-exported here. Submodules are
+imported lazily on first use (PEP 562), so ``import scaleup_analysis`` stays fast for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .errors import (
+    ConvergenceWarning,
+    RawDataChangedError,
+    RowsOmittedWarning,
+    ScaleupDataError,
+    ScaleupWarning,
+)
+
+try:
+    __version__ = _version("scaleup_analysis")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+# submodule -> public names it exports (each must also be in that submodule's __all__;
+# tests/test_public_api.py checks both directions).
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "data.schemas": ("SCHEMAS", "validate_table", "validate_tables"),
+    "data.io": ("load_table", "load_tables", "write_table_atomic"),
+    "data.manifest": ("write_manifest", "check_manifest"),
+    "data.datasets": ("load_dataset", "list_datasets"),
+    "data.simulate": ("simulate_scaleup", "SimulatedScaleup"),
+    "effect_sizes": ("effect_sizes",),
+    "heterogeneity.meta": ("meta_analysis", "meta_regression"),
+    "heterogeneity.multilevel": ("multilevel_meta_analysis",),
+    "heterogeneity.mixed": ("mixed_model",),
+    "agreement": ("icc", "icc_mixed", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha"),
+    "rollout.stepped_wedge": (
+        "stepped_wedge_design",
+        "stepped_wedge_power",
+        "stepped_wedge_power_sim",
+        "stepped_wedge_analysis",
+    ),
+    "rollout.did": ("staggered_did", "twfe_did", "bacon_decomposition"),
+    "rollout.its": ("interrupted_time_series",),
+    "monitoring.spc": ("runs_analysis", "control_chart"),
+}
+
+_NAME_TO_MODULE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+__all__ = [
+    "__version__",
+    "ScaleupDataError",
+    "RawDataChangedError",
+    "ScaleupWarning",
+    "ConvergenceWarning",
+    "RowsOmittedWarning",
+    *sorted(_NAME_TO_MODULE),
+]
+
+
+def __getattr__(name: str):
+    module = _NAME_TO_MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scaleup_analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # cache: later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,1 @@
+"""Data model: schemas, loading, manifest, bundled datasets and simulation."""

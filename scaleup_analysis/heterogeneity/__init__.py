@@ -1,0 +1,1 @@
+"""heterogeneity models (see the modules in this package)."""

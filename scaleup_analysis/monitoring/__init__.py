@@ -1,0 +1,1 @@
+"""monitoring models (see the modules in this package)."""

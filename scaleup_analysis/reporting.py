@@ -1,0 +1,322 @@
+"""Reports: execute the five-step notebooks into ``reports/`` with provenance.
+
+:func:`run_report` is the main job behind ``make report`` and ``scaleup report``:
+
+1. build the embedded default dataset into the data directory if it holds no tables
+   (:func:`scaleup_analysis.simulate_scaleup`, then a MANIFEST of sha256 hashes);
+2. check the MANIFEST (raw data is immutable) and validate every table;
+3. execute every ``notebooks/NN_*.ipynb`` with the parameters injected after the cell tagged
+   ``parameters`` (the papermill convention);
+4. write, each file atomically, one HTML report per notebook (with code, and a ``*_summary.html``
+   without code cells for decision makers), the figures the notebooks saved under
+   ``reports/figures/`` (PNG and SVG), and ``reports/index.html`` linking them, with provenance
+   (package version, git commit, sha256 of every input file, seed, Python and library versions,
+   run date) in ``reports/provenance.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .errors import ScaleupDataError
+
+__all__ = ["run_report", "save_figure", "provenance", "ReportResult"]
+
+KEY_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "pandera", "nbclient")
+DATA_SUFFIXES = (".csv", ".parquet", ".xlsx")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig, name: str, figures_dir: str | os.PathLike | None) -> list[Path]:
+    """Save a matplotlib figure as ``<name>.png`` and ``<name>.svg`` in ``figures_dir``.
+
+    Does nothing (returns ``[]``) when ``figures_dir`` is None, so notebooks run under
+    ``pytest --nbval`` write no files. Each file is written atomically; SVG files carry no
+    date, so re-running gives byte-identical figures.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    name : str
+        File stem, e.g. ``"01_forest"``.
+    figures_dir : path or None
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import scaleup_analysis.reporting as rep
+    >>> fig, ax = plt.subplots()
+    >>> rep.save_figure(fig, "demo", None)
+    []
+    """
+    if figures_dir is None:
+        return []
+    import io
+
+    out = []
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None}
+                    if fmt == "svg" else {"Software": None})
+        path = Path(figures_dir) / f"{name}.{fmt}"
+        _atomic_write_bytes(path, buf.getvalue())
+        out.append(path)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        )
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(data_dir: str | os.PathLike, seed: int | None, repo: str | os.PathLike = ".") -> dict:
+    """Provenance of a run: package version, git commit, input hashes, seed, versions, date.
+
+    Parameters
+    ----------
+    data_dir : path
+        Folder of the input tables; the sha256 of every data file in it is recorded.
+    seed : int or None
+        The seed the notebooks were run with.
+    repo : path
+        Repository root (for the git commit).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable provenance record.
+    """
+    data_dir = Path(data_dir)
+    files = sorted(p for p in data_dir.iterdir() if p.is_file() and p.suffix in DATA_SUFFIXES) \
+        if data_dir.is_dir() else []
+    libs = {}
+    for lib in ("scaleup_analysis", *KEY_LIBRARIES):
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:
+            libs[lib] = "not installed"
+    return {
+        "package_version": libs.pop("scaleup_analysis"),
+        "git_commit": _git_commit(Path(repo)),
+        "seed": seed,
+        "data_dir": data_dir.name,
+        "inputs_sha256": {p.name: _sha256(p) for p in files},
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "libraries": libs,
+        "run_date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`run_report` wrote."""
+
+    out_dir: Path
+    reports: tuple[Path, ...]
+    figures: tuple[Path, ...]
+    index: Path
+    provenance: dict = field(repr=False)
+    seconds: dict = field(default_factory=dict)
+
+
+def _inject_parameters(nb, params: dict) -> None:
+    """Insert a cell assigning ``params`` right after the cell tagged ``parameters``."""
+    import nbformat
+
+    idx = next(
+        (i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
+        None,
+    )
+    if idx is None:
+        raise ScaleupDataError(
+            "notebook has no cell tagged 'parameters'; tag the cell that defines data_dir, seed "
+            "and figures_dir with the 'parameters' tag (papermill convention)"
+        )
+    src = "# Parameters injected by scaleup_analysis.reporting.run_report\n" + "\n".join(
+        f"{k} = {v!r}" for k, v in params.items()
+    )
+    cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(idx + 1, cell)
+
+
+def _index_html(entries: list[tuple[str, str, str]], figures: list[str], prov: dict) -> str:
+    rows = "\n".join(
+        f'<li><a href="{html.escape(full)}">{html.escape(title)}</a> '
+        f'(<a href="{html.escape(summ)}">summary without code</a>)</li>'
+        for title, full, summ in entries
+    )
+    figs = "\n".join(f'<li><a href="figures/{html.escape(f)}">{html.escape(f)}</a></li>' for f in figures)
+    prov_rows = "\n".join(
+        f"<tr><th>{html.escape(str(k))}</th><td><pre>{html.escape(json.dumps(v, indent=1))}</pre></td></tr>"
+        for k, v in prov.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Scale-up evaluation reports</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}th{{text-align:left;vertical-align:top;padding-right:1em}}pre{{margin:0}}</style>
+</head><body>
+<h1>Scale-up evaluation reports</h1>
+<p>Five steps of a scale-up: evidence of effectiveness, scale-up potential, rollout plan,
+implementation (fidelity and adaptation), monitoring of impacts.</p>
+<h2>Reports</h2><ul>
+{rows}
+</ul>
+<h2>Figures</h2><ul>
+{figs}
+</ul>
+<h2>Provenance</h2><table>
+{prov_rows}
+</table>
+</body></html>
+"""
+
+
+def run_report(
+    data_dir: str | os.PathLike = "data/raw",
+    seed: int = 20261123,
+    out_dir: str | os.PathLike = "reports",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    *,
+    progress: bool = True,
+    timeout: int = 600,
+) -> ReportResult:
+    """Run the main job: build/validate the data, execute the notebooks, write the reports.
+
+    Parameters
+    ----------
+    data_dir : path
+        Folder of input tables. When it holds no data file, the embedded default dataset
+        (``simulate_scaleup(seed=seed)``) is written there first, with its MANIFEST.
+    seed : int
+        Seed passed to the notebooks (and to the simulation when the data are built).
+    out_dir : path
+        Where the HTML reports, ``figures/``, ``index.html`` and ``provenance.json`` go.
+    notebooks_dir : path
+        Folder of the ``NN_*.ipynb`` notebooks.
+    progress : bool
+        Show a progress bar (on stderr) naming the notebook that runs.
+    timeout : int
+        Per-cell timeout in seconds.
+
+    Returns
+    -------
+    ReportResult
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+    from tqdm.auto import tqdm
+
+    from .data.io import load_tables
+    from .data.manifest import write_manifest
+
+    data_dir = Path(data_dir).resolve()
+    out_dir = Path(out_dir).resolve()
+    notebooks_dir = Path(notebooks_dir).resolve()
+    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise ScaleupDataError(f"no notebooks named NN_*.ipynb in {notebooks_dir}")
+
+    has_data = data_dir.is_dir() and any(
+        p.suffix in DATA_SUFFIXES for p in data_dir.iterdir() if p.is_file()
+    )
+    if not has_data:
+        from .data.io import write_table_atomic
+        from .data.simulate import simulate_scaleup
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        sim = simulate_scaleup(seed=seed)
+        for name, table in sim.tables.items():
+            write_table_atomic(table, data_dir / f"{name}.csv")
+        write_manifest(data_dir)
+    load_tables(data_dir)  # checks the MANIFEST and validates; raises before anything is written
+
+    figures_dir = out_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    repo = notebooks_dir.parent
+    prov = provenance(data_dir, seed, repo)
+    params = {"data_dir": str(data_dir), "seed": int(seed), "figures_dir": str(figures_dir)}
+
+    full_exporter = HTMLExporter()
+    summary_exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                                    exclude_output_prompt=True)
+    written, entries, seconds = [], [], {}
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr)
+    for nb_path in bar:
+        bar.set_postfix_str(nb_path.stem)
+        nb = nbformat.read(nb_path, as_version=4)
+        _inject_parameters(nb, params)
+        start = _dt.datetime.now()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebooks_dir)}}).execute()
+        seconds[nb_path.stem] = round((_dt.datetime.now() - start).total_seconds(), 1)
+        nb.metadata["scaleup_provenance"] = prov
+        title = next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells
+                      if c.cell_type == "markdown" and c.source.strip()), nb_path.stem)
+        full_html, _ = full_exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        summ_html, _ = summary_exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        foot = (f"<footer><hr><small>Provenance: scaleup_analysis {prov['package_version']}, commit "
+                f"{prov['git_commit']}, seed {seed}, run {prov['run_date']}; input sha256 in "
+                f"provenance.json</small></footer></body>")
+        full_name, summ_name = f"{nb_path.stem}.html", f"{nb_path.stem}_summary.html"
+        _atomic_write_bytes(out_dir / full_name, full_html.replace("</body>", foot, 1).encode())
+        _atomic_write_bytes(out_dir / summ_name, summ_html.replace("</body>", foot, 1).encode())
+        written += [out_dir / full_name, out_dir / summ_name]
+        entries.append((title, full_name, summ_name))
+
+    figures = sorted(p.name for p in figures_dir.iterdir() if p.suffix in (".png", ".svg"))
+    prov["notebook_seconds"] = seconds
+    _atomic_write_bytes(out_dir / "provenance.json", json.dumps(prov, indent=2).encode())
+    index = out_dir / "index.html"
+    _atomic_write_bytes(index, _index_html(entries, figures, prov).encode())
+    return ReportResult(out_dir=out_dir, reports=tuple(written),
+                        figures=tuple(figures_dir / f for f in figures), index=index,
+                        provenance=prov, seconds=seconds)

@@ -1,0 +1,1 @@
+"""rollout models (see the modules in this package)."""
