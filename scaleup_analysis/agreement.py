@@ -1,0 +1,1518 @@
+"""Rater agreement: intraclass correlations, Cohen's and Fleiss' kappa, Krippendorff's alpha.
+
+Used to check that fidelity ratings (``fidelity_ratings``) can be trusted before they are analysed:
+several raters score the same sessions, and these coefficients say how far the scores agree.
+
+* :func:`icc` -- the six intraclass correlations of Shrout & Fleiss (1979) from the two-way ANOVA
+  mean squares of a complete, balanced targets x raters design; identical to
+  ``psych::ICC(x, lmer = FALSE)`` (values, F tests and confidence bounds).
+* :func:`icc_mixed` -- the same six coefficients from REML variance components of a crossed
+  random-effects model (``lme4::lmer(rating ~ 1 + (1|target) + (1|rater))``), for incomplete or
+  unbalanced designs.
+* :func:`cohen_kappa` -- Cohen's kappa for two raters, unweighted or with linear / quadratic
+  weights, with the large-sample standard errors of Fleiss, Cohen & Everitt (1969).
+* :func:`fleiss_kappa` -- Fleiss' (1971) kappa for a fixed number of ratings per subject, with the
+  standard errors of Fleiss, Nee & Landis (1979).
+* :func:`krippendorff_alpha` -- Krippendorff's alpha at the nominal, ordinal, interval and ratio
+  levels, any number of raters, missing ratings allowed, with Krippendorff's bootstrap.
+
+Every result carries an interpretation band beside the value (Koo & Li 2016 for ICCs, Landis &
+Koch 1977 for kappas, Krippendorff 2004 for alpha). Bands are conventions, not tests: report the
+confidence interval too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, sparse, stats
+
+from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
+
+__all__ = [
+    "icc",
+    "icc_mixed",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "ICCResult",
+    "ICCMixedResult",
+    "KappaResult",
+    "FleissKappaResult",
+    "KrippendorffResult",
+]
+
+_ICC_TYPES = ("ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k")
+_ICC_DESCRIPTIONS = {
+    "ICC1": "single rater, absolute agreement, one-way random",
+    "ICC2": "single rater, absolute agreement, two-way random",
+    "ICC3": "single rater, consistency, two-way mixed",
+    "ICC1k": "average of k raters, absolute agreement, one-way random",
+    "ICC2k": "average of k raters, absolute agreement, two-way random",
+    "ICC3k": "average of k raters, consistency, two-way mixed",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# interpretation bands
+# --------------------------------------------------------------------------------------------
+def _band_icc(value: float) -> str:
+    """Koo & Li (2016): < 0.5 poor, 0.5-0.75 moderate, 0.75-0.9 good, > 0.9 excellent."""
+    if not np.isfinite(value):
+        return "undefined"
+    if value < 0.5:
+        return "poor"
+    if value < 0.75:
+        return "moderate"
+    if value <= 0.9:
+        return "good"
+    return "excellent"
+
+
+def _band_kappa(value: float) -> str:
+    """Landis & Koch (1977): < 0 poor, 0-0.20 slight, 0.21-0.40 fair, 0.41-0.60 moderate,
+    0.61-0.80 substantial, 0.81-1 almost perfect."""
+    if not np.isfinite(value):
+        return "undefined"
+    if value < 0:
+        return "poor"
+    if value <= 0.20:
+        return "slight"
+    if value <= 0.40:
+        return "fair"
+    if value <= 0.60:
+        return "moderate"
+    if value <= 0.80:
+        return "substantial"
+    return "almost perfect"
+
+
+def _band_alpha(value: float) -> str:
+    """Krippendorff (2004, p. 241): >= 0.800 reliable, 0.667-0.800 tentative, < 0.667 unreliable."""
+    if not np.isfinite(value):
+        return "undefined"
+    if value >= 0.800:
+        return "reliable"
+    if value >= 0.667:
+        return "tentative conclusions only"
+    return "unreliable"
+
+
+# --------------------------------------------------------------------------------------------
+# input checking helpers
+# --------------------------------------------------------------------------------------------
+def _first_rows(mask: np.ndarray | pd.Series, df: pd.DataFrame, n: int = 5) -> str:
+    idx = df.index[np.asarray(mask, dtype=bool)]
+    shown = ", ".join(repr(i) for i in idx[:n])
+    return f"{len(idx)} row(s) (first: {shown})"
+
+
+def _check_frame(df, columns: dict[str, str], func: str) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(
+            f"{func}: argument 'df' must be a pandas DataFrame in long format, got {type(df).__name__}."
+        )
+    for arg, col in columns.items():
+        if not isinstance(col, str) or col not in df.columns:
+            raise ScaleupDataError(
+                f"{func}: column {col!r} given as {arg}= is not in df (columns: {list(df.columns)}); "
+                f"pass the name of the column holding the {arg}."
+            )
+    return df
+
+
+def _check_numeric(df: pd.DataFrame, col: str, arg: str, func: str) -> np.ndarray:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.astype(float))
+    if bad.any():
+        raise ScaleupDataError(
+            f"{func}: df column {col!r} ({arg}=) must hold finite numbers; {_first_rows(bad, df)} "
+            "are missing, infinite or not numeric. Remove or correct them."
+        )
+    return values.to_numpy(dtype=float)
+
+
+def _check_no_missing_keys(df: pd.DataFrame, cols: dict[str, str], func: str) -> None:
+    for arg, col in cols.items():
+        bad = df[col].isna()
+        if bad.any():
+            raise ScaleupDataError(
+                f"{func}: df column {col!r} ({arg}=) has missing identifiers in {_first_rows(bad, df)}; "
+                "every row needs one."
+            )
+
+
+def _check_unique_pairs(df: pd.DataFrame, a: str, b: str, func: str) -> None:
+    dup = df.duplicated(subset=[a, b], keep=False)
+    if dup.any():
+        raise ScaleupDataError(
+            f"{func}: each ({a}, {b}) pair must appear once, but {_first_rows(dup, df)} are "
+            "duplicates. Average repeated ratings first or give each rating occasion its own rater id."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# ICC from ANOVA mean squares (Shrout & Fleiss 1979; psych::ICC(lmer = FALSE))
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ICCResult:
+    """Result of :func:`icc`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Indexed ``ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k`` with columns ``type`` (description),
+        ``icc, F, df1, df2, pvalue, ci_low, ci_high, interpretation``.
+    n_targets, n_raters : int
+        Design size (targets x raters, every cell rated once).
+    level : float
+        Confidence level of ``ci_low``/``ci_high``.
+    ms_targets, ms_raters, ms_error, ms_within : float
+        Two-way ANOVA mean squares (between targets, between raters, residual) and the one-way
+        within-target mean square.
+    """
+
+    table: pd.DataFrame
+    n_targets: int
+    n_raters: int
+    level: float
+    ms_targets: float
+    ms_raters: float
+    ms_error: float
+    ms_within: float
+
+    @property
+    def icc(self) -> pd.Series:
+        """Point estimates, indexed ``ICC1`` ... ``ICC3k``."""
+        return self.table["icc"]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ICC table (one row per coefficient)."""
+        return self.table.copy()
+
+    def summary(self) -> str:
+        head = (
+            f"Intraclass correlations (Shrout & Fleiss 1979): {self.n_targets} targets x "
+            f"{self.n_raters} raters, {self.level:.0%} confidence bounds\n"
+        )
+        return head + self.table.to_string(float_format=lambda v: f"{v:.4f}")
+
+    def plot_icc(self, ax=None):
+        """Point estimates with confidence bounds over the Koo & Li (2016) bands; returns the Axes."""
+        return _plot_icc_table(self.table, ax, f"ICC ({self.level:.0%} CI)")
+
+
+def _plot_icc_table(table: pd.DataFrame, ax, title: str):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    y = np.arange(len(table))[::-1]
+    for lo, hi, grey in ((0.5, 0.75, "0.93"), (0.75, 0.9, "0.86"), (0.9, 1.0, "0.78")):
+        ax.axvspan(lo, hi, color=grey, zorder=0)
+    est = table["icc"].to_numpy(float)
+    if "ci_low" in table:
+        lo = est - table["ci_low"].to_numpy(float)
+        hi = table["ci_high"].to_numpy(float) - est
+        ax.errorbar(est, y, xerr=[lo, hi], fmt="o", color="black", capsize=3)
+    else:
+        ax.plot(est, y, "o", color="black")
+    ax.set_yticks(y)
+    ax.set_yticklabels(table.index)
+    ax.set_xlabel("intraclass correlation (bands: Koo & Li 2016)")
+    ax.set_title(title)
+    return ax
+
+
+def _wide_matrix(df, targets, raters, ratings, func):
+    _check_frame(df, {"targets": targets, "raters": raters, "ratings": ratings}, func)
+    _check_no_missing_keys(df, {"targets": targets, "raters": raters}, func)
+    y = _check_numeric(df, ratings, "ratings", func)
+    _check_unique_pairs(df, targets, raters, func)
+    return y
+
+
+def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, targets: str, raters: str) -> None:
+    if n_t < 2:
+        raise ScaleupDataError(
+            f"{func}: df column {targets!r} has {n_t} distinct target; at least 2 targets are needed "
+            "to separate target variance from rater variance."
+        )
+    if n_r < 2:
+        raise ScaleupDataError(
+            f"{func}: df column {raters!r} has {n_r} distinct rater; agreement needs at least 2 raters."
+        )
+    if np.ptp(y) == 0:
+        raise ScaleupDataError(
+            f"{func}: all {y.size} ratings are equal ({y[0]!r}); an ICC is undefined without variation."
+        )
+
+
+def icc(df: pd.DataFrame, targets: str, raters: str, ratings: str, level: float = 0.95) -> ICCResult:
+    """Intraclass correlations of Shrout & Fleiss (1979) for a complete targets x raters design.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long format, one row per (target, rater) rating.
+    targets, raters, ratings : str
+        Columns holding the rated target (e.g. observed session), the rater, and the numeric rating.
+    level : float, default 0.95
+        Confidence level of the bounds.
+
+    Returns
+    -------
+    ICCResult
+        ``.to_frame()`` is indexed ``ICC1 ... ICC3k`` with columns ``type, icc, F, df1, df2,
+        pvalue, ci_low, ci_high, interpretation``.
+
+    Raises
+    ------
+    ScaleupDataError
+        Missing or non-numeric ratings, duplicated (target, rater) pairs, an incomplete design
+        (use :func:`icc_mixed`), a single target or rater, or constant ratings.
+
+    Notes
+    -----
+    With ``n`` targets, ``k`` raters and the two-way ANOVA mean squares ``MSB`` (targets), ``MSJ``
+    (raters), ``MSE`` (residual) and the one-way within-target mean square
+    ``MSW = (SSJ + SSE) / (n (k - 1))``:
+
+    * ICC1  = (MSB - MSW) / (MSB + (k - 1) MSW)
+    * ICC2  = (MSB - MSE) / (MSB + (k - 1) MSE + k (MSJ - MSE) / n)
+    * ICC3  = (MSB - MSE) / (MSB + (k - 1) MSE)
+    * ICC1k = (MSB - MSW) / MSB;  ICC2k = (MSB - MSE) / (MSB + (MSJ - MSE) / n);
+      ICC3k = (MSB - MSE) / MSB.
+
+    F tests: ``MSB/MSW`` on (n - 1, n(k - 1)) df for ICC1/ICC1k, ``MSB/MSE`` on (n - 1, (n - 1)(k - 1))
+    df otherwise. Confidence bounds are the exact F-based bounds of Shrout & Fleiss (1979) for
+    ICC1/ICC3 (and the Spearman-Brown steps for the averages), and Satterthwaite's approximate
+    df for ICC2/ICC2k (McGraw & Wong 1996). All values equal ``psych::ICC(x, lmer = FALSE)``
+    (psych's default ``lmer = TRUE`` rebuilds these mean squares from lme4 variance components and
+    agrees only to the optimizer's tolerance). Interpretation bands (Koo & Li 2016) are applied to
+    the point estimate: < 0.5 poor, 0.5-0.75 moderate, 0.75-0.9 good, > 0.9 excellent.
+
+    References
+    ----------
+    Shrout, P. E., & Fleiss, J. L. (1979). Intraclass correlations: uses in assessing rater
+    reliability. Psychological Bulletin, 86(2), 420-428.
+    McGraw, K. O., & Wong, S. P. (1996). Forming inferences about some intraclass correlation
+    coefficients. Psychological Methods, 1(1), 30-46.
+    Koo, T. K., & Li, M. Y. (2016). A guideline of selecting and reporting intraclass correlation
+    coefficients for reliability research. Journal of Chiropractic Medicine, 15(2), 155-163.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> sf = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
+    >>> df = pd.DataFrame([(t, r, v) for t, row in enumerate(sf) for r, v in enumerate(row)],
+    ...                   columns=["session", "rater", "score"])
+    >>> res = sa.icc(df, targets="session", raters="rater", ratings="score")
+    >>> res.to_frame().loc[["ICC2", "ICC3"], ["icc", "interpretation"]].round(4)
+                    icc interpretation
+    coefficient
+    ICC2         0.2898           poor
+    ICC3         0.7148       moderate
+    """
+    func = "icc"
+    if not 0 < level < 1:
+        raise ScaleupDataError(f"{func}: level must be in (0, 1), got {level!r}.")
+    y = _wide_matrix(df, targets, raters, ratings, func)
+    t_codes, t_levels = pd.factorize(df[targets], sort=True)
+    r_codes, r_levels = pd.factorize(df[raters], sort=True)
+    n, k = len(t_levels), len(r_levels)
+    _check_design_size(n, k, y, func, targets, raters)
+    if y.size != n * k:
+        counts = pd.Series(t_codes).value_counts()
+        short = t_levels[counts.index[counts < k].to_numpy()]
+        raise ScaleupDataError(
+            f"{func}: the design is incomplete: {n} targets x {k} raters would give {n * k} ratings "
+            f"but df has {y.size}; {len(short)} target(s) lack a rating from some rater (first: "
+            f"{short[:5].tolist()}). Use sa.icc_mixed() for incomplete or unbalanced designs, or keep "
+            "only targets rated by every rater."
+        )
+    x = np.empty((n, k))
+    x[t_codes, r_codes] = y
+
+    grand = x.mean()
+    row_means = x.mean(axis=1)
+    col_means = x.mean(axis=0)
+    ss_b = k * np.sum((row_means - grand) ** 2)
+    ss_j = n * np.sum((col_means - grand) ** 2)
+    ss_t = np.sum((x - grand) ** 2)
+    ss_e = ss_t - ss_b - ss_j
+    df_b, df_j, df_e = n - 1, k - 1, (n - 1) * (k - 1)
+    msb, msj, mse = ss_b / df_b, ss_j / df_j, ss_e / df_e
+    msw = (ss_j + ss_e) / (df_j + df_e)
+
+    # perfect agreement (MSE = 0) gives infinite F statistics and undefined (NaN) bounds
+    with np.errstate(divide="ignore", invalid="ignore"):
+        icc1 = (msb - msw) / (msb + (k - 1) * msw)
+        icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+        icc3 = (msb - mse) / (msb + (k - 1) * mse)
+        icc1k = (msb - msw) / msb
+        icc2k = (msb - mse) / (msb + (msj - mse) / n)
+        icc3k = (msb - mse) / msb
+
+        f1 = msb / msw
+        df1n, df1d = n - 1, n * (k - 1)
+        f2 = msb / mse
+        df2n, df2d = n - 1, (n - 1) * (k - 1)
+        p1 = stats.f.sf(f1, df1n, df1d)
+        p2 = stats.f.sf(f2, df2n, df2d)
+
+        alpha = 1 - level
+        f1l = f1 / stats.f.ppf(1 - alpha / 2, df1n, df1d)
+        f1u = f1 * stats.f.ppf(1 - alpha / 2, df1d, df1n)
+        f3l = f2 / stats.f.ppf(1 - alpha / 2, df2n, df2d)
+        f3u = f2 * stats.f.ppf(1 - alpha / 2, df2d, df2n)
+        ci = {
+            "ICC1": ((f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)),
+            "ICC3": ((f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
+            "ICC1k": (1 - 1 / f1l, 1 - 1 / f1u),
+            "ICC3k": (1 - 1 / f3l, 1 - 1 / f3u),
+        }
+        # ICC2: Satterthwaite df for the denominator mean square (McGraw & Wong 1996, table 7).
+        fj = msj / mse
+        vn = (k - 1) * (n - 1) * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        vd = (n - 1) * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        v = vn / vd
+        fu = stats.f.ppf(1 - alpha / 2, n - 1, v)
+        fl = stats.f.ppf(1 - alpha / 2, v, n - 1)
+        denom = k * msj + (k * n - k - n) * mse
+        l2 = n * (msb - fu * mse) / (fu * denom + n * msb)
+        u2 = n * (fl * msb - mse) / (denom + n * fl * msb)
+        ci["ICC2"] = (l2, u2)
+        ci["ICC2k"] = (l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1)))
+
+    values = dict(zip(_ICC_TYPES, (icc1, icc2, icc3, icc1k, icc2k, icc3k)))
+    ftest = {
+        "ICC1": (f1, df1n, df1d, p1),
+        "ICC1k": (f1, df1n, df1d, p1),
+    }
+    for name in ("ICC2", "ICC3", "ICC2k", "ICC3k"):
+        ftest[name] = (f2, df2n, df2d, p2)
+    rows = []
+    for name in _ICC_TYPES:
+        fval, d1, d2, p = ftest[name]
+        rows.append(
+            {
+                "type": _ICC_DESCRIPTIONS[name],
+                "icc": float(values[name]),
+                "F": float(fval),
+                "df1": float(d1),
+                "df2": float(d2),
+                "pvalue": float(p),
+                "ci_low": float(ci[name][0]),
+                "ci_high": float(ci[name][1]),
+                "interpretation": _band_icc(values[name]),
+            }
+        )
+    table = pd.DataFrame(rows, index=pd.Index(_ICC_TYPES, name="coefficient"))
+    return ICCResult(
+        table=table,
+        n_targets=n,
+        n_raters=k,
+        level=level,
+        ms_targets=float(msb),
+        ms_raters=float(msj),
+        ms_error=float(mse),
+        ms_within=float(msw),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# ICC from REML variance components (crossed random effects)
+# --------------------------------------------------------------------------------------------
+class _CrossedREML:
+    """REML for y = mu + a_target + b_rater + e with independent normal effects.
+
+    Uses lme4's parameterisation: relative standard deviations theta = (sd_t / sd_e, sd_r / sd_e),
+    sigma^2 and mu profiled out, so the REML criterion (lme4's ``REMLcrit``) is
+
+        d(theta) = log|A| + log(X'H^-1 X) + (N - 1) (1 + log(2 pi r2 / (N - 1))),
+
+    with H = I + Z Lambda^2 Z', A = Lambda Z'Z Lambda + I (so |H| = |A|) and r2 the penalised
+    residual sum of squares. The target block of A is diagonal and is eliminated first, so the
+    cost is that of a dense (n_raters x n_raters) Cholesky factor per evaluation.
+    """
+
+    def __init__(self, y: np.ndarray, t_codes: np.ndarray, r_codes: np.ndarray | None):
+        self.y = y
+        self.N = y.size
+        self.t = t_codes
+        self.nt = int(t_codes.max()) + 1
+        self.n_t = np.bincount(t_codes, minlength=self.nt).astype(float)
+        self.r = r_codes
+        if r_codes is not None:
+            self.nr = int(r_codes.max()) + 1
+            self.n_r = np.bincount(r_codes, minlength=self.nr).astype(float)
+            self.C = sparse.coo_matrix(
+                (np.ones(self.N), (t_codes, r_codes)), shape=(self.nt, self.nr)
+            ).toarray()
+
+    def _solve_parts(self, theta, v):
+        """Return (H^-1 v for columns of v, log|A|)."""
+        th_t = theta[0]
+        d1 = th_t**2 * self.n_t + 1.0
+        logdet = np.sum(np.log(d1))
+        # Z'v blocks
+        cols = range(v.shape[1])
+        zt_v = np.column_stack([np.bincount(self.t, weights=v[:, j], minlength=self.nt) for j in cols])
+        if self.r is None:
+            u_t = th_t * zt_v / d1[:, None]
+            hv = v - (th_t * u_t)[self.t]
+            return hv, logdet
+        th_r = theta[1]
+        zr_v = np.column_stack([np.bincount(self.r, weights=v[:, j], minlength=self.nr) for j in cols])
+        b_mat = th_t * th_r * self.C  # nt x nr
+        d2 = th_r**2 * self.n_r + 1.0
+        s = np.diag(d2) - b_mat.T @ (b_mat / d1[:, None])
+        chol = np.linalg.cholesky(s)
+        logdet += 2.0 * np.sum(np.log(np.diag(chol)))
+        rhs_t = th_t * zt_v
+        rhs_r = th_r * zr_v
+        # block elimination of A [u_t; u_r] = [rhs_t; rhs_r]
+        g = rhs_r - b_mat.T @ (rhs_t / d1[:, None])
+        u_r = np.linalg.solve(chol.T, np.linalg.solve(chol, g))
+        u_t = (rhs_t - b_mat @ u_r) / d1[:, None]
+        hv = v - (th_t * u_t)[self.t] - (th_r * u_r)[self.r]
+        return hv, logdet
+
+    def parts(self, theta):
+        theta = np.abs(np.asarray(theta, float))
+        v = np.column_stack([self.y, np.ones(self.N)])
+        hv, logdet = self._solve_parts(theta, v)
+        hy, h1 = hv[:, 0], hv[:, 1]
+        xhx = np.sum(h1)  # 1' H^-1 1
+        mu = np.sum(hy) / xhx  # 1' H^-1 y / 1' H^-1 1
+        r2 = self.y @ hy - mu * np.sum(hy)
+        return mu, r2, logdet, xhx
+
+    def deviance(self, theta):
+        with np.errstate(all="ignore"):
+            _, r2, logdet, xhx = self.parts(theta)
+            nu = self.N - 1
+            if not (r2 > 0 and xhx > 0):
+                return np.inf
+            dev = logdet + np.log(xhx) + nu * (1 + np.log(2 * np.pi * r2 / nu))
+        return dev if np.isfinite(dev) else np.inf
+
+    def fit(self, start):
+        """Minimise the REML criterion over theta (it depends on theta^2 only, so unconstrained
+        Nelder-Mead is valid and reaches the boundary theta = 0); a restart from the first optimum
+        checks convergence."""
+        opts = {"xatol": 1e-8, "fatol": 1e-10, "maxfev": 4000}
+        res1 = optimize.minimize(self.deviance, start, method="Nelder-Mead", options=opts)
+        res2 = optimize.minimize(self.deviance, res1.x, method="Nelder-Mead", options=opts)
+        best = res2 if res2.fun <= res1.fun else res1
+        converged = bool(np.isfinite(best.fun) and abs(res1.fun - res2.fun) < 1e-7)
+        theta = np.abs(best.x)
+        mu, r2, _, _ = self.parts(theta)
+        sigma2 = r2 / (self.N - 1)
+        return theta, mu, sigma2, float(best.fun), converged
+
+
+@dataclass(frozen=True)
+class ICCMixedResult:
+    """Result of :func:`icc_mixed`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Indexed ``ICC1 ... ICC3k`` with columns ``type``, ``icc``, ``interpretation``.
+    var_target, var_rater, var_residual : float
+        REML variance components of ``rating ~ 1 + (1|target) + (1|rater)``.
+    var_target_oneway, var_residual_oneway : float
+        REML variance components of the one-way model ``rating ~ 1 + (1|target)`` (for ICC1).
+    intercept : float
+        Estimated mean rating (crossed model).
+    k : float
+        Number of ratings the average-rater coefficients refer to.
+    n_targets, n_raters, n_obs : int
+        Design size.
+    reml_deviance, reml_deviance_oneway : float
+        REML criteria at the optimum (lme4's ``REMLcrit``).
+    """
+
+    table: pd.DataFrame
+    var_target: float
+    var_rater: float
+    var_residual: float
+    var_target_oneway: float
+    var_residual_oneway: float
+    intercept: float
+    k: float
+    n_targets: int
+    n_raters: int
+    n_obs: int
+    reml_deviance: float
+    reml_deviance_oneway: float
+
+    @property
+    def icc(self) -> pd.Series:
+        """Point estimates, indexed ``ICC1`` ... ``ICC3k``."""
+        return self.table["icc"]
+
+    def variance_components(self) -> pd.DataFrame:
+        """Variance components of both models (tidy)."""
+        return pd.DataFrame(
+            {
+                "model": ["crossed", "crossed", "crossed", "one-way", "one-way"],
+                "component": ["target", "rater", "residual", "target", "residual"],
+                "variance": [
+                    self.var_target, self.var_rater, self.var_residual,
+                    self.var_target_oneway, self.var_residual_oneway,
+                ],
+            }
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ICC table (one row per coefficient)."""
+        return self.table.copy()
+
+    def summary(self) -> str:
+        head = (
+            f"Intraclass correlations from REML variance components: {self.n_obs} ratings of "
+            f"{self.n_targets} targets by {self.n_raters} raters (average-rater ICCs for k = "
+            f"{self.k:.3g})\n"
+        )
+        return (
+            head
+            + self.variance_components().to_string(index=False, float_format=lambda v: f"{v:.4f}")
+            + "\n\n"
+            + self.table.to_string(float_format=lambda v: f"{v:.4f}")
+        )
+
+    def plot_icc(self, ax=None):
+        """Point estimates over the Koo & Li (2016) bands; returns the Axes."""
+        return _plot_icc_table(self.table, ax, "ICC from variance components")
+
+
+def icc_mixed(
+    df: pd.DataFrame, targets: str, raters: str, ratings: str, k: float | None = None
+) -> ICCMixedResult:
+    """Intraclass correlations from REML variance components (incomplete designs allowed).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long format, one row per rating; a target rated by fewer raters has fewer rows.
+    targets, raters, ratings : str
+        Columns holding the rated target, the rater, and the numeric rating.
+    k : float, optional
+        Number of ratings averaged by the ``ICC1k/ICC2k/ICC3k`` coefficients. Default: the harmonic
+        mean of the number of ratings per target (so ``sigma2_e / k`` is the average error
+        variance of the observed target means; equal to the number of raters when complete).
+
+    Returns
+    -------
+    ICCMixedResult
+
+    Notes
+    -----
+    Fits by REML, with the same criterion as ``lme4::lmer``, the crossed model
+    ``rating ~ 1 + (1|target) + (1|rater)`` (variances ``s2_t, s2_r, s2_e``) and the one-way model
+    ``rating ~ 1 + (1|target)`` (``s1_t, s1_w``), then
+
+    * ICC1 = s1_t / (s1_t + s1_w);  ICC1k = s1_t / (s1_t + s1_w / k)
+    * ICC2 = s2_t / (s2_t + s2_r + s2_e);  ICC2k = s2_t / (s2_t + (s2_r + s2_e) / k)
+    * ICC3 = s2_t / (s2_t + s2_e);  ICC3k = s2_t / (s2_t + s2_e / k)
+
+    These are the population definitions of Shrout & Fleiss (1979) and McGraw & Wong (1996).
+    On a complete balanced design with positive variance estimates, REML equals the ANOVA
+    estimators, so the six values equal those of :func:`icc`. They differ from
+    ``psych::ICC(lmer = TRUE)``, which plugs the same variance components back into the mean-square
+    formulas. No confidence bounds are given (no exact F theory for unbalanced data).
+
+    References
+    ----------
+    Shrout, P. E., & Fleiss, J. L. (1979). Psychological Bulletin, 86(2), 420-428.
+    McGraw, K. O., & Wong, S. P. (1996). Psychological Methods, 1(1), 30-46.
+    Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models
+    using lme4. Journal of Statistical Software, 67(1).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> sf = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
+    >>> df = pd.DataFrame([(t, r, v) for t, row in enumerate(sf) for r, v in enumerate(row)],
+    ...                   columns=["session", "rater", "score"])
+    >>> df = df.drop(index=[8, 13, 7])  # three missing cells (session/rater 2/0, 3/1, 1/3)
+    >>> res = sa.icc_mixed(df, targets="session", raters="rater", ratings="score")
+    >>> round(res.var_target, 3), round(res.var_rater, 3), round(res.var_residual, 3)
+    (2.082, 6.224, 0.455)
+    """
+    func = "icc_mixed"
+    y = _wide_matrix(df, targets, raters, ratings, func)
+    t_codes, t_levels = pd.factorize(df[targets], sort=True)
+    r_codes, r_levels = pd.factorize(df[raters], sort=True)
+    n_t, n_r = len(t_levels), len(r_levels)
+    _check_design_size(n_t, n_r, y, func, targets, raters)
+    per_target = np.bincount(t_codes, minlength=n_t)
+    if k is None:
+        k = float(1.0 / np.mean(1.0 / per_target))
+    elif not (np.isfinite(k) and k >= 1):
+        raise ScaleupDataError(f"{func}: k must be a number >= 1, got {k!r}.")
+
+    crossed = _CrossedREML(y, t_codes, r_codes)
+    th2, mu2, s2e, dev2, ok2 = crossed.fit(np.array([0.8, 0.5]))
+    oneway = _CrossedREML(y, t_codes, None)
+    th1, _, s1w, dev1, ok1 = oneway.fit(np.array([0.8]))
+    if not (ok1 and ok2):
+        warnings.warn(
+            f"{func}: the REML optimizer reported non-convergence; check the variance components "
+            "(e.g. a rater or target with a single rating) and compare with lme4::lmer.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    s2t, s2r = s2e * th2[0] ** 2, s2e * th2[1] ** 2
+    s1t = s1w * th1[0] ** 2
+    values = {
+        "ICC1": s1t / (s1t + s1w),
+        "ICC2": s2t / (s2t + s2r + s2e),
+        "ICC3": s2t / (s2t + s2e),
+        "ICC1k": s1t / (s1t + s1w / k),
+        "ICC2k": s2t / (s2t + (s2r + s2e) / k),
+        "ICC3k": s2t / (s2t + s2e / k),
+    }
+    table = pd.DataFrame(
+        {
+            "type": [_ICC_DESCRIPTIONS[n] for n in _ICC_TYPES],
+            "icc": [float(values[n]) for n in _ICC_TYPES],
+            "interpretation": [_band_icc(values[n]) for n in _ICC_TYPES],
+        },
+        index=pd.Index(_ICC_TYPES, name="coefficient"),
+    )
+    return ICCMixedResult(
+        table=table,
+        var_target=float(s2t),
+        var_rater=float(s2r),
+        var_residual=float(s2e),
+        var_target_oneway=float(s1t),
+        var_residual_oneway=float(s1w),
+        intercept=float(mu2),
+        k=float(k),
+        n_targets=n_t,
+        n_raters=n_r,
+        n_obs=int(y.size),
+        reml_deviance=float(dev2),
+        reml_deviance_oneway=float(dev1),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Cohen's kappa
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KappaResult:
+    """Result of :func:`cohen_kappa`.
+
+    Attributes
+    ----------
+    kappa : float
+        Cohen's kappa (weighted if ``weights`` was given).
+    se : float
+        Large-sample standard error (Fleiss, Cohen & Everitt 1969), used for the confidence interval.
+    se0 : float
+        Standard error under H0: kappa = 0 (Fleiss, Cohen & Everitt 1969), used for ``z``.
+    z, pvalue : float
+        ``kappa / se0`` and its two-sided normal p-value.
+    ci_low, ci_high : float
+        ``kappa -/+ z_{1-(1-level)/2} * se``.
+    po, pe : float
+        Observed and chance-expected (weighted) agreement proportions.
+    n : int
+        Number of rated subjects.
+    weights : str or None
+        ``None``, ``"linear"`` or ``"quadratic"``.
+    level : float
+    interpretation : str
+        Landis & Koch (1977) band of ``kappa``.
+    table : pandas.DataFrame
+        Contingency table (rater 1 in rows, rater 2 in columns).
+    """
+
+    kappa: float
+    se: float
+    se0: float
+    z: float
+    pvalue: float
+    ci_low: float
+    ci_high: float
+    po: float
+    pe: float
+    n: int
+    weights: str | None
+    level: float
+    interpretation: str
+    table: pd.DataFrame = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row tidy table of the estimate and its inference."""
+        return pd.DataFrame(
+            [
+                {
+                    "statistic": "weighted kappa" if self.weights else "kappa",
+                    "weights": self.weights or "none",
+                    "kappa": self.kappa,
+                    "se": self.se,
+                    "ci_low": self.ci_low,
+                    "ci_high": self.ci_high,
+                    "se0": self.se0,
+                    "z": self.z,
+                    "pvalue": self.pvalue,
+                    "po": self.po,
+                    "pe": self.pe,
+                    "n": self.n,
+                    "interpretation": self.interpretation,
+                }
+            ]
+        )
+
+    def summary(self) -> str:
+        w = f"{self.weights}-weighted" if self.weights else "unweighted"
+        return (
+            f"Cohen's kappa ({w}), n = {self.n}\n"
+            f"  kappa = {self.kappa:.4f}  SE = {self.se:.4f}  {self.level:.0%} CI "
+            f"[{self.ci_low:.4f}, {self.ci_high:.4f}]  ({self.interpretation}, Landis & Koch 1977)\n"
+            f"  test of kappa = 0: SE0 = {self.se0:.4f}, z = {self.z:.3f}, p = {self.pvalue:.3g}\n"
+            f"  observed agreement po = {self.po:.4f}, chance agreement pe = {self.pe:.4f}"
+        )
+
+    def plot_table(self, ax=None):
+        """Heat map of the contingency table (counts annotated); returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4, 3.5))
+        t = self.table.to_numpy(float)
+        ax.imshow(t, cmap="Greys")
+        for i in range(t.shape[0]):
+            for j in range(t.shape[1]):
+                colour = "white" if t[i, j] > t.max() / 2 else "black"
+                ax.text(j, i, f"{t[i, j]:g}", ha="center", va="center", color=colour)
+        ax.set_xticks(range(t.shape[1]))
+        ax.set_xticklabels(self.table.columns)
+        ax.set_yticks(range(t.shape[0]))
+        ax.set_yticklabels(self.table.index)
+        ax.set_xlabel(f"{self.table.columns.name} (category)")
+        ax.set_ylabel(f"{self.table.index.name} (category)")
+        ax.set_title(f"Cohen's kappa = {self.kappa:.3f}")
+        return ax
+
+
+def cohen_kappa(
+    df: pd.DataFrame,
+    rater1: str,
+    rater2: str,
+    weights: str | None = None,
+    level: float = 0.95,
+    categories=None,
+) -> KappaResult:
+    """Cohen's kappa for two raters, unweighted or with linear / quadratic weights.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per subject rated by both raters.
+    rater1, rater2 : str
+        Columns holding each rater's category.
+    weights : {None, "linear", "quadratic"}
+        Disagreement weights by category distance: none (Cohen 1960), linear
+        (Cicchetti & Allison 1971) or quadratic (Fleiss & Cohen 1973).
+    level : float, default 0.95
+        Confidence level.
+    categories : sequence, optional
+        The ordered categories (include ones nobody used). Default: the sorted union of observed
+        values. Weights use the category positions ``0 .. K-1``.
+
+    Returns
+    -------
+    KappaResult
+
+    Notes
+    -----
+    With cell proportions ``p_ij``, margins ``p_i.``, ``p_.j`` and agreement weights
+    ``w_ij = 1 - |i - j|^a / (K - 1)^a`` (``a = 1`` linear, ``2`` quadratic, identity if none):
+    ``po = sum w_ij p_ij``, ``pe = sum w_ij p_i. p_.j``, ``kappa = (po - pe) / (1 - pe)``.
+    Standard errors are the large-sample ones of Fleiss, Cohen & Everitt (1969), with
+    ``wbar_i. = sum_j p_.j w_ij`` and ``wbar_.j = sum_i p_i. w_ij``:
+
+    * ``var = [sum p_ij (w_ij - (wbar_i. + wbar_.j)(1 - kappa))^2 - (kappa - pe (1 - kappa))^2]
+      / (n (1 - pe)^2)`` (for the confidence interval, as ``psych::cohen.kappa`` reports for the
+      unweighted kappa, and SAS PROC FREQ / statsmodels for both);
+    * ``var0 = [sum p_i. p_.j (w_ij - (wbar_i. + wbar_.j))^2 - pe^2] / (n (1 - pe)^2)``
+      (under H0: kappa = 0, for ``z``).
+
+    psych 2.2.9's ``var.weighted`` uses ``p_j. sum_k w_jk`` in place of ``wbar_.j`` and so differs
+    from the published formula for weighted kappa; the weighted estimate itself agrees with psych.
+
+    References
+    ----------
+    Cohen, J. (1960). A coefficient of agreement for nominal scales. Educational and Psychological
+    Measurement, 20(1), 37-46.
+    Fleiss, J. L., Cohen, J., & Everitt, B. S. (1969). Large sample standard errors of kappa and
+    weighted kappa. Psychological Bulletin, 72(5), 323-327.
+    Landis, J. R., & Koch, G. G. (1977). The measurement of observer agreement for categorical
+    data. Biometrics, 33(1), 159-174.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"a": [1, 1, 2, 2, 3, 3, 2, 1], "b": [1, 2, 2, 2, 3, 2, 2, 1]})
+    >>> res = sa.cohen_kappa(df, "a", "b")
+    >>> round(res.kappa, 4), res.interpretation
+    (0.6098, 'substantial')
+    """
+    func = "cohen_kappa"
+    _check_frame(df, {"rater1": rater1, "rater2": rater2}, func)
+    if weights not in (None, "linear", "quadratic"):
+        raise ScaleupDataError(
+            f"{func}: weights must be None, 'linear' or 'quadratic', got {weights!r}."
+        )
+    if not 0 < level < 1:
+        raise ScaleupDataError(f"{func}: level must be in (0, 1), got {level!r}.")
+    miss = df[rater1].isna() | df[rater2].isna()
+    if miss.any():
+        raise ScaleupDataError(
+            f"{func}: {_first_rows(miss, df)} lack a rating in {rater1!r} or {rater2!r}; kappa needs "
+            "both raters for every subject. Drop those rows (or use sa.krippendorff_alpha, which "
+            "allows missing ratings)."
+        )
+    if len(df) < 2:
+        raise ScaleupDataError(f"{func}: df has {len(df)} row(s); at least 2 rated subjects are needed.")
+    if categories is None:
+        categories = np.array(sorted(pd.unique(pd.concat([df[rater1], df[rater2]]))), dtype=object)
+    else:
+        categories = np.asarray(list(categories), dtype=object)
+        if len(set(categories.tolist())) != len(categories):
+            raise ScaleupDataError(f"{func}: categories contains duplicates: {list(categories)}.")
+        unknown = ~df[rater1].isin(categories) | ~df[rater2].isin(categories)
+        if unknown.any():
+            raise ScaleupDataError(
+                f"{func}: {_first_rows(unknown, df)} hold values not listed in categories; add them."
+            )
+    kcat = len(categories)
+    if kcat < 2:
+        raise ScaleupDataError(
+            f"{func}: both raters used the single category {categories[0]!r} for all {len(df)} "
+            "subjects; kappa is undefined without variation."
+        )
+    cat_index = pd.Index(categories)
+    i = cat_index.get_indexer(df[rater1])
+    j = cat_index.get_indexer(df[rater2])
+    n = len(df)
+    counts = np.zeros((kcat, kcat))
+    np.add.at(counts, (i, j), 1.0)
+    p = counts / n
+    pr, pc = p.sum(axis=1), p.sum(axis=0)
+
+    dist = np.abs(np.subtract.outer(np.arange(kcat), np.arange(kcat))).astype(float)
+    if weights is None:
+        w = np.eye(kcat)
+    elif weights == "linear":
+        w = 1.0 - dist / (kcat - 1)
+    else:
+        w = 1.0 - dist**2 / (kcat - 1) ** 2
+    po = float(np.sum(w * p))
+    pe = float(np.sum(w * np.outer(pr, pc)))
+    if pe >= 1:
+        raise ScaleupDataError(
+            f"{func}: chance agreement is 1 (each rater used a single category), so kappa is undefined."
+        )
+    kappa = (po - pe) / (1 - pe)
+    wbar_i = w @ pc  # sum_j p_.j w_ij
+    wbar_j = pr @ w  # sum_i p_i. w_ij
+    wsum = wbar_i[:, None] + wbar_j[None, :]
+    var = (np.sum(p * (w - wsum * (1 - kappa)) ** 2) - (kappa - pe * (1 - kappa)) ** 2) / (n * (1 - pe) ** 2)
+    var0 = (np.sum(np.outer(pr, pc) * (w - wsum) ** 2) - pe**2) / (n * (1 - pe) ** 2)
+    se = float(np.sqrt(max(var, 0.0)))
+    se0 = float(np.sqrt(max(var0, 0.0)))
+    zq = stats.norm.ppf(1 - (1 - level) / 2)
+    z = kappa / se0 if se0 > 0 else np.nan
+    pvalue = float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan
+    table = pd.DataFrame(
+        counts.astype(int),
+        index=pd.Index(categories, name=rater1),
+        columns=pd.Index(categories, name=rater2),
+    )
+    return KappaResult(
+        kappa=float(kappa),
+        se=se,
+        se0=se0,
+        z=float(z),
+        pvalue=pvalue,
+        ci_low=float(kappa - zq * se),
+        ci_high=float(kappa + zq * se),
+        po=po,
+        pe=pe,
+        n=n,
+        weights=weights,
+        level=level,
+        interpretation=_band_kappa(kappa),
+        table=table,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fleiss' kappa
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FleissKappaResult:
+    """Result of :func:`fleiss_kappa`.
+
+    Attributes
+    ----------
+    kappa : float
+        Fleiss' (1971) kappa.
+    se : float
+        Standard error under H0: kappa = 0 (Fleiss, Nee & Landis 1979).
+    z, pvalue : float
+        ``kappa / se`` and its two-sided normal p-value.
+    ci_low, ci_high : float
+        ``kappa -/+ z_{1-(1-level)/2} * se`` (uses the null standard error; see Notes of
+        :func:`fleiss_kappa`).
+    per_category : pandas.DataFrame
+        Indexed by category: ``p`` (share of all ratings), ``kappa``, ``se``, ``z``, ``pvalue``,
+        ``ci_low``, ``ci_high``, ``interpretation``.
+    n_subjects, n_raters : int
+        Subjects and ratings per subject.
+    po, pe : float
+        Mean observed pairwise agreement and chance agreement.
+    level : float
+    interpretation : str
+        Landis & Koch (1977) band of ``kappa``.
+    """
+
+    kappa: float
+    se: float
+    z: float
+    pvalue: float
+    ci_low: float
+    ci_high: float
+    per_category: pd.DataFrame
+    n_subjects: int
+    n_raters: int
+    po: float
+    pe: float
+    level: float
+    interpretation: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """Overall row then one row per category (``category == "overall"`` for the first)."""
+        overall = pd.DataFrame(
+            [{"category": "overall", "p": 1.0, "kappa": self.kappa, "se": self.se, "z": self.z,
+              "pvalue": self.pvalue, "ci_low": self.ci_low, "ci_high": self.ci_high,
+              "interpretation": self.interpretation}]
+        )
+        per = self.per_category.rename_axis("category").reset_index()
+        per["category"] = per["category"].astype(object)
+        return pd.concat([overall, per], ignore_index=True)
+
+    def summary(self) -> str:
+        return (
+            f"Fleiss' kappa: {self.n_subjects} subjects x {self.n_raters} ratings each\n"
+            f"  kappa = {self.kappa:.4f}  SE0 = {self.se:.4f}  z = {self.z:.3f}  p = {self.pvalue:.3g}  "
+            f"{self.level:.0%} CI [{self.ci_low:.4f}, {self.ci_high:.4f}]  ({self.interpretation})\n"
+            + self.per_category.to_string(float_format=lambda v: f"{v:.4f}")
+        )
+
+    def plot_categories(self, ax=None):
+        """Per-category kappas with +/- z*SE bars and the overall kappa; returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.5))
+        per = self.per_category
+        zq = stats.norm.ppf(1 - (1 - self.level) / 2)
+        x = np.arange(len(per))
+        ax.bar(x, per["kappa"], color="0.7", yerr=zq * per["se"], capsize=3, edgecolor="black")
+        ax.axhline(self.kappa, color="black", linestyle="--", label=f"overall {self.kappa:.3f}")
+        ax.set_xticks(x)
+        ax.set_xticklabels([str(c) for c in per.index])
+        ax.set_xlabel("category")
+        ax.set_ylabel("kappa")
+        ax.set_title("Fleiss' kappa by category")
+        ax.legend()
+        return ax
+
+
+def fleiss_kappa(
+    df: pd.DataFrame, subjects: str, raters: str, ratings: str, level: float = 0.95
+) -> FleissKappaResult:
+    """Fleiss' kappa for several raters assigning nominal categories.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long format, one row per (subject, rater) rating. Every subject must carry the same number
+        ``m >= 2`` of ratings (the raters need not be the same people).
+    subjects, raters, ratings : str
+        Columns holding the subject, the rater and the category assigned.
+    level : float, default 0.95
+
+    Returns
+    -------
+    FleissKappaResult
+
+    Notes
+    -----
+    With ``N`` subjects, ``m`` ratings each, ``x_ij`` ratings of subject ``i`` in category ``j``,
+    ``p_j = sum_i x_ij / (N m)`` and ``q_j = 1 - p_j``:
+    ``po = mean_i (sum_j x_ij^2 - m) / (m (m - 1))``, ``pe = sum_j p_j^2``,
+    ``kappa = (po - pe) / (1 - pe)`` (Fleiss 1971). Category kappas
+    ``kappa_j = 1 - sum_i x_ij (m - x_ij) / (N m (m - 1) p_j q_j)``.
+    Standard errors are those of Fleiss, Nee & Landis (1979) **under the null hypothesis** of no
+    agreement beyond chance (as in ``irr::kappam.fleiss``):
+    ``se = sqrt(2) / (sum p_j q_j sqrt(N m (m - 1))) * sqrt((sum p_j q_j)^2 - sum p_j q_j (q_j - p_j))``
+    and ``se_j = sqrt(2 / (N m (m - 1)))``. They are exact for the z test; the confidence interval
+    ``kappa -/+ z se`` reuses the null SE and is only a rough guide when kappa is far from 0.
+    Subjects with unequal numbers of ratings: use :func:`krippendorff_alpha`.
+
+    References
+    ----------
+    Fleiss, J. L. (1971). Measuring nominal scale agreement among many raters. Psychological
+    Bulletin, 76(5), 378-382.
+    Fleiss, J. L., Nee, J. C. M., & Landis, J. R. (1979). Large sample variance of kappa in the
+    case of different sets of raters. Psychological Bulletin, 86(5), 974-977.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rows = [[1, 1, 1], [1, 1, 2], [2, 2, 2], [3, 3, 3], [3, 2, 3], [1, 1, 1]]
+    >>> df = pd.DataFrame([(s, r, v) for s, row in enumerate(rows) for r, v in enumerate(row)],
+    ...                   columns=["session", "rater", "category"])
+    >>> res = sa.fleiss_kappa(df, "session", "rater", "category")
+    >>> round(res.kappa, 4), res.interpretation
+    (0.6571, 'substantial')
+    """
+    func = "fleiss_kappa"
+    _check_frame(df, {"subjects": subjects, "raters": raters, "ratings": ratings}, func)
+    _check_no_missing_keys(df, {"subjects": subjects, "raters": raters}, func)
+    if not 0 < level < 1:
+        raise ScaleupDataError(f"{func}: level must be in (0, 1), got {level!r}.")
+    miss = df[ratings].isna()
+    if miss.any():
+        raise ScaleupDataError(
+            f"{func}: df column {ratings!r} has missing ratings in {_first_rows(miss, df)}; Fleiss' "
+            "kappa needs the same number of ratings per subject. Drop the rows and keep subjects "
+            "complete, or use sa.krippendorff_alpha (missing ratings allowed)."
+        )
+    _check_unique_pairs(df, subjects, raters, func)
+    s_codes, s_levels = pd.factorize(df[subjects], sort=True)
+    c_codes, c_levels = pd.factorize(df[ratings], sort=True)
+    n_sub, n_cat = len(s_levels), len(c_levels)
+    if n_sub < 2:
+        raise ScaleupDataError(f"{func}: df column {subjects!r} has {n_sub} subject; at least 2 are needed.")
+    x = np.zeros((n_sub, n_cat))
+    np.add.at(x, (s_codes, c_codes), 1.0)
+    m_i = x.sum(axis=1)
+    m = m_i.max()
+    if np.any(m_i != m):
+        short = s_levels[np.flatnonzero(m_i != m)]
+        raise ScaleupDataError(
+            f"{func}: every subject needs the same number of ratings, but {len(short)} of {n_sub} "
+            f"subjects have fewer than {int(m)} (first: {short[:5].tolist()}). Use "
+            "sa.krippendorff_alpha (unequal numbers allowed) or keep complete subjects."
+        )
+    if m < 2:
+        raise ScaleupDataError(f"{func}: each subject has a single rating; at least 2 raters are needed.")
+    if n_cat < 2:
+        raise ScaleupDataError(
+            f"{func}: all ratings are the single category {c_levels[0]!r}; kappa is undefined."
+        )
+    nm = n_sub * m
+    pj = x.sum(axis=0) / nm
+    qj = 1 - pj
+    po = float(np.mean((np.sum(x**2, axis=1) - m) / (m * (m - 1))))
+    pe = float(np.sum(pj**2))
+    kappa = (po - pe) / (1 - pe)
+    pq = pj * qj
+    se = float(
+        np.sqrt(2.0) / (pq.sum() * np.sqrt(nm * (m - 1))) * np.sqrt(pq.sum() ** 2 - np.sum(pq * (qj - pj)))
+    )
+    z = kappa / se
+    pvalue = float(2 * stats.norm.sf(abs(z)))
+    kappa_j = 1 - np.sum(x * (m - x), axis=0) / (nm * (m - 1) * pq)
+    se_j = np.full(n_cat, np.sqrt(2.0 / (nm * (m - 1))))
+    z_j = kappa_j / se_j
+    zq = stats.norm.ppf(1 - (1 - level) / 2)
+    per = pd.DataFrame(
+        {
+            "p": pj,
+            "kappa": kappa_j,
+            "se": se_j,
+            "z": z_j,
+            "pvalue": 2 * stats.norm.sf(np.abs(z_j)),
+            "ci_low": kappa_j - zq * se_j,
+            "ci_high": kappa_j + zq * se_j,
+            "interpretation": [_band_kappa(v) for v in kappa_j],
+        },
+        index=pd.Index(c_levels, name="category"),
+    )
+    return FleissKappaResult(
+        kappa=float(kappa),
+        se=se,
+        z=float(z),
+        pvalue=pvalue,
+        ci_low=float(kappa - zq * se),
+        ci_high=float(kappa + zq * se),
+        per_category=per,
+        n_subjects=n_sub,
+        n_raters=int(m),
+        po=po,
+        pe=pe,
+        level=level,
+        interpretation=_band_kappa(kappa),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Krippendorff's alpha
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KrippendorffResult:
+    """Result of :func:`krippendorff_alpha`.
+
+    Attributes
+    ----------
+    alpha : float
+        Krippendorff's alpha.
+    ci_low, ci_high : float
+        Bootstrap percentile bounds (``nan`` when ``n_boot == 0``).
+    ci : float
+        Their confidence level.
+    level : str
+        Level of measurement (metric).
+    n_units : int
+        Pairable units (with at least 2 values).
+    n_pairable : int
+        Pairable values ``n..`` (values in pairable units).
+    n_units_dropped : int
+        Units left out because they carry fewer than 2 values.
+    observed_disagreement, expected_disagreement : float
+        ``Do`` and ``De`` (alpha = 1 - Do / De).
+    coincidence : pandas.DataFrame
+        Coincidence matrix ``o_ck`` (values in rows and columns).
+    boot : numpy.ndarray
+        Sorted bootstrap replicates of alpha (empty when ``n_boot == 0``).
+    n_boot, seed
+        Bootstrap settings.
+    interpretation : str
+        Krippendorff (2004) band: >= 0.800 reliable, 0.667-0.800 tentative, < 0.667 unreliable.
+    """
+
+    alpha: float
+    ci_low: float
+    ci_high: float
+    ci: float
+    level: str
+    n_units: int
+    n_pairable: int
+    n_units_dropped: int
+    observed_disagreement: float
+    expected_disagreement: float
+    coincidence: pd.DataFrame = field(repr=False)
+    boot: np.ndarray = field(repr=False)
+    n_boot: int
+    seed: int | None
+    interpretation: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row tidy table."""
+        return pd.DataFrame(
+            [
+                {
+                    "level": self.level,
+                    "alpha": self.alpha,
+                    "ci_low": self.ci_low,
+                    "ci_high": self.ci_high,
+                    "ci": self.ci,
+                    "n_units": self.n_units,
+                    "n_pairable": self.n_pairable,
+                    "n_units_dropped": self.n_units_dropped,
+                    "interpretation": self.interpretation,
+                }
+            ]
+        )
+
+    def summary(self) -> str:
+        ci = (
+            f"{self.ci:.0%} bootstrap CI [{self.ci_low:.4f}, {self.ci_high:.4f}] ({self.n_boot} draws)"
+            if self.n_boot
+            else "no bootstrap"
+        )
+        return (
+            f"Krippendorff's alpha ({self.level}) = {self.alpha:.4f}  {ci}\n"
+            f"  {self.n_units} pairable units, {self.n_pairable} pairable values, "
+            f"{self.n_units_dropped} unit(s) with < 2 values dropped\n"
+            f"  Do = {self.observed_disagreement:.4g}, De = {self.expected_disagreement:.4g}  "
+            f"-> {self.interpretation} (Krippendorff 2004)"
+        )
+
+    def plot_bootstrap(self, ax=None):
+        """Histogram of the bootstrap replicates with alpha, its bounds and the 0.667/0.800
+        thresholds; returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.5))
+        if self.boot.size:
+            ax.hist(self.boot, bins=40, color="0.75", edgecolor="0.4")
+            ax.axvline(self.ci_low, color="black", linestyle=":")
+            ax.axvline(self.ci_high, color="black", linestyle=":")
+        ax.axvline(self.alpha, color="black", linewidth=2, label=f"alpha = {self.alpha:.3f}")
+        for thr in (0.667, 0.800):
+            ax.axvline(thr, color="0.5", linestyle="--")
+        ax.set_xlabel(f"Krippendorff's alpha ({self.level})")
+        ax.set_ylabel("bootstrap replicates")
+        ax.set_title("Krippendorff's alpha: bootstrap distribution")
+        ax.legend()
+        return ax
+
+
+def _delta2(level: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
+    """Squared difference function delta^2_ck of Krippendorff (2011)."""
+    kv = n_c.size
+    if level == "nominal":
+        return 1.0 - np.eye(kv)
+    if level == "ordinal":
+        cum = np.concatenate([[0.0], np.cumsum(n_c)])
+        # sum_{g=c}^{k} n_g - (n_c + n_k)/2 for c <= k (symmetric)
+        lo = np.minimum.outer(np.arange(kv), np.arange(kv))
+        hi = np.maximum.outer(np.arange(kv), np.arange(kv))
+        s = cum[hi + 1] - cum[lo] - (n_c[:, None] + n_c[None, :]) / 2.0
+        return s**2
+    v = values.astype(float)
+    diff = np.subtract.outer(v, v)
+    if level == "interval":
+        return diff**2
+    total = np.add.outer(v, v)  # ratio
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total == 0, 0.0, (diff / np.where(total == 0, 1.0, total)) ** 2)
+    return out
+
+
+def krippendorff_alpha(
+    df: pd.DataFrame,
+    units: str,
+    raters: str,
+    values: str,
+    level: str = "nominal",
+    n_boot: int = 1000,
+    seed: int | None = None,
+    ci: float = 0.95,
+) -> KrippendorffResult:
+    """Krippendorff's alpha for any number of raters, with missing ratings.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long format, one row per (unit, rater) value. A unit rated by fewer raters simply has fewer
+        rows; rows with a missing value are left out (with a ``RowsOmittedWarning``).
+    units, raters, values : str
+        Columns holding the unit (e.g. observed session), the rater and the value assigned.
+    level : {"nominal", "ordinal", "interval", "ratio"}
+        Level of measurement, which sets the difference function. Ordinal values are ranked by
+        their sort order (pass an ordered ``pandas.Categorical`` for labels such as
+        ``"low" < "mid" < "high"``); interval and ratio values must be numeric.
+    n_boot : int, default 1000
+        Bootstrap replicates (0 to skip the interval).
+    seed : int, optional
+        Seed of ``numpy.random.default_rng`` for the bootstrap (same seed -> same interval).
+    ci : float, default 0.95
+        Confidence level of the bootstrap interval.
+
+    Returns
+    -------
+    KrippendorffResult
+
+    Notes
+    -----
+    Built on the coincidence matrix (Krippendorff 2011): for each pairable unit ``u`` with ``m_u``
+    values and ``n_uc`` values equal to ``c``, ``o_ck = sum_u (n_uc n_uk - [c = k] n_uc) / (m_u - 1)``;
+    ``n_c = sum_k o_ck``, ``n.. = sum_c n_c``;
+    ``alpha = 1 - (n.. - 1) sum o_ck delta2_ck / sum n_c n_k delta2_ck`` with
+    ``delta2 = [c != k]`` (nominal), ``(sum_{g=c}^{k} n_g - (n_c + n_k)/2)^2`` (ordinal),
+    ``(c - k)^2`` (interval), ``((c - k)/(c + k))^2`` (ratio).
+    Units with fewer than 2 values are not pairable and are dropped (``RowsOmittedWarning``).
+    The computation is a sparse (units x values) product, so it scales to many units.
+
+    Bootstrap: Krippendorff's algorithm as implemented in Hayes' KALPHA macro (version 3.0,
+    Hayes & Krippendorff 2007). ``De`` is kept fixed; each replicate draws
+    ``M = min(25 Q, (m - 1) n.. / 2)`` value pairs with replacement from the distribution
+    ``o_ck / n..`` over the cells ``c <= k`` (``Q`` non-zero cells of ``o_ck``, ``m`` raters) and
+    is ``1 - sum(delta2 of the drawn pairs) / (M De)`` with
+    ``De = sum n_c n_k delta2_ck / (n.. (n.. - 1))``, truncated below at -1. Replicates equal to 1
+    that only reflect a lack of variation are reset to 0 (all of them when a single diagonal cell
+    of ``o_ck`` is non-zero, otherwise at most ``round(B sum_c (o_cc / n..)^P)`` with ``P`` the
+    number of pairs). The bounds are the sorted replicates number ``trunc(B (1 - ci)/2)`` and
+    ``trunc(B (1 + ci)/2) + 1``, as KALPHA prints them. Because of the cap ``25 Q`` on the draws,
+    the interval stops narrowing once the data hold more than about ``25 Q`` pairs, so for very
+    large data it is conservative.
+
+    References
+    ----------
+    Krippendorff, K. (2004). Content analysis: An introduction to its methodology (2nd ed.). Sage.
+    Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for
+    Communication, University of Pennsylvania. https://repository.upenn.edu/asc_papers/43
+    Hayes, A. F., & Krippendorff, K. (2007). Answering the call for a standard reliability measure
+    for coding data. Communication Methods and Measures, 1(1), 77-89.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"unit": [1, 1, 2, 2, 3, 3, 3, 4, 4],
+    ...                    "rater": ["A", "B", "A", "B", "A", "B", "C", "A", "C"],
+    ...                    "code": [1, 1, 2, 2, 3, 3, 1, 1, 1]})
+    >>> res = sa.krippendorff_alpha(df, "unit", "rater", "code", level="nominal", n_boot=0)
+    >>> round(res.alpha, 4), res.n_units, res.n_pairable
+    (0.6667, 4, 9)
+    """
+    func = "krippendorff_alpha"
+    _check_frame(df, {"units": units, "raters": raters, "values": values}, func)
+    if level not in ("nominal", "ordinal", "interval", "ratio"):
+        raise ScaleupDataError(
+            f"{func}: level must be 'nominal', 'ordinal', 'interval' or 'ratio', got {level!r}."
+        )
+    if not 0 < ci < 1:
+        raise ScaleupDataError(f"{func}: ci must be in (0, 1), got {ci!r}.")
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 0):
+        raise ScaleupDataError(f"{func}: n_boot must be a non-negative integer, got {n_boot!r}.")
+    _check_no_missing_keys(df, {"units": units, "raters": raters}, func)
+    miss = df[values].isna()
+    if miss.any():
+        warnings.warn(
+            f"{func}: {int(miss.sum())} row(s) with a missing value in {values!r} were left out "
+            "(a missing rating is simply absent in Krippendorff's alpha).",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+        df = df.loc[~miss]
+    _check_unique_pairs(df, units, raters, func)
+    vals = df[values]
+    if level in ("interval", "ratio"):
+        vals = pd.Series(_check_numeric(df, values, "values", func), index=df.index)
+        if level == "ratio" and (vals < 0).any():
+            raise ScaleupDataError(
+                f"{func}: level='ratio' needs non-negative values, but df column {values!r} has "
+                f"{_first_rows(vals < 0, df)} below 0; use level='interval'."
+            )
+    u_codes, u_levels = pd.factorize(df[units], sort=False)
+    try:
+        v_codes, v_levels = pd.factorize(vals, sort=True)
+    except TypeError as exc:
+        raise ScaleupDataError(
+            f"{func}: df column {values!r} mixes value types that cannot be ordered ({exc})."
+        ) from None
+    n_u_all = len(u_levels)
+    m_u = np.bincount(u_codes, minlength=n_u_all)
+    pairable = m_u >= 2
+    n_dropped = int(n_u_all - pairable.sum())
+    if n_dropped:
+        warnings.warn(
+            f"{func}: {n_dropped} unit(s) in {units!r} with fewer than 2 values are not pairable and "
+            f"were left out (first: {u_levels[~pairable][:5].tolist()}).",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+    keep = pairable[u_codes]
+    if keep.sum() == 0:
+        raise ScaleupDataError(
+            f"{func}: no unit in {units!r} carries 2 or more values; alpha needs units rated by at "
+            "least two raters."
+        )
+    # re-code to pairable units and used values
+    u_sub = u_codes[keep]
+    v_sub_raw = v_codes[keep]
+    used_v, v_sub = np.unique(v_sub_raw, return_inverse=True)
+    v_levels = np.asarray(v_levels)[used_v]
+    u_idx, u_sub = np.unique(u_sub, return_inverse=True)
+    n_units = u_idx.size
+    kv = used_v.size
+    # n_uc (units x values), coincidences o = N' diag(1/(m_u - 1)) N - diag(sum_u n_uc / (m_u - 1))
+    nuc = sparse.csr_matrix((np.ones(u_sub.size), (u_sub, v_sub)), shape=(n_units, kv))
+    mu = np.asarray(nuc.sum(axis=1)).ravel()
+    winv = 1.0 / (mu - 1.0)
+    nw = sparse.diags(winv) @ nuc
+    o = (nuc.T @ nw).toarray()
+    o[np.diag_indices(kv)] -= np.asarray(nw.sum(axis=0)).ravel()
+    n_c = o.sum(axis=1)
+    n_tot = float(n_c.sum())
+    numeric_values = v_levels.astype(float) if level in ("interval", "ratio") else None
+    d2 = _delta2(level, numeric_values if numeric_values is not None else v_levels, n_c)
+    d_o = float(np.sum(o * d2) / n_tot)
+    d_e = float(np.sum(np.outer(n_c, n_c) * d2) / (n_tot * (n_tot - 1)))
+    if kv < 2 or d_e == 0:
+        raise ScaleupDataError(
+            f"{func}: every pairable value in {values!r} is the same ({v_levels[0]!r}); alpha is "
+            "undefined without variation."
+        )
+    alpha = 1.0 - d_o / d_e
+
+    boot = np.empty(0)
+    lo = hi = np.nan
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        iu = np.triu_indices(kv)
+        p_cells = np.where(iu[0] == iu[1], o[iu], 2.0 * o[iu]) / n_tot
+        d_cells = d2[iu]
+        nz = p_cells > 0
+        p_cells, d_cells = p_cells[nz] / p_cells[nz].sum(), d_cells[nz]
+        q = int(np.count_nonzero(o))
+        n_raters = int(df.loc[keep, raters].nunique())
+        m_draw = int(min(25 * q, (n_raters - 1) * n_tot / 2.0))
+        m_draw = max(m_draw, 1)
+        if p_cells.size <= m_draw:
+            counts = rng.multinomial(m_draw, p_cells, size=n_boot)
+            sums = counts @ d_cells
+        else:
+            idx = rng.choice(p_cells.size, size=(n_boot, m_draw), p=p_cells)
+            sums = d_cells[idx].sum(axis=1)
+        boot = 1.0 - sums / (m_draw * d_e)
+        boot = np.maximum(boot, -1.0)
+        # replicates equal to 1 that only reflect a lack of variation (KALPHA 3.0)
+        diag_p = np.diag(o) / n_tot
+        n_diag = int(np.count_nonzero(diag_p))
+        is_one = boot == 1.0
+        if n_diag == 1:
+            boot[is_one] = 0.0
+        else:
+            n_pairs = float(np.sum(mu * (mu - 1.0)) / 2.0)
+            n_reset = int(np.round(n_boot * np.sum(diag_p**n_pairs)))
+            if n_reset:
+                boot[np.flatnonzero(is_one)[:n_reset]] = 0.0
+        boot = np.sort(boot)
+        # order statistics as in KALPHA: trunc(q_lo B) and trunc(q_hi B) + 1 (1-based)
+        i_lo = min(max(int(np.floor((1 - ci) / 2 * n_boot)), 1), n_boot)
+        i_hi = min(int(np.floor((1 + ci) / 2 * n_boot)) + 1, n_boot)
+        lo, hi = boot[i_lo - 1], boot[i_hi - 1]
+
+    labels = pd.Index(v_levels, name="value")
+    coincidence = pd.DataFrame(o, index=labels, columns=labels.copy())
+    return KrippendorffResult(
+        alpha=float(alpha),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        ci=ci,
+        level=level,
+        n_units=int(n_units),
+        n_pairable=int(round(n_tot)),
+        n_units_dropped=n_dropped,
+        observed_disagreement=d_o,
+        expected_disagreement=d_e,
+        coincidence=coincidence,
+        boot=boot,
+        n_boot=int(n_boot),
+        seed=seed,
+        interpretation=_band_alpha(alpha),
+    )
