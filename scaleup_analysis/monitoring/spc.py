@@ -1,0 +1,592 @@
+"""Statistical process control: runs analysis (Anhøj rules) and Shewhart control charts.
+
+The computations follow the R package qicharts2 (Anhøj 2023) so that a chart drawn here and one
+drawn with ``qicharts2::qic()`` carry the same centre line, limits and signals:
+
+* runs analysis: observations on the centre line are ignored ("not useful"); an unusually long run
+  (``longest_run > round(log2(n_useful)) + 3``) or unusually few crossings
+  (``n_crossings < qbinom(0.05, n_useful - 1, 0.5)``) signal non-random variation;
+* Shewhart 3-sigma limits as in Montgomery (2009) and qicharts2 (moving ranges screened at
+  3.267 x average moving range, as qicharts2 does by default; c4 for xbar/s charts; per-point
+  limits for p/u charts; Laney's P' and U' charts with sigma_z from moving ranges of z-scores).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from ..errors import ScaleupDataError
+
+__all__ = ["runs_analysis", "control_chart", "RunsAnalysis", "ControlChart"]
+
+_CHARTS = ("run", "i", "mr", "xbar", "s", "p", "u", "c", "pp", "up")
+_NEEDS_N = ("p", "u", "pp", "up")
+#: d2 for subgroups of two (moving range -> sigma), Montgomery (2009) Appendix VI.
+_D2 = 1.128
+#: D4 for subgroups of two (upper limit of a moving range), Montgomery (2009) Appendix VI.
+_D4 = 3.267
+
+
+# --------------------------------------------------------------------------------------------
+# runs analysis
+# --------------------------------------------------------------------------------------------
+def _crossings_min(n_useful: int) -> int:
+    """``qbinom(0.05, n_useful - 1, 0.5)``: smallest k with P(X <= k) >= 0.05, X ~ Bin(n - 1, 1/2)."""
+    size = max(n_useful - 1, 0)
+    cdf = stats.binom.cdf(np.arange(size + 1), size, 0.5)
+    # R's qbinom allows for rounding with a relative fuzz of 64 * DBL_EPSILON
+    return int(np.argmax(cdf >= 0.05 * (1 - 64 * np.finfo(float).eps)))
+
+
+def _longest_run_max(n_useful: int) -> int:
+    """``round(log2(n_useful)) + 3`` (Schilling 2012; Anhøj & Olesen 2014)."""
+    return int(np.round(math.log2(n_useful))) + 3
+
+
+@dataclass(frozen=True)
+class RunsAnalysis:
+    """Result of :func:`runs_analysis` (field names as in ``summary(qicharts2::qic(...))``).
+
+    Attributes
+    ----------
+    centre : float
+        Centre line the runs are counted against.
+    n_obs : int
+        Number of observations (missing values included, as in qicharts2).
+    n_useful : int
+        Observations not on the centre line and not missing.
+    longest_run, longest_run_max : int or None
+        Longest run of useful observations on the same side of the centre line, and its upper
+        prediction limit ``round(log2(n_useful)) + 3``. ``None`` when ``n_useful == 0``.
+    n_crossings, n_crossings_min : int or None
+        Number of times the series crosses the centre line, and its lower prediction limit
+        ``qbinom(0.05, n_useful - 1, 0.5)``. ``None`` when ``n_useful == 0``.
+    runs_signal : bool
+        ``longest_run > longest_run_max or n_crossings < n_crossings_min``.
+    """
+
+    centre: float
+    n_obs: int
+    n_useful: int
+    longest_run: int | None
+    longest_run_max: int | None
+    n_crossings: int | None
+    n_crossings_min: int | None
+    runs_signal: bool
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row DataFrame of the fields."""
+        return pd.DataFrame([self.__dict__])
+
+    def summary(self) -> str:
+        """Readable one-paragraph summary."""
+        if self.n_useful == 0:
+            return f"Runs analysis: no useful observation (n_obs = {self.n_obs})."
+        verdict = "non-random variation (runs signal)" if self.runs_signal else "no runs signal"
+        return (
+            f"Runs analysis about centre {self.centre:.4g}: n_obs = {self.n_obs}, "
+            f"n_useful = {self.n_useful}; longest run = {self.longest_run} "
+            f"(max {self.longest_run_max}); crossings = {self.n_crossings} "
+            f"(min {self.n_crossings_min}) -> {verdict}."
+        )
+
+
+def _runs(y: np.ndarray, cl: np.ndarray) -> dict:
+    side = np.sign(y - cl)
+    useful = side[np.isfinite(side) & (side != 0)]
+    n_useful = int(useful.size)
+    out: dict = {"n_obs": int(y.size), "n_useful": n_useful}
+    if n_useful == 0:
+        out.update(longest_run=None, longest_run_max=None, n_crossings=None,
+                   n_crossings_min=None, runs_signal=False)
+        return out
+    change = np.flatnonzero(useful[1:] != useful[:-1])
+    bounds = np.concatenate(([0], change + 1, [n_useful]))
+    longest = int(np.max(np.diff(bounds)))
+    n_cross = int(change.size)
+    lrmax = _longest_run_max(n_useful)
+    ncmin = _crossings_min(n_useful)
+    out.update(longest_run=longest, longest_run_max=lrmax, n_crossings=n_cross,
+               n_crossings_min=ncmin, runs_signal=bool(longest > lrmax or n_cross < ncmin))
+    return out
+
+
+def runs_analysis(values, centre: float | None = None) -> RunsAnalysis:
+    """Anhøj runs analysis of a series about its centre line (as qicharts2).
+
+    Parameters
+    ----------
+    values : array-like of float
+        The series in time order. Missing values (NaN) are counted in ``n_obs`` but are not useful.
+    centre : float, optional
+        Centre line. Default: the median of the non-missing values.
+
+    Returns
+    -------
+    RunsAnalysis
+        ``n_obs``, ``n_useful``, ``longest_run``, ``longest_run_max``, ``n_crossings``,
+        ``n_crossings_min``, ``runs_signal``.
+
+    Notes
+    -----
+    Observations equal to the centre line neither make nor break a run and are dropped
+    (``n_useful`` counts the others). With ``n = n_useful``, the series signals non-random
+    variation when the longest run exceeds ``round(log2(n)) + 3`` (Schilling 2012) or when the
+    number of crossings is below the 5th percentile of Binomial(n - 1, 0.5) (Chen 2010), the
+    "Anhøj rules" (Anhøj & Olesen 2014), exactly as ``qicharts2:::runs.analysis``.
+
+    References
+    ----------
+    Anhøj J, Olesen AV (2014). Run charts revisited: a simulation study of run chart rules for
+    detection of non-random variation in health care processes. PLoS ONE 9(11): e113825.
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> ra = sa.runs_analysis([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    >>> ra.longest_run, ra.longest_run_max, ra.n_crossings, ra.n_crossings_min, ra.runs_signal
+    (6, 7, 1, 3, True)
+    """
+    try:
+        y = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ScaleupDataError(
+            "runs_analysis: argument 'values' must be numeric (a list, array or Series of numbers)."
+        ) from exc
+    if centre is None:
+        finite = y[np.isfinite(y)]
+        centre = float(np.median(finite)) if finite.size else float("nan")
+    elif not np.isfinite(centre):
+        raise ScaleupDataError("runs_analysis: argument 'centre' must be a finite number or None.")
+    res = _runs(y, np.full(y.shape, float(centre)))
+    return RunsAnalysis(centre=float(centre), **res)
+
+
+# --------------------------------------------------------------------------------------------
+# control-chart constants
+# --------------------------------------------------------------------------------------------
+def _c4(n):
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sqrt(2.0 / (n - 1)) * np.exp(special.gammaln(n / 2) - special.gammaln((n - 1) / 2))
+    return np.where(n > 1, out, np.nan)
+
+
+def _c5(n):
+    return np.sqrt(1 - _c4(n) ** 2)
+
+
+def _screened_amr(mr: np.ndarray, screen: bool) -> float:
+    mr = mr[np.isfinite(mr)]
+    if mr.size == 0:
+        return float("nan")
+    amr = float(np.mean(mr))
+    if screen:  # Nelson (1982): drop moving ranges >= 3.267 * AMR, recompute
+        mr = mr[mr < _D4 * amr]
+        amr = float(np.mean(mr)) if mr.size else float("nan")
+    return amr
+
+
+def _limits(chart: str, d: pd.DataFrame, base: np.ndarray, screen: bool) -> pd.DataFrame:
+    """Centre line and 3-sigma limits for one facet x part (columns y, y_sum, y_len, y_mean,
+    y_sd, n). Mirrors qicharts2's qic.<chart> helpers."""
+    d = d.copy()
+    y = d["y"].to_numpy(float)
+    n = d["n"].to_numpy(float)
+    nan = np.full(len(d), np.nan)
+    if chart == "run":
+        cl = np.nanmedian(y[base]) if np.isfinite(y[base]).any() else np.nan
+        lcl = ucl = nan
+    elif chart == "i":
+        cl = np.nanmean(y[base])
+        amr = _screened_amr(np.abs(np.diff(y[base])), screen)
+        sd = amr / _D2
+        lcl, ucl = cl - 3 * sd, cl + 3 * sd
+    elif chart == "mr":
+        y = np.concatenate(([np.nan], np.abs(np.diff(y))))
+        d["y"] = y
+        cl = np.nanmean(y[base])
+        lcl, ucl = 0.0, _D4 * cl
+    elif chart in ("xbar", "s"):
+        yl = d["y_len"].to_numpy(float)
+        ysd = d["y_sd"].to_numpy(float)
+        ok = base & np.isfinite(ysd)
+        if np.unique(yl).size > 1:  # variable subgroup size: pooled SD (Montgomery 6.31)
+            sbar = math.sqrt(np.sum((yl[ok] - 1) * ysd[ok] ** 2) / np.sum(yl[ok] - 1))
+        else:  # constant subgroup size: mean SD (Montgomery 6.29)
+            sbar = float(np.mean(ysd[ok]))
+        if chart == "xbar":
+            ym = d["y_mean"].to_numpy(float)
+            okm = base & np.isfinite(ym)
+            cl = np.sum(yl[okm] * ym[okm]) / np.sum(yl[okm])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                a3 = np.where(yl > 1, 3 / (_c4(yl) * np.sqrt(yl)), np.nan)
+            lcl, ucl = cl - a3 * sbar, cl + a3 * sbar
+        else:
+            d["y"] = ysd
+            cl = sbar
+            with np.errstate(invalid="ignore", divide="ignore"):
+                k = 3 * _c5(yl) / _c4(yl)
+            lcl, ucl = np.maximum(0, 1 - k) * cl, (1 + k) * cl
+    elif chart == "c":
+        ys = d["y_sum"].to_numpy(float)
+        d["y"] = ys
+        cl = np.nanmean(ys[base])
+        sd = math.sqrt(cl)
+        lcl, ucl = max(cl - 3 * sd, 0.0), cl + 3 * sd
+    elif chart in ("p", "pp", "u", "up"):
+        ys = d["y_sum"].to_numpy(float)
+        ok = base & np.isfinite(ys) & np.isfinite(n)
+        cl = np.sum(ys[ok]) / np.sum(n[ok])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.sqrt(cl * (1 - cl) / n) if chart in ("p", "pp") else np.sqrt(cl / n)
+            if chart in ("pp", "up"):  # Laney (2002): sigma_z from moving ranges of z-scores
+                z = (y[base] - cl) / sd[base]
+                sigma_z = _screened_amr(np.abs(np.diff(z)), screen) / _D2
+                sd = sd * sigma_z
+        lcl, ucl = cl - 3 * sd, cl + 3 * sd
+        lcl = np.where(np.isfinite(lcl) & (lcl < 0), 0.0, lcl)
+        if chart in ("p", "pp"):
+            ucl = np.where(np.isfinite(ucl) & (ucl > 1), 1.0, ucl)
+    else:  # pragma: no cover - validated earlier
+        raise AssertionError(chart)
+    d["cl"] = cl
+    d["lcl"] = np.where(np.isfinite(lcl), lcl, np.nan) if np.ndim(lcl) else lcl
+    d["ucl"] = np.where(np.isfinite(ucl), ucl, np.nan) if np.ndim(ucl) else ucl
+    d[["lcl", "ucl"]] = d[["lcl", "ucl"]].astype(float)
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ControlChart:
+    """Result of :func:`control_chart`.
+
+    Attributes
+    ----------
+    chart : str
+        Chart type.
+    data : pandas.DataFrame
+        One row per plotted point: ``facet``, ``part``, ``x``, ``y``, ``n``, ``cl``, ``lcl``,
+        ``ucl``, ``baseline`` (point used to compute the centre and limits), ``sigma_signal``
+        (point outside the limits), ``runs_signal`` (runs signal of the point's part).
+    runs : pandas.DataFrame
+        Runs analysis per facet and part.
+    freeze : int or None
+    value : str
+        Name of the plotted column (used as the axis label).
+    """
+
+    chart: str
+    data: pd.DataFrame = field(repr=False)
+    runs: pd.DataFrame = field(repr=False)
+    freeze: int | None
+    value: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy point-level table (a copy)."""
+        return self.data.copy()
+
+    def summary(self) -> pd.DataFrame:
+        """Per facet and part, as ``summary(qicharts2::qic(...))``: runs analysis, average
+        limits (``aLCL``, ``CL``, ``aUCL``) and number of points outside the limits."""
+        rows = []
+        for (facet, part), g in self.data.groupby(["facet", "part"], sort=False):
+            r = self.runs[(self.runs["facet"] == facet) & (self.runs["part"] == part)].iloc[0]
+            rows.append({
+                "facet": facet, "part": part, "n_obs": r["n_obs"], "n_useful": r["n_useful"],
+                "longest_run": r["longest_run"], "longest_run_max": r["longest_run_max"],
+                "n_crossings": r["n_crossings"], "n_crossings_min": r["n_crossings_min"],
+                "runs_signal": bool(g["runs_signal"].any()),
+                "aLCL": g["lcl"].mean(), "CL": g["cl"].mean(), "aUCL": g["ucl"].mean(),
+                "sigma_signal": int(g["sigma_signal"].sum()),
+            })
+        return pd.DataFrame(rows)
+
+    @property
+    def facets(self) -> list:
+        return list(pd.unique(self.data["facet"]))
+
+    def plot(self, ax=None, *, facet=None, ncols: int = 3):
+        """Plot the chart; one panel per facet (small multiples) when the chart is faceted.
+
+        Points outside the limits are drawn as filled squares; the centre line of a part with a
+        runs signal is dashed (qicharts2's convention), so the chart reads in grey-scale.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on (only for a single facet, or with ``facet=``).
+        facet : optional
+            Draw only this facet.
+        ncols : int
+            Columns of the small-multiples grid.
+
+        Returns
+        -------
+        matplotlib Axes, or a numpy array of Axes for small multiples.
+        """
+        import matplotlib.pyplot as plt
+
+        facets = self.facets
+        if facet is not None:
+            if facet not in facets:
+                raise ScaleupDataError(
+                    f"ControlChart.plot: facet {facet!r} is not in the chart; facets are "
+                    f"{facets[:5]}{'...' if len(facets) > 5 else ''}."
+                )
+            facets = [facet]
+        if len(facets) == 1:
+            if ax is None:
+                _, ax = plt.subplots(figsize=(7, 3.5))
+            self._draw(ax, facets[0], title=len(self.facets) > 1)
+            return ax
+        if ax is not None:
+            raise ScaleupDataError(
+                "ControlChart.plot: 'ax' can only be given for a single facet; pass facet=... or "
+                "leave ax=None to draw small multiples."
+            )
+        nrows = math.ceil(len(facets) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows),
+                                 sharex=True, squeeze=False)
+        for a, f in zip(axes.flat, facets):
+            self._draw(a, f, title=True, compact=True)
+        for a in list(axes.flat)[len(facets):]:
+            a.set_visible(False)
+        fig.suptitle(f"{self.chart.upper()} chart of {self.value}")
+        fig.supxlabel("period")
+        fig.supylabel(self.value)
+        fig.tight_layout()
+        return axes
+
+    def _draw(self, ax, facet, title=False, compact=False):
+        g = self.data[self.data["facet"] == facet]
+        ax.plot(g["x"], g["y"], color="0.35", marker="o", ms=3.5, lw=1)
+        sig = g[g["sigma_signal"]]
+        ax.plot(sig["x"], sig["y"], ls="none", marker="s", ms=6, color="black",
+                label="outside limits")
+        for _, p in g.groupby("part", sort=False):
+            style = "--" if p["runs_signal"].any() else "-"
+            ax.step(p["x"], p["cl"], where="mid", color="black", ls=style, lw=1.2)
+            if p["ucl"].notna().any():
+                ax.step(p["x"], p["ucl"], where="mid", color="0.5", lw=1)
+                ax.step(p["x"], p["lcl"], where="mid", color="0.5", lw=1)
+        if title:
+            ax.set_title(str(facet), fontsize=9 if compact else None)
+        else:
+            ax.set_title(f"{self.chart.upper()} chart of {self.value}")
+        if not compact:
+            ax.set_xlabel("period")
+            ax.set_ylabel(self.value)
+        return ax
+
+
+# --------------------------------------------------------------------------------------------
+# public function
+# --------------------------------------------------------------------------------------------
+def _check_columns(df, cols: dict):
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError("control_chart: argument 'df' must be a pandas DataFrame.")
+    for arg, col in cols.items():
+        if col is not None and col not in df.columns:
+            raise ScaleupDataError(
+                f"control_chart: column {col!r} (argument '{arg}') is not in df; available "
+                f"columns: {list(df.columns)[:10]}."
+            )
+
+
+def _bad_rows(mask, df) -> str:
+    idx = list(df.index[mask][:5])
+    return f"{int(mask.sum())} row(s), first: {idx}"
+
+
+def control_chart(
+    df: pd.DataFrame,
+    value: str,
+    chart: str = "run",
+    *,
+    x: str | None = None,
+    n: str | None = None,
+    subgroup: str | None = None,
+    freeze: int | None = None,
+    part=None,
+    facet: str | None = None,
+    screen_mr: bool = True,
+) -> ControlChart:
+    """Shewhart control chart or run chart with Anhøj runs analysis (as ``qicharts2::qic``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long-format data, one row per observation (several rows per period form a subgroup).
+    value : str
+        Column with the measure: the value (run/i/mr/xbar/s charts), the count of events
+        (c chart) or the numerator (p/pp: events; u/up: counts) with ``n`` the denominator.
+    chart : {"run", "i", "mr", "xbar", "s", "p", "u", "c", "pp", "up"}
+    x : str, optional
+        Period column (the horizontal axis). Default: the row order, one point per row.
+    n : str, optional
+        Denominator column; required for p, u, pp and up charts. With ``n`` given for a run
+        or i chart, the plotted point is ``sum(value) / sum(n)`` per period.
+    subgroup : str, optional
+        Column defining rational subgroups when they differ from ``x`` (each subgroup is
+        plotted at its first ``x``). Default: the rows of one period form one subgroup.
+    freeze : int, optional
+        Baseline: the number of first points (per facet) used to compute centre and limits;
+        later points are judged against them. Cannot be combined with ``part``.
+    part : int or list of int, optional
+        Break points: a new part (phase) starts after each of these point positions (1-based,
+        within each facet); every part gets its own centre, limits and runs analysis.
+    facet : str, optional
+        Column splitting the data into separate charts (e.g. ``"rss_code"``).
+    screen_mr : bool, default True
+        Screen moving ranges above 3.267 x their average before estimating sigma (I, P', U'
+        charts), as qicharts2 does by default (option ``qic.screenedmr``; Nelson 1982).
+
+    Returns
+    -------
+    ControlChart
+        ``.data`` tidy point table (``facet, part, x, y, n, cl, lcl, ucl, baseline,
+        sigma_signal, runs_signal``), ``.summary()``, ``.plot(ax=None)``.
+
+    Notes
+    -----
+    With baseline points B of a part:
+
+    * run: CL = median(y_B); no limits.
+    * i: CL = mean(y_B); sigma = AMR / 1.128 where AMR is the average moving range of y_B,
+      recomputed without moving ranges >= 3.267 AMR when ``screen_mr`` (Montgomery 2009, 6.33).
+    * mr: y = |y_t - y_{t-1}|; CL = mean; UCL = 3.267 CL; LCL = 0.
+    * xbar: CL = sum(n_i xbar_i) / sum(n_i); limits CL +/- 3 s / (c4(n_i) sqrt(n_i)) with s the
+      mean subgroup SD (equal sizes) or pooled SD (unequal sizes).
+    * s: CL = s; limits B3(n_i) s and B4(n_i) s, B3/B4 = 1 -/+ 3 c5/c4 (B3 floored at 0).
+    * p: CL = sum(events_B) / sum(n_B); limits CL +/- 3 sqrt(CL (1 - CL) / n_i) in [0, 1].
+    * u: CL = sum(counts_B) / sum(n_B); limits CL +/- 3 sqrt(CL / n_i), LCL >= 0.
+    * c: CL = mean(counts_B); limits CL +/- 3 sqrt(CL), LCL >= 0.
+    * pp / up (Laney 2002): z_i = (y_i - CL) / sigma_i on the baseline, sigma_z = AMR(z) / 1.128
+      (screened as for i), limits CL +/- 3 sigma_i sigma_z.
+
+    A point outside its limits is a ``sigma_signal``; a part whose runs analysis (about its CL,
+    over all its points, see :func:`runs_analysis`) signals sets ``runs_signal`` on all its
+    points (never for mr charts).
+
+    References
+    ----------
+    Montgomery DC (2009). Introduction to Statistical Quality Control, 6th ed. Wiley.
+    Laney DB (2002). Improved control charts for attributes. Quality Engineering 14(4): 531-537.
+    Anhøj J (2023). qicharts2: Quality Improvement Charts. R package.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"period": range(1, 9), "y": [5, 7, 6, 8, 6, 7, 5, 20]})
+    >>> cc = sa.control_chart(df, value="y", chart="i", x="period")
+    >>> float(cc.data["cl"].iloc[0]), round(float(cc.data["ucl"].iloc[0]), 3)
+    (8.0, 12.433)
+    >>> bool(cc.data["sigma_signal"].iloc[-1])
+    True
+    """
+    if chart not in _CHARTS:
+        raise ScaleupDataError(
+            f"control_chart: chart={chart!r} is not supported; use one of {', '.join(_CHARTS)}."
+        )
+    _check_columns(df, {"value": value, "x": x, "n": n, "subgroup": subgroup, "facet": facet})
+    if chart in _NEEDS_N and n is None:
+        raise ScaleupDataError(
+            f"control_chart: chart={chart!r} needs a denominator column; pass n='<column>'."
+        )
+    if freeze is not None and part is not None:
+        raise ScaleupDataError(
+            "control_chart: use either 'freeze' (a baseline) or 'part' (phases), not both."
+        )
+    if freeze is not None and (not isinstance(freeze, (int, np.integer)) or freeze < 1):
+        raise ScaleupDataError("control_chart: 'freeze' must be a positive integer (a number of points).")
+    parts = [] if part is None else sorted({int(p) for p in np.atleast_1d(part)})
+    if any(p < 1 for p in parts):
+        raise ScaleupDataError("control_chart: 'part' break points must be positive point positions.")
+
+    d = pd.DataFrame(index=df.index)
+    try:
+        d["v"] = pd.to_numeric(df[value], errors="raise").astype(float)
+        d["nn"] = pd.to_numeric(df[n], errors="raise").astype(float) if n is not None else np.nan
+    except (TypeError, ValueError) as exc:
+        raise ScaleupDataError(
+            f"control_chart: columns {value!r}" + (f" and {n!r}" if n else "") + " must be numeric."
+        ) from exc
+    if n is not None:
+        bad = (d["nn"] < 0).to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"control_chart: column {n!r} (argument 'n') has negative denominators in "
+                f"{_bad_rows(bad, df)}; denominators must be >= 0."
+            )
+    if chart in ("p", "pp"):
+        bad = (d["v"] > d["nn"]).to_numpy() | (d["v"] < 0).to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"control_chart: p chart needs 0 <= {value} <= {n}; violated in {_bad_rows(bad, df)}."
+            )
+    d["x"] = df[x].to_numpy() if x is not None else np.arange(1, len(df) + 1)
+    d["sg"] = df[subgroup].to_numpy() if subgroup is not None else d["x"].to_numpy()
+    d["facet"] = df[facet].to_numpy() if facet is not None else "all"
+    if d["x"].isna().any():
+        bad = d["x"].isna().to_numpy()
+        raise ScaleupDataError(
+            f"control_chart: column {x!r} (argument 'x') has missing values in {_bad_rows(bad, df)}."
+        )
+
+    def agg(g: pd.DataFrame) -> pd.Series:
+        v = g["v"].to_numpy()
+        vv = v[np.isfinite(v)]
+        nsum = float(np.nansum(g["nn"])) if n is not None else np.nan
+        ysum = float(vv.sum()) if vv.size else np.nan
+        if n is not None:
+            y = ysum / nsum if nsum > 0 else np.nan
+        else:
+            y = float(vv.mean()) if vv.size else np.nan
+        return pd.Series({
+            "x": g["x"].min(), "y": y, "n": nsum, "y_sum": ysum, "y_len": float(vv.size),
+            "y_mean": float(vv.mean()) if vv.size else np.nan,
+            "y_sd": float(vv.std(ddof=1)) if vv.size > 1 else np.nan,
+        })
+
+    out = []
+    runs = []
+    for fac, gf in d.groupby("facet", sort=True):
+        pts = (gf.groupby("sg", sort=True)[["v", "nn", "x"]].apply(agg)
+               .sort_values("x", kind="stable").reset_index(drop=True))
+        k = len(pts)
+        pos = np.arange(1, k + 1)
+        pts["part"] = np.searchsorted(np.array(parts, dtype=int), pos, side="left") + 1
+        pts["baseline"] = pos <= freeze if freeze is not None else True
+        for prt, gp in pts.groupby("part", sort=True):
+            base = gp["baseline"].to_numpy(bool)
+            if not base.any():
+                base = np.ones(len(gp), bool)
+            lim = _limits(chart, gp, base, screen_mr)
+            ra = _runs(lim["y"].to_numpy(float), lim["cl"].to_numpy(float))
+            if chart == "mr":
+                ra["runs_signal"] = False
+            lim["runs_signal"] = ra["runs_signal"]
+            lim["facet"] = fac
+            runs.append({"facet": fac, "part": int(prt), **ra})
+            out.append(lim)
+    data = pd.concat(out, ignore_index=True)
+    with np.errstate(invalid="ignore"):
+        data["sigma_signal"] = ((data["y"] > data["ucl"]) | (data["y"] < data["lcl"])).fillna(False)
+    data["sigma_signal"] = data["sigma_signal"].astype(bool)
+    data["part"] = data["part"].astype(int)
+    if n is None:
+        data["n"] = np.nan
+    cols = ["facet", "part", "x", "y", "n", "cl", "lcl", "ucl", "baseline", "sigma_signal",
+            "runs_signal"]
+    return ControlChart(chart=chart, data=data[cols], runs=pd.DataFrame(runs), freeze=freeze,
+                        value=value)

@@ -1,0 +1,493 @@
+"""Interrupted time series (segmented regression) with autocorrelation-robust inference.
+
+Model (Bernal, Cummins & Gasparrini 2017; Wagner et al. 2002)::
+
+    y_t = b0 + b1 t + b2 post_t + b3 (t - T0) post_t [+ seasonal terms] + e_t,   post_t = 1{t >= T0}
+
+``level_change`` = b2 (immediate change at T0, the first post-intervention period) and
+``slope_change`` = b3 (change in trend per period). With a control series the model gains a
+``treated`` indicator and its interactions and the effects are the differences in level and slope
+changes between treated and control series (controlled ITS; Lopez Bernal et al. 2018).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import optimize, stats
+
+from ..errors import RowsOmittedWarning, ScaleupDataError
+
+__all__ = ["interrupted_time_series", "ITSResult"]
+
+_ERRORS = ("newey-west", "ar1", "ols")
+
+
+def default_maxlags(n: int) -> int:
+    """Newey & West (1994) rule of thumb ``floor(4 (n / 100)^(2/9))``."""
+    return int(math.floor(4 * (n / 100) ** (2 / 9)))
+
+
+# --------------------------------------------------------------------------------------------
+# design and fitting
+# --------------------------------------------------------------------------------------------
+def _design(t, t0, treated=None, seasonality=None, harmonics=1) -> pd.DataFrame:
+    t = np.asarray(t, float)
+    post = (t >= t0).astype(float)
+    since = (t - t0) * post
+    X = {"intercept": np.ones_like(t), "time": t}
+    if treated is None:
+        X["level_change"] = post
+        X["slope_change"] = since
+    else:
+        z = np.asarray(treated, float)
+        X["post"] = post
+        X["time_since"] = since
+        X["treated"] = z
+        X["treated_time"] = z * t
+        X["level_change"] = z * post
+        X["slope_change"] = z * since
+    if seasonality is not None:
+        for k in range(1, harmonics + 1):
+            X[f"sin{k}"] = np.sin(2 * np.pi * k * t / seasonality)
+            X[f"cos{k}"] = np.cos(2 * np.pi * k * t / seasonality)
+    return pd.DataFrame(X)
+
+
+def _ar1_corr(t: np.ndarray, rho: float) -> np.ndarray:
+    return rho ** np.abs(t[:, None] - t[None, :])
+
+
+def _fit_ar1(y, X, t, reml=True):
+    """GLS with AR(1) errors, corr(e_i, e_j) = rho^|t_i - t_j|; rho by (RE)ML, beta by GLS
+    (as ``nlme::gls(..., correlation = corAR1(form = ~ t))``)."""
+    n, p = X.shape
+
+    def profile(rho):
+        R = _ar1_corr(t, rho)
+        L = np.linalg.cholesky(R)
+        Xs = np.linalg.solve(L, X)
+        ys = np.linalg.solve(L, y)
+        XtX = Xs.T @ Xs
+        beta = np.linalg.solve(XtX, Xs.T @ ys)
+        rss = float(np.sum((ys - Xs @ beta) ** 2))
+        logdet_r = 2 * float(np.sum(np.log(np.diag(L))))
+        if reml:
+            s2 = rss / (n - p)
+            ll = -0.5 * ((n - p) * math.log(2 * math.pi * s2) + logdet_r
+                         + float(np.linalg.slogdet(XtX)[1]) + (n - p))
+        else:
+            s2 = rss / n
+            ll = -0.5 * (n * math.log(2 * math.pi * s2) + logdet_r + n)
+        return ll, beta, XtX, rss
+
+    res = optimize.minimize_scalar(lambda r: -profile(r)[0], bounds=(-0.999, 0.999),
+                                   method="bounded", options={"xatol": 1e-10})
+    rho = float(res.x)
+    ll, beta, XtX, rss = profile(rho)
+    s2 = rss / (n - p)  # nlme reports sigma^2 = RSS / (n - p) for REML, RSS / n for ML
+    if not reml:
+        s2 = rss / n
+    cov = s2 * np.linalg.inv(XtX)
+    return beta, cov, rho, ll
+
+
+def _fit(y, X, t, errors, maxlags, series=None):
+    """Return (params, cov, df_resid, rho, maxlags)."""
+    n, p = X.shape
+    if errors == "ar1":
+        beta, cov, rho, _ = _fit_ar1(y, X.to_numpy(float), t)
+        return beta, cov, n - p, rho, None
+    ols = sm.OLS(y, X.to_numpy(float))
+    if errors == "ols":
+        r = ols.fit()
+        return r.params, r.cov_params(), r.df_resid, None, None
+    L = default_maxlags(n if series is None else int(np.max(np.bincount(series)))) \
+        if maxlags is None else int(maxlags)
+    if series is None:
+        r = ols.fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": False})
+    else:
+        r = ols.fit(cov_type="hac-panel",
+                    cov_kwds={"groups": series, "maxlags": L, "use_correction": False})
+    return r.params, r.cov_params(), n - p, None, L
+
+
+# --------------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ITSResult:
+    """Result of :func:`interrupted_time_series`.
+
+    Attributes
+    ----------
+    level_change, slope_change : float
+        Immediate level change at the intervention and change in slope per period (pooled
+        random-effects estimates for a multi-site analysis).
+    level_change_se, slope_change_se : float
+    coef : pandas.DataFrame
+        Coefficient table (term, estimate, se, ci_low, ci_high, p_value); for several sites,
+        the pooled level and slope changes with ``tau2`` and ``I2``.
+    effects : pandas.DataFrame
+        Effect at each horizon h = t - T0: ``effect`` = level_change + slope_change * h (with CI),
+        ``counterfactual``, ``predicted`` and ``relative_effect`` = effect / counterfactual
+        (delta-method CI).
+    fitted : pandas.DataFrame
+        Data with fitted values and the counterfactual (effect terms set to 0).
+    sites : pandas.DataFrame or None
+        Per-site level and slope changes (multi-site analysis).
+    site_results : dict
+        Per-site :class:`ITSResult` (multi-site analysis).
+    """
+
+    level_change: float
+    slope_change: float
+    level_change_se: float
+    slope_change_se: float
+    coef: pd.DataFrame = field(repr=False)
+    effects: pd.DataFrame = field(repr=False)
+    fitted: pd.DataFrame = field(repr=False)
+    cov: pd.DataFrame | None = field(repr=False)
+    errors: str
+    maxlags: int | None
+    rho: float | None
+    nobs: int
+    df_resid: float | None
+    level: float
+    intervention_time: float | None
+    outcome: str = field(repr=False, default="y")
+    sites: pd.DataFrame | None = field(repr=False, default=None)
+    site_results: dict = field(repr=False, default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Coefficient table (tidy)."""
+        return self.coef.copy()
+
+    def summary(self) -> str:
+        """Readable summary of the level and slope changes."""
+        ci = self.coef.set_index("term")
+        pct = int(round(self.level * 100))
+        lines = [f"Interrupted time series ({self.errors} errors"
+                 + (f", maxlags = {self.maxlags}" if self.maxlags is not None else "")
+                 + (f", rho = {self.rho:.3f}" if self.rho is not None else "")
+                 + f"), n = {self.nobs}"
+                 + (f", {len(self.site_results)} sites (random-effects pooled)" if self.site_results else "")]
+        for term in ("level_change", "slope_change"):
+            r = ci.loc[term]
+            lines.append(f"  {term:<13} {r['estimate']:10.4g}  {pct}% CI [{r['ci_low']:.4g}, "
+                         f"{r['ci_high']:.4g}]  p = {r['p_value']:.3g}")
+        return "\n".join(lines)
+
+    def plot_counterfactual(self, ax=None, *, site=None):
+        """Observed series, fitted segments and the counterfactual (dashed) after T0.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        site : optional
+            Site to draw for a multi-site analysis (default: the first site).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
+        import matplotlib.pyplot as plt
+
+        if self.site_results:
+            key = site if site is not None else next(iter(self.site_results))
+            if key not in self.site_results:
+                raise ScaleupDataError(f"plot_counterfactual: site {key!r} is not in the analysis.")
+            ax = self.site_results[key].plot_counterfactual(ax=ax)
+            ax.set_title(f"Interrupted time series: {self.outcome}, site {key}")
+            return ax
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        f = self.fitted
+        treated = f[f["treated"] == 1] if "treated" in f else f
+        if "treated" in f:
+            ctrl = f[f["treated"] == 0]
+            ax.plot(ctrl["time"], ctrl["y"], ls="none", marker="^", color="0.6", label="control")
+            ax.plot(ctrl["time"], ctrl["fitted"], color="0.6", lw=1)
+        ax.plot(treated["time"], treated["y"], ls="none", marker="o", color="0.2", label="observed")
+        pre = treated[treated["time"] < self.intervention_time]
+        post = treated[treated["time"] >= self.intervention_time]
+        ax.plot(pre["time"], pre["fitted"], color="black", lw=1.5, label="fitted")
+        ax.plot(post["time"], post["fitted"], color="black", lw=1.5)
+        ax.plot(post["time"], post["counterfactual"], color="black", ls="--", lw=1.2,
+                label="counterfactual")
+        ax.axvline(self.intervention_time, color="0.5", ls=":", lw=1)
+        ax.set_xlabel("period")
+        ax.set_ylabel(self.outcome)
+        ax.set_title(f"Interrupted time series: {self.outcome}")
+        ax.legend(frameon=False, fontsize=8)
+        return ax
+
+
+def _coef_table(names, params, cov, df, level):
+    se = np.sqrt(np.diag(cov))
+    q = stats.t.ppf(0.5 + level / 2, df)
+    tval = params / se
+    return pd.DataFrame({
+        "term": names, "estimate": params, "se": se,
+        "ci_low": params - q * se, "ci_high": params + q * se,
+        "p_value": 2 * stats.t.sf(np.abs(tval), df),
+    })
+
+
+def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, outcome, horizons):
+    if treated is not None:
+        order = np.lexsort((t, treated))
+        y, t, treated = y[order], t[order], treated[order]
+    X = _design(t, t0, treated, seasonality, harmonics)
+    n, p = X.shape
+    if n <= p:
+        raise ScaleupDataError(
+            f"interrupted_time_series: {n} observation(s) for {p} coefficients; need more periods."
+        )
+    pre = t < t0
+    if pre.sum() < 2 or (~pre).sum() < 2:
+        raise ScaleupDataError(
+            f"interrupted_time_series: need at least 2 periods before and 2 from intervention_time "
+            f"= {t0} (found {int(pre.sum())} before and {int((~pre).sum())} after)."
+        )
+    series = None if treated is None else treated.astype(int)
+    params, cov, df, rho, L = _fit(y, X, t, errors, maxlags, series)
+    params, cov = np.asarray(params, float), np.asarray(cov, float)
+    coef = _coef_table(list(X.columns), params, cov, df, level)
+    # counterfactual: effect terms set to zero
+    Xcf = X.copy()
+    Xcf[["level_change", "slope_change"]] = 0.0
+    fitted = pd.DataFrame({"time": t, "y": y, "fitted": X.to_numpy() @ params,
+                           "counterfactual": Xcf.to_numpy() @ params})
+    if treated is not None:
+        fitted.insert(1, "treated", treated.astype(int))
+    # effects at horizons (treated series)
+    if horizons is None:
+        hs = np.unique(t[t >= t0]) - t0
+    else:
+        hs = np.asarray(horizons, float)
+    th = t0 + hs
+    Xh = _design(th, t0, None if treated is None else np.ones_like(th), seasonality, harmonics)
+    Xh = Xh.to_numpy(float)
+    Xh_cf = _design(th, t0, None if treated is None else np.ones_like(th), seasonality, harmonics)
+    Xh_cf[["level_change", "slope_change"]] = 0.0
+    Xh_cf = Xh_cf.to_numpy(float)
+    A = Xh - Xh_cf
+    eff = A @ params
+    cf = Xh_cf @ params
+    eff_se = np.sqrt(np.einsum("ij,jk,ik->i", A, cov, A))
+    G = A / cf[:, None] - (eff / cf**2)[:, None] * Xh_cf  # gradient of effect / counterfactual
+    rel_se = np.sqrt(np.einsum("ij,jk,ik->i", G, cov, G))
+    q = stats.t.ppf(0.5 + level / 2, df)
+    effects = pd.DataFrame({
+        "horizon": hs, "time": th, "effect": eff, "se": eff_se,
+        "ci_low": eff - q * eff_se, "ci_high": eff + q * eff_se,
+        "counterfactual": cf, "predicted": cf + eff,
+        "relative_effect": eff / cf, "relative_se": rel_se,
+        "relative_ci_low": eff / cf - q * rel_se, "relative_ci_high": eff / cf + q * rel_se,
+    })
+    idx = {name: i for i, name in enumerate(X.columns)}
+    il, is_ = idx["level_change"], idx["slope_change"]
+    return ITSResult(
+        level_change=float(params[il]), slope_change=float(params[is_]),
+        level_change_se=float(math.sqrt(cov[il, il])), slope_change_se=float(math.sqrt(cov[is_, is_])),
+        coef=coef, effects=effects, fitted=fitted,
+        cov=pd.DataFrame(cov, index=X.columns, columns=X.columns),
+        errors=errors, maxlags=L, rho=rho, nobs=n, df_resid=float(df), level=level,
+        intervention_time=float(t0), outcome=outcome,
+    )
+
+
+def interrupted_time_series(
+    df: pd.DataFrame,
+    time: str,
+    outcome: str,
+    intervention_time,
+    *,
+    control: str | None = None,
+    group: str | None = None,
+    errors: str = "newey-west",
+    maxlags: int | None = None,
+    seasonality: int | None = None,
+    harmonics: int = 1,
+    horizons=None,
+    level: float = 0.95,
+) -> ITSResult:
+    """Segmented regression of an interrupted time series (single, controlled or multi-site).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long format: one row per series and period.
+    time : str
+        Period column (numeric, e.g. 1..T).
+    outcome : str
+        Outcome column (e.g. a rate per period).
+    intervention_time : float or str
+        First period under the intervention (T0), or the name of a column giving it per site
+        (constant within a site; e.g. ``adoption_period`` for staggered adoption).
+    control : str, optional
+        0/1 column flagging rows of a control series (1 = control): controlled ITS, the level
+        and slope changes are treated-minus-control differences.
+    group : str, optional
+        Site column: one model per site, then random-effects (DerSimonian-Laird) pooling of the
+        site level and slope changes (``statsmodels.stats.meta_analysis.combine_effects``).
+    errors : {"newey-west", "ar1", "ols"}
+        "newey-west": OLS with Newey-West (Bartlett kernel, no small-sample adjustment) HAC
+        covariance (statsmodels; panel version per series with a control); "ar1": generalized
+        least squares with AR(1) errors, rho estimated by restricted maximum likelihood (as
+        ``nlme::gls(correlation = corAR1(form = ~time))``); "ols": classical OLS.
+    maxlags : int, optional
+        Newey-West truncation lag; default ``floor(4 (n / 100)^(2/9))`` (Newey & West 1994).
+    seasonality : int, optional
+        Season length in periods (4 = quarters, 12 = months): adds ``harmonics`` pairs of
+        Fourier terms sin(2 pi k t / s), cos(2 pi k t / s) (Bernal et al. 2017).
+    harmonics : int
+        Number of Fourier pairs for ``seasonality``.
+    horizons : sequence of float, optional
+        Periods after T0 (0 = first post period) at which to report effects; default: every
+        observed post-intervention period.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    ITSResult
+
+    Notes
+    -----
+    y_t = b0 + b1 t + b2 P_t + b3 (t - T0) P_t + e_t with P_t = 1{t >= T0}. The effect at
+    horizon h is b2 + b3 h, the counterfactual b0 + b1 (T0 + h) (plus seasonal terms), and the
+    relative effect their ratio with a delta-method standard error. Confidence intervals use
+    the t distribution with n - p degrees of freedom (as ``lmtest::coeftest``). With a control
+    series (indicator Z = 1 - control): y = b0 + b1 t + b2 P + b3 (t-T0) P + b4 Z + b5 Z t +
+    b6 Z P + b7 Z (t-T0) P; level_change = b6, slope_change = b7.
+
+    References
+    ----------
+    Bernal JL, Cummins S, Gasparrini A (2017). Interrupted time series regression for the
+    evaluation of public health interventions: a tutorial. Int J Epidemiol 46(1): 348-355.
+    Newey WK, West KD (1994). Automatic lag selection in covariance matrix estimation.
+    Rev Econ Stud 61(4): 631-653.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> t = np.arange(1, 25)
+    >>> y = 10 + 0.2 * t - 3 * (t >= 13) + 0.5 * (t - 13) * (t >= 13) + np.tile([0.3, -0.3], 12)
+    >>> res = sa.interrupted_time_series(pd.DataFrame({"t": t, "y": y}), "t", "y", 13)
+    >>> round(res.level_change, 2), round(res.slope_change, 2)
+    (-2.85, 0.5)
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError("interrupted_time_series: argument 'df' must be a pandas DataFrame.")
+    if errors not in _ERRORS:
+        raise ScaleupDataError(
+            f"interrupted_time_series: errors={errors!r}; use one of {', '.join(_ERRORS)}."
+        )
+    if not 0 < level < 1:
+        raise ScaleupDataError("interrupted_time_series: 'level' must be in (0, 1), e.g. 0.95.")
+    t0_col = intervention_time if isinstance(intervention_time, str) else None
+    for arg, col in {"time": time, "outcome": outcome, "control": control, "group": group,
+                     "intervention_time": t0_col}.items():
+        if col is not None and col not in df.columns:
+            raise ScaleupDataError(
+                f"interrupted_time_series: column {col!r} (argument '{arg}') is not in df; "
+                f"available columns: {list(df.columns)[:10]}."
+            )
+    if control is not None and errors == "ar1":
+        raise ScaleupDataError(
+            "interrupted_time_series: errors='ar1' is not available with a control series; "
+            "use errors='newey-west' (HAC per series)."
+        )
+    if seasonality is not None and (not isinstance(seasonality, (int, np.integer)) or seasonality < 2):
+        raise ScaleupDataError("interrupted_time_series: 'seasonality' must be an integer >= 2.")
+    d = df.copy()
+    for col in (time, outcome):
+        d[col] = pd.to_numeric(d[col], errors="coerce")
+    miss = d[[time, outcome]].isna().any(axis=1).to_numpy()
+    if miss.any():
+        warnings.warn(
+            f"interrupted_time_series: {int(miss.sum())} row(s) with missing or non-numeric "
+            f"'{time}'/'{outcome}' left out (first: {list(df.index[miss][:5])}).",
+            RowsOmittedWarning, stacklevel=2,
+        )
+        d = d.loc[~miss]
+    if control is not None:
+        vals = set(pd.unique(d[control].dropna()))
+        if not vals <= {0, 1, True, False} or d[control].isna().any():
+            raise ScaleupDataError(
+                f"interrupted_time_series: column {control!r} (argument 'control') must be 0/1 "
+                f"(1 = control series); found values {sorted(map(str, vals))[:5]}."
+            )
+    keys = [group] if group is not None else []
+    if control is not None:
+        keys.append(control)
+    dup = d.duplicated(keys + [time], keep=False).to_numpy()
+    if dup.any():
+        raise ScaleupDataError(
+            f"interrupted_time_series: {int(dup.sum())} rows share a period within a series "
+            f"(first: {list(d.index[dup][:5])}); aggregate to one row per series and '{time}'."
+        )
+
+    def one(g):
+        if t0_col is not None:
+            t0s = pd.unique(g[t0_col].dropna())
+            if len(t0s) != 1:
+                raise ScaleupDataError(
+                    f"interrupted_time_series: column {t0_col!r} must hold one value per site; "
+                    f"found {len(t0s)}."
+                )
+            t0 = float(t0s[0])
+        else:
+            t0 = float(intervention_time)
+        tr = None if control is None else 1 - g[control].astype(int).to_numpy()
+        return _single(g[outcome].to_numpy(float), g[time].to_numpy(float), t0, tr, errors,
+                       maxlags, seasonality, harmonics, level, outcome, horizons)
+
+    if group is None:
+        return one(d)
+
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    fits = {k: one(g) for k, g in d.groupby(group, sort=True)}
+    if len(fits) < 2:
+        raise ScaleupDataError(
+            f"interrupted_time_series: column {group!r} (argument 'group') has one site; drop "
+            "'group' for a single series."
+        )
+    sites = pd.DataFrame([
+        {"site": k, "level_change": r.level_change, "level_change_se": r.level_change_se,
+         "slope_change": r.slope_change, "slope_change_se": r.slope_change_se, "nobs": r.nobs,
+         "intervention_time": r.intervention_time}
+        for k, r in fits.items()
+    ])
+    rows = []
+    pooled = {}
+    q = stats.norm.ppf(0.5 + level / 2)
+    for term in ("level_change", "slope_change"):
+        ce = combine_effects(sites[term].to_numpy(float), sites[term + "_se"].to_numpy(float) ** 2,
+                             method_re="dl")
+        est, se = float(ce.mean_effect_re), float(ce.sd_eff_w_re)
+        pooled[term] = (est, se)
+        rows.append({"term": term, "estimate": est, "se": se, "ci_low": est - q * se,
+                     "ci_high": est + q * se, "p_value": 2 * stats.norm.sf(abs(est / se)),
+                     "tau2": float(ce.tau2), "I2": 100 * float(ce.i2), "Q": float(ce.q),
+                     "k": len(fits)})
+    fitted = pd.concat([r.fitted.assign(site=k) for k, r in fits.items()], ignore_index=True)
+    effects = pd.concat([r.effects.assign(site=k) for k, r in fits.items()], ignore_index=True)
+    first = next(iter(fits.values()))
+    return ITSResult(
+        level_change=pooled["level_change"][0], slope_change=pooled["slope_change"][0],
+        level_change_se=pooled["level_change"][1], slope_change_se=pooled["slope_change"][1],
+        coef=pd.DataFrame(rows), effects=effects, fitted=fitted, cov=None, errors=errors,
+        maxlags=first.maxlags, rho=None, nobs=int(sum(r.nobs for r in fits.values())),
+        df_resid=None, level=level, intervention_time=None, outcome=outcome, sites=sites,
+        site_results=fits,
+    )

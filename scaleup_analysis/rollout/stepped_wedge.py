@@ -1,0 +1,800 @@
+"""Stepped-wedge cluster randomised designs: schedule and power (Hussey & Hughes 2007).
+
+Model for the mean of cluster i in period j (cross-sectional sampling, m_ij individuals)::
+
+    Ybar_ij = mu + beta_j + theta X_ij + alpha_i + gamma_ij + ebar_ij
+    alpha_i ~ N(0, tau2), gamma_ij ~ N(0, cluster_period_tau2), ebar_ij ~ N(0, sigma2 / m_ij)
+
+with fixed period effects beta_j and X_ij = 1 once cluster i has crossed to the intervention.
+Var(theta_hat) is the theta element of (sum_i X_i' V_i^-1 X_i)^-1 for the generalised least
+squares estimator (V_i = diag(sigma2 / m_ij + cluster_period_tau2) + tau2 J over the observed
+periods of cluster i); for a complete design with equal m it equals Hussey & Hughes' closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ..errors import ScaleupDataError
+
+__all__ = [
+    "stepped_wedge_design",
+    "stepped_wedge_power",
+    "stepped_wedge_power_sim",
+    "stepped_wedge_analysis",
+    "SteppedWedgeDesign",
+    "SteppedWedgePower",
+    "SteppedWedgePowerSim",
+    "SteppedWedgeAnalysis",
+    "hussey_hughes_variance",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# design
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SteppedWedgeDesign:
+    """Result of :func:`stepped_wedge_design`.
+
+    Attributes
+    ----------
+    treatment : numpy.ndarray
+        Clusters x periods matrix: 0 = control, 1 = exposed, NaN = not observed.
+    step : numpy.ndarray
+        Step (1..n_steps) at which each cluster crosses over.
+    cluster_sizes : numpy.ndarray or None
+        Individuals per cluster-period (per cluster, or clusters x periods).
+    """
+
+    treatment: np.ndarray = field(repr=False)
+    n_clusters: int
+    n_periods: int
+    n_steps: int
+    baseline_periods: int
+    clusters_per_step: tuple
+    step: np.ndarray = field(repr=False)
+    cluster_sizes: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def complete(self) -> bool:
+        """True when every cluster-period is observed."""
+        return not np.isnan(self.treatment).any()
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long format: one row per cluster-period (cluster, period, step, treatment, observed)."""
+        i, j = np.indices(self.treatment.shape)
+        out = pd.DataFrame({
+            "cluster": i.ravel() + 1, "period": j.ravel() + 1,
+            "step": self.step[i.ravel()], "treatment": self.treatment.ravel(),
+            "observed": ~np.isnan(self.treatment.ravel()),
+        })
+        if self.cluster_sizes is not None:
+            m = np.broadcast_to(_as_matrix(self.cluster_sizes, self.n_clusters, self.n_periods),
+                                self.treatment.shape)
+            out["m"] = m.ravel()
+        return out
+
+    def summary(self) -> str:
+        """Readable description of the schedule."""
+        lines = [f"Stepped-wedge design: {self.n_clusters} clusters, {self.n_steps} steps, "
+                 f"{self.n_periods} periods ({self.baseline_periods} baseline); clusters per step "
+                 f"{list(self.clusters_per_step)}; "
+                 + ("complete" if self.complete else
+                    f"incomplete ({int(np.isnan(self.treatment).sum())} cluster-periods not observed)")]
+        for i, row in enumerate(self.treatment):
+            lines.append(f"  cluster {i + 1:>3}: " + " ".join(
+                "." if np.isnan(v) else str(int(v)) for v in row))
+        return "\n".join(lines)
+
+    def plot_schedule(self, ax=None):
+        """Clusters x periods grid; exposed cluster-periods dark grey, control white, not observed
+        hatched light grey (readable in grey-scale). Returns the Axes."""
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch, Rectangle
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(1 + 0.45 * self.n_periods, 1 + 0.3 * self.n_clusters))
+        for i, row in enumerate(self.treatment):
+            for j, v in enumerate(row):
+                if np.isnan(v):
+                    kw = dict(facecolor="0.85", hatch="///", edgecolor="0.5")
+                elif v == 1:
+                    kw = dict(facecolor="0.3", edgecolor="white")
+                else:
+                    kw = dict(facecolor="white", edgecolor="0.6")
+                ax.add_patch(Rectangle((j + 0.5, i + 0.5), 1, 1, lw=0.8, **kw))
+        ax.set_xlim(0.5, self.n_periods + 0.5)
+        ax.set_ylim(self.n_clusters + 0.5, 0.5)
+        ax.set_xticks(range(1, self.n_periods + 1))
+        ax.set_yticks(range(1, self.n_clusters + 1))
+        ax.set_xlabel("period")
+        ax.set_ylabel("cluster")
+        ax.set_title(f"Stepped-wedge schedule ({self.n_clusters} clusters, {self.n_steps} steps)")
+        handles = [Patch(facecolor="white", edgecolor="0.6", label="control"),
+                   Patch(facecolor="0.3", label="intervention")]
+        if not self.complete:
+            handles.append(Patch(facecolor="0.85", hatch="///", edgecolor="0.5", label="not observed"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        return ax
+
+
+def _as_matrix(m, n_clusters, n_periods):
+    a = np.asarray(m, dtype=float)
+    if a.ndim == 0:
+        return np.full((n_clusters, n_periods), float(a))
+    if a.shape == (n_clusters,):
+        return np.repeat(a[:, None], n_periods, axis=1)
+    if a.shape == (n_clusters, n_periods):
+        return a
+    raise ScaleupDataError(
+        f"cluster sizes must be a number, a vector of {n_clusters} cluster sizes or a "
+        f"{n_clusters} x {n_periods} matrix; got shape {a.shape}."
+    )
+
+
+def stepped_wedge_design(
+    n_clusters: int,
+    n_steps: int,
+    *,
+    clusters_per_step=None,
+    baseline_periods: int = 1,
+    incomplete=None,
+    cluster_sizes=None,
+) -> SteppedWedgeDesign:
+    """Schedule of a (standard or incomplete) stepped-wedge design.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters (e.g. 18 health regions).
+    n_steps : int
+        Number of steps (groups of clusters crossing over together).
+    clusters_per_step : int or sequence of int, optional
+        Clusters crossing at each step (must sum to ``n_clusters``). Default: as equal as
+        possible, earlier steps taking the remainder.
+    baseline_periods : int
+        Periods before the first step (all clusters in control). The design has
+        ``baseline_periods + n_steps`` periods; clusters of step s are exposed from period
+        ``baseline_periods + s`` on.
+    incomplete : array-like of bool, optional
+        Clusters x periods mask, True = cluster-period not observed (NaN in ``treatment``).
+    cluster_sizes : float, sequence or matrix, optional
+        Individuals per cluster-period (one number, one per cluster, or clusters x periods);
+        used by :func:`stepped_wedge_power` when ``m`` is not given.
+
+    Returns
+    -------
+    SteppedWedgeDesign
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> d = sa.stepped_wedge_design(6, 3)
+    >>> d.treatment.astype(int)
+    array([[0, 1, 1, 1],
+           [0, 1, 1, 1],
+           [0, 0, 1, 1],
+           [0, 0, 1, 1],
+           [0, 0, 0, 1],
+           [0, 0, 0, 1]])
+    """
+    for name, v, lo in (("n_clusters", n_clusters, 1), ("n_steps", n_steps, 1),
+                        ("baseline_periods", baseline_periods, 0)):
+        if not isinstance(v, (int, np.integer)) or v < lo:
+            raise ScaleupDataError(f"stepped_wedge_design: '{name}' must be an integer >= {lo}; got {v!r}.")
+    if n_steps > n_clusters:
+        raise ScaleupDataError(
+            f"stepped_wedge_design: {n_steps} steps for {n_clusters} clusters; each step needs a cluster."
+        )
+    if clusters_per_step is None:
+        q, r = divmod(n_clusters, n_steps)
+        cps = [q + (1 if s < r else 0) for s in range(n_steps)]
+    elif np.ndim(clusters_per_step) == 0:
+        cps = [int(clusters_per_step)] * n_steps
+    else:
+        cps = [int(c) for c in clusters_per_step]
+    if len(cps) != n_steps or sum(cps) != n_clusters or min(cps) < 1:
+        raise ScaleupDataError(
+            f"stepped_wedge_design: clusters_per_step={cps} must have {n_steps} positive entries "
+            f"summing to n_clusters={n_clusters}."
+        )
+    T = baseline_periods + n_steps
+    step = np.repeat(np.arange(1, n_steps + 1), cps)
+    trt = (np.arange(1, T + 1)[None, :] >= (baseline_periods + step)[:, None]).astype(float)
+    if incomplete is not None:
+        mask = np.asarray(incomplete, dtype=bool)
+        if mask.shape != trt.shape:
+            raise ScaleupDataError(
+                f"stepped_wedge_design: 'incomplete' must be a {n_clusters} x {T} boolean mask "
+                f"(True = not observed); got shape {mask.shape}."
+            )
+        empty = np.flatnonzero(mask.all(axis=1))
+        if empty.size:
+            raise ScaleupDataError(
+                f"stepped_wedge_design: 'incomplete' leaves {empty.size} cluster(s) with no observed "
+                f"period (first: {list(empty[:5] + 1)}); drop those clusters instead."
+            )
+        trt[mask] = np.nan
+    sizes = None
+    if cluster_sizes is not None:
+        sizes = _as_matrix(cluster_sizes, n_clusters, T) if np.ndim(cluster_sizes) == 2 else \
+            np.asarray(cluster_sizes, dtype=float)
+        _as_matrix(sizes, n_clusters, T)  # validates the shape
+        if np.any(~(sizes > 0)):
+            raise ScaleupDataError("stepped_wedge_design: 'cluster_sizes' must all be > 0.")
+    return SteppedWedgeDesign(treatment=trt, n_clusters=n_clusters, n_periods=T, n_steps=n_steps,
+                              baseline_periods=baseline_periods, clusters_per_step=tuple(cps),
+                              step=step, cluster_sizes=sizes)
+
+
+# --------------------------------------------------------------------------------------------
+# variance of the treatment effect
+# --------------------------------------------------------------------------------------------
+def hussey_hughes_variance(X, sigma2_mean: float, tau2: float) -> float:
+    """Hussey & Hughes (2007, eq. 8) closed form of Var(theta_hat) for a complete design.
+
+    ``X`` is the clusters x periods 0/1 matrix, ``sigma2_mean`` the variance of a cluster-period
+    mean (sigma2 / m) and ``tau2`` the between-cluster variance::
+
+        Var = I s2 (s2 + T tau2) / ((I U - W) s2 + (U^2 + I T U - T W - I V) tau2)
+
+    with U = sum_ij X_ij, W = sum_j (sum_i X_ij)^2, V = sum_i (sum_j X_ij)^2.
+    """
+    X = np.asarray(X, dtype=float)
+    I, T = X.shape
+    U = X.sum()
+    W = float(np.sum(X.sum(axis=0) ** 2))
+    V = float(np.sum(X.sum(axis=1) ** 2))
+    s2 = sigma2_mean
+    return I * s2 * (s2 + T * tau2) / ((I * U - W) * s2 + (U**2 + I * T * U - T * W - I * V) * tau2)
+
+
+def _gls_variance(trt, var_mean, tau2) -> float:
+    """theta element of (sum_i X_i' V_i^-1 X_i)^-1 (period fixed effects + treatment)."""
+    I, T = trt.shape
+    info = np.zeros((T + 1, T + 1))
+    for i in range(I):
+        obs = ~np.isnan(trt[i])
+        k = int(obs.sum())
+        Xi = np.zeros((k, T + 1))
+        Xi[np.arange(k), np.flatnonzero(obs)] = 1.0
+        Xi[:, T] = trt[i, obs]
+        Vi = np.diag(var_mean[i, obs]) + tau2
+        info += Xi.T @ np.linalg.solve(Vi, Xi)
+    if np.linalg.matrix_rank(info) < T + 1:
+        raise ScaleupDataError(
+            "stepped_wedge_power: the treatment effect is not identifiable in this design (a period "
+            "has no observed cluster, or treatment is confounded with period)."
+        )
+    return float(np.linalg.inv(info)[T, T])
+
+
+def _two_sided_power(effect, se, alpha):
+    z = stats.norm.ppf(1 - alpha / 2)
+    return float(stats.norm.cdf(abs(effect) / se - z) + stats.norm.cdf(-abs(effect) / se - z))
+
+
+@dataclass(frozen=True)
+class SteppedWedgePower:
+    """Result of :func:`stepped_wedge_power`.
+
+    Attributes
+    ----------
+    power : float
+        Two-sided power Phi(|theta|/se - z) + Phi(-|theta|/se - z) (Hussey & Hughes 2007).
+    se : float
+        Standard error of the GLS treatment-effect estimator.
+    variance : float
+        se**2 from the general GLS form.
+    variance_closed_form : float or None
+        Hussey & Hughes' closed form (complete designs with equal cluster sizes).
+    detectable_effect : float
+        Smallest |theta| detected with probability ``target_power``.
+    """
+
+    power: float
+    se: float
+    variance: float
+    variance_closed_form: float | None
+    detectable_effect: float
+    target_power: float
+    effect: float
+    alpha: float
+    outcome: str
+    sigma2: float
+    tau2: float
+    cluster_period_tau2: float
+    design: SteppedWedgeDesign = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row tidy table."""
+        d = {k: v for k, v in self.__dict__.items() if k != "design"}
+        return pd.DataFrame([d])
+
+    def summary(self) -> str:
+        """Readable summary."""
+        return (f"Stepped-wedge power ({self.outcome}; {self.design.n_clusters} clusters, "
+                f"{self.design.n_periods} periods): effect = {self.effect:.4g}, se = {self.se:.4g}, "
+                f"power = {self.power:.3f} at alpha = {self.alpha}; detectable effect at "
+                f"{self.target_power:.0%} power = {self.detectable_effect:.4g} "
+                f"(sigma2 = {self.sigma2:.4g}, tau2 = {self.tau2:.4g}).")
+
+
+def _resolve_variances(outcome, effect, sigma2, icc, tau2, p0, binary_variance):
+    if outcome not in ("continuous", "binary"):
+        raise ScaleupDataError(
+            f"stepped_wedge_power: outcome={outcome!r}; use 'continuous' or 'binary'."
+        )
+    if outcome == "binary":
+        if p0 is None or not 0 < p0 < 1:
+            raise ScaleupDataError("stepped_wedge_power: outcome='binary' needs p0 in (0, 1).")
+        if not 0 < p0 + effect < 1:
+            raise ScaleupDataError(
+                f"stepped_wedge_power: p0 + effect = {p0 + effect:.4g} is not a proportion in (0, 1)."
+            )
+        if sigma2 is None:
+            if binary_variance == "mean":
+                pbar = p0 + effect / 2
+            elif binary_variance == "p0":
+                pbar = p0
+            else:
+                raise ScaleupDataError("stepped_wedge_power: binary_variance must be 'mean' or 'p0'.")
+            sigma2 = pbar * (1 - pbar)
+    if sigma2 is None or not sigma2 > 0:
+        raise ScaleupDataError(
+            "stepped_wedge_power: give sigma2 > 0, the individual-level residual (within-cluster) variance."
+        )
+    if (tau2 is None) == (icc is None):
+        raise ScaleupDataError("stepped_wedge_power: give exactly one of tau2 or icc.")
+    if icc is not None:
+        if not 0 <= icc < 1:
+            raise ScaleupDataError("stepped_wedge_power: icc must be in [0, 1).")
+        tau2 = sigma2 * icc / (1 - icc)
+    if tau2 < 0:
+        raise ScaleupDataError("stepped_wedge_power: tau2 must be >= 0.")
+    return float(sigma2), float(tau2)
+
+
+def stepped_wedge_power(
+    design: SteppedWedgeDesign,
+    effect: float,
+    *,
+    sigma2: float | None = None,
+    icc: float | None = None,
+    tau2: float | None = None,
+    m=None,
+    alpha: float = 0.05,
+    outcome: str = "continuous",
+    p0: float | None = None,
+    power: float | None = None,
+    cluster_period_tau2: float = 0.0,
+    binary_variance: str = "mean",
+) -> SteppedWedgePower:
+    """Power of a stepped-wedge trial (Hussey & Hughes 2007; general GLS form).
+
+    Parameters
+    ----------
+    design : SteppedWedgeDesign
+        From :func:`stepped_wedge_design` (incomplete designs allowed).
+    effect : float
+        Treatment effect theta (difference in means, or in proportions for binary outcomes).
+    sigma2 : float, optional
+        Individual-level residual (within-cluster) variance. For binary outcomes the default is
+        pbar (1 - pbar) (see ``binary_variance``).
+    icc : float, optional
+        Intracluster correlation tau2 / (tau2 + sigma2); gives tau2 = sigma2 icc / (1 - icc).
+    tau2 : float, optional
+        Between-cluster variance (give ``tau2`` or ``icc``).
+    m : float, sequence or matrix, optional
+        Individuals per cluster-period (number, per cluster, or clusters x periods). Default:
+        ``design.cluster_sizes``.
+    alpha : float
+        Two-sided significance level.
+    outcome : {"continuous", "binary"}
+    p0 : float, optional
+        Control proportion (binary outcomes).
+    power : float, optional
+        Target power for ``detectable_effect`` (default 0.8).
+    cluster_period_tau2 : float
+        Variance of a cluster x period random effect (added to each cluster-period mean).
+    binary_variance : {"mean", "p0"}
+        Binary outcomes: sigma2 = pbar (1 - pbar) with pbar = p0 + effect / 2, the average of the
+        control and intervention proportions (as Hussey & Hughes 2007 and swCRTdesign), or
+        p0 (1 - p0).
+
+    Returns
+    -------
+    SteppedWedgePower
+        ``power``, ``se``, ``detectable_effect``, ``variance`` and ``variance_closed_form``.
+
+    Notes
+    -----
+    Var(theta_hat) = [(sum_i X_i' V_i^-1 X_i)^-1]_theta with X_i = [period indicators, X_ij]
+    over the observed periods of cluster i and V_i = diag(sigma2 / m_ij + cluster_period_tau2)
+    + tau2 J. For a complete design with equal m this equals Hussey & Hughes' (2007) closed
+    form (``variance_closed_form``, computed with sigma2 / m + cluster_period_tau2 as the
+    cluster-period variance). Power = Phi(|theta| / se - z_{1-alpha/2}) + Phi(-|theta| / se -
+    z_{1-alpha/2}).
+
+    References
+    ----------
+    Hussey MA, Hughes JP (2007). Design and analysis of stepped wedge cluster randomized trials.
+    Contemp Clin Trials 28(2): 182-191.
+    Hemming K, Haines TP, Chilton PJ, Girling AJ, Lilford RJ (2015). The stepped wedge cluster
+    randomised trial: rationale, design, analysis, and reporting. BMJ 350: h391.
+
+    Examples
+    --------
+    The Hussey & Hughes design used in the swCRTdesign README (24 clusters, 4 steps, 120
+    individuals per cluster-period, p0 = 0.05, p1 = 0.035, tau = 0.01):
+
+    >>> import scaleup_analysis as sa
+    >>> d = sa.stepped_wedge_design(24, 4)
+    >>> res = sa.stepped_wedge_power(d, -0.015, outcome="binary", p0=0.05, tau2=0.01**2, m=120)
+    >>> round(res.power, 4)
+    0.7862
+    """
+    if not isinstance(design, SteppedWedgeDesign):
+        raise ScaleupDataError(
+            "stepped_wedge_power: 'design' must come from sa.stepped_wedge_design(...)."
+        )
+    if not 0 < alpha < 1:
+        raise ScaleupDataError("stepped_wedge_power: alpha must be in (0, 1).")
+    target = 0.8 if power is None else float(power)
+    if not alpha < target < 1:
+        raise ScaleupDataError("stepped_wedge_power: target power must be in (alpha, 1).")
+    if cluster_period_tau2 < 0:
+        raise ScaleupDataError("stepped_wedge_power: cluster_period_tau2 must be >= 0.")
+    if m is None:
+        m = design.cluster_sizes
+    if m is None:
+        raise ScaleupDataError(
+            "stepped_wedge_power: give m (individuals per cluster-period) or cluster_sizes in the design."
+        )
+    M = _as_matrix(m, design.n_clusters, design.n_periods)
+    if np.any(~(M[~np.isnan(design.treatment)] > 0)):
+        raise ScaleupDataError("stepped_wedge_power: m must be > 0 for every observed cluster-period.")
+
+    def var_for(eff):
+        s2, t2 = _resolve_variances(outcome, eff, sigma2, icc, tau2, p0, binary_variance)
+        vm = s2 / M + cluster_period_tau2
+        return _gls_variance(design.treatment, vm, t2), s2, t2
+
+    variance, s2, t2 = var_for(effect)
+    se = math.sqrt(variance)
+    closed = None
+    obs_m = M[~np.isnan(design.treatment)]
+    if design.complete and np.all(obs_m == obs_m[0]):
+        closed = float(hussey_hughes_variance(design.treatment, s2 / obs_m[0] + cluster_period_tau2, t2))
+    pw = _two_sided_power(effect, se, alpha) if effect != 0 else alpha
+
+    # detectable effect: smallest |theta| with two-sided power = target (same sign as effect)
+    sign = -1.0 if effect < 0 else 1.0
+
+    def gap(d):
+        v = var_for(sign * d)[0]
+        return _two_sided_power(d, math.sqrt(v), alpha) - target
+
+    if outcome == "continuous":
+        hi = se * (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(target)) * 2 + 1e-12
+    else:
+        hi = (1 - p0 - 1e-9) if sign > 0 else (p0 - 1e-9)
+    if gap(hi) < 0:
+        detectable = float("nan")
+    else:
+        detectable = float(optimize.brentq(gap, 1e-12, hi, xtol=1e-14, rtol=1e-12))
+    return SteppedWedgePower(
+        power=pw, se=se, variance=variance, variance_closed_form=closed,
+        detectable_effect=detectable, target_power=target, effect=float(effect), alpha=alpha,
+        outcome=outcome, sigma2=s2, tau2=t2, cluster_period_tau2=float(cluster_period_tau2),
+        design=design,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# simulated power (fast path: cluster-period means, GLS with the working variance)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SteppedWedgePowerSim:
+    """Result of :func:`stepped_wedge_power_sim`.
+
+    Attributes
+    ----------
+    power : float
+        Proportion of replicates with |theta_hat / se| > z_{1-alpha/2}.
+    mc_se : float
+        Monte-Carlo standard error sqrt(power (1 - power) / n_sim).
+    estimates, se : numpy.ndarray
+        Per-replicate estimates and their standard errors.
+    """
+
+    power: float
+    mc_se: float
+    n_sim: int
+    seed: int | None
+    analytic_power: float
+    mean_estimate: float
+    estimates: np.ndarray = field(repr=False)
+    se: np.ndarray = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-replicate estimates, standard errors and rejections."""
+        z = np.abs(self.estimates / self.se)
+        return pd.DataFrame({"estimate": self.estimates, "se": self.se, "z": z})
+
+    def summary(self) -> str:
+        """Readable summary."""
+        return (f"Simulated power {self.power:.3f} (MC se {self.mc_se:.3f}, {self.n_sim} replicates; "
+                f"analytic {self.analytic_power:.3f}); mean estimate {self.mean_estimate:.4g}.")
+
+
+def stepped_wedge_power_sim(
+    design: SteppedWedgeDesign,
+    effect: float,
+    *,
+    sigma2: float | None = None,
+    icc: float | None = None,
+    tau2: float | None = None,
+    m=None,
+    alpha: float = 0.05,
+    outcome: str = "continuous",
+    p0: float | None = None,
+    cluster_period_tau2: float = 0.0,
+    binary_variance: str = "mean",
+    n_sim: int = 1000,
+    seed: int | None = None,
+    progress: bool = False,
+) -> SteppedWedgePowerSim:
+    """Simulated power of a stepped-wedge trial (fast path on cluster-period means).
+
+    Each replicate draws cluster effects, cluster-period effects and cluster-period means
+    (normal outcomes: Ybar_ij ~ N(theta X_ij + alpha_i + gamma_ij, sigma2 / m_ij); binary
+    outcomes: m_ij Bernoulli draws with probability p0 + theta X_ij + alpha_i + gamma_ij,
+    clipped to [0, 1]), then estimates theta by GLS with period fixed effects and the working
+    covariance of :func:`stepped_wedge_power`, and rejects when |theta_hat / se| exceeds
+    z_{1-alpha/2}. With known variance components and normal outcomes the simulated power
+    converges to the analytic power; for binary outcomes it checks the normal approximation.
+    Variance components are not re-estimated (use a mixed model on simulated individual data
+    for that).
+
+    Parameters
+    ----------
+    design, effect, sigma2, icc, tau2, m, alpha, outcome, p0, cluster_period_tau2, binary_variance
+        As in :func:`stepped_wedge_power`.
+    n_sim : int
+        Number of replicates.
+    seed : int, optional
+        Seed of ``numpy.random.default_rng``.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    SteppedWedgePowerSim
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> d = sa.stepped_wedge_design(18, 6)
+    >>> sim = sa.stepped_wedge_power_sim(d, 0.3, sigma2=1, icc=0.05, m=20, n_sim=200, seed=1)
+    >>> 0 <= sim.power <= 1
+    True
+    """
+    if not isinstance(n_sim, (int, np.integer)) or n_sim < 1:
+        raise ScaleupDataError("stepped_wedge_power_sim: n_sim must be a positive integer.")
+    ana = stepped_wedge_power(design, effect, sigma2=sigma2, icc=icc, tau2=tau2, m=m, alpha=alpha,
+                              outcome=outcome, p0=p0, cluster_period_tau2=cluster_period_tau2,
+                              binary_variance=binary_variance)
+    if m is None:
+        m = design.cluster_sizes
+    M = _as_matrix(m, design.n_clusters, design.n_periods)
+    trt = design.treatment
+    obs = ~np.isnan(trt)
+    I, T = trt.shape
+    s2, t2, g2 = ana.sigma2, ana.tau2, ana.cluster_period_tau2
+    var_mean = s2 / M + g2
+    # GLS weights are the same in every replicate: precompute theta_hat = a' y (per cluster)
+    blocks, info = [], np.zeros((T + 1, T + 1))
+    for i in range(I):
+        o = obs[i]
+        k = int(o.sum())
+        Xi = np.zeros((k, T + 1))
+        Xi[np.arange(k), np.flatnonzero(o)] = 1.0
+        Xi[:, T] = trt[i, o]
+        Vinv = np.linalg.inv(np.diag(var_mean[i, o]) + t2)
+        info += Xi.T @ Vinv @ Xi
+        blocks.append(Xi.T @ Vinv)
+    cov = np.linalg.inv(info)
+    se_theta = math.sqrt(cov[T, T])
+    # weights mapping each cluster's observed means to theta_hat
+    w = np.zeros((I, T))
+    for i in range(I):
+        w[i, obs[i]] = (cov[T] @ blocks[i])
+    rng = np.random.default_rng(seed)
+    x = np.where(obs, trt, 0.0)
+    it = range(n_sim)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, total=n_sim, desc="stepped-wedge power")
+    est = np.empty(n_sim)
+    Mi = np.where(obs, M, 1).astype(float)
+    for r in it:
+        a = rng.normal(0.0, math.sqrt(t2), size=(I, 1))
+        g = rng.normal(0.0, math.sqrt(g2), size=(I, T)) if g2 > 0 else 0.0
+        if outcome == "continuous":
+            ybar = effect * x + a + g + rng.normal(size=(I, T)) * np.sqrt(s2 / Mi)
+        else:
+            p = np.clip(p0 + effect * x + a + g, 0.0, 1.0)
+            n_int = np.rint(Mi).astype(np.int64)
+            ybar = rng.binomial(n_int, p) / n_int
+        est[r] = float(np.sum(w * np.where(obs, ybar, 0.0)))
+    z = stats.norm.ppf(1 - alpha / 2)
+    pw = float(np.mean(np.abs(est / se_theta) > z))
+    return SteppedWedgePowerSim(
+        power=pw, mc_se=math.sqrt(pw * (1 - pw) / n_sim), n_sim=int(n_sim), seed=seed,
+        analytic_power=ana.power, mean_estimate=float(est.mean()), estimates=est,
+        se=np.full(n_sim, se_theta),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# analysis (linear mixed model, Hussey & Hughes 2007)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SteppedWedgeAnalysis:
+    """Result of :func:`stepped_wedge_analysis`.
+
+    Attributes
+    ----------
+    estimate, se, df, p_value, ci_low, ci_high : float
+        Treatment effect theta with its Satterthwaite t test (lmerTest).
+    tau2, sigma2, icc : float
+        Between-cluster variance, residual variance and tau2 / (tau2 + sigma2).
+    model : MixedModelResult
+        The fitted mixed model (period fixed effects, random cluster intercept).
+    """
+
+    estimate: float
+    se: float
+    df: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    sigma2: float
+    icc: float
+    level: float
+    method: str
+    nobs: int
+    n_clusters: int
+    model: object = field(repr=False)
+    cell_means: pd.DataFrame = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row tidy table of the treatment effect and variance components."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("model", "cell_means")}
+        return pd.DataFrame([d])
+
+    def summary(self) -> str:
+        """Readable summary."""
+        return (f"Stepped-wedge analysis ({self.method}; {self.n_clusters} clusters, n = {self.nobs}): "
+                f"treatment effect {self.estimate:.4g} (se {self.se:.4g}, df {self.df:.1f}), "
+                f"{self.level:.0%} CI [{self.ci_low:.4g}, {self.ci_high:.4g}], p = {self.p_value:.3g}; "
+                f"tau2 = {self.tau2:.4g}, sigma2 = {self.sigma2:.4g}, ICC = {self.icc:.3f}.")
+
+    def plot_period_means(self, ax=None):
+        """Mean outcome per period in control and intervention cluster-periods. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        cm = self.cell_means
+        for trt, (marker, ls, label) in {0: ("o", "-", "control"), 1: ("s", "--", "intervention")}.items():
+            g = cm[cm["treatment"] == trt].groupby("period")["mean"].mean()
+            ax.plot(g.index, g.to_numpy(), marker=marker, ls=ls, color="0.2" if trt else "0.55",
+                    label=label)
+        ax.set_xlabel("period")
+        ax.set_ylabel("mean outcome")
+        ax.set_title("Stepped wedge: period means by exposure")
+        ax.legend(frameon=False)
+        return ax
+
+
+def stepped_wedge_analysis(
+    df: pd.DataFrame,
+    outcome: str,
+    cluster: str,
+    period: str,
+    treatment: str,
+    *,
+    cluster_period_re: bool = False,
+    reml: bool = True,
+    level: float = 0.95,
+) -> SteppedWedgeAnalysis:
+    """Analyse a cross-sectional stepped-wedge trial with the Hussey & Hughes mixed model.
+
+    Fits ``outcome ~ C(period) + treatment + (1 | cluster)`` with
+    :func:`scaleup_analysis.mixed_model` (lme4/lmerTest-equivalent REML or ML, Satterthwaite df).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Individual-level (or cluster-period level) rows.
+    outcome, cluster, period, treatment : str
+        Column names; ``treatment`` is 0/1.
+    cluster_period_re : bool
+        A cluster x period random effect (Hooper et al. 2016) needs two nested grouping factors,
+        which the package's mixed-model engine does not fit yet: ``True`` raises an error.
+    reml : bool
+        REML (default) or ML.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    SteppedWedgeAnalysis
+
+    References
+    ----------
+    Hussey MA, Hughes JP (2007). Design and analysis of stepped wedge cluster randomized trials.
+    Contemp Clin Trials 28(2): 182-191.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> d = sa.stepped_wedge_design(6, 3).to_frame()
+    >>> df = d.loc[d.index.repeat(5)].reset_index(drop=True)
+    >>> rng = np.random.default_rng(3)
+    >>> df["y"] = 1.0 * df["treatment"] + rng.normal(size=6)[df["cluster"] - 1] + rng.normal(size=len(df))
+    >>> res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment")
+    >>> res.ci_low < res.estimate < res.ci_high
+    True
+    """
+    if cluster_period_re:
+        raise ScaleupDataError(
+            "stepped_wedge_analysis: cluster_period_re=True needs nested random effects "
+            "(1 | cluster) + (1 | cluster:period), which scaleup_analysis.mixed_model does not fit "
+            "(one grouping factor). Use cluster_period_re=False, or fit lme4 in R for that model."
+        )
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError("stepped_wedge_analysis: argument 'df' must be a pandas DataFrame.")
+    for arg, col in {"outcome": outcome, "cluster": cluster, "period": period,
+                     "treatment": treatment}.items():
+        if col not in df.columns:
+            raise ScaleupDataError(
+                f"stepped_wedge_analysis: column {col!r} (argument '{arg}') is not in df; "
+                f"available columns: {list(df.columns)[:10]}."
+            )
+    d = pd.DataFrame({"y": pd.to_numeric(df[outcome], errors="coerce"), "cl": df[cluster].to_numpy(),
+                      "per": df[period].to_numpy(), "trt": pd.to_numeric(df[treatment], errors="coerce")},
+                     index=df.index)
+    bad = ~d["trt"].isin([0, 1]) & d["trt"].notna()
+    if bad.any():
+        raise ScaleupDataError(
+            f"stepped_wedge_analysis: column {treatment!r} (argument 'treatment') must be 0/1; "
+            f"{int(bad.sum())} row(s) are not (first: {list(d.index[bad][:5])})."
+        )
+    from ..heterogeneity.mixed import mixed_model
+
+    fit = mixed_model(d, "y ~ C(per) + trt", group="cl", reml=reml, level=level)
+    fe = fit.fixed_effects.loc["trt"]
+    tau2, sigma2 = float(fit.tau2), float(fit.sigma2)
+    used = d.dropna()
+    cell = (used.groupby(["cl", "per"], sort=True)
+            .agg(treatment=("trt", "first"), mean=("y", "mean"), n=("y", "size"))
+            .reset_index().rename(columns={"cl": "cluster", "per": "period"}))
+    return SteppedWedgeAnalysis(
+        estimate=float(fe["estimate"]), se=float(fe["se"]), df=float(fe["df"]),
+        p_value=float(fe["pvalue"]), ci_low=float(fe["ci_low"]), ci_high=float(fe["ci_high"]),
+        tau2=tau2, sigma2=sigma2, icc=tau2 / (tau2 + sigma2), level=level,
+        method="REML" if reml else "ML", nobs=int(fit.nobs), n_clusters=int(fit.ngroups),
+        model=fit, cell_means=cell,
+    )
