@@ -1,0 +1,1095 @@
+"""Random- and fixed-effects meta-analysis and meta-regression (metafor's ``rma.uni``).
+
+Two public functions, both taking a long-format :class:`pandas.DataFrame` with one row per study
+(or site, region, ...), an effect size column ``yi`` and its sampling variance ``vi``:
+
+* :func:`meta_analysis` -- the intercept-only model (pooled effect, tau^2 with its Q-profile CI,
+  I^2, H^2, Q test, prediction interval, influence diagnostics, leave-one-out, forest/funnel plots);
+* :func:`meta_regression` -- mixed-effects meta-regression on numeric and categorical moderators
+  (coefficient table, residual heterogeneity, pseudo-R^2, omnibus test QM, predictions, permutation
+  test, bubble plot).
+
+Every number reproduces metafor 3.8 (``rma()``, ``confint()``, ``predict()``, ``influence()``,
+``leave1out()``, ``blup()``, ``permutest()``) with its default settings; the tests compare against
+``tests/reference/meta.json`` written by ``tests/reference/ref_meta.R`` at 1e-6 relative tolerance.
+The estimation engine is :mod:`scaleup_analysis.heterogeneity._tau2`.
+
+References
+----------
+Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package. Journal of Statistical
+Software, 36(3), 1-48. https://doi.org/10.18637/jss.v036.i03
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
+from ._tau2 import METHODS, TESTS, Fit, FitError, fit_rma, qprofile_ci
+
+__all__ = [
+    "meta_analysis",
+    "meta_regression",
+    "MetaAnalysisResult",
+    "MetaRegressionResult",
+    "PermutationTestResult",
+]
+
+_METHOD_LABELS = {
+    "FE": "fixed-effects (inverse-variance)",
+    "DL": "DerSimonian-Laird",
+    "REML": "restricted maximum likelihood",
+    "ML": "maximum likelihood",
+    "PM": "Paule-Mandel",
+    "EB": "empirical Bayes",
+    "HE": "Hedges (variance components)",
+    "SJ": "Sidik-Jonkman",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# input checking
+# --------------------------------------------------------------------------------------------------
+def _first_rows(labels: Sequence, n: int = 5) -> str:
+    labels = list(labels)
+    shown = ", ".join(repr(x) for x in labels[:n])
+    return shown + (", ..." if len(labels) > n else "")
+
+
+def _check_options(method: str, test: str, level: float) -> None:
+    if method not in METHODS:
+        raise ScaleupDataError(
+            f"argument 'method': unknown tau^2 estimator {method!r}; use one of {', '.join(METHODS)}."
+        )
+    if test not in TESTS:
+        raise ScaleupDataError(f"argument 'test': must be 'z' or 'knha' (Knapp-Hartung), not {test!r}.")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ScaleupDataError(f"argument 'level': must be a coverage in (0, 1), e.g. 0.95, not {level!r}.")
+
+
+def _numeric_column(df: pd.DataFrame, col: str, arg: str) -> pd.Series:
+    if col not in df.columns:
+        raise ScaleupDataError(
+            f"table 'df', argument {arg}={col!r}: no such column. Available columns: "
+            f"{_first_rows(df.columns, 20)}. Pass the name of the column holding the {arg} values."
+        )
+    s = df[col]
+    if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
+        conv = pd.to_numeric(s, errors="coerce")
+        bad = s.index[conv.isna() & s.notna()]
+        if len(bad):
+            raise ScaleupDataError(
+                f"table 'df', column {col!r} ({arg}): {len(bad)} row(s) are not numeric, first rows "
+                f"{_first_rows(bad)} (values {_first_rows(s.loc[bad])}). Convert the column to numbers."
+            )
+        s = conv
+    return s.astype(float)
+
+
+def _prepare(df, yi: str, vi: str, slab: str | None, extra: Sequence[str] = ()) -> tuple:
+    """Validate ``df``; return the boolean mask of usable rows and the omitted-row descriptions."""
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(
+            f"argument 'df': expected a pandas DataFrame with one row per study, got {type(df).__name__}."
+        )
+    y = _numeric_column(df, yi, "yi")
+    v = _numeric_column(df, vi, "vi")
+    if slab is not None and slab not in df.columns:
+        raise ScaleupDataError(f"table 'df', argument slab={slab!r}: no such column.")
+    miss = y.isna() | v.isna()
+    omitted = []
+    if miss.any():
+        rows = df.index[miss]
+        omitted.append(f"{len(rows)} row(s) with missing {yi!r} or {vi!r} (rows {_first_rows(rows)})")
+    keep = ~miss
+    yv, vv = y[keep], v[keep]
+    bad_y = yv.index[~np.isfinite(yv.to_numpy())]
+    if len(bad_y):
+        raise ScaleupDataError(
+            f"table 'df', column {yi!r}: {len(bad_y)} row(s) with infinite effect sizes, first rows "
+            f"{_first_rows(bad_y)}. Fix or drop these studies."
+        )
+    bad_v = vv.index[~(np.isfinite(vv.to_numpy()) & (vv.to_numpy() > 0))]
+    if len(bad_v):
+        raise ScaleupDataError(
+            f"table 'df', column {vi!r}: {len(bad_v)} row(s) with a sampling variance that is not a "
+            f"finite positive number, first rows {_first_rows(bad_v)} (values "
+            f"{_first_rows(vv.loc[bad_v])}). Sampling variances must be > 0 (a variance is the squared "
+            "standard error); fix these rows or drop them."
+        )
+    return keep, omitted
+
+
+def _labels(data: pd.DataFrame, slab: str | None) -> pd.Index:
+    if slab is None:
+        return pd.Index([str(i) for i in data.index], name="study")
+    return pd.Index(data[slab].astype(str).to_list(), name=slab)
+
+
+def _warn_omitted(omitted: list[str], what: str) -> None:
+    if omitted:
+        warnings.warn(
+            f"{what}: rows omitted from the analysis: " + "; ".join(omitted) + ".",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+
+
+def _fit_or_raise(yi, vi, X, method, test, level, int_incl=True, btt=None) -> Fit:
+    try:
+        fit = fit_rma(yi, vi, X, method, test, level, int_incl=int_incl, btt=btt)
+    except FitError as exc:
+        raise ScaleupDataError(f"the model could not be fitted: {exc}.") from None
+    for msg in fit.warnings:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    return fit
+
+
+def _try_fit(yi, vi, X, method, test, level, int_incl=True, btt=None) -> Fit | None:
+    try:
+        return fit_rma(yi, vi, X, method, test, level, int_incl=int_incl, btt=btt)
+    except (FitError, np.linalg.LinAlgError, ZeroDivisionError, ValueError):
+        return None
+
+
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "NA"
+    return "< .0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _fit_stats(fit: Fit) -> dict:
+    return fit.fit_stats["REML" if fit.method == "REML" else "ML"]
+
+
+def _pi_bounds(fit: Fit, x_new: np.ndarray) -> tuple:
+    pred = x_new @ fit.beta
+    vpred = np.einsum("ij,jk,ik->i", x_new, fit.vb, x_new)
+    se = np.sqrt(vpred)
+    ci_lb, ci_ub = pred - fit.crit * se, pred + fit.crit * se
+    if fit.method == "FE":
+        pi_lb = pi_ub = np.full(len(pred), np.nan)
+    else:
+        half = fit.crit * np.sqrt(vpred + fit.tau2)
+        pi_lb, pi_ub = pred - half, pred + half
+    return pred, se, ci_lb, ci_ub, pi_lb, pi_ub
+
+
+def _influence_frame(fit: Fit, labels: pd.Index, term_names: Sequence[str]) -> pd.DataFrame:
+    """Case-deletion diagnostics as metafor ``influence.rma.uni`` (``btt`` = all coefficients)."""
+    k, p = fit.k, fit.p
+    X, yi, vi = fit.X, fit.yi, fit.vi
+    wi = 1.0 / (vi + fit.tau2)
+    stxwx = np.linalg.inv(X.T @ (wi[:, None] * X))
+    hat = np.einsum("ij,jk,ik->i", X, stxwx, X) * wi
+    hat[hat > 1 - 10 * np.finfo(float).eps] = 1.0
+    weight = 100 * wi / wi.sum()
+    pred_full = X @ fit.beta
+    svb = np.linalg.inv(fit.vb)
+    det_full = np.linalg.det(fit.vb)
+    out = {c: np.full(k, np.nan) for c in ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "QE_del")}
+    dfbs = np.full((k, p), np.nan)
+    delpred = np.full(k, np.nan)
+    vdelpred = np.full(k, np.nan)
+    s2w_del = np.full(k, np.nan)
+    failed = 0
+    for i in range(k):
+        keep = np.arange(k) != i
+        res = _try_fit(yi[keep], vi[keep], X[keep], fit.method, fit.test, fit.level, fit.int_incl)
+        if res is None:
+            failed += 1
+            continue
+        xi = X[i]
+        out["tau2_del"][i] = res.tau2
+        out["QE_del"][i] = res.QE
+        delpred[i] = xi @ res.beta
+        vdelpred[i] = xi @ res.vb @ xi
+        s2w_del[i] = res.s2w
+        out["dffits"][i] = (pred_full[i] - delpred[i]) / math.sqrt(res.s2w * hat[i] * (res.tau2 + vi[i]))
+        vb_del = np.linalg.inv(X.T @ ((1.0 / (vi + res.tau2))[:, None] * X))
+        dfb = fit.beta - res.beta
+        dfbs[i] = dfb / np.sqrt(res.s2w * np.diag(vb_del))
+        out["cook_d"][i] = dfb @ svb @ dfb
+        out["cov_r"][i] = np.linalg.det(res.vb) / det_full
+    if failed:
+        warnings.warn(
+            f"influence(): {failed} of {k} leave-one-out refits failed; their diagnostics are NaN.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    resid = yi - delpred
+    resid[np.abs(resid) < 100 * np.finfo(float).eps] = 0.0
+    seresid = np.sqrt(vi * s2w_del + vdelpred + out["tau2_del"] * s2w_del)
+    out["rstudent"] = resid / seresid
+    frame = pd.DataFrame(out, index=labels)
+    frame["hat"] = hat
+    frame["weight"] = weight
+    for j, name in enumerate(term_names):
+        frame[f"dfbs_{name}"] = dfbs[:, j]
+    with np.errstate(invalid="ignore"):
+        infl = (
+            (np.abs(frame["dffits"].to_numpy()) > 3 * math.sqrt(p / (k - p)))
+            | (stats.chi2.cdf(frame["cook_d"].to_numpy(), p) > 0.5)
+            | (hat > 3 * p / k)
+            | (np.abs(dfbs) > 1).any(axis=1)
+        )
+    frame["inf"] = infl & ~np.isnan(frame["dffits"].to_numpy())
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# meta_analysis
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class MetaAnalysisResult:
+    """Result of :func:`meta_analysis` (names follow metafor).
+
+    Attributes
+    ----------
+    estimate, se, statistic, pvalue, ci_low, ci_high : float
+        Pooled effect, its standard error, z (or t for ``test="knha"``) statistic, p-value and CI.
+    tau2, se_tau2 : float
+        Between-study variance and its standard error (0 and NaN for ``method="FE"``).
+    tau2_ci_low, tau2_ci_high, I2_ci_low, I2_ci_high, H2_ci_low, H2_ci_high : float
+        Q-profile confidence interval of tau^2 and the implied intervals for I^2 and H^2.
+    I2, H2 : float
+        I^2 (percent) and H^2, based on the "typical" within-study variance (metafor's definition).
+    Q, Q_df, Q_pvalue : float, int, float
+        Cochran's Q test for heterogeneity.
+    pi_low, pi_high : float
+        Prediction interval for the true effect in a new study (NaN for ``method="FE"``).
+    k, method, test, level : int, str, str, float
+    loglik, deviance, AIC, BIC, AICc : float
+        Fit statistics (restricted likelihood for REML, full likelihood otherwise), as metafor's
+        ``fitstats()``.
+    weights : pandas.Series
+        Percent weight of each study in the pooled estimate.
+    """
+
+    estimate: float
+    se: float
+    statistic: float
+    pvalue: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    se_tau2: float
+    tau2_ci_low: float
+    tau2_ci_high: float
+    I2: float
+    I2_ci_low: float
+    I2_ci_high: float
+    H2: float
+    H2_ci_low: float
+    H2_ci_high: float
+    Q: float
+    Q_df: int
+    Q_pvalue: float
+    pi_low: float
+    pi_high: float
+    k: int
+    method: str
+    test: str
+    level: float
+    loglik: float
+    deviance: float
+    AIC: float
+    BIC: float
+    AICc: float
+    weights: pd.Series = field(repr=False)
+    yi: pd.Series = field(repr=False)
+    vi: pd.Series = field(repr=False)
+    data: pd.DataFrame = field(repr=False)
+    group: str | None = field(default=None, repr=False)
+    _fit: Fit = field(default=None, repr=False, compare=False)
+
+    @property
+    def tau(self) -> float:
+        """Square root of tau^2."""
+        return math.sqrt(self.tau2)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row tidy DataFrame with every scalar result."""
+        names = [
+            "estimate", "se", "statistic", "pvalue", "ci_low", "ci_high", "pi_low", "pi_high", "tau2",
+            "se_tau2", "tau2_ci_low", "tau2_ci_high", "I2", "I2_ci_low", "I2_ci_high", "H2", "H2_ci_low",
+            "H2_ci_high", "Q", "Q_df", "Q_pvalue", "k", "method", "test", "level", "loglik", "deviance",
+            "AIC", "BIC", "AICc",
+        ]  # fmt: skip
+        return pd.DataFrame([{n: getattr(self, n) for n in names}])
+
+    def summary(self) -> str:
+        """A readable table in the spirit of metafor's ``print.rma.uni``."""
+        pct = round(100 * self.level)
+        stat = "t" if self.test == "knha" else "z"
+        model = "Fixed-effects" if self.method == "FE" else "Random-effects"
+        lines = [f"{model} meta-analysis (k = {self.k}; estimator: {self.method}, "
+                 f"{_METHOD_LABELS[self.method]})", ""]
+        if self.method != "FE":
+            lines += [
+                f"tau^2 (total heterogeneity):   {self.tau2:.4f} (SE = {self.se_tau2:.4f}), "
+                f"{pct}% CI [{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
+                f"tau (square root of tau^2):    {self.tau:.4f}",
+                f"I^2 (heterogeneity / total):   {self.I2:.2f}%, {pct}% CI [{self.I2_ci_low:.2f}, "
+                f"{self.I2_ci_high:.2f}]",
+                f"H^2 (total / sampling var.):   {self.H2:.2f}, {pct}% CI [{self.H2_ci_low:.2f}, "
+                f"{self.H2_ci_high:.2f}]",
+            ]
+        else:
+            lines += [f"I^2 (heterogeneity / total):   {self.I2:.2f}%", f"H^2 (total / sampling var.):   {self.H2:.2f}"]
+        lines += [
+            "",
+            f"Test for heterogeneity: Q(df = {self.Q_df}) = {self.Q:.4f}, p {_fmt_p(self.Q_pvalue)}",
+            "",
+            f"  estimate       se   {stat}val     pval    ci_low   ci_high",
+            f"  {self.estimate:8.4f} {self.se:8.4f} {self.statistic:7.4f} {_fmt_p(self.pvalue):>8} "
+            f"{self.ci_low:9.4f} {self.ci_high:9.4f}",
+        ]
+        if self.method != "FE":
+            lines.append(f"  {pct}% prediction interval: [{self.pi_low:.4f}, {self.pi_high:.4f}]")
+        if self.test == "knha":
+            lines.append(f"  (Knapp-Hartung adjustment, t distribution with {self.k - 1} df)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def influence(self) -> pd.DataFrame:
+        """Case-deletion diagnostics, one row per study (metafor ``influence()``).
+
+        Columns: ``rstudent`` (externally standardised residual), ``dffits``, ``cook_d`` (Cook's
+        distance), ``cov_r`` (covariance ratio), ``tau2_del`` and ``QE_del`` (tau^2 and Q when the study
+        is left out), ``hat``, ``weight`` (percent), ``dfbs_intrcpt`` (DFBETAS) and ``inf`` (True when
+        metafor flags the study as influential).
+        """
+        return _influence_frame(self._fit, self.weights.index, ["intrcpt"])
+
+    def leave_one_out(self) -> pd.DataFrame:
+        """Results of the model refitted without each study in turn (metafor ``leave1out()``)."""
+        f = self._fit
+        rows = []
+        for i in range(f.k):
+            keep = np.arange(f.k) != i
+            res = _try_fit(f.yi[keep], f.vi[keep], f.X[keep], f.method, f.test, f.level)
+            if res is None:
+                rows.append({})
+                continue
+            rows.append({
+                "estimate": res.beta[0], "se": res.se[0], "statistic": res.zval[0], "pvalue": res.pval[0],
+                "ci_low": res.ci_lb[0], "ci_high": res.ci_ub[0], "Q": res.QE, "Q_pvalue": res.QE_pvalue,
+                "tau2": res.tau2, "I2": res.I2, "H2": res.H2,
+            })  # fmt: skip
+        cols = ["estimate", "se", "statistic", "pvalue", "ci_low", "ci_high", "Q", "Q_pvalue", "tau2", "I2", "H2"]
+        return pd.DataFrame(rows, index=self.weights.index, columns=cols)
+
+    def blup(self) -> pd.DataFrame:
+        """Best linear unbiased predictions of the study-specific true effects (metafor ``blup()``).
+
+        pred_i = l_i y_i + (1 - l_i) mu, l_i = tau^2 / (tau^2 + v_i); interval uses the model's
+        critical value (normal, or t with k - 1 df for ``test="knha"``).
+        """
+        f = self._fit
+        li = f.tau2 / (f.tau2 + f.vi)
+        pred = li * f.yi + (1 - li) * f.beta[0]
+        se = np.sqrt(li * f.vi + (1 - li) ** 2 * f.vb[0, 0])
+        return pd.DataFrame(
+            {"pred": pred, "se": se, "pi_low": pred - f.crit * se, "pi_high": pred + f.crit * se},
+            index=self.weights.index,
+        )
+
+    def plot_forest(self, ax=None, group: str | None = None, xlabel: str = "Effect size", title: str | None = None):
+        """Forest plot: study estimates with CIs, the pooled diamond and the prediction interval.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        group : str, optional
+            Column of the analysed data (e.g. ``"rss_code"``) used to group the studies under headers;
+            defaults to the ``group`` given to :func:`meta_analysis`.
+        xlabel, title : str
+        """
+        import matplotlib.pyplot as plt
+
+        group = self.group if group is None else group
+        f = self._fit
+        z = float(stats.norm.isf((1 - self.level) / 2))
+        lo, hi = f.yi - z * np.sqrt(f.vi), f.yi + z * np.sqrt(f.vi)
+        labels = list(self.weights.index)
+        order = np.arange(f.k)
+        rows: list[tuple] = []  # (kind, label, idx)
+        if group is not None:
+            if group not in self.data.columns:
+                raise ScaleupDataError(f"plot_forest(): group={group!r} is not a column of the analysed data.")
+            g = self.data[group].astype(str).to_numpy()
+            order = np.argsort(g, kind="stable")
+            current = None
+            for i in order:
+                if g[i] != current:
+                    current = g[i]
+                    rows.append(("header", f"{group} = {current}", None))
+                rows.append(("study", labels[i], i))
+        else:
+            rows = [("study", labels[i], i) for i in order]
+        n = len(rows)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 0.3 * (n + 4) + 1))
+        wmax = self.weights.max()
+        yticks, ylabels = [], []
+        for pos, (kind, lab, i) in enumerate(rows):
+            yy = n - pos + 2
+            yticks.append(yy)
+            ylabels.append(lab)
+            if kind == "header":
+                continue
+            ax.plot([lo[i], hi[i]], [yy, yy], color="black", lw=1)
+            ax.plot(f.yi[i], yy, marker="s", color="0.3", markersize=4 + 6 * math.sqrt(self.weights.iloc[i] / wmax),
+                    linestyle="none")
+        yy = 1
+        ax.fill([self.ci_low, self.estimate, self.ci_high, self.estimate], [yy, yy + 0.35, yy, yy - 0.35],
+                color="black")
+        label = "Pooled (FE)" if self.method == "FE" else f"Pooled ({self.method})"
+        if self.method != "FE" and np.isfinite(self.pi_low):
+            ax.plot([self.pi_low, self.pi_high], [yy - 0.6, yy - 0.6], color="black", lw=1, linestyle="--")
+            yticks.append(yy - 0.6)
+            ylabels.append(f"{round(100 * self.level)}% prediction interval")
+        yticks.append(yy)
+        ylabels.append(label)
+        ax.axvline(0.0, color="0.6", lw=0.8, linestyle=":")
+        ax.axvline(self.estimate, color="0.4", lw=0.8, linestyle="--")
+        ax.set_yticks(yticks)
+        ax.set_yticklabels(ylabels)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title or f"Forest plot ({label}, k = {self.k})")
+        return ax
+
+    def plot_funnel(self, ax=None, xlabel: str = "Effect size", title: str | None = None):
+        """Funnel plot: effect sizes against their standard errors (inverted axis), with the pseudo
+        confidence region estimate +/- z * SE around the pooled estimate."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 5))
+        f = self._fit
+        sei = np.sqrt(f.vi)
+        z = float(stats.norm.isf((1 - self.level) / 2))
+        smax = sei.max() * 1.05
+        ax.fill([self.estimate - z * smax, self.estimate, self.estimate + z * smax], [smax, 0, smax],
+                color="0.92", zorder=0)
+        ax.plot([self.estimate - z * smax, self.estimate, self.estimate + z * smax], [smax, 0, smax],
+                color="0.5", lw=0.8, linestyle="--")
+        ax.axvline(self.estimate, color="0.3", lw=1)
+        ax.scatter(f.yi, sei, color="black", s=18, zorder=3)
+        ax.set_ylim(smax, 0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("Standard error")
+        ax.set_title(title or f"Funnel plot ({self.method}, k = {self.k})")
+        return ax
+
+
+def meta_analysis(
+    df: pd.DataFrame,
+    yi: str = "yi",
+    vi: str = "vi",
+    method: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+    slab: str | None = None,
+    group: str | None = None,
+) -> MetaAnalysisResult:
+    """Fixed- or random-effects meta-analysis of effect sizes (metafor's ``rma.uni``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per study (site, region, ...).
+    yi, vi : str
+        Columns with the effect sizes and their sampling variances (> 0).
+    method : {"REML", "FE", "DL", "ML", "PM", "EB", "HE", "SJ"}
+        Estimator of the between-study variance tau^2 (FE: fixed-effects model, tau^2 = 0).
+    test : {"z", "knha"}
+        Inference for the pooled effect: normal ("z") or Knapp-Hartung ("knha", t with k - 1 df).
+    level : float
+        Coverage of confidence and prediction intervals.
+    slab : str, optional
+        Column with study labels (default: the DataFrame index).
+    group : str, optional
+        Column used by default to group studies in :meth:`MetaAnalysisResult.plot_forest`.
+
+    Returns
+    -------
+    MetaAnalysisResult
+
+    Raises
+    ------
+    ScaleupDataError
+        Non-numeric columns, non-positive or infinite variances, fewer than 2 studies for a
+        random-effects model, or an estimator that cannot be computed.
+
+    Notes
+    -----
+    Model: y_i = mu + u_i + e_i, u_i ~ N(0, tau^2), e_i ~ N(0, v_i). With w_i = 1/(v_i + tau^2),
+    mu_hat = sum w_i y_i / sum w_i, Var(mu_hat) = 1/sum w_i (times the Knapp-Hartung factor
+    s^2 = sum w_i (y_i - mu_hat)^2 / (k - 1) for ``test="knha"``). The tau^2 estimators, their
+    standard errors and stopping rules are those of metafor: DL (DerSimonian & Laird, 1986), HE
+    (Hedges, 1983), SJ (Sidik & Jonkman, 2005, one step from var(y)(k-1)/k), PM (Paule & Mandel, 1982),
+    ML/REML/EB (Fisher scoring from the truncated HE estimate, tolerance 1e-5 on tau^2).
+    Q = sum (y_i - mu_FE)^2 / v_i; I^2 = 100 tau^2/(tau^2 + s^2) and H^2 = (tau^2 + s^2)/s^2 with the
+    "typical" sampling variance s^2 = (k - 1) sum w_i / ((sum w_i)^2 - sum w_i^2), w_i = 1/v_i
+    (Higgins & Thompson, 2002); for FE, I^2 = max(0, (Q - (k-1))/Q) and H^2 = Q/(k-1). The tau^2 CI is
+    the Q-profile interval (Viechtbauer, 2007); the prediction interval is
+    mu_hat +/- crit * sqrt(SE^2 + tau^2). Rows with missing ``yi``/``vi`` are omitted with a
+    :class:`RowsOmittedWarning`.
+
+    References
+    ----------
+    Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package. Journal of
+    Statistical Software, 36(3). https://doi.org/10.18637/jss.v036.i03
+
+    Viechtbauer, W. (2007). Confidence intervals for the amount of heterogeneity in meta-analysis.
+    Statistics in Medicine, 26(1), 37-52.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"yi": [0.10, 0.30, 0.35, 0.65, 0.45, 0.15],
+    ...                    "vi": [0.03, 0.03, 0.05, 0.01, 0.05, 0.02]})
+    >>> res = sa.meta_analysis(df, method="REML")
+    >>> round(res.estimate, 4), round(res.tau2, 4), round(res.I2, 1)
+    (0.3463, 0.0331, 56.5)
+    >>> round(res.pi_low, 3), round(res.pi_high, 3)
+    (-0.062, 0.755)
+    """
+    _check_options(method, test, level)
+    keep, omitted = _prepare(df, yi, vi, slab)
+    _warn_omitted(omitted, "meta_analysis()")
+    data = df.loc[keep]
+    k = len(data)
+    if k < 1 or (method != "FE" and k < 2):
+        raise ScaleupDataError(
+            f"table 'df': {k} usable row(s); a {'fixed' if method == 'FE' else 'random'}-effects "
+            f"meta-analysis needs at least {1 if method == 'FE' else 2} studies with non-missing "
+            f"{yi!r} and {vi!r}."
+        )
+    labels = _labels(data, slab)
+    y = data[yi].astype(float).to_numpy()
+    v = data[vi].astype(float).to_numpy()
+    fit = _fit_or_raise(y, v, np.ones((k, 1)), method, test, level)
+    ci = qprofile_ci(fit) if (method != "FE" and k > 1) else {}
+    nan = math.nan
+    _, _, _, _, pi_lb, pi_ub = _pi_bounds(fit, np.ones((1, 1)))
+    fs = _fit_stats(fit)
+    wi = 1.0 / (v + fit.tau2)
+    return MetaAnalysisResult(
+        estimate=float(fit.beta[0]), se=float(fit.se[0]), statistic=float(fit.zval[0]),
+        pvalue=float(fit.pval[0]), ci_low=float(fit.ci_lb[0]), ci_high=float(fit.ci_ub[0]),
+        tau2=fit.tau2, se_tau2=fit.se_tau2,
+        tau2_ci_low=ci.get("tau2_ci_low", nan), tau2_ci_high=ci.get("tau2_ci_high", nan),
+        I2=fit.I2, I2_ci_low=ci.get("I2_ci_low", nan), I2_ci_high=ci.get("I2_ci_high", nan),
+        H2=fit.H2, H2_ci_low=ci.get("H2_ci_low", nan), H2_ci_high=ci.get("H2_ci_high", nan),
+        Q=fit.QE, Q_df=k - 1, Q_pvalue=fit.QE_pvalue, pi_low=float(pi_lb[0]), pi_high=float(pi_ub[0]),
+        k=k, method=method, test=test, level=level, loglik=fs["loglik"], deviance=fs["deviance"],
+        AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"],
+        weights=pd.Series(100 * wi / wi.sum(), index=labels, name="weight"),
+        yi=pd.Series(y, index=labels, name="yi"), vi=pd.Series(v, index=labels, name="vi"),
+        data=data, group=group, _fit=fit,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# meta_regression
+# --------------------------------------------------------------------------------------------------
+def _formula_from_mods(mods) -> str:
+    if isinstance(mods, str):
+        f = mods.strip()
+        return f if f.startswith("~") else "~ " + f
+    if isinstance(mods, (list, tuple)) and mods and all(isinstance(m, str) for m in mods):
+        return "~ " + " + ".join(m if m.isidentifier() else f'Q("{m}")' for m in mods)
+    raise ScaleupDataError(
+        "argument 'mods': give a list of moderator column names (e.g. ['ablat', 'alloc']) or a "
+        "formula string (e.g. '~ ablat + C(alloc)')."
+    )
+
+
+def _design(data: pd.DataFrame, formula: str):
+    """Model matrix via patsy; returns (X DataFrame with the intercept first as 'intrcpt', design_info,
+    kept index, int_incl)."""
+    import patsy
+
+    try:
+        X = patsy.dmatrix(formula, data, return_type="dataframe", NA_action="drop", eval_env=0)
+    except patsy.PatsyError as exc:
+        raise ScaleupDataError(
+            f"argument 'mods': cannot build the moderator matrix from {formula!r} on table 'df': {exc}. "
+            "Check the column names and that categorical moderators are strings or categoricals."
+        ) from None
+    info = X.design_info
+    # patsy puts purely categorical terms first; R keeps the order of the formula: restore it
+    desc = patsy.ModelDesc.from_formula(formula)
+    cols = []
+    for term in desc.rhs_termlist:
+        sl = info.term_name_slices.get(term.name())
+        if sl is not None:
+            cols += info.column_names[sl]
+    cols += [c for c in X.columns if c not in cols]
+    is_int = [bool(np.all(np.abs(X[c].to_numpy() - 1) < 1e-8)) for c in cols]
+    int_incl = any(is_int)
+    if int_incl:
+        j = is_int.index(True)
+        cols = [cols[j]] + [c for i, c in enumerate(cols) if i != j and not is_int[i]]
+    X = X[cols]
+    if int_incl:
+        X = X.rename(columns={cols[0]: "intrcpt"})
+    return X, info, cols, int_incl
+
+
+@dataclass(frozen=True, eq=False)
+class PermutationTestResult:
+    """Result of :meth:`MetaRegressionResult.permutation_test` (metafor ``permutest``).
+
+    Attributes
+    ----------
+    pvalue : pandas.Series
+        Permutation p-value of each coefficient (two-sided, based on |z| or |t|).
+    QM_pvalue : float
+        Permutation p-value of the omnibus test of the moderators.
+    n_perm : int
+        Number of permutations evaluated (all distinct ones when ``exact``).
+    exact : bool
+    statistic : pandas.Series
+        Observed test statistics; ``QM`` the observed omnibus statistic.
+    """
+
+    pvalue: pd.Series
+    QM_pvalue: float
+    n_perm: int
+    exact: bool
+    statistic: pd.Series
+    QM: float
+    statistic_perm: pd.DataFrame = field(repr=False)
+    QM_perm: np.ndarray = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table: one row per coefficient plus the omnibus test."""
+        out = pd.DataFrame({"statistic": self.statistic, "pvalue_perm": self.pvalue})
+        out.loc["QM (omnibus)"] = [self.QM, self.QM_pvalue]
+        out.index.name = "term"
+        return out
+
+    def summary(self) -> str:
+        """Readable summary."""
+        kind = "exact" if self.exact else "approximate (random)"
+        return f"Permutation test ({kind}, {self.n_perm} permutations)\n" + self.to_frame().to_string()
+
+
+def _multiset_permutations(codes: np.ndarray):
+    """All distinct orderings of ``codes`` (lexicographic next-permutation)."""
+    a = sorted(int(c) for c in codes)
+    n = len(a)
+    while True:
+        yield np.array(a)
+        i = n - 2
+        while i >= 0 and a[i] >= a[i + 1]:
+            i -= 1
+        if i < 0:
+            return
+        j = n - 1
+        while a[j] <= a[i]:
+            j -= 1
+        a[i], a[j] = a[j], a[i]
+        a[i + 1 :] = a[i + 1 :][::-1]
+
+
+@dataclass(frozen=True, eq=False)
+class MetaRegressionResult:
+    """Result of :func:`meta_regression` (names follow metafor).
+
+    Attributes
+    ----------
+    coef : pandas.DataFrame
+        Index ``term`` (``intrcpt`` first); columns estimate, se, statistic, pvalue, ci_low, ci_high.
+    vcov : pandas.DataFrame
+        Covariance matrix of the coefficients.
+    tau2, se_tau2 : float
+        Residual between-study variance and its standard error.
+    tau2_ci_low, tau2_ci_high : float
+        Q-profile CI of the residual tau^2 (NaN for FE).
+    I2, H2 : float
+        Residual heterogeneity (percent) and H^2.
+    R2 : float
+        Pseudo-R^2 (percent): proportional reduction of tau^2 relative to the intercept-only model
+        fitted with the same method, truncated at 0 (NaN without an intercept).
+    QM, QM_df, QM_pvalue : float, tuple, float
+        Omnibus test of the moderators (chi-square, or F with (m, k - p) df for ``test="knha"``).
+    QE, QE_df, QE_pvalue : float, int, float
+        Test for residual heterogeneity.
+    k, p : int
+        Studies used and number of coefficients.
+    """
+
+    coef: pd.DataFrame
+    vcov: pd.DataFrame
+    tau2: float
+    se_tau2: float
+    tau2_ci_low: float
+    tau2_ci_high: float
+    I2: float
+    H2: float
+    R2: float
+    QM: float
+    QM_df: tuple
+    QM_pvalue: float
+    QE: float
+    QE_df: int
+    QE_pvalue: float
+    k: int
+    p: int
+    method: str
+    test: str
+    level: float
+    formula: str
+    loglik: float
+    deviance: float
+    AIC: float
+    BIC: float
+    AICc: float
+    data: pd.DataFrame = field(repr=False)
+    _fit: Fit = field(default=None, repr=False, compare=False)
+    _design_info: object = field(default=None, repr=False, compare=False)
+    _columns: tuple = field(default=(), repr=False, compare=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficient table (tidy: one row per term)."""
+        return self.coef.reset_index()
+
+    def summary(self) -> str:
+        """A readable table in the spirit of metafor's ``print.rma.uni``."""
+        pct = round(100 * self.level)
+        model = "Fixed-effects" if self.method == "FE" else "Mixed-effects"
+        dist = f"F(df1 = {self.QM_df[0]}, df2 = {self.QM_df[1]})" if self.test == "knha" else f"QM(df = {self.QM_df[0]})"
+        lines = [f"{model} meta-regression (k = {self.k}, p = {self.p}; estimator: {self.method})",
+                 f"moderators: {self.formula}", ""]
+        if self.method != "FE":
+            lines += [
+                f"tau^2 (residual heterogeneity): {self.tau2:.4f} (SE = {self.se_tau2:.4f}), {pct}% CI "
+                f"[{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
+                f"I^2 (residual heterogeneity / unaccounted variability): {self.I2:.2f}%",
+                f"H^2 (unaccounted variability / sampling variability):   {self.H2:.2f}",
+            ]
+        if np.isfinite(self.R2):
+            lines.append(f"R^2 (amount of heterogeneity accounted for):            {self.R2:.2f}%")
+        lines += [
+            "",
+            f"Test for residual heterogeneity: QE(df = {self.QE_df}) = {self.QE:.4f}, p {_fmt_p(self.QE_pvalue)}",
+            f"Test of moderators: {dist} = {self.QM:.4f}, p {_fmt_p(self.QM_pvalue)}",
+            "",
+            self.coef.to_string(float_format=lambda x: f"{x:.4f}"),
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def influence(self) -> pd.DataFrame:
+        """Case-deletion diagnostics, one row per study (metafor ``influence()``).
+
+        Same columns as :meth:`MetaAnalysisResult.influence`, with one ``dfbs_<term>`` (DFBETAS)
+        column per coefficient; Cook's distance and the covariance ratio use all coefficients.
+        """
+        return _influence_frame(self._fit, self.data.index, list(self.coef.index))
+
+    def _x_new(self, newdata: pd.DataFrame) -> np.ndarray:
+        import patsy
+
+        if not isinstance(newdata, pd.DataFrame):
+            raise ScaleupDataError("predict(): 'newdata' must be a pandas DataFrame with the moderator columns.")
+        try:
+            (xn,) = patsy.build_design_matrices([self._design_info], newdata, return_type="dataframe",
+                                                NA_action="raise")
+        except patsy.PatsyError as exc:
+            raise ScaleupDataError(
+                f"predict(): cannot build moderators for 'newdata': {exc}. It needs the moderator columns "
+                "of the fitted model, without missing values, and only levels seen in the fit."
+            ) from None
+        return xn[list(self._columns)].to_numpy(dtype=float)
+
+    def predict(self, newdata: pd.DataFrame) -> pd.DataFrame:
+        """Predicted average effects for new moderator values, with CI and prediction interval.
+
+        As metafor ``predict(res, newmods=...)``: pred = x' b, se = sqrt(x' V x), CI pred +/- crit*se,
+        PI pred +/- crit*sqrt(se^2 + tau^2) (NaN for FE).
+        """
+        xn = self._x_new(newdata)
+        pred, se, cl, cu, pl, pu = _pi_bounds(self._fit, xn)
+        return pd.DataFrame(
+            {"pred": pred, "se": se, "ci_low": cl, "ci_high": cu, "pi_low": pl, "pi_high": pu},
+            index=newdata.index,
+        )
+
+    def permutation_test(self, n_perm: int = 1000, seed=None, exact: bool | None = None) -> PermutationTestResult:
+        """Permutation test of the moderators (metafor ``permutest``).
+
+        The rows of the moderator matrix are permuted relative to (yi, vi) and the model is refitted
+        with the same method and test. p-values are the proportion of permutations whose |statistic|
+        (or QM) is at least the observed one minus sqrt(machine eps).
+
+        Parameters
+        ----------
+        n_perm : int
+            Number of random permutations (the first one is the observed data, as in metafor).
+        seed : int or numpy Generator, optional
+            Seed for :func:`numpy.random.default_rng` (random permutations only).
+        exact : bool, optional
+            ``True``: enumerate every distinct permutation; ``False``: random permutations;
+            ``None`` (default): exact when the number of distinct permutations is <= ``n_perm``
+            (metafor's rule).
+        """
+        f = self._fit
+        if not isinstance(n_perm, (int, np.integer)) or n_perm < 2:
+            raise ScaleupDataError(f"permutation_test(): 'n_perm' must be an integer >= 2, not {n_perm!r}.")
+        _, codes = np.unique(f.X, axis=0, return_inverse=True)
+        codes = np.asarray(codes).ravel()
+        uniq = np.unique(f.X, axis=0)
+        counts = np.bincount(codes)
+        n_exact = math.factorial(f.k)
+        for c in counts:
+            n_exact //= math.factorial(int(c))
+        do_exact = bool(exact) or (exact is None and n_exact <= n_perm)
+        if do_exact and n_exact > 1_000_000:
+            raise ScaleupDataError(
+                f"permutation_test(): an exact test needs {n_exact} permutations; use exact=False."
+            )
+
+        def refit(Xp):
+            return _try_fit(f.yi, f.vi, Xp, f.method, f.test, f.level, f.int_incl, f.btt)
+
+        zs, qs = [], []
+        if do_exact:
+            for perm in _multiset_permutations(codes):
+                res = refit(uniq[perm])
+                zs.append(res.zval if res is not None else np.full(f.p, np.nan))
+                qs.append(res.QM if res is not None else np.nan)
+        else:
+            rng = np.random.default_rng(seed)
+            zs.append(f.zval)
+            qs.append(f.QM)
+            attempts = 0
+            while len(zs) < n_perm:
+                attempts += 1
+                if attempts > 10 * n_perm:
+                    raise ScaleupDataError("permutation_test(): too many permuted models failed to fit.")
+                res = refit(f.X[rng.permutation(f.k)])
+                if res is None:
+                    continue
+                zs.append(res.zval)
+                qs.append(res.QM)
+        zperm = np.vstack(zs)
+        qperm = np.asarray(qs, dtype=float)
+        tol = np.sqrt(np.finfo(float).eps)
+        with np.errstate(invalid="ignore"):
+            ok = ~np.isnan(zperm)
+            pval = ((np.abs(zperm) >= np.abs(f.zval) - tol) & ok).sum(axis=0) / ok.sum(axis=0)
+            qok = ~np.isnan(qperm)
+            qp = float(((qperm >= f.QM - tol) & qok).sum() / qok.sum())
+        terms = self.coef.index
+        return PermutationTestResult(
+            pvalue=pd.Series(np.minimum(pval, 1.0), index=terms, name="pvalue_perm"),
+            QM_pvalue=qp, n_perm=len(zs), exact=do_exact,
+            statistic=pd.Series(f.zval, index=terms, name="statistic"), QM=f.QM,
+            statistic_perm=pd.DataFrame(zperm, columns=terms), QM_perm=qperm,
+        )  # fmt: skip
+
+    def plot_bubble(self, mod: str, ax=None, ylabel: str = "Effect size", title: str | None = None):
+        """Bubble plot of the effect sizes against moderator ``mod`` (bubble area ~ model weight),
+        with the fitted line and its CI band when ``mod`` is a numeric moderator (other moderators held
+        at their mean)."""
+        import matplotlib.pyplot as plt
+
+        if mod not in self.data.columns:
+            raise ScaleupDataError(f"plot_bubble(): mod={mod!r} is not a column of the analysed data.")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4.5))
+        f = self._fit
+        w = 1.0 / (f.vi + f.tau2)
+        size = 20 + 300 * w / w.max()
+        xcol = self.data[mod]
+        cols = list(self.coef.index)
+        if pd.api.types.is_numeric_dtype(xcol) and mod in cols:
+            x = xcol.to_numpy(dtype=float)
+            ax.scatter(x, f.yi, s=size, facecolors="0.8", edgecolors="black", zorder=3)
+            grid = np.linspace(x.min(), x.max(), 100)
+            xg = np.tile(f.X.mean(axis=0), (len(grid), 1))
+            xg[:, cols.index(mod)] = grid
+            pred, _, cl, cu, _, _ = _pi_bounds(f, xg)
+            ax.plot(grid, pred, color="black", lw=1.2)
+            ax.plot(grid, cl, color="black", lw=0.8, linestyle="--")
+            ax.plot(grid, cu, color="black", lw=0.8, linestyle="--")
+        else:
+            levels = sorted(xcol.astype(str).unique())
+            pos = xcol.astype(str).map({lv: i for i, lv in enumerate(levels)}).to_numpy(dtype=float)
+            ax.scatter(pos, f.yi, s=size, facecolors="0.8", edgecolors="black", zorder=3)
+            ax.set_xticks(range(len(levels)))
+            ax.set_xticklabels(levels)
+        ax.set_xlabel(mod)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title or f"Meta-regression on {mod} ({self.method}, k = {self.k})")
+        return ax
+
+
+def _r2(fit: Fit) -> float:
+    """metafor's pseudo-R^2 (percent) relative to the intercept-only model fitted the same way."""
+    if not fit.int_incl or fit.p == 1:
+        return math.nan
+    k = fit.k
+    if fit.method == "FE":
+        # metafor: adjusted R^2 of the weighted least-squares regression, truncated at 0
+        if np.var(fit.yi) == 0:
+            return 0.0
+        w = 1.0 / fit.vi
+        fitted = fit.X @ fit.beta
+        rss = float(np.sum(w * (fit.yi - fitted) ** 2))
+        mss = float(np.sum(w * (fitted - np.sum(w * fitted) / w.sum()) ** 2))
+        r2 = mss / (mss + rss)
+        adj = 1 - (1 - r2) * (k - 1) / (k - fit.p)
+        return max(0.0, 100 * adj)
+    res0 = _try_fit(fit.yi, fit.vi, np.ones((k, 1)), fit.method, fit.test, fit.level)
+    if res0 is None:
+        return math.nan
+    if res0.tau2 == 0:
+        return 0.0
+    return max(0.0, 100 * (res0.tau2 - fit.tau2) / res0.tau2)
+
+
+def meta_regression(
+    df: pd.DataFrame,
+    yi: str = "yi",
+    vi: str = "vi",
+    mods=None,
+    method: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+    slab: str | None = None,
+) -> MetaRegressionResult:
+    """Meta-regression of effect sizes on study-level moderators (metafor's ``rma.uni(mods = ...)``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per study.
+    yi, vi : str
+        Columns with the effect sizes and their sampling variances (> 0).
+    mods : list of str or str
+        Moderator columns (numeric columns enter as they are, string/categorical/boolean columns are
+        dummy-coded with the first level as reference, as R does), or a patsy formula such as
+        ``"~ ablat + C(alloc)"``. An intercept is included unless the formula removes it (``- 1``).
+    method : {"REML", "FE", "DL", "ML", "PM", "EB", "HE", "SJ"}
+        Estimator of the residual between-study variance.
+    test : {"z", "knha"}
+        Normal-theory tests, or Knapp-Hartung (t with k - p df; F test for QM).
+    level : float
+        Coverage of the confidence intervals.
+    slab : str, optional
+        Column with study labels.
+
+    Returns
+    -------
+    MetaRegressionResult
+
+    Notes
+    -----
+    Model: y_i = x_i' beta + u_i + e_i, u_i ~ N(0, tau^2), e_i ~ N(0, v_i);
+    beta_hat = (X'WX)^{-1} X'W y, W = diag(1/(v_i + tau^2)). QM = b' V^{-1} b over the non-intercept
+    coefficients; QE = y'P y with P = W_0 - W_0 X (X'W_0 X)^{-1} X'W_0, W_0 = diag(1/v_i).
+    R^2 = max(0, (tau^2_0 - tau^2)/tau^2_0) with tau^2_0 from the intercept-only model
+    (Raudenbush, 2009). Rows with a missing moderator, ``yi`` or ``vi`` are omitted with a
+    :class:`RowsOmittedWarning` (metafor's ``na.omit``).
+
+    References
+    ----------
+    Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package. Journal of
+    Statistical Software, 36(3). https://doi.org/10.18637/jss.v036.i03
+
+    Raudenbush, S. W. (2009). Analyzing effect sizes: Random-effects models. In H. Cooper et al. (Eds.),
+    The handbook of research synthesis and meta-analysis (2nd ed., pp. 295-315).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"yi": [0.10, 0.30, 0.35, 0.65, 0.45, 0.15, 0.50, 0.20],
+    ...                    "vi": [0.03, 0.03, 0.05, 0.01, 0.05, 0.02, 0.04, 0.02],
+    ...                    "dose": [1, 2, 2, 4, 3, 1, 3, 2]})
+    >>> res = sa.meta_regression(df, mods=["dose"], method="REML")
+    >>> res.coef[["estimate", "se"]].round(4)
+             estimate      se
+    term
+    intrcpt   -0.0681  0.1295
+    dose       0.1781  0.0472
+    >>> round(res.tau2, 4), round(res.R2, 1)
+    (0.0, 100.0)
+    """
+    _check_options(method, test, level)
+    if mods is None:
+        raise ScaleupDataError("argument 'mods': give the moderator columns, e.g. mods=['ablat', 'alloc'].")
+    if isinstance(mods, (list, tuple)):
+        if not isinstance(df, pd.DataFrame):
+            _prepare(df, yi, vi, slab)  # raises the DataFrame error
+        missing_cols = [m for m in mods if m not in df.columns]
+        if missing_cols:
+            raise ScaleupDataError(
+                f"table 'df', argument 'mods': no column(s) {_first_rows(missing_cols)}. Available columns: "
+                f"{_first_rows(df.columns, 20)}."
+            )
+    formula = _formula_from_mods(mods)
+    keep, omitted = _prepare(df, yi, vi, slab)
+    data0 = df.loc[keep]
+    X, info, raw_cols, int_incl = _design(data0, formula)
+    dropped = data0.index.difference(X.index, sort=False)
+    if len(dropped):
+        omitted.append(f"{len(dropped)} row(s) with missing moderator values (rows {_first_rows(dropped)})")
+    _warn_omitted(omitted, "meta_regression()")
+    data = data0.loc[X.index]
+    k, p = X.shape
+    Xa = X.to_numpy(dtype=float)
+    if p == 0:
+        raise ScaleupDataError("argument 'mods': the model has no coefficients.")
+    if np.any(np.linalg.eigvalsh(Xa.T @ Xa) <= 1e-7):
+        raise ScaleupDataError(
+            f"argument 'mods': the moderator matrix ({', '.join(X.columns)}) is not of full rank on the "
+            f"{k} usable rows (a moderator is constant or collinear with others). Drop or merge moderators."
+        )
+    need = p if method == "FE" else p + 1
+    if k < need:
+        raise ScaleupDataError(
+            f"table 'df': {k} usable row(s) but the model estimates {p} coefficient(s)"
+            f"{'' if method == 'FE' else ' and tau^2'}; it needs at least {need} studies. Use fewer moderators."
+        )
+    y = data[yi].astype(float).to_numpy()
+    v = data[vi].astype(float).to_numpy()
+    fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl)
+    ci = qprofile_ci(fit) if (method != "FE" and k > p) else {}
+    names = pd.Index(list(X.columns), name="term")
+    coef = pd.DataFrame(
+        {"estimate": fit.beta, "se": fit.se, "statistic": fit.zval, "pvalue": fit.pval,
+         "ci_low": fit.ci_lb, "ci_high": fit.ci_ub},
+        index=names,
+    )  # fmt: skip
+    fs = _fit_stats(fit)
+    data = data.copy()
+    data.index = _labels(data, slab)
+    return MetaRegressionResult(
+        coef=coef, vcov=pd.DataFrame(fit.vb, index=names, columns=names), tau2=fit.tau2,
+        se_tau2=fit.se_tau2, tau2_ci_low=ci.get("tau2_ci_low", math.nan),
+        tau2_ci_high=ci.get("tau2_ci_high", math.nan), I2=fit.I2, H2=fit.H2, R2=_r2(fit), QM=fit.QM,
+        QM_df=fit.QM_df, QM_pvalue=fit.QM_pvalue, QE=fit.QE, QE_df=k - p, QE_pvalue=fit.QE_pvalue, k=k,
+        p=p, method=method, test=test, level=level, formula=formula, loglik=fs["loglik"],
+        deviance=fs["deviance"], AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"], data=data, _fit=fit,
+        _design_info=info, _columns=tuple(raw_cols),
+    )  # fmt: skip

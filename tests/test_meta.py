@@ -1,0 +1,359 @@
+"""meta_analysis / meta_regression against metafor 3.8 (tests/reference/ref_meta.R -> meta.json).
+
+Tolerance: 1e-6 relative everywhere (meta-analysis convention), unless stated otherwise next to the
+assertion. Values that metafor itself reports as exactly 0 (e.g. tau^2 truncated at 0) are compared with
+an absolute tolerance of 1e-10, since a relative tolerance is meaningless at 0.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scaleup_analysis as sa
+from scaleup_analysis.errors import RowsOmittedWarning, ScaleupDataError
+from tests.conftest import load_reference
+
+REF = load_reference("meta")
+RTOL = 1e-6  # meta-analysis: closed forms and metafor's own iterations replicated step by step
+ATOL0 = 1e-10  # only bites when the reference value is (numerically) zero
+
+BASKERVILLE_CSV = (
+    Path(__file__).resolve().parents[1]
+    / "scaleup_analysis"
+    / "data"
+    / "bundled"
+    / "baskerville2012_practice_facilitation.csv"
+)
+
+
+def _arr(x) -> np.ndarray:
+    """JSON value (possibly null / list with nulls) -> float array with NaN."""
+    if x is None:
+        return np.array(np.nan)
+    return np.array([np.nan if v is None else v for v in np.atleast_1d(x).tolist()], dtype=float)
+
+
+def assert_close(got, ref, name, rtol=RTOL, atol=ATOL0):
+    got = np.asarray(got, dtype=float)
+    ref = _arr(ref).reshape(got.shape) if np.size(got) == np.size(_arr(ref)) else _arr(ref)
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True, err_msg=name)
+
+
+def _data(name: str) -> pd.DataFrame:
+    return pd.DataFrame(REF["data"][name])
+
+
+MA_CELLS = [
+    (d, m, t) for d in REF["grid"]["datasets"] for m in REF["grid"]["methods"] for t in REF["grid"]["tests"]
+]
+MR_CELLS = [
+    (d, m, t)
+    for d in REF["grid"]["reg_models"]
+    for m in REF["grid"]["reg_methods"]
+    for t in REF["grid"]["tests"]
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# the grid cannot silently shrink
+# ------------------------------------------------------------------------------------------------
+def test_reference_grid_is_complete():
+    assert REF["grid"]["datasets"] == ["bcg", "baskerville"]
+    assert REF["grid"]["methods"] == ["FE", "DL", "REML", "ML", "PM", "EB", "HE", "SJ"]
+    assert REF["grid"]["tests"] == ["z", "knha"]
+    assert REF["grid"]["reg_models"] == ["bcg_num", "bcg_cat", "baskerville"]
+    assert set(REF["grid"]["reg_methods"]) >= {"REML", "ML", "DL"}
+    assert len(MA_CELLS) == 2 * 8 * 2
+    for d, m, t in MA_CELLS:
+        cell = REF["meta_analysis"][f"{d}|{m}|{t}"]
+        for key in ("estimate", "se", "statistic", "pvalue", "tau2", "I2", "H2", "Q", "pi_low", "loglik",
+                    "AICc", "weights", "influence", "leave1out"):  # fmt: skip
+            assert key in cell, (d, m, t, key)
+        if m != "FE":
+            assert {"tau2_ci_low", "tau2_ci_high", "I2_ci_low", "H2_ci_high", "blup"} <= set(cell)
+    assert len(MR_CELLS) == 3 * len(REF["grid"]["reg_methods"]) * 2
+    for d, m, t in MR_CELLS:
+        cell = REF["meta_regression"][f"{d}|{m}|{t}"]
+        assert {"estimate", "vcov", "tau2", "R2", "QM", "Q", "predict", "influence"} <= set(cell), (d, m, t)
+    assert set(REF["permutest"]) == {"bcg6_ablat|REML|z", "bcg6_ablat|DL|knha", "bcg8_alloc|REML|z"}
+
+
+# ------------------------------------------------------------------------------------------------
+# meta_analysis: 2 datasets x 8 methods x 2 tests
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ma_results():
+    out = {}
+    for d, m, t in MA_CELLS:
+        out[(d, m, t)] = sa.meta_analysis(_data(d), method=m, test=t, slab="author")
+    return out
+
+
+SCALARS = [
+    "estimate", "se", "statistic", "pvalue", "ci_low", "ci_high", "tau2", "se_tau2", "I2", "H2", "Q",
+    "Q_pvalue", "pi_low", "pi_high", "loglik", "deviance", "AIC", "BIC", "AICc",
+]  # fmt: skip
+CI_FIELDS = ["tau2_ci_low", "tau2_ci_high", "I2_ci_low", "I2_ci_high", "H2_ci_low", "H2_ci_high"]
+
+
+@pytest.mark.parametrize("cell", MA_CELLS, ids=["|".join(c) for c in MA_CELLS])
+def test_meta_analysis_matches_metafor(ma_results, cell):
+    res = ma_results[cell]
+    ref = REF["meta_analysis"]["|".join(cell)]
+    for name in SCALARS:
+        assert_close(getattr(res, name), ref[name], name)  # rtol 1e-6
+    assert res.k == ref["k"] and res.Q_df == ref["Q_df"]
+    assert_close(res.weights.to_numpy(), ref["weights"], "weights")  # rtol 1e-6
+    if cell[1] == "FE":
+        assert math.isnan(res.tau2_ci_low) and math.isnan(res.pi_low)
+    else:
+        for name in CI_FIELDS:  # Q-profile CI (metafor confint), rtol 1e-6
+            assert_close(getattr(res, name), ref[name], name)
+
+
+@pytest.mark.parametrize("cell", MA_CELLS, ids=["|".join(c) for c in MA_CELLS])
+def test_influence_leave1out_blup_match_metafor(ma_results, cell):
+    res = ma_results[cell]
+    ref = REF["meta_analysis"]["|".join(cell)]
+    inf = res.influence()
+    mapping = {"rstudent": "rstudent", "dffits": "dffits", "cook_d": "cook_d", "cov_r": "cov_r",
+               "tau2_del": "tau2_del", "QE_del": "QE_del", "hat": "hat", "weight": "weight",
+               "dfbs_intrcpt": "dfbs"}  # fmt: skip
+    for col, rcol in mapping.items():
+        assert_close(inf[col].to_numpy(), ref["influence"][rcol], f"influence.{col}")  # rtol 1e-6
+    assert inf["inf"].tolist() == ref["influence"]["inf"]
+    l1o = res.leave_one_out()
+    for col in l1o.columns:
+        assert_close(l1o[col].to_numpy(), ref["leave1out"][col], f"leave1out.{col}")  # rtol 1e-6
+    if cell[1] != "FE":
+        bl = res.blup()
+        for col in bl.columns:
+            assert_close(bl[col].to_numpy(), ref["blup"][col], f"blup.{col}")  # rtol 1e-6
+
+
+# ------------------------------------------------------------------------------------------------
+# meta_regression: 3 models x {FE, REML, ML, DL} x 2 tests
+# ------------------------------------------------------------------------------------------------
+def _fit_reg(model, method, test):
+    data = _data("bcg" if model.startswith("bcg") else "baskerville")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RowsOmittedWarning)
+        return sa.meta_regression(data, mods=REF["data"]["reg_formulas"][model], method=method, test=test)
+
+
+@pytest.mark.parametrize("cell", MR_CELLS, ids=["|".join(c) for c in MR_CELLS])
+def test_meta_regression_matches_metafor(cell):
+    res = _fit_reg(*cell)
+    ref = REF["meta_regression"]["|".join(cell)]
+    assert res.k == ref["k"] and res.p == ref["p"]
+    assert len(res.coef) == len(ref["terms"])
+    for col in ["estimate", "se", "statistic", "pvalue", "ci_low", "ci_high"]:
+        assert_close(res.coef[col].to_numpy(), ref[col], col)  # rtol 1e-6
+    assert_close(res.vcov.to_numpy(), np.array(ref["vcov"], dtype=float), "vcov")  # rtol 1e-6
+    for name in ["tau2", "se_tau2", "I2", "H2", "R2", "QM", "QM_pvalue", "loglik", "deviance", "AIC", "BIC",
+                 "AICc"]:  # fmt: skip
+        assert_close(getattr(res, name), ref[name], name)  # rtol 1e-6
+    assert_close(res.QE, ref["Q"], "QE")
+    assert_close(res.QE_pvalue, ref["Q_pvalue"], "QE_pvalue")
+    assert res.QE_df == ref["Q_df"]
+    assert res.QM_df[0] == ref["QM_df"][0]
+    if cell[2] == "knha":
+        assert res.QM_df[1] == ref["QM_df"][1]
+    if cell[1] != "FE":
+        assert_close(res.tau2_ci_low, ref["tau2_ci_low"], "tau2_ci_low")  # rtol 1e-6
+        assert_close(res.tau2_ci_high, ref["tau2_ci_high"], "tau2_ci_high")
+    # predictions for new moderator values (metafor predict(newmods = ...))
+    nm = np.array(ref["predict"]["newmods"], dtype=float)
+    if cell[0] == "bcg_num":
+        newdata = pd.DataFrame({"ablat": nm[:, 0], "year": nm[:, 1]})
+    elif cell[0] == "bcg_cat":
+        alloc = np.where(nm[:, 1] == 1, "random", np.where(nm[:, 2] == 1, "systematic", "alternate"))
+        newdata = pd.DataFrame({"ablat": nm[:, 0], "alloc": alloc})
+    else:
+        newdata = pd.DataFrame({"tailor": nm[:, 0], "pperf": nm[:, 1]})
+    pred = res.predict(newdata)
+    for col in ["pred", "se", "ci_low", "ci_high", "pi_low", "pi_high"]:
+        assert_close(pred[col].to_numpy(), ref["predict"][col], f"predict.{col}")  # rtol 1e-6
+
+
+@pytest.mark.parametrize("cell", MR_CELLS, ids=["|".join(c) for c in MR_CELLS])
+def test_meta_regression_influence_matches_metafor(cell):
+    res = _fit_reg(*cell)
+    ref = REF["meta_regression"]["|".join(cell)]["influence"]
+    inf = res.influence()
+    for col in ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "QE_del", "hat", "weight"]:
+        assert_close(inf[col].to_numpy(), ref[col], f"influence.{col}")  # rtol 1e-6
+    dfbs = inf[[f"dfbs_{t}" for t in res.coef.index]].to_numpy()
+    assert_close(dfbs, np.array(ref["dfbs"], dtype=float), "influence.dfbs")  # rtol 1e-6
+    assert inf["inf"].tolist() == ref["inf"]
+
+
+def test_meta_regression_list_mods_equals_formula():
+    data = _data("bcg")
+    a = sa.meta_regression(data, mods=["ablat", "alloc"])
+    b = sa.meta_regression(data, mods="~ ablat + alloc")
+    pd.testing.assert_frame_equal(a.coef, b.coef)
+    assert list(a.coef.index) == ["intrcpt", "ablat", "alloc[T.random]", "alloc[T.systematic]"]
+
+
+def test_missing_moderators_are_omitted_with_warning():
+    data = _data("baskerville")
+    with pytest.warns(RowsOmittedWarning, match=r"2 row\(s\) with missing moderator"):
+        res = sa.meta_regression(data, mods=["tailor", "pperf"])
+    assert res.k == 21
+
+
+# ------------------------------------------------------------------------------------------------
+# permutation tests
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", sorted(REF["permutest"]))
+def test_exact_permutation_test_matches_permutest(key):
+    ref = REF["permutest"][key]
+    _, method, test = key.split("|")
+    data = _data("bcg").iloc[: ref["rows"]]
+    res = sa.meta_regression(data, mods=ref["formula"], method=method, test=test)
+    perm = res.permutation_test(exact=True)
+    assert perm.exact and perm.n_perm == ref["n_perm"]
+    # exact p-values are ratios of counts: they must agree to rounding (1e-12)
+    np.testing.assert_allclose(perm.pvalue.to_numpy(), ref["pvalue"], rtol=1e-12)
+    assert perm.QM_pvalue == pytest.approx(ref["QM_pvalue"], rel=1e-12)
+    assert_close(perm.statistic.to_numpy(), ref["statistic"], "statistic")
+
+
+def test_random_permutation_test_is_seeded_and_near_exact():
+    ref = REF["permutest"]["bcg6_ablat|REML|z"]
+    res = sa.meta_regression(_data("bcg").iloc[:6], mods="~ ablat", method="REML")
+    a = res.permutation_test(n_perm=200, seed=1)  # 360 distinct permutations > 200 -> random
+    b = res.permutation_test(n_perm=200, seed=1)
+    assert not a.exact and a.n_perm == 200
+    assert a.QM_pvalue == b.QM_pvalue
+    p = ref["QM_pvalue"]
+    # Monte Carlo error: within 4 binomial standard errors of the exact p-value
+    assert abs(a.QM_pvalue - p) < 4 * math.sqrt(p * (1 - p) / 200) + 1 / 200
+    assert "Permutation test" in a.summary()
+    assert list(a.to_frame().index)[-1] == "QM (omnibus)"
+
+
+# ------------------------------------------------------------------------------------------------
+# published worked example: Baskerville et al. (2012), pooled SMD 0.56 (95% CI 0.43-0.68)
+# ------------------------------------------------------------------------------------------------
+def test_baskerville_paper_pooled_smd():
+    raw = pd.read_csv(BASKERVILLE_CSV)
+    df = raw.assign(vi=raw["se"] ** 2)
+    # The paper's numbers are reproduced to two decimals by the DerSimonian-Laird estimator
+    # (0.557 [0.432, 0.683]); it is the method the paper used (RevMan-style random effects).
+    dl = sa.meta_analysis(df, yi="smd", vi="vi", method="DL")
+    assert (round(dl.estimate, 2), round(dl.ci_low, 2), round(dl.ci_high, 2)) == (0.56, 0.43, 0.68)
+    # REML gives the same pooled SMD and lower bound, but its upper bound rounds to 0.69
+    # (0.560 [0.432, 0.688]): REML does not reproduce the published CI exactly.
+    reml = sa.meta_analysis(df, yi="smd", vi="vi", method="REML")
+    assert (round(reml.estimate, 2), round(reml.ci_low, 2), round(reml.ci_high, 2)) == (0.56, 0.43, 0.69)
+    # and both agree with metafor on the bundled CSV (rtol 1e-6)
+    assert_close(dl.estimate, REF["paper"]["DL"]["estimate"], "DL estimate")
+    assert_close(reml.ci_high, REF["paper"]["REML"]["ci_high"], "REML ci_high")
+
+
+# ------------------------------------------------------------------------------------------------
+# simulation recovery and invariances
+# ------------------------------------------------------------------------------------------------
+def test_simulation_coverage_of_mu_and_tau2_intervals():
+    """Known truth: 300 simulated meta-analyses (k = 20, mu = 0.3, tau^2 = 0.04, seeded).
+
+    The Q-profile CI of tau^2 is exact under the model and the Knapp-Hartung CI of mu is nearly so:
+    their empirical coverage must be within 3 binomial SEs (3 * 0.0126) of the nominal 95 %.
+    """
+    rng = np.random.default_rng(20261123)
+    n_rep, k, mu, tau2 = 300, 20, 0.30, 0.04
+    cover_mu = cover_tau2 = 0
+    for _ in range(n_rep):
+        vi = rng.uniform(0.01, 0.08, k)
+        yi = mu + rng.normal(0, math.sqrt(tau2), k) + rng.normal(0, np.sqrt(vi))
+        res = sa.meta_analysis(pd.DataFrame({"yi": yi, "vi": vi}), method="REML", test="knha")
+        cover_mu += res.ci_low < mu < res.ci_high
+        cover_tau2 += res.tau2_ci_low <= tau2 <= res.tau2_ci_high
+    se = math.sqrt(0.95 * 0.05 / n_rep)
+    assert abs(cover_mu / n_rep - 0.95) < 3 * se
+    assert abs(cover_tau2 / n_rep - 0.95) < 3 * se
+
+
+def test_row_order_and_scale_invariance():
+    data = _data("bcg")
+    base = sa.meta_analysis(data, method="REML")
+    shuffled = sa.meta_analysis(data.sample(frac=1.0, random_state=3), method="REML")
+    assert shuffled.estimate == pytest.approx(base.estimate, rel=1e-10)
+    assert shuffled.tau2 == pytest.approx(base.tau2, rel=1e-8)  # same Fisher-scoring path up to rounding
+    c = 2.5
+    scaled = sa.meta_analysis(data.assign(yi=data["yi"] * c, vi=data["vi"] * c**2), method="DL")
+    dl = sa.meta_analysis(data, method="DL")
+    assert scaled.estimate == pytest.approx(c * dl.estimate, rel=1e-10)
+    assert scaled.tau2 == pytest.approx(c**2 * dl.tau2, rel=1e-10)
+    assert scaled.I2 == pytest.approx(dl.I2, rel=1e-10)
+
+
+# ------------------------------------------------------------------------------------------------
+# input checking
+# ------------------------------------------------------------------------------------------------
+def test_missing_yi_rows_are_omitted_with_warning():
+    data = _data("bcg")
+    data.loc[[2, 5], "yi"] = np.nan
+    with pytest.warns(RowsOmittedWarning, match=r"2 row\(s\) with missing 'yi' or 'vi' \(rows 2, 5\)"):
+        res = sa.meta_analysis(data)
+    assert res.k == 11
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, np.inf])
+def test_non_positive_variance_raises(bad):
+    data = _data("bcg")
+    data.loc[4, "vi"] = bad
+    with pytest.raises(ScaleupDataError, match=r"column 'vi': 1 row\(s\).*first rows 4"):
+        sa.meta_analysis(data)
+
+
+def test_bad_inputs_raise():
+    data = _data("bcg")
+    with pytest.raises(ScaleupDataError, match="no such column"):
+        sa.meta_analysis(data, yi="effect")
+    with pytest.raises(ScaleupDataError, match="not numeric"):
+        sa.meta_analysis(data.assign(yi=["a"] + data["yi"].tolist()[1:]))
+    with pytest.raises(ScaleupDataError, match="at least 2 studies"):
+        sa.meta_analysis(data.iloc[:1])
+    assert sa.meta_analysis(data.iloc[:1], method="FE").k == 1
+    with pytest.raises(ScaleupDataError, match="unknown tau\\^2 estimator"):
+        sa.meta_analysis(data, method="XX")
+    with pytest.raises(ScaleupDataError, match="'z' or 'knha'"):
+        sa.meta_analysis(data, test="t")
+    with pytest.raises(ScaleupDataError, match="DataFrame"):
+        sa.meta_analysis(data.to_dict())
+    with pytest.raises(ScaleupDataError, match="no column"):
+        sa.meta_regression(data, mods=["latitude"])
+    with pytest.raises(ScaleupDataError, match="not of full rank"):
+        sa.meta_regression(data.assign(ablat2=2 * data["ablat"]), mods=["ablat", "ablat2"])
+    with pytest.raises(ScaleupDataError, match="at least 4 studies"):
+        sa.meta_regression(data.iloc[:3], mods=["ablat", "year"])
+
+
+# ------------------------------------------------------------------------------------------------
+# presentation
+# ------------------------------------------------------------------------------------------------
+def test_summary_to_frame_and_plots():
+    import matplotlib.axes
+
+    data = _data("bcg")
+    res = sa.meta_analysis(data, method="REML", slab="author", group="alloc")
+    assert "Random-effects meta-analysis (k = 13" in res.summary()
+    frame = res.to_frame()
+    assert frame.shape[0] == 1 and frame.loc[0, "tau2"] == res.tau2
+    assert isinstance(res.plot_forest(), matplotlib.axes.Axes)
+    assert isinstance(res.plot_forest(group=None), matplotlib.axes.Axes)
+    assert isinstance(res.plot_funnel(), matplotlib.axes.Axes)
+    reg = sa.meta_regression(data, mods=["ablat", "alloc"])
+    assert "Test of moderators" in reg.summary()
+    assert list(reg.to_frame().columns[:2]) == ["term", "estimate"]
+    assert isinstance(reg.plot_bubble("ablat"), matplotlib.axes.Axes)
+    assert isinstance(reg.plot_bubble("alloc"), matplotlib.axes.Axes)
