@@ -19,6 +19,11 @@ from .errors import (
     ScaleupWarning,
 )
 
+# Eager import: the submodule ``effect_sizes`` shares its name with its function. Importing it here,
+# before anything else can, binds ``sa.effect_sizes`` to the function for good (a later
+# ``import scaleup_analysis.effect_sizes`` finds the module in sys.modules and leaves the attribute).
+from .effect_sizes import effect_sizes
+
 try:
     __version__ = _version("scaleup_analysis")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
@@ -55,6 +60,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rollout.did": ("staggered_did", "twfe_did", "bacon_decomposition"),
     "rollout.its": ("interrupted_time_series",),
     "monitoring.spc": ("runs_analysis", "control_chart"),
+    "outcomes": ("reaim", "voltage_drop"),
+    "monitoring.quintuple": ("quintuple_aim_panel", "change_from_baseline", "deleterious_effects", "plot_dashboard"),
 }
 
 _NAME_TO_MODULE = {name: mod for mod, names in _EXPORTS.items() for name in names}

@@ -1,0 +1,849 @@
+r"""Implementation fidelity: adherence, dose, coverage, a composite index, bands and drift.
+
+The measures follow the conceptual framework for implementation fidelity of Carroll et al. (2007),
+in which *adherence* (was each core component delivered as designed?) is the bottom-line measure and
+its subcategories *content*, *dose* (frequency, duration) and *coverage* (who was reached) describe
+how much of the intervention reached its target; Dane & Schneider (1998) call the amount delivered
+*exposure*. From the ``fidelity_ratings``, ``components`` and ``delivery`` tables of
+``docs/data_dictionary.md``:
+
+* :func:`session_adherence` - adherence of each observed session (core components only);
+* :func:`fidelity_index` - site x period adherence, dose delivered, coverage, exposure and a composite
+  fidelity index with its band (high / moderate / low);
+* :func:`fidelity_by` - the same measures pooled by region x period (or any grouping);
+* :func:`classify_fidelity` - the bands (default high >= 80 %, low <= 50 %);
+* :func:`fidelity_drift` - per-site OLS trend of adherence over periods and runs of declines;
+* :func:`plot_fidelity` - heatmap of site (or region) x period.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import RowsOmittedWarning, ScaleupDataError
+
+__all__ = [
+    "session_adherence",
+    "fidelity_index",
+    "fidelity_by",
+    "classify_fidelity",
+    "fidelity_drift",
+    "FidelityDrift",
+    "plot_fidelity",
+]
+
+_DIMENSIONS = ("adherence", "dose", "coverage")
+_DELIVERY_COLS = ("sessions_planned", "sessions_delivered", "eligible", "reached")
+_COMPONENT_COLS = ("core", "weight", "scale_min", "scale_max")
+_BAND_LABELS = ("low", "moderate", "high")
+_MAX_SHOWN = 5
+
+
+# ------------------------------------------------------------------------------------ checks
+def _rows(df: pd.DataFrame, mask) -> str:
+    mask = np.asarray(mask, dtype=bool)
+    bad = list(df.index[mask])
+    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
+    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
+    return f"{len(bad)} row(s) (index {shown}{more})"
+
+
+def _need(df, table: str, cols: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(f"{table} must be a pandas DataFrame, got {type(df).__name__}.")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ScaleupDataError(
+            f"{table}: missing column(s) {missing}; present: {list(df.columns)}. Rename the columns "
+            "or pass their names as keyword arguments (see docs/data_dictionary.md)."
+        )
+
+
+def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = False) -> np.ndarray:
+    s = df[col]
+    if pd.api.types.is_bool_dtype(s):
+        raise ScaleupDataError(f"{table}: column {col!r} must be numeric, got booleans.")
+    num = pd.to_numeric(s, errors="coerce")
+    bad = num.isna().to_numpy() & s.notna().to_numpy()
+    if bad.any():
+        raise ScaleupDataError(
+            f"{table}: column {col!r} has non-numeric values in {_rows(df, bad)}; fix these values."
+        )
+    x = num.to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(x) if not allow_missing else np.isinf(x)
+    if bad.any():
+        raise ScaleupDataError(
+            f"{table}: column {col!r} has missing or infinite values in {_rows(df, bad)}; "
+            "remove these rows or fill in the values."
+        )
+    return x
+
+
+def _fail(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str) -> None:
+    if np.asarray(mask, dtype=bool).any():
+        raise ScaleupDataError(f"{table}: column {col!r} {what} in {_rows(df, mask)}. {fix}")
+
+
+def _check_components(components: pd.DataFrame, component: str) -> pd.DataFrame:
+    t = "components"
+    _need(components, t, (component, *_COMPONENT_COLS))
+    comp = components[[component, *_COMPONENT_COLS]].copy()
+    dup = comp[component].duplicated(keep=False).to_numpy()
+    _fail(t, component, "has duplicated ids", comp, dup, "Each component must appear once.")
+    core = comp["core"]
+    if not pd.api.types.is_bool_dtype(core):
+        ok = core.isin([True, False, 0, 1]).to_numpy() & core.notna().to_numpy()
+        _fail(t, "core", "is not True/False", comp, ~ok, "Use True for core components, False otherwise.")
+    comp["core"] = core.astype(bool)
+    for c in ("weight", "scale_min", "scale_max"):
+        comp[c] = _numeric(comp, t, c)
+    _fail(t, "weight", "is not > 0", comp, comp["weight"].to_numpy() <= 0, "Weights must be positive.")
+    _fail(t, "scale_max", "is not greater than scale_min", comp,
+          (comp["scale_max"] <= comp["scale_min"]).to_numpy(), "Correct the rating scale bounds.")
+    if not comp["core"].any():
+        raise ScaleupDataError(
+            "components: no core component (column 'core' is False everywhere); adherence is defined "
+            "over core components. Mark the active ingredients with core=True."
+        )
+    return comp.set_index(component)
+
+
+def _check_bands(bands) -> tuple[float, float]:
+    try:
+        lo, hi = (float(b) for b in bands)
+    except (TypeError, ValueError):
+        raise ScaleupDataError(
+            f"bands must be two numbers (low_max, high_min), e.g. (0.50, 0.80); got {bands!r}."
+        ) from None
+    if not (0 <= lo < hi <= 1):
+        raise ScaleupDataError(
+            f"bands=({lo}, {hi}) must satisfy 0 <= low_max < high_min <= 1 (proportions, not %)."
+        )
+    return lo, hi
+
+
+def _check_weights(weights, available: Sequence[str]) -> dict[str, float]:
+    if weights is None:
+        return {k: 1.0 for k in available}
+    if not isinstance(weights, Mapping) or not weights:
+        raise ScaleupDataError(
+            f"weights must be a non-empty dict over {list(_DIMENSIONS)}, e.g. "
+            f"{{'adherence': 2, 'dose': 1, 'coverage': 1}}; got {weights!r}."
+        )
+    out = {}
+    for k, v in weights.items():
+        if k not in _DIMENSIONS:
+            raise ScaleupDataError(f"weights: unknown dimension {k!r}; choose among {list(_DIMENSIONS)}.")
+        if k not in available:
+            raise ScaleupDataError(
+                f"weights: dimension {k!r} needs the delivery table (columns {list(_DELIVERY_COLS)}); "
+                "pass delivery=... or drop it from weights."
+            )
+        v = float(v)
+        if not np.isfinite(v) or v < 0:
+            raise ScaleupDataError(f"weights: {k!r} must be a finite number >= 0, got {v}.")
+        out[k] = v
+    if sum(out.values()) <= 0:
+        raise ScaleupDataError("weights: at least one weight must be > 0.")
+    return out
+
+
+# --------------------------------------------------------------------------------- measures
+def session_adherence(
+    ratings: pd.DataFrame,
+    components: pd.DataFrame,
+    *,
+    site: str = "site_id",
+    session: str = "session_id",
+    period: str = "period",
+    rater: str = "rater_id",
+    component: str = "component_id",
+    score: str = "score",
+) -> pd.DataFrame:
+    r"""Adherence of each observed session: weighted share of the core components delivered.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        The ``fidelity_ratings`` table: one row per site, session, rater and component.
+    components : pandas.DataFrame
+        The ``components`` table (``component_id``, ``core``, ``weight``, ``scale_min``,
+        ``scale_max``).
+    site, session, period, rater, component, score : str
+        Column names in ``ratings`` (``component`` also names the id column of ``components``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per session: ``site``, ``session``, ``period``, ``adherence`` (in [0, 1]),
+        ``n_raters`` and ``n_core_rated`` (core components rated, averaged over raters).
+
+    Raises
+    ------
+    ScaleupDataError
+        Missing columns, unknown components, scores outside their component's scale, duplicated
+        (site, session, rater, component) rows, a session recorded in two periods, or no core
+        component.
+
+    Notes
+    -----
+    Each score is rescaled to [0, 1] by its component's scale,
+    :math:`x^* = (x - \text{scale\_min}) / (\text{scale\_max} - \text{scale\_min})`. For rater
+    :math:`r` of session :math:`j` the adherence is the weighted mean over the core components
+    :math:`C_{jr}` that rater rated, :math:`a_{jr} = \sum_{c \in C_{jr}} w_c x^*_{jrc} / \sum_{c
+    \in C_{jr}} w_c`; the session adherence is the mean over its raters,
+    :math:`a_j = \frac{1}{R_j} \sum_r a_{jr}`. Non-core (adaptable) components do not enter
+    adherence (Carroll et al., 2007). A core component that was not rated is left out (its weight
+    is redistributed), not counted as 0: rate undelivered components at ``scale_min``. A session
+    with no core-component rating at all is left out (with a ``RowsOmittedWarning``).
+
+    References
+    ----------
+    Carroll, C., Patterson, M., Wood, S., Booth, A., Rick, J., & Balain, S. (2007). A conceptual
+    framework for implementation fidelity. *Implementation Science*, 2, 40.
+    https://doi.org/10.1186/1748-5908-2-40
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> components = pd.DataFrame({"component_id": ["C1", "C2", "P1"], "core": [True, True, False],
+    ...                            "weight": [2.0, 1.0, 1.0], "scale_min": [0.0, 1.0, 0.0],
+    ...                            "scale_max": [4.0, 5.0, 1.0]})
+    >>> ratings = pd.DataFrame({"site_id": "A", "session_id": "A-1", "period": 1,
+    ...                         "rater_id": ["r1", "r1", "r1", "r2", "r2"],
+    ...                         "component_id": ["C1", "C2", "P1", "C1", "C2"],
+    ...                         "score": [3.0, 5.0, 0.0, 2.0, 3.0]})
+    >>> sa.session_adherence(ratings, components).round(4)
+      site_id session_id  period  adherence  n_raters  n_core_rated
+    0       A        A-1       1     0.6667         2           2.0
+    """
+    t = "fidelity_ratings"
+    _need(ratings, t, (site, session, period, rater, component, score))
+    comp = _check_components(components, component)
+    r = ratings[[site, session, period, rater, component, score]].copy()
+    for c in (site, session, rater, component):
+        _fail(t, c, "is missing", r, r[c].isna().to_numpy(), "Fill in the identifiers.")
+    per = _numeric(r, t, period)
+    _fail(t, period, "is not an integer >= 1", r, (per < 1) | (per != np.round(per)),
+          "Periods are integers 1..T.")
+    r[period] = per.astype(np.int64)
+    r[score] = _numeric(r, t, score)
+    unknown = ~r[component].isin(comp.index).to_numpy()
+    _fail(t, component, "refers to components not in the components table", r, unknown,
+          "Add them to 'components' or correct the ids.")
+    dup = r.duplicated([site, session, rater, component], keep=False).to_numpy()
+    _fail(t, component, "is rated more than once by the same rater in the same session", r, dup,
+          "Keep one row per (site, session, rater, component).")
+    n_per = r.groupby([site, session])[period].transform("nunique").to_numpy()
+    _fail(t, period, "differs within a session", r, n_per > 1, "A session belongs to one period.")
+    lo = r[component].map(comp["scale_min"]).to_numpy()
+    hi = r[component].map(comp["scale_max"]).to_numpy()
+    x = r[score].to_numpy()
+    _fail(t, score, "is outside its component's [scale_min, scale_max]", r, (x < lo) | (x > hi),
+          "Correct the scores or the scales in 'components'.")
+
+    core = r[component].map(comp["core"]).to_numpy(dtype=bool)
+    all_sessions = r[[site, session]].drop_duplicates()
+    r = r.loc[core]
+    if r.empty:
+        raise ScaleupDataError(
+            "fidelity_ratings: no rating of a core component; adherence cannot be computed."
+        )
+    n_left_out = len(all_sessions) - len(r[[site, session]].drop_duplicates())
+    if n_left_out:
+        warnings.warn(
+            f"fidelity_ratings: {n_left_out} session(s) have no rating of a core component and are "
+            "left out of adherence (only adaptable components were rated).",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+    w = r[component].map(comp["weight"]).to_numpy()
+    lo, hi = lo[core], hi[core]
+    r = r.assign(_wx=w * (r[score].to_numpy() - lo) / (hi - lo), _w=w, _n=1.0)
+    per_rater = r.groupby([site, session, period, rater], sort=True)[["_wx", "_w", "_n"]].sum()
+    per_rater["adherence"] = per_rater["_wx"] / per_rater["_w"]
+    out = per_rater.groupby(level=[0, 1, 2], sort=True).agg(
+        adherence=("adherence", "mean"), n_raters=("adherence", "size"), n_core_rated=("_n", "mean")
+    )
+    return out.reset_index()
+
+
+def _combine(frame: pd.DataFrame, weights: Mapping[str, float], bands) -> pd.DataFrame:
+    """Add ``fidelity_index`` (weighted mean of the dimensions, dose capped at 1) and ``band``."""
+    total = 0.0
+    acc = np.zeros(len(frame))
+    for k, wk in weights.items():
+        if wk == 0:
+            continue
+        x = frame[k].to_numpy(dtype=float)
+        if k == "dose":
+            x = np.minimum(x, 1.0)
+        acc = acc + wk * x
+        total += wk
+    frame["fidelity_index"] = acc / total
+    frame["band"] = classify_fidelity(frame["fidelity_index"], bands=bands).array
+    frame.attrs["fidelity_weights"] = dict(weights)
+    return frame
+
+
+def _delivery_measures(frame: pd.DataFrame) -> pd.DataFrame:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        planned = frame["sessions_planned"].to_numpy(dtype=float)
+        eligible = frame["eligible"].to_numpy(dtype=float)
+        frame["dose"] = np.where(planned > 0, frame["sessions_delivered"].to_numpy(dtype=float) / planned, np.nan)
+        frame["coverage"] = np.where(eligible > 0, frame["reached"].to_numpy(dtype=float) / eligible, np.nan)
+    frame["exposure"] = np.minimum(frame["dose"], 1.0) * frame["coverage"]
+    return frame
+
+
+def fidelity_index(
+    ratings: pd.DataFrame,
+    components: pd.DataFrame,
+    delivery: pd.DataFrame | None = None,
+    *,
+    weights: Mapping[str, float] | None = None,
+    bands: Sequence[float] = (0.50, 0.80),
+    site: str = "site_id",
+    session: str = "session_id",
+    period: str = "period",
+    rater: str = "rater_id",
+    component: str = "component_id",
+    score: str = "score",
+) -> pd.DataFrame:
+    r"""Site x period fidelity: adherence, dose delivered, coverage, exposure and a composite index.
+
+    Parameters
+    ----------
+    ratings, components : pandas.DataFrame
+        The ``fidelity_ratings`` and ``components`` tables (see :func:`session_adherence`).
+    delivery : pandas.DataFrame, optional
+        The ``delivery`` table (``sessions_planned``, ``sessions_delivered``, ``eligible``,
+        ``reached`` by site and period). Without it the index is adherence alone.
+    weights : dict, optional
+        Weights of the dimensions ``"adherence"``, ``"dose"``, ``"coverage"`` in the composite
+        index (normalised to sum to 1). Default: equal weights of the available dimensions.
+    bands : (float, float), default (0.50, 0.80)
+        Cut-offs of :func:`classify_fidelity`.
+    site, session, period, rater, component, score : str
+        Column names (``site`` and ``period`` also in ``delivery``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per site and period present in ``ratings`` or ``delivery``, sorted, with
+        ``n_sessions`` (observed sessions), ``adherence`` (mean session adherence),
+        ``adherence_se`` (its standard error across sessions, missing for one session); with
+        ``delivery``: its four counts, ``dose`` (= ``sessions_delivered / sessions_planned``),
+        ``coverage`` (= ``reached / eligible``) and ``exposure`` (= ``min(dose, 1) * coverage``);
+        then ``fidelity_index`` and ``band``. The weights are kept in ``.attrs["fidelity_weights"]``
+        for :func:`fidelity_by`.
+
+    Raises
+    ------
+    ScaleupDataError
+        Invalid ratings or components (see :func:`session_adherence`); negative delivery counts,
+        ``reached > eligible``, duplicated site-periods in ``delivery``; invalid weights or bands.
+
+    Notes
+    -----
+    Following Carroll et al. (2007), adherence is the core measure; dose (the "frequency" /
+    exposure of Dane & Schneider, 1998) and coverage are its subcategories. The site x period
+    adherence is :math:`\bar a_{st} = \frac{1}{J_{st}} \sum_j a_j` over the observed sessions
+    (see :func:`session_adherence`). The composite index is
+
+    .. math:: F_{st} = \frac{w_a \bar a_{st} + w_d \min(d_{st}, 1) + w_c c_{st}}{w_a + w_d + w_c},
+
+    with dose capped at 1 (delivering more sessions than planned is not higher fidelity). It is
+    missing when any weighted dimension is missing (e.g. a site-period with delivery data but no
+    rated session, ``sessions_planned = 0`` or ``eligible = 0``). ``dose`` itself is reported
+    uncapped. ``exposure`` is the population exposure: the share of the planned programme that
+    reached the eligible population.
+
+    References
+    ----------
+    Carroll, C., Patterson, M., Wood, S., Booth, A., Rick, J., & Balain, S. (2007). A conceptual
+    framework for implementation fidelity. *Implementation Science*, 2, 40.
+
+    Dane, A. V., & Schneider, B. H. (1998). Program integrity in primary and early secondary
+    prevention: are implementation effects out of control? *Clinical Psychology Review*, 18(1),
+    23-45.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> components = pd.DataFrame({"component_id": ["C1", "C2"], "core": [True, True],
+    ...                            "weight": [2.0, 1.0], "scale_min": 0.0, "scale_max": 4.0})
+    >>> ratings = pd.DataFrame({"site_id": "A", "session_id": ["s1", "s1", "s2", "s2"],
+    ...                         "period": 1, "rater_id": "r1",
+    ...                         "component_id": ["C1", "C2", "C1", "C2"],
+    ...                         "score": [4.0, 2.0, 3.0, 3.0]})
+    >>> delivery = pd.DataFrame({"site_id": ["A"], "period": [1], "sessions_planned": [10],
+    ...                          "sessions_delivered": [8], "eligible": [200], "reached": [150]})
+    >>> idx = sa.fidelity_index(ratings, components, delivery)
+    >>> idx[["site_id", "period", "adherence", "dose", "coverage", "fidelity_index", "band"]].round(4)
+      site_id  period  adherence  dose  coverage  fidelity_index      band
+    0       A       1     0.7917   0.8      0.75          0.7806  moderate
+    """
+    lo_hi = _check_bands(bands)
+    sess = session_adherence(ratings, components, site=site, session=session, period=period,
+                             rater=rater, component=component, score=score)
+    g = sess.groupby([site, period], sort=True)["adherence"]
+    frame = pd.DataFrame({"n_sessions": g.size(), "adherence": g.mean(),
+                          "adherence_se": g.std(ddof=1) / np.sqrt(g.size())})
+    available = ["adherence"]
+    if delivery is not None:
+        t = "delivery"
+        _need(delivery, t, (site, period, *_DELIVERY_COLS))
+        dv = delivery[[site, period, *_DELIVERY_COLS]].copy()
+        per = _numeric(dv, t, period)
+        _fail(t, period, "is not an integer >= 1", dv, (per < 1) | (per != np.round(per)),
+              "Periods are integers 1..T.")
+        dv[period] = per.astype(np.int64)
+        for c in _DELIVERY_COLS:
+            dv[c] = _numeric(dv, t, c, allow_missing=True)
+            _fail(t, c, "is negative", dv, dv[c].to_numpy() < 0, "Counts must be >= 0.")
+        _fail(t, "reached", "exceeds eligible", dv, (dv["reached"] > dv["eligible"]).to_numpy(),
+              "reached must be between 0 and eligible.")
+        dup = dv.duplicated([site, period], keep=False).to_numpy()
+        _fail(t, site, "has duplicated (site, period) rows", dv, dup, "Keep one row per site and period.")
+        frame = frame.join(dv.set_index([site, period]), how="outer")
+        frame["n_sessions"] = frame["n_sessions"].fillna(0).astype(np.int64)
+        frame = _delivery_measures(frame)
+        available += ["dose", "coverage"]
+    w = _check_weights(weights, available)
+    frame = frame.sort_index().reset_index()
+    return _combine(frame, w, lo_hi)
+
+
+def fidelity_by(
+    index_df: pd.DataFrame,
+    by: Sequence[str] = ("rss_code", "period"),
+    *,
+    sites: pd.DataFrame | None = None,
+    weights: Mapping[str, float] | None = None,
+    bands: Sequence[float] = (0.50, 0.80),
+    site: str = "site_id",
+) -> pd.DataFrame:
+    r"""Pool a site x period :func:`fidelity_index` table by region x period (or any grouping).
+
+    Parameters
+    ----------
+    index_df : pandas.DataFrame
+        Output of :func:`fidelity_index`.
+    by : sequence of str, default ("rss_code", "period")
+        Grouping columns, e.g. ``["site_id", "period"]``, ``["rss_code", "period"]``,
+        ``["rss_code"]``. A column absent from ``index_df`` (such as ``rss_code``) is taken from
+        ``sites``.
+    sites : pandas.DataFrame, optional
+        The ``sites`` table (``site_id`` and the grouping columns, e.g. ``rss_code``).
+    weights : dict, optional
+        Dimension weights of the composite index; default those used to build ``index_df``
+        (``index_df.attrs["fidelity_weights"]``), else equal weights.
+    bands : (float, float), default (0.50, 0.80)
+        Cut-offs of :func:`classify_fidelity`.
+    site : str, default "site_id"
+        Site column of ``index_df`` and ``sites``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: ``n_sites``, ``n_sessions``, ``adherence`` and, when ``index_df`` has
+        delivery data, the summed counts, ``dose``, ``coverage``, ``exposure``; then
+        ``fidelity_index`` and ``band``.
+
+    Notes
+    -----
+    Adherence is pooled over sessions, :math:`\bar a_g = \sum_s J_s \bar a_s / \sum_s J_s`
+    (every observed session counts once); dose and coverage are ratios of sums,
+    :math:`d_g = \sum \text{delivered} / \sum \text{planned}`,
+    :math:`c_g = \sum \text{reached} / \sum \text{eligible}`, over the site-periods where both counts
+    are known. The composite index is then recomputed from the pooled dimensions as in
+    :func:`fidelity_index`. Grouping by ``[site, "period"]`` returns the input measures.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> idx = pd.DataFrame({"site_id": ["A", "B"], "period": [1, 1], "n_sessions": [1, 3],
+    ...                     "adherence": [0.6, 1.0]})
+    >>> sites = pd.DataFrame({"site_id": ["A", "B"], "rss_code": ["06", "06"]})
+    >>> sa.fidelity_by(idx, ["rss_code", "period"], sites=sites)
+      rss_code  period  n_sites  n_sessions  adherence  fidelity_index  band
+    0       06       1        2           4        0.9             0.9  high
+    """
+    lo_hi = _check_bands(bands)
+    if isinstance(by, str):
+        by = [by]
+    by = list(by)
+    _need(index_df, "index_df", (site, "n_sessions", "adherence"))
+    df = index_df.copy()
+    missing = [c for c in by if c not in df.columns]
+    if missing:
+        if sites is None:
+            raise ScaleupDataError(
+                f"fidelity_by: grouping column(s) {missing} are not in index_df; pass the sites table "
+                "(sites=...) that maps each site to them."
+            )
+        _need(sites, "sites", (site, *missing))
+        dup = sites[site].duplicated(keep=False).to_numpy()
+        _fail("sites", site, "has duplicated ids", sites, dup, "Each site must appear once.")
+        df = df.merge(sites[[site, *missing]], on=site, how="left", validate="many_to_one")
+        unmatched = df[missing].isna().any(axis=1).to_numpy()
+        _fail("index_df", site, f"has sites not found in sites (or with missing {missing})", df,
+              unmatched, "Add them to the sites table.")
+    has_delivery = all(c in df.columns for c in _DELIVERY_COLS)
+    available = ["adherence", "dose", "coverage"] if has_delivery else ["adherence"]
+    if weights is None:
+        weights = index_df.attrs.get("fidelity_weights")
+        if weights is not None:
+            weights = {k: v for k, v in weights.items() if k in available}
+    w = _check_weights(weights, available)
+
+    ok = df["adherence"].notna() & (df["n_sessions"] > 0)
+    df["_wa"] = np.where(ok, df["adherence"] * df["n_sessions"], 0.0)
+    df["_ws"] = np.where(ok, df["n_sessions"], 0)
+    agg = {"n_sites": (site, "nunique"), "n_sessions": ("n_sessions", "sum"),
+           "_wa": ("_wa", "sum"), "_ws": ("_ws", "sum")}
+    if has_delivery:
+        both_d = df["sessions_planned"].notna() & df["sessions_delivered"].notna()
+        both_c = df["eligible"].notna() & df["reached"].notna()
+        for c, m in (("sessions_planned", both_d), ("sessions_delivered", both_d),
+                     ("eligible", both_c), ("reached", both_c)):
+            df[c] = df[c].where(m)
+            agg[c] = (c, lambda s: s.sum(min_count=1))
+    out = df.groupby(by, sort=True).agg(**agg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.insert(2, "adherence", np.where(out["_ws"] > 0, out["_wa"] / out["_ws"], np.nan))
+    out = out.drop(columns=["_wa", "_ws"])
+    out["n_sessions"] = out["n_sessions"].astype(np.int64)
+    if has_delivery:
+        out = _delivery_measures(out)
+    out = out.reset_index()
+    return _combine(out, w, lo_hi)
+
+
+def classify_fidelity(values, bands: Sequence[float] = (0.50, 0.80)) -> pd.Series:
+    """Classify fidelity proportions as ``"high"``, ``"moderate"`` or ``"low"``.
+
+    Parameters
+    ----------
+    values : array-like or pandas.Series
+        Fidelity proportions in [0, 1] (not percentages).
+    bands : (float, float), default (0.50, 0.80)
+        ``(low_max, high_min)``: ``high`` if value >= ``high_min``, ``low`` if value <= ``low_max``,
+        ``moderate`` in between; missing values stay missing.
+
+    Returns
+    -------
+    pandas.Series
+        Ordered categorical (``low < moderate < high``), with the index of ``values`` if it is a
+        Series.
+
+    Notes
+    -----
+    The default cut-offs are high >= 80 %, moderate 51-79 %, low <= 50 %. The 80 % criterion for
+    high fidelity is that of Borrelli et al. (2005) and Borrelli (2011); the lower cut-off of 50 %
+    is a common convention in fidelity reviews. Both are conventions, not properties of the data:
+    report the ones you use.
+
+    References
+    ----------
+    Borrelli, B., Sepinwall, D., Ernst, D., Bellg, A. J., Czajkowski, S., Breger, R., ... Orwig, D.
+    (2005). A new tool to assess treatment fidelity and evaluation of treatment fidelity across 10
+    years of health behavior research. *Journal of Consulting and Clinical Psychology*, 73(5),
+    852-860. https://doi.org/10.1037/0022-006X.73.5.852
+
+    Borrelli, B. (2011). The assessment, monitoring, and enhancement of treatment fidelity in public
+    health clinical trials. *Journal of Public Health Dentistry*, 71(s1), S52-S63.
+    https://doi.org/10.1111/j.1752-7325.2011.00233.x
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sa.classify_fidelity([0.95, 0.8, 0.79, 0.5, None]).tolist()
+    ['high', 'high', 'moderate', 'low', nan]
+    """
+    lo, hi = _check_bands(bands)
+    index = values.index if isinstance(values, pd.Series) else None
+    x = pd.to_numeric(pd.Series(values, index=index, dtype=object), errors="coerce").to_numpy(dtype=float)
+    bad = np.isfinite(x) & ((x < 0) | (x > 1))
+    if bad.any():
+        raise ScaleupDataError(
+            f"classify_fidelity: {int(bad.sum())} value(s) outside [0, 1] (first: {x[bad][:_MAX_SHOWN].tolist()}); "
+            "pass proportions, not percentages."
+        )
+    codes = np.where(np.isnan(x), -1, np.where(x >= hi, 2, np.where(x <= lo, 0, 1)))
+    cat = pd.Categorical.from_codes(codes, categories=list(_BAND_LABELS), ordered=True)
+    return pd.Series(cat, index=index, name="band")
+
+
+# ------------------------------------------------------------------------------------ drift
+@dataclass(frozen=True)
+class FidelityDrift:
+    """Per-site trend of a fidelity measure over periods (see :func:`fidelity_drift`).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per site: ``n_periods``, ``slope`` (change per period), ``se``, ``ci_low``,
+        ``ci_high``, ``p_value``, ``longest_decline_run``, ``significant_decline``, ``run_flag``,
+        ``drift``.
+    data : pandas.DataFrame
+        The site, period and value columns used.
+    value, site, period : str
+        Column names.
+    alpha : float
+        1 - confidence level of the slope intervals.
+    run_length : int
+        Number of consecutive declines that raises ``run_flag``.
+    """
+
+    table: pd.DataFrame
+    data: pd.DataFrame
+    value: str
+    site: str
+    period: str
+    alpha: float
+    run_length: int
+
+    @property
+    def drift_sites(self) -> tuple:
+        """Sites flagged for drift (significant negative slope or a run of declines)."""
+        return tuple(self.table.loc[self.table["drift"], self.site])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-site table (a copy)."""
+        return self.table.copy()
+
+    def summary(self) -> str:
+        """Readable text: the flagged sites with their slope and confidence interval."""
+        t = self.table
+        conf = round(100 * (1 - self.alpha), 1)
+        lines = [
+            f"Fidelity drift of {self.value!r}: OLS slope per {self.period} by {self.site}",
+            f"{len(t)} sites; {int(t['significant_decline'].sum())} with a significantly negative slope "
+            f"({conf:g}% CI below 0); {int(t['run_flag'].sum())} with >= {self.run_length} consecutive "
+            f"declines; {int(t['drift'].sum())} flagged.",
+        ]
+        flagged = t.loc[t["drift"], [self.site, "n_periods", "slope", "ci_low", "ci_high", "p_value",
+                                     "longest_decline_run"]]
+        if len(flagged):
+            lines.append(flagged.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        return "\n".join(lines)
+
+    def plot_drift(self, ax=None, *, sites: Sequence | None = None):
+        """Trajectories of the value over periods; flagged sites drawn solid, others dotted grey.
+
+        Returns the matplotlib Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4))
+        flagged = set(self.drift_sites)
+        chosen = None if sites is None else set(sites)
+        for s, d in self.data.groupby(self.site, sort=True):
+            if chosen is not None and s not in chosen:
+                continue
+            d = d.sort_values(self.period)
+            if s in flagged:
+                ax.plot(d[self.period], d[self.value], "-o", lw=1.5, ms=3, label=str(s))
+            else:
+                ax.plot(d[self.period], d[self.value], ":", color="0.6", lw=0.8)
+        ax.set_xlabel(f"{self.period}")
+        ax.set_ylabel(f"{self.value} (proportion)")
+        ax.set_title(f"Fidelity drift: {len(flagged)} flagged site(s) (solid)")
+        if flagged and len(flagged) <= 12:
+            ax.legend(fontsize="small", ncol=2)
+        return ax
+
+
+def fidelity_drift(
+    index_df: pd.DataFrame,
+    *,
+    value: str = "adherence",
+    site: str = "site_id",
+    period: str = "period",
+    alpha: float = 0.05,
+    run_length: int = 3,
+) -> FidelityDrift:
+    r"""Detect fidelity drift: per-site OLS trend of adherence over periods and runs of declines.
+
+    Parameters
+    ----------
+    index_df : pandas.DataFrame
+        Site x period table, e.g. from :func:`fidelity_index`.
+    value : str, default "adherence"
+        Column to follow (e.g. ``"fidelity_index"``).
+    site, period : str
+        Site and period columns.
+    alpha : float, default 0.05
+        The slope confidence intervals have level :math:`1 - \alpha`.
+    run_length : int, default 3
+        A site is also flagged when its value declines at ``run_length`` or more consecutive
+        observed periods.
+
+    Returns
+    -------
+    FidelityDrift
+        ``table`` with one row per site, ``drift_sites``, ``summary()``, ``plot_drift()``.
+
+    Notes
+    -----
+    For each site, over its periods :math:`t_i` with a non-missing value :math:`y_i`
+    (:math:`n` of them), the OLS fit :math:`y_i = \alpha + \beta t_i + e_i` gives
+    :math:`\hat\beta = S_{ty}/S_{tt}`, :math:`\mathrm{se}(\hat\beta) = \sqrt{\hat\sigma^2/S_{tt}}`
+    with :math:`\hat\sigma^2 = \sum \hat e_i^2/(n-2)`, and the interval
+    :math:`\hat\beta \pm t_{1-\alpha/2,\,n-2}\,\mathrm{se}`. ``significant_decline`` is True when the
+    whole interval is below 0 (a one-sided test of :math:`\beta < 0` at level :math:`\alpha/2`).
+    ``longest_decline_run`` counts the longest sequence of consecutive decreases between successive
+    observed periods; ``run_flag`` is True when it reaches ``run_length``. ``drift`` is
+    ``significant_decline or run_flag``. Sites with fewer than 3 observed periods get missing
+    standard errors and are flagged only by runs. The OLS ignores the sampling error of each
+    site-period value and any autocorrelation; treat a flag as a signal to look, not a verdict.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> idx = pd.DataFrame({"site_id": ["A"] * 4 + ["B"] * 4, "period": [1, 2, 3, 4] * 2,
+    ...                     "adherence": [0.9, 0.8, 0.75, 0.6, 0.8, 0.85, 0.8, 0.82]})
+    >>> res = sa.fidelity_drift(idx)
+    >>> res.table[["site_id", "slope", "significant_decline", "longest_decline_run", "drift"]]
+      site_id  slope  significant_decline  longest_decline_run  drift
+    0       A  -0.095                 True                    3   True
+    1       B   0.001                False                    1  False
+    """
+    _need(index_df, "index_df", (site, period, value))
+    a = float(alpha)
+    if not 0 < a < 1:
+        raise ScaleupDataError(f"fidelity_drift: alpha must be in (0, 1), got {alpha!r}.")
+    if isinstance(run_length, bool) or not isinstance(run_length, (int, np.integer)) or run_length < 1:
+        raise ScaleupDataError(f"fidelity_drift: run_length must be an integer >= 1, got {run_length!r}.")
+    d = index_df[[site, period, value]].copy()
+    d[period] = _numeric(d, "index_df", period)
+    d[value] = _numeric(d, "index_df", value, allow_missing=True)
+    dup = d.duplicated([site, period], keep=False).to_numpy()
+    _fail("index_df", period, "is duplicated within a site", d, dup,
+          "Keep one row per site and period (aggregate first, e.g. with fidelity_index).")
+    d = d.dropna(subset=[value]).sort_values([site, period])
+    rows = []
+    for s, g in d.groupby(site, sort=True):
+        t = g[period].to_numpy(dtype=float)
+        y = g[value].to_numpy(dtype=float)
+        n = len(t)
+        slope = se = lo = hi = p = np.nan
+        if n >= 2:
+            tc = t - t.mean()
+            stt = float(tc @ tc)
+            slope = float(tc @ (y - y.mean())) / stt
+            if n >= 3:
+                resid = y - y.mean() - slope * tc
+                se = float(np.sqrt((resid @ resid) / (n - 2) / stt))
+                q = stats.t.ppf(1 - a / 2, n - 2)
+                lo, hi = slope - q * se, slope + q * se
+                p = float(2 * stats.t.sf(abs(slope / se), n - 2)) if se > 0 else (0.0 if slope != 0 else 1.0)
+        longest = cur = 0
+        for dy in np.diff(y):
+            cur = cur + 1 if dy < 0 else 0
+            longest = max(longest, cur)
+        rows.append({site: s, "n_periods": n, "slope": slope, "se": se, "ci_low": lo, "ci_high": hi,
+                     "p_value": p, "longest_decline_run": longest})
+    table = pd.DataFrame(rows, columns=[site, "n_periods", "slope", "se", "ci_low", "ci_high", "p_value",
+                                        "longest_decline_run"])
+    table["significant_decline"] = (table["ci_high"] < 0).to_numpy(dtype=bool)
+    table["run_flag"] = table["longest_decline_run"] >= run_length
+    table["drift"] = table["significant_decline"] | table["run_flag"]
+    return FidelityDrift(table=table, data=d.reset_index(drop=True), value=value, site=site,
+                         period=period, alpha=a, run_length=int(run_length))
+
+
+# ------------------------------------------------------------------------------------- plot
+def plot_fidelity(
+    index_df: pd.DataFrame,
+    by: str = "site",
+    *,
+    value: str = "fidelity_index",
+    sites: pd.DataFrame | None = None,
+    site: str = "site_id",
+    period: str = "period",
+    region: str = "rss_code",
+    ax=None,
+):
+    """Heatmap of a fidelity measure, site (or region) x period.
+
+    Parameters
+    ----------
+    index_df : pandas.DataFrame
+        Output of :func:`fidelity_index`.
+    by : {"site", "region"}, default "site"
+        Rows of the heatmap; ``"region"`` pools sites with :func:`fidelity_by` (needs ``sites``
+        unless ``index_df`` has the ``region`` column).
+    value : str, default "fidelity_index"
+        Measure to show (proportion in [0, 1]), e.g. ``"adherence"``, ``"coverage"``.
+    sites : pandas.DataFrame, optional
+        The ``sites`` table, for ``by="region"``.
+    site, period, region : str
+        Column names.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Cells coloured on a perceptually uniform scale readable in grey-scale (cividis, 0 to 1);
+        missing cells are left blank.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> idx = pd.DataFrame({"site_id": ["A", "A", "B"], "period": [1, 2, 1],
+    ...                     "fidelity_index": [0.9, 0.7, 0.4]})
+    >>> ax = sa.plot_fidelity(idx)
+    >>> ax.get_ylabel()
+    'site_id'
+    """
+    import matplotlib.pyplot as plt
+
+    if by not in ("site", "region"):
+        raise ScaleupDataError(f"plot_fidelity: by must be 'site' or 'region', got {by!r}.")
+    if by == "region":
+        if value not in ("adherence", "dose", "coverage", "exposure", "fidelity_index"):
+            raise ScaleupDataError(
+                f"plot_fidelity: value {value!r} cannot be pooled by region; use one of adherence, dose, "
+                "coverage, exposure, fidelity_index."
+            )
+        data = fidelity_by(index_df, [region, period], sites=sites, site=site)
+        rows = region
+    else:
+        data = index_df
+        rows = site
+    _need(data, "index_df", (rows, period, value))
+    x = _numeric(data, "index_df", value, allow_missing=True)
+    mat = pd.DataFrame({rows: data[rows].to_numpy(), period: data[period].to_numpy(), "v": x}).pivot_table(
+        index=rows, columns=period, values="v", aggfunc="mean", dropna=False
+    )
+    if ax is None:
+        height = min(12.0, 1.5 + 0.22 * len(mat))
+        _, ax = plt.subplots(figsize=(7, height))
+    im = ax.imshow(np.ma.masked_invalid(mat.to_numpy(dtype=float)), aspect="auto", cmap="cividis",
+                   vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks(range(mat.shape[1]))
+    ax.set_xticklabels([str(c) for c in mat.columns])
+    step = max(1, int(np.ceil(len(mat) / 40)))
+    ax.set_yticks(range(0, len(mat), step))
+    ax.set_yticklabels([str(i) for i in mat.index[::step]])
+    ax.set_xlabel(period)
+    ax.set_ylabel(rows)
+    ax.set_title(f"{value} by {by} and {period}")
+    ax.figure.colorbar(im, ax=ax, label=f"{value} (proportion, 0-1)")
+    return ax

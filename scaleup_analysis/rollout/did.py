@@ -1,0 +1,1312 @@
+"""Staggered-adoption difference-in-differences: Callaway & Sant'Anna, TWFE and Goodman-Bacon.
+
+When sites adopt an innovation at different times (rollout waves), the classical two-way
+fixed-effects (TWFE) regression compares late adopters with early adopters that are already
+treated; with effects that grow with exposure this "forbidden comparison" biases the TWFE
+estimate, possibly past zero (Goodman-Bacon 2021). This module provides
+
+* :func:`staggered_did` -- group-time average treatment effects ATT(g, t) of Callaway &
+  Sant'Anna (2021), following the R package ``did`` (``att_gt`` + ``aggte``): 2x2 comparisons
+  with never-treated or not-yet-treated units, outcome-regression / IPW / doubly-robust
+  estimation (Sant'Anna & Zhao 2020, as ``DRDID::reg_did_panel``, ``std_ipw_did_panel``,
+  ``drdid_panel``), unit-level influence functions, the Rademacher multiplier bootstrap and
+  uniform (simultaneous) confidence bands; aggregations via :meth:`StaggeredDiDResult.aggregate`;
+* :func:`twfe_did` -- the static or event-study TWFE regression with cluster-robust errors;
+* :func:`bacon_decomposition` -- the Goodman-Bacon decomposition of the static TWFE estimate
+  into its 2x2 comparisons.
+
+All three take a balanced long-format panel (one row per unit and period).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+
+from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+
+__all__ = ["staggered_did", "twfe_did", "bacon_decomposition"]
+
+_EPS_SE = np.sqrt(np.finfo(float).eps) * 10  # did: se <= sqrt(.Machine$double.eps)*10 -> NA
+
+
+# ----------------------------------------------------------------------------------------------
+# input checking
+# ----------------------------------------------------------------------------------------------
+def _first(values, k: int = 5) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:k])
+    return shown + (", ..." if len(values) > k else "")
+
+
+@dataclass(frozen=True, eq=False)
+class _Panel:
+    ids: np.ndarray  # (n,) unit identifiers, sorted
+    tlist: np.ndarray  # (T,) sorted periods
+    Y: np.ndarray  # (n, T) outcome
+    g: np.ndarray  # (n,) cohort, 0 = never treated within the panel
+    extra: dict  # column -> (n,) time-invariant per-unit values
+
+
+def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=()) -> _Panel:
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(f"{fn}: `df` must be a pandas DataFrame in long format, got {type(df).__name__}.")
+    if (cohort is None) == (treatment is None):
+        raise ScaleupDataError(
+            f"{fn}: give exactly one of `cohort` (first treated period, 0/NaN = never treated) "
+            "or `treatment` (0/1 indicator per unit and period)."
+        )
+    cols = [outcome, unit, time, cohort if cohort is not None else treatment, *invariant]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ScaleupDataError(
+            f"{fn}: column(s) {missing} not found in `df` (columns: {list(df.columns)}); "
+            "pass the right names as keyword arguments."
+        )
+    d = df[list(dict.fromkeys(cols))].copy()
+    if d[unit].isna().any():
+        bad = np.flatnonzero(d[unit].isna().to_numpy())
+        raise ScaleupDataError(
+            f"{fn}: column {unit!r} (unit) is missing in {bad.size} row(s) (first rows: {_first(d.index[bad])}); "
+            "every row needs a unit identifier."
+        )
+    tvals = pd.to_numeric(d[time], errors="coerce")
+    bad = np.flatnonzero(~np.isfinite(tvals.to_numpy(dtype=float)) | (tvals.to_numpy(dtype=float) % 1 != 0))
+    if bad.size:
+        raise ScaleupDataError(
+            f"{fn}: column {time!r} (time) must hold integer periods; {bad.size} row(s) do not "
+            f"(first rows: {_first(d.index[bad])}). Recode periods as integers 1..T."
+        )
+    d[time] = tvals.astype(np.int64)
+    y = pd.to_numeric(d[outcome], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise ScaleupDataError(
+            f"{fn}: column {outcome!r} (outcome) is missing or not numeric in {bad.size} row(s) "
+            f"(first rows: {_first(d.index[bad])}); a balanced panel is required, so drop those units "
+            "entirely or impute their outcomes."
+        )
+    d[outcome] = y
+    dup = d.duplicated([unit, time], keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        pairs = d.loc[d.index[rows], [unit, time]].drop_duplicates().itertuples(index=False)
+        raise ScaleupDataError(
+            f"{fn}: {rows.size} rows share a (unit, time) pair in columns ({unit!r}, {time!r}) "
+            f"(first rows: {_first(d.index[rows])}; pairs: {_first([tuple(p) for p in pairs])}). "
+            "Keep one row per unit and period (aggregate duplicates first)."
+        )
+    tlist = np.sort(d[time].unique())
+    counts = d.groupby(unit, sort=True)[time].size()
+    short = counts.index[counts.to_numpy() != tlist.size]
+    if len(short):
+        raise ScaleupDataError(
+            f"{fn}: unbalanced panel: {len(short)} unit(s) in column {unit!r} are not observed in all "
+            f"{tlist.size} periods of {time!r} (first units: {_first(short)}). Drop those units or "
+            "complete their series; these estimators need a balanced panel."
+        )
+    d = d.sort_values([unit, time], kind="mergesort")
+    ids = counts.index.to_numpy()
+    n, T = ids.size, tlist.size
+    Y = d[outcome].to_numpy(dtype=float).reshape(n, T)
+
+    # cohort
+    if cohort is not None:
+        gv = pd.to_numeric(d[cohort], errors="coerce")
+        nonnum = d[cohort].notna() & gv.isna()
+        if nonnum.any():
+            rows = d.index[nonnum.to_numpy()]
+            raise ScaleupDataError(
+                f"{fn}: column {cohort!r} (cohort) must be numeric (first treated period); {len(rows)} "
+                f"row(s) are not (first rows: {_first(rows)})."
+            )
+        G = gv.fillna(0.0).to_numpy(dtype=float).reshape(n, T)
+        varying = np.flatnonzero((G != G[:, :1]).any(axis=1))
+        if varying.size:
+            raise ScaleupDataError(
+                f"{fn}: column {cohort!r} (cohort) changes over time within {varying.size} unit(s) "
+                f"(first units: {_first(ids[varying])}); it must be the unit's first treated period, "
+                "constant across its rows."
+            )
+        g = G[:, 0].copy()
+        bad = np.flatnonzero((g < 0) | (g % 1 != 0))
+        if bad.size:
+            raise ScaleupDataError(
+                f"{fn}: column {cohort!r} (cohort) must be a positive integer period, or 0/NaN for never "
+                f"treated; {bad.size} unit(s) are not (first units: {_first(ids[bad])})."
+            )
+    else:
+        tr = pd.to_numeric(d[treatment], errors="coerce").to_numpy(dtype=float).reshape(n, T)
+        bad = np.flatnonzero(~np.isin(tr, (0.0, 1.0)).all(axis=1))
+        if bad.size:
+            raise ScaleupDataError(
+                f"{fn}: column {treatment!r} (treatment) must be 0/1 without missing values; {bad.size} "
+                f"unit(s) violate this (first units: {_first(ids[bad])})."
+            )
+        rev = np.flatnonzero((np.diff(tr, axis=1) < 0).any(axis=1))
+        if rev.size:
+            raise ScaleupDataError(
+                f"{fn}: treatment reversal: in column {treatment!r}, {rev.size} unit(s) switch from 1 back "
+                f"to 0 (first units: {_first(ids[rev])}). Staggered adoption needs an absorbing treatment; "
+                "code the first adoption period as the cohort, or analyse exits separately."
+            )
+        ever = tr.any(axis=1)
+        g = np.where(ever, tlist[np.argmax(tr, axis=1)], 0).astype(float)
+    late = np.flatnonzero(g > tlist[-1])
+    if late.size:
+        raise ScaleupDataError(
+            f"{fn}: column {cohort!r} (cohort): {late.size} unit(s) have a cohort after the last period "
+            f"{tlist[-1]} of the panel (first units: {_first(ids[late])}, cohorts "
+            f"{_first(np.unique(g[late]))}). Recode them as never treated within the panel (0 or NaN), "
+            "as R's did does, or extend the panel."
+        )
+    extra = {}
+    for c in invariant:
+        v = pd.to_numeric(d[c], errors="coerce").to_numpy(dtype=float).reshape(n, T)
+        bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+        if bad.size:
+            raise ScaleupDataError(
+                f"{fn}: column {c!r} is missing or not numeric for {bad.size} unit(s) (first units: "
+                f"{_first(ids[bad])}); dummy-code categorical covariates and drop incomplete units."
+            )
+        var = np.flatnonzero((v != v[:, :1]).any(axis=1))
+        if var.size:
+            raise ScaleupDataError(
+                f"{fn}: column {c!r} varies over time within {var.size} unit(s) (first units: "
+                f"{_first(ids[var])}); it must be time-invariant (e.g. its value in the first period)."
+            )
+        extra[c] = v[:, 0]
+    return _Panel(ids=ids, tlist=tlist, Y=Y, g=g, extra=extra)
+
+
+# ----------------------------------------------------------------------------------------------
+# 2x2 estimators with covariates (DRDID, panel data)
+# ----------------------------------------------------------------------------------------------
+def _logit(X, d, maxit=100, tol=1e-12):
+    beta = np.zeros(X.shape[1])
+    converged = False
+    for _ in range(maxit):
+        p = 1.0 / (1.0 + np.exp(-(X @ beta)))
+        W = p * (1 - p)
+        step = np.linalg.solve(X.T @ (W[:, None] * X), X.T @ (d - p))
+        beta = beta + step
+        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))):
+            converged = True
+            break
+    if not converged:
+        warnings.warn(
+            "staggered_did: the propensity-score logit did not converge in 100 Newton steps "
+            "(near-perfect separation?); try fewer covariates or method='reg'.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    return 1.0 / (1.0 + np.exp(-(X @ beta)))
+
+
+def _drdid_2x2(dy, d, X, method):
+    """ATT and influence function of one 2x2 comparison (DRDID panel estimators, unit weights)."""
+    n1 = d.size
+    ctrl = d == 0
+    # did's checks before estimation: ATT(g,t) is NA when they fail
+    if method in ("dr", "reg"):
+        Xc = X[ctrl]
+        if Xc.shape[0] == 0 or 1.0 / np.linalg.cond(Xc.T @ Xc, 1) < np.finfo(float).eps:
+            return np.nan, None, "not enough comparison units to fit the outcome regression"
+    if method in ("dr", "ipw"):
+        ps_raw = _logit(X, d)
+        if ps_raw.max() >= 0.999:
+            return np.nan, None, "overlap violated (estimated propensity score >= 0.999)"
+        ps = np.minimum(ps_raw, 1 - 1e-6)
+        trim = np.ones(n1)
+        trim[ctrl] = ps[ctrl] < 0.995
+        Hps = np.linalg.inv(X.T @ ((ps * (1 - ps))[:, None] * X)) * n1
+        alr_ps = ((d - ps)[:, None] * X) @ Hps
+    if method in ("dr", "reg"):
+        XtX = (X[ctrl].T @ X[ctrl]) / n1
+        beta = np.linalg.solve(XtX * n1, X[ctrl].T @ dy[ctrl])
+        od = X @ beta
+        alr_ols = (((1 - d) * (dy - od))[:, None] * X) @ np.linalg.inv(XtX)
+    if method == "reg":
+        mt = d.mean()
+        eta_t = np.mean(d * dy) / mt
+        eta_c = np.mean(d * od) / mt
+        inf_t = (d * dy - d * eta_t) / mt
+        inf_c = (d * od - d * eta_c + alr_ols @ np.mean(d[:, None] * X, axis=0)) / mt
+        return eta_t - eta_c, inf_t - inf_c, None
+    w_t = trim * d
+    w_c = trim * ps * (1 - d) / (1 - ps)
+    if method == "ipw":
+        eta_t = np.mean(w_t * dy) / np.mean(w_t)
+        eta_c = np.mean(w_c * dy) / np.mean(w_c)
+        inf_t = (w_t * dy - w_t * eta_t) / np.mean(w_t)
+        M2 = np.mean((w_c * (dy - eta_c))[:, None] * X, axis=0)
+        inf_c = (w_c * dy - w_c * eta_c + alr_ps @ M2) / np.mean(w_c)
+        return eta_t - eta_c, inf_t - inf_c, None
+    r = dy - od
+    eta_t = np.mean(w_t * r) / np.mean(w_t)
+    eta_c = np.mean(w_c * r) / np.mean(w_c)
+    inf_t = (w_t * r - w_t * eta_t - alr_ols @ np.mean(w_t[:, None] * X, axis=0)) / np.mean(w_t)
+    M2 = np.mean((w_c * (r - eta_c))[:, None] * X, axis=0)
+    M3 = np.mean(w_c[:, None] * X, axis=0)
+    inf_c = (w_c * r - w_c * eta_c + alr_ps @ M2 - alr_ols @ M3) / np.mean(w_c)
+    return eta_t - eta_c, inf_t - inf_c, None
+
+
+# ----------------------------------------------------------------------------------------------
+# multiplier bootstrap
+# ----------------------------------------------------------------------------------------------
+def _type1_quantile(x, q, axis=0):
+    return np.quantile(x, q, axis=axis, method="inverted_cdf")
+
+
+@dataclass(frozen=True, eq=False)
+class _Inference:
+    """Cluster structure and (fixed) Rademacher draws shared by att_gt and all aggregations."""
+
+    n: int
+    cluster_matrix: object  # sparse (n_clusters, n) summing units into clusters, or None (unit level)
+    n_clusters: int
+    weights: np.ndarray | None  # (n_boot, n_clusters) Rademacher draws, None = analytic
+    alpha: float
+
+    def cluster_sums(self, inf):
+        return inf if self.cluster_matrix is None else np.asarray(self.cluster_matrix @ inf)
+
+    def analytic_se(self, inf):
+        S = self.cluster_sums(inf)
+        return np.sqrt(np.sum(S**2, axis=0)) / self.n
+
+    def se_and_crit(self, inf):
+        """Bootstrap standard errors and uniform critical value (did::mboot); analytic if n_boot=0."""
+        inf = np.atleast_2d(np.asarray(inf, dtype=float).T).T
+        z = stats.norm.ppf(1 - self.alpha / 2)
+        if self.weights is None:
+            se = self.analytic_se(inf)
+            se[se <= _EPS_SE] = np.nan
+            return se, z
+        S = self.cluster_sums(inf)
+        bres = (self.weights @ S) / np.sqrt(self.n_clusters)  # = sqrt(G) * mean_c(V_bc S_c)
+        ok = np.isfinite(bres.sum(axis=0)) & (np.sum(bres**2, axis=0) > _EPS_SE)
+        se = np.full(inf.shape[1], np.nan)
+        if not ok.any():
+            return se, np.nan
+        b = bres[:, ok]
+        q75, q25 = _type1_quantile(b, 0.75), _type1_quantile(b, 0.25)
+        bsig = (q75 - q25) / (stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
+        bsig = np.where(bsig <= _EPS_SE, np.nan, bsig)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bT = np.nanmax(np.abs(b / bsig), axis=1) if np.isfinite(bsig).any() else np.full(b.shape[0], np.nan)
+        bT = bT[np.isfinite(bT)]
+        crit = float(_type1_quantile(bT, 1 - self.alpha)) if bT.size else np.nan
+        se[ok] = bsig * np.sqrt(self.n_clusters) / self.n
+        se[se <= _EPS_SE] = np.nan
+        return se, crit
+
+
+def _checked_crit(crit, alpha, what):
+    z = stats.norm.ppf(1 - alpha / 2)
+    if not np.isfinite(crit):
+        warnings.warn(
+            f"{what}: the simultaneous critical value is not available (standard errors are NA); "
+            "reporting pointwise bands.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+        return z, False
+    if crit < z:
+        warnings.warn(
+            f"{what}: the simultaneous critical value is below the pointwise one; reporting pointwise bands.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+        return z, False
+    return crit, True
+
+
+# ----------------------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------------------
+def _errorbar_plot(ax, x, est, lo, hi, pre_mask, xlabel, ylabel, title):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    x, est, lo, hi = map(np.asarray, (x, est, lo, hi))
+    for mask, colour, marker, label in ((pre_mask, "0.55", "s", "pre-treatment"), (~pre_mask, "black", "o", "post-treatment")):
+        if mask.any():
+            ax.errorbar(
+                x[mask], est[mask], yerr=[est[mask] - lo[mask], hi[mask] - est[mask]],
+                fmt=marker, color=colour, ecolor=colour, capsize=3, label=label,
+            )
+    ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    return ax
+
+
+@dataclass(frozen=True, eq=False)
+class AggregatedDiDResult:
+    """An aggregation of ATT(g, t) (``did::aggte``); see :meth:`StaggeredDiDResult.aggregate`.
+
+    Attributes
+    ----------
+    kind : {"simple", "dynamic", "group", "calendar"}
+    overall_att, overall_se : float
+        Overall summary parameter and its standard error (bootstrap if ``n_boot > 0``).
+    overall_ci_low, overall_ci_high : float
+        Pointwise ``1 - alpha`` confidence interval of the overall parameter.
+    estimates : pandas.DataFrame or None
+        One row per event time / group / calendar period (``event_time``, ``group`` or ``time``)
+        with ``att``, ``se``, ``band_low``, ``band_high`` (uniform band); None for ``"simple"``.
+    crit_val : float
+        Critical value of the bands (simultaneous if ``uniform`` is True, else normal).
+    """
+
+    kind: str
+    overall_att: float
+    overall_se: float
+    overall_ci_low: float
+    overall_ci_high: float
+    estimates: pd.DataFrame | None
+    crit_val: float
+    uniform: bool
+    alpha: float
+    influence: np.ndarray  # (n, K + 1) influence functions of the estimates, overall last
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table: one row per estimate, then the overall parameter (``term='overall'``)."""
+        key = {"dynamic": "event_time", "group": "group", "calendar": "time"}.get(self.kind)
+        rows = []
+        if self.estimates is not None:
+            for r in self.estimates.itertuples(index=False):
+                rows.append({"kind": self.kind, "term": f"{key}={getattr(r, key)}", key: getattr(r, key),
+                             "att": r.att, "se": r.se, "low": r.band_low, "high": r.band_high})
+        rows.append({"kind": self.kind, "term": "overall", "att": self.overall_att, "se": self.overall_se,
+                     "low": self.overall_ci_low, "high": self.overall_ci_high})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        """Readable summary (overall parameter and, when present, the disaggregated estimates)."""
+        lvl = int(round(100 * (1 - self.alpha)))
+        lines = [
+            f"Aggregated ATT ({self.kind}), Callaway & Sant'Anna (2021)",
+            f"  overall ATT = {self.overall_att:.4f}  (SE {self.overall_se:.4f}; {lvl}% CI "
+            f"[{self.overall_ci_low:.4f}, {self.overall_ci_high:.4f}])",
+        ]
+        if self.estimates is not None:
+            band = "simultaneous" if self.uniform else "pointwise"
+            lines.append(f"  {band} {lvl}% bands, critical value {self.crit_val:.3f}:")
+            lines.append(self.estimates.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        return "\n".join(lines)
+
+    def plot(self, ax=None):
+        """Estimates with their (uniform) bands; pre-treatment event times in grey. Returns the Axes."""
+        if self.estimates is None:
+            raise ScaleupDataError("aggregate(kind='simple') has a single estimate; plot another kind.")
+        key = {"dynamic": "event_time", "group": "group", "calendar": "time"}[self.kind]
+        e = self.estimates
+        pre = (e[key].to_numpy() < 0) if self.kind == "dynamic" else np.zeros(len(e), bool)
+        xlabel = {"event_time": "periods since adoption (event time)", "group": "cohort (first treated period)",
+                  "time": "calendar period"}[key]
+        return _errorbar_plot(ax, e[key], e["att"], e["band_low"], e["band_high"], pre, xlabel,
+                              "ATT (outcome units)", f"Callaway-Sant'Anna ATT by {key.replace('_', ' ')}")
+
+
+@dataclass(frozen=True, eq=False)
+class StaggeredDiDResult:
+    """Group-time average treatment effects of Callaway & Sant'Anna (2021).
+
+    Attributes
+    ----------
+    att_gt : pandas.DataFrame
+        One row per (cohort ``group``, period ``time``): ``event_time`` (= time - group),
+        ``att``, ``se`` and the uniform band ``band_low``, ``band_high``.
+    crit_val : float
+        Critical value of the bands (bootstrap sup-t if ``n_boot > 0``, else normal quantile).
+    n_units : int
+        Units used (after dropping units treated in the first period).
+    control, method, base_period, anticipation, alpha, n_boot :
+        The options used.
+    """
+
+    att_gt: pd.DataFrame
+    crit_val: float
+    n_units: int
+    control: str
+    method: str
+    base_period: str
+    anticipation: int
+    alpha: float
+    n_boot: int
+    influence: np.ndarray  # (n, K) unit-level influence functions of ATT(g,t), did's scaling
+    unit_cohort: np.ndarray  # (n,)
+    cohorts: np.ndarray
+    periods: np.ndarray
+    _inference: _Inference
+
+    # -------------------------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """The ATT(g, t) table (a copy of :attr:`att_gt`)."""
+        return self.att_gt.copy()
+
+    def summary(self) -> str:
+        """Readable table of ATT(g, t) with the options used."""
+        lvl = int(round(100 * (1 - self.alpha)))
+        ctrl = {"never": "never-treated", "notyet": "not-yet-treated"}[self.control]
+        head = [
+            "Group-time average treatment effects (Callaway & Sant'Anna 2021)",
+            f"  units: {self.n_units}; comparison: {ctrl}; estimator: {self.method}; base period: "
+            f"{self.base_period}; anticipation: {self.anticipation}",
+            f"  {'bootstrap (' + str(self.n_boot) + ' Rademacher draws)' if self.n_boot else 'analytic'} SEs; "
+            f"{lvl}% {'simultaneous' if self.n_boot else 'pointwise'} bands, critical value {self.crit_val:.3f}",
+        ]
+        body = self.att_gt.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+        return "\n".join(head + [body])
+
+    def aggregate(self, kind="group", *, min_e=-np.inf, max_e=np.inf, balance_e=None) -> AggregatedDiDResult:
+        """Aggregate ATT(g, t) into summary parameters, as ``did::aggte``.
+
+        Parameters
+        ----------
+        kind : {"group", "simple", "dynamic", "calendar"}
+            Default ``"group"`` as ``did::aggte``. ``"simple"``: average of post-treatment ATT(g, t) weighted by cohort size;
+            ``"dynamic"``: event-study theta(e) by event time e = t - g (overall: mean over e >= 0);
+            ``"group"``: theta(g), average over each cohort's post-treatment periods (overall:
+            cohort-size weighted); ``"calendar"``: theta(t) by period (overall: mean over periods).
+        min_e, max_e : float
+            Event-time window (``dynamic``); ``max_e`` also caps the post-treatment periods used by
+            ``simple`` and ``group``.
+        balance_e : int, optional
+            ``dynamic`` only: keep cohorts observed for at least ``balance_e`` post-treatment periods
+            and event times ``<= balance_e``, so the composition does not change with e.
+
+        Returns
+        -------
+        AggregatedDiDResult
+
+        Notes
+        -----
+        Weights are cohort shares P(G = g); their estimation enters the influence function (the
+        ``wif`` term of ``did``). Standard errors use the same Rademacher draws as the ATT(g, t)
+        (so the result is deterministic given ``seed``); ``did`` draws afresh for each call.
+        For ``kind="group"`` the overall influence function uses the corrected ``wif`` of did
+        >= 2.1.2 (pull request 223).
+        """
+        if kind not in ("simple", "dynamic", "group", "calendar"):
+            raise ScaleupDataError(f"aggregate: `kind` must be 'simple', 'dynamic', 'group' or 'calendar', got {kind!r}.")
+        if balance_e is not None and kind != "dynamic":
+            raise ScaleupDataError("aggregate: `balance_e` applies to kind='dynamic' only.")
+        tab = self.att_gt
+        group = tab["group"].to_numpy(dtype=float)
+        t = tab["time"].to_numpy(dtype=float)
+        att = tab["att"].to_numpy(dtype=float)
+        IF = self.influence
+        inf = self._inference
+        G = self.unit_cohort
+        pg_g = np.array([np.mean(G == g) for g in self.cohorts])
+        pg = pg_g[np.searchsorted(self.cohorts, group)]
+
+        def need(idx, what):
+            bad = idx[~np.isfinite(att[idx])]
+            if bad.size:
+                cells = [(int(group[i]), int(t[i])) for i in bad]
+                raise ScaleupDataError(
+                    f"aggregate({kind!r}): ATT(g,t) is NA for {bad.size} cell(s) needed for {what} "
+                    f"(first (group, time): {_first(cells)}); see the warnings of staggered_did "
+                    "(e.g. reduce `covariates` or use control='notyet')."
+                )
+
+        def wif(groups_k, pg_k):
+            """did's extra influence-function term for estimated weights P(G=g)/sum P(G=g)."""
+            s = pg_k.sum()
+            A = (G[:, None] == groups_k[None, :]).astype(float) - pg_k[None, :]
+            return A / s - A.sum(axis=1)[:, None] * (pg_k / s**2)[None, :]
+
+        def combine(keep):
+            """Cohort-size weighted mean of ATT(g,t) over `keep`, with its influence function."""
+            need(keep, "this aggregation")
+            w = pg[keep] / pg[keep].sum()
+            val = float(np.sum(att[keep] * w))
+            f = IF[:, keep] @ w + wif(group[keep], pg[keep]) @ att[keep]
+            return val, f
+
+        what = f"aggregate({kind!r})"
+        if kind == "simple":
+            keep = np.flatnonzero((group <= t) & (t <= group + max_e))
+            if keep.size == 0:
+                raise ScaleupDataError(f"{what}: no post-treatment ATT(g,t) within max_e={max_e}.")
+            val, f = combine(keep)
+            se, _ = inf.se_and_crit(f[:, None])
+            return self._agg(kind, val, se[0], None, np.nan, False, f[:, None])
+
+        if kind == "dynamic":
+            e_cells = t - group
+            include = np.ones(t.size, bool)
+            eseq = np.unique(e_cells)
+            if balance_e is not None:
+                first = min(self.periods.min(), self.cohorts.min())
+                eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - t.max() + first)]
+                include = (t.max() - group) >= balance_e
+            eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
+            if eseq.size == 0:
+                raise ScaleupDataError(f"{what}: no event time within [min_e, max_e] = [{min_e}, {max_e}].")
+            vals, fs = [], []
+            for e in eseq:
+                keep = np.flatnonzero((e_cells == e) & include)
+                v, f = combine(keep)
+                vals.append(v)
+                fs.append(f)
+            vals = np.array(vals)
+            F = np.column_stack(fs)
+            epos = eseq >= 0
+            if epos.any():
+                overall = float(np.mean(vals[epos]))
+                fo = F[:, epos].mean(axis=1)
+            else:
+                overall, fo = np.nan, np.zeros(F.shape[0])
+            est = pd.DataFrame({"event_time": eseq.astype(int), "att": vals})
+            return self._finish(kind, est, F, overall, fo)
+
+        if kind == "group":
+            vals, fs = [], []
+            for g in self.cohorts:
+                keep = np.flatnonzero((group == g) & (g <= t) & (t <= group + max_e))
+                if keep.size == 0:
+                    vals.append(np.nan)
+                    fs.append(np.zeros(IF.shape[0]))
+                    continue
+                need(keep, f"cohort {g:g}")
+                vals.append(float(np.mean(att[keep])))
+                fs.append(IF[:, keep].mean(axis=1))
+            vals = np.array(vals)
+            F = np.column_stack(fs)
+            okg = np.isfinite(vals)
+            w = pg_g[okg] / pg_g[okg].sum()
+            overall = float(np.sum(vals[okg] * w))
+            fo = F[:, okg] @ w + wif(self.cohorts[okg], pg_g[okg]) @ vals[okg]
+            est = pd.DataFrame({"group": self.cohorts.astype(int), "att": vals})
+            return self._finish(kind, est, F, overall, fo)
+
+        # calendar
+        tl = np.unique(t)
+        tl = tl[tl >= group.min()]
+        vals, fs = [], []
+        for t1 in tl:
+            keep = np.flatnonzero((t == t1) & (group <= t))
+            v, f = combine(keep)
+            vals.append(v)
+            fs.append(f)
+        vals = np.array(vals)
+        F = np.column_stack(fs)
+        overall = float(np.mean(vals))
+        fo = F.mean(axis=1)
+        est = pd.DataFrame({"time": tl.astype(int), "att": vals})
+        return self._finish(kind, est, F, overall, fo)
+
+    def _finish(self, kind, est, F, overall, fo):
+        inf = self._inference
+        se, crit = inf.se_and_crit(F)
+        uniform = False
+        if inf.weights is None:
+            crit = stats.norm.ppf(1 - self.alpha / 2)
+        else:
+            crit, uniform = _checked_crit(crit, self.alpha, f"aggregate({kind!r})")
+        est["se"] = se
+        est["band_low"] = est["att"] - crit * est["se"]
+        est["band_high"] = est["att"] + crit * est["se"]
+        se_o, _ = inf.se_and_crit(fo[:, None])
+        return self._agg(kind, overall, se_o[0], est, crit, uniform, np.column_stack([F, fo]))
+
+    def _agg(self, kind, val, se, est, crit, uniform, F):
+        z = stats.norm.ppf(1 - self.alpha / 2)
+        return AggregatedDiDResult(
+            kind=kind, overall_att=val, overall_se=float(se), overall_ci_low=val - z * se,
+            overall_ci_high=val + z * se, estimates=est, crit_val=float(crit), uniform=uniform,
+            alpha=self.alpha, influence=F,
+        )
+
+    # -------------------------------------------------------------------------------------
+    def plot_event_study(self, ax=None, **aggregate_kwargs):
+        """Event-study plot (dynamic aggregation) with uniform bands; pre-treatment in grey.
+
+        Keyword arguments go to :meth:`aggregate` (``min_e``, ``max_e``, ``balance_e``).
+        Returns the matplotlib Axes.
+        """
+        return self.aggregate("dynamic", **aggregate_kwargs).plot(ax=ax)
+
+    def plot_att_gt(self, ax=None):
+        """All ATT(g, t) with their uniform bands, one colour/marker per cohort. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4))
+        markers = "osD^v<>ph*"
+        k = len(self.cohorts)
+        shades = np.linspace(0.0, 0.6, max(k, 1))
+        width = 0.6 / max(k, 1)
+        for i, g in enumerate(self.cohorts):
+            sub = self.att_gt[self.att_gt["group"] == g]
+            x = sub["time"].to_numpy(dtype=float) + (i - (k - 1) / 2) * width
+            y = sub["att"].to_numpy()
+            ax.errorbar(
+                x, y, yerr=[y - sub["band_low"].to_numpy(), sub["band_high"].to_numpy() - y],
+                fmt=markers[i % len(markers)], color=str(shades[i]), capsize=2, label=f"cohort {g:g}",
+            )
+            ax.axvline(g - 0.5, color=str(shades[i]), lw=0.6, ls=":")
+        ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
+        ax.set_xlabel("period")
+        ax.set_ylabel("ATT(g, t) (outcome units)")
+        ax.set_title("Group-time average treatment effects")
+        ax.legend(frameon=False, fontsize="small")
+        return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# staggered_did
+# ----------------------------------------------------------------------------------------------
+def staggered_did(
+    df,
+    outcome,
+    unit,
+    time,
+    cohort=None,
+    *,
+    treatment=None,
+    control="never",
+    covariates=None,
+    method="dr",
+    anticipation=0,
+    base_period="varying",
+    n_boot=999,
+    alpha=0.05,
+    seed=None,
+    clustervars=None,
+) -> StaggeredDiDResult:
+    """Group-time average treatment effects ATT(g, t) for staggered adoption (Callaway & Sant'Anna).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Balanced long-format panel: one row per unit and period.
+    outcome, unit, time : str
+        Columns of the outcome, the unit (site) identifier and the integer period.
+    cohort : str, optional
+        Column with the unit's first treated period (``gname`` of R's ``did``); ``0`` or missing
+        means never treated within the panel. Must be constant within a unit. With the package's
+        tables, merge ``sites.adoption_period`` onto the outcomes and pass it here (the
+        ``sites.cohort`` column is the rollout *wave* number, not a period). Units treated in the
+        first period (or within ``anticipation`` of it) have no pre-period and are dropped with a
+        :class:`RowsOmittedWarning`, as in ``did``.
+    treatment : str, optional
+        Instead of ``cohort``: a 0/1 column of treatment status per unit and period; the cohort is
+        its first period at 1. Treatment must be absorbing (no switch back to 0).
+    control : {"never", "notyet"}
+        Comparison units: never treated, or never treated plus not yet treated (``did``'s
+        ``"nevertreated"`` / ``"notyettreated"``). With ``"notyet"`` and no never-treated units,
+        periods from the last cohort's adoption on are dropped and that cohort only serves as a
+        comparison (as ``did``).
+    covariates : list of str, optional
+        Time-invariant numeric unit covariates for conditional parallel trends (an intercept is
+        added); dummy-code categorical ones.
+    method : {"dr", "ipw", "reg"}
+        Doubly robust (``DRDID::drdid_panel``), normalised IPW (``std_ipw_did_panel``) or outcome
+        regression (``reg_did_panel``). Without covariates the three coincide.
+    anticipation : int
+        Number of periods before adoption in which units may already react.
+    base_period : {"varying", "universal"}
+        Pre-treatment ATT(g, t) compare t with t - 1 (``"varying"``) or every ATT(g, t) with the
+        last period before anticipation, g - anticipation - 1 (``"universal"``; that cell is 0).
+    n_boot : int
+        Rademacher multiplier-bootstrap draws (``did``'s ``biters``); ``0`` gives analytic
+        standard errors and pointwise bands.
+    alpha : float
+        1 - confidence level of the (uniform) bands.
+    seed : int or numpy.random.Generator, optional
+        Seed of the bootstrap draws (the same draws serve :meth:`StaggeredDiDResult.aggregate`).
+    clustervars : str, optional
+        A time-invariant column to cluster on beyond the unit (e.g. the health region); the
+        bootstrap then draws one weight per cluster on cluster sums of the influence function.
+
+    Returns
+    -------
+    StaggeredDiDResult
+        ``att_gt`` table, influence functions, :meth:`~StaggeredDiDResult.aggregate`,
+        :meth:`~StaggeredDiDResult.plot_event_study`, :meth:`~StaggeredDiDResult.plot_att_gt`.
+
+    Raises
+    ------
+    ScaleupDataError
+        Missing columns, duplicate (unit, time) rows, unbalanced panel, treatment reversal, a
+        cohort after the last period, no comparison units for a cohort and period.
+
+    Notes
+    -----
+    For cohort g and period t with base period b (t - 1 before adoption with a varying base,
+    else g - anticipation - 1), ATT(g, t) is the 2x2 DiD of the change Y_t - Y_b between cohort g
+    and the comparison units C (never treated; or also those with cohort > max(t, b) +
+    anticipation). Without covariates,
+
+    .. math:: \\widehat{ATT}(g,t) = \\bar{\\Delta Y}_{G=g} - \\bar{\\Delta Y}_{C},
+
+    with influence function ``psi_i = n [D_i (dY_i - mean_G)/n_G - C_i (dY_i - mean_C)/n_C]``
+    (did's scaling: Var = sum(psi^2)/n^2). With covariates, each cell uses the Sant'Anna-Zhao
+    (2020) estimators of ``DRDID`` (logit propensity score with did's trimming at 0.995, OLS
+    outcome model on the comparison units). Standard errors: ``did::mboot`` -- Rademacher
+    multiplier bootstrap of the (cluster-summed) influence functions, IQR-based SE
+    ``(q75 - q25)/(z_.75 - z_.25)`` and the sup-t critical value for simultaneous bands.
+    All cells are computed with array operations and the bootstrap is one matrix product.
+
+    References
+    ----------
+    Callaway, B. & Sant'Anna, P. H. C. (2021). Difference-in-differences with multiple time
+    periods. Journal of Econometrics, 225(2), 200-230.
+    Sant'Anna, P. H. C. & Zhao, J. (2020). Doubly robust difference-in-differences estimators.
+    Journal of Econometrics, 219(1), 101-122.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rng = np.random.default_rng(1)
+    >>> site = np.repeat(np.arange(90), 5)
+    >>> period = np.tile(np.arange(1, 6), 90)
+    >>> wave = np.repeat(np.r_[np.zeros(30), np.full(30, 3), np.full(30, 4)], 5)
+    >>> y = period + rng.normal(size=450) + 2.0 * ((wave > 0) & (period >= wave))
+    >>> df = pd.DataFrame({"site": site, "period": period, "wave": wave, "y": y})
+    >>> res = sa.staggered_did(df, "y", "site", "period", "wave", seed=1, n_boot=199)
+    >>> res.att_gt[["group", "time", "att"]].round(2).head(3)
+       group  time   att
+    0      3     2  0.10
+    1      3     3  2.08
+    2      3     4  1.72
+    >>> es = res.aggregate("dynamic")
+    >>> round(es.overall_att, 2)
+    1.77
+    """
+    fn = "staggered_did"
+    if control not in ("never", "notyet"):
+        raise ScaleupDataError(f"{fn}: `control` must be 'never' or 'notyet', got {control!r}.")
+    if method not in ("dr", "ipw", "reg"):
+        raise ScaleupDataError(f"{fn}: `method` must be 'dr', 'ipw' or 'reg', got {method!r}.")
+    if base_period not in ("varying", "universal"):
+        raise ScaleupDataError(f"{fn}: `base_period` must be 'varying' or 'universal', got {base_period!r}.")
+    if int(anticipation) != anticipation or anticipation < 0:
+        raise ScaleupDataError(f"{fn}: `anticipation` must be a non-negative integer, got {anticipation!r}.")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise ScaleupDataError(f"{fn}: `n_boot` must be a non-negative integer, got {n_boot!r}.")
+    if not 0 < alpha < 1:
+        raise ScaleupDataError(f"{fn}: `alpha` must be in (0, 1), got {alpha!r}.")
+    covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+    if clustervars is not None and clustervars == unit:
+        clustervars = None  # did drops idname from clustervars: unit clustering is the default
+    inv = list(dict.fromkeys([*covariates, *([clustervars] if clustervars is not None else [])]))
+    P = _prepare_panel(df, outcome, unit, time, cohort, treatment, fn=fn, invariant=inv)
+    tlist, Y, g = P.tlist, P.Y, P.g
+    keep_units = np.ones(g.size, bool)
+    early = (g > 0) & (g <= tlist[0] + anticipation)
+    if early.any():
+        warnings.warn(
+            f"{fn}: dropped {int(early.sum())} unit(s) treated in the first period or within the "
+            f"anticipation window (first units: {_first(P.ids[early])}); they have no pre-treatment period.",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+        keep_units &= ~early
+    glist = np.unique(g[keep_units & (g > 0)])
+    if glist.size == 0:
+        raise ScaleupDataError(f"{fn}: no unit is treated after the first period; nothing to estimate.")
+    has_never = np.any(g[keep_units] == 0)
+    if not has_never:
+        if control == "never":
+            raise ScaleupDataError(
+                f"{fn}: no never-treated units (cohort 0/NaN) to serve as comparison; use control='notyet' "
+                "(not-yet-treated units as comparison)."
+            )
+        gmax = glist.max()
+        cut = tlist < gmax - anticipation
+        warnings.warn(
+            f"{fn}: no never-treated units; dropped periods >= {gmax - anticipation:g} "
+            f"({int((~cut).sum())} period(s)), cohort {gmax:g} serves only as not-yet-treated comparison.",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+        tlist, Y = tlist[cut], Y[:, cut]
+        glist = glist[glist < gmax]
+        if glist.size == 0 or tlist.size < 2:
+            raise ScaleupDataError(f"{fn}: too few periods left to compare cohorts; add never-treated units.")
+    Y, g = Y[keep_units], g[keep_units]
+    X = None
+    if covariates:
+        X = np.column_stack([np.ones(g.size)] + [P.extra[c][keep_units] for c in covariates])
+        if np.linalg.matrix_rank(X) < X.shape[1]:
+            raise ScaleupDataError(
+                f"{fn}: the covariates {covariates} are collinear (with each other or with the intercept: "
+                "a constant column?); drop redundant columns."
+            )
+    n, T = Y.shape
+
+    # ---- the cells (g, t) and their base periods ----------------------------------------------
+    tfac = 0 if base_period == "universal" else 1
+    cg, ct, cb, cthr, cref = [], [], [], [], []
+    for gg in glist:
+        pre_g = np.flatnonzero(tlist + anticipation < gg)[-1]
+        for j in range(tfac, T):
+            if base_period == "universal":
+                b = pre_g
+                thr = tlist[max(j, pre_g)]
+            else:
+                b = j - 1 if tlist[j] < gg else pre_g
+                thr = tlist[j]
+            cg.append(gg)
+            ct.append(j)
+            cb.append(b)
+            cthr.append(thr)
+            cref.append(b == j)
+    cg, ct, cb, cthr, cref = map(np.asarray, (cg, ct, cb, cthr, cref))
+    K = cg.size
+    D = g[:, None] == cg[None, :]
+    if control == "never":
+        C = np.broadcast_to((g == 0)[:, None], (n, K))
+    else:
+        C = (g == 0)[:, None] | ((g[:, None] > cthr[None, :] + anticipation) & ~D)
+    nG = D.sum(axis=0)
+    nC = C.sum(axis=0)
+    empty = np.flatnonzero((nC == 0) & ~cref)
+    if empty.size:
+        cells = [(float(cg[k]), int(tlist[ct[k]])) for k in empty]
+        raise ScaleupDataError(
+            f"{fn}: no comparison units for {empty.size} (cohort, period) cell(s) (first: {_first(cells)}) "
+            f"with control={control!r}; add never-treated units or use control='notyet'."
+        )
+    dY = Y[:, ct] - Y[:, cb]
+    att = np.zeros(K)
+    IF = np.zeros((n, K))
+    skip = cref.copy()
+    if method in ("dr", "ipw"):
+        # did: overlap check with the preliminary logit; without covariates p = n_G / (n_G + n_C)
+        if X is None:
+            bad = (nG / (nG + nC) >= 0.999) & ~cref
+            for k in np.flatnonzero(bad):
+                warnings.warn(
+                    f"{fn}: overlap violated for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",
+                    ScaleupWarning,
+                    stacklevel=2,
+                )
+            att[bad] = np.nan
+            skip |= bad
+    if X is None:
+        comp = ~skip
+        Dm, Cm = D[:, comp], C[:, comp]
+        dYc = dY[:, comp]
+        muG = np.where(Dm, dYc, 0.0).sum(axis=0) / nG[comp]
+        muC = np.where(Cm, dYc, 0.0).sum(axis=0) / nC[comp]
+        att[comp] = muG - muC
+        IF[:, comp] = n * (
+            np.where(Dm, dYc - muG, 0.0) / nG[comp] - np.where(Cm, dYc - muC, 0.0) / nC[comp]
+        )
+    else:
+        for k in np.flatnonzero(~skip):
+            idx = D[:, k] | C[:, k]
+            try:
+                a, f, why = _drdid_2x2(dY[idx, k], D[idx, k].astype(float), X[idx], method)
+            except np.linalg.LinAlgError:
+                a, f, why = np.nan, None, "singular covariate matrix (covariates collinear in this comparison)"
+            if why is not None:
+                warnings.warn(
+                    f"{fn}: {why} for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",
+                    ScaleupWarning,
+                    stacklevel=2,
+                )
+                att[k] = np.nan
+                continue
+            att[k] = a
+            IF[idx, k] = (n / idx.sum()) * f
+    att[cref] = 0.0
+    IF[:, ~np.isfinite(att)] = 0.0
+
+    # ---- inference --------------------------------------------------------------------------
+    if clustervars is not None:
+        codes, uniq = pd.factorize(P.extra[clustervars][keep_units], sort=True)
+        n_cl = len(uniq)
+        cm = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_cl, n))
+    else:
+        n_cl, cm = n, None
+    weights = None
+    if n_boot > 0:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        weights = (1.0 - 2.0 * rng.integers(0, 2, size=(int(n_boot), n_cl))).astype(float)
+    infr = _Inference(n=n, cluster_matrix=cm, n_clusters=n_cl, weights=weights, alpha=alpha)
+    se_an = infr.analytic_se(IF)
+    zero = ~(se_an > _EPS_SE)
+    if weights is None:
+        se = np.where(zero, np.nan, se_an)
+        crit = stats.norm.ppf(1 - alpha / 2)
+    else:
+        se_b, crit = infr.se_and_crit(IF)
+        se = np.where(zero, np.nan, se_b)
+        if not np.isfinite(crit):
+            crit = stats.norm.ppf(1 - alpha / 2)
+        elif crit >= 7:
+            warnings.warn(
+                f"{fn}: the simultaneous critical value ({crit:.2f}) is too large to be reliable; "
+                "cohorts are probably very small.",
+                ScaleupWarning,
+                stacklevel=2,
+            )
+    att_t = tlist[ct]
+    table = pd.DataFrame({
+        "group": cg.astype(np.int64),
+        "time": att_t.astype(np.int64),
+        "event_time": (att_t - cg).astype(np.int64),
+        "att": att,
+        "se": se,
+    })
+    table["band_low"] = table["att"] - crit * table["se"]
+    table["band_high"] = table["att"] + crit * table["se"]
+    return StaggeredDiDResult(
+        att_gt=table, crit_val=float(crit), n_units=n, control=control, method=method,
+        base_period=base_period, anticipation=int(anticipation), alpha=alpha, n_boot=int(n_boot),
+        influence=IF, unit_cohort=g, cohorts=glist, periods=tlist, _inference=infr,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# TWFE
+# ----------------------------------------------------------------------------------------------
+def _twoway_demean(A):
+    """Two-way within transformation of an (n, T, ...) array (balanced panel)."""
+    return A - A.mean(axis=1, keepdims=True) - A.mean(axis=0, keepdims=True) + A.mean(axis=(0, 1), keepdims=True)
+
+
+@dataclass(frozen=True, eq=False)
+class TWFEResult:
+    """Two-way fixed-effects DiD regression (unit and period fixed effects).
+
+    Attributes
+    ----------
+    coefficients : pandas.DataFrame
+        ``term`` (``"treated"``, or ``"e=<k>"`` for event times), ``event_time``, ``estimate``,
+        ``se`` (cluster-robust), ``statistic``, ``p_value`` and the ``ci_low``/``ci_high`` interval.
+    att : float
+        Static TWFE coefficient (NaN for an event-study fit).
+    se : float
+    n_obs, n_clusters : int
+    event_study : bool
+    reference_event_times : tuple
+        Event times left out (the reference, -1).
+    """
+
+    coefficients: pd.DataFrame
+    att: float
+    se: float
+    n_obs: int
+    n_clusters: int
+    event_study: bool
+    reference_event_times: tuple
+    alpha: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficient table (a copy)."""
+        return self.coefficients.copy()
+
+    def summary(self) -> str:
+        """Readable coefficient table."""
+        kind = "event-study" if self.event_study else "static"
+        head = (f"Two-way fixed-effects DiD ({kind}); {self.n_obs} observations, cluster-robust SEs "
+                f"({self.n_clusters} clusters)")
+        return head + "\n" + self.coefficients.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+    def plot_event_study(self, ax=None):
+        """Event-study TWFE coefficients with pointwise intervals (needs ``event_study=True``)."""
+        if not self.event_study:
+            raise ScaleupDataError("plot_event_study: fit twfe_did(..., event_study=True) first.")
+        c = self.coefficients
+        e = c["event_time"].to_numpy()
+        return _errorbar_plot(ax, e, c["estimate"], c["ci_low"], c["ci_high"], e < 0,
+                              "periods since adoption (event time)", "coefficient (outcome units)",
+                              "TWFE event study (reference: e = -1)")
+
+
+def twfe_did(df, outcome, unit, time, cohort=None, *, treatment=None, event_study=False, cluster=None,
+             alpha=0.05) -> TWFEResult:
+    """Two-way fixed-effects difference-in-differences regression.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Balanced long-format panel.
+    outcome, unit, time : str
+        Outcome, unit identifier and integer period columns.
+    cohort : str, optional
+        First treated period (0/NaN = never treated); or give ``treatment`` (0/1, absorbing).
+    treatment : str, optional
+        0/1 treatment column, instead of ``cohort``.
+    event_study : bool
+        False: ``y_it = a_i + l_t + beta D_it + e_it``. True: one dummy per event time
+        ``e = t - g`` of treated units, leaving out e = -1 (and, without never-treated units,
+        also the earliest event time, which is otherwise collinear with the fixed effects).
+    cluster : str, optional
+        Column to cluster on (time-invariant); default the unit.
+    alpha : float
+        1 - confidence level of the intervals.
+
+    Returns
+    -------
+    TWFEResult
+
+    Notes
+    -----
+    Estimated by the two-way within transformation (exact for a balanced panel, Frisch-Waugh-Lovell),
+    with the cluster-robust sandwich of statsmodels ``OLS(...).fit(cov_type="cluster")``:
+    small-sample factor G/(G-1) (N-1)/(N-K), K counting the unit and period dummies, and
+    normal-based p-values and intervals. With heterogeneous effects under staggered adoption the
+    static coefficient is a weighted average with possibly negative weights; see
+    :func:`bacon_decomposition` and :func:`staggered_did`.
+
+    References
+    ----------
+    Goodman-Bacon, A. (2021). Difference-in-differences with variation in treatment timing.
+    Journal of Econometrics, 225(2), 254-277.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rng = np.random.default_rng(2)
+    >>> site = np.repeat(np.arange(40), 6)
+    >>> period = np.tile(np.arange(1, 7), 40)
+    >>> wave = np.repeat(np.r_[np.zeros(20), np.full(10, 3), np.full(10, 5)], 6)
+    >>> y = rng.normal(size=240) + 1.5 * ((wave > 0) & (period >= wave))
+    >>> df = pd.DataFrame({"site": site, "period": period, "wave": wave, "y": y})
+    >>> fit = sa.twfe_did(df, "y", "site", "period", "wave")
+    >>> round(fit.att, 2), round(fit.se, 2)
+    (1.52, 0.28)
+    """
+    fn = "twfe_did"
+    if not 0 < alpha < 1:
+        raise ScaleupDataError(f"{fn}: `alpha` must be in (0, 1), got {alpha!r}.")
+    if cluster is not None and cluster == unit:
+        cluster = None
+    P = _prepare_panel(df, outcome, unit, time, cohort, treatment, fn=fn,
+                       invariant=[cluster] if cluster is not None else [])
+    tlist, Y, g = P.tlist, P.Y, P.g
+    n, T = Y.shape
+    treated = g > 0
+    Dm = (treated[:, None] & (tlist[None, :] >= g[:, None])).astype(float)
+    if not event_study:
+        if np.ptp(_twoway_demean(Dm)) == 0:
+            raise ScaleupDataError(f"{fn}: the treatment does not vary beyond unit and period effects; nothing to estimate.")
+        Xs = Dm[:, :, None]
+        names, etimes, refs = ["treated"], [np.nan], ()
+    else:
+        E = np.where(treated[:, None], tlist[None, :] - g[:, None], np.nan)
+        ev = np.unique(E[np.isfinite(E)])
+        refs = [-1.0]
+        if not np.any(~treated):
+            refs.append(ev.min())
+        ev = np.array([e for e in ev if e not in refs])
+        if ev.size == 0:
+            raise ScaleupDataError(f"{fn}: no event time besides the reference period; nothing to estimate.")
+        Xs = np.stack([(E == e).astype(float) for e in ev], axis=2)
+        names = [f"e={int(e)}" for e in ev]
+        etimes, refs = list(ev.astype(int)), tuple(int(r) for r in refs)
+    k = Xs.shape[2]
+    Xt = _twoway_demean(Xs).reshape(n * T, k)
+    yt = _twoway_demean(Y).reshape(n * T)
+    XtX = Xt.T @ Xt
+    if np.linalg.matrix_rank(XtX) < k:
+        raise ScaleupDataError(f"{fn}: the event-time dummies are collinear with the fixed effects; "
+                               "check that cohorts differ and the panel has enough periods.")
+    bread = np.linalg.inv(XtX)
+    beta = bread @ (Xt.T @ yt)
+    resid = yt - Xt @ beta
+    if cluster is None:
+        codes = np.repeat(np.arange(n), T)
+    else:
+        codes = np.repeat(pd.factorize(P.extra[cluster], sort=True)[0], T)
+    n_cl = codes.max() + 1
+    scores = np.zeros((n_cl, k))
+    np.add.at(scores, codes, Xt * resid[:, None])
+    N = n * T
+    K = k + n + T - 1
+    corr = n_cl / (n_cl - 1) * (N - 1) / (N - K)
+    V = bread @ (scores.T @ scores) @ bread * corr
+    se = np.sqrt(np.diag(V))
+    z = stats.norm.ppf(1 - alpha / 2)
+    stat = beta / se
+    coef = pd.DataFrame({
+        "term": names, "event_time": etimes, "estimate": beta, "se": se, "statistic": stat,
+        "p_value": 2 * stats.norm.sf(np.abs(stat)), "ci_low": beta - z * se, "ci_high": beta + z * se,
+    })
+    return TWFEResult(
+        coefficients=coef, att=float(beta[0]) if not event_study else np.nan,
+        se=float(se[0]) if not event_study else np.nan, n_obs=N, n_clusters=int(n_cl),
+        event_study=bool(event_study), reference_event_times=refs, alpha=alpha,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Goodman-Bacon decomposition
+# ----------------------------------------------------------------------------------------------
+_BACON_TYPES = ("treated vs never treated", "earlier vs later treated", "later vs earlier treated",
+                "treated vs always treated")
+
+
+@dataclass(frozen=True, eq=False)
+class BaconDecomposition:
+    """Goodman-Bacon (2021) decomposition of the static TWFE coefficient.
+
+    Attributes
+    ----------
+    comparisons : pandas.DataFrame
+        One row per 2x2 comparison: ``treated`` and ``control`` cohorts (0 = never treated,
+        ``always`` cohorts are treated from the first period), ``type``, the periods used
+        (``period_start``, ``period_end``), ``estimate`` (the 2x2 DiD) and ``weight``.
+    twfe : float
+        The static TWFE coefficient; equals ``sum(weight * estimate)``.
+    """
+
+    comparisons: pd.DataFrame
+    twfe: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table of 2x2 comparisons (a copy)."""
+        return self.comparisons.copy()
+
+    def by_type(self) -> pd.DataFrame:
+        """Total weight and weighted-average estimate by comparison type."""
+        c = self.comparisons
+        out = c.groupby("type", sort=False).apply(
+            lambda s: pd.Series({"weight": s["weight"].sum(),
+                                 "estimate": np.sum(s["weight"] * s["estimate"]) / s["weight"].sum()}),
+            include_groups=False,
+        )
+        return out.reset_index()
+
+    def summary(self) -> str:
+        """Readable decomposition: weights and average estimates by comparison type."""
+        bt = self.by_type().to_string(index=False, float_format=lambda v: f"{v:.4f}")
+        return (f"Goodman-Bacon decomposition of the TWFE coefficient {self.twfe:.4f}\n{bt}\n"
+                "'later vs earlier treated' uses already-treated units as controls (biased when "
+                "effects change over time).")
+
+    def plot(self, ax=None):
+        """2x2 estimates against their weights, one marker per comparison type. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        styles = dict(zip(_BACON_TYPES, (("o", "black"), ("^", "0.35"), ("x", "0.2"), ("s", "0.6"))))
+        for typ, sub in self.comparisons.groupby("type", sort=False):
+            m, col = styles[typ]
+            ax.scatter(sub["weight"], sub["estimate"], marker=m, color=col, label=typ)
+        ax.axhline(self.twfe, color="0.3", ls="--", lw=0.8, label=f"TWFE = {self.twfe:.3f}")
+        ax.set_xlabel("weight in the TWFE estimate")
+        ax.set_ylabel("2x2 DiD estimate (outcome units)")
+        ax.set_title("Goodman-Bacon decomposition")
+        ax.legend(frameon=False, fontsize="small")
+        return ax
+
+
+def _twfe_coef(Ysub, Dsub):
+    yt, dt = _twoway_demean(Ysub), _twoway_demean(Dsub)
+    return float(np.sum(yt * dt) / np.sum(dt * dt)), float(np.mean(dt * dt))
+
+
+def bacon_decomposition(df, outcome, unit, time, cohort=None, *, treatment=None) -> BaconDecomposition:
+    """Goodman-Bacon (2021) decomposition of the TWFE DiD estimate into 2x2 comparisons.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Balanced long-format panel.
+    outcome, unit, time : str
+        Outcome, unit identifier and integer period columns.
+    cohort : str, optional
+        First treated period (0/NaN = never treated; at or before the first period = always
+        treated); or give ``treatment`` (0/1, absorbing).
+    treatment : str, optional
+        0/1 treatment column, instead of ``cohort``.
+
+    Returns
+    -------
+    BaconDecomposition
+
+    Notes
+    -----
+    With timing groups k (share of units n_k, share of periods treated Dbar_k), the static TWFE
+    coefficient is ``sum_s w_s beta_s`` over the 2x2 DiDs (Goodman-Bacon 2021, Theorem 1):
+    treated vs never treated (whole panel), earlier vs later treated (periods before the later
+    cohort adopts), later vs earlier treated (periods from the earlier cohort's adoption on: the
+    already-treated earlier cohort is the control) and, with always-treated units, treated vs
+    always treated. Each weight is
+    ``(unit share x period share of the 2x2 sample)^2 x Var(two-way demeaned D in it) / Var(two-way
+    demeaned D in the panel)``, e.g. ``s_kU = (n_k + n_U)^2 n_kU (1 - n_kU) Dbar_k (1 - Dbar_k) / V^D``.
+    Weights sum to one and the weighted sum equals the TWFE coefficient exactly.
+
+    References
+    ----------
+    Goodman-Bacon, A. (2021). Difference-in-differences with variation in treatment timing.
+    Journal of Econometrics, 225(2), 254-277.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> site = np.repeat(np.arange(30), 6)
+    >>> period = np.tile(np.arange(1, 7), 30)
+    >>> wave = np.repeat(np.r_[np.zeros(10), np.full(10, 3), np.full(10, 5)], 6)
+    >>> exposure = np.where(wave > 0, np.maximum(period - wave + 1, 0), 0)
+    >>> df = pd.DataFrame({"site": site, "period": period, "wave": wave, "y": 1.0 * exposure})
+    >>> bd = sa.bacon_decomposition(df, "y", "site", "period", "wave")
+    >>> round(float(bd.comparisons["weight"].sum()), 6)
+    1.0
+    >>> bool(np.isclose((bd.comparisons["weight"] * bd.comparisons["estimate"]).sum(), bd.twfe))
+    True
+    """
+    fn = "bacon_decomposition"
+    P = _prepare_panel(df, outcome, unit, time, cohort, treatment, fn=fn)
+    tlist, Y, g = P.tlist, P.Y, P.g
+    n, T = Y.shape
+    Dm = ((g[:, None] > 0) & (tlist[None, :] >= g[:, None])).astype(float)
+    beta, VD = _twfe_coef(Y, Dm)
+    if VD == 0:
+        raise ScaleupDataError(f"{fn}: the treatment does not vary beyond unit and period effects; nothing to decompose.")
+    # timing groups: never (0), always (treated from first period), switchers by cohort
+    always = (g > 0) & (g <= tlist[0])
+    label = np.where(always, -1.0, g)  # -1 codes "always treated"
+    groups = np.unique(label)
+    switchers = [x for x in groups if x > 0]
+    rows = []
+
+    def add(tg, cg_, typ, tcols):
+        units = (label == tg) | (label == cg_)
+        Ysub = Y[np.ix_(units, tcols)]
+        Dsub = Dm[np.ix_(units, tcols)]
+        b, v = _twfe_coef(Ysub, Dsub)
+        share = (units.sum() / n) * (tcols.sum() / T)
+        rows.append({"treated": tg, "control": cg_, "type": typ,
+                     "period_start": int(tlist[tcols][0]), "period_end": int(tlist[tcols][-1]),
+                     "estimate": b, "weight": share**2 * v / VD})
+
+    allT = np.ones(T, bool)
+    for k in switchers:
+        if 0.0 in groups:
+            add(k, 0.0, "treated vs never treated", allT)
+        if -1.0 in groups:
+            add(k, -1.0, "treated vs always treated", allT)
+        for l_ in switchers:
+            if l_ <= k:
+                continue
+            add(k, l_, "earlier vs later treated", tlist < l_)
+            add(l_, k, "later vs earlier treated", tlist >= k)
+    comp = pd.DataFrame(rows)
+    for c in ("treated", "control"):
+        comp[c] = comp[c].map(lambda v: "always" if v == -1.0 else int(v)).astype(object)
+    return BaconDecomposition(comparisons=comp, twfe=beta)

@@ -1,0 +1,266 @@
+"""Tests of scaleup_analysis.effect_sizes against metafor::escalc (tests/reference/ref_escalc.R)."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scaleup_analysis as sa
+from scaleup_analysis.errors import ScaleupDataError, ScaleupWarning
+from tests.conftest import load_reference
+
+REF = load_reference("escalc")
+# Tolerance required by the issue: 1e-10 relative; absolute 1e-13 for values that are ~0
+# (e.g. a risk difference of exactly 0, where R and numpy may differ in the last bit).
+RTOL, ATOL = 1e-10, 1e-13
+
+TABLES = ("landenberger", "bcg", "zerocells")
+MEANS = ("normand1999", "curtis1998", "continuous_edge")
+
+
+def _dataset(name: str) -> pd.DataFrame:
+    cols = REF["datasets"][name]
+    return pd.DataFrame({k: [np.nan if v is None else v for v in vals] if k != "study" else vals
+                         for k, vals in cols.items()})
+
+
+def _compute(cell: dict) -> pd.DataFrame:
+    d = _dataset(cell["dataset"])
+    kw = dict(add=cell["add"], to=cell["to"], drop00=cell["drop00"], vtype=cell["vtype"])
+    if cell["input"] == "cells":
+        cols = dict(ai="ai", bi="bi", ci="ci", di="di")
+    elif cell["input"] == "n":
+        d["n1i"] = d["ai"] + d["bi"]
+        d["n2i"] = d["ci"] + d["di"]
+        cols = dict(ai="ai", n1i="n1i", ci="ci", n2i="n2i")
+    elif cell["input"] == "cells_partial_n":
+        d["n1i"] = d["ai"] + d["bi"]
+        d["n2i"] = d["ci"] + d["di"]
+        # same rows as R's seq(1, k, by = 3) / seq(2, k, by = 3) (1-based)
+        d.loc[d.index[0::3], "bi"] = np.nan
+        d.loc[d.index[1::3], "di"] = np.nan
+        cols = dict(ai="ai", bi="bi", ci="ci", di="di", n1i="n1i", n2i="n2i")
+    else:  # means
+        cols = dict(m1i="m1i", sd1i="sd1i", n1i="n1i", m2i="m2i", sd2i="sd2i", n2i="n2i")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScaleupWarning)  # R's Inf -> NA warning is suppressed too
+        return sa.effect_sizes(d, cell["measure"], **cols, **kw)
+
+
+def _cell_id(c: dict) -> str:
+    return "-".join(str(c[k]) for k in ("dataset", "input", "measure", "to", "add", "drop00", "vtype"))
+
+
+def _as_float(x):
+    return np.array([np.nan if v is None else v for v in x], dtype=float)
+
+
+@pytest.mark.parametrize("cell", REF["cells"], ids=_cell_id)
+def test_matches_metafor_escalc(cell):
+    out = _compute(cell)
+    for col in ("yi", "vi"):
+        expected = _as_float(cell[col])
+        got = out[col].to_numpy(dtype=float)
+        # missing in exactly the same rows as metafor, equal elsewhere (rtol 1e-10, atol 1e-13)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=col)
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=col)
+
+
+def test_reference_grid_is_complete():
+    have = {(c["dataset"], c["input"], c["measure"], c["to"], c["add"], c["drop00"], c["vtype"])
+            for c in REF["cells"]}
+    expected = set()
+    for ds, m, to, add, drop00 in itertools.product(
+        TABLES, ("OR", "RR", "RD"), ("only0", "all", "if0all", "none"), (0.5, 0), (True, False)
+    ):
+        for vt in (("LS", "UB", "AV") if m == "RD" else ("LS",)):
+            expected.add((ds, "cells", m, to, add, drop00, vt))
+    for ds, m, inp in itertools.product(TABLES, ("OR", "RR", "RD"), ("n", "cells_partial_n")):
+        expected.add((ds, inp, m, "only0", 0.5, False, "LS"))
+    for ds in MEANS:
+        for vt in ("LS", "UB", "LS2", "AV"):
+            expected.add((ds, "means", "SMD", "only0", 0.5, False, vt))
+        for vt in ("LS", "UB", "HO"):
+            expected.add((ds, "means", "MD", "only0", 0.5, False, vt))
+    assert expected <= have, sorted(expected - have)
+    assert len(REF["cells"]) == len(have) == 279  # no duplicated cells
+
+
+def test_reference_exercises_zero_cells_and_missing_values():
+    # the grid is only informative if zero-cell handling and NA propagation really occur in it
+    z = _dataset("zerocells")
+    cells = z[["ai", "bi", "ci", "di"]]
+    assert ((cells == 0).any(axis=1)).sum() >= 5
+    assert (((z.ai == 0) & (z.ci == 0)) | ((z.bi == 0) & (z.di == 0))).sum() >= 2  # double zeros
+    assert cells.isna().any(axis=1).sum() >= 1
+    assert (_dataset("landenberger")[["ai", "bi", "ci", "di"]] > 0).all().all()
+
+
+def test_landenberger_in_reference_is_the_bundled_csv():
+    bundled = Path(sa.__file__).parent / "data" / "bundled" / "landenberger2005_cbt_offenders.csv"
+    raw = pd.read_csv(bundled)
+    ref = _dataset("landenberger")
+    for ref_col, col in (("ai", "n.cbt.non"), ("bi", "n.cbt.rec"), ("ci", "n.ctrl.non"),
+                         ("di", "n.ctrl.rec")):
+        np.testing.assert_array_equal(ref[ref_col].to_numpy(), raw[col].to_numpy(dtype=float))
+
+
+def test_bundled_dataset_with_its_own_column_names():
+    raw = pd.read_csv(Path(sa.__file__).parent / "data" / "bundled" / "landenberger2005_cbt_offenders.csv")
+    out = sa.effect_sizes(raw, "OR", ai="n.cbt.non", bi="n.cbt.rec", ci="n.ctrl.non", di="n.ctrl.rec")
+    ref = next(c for c in REF["cells"] if (c["dataset"], c["input"], c["measure"], c["to"], c["add"],
+                                           c["drop00"]) == ("landenberger", "cells", "OR", "only0", 0.5, False))
+    np.testing.assert_allclose(out["yi"], _as_float(ref["yi"]), rtol=RTOL)  # rtol 1e-10
+    np.testing.assert_allclose(out["vi"], _as_float(ref["vi"]), rtol=RTOL)  # rtol 1e-10
+    assert list(out.columns[:-2]) == list(raw.columns)
+
+
+def test_returns_copy_keeps_index_and_does_not_mutate():
+    d = _dataset("bcg").set_index("study")
+    before = d.copy()
+    out = sa.effect_sizes(d, "RR", ai="ai", bi="bi", ci="ci", di="di", yi="logrr", vi="var")
+    pd.testing.assert_frame_equal(d, before)
+    assert out.index.equals(d.index)
+    assert {"logrr", "var"} <= set(out.columns) and "yi" not in out.columns
+
+
+def test_row_order_invariance():
+    d = _dataset("zerocells")
+    perm = np.random.default_rng(1).permutation(len(d))
+    a = sa.effect_sizes(d, "OR", ai="ai", bi="bi", ci="ci", di="di", to="if0all")
+    b = sa.effect_sizes(d.iloc[perm], "OR", ai="ai", bi="bi", ci="ci", di="di", to="if0all")
+    pd.testing.assert_frame_equal(a.iloc[perm], b)  # exact: same arithmetic per row
+
+
+def test_add_and_to_do_not_affect_means_measures():
+    d = _dataset("normand1999")
+    cols = dict(m1i="m1i", sd1i="sd1i", n1i="n1i", m2i="m2i", sd2i="sd2i", n2i="n2i")
+    a = sa.effect_sizes(d, "SMD", **cols)
+    b = sa.effect_sizes(d, "SMD", **cols, add=3.0, to="all", drop00=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_nullable_integer_counts_with_missing():
+    d = _dataset("zerocells")
+    d_int = d.copy()
+    for c in ("ai", "bi", "ci", "di"):
+        d_int[c] = d_int[c].astype("Int64")
+    a = sa.effect_sizes(d, "RR", ai="ai", bi="bi", ci="ci", di="di")
+    b = sa.effect_sizes(d_int, "RR", ai="ai", bi="bi", ci="ci", di="di")
+    np.testing.assert_array_equal(a["yi"].to_numpy(), b["yi"].to_numpy())
+    assert np.isnan(b.loc[d["ai"].isna(), "yi"]).all()
+
+
+def test_infinite_values_warn_and_become_missing():
+    d = pd.DataFrame({"a": [0, 5], "b": [10, 5], "c": [3, 5], "d": [7, 5]})
+    with pytest.warns(ScaleupWarning, match="infinite in 1 row"):
+        out = sa.effect_sizes(d, "OR", ai="a", bi="b", ci="c", di="d", to="none")
+    assert np.isnan(out.loc[0, "yi"]) and np.isnan(out.loc[0, "vi"])
+    assert out.loc[1, "yi"] == 0.0  # log(1) exactly
+
+
+def test_hedges_g_correction_factor_closed_form():
+    # c(m) = Gamma(m/2) / (sqrt(m/2) Gamma((m-1)/2)); m = 4 -> Gamma(2)/(sqrt(2) Gamma(1.5))
+    # = 1/(sqrt(2) * sqrt(pi)/2) = sqrt(2/pi). One group of 3 vs 3, SD 1 each, mean diff 1: d = 1.
+    d = pd.DataFrame({"m1": [1.0], "s1": [1.0], "n1": [3], "m2": [0.0], "s2": [1.0], "n2": [3]})
+    out = sa.effect_sizes(d, "SMD", m1i="m1", sd1i="s1", n1i="n1", m2i="m2", sd2i="s2", n2i="n2")
+    g = np.sqrt(2 / np.pi)
+    assert out.loc[0, "yi"] == pytest.approx(g, rel=1e-12)  # closed form, 1e-12 relative
+    assert out.loc[0, "vi"] == pytest.approx(1 / 3 + 1 / 3 + g**2 / 12, rel=1e-12)
+
+
+def test_module_import_does_not_break_sa_effect_sizes():
+    import scaleup_analysis.effect_sizes  # noqa: F401  (sets sa.effect_sizes to the module)
+
+    d = pd.DataFrame({"a": [1], "b": [2], "c": [3], "d": [4]})
+    out = sa.effect_sizes(d, "RD", ai="a", bi="b", ci="c", di="d")
+    assert out.loc[0, "yi"] == pytest.approx(1 / 3 - 3 / 7, rel=1e-12)
+
+
+# ---------------------------------------------------------------- invalid input
+COUNTS = pd.DataFrame({"a": [1, 2, -1, 4], "b": [5, 6, 7, 8], "c": [1, 1, 1, 1], "d": [2, 2, 2, 2]})
+MEANS_DF = pd.DataFrame({"m1": [1.0, 2.0], "s1": [1.0, -0.5], "n1": [10, 0],
+                         "m2": [0.0, 1.0], "s2": [1.0, 1.0], "n2": [10, 12]})
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sa.effect_sizes(COUNTS, "XYZ", ai="a", bi="b", ci="c", di="d"), "unknown measure 'XYZ'"),
+        (lambda: sa.effect_sizes(COUNTS, "OR", ai="a", bi="b", ci="c", di="d", to="some"), "unknown to="),
+        (lambda: sa.effect_sizes(COUNTS, "OR", ai="a", bi="b", ci="c", di="d", vtype="UB"), "vtype='UB'"),
+        (lambda: sa.effect_sizes(COUNTS, "OR", ai="a", bi="zz", ci="c", di="d"), "column 'zz' .argument 'bi'"),
+        (lambda: sa.effect_sizes(COUNTS, "OR", ai="a", ci="c", di="d"), "either 'bi'"),
+        (lambda: sa.effect_sizes(COUNTS, "OR", ai="a", bi="b", ci="c", di="d"),
+         r"column 'a' \(ai\) has negative counts in 1 row\(s\) \(index 2\)"),
+        (lambda: sa.effect_sizes(COUNTS.assign(n1=[6, 9, 6, 12]), "OR", ai="b", bi="a", ci="c", di="d", n1i="n1"),
+         r"'n1' \(n1i\) differs from 'b' \+ 'a' in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(COUNTS.assign(n1=[6, 1, 6, 12]), "OR", ai="b", n1i="n1", ci="c", di="d"),
+         r"exceed the group size 'n1' \(n1i\) in 2 row\(s\) \(index 1, 2\)"),
+        (lambda: sa.effect_sizes(COUNTS.assign(a=["1", "x", "3", "4"]), "OR", ai="a", bi="b", ci="c", di="d"),
+         r"non-numeric values in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(COUNTS.assign(a=[True] * 4), "OR", ai="a", bi="b", ci="c", di="d"), "must be numeric"),
+        (lambda: sa.effect_sizes(MEANS_DF, "SMD", m1i="m1", sd1i="s1", n1i="n1", m2i="m2", sd2i="s2", n2i="n2"),
+         r"'s1' \(sd1i\) has negative standard deviations in 1 row"),
+        (lambda: sa.effect_sizes(MEANS_DF.assign(s1=1.0), "MD", m1i="m1", sd1i="s1", n1i="n1", m2i="m2",
+                                 sd2i="s2", n2i="n2"), r"'n1' \(n1i\) has group sizes <= 0 in 1 row"),
+        (lambda: sa.effect_sizes(MEANS_DF, "SMD", m1i="m1", n1i="n1", m2i="m2", sd2i="s2", n2i="n2"), "sd1i"),
+        (lambda: sa.effect_sizes(COUNTS.abs(), "OR", ai="a", bi="b", ci="c", di="d", yi="a"), "overwrite"),
+        (lambda: sa.effect_sizes(COUNTS.abs(), "OR", ai="a", bi="b", ci="c", di="d", add=np.inf), "add must"),
+        (lambda: sa.effect_sizes(COUNTS.values, "OR", ai="a", bi="b", ci="c", di="d"), "DataFrame"),
+    ],
+)
+def test_invalid_input_raises_scaleup_data_error(call, match):
+    with pytest.raises(ScaleupDataError, match=match):
+        call()
+
+
+# ---------------------------------------------------------------- invariances (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_count = st.integers(min_value=0, max_value=500)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_count, b=_count, c=_count, d=_count, add=st.sampled_from([0.5, 1.0]),
+       to=st.sampled_from(["only0", "all", "if0all"]))
+def test_swapping_groups_negates_or_rr_rd(a, b, c, d, add, to):
+    # the zero-cell rules treat the four cells symmetrically, so swapping the two groups negates
+    # log OR, log RR and RD and leaves their variances unchanged (1e-12 relative, 1e-12 absolute)
+    fwd = pd.DataFrame({"a": [a], "b": [b], "c": [c], "d": [d]})
+    for m in ("OR", "RR", "RD"):
+        x = sa.effect_sizes(fwd, m, ai="a", bi="b", ci="c", di="d", add=add, to=to)
+        y = sa.effect_sizes(fwd, m, ai="c", bi="d", ci="a", di="b", add=add, to=to)
+        np.testing.assert_allclose(y["yi"], -x["yi"], rtol=1e-12, atol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(y["vi"], x["vi"], rtol=1e-12, atol=1e-12, equal_nan=True)
+    # swapping events and non-events negates the log odds ratio
+    x = sa.effect_sizes(fwd, "OR", ai="a", bi="b", ci="c", di="d", add=add, to=to)
+    z = sa.effect_sizes(fwd, "OR", ai="b", bi="a", ci="d", di="c", add=add, to=to)
+    np.testing.assert_allclose(z["yi"], -x["yi"], rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+_pos = st.floats(min_value=0.1, max_value=100, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(m1=st.floats(-50, 50), m2=st.floats(-50, 50), s1=_pos, s2=_pos,
+       n1=st.integers(2, 300), n2=st.integers(2, 300), k=st.floats(0.01, 1000))
+def test_smd_is_scale_free_and_md_scales(m1, m2, s1, s2, n1, n2, k):
+    d = pd.DataFrame({"m1": [m1], "s1": [s1], "n1": [n1], "m2": [m2], "s2": [s2], "n2": [n2]})
+    dk = d.assign(m1=k * m1, m2=k * m2, s1=k * s1, s2=k * s2)
+    cols = dict(m1i="m1", sd1i="s1", n1i="n1", m2i="m2", sd2i="s2", n2i="n2")
+    for vt in ("LS", "UB", "LS2"):
+        a = sa.effect_sizes(d, "SMD", vtype=vt, **cols)
+        b = sa.effect_sizes(dk, "SMD", vtype=vt, **cols)
+        # units cancel in the SMD: equal to rounding error (1e-9 relative, 1e-12 absolute near 0)
+        np.testing.assert_allclose(b[["yi", "vi"]], a[["yi", "vi"]], rtol=1e-9, atol=1e-12)
+    a = sa.effect_sizes(d, "MD", **cols)
+    b = sa.effect_sizes(dk, "MD", **cols)
+    np.testing.assert_allclose(b["yi"], k * a["yi"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b["vi"], k**2 * a["vi"], rtol=1e-9)
