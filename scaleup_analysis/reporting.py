@@ -24,32 +24,17 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from .data.io import DATA_SUFFIXES
+from .data.io import atomic_write_bytes as _atomic_write_bytes
 from .errors import ScaleupDataError
 
 __all__ = ["run_report", "save_figure", "provenance", "ReportResult"]
 
 KEY_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "pandera", "nbclient")
-DATA_SUFFIXES = (".csv", ".parquet", ".xlsx")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_figure(fig, name: str, figures_dir: str | os.PathLike | None) -> list[Path]:

@@ -1,0 +1,1036 @@
+"""Schemas of the data tables and their validation (one schema per table of the data dictionary).
+
+``SCHEMAS`` maps each table name of ``docs/data_dictionary.md`` to a :class:`pandera.DataFrameSchema`
+that states the final column types, ranges, categories, key uniqueness and row-level rules.
+:func:`validate_table` checks one table and returns a typed copy; :func:`validate_tables` checks a set
+of tables *and* the rules that link them (foreign keys, rating scales, indicator types). Every problem
+found is collected (lazy validation) and reported in one :class:`~scaleup_analysis.errors.ScaleupDataError`
+whose lines name the table, the column, the number of offending rows, the first few of them (as file
+lines when the table came from a CSV file) and how to fix them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from ..errors import ScaleupDataError
+
+__all__ = ["SCHEMAS", "validate_table", "validate_tables", "TABLES", "REQUIRED_TABLES"]
+
+#: Number of offending rows quoted in an error message (the count is always given in full).
+_MAX_ROWS_SHOWN = 5
+
+# ----------------------------------------------------------------------------------------------
+# Column specifications (the single source of truth for both the public schemas and validation)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Col:
+    name: str
+    kind: str  # "str", "int", "float", "bool", "category"
+    nullable: bool = False
+    checks: tuple = ()
+    categories: tuple[str, ...] = ()
+    nonempty: bool = True  # for str columns: blank strings are not allowed
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A row-level rule across columns of one table; ``ok(df)`` is True for the rows that pass."""
+
+    name: str
+    columns: tuple[str, ...]
+    ok: Callable[[pd.DataFrame], pd.Series]
+    fix: str
+
+
+@dataclass(frozen=True)
+class _TableSpec:
+    name: str
+    columns: tuple[_Col, ...]
+    key: tuple[str, ...]
+    rules: tuple[_Rule, ...] = ()
+    strict: bool = True
+
+
+def _ge(v):
+    return pa.Check.ge(v, error=f"must be >= {v}")
+
+
+def _gt(v):
+    return pa.Check.gt(v, error=f"must be > {v}")
+
+
+def _between(lo, hi):
+    return pa.Check.in_range(lo, hi, error=f"must be between {lo} and {hi}")
+
+
+def _finite():
+    return pa.Check(lambda s: np.isfinite(s.astype("float64")), error="must be finite (not inf)")
+
+
+def _isin(values):
+    return pa.Check.isin(list(values), error="must be one of: " + ", ".join(repr(v) for v in values))
+
+
+def _nonblank():
+    return pa.Check(
+        lambda s: pd.Series([bool(str(v).strip()) for v in s.to_numpy()], index=s.index, dtype=bool),
+        error="must not be blank",
+    )
+
+
+_RSS_CHECK = pa.Check.str_matches(
+    r"^(0[1-9]|1[0-8])$", error="must be a two-digit RSS code '01'-'18' (e.g. '06', not '6')"
+)
+
+
+def _has(df: pd.DataFrame, *cols: str) -> bool:
+    return all(c in df.columns for c in cols)
+
+
+def _le_rule(small: str, big: str, fix: str) -> _Rule:
+    def ok(df):
+        if not _has(df, small, big):
+            return pd.Series(True, index=df.index)
+        a = pd.to_numeric(df[small], errors="coerce").astype("float64").to_numpy()
+        b = pd.to_numeric(df[big], errors="coerce").astype("float64").to_numpy()
+        with np.errstate(invalid="ignore"):
+            res = np.isnan(a) | np.isnan(b) | (a <= b)
+        return pd.Series(res, index=df.index)
+
+    return _Rule(f"{small} <= {big}", (small, big), ok, fix)
+
+
+def _phase_cohort_ok(df: pd.DataFrame) -> pd.Series:
+    if not _has(df, "phase", "cohort"):
+        return pd.Series(True, index=df.index)
+    cohort = pd.to_numeric(df["cohort"], errors="coerce").astype("float64").to_numpy()
+    phase = df["phase"].astype("object")
+    expected = np.where(np.isnan(cohort), "not-adopted", np.where(cohort == 0, "pilot", "scale-up"))
+    return pd.Series((phase.isna().to_numpy()) | (phase.to_numpy() == expected), index=df.index)
+
+
+def _scale_ok(df: pd.DataFrame) -> pd.Series:
+    if not _has(df, "scale_min", "scale_max"):
+        return pd.Series(True, index=df.index)
+    hi = pd.to_numeric(df["scale_max"], errors="coerce").astype("float64").to_numpy()
+    lo = pd.to_numeric(df["scale_min"], errors="coerce").astype("float64").to_numpy()
+    with np.errstate(invalid="ignore"):
+        res = np.isnan(hi) | np.isnan(lo) | (hi > lo)
+    return pd.Series(res, index=df.index)
+
+
+_S = "str"
+_I = "int"
+_F = "float"
+
+_SPECS: tuple[_TableSpec, ...] = (
+    _TableSpec(
+        "regions",
+        (
+            _Col("rss_code", _S, checks=(_RSS_CHECK,)),
+            _Col("name", _S),
+            _Col(
+                "settlement_type",
+                "category",
+                categories=("metropolitan", "urban", "mixed", "rural", "remote"),
+            ),
+        ),
+        key=("rss_code",),
+    ),
+    _TableSpec(
+        "sites",
+        (
+            _Col("site_id", _S),
+            _Col("rss_code", _S),
+            _Col("site_type", "category", categories=("GMF", "CLSC", "hospital_clinic", "community")),
+            _Col("size", _I, checks=(_gt(0),)),
+            _Col("rurality", "category", categories=("urban", "semi_urban", "rural", "remote")),
+            _Col("deprivation_quintile", _I, checks=(_between(1, 5),)),
+            _Col("adoption_period", _I, nullable=True, checks=(_ge(1),)),
+            _Col("cohort", _I, nullable=True, checks=(_ge(0),)),
+            _Col("phase", "category", categories=("pilot", "scale-up", "not-adopted")),
+        ),
+        key=("site_id",),
+        rules=(
+            _Rule(
+                "phase agrees with cohort",
+                ("cohort", "phase"),
+                _phase_cohort_ok,
+                "phase must be 'pilot' when cohort is 0, 'scale-up' when cohort >= 1 and "
+                "'not-adopted' when cohort is missing; correct whichever of the two is wrong",
+            ),
+        ),
+    ),
+    _TableSpec(
+        "indicators",
+        (
+            _Col("indicator_id", _S),
+            _Col("name", _S),
+            _Col(
+                "domain",
+                "category",
+                categories=("health_outcomes", "user_experience", "efficiency_cost", "team_wellbeing", "equity"),
+            ),
+            _Col("type", "category", categories=("proportion", "mean")),
+            _Col("unit", _S),
+            _Col("direction", "category", categories=("higher_is_better", "lower_is_better")),
+        ),
+        key=("indicator_id",),
+    ),
+    _TableSpec(
+        "outcomes",
+        (
+            _Col("site_id", _S),
+            _Col("period", _I, checks=(_ge(1),)),
+            _Col("indicator_id", _S),
+            _Col("n", _I, checks=(_ge(0),)),
+            _Col("events", _I, nullable=True, checks=(_ge(0),)),
+            _Col("mean", _F, nullable=True, checks=(_finite(),)),
+            _Col("sd", _F, nullable=True, checks=(_ge(0), _finite())),
+        ),
+        key=("site_id", "period", "indicator_id"),
+        rules=(_le_rule("events", "n", "events cannot exceed the denominator n; check both counts"),),
+    ),
+    _TableSpec(
+        "encounters",
+        (
+            _Col("patient_id", _S),
+            _Col("site_id", _S),
+            _Col("period", _I, checks=(_ge(1),)),
+            _Col("treated", _I, checks=(_isin((0, 1)),)),
+            _Col("y", _F, checks=(_finite(),)),
+            _Col("event", _I, checks=(_isin((0, 1)),)),
+        ),
+        key=("patient_id", "period"),
+        strict=False,
+    ),
+    _TableSpec(
+        "delivery",
+        (
+            _Col("site_id", _S),
+            _Col("period", _I, checks=(_ge(1),)),
+            _Col("sessions_planned", _I, checks=(_ge(0),)),
+            _Col("sessions_delivered", _I, checks=(_ge(0),)),
+            _Col("eligible", _I, checks=(_ge(0),)),
+            _Col("reached", _I, checks=(_ge(0),)),
+            _Col("staff_eligible", _I, checks=(_ge(0),)),
+            _Col("staff_trained", _I, checks=(_ge(0),)),
+            _Col("cost", _F, checks=(_ge(0), _finite())),
+        ),
+        key=("site_id", "period"),
+        rules=(
+            _le_rule("reached", "eligible", "reached cannot exceed eligible; check both counts"),
+            _le_rule(
+                "staff_trained", "staff_eligible", "staff_trained cannot exceed staff_eligible; check both counts"
+            ),
+        ),
+    ),
+    _TableSpec(
+        "components",
+        (
+            _Col("component_id", _S),
+            _Col("name", _S),
+            _Col("core", "bool"),
+            _Col("weight", _F, checks=(_gt(0), _finite())),
+            _Col("scale_min", _F, checks=(_finite(),)),
+            _Col("scale_max", _F, checks=(_finite(),)),
+        ),
+        key=("component_id",),
+        rules=(
+            _Rule(
+                "scale_max > scale_min",
+                ("scale_min", "scale_max"),
+                _scale_ok,
+                "scale_max must be greater than scale_min (e.g. 0 and 4 for a 0-4 rating scale)",
+            ),
+        ),
+    ),
+    _TableSpec(
+        "fidelity_ratings",
+        (
+            _Col("site_id", _S),
+            _Col("session_id", _S),
+            _Col("period", _I, checks=(_ge(1),)),
+            _Col("rater_id", _S),
+            _Col("component_id", _S),
+            _Col("score", _F, checks=(_finite(),)),
+        ),
+        key=("site_id", "session_id", "rater_id", "component_id"),
+    ),
+    _TableSpec(
+        "adaptations",
+        (
+            _Col("adaptation_id", _S),
+            _Col("site_id", _S),
+            _Col("period", _I, checks=(_ge(1),)),
+            _Col(
+                "when", "category", categories=("pre-implementation", "implementation", "scale-up", "maintenance")
+            ),
+            _Col("planned", "category", categories=("planned-proactive", "planned-reactive", "unplanned-reactive")),
+            _Col("who_decided", _S),
+            _Col(
+                "what_modified",
+                "category",
+                categories=(
+                    "content",
+                    "context-format",
+                    "context-setting",
+                    "context-personnel",
+                    "context-population",
+                    "training-evaluation",
+                    "implementation-scaleup-activities",
+                ),
+            ),
+            _Col("level", _S),
+            # FRAME codes the nature of *content* modifications only: missing for other modifications.
+            _Col("nature", _S, nullable=True),
+            _Col(
+                "fidelity_relation",
+                "category",
+                categories=("fidelity-consistent", "fidelity-inconsistent", "unknown"),
+            ),
+            _Col("goal", _S),
+            _Col("reason", _S),
+        ),
+        key=("adaptation_id",),
+    ),
+    _TableSpec(
+        "assessments",
+        (
+            _Col("instrument", _S),
+            _Col("innovation", _S),
+            _Col("rater_id", _S),
+            _Col("domain", _S),
+            _Col("item_id", _S),
+            # missing scores are allowed: they are reported, never treated as zero
+            _Col("score", _F, nullable=True, checks=(_finite(),)),
+        ),
+        key=("instrument", "innovation", "rater_id", "item_id"),
+    ),
+)
+
+_SPEC_BY_NAME: dict[str, _TableSpec] = {s.name: s for s in _SPECS}
+
+#: Table names, in data-flow order.
+TABLES: tuple[str, ...] = tuple(s.name for s in _SPECS)
+#: Tables that every data directory must hold (the others are optional).
+REQUIRED_TABLES: tuple[str, ...] = ("regions", "sites", "indicators", "outcomes")
+
+
+def _final_dtype(col: _Col):
+    if col.kind == "str":
+        return str
+    if col.kind == "int":
+        return "Int64" if col.nullable else "int64"
+    if col.kind == "float":
+        return "float64"
+    if col.kind == "bool":
+        return "bool"
+    return pd.CategoricalDtype(list(col.categories), ordered=False)
+
+
+def _column_checks(col: _Col, *, for_validation: bool) -> list:
+    checks = list(col.checks)
+    if col.kind == "str" and col.nonempty:
+        checks.append(_nonblank())
+    if col.kind == "category" and for_validation:
+        checks.append(_isin(col.categories))
+    return checks
+
+
+def _build_schema(spec: _TableSpec, *, for_validation: bool) -> pa.DataFrameSchema:
+    columns = {
+        c.name: pa.Column(
+            # validation: dtypes were already enforced by _coerce (no costly per-element dtype check)
+            None if for_validation else _final_dtype(c),
+            checks=_column_checks(c, for_validation=for_validation),
+            nullable=c.nullable,
+            coerce=not for_validation,
+            required=True,
+        )
+        for c in spec.columns
+    }
+    rules = [pa.Check(r.ok, name=r.name, error=r.name, ignore_na=False) for r in spec.rules]
+    return pa.DataFrameSchema(
+        columns,
+        checks=rules,
+        strict=spec.strict,
+        unique=list(spec.key),
+        report_duplicates="all",
+        coerce=not for_validation,
+        name=spec.name,
+        description=f"table '{spec.name}' of docs/data_dictionary.md",
+    )
+
+
+#: Table name -> :class:`pandera.DataFrameSchema` with the final dtypes (coercing), ranges, categories,
+#: key uniqueness and row-level rules of ``docs/data_dictionary.md``.
+SCHEMAS: dict[str, pa.DataFrameSchema] = {s.name: _build_schema(s, for_validation=False) for s in _SPECS}
+_VALIDATION_SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    s.name: _build_schema(s, for_validation=True) for s in _SPECS
+}
+
+# ----------------------------------------------------------------------------------------------
+# Problems and their readable report
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    table: str
+    column: str | None  # None: concerns the whole table
+    what: str  # e.g. "must be >= 1"
+    fix: str
+    positions: list[int] = field(default_factory=list)  # 0-based row positions, sorted
+    values: list[str] = field(default_factory=list)  # rendered values, aligned with positions
+    table_level: bool = False
+
+
+def _source_kind(source: Any) -> str:
+    if source is None:
+        return "frame"
+    suffix = Path(str(source)).suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    if suffix in (".xlsx", ".xlsm"):
+        return "excel"
+    return "frame"
+
+
+def _row_label(pos: int, index: pd.Index, kind: str) -> str:
+    if kind == "csv":
+        return f"file line {pos + 2}"  # line 1 is the header
+    if kind == "excel":
+        return f"sheet row {pos + 2}"  # row 1 is the header
+    return f"row {index[pos]!r}"
+
+
+def _fmt_value(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return "<missing>"
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        v = v.item()
+    return repr(v)
+
+
+def _format_problem(p: _Problem, index: pd.Index, kind: str) -> str:
+    where = p.table if p.column is None else f"{p.table}.{p.column}"
+    if p.table_level:
+        return f"  - {where}: {p.what}. Fix: {p.fix}"
+    n = len(p.positions)
+    shown = ", ".join(
+        f"{_row_label(pos, index, kind)}: {val}" for pos, val in zip(p.positions[:_MAX_ROWS_SHOWN], p.values)
+    )
+    more = f", ... ({n - _MAX_ROWS_SHOWN} more)" if n > _MAX_ROWS_SHOWN else ""
+    rows = "row" if n == 1 else "rows"
+    return f"  - {where}: {n} {rows} with {p.what} -- {shown}{more}. Fix: {p.fix}"
+
+
+@dataclass
+class _TableResult:
+    table: str
+    frame: pd.DataFrame | None  # typed copy (validation dtypes), RangeIndex
+    index: pd.Index  # the caller's original index
+    kind: str
+    source: Any
+    problems: list[_Problem] = field(default_factory=list)
+
+
+def _header(table: str, source: Any) -> str:
+    src = f" ({source})" if source is not None else ""
+    return f"table '{table}'{src}"
+
+
+def _render(results: list[_TableResult], intro: str) -> str:
+    lines = [intro]
+    for r in results:
+        if not r.problems:
+            continue
+        n = len(r.problems)
+        lines.append(f"In {_header(r.table, r.source)}: {n} problem{'s' if n > 1 else ''}")
+        lines.extend(_format_problem(p, r.index, r.kind) for p in r.problems)
+    lines.append("See docs/data_dictionary.md for the expected columns, types and rules of each table.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Step 1: coerce each column to its (nullable) validation dtype, recording values that do not fit
+# ----------------------------------------------------------------------------------------------
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _to_str(v: Any) -> Any:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return np.nan
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))  # 3.0 -> "3": an identifier read as a number by a spreadsheet
+    if isinstance(v, (np.integer, np.floating)):
+        return str(v.item())
+    return str(v)
+
+
+def _as_float(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
+        return s.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(s, dtype="float64")
+
+
+def _coerce(df: pd.DataFrame, spec: _TableSpec) -> tuple[pd.DataFrame, list[_Problem], set]:
+    out = df.copy()
+    problems: list[_Problem] = []
+    bad_cells: set[tuple[str, int]] = set()
+    for col in spec.columns:
+        if col.name not in out.columns:
+            continue
+        s = out[col.name]
+        raw_missing = s.isna().to_numpy()
+        if col.kind in ("str", "category"):
+            out[col.name] = pd.Series([_to_str(v) for v in s.to_numpy()], index=s.index, dtype="object")
+            continue
+        if col.kind == "bool":
+            if pd.api.types.is_bool_dtype(s.dtype):
+                out[col.name] = s.astype("boolean")
+                continue
+            conv = []
+            bad = []
+            for v in s.to_numpy():
+                if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+                    conv.append(pd.NA)
+                    bad.append(False)
+                    continue
+                t = str(v.item() if isinstance(v, np.generic) else v).strip().lower()
+                if t in ("1.0",):
+                    t = "1"
+                if t in ("0.0",):
+                    t = "0"
+                if t in _TRUE:
+                    conv.append(True)
+                    bad.append(False)
+                elif t in _FALSE:
+                    conv.append(False)
+                    bad.append(False)
+                else:
+                    conv.append(pd.NA)
+                    bad.append(True)
+            out[col.name] = pd.array(conv, dtype="boolean")
+            bad_arr = np.asarray(bad)
+            if bad_arr.any():
+                pos = np.flatnonzero(bad_arr)
+                problems.append(
+                    _Problem(
+                        spec.name,
+                        col.name,
+                        "a value that is not true/false",
+                        "write TRUE or FALSE (true/false, yes/no and 1/0 are also understood)",
+                        pos.tolist(),
+                        [_fmt_value(s.iloc[i]) for i in pos[:_MAX_ROWS_SHOWN]],
+                    )
+                )
+                bad_cells.update((col.name, int(i)) for i in pos)
+            continue
+        # numeric columns
+        if pd.api.types.is_bool_dtype(s.dtype):
+            s = s.astype("Int64")
+        num = pd.Series(_as_float(pd.to_numeric(s, errors="coerce")), index=s.index)
+        not_number = (~raw_missing) & num.isna().to_numpy()
+        if not_number.any():
+            pos = np.flatnonzero(not_number)
+            problems.append(
+                _Problem(
+                    spec.name,
+                    col.name,
+                    "a value that is not a number",
+                    f"{spec.name}.{col.name} must hold numbers only: remove text, units, thousands "
+                    "separators and comments, and leave a cell empty when the value is unknown"
+                    + ("" if col.nullable else " (this column may not be empty)"),
+                    pos.tolist(),
+                    [_fmt_value(s.iloc[i]) for i in pos[:_MAX_ROWS_SHOWN]],
+                )
+            )
+            bad_cells.update((col.name, int(i)) for i in pos)
+        if col.kind == "int":
+            vals = num.to_numpy()
+            with np.errstate(invalid="ignore"):
+                frac = np.isfinite(vals) & (vals != np.round(vals))
+                huge = np.abs(vals) >= 2.0**63  # also inf: outside the int64 range
+            not_whole = frac | huge
+            if not_whole.any():
+                pos = np.flatnonzero(not_whole)
+                problems.append(
+                    _Problem(
+                        spec.name,
+                        col.name,
+                        "a value that is not a whole number",
+                        f"{spec.name}.{col.name} holds counts or codes: correct the value to a whole number "
+                        "(within +/-9.2e18, the 64-bit integer range)",
+                        pos.tolist(),
+                        [_fmt_value(s.iloc[i]) for i in pos[:_MAX_ROWS_SHOWN]],
+                    )
+                )
+                bad_cells.update((col.name, int(i)) for i in pos)
+            missing = np.isnan(vals) | not_whole
+            out[col.name] = pd.arrays.IntegerArray(np.where(missing, 0, vals).astype("int64"), missing)
+        else:
+            out[col.name] = num.astype("float64")
+    return out, problems, bad_cells
+
+
+# ----------------------------------------------------------------------------------------------
+# Step 2: run the pandera schema lazily and translate its failure cases
+# ----------------------------------------------------------------------------------------------
+
+
+def _columns_fix(spec: _TableSpec) -> str:
+    return ", ".join(c.name for c in spec.columns)
+
+
+def _translate(
+    fc: pd.DataFrame, frame: pd.DataFrame, spec: _TableSpec, bad_cells: set
+) -> list[_Problem]:
+    problems: list[_Problem] = []
+    fc = fc.copy()
+    schema_cols = {c.name: c for c in spec.columns}
+    rules = {r.name: r for r in spec.rules}
+    # structural problems first
+    missing = [str(v) for v in fc.loc[fc["check"] == "column_in_dataframe", "failure_case"]]
+    if missing:
+        problems.append(
+            _Problem(
+                spec.name,
+                None,
+                "missing column" + ("s " if len(missing) > 1 else " ") + ", ".join(repr(m) for m in missing),
+                f"add {'them' if len(missing) > 1 else 'it'} (check the spelling of the header); "
+                f"the table needs the columns: {_columns_fix(spec)}",
+                table_level=True,
+            )
+        )
+    extra = [str(v) for v in fc.loc[fc["check"] == "column_in_schema", "failure_case"]]
+    if extra:
+        problems.append(
+            _Problem(
+                spec.name,
+                None,
+                "unexpected column" + ("s " if len(extra) > 1 else " ") + ", ".join(repr(e) for e in extra),
+                f"remove or rename {'them' if len(extra) > 1 else 'it'} (a misspelt column name?); "
+                f"the table has exactly the columns: {_columns_fix(spec)}",
+                table_level=True,
+            )
+        )
+    # duplicate keys
+    dup = fc[fc["check"].isin(["multiple_fields_uniqueness", "field_uniqueness"])]
+    if len(dup) and all(k in frame.columns for k in spec.key):  # a missing key column is reported above
+        pos = sorted({int(i) for i in dup["index"].dropna()})
+        key = list(spec.key)
+        keytxt = key[0] if len(key) == 1 else "(" + ", ".join(key) + ")"
+        values = []
+        for i in pos[:_MAX_ROWS_SHOWN]:
+            vals = [_fmt_value(frame[k].iloc[i]) for k in key]
+            values.append(vals[0] if len(vals) == 1 else "(" + ", ".join(vals) + ")")
+        problems.append(
+            _Problem(
+                spec.name,
+                keytxt,
+                f"a key {keytxt} that is repeated",
+                "each key must appear once: remove repeated rows, or correct the identifier "
+                "(or the period) of the rows that were meant to differ",
+                pos,
+                values,
+            )
+        )
+    handled = {"column_in_dataframe", "column_in_schema", "multiple_fields_uniqueness", "field_uniqueness"}
+    rest = fc[~fc["check"].isin(handled)]
+    # row-level rules (DataFrame-level checks, reported once per column by pandera)
+    for rname, rule in rules.items():
+        sub = rest[rest["check"] == rname]
+        if not len(sub):
+            continue
+        pos = sorted({int(i) for i in sub["index"].dropna()})
+        if not pos:  # the rule itself could not be evaluated: say so rather than pass silently
+            problems.append(
+                _Problem(spec.name, "/".join(rule.columns), f"rule '{rname}' could not be checked "
+                         f"({_fmt_value(sub['failure_case'].iloc[0])})", rule.fix, table_level=True)
+            )
+            continue
+        values = [
+            ", ".join(f"{c}={_fmt_value(frame[c].iloc[i])}" for c in rule.columns) for i in pos[:_MAX_ROWS_SHOWN]
+        ]
+        problems.append(
+            _Problem(spec.name, "/".join(rule.columns), f"values that break the rule '{rname}'", rule.fix, pos, values)
+        )
+    rest = rest[~rest["check"].isin(list(rules))]
+    for (column, check), sub in rest.groupby(["column", "check"], sort=False, dropna=False):
+        idx = [int(i) for i in sub["index"].dropna()]
+        idx = sorted({i for i in idx if (column, i) not in bad_cells})
+        if not idx and sub["index"].notna().any():
+            continue  # already reported as not a number / not a whole number
+        col = schema_cols.get(column)
+        if check == "not_nullable":
+            if column in {c for c in spec.key}:
+                fix = f"every row needs a {column}: fill it in or remove the row"
+            else:
+                fix = f"fill in {spec.name}.{column} (this column may not be empty)"
+            what = "a missing value (empty cell)"
+        elif col is not None and isinstance(check, str) and check.startswith(("must", "dtype", "coerce")):
+            if check.startswith(("dtype", "coerce")):
+                what = f"a value of the wrong type ({check})"
+                fix = f"correct {spec.name}.{column}"
+            else:
+                what = f"a value that breaks the rule '{column} {check}'"
+                fix = f"correct the value: {column} {check}"
+        else:
+            what = f"a value that fails the check {check!r}"
+            fix = f"correct {spec.name}.{column}"
+        if not idx:
+            problems.append(_Problem(spec.name, column, what, fix, table_level=True))
+            continue
+        problems.append(
+            _Problem(
+                spec.name,
+                column,
+                what,
+                fix,
+                idx,
+                [_fmt_value(frame[column].iloc[i]) if column in frame.columns else "?" for i in idx[:_MAX_ROWS_SHOWN]],
+            )
+        )
+    return problems
+
+
+def _check_table(df: pd.DataFrame, table: str, source: Any) -> _TableResult:
+    if table not in _SPEC_BY_NAME:
+        raise ScaleupDataError(
+            f"Unknown table {table!r}. Known tables: {', '.join(TABLES)} (see docs/data_dictionary.md)."
+        )
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(
+            f"Table {table!r} must be a pandas DataFrame, got {type(df).__name__}. "
+            "Load files with sa.load_table(path)."
+        )
+    spec = _SPEC_BY_NAME[table]
+    kind = _source_kind(source)
+    original_index = df.index
+    work = df.reset_index(drop=True)
+    if work.columns.duplicated().any():
+        dups = sorted({str(c) for c in work.columns[work.columns.duplicated()]})
+        res = _TableResult(table, None, original_index, kind, source)
+        res.problems.append(
+            _Problem(table, None, f"repeated column name(s) {', '.join(map(repr, dups))}",
+                     "give every column a distinct name", table_level=True)
+        )
+        return res
+    work.columns = [str(c) for c in work.columns]
+    coerced, problems, bad_cells = _coerce(work, spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandera's own FutureWarnings are not the user's concern
+        try:
+            _VALIDATION_SCHEMAS[table].validate(coerced, lazy=True, inplace=False)
+        except pa.errors.SchemaErrors as exc:
+            problems.extend(_translate(exc.failure_cases, coerced, spec, bad_cells))
+    problems.sort(key=lambda p: 0 if p.column is None else 1)  # missing/extra columns first
+    return _TableResult(table, coerced, original_index, kind, source, problems)
+
+
+def _finalize(res: _TableResult) -> pd.DataFrame:
+    spec = _SPEC_BY_NAME[res.table]
+    out = res.frame.copy()
+    for col in spec.columns:
+        dtype = _final_dtype(col)
+        if col.kind == "str":
+            out[col.name] = out[col.name].astype("object")
+        else:
+            out[col.name] = out[col.name].astype(dtype)
+    out.index = res.index
+    return out
+
+
+def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | None = None) -> pd.DataFrame:
+    """Validate one table against its schema and return a typed copy.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table, one row per record (long format). It is never modified.
+    table : str
+        Table name, one of ``regions``, ``sites``, ``indicators``, ``outcomes``, ``encounters``,
+        ``delivery``, ``components``, ``fidelity_ratings``, ``adaptations``, ``assessments``
+        (see ``docs/data_dictionary.md``).
+    source : str or path-like, optional
+        Where the table came from, quoted in error messages. When it is a ``.csv`` file, offending rows
+        are given as file lines (line 1 is the header, so row ``i`` of the frame is line ``i + 2``);
+        for ``.xlsx`` as sheet rows; otherwise as index labels of ``df``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the columns of the data dictionary converted to their types: identifiers and text
+        as ``str`` (object), ``int`` as ``int64``, nullable integers as ``Int64``, ``float64``, ``bool``
+        and ``category`` (with the categories of the dictionary). The index of ``df`` is kept. Extra
+        columns are an error except in ``encounters`` (covariates), where they are kept unchanged.
+
+    Raises
+    ------
+    ScaleupDataError
+        Listing every problem found: missing or unexpected columns, values that are not numbers,
+        missing values where not allowed, values out of range or not in the allowed categories,
+        duplicated keys and broken row-level rules (e.g. ``phase`` disagreeing with ``cohort``).
+        Each line names the table, the column, the number of offending rows, the first few of them
+        with their values, and how to fix them.
+
+    Notes
+    -----
+    Foreign keys and rules that need a second table (e.g. a site's region, a rating's scale) are
+    checked by :func:`validate_tables`. Booleans accept ``True/False``, ``yes/no`` and ``1/0``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> regions = pd.DataFrame({"rss_code": ["06", "13"], "name": ["Montréal", "Laval"],
+    ...                         "settlement_type": ["metropolitan", "metropolitan"]})
+    >>> sa.validate_table(regions, "regions").dtypes.astype(str).tolist()
+    ['object', 'object', 'category']
+    >>> bad = regions.assign(rss_code=["6", "13"])
+    >>> sa.validate_table(bad, "regions")
+    Traceback (most recent call last):
+    ...
+    scaleup_analysis.errors.ScaleupDataError: Invalid data: 1 problem in table 'regions'.
+    ...
+    """
+    res = _check_table(df, table, None if source is None else str(source))
+    if res.problems:
+        n = len(res.problems)
+        raise ScaleupDataError(
+            _render([res], f"Invalid data: {n} problem{'s' if n > 1 else ''} in table '{table}'.")
+        )
+    return _finalize(res)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cross-table rules
+# ----------------------------------------------------------------------------------------------
+
+_FOREIGN_KEYS: tuple[tuple[str, str, str, str], ...] = (
+    # (child table, child column, parent table, parent column)
+    ("sites", "rss_code", "regions", "rss_code"),
+    ("outcomes", "site_id", "sites", "site_id"),
+    ("outcomes", "indicator_id", "indicators", "indicator_id"),
+    ("encounters", "site_id", "sites", "site_id"),
+    ("delivery", "site_id", "sites", "site_id"),
+    ("fidelity_ratings", "site_id", "sites", "site_id"),
+    ("fidelity_ratings", "component_id", "components", "component_id"),
+    ("adaptations", "site_id", "sites", "site_id"),
+)
+
+
+def _rows_problem(table, column, what, fix, mask: np.ndarray, frame: pd.DataFrame, show) -> _Problem | None:
+    pos = np.flatnonzero(mask)
+    if not len(pos):
+        return None
+    return _Problem(table, column, what, fix, pos.tolist(), [show(frame, int(i)) for i in pos[:_MAX_ROWS_SHOWN]])
+
+
+def _cross_table(results: dict[str, _TableResult]) -> None:
+    frames = {t: r.frame for t, r in results.items() if r.frame is not None}
+    for child, ccol, parent, pcol in _FOREIGN_KEYS:
+        if child not in frames or ccol not in frames[child].columns:
+            continue
+        if parent not in results:
+            results[child].problems.append(
+                _Problem(
+                    child,
+                    ccol,
+                    f"refers to table '{parent}', which is absent",
+                    f"add the '{parent}' table (file {parent}.csv) so that {child}.{ccol} can be checked",
+                    table_level=True,
+                )
+            )
+            continue
+        if parent not in frames or pcol not in frames[parent].columns:
+            continue
+        known = set(frames[parent][pcol].dropna())
+        vals = frames[child][ccol]
+        mask = (vals.notna() & ~vals.isin(known)).to_numpy()
+        unknown = sorted(set(vals[mask]))
+        sample = ", ".join(repr(v) for v in sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
+        p = _rows_problem(
+            child,
+            ccol,
+            f"{ccol} not found in {parent}.{pcol} "
+            f"({len(unknown)} unknown value{'s' if len(unknown) > 1 else ''})",
+            f"correct the code (known values: {sample or 'none'}) or add the missing row(s) to '{parent}'",
+            mask,
+            frames[child],
+            lambda f, i, c=ccol: _fmt_value(f[c].iloc[i]),
+        )
+        if p:
+            results[child].problems.append(p)
+
+    # fidelity scores within their component's rating scale
+    fr, comp = frames.get("fidelity_ratings"), frames.get("components")
+    if (
+        fr is not None
+        and comp is not None
+        and _has(fr, "component_id", "score")
+        and _has(comp, "component_id", "scale_min", "scale_max")
+    ):
+        scales = comp.drop_duplicates("component_id").set_index("component_id")[["scale_min", "scale_max"]]
+        lo = fr["component_id"].map(scales["scale_min"])
+        hi = fr["component_id"].map(scales["scale_max"])
+        score = fr["score"]
+        mask = (score.notna() & lo.notna() & hi.notna() & ((score < lo) | (score > hi))).to_numpy()
+        p = _rows_problem(
+            "fidelity_ratings",
+            "score",
+            "a score outside its component's rating scale [scale_min, scale_max] (from components)",
+            "correct the score, or the component's scale_min/scale_max in 'components'",
+            mask,
+            fr,
+            lambda f, i: f"component_id={_fmt_value(f['component_id'].iloc[i])}, score={_fmt_value(f['score'].iloc[i])}, "
+            f"scale=[{_fmt_value(lo.iloc[i])}, {_fmt_value(hi.iloc[i])}]",
+        )
+        if p:
+            results["fidelity_ratings"].problems.append(p)
+
+    # outcomes consistent with the indicator type
+    oc, ind = frames.get("outcomes"), frames.get("indicators")
+    if oc is not None and ind is not None and _has(oc, "indicator_id", "events", "mean", "sd") and _has(
+        ind, "indicator_id", "type"
+    ):
+        itype = oc["indicator_id"].map(ind.drop_duplicates("indicator_id").set_index("indicator_id")["type"])
+        prop = (itype == "proportion").to_numpy()
+        mean_t = (itype == "mean").to_numpy()
+        ev, mu, sd = oc["events"].isna().to_numpy(), oc["mean"].isna().to_numpy(), oc["sd"].isna().to_numpy()
+
+        def show(f, i):
+            return (
+                f"indicator_id={_fmt_value(f['indicator_id'].iloc[i])}, events={_fmt_value(f['events'].iloc[i])}, "
+                f"mean={_fmt_value(f['mean'].iloc[i])}, sd={_fmt_value(f['sd'].iloc[i])}"
+            )
+
+        checks = (
+            (
+                "events",
+                prop & ev,
+                "no events although the indicator type is 'proportion'",
+                "give the number of events (0 <= events <= n) for proportion indicators",
+            ),
+            (
+                "mean/sd",
+                prop & ~(mu & sd),
+                "a mean or sd although the indicator type is 'proportion'",
+                "leave mean and sd empty for proportion indicators (use events and n)",
+            ),
+            (
+                "mean/sd",
+                mean_t & (mu | sd),
+                "no mean or no sd although the indicator type is 'mean'",
+                "give both mean and sd (and n) for mean indicators",
+            ),
+            (
+                "events",
+                mean_t & ~ev,
+                "events although the indicator type is 'mean'",
+                "leave events empty for mean indicators (use mean, sd and n)",
+            ),
+        )
+        for column, mask, what, fix in checks:
+            p = _rows_problem("outcomes", column, what, fix, mask, oc, show)
+            if p:
+                results["outcomes"].problems.append(p)
+
+
+def validate_tables(
+    tables: Mapping[str, pd.DataFrame], *, source: str | PathLike | Mapping[str, Any] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Validate a set of tables and the rules that link them; all or nothing.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Table name -> table (names of ``docs/data_dictionary.md``). Inputs are never modified.
+    source : str, path-like or mapping, optional
+        Where the tables came from, quoted in error messages: a directory, or a mapping from table name
+        to its file (CSV files make row numbers file lines, see :func:`validate_table`).
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The validated, typed copies (see :func:`validate_table`), in the order of ``tables``.
+
+    Raises
+    ------
+    ScaleupDataError
+        One error listing every problem of every table, including the cross-table rules:
+
+        - foreign keys: ``sites.rss_code`` in ``regions``; ``site_id`` of ``outcomes``, ``encounters``,
+          ``delivery``, ``fidelity_ratings`` and ``adaptations`` in ``sites``;
+          ``outcomes.indicator_id`` in ``indicators``; ``fidelity_ratings.component_id`` in
+          ``components``. A table whose parent table is absent is an error;
+        - ``fidelity_ratings.score`` within its component's ``[scale_min, scale_max]``;
+        - ``outcomes`` consistent with the indicator's ``type``: ``proportion`` rows have ``events``
+          and no ``mean``/``sd``; ``mean`` rows have ``mean`` and ``sd`` and no ``events``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> regions = sa.load_dataset("quebec_regions")
+    >>> sites = pd.DataFrame({"site_id": ["S1", "S2"], "rss_code": ["06", "19"],
+    ...     "site_type": "GMF", "size": [1200, 800], "rurality": "urban",
+    ...     "deprivation_quintile": [3, 5], "adoption_period": [2, None],
+    ...     "cohort": [1, None], "phase": ["scale-up", "not-adopted"]})
+    >>> sa.validate_tables({"regions": regions, "sites": sites})
+    Traceback (most recent call last):
+    ...
+    scaleup_analysis.errors.ScaleupDataError: Invalid data: 1 problem in 1 table; nothing was validated.
+    In table 'sites': 1 problem
+      - sites.rss_code: 1 row with rss_code not found in regions.rss_code (1 unknown value) -- row 1: '19'. ...
+    ...
+    """
+    if not isinstance(tables, Mapping):
+        raise ScaleupDataError(
+            f"validate_tables expects a dict of table name -> DataFrame, got {type(tables).__name__}."
+        )
+    unknown = [t for t in tables if t not in _SPEC_BY_NAME]
+    if unknown:
+        raise ScaleupDataError(
+            f"Unknown table name(s) {', '.join(map(repr, unknown))}. Known tables: {', '.join(TABLES)} "
+            "(see docs/data_dictionary.md); rename the file(s) or dict key(s)."
+        )
+    if isinstance(source, Mapping):
+        sources = {t: (None if source.get(t) is None else str(source.get(t))) for t in tables}
+    elif source is not None:
+        sources = {t: str(source) for t in tables}
+    else:
+        sources = {t: None for t in tables}
+    results = {t: _check_table(df, t, sources[t]) for t, df in tables.items()}
+    _cross_table(results)
+    bad = [r for r in results.values() if r.problems]
+    if bad:
+        n = sum(len(r.problems) for r in bad)
+        where = "" if source is None or isinstance(source, Mapping) else f" in {source}"
+        intro = (
+            f"Invalid data{where}: {n} problem{'s' if n > 1 else ''} in {len(bad)} table"
+            f"{'s' if len(bad) > 1 else ''}; nothing was validated."
+        )
+        raise ScaleupDataError(_render(list(results.values()), intro))
+    return {t: _finalize(r) for t, r in results.items()}
