@@ -56,7 +56,10 @@ lock:
 clean-venv:
 	rm -rf $(VENV)
 
-# Re-execute the notebooks from their paired jupytext .py files, storing fresh outputs (for nbval).
+# Re-build each notebook from its paired jupytext .py file and execute it, storing fresh outputs (nbval).
 notebooks: $(VENV)/.stamp-dev
 	cd notebooks && for f in [0-9][0-9]_*.py; do \
-	  MPLBACKEND=Agg ../$(BIN)/jupytext --to notebook --update --execute "$$f" || exit 1; done
+	  nb="$${f%.py}.ipynb"; \
+	  ../$(BIN)/jupytext --quiet --to notebook --set-formats ipynb,py:percent --output "$$nb" "$$f" && \
+	  MPLBACKEND=Agg ../$(BIN)/jupyter nbconvert --log-level=ERROR --to notebook --execute --inplace "$$nb" || exit 1; \
+	done

@@ -33,6 +33,7 @@
 data_dir = None  # not used: this step uses the bundled published data
 seed = 20261123
 figures_dir = None  # set by `make report` to save figures under reports/figures/
+tables_dir = None  # set by `make report` to save key tables (CSV) under reports/tables/
 
 # %%
 import warnings
@@ -41,7 +42,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import scaleup_analysis as sa
-from scaleup_analysis.reporting import save_figure
+from scaleup_analysis.reporting import save_figure, save_table
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 120)
@@ -50,7 +51,8 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 
 studies = sa.load_dataset("baskerville2012")
 studies["vi"] = studies["se"] ** 2  # sampling variance of each SMD
-studies[["author", "year", "design", "tailor", "pperf", "smd", "se"]].head()
+studies["study"] = studies["author"] + " " + studies["year"].astype(str)
+studies[["study", "design", "tailor", "pperf", "smd", "se"]].head()
 
 # %% [markdown]
 # ## 1. Pooled effect and heterogeneity
@@ -60,14 +62,16 @@ studies[["author", "year", "design", "tailor", "pperf", "smd", "se"]].head()
 # restricted maximum-likelihood (REML) estimator, which is the modern default.
 
 # %%
-dl = sa.meta_analysis(studies, yi="smd", vi="vi", method="DL", slab="author")
-reml = sa.meta_analysis(studies, yi="smd", vi="vi", method="REML", slab="author")
+dl = sa.meta_analysis(studies, yi="smd", vi="vi", method="DL", slab="study")
+reml = sa.meta_analysis(studies, yi="smd", vi="vi", method="REML", slab="study")
 print(dl.summary())
 
 # %%
-pd.concat({"DL": dl.to_frame(), "REML": reml.to_frame()}).droplevel(1)[
+pooled = pd.concat({"DL": dl.to_frame(), "REML": reml.to_frame()}).droplevel(1)[
     ["estimate", "ci_low", "ci_high", "tau2", "I2", "Q", "Q_pvalue", "pi_low", "pi_high"]
-].round(3)
+]
+save_table(pooled, "01_pooled_effect", tables_dir)
+pooled.round(3)
 
 # %% [markdown]
 # **Reading.** The pooled SMD is 0.56 (95 % CI 0.43 to 0.68) with DerSimonian–Laird, which reproduces
@@ -108,6 +112,7 @@ plt.show()
 
 # %%
 mr = sa.meta_regression(studies, yi="smd", vi="vi", mods=["tailor", "pperf"], method="REML")
+save_table(mr.coef, "01_moderators", tables_dir)
 print(mr.summary())
 
 # %%

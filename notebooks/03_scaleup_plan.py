@@ -31,6 +31,7 @@
 data_dir = None  # folder of the input tables; None = the embedded default dataset (simulated)
 seed = 20261123
 figures_dir = None  # set by `make report` to save figures under reports/figures/
+tables_dir = None  # set by `make report` to save key tables (CSV) under reports/tables/
 
 # %%
 import warnings
@@ -39,7 +40,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import scaleup_analysis as sa
-from scaleup_analysis.reporting import save_figure
+from scaleup_analysis.reporting import save_figure, save_table
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 120)
@@ -87,6 +88,7 @@ power_table = pd.DataFrame(
         for s in scenarios
     ]
 )
+save_table(power_table, "03_power_scenarios", tables_dir)
 power_table.round(3)
 
 # %% [markdown]

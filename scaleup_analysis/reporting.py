@@ -32,7 +32,7 @@ from .data.io import DATA_SUFFIXES
 from .data.io import atomic_write_bytes as _atomic_write_bytes
 from .errors import ScaleupDataError
 
-__all__ = ["run_report", "save_figure", "provenance", "ReportResult"]
+__all__ = ["run_report", "save_figure", "save_table", "provenance", "ReportResult"]
 
 KEY_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "pandera", "nbclient")
 
@@ -77,6 +77,37 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike | None) -> list[P
         _atomic_write_bytes(path, buf.getvalue())
         out.append(path)
     return out
+
+
+def save_table(table, name: str, tables_dir: str | os.PathLike | None) -> Path | None:
+    """Save a key result table as ``<name>.csv`` in ``tables_dir`` (atomically).
+
+    Does nothing (returns None) when ``tables_dir`` is None, so notebooks run under
+    ``pytest --nbval`` write no files.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    name : str
+        File stem, e.g. ``"01_pooled_effects"``.
+    tables_dir : path or None
+
+    Returns
+    -------
+    pathlib.Path or None
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis.reporting as rep
+    >>> rep.save_table(pd.DataFrame({"a": [1]}), "demo", None) is None
+    True
+    """
+    if tables_dir is None:
+        return None
+    path = Path(tables_dir) / f"{name}.csv"
+    _atomic_write_bytes(path, table.to_csv(lineterminator="\n").encode("utf-8"))
+    return path
 
 
 def _sha256(path: Path) -> str:
@@ -173,13 +204,15 @@ def _inject_parameters(nb, params: dict) -> None:
     nb.cells.insert(idx + 1, cell)
 
 
-def _index_html(entries: list[tuple[str, str, str]], figures: list[str], prov: dict) -> str:
+def _index_html(entries: list[tuple[str, str, str]], figures: list[str], tables: list[str],
+                prov: dict) -> str:
     rows = "\n".join(
         f'<li><a href="{html.escape(full)}">{html.escape(title)}</a> '
         f'(<a href="{html.escape(summ)}">summary without code</a>)</li>'
         for title, full, summ in entries
     )
     figs = "\n".join(f'<li><a href="figures/{html.escape(f)}">{html.escape(f)}</a></li>' for f in figures)
+    tabs = "\n".join(f'<li><a href="tables/{html.escape(t)}">{html.escape(t)}</a></li>' for t in tables)
     prov_rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td><pre>{html.escape(json.dumps(v, indent=1))}</pre></td></tr>"
         for k, v in prov.items()
@@ -196,6 +229,9 @@ implementation (fidelity and adaptation), monitoring of impacts.</p>
 </ul>
 <h2>Figures</h2><ul>
 {figs}
+</ul>
+<h2>Key tables (CSV)</h2><ul>
+{tabs}
 </ul>
 <h2>Provenance</h2><table>
 {prov_rows}
@@ -266,9 +302,12 @@ def run_report(
 
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
+    tables_dir = out_dir / "tables"
+    tables_dir.mkdir(parents=True, exist_ok=True)
     repo = notebooks_dir.parent
     prov = provenance(data_dir, seed, repo)
-    params = {"data_dir": str(data_dir), "seed": int(seed), "figures_dir": str(figures_dir)}
+    params = {"data_dir": str(data_dir), "seed": int(seed), "figures_dir": str(figures_dir),
+              "tables_dir": str(tables_dir)}
 
     full_exporter = HTMLExporter()
     summary_exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
@@ -298,10 +337,11 @@ def run_report(
         entries.append((title, full_name, summ_name))
 
     figures = sorted(p.name for p in figures_dir.iterdir() if p.suffix in (".png", ".svg"))
+    tables = sorted(p.name for p in tables_dir.iterdir() if p.suffix == ".csv")
     prov["notebook_seconds"] = seconds
     _atomic_write_bytes(out_dir / "provenance.json", json.dumps(prov, indent=2).encode())
     index = out_dir / "index.html"
-    _atomic_write_bytes(index, _index_html(entries, figures, prov).encode())
+    _atomic_write_bytes(index, _index_html(entries, figures, tables, prov).encode())
     return ReportResult(out_dir=out_dir, reports=tuple(written),
                         figures=tuple(figures_dir / f for f in figures), index=index,
                         provenance=prov, seconds=seconds)
