@@ -23,6 +23,7 @@ from .errors import (
 # before anything else can, binds ``sa.effect_sizes`` to the function for good (a later
 # ``import scaleup_analysis.effect_sizes`` finds the module in sys.modules and leaves the attribute).
 from .effect_sizes import effect_sizes
+from .summarize import summarize  # same situation: module and function share the name
 
 try:
     __version__ = _version("scaleup_analysis")
@@ -60,8 +61,16 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rollout.did": ("staggered_did", "twfe_did", "bacon_decomposition"),
     "rollout.its": ("interrupted_time_series",),
     "monitoring.spc": ("runs_analysis", "control_chart"),
+    "monitoring.equity": ("inequality", "Inequality", "equity_effects", "EquityEffects"),
+    "scalability": ("load_instrument", "list_instruments", "score_assessment", "Instrument", "AssessmentScores"),
     "outcomes": ("reaim", "voltage_drop"),
-    "monitoring.quintuple": ("quintuple_aim_panel", "change_from_baseline", "deleterious_effects", "plot_dashboard"),
+    "summarize": ("summarize", "mixed_model_from_summary", "site_effects_from_summary"),
+    "monitoring.quintuple": (
+        "quintuple_aim_panel",
+        "change_from_baseline",
+        "deleterious_effects",
+        "plot_dashboard",
+    ),
 }
 
 _NAME_TO_MODULE = {name: mod for mod, names in _EXPORTS.items() for name in names}

@@ -1,0 +1,952 @@
+r"""Equity monitoring: summary measures of inequality across ordered groups, and equity effects.
+
+:func:`inequality` summarises how an outcome varies across *ordered* social groups (e.g. the five
+deprivation quintiles of the sites, or rurality) from grouped data: the slope and relative indices
+of inequality (SII, RII), the concentration index (standard, Erreygers-corrected and Wagstaff-
+normalised) and the pairwise rate ratios and differences against a reference group.
+
+:func:`equity_effects` answers "does the scale-up widen or narrow the gap?" from site x period
+outcome data: the difference in changes (treated minus comparison sites) in each stratum, a test
+of heterogeneity across strata and of a linear trend across ordered strata, and the change of the
+SII between a *before* and an *after* window.
+
+Conventions (as WHO HEAT and O'Donnell et al. 2008): groups are placed on a social scale running
+from the **most disadvantaged (rank 0)** to the **least disadvantaged (rank 1)**; the fractional
+rank (ridit) of a group is the cumulative population share of the groups below it plus half its
+own share. A positive SII or concentration index means that the outcome is higher among the less
+disadvantaged.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+
+__all__ = ["inequality", "Inequality", "equity_effects", "EquityEffects"]
+
+_KINDS = ("proportion", "mean", "rate")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _rows(mask: np.ndarray, index: pd.Index, k: int = 5) -> str:
+    bad = list(index[np.asarray(mask, bool)])
+    more = "" if len(bad) <= k else ", ..."
+    return f"{len(bad)} row(s) (first: {', '.join(map(repr, bad[:k]))}{more})"
+
+
+def _need_columns(df, table: str, cols: dict) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(f"argument '{table}' must be a pandas DataFrame, got {type(df).__name__}.")
+    for arg, col in cols.items():
+        if col is not None and col not in df.columns:
+            raise ScaleupDataError(
+                f"{table}: column {col!r} (argument '{arg}') not found; available columns: "
+                f"{list(df.columns)}. Pass the right column name as {arg}=..."
+            )
+
+
+def _numeric(df: pd.DataFrame, table: str, col: str, arg: str, *, positive=False, nonneg=False) -> np.ndarray:
+    try:
+        x = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ScaleupDataError(f"{table}: column {col!r} (argument '{arg}') must be numeric.") from exc
+    bad = ~np.isfinite(x)
+    if positive:
+        bad |= ~(x > 0)
+    if nonneg:
+        bad |= ~(x >= 0)
+    if bad.any():
+        rule = "> 0" if positive else (">= 0" if nonneg else "finite")
+        raise ScaleupDataError(
+            f"{table}: column {col!r} (argument '{arg}') must be finite and {rule}; "
+            f"{_rows(bad, df.index)} violate this. Fix or drop these rows."
+        )
+    return x
+
+
+def _z(level: float) -> float:
+    if not (0 < level < 1):
+        raise ScaleupDataError(f"argument 'level' must be in (0, 1), got {level!r}.")
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+# --------------------------------------------------------------------------------------------
+# inequality
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inequality:
+    r"""Result of :func:`inequality` (summary measures of inequality across ordered groups).
+
+    Attributes
+    ----------
+    groups : pandas.DataFrame
+        One row per group, ordered from the most to the least disadvantaged: ``group``,
+        ``population``, ``share``, ``ridit`` (fractional rank), ``value``, ``se``, ``ci_low``,
+        ``ci_high``, ``fitted`` (SII line), ``cum_share`` and ``cum_outcome_share`` (concentration
+        curve ordinates), ``difference``/``diff_se``/``diff_ci_low``/``diff_ci_high`` (group minus
+        reference) and ``ratio``/``ratio_ci_low``/``ratio_ci_high`` (group over reference).
+    mean : float
+        Population-weighted mean of the outcome, :math:`\mu = \sum_j w_j y_j`.
+    sii, sii_se, sii_ci_low, sii_ci_high : float
+        Slope index of inequality (predicted value at rank 1 minus at rank 0).
+    intercept : float
+        Predicted value at rank 0 (most disadvantaged end) of the SII line.
+    rii_ratio, rii_ratio_ci_low, rii_ratio_ci_high, log_rii_ratio_se : float
+        RII as a ratio of predicted values at rank 1 and rank 0 (Pamuk 1985; WHO HEAT).
+    rii_mean, rii_mean_se, rii_mean_ci_low, rii_mean_ci_high : float
+        RII as SII over the population mean (Mackenbach & Kunst 1997).
+    cindex, cindex_se, cindex_ci_low, cindex_ci_high : float
+        Standard (relative) concentration index with the Kakwani, Wagstaff & van Doorslaer (1997)
+        grouped-data standard error.
+    cindex_se_method : str
+        ``"kakwani1997"`` (both terms, needs the sample sizes ``n``) or ``"within_group_only"``.
+    erreygers, erreygers_se, erreygers_ci_low, erreygers_ci_high : float
+        Erreygers (2009) corrected concentration index (NaN without ``bounds``).
+    wagstaff, wagstaff_se, wagstaff_ci_low, wagstaff_ci_high : float
+        Wagstaff (2005) normalised concentration index (NaN without ``bounds``).
+    reference : object
+        Reference group of the differences and ratios.
+    kind, scale, bounds, level, most_disadvantaged, outcome : settings used.
+    """
+
+    groups: pd.DataFrame
+    mean: float
+    sii: float
+    sii_se: float
+    sii_ci_low: float
+    sii_ci_high: float
+    intercept: float
+    rii_ratio: float
+    log_rii_ratio_se: float
+    rii_ratio_ci_low: float
+    rii_ratio_ci_high: float
+    rii_mean: float
+    rii_mean_se: float
+    rii_mean_ci_low: float
+    rii_mean_ci_high: float
+    cindex: float
+    cindex_se: float
+    cindex_ci_low: float
+    cindex_ci_high: float
+    cindex_se_method: str
+    erreygers: float
+    erreygers_se: float
+    erreygers_ci_low: float
+    erreygers_ci_high: float
+    wagstaff: float
+    wagstaff_se: float
+    wagstaff_ci_low: float
+    wagstaff_ci_high: float
+    reference: object
+    kind: str
+    scale: float
+    bounds: tuple | None
+    level: float
+    most_disadvantaged: str
+    outcome: str = "outcome"
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table of the summary measures: ``measure``, ``estimate``, ``se``, ``ci_low``, ``ci_high``."""
+        rows = [
+            ("mean", self.mean, np.nan, np.nan, np.nan),
+            ("sii", self.sii, self.sii_se, self.sii_ci_low, self.sii_ci_high),
+            ("rii_ratio", self.rii_ratio, self.log_rii_ratio_se, self.rii_ratio_ci_low, self.rii_ratio_ci_high),
+            ("rii_mean", self.rii_mean, self.rii_mean_se, self.rii_mean_ci_low, self.rii_mean_ci_high),
+            ("cindex", self.cindex, self.cindex_se, self.cindex_ci_low, self.cindex_ci_high),
+            ("erreygers", self.erreygers, self.erreygers_se, self.erreygers_ci_low, self.erreygers_ci_high),
+            ("wagstaff", self.wagstaff, self.wagstaff_se, self.wagstaff_ci_low, self.wagstaff_ci_high),
+        ]
+        out = pd.DataFrame(rows, columns=["measure", "estimate", "se", "ci_low", "ci_high"])
+        out["se_scale"] = np.where(out["measure"] == "rii_ratio", "log", "natural")
+        return out
+
+    def summary(self) -> str:
+        """Readable table of the summary measures and of the group values."""
+        pct = f"{100 * self.level:g}%"
+        lines = [
+            f"Inequality in {self.outcome} across {len(self.groups)} ordered groups "
+            f"(rank 0 = most disadvantaged = {self.groups['group'].iloc[0]}); {pct} CIs",
+            f"{'measure':<12}{'estimate':>12}{'ci_low':>12}{'ci_high':>12}",
+        ]
+        for r in self.to_frame().itertuples(index=False):
+            lines.append(f"{r.measure:<12}{r.estimate:>12.5g}{r.ci_low:>12.5g}{r.ci_high:>12.5g}")
+        lines.append("")
+        lines.append(f"vs reference group {self.reference}:")
+        g = self.groups
+        lines.append(f"{'group':<14}{'value':>10}{'difference':>12}{'ratio':>10}")
+        for r in g.itertuples(index=False):
+            lines.append(f"{str(r.group):<14}{r.value:>10.4g}{r.difference:>12.4g}{r.ratio:>10.4g}")
+        return "\n".join(lines)
+
+    def plot_gradient(self, ax=None):
+        """Outcome by group (with CIs) at the groups' ridits, and the fitted SII line. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        g = self.groups
+        yerr = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]])
+        ax.errorbar(g["ridit"], g["value"], yerr=yerr, fmt="o", color="black", capsize=3, label="group value")
+        xs = np.array([0.0, 1.0])
+        ax.plot(xs, self.intercept + self.sii * xs, "--", color="0.4", label=f"SII = {self.sii:.3g}")
+        for r in g.itertuples(index=False):
+            ax.annotate(str(r.group), (r.ridit, r.value), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel("Social rank (0 = most disadvantaged, 1 = least disadvantaged)")
+        ax.set_ylabel(self.outcome)
+        ax.set_title("Social gradient and slope index of inequality")
+        ax.legend(fontsize="small")
+        return ax
+
+    def plot_concentration_curve(self, ax=None):
+        """Concentration curve (cumulative outcome share vs cumulative population share). Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 5))
+        g = self.groups
+        x = np.concatenate([[0.0], g["cum_share"].to_numpy(float)])
+        y = np.concatenate([[0.0], g["cum_outcome_share"].to_numpy(float)])
+        ax.plot([0, 1], [0, 1], ":", color="0.5", label="line of equality")
+        ax.plot(x, y, "-o", color="black", ms=4, label=f"concentration curve (C = {self.cindex:.3f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("Cumulative population share (most disadvantaged first)")
+        ax.set_ylabel(f"Cumulative share of {self.outcome}")
+        ax.set_title("Concentration curve")
+        ax.legend(fontsize="small", loc="upper left")
+        return ax
+
+
+def inequality(
+    df: pd.DataFrame,
+    outcome: str,
+    group_order: str,
+    population: str,
+    *,
+    events: str | None = None,
+    n: str | None = None,
+    se: str | None = None,
+    kind: str = "proportion",
+    most_disadvantaged: str = "first",
+    reference=None,
+    bounds: tuple[float, float] | None = None,
+    scale: float = 1,
+    level: float = 0.95,
+) -> Inequality:
+    r"""Slope and relative indices of inequality and concentration indices from grouped data.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per group (e.g. deprivation quintile).
+    outcome : str
+        Column of the group value (a proportion, mean or rate, times ``scale``).
+    group_order : str
+        Column giving the order of the groups on the social scale (numbers, or any sortable
+        labels; the values also name the groups), e.g. ``"deprivation_quintile"``.
+    population : str
+        Column of the group sizes (population or sample counts); their shares weight the groups.
+    events, n : str, optional
+        Columns of the numbers of events and of the denominators (people for proportions,
+        person-time for rates). They give the sampling variance of each group value:
+        ``scale^2 p (1 - p) / n`` with ``p = events / n`` (proportion) or ``scale^2 events / n^2``
+        (rate, Poisson). ``outcome`` must then equal ``scale * events / n`` (relative tolerance
+        1e-3, i.e. up to rounding).
+    se : str, optional
+        Column of the standard errors of the group values (required for ``kind="mean"``); takes
+        precedence over ``events``/``n`` for the variances.
+    kind : {"proportion", "mean", "rate"}, default "proportion"
+    most_disadvantaged : {"first", "last"}, default "first"
+        Whether the first or the last group in the sort order of ``group_order`` is the most
+        disadvantaged (``"last"`` for deprivation quintiles 1 = least ... 5 = most deprived).
+    reference : optional
+        Value of ``group_order`` used as the reference of the group differences and ratios.
+        Default: the least disadvantaged group.
+    bounds : (float, float), optional
+        Bounds (min, max) of the outcome, for the Erreygers and Wagstaff indices. Default
+        ``(0, scale)`` for proportions; otherwise those two indices are NaN unless given.
+    scale : float, default 1
+        Multiplier of the outcome (e.g. 100 for percentages, 1000 for rates per 1000).
+    level : float, default 0.95
+        Confidence level of all intervals.
+
+    Returns
+    -------
+    Inequality
+
+    Notes
+    -----
+    Order the :math:`J` groups from the most disadvantaged (:math:`j = 1`) to the least
+    disadvantaged; :math:`w_j` = population share, :math:`x_j = \sum_{k<j} w_k + w_j/2` (ridit,
+    fractional rank), :math:`y_j` the group value with sampling variance :math:`v_j`,
+    :math:`\mu = \sum_j w_j y_j`, :math:`\bar x = \sum_j w_j x_j = 1/2`.
+
+    * **SII**: weighted least squares of :math:`y_j` on :math:`x_j` with weights :math:`w_j`;
+      :math:`\text{SII} = b = \sum_j c_j y_j`, :math:`c_j = w_j (x_j - \bar x)/\sum_k w_k (x_k -
+      \bar x)^2`, intercept :math:`a = \mu - b \bar x`. SII = predicted value at rank 1 minus rank
+      0. Delta-method (here exact, the SII being linear in the :math:`y_j`) variance
+      :math:`\sum_j c_j^2 v_j`, population shares held fixed.
+    * **RII, ratio form** (Pamuk 1985; WHO HEAT): ``rii_ratio`` :math:`= (a + b)/a`, predicted value
+      at rank 1 over rank 0; CI from the delta method on :math:`\log` RII.
+    * **RII, mean form** (Mackenbach & Kunst 1997): ``rii_mean`` :math:`= b/\mu`; CI from the delta
+      method on the natural scale (it can be zero or negative, so no log scale).
+    * **Concentration index** (Kakwani, Wagstaff & van Doorslaer 1997; O'Donnell et al. 2008,
+      eq. 8.6): :math:`C = \frac{2}{\mu}\sum_j w_j y_j x_j - 1 = 2\,\mathrm{cov}_w(y, x)/\mu`.
+      Standard error (Kakwani et al. 1997, grouped data):
+      :math:`\mathrm{var}(C) = \frac1N\big[\sum_j w_j a_j^2 - (1 + C)^2\big] + \frac{1}{N\mu^2}
+      \sum_j w_j \sigma_j^2 (2x_j - 1 - C)^2` with :math:`a_j = \frac{y_j}{\mu}(2x_j - 1 - C) + 2 -
+      q_{j-1} - q_j`, :math:`q_j` the concentration-curve ordinate, :math:`N = \sum n_j` and
+      :math:`\sigma_j^2/(N w_j) = v_j`. The first term needs the numbers of people ``n``; without
+      them, and for rates (``n`` is then person-time), only the second (within-group) term is used
+      (``cindex_se_method = "within_group_only"``).
+    * **Erreygers** (2009): :math:`E = 4\mu C/(y_{max} - y_{min})`; **Wagstaff** (2005):
+      :math:`W = (y_{max} - y_{min})\,\mu C / ((y_{max} - \mu)(\mu - y_{min}))` (``C/(1 - mu)``
+      for a proportion). Their SEs are delta-method SEs from the :math:`v_j` with shares fixed (the
+      counterpart of the second Kakwani term).
+    * **Group differences and ratios** against the reference group :math:`r`:
+      :math:`y_j - y_r` (variance :math:`v_j + v_r`) and :math:`y_j / y_r` (CI on the log scale,
+      :math:`\mathrm{var} \log = v_j/y_j^2 + v_r/y_r^2`).
+
+    All intervals are Wald intervals with the normal quantile.
+
+    References
+    ----------
+    Pamuk, E. R. (1985). Social class inequality in mortality from 1921 to 1972 in England and
+    Wales. Population Studies, 39(1), 17-31.
+    Mackenbach, J. P., & Kunst, A. E. (1997). Measuring the magnitude of socio-economic inequalities
+    in health. Social Science & Medicine, 44(6), 757-771.
+    Kakwani, N., Wagstaff, A., & van Doorslaer, E. (1997). Socioeconomic inequalities in health:
+    measurement, computation, and statistical inference. Journal of Econometrics, 77(1), 87-103.
+    Wagstaff, A. (2005). The bounds of the concentration index when the variable of interest is
+    binary. Health Economics, 14(4), 429-432.
+    Erreygers, G. (2009). Correcting the concentration index. Journal of Health Economics, 28(2),
+    504-515.
+    O'Donnell, O., van Doorslaer, E., Wagstaff, A., & Lindelow, M. (2008). Analyzing Health Equity
+    Using Household Survey Data, ch. 8. World Bank.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> d = pd.DataFrame({"quintile": [1, 2, 3, 4, 5], "pop": [100] * 5,
+    ...                   "events": [50, 45, 40, 35, 30], "n": [100] * 5})
+    >>> d["p"] = d["events"] / d["n"]
+    >>> res = sa.inequality(d, "p", "quintile", "pop", events="events", n="n", most_disadvantaged="last")
+    >>> round(res.sii, 3), round(res.rii_ratio, 3), round(res.cindex, 4)
+    (0.25, 1.909, 0.1)
+    """
+    _need_columns(df, "df", {"outcome": outcome, "group_order": group_order, "population": population,
+                             "events": events, "n": n, "se": se})
+    if kind not in _KINDS:
+        raise ScaleupDataError(f"argument 'kind' must be one of {_KINDS}, got {kind!r}.")
+    if most_disadvantaged not in ("first", "last"):
+        raise ScaleupDataError(f"argument 'most_disadvantaged' must be 'first' or 'last', got {most_disadvantaged!r}.")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ScaleupDataError(f"argument 'scale' must be a positive number, got {scale!r}.")
+    z = _z(level)
+    if len(df) < 2:
+        raise ScaleupDataError(f"df: at least 2 groups are needed, got {len(df)} row(s).")
+    if df[group_order].isna().any():
+        raise ScaleupDataError(
+            f"df: column {group_order!r} (argument 'group_order') has missing values in "
+            f"{_rows(df[group_order].isna().to_numpy(), df.index)}; every group needs its rank."
+        )
+    dup = df[group_order].duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise ScaleupDataError(
+            f"df: column {group_order!r} (argument 'group_order') must identify the groups, but "
+            f"{_rows(dup, df.index)} share a value; aggregate to one row per group first."
+        )
+    try:
+        d = df.sort_values(group_order, ascending=(most_disadvantaged == "first"), kind="mergesort")
+    except TypeError as exc:
+        raise ScaleupDataError(f"df: column {group_order!r} (argument 'group_order') must be sortable.") from exc
+    y = _numeric(d, "df", outcome, "outcome")
+    pop = _numeric(d, "df", population, "population", positive=True)
+    if se is not None:
+        s = _numeric(d, "df", se, "se", nonneg=True)
+        v = s**2
+    elif events is not None and n is not None:
+        if kind == "mean":
+            raise ScaleupDataError("kind='mean' needs the standard errors of the group means: pass se='<column>'.")
+        ev = _numeric(d, "df", events, "events", nonneg=True)
+        nn = _numeric(d, "df", n, "n", positive=True)
+        if kind == "proportion" and (ev > nn).any():
+            raise ScaleupDataError(
+                f"df: column {events!r} exceeds {n!r} in {_rows(ev > nn, d.index)}; for proportions 0 <= events <= n."
+            )
+        p = ev / nn
+        v = scale**2 * (p * (1 - p) / nn if kind == "proportion" else ev / nn**2)
+        bad = ~np.isclose(y, scale * p, rtol=1e-3, atol=1e-12 * scale)
+        if bad.any():
+            raise ScaleupDataError(
+                f"df: column {outcome!r} differs from scale * {events} / {n} (scale = {scale:g}) in "
+                f"{_rows(bad, d.index)}; check 'scale' or the columns."
+            )
+    else:
+        raise ScaleupDataError(
+            "inequality needs the sampling variance of each group value: pass se='<column>' "
+            "(standard errors) or events='<column>' and n='<column>'."
+        )
+    if bounds is None and kind == "proportion":
+        bounds = (0.0, float(scale))
+    if bounds is not None:
+        lo, hi = (float(bounds[0]), float(bounds[1]))
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise ScaleupDataError(f"argument 'bounds' must be (min, max) with min < max, got {bounds!r}.")
+        out_of = (y < lo) | (y > hi)
+        if out_of.any():
+            raise ScaleupDataError(
+                f"df: column {outcome!r} lies outside bounds {bounds} in {_rows(out_of, d.index)}."
+            )
+        bounds = (lo, hi)
+
+    labels = d[group_order].to_list()
+    w = pop / pop.sum()
+    cum = np.cumsum(w)
+    x = cum - w / 2
+    xbar = float(np.sum(w * x))
+    mu = float(np.sum(w * y))
+    sxx = float(np.sum(w * (x - xbar) ** 2))
+    c = w * (x - xbar) / sxx
+    b = float(c @ y)
+    dd = w - xbar * c
+    a = float(dd @ y)
+    sii_se = math.sqrt(float(np.sum(c**2 * v)))
+
+    # RII, ratio form (log scale)
+    top = a + b
+    if a > 0 and top > 0:
+        rii_ratio = top / a
+        g = (dd + c) / top - dd / a
+        lse = math.sqrt(float(np.sum(g**2 * v)))
+        rr_lo, rr_hi = rii_ratio * math.exp(-z * lse), rii_ratio * math.exp(z * lse)
+    else:
+        warnings.warn(
+            "inequality: a predicted value at rank 0 or 1 is <= 0, so rii_ratio is undefined (NaN).",
+            ScaleupWarning,
+            stacklevel=2,
+        )
+        rii_ratio = lse = rr_lo = rr_hi = float("nan")
+    # RII, mean form (natural scale)
+    if mu != 0:
+        rii_mean = b / mu
+        g = c / mu - b * w / mu**2
+        rm_se = math.sqrt(float(np.sum(g**2 * v)))
+    else:
+        rii_mean = rm_se = float("nan")
+
+    # concentration index
+    cindex = 2.0 * float(np.sum(w * y * x)) / mu - 1.0
+    q = np.cumsum(w * y) / mu
+    qlag = np.concatenate([[0.0], q[:-1]])
+    term2 = float(np.sum((w**2) * v * (2 * x - 1 - cindex) ** 2)) / mu**2
+    if n is not None and kind != "rate":  # n = people (not person-time) for Kakwani's first term
+        n_tot = float(_numeric(d, "df", n, "n", positive=True).sum())
+        aj = (y / mu) * (2 * x - 1 - cindex) + 2 - qlag - q
+        term1 = (float(np.sum(w * aj**2)) - (1 + cindex) ** 2) / n_tot
+        cse_method = "kakwani1997"
+    else:
+        term1 = 0.0
+        cse_method = "within_group_only"
+    c_se = math.sqrt(max(term1 + term2, 0.0))
+    gc = mu * cindex  # generalised concentration index = 2 sum w y (x - 1/2)
+    dgc = 2 * w * (x - 0.5)
+    if bounds is not None:
+        lo, hi = bounds
+        e_val = 4 * gc / (hi - lo)
+        e_se = math.sqrt(float(np.sum((4 * dgc / (hi - lo)) ** 2 * v)))
+        P = (hi - mu) * (mu - lo)
+        if P > 0:
+            w_val = (hi - lo) * gc / P
+            gw = (hi - lo) * dgc / P - (hi - lo) * gc * (hi + lo - 2 * mu) * w / P**2
+            w_se = math.sqrt(float(np.sum(gw**2 * v)))
+        else:
+            w_val = w_se = float("nan")
+    else:
+        e_val = e_se = w_val = w_se = float("nan")
+
+    # group table and pairwise comparisons
+    if reference is None:
+        ref_i = len(labels) - 1
+        reference = labels[ref_i]
+    else:
+        matches = [i for i, lab in enumerate(labels) if lab == reference]
+        if not matches:
+            raise ScaleupDataError(
+                f"argument 'reference' = {reference!r} is not a value of column {group_order!r}; "
+                f"choose one of {labels}."
+            )
+        ref_i = matches[0]
+    se_y = np.sqrt(v)
+    diff = y - y[ref_i]
+    diff_se = np.sqrt(v + v[ref_i])
+    diff_se[ref_i] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((y > 0) & (y[ref_i] > 0), y / y[ref_i], np.nan)
+        lrse = np.sqrt(v / y**2 + v[ref_i] / y[ref_i] ** 2)
+    lrse[ref_i] = 0.0
+    groups = pd.DataFrame(
+        {
+            "group": labels,
+            "population": pop,
+            "share": w,
+            "ridit": x,
+            "value": y,
+            "se": se_y,
+            "ci_low": y - z * se_y,
+            "ci_high": y + z * se_y,
+            "fitted": a + b * x,
+            "cum_share": cum,
+            "cum_outcome_share": q,
+            "difference": diff,
+            "diff_se": diff_se,
+            "diff_ci_low": diff - z * diff_se,
+            "diff_ci_high": diff + z * diff_se,
+            "ratio": ratio,
+            "log_ratio_se": lrse,
+            "ratio_ci_low": ratio * np.exp(-z * lrse),
+            "ratio_ci_high": ratio * np.exp(z * lrse),
+        }
+    )
+    return Inequality(
+        groups=groups,
+        mean=mu,
+        sii=b,
+        sii_se=sii_se,
+        sii_ci_low=b - z * sii_se,
+        sii_ci_high=b + z * sii_se,
+        intercept=a,
+        rii_ratio=rii_ratio,
+        log_rii_ratio_se=lse,
+        rii_ratio_ci_low=rr_lo,
+        rii_ratio_ci_high=rr_hi,
+        rii_mean=rii_mean,
+        rii_mean_se=rm_se,
+        rii_mean_ci_low=rii_mean - z * rm_se,
+        rii_mean_ci_high=rii_mean + z * rm_se,
+        cindex=cindex,
+        cindex_se=c_se,
+        cindex_ci_low=cindex - z * c_se,
+        cindex_ci_high=cindex + z * c_se,
+        cindex_se_method=cse_method,
+        erreygers=e_val,
+        erreygers_se=e_se,
+        erreygers_ci_low=e_val - z * e_se,
+        erreygers_ci_high=e_val + z * e_se,
+        wagstaff=w_val,
+        wagstaff_se=w_se,
+        wagstaff_ci_low=w_val - z * w_se,
+        wagstaff_ci_high=w_val + z * w_se,
+        reference=reference,
+        kind=kind,
+        scale=float(scale),
+        bounds=bounds,
+        level=level,
+        most_disadvantaged=most_disadvantaged,
+        outcome=outcome,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# equity effects of the innovation
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EquityEffects:
+    r"""Result of :func:`equity_effects`.
+
+    Attributes
+    ----------
+    strata : pandas.DataFrame
+        One row per stratum, from the least to the most disadvantaged: ``stratum``, ``score``
+        (1 = least disadvantaged), ``n_treated``, ``n_control``, ``change_treated``,
+        ``change_control`` (mean change after minus before), ``effect`` (difference in changes),
+        ``se``, ``ci_low``, ``ci_high``, ``mean_before``, ``mean_after`` (all sites), ``share``.
+    vcov : pandas.DataFrame
+        Covariance matrix of the stratum effects (not diagonal with ``control="pooled"``).
+    pooled_effect, pooled_se : float
+        Generalised-least-squares common effect across strata.
+    Q, Q_df, Q_pval : float
+        Test of heterogeneity of the effects across strata (chi-square, ``K - 1`` df).
+    trend_slope, trend_se, trend_ci_low, trend_ci_high, trend_pval : float
+        Change of the effect per step towards a *more* disadvantaged stratum (GLS on scores 1..K);
+        NaN when ``ordered=False``.
+    gap_before, gap_before_se, gap_after, gap_after_se : float
+        SII of the stratum mean outcomes (all sites) in the before and after windows.
+    gap_change, gap_change_se, gap_change_ci_low, gap_change_ci_high : float
+        ``gap_after - gap_before`` (SII of the stratum mean changes).
+    interpretation : str
+        ``"widened"`` (the change favours the less disadvantaged strata), ``"narrowed"`` or
+        ``"no clear change"`` (CI of ``gap_change`` includes 0); see ``direction``.
+    control : str
+    level : float
+    n_omitted : int
+        Sites left out (adopted in or before the before window or between the windows, or with
+        no data in a window).
+    """
+
+    strata: pd.DataFrame
+    vcov: pd.DataFrame
+    pooled_effect: float
+    pooled_se: float
+    Q: float
+    Q_df: int
+    Q_pval: float
+    trend_slope: float
+    trend_se: float
+    trend_ci_low: float
+    trend_ci_high: float
+    trend_pval: float
+    gap_before: float
+    gap_before_se: float
+    gap_after: float
+    gap_after_se: float
+    gap_change: float
+    gap_change_se: float
+    gap_change_ci_low: float
+    gap_change_ci_high: float
+    interpretation: str
+    control: str
+    level: float
+    n_omitted: int
+    outcome: str = "outcome"
+    stratum: str = "stratum"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-stratum table (``strata``)."""
+        return self.strata.copy()
+
+    def summary(self) -> str:
+        """Readable table of the stratum effects, heterogeneity/trend tests and the gap change."""
+        pct = f"{100 * self.level:g}%"
+        lines = [
+            f"Effect of the innovation on {self.outcome} by {self.stratum} "
+            f"(difference in changes, {self.control} comparison sites; {pct} CIs)",
+            f"{'stratum':<14}{'n_trt':>6}{'n_ctl':>6}{'effect':>10}{'ci_low':>10}{'ci_high':>10}",
+        ]
+        for r in self.strata.itertuples(index=False):
+            lines.append(
+                f"{str(r.stratum):<14}{r.n_treated:>6d}{r.n_control:>6d}{r.effect:>10.4g}"
+                f"{r.ci_low:>10.4g}{r.ci_high:>10.4g}"
+            )
+        lines += [
+            f"Heterogeneity: Q = {self.Q:.4g} on {self.Q_df} df, p = {self.Q_pval:.4g}",
+            f"Trend per step towards more disadvantage: {self.trend_slope:.4g} "
+            f"[{self.trend_ci_low:.4g}, {self.trend_ci_high:.4g}], p = {self.trend_pval:.4g}",
+            f"Gap (SII) before = {self.gap_before:.4g}, after = {self.gap_after:.4g}; change = "
+            f"{self.gap_change:.4g} [{self.gap_change_ci_low:.4g}, {self.gap_change_ci_high:.4g}] "
+            f"-> gap {self.interpretation}",
+        ]
+        return "\n".join(lines)
+
+    def plot_effects(self, ax=None):
+        """Stratum effects with CIs (least to most disadvantaged) and the pooled effect. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        s = self.strata
+        pos = np.arange(len(s))
+        yerr = np.vstack([s["effect"] - s["ci_low"], s["ci_high"] - s["effect"]])
+        ax.errorbar(pos, s["effect"], yerr=yerr, fmt="s", color="black", capsize=3, label="stratum effect")
+        ax.axhline(self.pooled_effect, ls="--", color="0.4", label=f"pooled = {self.pooled_effect:.3g}")
+        ax.axhline(0, color="0.7", lw=0.8)
+        ax.set_xticks(pos)
+        ax.set_xticklabels([str(v) for v in s["stratum"]])
+        ax.set_xlabel(f"{self.stratum} (least to most disadvantaged)")
+        ax.set_ylabel(f"Effect on {self.outcome} (difference in changes)")
+        ax.set_title("Effect of the innovation by stratum")
+        ax.legend(fontsize="small")
+        return ax
+
+
+def _gls(e: np.ndarray, V: np.ndarray, X: np.ndarray):
+    Vi = np.linalg.inv(V)
+    XtVi = X.T @ Vi
+    cov = np.linalg.inv(XtVi @ X)
+    beta = cov @ XtVi @ e
+    resid = e - X @ beta
+    return beta, cov, float(resid @ Vi @ resid)
+
+
+def equity_effects(
+    df: pd.DataFrame,
+    outcome: str,
+    *,
+    before: Sequence[int],
+    after: Sequence[int],
+    site: str = "site_id",
+    period: str = "period",
+    adoption: str = "adoption_period",
+    stratum: str = "deprivation_quintile",
+    levels: Sequence | None = None,
+    most_disadvantaged: str = "last",
+    ordered: bool = True,
+    weight: str | None = None,
+    control: str = "pooled",
+    direction: str = "higher_is_better",
+    level: float = 0.95,
+) -> EquityEffects:
+    r"""Effect of the innovation by stratum (deprivation, rurality) and change of the equity gap.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Site x period rows with the outcome, the site's adoption period (missing = never adopts)
+        and its stratum, e.g. ``outcomes`` of one indicator merged with ``sites``.
+    outcome : str
+        Column of the site-period outcome (e.g. ``"mean"`` for a mean indicator, or a proportion).
+    before, after : sequence of int
+        Periods of the *before* and *after* windows (``max(before) < min(after)``).
+    site, period, adoption, stratum : str
+        Column names.
+    levels : sequence, optional
+        The strata in order (default: sorted values of ``stratum``).
+    most_disadvantaged : {"first", "last"}, default "last"
+        Which end of ``levels`` is the most disadvantaged (``"last"`` for deprivation quintiles
+        1 = least ... 5 = most deprived, and for rurality ordered urban ... remote).
+    ordered : bool, default True
+        Whether the strata are ordered (trend test and SII gap); set False for nominal strata.
+    weight : str, optional
+        Column of site weights (e.g. ``size``) giving the population shares of the strata in the
+        SII; default one per site.
+    control : {"pooled", "within"}, default "pooled"
+        Comparison sites of each stratum: all comparison sites (assumes a counterfactual trend
+        common to the strata; stratum effects are then correlated, which the tests account for)
+        or only those of the same stratum.
+    direction : {"higher_is_better", "lower_is_better"}, default "higher_is_better"
+        Direction of the outcome; sets ``interpretation``: the gap *widened* when the change of
+        the SII favours the less disadvantaged strata (``gap_change > 0`` for a higher-is-better
+        outcome, ``< 0`` for a lower-is-better one) with a CI excluding 0, *narrowed* when it
+        favours the more disadvantaged.
+    level : float, default 0.95
+
+    Returns
+    -------
+    EquityEffects
+
+    Notes
+    -----
+    A site is *treated* if it adopts after the before window and no later than the first after
+    period (``max(before) < A_s <= min(after)``), a *comparison* site if it never adopts or adopts
+    after the after window; other sites are left out (``RowsOmittedWarning``). Each site's change
+    is :math:`\Delta_s = \bar y_{s,after} - \bar y_{s,before}` (means over its observed periods of
+    each window). In stratum :math:`k` the effect is the difference in mean changes
+    :math:`\hat\theta_k = \bar\Delta_{T,k} - \bar\Delta_{C}` with variance
+    :math:`s^2_{T,k}/n_{T,k} + s^2_C/n_C` (sample variances of the changes); the covariance matrix
+    :math:`V` of :math:`\hat\theta` has :math:`s^2_C/n_C` off the diagonal for ``control="pooled"``.
+    Heterogeneity: :math:`Q = (\hat\theta - 1\hat\theta_0)' V^{-1} (\hat\theta - 1\hat\theta_0)`
+    with the GLS pooled effect :math:`\hat\theta_0`, chi-square on :math:`K - 1` df. Trend: GLS
+    slope of :math:`\hat\theta_k` on scores :math:`1..K` (1 = least disadvantaged), Wald test.
+    Gap: the SII (see :func:`inequality`) of the stratum mean outcomes of all included sites,
+    with population shares from ``weight``; ``gap_change`` is the SII of the stratum mean changes,
+    i.e. SII after minus SII before, with variance :math:`\sum_k c_k^2 s^2_{\Delta,k}/n_k`.
+    Intervals are normal-theory Wald intervals.
+
+    References
+    ----------
+    Mackenbach, J. P., & Kunst, A. E. (1997). Measuring the magnitude of socio-economic inequalities
+    in health. Social Science & Medicine, 44(6), 757-771.
+    Pamuk, E. R. (1985). Social class inequality in mortality from 1921 to 1972 in England and
+    Wales. Population Studies, 39(1), 17-31.
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=3, n_sites=60, patients_per_site_period=10)
+    >>> y = sim.tables["outcomes"].query("indicator_id == 'HO_Y'")
+    >>> d = y.merge(sim.tables["sites"], on="site_id")
+    >>> res = sa.equity_effects(d, "mean", before=[1, 2], after=[14, 15, 16])
+    >>> list(res.strata["stratum"])
+    [1, 2, 3, 4, 5]
+    >>> res.interpretation in ("widened", "narrowed", "no clear change")
+    True
+    """
+    _need_columns(df, "df", {"outcome": outcome, "site": site, "period": period, "adoption": adoption,
+                             "stratum": stratum, "weight": weight})
+    if direction not in ("higher_is_better", "lower_is_better"):
+        raise ScaleupDataError(f"argument 'direction' must be 'higher_is_better' or 'lower_is_better', got {direction!r}.")
+    if control not in ("pooled", "within"):
+        raise ScaleupDataError(f"argument 'control' must be 'pooled' or 'within', got {control!r}.")
+    if most_disadvantaged not in ("first", "last"):
+        raise ScaleupDataError(f"argument 'most_disadvantaged' must be 'first' or 'last', got {most_disadvantaged!r}.")
+    z = _z(level)
+    before = sorted({int(p) for p in before})
+    after = sorted({int(p) for p in after})
+    if not before or not after or max(before) >= min(after):
+        raise ScaleupDataError(
+            f"arguments 'before' = {before} and 'after' = {after}: both must be non-empty and every "
+            "before period must precede every after period."
+        )
+    d = df[[c for c in (site, period, outcome, adoption, stratum, weight) if c is not None]].copy()
+    y = pd.to_numeric(d[outcome], errors="coerce")
+    bad = y.isna() & d[outcome].notna()
+    if bad.any():
+        raise ScaleupDataError(f"df: column {outcome!r} (argument 'outcome') is not numeric in {_rows(bad.to_numpy(), d.index)}.")
+    d[outcome] = y
+    if d[stratum].isna().any():
+        raise ScaleupDataError(
+            f"df: column {stratum!r} (argument 'stratum') is missing in {_rows(d[stratum].isna().to_numpy(), d.index)}."
+        )
+    per_site = d.groupby(site, sort=True)
+    for col in (adoption, stratum) + ((weight,) if weight else ()):
+        nun = per_site[col].nunique(dropna=False)
+        if (nun > 1).any():
+            bad_sites = list(nun.index[nun > 1][:5])
+            raise ScaleupDataError(
+                f"df: column {col!r} must be constant within a site, but varies in {int((nun > 1).sum())} "
+                f"site(s) (first: {bad_sites})."
+            )
+    info = per_site[[adoption, stratum] + ([weight] if weight else [])].first()
+    pb = d[d[period].isin(before)].groupby(site)[outcome].mean()
+    pa = d[d[period].isin(after)].groupby(site)[outcome].mean()
+    info["before"] = pb.reindex(info.index)
+    info["after"] = pa.reindex(info.index)
+    adopt = pd.to_numeric(info[adoption], errors="coerce").astype(float)
+    treated = (adopt > max(before)) & (adopt <= min(after))
+    ctrl = adopt.isna() | (adopt > max(after))
+    has = info["before"].notna() & info["after"].notna()
+    info["group"] = np.where(treated, "treated", np.where(ctrl, "control", "omitted"))
+    info.loc[~has, "group"] = "omitted"
+    n_omit = int((info["group"] == "omitted").sum())
+    if n_omit:
+        warnings.warn(
+            f"equity_effects: {n_omit} site(s) left out of the difference in changes (adopted in or "
+            f"before the before window or between the windows, or no outcome in a window).",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+    info["change"] = info["after"] - info["before"]
+    if levels is None:
+        levels = sorted(info[stratum].unique().tolist())
+    else:
+        levels = list(levels)
+        unknown = sorted(set(info[stratum]) - set(levels), key=str)
+        if unknown:
+            raise ScaleupDataError(
+                f"df: column {stratum!r} has values {unknown[:5]} not in argument 'levels' = {levels}."
+            )
+    order = levels if most_disadvantaged == "last" else levels[::-1]  # least -> most disadvantaged
+    K = len(order)
+    if K < 2:
+        raise ScaleupDataError(f"df: column {stratum!r} has a single stratum; at least 2 are needed.")
+    inc = info[info["group"] != "omitted"]
+    ct = inc[inc["group"] == "control"]["change"]
+    rows, var_t, var_c = [], [], []
+    for k, lev in enumerate(order):
+        sub = inc[inc[stratum] == lev]
+        tk = sub[sub["group"] == "treated"]["change"]
+        ck = sub[sub["group"] == "control"]["change"] if control == "within" else ct
+        if len(tk) < 2 or len(ck) < 2:
+            raise ScaleupDataError(
+                f"df: stratum {lev!r} of {stratum!r} has {len(tk)} treated and {len(ck)} comparison "
+                "site(s) with data in both windows; at least 2 of each are needed (try control='pooled', "
+                "wider windows or merging strata)."
+            )
+        vt, vc = tk.var(ddof=1) / len(tk), ck.var(ddof=1) / len(ck)
+        var_t.append(vt)
+        var_c.append(vc)
+        allk = sub
+        rows.append(
+            {
+                "stratum": lev,
+                "score": k + 1,
+                "n_treated": len(tk),
+                "n_control": len(ck),
+                "change_treated": tk.mean(),
+                "change_control": ck.mean(),
+                "effect": tk.mean() - ck.mean(),
+                "mean_before": allk["before"].mean(),
+                "mean_after": allk["after"].mean(),
+                "mean_change": allk["change"].mean(),
+                "var_change": allk["change"].var(ddof=1) / len(allk),
+                "var_before": allk["before"].var(ddof=1) / len(allk),
+                "var_after": allk["after"].var(ddof=1) / len(allk),
+                "weight": float(allk[weight].sum()) if weight else float(len(allk)),
+            }
+        )
+    st = pd.DataFrame(rows)
+    e = st["effect"].to_numpy(float)
+    V = np.diag(var_t)
+    if control == "pooled":
+        V = V + var_c[0]
+    else:
+        V = V + np.diag(var_c)
+    se = np.sqrt(np.diag(V))
+    st["se"] = se
+    st["ci_low"] = e - z * se
+    st["ci_high"] = e + z * se
+    one = np.ones((K, 1))
+    b0, c0, Q = _gls(e, V, one)
+    Qdf = K - 1
+    if ordered:
+        X = np.column_stack([np.ones(K), np.arange(1, K + 1, dtype=float)])
+        b1, c1, _ = _gls(e, V, X)
+        slope, sl_se = float(b1[1]), math.sqrt(float(c1[1, 1]))
+        sl_p = float(2 * stats.norm.sf(abs(slope / sl_se)))
+        # SII over strata ordered from most (rank 0) to least disadvantaged (rank 1)
+        w = st["weight"].to_numpy(float)[::-1]
+        w = w / w.sum()
+        x = np.cumsum(w) - w / 2
+        xb = float(np.sum(w * x))
+        cvec = w * (x - xb) / float(np.sum(w * (x - xb) ** 2))
+        cvec = cvec[::-1]  # back to least -> most order of `st`
+
+        def _sii(col, vcol):
+            return float(cvec @ st[col].to_numpy(float)), math.sqrt(float(np.sum(cvec**2 * st[vcol].to_numpy(float))))
+
+        gb, gb_se = _sii("mean_before", "var_before")
+        ga, ga_se = _sii("mean_after", "var_after")
+        gc, gc_se = _sii("mean_change", "var_change")
+        lo_, hi_ = gc - z * gc_se, gc + z * gc_se
+        if lo_ > 0 or hi_ < 0:
+            favours_advantaged = (gc > 0) == (direction == "higher_is_better")
+            interp = "widened" if favours_advantaged else "narrowed"
+        else:
+            interp = "no clear change"
+    else:
+        slope = sl_se = sl_p = gb = gb_se = ga = ga_se = gc = gc_se = lo_ = hi_ = float("nan")
+        interp = "not computed (unordered strata)"
+    st = st[["stratum", "score", "n_treated", "n_control", "change_treated", "change_control", "effect",
+             "se", "ci_low", "ci_high", "mean_before", "mean_after", "weight"]].rename(columns={"weight": "share"})
+    st["share"] = st["share"] / st["share"].sum()
+    return EquityEffects(
+        strata=st,
+        vcov=pd.DataFrame(V, index=order, columns=order),
+        pooled_effect=float(b0[0]),
+        pooled_se=math.sqrt(float(c0[0, 0])),
+        Q=Q,
+        Q_df=Qdf,
+        Q_pval=float(stats.chi2.sf(Q, Qdf)),
+        trend_slope=slope,
+        trend_se=sl_se,
+        trend_ci_low=slope - z * sl_se,
+        trend_ci_high=slope + z * sl_se,
+        trend_pval=sl_p,
+        gap_before=gb,
+        gap_before_se=gb_se,
+        gap_after=ga,
+        gap_after_se=ga_se,
+        gap_change=gc,
+        gap_change_se=gc_se,
+        gap_change_ci_low=lo_,
+        gap_change_ci_high=hi_,
+        interpretation=interp,
+        control=control,
+        level=level,
+        n_omitted=n_omit,
+        outcome=outcome,
+        stratum=stratum,
+    )
