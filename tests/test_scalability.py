@@ -70,11 +70,11 @@ def test_shipped_instruments_structure():
 
 
 def test_simulated_item_ids_are_isat_items():
-    # simulate_scaleup draws 2-4 items per ISAT domain (ids "A1.1" ...); they must all be items of
-    # the shipped ISAT definition (4 items per domain), so unrated items are reported as missing.
+    # simulate_scaleup rates the 4 items of each ISAT domain (ids "A1.1" ...); they must all be items of
+    # the shipped ISAT definition (4 items per domain), and every item is rated.
     a = sa.simulate_scaleup(seed=2, n_sites=40, n_periods=10, patients_per_site_period=2).tables["assessments"]
     isat = sa.load_instrument("ISAT")
-    assert set(a["item_id"]) <= set(isat.items["item_id"])
+    assert set(a["item_id"]) == set(isat.items["item_id"])
     assert a["score"].dropna().between(isat.scale_min, isat.scale_max).all()
 
 
@@ -236,14 +236,14 @@ def test_out_of_scale_error_names_rows():
 # --------------------------------------------------------------------------------------------
 # simulated assessments: planted truth
 # --------------------------------------------------------------------------------------------
-# Seeds 1 and 26 are the seeds among 1..40 whose planted overall scores (mean of the true domain
-# scores) differ by at least 0.2 between every pair of innovations (selected on the truth only);
-# with ~110 ratings per innovation, the SE of a difference of overall means is about 0.08.
-@pytest.mark.parametrize("seed", [1, 26])
+# simulate_scaleup plants innovation readiness levels 2.1 / 2.6 / 3.1 (+ U(-0.5, 0.5) per domain), so
+# planted overall scores differ by about 0.5 between innovations; with 160 ratings per innovation the
+# SE of a difference of overall means is about 0.07. Any seed works; three are checked.
+@pytest.mark.parametrize("seed", [1, 26, 20261123])
 def test_simulated_ranking_recovered(seed):
     sim = sa.simulate_scaleup(seed=seed, n_sites=40, n_periods=10, patients_per_site_period=2)
     truth = sim.truth.assessment_scores
-    res = _score(sim.tables["assessments"], "ISAT", min_answered=0.25, n_boot=200, seed=seed)
+    res = _score(sim.tables["assessments"], "ISAT", n_boot=200, seed=seed)
     planted = truth.groupby("innovation")["true_score"].mean().sort_values(ascending=False)
     est = res.overall.sort_values("rank")
     assert list(est["innovation"]) == list(planted.index)
@@ -251,10 +251,11 @@ def test_simulated_ranking_recovered(seed):
     m = res.domain_scores.merge(truth, on=["innovation", "domain"])
     assert len(m) == 30
     assert stats.pearsonr(m["mean"], m["true_score"])[0] > 0.9
-    # every rater x domain expected 4 items; the simulation rates 2-4 of them: all reported missing
+    # every rater x domain has its 4 items; only the planted ~3 % missing scores are reported missing
     n_rows = len(sim.tables["assessments"])
+    assert n_rows == 3 * 4 * 40
     n_missing_scores = int(sim.tables["assessments"]["score"].isna().sum())
-    assert len(res.missing_items) == 3 * 4 * 40 - n_rows + n_missing_scores
+    assert len(res.missing_items) == n_missing_scores
     # agreement per innovation (Krippendorff's alpha, ordinal, items as units): 4 raters, moderate
     ag = res.agreement.set_index("innovation")
     assert (ag["n_raters"] == 4).all() and (ag["level"] == "ordinal").all()

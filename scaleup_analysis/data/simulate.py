@@ -122,9 +122,9 @@ the eligible from the most deprived quintile (the same counts as ``delivery``). 
 is visible in ``HO_Y``, ``UX_SAT`` and ``TW_BURNOUT``.
 
 **Assessments.** Instrument ``ISAT`` (Intervention Scalability Assessment Tool; Milat et al., 2020),
-domains A1-A5 and B1-B5 with 2-4 items each, three candidate innovations and four raters; score =
+domains A1-A5 and B1-B5 with 4 items each, three candidate innovations and four raters; score =
 clip(round(true domain score + rater bias + N(0, 0.5²)), 1, 4) with 3 % missing scores; true domain
-scores ~ U(1.8, 3.6) (``truth.assessment_scores``), rater biases ~ N(0, 0.25²)
+scores = innovation level (2.1, 2.6 or 3.1) + U(-0.5, 0.5), clipped to [1, 4] (``truth.assessment_scores``), rater biases ~ N(0, 0.25²)
 (``truth.assessment_rater_bias``).
 
 **Random numbers.** Everything derives from ``numpy.random.SeedSequence(seed)``: the site-level design
@@ -267,6 +267,7 @@ _GOAL = ("increase_reach", "improve_fit", "reduce_cost", "improve_outcomes")
 _REASON = ("sociopolitical", "organizational", "provider", "recipient")
 
 _ISAT_DOMAINS = ("A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3", "B4", "B5")
+_ISAT_ITEMS_PER_DOMAIN = 4
 _INNOVATIONS = ("chronic_care_coordination", "social_prescribing", "collaborative_mental_health")
 _ASSESSMENT_RATERS = ("E1", "E2", "E3", "E4")
 
@@ -1051,8 +1052,11 @@ def _fidelity_ratings(d: _Design) -> tuple[pd.DataFrame, pd.Series]:
 
 def _assessments(p: dict):
     rng = _rng(p["seed"], 4)
-    n_items = rng.integers(2, 5, len(_ISAT_DOMAINS))
-    true = rng.uniform(1.8, 3.6, (len(_INNOVATIONS), len(_ISAT_DOMAINS)))
+    # 4 items per domain, as in scaleup_analysis/instruments/isat.yaml; innovations differ in overall
+    # readiness (levels 2.1 / 2.6 / 3.1 in a seeded order) so that their ranking is recoverable.
+    n_items = np.full(len(_ISAT_DOMAINS), _ISAT_ITEMS_PER_DOMAIN)
+    level = rng.permutation(np.array([2.1, 2.6, 3.1]))
+    true = np.clip(level[:, None] + rng.uniform(-0.5, 0.5, (len(_INNOVATIONS), len(_ISAT_DOMAINS))), 1.0, 4.0)
     bias = rng.normal(0.0, 0.25, len(_ASSESSMENT_RATERS))
     rows = []
     for a, inn in enumerate(_INNOVATIONS):
