@@ -61,6 +61,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rollout.did": ("staggered_did", "twfe_did", "bacon_decomposition"),
     "rollout.its": ("interrupted_time_series",),
     "monitoring.spc": ("runs_analysis", "control_chart"),
+    "adaptation": ("frame_scheme", "validate_adaptations", "summarize_adaptations", "AdaptationSummary", "plot_adaptation_timeline", "adaptation_effects", "AdaptationEffects", "fidelity_dose_response", "DoseResponse", "component_analysis", "ComponentAnalysis"),
     "monitoring.equity": ("inequality", "Inequality", "equity_effects", "EquityEffects"),
     "scalability": ("load_instrument", "list_instruments", "score_assessment", "Instrument", "AssessmentScores"),
     "outcomes": ("reaim", "voltage_drop"),

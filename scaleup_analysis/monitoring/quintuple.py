@@ -1,0 +1,849 @@
+r"""Quintuple-aim monitoring: region x period panels, change from baseline and deleterious effects.
+
+The *quintuple aim* (health outcomes, user experience, efficiency/cost, team well-being and equity;
+Nundy, Cooper & Mate, 2022) is monitored through the ``indicators`` registry and the site x period x
+indicator aggregates of ``outcomes`` (see ``docs/data_dictionary.md``). Four functions:
+
+* :func:`quintuple_aim_panel` pools the site aggregates into a region (or subgroup) x period x
+  indicator panel with standard errors, and re-expresses every indicator in its *improvement
+  direction* (sign flipped for ``lower_is_better``) and on a standardized (effect-size) scale;
+* :func:`change_from_baseline` compares follow-up with baseline periods per unit and indicator;
+* :func:`deleterious_effects` flags units whose change in the improvement direction is worse than a
+  stated threshold (one-sided tests, Holm and/or Benjamini-Hochberg adjusted), and adds the Anhøj
+  run-chart signals of each unit's series (:func:`scaleup_analysis.runs_analysis`);
+* :func:`plot_dashboard` draws a domains x units heat map with the signals marked.
+
+References
+----------
+Nundy, S., Cooper, L. A., & Mate, K. S. (2022). The quintuple aim for health care improvement.
+JAMA, 327(6), 521-522.
+
+Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian Journal of
+Statistics, 6(2), 65-70.
+
+Benjamini, Y., & Hochberg, Y. (1995). Controlling the false discovery rate. Journal of the Royal
+Statistical Society B, 57(1), 289-300.
+
+Anhøj, J., & Olesen, A. V. (2014). Run charts revisited. PLoS ONE, 9(11), e113825.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import ScaleupDataError
+
+__all__ = [
+    "quintuple_aim_panel",
+    "change_from_baseline",
+    "deleterious_effects",
+    "plot_dashboard",
+    "QuintupleAimPanel",
+    "ChangeFromBaseline",
+    "DeleteriousEffects",
+]
+
+DOMAINS = ("health_outcomes", "user_experience", "efficiency_cost", "team_wellbeing", "equity")
+_SUFF = ["n", "n_sites", "total", "var_sum", "ss_within", "df_within"]
+
+
+# --------------------------------------------------------------------------------------------------
+# input checking
+# --------------------------------------------------------------------------------------------------
+def _rows(df: pd.DataFrame, mask) -> str:
+    idx = list(df.index[np.asarray(mask, dtype=bool)])
+    shown = ", ".join(repr(i) for i in idx[:5])
+    return f"{len(idx)} row(s) (first: {shown}{', ...' if len(idx) > 5 else ''})"
+
+
+def _need(df, table: str, cols: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(f"table '{table}': expected a pandas DataFrame, got {type(df).__name__}.")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ScaleupDataError(
+            f"table '{table}': missing column(s) {', '.join(map(repr, missing))}. Available columns: "
+            f"{', '.join(map(repr, list(df.columns)[:20]))}. See docs/data_dictionary.md."
+        )
+
+
+def _fail(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str) -> None:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.any():
+        raise ScaleupDataError(f"table '{table}', column '{col}': {_rows(df, mask)} {what}. {fix}")
+
+
+def _num(df: pd.DataFrame, table: str, col: str) -> np.ndarray:
+    s = df[col]
+    conv = pd.to_numeric(s, errors="coerce")
+    _fail(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(),
+          "Convert the column to numbers.")
+    return conv.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _periods(arg: str, periods) -> list[int]:
+    try:
+        out = sorted({int(p) for p in periods})
+    except (TypeError, ValueError):
+        raise ScaleupDataError(
+            f"argument '{arg}': give the periods as integers, e.g. {arg}=range(1, 5), not {periods!r}."
+        ) from None
+    if not out:
+        raise ScaleupDataError(f"argument '{arg}': give at least one period.")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# pooling (stratified: every site-period is a stratum)
+# --------------------------------------------------------------------------------------------------
+def _pool(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Add the additive sufficient statistics over ``keys`` and derive estimate, se and sd."""
+    g = d.groupby(keys, sort=True, observed=True)[_SUFF].sum().reset_index()
+    return g
+
+
+def _finish(g: pd.DataFrame) -> pd.DataFrame:
+    n = g["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = g["total"].to_numpy() / n
+        se = np.sqrt(g["var_sum"].to_numpy()) / n
+        sd_mean = np.sqrt(g["ss_within"].to_numpy() / g["df_within"].to_numpy())
+        sd = np.where(g["type"].astype(str).to_numpy() == "proportion", np.sqrt(np.abs(est * (1 - est))),
+                      sd_mean)
+    g = g.assign(estimate=est, se=se, sd=sd)
+    return g
+
+
+@dataclass(frozen=True, eq=False)
+class QuintupleAimPanel:
+    """Result of :func:`quintuple_aim_panel`.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        One row per unit (``region`` and, with ``subgroup``, the subgroup column) x ``period`` x
+        ``indicator_id`` with ``domain``, ``type``, ``direction``, ``unit``, ``n_sites``, ``n``,
+        ``estimate`` (pooled rate or mean), ``se``, ``sd`` (individual-level SD), ``sign`` (+1 for
+        ``higher_is_better``, -1 for ``lower_is_better``), ``improvement`` (``sign * estimate``) and
+        ``std_score`` (``sign * (estimate - reference) / sd_reference``, the indicator's pooled
+        value over the whole panel as reference), plus the additive sufficient statistics
+        ``total``, ``var_sum``, ``ss_within``, ``df_within`` used to pool cells further.
+    region, subgroup : str or None
+        Names of the unit columns.
+    reference : pandas.DataFrame
+        Per indicator: pooled ``reference`` value and ``sd_reference`` over the whole panel.
+    comparison : pandas.DataFrame or None
+        With ``comparison=``: the comparison sites pooled over all regions, one row per period x
+        indicator (same columns as ``data`` without the unit columns); these sites are *not* in
+        ``data``.
+    comparison_label : str or None
+        Description of the comparison sites, e.g. ``"phase in ['not-adopted']"``.
+    """
+
+    data: pd.DataFrame = field(repr=False)
+    region: str
+    subgroup: str | None
+    reference: pd.DataFrame = field(repr=False)
+    comparison: pd.DataFrame | None = field(default=None, repr=False)
+    comparison_label: str | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """The panel without the internal sufficient statistics."""
+        drop = ["total", "var_sum", "ss_within", "df_within"]
+        return self.data.drop(columns=drop).copy()
+
+    def summary(self) -> str:
+        """Sizes of the panel and the indicator registry."""
+        d = self.data
+        units = d[self.region].nunique()
+        lines = [
+            f"Quintuple-aim panel: {units} {self.region} unit(s)"
+            + (f" x {d[self.subgroup].nunique()} {self.subgroup} level(s)" if self.subgroup else "")
+            + f", periods {int(d['period'].min())}-{int(d['period'].max())}, "
+            f"{d['indicator_id'].nunique()} indicator(s)",
+            "",
+            self.reference.to_string(index=False),
+        ]
+        return "\n".join(lines)
+
+    def plot_series(self, indicator: str, ax=None, std: bool = False):
+        """Time series of one indicator, one line per region (grey levels); returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        d = self.data[self.data["indicator_id"] == indicator]
+        if d.empty:
+            raise ScaleupDataError(f"plot_series(): indicator {indicator!r} is not in the panel.")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4))
+        col = "std_score" if std else "estimate"
+        keys = [self.region] + ([self.subgroup] if self.subgroup else [])
+        d = _finish(_pool(d, keys[:1] + ["period", "indicator_id", "type"]))
+        if std:
+            ref = self.reference.set_index("indicator_id").loc[indicator]
+            sign = 1.0 if ref["direction"] == "higher_is_better" else -1.0
+            d[col] = sign * (d["estimate"] - ref["reference"]) / ref["sd_reference"]
+        units = sorted(d[self.region].unique())
+        for i, (u, du) in enumerate(d.groupby(self.region, sort=True)):
+            ax.plot(du["period"], du[col], color=str(0.15 + 0.6 * i / max(1, len(units) - 1)), lw=1,
+                    marker="o", ms=2)
+        ax.set_xlabel("Period")
+        ax.set_ylabel("Standardized score (improvement direction)" if std else f"{indicator}")
+        ax.set_title(f"{indicator} by {self.region}")
+        return ax
+
+
+def quintuple_aim_panel(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    region: str = "rss_code",
+    subgroup: str | None = None,
+    comparison: tuple | None = None,
+    indicators: Sequence[str] | None = None,
+    site: str = "site_id",
+    period: str = "period",
+) -> QuintupleAimPanel:
+    r"""Pool the site x period quintuple-aim indicators into a region x period x indicator panel.
+
+    Parameters
+    ----------
+    tables : dict of str to pandas.DataFrame
+        Needs ``indicators``, ``outcomes`` and ``sites`` (``docs/data_dictionary.md``).
+    region : str, default "rss_code"
+        Column of ``sites`` giving the region of each site.
+    subgroup : str, optional
+        Another column of ``sites`` (e.g. ``"deprivation_quintile"``, ``"rurality"``); the panel is
+        then region x subgroup x period x indicator, and :func:`change_from_baseline` reports both
+        regions and subgroups.
+    comparison : (str, value or list of values), optional
+        Comparison sites, e.g. ``("phase", "not-adopted")``: the sites whose ``sites`` column has
+        (one of) the value(s). They are pooled over all regions into a separate comparison series
+        (and left out of the regional units) so that :func:`change_from_baseline` can report
+        difference-in-differences that remove secular trends.
+    indicators : list of str, optional
+        Indicators to keep (default: all of ``indicators``).
+    site, period : str
+        Column names in ``outcomes``/``sites``.
+
+    Returns
+    -------
+    QuintupleAimPanel
+
+    Notes
+    -----
+    Every site-period is a stratum (Cochran, 1977). For a proportion indicator, with site-period
+    counts :math:`e_i / n_i`, the pooled rate is :math:`\hat p = \sum e_i / \sum n_i` with
+    :math:`\widehat{Var}(\hat p) = \sum n_i \hat p_i (1 - \hat p_i) / (\sum n_i)^2`; for a mean
+    indicator, :math:`\bar y = \sum n_i \bar y_i / N` with :math:`\widehat{Var}(\bar y) = \sum n_i
+    s_i^2 / N^2`. Both are additive, so cells pool further (over periods, subgroups, regions) by
+    summing. The individual-level SD is :math:`\sqrt{\hat p(1-\hat p)}` for proportions and the
+    pooled within-site SD :math:`\sqrt{\sum (n_i - 1) s_i^2 / \sum (n_i - 1)}` for means. The
+    improvement direction multiplies by ``sign`` = -1 for ``lower_is_better`` indicators;
+    ``std_score`` is the signed deviation from the indicator's pooled value over the whole panel in
+    individual-level SD units (an effect-size scale comparable across indicators). Site-periods with
+    ``n = 0`` carry no information and are skipped.
+
+    References
+    ----------
+    Cochran, W. G. (1977). Sampling techniques (3rd ed.). Wiley (stratified estimation).
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=5)
+    >>> panel = sa.quintuple_aim_panel(sim.tables)
+    >>> panel.to_frame().shape
+    (1077, 15)
+    >>> panel.to_frame().loc[0, ["rss_code", "indicator_id", "direction"]].tolist()
+    ['01', 'EF_COST', 'lower_is_better']
+    """
+    if not isinstance(tables, Mapping):
+        raise ScaleupDataError("argument 'tables': give a dict of DataFrames with 'indicators', 'outcomes', 'sites'.")
+    for t in ("indicators", "outcomes", "sites"):
+        if t not in tables:
+            raise ScaleupDataError(
+                f"argument 'tables': table '{t}' is missing; quintuple_aim_panel needs 'indicators', "
+                "'outcomes' and 'sites'."
+            )
+    ind, out, sites = tables["indicators"], tables["outcomes"], tables["sites"]
+    _need(ind, "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
+    _need(out, "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
+    sc = [site, region] + ([subgroup] if subgroup else [])
+    comp_label = None
+    if comparison is not None:
+        if not (isinstance(comparison, tuple) and len(comparison) == 2 and isinstance(comparison[0], str)):
+            raise ScaleupDataError(
+                "argument 'comparison': give (column of sites, value or list of values), e.g. "
+                "comparison=('phase', 'not-adopted')."
+            )
+        _need(sites, "sites", [comparison[0]])
+        comp_vals = comparison[1] if isinstance(comparison[1], (list, tuple, set)) else [comparison[1]]
+        comp_label = f"{comparison[0]} in {list(comp_vals)}"
+        sc = sc + ([comparison[0]] if comparison[0] not in sc else [])
+    _need(sites, "sites", sc)
+    ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].copy()
+    for c in ("domain", "type", "direction"):
+        ind[c] = ind[c].astype(str)
+    _fail("indicators", "type", "are not 'proportion' or 'mean'", ind,
+          ~ind["type"].isin(["proportion", "mean"]).to_numpy(), "Fix the indicator registry.")
+    _fail("indicators", "direction", "are not 'higher_is_better' or 'lower_is_better'", ind,
+          ~ind["direction"].isin(["higher_is_better", "lower_is_better"]).to_numpy(),
+          "Fix the indicator registry.")
+    _fail("indicators", "indicator_id", "are duplicated", ind, ind["indicator_id"].duplicated(keep=False),
+          "Keep one row per indicator.")
+    if indicators is not None:
+        unknown = sorted(set(indicators) - set(ind["indicator_id"]))
+        if unknown:
+            raise ScaleupDataError(f"argument 'indicators': {unknown} not in table 'indicators'.")
+        ind = ind[ind["indicator_id"].isin(list(indicators))]
+    o = out[[site, period, "indicator_id", "n", "events", "mean", "sd"]].copy()
+    unk = ~o["indicator_id"].isin(tables["indicators"]["indicator_id"]).to_numpy()
+    _fail("outcomes", "indicator_id", "are not in table 'indicators'", o, unk, "Register the indicators first.")
+    o = o[o["indicator_id"].isin(ind["indicator_id"])]
+    s = sites[sc].drop_duplicates()
+    for c in sc:  # categorical unit columns -> plain values (units are sorted as text downstream)
+        if isinstance(s[c].dtype, pd.CategoricalDtype):
+            s[c] = s[c].astype(object)
+    _fail("sites", site, "are duplicated", s, s[site].duplicated(keep=False).to_numpy(), "Keep one row per site.")
+    nosite = ~o[site].isin(s[site]).to_numpy()
+    _fail("outcomes", site, "are not in table 'sites'", o, nosite, "Add the sites or fix the site_id.")
+    o = o.assign(_row=o.index).merge(ind, on="indicator_id", how="left").merge(s, on=site, how="left")
+    o = o.set_index("_row")
+    o.index.name = None
+    n = _num(o, "outcomes", "n")
+    _fail("outcomes", "n", "are missing or negative", o, ~(n >= 0), "n must be a count >= 0.")
+    ev = _num(o, "outcomes", "events")
+    mu = _num(o, "outcomes", "mean")
+    sd = _num(o, "outcomes", "sd")
+    prop = o["type"].to_numpy() == "proportion"
+    use = n > 0
+    _fail("outcomes", "events", "of proportion indicators are missing, negative or > n", o,
+          prop & use & ~((ev >= 0) & (ev <= n)), "Give 0 <= events <= n.")
+    _fail("outcomes", "mean", "of mean indicators are missing or not finite", o,
+          ~prop & use & ~np.isfinite(mu), "Give a finite mean.")
+    _fail("outcomes", "sd", "of mean indicators are missing or negative (n >= 2)", o,
+          ~prop & use & (n >= 2) & ~(sd >= 0), "Give sd >= 0.")
+    sd = np.where(~prop & (n < 2), 0.0, sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.where(prop, ev, n * mu)
+        var_sum = np.where(prop, ev * (n - ev) / n, n * sd**2)
+        ss_within = np.where(prop, 0.0, (n - 1) * sd**2)
+    o = o.assign(n=n, n_sites=1.0, total=total, var_sum=var_sum, ss_within=ss_within,
+                 df_within=np.where(prop, 0.0, n - 1))[use]
+    o[period] = o[period].astype(np.int64)
+    o = o.rename(columns={period: "period"})
+    keys = [region] + ([subgroup] if subgroup else []) + ["period", "indicator_id", "domain", "type",
+                                                          "direction", "unit"]
+    comp = None
+    if comparison is not None:
+        is_comp = o[comparison[0]].astype(object).isin(list(comp_vals)).to_numpy()
+        if not is_comp.any():
+            raise ScaleupDataError(
+                f"argument 'comparison': no site of table 'sites' has {comp_label}; check the column and "
+                "value(s)."
+            )
+        if is_comp.all():
+            raise ScaleupDataError(f"argument 'comparison': every site has {comp_label}; nothing is left to compare.")
+        comp = _finish(_pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "unit"]))
+        o = o[~is_comp]
+    g = _finish(_pool(o, keys))
+    ref = _finish(_pool(o, ["indicator_id", "domain", "type", "direction", "unit"]))
+    ref = ref.rename(columns={"estimate": "reference", "sd": "sd_reference"})[
+        ["indicator_id", "domain", "direction", "unit", "reference", "sd_reference"]]
+    g["n"] = g["n"].astype(np.int64)
+    g["n_sites"] = g["n_sites"].astype(np.int64)
+    g["sign"] = np.where(g["direction"] == "higher_is_better", 1.0, -1.0)
+    g["improvement"] = g["sign"] * g["estimate"]
+    r = g[["indicator_id"]].merge(ref, on="indicator_id", how="left")
+    g["std_score"] = g["sign"] * (g["estimate"] - r["reference"].to_numpy()) / r["sd_reference"].to_numpy()
+    cols = keys + ["n_sites", "n", "estimate", "se", "sd", "sign", "improvement", "std_score",
+                   "total", "var_sum", "ss_within", "df_within"]
+    if comp is not None:
+        comp["n"] = comp["n"].astype(np.int64)
+        comp["n_sites"] = comp["n_sites"].astype(np.int64)
+    return QuintupleAimPanel(data=g[cols], region=region, subgroup=subgroup, reference=ref, comparison=comp,
+                             comparison_label=comp_label)
+
+
+# --------------------------------------------------------------------------------------------------
+# change from baseline
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ChangeFromBaseline:
+    """Result of :func:`change_from_baseline`.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        One row per ``by`` level (``"region"`` and, for a panel with a subgroup, ``"subgroup"``) x
+        ``unit`` x ``indicator_id``: ``baseline``, ``baseline_se``, ``followup``, ``followup_se``,
+        ``change`` (followup - baseline), ``se``, ``ci_low``, ``ci_high``, ``improvement_change``
+        (``sign * change``), ``std_change`` (``improvement_change / sd_pooled``), the sample sizes
+        and the domain/type/direction of the indicator.
+    panel : QuintupleAimPanel
+    baseline_periods, followup_periods : tuple of int
+    level : float
+    """
+
+    data: pd.DataFrame = field(repr=False)
+    panel: QuintupleAimPanel = field(repr=False)
+    baseline_periods: tuple
+    followup_periods: tuple
+    level: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy table of changes."""
+        return self.data.copy()
+
+    def summary(self) -> str:
+        """Changes in the improvement direction (standardized), units x indicators."""
+        d = self.data
+        lines = [f"Change from baseline (periods {list(self.baseline_periods)}) to follow-up "
+                 f"(periods {list(self.followup_periods)}); standardized, improvement direction "
+                 "(negative = worse)"]
+        for by, dd in d.groupby("by", sort=False):
+            tab = dd.pivot(index="unit", columns="indicator_id", values="std_change")
+            lines += ["", f"by {by}:", tab.to_string(float_format=lambda x: f"{x:.3f}")]
+        return "\n".join(lines)
+
+    def plot_dashboard(self, ax=None, **kwargs):
+        """Domains x units heat map of ``std_change`` (see :func:`plot_dashboard`)."""
+        return plot_dashboard(self, ax=ax, **kwargs)
+
+
+def change_from_baseline(
+    panel: QuintupleAimPanel,
+    *,
+    baseline_periods: Iterable[int],
+    followup_periods: Iterable[int],
+    level: float = 0.95,
+) -> ChangeFromBaseline:
+    r"""Change of every indicator from baseline to follow-up, per region (and subgroup), with CIs.
+
+    Parameters
+    ----------
+    panel : QuintupleAimPanel
+        From :func:`quintuple_aim_panel`.
+    baseline_periods, followup_periods : iterable of int
+        Periods pooled as baseline and as follow-up (disjoint), e.g. ``range(1, 6)``.
+    level : float, default 0.95
+        Coverage of the Wald confidence intervals.
+
+    Returns
+    -------
+    ChangeFromBaseline
+        ``to_frame()`` has one row per unit and indicator (column ``by`` = ``"region"`` or
+        ``"subgroup"``, ``unit`` = its value).
+
+    Notes
+    -----
+    Baseline and follow-up values are the stratified pooled rates/means of
+    :func:`quintuple_aim_panel` over the given periods. The change is the difference of two
+    independent proportions (or means), :math:`\Delta = \hat\theta_f - \hat\theta_b` with
+    :math:`SE = \sqrt{SE_f^2 + SE_b^2}` and the Wald interval :math:`\Delta \pm z_{1-\alpha/2} SE`.
+    ``improvement_change`` is :math:`\text{sign}\times\Delta` (positive = better) and ``std_change``
+    divides it by the individual-level SD pooled over baseline and follow-up,
+    :math:`\sqrt{(s_b^2 + s_f^2)/2}` (a standardized mean difference; for proportions
+    :math:`s^2 = \hat p(1-\hat p)`).
+    A plain before-after change includes secular trends. When the panel has
+    comparison sites (``quintuple_aim_panel(..., comparison=...)``), the table adds their pooled
+    change (``comparison_change``, ``comparison_se``) and the difference-in-differences
+    ``did`` = :math:`\Delta_{unit} - \Delta_{comparison}` with :math:`SE = \sqrt{SE_{unit}^2 +
+    SE_{comparison}^2}` (independent samples), its CI, ``improvement_did`` and ``std_did``.
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=5)
+    >>> panel = sa.quintuple_aim_panel(sim.tables, indicators=["TW_BURNOUT"])
+    >>> ch = sa.change_from_baseline(panel, baseline_periods=range(1, 4), followup_periods=range(8, 11))
+    >>> ch.to_frame()[["unit", "baseline", "followup", "change"]].head(2).round(3)
+      unit  baseline  followup  change
+    0   01     0.276     0.241  -0.034
+    1   02     0.275     0.261  -0.014
+    """
+    if not isinstance(panel, QuintupleAimPanel):
+        raise ScaleupDataError("argument 'panel': pass the result of sa.quintuple_aim_panel(...).")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ScaleupDataError(f"argument 'level': a coverage in (0, 1), e.g. 0.95, not {level!r}.")
+    bp = _periods("baseline_periods", baseline_periods)
+    fp = _periods("followup_periods", followup_periods)
+    if set(bp) & set(fp):
+        raise ScaleupDataError(
+            f"arguments 'baseline_periods' and 'followup_periods' overlap in period(s) "
+            f"{sorted(set(bp) & set(fp))}; give disjoint periods."
+        )
+    d = panel.data
+    present = set(d["period"])
+    for arg, ps in (("baseline_periods", bp), ("followup_periods", fp)):
+        if not set(ps) & present:
+            raise ScaleupDataError(f"argument '{arg}': none of {ps} is a period of the panel "
+                                   f"({min(present)}-{max(present)}).")
+    z = float(stats.norm.isf((1 - level) / 2))
+    ind_cols = ["indicator_id", "domain", "type", "direction", "unit"]
+    bys = [("region", panel.region)] + ([("subgroup", panel.subgroup)] if panel.subgroup else [])
+    parts = []
+    for by, col in bys:
+        b = _finish(_pool(d[d["period"].isin(bp)], [col] + ind_cols))
+        f = _finish(_pool(d[d["period"].isin(fp)], [col] + ind_cols))
+        m = b.merge(f, on=[col] + ind_cols, how="outer", suffixes=("_b", "_f"))
+        sign = np.where(m["direction"] == "higher_is_better", 1.0, -1.0)
+        change = m["estimate_f"] - m["estimate_b"]
+        se = np.sqrt(m["se_f"] ** 2 + m["se_b"] ** 2)
+        part = pd.DataFrame({
+            "by": by, "unit": m[col].astype(str) if m[col].dtype == object else m[col],
+            "indicator_id": m["indicator_id"], "domain": m["domain"], "type": m["type"],
+            "direction": m["direction"], "indicator_unit": m["unit"],
+            "n_baseline": m["n_b"], "n_followup": m["n_f"],
+            "baseline": m["estimate_b"], "baseline_se": m["se_b"],
+            "followup": m["estimate_f"], "followup_se": m["se_f"],
+            "change": change, "se": se, "ci_low": change - z * se, "ci_high": change + z * se,
+            "sign": sign, "improvement_change": sign * change,
+            "sd_pooled": np.sqrt((m["sd_b"] ** 2 + m["sd_f"] ** 2) / 2),
+        })  # fmt: skip
+        with np.errstate(invalid="ignore", divide="ignore"):
+            part["std_change"] = part["improvement_change"] / part["sd_pooled"]
+        part["unit"] = part["unit"].astype(object)
+        if panel.comparison is not None:
+            cb = _finish(_pool(panel.comparison[panel.comparison["period"].isin(bp)], ind_cols))
+            cf = _finish(_pool(panel.comparison[panel.comparison["period"].isin(fp)], ind_cols))
+            cm = cb.merge(cf, on=ind_cols, how="outer", suffixes=("_b", "_f"))
+            cm = cm.assign(cchange=cm["estimate_f"] - cm["estimate_b"],
+                           cse=np.sqrt(cm["se_f"] ** 2 + cm["se_b"] ** 2))
+            cm = part[["indicator_id"]].merge(cm[["indicator_id", "cchange", "cse"]], on="indicator_id", how="left")
+            part["comparison_change"] = cm["cchange"].to_numpy()
+            part["comparison_se"] = cm["cse"].to_numpy()
+            did = part["change"] - part["comparison_change"]
+            did_se = np.sqrt(part["se"] ** 2 + part["comparison_se"] ** 2)
+            part["did"] = did
+            part["did_se"] = did_se
+            part["did_ci_low"] = did - z * did_se
+            part["did_ci_high"] = did + z * did_se
+            part["improvement_did"] = part["sign"] * did
+            with np.errstate(invalid="ignore", divide="ignore"):
+                part["std_did"] = part["improvement_did"] / part["sd_pooled"]
+        parts.append(part)
+    data = pd.concat(parts, ignore_index=True)
+    return ChangeFromBaseline(data=data, panel=panel, baseline_periods=tuple(bp), followup_periods=tuple(fp),
+                              level=float(level))
+
+
+# --------------------------------------------------------------------------------------------------
+# deleterious effects
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class DeleteriousEffects:
+    """Result of :func:`deleterious_effects`.
+
+    Attributes
+    ----------
+    tests : pandas.DataFrame
+        One row per unit x indicator: the change columns of :class:`ChangeFromBaseline`,
+        ``threshold``, ``statistic`` (z), ``pvalue`` (one-sided), ``pvalue_holm``, ``pvalue_bh``,
+        ``flagged_holm``, ``flagged_bh``, ``flagged`` (the requested correction; Holm for
+        ``"both"``), and, when the panel has the series, the runs-analysis columns ``centre``,
+        ``longest_run``, ``longest_run_max``, ``n_crossings``, ``n_crossings_min``, ``runs_signal``,
+        ``runs_worse`` (signal with the follow-up median on the worse side of the baseline centre).
+    units : pandas.DataFrame
+        One row per unit: number of indicators flagged (Holm, BH), ``flagged`` (any indicator
+        flagged by the requested correction) and ``n_runs_worse``.
+    by, correction, alpha : str, str, float
+    """
+
+    tests: pd.DataFrame = field(repr=False)
+    units: pd.DataFrame = field(repr=False)
+    by: str
+    correction: str
+    alpha: float
+    changes: ChangeFromBaseline = field(repr=False)
+
+    @property
+    def flagged_units(self) -> tuple:
+        """Units with at least one indicator flagged (requested correction)."""
+        return tuple(self.units.loc[self.units["flagged"], "unit"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-test table."""
+        return self.tests.copy()
+
+    def summary(self) -> str:
+        """The flagged unit x indicator pairs."""
+        t = self.tests
+        lab = {"holm": "Holm", "bh": "Benjamini-Hochberg", "both": "Holm (and BH)"}[self.correction]
+        fl = t[t["flagged"]]
+        lines = [f"Deleterious effects by {self.by}: {len(t)} one-sided tests, {lab} at alpha = "
+                 f"{self.alpha}; {int(t['flagged_holm'].sum())} flagged after Holm, "
+                 f"{int(t['flagged_bh'].sum())} after BH."]
+        if len(fl):
+            cols = ["unit", "indicator_id", "statistic", "pvalue", "pvalue_holm", "pvalue_bh"]
+            lines += ["", fl[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")]
+        if "runs_worse" in t:
+            rw = t[t["runs_worse"]]
+            lines += ["", f"Run-chart signals in the worse direction: {len(rw)}"]
+            if len(rw):
+                lines.append(rw[["unit", "indicator_id", "longest_run", "n_crossings"]].to_string(index=False))
+        return "\n".join(lines)
+
+    def plot_dashboard(self, ax=None, **kwargs):
+        """Domains x units heat map with the flags and run signals marked (see :func:`plot_dashboard`)."""
+        return plot_dashboard(self, ax=ax, **kwargs)
+
+
+def deleterious_effects(
+    changes: ChangeFromBaseline,
+    *,
+    threshold: float | Mapping[str, float] = 0.0,
+    alpha: float = 0.05,
+    correction: str = "both",
+    by: str = "region",
+    scale: str = "raw",
+    contrast: str = "baseline",
+    runs: bool = True,
+) -> DeleteriousEffects:
+    r"""Flag regions (or subgroups) whose indicators got worse than a threshold, with multiplicity control.
+
+    Parameters
+    ----------
+    changes : ChangeFromBaseline
+        From :func:`change_from_baseline`.
+    threshold : float or dict, default 0
+        Harm threshold :math:`\delta` in the improvement direction: a change is deleterious when the
+        improvement change is below it (0: any worsening; -0.02: worsening beyond 0.02 tolerated
+        as a margin). A dict gives one threshold per ``indicator_id`` (others: 0).
+    alpha : float, default 0.05
+        Family-wise error rate (Holm) or false discovery rate (BH).
+    correction : {"holm", "bh", "both"}
+        Which adjustment defines ``flagged`` (``"both"``: both are reported, ``flagged`` is Holm).
+    by : {"region", "subgroup"}
+        Units tested (``"subgroup"`` needs a panel built with ``subgroup=``).
+    scale : {"raw", "standardized"}
+        Whether ``threshold`` is in the indicator's units or in ``std_change`` (SD) units.
+    contrast : {"baseline", "comparison"}
+        Test the change from baseline (``improvement_change``), or the difference-in-differences
+        against the comparison sites (``improvement_did``; needs a panel built with ``comparison=``).
+    runs : bool, default True
+        Add the Anhøj runs analysis of each unit x indicator series (improvement direction) about
+        the median of its baseline periods (:func:`scaleup_analysis.runs_analysis`).
+
+    Returns
+    -------
+    DeleteriousEffects
+
+    Notes
+    -----
+    For each unit and indicator, with :math:`\Delta^{imp}` the improvement change (or the
+    improvement difference-in-differences for ``contrast="comparison"``),
+    :math:`H_0: \Delta^{imp} \ge \delta` against
+    :math:`H_1: \Delta^{imp} < \delta` with :math:`z = (\Delta^{imp} - \delta)/SE` and
+    :math:`p = \Phi(z)`. The family is every unit x indicator test of the call; Holm's step-down and
+    the Benjamini-Hochberg step-up adjusted p-values come from
+    :func:`statsmodels.stats.multitest.multipletests` (``"holm"``, ``"fdr_bh"``); a test is flagged
+    when its adjusted p-value is <= ``alpha``. The runs analysis uses the whole series of the unit
+    with the baseline median as (frozen) centre line; ``runs_worse`` requires a signal and a
+    follow-up median below the centre (improvement direction). With ``contrast="comparison"`` the
+    series is the unit's value minus the comparison sites' value in each period.
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=5)
+    >>> panel = sa.quintuple_aim_panel(sim.tables, indicators=["TW_BURNOUT", "UX_SAT"])
+    >>> ch = sa.change_from_baseline(panel, baseline_periods=range(1, 4), followup_periods=range(8, 11))
+    >>> res = sa.deleterious_effects(ch, correction="both")
+    >>> res.units.head(3)
+      unit  n_indicators  n_flagged_holm  n_flagged_bh  flagged  n_runs_worse
+    0   01             2               0             0    False             1
+    1   02             2               0             0    False             0
+    2   03             2               0             0    False             0
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    from .spc import runs_analysis
+
+    if not isinstance(changes, ChangeFromBaseline):
+        raise ScaleupDataError("argument 'changes': pass the result of sa.change_from_baseline(...).")
+    if correction not in ("holm", "bh", "both"):
+        raise ScaleupDataError(f"argument 'correction': 'holm', 'bh' or 'both', not {correction!r}.")
+    if by not in ("region", "subgroup"):
+        raise ScaleupDataError(f"argument 'by': 'region' or 'subgroup', not {by!r}.")
+    if scale not in ("raw", "standardized"):
+        raise ScaleupDataError(f"argument 'scale': 'raw' or 'standardized', not {scale!r}.")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ScaleupDataError(f"argument 'alpha': a level in (0, 1), e.g. 0.05, not {alpha!r}.")
+    if contrast not in ("baseline", "comparison"):
+        raise ScaleupDataError(f"argument 'contrast': 'baseline' or 'comparison', not {contrast!r}.")
+    if contrast == "comparison" and "did" not in changes.data:
+        raise ScaleupDataError(
+            "argument 'contrast'='comparison': the panel has no comparison sites; build it with "
+            "quintuple_aim_panel(..., comparison=('phase', 'not-adopted'))."
+        )
+    t = changes.data[changes.data["by"] == by].copy().reset_index(drop=True)
+    if t.empty:
+        raise ScaleupDataError(
+            f"argument 'by'={by!r}: the changes have no {by} rows; build the panel with "
+            "quintuple_aim_panel(..., subgroup='<column of sites>') to test subgroups."
+        )
+    if isinstance(threshold, Mapping):
+        unknown = sorted(set(threshold) - set(t["indicator_id"]))
+        if unknown:
+            raise ScaleupDataError(f"argument 'threshold': unknown indicator(s) {unknown}.")
+        thr = t["indicator_id"].map(lambda i: float(threshold.get(i, 0.0))).to_numpy()
+    else:
+        try:
+            thr = np.full(len(t), float(threshold))
+        except (TypeError, ValueError):
+            raise ScaleupDataError(f"argument 'threshold': a number or a dict, not {threshold!r}.") from None
+    if not np.all(np.isfinite(thr)):
+        raise ScaleupDataError("argument 'threshold': thresholds must be finite numbers.")
+    if contrast == "comparison":
+        est = t["improvement_did"].to_numpy(dtype=float)
+        se = t["did_se"].to_numpy(dtype=float)
+    else:
+        est = t["improvement_change"].to_numpy(dtype=float)
+        se = t["se"].to_numpy(dtype=float)
+    t["contrast"] = contrast
+    if scale == "standardized":
+        est, se = est / t["sd_pooled"].to_numpy(), se / t["sd_pooled"].to_numpy()
+    t["threshold"] = thr
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zstat = (est - thr) / se
+    t["statistic"] = zstat
+    t["pvalue"] = stats.norm.cdf(zstat)
+    ok = np.isfinite(t["pvalue"].to_numpy())
+    for name, meth in (("holm", "holm"), ("bh", "fdr_bh")):
+        adj = np.full(len(t), np.nan)
+        if ok.any():
+            adj[ok] = multipletests(t["pvalue"].to_numpy()[ok], alpha=alpha, method=meth)[1]
+        t[f"pvalue_{name}"] = adj
+        t[f"flagged_{name}"] = np.nan_to_num(adj, nan=1.0) <= alpha
+    t["flagged"] = t["flagged_bh"] if correction == "bh" else t["flagged_holm"]
+    if runs:
+        panel = changes.panel
+        col = panel.region if by == "region" else panel.subgroup
+        ser = _finish(_pool(panel.data, [col, "period", "indicator_id", "type"]))
+        if contrast == "comparison":  # series relative to the comparison sites, period by period
+            cser = panel.comparison[["period", "indicator_id", "estimate"]].rename(columns={"estimate": "_c"})
+            ser = ser.merge(cser, on=["period", "indicator_id"], how="left")
+            ser["estimate"] = ser["estimate"] - ser["_c"]
+        sign = dict(zip(t["indicator_id"], t["sign"]))
+        bp, fp = set(changes.baseline_periods), set(changes.followup_periods)
+        rows = []
+        for (u, i), s in ser.groupby([col, "indicator_id"], sort=False, observed=True):
+            s = s.sort_values("period")
+            vals = sign.get(i, 1.0) * s["estimate"].to_numpy()
+            base = vals[s["period"].isin(bp).to_numpy()]
+            fol = vals[s["period"].isin(fp).to_numpy()]
+            if base.size == 0 or not np.isfinite(np.median(base)):
+                continue
+            centre = float(np.median(base))
+            ra = runs_analysis(vals, centre=centre)
+            worse = bool(ra.runs_signal and fol.size and np.median(fol) < centre)
+            rows.append({"unit": u, "indicator_id": i, "centre": centre, "longest_run": ra.longest_run,
+                         "longest_run_max": ra.longest_run_max, "n_crossings": ra.n_crossings,
+                         "n_crossings_min": ra.n_crossings_min, "runs_signal": ra.runs_signal,
+                         "runs_worse": worse})
+        rr = pd.DataFrame(rows, columns=["unit", "indicator_id", "centre", "longest_run", "longest_run_max",
+                                         "n_crossings", "n_crossings_min", "runs_signal", "runs_worse"])
+        t = t.merge(rr, on=["unit", "indicator_id"], how="left")
+        t["runs_signal"] = t["runs_signal"].astype("boolean").fillna(False).astype(bool)
+        t["runs_worse"] = t["runs_worse"].astype("boolean").fillna(False).astype(bool)
+    g = t.groupby("unit", sort=True)
+    units = pd.DataFrame({
+        "n_indicators": g.size(), "n_flagged_holm": g["flagged_holm"].sum(),
+        "n_flagged_bh": g["flagged_bh"].sum(), "flagged": g["flagged"].any(),
+    })  # fmt: skip
+    if runs:
+        units["n_runs_worse"] = g["runs_worse"].sum()
+    units = units.reset_index()
+    return DeleteriousEffects(tests=t, units=units, by=by, correction=correction, alpha=float(alpha),
+                              changes=changes)
+
+
+# --------------------------------------------------------------------------------------------------
+# dashboard
+# --------------------------------------------------------------------------------------------------
+def plot_dashboard(result, ax=None, *, by: str = "region", vmax: float | None = None, title: str | None = None):
+    """Domains x units heat map of the standardized change in the improvement direction.
+
+    Each cell is the mean ``std_change`` of the domain's indicators (SD units; positive = better),
+    printed in the cell; a grey scale (dark = worse, light = better) keeps it readable in print.
+    With a :class:`DeleteriousEffects` result, a cell is marked ``▼`` when one of its indicators is
+    flagged as deleterious (requested correction) and ``R`` when one shows a run-chart signal in the
+    worse direction.
+
+    Parameters
+    ----------
+    result : ChangeFromBaseline or DeleteriousEffects
+    ax : matplotlib Axes, optional
+    by : {"region", "subgroup"}
+        Units shown (for a :class:`ChangeFromBaseline`; a :class:`DeleteriousEffects` uses its own).
+    vmax : float, optional
+        Colour range is [-vmax, vmax] (default: the largest absolute cell value).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=5)
+    >>> panel = sa.quintuple_aim_panel(sim.tables)
+    >>> ch = sa.change_from_baseline(panel, baseline_periods=range(1, 4), followup_periods=range(8, 11))
+    >>> ax = sa.plot_dashboard(sa.deleterious_effects(ch))
+    >>> ax.get_ylabel()
+    'Quintuple-aim domain'
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(result, DeleteriousEffects):
+        t, by = result.tests, result.by
+    elif isinstance(result, ChangeFromBaseline):
+        t = result.data[result.data["by"] == by]
+    else:
+        raise ScaleupDataError("plot_dashboard(): pass a ChangeFromBaseline or DeleteriousEffects result.")
+    if t.empty:
+        raise ScaleupDataError(f"plot_dashboard(): no rows for by={by!r}.")
+    domains = [d for d in DOMAINS if d in set(t["domain"])] + sorted(set(t["domain"]) - set(DOMAINS))
+    units = sorted(t["unit"].unique(), key=str)
+    val = t.pivot_table(index="domain", columns="unit", values="std_change", aggfunc="mean").reindex(
+        index=domains, columns=units)
+    M = val.to_numpy(dtype=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6, 0.55 * len(units) + 2), 0.6 * len(domains) + 2))
+    lim = vmax if vmax is not None else (np.nanmax(np.abs(M)) if np.isfinite(M).any() else 1.0)
+    lim = lim if lim > 0 else 1.0
+    im = ax.imshow(M, cmap="gray", vmin=-lim, vmax=lim, aspect="auto")
+    flag = sig = None
+    if isinstance(result, DeleteriousEffects):
+        flag = t.pivot_table(index="domain", columns="unit", values="flagged", aggfunc="any").reindex(
+            index=domains, columns=units).fillna(False).to_numpy(dtype=bool)
+        if "runs_worse" in t:
+            sig = t.pivot_table(index="domain", columns="unit", values="runs_worse", aggfunc="any").reindex(
+                index=domains, columns=units).fillna(False).to_numpy(dtype=bool)
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            if not np.isfinite(M[i, j]):
+                continue
+            txt = f"{M[i, j]:.2f}"
+            if flag is not None and flag[i, j]:
+                txt += "\n▼"
+            if sig is not None and sig[i, j]:
+                txt += " R"
+            colour = "black" if M[i, j] > 0 else "white"
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(len(units)))
+    ax.set_xticklabels([str(u) for u in units], rotation=90 if len(units) > 10 else 0)
+    ax.set_yticks(range(len(domains)))
+    ax.set_yticklabels([d.replace("_", " ") for d in domains])
+    ax.set_xlabel(by.capitalize())
+    ax.set_ylabel("Quintuple-aim domain")
+    ax.figure.colorbar(im, ax=ax, label="Standardized change (SD units, + = better)")
+    ax.set_title(title or "Change from baseline (▼ deleterious after correction, R run-chart signal)")
+    return ax
