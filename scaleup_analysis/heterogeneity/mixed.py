@@ -1,0 +1,598 @@
+"""Linear and binomial mixed models for site-level heterogeneity (lme4 / lmerTest in Python).
+
+:func:`mixed_model` fits ``y ~ fixed + (random | site)`` with one grouping factor:
+
+* ``family="gaussian"``: REML or ML exactly as ``lme4::lmer`` (profiled deviance, relative covariance
+  factor ``Lambda(theta)``), evaluated from per-site cross-products by the shared engine
+  :mod:`scaleup_analysis.heterogeneity._engine` (cost independent of the number of rows), with
+  Satterthwaite denominator degrees of freedom as ``lmerTest``;
+* ``family="binomial"`` (logit link, 0/1 outcome or events/trials): Laplace approximation as
+  ``lme4::glmer(..., nAGQ = 1)`` (random intercept, or correlated intercept and slopes), with Wald z
+  tests and, for random-intercept models, the median odds ratio.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import patsy
+from scipy import stats
+from scipy.special import expit, gammaln
+
+from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from . import _engine
+
+__all__ = ["mixed_model"]
+
+_MAX_SHOWN = 5
+_SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
+
+
+def _rows_text(index, mask) -> str:
+    bad = list(pd.Index(index)[np.asarray(mask)])
+    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
+    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
+    return f"{len(bad)} row(s) (index {shown}{more})"
+
+
+# --------------------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MixedModelResult:
+    """Result of :func:`mixed_model`.
+
+    Attributes
+    ----------
+    fixed_effects : DataFrame
+        One row per fixed-effect term: ``estimate, se, statistic, df, pvalue, ci_low, ci_high``
+        (``statistic`` is t with Satterthwaite ``df`` for Gaussian models, Wald z with ``df = inf``
+        for binomial models).
+    variance_components : DataFrame
+        As ``as.data.frame(VarCorr(fit))``: ``group, term1, term2, variance, sd, corr`` (variances,
+        then covariances with their correlation, then the residual for Gaussian models).
+    site_effects : DataFrame
+        Conditional modes (BLUPs) per site and random term with their conditional SDs
+        (``ranef(fit, condVar = TRUE)``) and Wald intervals ``estimate -/+ z_{1-alpha/2} se``.
+    loglik, aic, bic : float
+        Log-likelihood (REML criterion / -2 for REML fits, as ``logLik()`` in lme4), AIC and BIC.
+    sigma2 : float
+        Residual variance (``nan`` for binomial models).
+    tau2 : float
+        Variance of the random intercept (``nan`` if the model has none).
+    icc : float
+        Random-intercept models only: ``tau2 / (tau2 + sigma2)`` (Gaussian) or the latent-scale
+        ``tau2 / (tau2 + pi^2 / 3)`` (binomial); ``nan`` otherwise.
+    mor : float
+        Binomial random-intercept models: median odds ratio ``exp(sqrt(2 tau2) * qnorm(0.75))``.
+    theta : ndarray
+        lme4's variance parameters (elements of the relative Cholesky factor).
+    """
+
+    family: str
+    method: str
+    formula: str
+    group: str
+    re_terms: tuple[str, ...]
+    fixed_effects: pd.DataFrame
+    vcov: pd.DataFrame
+    variance_components: pd.DataFrame
+    site_effects: pd.DataFrame
+    sigma2: float
+    tau2: float
+    icc: float
+    mor: float
+    theta: np.ndarray
+    loglik: float
+    aic: float
+    bic: float
+    nobs: int
+    ngroups: int
+    converged: bool
+    singular: bool
+    level: float
+    notes: tuple[str, ...] = field(default=())
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table (one row per parameter), in the style of ``broom.mixed::tidy``.
+
+        Columns: ``effect`` (``"fixed"`` or ``"ran_pars"``), ``group``, ``term``, ``estimate``,
+        ``se``, ``statistic``, ``df``, ``pvalue``, ``ci_low``, ``ci_high``. Random-effect parameters
+        are reported as ``var__term``, ``cov__term1.term2`` and ``var__Residual``.
+        """
+        fe = self.fixed_effects.reset_index().rename(columns={"index": "term"})
+        fe.insert(0, "effect", "fixed")
+        fe.insert(1, "group", "")
+        rows = []
+        for r in self.variance_components.itertuples(index=False):
+            if r.group == "Residual":
+                term = "var__Residual"
+            elif r.term2 == "":
+                term = f"var__{r.term1}"
+            else:
+                term = f"cov__{r.term1}.{r.term2}"
+            rows.append({"effect": "ran_pars", "group": r.group, "term": term, "estimate": r.variance})
+        out = pd.concat([fe, pd.DataFrame(rows)], ignore_index=True)
+        return out[["effect", "group", "term", "estimate", "se", "statistic", "df", "pvalue", "ci_low", "ci_high"]]
+
+    def summary(self) -> str:
+        """Readable text summary (like ``summary(lmer(...))``)."""
+        lines = [
+            f"Mixed model ({self.family}, {self.method}): {self.formula} + "
+            f"({' + '.join('1' if t == 'Intercept' else t for t in self.re_terms)} | {self.group})",
+            f"  observations: {self.nobs}   groups ({self.group}): {self.ngroups}",
+            f"  logLik: {self.loglik:.4f}   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}",
+        ]
+        if self.singular:
+            lines.append("  boundary (singular) fit: a variance component is estimated at 0")
+        if not self.converged:
+            lines.append("  WARNING: the optimiser did not converge")
+        lines += ["", "Random effects:", self.variance_components.to_string(index=False)]
+        if np.isfinite(self.icc):
+            lines.append(f"  ICC: {self.icc:.4f}")
+        if np.isfinite(self.mor):
+            lines.append(f"  median odds ratio (MOR): {self.mor:.4f}")
+        lines += ["", "Fixed effects:", self.fixed_effects.to_string()]
+        return "\n".join(lines)
+
+    def plot_caterpillar(self, term: str | None = None, ax=None):
+        """Caterpillar plot: site effects of one random term, sorted, with their intervals.
+
+        Returns the matplotlib Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        se = self.site_effects
+        term = self.re_terms[0] if term is None else term
+        if term not in set(se["term"]):
+            raise ScaleupDataError(
+                f"plot_caterpillar: term {term!r} is not a random term of this model; "
+                f"choose one of {list(self.re_terms)}."
+            )
+        d = se[se["term"] == term].sort_values("estimate")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, max(2.5, 0.22 * len(d) + 1)))
+        pos = np.arange(len(d))
+        ax.errorbar(
+            d["estimate"],
+            pos,
+            xerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
+            fmt="o",
+            color="0.2",
+            ecolor="0.5",
+            capsize=2,
+            markersize=4,
+        )
+        ax.axvline(0.0, color="0.6", linestyle="--", linewidth=1)
+        ax.set_yticks(pos)
+        ax.set_yticklabels(d["group"].astype(str))
+        ax.set_xlabel(f"site effect on {term} (conditional mode, {self.level:.0%} interval)")
+        ax.set_ylabel(self.group)
+        ax.set_title(f"Site effects ({self.method}): {term}")
+        return ax
+
+
+# --------------------------------------------------------------------------------------------------
+# input handling
+# --------------------------------------------------------------------------------------------------
+def _parse_re_formula(re_formula: str | None) -> str:
+    if re_formula is None:
+        return "1"
+    if not isinstance(re_formula, str) or not re_formula.strip():
+        raise ScaleupDataError(
+            f"mixed_model: re_formula must be None, '1' or a string such as '1 + x', got {re_formula!r}."
+        )
+    s = re_formula.strip()
+    if s.startswith("~"):
+        s = s[1:].strip()
+    if "|" in s:
+        raise ScaleupDataError(
+            f"mixed_model: re_formula={re_formula!r} must not contain '|': give the grouping column "
+            "as group='site' and the random terms as re_formula='1 + x'."
+        )
+    return s
+
+
+def _design(df: pd.DataFrame, formula: str, re_formula: str, group: str, trials: str | None):
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(f"mixed_model: df must be a pandas DataFrame, got {type(df).__name__}.")
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ScaleupDataError(
+            f"mixed_model: formula must be a patsy formula such as 'y ~ x + C(arm)', got {formula!r}."
+        )
+    for arg, col in (("group", group), ("trials", trials)):
+        if col is None and arg == "trials":
+            continue
+        if not isinstance(col, str) or col not in df.columns:
+            cols = ", ".join(map(repr, list(df.columns)[:12]))
+            raise ScaleupDataError(
+                f"mixed_model: column {col!r} (argument {arg!r}) is not in df. Available columns: {cols}."
+            )
+    data = df.reset_index(drop=True)
+    try:
+        y, X = patsy.dmatrices(formula, data, NA_action="drop", return_type="dataframe")
+        Z = patsy.dmatrix(re_formula, data, NA_action="drop", return_type="dataframe")
+    except patsy.PatsyError as exc:
+        raise ScaleupDataError(
+            f"mixed_model: cannot build the design from formula={formula!r} / re_formula={re_formula!r}: "
+            f"{exc}. Check that every variable is a column of df."
+        ) from exc
+    if y.shape[1] != 1:
+        raise ScaleupDataError(
+            f"mixed_model: the outcome of {formula!r} must be one numeric column (got {y.shape[1]} columns; "
+            "is it a string column?). For events/trials use family='binomial' with trials='n'."
+        )
+    keep = data.index.isin(y.index) & data.index.isin(Z.index) & data[group].notna().to_numpy()
+    if trials is not None:
+        keep &= pd.to_numeric(data[trials], errors="coerce").notna().to_numpy()
+    n_drop = int((~keep).sum())
+    if n_drop:
+        warnings.warn(
+            f"mixed_model: {_rows_text(df.index, ~keep)} left out because of missing values in the "
+            f"outcome, covariates, {group!r}" + (f" or {trials!r}" if trials else "") + ".",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+    idx = data.index[keep]
+    yv = y.loc[idx].to_numpy(dtype=float)[:, 0]
+    Xm = X.loc[idx]
+    Zm = Z.loc[idx]
+    g = data.loc[idx, group]
+    tr = None if trials is None else pd.to_numeric(data.loc[idx, trials]).to_numpy(dtype=float)
+    return yv, Xm, Zm, g, tr, df.index[keep]
+
+
+# --------------------------------------------------------------------------------------------------
+# binomial GLMM (Laplace)
+# --------------------------------------------------------------------------------------------------
+class _Laplace:
+    """Laplace deviance of a logit GLMM with one grouping factor, as ``lme4::glmer(nAGQ = 1)``.
+
+    ``deviance(theta, beta) = -2 sum_i log f(y_i | u_hat) + sum_j ||u_hat_j||^2 + sum_j log|L_j|^2``
+    with ``u_hat`` the conditional modes (penalised IRLS / Newton per site),
+    ``L_j L_j' = Lambda' Z_j' W_j Z_j Lambda + I`` and ``W_j = diag(m_i mu_i (1 - mu_i))`` at the modes.
+    """
+
+    def __init__(self, events, trials, X, Z, codes, ngroups):
+        self.e, self.m, self.X, self.Z, self.codes, self.G = events, trials, X, Z, codes, ngroups
+        self.q = Z.shape[1]
+        self.lind, self.lower = _engine.unstructured_lind(self.q)
+        self.const = gammaln(trials + 1) - gammaln(events + 1) - gammaln(trials - events + 1)
+
+    def _sums(self, w):
+        """Per-site Z'WZ (G, q, q) for row weights ``w``."""
+        q, Z, c, G = self.q, self.Z, self.codes, self.G
+        out = np.empty((G, q, q))
+        for a in range(q):
+            for b in range(a, q):
+                out[:, a, b] = out[:, b, a] = np.bincount(c, weights=w * Z[:, a] * Z[:, b], minlength=G)
+        return out
+
+    def _loglik_rows(self, eta):
+        # log dbinom(e, m, plogis(eta)) computed stably: e*eta - m*log(1 + exp(eta)) + log C(m, e)
+        return self.const + self.e * eta - self.m * np.logaddexp(0.0, eta)
+
+    def modes(self, theta, beta):
+        """Conditional modes ``u`` (G, q), fitted probabilities and the factors ``L`` (G, q, q)."""
+        Lam = _engine.lambda_from_theta(theta, self.lind)
+        ZL = self.Z @ Lam  # rows of Z Lambda
+        eta0 = self.X @ beta
+        c, G, q = self.codes, self.G, self.q
+        u = np.zeros((G, q))
+
+        def objective(u):
+            eta = eta0 + np.einsum("ik,ik->i", ZL, u[c])
+            return np.bincount(c, weights=self._loglik_rows(eta), minlength=G) - 0.5 * np.sum(u * u, axis=1)
+
+        obj = objective(u)
+        for _ in range(200):
+            eta = eta0 + np.einsum("ik,ik->i", ZL, u[c])
+            mu = expit(eta)
+            r = self.e - self.m * mu
+            grad = np.stack([np.bincount(c, weights=r * ZL[:, k], minlength=G) for k in range(q)], axis=1) - u
+            w = self.m * mu * (1 - mu)
+            A = np.einsum("ab,gbc,cd->gad", Lam.T, self._sums(w), Lam) + np.eye(q)
+            step = np.linalg.solve(A, grad[:, :, None])[:, :, 0]
+            t = np.ones(G)
+            for _h in range(30):  # step halving per site (the objective is concave; rarely needed)
+                new = objective(u + t[:, None] * step)
+                bad = new < obj - 1e-12 * np.abs(obj)
+                if not bad.any():
+                    break
+                t = np.where(bad, t / 2, t)
+            u = u + t[:, None] * step
+            obj = objective(u)
+            if np.max(np.abs(t[:, None] * step)) < 1e-12:
+                break
+        eta = eta0 + np.einsum("ik,ik->i", ZL, u[c])
+        mu = expit(eta)
+        A = np.einsum("ab,gbc,cd->gad", Lam.T, self._sums(self.m * mu * (1 - mu)), Lam) + np.eye(q)
+        return u, eta, np.linalg.cholesky(A), Lam
+
+    def deviance(self, par):
+        k = self.lower.size
+        theta, beta = np.asarray(par[:k]), np.asarray(par[k:])
+        u, eta, L, _ = self.modes(theta, beta)
+        ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        return float(-2.0 * np.sum(self._loglik_rows(eta)) + np.sum(u * u) + ldL2)
+
+
+def _glm_start(events, trials, X):
+    beta = np.zeros(X.shape[1])
+    for _ in range(50):
+        mu = expit(X @ beta)
+        w = trials * mu * (1 - mu)
+        z = X @ beta + (events - trials * mu) / np.maximum(w, 1e-12)
+        bn = np.linalg.lstsq(X * np.sqrt(w)[:, None], z * np.sqrt(w), rcond=None)[0]
+        if np.max(np.abs(bn - beta)) < 1e-10:
+            return bn
+        beta = bn
+    return beta
+
+
+# --------------------------------------------------------------------------------------------------
+# public function
+# --------------------------------------------------------------------------------------------------
+def mixed_model(
+    df: pd.DataFrame,
+    formula: str,
+    group: str,
+    re_formula: str | None = None,
+    family: str = "gaussian",
+    reml: bool = True,
+    level: float = 0.95,
+    trials: str | None = None,
+) -> MixedModelResult:
+    """Fit a linear (REML/ML) or binomial (Laplace) mixed model with site random effects.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format data, one row per observation (e.g. patient or site-period).
+    formula : str
+        Fixed effects as a patsy formula, e.g. ``"y ~ period + C(arm)"``.
+    group : str
+        Column of the grouping factor (e.g. ``"site_id"``).
+    re_formula : str, optional
+        Random terms per group: ``None`` or ``"1"`` for a random intercept (lme4 ``(1 | site)``),
+        ``"1 + x"`` (or ``"~ 1 + x"``) for correlated random intercept and slope with unstructured
+        covariance (lme4 ``(1 + x | site)``), for both families.
+    family : {"gaussian", "binomial"}
+        ``"binomial"`` uses the logit link; the outcome is 0/1, or a count of events when
+        ``trials`` names the column of the number of trials.
+    reml : bool
+        Gaussian models: REML (default, as ``lmer``) or ML. Ignored for binomial models (Laplace).
+    level : float
+        Confidence level of the intervals.
+    trials : str, optional
+        Binomial models: column with the number of trials (the outcome is then the number of events).
+
+    Returns
+    -------
+    MixedModelResult
+
+    Notes
+    -----
+    Gaussian models maximise lme4's profiled (RE)ML criterion
+    ``ldL2 + ldRX2 + (n - p)(1 + log(2 pi pwrss / (n - p)))`` over ``theta`` (elements of the lower
+    Cholesky factor of ``Cov(b_j) / sigma^2``, diagonal >= 0), computed from per-site cross-products
+    (Bates et al. 2015), so each evaluation costs O(sites x q^3 + p^3) whatever the number of rows;
+    the same fit can be run from per-site summaries alone with
+    ``scaleup_analysis.heterogeneity._engine.fit_lmm_from_crossprods``. The t tests use Satterthwaite's df as lmerTest: ``2 V^2 / (g' A g)``, with
+    ``A = 2 H^{-1}`` from the Hessian ``H`` of the deviance in ``(theta, sigma)`` and ``g`` the gradient
+    of the variance ``V`` of the coefficient (Kuznetsova, Brockhoff & Christensen 2017). Binomial
+    models maximise the Laplace approximation of ``lme4::glmer(nAGQ = 1)`` over ``(theta, beta)``;
+    standard errors come from the Hessian of that deviance (lme4's default ``use.hessian = TRUE``).
+    The site effects are conditional modes with conditional SDs, ignoring the uncertainty of the
+    fixed effects, as ``ranef(fit, condVar = TRUE)``. A variance estimated at the boundary (theta < 1e-4)
+    raises a :class:`~scaleup_analysis.ScaleupWarning` "boundary (singular) fit" as lme4.
+
+    References
+    ----------
+    Bates D, Maechler M, Bolker B, Walker S (2015). Fitting linear mixed-effects models using lme4.
+    Journal of Statistical Software 67(1). doi:10.18637/jss.v067.i01
+
+    Kuznetsova A, Brockhoff PB, Christensen RHB (2017). lmerTest package: tests in linear mixed
+    effects models. Journal of Statistical Software 82(13). doi:10.18637/jss.v082.i13
+
+    Merlo J et al. (2006). A brief conceptual tutorial of multilevel analysis in social epidemiology:
+    using measures of clustering in multilevel logistic regression. JECH 60(4):290-297.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rng = np.random.default_rng(1)
+    >>> site = np.repeat(np.arange(8), 10)
+    >>> df = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
+    >>> df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
+    >>> res = sa.mixed_model(df, "y ~ x", group="site")
+    >>> res.fixed_effects.columns.tolist()
+    ['estimate', 'se', 'statistic', 'df', 'pvalue', 'ci_low', 'ci_high']
+    >>> round(res.icc, 2) > 0
+    True
+    """
+    if family not in ("gaussian", "binomial"):
+        raise ScaleupDataError(f"mixed_model: family must be 'gaussian' or 'binomial', got {family!r}.")
+    if not (isinstance(level, float | int) and 0 < level < 1):
+        raise ScaleupDataError(f"mixed_model: level must be in (0, 1), e.g. 0.95; got {level!r}.")
+    if not isinstance(reml, bool | np.bool_):
+        raise ScaleupDataError(f"mixed_model: reml must be True or False, got {reml!r}.")
+    if trials is not None and family != "binomial":
+        raise ScaleupDataError("mixed_model: trials= is only used with family='binomial'.")
+    ref = _parse_re_formula(re_formula)
+    y, X, Z, g, tr, index = _design(df, formula, ref, group, trials)
+    n, p = X.shape
+    q = Z.shape[1]
+    codes, uniq = pd.factorize(g, sort=True)
+    G = len(uniq)
+    xnames = list(X.columns)
+    znames = list(Z.columns)
+    if q == 0:
+        raise ScaleupDataError(f"mixed_model: re_formula={re_formula!r} gives no random term.")
+    if G < 2:
+        raise ScaleupDataError(
+            f"mixed_model: column {group!r} (argument 'group') has {G} distinct value(s) among the rows "
+            "used; a random-effects model needs at least 2 groups (sites)."
+        )
+    if np.linalg.matrix_rank(X.to_numpy()) < p:
+        raise ScaleupDataError(
+            f"mixed_model: the fixed-effects design of {formula!r} is rank deficient (collinear or "
+            "constant columns among " + ", ".join(xnames) + "). Drop or merge the redundant terms."
+        )
+    if family == "gaussian" and n <= p + 1:
+        raise ScaleupDataError(f"mixed_model: {n} usable rows for {p} fixed effects; need more rows.")
+
+    if family == "gaussian":
+        return _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, znames)
+    return _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames)
+
+
+def _vc_frame(group, znames, T, sigma2):
+    """Variance components (as.data.frame(VarCorr)) from the lower factor ``T`` of Cov(b)/sigma^2."""
+    cov = sigma2 * (T @ T.T)
+    sd = np.sqrt(np.diag(cov))
+    rows = [{"group": group, "term1": znames[i], "term2": "", "variance": cov[i, i], "sd": sd[i], "corr": np.nan}
+            for i in range(len(znames))]
+    for j in range(len(znames)):
+        for i in range(j + 1, len(znames)):
+            corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+            rows.append({"group": group, "term1": znames[j], "term2": znames[i], "variance": cov[i, j],
+                         "sd": np.nan, "corr": corr})
+    return rows
+
+
+def _site_frame(uniq, znames, b, V, level):
+    z = stats.norm.ppf(0.5 + level / 2)
+    out = []
+    for k, name in enumerate(znames):
+        se = np.sqrt(np.maximum(V[:, k, k], 0.0))
+        out.append(pd.DataFrame({"group": list(uniq), "term": name, "estimate": b[:, k], "se": se,
+                                 "ci_low": b[:, k] - z * se, "ci_high": b[:, k] + z * se}))
+    return pd.concat(out, ignore_index=True)
+
+
+def _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, znames):
+    Xa, Za = X.to_numpy(dtype=float), Z.to_numpy(dtype=float)
+    G, q, p, n = len(uniq), Za.shape[1], Xa.shape[1], y.size
+    ZtZ, ZtX, Zty, XtX, Xty, yty = _engine.crossprods_from_rows(y, Xa, Za, codes, G)
+    fit = _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, n, reml=reml)
+    method = "REML" if reml else "ML"
+    lind, lower = _engine.unstructured_lind(q)
+    singular = bool(np.any(fit.theta[np.isfinite(lower)] < _SINGULAR_TOL))
+    notes = []
+    if not fit.converged:
+        warnings.warn(
+            f"mixed_model: the {method} optimiser did not converge ({fit.message}). Try rescaling "
+            "covariates (centre/scale x), simplifying re_formula, or checking for sites with a single row.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if singular:
+        warnings.warn(
+            "mixed_model: boundary (singular) fit: a variance component is estimated at 0 (or the random "
+            "effects are perfectly correlated). Consider simplifying re_formula.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+        notes.append("boundary (singular) fit")
+    sigma2 = fit.sigma**2
+    se = np.sqrt(np.diag(fit.vcov_beta))
+    tval = fit.beta / se
+    dfs, _ = _engine.satterthwaite(fit)
+    pval = 2 * stats.t.sf(np.abs(tval), dfs)
+    tq = stats.t.ppf(0.5 + level / 2, dfs)
+    fe = pd.DataFrame(
+        {"estimate": fit.beta, "se": se, "statistic": tval, "df": dfs, "pvalue": pval,
+         "ci_low": fit.beta - tq * se, "ci_high": fit.beta + tq * se},
+        index=pd.Index(xnames, name="term"),
+    )
+    T = _engine.lambda_from_theta(fit.theta, lind)
+    vc = _vc_frame(group, znames, T, sigma2)
+    vc.append({"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd": fit.sigma, "corr": np.nan})
+    vc = pd.DataFrame(vc)
+    b, V = fit.ranef()[0]
+    tau2 = float((sigma2 * (T @ T.T))[0, 0]) if znames[0] == "Intercept" else np.nan
+    icc = tau2 / (tau2 + sigma2) if (q == 1 and znames == ["Intercept"]) else np.nan
+    npar = p + fit.theta.size + 1
+    ll = -fit.minus2ll / 2
+    return MixedModelResult(
+        family="gaussian", method=method, formula=formula, group=group, re_terms=tuple(znames),
+        fixed_effects=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xnames, columns=xnames),
+        variance_components=vc, site_effects=_site_frame(uniq, znames, b, V, level),
+        sigma2=sigma2, tau2=tau2, icc=icc, mor=np.nan, theta=fit.theta, loglik=ll,
+        aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, nobs=n, ngroups=G,
+        converged=fit.converged, singular=singular, level=level, notes=tuple(notes),
+    )
+
+
+def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames):
+    Xa, Za = X.to_numpy(dtype=float), Z.to_numpy(dtype=float)
+    n, p, G, q = Xa.shape[0], Xa.shape[1], len(uniq), Za.shape[1]
+    m = np.ones(n) if tr is None else tr
+    bad = ~np.isfinite(y) | (y < 0) | (y > m) | (np.abs(y - np.round(y)) > 1e-8) | (m <= 0) | (
+        np.abs(m - np.round(m)) > 1e-8)
+    if bad.any():
+        what = "0/1 values" if tr is None else "integer events with 0 <= events <= trials (trials > 0, integer)"
+        raise ScaleupDataError(
+            f"mixed_model(family='binomial'): the outcome of {formula!r} must be {what}; "
+            f"{_rows_text(index, bad)} are not. Fix these rows"
+            + (" or pass trials='n' for events/trials data." if tr is None else ".")
+        )
+    lap = _Laplace(y, m, Xa, Za, codes, G)
+    k = lap.lower.size
+    beta0 = _glm_start(y, m, Xa)
+    theta0 = np.where(np.isfinite(lap.lower), 1.0, 0.0)
+    lower = np.r_[lap.lower, np.full(p, -np.inf)]
+    par, dev, ok, msg = _engine.minimize_bounded(lap.deviance, np.r_[theta0, beta0], lower)
+    theta, beta = par[:k], par[k:]
+    singular = bool(np.any(theta[np.isfinite(lap.lower)] < _SINGULAR_TOL))
+    if not ok:
+        warnings.warn(
+            f"mixed_model(family='binomial'): the Laplace optimiser did not converge ({msg}). Try "
+            "rescaling covariates, merging sparse categories, or removing sites without events.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if singular:
+        warnings.warn(
+            "mixed_model: boundary (singular) fit: a site variance is estimated at 0 (or the random "
+            "effects are perfectly correlated). Consider simplifying re_formula.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+    H = _engine.num_hessian(lap.deviance, par)
+    try:
+        vcov = 2.0 * np.linalg.inv(H)[k:, k:]  # lme4 vcov.merMod(use.hessian = TRUE)
+        vcov = (vcov + vcov.T) / 2
+    except np.linalg.LinAlgError:
+        vcov = np.full((p, p), np.nan)
+    se = np.sqrt(np.diag(vcov))
+    zval = beta / se
+    zq = stats.norm.ppf(0.5 + level / 2)
+    fe = pd.DataFrame(
+        {"estimate": beta, "se": se, "statistic": zval, "df": np.inf, "pvalue": 2 * stats.norm.sf(np.abs(zval)),
+         "ci_low": beta - zq * se, "ci_high": beta + zq * se},
+        index=pd.Index(xnames, name="term"),
+    )
+    u, _, L, Lam = lap.modes(theta, beta)
+    b = u @ Lam.T
+    K = Lam @ np.swapaxes(np.linalg.inv(L), 1, 2)  # Lambda L^{-T}
+    V = K @ np.swapaxes(K, 1, 2)  # conditional covariance Lambda (L L')^{-1} Lambda'
+    vc = pd.DataFrame(_vc_frame(group, znames, Lam, 1.0))
+    intercept_only = q == 1 and znames == ["Intercept"]
+    tau2 = float((Lam @ Lam.T)[0, 0]) if znames[0] == "Intercept" else np.nan
+    ll = -dev / 2
+    npar = p + k
+    return MixedModelResult(
+        family="binomial", method="Laplace", formula=formula, group=group, re_terms=tuple(znames),
+        fixed_effects=fe, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames), variance_components=vc,
+        site_effects=_site_frame(uniq, znames, b, V, level), sigma2=np.nan, tau2=tau2,
+        icc=tau2 / (tau2 + np.pi**2 / 3) if intercept_only else np.nan,
+        mor=float(np.exp(np.sqrt(2 * tau2) * stats.norm.ppf(0.75))) if intercept_only else np.nan,
+        theta=theta, loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar,
+        nobs=n, ngroups=G, converged=ok, singular=singular, level=level,
+    )

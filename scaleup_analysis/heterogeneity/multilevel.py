@@ -1,0 +1,364 @@
+"""Multilevel (nested random-effects) meta-analysis, as ``metafor::rma.mv(yi, vi, random = ~ 1 | a/b)``.
+
+Effect sizes ``y_i`` with known sampling variances ``v_i`` are nested in levels (e.g. sites within
+health regions). The model ``y_i = mu + u_region + u_site(region) + e_i`` with ``e_i ~ N(0, v_i)`` and
+one variance ``sigma2_l`` per level is fitted by REML or ML with the same likelihood core as
+:func:`scaleup_analysis.mixed_model` (:mod:`scaleup_analysis.heterogeneity._engine`): per outermost
+cluster ``j``, ``V_j = diag(v_i) + sum_l sigma2_l Z_l Z_l'``, evaluated from weighted cross-products.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from . import _engine
+
+__all__ = ["multilevel_meta_analysis"]
+
+_MAX_SHOWN = 5
+
+
+def _rows_text(index, mask) -> str:
+    bad = list(pd.Index(index)[np.asarray(mask)])
+    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
+    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
+    return f"{len(bad)} row(s) (index {shown}{more})"
+
+
+@dataclass(frozen=True)
+class MultilevelMetaResult:
+    """Result of :func:`multilevel_meta_analysis` (names as in metafor's ``rma.mv`` object).
+
+    Attributes
+    ----------
+    estimate, se, statistic, pvalue, ci_low, ci_high : float
+        Pooled effect, its standard error, z (or t) statistic, p-value and confidence interval.
+    df : float
+        Degrees of freedom of the t test (``k - 1``) or ``inf`` for the z test.
+    sigma2 : Series
+        Estimated variance at each level, outermost first (indexed by level name).
+    sigma2_ci : DataFrame
+        Profile-likelihood confidence intervals of the variances (``ci_low``, ``ci_high`` per level),
+        as ``confint(rma.mv(...))``.
+    I2 : Series
+        Share (in %) of the total variance due to each level (see Notes of the function).
+    typical_v : float
+        "Typical" sampling variance ``(k - p) / tr(P)``.
+    QE, QEp : float
+        Test for residual heterogeneity (Cochran's Q with ``k - 1`` df) and its p-value.
+    loglik, deviance, aic, bic : float
+        Fit statistics as ``fitstats()`` (REML or ML).
+    """
+
+    method: str
+    test: str
+    levels: tuple[str, ...]
+    k: int
+    n_units: pd.Series
+    estimate: float
+    se: float
+    statistic: float
+    df: float
+    pvalue: float
+    ci_low: float
+    ci_high: float
+    sigma2: pd.Series
+    sigma2_ci: pd.DataFrame
+    I2: pd.Series
+    typical_v: float
+    QE: float
+    QEp: float
+    loglik: float
+    deviance: float
+    aic: float
+    bic: float
+    converged: bool
+    level: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table: the pooled estimate, then one row per level (``sigma2``, ``I2``)."""
+        est = pd.DataFrame([{"term": "intercept", "estimate": self.estimate, "se": self.se,
+                             "statistic": self.statistic, "df": self.df, "pvalue": self.pvalue,
+                             "ci_low": self.ci_low, "ci_high": self.ci_high}])
+        lev = pd.DataFrame({"term": [f"sigma2.{l}" for l in self.levels], "estimate": self.sigma2.to_numpy(),
+                            "ci_low": self.sigma2_ci["ci_low"].to_numpy(),
+                            "ci_high": self.sigma2_ci["ci_high"].to_numpy(),
+                            "I2": self.I2.to_numpy(), "n_units": self.n_units.to_numpy()})
+        return pd.concat([est, lev], ignore_index=True)
+
+    def summary(self) -> str:
+        """Readable text summary (like ``print(rma.mv(...))``)."""
+        stat = "z" if self.test == "z" else f"t(df={self.df:g})"
+        lines = [
+            f"Multilevel random-effects meta-analysis ({self.method}; k = {self.k}; "
+            f"levels: {' / '.join(self.levels)})",
+            f"  logLik: {self.loglik:.4f}   deviance: {self.deviance:.4f}   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}",
+            "",
+            "Variance components:",
+        ]
+        for lev in self.levels:
+            lines.append(
+                f"  sigma2.{lev:<12} {self.sigma2[lev]:10.6f}  [{self.sigma2_ci.loc[lev, 'ci_low']:.6f}, "
+                f"{self.sigma2_ci.loc[lev, 'ci_high']:.6f}]  (sd {np.sqrt(self.sigma2[lev]):.4f}; "
+                f"{self.n_units[lev]} units; I2 {self.I2[lev]:.1f}%)"
+            )
+        lines += [
+            "",
+            f"Test for heterogeneity: QE(df = {self.k - 1}) = {self.QE:.4f}, p = {self.QEp:.4g}",
+            "",
+            f"  estimate {self.estimate:.6f}  se {self.se:.6f}  {stat} {self.statistic:.4f}  p {self.pvalue:.4g}  "
+            f"{self.level:.0%} CI [{self.ci_low:.6f}, {self.ci_high:.6f}]",
+        ]
+        return "\n".join(lines)
+
+    def plot_variance_shares(self, ax=None):
+        """Bar chart of the share of total variance at each level and of sampling error.
+
+        Returns the matplotlib Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3))
+        labels = list(self.levels) + ["sampling error"]
+        vals = list(self.I2.to_numpy()) + [100.0 - float(self.I2.sum())]
+        ax.bar(labels, vals, color=["0.3"] * len(self.levels) + ["0.75"], edgecolor="0.1")
+        ax.set_ylabel("share of total variance (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"Heterogeneity by level ({self.method})")
+        return ax
+
+
+def multilevel_meta_analysis(
+    df: pd.DataFrame,
+    yi: str = "yi",
+    vi: str = "vi",
+    levels: list[str] | tuple[str, ...] = ("region", "site"),
+    method: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+) -> MultilevelMetaResult:
+    """Random-effects meta-analysis with nested levels (e.g. sites within regions).
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per effect size.
+    yi, vi : str
+        Columns of the effect sizes and their (known) sampling variances (> 0).
+    levels : list of str
+        Columns identifying the nested units, outermost first, e.g. ``["region", "site"]`` for
+        metafor's ``random = ~ 1 | region/site``. Inner units are identified within their outer
+        unit (the same site label in two regions is two sites).
+    method : {"REML", "ML"}
+        Estimation of the variance components.
+    test : {"z", "t"}
+        Wald z test, or t test with ``k - 1`` df (metafor's ``test = "t"``).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    MultilevelMetaResult
+
+    Notes
+    -----
+    Marginal model: ``y ~ N(mu 1, V)``, ``V = diag(v_i) + sum_l sigma2_l Z_l Z_l'`` (block diagonal
+    over the outermost units). The log-likelihoods are metafor's: ML
+    ``-1/2 (k log 2 pi + log|V| + r'V^{-1}r)``; REML adds ``-1/2 log|X'V^{-1}X| + 1/2 log|X'X|`` and uses
+    ``k - p`` in the first term. The share of heterogeneity at each level is the multilevel I2 of
+    Nakagawa & Santos (2012) as given in the metafor documentation (Viechtbauer, "I^2 for multilevel
+    and multivariate models"): ``I2_l = 100 sigma2_l / (sum_m sigma2_m + v_typ)`` with the typical
+    sampling variance ``v_typ = (k - p) / tr(P)``, ``P = W - W X (X'W X)^{-1} X'W``, ``W = diag(1 / v_i)``.
+    ``QE = sum w_i (y_i - mu_FE)^2`` with ``k - p`` df. The confidence interval of each ``sigma2_l``
+    is the profile-likelihood interval (the other variances re-estimated at each point), bounded by
+    0, as ``confint(rma.mv(...))``. AIC/BIC count ``p + L`` parameters and BIC uses
+    ``log(k - p)`` for REML (as ``fitstats``); the ML deviance is ``-2 (logL - logL_saturated)``.
+
+    References
+    ----------
+    Konstantopoulos S (2011). Fixed effects and variance components estimation in three-level
+    meta-analysis. Research Synthesis Methods 2:61-76.
+
+    Nakagawa S, Santos ESA (2012). Methodological issues and advances in biological meta-analysis.
+    Evolutionary Ecology 26:1253-1274.
+
+    Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package. Journal of
+    Statistical Software 36(3).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rng = np.random.default_rng(3)
+    >>> region = np.repeat(["01", "02", "03", "04", "05", "06"], 4)
+    >>> site = np.tile(["a", "b", "c", "d"], 6)
+    >>> vi = np.full(24, 0.02)
+    >>> yi = 0.3 + rng.normal(0, 0.2, 6).repeat(4) + rng.normal(0, 0.1, 24) + rng.normal(0, np.sqrt(vi))
+    >>> df = pd.DataFrame({"region": region, "site": site, "yi": yi, "vi": vi})
+    >>> res = sa.multilevel_meta_analysis(df, yi="yi", vi="vi", levels=["region", "site"])
+    >>> list(res.sigma2.index)
+    ['region', 'site']
+    >>> bool(res.ci_low < res.estimate < res.ci_high)
+    True
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ScaleupDataError(
+            f"multilevel_meta_analysis: df must be a pandas DataFrame, got {type(df).__name__}."
+        )
+    if method not in ("REML", "ML"):
+        raise ScaleupDataError(f"multilevel_meta_analysis: method must be 'REML' or 'ML', got {method!r}.")
+    if test not in ("z", "t"):
+        raise ScaleupDataError(f"multilevel_meta_analysis: test must be 'z' or 't', got {test!r}.")
+    if not (isinstance(level, float | int) and 0 < level < 1):
+        raise ScaleupDataError(f"multilevel_meta_analysis: level must be in (0, 1), got {level!r}.")
+    if isinstance(levels, str) or len(levels) < 1:
+        raise ScaleupDataError(
+            "multilevel_meta_analysis: levels must be a list of column names, outermost first, "
+            f"e.g. ['region', 'site']; got {levels!r}."
+        )
+    levels = tuple(levels)
+    for arg, col in [("yi", yi), ("vi", vi)] + [("levels", c) for c in levels]:
+        if not isinstance(col, str) or col not in df.columns:
+            cols = ", ".join(map(repr, list(df.columns)[:12]))
+            raise ScaleupDataError(
+                f"multilevel_meta_analysis: column {col!r} (argument {arg!r}) is not in df. "
+                f"Available columns: {cols}."
+            )
+    if len(set(levels)) != len(levels):
+        raise ScaleupDataError(f"multilevel_meta_analysis: levels has repeated columns: {levels!r}.")
+    y_all = pd.to_numeric(df[yi], errors="coerce").to_numpy(dtype=float)
+    v_all = pd.to_numeric(df[vi], errors="coerce").to_numpy(dtype=float)
+    bad_num = (np.isnan(y_all) & df[yi].notna().to_numpy()) | (np.isnan(v_all) & df[vi].notna().to_numpy())
+    if bad_num.any():
+        raise ScaleupDataError(
+            f"multilevel_meta_analysis: columns {yi!r}/{vi!r} have non-numeric values in "
+            f"{_rows_text(df.index, bad_num)}. Convert them with pandas.to_numeric()."
+        )
+    bad_v = np.isfinite(v_all) & (v_all <= 0)
+    if bad_v.any():
+        raise ScaleupDataError(
+            f"multilevel_meta_analysis: column {vi!r} (argument 'vi') must be > 0; "
+            f"{_rows_text(df.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
+        )
+    keep = np.isfinite(y_all) & np.isfinite(v_all)
+    for c in levels:
+        keep &= df[c].notna().to_numpy()
+    if (~keep).any():
+        warnings.warn(
+            f"multilevel_meta_analysis: {_rows_text(df.index, ~keep)} left out because of missing "
+            f"{yi!r}, {vi!r} or level identifiers.",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+    y, v = y_all[keep], v_all[keep]
+    labs = df.loc[keep, list(levels)].astype(str).reset_index(drop=True)
+    k = y.size
+    L = len(levels)
+    p = 1
+    if k < 3:
+        raise ScaleupDataError(f"multilevel_meta_analysis: {k} usable effect sizes; need at least 3.")
+    # nested identifiers: level l is identified by the values of levels[0..l]
+    nested = [labs.iloc[:, : l + 1].agg("\x1f".join, axis=1) for l in range(L)]
+    n_units = pd.Series([int(s.nunique()) for s in nested], index=list(levels), name="n_units")
+    if n_units.iloc[0] < 2:
+        raise ScaleupDataError(
+            f"multilevel_meta_analysis: column {levels[0]!r} has a single unit; the outermost level needs "
+            "at least 2 units."
+        )
+
+    w = 1.0 / v
+    X = np.ones((k, 1))
+    outer_codes, _ = pd.factorize(nested[0], sort=True)
+    order = np.argsort(outer_codes, kind="stable")
+    blocks_by_pattern: dict[tuple, list] = {}
+    for j in np.unique(outer_codes):
+        rows = order[outer_codes[order] == j]
+        cols, pattern = [], []
+        for l in range(L):
+            ids, codes = np.unique(nested[l].to_numpy()[rows], return_inverse=True)
+            Zl = np.zeros((rows.size, ids.size))
+            Zl[np.arange(rows.size), codes] = 1.0
+            cols.append(Zl)
+            pattern += [l] * ids.size
+        Z = np.hstack(cols)
+        wz = Z * w[rows, None]
+        blocks_by_pattern.setdefault(tuple(pattern), []).append(
+            (wz.T @ Z, wz.T @ X[rows], wz.T @ y[rows])
+        )
+    blocks = []
+    for pattern, items in blocks_by_pattern.items():
+        lind = -np.ones((len(pattern), len(pattern)), dtype=int)
+        lind[np.diag_indices(len(pattern))] = pattern
+        blocks.append(
+            _engine.CrossprodBlock(
+                np.stack([a for a, _, _ in items]), np.stack([b for _, b, _ in items]),
+                np.stack([c for _, _, c in items]), lind,
+            )
+        )
+    XtWX = (X * w[:, None]).T @ X
+    cp = _engine.Crossprods(
+        blocks=tuple(blocks), XtX=XtWX, Xty=(X * w[:, None]).T @ y, yty=float(np.sum(w * y * y)), n=k,
+        ntheta=L, lower=np.zeros(L), sigma_fixed=True, logdet_resid=float(np.sum(np.log(v))),
+        reml_const=-float(np.linalg.slogdet(X.T @ X)[1]),
+    )
+    reml = method == "REML"
+    st0 = _engine.pls(np.zeros(L), cp)
+    QE = st0.pwrss
+    # start: split the excess variance equally across levels
+    excess = max(float(np.var(y, ddof=1)) - float(np.mean(v)), 0.01 * float(np.var(y, ddof=1)) + 1e-8)
+    fit = _engine.fit_lmm(cp, reml=reml, theta0=np.full(L, np.sqrt(excess / L)))
+    if not fit.converged:
+        warnings.warn(
+            f"multilevel_meta_analysis: the {method} optimiser did not converge ({fit.message}). Try "
+            "method='ML', or check for levels with a single effect size in every unit.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    sigma2 = fit.theta**2
+    if np.any(fit.theta < 1e-4 * np.sqrt(max(float(np.mean(v)), 1e-300))):
+        warnings.warn(
+            "multilevel_meta_analysis: a variance component is estimated at 0 (boundary); the model "
+            "may be simplified by dropping that level.",
+            ScaleupWarning,
+            stacklevel=2,
+        )
+    est = float(fit.beta[0])
+    se = float(np.sqrt(fit.vcov_beta[0, 0]))
+    stat = est / se
+    if test == "z":
+        dfree = np.inf
+        pval = 2 * stats.norm.sf(abs(stat))
+        crit = stats.norm.ppf(0.5 + level / 2)
+    else:
+        dfree = float(k - p)
+        pval = 2 * stats.t.sf(abs(stat), dfree)
+        crit = stats.t.ppf(0.5 + level / 2, dfree)
+    ll = -fit.minus2ll / 2
+    if reml:
+        dev = -2 * ll
+        npar_log = np.log(k - p)
+    else:
+        ll_sat = float(np.sum(stats.norm.logpdf(y, y, np.sqrt(v))))
+        dev = -2 * (ll - ll_sat)
+        npar_log = np.log(k)
+    npar = p + L
+    trP = float(np.sum(w) - np.sum(w * w) / np.sum(w))  # tr(W - W X (X'WX)^-1 X'W) for X = 1
+    typical_v = (k - p) / trP
+    I2 = 100 * sigma2 / (np.sum(sigma2) + typical_v)
+    ci = np.array([_engine.profile_interval(fit, l, level) for l in range(L)]) ** 2
+    sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(levels), name="level"))
+    return MultilevelMetaResult(
+        method=method, test=test, levels=levels, k=k, n_units=n_units, estimate=est, se=se,
+        statistic=stat, df=dfree, pvalue=float(pval), ci_low=est - crit * se, ci_high=est + crit * se,
+        sigma2=pd.Series(sigma2, index=list(levels), name="sigma2"), sigma2_ci=sigma2_ci,
+        I2=pd.Series(I2, index=list(levels), name="I2"), typical_v=typical_v, QE=QE,
+        QEp=float(stats.chi2.sf(QE, k - p)), loglik=ll, deviance=dev, aic=-2 * ll + 2 * npar,
+        bic=-2 * ll + npar_log * npar, converged=fit.converged, level=level,
+    )
