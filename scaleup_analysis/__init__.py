@@ -64,7 +64,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "adaptation": ("frame_scheme", "validate_adaptations", "summarize_adaptations", "AdaptationSummary", "plot_adaptation_timeline", "adaptation_effects", "AdaptationEffects", "fidelity_dose_response", "DoseResponse", "component_analysis", "ComponentAnalysis"),
     "monitoring.equity": ("inequality", "Inequality", "equity_effects", "EquityEffects"),
     "scalability": ("load_instrument", "list_instruments", "score_assessment", "Instrument", "AssessmentScores"),
-    "outcomes": ("reaim", "voltage_drop"),
+    "outcomes": ("reaim", "voltage_drop", "site_effects"),
     "summarize": ("summarize", "mixed_model_from_summary", "site_effects_from_summary"),
     "monitoring.quintuple": (
         "quintuple_aim_panel",

@@ -38,7 +38,7 @@ from scipy import stats
 
 from .errors import RowsOmittedWarning, ScaleupDataError
 
-__all__ = ["reaim", "voltage_drop", "ReaimResult", "VoltageDropResult", "wilson_ci"]
+__all__ = ["reaim", "voltage_drop", "site_effects", "ReaimResult", "VoltageDropResult", "wilson_ci"]
 
 OVERALL = "all"
 _SCALES = {"AIM": "acceptability", "IAM": "appropriateness", "FIM": "feasibility"}
@@ -988,3 +988,125 @@ def _bootstrap(table, used, yi, vi, phase, lv, method, level, n_boot, seed, sepa
                 table.loc[m, "ratio_ci_low_boot"] = float(np.quantile(vals, alpha / 2))
                 table.loc[m, "ratio_ci_high_boot"] = float(np.quantile(vals, 1 - alpha / 2))
     return sum(failed.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# site-level effects (input of voltage_drop and of site-level meta-analyses)
+# --------------------------------------------------------------------------------------------------
+def site_effects(
+    outcomes: pd.DataFrame,
+    sites: pd.DataFrame,
+    indicator: str,
+    *,
+    washin_periods: int = 0,
+    comparison_phase: str = "not-adopted",
+    site: str = "site_id",
+    period: str = "period",
+    adoption: str = "adoption_period",
+    phase: str = "phase",
+) -> pd.DataFrame:
+    """Site-level difference-in-differences effects of the innovation on one mean indicator.
+
+    For each adopting site, the change of its pooled mean from before adoption to the periods after
+    the wash-in, minus the same change over the same periods at the comparison sites (pooled).
+
+    Parameters
+    ----------
+    outcomes : pandas.DataFrame
+        The ``outcomes`` table (site × period × indicator; ``n``, ``mean``, ``sd``).
+    sites : pandas.DataFrame
+        The ``sites`` table (``adoption_period`` and ``phase``).
+    indicator : str
+        A ``mean``-type indicator id, e.g. ``"HO_Y"``.
+    washin_periods : int
+        Periods after adoption left out before the "after" window starts (effects that ramp up
+        over the first periods of delivery, e.g. ``ramp_periods - 1`` of ``simulate_scaleup``).
+    comparison_phase : str
+        Value of ``phase`` that marks the comparison (never-adopting) sites.
+    site, period, adoption, phase : str
+        Column names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per adopting site: ``site_id``, ``phase``, ``yi`` (effect), ``vi`` (its sampling
+        variance), ``n_before``, ``n_after`` (individuals in each window at the site).
+
+    Notes
+    -----
+    With :math:`\\bar y_{s,W} = \\sum_{t\\in W} n_{st}\\bar y_{st} / \\sum_{t\\in W} n_{st}` the
+    pooled mean of site :math:`s` over window :math:`W` (variance
+    :math:`\\sum n_{st} sd_{st}^2 / (\\sum n_{st})^2`), and :math:`\\bar c_W` the same for all
+    comparison sites pooled, the effect of site :math:`s` adopting in period :math:`A_s` is
+
+    .. math:: y_s = (\\bar y_{s,A} - \\bar y_{s,B}) - (\\bar c_A - \\bar c_B),
+
+    with :math:`B = \\{t < A_s\\}` and :math:`A = \\{t \\ge A_s + w\\}`, and :math:`v_s` the sum of
+    the four variances (independent samples in each site-period). Sites with no period in either
+    window are left out with a :class:`~scaleup_analysis.errors.RowsOmittedWarning`.
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=20)
+    >>> es = sa.site_effects(sim.tables["outcomes"], sim.tables["sites"], "HO_Y", washin_periods=2)
+    >>> list(es.columns)
+    ['site_id', 'phase', 'yi', 'vi', 'n_before', 'n_after']
+    """
+    import warnings
+
+    from .errors import RowsOmittedWarning
+
+    _need(outcomes, "outcomes", [site, period, "indicator_id", "n", "mean", "sd"])
+    _need(sites, "sites", [site, adoption, phase])
+    if not isinstance(washin_periods, (int, np.integer)) or washin_periods < 0:
+        raise ScaleupDataError(f"site_effects(): washin_periods must be an integer >= 0, got {washin_periods!r}")
+    y = outcomes[outcomes["indicator_id"] == indicator]
+    if y.empty:
+        raise ScaleupDataError(
+            f"site_effects(): table 'outcomes', column 'indicator_id': no row for indicator {indicator!r}; "
+            f"available: {sorted(outcomes['indicator_id'].astype(str).unique())}"
+        )
+    if y["mean"].isna().all():
+        raise ScaleupDataError(
+            f"site_effects(): indicator {indicator!r} has no 'mean' values (a proportion indicator?); "
+            "site_effects needs a mean-type indicator"
+        )
+    y = y.merge(sites[[site, adoption, phase]], on=site, how="inner")
+    is_comp = y[phase].astype(str) == comparison_phase
+    if not is_comp.any():
+        raise ScaleupDataError(
+            f"site_effects(): table 'sites', column '{phase}': no site with phase {comparison_phase!r}, "
+            "so there is no comparison group; pass comparison_phase= naming the comparison sites"
+        )
+    comp = y[is_comp].assign(tot=lambda d: d["n"] * d["mean"], var=lambda d: d["n"] * d["sd"] ** 2)
+    comp = comp.groupby(period)[["n", "tot", "var"]].sum()
+
+    def pooled(n, tot, var):
+        n_sum = float(np.sum(n))
+        return float(np.sum(tot)) / n_sum, float(np.sum(var)) / n_sum**2, n_sum
+
+    rows, omitted = [], []
+    for sid, g in y[~is_comp & y[adoption].notna()].groupby(site, sort=True):
+        a = int(g[adoption].iloc[0])
+        before = g[g[period] < a]
+        after = g[g[period] >= a + washin_periods]
+        cb = comp.reindex(before[period].unique()).dropna()
+        ca = comp.reindex(after[period].unique()).dropna()
+        if before.empty or after.empty or cb.empty or ca.empty:
+            omitted.append(sid)
+            continue
+        m0, v0, n0 = pooled(before["n"], before["n"] * before["mean"], before["n"] * before["sd"] ** 2)
+        m1, v1, n1 = pooled(after["n"], after["n"] * after["mean"], after["n"] * after["sd"] ** 2)
+        c0, w0, _ = pooled(cb["n"], cb["tot"], cb["var"])
+        c1, w1, _ = pooled(ca["n"], ca["tot"], ca["var"])
+        rows.append((sid, str(g[phase].iloc[0]), (m1 - m0) - (c1 - c0), v0 + v1 + w0 + w1, n0, n1))
+    if omitted:
+        warnings.warn(
+            f"site_effects(): {len(omitted)} adopting site(s) left out because they have no period "
+            f"before adoption or none after the wash-in (or the comparison sites have none): "
+            f"{', '.join(map(str, omitted[:5]))}{' ...' if len(omitted) > 5 else ''}",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+    return pd.DataFrame(rows, columns=[site, "phase", "yi", "vi", "n_before", "n_after"])

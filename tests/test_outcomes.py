@@ -476,6 +476,10 @@ def test_recovers_planted_voltage_drop_ratio(seed):
     # Fieller 27/30 (seed 3 misses: [0.678, 2.482]) -- 6 pilot sites give a noisy pilot tau^2.
     sim = sa.simulate_scaleup(seed=seed)
     es = _site_effects(sim)
+    # the library's site_effects equals this test's own loop implementation
+    lib = sa.site_effects(sim.tables["outcomes"], sim.tables["sites"], "HO_Y",
+                          washin_periods=sim.params["ramp_periods"] - 1)
+    pd.testing.assert_frame_equal(lib[["site_id", "phase", "yi", "vi"]], es, rtol=1e-12)
     res = sa.voltage_drop(data=es, levels=["pilot", "scale-up"])
     truth = sim.truth.voltage_drop_ratio
     t = res.to_frame().set_index("model")

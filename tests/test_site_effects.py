@@ -1,0 +1,79 @@
+"""``site_effects``: site-level difference-in-differences effects (hand-computed example)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scaleup_analysis as sa
+
+
+def _tiny():
+    # Two adopting sites (A adopts in period 3, B in period 2) and two comparison sites (C, D),
+    # periods 1..4, indicator "Y" (mean type); n = 10 everywhere, sd = 2 everywhere.
+    means = {
+        "A": [10, 12, 20, 22],
+        "B": [5, 9, 9, 11],
+        "C": [10, 11, 12, 13],
+        "D": [20, 21, 22, 23],
+    }
+    rows = [
+        (s, t + 1, "Y", 10, np.nan, float(m), 2.0)
+        for s, ms in means.items()
+        for t, m in enumerate(ms)
+    ]
+    outcomes = pd.DataFrame(rows, columns=["site_id", "period", "indicator_id", "n", "events", "mean", "sd"])
+    sites = pd.DataFrame(
+        {
+            "site_id": ["A", "B", "C", "D"],
+            "adoption_period": pd.array([3, 2, None, None], dtype="Int64"),
+            "phase": ["pilot", "scale-up", "not-adopted", "not-adopted"],
+        }
+    )
+    return outcomes, sites
+
+
+def test_hand_computed_effects_and_variances():
+    outcomes, sites = _tiny()
+    es = sa.site_effects(outcomes, sites, "Y").set_index("site_id")
+    # Comparison pooled means (C and D, n = 10 each): periods 1..4 -> 15, 16, 17, 18.
+    # Site A (adopts at 3): before = mean(10, 12) = 11, after = mean(20, 22) = 21 -> +10;
+    #   comparison before = mean(15, 16) = 15.5, after = mean(17, 18) = 17.5 -> +2; effect = 8.
+    # Site B (adopts at 2): before = 5, after = mean(9, 9, 11) = 29/3 -> +14/3;
+    #   comparison before = 15, after = 17 -> +2; effect = 14/3 - 2 = 8/3.
+    assert es.loc["A", "yi"] == pytest.approx(8.0, rel=1e-12)
+    assert es.loc["B", "yi"] == pytest.approx(8.0 / 3.0, rel=1e-12)
+    # Variance of a pooled mean over N individuals with sd 2: 4 / N.
+    # A: before N = 20, after N = 20; comparison before N = 40, after N = 40 -> 4/20 + 4/20 + 4/40 + 4/40
+    assert es.loc["A", "vi"] == pytest.approx(0.6, rel=1e-12)
+    # B: before N = 10, after N = 30; comparison before N = 20, after N = 60
+    assert es.loc["B", "vi"] == pytest.approx(4 / 10 + 4 / 30 + 4 / 20 + 4 / 60, rel=1e-12)
+    assert es.loc["A", "phase"] == "pilot" and es.loc["B", "phase"] == "scale-up"
+    assert es.loc["B", "n_before"] == 10 and es.loc["B", "n_after"] == 30
+
+
+def test_washin_drops_early_periods():
+    outcomes, sites = _tiny()
+    es = sa.site_effects(outcomes, sites, "Y", washin_periods=1).set_index("site_id")
+    # B with a wash-in of 1: after = periods 3, 4 -> mean(9, 11) = 10 -> +5; comparison 17.5 - 15 = 2.5
+    assert es.loc["B", "yi"] == pytest.approx(2.5, rel=1e-12)
+    # A with a wash-in of 1: after = period 4 only -> 22 - 11 = 11; comparison 18 - 15.5 = 2.5
+    assert es.loc["A", "yi"] == pytest.approx(8.5, rel=1e-12)
+
+
+def test_site_without_after_window_is_reported():
+    outcomes, sites = _tiny()
+    with pytest.warns(sa.RowsOmittedWarning, match=r"1 adopting site\(s\) left out.*A"):
+        es = sa.site_effects(outcomes, sites, "Y", washin_periods=2)
+    assert list(es["site_id"]) == ["B"]
+
+
+def test_errors_name_the_problem():
+    outcomes, sites = _tiny()
+    with pytest.raises(sa.ScaleupDataError, match="no row for indicator 'Z'"):
+        sa.site_effects(outcomes, sites, "Z")
+    with pytest.raises(sa.ScaleupDataError, match="no site with phase 'never'"):
+        sa.site_effects(outcomes, sites, "Y", comparison_phase="never")
+    with pytest.raises(sa.ScaleupDataError, match="washin_periods"):
+        sa.site_effects(outcomes, sites, "Y", washin_periods=-1)
