@@ -66,6 +66,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "scalability": ("load_instrument", "list_instruments", "score_assessment", "Instrument", "AssessmentScores"),
     "outcomes": ("reaim", "voltage_drop", "site_effects"),
     "summarize": ("summarize", "mixed_model_from_summary", "site_effects_from_summary"),
+    "privacy": ("suppress_small_cells", "check_no_identifiers"),
     "monitoring.quintuple": (
         "quintuple_aim_panel",
         "change_from_baseline",

@@ -12,6 +12,10 @@
    ``reports/figures/`` (PNG and SVG), and ``reports/index.html`` linking them, with provenance
    (package version, git commit, sha256 of every input file, seed, Python and library versions,
    run date) in ``reports/provenance.json``.
+
+Re-running with the same data, seed and code rewrites byte-identical files, except
+``provenance.json`` (run date, notebook timings) and the git commit shown in the HTML footers when the
+repository changed. Stale hidden temp files of a killed run are removed at the start of the next one.
 """
 
 from __future__ import annotations
@@ -68,22 +72,40 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike | None) -> list[P
         return []
     import io
 
+    import matplotlib as mpl
+
     out = []
     for fmt in ("png", "svg"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None}
-                    if fmt == "svg" else {"Software": None})
+        # svg.hashsalt: SVG element ids (clip paths) are hashes salted with a random uuid unless a
+        # salt is set; salting with the figure name keeps re-runs byte-identical
+        with mpl.rc_context({"svg.hashsalt": f"scaleup_analysis:{name}"}):
+            fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None}
+                        if fmt == "svg" else {"Software": None})
         path = Path(figures_dir) / f"{name}.{fmt}"
         _atomic_write_bytes(path, buf.getvalue())
         out.append(path)
     return out
 
 
-def save_table(table, name: str, tables_dir: str | os.PathLike | None) -> Path | None:
-    """Save a key result table as ``<name>.csv`` in ``tables_dir`` (atomically).
+def save_table(
+    table,
+    name: str,
+    tables_dir: str | os.PathLike | None,
+    *,
+    counts: str | list[str] | None = None,
+    values: str | list[str] | None = None,
+    threshold: int = 5,
+    by: str | list[str] | None = None,
+) -> Path | None:
+    """Save a key result table as ``<name>.csv`` in ``tables_dir`` (atomically), privacy-checked.
 
-    Does nothing (returns None) when ``tables_dir`` is None, so notebooks run under
-    ``pytest --nbval`` write no files.
+    The table is always checked for patient identifiers
+    (:func:`scaleup_analysis.check_no_identifiers`, also when ``tables_dir`` is None, so notebooks
+    run under ``pytest --nbval`` fail on the same tables). When ``counts`` columns are given, cells
+    based on fewer than ``threshold`` individuals are suppressed first
+    (:func:`scaleup_analysis.suppress_small_cells`, with complementary suppression).
+    Does nothing more (returns None) when ``tables_dir`` is None.
 
     Parameters
     ----------
@@ -91,10 +113,23 @@ def save_table(table, name: str, tables_dir: str | os.PathLike | None) -> Path |
     name : str
         File stem, e.g. ``"01_pooled_effects"``.
     tables_dir : path or None
+    counts : str or list of str, optional
+        Columns holding numbers of individuals (``n``, ``events``, ``reached``, ``eligible``...).
+    values : str or list of str, optional
+        Columns derived from the counts (rates, means), blanked with them.
+    threshold : int, default 5
+        Minimum publishable count.
+    by : str or list of str, optional
+        Margin dimensions for complementary suppression (see :func:`~scaleup_analysis.suppress_small_cells`).
 
     Returns
     -------
     pathlib.Path or None
+
+    Raises
+    ------
+    ScaleupDataError
+        If the table holds a patient identifier column, or a ``counts`` column is invalid.
 
     Examples
     --------
@@ -103,6 +138,12 @@ def save_table(table, name: str, tables_dir: str | os.PathLike | None) -> Path |
     >>> rep.save_table(pd.DataFrame({"a": [1]}), "demo", None) is None
     True
     """
+    from .privacy import check_no_identifiers, suppress_small_cells
+
+    check_no_identifiers(table)
+    if counts is not None:
+        table = suppress_small_cells(table, count_cols=counts, value_cols=values,
+                                     threshold=threshold, by=by)
     if tables_dir is None:
         return None
     path = Path(tables_dir) / f"{name}.csv"
@@ -201,7 +242,25 @@ def _inject_parameters(nb, params: dict) -> None:
         f"{k} = {v!r}" for k, v in params.items()
     )
     cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
+    cell.id = "injected-parameters"  # fixed id (new cells get a random one): reproducible HTML
     nb.cells.insert(idx + 1, cell)
+
+
+#: Provenance entries that change at every run; kept out of the HTML so re-runs are byte-identical.
+_VOLATILE_PROVENANCE = ("run_date", "notebook_seconds")
+
+
+def _remove_stale_temp_files(*dirs: Path) -> list[Path]:
+    """Delete hidden ``.<name>.*.tmp`` files left by an atomic write that was killed mid-way."""
+    removed = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for p in d.glob(".*.tmp"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def _index_html(entries: list[tuple[str, str, str]], figures: list[str], tables: list[str],
@@ -216,6 +275,7 @@ def _index_html(entries: list[tuple[str, str, str]], figures: list[str], tables:
     prov_rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td><pre>{html.escape(json.dumps(v, indent=1))}</pre></td></tr>"
         for k, v in prov.items()
+        if k not in _VOLATILE_PROVENANCE  # run date and timings: in provenance.json only
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Scale-up evaluation reports</title>
@@ -301,8 +361,10 @@ def run_report(
     load_tables(data_dir)  # checks the MANIFEST and validates; raises before anything is written
 
     figures_dir = out_dir / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
     tables_dir = out_dir / "tables"
+    # a run killed mid-write can leave hidden temp files (never a partial file under a real name)
+    _remove_stale_temp_files(out_dir, figures_dir, tables_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
     tables_dir.mkdir(parents=True, exist_ok=True)
     repo = notebooks_dir.parent
     prov = provenance(data_dir, seed, repo)
@@ -328,7 +390,7 @@ def run_report(
         full_html, _ = full_exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         summ_html, _ = summary_exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         foot = (f"<footer><hr><small>Provenance: scaleup_analysis {prov['package_version']}, commit "
-                f"{prov['git_commit']}, seed {seed}, run {prov['run_date']}; input sha256 in "
+                f"{prov['git_commit']}, seed {seed}; run date and input sha256 in "
                 f"provenance.json</small></footer></body>")
         full_name, summ_name = f"{nb_path.stem}.html", f"{nb_path.stem}_summary.html"
         _atomic_write_bytes(out_dir / full_name, full_html.replace("</body>", foot, 1).encode())

@@ -238,10 +238,18 @@ def _read_csv(path: Path, table: str) -> pd.DataFrame:
                 float_precision="round_trip",
                 index_col=False,
             )
+    except pd.errors.EmptyDataError:  # e.g. only separators or line ends: no column names
+        raise ScaleupDataError(
+            f"File {str(path)!r} has no column names: a table file needs a header line with the column "
+            f"names of table '{table}' (see docs/data_dictionary.md)."
+        ) from None
     except pd.errors.ParserError as exc:
         raise ScaleupDataError(f"File {str(path)!r} is not a well-formed CSV file: {exc}. {fix}") from None
     except pd.errors.ParserWarning:
-        rows = list(csv.reader(io.StringIO(text)))
+        try:  # newline="": the csv module must see the line ends itself (stray \r inside fields)
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise ScaleupDataError(f"File {str(path)!r} is not a well-formed CSV file: {exc}. {fix}") from None
         width = len(rows[0])
         long = [i + 1 for i, r in enumerate(rows) if len(r) > width]
         shown = ", ".join(str(n) for n in long[:5]) + (", ..." if len(long) > 5 else "")

@@ -361,7 +361,8 @@ def fit_rma(
         QE_pvalue = float(stats.chi2.sf(QE, k - p))
         vt = (k - p) / float(np.trace(P))
         if method == "FE":
-            I2 = max(0.0, 100 * (QE - (k - p)) / QE)
+            # R: max(0, 100 * (QE - (k-p)) / QE) is max(0, -Inf) = 0 when QE = 0 (identical yi)
+            I2 = max(0.0, 100 * (QE - (k - p)) / QE) if QE > 0 else 0.0
             H2 = QE / (k - p)
         else:
             I2 = 100 * tau2 / (vt + tau2)

@@ -569,6 +569,12 @@ def meta_analysis(
     """
     _check_options(method, test, level)
     keep, omitted = _prepare(df, yi, vi, slab)
+    if group is not None and group not in df.columns:
+        raise ScaleupDataError(
+            f"table 'df', argument group={group!r}: no such column. Available columns: "
+            f"{', '.join(map(repr, df.columns))}. Pass the column that groups the studies in the "
+            "forest plot (e.g. 'rss_code'), or leave group=None."
+        )
     _warn_omitted(omitted, "meta_analysis()")
     data = df.loc[keep]
     k = len(data)

@@ -66,9 +66,9 @@ def _numeric(df: pd.DataFrame, table: str, col: str, arg: str, *, positive=False
     if nonneg:
         bad |= ~(x >= 0)
     if bad.any():
-        rule = "> 0" if positive else (">= 0" if nonneg else "finite")
+        rule = "finite and > 0" if positive else ("finite and >= 0" if nonneg else "finite (not missing)")
         raise ScaleupDataError(
-            f"{table}: column {col!r} (argument '{arg}') must be finite and {rule}; "
+            f"{table}: column {col!r} (argument '{arg}') must be {rule}; "
             f"{_rows(bad, df.index)} violate this. Fix or drop these rows."
         )
     return x

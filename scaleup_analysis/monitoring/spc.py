@@ -534,6 +534,13 @@ def control_chart(
             raise ScaleupDataError(
                 f"control_chart: p chart needs 0 <= {value} <= {n}; violated in {_bad_rows(bad, df)}."
             )
+    if chart in ("c", "u", "up"):
+        bad = (d["v"] < 0).to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"control_chart: {chart} chart counts events, so column {value!r} (argument 'value') "
+                f"must be >= 0; negative in {_bad_rows(bad, df)}. Correct those counts."
+            )
     d["x"] = df[x].to_numpy() if x is not None else np.arange(1, len(df) + 1)
     d["sg"] = df[subgroup].to_numpy() if subgroup is not None else d["x"].to_numpy()
     d["facet"] = df[facet].to_numpy() if facet is not None else "all"

@@ -68,6 +68,10 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
             "pass the right names as keyword arguments."
         )
     d = df[list(dict.fromkeys(cols))].copy()
+    if d.empty:
+        raise ScaleupDataError(
+            f"{fn}: `df` has no rows; pass the long-format panel (one row per {unit!r} and {time!r})."
+        )
     if d[unit].isna().any():
         bad = np.flatnonzero(d[unit].isna().to_numpy())
         raise ScaleupDataError(
@@ -916,7 +920,10 @@ def staggered_did(
             try:
                 a, f, why = _drdid_2x2(dY[idx, k], D[idx, k].astype(float), X[idx], method)
             except np.linalg.LinAlgError:
-                a, f, why = np.nan, None, "singular covariate matrix (covariates collinear in this comparison)"
+                a, f, why = np.nan, None, (
+                    "singular covariate matrix (covariates collinear in this comparison, or perfectly "
+                    "separating treated from comparison units: try fewer covariates or method='reg')"
+                )
             if why is not None:
                 warnings.warn(
                     f"{fn}: {why} for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",

@@ -1,0 +1,318 @@
+"""Small-cell suppression and identifier checks for tables that leave the analysis environment.
+
+Aggregated tables (counts, rates, means per site, region or period) can still disclose information
+about individuals when a cell is based on very few people. Before a table is published (a report, a
+CSV sent to a partner), :func:`suppress_small_cells` blanks the counts and the statistics derived from
+them in cells based on fewer than ``threshold`` individuals, and adds *complementary* suppressions so
+that a blanked cell cannot be recovered by subtracting the published cells from a published total.
+:func:`check_no_identifiers` refuses tables that carry a patient identifier.
+:func:`scaleup_analysis.reporting.save_table` applies both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import ScaleupDataError
+
+__all__ = ["suppress_small_cells", "check_no_identifiers"]
+
+#: Minimum number of individuals a published cell must be based on (CIHI / Statistics Canada rule).
+DEFAULT_THRESHOLD = 5
+
+#: Column names treated as direct patient identifiers (compared case-insensitively).
+IDENTIFIER_COLUMNS: tuple[str, ...] = ("patient_id",)
+
+
+def _as_list(arg: str, value, table: pd.DataFrame, *, allow_empty: bool = False) -> list[str]:
+    if value is None:
+        return []
+    cols = [value] if isinstance(value, str) else list(value)
+    if not cols and not allow_empty:
+        raise ScaleupDataError(f"suppress_small_cells: {arg}= is empty; give at least one column name.")
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ScaleupDataError(
+            f"suppress_small_cells: column(s) {', '.join(map(repr, missing))} given in {arg}= are not in "
+            f"the table (columns: {', '.join(map(str, table.columns))}). Pass the names of existing columns."
+        )
+    return cols
+
+
+def _rows(index: Iterable, limit: int = 5) -> str:
+    idx = list(index)
+    return ", ".join(map(str, idx[:limit])) + (", ..." if len(idx) > limit else "")
+
+
+def suppress_small_cells(
+    table: pd.DataFrame,
+    count_cols: str | Sequence[str],
+    value_cols: str | Sequence[str] | None = None,
+    threshold: int = DEFAULT_THRESHOLD,
+    by: str | Sequence[str] | None = None,
+    complementary: bool = True,
+) -> pd.DataFrame:
+    """Blank the cells of a table that are based on fewer than ``threshold`` individuals.
+
+    Each row of the long-format ``table`` is one published cell (e.g. one site x period). A row is
+    *primarily suppressed* when any of its ``count_cols`` is between 1 and ``threshold - 1``. Its
+    counts and the statistics computed from them (``value_cols``: rates, means, percentages) are
+    replaced by missing values and its ``suppressed`` flag is set. With ``complementary=True``,
+    further rows are suppressed so the hidden ones cannot be recovered from margin totals (see Notes).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per cell. Not modified.
+    count_cols : str or sequence of str
+        Columns holding numbers of individuals (e.g. ``n``, ``events``, ``reached``, ``eligible``);
+        they must be non-negative integers (missing allowed).
+    value_cols : str or sequence of str, optional
+        Columns derived from the counts (rates, proportions, means) blanked together with them.
+    threshold : int, default 5
+        Smallest publishable count. Counts of 0 are kept (a zero cell discloses nobody).
+    by : str or sequence of str, optional
+        Margin dimensions: each column listed defines groups of rows whose total may be published
+        (``by=["rss_code", "period"]`` for a region x period table with row and column totals).
+        ``None`` treats the whole table as one group (a grand total).
+    complementary : bool, default True
+        Apply complementary suppression within every margin group.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``table`` with the blanked counts (nullable ``Int64``), blanked values and a boolean
+        column ``suppressed`` (combined with an existing ``suppressed`` column by logical or).
+
+    Raises
+    ------
+    ScaleupDataError
+        If a column is missing, a count is negative, non-integer or not numeric, or ``threshold`` is
+        not an integer >= 1.
+
+    Notes
+    -----
+    Rule applied (the minimum-cell-size rule of 5 used by the Canadian Institute for Health
+    Information and by Statistics Canada for health tables, with the standard complementary
+    suppression of statistical agencies [1]_, [2]_):
+
+    1. *Primary suppression*: every row with a count ``c`` such that ``0 < c < threshold``.
+    2. *Complementary suppression*: in each margin group (the rows sharing a value of a ``by``
+       column, or the whole table), if exactly one row is suppressed and the group has other rows,
+       an unsuppressed row of the group is suppressed too, so that the group total minus the
+       published cells does not reveal the hidden one. The row chosen is, in order of preference:
+       a row with a non-zero count (a zero is a poor complement), one that also completes another
+       margin group holding a single suppressed row (so the pattern closes as a rectangle rather than
+       spreading), the smallest count (first of ``count_cols``), the first in table order. Because a new suppression can leave another group with a single suppressed row,
+       the step is repeated over all ``by`` dimensions until no group has exactly one.
+
+    A group made of a single suppressed row cannot be protected by suppressing other rows: its total
+    must not be published either. Relations between columns of the same row (``events`` and
+    ``n - events``) are not checked: list both the count and its complement in ``count_cols`` when
+    the complement is published. This heuristic is not an optimal (minimum-loss) cell-suppression
+    solver such as tau-Argus and does not audit exact disclosure through combinations of several
+    margins (e.g. a suppressed cell that bridges two otherwise separate suppression patterns); it
+    guarantees that no margin group contains exactly one suppressed cell.
+
+    References
+    ----------
+    .. [1] Canadian Institute for Health Information. *Privacy Policy on the Collection, Use,
+       Disclosure and Retention of Personal Health Information and De-Identified Data*. Ottawa:
+       CIHI; 2010 (minimum cell size of 5 for published aggregate data).
+    .. [2] Statistics Canada. *Statistics Canada Quality Guidelines*, section "Disclosure control"
+       (primary and complementary cell suppression); and Hundepool A, et al. *Statistical Disclosure
+       Control*. Wiley; 2012, chapter 4 (tabular data, secondary suppression).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> t = pd.DataFrame({"site": ["A", "B", "C", "D"], "n": [120, 3, 40, 60],
+    ...                   "events": [12, 1, 8, 6]})
+    >>> t["rate"] = t["events"] / t["n"]
+    >>> out = sa.suppress_small_cells(t, count_cols=["n", "events"], value_cols="rate")
+    >>> out[["site", "n", "events", "suppressed"]]
+      site     n  events  suppressed
+    0    A   120      12       False
+    1    B  <NA>    <NA>        True
+    2    C  <NA>    <NA>        True
+    3    D    60       6       False
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise ScaleupDataError(
+            f"suppress_small_cells: table must be a pandas DataFrame, got {type(table).__name__}."
+        )
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, np.integer)) or threshold < 1:
+        raise ScaleupDataError(
+            f"suppress_small_cells: threshold={threshold!r} is invalid; give an integer >= 1 "
+            f"(the default {DEFAULT_THRESHOLD} is the CIHI / Statistics Canada minimum cell size)."
+        )
+    counts = _as_list("count_cols", count_cols, table)
+    values = [c for c in _as_list("value_cols", value_cols, table, allow_empty=True) if c not in counts]
+    dims = _as_list("by", by, table, allow_empty=True)
+    if table.index.has_duplicates:
+        table = table.reset_index(drop=True)
+
+    num = {}
+    for c in counts:
+        col = table[c]
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            raise ScaleupDataError(
+                f"suppress_small_cells: count column {c!r} has dtype {col.dtype}; counts of individuals "
+                "must be numeric (integers). Convert it with pd.to_numeric or pass the right column."
+            )
+        x = pd.to_numeric(col, errors="coerce").astype("float64")
+        bad = x.notna() & ((x < 0) | (x != np.round(x)) | ~np.isfinite(x))
+        if bad.any():
+            rows = table.index[bad.to_numpy()]
+            raise ScaleupDataError(
+                f"suppress_small_cells: count column {c!r} has {int(bad.sum())} value(s) that are not "
+                f"non-negative whole numbers (rows {_rows(rows)}). Counts of individuals must be "
+                "integers >= 0; fix or remove those rows."
+            )
+        num[c] = x.to_numpy()
+
+    first = num[counts[0]]
+    primary = np.zeros(len(table), dtype=bool)
+    for x in num.values():
+        primary |= (x > 0) & (x < threshold)
+    hidden = primary.copy()
+
+    if complementary and len(table) > 1:
+        groupings = [np.zeros(len(table), dtype=np.int64)] if not dims else [
+            pd.factorize(table[d], sort=True, use_na_sentinel=False)[0] for d in dims
+        ]
+        size = np.where(np.isnan(first), np.inf, first)
+        changed = True
+        while changed:
+            changed = False
+            for gi, codes in enumerate(groupings):
+                for g in np.unique(codes):
+                    members = np.flatnonzero(codes == g)
+                    if len(members) < 2 or hidden[members].sum() != 1:
+                        continue
+                    candidates = members[~hidden[members]]
+                    # how many of each candidate's other margin groups it would complete
+                    fixes = np.zeros(len(candidates))
+                    for gj, other in enumerate(groupings):
+                        if gj != gi:
+                            fixes += [hidden[other == other[c]].sum() == 1 for c in candidates]
+                    key = (candidates, size[candidates], -fixes, size[candidates] == 0)
+                    pick = candidates[np.lexsort(key)[0]]
+                    hidden[pick] = True
+                    changed = True
+
+    out = table.copy()
+    for c in counts:
+        col = out[c]
+        if pd.api.types.is_integer_dtype(col) or (
+            pd.api.types.is_float_dtype(col) and np.all(np.isnan(num[c]) | (num[c] == np.round(num[c])))
+        ):
+            col = col.astype("Int64")
+        out[c] = col.mask(hidden)
+    for c in values:
+        out[c] = out[c].mask(hidden)
+    prior = out["suppressed"].fillna(False).astype(bool).to_numpy() if "suppressed" in out.columns else False
+    out["suppressed"] = hidden | prior
+    return out
+
+
+def _columns_of(obj) -> list[tuple[str, str]]:
+    """(where, column name) pairs of a DataFrame/Series/mapping/sequence of names."""
+    if isinstance(obj, pd.DataFrame):
+        names = [("column", str(c)) for c in obj.columns]
+        names += [("index level", str(n)) for n in obj.index.names if n is not None]
+        return names
+    if isinstance(obj, pd.Series):
+        names = [("series name", str(obj.name))] if obj.name is not None else []
+        return names + [("index level", str(n)) for n in obj.index.names if n is not None]
+    if isinstance(obj, Mapping):
+        out = []
+        for key, value in obj.items():
+            out += [(f"{where} of {key!r}", name) for where, name in _columns_of(value)]
+        return out
+    if isinstance(obj, (list, tuple, pd.Index)):
+        return [("name", str(c)) for c in obj]
+    raise ScaleupDataError(
+        f"check_no_identifiers: cannot inspect an object of type {type(obj).__name__}; pass a DataFrame, "
+        "a Series, a mapping of table name to DataFrame, or a list of column names."
+    )
+
+
+def check_no_identifiers(
+    obj,
+    identifiers: Sequence[str] = IDENTIFIER_COLUMNS,
+    *,
+    value_pattern: str | None = None,
+):
+    """Raise if a table carries a patient identifier; return it unchanged otherwise.
+
+    Parameters
+    ----------
+    obj : DataFrame, Series, mapping of name to DataFrame, or list of column names
+        What is about to be published.
+    identifiers : sequence of str, default ``("patient_id",)``
+        Column (or index level) names that identify individuals, compared case-insensitively and
+        ignoring surrounding spaces.
+    value_pattern : str, optional
+        A regular expression matched (``re.fullmatch``) against every text value of a DataFrame's
+        columns and index, e.g. ``r"P\\d{10}"`` for the pseudonymous ids of the simulated data.
+
+    Returns
+    -------
+    obj
+        The input, so the call can be chained.
+
+    Raises
+    ------
+    ScaleupDataError
+        Naming the identifier column(s) found (and, with ``value_pattern``, the column and rows
+        holding matching values), and how to fix the table.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> sa.check_no_identifiers(pd.DataFrame({"site_id": ["S1"], "n": [12]})).shape
+    (1, 2)
+    >>> sa.check_no_identifiers(pd.DataFrame({"patient_id": ["P0000000001"]}))
+    Traceback (most recent call last):
+    ...
+    scaleup_analysis.errors.ScaleupDataError: check_no_identifiers: the table holds patient identifier column(s) 'patient_id' (column). ...
+    """
+    if isinstance(identifiers, str):
+        identifiers = [identifiers]
+    wanted = {str(i).strip().lower() for i in identifiers}
+    found = [(where, name) for where, name in _columns_of(obj) if name.strip().lower() in wanted]
+    if found:
+        listed = ", ".join(f"{name!r} ({where})" for where, name in found)
+        raise ScaleupDataError(
+            f"check_no_identifiers: the table holds patient identifier column(s) {listed}. Tables that "
+            "leave the analysis environment must be aggregated: drop the column (df.drop(columns=...)) "
+            "or summarise per site/period before saving."
+        )
+    if value_pattern is not None:
+        rx = re.compile(value_pattern)
+        frames = obj.items() if isinstance(obj, Mapping) else [("table", obj)]
+        for tname, frame in frames:
+            if isinstance(frame, pd.Series):
+                frame = frame.to_frame()
+            if not isinstance(frame, pd.DataFrame):
+                continue
+            cols = {str(c): frame[c] for c in frame.columns}
+            cols["<index>"] = pd.Series(frame.index.astype(str), index=frame.index)
+            for cname, col in cols.items():
+                if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+                    continue
+                hit = col.astype(str).map(lambda v: rx.fullmatch(v) is not None).to_numpy()
+                if hit.any():
+                    raise ScaleupDataError(
+                        f"check_no_identifiers: {tname!r} column {cname!r} holds {int(hit.sum())} value(s) "
+                        f"matching the identifier pattern {value_pattern!r} (rows "
+                        f"{_rows(frame.index[hit])}). Remove or aggregate those values before saving."
+                    )
+    return obj
