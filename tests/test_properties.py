@@ -367,12 +367,19 @@ def test_binomial_mixed_model_separated_by_covariate_warns():
         sa.mixed_model(df, "y ~ x", group="site", family="binomial")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap, reported: heterogeneity/mixed.py (owned by another engineer) does not detect a "
-    "treatment arm with events only; it returns a finite estimate with a huge SE and no warning"))
 def test_binomial_mixed_model_separated_by_treatment_warns():
+    # a treatment arm with events only: quasi-complete separation (Konis 2007 LP check)
     rng, df = _binary_sites()
     df["trt"] = (df["site"] % 2).astype(float)
     df["y"] = np.where(df["trt"] == 1, 1, rng.binomial(1, 0.3, len(df)))  # treated sites: all events
-    with pytest.warns(sa.ScaleupWarning):
+    with pytest.warns(sa.ScaleupWarning, match=r"separated by the fixed effects \(involving .*trt"):
+        sa.mixed_model(df, "y ~ trt", group="site", family="binomial")
+
+
+def test_binomial_mixed_model_without_separation_does_not_warn():
+    rng, df = _binary_sites()
+    df["trt"] = (df["site"] % 2).astype(float)
+    df["y"] = rng.binomial(1, np.where(df["trt"] == 1, 0.6, 0.3))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*separated.*")
         sa.mixed_model(df, "y ~ trt", group="site", family="binomial")

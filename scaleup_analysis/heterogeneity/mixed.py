@@ -529,6 +529,29 @@ def _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, zna
     )
 
 
+def _separation_direction(Xa: np.ndarray, y: np.ndarray, m: np.ndarray) -> np.ndarray | None:
+    """Direction of (quasi-)complete separation of a binomial outcome by the fixed effects, or None.
+
+    Linear-programming check of Konis (2007): with :math:`s_i = +1` for observations with events
+    and :math:`-1` for observations with non-events (a binomial row with both gives both
+    constraints), the data are separated iff some :math:`\beta \ne 0` satisfies
+    :math:`s_i x_i'\beta \ge 0` for all rows with at least one strict inequality. We maximise
+    :math:`\sum_i s_i x_i'\beta` over the box :math:`[-1, 1]^p`; a positive optimum means the
+    maximum-likelihood estimate is at infinity along the returned direction.
+    """
+    from scipy.optimize import linprog
+
+    pos, neg = y > 0, y < m
+    S = np.vstack([Xa[pos], -Xa[neg]])
+    scale = np.maximum(np.abs(S).max(axis=0), 1e-12)  # column scaling keeps the LP well conditioned
+    S = S / scale
+    res = linprog(-S.sum(axis=0), A_ub=-S, b_ub=np.zeros(S.shape[0]), bounds=[(-1, 1)] * S.shape[1],
+                  method="highs")
+    if res.status != 0 or -res.fun <= 1e-7 * S.shape[0]:
+        return None
+    return res.x / scale
+
+
 def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames):
     Xa, Za = X.to_numpy(dtype=float), Z.to_numpy(dtype=float)
     n, p, G, q = Xa.shape[0], Xa.shape[1], len(uniq), Za.shape[1]
@@ -541,6 +564,18 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
             f"mixed_model(family='binomial'): the outcome of {formula!r} must be {what}; "
             f"{_rows_text(index, bad)} are not. Fix these rows"
             + (" or pass trials='n' for events/trials data." if tr is None else ".")
+        )
+    direction = _separation_direction(Xa, y, m)
+    if direction is not None:
+        terms = [name for name, d in zip(xnames, direction) if abs(d) > 1e-9]
+        warnings.warn(
+            f"mixed_model(family='binomial'): the outcome of {formula!r} is (quasi-)completely "
+            f"separated by the fixed effects (involving {', '.join(terms)}): some cells have events "
+            "only or non-events only, so the maximum-likelihood estimates of these terms are "
+            "infinite and the finite values returned, with their standard errors, are not "
+            "interpretable. Merge or remove the term, or use a penalised (Firth-type) model.",
+            ScaleupWarning,
+            stacklevel=3,
         )
     lap = _Laplace(y, m, Xa, Za, codes, G)
     k = lap.lower.size
