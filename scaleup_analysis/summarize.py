@@ -1,0 +1,889 @@
+"""Per-site (or site x period) sufficient statistics, and exact model fits from them.
+
+Province-scale patient-level data (tens of millions of rows) never need to sit in memory, nor leave
+the institution that holds them: :func:`summarize` reduces them to one row per cell (e.g. site x
+period) holding the counts, sums and cross-products that the linear mixed model, the per-site
+regressions and the binomial models need. The summaries of several institutions can be concatenated
+and fitted as if the analyst had the rows:
+
+* :func:`mixed_model_from_summary` -- the Gaussian linear mixed model of
+  :func:`scaleup_analysis.mixed_model` (REML/ML, random intercept and slopes), from the shared
+  REML engine's summary-level entry point (:mod:`scaleup_analysis.heterogeneity._engine`);
+  ``family="binomial"`` fits the aggregated (events / trials) logit GLMM;
+* :func:`site_effects_from_summary` -- per-site regression estimates and their variances (``yi``,
+  ``vi``), ready for :func:`scaleup_analysis.meta_analysis`.
+
+Three engines give the same numbers: pandas (in-memory DataFrame), DuckDB (SQL aggregation over a
+Parquet or CSV file, streamed with bounded memory; the default for paths) and Dask (a
+``dask.dataframe.DataFrame``, e.g. on a ``dask.distributed`` cluster). See ``docs/federated.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+
+__all__ = ["summarize", "mixed_model_from_summary", "site_effects_from_summary"]
+
+_INTERCEPT = "Intercept"
+_SEP = "__"
+_MAX_SHOWN = 5
+_ENGINES = ("auto", "pandas", "duckdb", "dask")
+_CHUNK_ROWS = 2_000_000  # pandas engine reading a file: rows per chunk
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+def _as_list(arg: str, value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    try:
+        out = list(value)
+    except TypeError:
+        raise ScaleupDataError(f"summarize: {arg} must be a column name or a list of names, got {value!r}.") from None
+    for v in out:
+        if not isinstance(v, str):
+            raise ScaleupDataError(f"summarize: {arg} must hold column names (str), got {v!r}.")
+    return out
+
+
+def sp_name(a: str, b: str) -> str:
+    """Name of the summary column holding ``sum(a * b)`` (``a``, ``b`` in design order)."""
+    return f"sp{_SEP}{a}{_SEP}{b}"
+
+
+def _design_names(outcome: str | None, covariates: list[str], random: list[str]) -> list[str]:
+    """Columns whose pairwise products are summed: Intercept, covariates, extra random terms, outcome."""
+    names = [_INTERCEPT]
+    for c in [*covariates, *[r for r in random if r not in ("1", _INTERCEPT)]]:
+        if c not in names:
+            names.append(c)
+    if outcome is not None:
+        names.append(outcome)
+    return names
+
+
+def _pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs ``(a, b)`` with ``a`` before or equal to ``b`` in design order, except Intercept x Intercept (= n)."""
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            if a == _INTERCEPT and b == _INTERCEPT:
+                continue
+            out.append((a, b))
+    return out
+
+
+def _is_dask(obj) -> bool:
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def _first(values, k: int = _MAX_SHOWN) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:k])
+    return shown + (f", ... ({len(values) - k} more)" if len(values) > k else "")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------------------------------
+# engines
+# --------------------------------------------------------------------------------------------------
+def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[pd.DataFrame, int, list]:
+    """Check columns and types; return the complete rows, the number of incomplete ones and their first labels."""
+    cols = [*group, *numeric] + ([binary] if binary else [])
+    missing = [c for c in dict.fromkeys(cols) if c not in df.columns]
+    if missing:
+        raise ScaleupDataError(
+            f"summarize: column(s) {missing} not found in {what}. Available columns: {_first(df.columns, 12)}. "
+            "Pass the right names as group=, outcome=, covariates=, random= or binary=."
+        )
+    for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
+        s = df[c]
+        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            bad = pd.to_numeric(s, errors="coerce").isna() & s.notna()
+            raise ScaleupDataError(
+                f"summarize: column {c!r} of {what} must be numeric; {int(bad.sum())} row(s) are not "
+                f"(index {_first(df.index[bad.to_numpy()])}). Convert or dummy-code it first."
+            )
+    sub = df[list(dict.fromkeys(cols))]
+    keep = sub.notna().all(axis=1).to_numpy()
+    n_drop = int((~keep).sum())
+    if n_drop:
+        sub = sub.loc[keep]
+    for c in dict.fromkeys(numeric):
+        v = sub[c].to_numpy(dtype=float)
+        inf = ~np.isfinite(v)
+        if inf.any():
+            raise ScaleupDataError(
+                f"summarize: column {c!r} of {what} has {int(inf.sum())} infinite value(s) "
+                f"(index {_first(sub.index[inf])}). Fix or remove these rows."
+            )
+    if binary:
+        b = sub[binary].to_numpy(dtype=float)
+        bad = (b != 0) & (b != 1)
+        if bad.any():
+            raise ScaleupDataError(
+                f"summarize: column {binary!r} (argument 'binary') of {what} must be 0/1; {int(bad.sum())} "
+                f"row(s) are not (index {_first(sub.index[bad])}). Recode it as 0/1."
+            )
+    return sub, n_drop, ([] if not n_drop else list(df.index[~keep][:_MAX_SHOWN]))
+
+
+def _products_frame(sub: pd.DataFrame, group, names, pairs, binary) -> pd.DataFrame:
+    """Row-level products to be summed per cell (float64)."""
+    vals = {c: sub[c].to_numpy(dtype=float) for c in names if c != _INTERCEPT}
+    out = {g: sub[g].to_numpy() for g in group}
+    out["n"] = np.ones(len(sub), dtype=np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):  # infinite inputs are reported by the caller
+        for a, b in pairs:
+            out[sp_name(a, b)] = vals[b] if a == _INTERCEPT else vals[a] * vals[b]
+    if binary:
+        out["events"] = sub[binary].to_numpy(dtype=float)
+    return pd.DataFrame(out, index=sub.index)
+
+
+def _summarize_pandas(chunks, what, group, names, pairs, binary, numeric):
+    """Aggregate an iterable of DataFrame chunks (one chunk for an in-memory DataFrame)."""
+    parts, n_drop, first = [], 0, []
+    for df in chunks:
+        sub, nd, fi = _check_pandas(df, what, group, numeric, binary)
+        n_drop += nd
+        first += fi
+        prod = _products_frame(sub, group, names, pairs, binary)
+        parts.append(prod.groupby(group, sort=False, observed=True, dropna=True).sum())
+    if n_drop:
+        where = f" (index {_first(first)})" if len(parts) == 1 else ""
+        warnings.warn(
+            f"summarize: {n_drop} row(s) of {what} left out because of missing values in "
+            f"{list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))}{where}.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+    out = parts[0] if len(parts) == 1 else pd.concat(parts).groupby(level=list(range(len(group))), sort=False).sum()
+    return out.reset_index()
+
+
+def _path_chunks(path: Path, cols: list[str], chunk_rows: int):
+    """Read only ``cols`` of a Parquet/CSV file in chunks of about ``chunk_rows`` rows (bounded memory)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        avail = pf.schema_arrow.names
+        for batch in pf.iter_batches(batch_size=chunk_rows, columns=[c for c in cols if c in avail]):
+            yield batch.to_pandas(strings_to_categorical=True)
+    else:
+        yield from pd.read_csv(path, usecols=lambda c: c in cols, chunksize=chunk_rows)
+
+
+def _summarize_dask(ddf, group, names, pairs, binary, numeric):
+    cols = list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+    missing = [c for c in cols if c not in ddf.columns]
+    if missing:
+        raise ScaleupDataError(
+            f"summarize: column(s) {missing} not found in the Dask DataFrame. Available columns: "
+            f"{_first(ddf.columns, 12)}."
+        )
+    for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
+        if not (pd.api.types.is_numeric_dtype(ddf[c].dtype) or pd.api.types.is_bool_dtype(ddf[c].dtype)):
+            raise ScaleupDataError(f"summarize: column {c!r} of the Dask DataFrame must be numeric (dtype {ddf[c].dtype}).")
+    sub = ddf[cols]
+    n_all = sub.map_partitions(len).sum()  # lazy: computed with the aggregation below
+    sub = sub.dropna()
+    # per-partition product frames, then one tree-reduction groupby
+    prod = sub.map_partitions(
+        _products_frame, group, names, pairs, binary,
+        meta=_products_frame(sub._meta, group, names, pairs, binary),
+    )
+    agg = prod.groupby(group, sort=False, observed=True, dropna=True).sum()
+    extra = {"inf": sum((~np.isfinite(sub[c].astype(float))).sum() for c in numeric)}
+    if binary:
+        b = sub[binary].astype(float)
+        extra["bad"] = ((b != 0) & (b != 1)).sum()
+    import dask
+
+    out, n_all, extra = dask.compute(agg, n_all, extra)
+    n_used = int(out["n"].sum())
+    if int(extra["inf"]):
+        raise ScaleupDataError(
+            f"summarize: {int(extra['inf'])} infinite value(s) in {numeric} of the Dask DataFrame. Fix or remove them."
+        )
+    if binary and int(extra["bad"]):
+        raise ScaleupDataError(
+            f"summarize: column {binary!r} (argument 'binary') of the Dask DataFrame must be 0/1; "
+            f"{int(extra['bad'])} row(s) are not. Recode it as 0/1."
+        )
+    if n_all > n_used:
+        warnings.warn(
+            f"summarize: {n_all - n_used} row(s) of the Dask DataFrame left out because of missing values in {cols}.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+    return out.reset_index()
+
+
+def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, threads):
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET enable_progress_bar = false")  # library code never prints
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        if isinstance(source, pd.DataFrame):
+            con.register("src_df", source)
+            rel = "src_df"
+        else:
+            p = str(source).replace("'", "''")
+            suffix = Path(str(source)).suffix.lower()
+            rel = f"read_csv_auto('{p}')" if suffix in (".csv", ".gz", ".txt") else f"read_parquet('{p}')"
+        desc = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+        types = {r[0]: r[1] for r in desc}
+        cols = list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+        missing = [c for c in cols if c not in types]
+        if missing:
+            raise ScaleupDataError(
+                f"summarize: column(s) {missing} not found in {what}. Available columns: {_first(types, 12)}. "
+                "Pass the right names as group=, outcome=, covariates=, random= or binary=."
+            )
+        num_types = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                     "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "BOOLEAN")
+        for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
+            t = types[c].upper()
+            if not (t in num_types or t.startswith("DECIMAL")):
+                raise ScaleupDataError(
+                    f"summarize: column {c!r} of {what} must be numeric (DuckDB type {types[c]}). "
+                    "Convert or dummy-code it first."
+                )
+        complete = " AND ".join(f"{_quote(c)} IS NOT NULL" for c in cols)
+
+        def d(c):
+            return f"CAST({_quote(c)} AS DOUBLE)"
+
+        # one scan: the aggregation also counts the rows failing the checks (raised afterwards)
+        sel = [_quote(g) for g in group] + ["COUNT(*) AS n"]
+        for a, b in pairs:
+            expr = d(b) if a == _INTERCEPT else f"{d(a)} * {d(b)}"
+            sel.append(f"SUM({expr}) AS {_quote(sp_name(a, b))}")
+        if binary:
+            sel.append(f"SUM({d(binary)}) AS events")
+            sel.append(f"COUNT(*) FILTER (WHERE {d(binary)} NOT IN (0, 1)) AS _bad_binary")
+        sel.append("COUNT(*) FILTER (WHERE " + " OR ".join(f"isinf({d(c)})" for c in numeric) + ") AS _n_inf")
+        gb = ", ".join(_quote(g) for g in group)
+        sql = f"SELECT {', '.join(sel)} FROM {rel} WHERE {complete} GROUP BY {gb} ORDER BY {gb}"
+        out = con.execute(sql).df()
+        n_all = con.execute(f"SELECT COUNT(*) FROM {rel}").fetchone()[0]  # Parquet: from the metadata
+        n_inf = int(out.pop("_n_inf").sum())
+        if n_inf:
+            raise ScaleupDataError(
+                f"summarize: {n_inf} row(s) of {what} have infinite values in {numeric}. Fix or remove them."
+            )
+        if binary:
+            bad = int(out.pop("_bad_binary").sum())
+            if bad:
+                raise ScaleupDataError(
+                    f"summarize: column {binary!r} (argument 'binary') of {what} must be 0/1; {bad} row(s) "
+                    "are not. Recode it as 0/1."
+                )
+        n_bad = int(n_all - out["n"].sum())
+        if n_bad:
+            warnings.warn(
+                f"summarize: {n_bad} row(s) of {what} left out because of missing values in {cols}.",
+                RowsOmittedWarning,
+                stacklevel=3,
+            )
+    finally:
+        con.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# public: summarize
+# --------------------------------------------------------------------------------------------------
+def summarize(
+    source,
+    group: str | Sequence[str] = ("site_id", "period"),
+    *,
+    outcome: str | None = "y",
+    covariates: Sequence[str] = ("treated",),
+    random: Sequence[str] = ("1",),
+    binary: str | None = None,
+    min_cell: int = 5,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Per-cell sufficient statistics of patient-level data (for fits without the rows).
+
+    Parameters
+    ----------
+    source : pandas.DataFrame, dask.dataframe.DataFrame, str or os.PathLike
+        Patient-level rows (e.g. the ``encounters`` table), or the path of a ``.parquet`` or
+        ``.csv`` file holding them.
+    group : str or list of str, default ``("site_id", "period")``
+        Columns defining the cells (one output row per combination present). Put cell-level
+        covariates here too (e.g. ``["site_id", "period", "treated"]`` when ``treated`` is constant
+        within a site-period): they then serve as covariates of the binomial model of
+        ``events / n`` and of the fits from summaries.
+    outcome : str or None, default "y"
+        Continuous outcome column (``None``: counts and, with ``binary``, events only).
+    covariates : list of str, default ``("treated",)``
+        Numeric row-level columns of the fixed effects (an intercept is always included).
+    random : list of str, default ``("1",)``
+        Random-effect terms; ``"1"`` is the intercept. Columns not already in ``covariates`` are
+        added to the cross-products.
+    binary : str, optional
+        A 0/1 outcome column: its sum is returned as ``events`` (with ``n`` as denominator).
+    min_cell : int, default 5
+        Cells with ``n < min_cell`` are flagged ``small_cell = True`` so reports can suppress them
+        (the statistics are kept: fits need them).
+    engine : {"auto", "pandas", "duckdb", "dask"}
+        ``"auto"``: pandas for a DataFrame, DuckDB for a path, Dask for a Dask DataFrame.
+        ``"duckdb"`` also accepts a pandas DataFrame; ``"pandas"`` also reads a path, in chunks
+        of 2 million rows.
+    threads : int, optional
+        DuckDB threads (default: DuckDB's, all cores).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell, sorted by ``group``, with the ``group`` columns, ``n`` (rows used),
+        ``sp__<a>__<b>`` = ``sum(a * b)`` for every pair of the design columns
+        ``Intercept, covariates..., extra random columns..., outcome`` taken in that order
+        (``a`` at or before ``b``; ``sp__Intercept__<b>`` is ``sum(b)``; ``Intercept x Intercept``
+        is ``n``), ``events`` (with ``binary``) and ``small_cell``. Hence, with ``W = [1, X, y]``,
+        ``W'W`` of each cell is recovered exactly: ``X'X``, ``X'y``, ``y'y`` and, as sub-blocks for
+        random columns ``Z`` among them, ``Z'Z``, ``Z'X``, ``Z'y``. Summing rows over cells gives the
+        statistics of coarser cells (e.g. per site). The output is a plain DataFrame (not a result
+        object) so that it can be written to CSV/Parquet, shared and concatenated.
+
+    Raises
+    ------
+    ScaleupDataError
+        A column is missing or not numeric, ``binary`` is not 0/1, a name contains ``"__"``, or an
+        argument is invalid. Rows with a missing value in any used column are left out with a
+        :class:`~scaleup_analysis.RowsOmittedWarning` (complete-case analysis, as ``mixed_model``).
+
+    Notes
+    -----
+    All sums are of float64 products (integers are cast to double), so the three engines agree to
+    rounding error (about 1e-15 relative; summation order differs). DuckDB reads only the needed
+    columns of a Parquet file and aggregates in a streaming hash aggregate: memory is bounded by the
+    number of cells, not rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"site_id": ["a", "a", "a", "b", "b"], "treated": [0, 1, 1, 0, 1],
+    ...                    "y": [1.0, 2.0, 4.0, 3.0, 5.0]})
+    >>> s = sa.summarize(df, group="site_id", covariates=["treated"], min_cell=3)
+    >>> s[["site_id", "n", "sp__Intercept__y", "sp__treated__y", "sp__y__y", "small_cell"]]
+      site_id  n  sp__Intercept__y  sp__treated__y  sp__y__y  small_cell
+    0       a  3               7.0             6.0      21.0       False
+    1       b  2               8.0             5.0      34.0        True
+    """
+    group = _as_list("group", group)
+    covariates = _as_list("covariates", covariates)
+    random = _as_list("random", random)
+    if not group:
+        raise ScaleupDataError("summarize: group must name at least one column, e.g. group=['site_id', 'period'].")
+    if outcome is not None and not isinstance(outcome, str):
+        raise ScaleupDataError(f"summarize: outcome must be a column name or None, got {outcome!r}.")
+    if binary is not None and not isinstance(binary, str):
+        raise ScaleupDataError(f"summarize: binary must be a column name or None, got {binary!r}.")
+    if outcome is None and binary is None:
+        raise ScaleupDataError("summarize: give outcome= (continuous) and/or binary= (0/1 column).")
+    if not isinstance(min_cell, int | np.integer) or isinstance(min_cell, bool) or min_cell < 0:
+        raise ScaleupDataError(f"summarize: min_cell must be a non-negative integer, got {min_cell!r}.")
+    if engine not in _ENGINES:
+        raise ScaleupDataError(f"summarize: engine must be one of {_ENGINES}, got {engine!r}.")
+    names = _design_names(outcome, covariates, random)
+    for c in [*names[1:], *group]:
+        if _SEP in c or c in (_INTERCEPT, "n", "events", "small_cell"):
+            raise ScaleupDataError(
+                f"summarize: column name {c!r} contains '{_SEP}' or is one of 'Intercept', 'n', 'events', "
+                "'small_cell', which the summary layout reserves; rename the column."
+            )
+    overlap = [c for c in names[1:] if c in group]
+    if overlap:
+        raise ScaleupDataError(
+            f"summarize: column(s) {overlap} are both in group and among outcome/covariates/random; "
+            "a cell-level covariate belongs in group only."
+        )
+    if binary is not None and binary in names:
+        raise ScaleupDataError(f"summarize: binary={binary!r} is also the outcome or a covariate.")
+    pairs = _pairs(names)
+    numeric = names[1:]
+
+    is_path = isinstance(source, str | os.PathLike)
+    if is_path:
+        path = Path(source)
+        if not path.exists():
+            raise ScaleupDataError(f"summarize: source file {str(path)!r} does not exist.")
+        what = f"file {path.name!r}"
+    else:
+        what = "the source DataFrame"
+    if engine == "auto":
+        engine = "dask" if _is_dask(source) else ("duckdb" if is_path else "pandas")
+
+    if engine == "dask":
+        if not _is_dask(source):
+            raise ScaleupDataError("summarize: engine='dask' needs a dask.dataframe.DataFrame as source.")
+        out = _summarize_dask(source, group, names, pairs, binary, numeric)
+    elif _is_dask(source):
+        raise ScaleupDataError(f"summarize: a Dask DataFrame needs engine='dask' or 'auto', got {engine!r}.")
+    elif engine == "duckdb":
+        if not (is_path or isinstance(source, pd.DataFrame)):
+            raise ScaleupDataError(
+                f"summarize: source must be a DataFrame or a file path, got {type(source).__name__}."
+            )
+        out = _summarize_duckdb(source, what, group, names, pairs, binary, numeric, threads)
+    else:  # pandas
+        if is_path:
+            cols = list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+            chunks = _path_chunks(path, cols, _CHUNK_ROWS)
+        elif isinstance(source, pd.DataFrame):
+            chunks = [source]
+        else:
+            raise ScaleupDataError(
+                f"summarize: source must be a pandas or Dask DataFrame or a file path, got {type(source).__name__}."
+            )
+        out = _summarize_pandas(chunks, what, group, names, pairs, binary, numeric)
+
+    # one layout whatever the engine: sorted cells, integer counts, float sums
+    for g in group:
+        if isinstance(out[g].dtype, pd.CategoricalDtype):  # pandas engine reading a file in chunks
+            out[g] = out[g].astype(out[g].cat.categories.dtype)
+        if pd.api.types.is_integer_dtype(out[g]) or pd.api.types.is_bool_dtype(out[g]):
+            out[g] = out[g].astype(np.int64)
+        elif not pd.api.types.is_numeric_dtype(out[g]):
+            out[g] = out[g].astype(object)
+    out = out.sort_values(group, kind="mergesort").reset_index(drop=True)
+    out["n"] = out["n"].astype(np.int64)
+    for a, b in pairs:
+        out[sp_name(a, b)] = out[sp_name(a, b)].astype(float)
+    if binary:
+        out["events"] = np.rint(out["events"].to_numpy(dtype=float)).astype(np.int64)
+    out["small_cell"] = out["n"] < int(min_cell)
+    order = [*group, "n", *(sp_name(a, b) for a, b in pairs)] + (["events"] if binary else []) + ["small_cell"]
+    return out[order]
+
+
+# --------------------------------------------------------------------------------------------------
+# reading a summary back
+# --------------------------------------------------------------------------------------------------
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def _parse_terms(text: str, fn: str, arg: str) -> tuple[list[str], bool]:
+    """Plain column names joined by '+' (plus '1', '0' or '-1'); returns (names, intercept)."""
+    s = text.strip()
+    if s.startswith("~"):
+        s = s[1:].strip()
+    s = s.replace("-1", "+0").replace("- 1", "+0")
+    terms = [t.strip() for t in s.split("+") if t.strip()]
+    intercept = "0" not in terms
+    names = []
+    for t in terms:
+        if t in ("0", "1"):
+            continue
+        if not _NAME_RE.match(t):
+            raise ScaleupDataError(
+                f"{fn}: {arg} term {t!r} is not a plain column name. From summaries only columns that were "
+                "summarised (covariates=) can enter the model: create transformed or dummy columns before "
+                "calling summarize()."
+            )
+        if t not in names:
+            names.append(t)
+    return names, intercept
+
+
+def _parse_formula(formula: str, fn: str) -> tuple[str, list[str]]:
+    if not isinstance(formula, str) or formula.count("~") != 1:
+        raise ScaleupDataError(f"{fn}: formula must look like 'y ~ treated + age', got {formula!r}.")
+    lhs, rhs = formula.split("~")
+    lhs = lhs.strip()
+    names, intercept = _parse_terms(rhs, fn, "formula")
+    if not intercept:
+        raise ScaleupDataError(f"{fn}: models from summaries always include an intercept; remove '0'/'-1' from {formula!r}.")
+    return lhs, names
+
+
+class _Stats:
+    """Per-group sums of products read from a summary table (cells summed within each group).
+
+    Besides the summed row-level products ``sp__a__b``, a numeric column ``c`` of the summary that is
+    not a statistic (a cell-level covariate, i.e. one of summarize's ``group`` columns such as
+    ``treated`` or ``period``) can enter the design: within a cell it is constant, so
+    ``sum(c * b) = c * sum(b)`` and ``sum(c * c') = c c' n`` are exact.
+    """
+
+    _RESERVED = ("n", "events", "small_cell")
+
+    def __init__(self, summary: pd.DataFrame, group: str, fn: str):
+        if not isinstance(summary, pd.DataFrame):
+            raise ScaleupDataError(f"{fn}: summary must be the DataFrame returned by summarize(), got {type(summary).__name__}.")
+        if not isinstance(group, str) or group not in summary.columns:
+            raise ScaleupDataError(
+                f"{fn}: column {group!r} (argument 'group') is not in the summary. Available columns: "
+                f"{_first(summary.columns, 12)}. Summarise with group=[{group!r}, ...]."
+            )
+        sp_cols = [c for c in summary.columns if str(c).startswith("sp" + _SEP)]
+        if "n" not in summary.columns or not sp_cols:
+            raise ScaleupDataError(f"{fn}: summary has no 'n' / 'sp__a__b' columns: pass the output of summarize().")
+        num = summary[["n", *sp_cols]]
+        bad = ~np.isfinite(num.to_numpy(dtype=float)).all(axis=1) | summary[group].isna().to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"{fn}: {int(bad.sum())} summary row(s) have a missing {group!r} or non-finite sums "
+                f"(index {_first(summary.index[bad])}). Remove them or re-run summarize()."
+            )
+        self.codes, self.groups = pd.factorize(summary[group], sort=True)
+        self.G = len(self.groups)
+        self.cell_n = summary["n"].to_numpy(dtype=float)
+        self.n = self._agg(self.cell_n)
+        self.cells = {}
+        for c in sp_cols:
+            _, a, b = c.split(_SEP)
+            self.cells[(a, b)] = summary[c].to_numpy(dtype=float)
+        self.row_level = {x for k in self.cells for x in k}
+        self.cell_level = {
+            c for c in summary.columns
+            if c not in self._RESERVED and c != group and not str(c).startswith("sp" + _SEP)
+            and c not in self.row_level
+            and (pd.api.types.is_numeric_dtype(summary[c]) or pd.api.types.is_bool_dtype(summary[c]))
+        }
+        self.summary = summary
+        self.fn = fn
+        self._cache = {}
+
+    def _agg(self, v: np.ndarray) -> np.ndarray:
+        return np.bincount(self.codes, weights=v, minlength=self.G)
+
+    def has(self, name: str) -> bool:
+        return name == _INTERCEPT or name in self.row_level or name in self.cell_level
+
+    def _key(self, c: str) -> np.ndarray:
+        v = self.summary[c].to_numpy(dtype=float)
+        if not np.isfinite(v).all():
+            raise ScaleupDataError(f"{self.fn}: cell-level column {c!r} of the summary has missing values.")
+        return v
+
+    def _cell_sum(self, a: str) -> np.ndarray:
+        """Per-cell sum of a row-level column (or n for the intercept)."""
+        if a == _INTERCEPT:
+            return self.cell_n
+        return self.cells[(_INTERCEPT, a)]
+
+    def get(self, a: str, b: str) -> np.ndarray:
+        key = (a, b) if (a, b) <= (b, a) else (b, a)
+        if key in self._cache:
+            return self._cache[key]
+        for x in (a, b):
+            if not self.has(x):
+                raise ScaleupDataError(
+                    f"{self.fn}: column {x!r} was never summarised. Re-run summarize() with it in outcome=, "
+                    "covariates= or random= (row-level) or in group= (cell-level)."
+                )
+        if a == _INTERCEPT and b == _INTERCEPT:
+            cell = self.cell_n
+        elif (a, b) in self.cells or (b, a) in self.cells:
+            cell = self.cells.get((a, b), self.cells.get((b, a)))
+        elif a in self.cell_level and b in self.cell_level:
+            cell = self._key(a) * self._key(b) * self.cell_n
+        elif a in self.cell_level:
+            cell = self._key(a) * self._cell_sum(b)
+        elif b in self.cell_level:
+            cell = self._key(b) * self._cell_sum(a)
+        else:
+            raise ScaleupDataError(
+                f"{self.fn}: the summary has no cross-product of {a!r} and {b!r}. Re-run summarize() with both "
+                "in outcome=, covariates= or random=."
+            )
+        out = self._agg(cell)
+        self._cache[key] = out
+        return out
+
+    def block(self, rows: list[str], cols: list[str]) -> np.ndarray:
+        """Per-group matrix of sums of products, shape (G, len(rows), len(cols))."""
+        out = np.empty((self.G, len(rows), len(cols)))
+        for i, a in enumerate(rows):
+            for j, b in enumerate(cols):
+                out[:, i, j] = self.get(a, b)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# public: fits from summaries
+# --------------------------------------------------------------------------------------------------
+def mixed_model_from_summary(
+    summary: pd.DataFrame,
+    formula: str,
+    group: str = "site_id",
+    re_formula: str | None = None,
+    family: str = "gaussian",
+    reml: bool = True,
+    level: float = 0.95,
+):
+    """Fit :func:`scaleup_analysis.mixed_model` from :func:`summarize` output instead of the rows.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`summarize` (possibly several institutions' summaries concatenated). Cells
+        are summed within ``group``.
+    formula : str
+        ``"y ~ a + b"`` with plain column names (an intercept is always included). Gaussian: ``y`` is
+        the summarised outcome; ``a, b`` are summarised row-level covariates or numeric cell-level
+        columns (the ``group`` columns of :func:`summarize`, e.g. ``treated`` when summarised by
+        ``["site_id", "period", "treated"]``: constant within a cell, their cross-products follow
+        exactly from the cell sums). Binomial: the left side is ``events`` and the right side holds
+        cell-level columns only.
+    group : str, default "site_id"
+        Grouping factor of the random effects (a column of the summary).
+    re_formula : str, optional
+        Random terms per group, as in :func:`~scaleup_analysis.mixed_model`: ``None`` / ``"1"``
+        (random intercept) or ``"1 + treated"`` (correlated intercept and slope); the columns must
+        have been summarised.
+    family : {"gaussian", "binomial"}
+        ``"binomial"`` fits the logit GLMM of ``events`` out of ``n`` per cell (Laplace, as
+        ``lme4::glmer(cbind(events, n - events) ~ ...)``) by calling
+        :func:`~scaleup_analysis.mixed_model` on the cells.
+    reml : bool, default True
+        Gaussian models: REML or ML.
+    level : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    MixedModelResult
+        The same result object as :func:`~scaleup_analysis.mixed_model` (fixed effects with
+        Satterthwaite df, variance components, site effects, log-likelihood).
+
+    Notes
+    -----
+    Gaussian: the REML/ML criterion of lme4 depends on the data only through ``n`` and the per-group
+    ``Z_j'Z_j``, ``Z_j'X_j``, ``Z_j'y_j`` and the totals ``X'X``, ``X'y``, ``y'y`` (Bates et al. 2015,
+    section 3), which are sub-blocks of the summed ``W'W`` of :func:`summarize`. The fit is therefore
+    identical to the fit on the rows (same optimiser, same engine: ``_engine.fit_lmm_from_crossprods``).
+    Binomial: when every covariate is constant within a cell, the Bernoulli likelihood of the rows
+    and the binomial likelihood of the cells differ only by the constant ``sum log C(n, events)``, so
+    the estimates are identical; the log-likelihood (and AIC, BIC) include that constant, as
+    ``glmer`` on aggregated data does.
+
+    References
+    ----------
+    Bates D, Maechler M, Bolker B, Walker S (2015). Fitting linear mixed-effects models using lme4.
+    Journal of Statistical Software 67(1). doi:10.18637/jss.v067.i01
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rng = np.random.default_rng(1)
+    >>> site = np.repeat(np.arange(8), 10)
+    >>> df = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
+    >>> df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
+    >>> s = sa.summarize(df, group="site", covariates=["x"])
+    >>> a = sa.mixed_model_from_summary(s, "y ~ x", group="site")
+    >>> b = sa.mixed_model(df, "y ~ x", group="site")
+    >>> bool(np.allclose(a.fixed_effects["estimate"], b.fixed_effects["estimate"], rtol=1e-8))
+    True
+    """
+    fn = "mixed_model_from_summary"
+    if family not in ("gaussian", "binomial"):
+        raise ScaleupDataError(f"{fn}: family must be 'gaussian' or 'binomial', got {family!r}.")
+    if not (isinstance(level, float | int) and 0 < level < 1):
+        raise ScaleupDataError(f"{fn}: level must be in (0, 1), e.g. 0.95; got {level!r}.")
+    if not isinstance(reml, bool | np.bool_):
+        raise ScaleupDataError(f"{fn}: reml must be True or False, got {reml!r}.")
+    lhs, xnames = _parse_formula(formula, fn)
+    if family == "binomial":
+        from .heterogeneity.mixed import mixed_model
+
+        for c in ("events", "n"):
+            if not isinstance(summary, pd.DataFrame) or c not in summary.columns:
+                raise ScaleupDataError(f"{fn}: family='binomial' needs the columns 'events' and 'n' (summarize(binary=...)).")
+        if lhs != "events":
+            raise ScaleupDataError(f"{fn}: with family='binomial' the left side of formula must be 'events', got {lhs!r}.")
+        return mixed_model(summary, formula, group=group, re_formula=re_formula, family="binomial",
+                           level=level, trials="n")
+
+    from scipy import stats
+
+    from .heterogeneity import _engine
+    from .heterogeneity import mixed as _mixed
+
+    st = _Stats(summary, group, fn)
+    if not lhs or lhs not in st.row_level:
+        raise ScaleupDataError(f"{fn}: outcome {lhs!r} of formula was not summarised (summarize(outcome=...)).")
+    re_text = "1" if re_formula is None else re_formula
+    if not isinstance(re_text, str) or "|" in re_text:
+        raise ScaleupDataError(f"{fn}: re_formula must be None, '1' or a string such as '1 + treated', got {re_formula!r}.")
+    zterms, z_int = _parse_terms(re_text, fn, "re_formula")
+    xn = [_INTERCEPT, *xnames]
+    zn = ([_INTERCEPT] if z_int else []) + zterms
+    if not zn:
+        raise ScaleupDataError(f"{fn}: re_formula={re_formula!r} gives no random term.")
+    G = st.groups.size
+    n = int(st.n.sum())
+    p, q = len(xn), len(zn)
+    if G < 2:
+        raise ScaleupDataError(f"{fn}: column {group!r} has {G} distinct value(s); a random-effects model needs >= 2 groups.")
+    if n <= p + 1:
+        raise ScaleupDataError(f"{fn}: {n} rows for {p} fixed effects; need more rows.")
+    XtXg = st.block(xn, xn)
+    XtX = XtXg.sum(axis=0)
+    if np.linalg.matrix_rank(XtX) < p:
+        raise ScaleupDataError(
+            f"{fn}: the fixed-effects design of {formula!r} is rank deficient (collinear or constant columns "
+            f"among {xn}). Drop the redundant terms."
+        )
+    ZtZ = st.block(zn, zn)
+    ZtX = st.block(zn, xn)
+    Zty = st.block(zn, [lhs])[:, :, 0]
+    Xty = st.block(xn, [lhs])[:, :, 0].sum(axis=0)
+    yty = float(st.get(lhs, lhs).sum())
+    fit = _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, n, reml=reml)
+
+    # result assembly: the same fields and conventions as mixed_model's Gaussian path
+    method = "REML" if reml else "ML"
+    lind, lower = _engine.unstructured_lind(q)
+    singular = bool(np.any(fit.theta[np.isfinite(lower)] < _mixed._SINGULAR_TOL))
+    notes = []
+    if not fit.converged:
+        warnings.warn(
+            f"{fn}: the {method} optimiser did not converge ({fit.message}). Try simplifying re_formula "
+            "or checking for groups with a single row.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    if singular:
+        warnings.warn(
+            f"{fn}: boundary (singular) fit: a variance component is estimated at 0 (or the random effects "
+            "are perfectly correlated). Consider simplifying re_formula.",
+            ScaleupWarning,
+            stacklevel=2,
+        )
+        notes.append("boundary (singular) fit")
+    sigma2 = fit.sigma**2
+    se = np.sqrt(np.diag(fit.vcov_beta))
+    tval = fit.beta / se
+    dfs, _ = _engine.satterthwaite(fit)
+    tq = stats.t.ppf(0.5 + level / 2, dfs)
+    fe = pd.DataFrame(
+        {"estimate": fit.beta, "se": se, "statistic": tval, "df": dfs, "pvalue": 2 * stats.t.sf(np.abs(tval), dfs),
+         "ci_low": fit.beta - tq * se, "ci_high": fit.beta + tq * se},
+        index=pd.Index(xn, name="term"),
+    )
+    T = _engine.lambda_from_theta(fit.theta, lind)
+    vc = _mixed._vc_frame(group, zn, T, sigma2)
+    vc.append({"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd": fit.sigma, "corr": np.nan})
+    b, V = fit.ranef()[0]
+    tau2 = float((sigma2 * (T @ T.T))[0, 0]) if zn[0] == _INTERCEPT else np.nan
+    icc = tau2 / (tau2 + sigma2) if zn == [_INTERCEPT] else np.nan
+    npar = p + fit.theta.size + 1
+    ll = -fit.minus2ll / 2
+    return _mixed.MixedModelResult(
+        family="gaussian", method=method, formula=formula, group=group, re_terms=tuple(zn),
+        fixed_effects=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xn, columns=xn),
+        variance_components=pd.DataFrame(vc), site_effects=_mixed._site_frame(st.groups, zn, b, V, level),
+        sigma2=sigma2, tau2=tau2, icc=icc, mor=np.nan, theta=fit.theta, loglik=ll,
+        aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, nobs=n, ngroups=G,
+        converged=fit.converged, singular=singular, level=level, notes=tuple(notes),
+    )
+
+
+def site_effects_from_summary(
+    summary: pd.DataFrame,
+    formula: str,
+    term: str,
+    group: str = "site_id",
+) -> pd.DataFrame:
+    """Per-site regression estimate of one term and its sampling variance, from summaries.
+
+    Within each site ``j`` the ordinary least-squares fit of ``formula`` gives
+    ``beta_j = (X_j'X_j)^{-1} X_j'y_j`` and ``Var(beta_j) = s_j^2 (X_j'X_j)^{-1}`` with
+    ``s_j^2 = (y_j'y_j - beta_j'X_j'y_j) / (n_j - p)`` (R's ``coef(lm())`` and ``vcov(lm())``).
+    The estimate of ``term`` and its variance are returned as ``yi`` and ``vi``, ready for
+    :func:`scaleup_analysis.meta_analysis` (two-stage individual-participant-data meta-analysis).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`summarize` (cells are summed within ``group``).
+    formula : str
+        ``"y ~ treated + age"``: the summarised outcome and covariates (row-level, or numeric
+        cell-level columns of the summary); an intercept is included.
+    term : str
+        The covariate whose per-site coefficient is wanted (e.g. ``"treated"``).
+    group : str, default "site_id"
+        The site column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per site with an estimable coefficient: ``group``, ``n``, ``yi``, ``vi``, ``df``
+        (residual df ``n_j - p``). Sites where ``X_j'X_j`` is singular (e.g. never treated) or with
+        ``n_j <= p`` are left out with a :class:`~scaleup_analysis.RowsOmittedWarning`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> df = pd.DataFrame({"site_id": ["a"] * 4 + ["b"] * 4, "treated": [0, 0, 1, 1] * 2,
+    ...                    "y": [1.0, 2.0, 4.0, 6.0, 2.0, 3.0, 3.0, 5.0]})
+    >>> s = sa.summarize(df, group="site_id", covariates=["treated"])
+    >>> sa.site_effects_from_summary(s, "y ~ treated", term="treated")
+      site_id  n   yi     vi  df
+    0       a  4  3.5  1.250   2
+    1       b  4  1.5  1.250   2
+    """
+    fn = "site_effects_from_summary"
+    lhs, xnames = _parse_formula(formula, fn)
+    if term not in xnames:
+        raise ScaleupDataError(f"{fn}: term {term!r} is not on the right side of {formula!r}.")
+    st = _Stats(summary, group, fn)
+    if not lhs or lhs not in st.row_level:
+        raise ScaleupDataError(f"{fn}: outcome {lhs!r} of formula was not summarised (summarize(outcome=...)).")
+    xn = [_INTERCEPT, *xnames]
+    p, k = len(xn), xn.index(term)
+    XtX = st.block(xn, xn)
+    Xty = st.block(xn, [lhs])[:, :, 0]
+    yty = st.get(lhs, lhs)
+    nj = st.n
+    ok = nj > p
+    # estimable sites: X_j'X_j of full rank (checked through its condition number)
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(XtX)
+    ok &= np.isfinite(cond) & (cond < 1e12)
+    if (~ok).any():
+        warnings.warn(
+            f"{fn}: {int((~ok).sum())} site(s) left out: {term!r} is not estimable there (constant covariate, "
+            f"e.g. never treated, or n <= {p}): {_first(st.groups[~ok])}.",
+            RowsOmittedWarning,
+            stacklevel=2,
+        )
+    A, c, yy, nn = XtX[ok], Xty[ok], yty[ok], nj[ok]
+    beta = np.linalg.solve(A, c[:, :, None])[:, :, 0]
+    rss = yy - np.einsum("gp,gp->g", beta, c)
+    dfr = nn - p
+    s2 = rss / dfr
+    inv = np.linalg.inv(A)
+    out = pd.DataFrame({group: list(st.groups[ok]), "n": nn.astype(np.int64), "yi": beta[:, k],
+                        "vi": s2 * inv[:, k, k], "df": dfr.astype(np.int64)})
+    return out
