@@ -36,7 +36,7 @@ report: $(VENV)/.stamp-core
 	$(BIN)/scaleup report --data data/raw --seed $(SEED)
 
 test: $(VENV)/.stamp-dev
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 tests scaleup_analysis
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup tests scaleup_analysis
 	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval --nbval-current-env -p no:randomly notebooks
 
 bench: $(VENV)/.stamp-dev

@@ -43,9 +43,12 @@ SEED = 20261123
 VOLATILE = {"provenance.json"}
 VOLATILE_PROVENANCE_KEYS = ("run_date", "notebook_seconds", "git_commit")
 
-pytestmark = pytest.mark.skipif(
-    not any(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), reason="no notebooks to run"
-)
+# both files share one (expensive) report run per test process: keep them on one xdist worker
+pytestmark = pytest.mark.xdist_group("report")
+
+
+def test_there_are_notebooks_to_run():
+    assert any(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), "no notebooks NN_*.ipynb in notebooks/"
 
 
 def _sha(path: Path) -> str:

@@ -27,6 +27,9 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 import scaleup_analysis as sa
+
+# both files share one (expensive) report run per test process: keep them on one xdist worker
+pytestmark = pytest.mark.xdist_group("report")
 from scaleup_analysis import privacy
 from scaleup_analysis.reporting import save_table
 
@@ -239,8 +242,7 @@ def test_thresholds_agree_across_the_package():
 def report_dir() -> Path:
     from tests.test_data_safety import NOTEBOOKS, report_runs
 
-    if not any(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        pytest.skip("no notebooks to run")
+    assert any(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), "no notebooks to run in notebooks/"
     return Path(report_runs()["reports"])
 
 
