@@ -7,7 +7,10 @@ References:
 * ``tests/reference/ref_stepped_wedge.R`` -> ``stepped_wedge.json``: GLS variance from the full
   stacked design with a block-diagonal covariance, Hussey & Hughes' closed form, power and
   detectable effect (uniroot) for 5 designs x 3 options; lmerTest::lmer fits (REML and ML) of a
-  simulated 18-cluster trial;
+  simulated 18-cluster trial; lmerTest::lmer fits with a cluster x period random effect
+  (``(1 | cluster) + (1 | cluster:period)``) of 3 simulated data sets (complete, incomplete with
+  unequal cluster-period sizes, singular) x (REML, ML), each with lme4's default optimiser and with
+  BOBYQA run to rhoend = 1e-12;
 * in this file: Hussey & Hughes' closed form written out by hand, and GLS computed from scratch
   with numpy on the stacked design (incomplete design, unequal cluster sizes).
 """
@@ -200,10 +203,23 @@ def test_analysis_matches_lmertest(method):
     assert res.plot_period_means().get_legend() is not None
 
 
+def test_analysis_hh_loglik_and_fixed_parameters_match_lmertest():
+    df = pd.DataFrame(REF["analysis_data"])
+    for method in ("REML", "ML"):
+        res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", reml=method == "REML")
+        assert res.loglik == pytest.approx(REF["hh_loglik"][method], rel=1e-6)  # deviance at optimum: 1e-6
+        # the Hussey & Hughes model fixes gamma2 = 0, hence CAC = 1 and ICC = tau2 / (tau2 + sigma2)
+        assert res.gamma2 == 0.0 and res.cac == 1.0 and not res.cluster_period_re
+        assert res.icc == pytest.approx(res.tau2 / (res.tau2 + res.sigma2), rel=1e-12)
+        assert res.n_cluster_periods == 18 * 7
+        assert res.fixed_effects.index[-1] == "treatment"
+        assert list(res.fixed_effects.index[1:3]) == ["period[T.2]", "period[T.3]"]
+
+
 def test_analysis_bad_input():
     df = pd.DataFrame(REF["analysis_data"]).head(200)
-    with pytest.raises(ScaleupDataError, match="cluster_period_re"):
-        sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    with pytest.raises(ScaleupDataError, match="cluster_period_re must be True or False"):
+        sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re="yes")
     with pytest.raises(ScaleupDataError, match="'arm'"):
         sa.stepped_wedge_analysis(df, "y", "cluster", "period", "arm")
     bad = df.assign(treatment=df["treatment"] * 2)
@@ -265,3 +281,150 @@ def test_variance_invariant_to_cluster_relabelling():
     X = d.treatment[perm]
     a = sa.stepped_wedge_power(d, 0.3, sigma2=1.0, tau2=0.1, m=M).variance
     assert _gls_from_scratch(X, np.repeat(M[perm, None], 5, axis=1), 1.0, 0.1) == pytest.approx(a, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis with a cluster x period random effect vs lmerTest
+# ---------------------------------------------------------------------------------------------
+NESTED_DATASETS = ["complete", "incomplete", "singular"]
+NESTED_METHODS = ["REML", "ML"]
+NESTED_FIELDS = ("estimate", "se", "df", "p_value", "ci_low", "ci_high", "tau2", "gamma2", "sigma2",
+                 "icc", "cac", "loglik")
+
+
+def _nested_fit(dataset, method, **kw):
+    df = pd.DataFrame(REF["nested_data"][dataset])
+    return sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True,
+                                     reml=method == "REML", **kw)
+
+
+def test_nested_grid_covers_every_dataset_and_method():
+    cells = {(c["dataset"], c["method"]) for c in REF["nested"]}
+    assert cells == set(itertools.product(NESTED_DATASETS, NESTED_METHODS))
+    assert len(REF["nested"]) == 6
+
+
+def _close(ours, theirs, rel):
+    if theirs == 0:  # a variance at the boundary: lme4 reports exactly 0
+        return abs(ours) < 1e-10
+    return ours == pytest.approx(theirs, rel=rel)
+
+
+@pytest.mark.parametrize("cell", REF["nested"], ids=lambda c: f"{c['dataset']}-{c['method']}")
+def test_nested_matches_lmertest(cell, recwarn):
+    res = _nested_fit(cell["dataset"], cell["method"])
+    df = pd.DataFrame(REF["nested_data"][cell["dataset"]])
+    assert res.nobs == cell["nobs"] == len(df) and res.cluster_period_re
+    assert res.n_cluster_periods == df.groupby(["cluster", "period"]).ngroups
+    # iterative mixed model vs lmer's default optimiser: 1e-4 relative (observed <= 5e-5: lme4's
+    # nloptwrap stops at xtol_abs = 1e-8 on theta, loose in flat directions of the likelihood)
+    for f in NESTED_FIELDS:
+        assert _close(getattr(res, f), cell[f], 1e-4), f
+    fe = res.fixed_effects
+    assert len(fe) == len(cell["fixed"]["term"])
+    for col in ("estimate", "se", "df"):
+        for ours, theirs in zip(fe[col], cell["fixed"][col], strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-4), col  # all fixed effects: 1e-4 relative
+    # against BOBYQA run to rhoend = 1e-12 (the optimum located precisely): 1e-5 relative on
+    # every field and fixed effect (observed <= 1e-6; kept at 1e-5 because Satterthwaite df and
+    # p-values rest on numerical derivatives, numDeriv's Richardson scheme, on both sides)
+    tight = cell["tight"]
+    for col in ("estimate", "se", "df"):
+        for ours, theirs in zip(fe[col], tight["fixed"][col], strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-5), col
+    for f in NESTED_FIELDS:
+        if f == "gamma2" and tight["singular"]:
+            assert res.gamma2 < 1e-10 and tight["gamma2"] < 1e-10  # both at the boundary
+            continue
+        if f == "cac" and tight["singular"]:
+            assert res.cac == pytest.approx(1.0, abs=1e-9)
+            continue
+        assert _close(getattr(res, f), tight[f], 1e-5), f
+    # log-likelihood at the optimum: ours at least as high as lme4's (never a worse optimum), and
+    # equal to 1e-9 relative to the tight fit
+    assert res.loglik >= cell["loglik"] - 1e-9
+    assert res.loglik == pytest.approx(tight["loglik"], rel=1e-9)
+    # lme4's isSingular() <-> our boundary warning
+    singular_warnings = [w for w in recwarn.list if issubclass(w.category, sa.ScaleupWarning)
+                         and "singular" in str(w.message)]
+    assert res.singular == cell["singular"] == bool(singular_warnings)
+    if cell["singular"]:
+        assert "gamma2 (cluster x period)" in str(singular_warnings[0].message)
+        assert res.gamma2 == 0.0 and "singular" in res.summary()
+
+
+def test_nested_fixed_effect_names_match_hussey_hughes_path():
+    df = pd.DataFrame(REF["nested_data"]["incomplete"])
+    a = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment")
+    b = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    assert list(a.fixed_effects.index) == list(b.fixed_effects.index)
+    assert a.model is not None and b.model is None
+    assert b.gamma2 > 0 and 0 < b.cac < 1
+    assert b.icc == pytest.approx((b.tau2 + b.gamma2) / (b.tau2 + b.gamma2 + b.sigma2), rel=1e-12)
+    assert b.cac == pytest.approx(b.tau2 / (b.tau2 + b.gamma2), rel=1e-12)
+
+
+def test_nested_invariant_to_row_order_and_cluster_relabelling():
+    df = pd.DataFrame(REF["nested_data"]["complete"])
+    base = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    rng = np.random.default_rng(11)
+    shuffled = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+    new_names = dict(zip(sorted(df["cluster"].unique()), rng.permutation(18).astype(str), strict=True))
+    shuffled["cluster"] = shuffled["cluster"].map(new_names)
+    res = sa.stepped_wedge_analysis(shuffled, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    # same likelihood, different summation order and optimiser path: 1e-6 relative
+    for f in ("estimate", "se", "df", "tau2", "gamma2", "sigma2", "loglik"):
+        assert getattr(res, f) == pytest.approx(getattr(base, f), rel=1e-6), f
+
+
+def test_nested_outputs():
+    res = _nested_fit("complete", "REML", level=0.9)
+    row = res.to_frame()
+    assert row.shape[0] == 1 and {"gamma2", "cac", "loglik", "icc"} <= set(row.columns)
+    text = res.summary()
+    assert "gamma2" in text and "CAC" in text and "90% CI" in text
+    t = stats.t.ppf(0.95, res.df)  # 90% interval from the Satterthwaite t quantile
+    assert res.ci_high - res.ci_low == pytest.approx(2 * t * res.se, rel=1e-12)
+    ax = res.plot_period_means()
+    assert ax.get_xlabel() == "period" and ax.get_legend() is not None
+
+
+def test_nested_bad_input():
+    df = pd.DataFrame(REF["nested_data"]["complete"])
+    # one row per cluster-period: gamma2 and sigma2 cannot be separated (lme4 stops as well)
+    means = df.groupby(["cluster", "period"], as_index=False).agg(y=("y", "mean"), treatment=("treatment", "first"))
+    with pytest.raises(ScaleupDataError, match="several rows per cluster-period"):
+        sa.stepped_wedge_analysis(means, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    # every cluster crosses over in the same period: treatment collinear with the period effects
+    same = df.assign(treatment=(df["period"] >= 4).astype(int))
+    with pytest.raises(ScaleupDataError, match="collinear with the period effects"):
+        sa.stepped_wedge_analysis(same, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    one = df[df["cluster"] == "c01"]
+    with pytest.raises(ScaleupDataError, match="at least 2 clusters"):
+        sa.stepped_wedge_analysis(one, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    with pytest.raises(ScaleupDataError, match="level must be in"):
+        sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True, level=95)
+    missing = df.assign(y=df["y"].where(df.index != 3))
+    with pytest.warns(sa.RowsOmittedWarning, match=r"1 row\(s\) \(index 3\) left out"):
+        res = sa.stepped_wedge_analysis(missing, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    assert res.nobs == len(df) - 1
+
+
+def test_nested_recovers_simulated_truth():
+    # known truth (seeded): theta = 0.4, tau2 = 0.16, gamma2 = 0.09, sigma2 = 1 on the 18-region,
+    # 6-step schedule with 25 individuals per cluster-period; the Satterthwaite 95% CI must cover
+    # theta, and the variance components must land within 3 of their approximate standard errors
+    # (Var(sigma2_hat) ~ 2 sigma2^2 / n; the cluster-level components are far noisier: checked
+    # only for the right order of magnitude and CAC strictly between 0 and 1)
+    rng = np.random.default_rng(2026)
+    design = sa.stepped_wedge_design(18, 6).to_frame()
+    df = design.loc[design.index.repeat(25)].reset_index(drop=True)
+    a = rng.normal(0, 0.4, 18)
+    g = rng.normal(0, 0.3, (18, 7))
+    c, t = df["cluster"].to_numpy() - 1, df["period"].to_numpy() - 1
+    df["y"] = 5 + 0.1 * t + 0.4 * df["treatment"] + a[c] + g[c, t] + rng.normal(size=len(df))
+    res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    assert res.ci_low < 0.4 < res.ci_high
+    assert abs(res.sigma2 - 1.0) < 3 * math.sqrt(2 / len(df))
+    assert 0.16 / 4 < res.tau2 < 0.16 * 4 and 0.09 / 4 < res.gamma2 < 0.09 * 4
+    assert 0 < res.cac < 1 and not res.singular

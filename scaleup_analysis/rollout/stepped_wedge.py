@@ -1,4 +1,4 @@
-"""Stepped-wedge cluster randomised designs: schedule and power (Hussey & Hughes 2007).
+"""Stepped-wedge cluster randomised designs: schedule, power and analysis (Hussey & Hughes 2007).
 
 Model for the mean of cluster i in period j (cross-sectional sampling, m_ij individuals)::
 
@@ -9,18 +9,23 @@ with fixed period effects beta_j and X_ij = 1 once cluster i has crossed to the 
 Var(theta_hat) is the theta element of (sum_i X_i' V_i^-1 X_i)^-1 for the generalised least
 squares estimator (V_i = diag(sigma2 / m_ij + cluster_period_tau2) + tau2 J over the observed
 periods of cluster i); for a complete design with equal m it equals Hussey & Hughes' closed form.
+
+The analysis (:func:`stepped_wedge_analysis`) fits the same model to individual-level rows as an
+lme4-equivalent linear mixed model, with or without the cluster x period effect gamma_ij
+(Hooper et al. 2016), on the package's shared REML/ML engine.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ..errors import ScaleupDataError
+from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
 __all__ = [
     "stepped_wedge_design",
@@ -645,8 +650,12 @@ def stepped_wedge_power_sim(
 
 
 # --------------------------------------------------------------------------------------------
-# analysis (linear mixed model, Hussey & Hughes 2007)
+# analysis (linear mixed model, Hussey & Hughes 2007; Hooper et al. 2016)
 # --------------------------------------------------------------------------------------------
+_SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
+_MAX_SHOWN = 5
+
+
 @dataclass(frozen=True)
 class SteppedWedgeAnalysis:
     """Result of :func:`stepped_wedge_analysis`.
@@ -655,10 +664,27 @@ class SteppedWedgeAnalysis:
     ----------
     estimate, se, df, p_value, ci_low, ci_high : float
         Treatment effect theta with its Satterthwaite t test (lmerTest).
-    tau2, sigma2, icc : float
-        Between-cluster variance, residual variance and tau2 / (tau2 + sigma2).
-    model : MixedModelResult
-        The fitted mixed model (period fixed effects, random cluster intercept).
+    tau2, sigma2 : float
+        Between-cluster variance and residual (individual-level) variance.
+    icc : float
+        Within-period intra-cluster correlation ``(tau2 + gamma2) / (tau2 + gamma2 + sigma2)``
+        (``tau2 / (tau2 + sigma2)`` for the Hussey & Hughes model).
+    gamma2 : float
+        Cluster x period variance (0, fixed by the model, when ``cluster_period_re=False``).
+    cac : float
+        Cluster autocorrelation ``tau2 / (tau2 + gamma2)``: correlation between two period means of
+        the same cluster (1, fixed by the model, when ``cluster_period_re=False``; ``nan`` if
+        ``tau2 + gamma2 = 0``).
+    loglik : float
+        Log-likelihood (REML criterion / -2 for REML fits, as ``logLik()`` in lme4).
+    singular : bool
+        A variance component is estimated at 0 (lme4's ``isSingular``, tolerance 1e-4 on theta).
+    fixed_effects : pandas.DataFrame
+        Every fixed effect (intercept, period effects ``<period>[T.<level>]``, treatment):
+        ``estimate, se, statistic, df, pvalue, ci_low, ci_high`` (Satterthwaite df).
+    model : MixedModelResult or None
+        The fitted :func:`scaleup_analysis.mixed_model` (``cluster_period_re=False``); ``None`` for
+        the model with a cluster x period effect, which is fitted by the shared engine directly.
     """
 
     estimate: float
@@ -674,20 +700,38 @@ class SteppedWedgeAnalysis:
     method: str
     nobs: int
     n_clusters: int
+    gamma2: float
+    cac: float
+    loglik: float
+    cluster_period_re: bool
+    n_cluster_periods: int
+    singular: bool
+    converged: bool
     model: object = field(repr=False)
     cell_means: pd.DataFrame = field(repr=False)
+    fixed_effects: pd.DataFrame = field(repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         """One-row tidy table of the treatment effect and variance components."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("model", "cell_means")}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("model", "cell_means", "fixed_effects")}
         return pd.DataFrame([d])
 
     def summary(self) -> str:
         """Readable summary."""
-        return (f"Stepped-wedge analysis ({self.method}; {self.n_clusters} clusters, n = {self.nobs}): "
-                f"treatment effect {self.estimate:.4g} (se {self.se:.4g}, df {self.df:.1f}), "
-                f"{self.level:.0%} CI [{self.ci_low:.4g}, {self.ci_high:.4g}], p = {self.p_value:.3g}; "
-                f"tau2 = {self.tau2:.4g}, sigma2 = {self.sigma2:.4g}, ICC = {self.icc:.3f}.")
+        model = "with cluster x period effect" if self.cluster_period_re else "Hussey & Hughes"
+        vc = f"tau2 = {self.tau2:.4g}, "
+        if self.cluster_period_re:
+            vc += f"gamma2 = {self.gamma2:.4g}, "
+        vc += f"sigma2 = {self.sigma2:.4g}, ICC = {self.icc:.3f}"
+        if self.cluster_period_re:
+            vc += f", CAC = {self.cac:.3f}"
+        text = (f"Stepped-wedge analysis ({model}, {self.method}; {self.n_clusters} clusters, "
+                f"n = {self.nobs}): treatment effect {self.estimate:.4g} (se {self.se:.4g}, "
+                f"df {self.df:.1f}), {self.level:.0%} CI [{self.ci_low:.4g}, {self.ci_high:.4g}], "
+                f"p = {self.p_value:.3g}; {vc}.")
+        if self.singular:
+            text += " Boundary (singular) fit: a variance component is estimated at 0."
+        return text
 
     def plot_period_means(self, ax=None):
         """Mean outcome per period in control and intervention cluster-periods. Returns the Axes."""
@@ -707,6 +751,112 @@ class SteppedWedgeAnalysis:
         return ax
 
 
+def _rows_text(index, mask) -> str:
+    bad = list(pd.Index(index)[np.asarray(mask)])
+    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
+    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
+    return f"{len(bad)} row(s) (index {shown}{more})"
+
+
+def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
+    """Fit y ~ period + treatment + (1 | cluster) + (1 | cluster:period) with the shared engine.
+
+    Grouping by cluster, the random-effect columns of cluster c are ``[1, 1{period = 1}, ...,
+    1{period = T}]`` with relative covariance factor ``Lambda = diag(theta_1, theta_2, ..., theta_2)``:
+    ``b_c = (a_c, g_c1, ..., g_cT)`` with ``a_c ~ N(0, sigma2 theta_1^2)`` and
+    ``g_ct ~ N(0, sigma2 theta_2^2)`` independent, which is exactly lme4's
+    ``(1 | cluster) + (1 | cluster:period)`` (the cluster x period levels are nested in clusters,
+    so the penalised least-squares system is block-diagonal by cluster; unobserved cluster-periods
+    have all-zero columns and contribute nothing to the likelihood).
+    """
+    from ..heterogeneity import _engine
+
+    used = d.dropna()
+    n_drop = len(d) - len(used)
+    if n_drop:
+        warnings.warn(
+            f"stepped_wedge_analysis: {_rows_text(d.index, d.isna().any(axis=1).to_numpy())} left out "
+            f"because of missing values in the outcome {names['outcome']!r}, cluster {names['cluster']!r}, "
+            f"period {names['period']!r} or treatment {names['treatment']!r}.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+    y = used["y"].to_numpy(dtype=float)
+    cl_codes, cl_uniq = pd.factorize(used["cl"], sort=True)
+    per_codes, per_uniq = pd.factorize(used["per"], sort=True)
+    G, T, n = len(cl_uniq), len(per_uniq), y.size
+    if G < 2:
+        raise ScaleupDataError(
+            f"stepped_wedge_analysis: column {names['cluster']!r} (argument 'cluster') has {G} distinct "
+            "value(s) among the rows used; the model needs at least 2 clusters."
+        )
+    n_cp = int(pd.MultiIndex.from_arrays([cl_codes, per_codes]).nunique())
+    if n_cp >= n:
+        raise ScaleupDataError(
+            f"stepped_wedge_analysis: cluster_period_re=True needs several rows per cluster-period "
+            f"(individual-level data); the {n} row(s) used form {n_cp} cluster-periods, so the "
+            "cluster x period variance cannot be told apart from the residual variance (lme4 stops "
+            "with the same error). Pass individual-level rows, or use cluster_period_re=False."
+        )
+    X = np.column_stack([np.ones(n), (per_codes[:, None] == np.arange(1, T)[None, :]).astype(float),
+                         used["trt"].to_numpy(dtype=float)])
+    xnames = (["Intercept"] + [f"{names['period']}[T.{lvl}]" for lvl in per_uniq[1:]]
+              + [names["treatment"]])
+    p = X.shape[1]
+    if np.linalg.matrix_rank(X) < p:
+        raise ScaleupDataError(
+            f"stepped_wedge_analysis: the treatment column {names['treatment']!r} is collinear with the "
+            "period effects (e.g. every cluster crosses over in the same period, or no cluster-period "
+            "is exposed); the treatment effect is not identifiable in this design."
+        )
+    if n <= p + 1:
+        raise ScaleupDataError(f"stepped_wedge_analysis: {n} usable rows for {p} fixed effects; need more rows.")
+    Z = np.column_stack([np.ones(n), (per_codes[:, None] == np.arange(T)[None, :]).astype(float)])
+    ZtZ, ZtX, Zty, XtX, Xty, yty = _engine.crossprods_from_rows(y, X, Z, cl_codes, G)
+    lind = -np.ones((T + 1, T + 1), dtype=int)
+    lind[0, 0] = 0
+    lind[np.arange(1, T + 1), np.arange(1, T + 1)] = 1
+    cp = _engine.Crossprods(
+        blocks=(_engine.CrossprodBlock(ZtZ, ZtX, Zty, lind),), XtX=XtX, Xty=Xty, yty=yty, n=n,
+        ntheta=2, lower=np.zeros(2),
+    )
+    fit = _engine.fit_lmm(cp, reml=reml)
+    method = "REML" if reml else "ML"
+    if not fit.converged:
+        warnings.warn(
+            f"stepped_wedge_analysis: the {method} optimiser did not converge ({fit.message}). Check "
+            "for clusters or periods with very few rows, or try cluster_period_re=False.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    at_zero = [nm for nm, t in zip(("tau2 (cluster)", "gamma2 (cluster x period)"), fit.theta, strict=True)
+               if t < _SINGULAR_TOL]
+    if at_zero:
+        warnings.warn(
+            "stepped_wedge_analysis: boundary (singular) fit: " + " and ".join(at_zero)
+            + " estimated at 0, as lme4's isSingular(). The data show no variation at that level; "
+            "the fixed effects remain valid, or refit without that random effect "
+            "(cluster_period_re=False when gamma2 = 0).",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+    sigma2 = fit.sigma**2
+    tau2, gamma2 = sigma2 * fit.theta[0] ** 2, sigma2 * fit.theta[1] ** 2
+    se = np.sqrt(np.diag(fit.vcov_beta))
+    dfs, _ = _engine.satterthwaite(fit)
+    tval = fit.beta / se
+    tq = stats.t.ppf(0.5 + level / 2, dfs)
+    fe = pd.DataFrame(
+        {"estimate": fit.beta, "se": se, "statistic": tval, "df": dfs,
+         "pvalue": 2 * stats.t.sf(np.abs(tval), dfs), "ci_low": fit.beta - tq * se,
+         "ci_high": fit.beta + tq * se},
+        index=pd.Index(xnames, name="term"),
+    )
+    return dict(fe=fe, tau2=float(tau2), gamma2=float(gamma2), sigma2=float(sigma2),
+                loglik=-fit.minus2ll / 2, nobs=n, n_clusters=G, n_cp=n_cp, singular=bool(at_zero),
+                converged=bool(fit.converged), used=used)
+
+
 def stepped_wedge_analysis(
     df: pd.DataFrame,
     outcome: str,
@@ -718,20 +868,24 @@ def stepped_wedge_analysis(
     reml: bool = True,
     level: float = 0.95,
 ) -> SteppedWedgeAnalysis:
-    """Analyse a cross-sectional stepped-wedge trial with the Hussey & Hughes mixed model.
+    """Analyse a cross-sectional stepped-wedge trial with a linear mixed model.
 
-    Fits ``outcome ~ C(period) + treatment + (1 | cluster)`` with
-    :func:`scaleup_analysis.mixed_model` (lme4/lmerTest-equivalent REML or ML, Satterthwaite df).
+    ``cluster_period_re=False`` (default) fits Hussey & Hughes' model
+    ``outcome ~ C(period) + treatment + (1 | cluster)`` with :func:`scaleup_analysis.mixed_model`;
+    ``cluster_period_re=True`` adds a cluster x period random effect (Hooper et al. 2016's "nested
+    exchangeable" model), as ``lmer(y ~ factor(period) + treatment + (1 | cluster) +
+    (1 | cluster:period))``. Both are lme4-equivalent REML or ML fits with Satterthwaite df
+    (lmerTest).
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Individual-level (or cluster-period level) rows.
+        Individual-level rows (one per person and period); with ``cluster_period_re=False``
+        cluster-period level rows are also accepted.
     outcome, cluster, period, treatment : str
         Column names; ``treatment`` is 0/1.
     cluster_period_re : bool
-        A cluster x period random effect (Hooper et al. 2016) needs two nested grouping factors,
-        which the package's mixed-model engine does not fit yet: ``True`` raises an error.
+        Add the cluster x period random effect ``g_ct`` (needs several rows per cluster-period).
     reml : bool
         REML (default) or ML.
     level : float
@@ -741,10 +895,35 @@ def stepped_wedge_analysis(
     -------
     SteppedWedgeAnalysis
 
+    Notes
+    -----
+    The model for individual i of cluster c in period t is::
+
+        y_ict = mu + beta_t + theta X_ct + a_c + g_ct + e_ict
+        a_c ~ N(0, tau2),  g_ct ~ N(0, gamma2),  e_ict ~ N(0, sigma2)
+
+    with fixed period effects ``beta_t`` (first period as reference) and ``X_ct = 1`` once cluster c
+    has crossed over; ``gamma2 = 0`` in Hussey & Hughes' model. The within-period intra-cluster
+    correlation is ``icc = (tau2 + gamma2) / (tau2 + gamma2 + sigma2)`` and the cluster
+    autocorrelation (correlation of two period means of a cluster as their size grows)
+    ``cac = tau2 / (tau2 + gamma2)``. With the cluster x period effect the (RE)ML criterion of lme4
+    is evaluated from per-cluster cross-products by the package's engine: grouping by cluster, the
+    random-effect columns ``[1, 1{t = 1}, ..., 1{t = T}]`` have relative covariance factor
+    ``diag(theta_1, theta_2, ..., theta_2)``, which is the nested model exactly. The t test of
+    ``theta`` uses Satterthwaite's df computed as lmerTest, from the Hessian of the deviance in
+    ``(theta_1, theta_2, sigma)``. A variance estimated at 0 (theta < 1e-4, as lme4's
+    ``isSingular``) raises a :class:`~scaleup_analysis.ScaleupWarning` "boundary (singular) fit".
+
     References
     ----------
     Hussey MA, Hughes JP (2007). Design and analysis of stepped wedge cluster randomized trials.
     Contemp Clin Trials 28(2): 182-191.
+
+    Hooper R, Teerenstra S, de Hoop E, Eldridge S (2016). Sample size calculation for stepped wedge
+    and other longitudinal cluster randomised trials. Stat Med 35(26): 4718-4728.
+
+    Girling AJ, Hemming K (2016). Statistical efficiency and optimal design for stepped cluster
+    studies under linear mixed effects models. Stat Med 35(13): 2149-2166.
 
     Examples
     --------
@@ -757,12 +936,14 @@ def stepped_wedge_analysis(
     >>> res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment")
     >>> res.ci_low < res.estimate < res.ci_high
     True
+    >>> cp = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment",
+    ...                                cluster_period_re=True)
+    >>> print(f"theta {cp.estimate:.2f} (df {cp.df:.1f}); gamma2 {cp.gamma2:.3f}; CAC {cp.cac:.2f}")
+    theta 1.02 (df 14.5); gamma2 0.023; CAC 0.99
     """
-    if cluster_period_re:
+    if not isinstance(cluster_period_re, bool | np.bool_):
         raise ScaleupDataError(
-            "stepped_wedge_analysis: cluster_period_re=True needs nested random effects "
-            "(1 | cluster) + (1 | cluster:period), which scaleup_analysis.mixed_model does not fit "
-            "(one grouping factor). Use cluster_period_re=False, or fit lme4 in R for that model."
+            f"stepped_wedge_analysis: cluster_period_re must be True or False, got {cluster_period_re!r}."
         )
     if not isinstance(df, pd.DataFrame):
         raise ScaleupDataError("stepped_wedge_analysis: argument 'df' must be a pandas DataFrame.")
@@ -782,19 +963,42 @@ def stepped_wedge_analysis(
             f"stepped_wedge_analysis: column {treatment!r} (argument 'treatment') must be 0/1; "
             f"{int(bad.sum())} row(s) are not (first: {list(d.index[bad][:5])})."
         )
-    from ..heterogeneity.mixed import mixed_model
+    method = "REML" if reml else "ML"
+    if cluster_period_re:
+        if not (isinstance(level, float | int) and 0 < level < 1):
+            raise ScaleupDataError(f"stepped_wedge_analysis: level must be in (0, 1), e.g. 0.95; got {level!r}.")
+        if not isinstance(reml, bool | np.bool_):
+            raise ScaleupDataError(f"stepped_wedge_analysis: reml must be True or False, got {reml!r}.")
+        names = {"outcome": outcome, "cluster": cluster, "period": period, "treatment": treatment}
+        r = _fit_nested(d, names, bool(reml), level)
+        fe, used = r["fe"], r["used"]
+        tau2, gamma2, sigma2 = r["tau2"], r["gamma2"], r["sigma2"]
+        nobs, n_clusters, n_cp = r["nobs"], r["n_clusters"], r["n_cp"]
+        loglik, singular, converged, model = r["loglik"], r["singular"], r["converged"], None
+    else:
+        from ..heterogeneity.mixed import mixed_model
 
-    fit = mixed_model(d, "y ~ C(per) + trt", group="cl", reml=reml, level=level)
-    fe = fit.fixed_effects.loc["trt"]
-    tau2, sigma2 = float(fit.tau2), float(fit.sigma2)
-    used = d.dropna()
+        model = mixed_model(d, "y ~ C(per) + trt", group="cl", reml=reml, level=level)
+        # mixed_model's coefficient table (attribute being renamed fixed_effects -> fixed)
+        fe = (model.fixed if hasattr(model, "fixed") else model.fixed_effects).copy()
+        fe.index = pd.Index([treatment if t == "trt" else t.replace("C(per)", period, 1)
+                             for t in fe.index], name="term")
+        tau2, sigma2, gamma2 = float(model.tau2), float(model.sigma2), 0.0
+        used = d.dropna()
+        nobs, n_clusters = int(model.nobs), int(model.ngroups)
+        n_cp = int(used.groupby(["cl", "per"]).ngroups)
+        loglik, singular, converged = float(model.loglik), bool(model.singular), bool(model.converged)
+    t = fe.loc[treatment]
     cell = (used.groupby(["cl", "per"], sort=True)
             .agg(treatment=("trt", "first"), mean=("y", "mean"), n=("y", "size"))
             .reset_index().rename(columns={"cl": "cluster", "per": "period"}))
+    between = tau2 + gamma2
     return SteppedWedgeAnalysis(
-        estimate=float(fe["estimate"]), se=float(fe["se"]), df=float(fe["df"]),
-        p_value=float(fe["pvalue"]), ci_low=float(fe["ci_low"]), ci_high=float(fe["ci_high"]),
-        tau2=tau2, sigma2=sigma2, icc=tau2 / (tau2 + sigma2), level=level,
-        method="REML" if reml else "ML", nobs=int(fit.nobs), n_clusters=int(fit.ngroups),
-        model=fit, cell_means=cell,
+        estimate=float(t["estimate"]), se=float(t["se"]), df=float(t["df"]),
+        p_value=float(t["pvalue"]), ci_low=float(t["ci_low"]), ci_high=float(t["ci_high"]),
+        tau2=tau2, sigma2=sigma2, icc=between / (between + sigma2), level=level, method=method,
+        nobs=nobs, n_clusters=n_clusters, gamma2=gamma2,
+        cac=tau2 / between if between > 0 else float("nan"), loglik=float(loglik),
+        cluster_period_re=bool(cluster_period_re), n_cluster_periods=n_cp, singular=singular,
+        converged=converged, model=model, cell_means=cell, fixed_effects=fe,
     )
