@@ -181,6 +181,22 @@ def _close(a, b, tol):
 CLOSED_FORM = ("FE", "DL", "HE", "SJ")
 
 
+def _meta_or_skip(df, method, fn=sa.meta_analysis, **kw):
+    """sa.meta_analysis (or ``fn``), skipping the example (hypothesis ``assume``) only when Fisher
+    scoring (REML/ML/EB) does not converge in 100 iterations. metafor fails identically on these data,
+    e.g. hypothesis' yi = [1, 0, 0, 0, 0], vi = [0.03125, 0.5, 0.5, 0.5, 0.5]: rma(yi, vi,
+    method="REML") stops with "Fisher scoring algorithm did not converge" (tau^2 oscillates around
+    0.207), and yi = [0, 0, 0, 0, 0, 0, 1], vi = [.5, .5, .5, .5, .5, .5, .125], x = [0, 0, 0, 0, 0, 1, 0]:
+    rma(yi, vi, mods = ~ x, method="REML") stops with the same error; tested against metafor in
+    tests/test_meta.py::test_fisher_scoring_nonconvergence_matches_metafor.
+    """
+    try:
+        return fn(df, method=method, **kw)
+    except sa.ScaleupDataError as exc:
+        assume(not (method in ("REML", "ML", "EB") and "did not converge in 100 iterations" in str(exc)))
+        raise
+
+
 @PROP
 @given(meta_tables(), st.randoms(use_true_random=False), st.floats(0.2, 5))
 def test_meta_analysis_invariances(df, rnd, c):
@@ -188,8 +204,8 @@ def test_meta_analysis_invariances(df, rnd, c):
     rnd.shuffle(perm)
     shuffled = df.iloc[perm].assign(site=lambda d: "X" + d["site"].str[::-1])  # new order, new labels
     for method in METHODS:
-        a = sa.meta_analysis(df, method=method, slab="site")
-        b = sa.meta_analysis(shuffled, method=method, slab="site")
+        a = _meta_or_skip(df, method, slab="site")
+        b = _meta_or_skip(shuffled, method, slab="site")
         # row order and labels: 1e-6 (iterative estimators re-run on permuted sums)
         for f in ("estimate", "se", "tau2", "Q", "I2"):
             assert _close(getattr(b, f), getattr(a, f), 1e-6), (method, f)
@@ -207,7 +223,7 @@ def test_meta_analysis_invariances(df, rnd, c):
             # <= 0.1% of the weights) and allow 1% of a standard error on estimate and se, and
             # 1e-4 (1 + c^2) absolute on tau2 (10x the threshold on each scale).
             cu = max(c, 1 / c)
-            s = sa.meta_analysis(df.assign(yi=cu * df["yi"], vi=cu**2 * df["vi"]), method=method)
+            s = _meta_or_skip(df.assign(yi=cu * df["yi"], vi=cu**2 * df["vi"]), method)
             assert abs(s.tau2 - cu**2 * a.tau2) <= 1e-4 * (1 + cu**2), method
             assert abs(s.estimate - cu * a.estimate) <= 0.01 * cu * a.se, method
             assert abs(s.se - cu * a.se) <= 0.01 * cu * a.se, method
@@ -221,8 +237,8 @@ def test_meta_regression_row_order(df, rnd):
     perm = list(range(len(df)))
     rnd.shuffle(perm)
     for method in ("DL", "REML"):
-        a = sa.meta_regression(df, mods=["x"], method=method)
-        b = sa.meta_regression(df.iloc[perm], mods=["x"], method=method)
+        a = _meta_or_skip(df, method, mods=["x"], fn=sa.meta_regression)
+        b = _meta_or_skip(df.iloc[perm], method, mods=["x"], fn=sa.meta_regression)
         np.testing.assert_allclose(b.coef["estimate"].to_numpy(), a.coef["estimate"].to_numpy(),
                                    rtol=1e-6, atol=1e-9)  # 1e-6: iterative tau2 on permuted data
         np.testing.assert_allclose(b.coef["se"].to_numpy(), a.coef["se"].to_numpy(), rtol=1e-6, atol=1e-9)

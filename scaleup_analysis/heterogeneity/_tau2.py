@@ -14,6 +14,10 @@ one) and reproduces metafor 3.8 ``rma.uni`` with its default control settings:
 * Wald-type or Knapp-Hartung inference, Q test, I^2/H^2 (based on the "typical" within-study variance),
   log-likelihood based fit statistics.
 
+metafor forms the k x k matrix P = W - W X (X'WX)^{-1} X'W; here every quantity built from it (y'Py,
+y'PPy, tr P, tr PP, tr PVPV, ...) is computed in its O(k p^2)-time, O(k p)-memory form (:class:`_Proj`),
+the same numbers up to rounding, so that a fit with the Q-profile CI is linear in k (k = 10^6 runs).
+
 References
 ----------
 Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package. Journal of Statistical
@@ -113,17 +117,111 @@ def r_uniroot(f, lower: float, upper: float, tol: float = UNIROOT_TOL, maxiter: 
     return root
 
 
-def _stxwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(X' W X)^{-1} for diagonal W = diag(w), via the QR decomposition of sqrt(W) X (metafor .invcalc)."""
+def _design(X: np.ndarray) -> np.ndarray | None:
+    """``None`` when X is the single intercept column (the helpers below then skip the products with
+    x = 1, which are exact, so results are bit-identical), else X itself."""
+    if X.shape[1] == 1 and bool(np.all(X[:, 0] == 1.0)):
+        return None
+    return X
+
+
+def _stxwx(X: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    """(X' W X)^{-1} for diagonal W = diag(w), via the QR decomposition of sqrt(W) X (metafor .invcalc).
+
+    O(k p^2) time and O(k p) memory; for a single column it is 1 / sum(w x^2). ``X=None``: intercept.
+    """
+    if X is None:
+        return np.array([[1.0 / float(np.sum(w))]])
+    if X.shape[1] == 1:  # element-wise products and pairwise sums (no BLAS call: cheaper for p = 1)
+        x = X[:, 0]
+        return np.array([[1.0 / float(np.sum(w * x * x))]])
     r = np.linalg.qr(np.sqrt(w)[:, None] * X, mode="r")
     rinv = np.linalg.solve(r, np.eye(r.shape[0]))
     return rinv @ rinv.T
 
 
-def _pmat(X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """P = W - W X (X'WX)^{-1} X' W."""
-    WX = w[:, None] * X
-    return np.diag(w) - WX @ _stxwx(X, w) @ WX.T
+def _xtdx(X: np.ndarray | None, d: np.ndarray | None) -> np.ndarray:
+    """X' diag(d) X (p x p) in O(k p^2) time (``d=None``: X'X; ``X=None``: intercept column)."""
+    if X is None:
+        return np.array([[float(np.sum(d))]])
+    if X.shape[1] == 1:
+        x = X[:, 0]
+        return np.array([[float(np.sum(x * x if d is None else d * x * x))]])
+    return X.T @ (X if d is None else d[:, None] * X)
+
+
+def _xty(X: np.ndarray | None, u: np.ndarray) -> np.ndarray:
+    """X' u (length p)."""
+    if X is None:
+        return np.array([float(np.sum(u))])
+    if X.shape[1] == 1:
+        return np.array([float(np.sum(X[:, 0] * u))])
+    return X.T @ u
+
+
+def _xb(X: np.ndarray | None, b: np.ndarray):
+    """X b (length k; a scalar for the intercept column, broadcast by the caller)."""
+    if X is None:
+        return b[0]
+    if X.shape[1] == 1:
+        return X[:, 0] * b[0]
+    return X @ b
+
+
+class _Proj:
+    """The k x k matrix P = W - W X (X'WX)^{-1} X'W of metafor, never formed.
+
+    With W = diag(w), A = X'WX (p x p) and, for a vector y, the weighted least-squares residuals
+    r = y - X (A^{-1} X'W y): P y = W r, y'P y = sum(w r^2), y'P P y = sum(w^2 r^2). For diagonal
+    D = diag(d), E = diag(e), writing M_d = X' diag(w^2 d) X:
+
+        tr(P)       = sum(w) - tr(A^{-1} X'W^2 X)
+        tr(P D P E) = sum(w^2 d e) - 2 tr(A^{-1} X' diag(w^3 d e) X) + tr(A^{-1} M_d A^{-1} M_e)
+
+    (expand P = W - H, H = W X A^{-1} X'W, use tr(H D W E) = tr(W D H E) and cyclic permutation).
+    tr(P P) = sum(P * P), tr(P V P V) = sum(PV * t(PV)) and tr(P V P) = sum(PV * P) of ``rma.uni`` are
+    the cases d = e = 1, d = e = v and (d, e) = (v, 1). Every quantity costs O(k p^2) time and O(k p)
+    memory instead of the O(k^2) memory and O(k^3) time of the dense matrix.
+    """
+
+    __slots__ = ("X", "w", "st")
+
+    def __init__(self, X: np.ndarray | None, w: np.ndarray):
+        self.X = X
+        self.w = w
+        self.st = _stxwx(X, w)
+
+    def resid(self, y: np.ndarray) -> np.ndarray:
+        """r = y - X beta_hat, beta_hat = (X'WX)^{-1} X'W y (so that P y = w r)."""
+        return y - _xb(self.X, self.st @ _xty(self.X, self.w * y))
+
+    def quad(self, y: np.ndarray) -> float:
+        """y' P y = sum(w r^2)."""
+        r = self.resid(y)
+        return float(np.sum(self.w * r * r))
+
+    def quad2(self, y: np.ndarray) -> float:
+        """y' P P y = ||P y||^2 = sum(w^2 r^2)."""
+        wr = self.w * self.resid(y)
+        return float(np.sum(wr * wr))
+
+    def trace(self, d=None) -> float:
+        """tr(P D) = sum(w d) - tr(A^{-1} X' diag(w^2 d) X) for D = diag(d) (None: tr(P))."""
+        w = self.w
+        wd = w if d is None else w * d
+        return float(wd.sum()) - float(np.sum(self.st * _xtdx(self.X, wd * w)))
+
+    def tr_pdpe(self, d=None, e=None) -> float:
+        """tr(P D P E) for D = diag(d), E = diag(e) (None: identity)."""
+        w = self.w
+        w2 = w * w
+        de = w2 if d is None and e is None else w2 * (1.0 if d is None else d) * (1.0 if e is None else e)
+        t1 = float(de.sum())
+        t2 = float(np.sum(self.st * _xtdx(self.X, de * w)))
+        md = self.st @ _xtdx(self.X, w2 if d is None else w2 * d)
+        me = md if e is d else self.st @ _xtdx(self.X, w2 if e is None else w2 * e)
+        t3 = float(np.sum(md * me.T))
+        return t1 - 2.0 * t2 + t3
 
 
 def _logdet(a: np.ndarray) -> float:
@@ -131,10 +229,13 @@ def _logdet(a: np.ndarray) -> float:
     return float(val)
 
 
-def q_of_tau2(tau2: float, y: np.ndarray, vi: np.ndarray, X: np.ndarray) -> float:
-    """Generalised Q statistic y' P(tau2) y (metafor .QE.func without the objective)."""
-    P = _pmat(X, 1.0 / (vi + tau2))
-    return float(y @ P @ y)
+def q_of_tau2(tau2: float, y: np.ndarray, vi: np.ndarray, X: np.ndarray | None) -> float:
+    """Generalised Q statistic y' P(tau2) y = sum w_i r_i^2 (metafor .QE.func without the objective).
+
+    O(k p^2) time, O(k p) memory (see :class:`_Proj`); ``X`` may be ``None`` for the intercept column
+    (see :func:`_design`).
+    """
+    return _Proj(X, 1.0 / (vi + tau2)).quad(y)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,6 +283,7 @@ class Fit:
 def estimate_tau2(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, method: str) -> tuple[float, float, list]:
     """tau^2 and its standard error exactly as metafor ``rma.uni`` (default ``control``)."""
     k, p = X.shape
+    Xd = _design(X)
     msgs: list[str] = []
     ymc = yi - yi.mean()
     tau2_min = 0.0
@@ -192,30 +294,28 @@ def estimate_tau2(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, method: str) ->
 
     tau2 = math.nan
     if method in ("HE", "ML", "REML", "EB"):
-        P = np.eye(k) - X @ _stxwx(X, np.ones(k)) @ X.T
-        RSS = float(ymc @ P @ ymc)
-        PV = P * vi[None, :]
-        trPV = float(np.trace(PV))
+        P = _Proj(Xd, np.ones(k))  # P = I - X (X'X)^{-1} X'
+        RSS = P.quad(ymc)
+        trPV = P.trace(vi)
         tau2 = (RSS - trPV) / (k - p)
-        he = (P, PV, trPV)
+        P_he = P
     if method == "DL":
         wi = 1.0 / vi
-        P = _pmat(X, wi)
-        RSS = float(ymc @ P @ ymc)
-        trP = float(np.trace(P))
+        P = _Proj(Xd, wi)
+        RSS = P.quad(ymc)
+        trP = P.trace()
         tau2 = (RSS - (k - p)) / trP
     if method == "SJ":
         tau2_0 = float(np.var(ymc, ddof=1) * (k - 1) / k)
         wi = 1.0 / (vi + tau2_0)
-        P = _pmat(X, wi)
-        RSS = float(ymc @ P @ ymc)
-        PV = P * vi[None, :]
+        P = _Proj(Xd, wi)
+        RSS = P.quad(ymc)
         tau2 = tau2_0 * RSS / (k - p)
     if method == "PM":
         target = k - p
 
         def qfun(t):
-            return q_of_tau2(t, ymc, vi, X) - target
+            return q_of_tau2(t, ymc, vi, Xd) - target
 
         if qfun(tau2_min) < 0:
             tau2 = tau2_min
@@ -234,15 +334,13 @@ def estimate_tau2(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, method: str) ->
             it += 1
             old2 = tau2
             wi = 1.0 / (vi + tau2)
-            P = _pmat(X, wi)
-            if method == "ML":
-                PP = P @ P
-                adj = (float(ymc @ PP @ ymc) - wi.sum()) / float((wi**2).sum())
-            elif method == "REML":
-                PP = P @ P
-                adj = (float(ymc @ PP @ ymc) - np.trace(P)) / np.trace(PP)
-            else:  # EB
-                adj = (float(ymc @ P @ ymc) * k / (k - p) - k) / wi.sum()
+            P = _Proj(Xd, wi)
+            if method == "ML":  # (y'PPy - sum(w)) / sum(w^2)
+                adj = (P.quad2(ymc) - wi.sum()) / float((wi**2).sum())
+            elif method == "REML":  # (y'PPy - tr(P)) / tr(PP)
+                adj = (P.quad2(ymc) - P.trace()) / P.tr_pdpe()
+            else:  # EB: (y'Py k/(k-p) - k) / sum(w)
+                adj = (P.quad(ymc) * k / (k - p) - k) / wi.sum()
             adj = float(adj)
             if math.isnan(adj):
                 adj = 0.0
@@ -253,21 +351,20 @@ def estimate_tau2(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, method: str) ->
             if it > MAXITER:
                 raise FitError(
                     f"Fisher scoring for the {method} estimate of tau2 did not converge in {MAXITER} "
-                    "iterations; try method='PM' or method='DL'"
+                    "iterations (metafor's rma() stops with the same error on such data); "
+                    "try method='PM' or method='DL'"
                 )
         if method in ("ML", "REML"):
             reml = method == "REML"
 
             def _ll(t):
                 w = 1.0 / (vi + t)
-                st = _stxwx(X, w)
-                b = st @ (X.T @ (w * ymc))
-                rss = float(np.sum(w * (ymc - X @ b) ** 2))
+                rss = _Proj(Xd, w).quad(ymc)
                 if reml:
                     return (
                         -0.5 * (k - p) * math.log(2 * math.pi)
                         - 0.5 * float(np.sum(np.log(vi + t)))
-                        - 0.5 * _logdet(X.T @ (w[:, None] * X))
+                        - 0.5 * _logdet(_xtdx(Xd, w))
                         - 0.5 * rss
                     )
                 return -0.5 * k * math.log(2 * math.pi) - 0.5 * float(np.sum(np.log(vi + t))) - 0.5 * rss
@@ -276,25 +373,26 @@ def estimate_tau2(yi: np.ndarray, vi: np.ndarray, X: np.ndarray, method: str) ->
                 msgs.append("Fisher scoring may have got stuck at a local maximum; tau2 set to 0")
                 tau2 = 0.0
         wi = 1.0 / (vi + tau2)
-        P = _pmat(X, wi)
+        P = _Proj(Xd, wi)
 
     tau2 = max(tau2_min, float(tau2))
     t0 = max(tau2, 0.0)
-    if method == "HE":
-        P, PV, trPV = he
-        se_tau2 = math.sqrt(1 / (k - p) ** 2 * (2 * float(np.sum(PV * PV.T)) + 4 * t0 * trPV + 2 * t0**2 * (k - p)))
-    elif method == "DL":
-        se_tau2 = math.sqrt(1 / trP**2 * (2 * (k - p) + 4 * t0 * trP + 2 * t0**2 * float(np.sum(P * P))))
-    elif method == "SJ":
+    if method == "HE":  # sum(PV * t(PV)) = tr(PVPV)
+        se_tau2 = math.sqrt(
+            1 / (k - p) ** 2 * (2 * P_he.tr_pdpe(vi, vi) + 4 * t0 * trPV + 2 * t0**2 * (k - p))
+        )
+    elif method == "DL":  # sum(P * P) = tr(PP)
+        se_tau2 = math.sqrt(1 / trP**2 * (2 * (k - p) + 4 * t0 * trP + 2 * t0**2 * P.tr_pdpe()))
+    elif method == "SJ":  # sum(PV * t(PV)) = tr(PVPV), sum(PV * P) = tr(PVP), sum(P * P) = tr(PP)
         se_tau2 = math.sqrt(
             tau2_0**2
             / (k - p) ** 2
-            * (2 * float(np.sum(PV * PV.T)) + 4 * t0 * float(np.sum(PV * P)) + 2 * t0**2 * float(np.sum(P * P)))
+            * (2 * P.tr_pdpe(vi, vi) + 4 * t0 * P.tr_pdpe(vi, None) + 2 * t0**2 * P.tr_pdpe())
         )
     elif method == "ML":
         se_tau2 = math.sqrt(2 / float(np.sum(wi**2)))
     elif method == "REML":
-        se_tau2 = math.sqrt(2 / float(np.sum(P * P)))
+        se_tau2 = math.sqrt(2 / P.tr_pdpe())
     elif method in ("EB", "PM"):
         wi = 1.0 / (vi + tau2)
         se_tau2 = math.sqrt(2 * k**2 / (k - p) / float(wi.sum()) ** 2)
@@ -322,10 +420,11 @@ def fit_rma(
     tau2, se_tau2, msgs = estimate_tau2(yi, vi, X, method)
 
     wi = 1.0 / (vi + tau2)
-    stXWX = _stxwx(X, wi)
-    beta = stXWX @ (X.T @ (wi * yi))
+    Xd = _design(X)
+    stXWX = _stxwx(Xd, wi)
+    beta = stXWX @ _xty(Xd, wi * yi)
     vb = stXWX
-    RSS_f = float(np.sum(wi * (yi - X @ beta) ** 2))
+    RSS_f = float(np.sum(wi * (yi - _xb(Xd, beta)) ** 2))
     s2w = 1.0
     if test == "knha":
         s2w = 0.0 if RSS_f <= EPS else RSS_f / (k - p)
@@ -354,12 +453,11 @@ def fit_rma(
     ci_ub = beta + crit * se
 
     if k > p:
-        w_fe = 1.0 / vi
-        P = _pmat(X, w_fe)
+        P = _Proj(Xd, 1.0 / vi)  # fixed-effects weights
         ymc = yi - yi.mean()
-        QE = max(0.0, float(ymc @ P @ ymc))
+        QE = max(0.0, P.quad(ymc))
         QE_pvalue = float(stats.chi2.sf(QE, k - p))
-        vt = (k - p) / float(np.trace(P))
+        vt = (k - p) / P.trace()
         if method == "FE":
             # R: max(0, 100 * (QE - (k-p)) / QE) is max(0, -Inf) = 0 when QE = 0 (identical yi)
             I2 = max(0.0, 100 * (QE - (k - p)) / QE) if QE > 0 else 0.0
@@ -374,9 +472,9 @@ def fit_rma(
     ll_ml = -0.5 * k * math.log(2 * math.pi) - 0.5 * float(np.sum(np.log(vi + tau2))) - 0.5 * RSS_f
     ll_reml = (
         -0.5 * (k - p) * math.log(2 * math.pi)
-        + 0.5 * _logdet(X.T @ X)
+        + 0.5 * _logdet(_xtdx(X, None))
         - 0.5 * float(np.sum(np.log(vi + tau2)))
-        - 0.5 * _logdet(X.T @ (wi[:, None] * X))
+        - 0.5 * _logdet(_xtdx(Xd, wi))
         - 0.5 * RSS_f
     )
     if k > p:
@@ -419,7 +517,7 @@ def qprofile_ci(fit: Fit, level: float | None = None) -> dict:
     level = fit.level if level is None else level
     alpha = 1.0 - level
     k, p = fit.k, fit.p
-    y, vi, X = fit.yi, fit.vi, fit.X
+    y, vi, X = fit.yi, fit.vi, _design(fit.X)
     tau2_min = min(0.0, fit.tau2)
     tau2_max = max(100.0, fit.tau2 * 10, tau2_min * 10)
     crit_u = float(stats.chi2.isf(alpha / 2, k - p))
