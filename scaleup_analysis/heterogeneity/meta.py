@@ -128,9 +128,10 @@ def _prepare(df, yi: str, vi: str, slab: str | None, extra: Sequence[str] = ()) 
 
 
 def _labels(data: pd.DataFrame, slab: str | None) -> pd.Index:
+    # vectorised: labels are built for every row, so they must stay cheap at k = 10^6
     if slab is None:
-        return pd.Index([str(i) for i in data.index], name="study")
-    return pd.Index(data[slab].astype(str).to_list(), name=slab)
+        return pd.Index(np.asarray(data.index).astype(str), dtype=object, name="study")
+    return pd.Index(data[slab].astype(str).to_numpy(), dtype=object, name=slab)
 
 
 def _warn_omitted(omitted: list[str], what: str) -> None:
