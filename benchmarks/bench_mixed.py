@@ -55,7 +55,7 @@ def run(smoke: bool = False) -> list[Row]:
     df = make_data(n_sites, per)
     case = f"{n_sites:,} sites x {per:,} rows"
     t_o, r_o, mem = timed(_ours, df)
-    beta = r_o.fixed_effects["estimate"].to_numpy()
+    beta = r_o.fixed["estimate"].to_numpy()
     say(f"  B2 ours {t_o:.2f}s beta {beta}")
     rows = []
     # statsmodels MixedLM

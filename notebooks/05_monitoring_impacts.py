@@ -174,7 +174,7 @@ mm.variance_components.round(3)
 
 # %%
 print(f"ICC (share of outcome variance between sites): {mm.icc:.3f}")
-mm.fixed_effects.loc[["treated"]].round(3)
+mm.fixed.loc[["treated"]].round(3)
 
 # %%
 ax = mm.plot_caterpillar()

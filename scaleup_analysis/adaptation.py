@@ -1166,7 +1166,7 @@ def _fit(p: pd.DataFrame, terms: list[str], inference: str, level: float, random
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RowsOmittedWarning)
             m = mixed_model(p, formula, group="site_id", re_formula=re, reml=True, level=level)
-        fe = m.fixed_effects
+        fe = m.fixed
         return fe, m
     # OLS with period and site fixed effects (and site x treatment effects), CR1 cluster-robust by site
     codes, _ = pd.factorize(p["site_id"], sort=True)
@@ -1747,7 +1747,7 @@ def fidelity_dose_response(
     coef.index.name = "term"
     # outcome net of period effects (for the plot)
     if inference == "mixed":
-        pe = m.fixed_effects["estimate"]
+        pe = m.fixed["estimate"]
         alpha = p["period"].map(lambda t: pe.get(f"C(period)[T.{t}]", 0.0)).to_numpy(dtype=float)
         eta = sum(pe[t] * p[t].to_numpy() for t in terms[:-1] if t not in mod_terms)
     else:

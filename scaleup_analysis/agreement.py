@@ -145,13 +145,36 @@ def _check_no_missing_keys(df: pd.DataFrame, cols: dict[str, str], func: str) ->
             )
 
 
-def _check_unique_pairs(df: pd.DataFrame, a: str, b: str, func: str) -> None:
-    dup = df.duplicated(subset=[a, b], keep=False)
-    if dup.any():
-        raise ScaleupDataError(
-            f"{func}: each ({a}, {b}) pair must appear once, but {_first_rows(dup, df)} are "
-            "duplicates. Average repeated ratings first or give each rating occasion its own rater id."
-        )
+def _check_unique_pairs(
+    df: pd.DataFrame, a: str, b: str, func: str, codes: tuple[np.ndarray, np.ndarray] | None = None
+) -> None:
+    """Raise if a (``a``, ``b``) pair occurs more than once (as ``df.duplicated([a, b], keep=False)``).
+
+    ``codes`` optionally gives the non-negative integer codes of both columns (one ``pd.factorize``
+    each), aligned with the rows of ``df``, to save factorising them again.
+    """
+    if codes is None:
+        codes = tuple(pd.factorize(df[c], use_na_sentinel=False)[0] for c in (a, b))
+    ca, cb = (np.asarray(c, dtype=np.int64) for c in codes)
+    if ca.size == 0:
+        return
+    n_keys = (int(ca.max()) + 1) * (int(cb.max()) + 1)
+    key = ca * (int(cb.max()) + 1) + cb  # one int64 per (a, b) pair, in [0, n_keys)
+    if n_keys <= max(8 * key.size, 1 << 20):  # dense key space: count by bincount (O(n))
+        counts = np.bincount(key, minlength=n_keys)
+        if counts.max() > 1:
+            raise _duplicate_pairs_error(df, a, b, func, counts[key] > 1)
+        return
+    key_codes, key_uniq = pd.factorize(key)  # sparse key space: hash the keys
+    if key_uniq.size < key.size:
+        raise _duplicate_pairs_error(df, a, b, func, np.bincount(key_codes)[key_codes] > 1)
+
+
+def _duplicate_pairs_error(df: pd.DataFrame, a: str, b: str, func: str, dup: np.ndarray) -> ScaleupDataError:
+    return ScaleupDataError(
+        f"{func}: each ({a}, {b}) pair must appear once, but {_first_rows(dup, df)} are "
+        "duplicates. Average repeated ratings first or give each rating occasion its own rater id."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1279,6 +1302,9 @@ class KrippendorffResult:
         return ax
 
 
+_DENSE_CELLS = 1 << 22  # krippendorff_alpha: units x values counts held dense up to 4M cells (32 MB)
+
+
 def _delta2(level: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
     """Squared difference function delta^2_ck of Krippendorff (2011)."""
     kv = n_c.size
@@ -1344,7 +1370,8 @@ def krippendorff_alpha(
     ``delta2 = [c != k]`` (nominal), ``(sum_{g=c}^{k} n_g - (n_c + n_k)/2)^2`` (ordinal),
     ``(c - k)^2`` (interval), ``((c - k)/(c + k))^2`` (ratio).
     Units with fewer than 2 values are not pairable and are dropped (``RowsOmittedWarning``).
-    The computation is a sparse (units x values) product, so it scales to many units.
+    The computation is a (units x values) count product, held dense for few distinct values and
+    sparse otherwise, so it scales to many units.
 
     Bootstrap: Krippendorff's algorithm as implemented in Hayes' KALPHA macro (version 3.0,
     Hayes & Krippendorff 2007). ``De`` is kept fixed; each replicate draws
@@ -1398,7 +1425,10 @@ def krippendorff_alpha(
             stacklevel=2,
         )
         df = df.loc[~miss]
-    _check_unique_pairs(df, units, raters, func)
+    # one factorize per column; codes in order of first appearance (units) as the rest assumes
+    u_codes, u_levels = pd.factorize(df[units], sort=False)
+    r_codes, _ = pd.factorize(df[raters], sort=False)
+    _check_unique_pairs(df, units, raters, func, codes=(u_codes, r_codes))
     vals = df[values]
     if level in ("interval", "ratio"):
         vals = pd.Series(_check_numeric(df, values, "values", func), index=df.index)
@@ -1407,7 +1437,6 @@ def krippendorff_alpha(
                 f"{func}: level='ratio' needs non-negative values, but df column {values!r} has "
                 f"{_first_rows(vals < 0, df)} below 0; use level='interval'."
             )
-    u_codes, u_levels = pd.factorize(df[units], sort=False)
     try:
         v_codes, v_levels = pd.factorize(vals, sort=True)
     except TypeError as exc:
@@ -1431,21 +1460,28 @@ def krippendorff_alpha(
             f"{func}: no unit in {units!r} carries 2 or more values; alpha needs units rated by at "
             "least two raters."
         )
-    # re-code to pairable units and used values
-    u_sub = u_codes[keep]
-    v_sub_raw = v_codes[keep]
-    used_v, v_sub = np.unique(v_sub_raw, return_inverse=True)
-    v_levels = np.asarray(v_levels)[used_v]
-    u_idx, u_sub = np.unique(u_sub, return_inverse=True)
-    n_units = u_idx.size
-    kv = used_v.size
+    # re-code to pairable units and used values (codes kept in increasing order, as np.unique would)
+    all_kept = n_dropped == 0
+    u_sub = u_codes if all_kept else (np.cumsum(pairable) - 1)[u_codes[keep]]
+    v_sub_raw = v_codes if all_kept else v_codes[keep]
+    used = np.bincount(v_sub_raw, minlength=len(v_levels)) > 0
+    v_sub = v_sub_raw if used.all() else (np.cumsum(used) - 1)[v_sub_raw]
+    v_levels = np.asarray(v_levels)[used]
+    n_units = int(pairable.sum())
+    kv = int(used.sum())
     # n_uc (units x values), coincidences o = N' diag(1/(m_u - 1)) N - diag(sum_u n_uc / (m_u - 1))
-    nuc = sparse.csr_matrix((np.ones(u_sub.size), (u_sub, v_sub)), shape=(n_units, kv))
-    mu = np.asarray(nuc.sum(axis=1)).ravel()
-    winv = 1.0 / (mu - 1.0)
-    nw = sparse.diags(winv) @ nuc
-    o = (nuc.T @ nw).toarray()
-    o[np.diag_indices(kv)] -= np.asarray(nw.sum(axis=0)).ravel()
+    if n_units * kv <= _DENSE_CELLS:  # few distinct values: dense counts by one bincount
+        nuc = np.bincount(u_sub * kv + v_sub, minlength=n_units * kv).reshape(n_units, kv).astype(float)
+        mu = nuc.sum(axis=1)
+        nw = nuc * (1.0 / (mu - 1.0))[:, None]
+        o = nuc.T @ nw
+        o[np.diag_indices(kv)] -= nw.sum(axis=0)
+    else:  # many units x many distinct values (e.g. continuous ratings): sparse
+        nuc = sparse.csr_matrix((np.ones(u_sub.size), (u_sub, v_sub)), shape=(n_units, kv))
+        mu = np.asarray(nuc.sum(axis=1)).ravel()
+        nw = sparse.diags(1.0 / (mu - 1.0)) @ nuc
+        o = (nuc.T @ nw).toarray()
+        o[np.diag_indices(kv)] -= np.asarray(nw.sum(axis=0)).ravel()
     n_c = o.sum(axis=1)
     n_tot = float(n_c.sum())
     numeric_values = v_levels.astype(float) if level in ("interval", "ratio") else None
@@ -1469,7 +1505,7 @@ def krippendorff_alpha(
         nz = p_cells > 0
         p_cells, d_cells = p_cells[nz] / p_cells[nz].sum(), d_cells[nz]
         q = int(np.count_nonzero(o))
-        n_raters = int(df.loc[keep, raters].nunique())
+        n_raters = int(np.count_nonzero(np.bincount(r_codes[keep])))
         m_draw = int(min(25 * q, (n_raters - 1) * n_tot / 2.0))
         m_draw = max(m_draw, 1)
         if p_cells.size <= m_draw:

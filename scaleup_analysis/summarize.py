@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["summarize", "mixed_model_from_summary", "site_effects_from_summary"]
 
@@ -701,7 +701,7 @@ def mixed_model_from_summary(
     >>> s = sa.summarize(df, group="site", covariates=["x"])
     >>> a = sa.mixed_model_from_summary(s, "y ~ x", group="site")
     >>> b = sa.mixed_model(df, "y ~ x", group="site")
-    >>> bool(np.allclose(a.fixed_effects["estimate"], b.fixed_effects["estimate"], rtol=1e-8))
+    >>> bool(np.allclose(a.fixed["estimate"], b.fixed["estimate"], rtol=1e-8))
     True
     """
     fn = "mixed_model_from_summary"
@@ -723,10 +723,8 @@ def mixed_model_from_summary(
         return mixed_model(summary, formula, group=group, re_formula=re_formula, family="binomial",
                            level=level, trials="n")
 
-    from scipy import stats
-
     from .heterogeneity import _engine
-    from .heterogeneity import mixed as _mixed
+    from .heterogeneity.mixed import _gaussian_result
 
     st = _Stats(summary, group, fn)
     if not lhs or lhs not in st.row_level:
@@ -741,7 +739,7 @@ def mixed_model_from_summary(
         raise ScaleupDataError(f"{fn}: re_formula={re_formula!r} gives no random term.")
     G = st.groups.size
     n = int(st.n.sum())
-    p, q = len(xn), len(zn)
+    p = len(xn)
     if G < 2:
         raise ScaleupDataError(f"{fn}: column {group!r} has {G} distinct value(s); a random-effects model needs >= 2 groups.")
     if n <= p + 1:
@@ -759,53 +757,8 @@ def mixed_model_from_summary(
     Xty = st.block(xn, [lhs])[:, :, 0].sum(axis=0)
     yty = float(st.get(lhs, lhs).sum())
     fit = _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, n, reml=reml)
-
-    # result assembly: the same fields and conventions as mixed_model's Gaussian path
-    method = "REML" if reml else "ML"
-    lind, lower = _engine.unstructured_lind(q)
-    singular = bool(np.any(fit.theta[np.isfinite(lower)] < _mixed._SINGULAR_TOL))
-    notes = []
-    if not fit.converged:
-        warnings.warn(
-            f"{fn}: the {method} optimiser did not converge ({fit.message}). Try simplifying re_formula "
-            "or checking for groups with a single row.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    if singular:
-        warnings.warn(
-            f"{fn}: boundary (singular) fit: a variance component is estimated at 0 (or the random effects "
-            "are perfectly correlated). Consider simplifying re_formula.",
-            ScaleupWarning,
-            stacklevel=2,
-        )
-        notes.append("boundary (singular) fit")
-    sigma2 = fit.sigma**2
-    se = np.sqrt(np.diag(fit.vcov_beta))
-    tval = fit.beta / se
-    dfs, _ = _engine.satterthwaite(fit)
-    tq = stats.t.ppf(0.5 + level / 2, dfs)
-    fe = pd.DataFrame(
-        {"estimate": fit.beta, "se": se, "statistic": tval, "df": dfs, "pvalue": 2 * stats.t.sf(np.abs(tval), dfs),
-         "ci_low": fit.beta - tq * se, "ci_high": fit.beta + tq * se},
-        index=pd.Index(xn, name="term"),
-    )
-    T = _engine.lambda_from_theta(fit.theta, lind)
-    vc = _mixed._vc_frame(group, zn, T, sigma2)
-    vc.append({"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd": fit.sigma, "corr": np.nan})
-    b, V = fit.ranef()[0]
-    tau2 = float((sigma2 * (T @ T.T))[0, 0]) if zn[0] == _INTERCEPT else np.nan
-    icc = tau2 / (tau2 + sigma2) if zn == [_INTERCEPT] else np.nan
-    npar = p + fit.theta.size + 1
-    ll = -fit.minus2ll / 2
-    return _mixed.MixedModelResult(
-        family="gaussian", method=method, formula=formula, group=group, re_terms=tuple(zn),
-        fixed_effects=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xn, columns=xn),
-        variance_components=pd.DataFrame(vc), site_effects=_mixed._site_frame(st.groups, zn, b, V, level),
-        sigma2=sigma2, tau2=tau2, icc=icc, mor=np.nan, theta=fit.theta, loglik=ll,
-        aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, nobs=n, ngroups=G,
-        converged=fit.converged, singular=singular, level=level, notes=tuple(notes),
-    )
+    return _gaussian_result(fit, n=n, groups=st.groups, xnames=xn, znames=zn, formula=formula, group=group,
+                            reml=reml, level=level, fn=fn)
 
 
 def site_effects_from_summary(

@@ -577,3 +577,43 @@ def test_results_render_and_plot():
         assert ax.get_title()
         with pytest.raises(AttributeError):  # frozen
             res.level = 0.5  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------------------------
+# internal code paths of krippendorff_alpha (dense vs sparse coincidence counts; hashed duplicates)
+# ------------------------------------------------------------------------------------------------
+def _random_long(n_units=400, n_raters=6, n_values=5, missing=0.3, seed=7):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, n_values + 1, n_units)
+    rows = [
+        (u, r, int(np.clip(truth[u] + rng.integers(-1, 2), 1, n_values)))
+        for u in range(n_units) for r in range(n_raters) if rng.random() > missing
+    ]
+    return pd.DataFrame(rows, columns=["unit", "rater", "value"])
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
+def test_krippendorff_sparse_path_equals_dense_path(monkeypatch, level):
+    import scaleup_analysis.agreement as ag
+
+    df = _random_long()
+    dense = sa.krippendorff_alpha(df, "unit", "rater", "value", level=level, n_boot=200, seed=3)
+    monkeypatch.setattr(ag, "_DENSE_CELLS", 0)  # force the sparse coincidence counts
+    sparse = sa.krippendorff_alpha(df, "unit", "rater", "value", level=level, n_boot=200, seed=3)
+    # same arithmetic in another order: 1e-12 relative
+    assert sparse.alpha == pytest.approx(dense.alpha, rel=1e-12)
+    assert sparse.ci_low == pytest.approx(dense.ci_low, rel=1e-12)
+    assert sparse.ci_high == pytest.approx(dense.ci_high, rel=1e-12)
+
+
+def test_krippendorff_duplicate_pairs_found_among_many_rater_ids():
+    # 3,000 units x raters drawn from 5,000 ids: too many (unit, rater) pairs for the dense
+    # duplicate count, so the hashed path runs; it must flag exactly the duplicated rows.
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame({"unit": rng.integers(0, 3000, 9000), "rater": rng.integers(0, 5000, 9000),
+                       "value": rng.integers(1, 5, 9000)})
+    dup = df.duplicated(["unit", "rater"], keep=False)
+    assert dup.any()
+    with pytest.raises(sa.ScaleupDataError) as err:
+        sa.krippendorff_alpha(df, "unit", "rater", "value")
+    assert f"{int(dup.sum())} row" in str(err.value)

@@ -113,10 +113,10 @@ def test_grid_coverage():
 
 # ------------------------------------------------------------------------------------ Gaussian LMM
 @pytest.mark.parametrize("key", sorted(EXPECTED_LMM))
-def test_lmm_fixed_effects(key):
+def test_lmm_fixed(key):
     r = REF["lmm"][key]
     res = fit_lmm(key)
-    fe = res.fixed_effects
+    fe = res.fixed
     est, names = ordered(res, r["fixef"])
     assert list(fe.index) == names or set(fe.index) == set(names)
     fe = fe.loc[names]
@@ -226,7 +226,7 @@ def test_fit_from_per_site_summaries():
 # ------------------------------------------------------------------------------------ binomial GLMM
 def _check_glmm(res, r, tol_est, tol_se, tol_var, tol_ll):
     est, names = ordered(res, r["fixef"])
-    fe = res.fixed_effects.loc[names]
+    fe = res.fixed.loc[names]
     assert rel(fe["estimate"], est) < tol_est
     assert rel(fe["se"], list(r["se"].values())) < tol_se
     assert rel(fe["statistic"], list(r["z"].values())) < tol_se
@@ -299,7 +299,7 @@ def test_glmm_bernoulli_rows_equal_events_trials():
     agg = fit_cbpp()
     ref = REF["glmm"]["cbpp|intercept|tight"]
     est, names = ordered(res, ref["fixef"])
-    assert rel(res.fixed_effects.loc[names, "estimate"], est) < 1e-5  # same tolerance as the tight cell
+    assert rel(res.fixed.loc[names, "estimate"], est) < 1e-5  # same tolerance as the tight cell
     assert abs(res.tau2 / ref["tau2"] - 1) < 1e-5
     # the log-likelihoods differ by the binomial coefficients only
     const = np.sum(
@@ -320,7 +320,7 @@ def test_recovery_random_slope_model():
     y = 2.0 + 0.7 * x + b0[site] + b1[site] * x + rng.normal(0, 1.0, G * m)
     df = pd.DataFrame({"site": site.astype(str), "x": x, "y": y})
     res = sa.mixed_model(df, "y ~ x", group="site", re_formula="1 + x")
-    fe = res.fixed_effects
+    fe = res.fixed
     assert fe.loc["Intercept", "ci_low"] < 2.0 < fe.loc["Intercept", "ci_high"]
     assert fe.loc["x", "ci_low"] < 0.7 < fe.loc["x", "ci_high"]
     # variance estimates within 3.5 sampling SDs of the truth (SDs of the REML estimates over 15
@@ -340,7 +340,7 @@ def test_row_order_and_site_relabelling():
     shuffled = df.sample(frac=1.0, random_state=np.random.RandomState(7)).copy()
     shuffled["Subject"] = "s" + shuffled["Subject"]
     res = sa.mixed_model(shuffled, "Reaction ~ Days + C(block)", group="Subject", re_formula="1 + Days")
-    assert np.allclose(res.fixed_effects["estimate"], base.fixed_effects["estimate"], rtol=1e-7)
+    assert np.allclose(res.fixed["estimate"], base.fixed["estimate"], rtol=1e-7)
     # the optimum is located to ~1e-6 relative in theta (noise floor of the deviance), hence 1e-5 here
     assert np.allclose(res.variance_components["variance"], base.variance_components["variance"], rtol=1e-5)
     assert abs(res.loglik - base.loglik) < 1e-8
@@ -416,7 +416,7 @@ def test_affine_outcome_transformation(a, b, reml):
     base = fit_lmm(f"sleepstudy|slope|{'REML' if reml else 'ML'}")
     df["Reaction"] = a * df["Reaction"] + b
     res = sa.mixed_model(df, "Reaction ~ Days", group="Subject", re_formula="1 + Days", reml=reml)
-    fe, fb = res.fixed_effects, base.fixed_effects
+    fe, fb = res.fixed, base.fixed
     # 1e-5: both fits locate the optimum to ~1e-6 relative in theta
     assert np.isclose(fe.loc["Days", "estimate"], a * fb.loc["Days", "estimate"], rtol=1e-5)
     assert np.isclose(fe.loc["Intercept", "estimate"], a * fb.loc["Intercept", "estimate"] + b, rtol=1e-5)

@@ -212,8 +212,8 @@ def test_analysis_hh_loglik_and_fixed_parameters_match_lmertest():
         assert res.gamma2 == 0.0 and res.cac == 1.0 and not res.cluster_period_re
         assert res.icc == pytest.approx(res.tau2 / (res.tau2 + res.sigma2), rel=1e-12)
         assert res.n_cluster_periods == 18 * 7
-        assert res.fixed_effects.index[-1] == "treatment"
-        assert list(res.fixed_effects.index[1:3]) == ["period[T.2]", "period[T.3]"]
+        assert res.fixed.index[-1] == "treatment"
+        assert list(res.fixed.index[1:3]) == ["period[T.2]", "period[T.3]"]
 
 
 def test_analysis_bad_input():
@@ -320,7 +320,7 @@ def test_nested_matches_lmertest(cell, recwarn):
     # nloptwrap stops at xtol_abs = 1e-8 on theta, loose in flat directions of the likelihood)
     for f in NESTED_FIELDS:
         assert _close(getattr(res, f), cell[f], 1e-4), f
-    fe = res.fixed_effects
+    fe = res.fixed
     assert len(fe) == len(cell["fixed"]["term"])
     for col in ("estimate", "se", "df"):
         for ours, theirs in zip(fe[col], cell["fixed"][col], strict=True):
@@ -357,7 +357,7 @@ def test_nested_fixed_effect_names_match_hussey_hughes_path():
     df = pd.DataFrame(REF["nested_data"]["incomplete"])
     a = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment")
     b = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True)
-    assert list(a.fixed_effects.index) == list(b.fixed_effects.index)
+    assert list(a.fixed.index) == list(b.fixed.index)
     assert a.model is not None and b.model is None
     assert b.gamma2 > 0 and 0 < b.cac < 1
     assert b.icc == pytest.approx((b.tau2 + b.gamma2) / (b.tau2 + b.gamma2 + b.sigma2), rel=1e-12)

@@ -209,7 +209,7 @@ def test_mixed_model_from_summary_matches_lme4(summ, model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = sa.mixed_model_from_summary(summ, "y ~ treated + x", group="site_id", re_formula=re_formula, reml=reml)
-    fe = res.fixed_effects
+    fe = res.fixed
     # iterative mixed model: 1e-4 relative (CONTRIBUTING); lme4's bobyqa stops earlier than our optimiser
     assert rel(fe["estimate"], ref["fixed"]["estimate"]) < 1e-4
     assert rel(fe["se"], ref["fixed"]["se"]) < 1e-4
@@ -228,8 +228,8 @@ def test_mixed_model_from_summary_equals_row_fit(summ, model):
         warnings.simplefilter("ignore")
         a = sa.mixed_model_from_summary(summ, "y ~ treated + x", group="site_id", re_formula=re_formula, reml=reml)
         b = sa.mixed_model(DATA, "y ~ treated + x", group="site_id", re_formula=re_formula, reml=reml)
-    assert rel(a.fixed_effects["estimate"], b.fixed_effects["estimate"]) < 1e-8
-    assert rel(a.fixed_effects["se"], b.fixed_effects["se"]) < 1e-8
+    assert rel(a.fixed["estimate"], b.fixed["estimate"]) < 1e-8
+    assert rel(a.fixed["se"], b.fixed["se"]) < 1e-8
     assert rel(a.loglik, b.loglik) < 1e-8
     assert rel(a.theta, b.theta) < 1e-6  # theta: optimum located to ~1e-7 (rounding of sums differs)
     assert rel(a.variance_components["variance"], b.variance_components["variance"]) < 1e-6
@@ -261,16 +261,16 @@ def test_binomial_glmm_from_cells_equals_bernoulli_fit():
     agg = sa.mixed_model_from_summary(cells, "events ~ treated", group="site_id", family="binomial")
     rows = sa.mixed_model(DATA, "event ~ treated", group="site_id", family="binomial")
     # same Laplace optimiser on the same likelihood (up to a constant): 1e-6 relative
-    assert rel(agg.fixed_effects["estimate"], rows.fixed_effects["estimate"]) < 1e-6
+    assert rel(agg.fixed["estimate"], rows.fixed["estimate"]) < 1e-6
     assert rel(agg.theta, rows.theta) < 1e-6
-    assert rel(agg.fixed_effects["se"], rows.fixed_effects["se"]) < 1e-4  # numerical Hessian: 1e-4
+    assert rel(agg.fixed["se"], rows.fixed["se"]) < 1e-4  # numerical Hessian: 1e-4
     const = float(np.sum(gammaln(cells["n"] + 1) - gammaln(cells["events"] + 1)
                          - gammaln(cells["n"] - cells["events"] + 1)))
     assert agg.loglik - rows.loglik == pytest.approx(const, rel=1e-8)
     # and both equal lme4::glmer (iterative: 1e-4)
     for key, res in (("aggregated", agg), ("rows", rows)):
         g = REF["glmm"][key]
-        assert rel(res.fixed_effects["estimate"], g["beta"]) < 1e-4
+        assert rel(res.fixed["estimate"], g["beta"]) < 1e-4
         assert rel(res.theta, np.atleast_1d(g["theta"])) < 1e-4
         assert rel(res.loglik, g["loglik"]) < 1e-6
 
@@ -295,7 +295,7 @@ def test_cell_level_covariates_enter_the_fits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = sa.mixed_model_from_summary(cells, "y ~ treated + x", group="site_id", re_formula="1 + treated")
-    assert rel(res.fixed_effects["estimate"], ref["fixed"]["estimate"]) < 1e-4  # lme4, iterative: 1e-4
+    assert rel(res.fixed["estimate"], ref["fixed"]["estimate"]) < 1e-4  # lme4, iterative: 1e-4
     assert rel(res.loglik, ref["loglik"]) < 1e-6
     eff = sa.site_effects_from_summary(cells[cells["site_id"].isin(REF["per_site"]["site_id"])],
                                        "y ~ treated + x", term="treated")

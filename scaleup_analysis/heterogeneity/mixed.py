@@ -47,7 +47,7 @@ class MixedModelResult:
 
     Attributes
     ----------
-    fixed_effects : DataFrame
+    fixed : DataFrame
         One row per fixed-effect term: ``estimate, se, statistic, df, pvalue, ci_low, ci_high``
         (``statistic`` is t with Satterthwaite ``df`` for Gaussian models, Wald z with ``df = inf``
         for binomial models).
@@ -77,7 +77,7 @@ class MixedModelResult:
     formula: str
     group: str
     re_terms: tuple[str, ...]
-    fixed_effects: pd.DataFrame
+    fixed: pd.DataFrame
     vcov: pd.DataFrame
     variance_components: pd.DataFrame
     site_effects: pd.DataFrame
@@ -103,7 +103,7 @@ class MixedModelResult:
         ``se``, ``statistic``, ``df``, ``pvalue``, ``ci_low``, ``ci_high``. Random-effect parameters
         are reported as ``var__term``, ``cov__term1.term2`` and ``var__Residual``.
         """
-        fe = self.fixed_effects.reset_index().rename(columns={"index": "term"})
+        fe = self.fixed.reset_index().rename(columns={"index": "term"})
         fe.insert(0, "effect", "fixed")
         fe.insert(1, "group", "")
         rows = []
@@ -135,7 +135,7 @@ class MixedModelResult:
             lines.append(f"  ICC: {self.icc:.4f}")
         if np.isfinite(self.mor):
             lines.append(f"  median odds ratio (MOR): {self.mor:.4f}")
-        lines += ["", "Fixed effects:", self.fixed_effects.to_string()]
+        lines += ["", "Fixed effects:", self.fixed.to_string()]
         return "\n".join(lines)
 
     def plot_caterpillar(self, term: str | None = None, ax=None):
@@ -410,7 +410,7 @@ def mixed_model(
     >>> df = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
     >>> df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
     >>> res = sa.mixed_model(df, "y ~ x", group="site")
-    >>> res.fixed_effects.columns.tolist()
+    >>> res.fixed.columns.tolist()
     ['estimate', 'se', 'statistic', 'df', 'pvalue', 'ci_low', 'ci_high']
     >>> round(res.icc, 2) > 0
     True
@@ -447,7 +447,9 @@ def mixed_model(
         raise ScaleupDataError(f"mixed_model: {n} usable rows for {p} fixed effects; need more rows.")
 
     if family == "gaussian":
-        return _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, znames)
+        fit = _fit_gaussian(y, X, Z, codes, G, reml)
+        return _gaussian_result(fit, n=n, groups=uniq, xnames=xnames, znames=znames, formula=formula,
+                                group=group, reml=reml, level=level)
     return _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames)
 
 
@@ -475,25 +477,37 @@ def _site_frame(uniq, znames, b, V, level):
     return pd.concat(out, ignore_index=True)
 
 
-def _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, znames):
+def _fit_gaussian(y, X, Z, codes, G, reml):
+    """lme4's (RE)ML fit from the rows, through their per-site cross-products."""
     Xa, Za = X.to_numpy(dtype=float), Z.to_numpy(dtype=float)
-    G, q, p, n = len(uniq), Za.shape[1], Xa.shape[1], y.size
     ZtZ, ZtX, Zty, XtX, Xty, yty = _engine.crossprods_from_rows(y, Xa, Za, codes, G)
-    fit = _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, n, reml=reml)
+    return _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, y.size, reml=reml)
+
+
+def _gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, level, fn="mixed_model"):
+    """:class:`MixedModelResult` of a Gaussian fit (``_engine.fit_lmm_from_crossprods``).
+
+    Shared by :func:`mixed_model` (rows) and ``summarize.mixed_model_from_summary`` (per-site
+    sums): issues the non-convergence and singular-fit warnings (``fn`` names the caller; the
+    warnings point at the caller's caller, so call this directly from the public function) and
+    assembles fixed effects with Satterthwaite df, variance components, site effects and the
+    information criteria.
+    """
     method = "REML" if reml else "ML"
+    G, q, p = len(groups), len(znames), len(xnames)
     lind, lower = _engine.unstructured_lind(q)
     singular = bool(np.any(fit.theta[np.isfinite(lower)] < _SINGULAR_TOL))
     notes = []
     if not fit.converged:
         warnings.warn(
-            f"mixed_model: the {method} optimiser did not converge ({fit.message}). Try rescaling "
+            f"{fn}: the {method} optimiser did not converge ({fit.message}). Try rescaling "
             "covariates (centre/scale x), simplifying re_formula, or checking for sites with a single row.",
             ConvergenceWarning,
             stacklevel=3,
         )
     if singular:
         warnings.warn(
-            "mixed_model: boundary (singular) fit: a variance component is estimated at 0 (or the random "
+            f"{fn}: boundary (singular) fit: a variance component is estimated at 0 (or the random "
             "effects are perfectly correlated). Consider simplifying re_formula.",
             ScaleupWarning,
             stacklevel=3,
@@ -521,8 +535,8 @@ def _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, zna
     ll = -fit.minus2ll / 2
     return MixedModelResult(
         family="gaussian", method=method, formula=formula, group=group, re_terms=tuple(znames),
-        fixed_effects=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xnames, columns=xnames),
-        variance_components=vc, site_effects=_site_frame(uniq, znames, b, V, level),
+        fixed=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xnames, columns=xnames),
+        variance_components=vc, site_effects=_site_frame(groups, znames, b, V, level),
         sigma2=sigma2, tau2=tau2, icc=icc, mor=np.nan, theta=fit.theta, loglik=ll,
         aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, nobs=n, ngroups=G,
         converged=fit.converged, singular=singular, level=level, notes=tuple(notes),
@@ -530,7 +544,7 @@ def _fit_gaussian(y, X, Z, codes, uniq, formula, group, reml, level, xnames, zna
 
 
 def _separation_direction(Xa: np.ndarray, y: np.ndarray, m: np.ndarray) -> np.ndarray | None:
-    """Direction of (quasi-)complete separation of a binomial outcome by the fixed effects, or None.
+    r"""Direction of (quasi-)complete separation of a binomial outcome by the fixed effects, or None.
 
     Linear-programming check of Konis (2007): with :math:`s_i = +1` for observations with events
     and :math:`-1` for observations with non-events (a binomial row with both gives both
@@ -624,7 +638,7 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
     npar = p + k
     return MixedModelResult(
         family="binomial", method="Laplace", formula=formula, group=group, re_terms=tuple(znames),
-        fixed_effects=fe, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames), variance_components=vc,
+        fixed=fe, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames), variance_components=vc,
         site_effects=_site_frame(uniq, znames, b, V, level), sigma2=np.nan, tau2=tau2,
         icc=tau2 / (tau2 + np.pi**2 / 3) if intercept_only else np.nan,
         mor=float(np.exp(np.sqrt(2 * tau2) * stats.norm.ppf(0.75))) if intercept_only else np.nan,

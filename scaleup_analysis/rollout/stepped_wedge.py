@@ -679,7 +679,7 @@ class SteppedWedgeAnalysis:
         Log-likelihood (REML criterion / -2 for REML fits, as ``logLik()`` in lme4).
     singular : bool
         A variance component is estimated at 0 (lme4's ``isSingular``, tolerance 1e-4 on theta).
-    fixed_effects : pandas.DataFrame
+    fixed : pandas.DataFrame
         Every fixed effect (intercept, period effects ``<period>[T.<level>]``, treatment):
         ``estimate, se, statistic, df, pvalue, ci_low, ci_high`` (Satterthwaite df).
     model : MixedModelResult or None
@@ -709,11 +709,11 @@ class SteppedWedgeAnalysis:
     converged: bool
     model: object = field(repr=False)
     cell_means: pd.DataFrame = field(repr=False)
-    fixed_effects: pd.DataFrame = field(repr=False)
+    fixed: pd.DataFrame = field(repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         """One-row tidy table of the treatment effect and variance components."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("model", "cell_means", "fixed_effects")}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("model", "cell_means", "fixed")}
         return pd.DataFrame([d])
 
     def summary(self) -> str:
@@ -979,8 +979,7 @@ def stepped_wedge_analysis(
         from ..heterogeneity.mixed import mixed_model
 
         model = mixed_model(d, "y ~ C(per) + trt", group="cl", reml=reml, level=level)
-        # mixed_model's coefficient table (attribute being renamed fixed_effects -> fixed)
-        fe = (model.fixed if hasattr(model, "fixed") else model.fixed_effects).copy()
+        fe = model.fixed.copy()  # mixed_model's coefficient table
         fe.index = pd.Index([treatment if t == "trt" else t.replace("C(per)", period, 1)
                              for t in fe.index], name="term")
         tau2, sigma2, gamma2 = float(model.tau2), float(model.sigma2), 0.0
@@ -1000,5 +999,5 @@ def stepped_wedge_analysis(
         nobs=nobs, n_clusters=n_clusters, gamma2=gamma2,
         cac=tau2 / between if between > 0 else float("nan"), loglik=float(loglik),
         cluster_period_re=bool(cluster_period_re), n_cluster_periods=n_cp, singular=singular,
-        converged=converged, model=model, cell_means=cell, fixed_effects=fe,
+        converged=converged, model=model, cell_means=cell, fixed=fe,
     )
