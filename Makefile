@@ -59,7 +59,7 @@ clean-venv:
 # Re-build each notebook from its paired jupytext .py file and execute it, storing fresh outputs (nbval).
 notebooks: $(VENV)/.stamp-dev
 	cd notebooks && for f in [0-9][0-9]_*.py; do \
-	  nb="$${f%.py}.ipynb"; \
+	  nb="$${f%.py}.ipynb"; rm -f "$$nb"; \
 	  ../$(BIN)/jupytext --quiet --to notebook --set-formats ipynb,py:percent --output "$$nb" "$$f" && \
-	  MPLBACKEND=Agg ../$(BIN)/jupyter nbconvert --log-level=ERROR --to notebook --execute --inplace "$$nb" || exit 1; \
+	  MPLBACKEND=Agg ../$(BIN)/jupyter nbconvert --log-level=ERROR --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
 	done
