@@ -129,8 +129,8 @@ def _prepare(df, yi: str, vi: str, slab: str | None, extra: Sequence[str] = ()) 
 
 def _labels(data: pd.DataFrame, slab: str | None) -> pd.Index:
     # vectorised: labels are built for every row, so they must stay cheap at k = 10^6
-    if slab is None:
-        return pd.Index(np.asarray(data.index).astype(str), dtype=object, name="study")
+    if slab is None:  # the rows' own index labels (a RangeIndex stays a RangeIndex: O(1))
+        return data.index.rename("study")
     return pd.Index(data[slab].astype(str).to_numpy(), dtype=object, name=slab)
 
 
