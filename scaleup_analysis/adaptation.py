@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._checks import require_columns, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "ComponentAnalysis",
 ]
 
-_MAX_SHOWN = 5
 _MULTI_SEP = ";"
 
 # ------------------------------------------------------------------------------------------------
@@ -356,13 +356,6 @@ def frame_scheme(scheme: str = "FRAME") -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # validation
 # ------------------------------------------------------------------------------------------------
-def _rows_text(labels: Sequence) -> str:
-    labels = list(labels)
-    shown = ", ".join(repr(b) for b in labels[:_MAX_SHOWN])
-    more = f", ... ({len(labels) - _MAX_SHOWN} more)" if len(labels) > _MAX_SHOWN else ""
-    return f"{len(labels)} row(s) (index {shown}{more})"
-
-
 def _is_blank(s: pd.Series) -> np.ndarray:
     return (s.isna() | s.astype(str).str.strip().eq("")).to_numpy()
 
@@ -434,21 +427,21 @@ def validate_adaptations(adaptations: pd.DataFrame, scheme: str = "FRAME", table
     for col in ["adaptation_id", "site_id"] + (["strategy"] if scheme == "FRAME-IS" else []):
         bad = _is_blank(df[col])
         if bad.any():
-            problems.append(f"  - column '{col}': missing or blank in {_rows_text(df.index[bad])}; fill it in.")
+            problems.append(f"  - column '{col}': missing or blank in {rows_text(df.index[bad])}; fill it in.")
         df[col] = df[col].astype(object).where(~bad, None)
         df.loc[~bad, col] = df.loc[~bad, col].astype(str)
     per = pd.to_numeric(df["period"], errors="coerce")
     bad = (per.isna() | (per < 1) | (per != np.floor(per))).to_numpy()
     if bad.any():
         problems.append(
-            f"  - column 'period': not an integer >= 1 in {_rows_text(df.index[bad])}; periods are 1..T."
+            f"  - column 'period': not an integer >= 1 in {rows_text(df.index[bad])}; periods are 1..T."
         )
     else:
         df["period"] = per.astype(np.int64)
     dup = df["adaptation_id"].duplicated(keep=False).to_numpy() & ~_is_blank(df["adaptation_id"])
     if dup.any():
         problems.append(
-            f"  - column 'adaptation_id': duplicated in {_rows_text(df.index[dup])}; each adaptation needs a "
+            f"  - column 'adaptation_id': duplicated in {rows_text(df.index[dup])}; each adaptation needs a "
             "unique identifier."
         )
     for fld, (_, multi, required, nullable) in fields_.items():
@@ -460,7 +453,7 @@ def validate_adaptations(adaptations: pd.DataFrame, scheme: str = "FRAME", table
         blank = _is_blank(col)
         if blank.any() and not nullable:
             problems.append(
-                f"  - column '{fld}': missing in {_rows_text(df.index[blank])}; code every adaptation "
+                f"  - column '{fld}': missing in {rows_text(df.index[blank])}; code every adaptation "
                 f"(accepted: {', '.join(accepted)})."
             )
         unknown: dict[str, list] = {}
@@ -479,7 +472,7 @@ def validate_adaptations(adaptations: pd.DataFrame, scheme: str = "FRAME", table
         for code, idxs in unknown.items():
             hint = " (one code only in this field)" if _MULTI_SEP in code else ""
             problems.append(
-                f"  - column '{fld}': unknown code {code!r} in {_rows_text(idxs)}{hint}; accepted: "
+                f"  - column '{fld}': unknown code {code!r} in {rows_text(idxs)}{hint}; accepted: "
                 + ", ".join(accepted)
                 + ("" if not multi else f" (several allowed, separated by '{_MULTI_SEP}')")
                 + "."
@@ -575,15 +568,11 @@ class AdaptationSummary:
 
 
 def _check_sites(sites: pd.DataFrame, need: Sequence[str], arg: str = "sites") -> pd.DataFrame:
-    if not isinstance(sites, pd.DataFrame):
-        raise ScaleupDataError(f"table '{arg}' must be a pandas DataFrame, got {type(sites).__name__}.")
-    missing = [c for c in need if c not in sites.columns]
-    if missing:
-        raise ScaleupDataError(f"table '{arg}': missing column(s) {missing}; it needs {list(need)}.")
+    require_columns(sites, arg, need, hint=f"It needs {list(need)}.")
     dup = sites["site_id"].duplicated(keep=False).to_numpy()
     if dup.any():
         raise ScaleupDataError(
-            f"table '{arg}', column 'site_id': duplicated in {_rows_text(sites.index[dup])}; one row per site."
+            f"table '{arg}', column 'site_id': duplicated in {rows_text(sites.index[dup])}; one row per site."
         )
     return sites
 
@@ -592,7 +581,7 @@ def _unknown_sites(ad: pd.DataFrame, sites: pd.DataFrame, table: str = "adaptati
     bad = ~ad["site_id"].isin(set(sites["site_id"].astype(str))).to_numpy()
     if bad.any():
         raise ScaleupDataError(
-            f"table '{table}', column 'site_id': {_rows_text(ad.index[bad])} name sites absent from table "
+            f"table '{table}', column 'site_id': {rows_text(ad.index[bad])} name sites absent from table "
             f"'sites' (e.g. {ad['site_id'][bad].iloc[0]!r}); add them to 'sites' or correct the identifiers."
         )
 
@@ -820,7 +809,7 @@ def _indicator(df: pd.DataFrame, col: str, table: str) -> pd.Series:
     if bad.any():
         raise ScaleupDataError(
             f"table '{table}', column {col!r}: component indicators must be yes/no, True/False or 0/1; "
-            f"{_rows_text(df.index[bad.to_numpy()])} hold other values (e.g. {s[bad].iloc[0]!r})."
+            f"{rows_text(df.index[bad.to_numpy()])} hold other values (e.g. {s[bad].iloc[0]!r})."
         )
     return v
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse, stats
 
+from ._checks import rows_text
 from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -104,12 +105,6 @@ def _band_alpha(value: float) -> str:
 # --------------------------------------------------------------------------------------------
 # input checking helpers
 # --------------------------------------------------------------------------------------------
-def _first_rows(mask: np.ndarray | pd.Series, df: pd.DataFrame, n: int = 5) -> str:
-    idx = df.index[np.asarray(mask, dtype=bool)]
-    shown = ", ".join(repr(i) for i in idx[:n])
-    return f"{len(idx)} row(s) (first: {shown})"
-
-
 def _check_frame(df, columns: dict[str, str], func: str) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise ScaleupDataError(
@@ -129,7 +124,7 @@ def _check_numeric(df: pd.DataFrame, col: str, arg: str, func: str) -> np.ndarra
     bad = values.isna() | ~np.isfinite(values.astype(float))
     if bad.any():
         raise ScaleupDataError(
-            f"{func}: df column {col!r} ({arg}=) must hold finite numbers; {_first_rows(bad, df)} "
+            f"{func}: df column {col!r} ({arg}=) must hold finite numbers; {rows_text(df, bad, label='first:')} "
             "are missing, infinite or not numeric. Remove or correct them."
         )
     return values.to_numpy(dtype=float)
@@ -140,7 +135,7 @@ def _check_no_missing_keys(df: pd.DataFrame, cols: dict[str, str], func: str) ->
         bad = df[col].isna()
         if bad.any():
             raise ScaleupDataError(
-                f"{func}: df column {col!r} ({arg}=) has missing identifiers in {_first_rows(bad, df)}; "
+                f"{func}: df column {col!r} ({arg}=) has missing identifiers in {rows_text(df, bad, label='first:')}; "
                 "every row needs one."
             )
 
@@ -172,7 +167,7 @@ def _check_unique_pairs(
 
 def _duplicate_pairs_error(df: pd.DataFrame, a: str, b: str, func: str, dup: np.ndarray) -> ScaleupDataError:
     return ScaleupDataError(
-        f"{func}: each ({a}, {b}) pair must appear once, but {_first_rows(dup, df)} are "
+        f"{func}: each ({a}, {b}) pair must appear once, but {rows_text(df, dup, label='first:')} are "
         "duplicates. Average repeated ratings first or give each rating occasion its own rater id."
     )
 
@@ -905,7 +900,7 @@ def cohen_kappa(
     miss = df[rater1].isna() | df[rater2].isna()
     if miss.any():
         raise ScaleupDataError(
-            f"{func}: {_first_rows(miss, df)} lack a rating in {rater1!r} or {rater2!r}; kappa needs "
+            f"{func}: {rows_text(df, miss, label='first:')} lack a rating in {rater1!r} or {rater2!r}; kappa needs "
             "both raters for every subject. Drop those rows (or use sa.krippendorff_alpha, which "
             "allows missing ratings)."
         )
@@ -920,7 +915,7 @@ def cohen_kappa(
         unknown = ~df[rater1].isin(categories) | ~df[rater2].isin(categories)
         if unknown.any():
             raise ScaleupDataError(
-                f"{func}: {_first_rows(unknown, df)} hold values not listed in categories; add them."
+                f"{func}: {rows_text(df, unknown, label='first:')} hold values not listed in categories; add them."
             )
     kcat = len(categories)
     if kcat < 2:
@@ -1125,7 +1120,7 @@ def fleiss_kappa(
     miss = df[ratings].isna()
     if miss.any():
         raise ScaleupDataError(
-            f"{func}: df column {ratings!r} has missing ratings in {_first_rows(miss, df)}; Fleiss' "
+            f"{func}: df column {ratings!r} has missing ratings in {rows_text(df, miss, label='first:')}; Fleiss' "
             "kappa needs the same number of ratings per subject. Drop the rows and keep subjects "
             "complete, or use sa.krippendorff_alpha (missing ratings allowed)."
         )
@@ -1435,7 +1430,7 @@ def krippendorff_alpha(
         if level == "ratio" and (vals < 0).any():
             raise ScaleupDataError(
                 f"{func}: level='ratio' needs non-negative values, but df column {values!r} has "
-                f"{_first_rows(vals < 0, df)} below 0; use level='interval'."
+                f"{rows_text(df, vals < 0, label='first:')} below 0; use level='interval'."
             )
     try:
         v_codes, v_levels = pd.factorize(vals, sort=True)

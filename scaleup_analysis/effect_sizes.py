@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .errors import ScaleupDataError, ScaleupWarning
+from ._checks import rows_text as _rows_text
 
 __all__ = ["effect_sizes"]
 
@@ -30,14 +31,6 @@ _VTYPES = {
     "MD": ("LS", "UB", "HO"),
 }
 _TO = ("only0", "all", "if0all", "none")
-_MAX_SHOWN = 5
-
-
-def _rows_text(index: pd.Index, mask: np.ndarray) -> str:
-    bad = list(index[mask])
-    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
-    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
-    return f"{len(bad)} row(s) (index {shown}{more})"
 
 
 def _column(df: pd.DataFrame, arg: str, name: str | None, measure: str) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._checks import require_columns, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -46,25 +47,6 @@ _MAX_SHOWN = 5
 
 
 # ------------------------------------------------------------------------------------ checks
-def _rows(df: pd.DataFrame, mask) -> str:
-    mask = np.asarray(mask, dtype=bool)
-    bad = list(df.index[mask])
-    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
-    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
-    return f"{len(bad)} row(s) (index {shown}{more})"
-
-
-def _need(df, table: str, cols: Sequence[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"{table} must be a pandas DataFrame, got {type(df).__name__}.")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ScaleupDataError(
-            f"{table}: missing column(s) {missing}; present: {list(df.columns)}. Rename the columns "
-            "or pass their names as keyword arguments (see docs/data_dictionary.md)."
-        )
-
-
 def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = False) -> np.ndarray:
     s = df[col]
     if pd.api.types.is_bool_dtype(s):
@@ -73,13 +55,13 @@ def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = Fa
     bad = num.isna().to_numpy() & s.notna().to_numpy()
     if bad.any():
         raise ScaleupDataError(
-            f"{table}: column {col!r} has non-numeric values in {_rows(df, bad)}; fix these values."
+            f"{table}: column {col!r} has non-numeric values in {rows_text(df, bad)}; fix these values."
         )
     x = num.to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(x) if not allow_missing else np.isinf(x)
     if bad.any():
         raise ScaleupDataError(
-            f"{table}: column {col!r} has missing or infinite values in {_rows(df, bad)}; "
+            f"{table}: column {col!r} has missing or infinite values in {rows_text(df, bad)}; "
             "remove these rows or fill in the values."
         )
     return x
@@ -87,12 +69,12 @@ def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = Fa
 
 def _fail(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str) -> None:
     if np.asarray(mask, dtype=bool).any():
-        raise ScaleupDataError(f"{table}: column {col!r} {what} in {_rows(df, mask)}. {fix}")
+        raise ScaleupDataError(f"{table}: column {col!r} {what} in {rows_text(df, mask)}. {fix}")
 
 
 def _check_components(components: pd.DataFrame, component: str) -> pd.DataFrame:
     t = "components"
-    _need(components, t, (component, *_COMPONENT_COLS))
+    require_columns(components, t, (component, *_COMPONENT_COLS), label=t)
     comp = components[[component, *_COMPONENT_COLS]].copy()
     dup = comp[component].duplicated(keep=False).to_numpy()
     _fail(t, component, "has duplicated ids", comp, dup, "Each component must appear once.")
@@ -225,7 +207,7 @@ def session_adherence(
     0       A        A-1       1     0.6667         2           2.0
     """
     t = "fidelity_ratings"
-    _need(ratings, t, (site, session, period, rater, component, score))
+    require_columns(ratings, t, (site, session, period, rater, component, score), label=t)
     comp = _check_components(components, component)
     r = ratings[[site, session, period, rater, component, score]].copy()
     for c in (site, session, rater, component):
@@ -401,7 +383,7 @@ def fidelity_index(
     available = ["adherence"]
     if delivery is not None:
         t = "delivery"
-        _need(delivery, t, (site, period, *_DELIVERY_COLS))
+        require_columns(delivery, t, (site, period, *_DELIVERY_COLS), label=t)
         dv = delivery[[site, period, *_DELIVERY_COLS]].copy()
         per = _numeric(dv, t, period)
         _fail(t, period, "is not an integer >= 1", dv, (per < 1) | (per != np.round(per)),
@@ -483,7 +465,7 @@ def fidelity_by(
     if isinstance(by, str):
         by = [by]
     by = list(by)
-    _need(index_df, "index_df", (site, "n_sessions", "adherence"))
+    require_columns(index_df, "index_df", (site, "n_sessions", "adherence"), label="index_df")
     df = index_df.copy()
     missing = [c for c in by if c not in df.columns]
     if missing:
@@ -492,7 +474,7 @@ def fidelity_by(
                 f"fidelity_by: grouping column(s) {missing} are not in index_df; pass the sites table "
                 "(sites=...) that maps each site to them."
             )
-        _need(sites, "sites", (site, *missing))
+        require_columns(sites, "sites", (site, *missing), label="sites")
         dup = sites[site].duplicated(keep=False).to_numpy()
         _fail("sites", site, "has duplicated ids", sites, dup, "Each site must appear once.")
         df = df.merge(sites[[site, *missing]], on=site, how="left", validate="many_to_one")
@@ -722,7 +704,7 @@ def fidelity_drift(
     0       A  -0.095                 True                    3   True
     1       B   0.001                False                    1  False
     """
-    _need(index_df, "index_df", (site, period, value))
+    require_columns(index_df, "index_df", (site, period, value), label="index_df")
     a = float(alpha)
     if not 0 < a < 1:
         raise ScaleupDataError(f"fidelity_drift: alpha must be in (0, 1), got {alpha!r}.")
@@ -827,7 +809,7 @@ def plot_fidelity(
     else:
         data = index_df
         rows = site
-    _need(data, "index_df", (rows, period, value))
+    require_columns(data, "index_df", (rows, period, value), label="index_df")
     x = _numeric(data, "index_df", value, allow_missing=True)
     mat = pd.DataFrame({rows: data[rows].to_numpy(), period: data[period].to_numpy(), "v": x}).pivot_table(
         index=rows, columns=period, values="v", aggfunc="mean", dropna=False

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._checks import fail_rows, require_columns
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["reaim", "voltage_drop", "site_effects", "ReaimResult", "VoltageDropResult", "wilson_ci"]
@@ -47,37 +48,13 @@ _SCALES = {"AIM": "acceptability", "IAM": "appropriateness", "FIM": "feasibility
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-def _rows(df: pd.DataFrame, mask) -> str:
-    idx = list(df.index[np.asarray(mask, dtype=bool)])
-    shown = ", ".join(repr(i) for i in idx[:5])
-    return f"{len(idx)} row(s) (first: {shown}{', ...' if len(idx) > 5 else ''})"
-
-
-def _need(df, table: str, cols: Sequence[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"table '{table}': expected a pandas DataFrame, got {type(df).__name__}.")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ScaleupDataError(
-            f"table '{table}': missing column(s) {', '.join(map(repr, missing))}. Available columns: "
-            f"{', '.join(map(repr, list(df.columns)[:20]))}. Pass the column names as keyword arguments "
-            "or see docs/data_dictionary.md."
-        )
-
-
-def _fail(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str) -> None:
-    mask = np.asarray(mask, dtype=bool)
-    if mask.any():
-        raise ScaleupDataError(f"table '{table}', column '{col}': {_rows(df, mask)} {what}. {fix}")
-
-
 def _num(df: pd.DataFrame, table: str, col: str, *, missing_ok: bool = False) -> np.ndarray:
     s = df[col]
     conv = pd.to_numeric(s, errors="coerce")
-    _fail(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(), "Convert the column to numbers.")
+    fail_rows(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(), "Convert the column to numbers.")
     out = conv.to_numpy(dtype=float, na_value=np.nan)
     if not missing_ok:
-        _fail(table, col, "are missing", df, np.isnan(out), "Fill in the values or drop the rows.")
+        fail_rows(table, col, "are missing", df, np.isnan(out), "Fill in the values or drop the rows.")
     return out
 
 
@@ -413,22 +390,23 @@ def reaim(
     if min_items > 4:
         raise ScaleupDataError("argument 'min_items': the AIM/IAM/FIM scales have 4 items; use 1-4.")
     sites, dv = tables["sites"], tables["delivery"]
-    _need(sites, "sites", [site, region, "adoption_period"])
+    require_columns(sites, "sites", [site, region, "adoption_period"])
     dcols = ["sessions_delivered", "eligible", "reached", "staff_eligible", "staff_trained", "cost"]
-    _need(dv, "delivery", [site, period, *dcols])
+    require_columns(dv, "delivery", [site, period, *dcols])
     s = sites[[site, region, "adoption_period"]].copy()
-    _fail("sites", site, "are duplicated", s, s[site].duplicated(keep=False), "Keep one row per site.")
+    fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False), "Keep one row per site.")
     s["adopt"] = _num(s, "sites", "adoption_period", missing_ok=True)
     d = dv[[site, period, *dcols]].copy()
     for c in [period, *dcols]:
         d[c] = _num(d, "delivery", c)
-        _fail("delivery", c, "are negative", d, d[c] < 0, "Counts and costs must be >= 0.")
-    _fail("delivery", "reached", "exceed eligible", d, d["reached"] > d["eligible"], "Use 0 <= reached <= eligible.")
-    _fail("delivery", "staff_trained", "exceed staff_eligible", d, d["staff_trained"] > d["staff_eligible"],
-          "Use 0 <= staff_trained <= staff_eligible.")
-    _fail("delivery", site, "are not in table 'sites'", d, ~d[site].isin(s[site]), "Add the sites or fix site_id.")
-    _fail("delivery", site, "are duplicated (site, period) pairs", d, d.duplicated([site, period], keep=False),
-          "Keep one row per site and period.")
+        fail_rows("delivery", c, "are negative", d, d[c] < 0, "Counts and costs must be >= 0.")
+    fail_rows("delivery", "reached", "exceed eligible", d, d["reached"] > d["eligible"],
+              "Use 0 <= reached <= eligible.")
+    fail_rows("delivery", "staff_trained", "exceed staff_eligible", d, d["staff_trained"] > d["staff_eligible"],
+              "Use 0 <= staff_trained <= staff_eligible.")
+    fail_rows("delivery", site, "are not in table 'sites'", d, ~d[site].isin(s[site]), "Add the sites or fix site_id.")
+    fail_rows("delivery", site, "are duplicated (site, period) pairs", d, d.duplicated([site, period], keep=False),
+              "Keep one row per site and period.")
     d = d.merge(s, on=site, how="left")
     T = int(d[period].max())
     if periods is None:
@@ -458,12 +436,12 @@ def reaim(
         chars = list(characteristics or [])
         if not chars:
             raise ScaleupDataError("argument 'characteristics': name the columns of 'people' to compare.")
-        _need(people, "people", [site, participated, *chars])
+        require_columns(people, "people", [site, participated, *chars])
         pp = people[[site, participated, *chars]].copy()
         part = _num(pp, "people", participated)
-        _fail("people", participated, "are not 0/1", pp, ~np.isin(part, (0.0, 1.0)), "Code participation as 0/1.")
+        fail_rows("people", participated, "are not 0/1", pp, ~np.isin(part, (0.0, 1.0)), "Code participation as 0/1.")
         pp[participated] = part
-        _fail("people", site, "are not in table 'sites'", pp, ~pp[site].isin(s[site]), "Fix site_id.")
+        fail_rows("people", site, "are not in table 'sites'", pp, ~pp[site].isin(s[site]), "Fix site_id.")
         for c in chars:
             pp[c] = _num(pp, "people", c, missing_ok=True)
         pp = pp.merge(s[[site, region]], on=site, how="left")
@@ -476,7 +454,7 @@ def reaim(
                                  np.nan, np.nan, int(isp.sum()), len(g), "individuals"))
     # ---- Effectiveness
     if effectiveness is not None:
-        _need(effectiveness, "effectiveness", [region, "estimate"])
+        require_columns(effectiveness, "effectiveness", [region, "estimate"])
         e = effectiveness.copy()
         est = _num(e, "effectiveness", "estimate")
         if {"ci_low", "ci_high"} <= set(e.columns):
@@ -496,11 +474,11 @@ def reaim(
                        by_region(delivering, "staff_eligible"), "individuals", level)
     # ---- Implementation
     if fidelity is not None:
-        _need(fidelity, "fidelity", [site, period, "fidelity_index"])
+        require_columns(fidelity, "fidelity", [site, period, "fidelity_index"])
         f = fidelity[[site, period, "fidelity_index"]].copy()
         f["fidelity_index"] = _num(f, "fidelity", "fidelity_index", missing_ok=True)
         f[period] = _num(f, "fidelity", period)
-        _fail("fidelity", site, "are not in table 'sites'", f, ~f[site].isin(s[site]), "Fix site_id.")
+        fail_rows("fidelity", site, "are not in table 'sites'", f, ~f[site].isin(s[site]), "Fix site_id.")
         f = f[f[period].isin(win)].groupby(site)["fidelity_index"].mean().dropna().rename("fi").reset_index()
         f = f.merge(s[[site, region]], on=site, how="left")
         rows += _mean_ci_rows("RE-AIM", "implementation", "implementation_fidelity", f["fi"], f[region],
@@ -526,14 +504,15 @@ def reaim(
         rows += _prop_rows("RE-AIM", "maintenance", f"maintenance_{months}m", by_region(m, "mt"), by_region(m, "ev"),
                            "settings", level, n_excl=excl.to_dict())
     if individual_maintenance is not None:
-        _need(individual_maintenance, "individual_maintenance", [site, "assessed", "maintained"])
+        require_columns(individual_maintenance, "individual_maintenance", [site, "assessed", "maintained"])
         im = individual_maintenance[[site, "assessed", "maintained"]].copy()
         for c in ("assessed", "maintained"):
             im[c] = _num(im, "individual_maintenance", c)
-            _fail("individual_maintenance", c, "are negative", im, im[c] < 0, "Counts must be >= 0.")
-        _fail("individual_maintenance", "maintained", "exceed assessed", im, im["maintained"] > im["assessed"],
-              "Use 0 <= maintained <= assessed.")
-        _fail("individual_maintenance", site, "are not in table 'sites'", im, ~im[site].isin(s[site]), "Fix site_id.")
+            fail_rows("individual_maintenance", c, "are negative", im, im[c] < 0, "Counts must be >= 0.")
+        fail_rows("individual_maintenance", "maintained", "exceed assessed", im, im["maintained"] > im["assessed"],
+                  "Use 0 <= maintained <= assessed.")
+        fail_rows("individual_maintenance", site, "are not in table 'sites'", im, ~im[site].isin(s[site]),
+                  "Fix site_id.")
         im = im.merge(s[[site, region]], on=site, how="left")
         rows += _prop_rows("RE-AIM", "maintenance", "maintenance_individual", by_region(im, "maintained"),
                            by_region(im, "assessed"), "individuals", level)
@@ -567,16 +546,17 @@ def reaim(
 
 def _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items) -> pd.DataFrame:
     t = "scales"
-    _need(scales, t, [respondent, site, scale, item, score])
+    require_columns(scales, t, [respondent, site, scale, item, score])
     sc = scales[[respondent, site, scale, item, score]].copy()
     sc[score] = _num(sc, t, score, missing_ok=True)
     v = sc[score].to_numpy()
-    _fail(t, score, "are outside 1-5", sc, np.isfinite(v) & ((v < 1) | (v > 5)), "AIM/IAM/FIM items are scored 1-5.")
-    _fail(t, scale, "are not 'AIM', 'IAM' or 'FIM'", sc, ~sc[scale].isin(list(_SCALES)),
-          "Name the scales AIM (acceptability), IAM (appropriateness), FIM (feasibility).")
-    _fail(t, site, "are not in table 'sites'", sc, ~sc[site].isin(s[site]), "Fix site_id.")
-    _fail(t, item, "are duplicated (respondent, scale, item) triples", sc,
-          sc.duplicated([respondent, scale, item], keep=False), "Keep one answer per item.")
+    fail_rows(t, score, "are outside 1-5", sc, np.isfinite(v) & ((v < 1) | (v > 5)),
+              "AIM/IAM/FIM items are scored 1-5.")
+    fail_rows(t, scale, "are not 'AIM', 'IAM' or 'FIM'", sc, ~sc[scale].isin(list(_SCALES)),
+              "Name the scales AIM (acceptability), IAM (appropriateness), FIM (feasibility).")
+    fail_rows(t, site, "are not in table 'sites'", sc, ~sc[site].isin(s[site]), "Fix site_id.")
+    fail_rows(t, item, "are duplicated (respondent, scale, item) triples", sc,
+              sc.duplicated([respondent, scale, item], keep=False), "Keep one answer per item.")
     n_items = sc.groupby([respondent, scale])[item].nunique()
     too_many = n_items[n_items > 4]
     if len(too_many):
@@ -881,14 +861,14 @@ def voltage_drop(
         raise ScaleupDataError("give either the two estimates (pilot, scaled) or data=, not both.")
     if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(f"argument 'data': a pandas DataFrame, got {type(data).__name__}.")
-    _need(data, "data", [yi, vi, phase])
+    require_columns(data, "data", [yi, vi, phase])
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise ScaleupDataError(f"argument 'n_boot': a non-negative integer, not {n_boot!r}.")
     lv = _phase_levels(data[phase], levels)
     df = data.copy()
     df[phase] = pd.Categorical(df[phase], categories=lv)
     miss = df[phase].isna() & data[phase].notna()
-    _fail("data", phase, "have values not in 'levels'", df, miss, f"Use one of {lv}.")
+    fail_rows("data", phase, "have values not in 'levels'", df, miss, f"Use one of {lv}.")
     mr = meta_regression(df, yi=yi, vi=vi, mods=[phase], method=method, level=level)
     for j, name in enumerate(mr.coef.index[1:], start=1):  # patsy keeps the category order
         if not str(name).endswith(f"[T.{lv[j]}]"):
@@ -1057,8 +1037,8 @@ def site_effects(
 
     from .errors import RowsOmittedWarning
 
-    _need(outcomes, "outcomes", [site, period, "indicator_id", "n", "mean", "sd"])
-    _need(sites, "sites", [site, adoption, phase])
+    require_columns(outcomes, "outcomes", [site, period, "indicator_id", "n", "mean", "sd"])
+    require_columns(sites, "sites", [site, adoption, phase])
     if not isinstance(washin_periods, (int, np.integer)) or washin_periods < 0:
         raise ScaleupDataError(f"site_effects(): washin_periods must be an integer >= 0, got {washin_periods!r}")
     y = outcomes[outcomes["indicator_id"] == indicator]

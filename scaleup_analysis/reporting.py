@@ -368,8 +368,11 @@ def run_report(
     tables_dir.mkdir(parents=True, exist_ok=True)
     repo = notebooks_dir.parent
     prov = provenance(data_dir, seed, repo)
-    params = {"data_dir": str(data_dir), "seed": int(seed), "figures_dir": str(figures_dir),
-              "tables_dir": str(tables_dir)}
+    # paths relative to the notebooks folder (the kernel's working directory): no absolute path of
+    # this machine ends up in the reports
+    params = {"data_dir": os.path.relpath(data_dir, notebooks_dir), "seed": int(seed),
+              "figures_dir": os.path.relpath(figures_dir, notebooks_dir),
+              "tables_dir": os.path.relpath(tables_dir, notebooks_dir)}
 
     full_exporter = HTMLExporter()
     summary_exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,

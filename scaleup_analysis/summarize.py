@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ._checks import check_mixed_args, first_values
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["summarize", "mixed_model_from_summary", "site_effects_from_summary"]
@@ -89,12 +90,6 @@ def _is_dask(obj) -> bool:
     return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
 
 
-def _first(values, k: int = _MAX_SHOWN) -> str:
-    values = list(values)
-    shown = ", ".join(repr(v) for v in values[:k])
-    return shown + (f", ... ({len(values) - k} more)" if len(values) > k else "")
-
-
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -108,7 +103,7 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
     missing = [c for c in dict.fromkeys(cols) if c not in df.columns]
     if missing:
         raise ScaleupDataError(
-            f"summarize: column(s) {missing} not found in {what}. Available columns: {_first(df.columns, 12)}. "
+            f"summarize: column(s) {missing} not found in {what}. Available columns: {first_values(df.columns, 12)}. "
             "Pass the right names as group=, outcome=, covariates=, random= or binary=."
         )
     for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
@@ -117,7 +112,7 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
             bad = pd.to_numeric(s, errors="coerce").isna() & s.notna()
             raise ScaleupDataError(
                 f"summarize: column {c!r} of {what} must be numeric; {int(bad.sum())} row(s) are not "
-                f"(index {_first(df.index[bad.to_numpy()])}). Convert or dummy-code it first."
+                f"(index {first_values(df.index[bad.to_numpy()])}). Convert or dummy-code it first."
             )
     sub = df[list(dict.fromkeys(cols))]
     keep = sub.notna().all(axis=1).to_numpy()
@@ -130,7 +125,7 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
         if inf.any():
             raise ScaleupDataError(
                 f"summarize: column {c!r} of {what} has {int(inf.sum())} infinite value(s) "
-                f"(index {_first(sub.index[inf])}). Fix or remove these rows."
+                f"(index {first_values(sub.index[inf])}). Fix or remove these rows."
             )
     if binary:
         b = sub[binary].to_numpy(dtype=float)
@@ -138,7 +133,7 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
         if bad.any():
             raise ScaleupDataError(
                 f"summarize: column {binary!r} (argument 'binary') of {what} must be 0/1; {int(bad.sum())} "
-                f"row(s) are not (index {_first(sub.index[bad])}). Recode it as 0/1."
+                f"row(s) are not (index {first_values(sub.index[bad])}). Recode it as 0/1."
             )
     return sub, n_drop, ([] if not n_drop else list(df.index[~keep][:_MAX_SHOWN]))
 
@@ -166,7 +161,7 @@ def _summarize_pandas(chunks, what, group, names, pairs, binary, numeric):
         prod = _products_frame(sub, group, names, pairs, binary)
         parts.append(prod.groupby(group, sort=False, observed=True, dropna=True).sum())
     if n_drop:
-        where = f" (index {_first(first)})" if len(parts) == 1 else ""
+        where = f" (index {first_values(first)})" if len(parts) == 1 else ""
         warnings.warn(
             f"summarize: {n_drop} row(s) of {what} left out because of missing values in "
             f"{list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))}{where}.",
@@ -196,7 +191,7 @@ def _summarize_dask(ddf, group, names, pairs, binary, numeric):
     if missing:
         raise ScaleupDataError(
             f"summarize: column(s) {missing} not found in the Dask DataFrame. Available columns: "
-            f"{_first(ddf.columns, 12)}."
+            f"{first_values(ddf.columns, 12)}."
         )
     for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
         if not (pd.api.types.is_numeric_dtype(ddf[c].dtype) or pd.api.types.is_bool_dtype(ddf[c].dtype)):
@@ -257,7 +252,7 @@ def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, thread
         missing = [c for c in cols if c not in types]
         if missing:
             raise ScaleupDataError(
-                f"summarize: column(s) {missing} not found in {what}. Available columns: {_first(types, 12)}. "
+                f"summarize: column(s) {missing} not found in {what}. Available columns: {first_values(types, 12)}. "
                 "Pass the right names as group=, outcome=, covariates=, random= or binary=."
             )
         num_types = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -540,7 +535,7 @@ class _Stats:
         if not isinstance(group, str) or group not in summary.columns:
             raise ScaleupDataError(
                 f"{fn}: column {group!r} (argument 'group') is not in the summary. Available columns: "
-                f"{_first(summary.columns, 12)}. Summarise with group=[{group!r}, ...]."
+                f"{first_values(summary.columns, 12)}. Summarise with group=[{group!r}, ...]."
             )
         sp_cols = [c for c in summary.columns if str(c).startswith("sp" + _SEP)]
         if "n" not in summary.columns or not sp_cols:
@@ -550,7 +545,7 @@ class _Stats:
         if bad.any():
             raise ScaleupDataError(
                 f"{fn}: {int(bad.sum())} summary row(s) have a missing {group!r} or non-finite sums "
-                f"(index {_first(summary.index[bad])}). Remove them or re-run summarize()."
+                f"(index {first_values(summary.index[bad])}). Remove them or re-run summarize()."
             )
         self.codes, self.groups = pd.factorize(summary[group], sort=True)
         self.G = len(self.groups)
@@ -705,12 +700,7 @@ def mixed_model_from_summary(
     True
     """
     fn = "mixed_model_from_summary"
-    if family not in ("gaussian", "binomial"):
-        raise ScaleupDataError(f"{fn}: family must be 'gaussian' or 'binomial', got {family!r}.")
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise ScaleupDataError(f"{fn}: level must be in (0, 1), e.g. 0.95; got {level!r}.")
-    if not isinstance(reml, bool | np.bool_):
-        raise ScaleupDataError(f"{fn}: reml must be True or False, got {reml!r}.")
+    check_mixed_args(fn, family, level, reml)
     lhs, xnames = _parse_formula(formula, fn)
     if family == "binomial":
         from .heterogeneity.mixed import mixed_model
@@ -827,7 +817,7 @@ def site_effects_from_summary(
     if (~ok).any():
         warnings.warn(
             f"{fn}: {int((~ok).sum())} site(s) left out: {term!r} is not estimable there (constant covariate, "
-            f"e.g. never treated, or n <= {p}): {_first(st.groups[~ok])}.",
+            f"e.g. never treated, or n <= {p}): {first_values(st.groups[~ok])}.",
             RowsOmittedWarning,
             stacklevel=2,
         )

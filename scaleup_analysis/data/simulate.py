@@ -1090,7 +1090,7 @@ def _assessments(p: dict):
 
 def _truth(d: _Design, rater_bias, assess_true, assess_bias) -> ScaleupTruth:
     p = d.p
-    S, T = len(d.site_ids), p["n_periods"]
+    T = p["n_periods"]
     regions = d.regions
     delta_scale = p["delta_pilot"] * p["voltage_drop_ratio"]
     scale_up = d.cohort >= 1

@@ -22,20 +22,13 @@ import patsy
 from scipy import stats
 from scipy.special import expit, gammaln
 
+from .._checks import check_mixed_args, rows_text
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from . import _engine
 
 __all__ = ["mixed_model"]
 
-_MAX_SHOWN = 5
 _SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
-
-
-def _rows_text(index, mask) -> str:
-    bad = list(pd.Index(index)[np.asarray(mask)])
-    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
-    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
-    return f"{len(bad)} row(s) (index {shown}{more})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,7 +224,7 @@ def _design(df: pd.DataFrame, formula: str, re_formula: str, group: str, trials:
     n_drop = int((~keep).sum())
     if n_drop:
         warnings.warn(
-            f"mixed_model: {_rows_text(df.index, ~keep)} left out because of missing values in the "
+            f"mixed_model: {rows_text(df.index, ~keep)} left out because of missing values in the "
             f"outcome, covariates, {group!r}" + (f" or {trials!r}" if trials else "") + ".",
             RowsOmittedWarning,
             stacklevel=3,
@@ -415,12 +408,7 @@ def mixed_model(
     >>> round(res.icc, 2) > 0
     True
     """
-    if family not in ("gaussian", "binomial"):
-        raise ScaleupDataError(f"mixed_model: family must be 'gaussian' or 'binomial', got {family!r}.")
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise ScaleupDataError(f"mixed_model: level must be in (0, 1), e.g. 0.95; got {level!r}.")
-    if not isinstance(reml, bool | np.bool_):
-        raise ScaleupDataError(f"mixed_model: reml must be True or False, got {reml!r}.")
+    check_mixed_args("mixed_model", family, level, reml)
     if trials is not None and family != "binomial":
         raise ScaleupDataError("mixed_model: trials= is only used with family='binomial'.")
     ref = _parse_re_formula(re_formula)
@@ -576,7 +564,7 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
         what = "0/1 values" if tr is None else "integer events with 0 <= events <= trials (trials > 0, integer)"
         raise ScaleupDataError(
             f"mixed_model(family='binomial'): the outcome of {formula!r} must be {what}; "
-            f"{_rows_text(index, bad)} are not. Fix these rows"
+            f"{rows_text(index, bad)} are not. Fix these rows"
             + (" or pass trials='n' for events/trials data." if tr is None else ".")
         )
     direction = _separation_direction(Xa, y, m)

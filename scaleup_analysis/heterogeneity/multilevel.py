@@ -16,19 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._checks import rows_text
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from . import _engine
 
 __all__ = ["multilevel_meta_analysis"]
-
-_MAX_SHOWN = 5
-
-
-def _rows_text(index, mask) -> str:
-    bad = list(pd.Index(index)[np.asarray(mask)])
-    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
-    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
-    return f"{len(bad)} row(s) (index {shown}{more})"
 
 
 @dataclass(frozen=True)
@@ -239,20 +231,20 @@ def multilevel_meta_analysis(
     if bad_num.any():
         raise ScaleupDataError(
             f"multilevel_meta_analysis: columns {yi!r}/{vi!r} have non-numeric values in "
-            f"{_rows_text(df.index, bad_num)}. Convert them with pandas.to_numeric()."
+            f"{rows_text(df.index, bad_num)}. Convert them with pandas.to_numeric()."
         )
     bad_v = np.isfinite(v_all) & (v_all <= 0)
     if bad_v.any():
         raise ScaleupDataError(
             f"multilevel_meta_analysis: column {vi!r} (argument 'vi') must be > 0; "
-            f"{_rows_text(df.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
+            f"{rows_text(df.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
         )
     keep = np.isfinite(y_all) & np.isfinite(v_all)
     for c in levels:
         keep &= df[c].notna().to_numpy()
     if (~keep).any():
         warnings.warn(
-            f"multilevel_meta_analysis: {_rows_text(df.index, ~keep)} left out because of missing "
+            f"multilevel_meta_analysis: {rows_text(df.index, ~keep)} left out because of missing "
             f"{yi!r}, {vi!r} or level identifiers.",
             RowsOmittedWarning,
             stacklevel=2,

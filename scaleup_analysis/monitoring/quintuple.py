@@ -29,7 +29,6 @@ Anhøj, J., & Olesen, A. V. (2014). Run charts revisited. PLoS ONE, 9(11), e1138
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._checks import fail_rows, require_columns
 from ..errors import ScaleupDataError
 
 __all__ = [
@@ -56,34 +56,11 @@ _SUFF = ["n", "n_sites", "total", "var_sum", "ss_within", "df_within"]
 # --------------------------------------------------------------------------------------------------
 # input checking
 # --------------------------------------------------------------------------------------------------
-def _rows(df: pd.DataFrame, mask) -> str:
-    idx = list(df.index[np.asarray(mask, dtype=bool)])
-    shown = ", ".join(repr(i) for i in idx[:5])
-    return f"{len(idx)} row(s) (first: {shown}{', ...' if len(idx) > 5 else ''})"
-
-
-def _need(df, table: str, cols: Sequence[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"table '{table}': expected a pandas DataFrame, got {type(df).__name__}.")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ScaleupDataError(
-            f"table '{table}': missing column(s) {', '.join(map(repr, missing))}. Available columns: "
-            f"{', '.join(map(repr, list(df.columns)[:20]))}. See docs/data_dictionary.md."
-        )
-
-
-def _fail(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str) -> None:
-    mask = np.asarray(mask, dtype=bool)
-    if mask.any():
-        raise ScaleupDataError(f"table '{table}', column '{col}': {_rows(df, mask)} {what}. {fix}")
-
-
 def _num(df: pd.DataFrame, table: str, col: str) -> np.ndarray:
     s = df[col]
     conv = pd.to_numeric(s, errors="coerce")
-    _fail(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(),
-          "Convert the column to numbers.")
+    fail_rows(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(),
+              "Convert the column to numbers.")
     return conv.to_numpy(dtype=float, na_value=np.nan)
 
 
@@ -271,8 +248,8 @@ def quintuple_aim_panel(
                 "'outcomes' and 'sites'."
             )
     ind, out, sites = tables["indicators"], tables["outcomes"], tables["sites"]
-    _need(ind, "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
-    _need(out, "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
+    require_columns(ind, "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
+    require_columns(out, "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
     sc = [site, region] + ([subgroup] if subgroup else [])
     comp_label = None
     if comparison is not None:
@@ -281,21 +258,21 @@ def quintuple_aim_panel(
                 "argument 'comparison': give (column of sites, value or list of values), e.g. "
                 "comparison=('phase', 'not-adopted')."
             )
-        _need(sites, "sites", [comparison[0]])
+        require_columns(sites, "sites", [comparison[0]])
         comp_vals = comparison[1] if isinstance(comparison[1], (list, tuple, set)) else [comparison[1]]
         comp_label = f"{comparison[0]} in {list(comp_vals)}"
         sc = sc + ([comparison[0]] if comparison[0] not in sc else [])
-    _need(sites, "sites", sc)
+    require_columns(sites, "sites", sc)
     ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].copy()
     for c in ("domain", "type", "direction"):
         ind[c] = ind[c].astype(str)
-    _fail("indicators", "type", "are not 'proportion' or 'mean'", ind,
-          ~ind["type"].isin(["proportion", "mean"]).to_numpy(), "Fix the indicator registry.")
-    _fail("indicators", "direction", "are not 'higher_is_better' or 'lower_is_better'", ind,
-          ~ind["direction"].isin(["higher_is_better", "lower_is_better"]).to_numpy(),
-          "Fix the indicator registry.")
-    _fail("indicators", "indicator_id", "are duplicated", ind, ind["indicator_id"].duplicated(keep=False),
-          "Keep one row per indicator.")
+    fail_rows("indicators", "type", "are not 'proportion' or 'mean'", ind,
+              ~ind["type"].isin(["proportion", "mean"]).to_numpy(), "Fix the indicator registry.")
+    fail_rows("indicators", "direction", "are not 'higher_is_better' or 'lower_is_better'", ind,
+              ~ind["direction"].isin(["higher_is_better", "lower_is_better"]).to_numpy(),
+              "Fix the indicator registry.")
+    fail_rows("indicators", "indicator_id", "are duplicated", ind, ind["indicator_id"].duplicated(keep=False),
+              "Keep one row per indicator.")
     if indicators is not None:
         unknown = sorted(set(indicators) - set(ind["indicator_id"]))
         if unknown:
@@ -303,31 +280,31 @@ def quintuple_aim_panel(
         ind = ind[ind["indicator_id"].isin(list(indicators))]
     o = out[[site, period, "indicator_id", "n", "events", "mean", "sd"]].copy()
     unk = ~o["indicator_id"].isin(tables["indicators"]["indicator_id"]).to_numpy()
-    _fail("outcomes", "indicator_id", "are not in table 'indicators'", o, unk, "Register the indicators first.")
+    fail_rows("outcomes", "indicator_id", "are not in table 'indicators'", o, unk, "Register the indicators first.")
     o = o[o["indicator_id"].isin(ind["indicator_id"])]
     s = sites[sc].drop_duplicates()
     for c in sc:  # categorical unit columns -> plain values (units are sorted as text downstream)
         if isinstance(s[c].dtype, pd.CategoricalDtype):
             s[c] = s[c].astype(object)
-    _fail("sites", site, "are duplicated", s, s[site].duplicated(keep=False).to_numpy(), "Keep one row per site.")
+    fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False).to_numpy(), "Keep one row per site.")
     nosite = ~o[site].isin(s[site]).to_numpy()
-    _fail("outcomes", site, "are not in table 'sites'", o, nosite, "Add the sites or fix the site_id.")
+    fail_rows("outcomes", site, "are not in table 'sites'", o, nosite, "Add the sites or fix the site_id.")
     o = o.assign(_row=o.index).merge(ind, on="indicator_id", how="left").merge(s, on=site, how="left")
     o = o.set_index("_row")
     o.index.name = None
     n = _num(o, "outcomes", "n")
-    _fail("outcomes", "n", "are missing or negative", o, ~(n >= 0), "n must be a count >= 0.")
+    fail_rows("outcomes", "n", "are missing or negative", o, ~(n >= 0), "n must be a count >= 0.")
     ev = _num(o, "outcomes", "events")
     mu = _num(o, "outcomes", "mean")
     sd = _num(o, "outcomes", "sd")
     prop = o["type"].to_numpy() == "proportion"
     use = n > 0
-    _fail("outcomes", "events", "of proportion indicators are missing, negative or > n", o,
-          prop & use & ~((ev >= 0) & (ev <= n)), "Give 0 <= events <= n.")
-    _fail("outcomes", "mean", "of mean indicators are missing or not finite", o,
-          ~prop & use & ~np.isfinite(mu), "Give a finite mean.")
-    _fail("outcomes", "sd", "of mean indicators are missing or negative (n >= 2)", o,
-          ~prop & use & (n >= 2) & ~(sd >= 0), "Give sd >= 0.")
+    fail_rows("outcomes", "events", "of proportion indicators are missing, negative or > n", o,
+              prop & use & ~((ev >= 0) & (ev <= n)), "Give 0 <= events <= n.")
+    fail_rows("outcomes", "mean", "of mean indicators are missing or not finite", o,
+              ~prop & use & ~np.isfinite(mu), "Give a finite mean.")
+    fail_rows("outcomes", "sd", "of mean indicators are missing or negative (n >= 2)", o,
+              ~prop & use & (n >= 2) & ~(sd >= 0), "Give sd >= 0.")
     sd = np.where(~prop & (n < 2), 0.0, sd)
     with np.errstate(invalid="ignore", divide="ignore"):
         total = np.where(prop, ev, n * mu)

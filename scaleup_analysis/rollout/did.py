@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from .._checks import first_values
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
 __all__ = ["staggered_did", "twfe_did", "bacon_decomposition"]
@@ -37,12 +38,6 @@ _EPS_SE = np.sqrt(np.finfo(float).eps) * 10  # did: se <= sqrt(.Machine$double.e
 # ----------------------------------------------------------------------------------------------
 # input checking
 # ----------------------------------------------------------------------------------------------
-def _first(values, k: int = 5) -> str:
-    values = list(values)
-    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:k])
-    return shown + (", ..." if len(values) > k else "")
-
-
 @dataclass(frozen=True, eq=False)
 class _Panel:
     ids: np.ndarray  # (n,) unit identifiers, sorted
@@ -75,7 +70,7 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
     if d[unit].isna().any():
         bad = np.flatnonzero(d[unit].isna().to_numpy())
         raise ScaleupDataError(
-            f"{fn}: column {unit!r} (unit) is missing in {bad.size} row(s) (first rows: {_first(d.index[bad])}); "
+            f"{fn}: column {unit!r} (unit) is missing in {bad.size} row(s) (first rows: {first_values(d.index[bad])}); "
             "every row needs a unit identifier."
         )
     tvals = pd.to_numeric(d[time], errors="coerce")
@@ -83,7 +78,7 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
     if bad.size:
         raise ScaleupDataError(
             f"{fn}: column {time!r} (time) must hold integer periods; {bad.size} row(s) do not "
-            f"(first rows: {_first(d.index[bad])}). Recode periods as integers 1..T."
+            f"(first rows: {first_values(d.index[bad])}). Recode periods as integers 1..T."
         )
     d[time] = tvals.astype(np.int64)
     y = pd.to_numeric(d[outcome], errors="coerce").to_numpy(dtype=float)
@@ -91,7 +86,7 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
     if bad.size:
         raise ScaleupDataError(
             f"{fn}: column {outcome!r} (outcome) is missing or not numeric in {bad.size} row(s) "
-            f"(first rows: {_first(d.index[bad])}); a balanced panel is required, so drop those units "
+            f"(first rows: {first_values(d.index[bad])}); a balanced panel is required, so drop those units "
             "entirely or impute their outcomes."
         )
     d[outcome] = y
@@ -101,7 +96,7 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
         pairs = d.loc[d.index[rows], [unit, time]].drop_duplicates().itertuples(index=False)
         raise ScaleupDataError(
             f"{fn}: {rows.size} rows share a (unit, time) pair in columns ({unit!r}, {time!r}) "
-            f"(first rows: {_first(d.index[rows])}; pairs: {_first([tuple(p) for p in pairs])}). "
+            f"(first rows: {first_values(d.index[rows])}; pairs: {first_values([tuple(p) for p in pairs])}). "
             "Keep one row per unit and period (aggregate duplicates first)."
         )
     tlist = np.sort(d[time].unique())
@@ -110,7 +105,7 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
     if len(short):
         raise ScaleupDataError(
             f"{fn}: unbalanced panel: {len(short)} unit(s) in column {unit!r} are not observed in all "
-            f"{tlist.size} periods of {time!r} (first units: {_first(short)}). Drop those units or "
+            f"{tlist.size} periods of {time!r} (first units: {first_values(short)}). Drop those units or "
             "complete their series; these estimators need a balanced panel."
         )
     d = d.sort_values([unit, time], kind="mergesort")
@@ -126,14 +121,14 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
             rows = d.index[nonnum.to_numpy()]
             raise ScaleupDataError(
                 f"{fn}: column {cohort!r} (cohort) must be numeric (first treated period); {len(rows)} "
-                f"row(s) are not (first rows: {_first(rows)})."
+                f"row(s) are not (first rows: {first_values(rows)})."
             )
         G = gv.fillna(0.0).to_numpy(dtype=float).reshape(n, T)
         varying = np.flatnonzero((G != G[:, :1]).any(axis=1))
         if varying.size:
             raise ScaleupDataError(
                 f"{fn}: column {cohort!r} (cohort) changes over time within {varying.size} unit(s) "
-                f"(first units: {_first(ids[varying])}); it must be the unit's first treated period, "
+                f"(first units: {first_values(ids[varying])}); it must be the unit's first treated period, "
                 "constant across its rows."
             )
         g = G[:, 0].copy()
@@ -141,7 +136,7 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
         if bad.size:
             raise ScaleupDataError(
                 f"{fn}: column {cohort!r} (cohort) must be a positive integer period, or 0/NaN for never "
-                f"treated; {bad.size} unit(s) are not (first units: {_first(ids[bad])})."
+                f"treated; {bad.size} unit(s) are not (first units: {first_values(ids[bad])})."
             )
     else:
         tr = pd.to_numeric(d[treatment], errors="coerce").to_numpy(dtype=float).reshape(n, T)
@@ -149,13 +144,13 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
         if bad.size:
             raise ScaleupDataError(
                 f"{fn}: column {treatment!r} (treatment) must be 0/1 without missing values; {bad.size} "
-                f"unit(s) violate this (first units: {_first(ids[bad])})."
+                f"unit(s) violate this (first units: {first_values(ids[bad])})."
             )
         rev = np.flatnonzero((np.diff(tr, axis=1) < 0).any(axis=1))
         if rev.size:
             raise ScaleupDataError(
                 f"{fn}: treatment reversal: in column {treatment!r}, {rev.size} unit(s) switch from 1 back "
-                f"to 0 (first units: {_first(ids[rev])}). Staggered adoption needs an absorbing treatment; "
+                f"to 0 (first units: {first_values(ids[rev])}). Staggered adoption needs an absorbing treatment; "
                 "code the first adoption period as the cohort, or analyse exits separately."
             )
         ever = tr.any(axis=1)
@@ -164,8 +159,8 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
     if late.size:
         raise ScaleupDataError(
             f"{fn}: column {cohort!r} (cohort): {late.size} unit(s) have a cohort after the last period "
-            f"{tlist[-1]} of the panel (first units: {_first(ids[late])}, cohorts "
-            f"{_first(np.unique(g[late]))}). Recode them as never treated within the panel (0 or NaN), "
+            f"{tlist[-1]} of the panel (first units: {first_values(ids[late])}, cohorts "
+            f"{first_values(np.unique(g[late]))}). Recode them as never treated within the panel (0 or NaN), "
             "as R's did does, or extend the panel."
         )
     extra = {}
@@ -175,13 +170,13 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
         if bad.size:
             raise ScaleupDataError(
                 f"{fn}: column {c!r} is missing or not numeric for {bad.size} unit(s) (first units: "
-                f"{_first(ids[bad])}); dummy-code categorical covariates and drop incomplete units."
+                f"{first_values(ids[bad])}); dummy-code categorical covariates and drop incomplete units."
             )
         var = np.flatnonzero((v != v[:, :1]).any(axis=1))
         if var.size:
             raise ScaleupDataError(
                 f"{fn}: column {c!r} varies over time within {var.size} unit(s) (first units: "
-                f"{_first(ids[var])}); it must be time-invariant (e.g. its value in the first period)."
+                f"{first_values(ids[var])}); it must be time-invariant (e.g. its value in the first period)."
             )
         extra[c] = v[:, 0]
     return _Panel(ids=ids, tlist=tlist, Y=Y, g=g, extra=extra)
@@ -522,7 +517,7 @@ class StaggeredDiDResult:
                 cells = [(int(group[i]), int(t[i])) for i in bad]
                 raise ScaleupDataError(
                     f"aggregate({kind!r}): ATT(g,t) is NA for {bad.size} cell(s) needed for {what} "
-                    f"(first (group, time): {_first(cells)}); see the warnings of staggered_did "
+                    f"(first (group, time): {first_values(cells)}); see the warnings of staggered_did "
                     "(e.g. reduce `covariates` or use control='notyet')."
                 )
 
@@ -817,7 +812,7 @@ def staggered_did(
     if early.any():
         warnings.warn(
             f"{fn}: dropped {int(early.sum())} unit(s) treated in the first period or within the "
-            f"anticipation window (first units: {_first(P.ids[early])}); they have no pre-treatment period.",
+            f"anticipation window (first units: {first_values(P.ids[early])}); they have no pre-treatment period.",
             RowsOmittedWarning,
             stacklevel=2,
         )
@@ -885,7 +880,7 @@ def staggered_did(
     if empty.size:
         cells = [(float(cg[k]), int(tlist[ct[k]])) for k in empty]
         raise ScaleupDataError(
-            f"{fn}: no comparison units for {empty.size} (cohort, period) cell(s) (first: {_first(cells)}) "
+            f"{fn}: no comparison units for {empty.size} (cohort, period) cell(s) (first: {first_values(cells)}) "
             f"with control={control!r}; add never-treated units or use control='notyet'."
         )
     dY = Y[:, ct] - Y[:, cb]

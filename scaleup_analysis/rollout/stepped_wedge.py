@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from .._checks import rows_text as _rows_text
 
 __all__ = [
     "stepped_wedge_design",
@@ -653,7 +654,6 @@ def stepped_wedge_power_sim(
 # analysis (linear mixed model, Hussey & Hughes 2007; Hooper et al. 2016)
 # --------------------------------------------------------------------------------------------
 _SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
-_MAX_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -751,11 +751,6 @@ class SteppedWedgeAnalysis:
         return ax
 
 
-def _rows_text(index, mask) -> str:
-    bad = list(pd.Index(index)[np.asarray(mask)])
-    shown = ", ".join(repr(b) for b in bad[:_MAX_SHOWN])
-    more = f", ... ({len(bad) - _MAX_SHOWN} more)" if len(bad) > _MAX_SHOWN else ""
-    return f"{len(bad)} row(s) (index {shown}{more})"
 
 
 def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):

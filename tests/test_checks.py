@@ -1,0 +1,83 @@
+"""The private input-checking helpers of scaleup_analysis._checks (exact message texts).
+
+Expected strings are written out by hand from the documented message formats (CONTRIBUTING.md:
+name the table/column, count the offending rows and show the first few); they are not copied from
+the code's output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaleup_analysis._checks import check_mixed_args, fail_rows, first_values, require_columns, rows_text
+from scaleup_analysis.errors import ScaleupDataError
+
+
+def test_rows_text_from_frame_series_index_and_labels():
+    df = pd.DataFrame({"x": [5, -1, 2, -3]}, index=[10, 11, 12, 13])
+    mask = df["x"].to_numpy() < 0
+    assert rows_text(df, mask) == "2 row(s) (index 11, 13)"
+    assert rows_text(df["x"], mask) == "2 row(s) (index 11, 13)"
+    assert rows_text(df.index, mask) == "2 row(s) (index 11, 13)"
+    assert rows_text(df.index[mask]) == "2 row(s) (index 11, 13)"
+    assert rows_text(["a", "b"]) == "2 row(s) (index 'a', 'b')"
+    assert rows_text(df, df["x"] < 0, label="first:") == "2 row(s) (first: 11, 13)"  # boolean Series mask
+
+
+def test_rows_text_truncates_and_counts_the_rest():
+    idx = pd.RangeIndex(12)
+    assert rows_text(idx, np.ones(12, bool)) == "12 row(s) (index 0, 1, 2, 3, 4, ... (7 more))"
+    assert rows_text(idx, np.ones(12, bool), max_shown=2) == "12 row(s) (index 0, 1, ... (10 more))"
+    assert rows_text(idx, np.zeros(12, bool)) == "0 row(s) (index )"
+
+
+def test_require_columns():
+    df = pd.DataFrame({"site_id": ["A"], "period": [1]})
+    require_columns(df, "delivery", ["site_id", "period"])  # all present: no error
+    with pytest.raises(ScaleupDataError) as exc:
+        require_columns(df, "delivery", ["site_id", "reached", "eligible"])
+    assert str(exc.value) == (
+        "table 'delivery': missing column(s) ['reached', 'eligible']. Available columns: "
+        "['site_id', 'period']. Rename the columns or pass their names as keyword arguments "
+        "(see docs/data_dictionary.md)."
+    )
+    with pytest.raises(ScaleupDataError, match=r"^fidelity_ratings: missing column\(s\) \['score'\]\. .* Fix it\.$"):
+        require_columns(df, "fidelity_ratings", ["score"], label="fidelity_ratings", hint="Fix it.")
+    with pytest.raises(ScaleupDataError, match=r"^table 'sites': expected a pandas DataFrame, got list\.$"):
+        require_columns([1, 2], "sites", ["site_id"])
+    wide = pd.DataFrame(columns=[f"c{i}" for i in range(25)])
+    with pytest.raises(ScaleupDataError, match=r"'c19'\] \.\.\. \(5 more\)\. "):
+        require_columns(wide, "wide", ["zz"])
+
+
+def test_fail_rows():
+    df = pd.DataFrame({"n": [3, -1, -2]})
+    fail_rows("delivery", "n", "are negative", df, np.zeros(3, bool), "Counts are >= 0.")  # nothing flagged
+    with pytest.raises(ScaleupDataError) as exc:
+        fail_rows("delivery", "n", "are negative", df, df["n"] < 0, "Counts are >= 0.")
+    assert str(exc.value) == "table 'delivery', column 'n': 2 row(s) (first: 1, 2) are negative. Counts are >= 0."
+
+
+@pytest.mark.parametrize(
+    "family, level, reml, fragment",
+    [
+        ("poisson", 0.95, True, "mixed_model: family must be 'gaussian' or 'binomial', got 'poisson'."),
+        ("gaussian", 95, True, "mixed_model: level must be in (0, 1), e.g. 0.95; got 95."),
+        ("gaussian", 0.95, "yes", "mixed_model: reml must be True or False, got 'yes'."),
+    ],
+)
+def test_check_mixed_args(family, level, reml, fragment):
+    check_mixed_args("mixed_model", "binomial", 0.9, np.bool_(False))  # valid: no error
+    with pytest.raises(ScaleupDataError) as exc:
+        check_mixed_args("mixed_model", family, level, reml)
+    assert str(exc.value) == fragment
+
+
+def test_first_values():
+    assert first_values(np.array([3, 1, 4], dtype=np.int64)) == "3, 1, 4"  # NumPy scalars shown as Python ints
+    assert first_values(range(9)) == "0, 1, 2, 3, 4, ... (4 more)"
+    assert first_values(["a", "b", "c"], 2) == "'a', 'b', ... (1 more)"
+    assert first_values([(1, 2)]) == "(1, 2)"
+    assert first_values([]) == ""
