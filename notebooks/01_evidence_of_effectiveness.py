@@ -36,18 +36,14 @@ figures_dir = None  # set by `make report` to save figures under reports/figures
 tables_dir = None  # set by `make report` to save key tables (CSV) under reports/tables/
 
 # %%
-import warnings
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import scaleup_analysis as sa
+from scaleup_analysis.notebook import setup_display
 from scaleup_analysis.reporting import save_figure, save_table
 
-pd.set_option("display.precision", 3)
-pd.set_option("display.width", 120)
-# show warnings as one plain line (no temporary file paths), so stored outputs are reproducible
-warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+setup_display(precision=3)  # pandas display options; warnings printed as one line
 
 studies = sa.load_dataset("baskerville2012")
 studies["vi"] = studies["se"] ** 2  # sampling variance of each SMD

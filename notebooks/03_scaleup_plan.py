@@ -34,17 +34,14 @@ figures_dir = None  # set by `make report` to save figures under reports/figures
 tables_dir = None  # set by `make report` to save key tables (CSV) under reports/tables/
 
 # %%
-import warnings
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import scaleup_analysis as sa
+from scaleup_analysis.notebook import load_or_simulate, setup_display
 from scaleup_analysis.reporting import save_figure, save_table
 
-pd.set_option("display.precision", 3)
-pd.set_option("display.width", 120)
-warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+setup_display(precision=3)  # pandas display options; warnings printed as one line
 
 # %% [markdown]
 # ## 1. The rollout schedule
@@ -168,10 +165,7 @@ binary.to_frame()[["power", "se", "detectable_effect"]].round(3)
 # window (they serve as comparisons for the staggered difference-in-differences of step 5).
 
 # %%
-if data_dir is None:
-    tables = sa.simulate_scaleup(seed=seed).tables
-else:
-    tables = sa.load_tables(data_dir)
+tables = load_or_simulate(data_dir, seed)
 sites = tables["sites"]
 sites.groupby(["phase", "cohort"], dropna=False, observed=True).agg(
     sites=("site_id", "size"), regions=("rss_code", "nunique"), adoption_period=("adoption_period", "min")

@@ -33,19 +33,16 @@ figures_dir = None  # set by `make report` to save figures under reports/figures
 tables_dir = None  # set by `make report` to save key tables (CSV) under reports/tables/
 
 # %%
-import warnings
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import scaleup_analysis as sa
+from scaleup_analysis.notebook import load_or_simulate, setup_display
 from scaleup_analysis.reporting import save_figure, save_table
 
-pd.set_option("display.precision", 3)
-pd.set_option("display.width", 120)
-warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+setup_display(precision=3)  # pandas display options; warnings printed as one line
 
-tables = sa.simulate_scaleup(seed=seed).tables if data_dir is None else sa.load_tables(data_dir)
+tables = load_or_simulate(data_dir, seed)
 ratings, components, delivery, sites = (
     tables["fidelity_ratings"], tables["components"], tables["delivery"], tables["sites"]
 )

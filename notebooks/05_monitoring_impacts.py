@@ -36,20 +36,16 @@ baseline_periods = [1, 2, 3, 4, 5]  # before any scale-up wave
 followup_periods = [13, 14, 15, 16]  # every wave delivering at full dose
 
 # %%
-import warnings
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import scaleup_analysis as sa
+from scaleup_analysis.notebook import load_or_simulate, setup_display
 from scaleup_analysis.reporting import save_figure, save_table
 
-pd.set_option("display.precision", 3)
-pd.set_option("display.width", 120)
-pd.set_option("display.max_columns", 12)
-warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+setup_display(precision=3, max_columns=12)  # pandas display options; warnings printed as one line
 
-tables = sa.simulate_scaleup(seed=seed).tables if data_dir is None else sa.load_tables(data_dir)
+tables = load_or_simulate(data_dir, seed)
 sites, outcomes = tables["sites"], tables["outcomes"]
 tables["indicators"]
 

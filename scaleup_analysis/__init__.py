@@ -31,13 +31,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+unknown"
 
 # submodule -> public names it exports (each must also be in that submodule's __all__;
-# tests/test_public_api.py checks both directions).
+# tests/test_public_api.py checks it).
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "data.schemas": ("SCHEMAS", "validate_table", "validate_tables"),
     "data.io": ("load_table", "load_tables", "write_table_atomic"),
     "data.manifest": ("write_manifest", "check_manifest"),
     "data.datasets": ("load_dataset", "list_datasets"),
     "data.simulate": ("simulate_scaleup", "SimulatedScaleup", "write_encounters_parquet"),
+    "notebook": ("setup_display", "load_or_simulate"),
     "effect_sizes": ("effect_sizes",),
     "fidelity": (
         "session_adherence",

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._checks import require_columns, rows_text
+from ._checks import MAX_SHOWN, require_columns, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -43,7 +43,6 @@ _DIMENSIONS = ("adherence", "dose", "coverage")
 _DELIVERY_COLS = ("sessions_planned", "sessions_delivered", "eligible", "reached")
 _COMPONENT_COLS = ("core", "weight", "scale_min", "scale_max")
 _BAND_LABELS = ("low", "moderate", "high")
-_MAX_SHOWN = 5
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -559,7 +558,7 @@ def classify_fidelity(values, bands: Sequence[float] = (0.50, 0.80)) -> pd.Serie
     bad = np.isfinite(x) & ((x < 0) | (x > 1))
     if bad.any():
         raise ScaleupDataError(
-            f"classify_fidelity: {int(bad.sum())} value(s) outside [0, 1] (first: {x[bad][:_MAX_SHOWN].tolist()}); "
+            f"classify_fidelity: {int(bad.sum())} value(s) outside [0, 1] (first: {x[bad][:MAX_SHOWN].tolist()}); "
             "pass proportions, not percentages."
         )
     codes = np.where(np.isnan(x), -1, np.where(x >= hi, 2, np.where(x <= lo, 0, 1)))

@@ -12,11 +12,12 @@ that a blanked cell cannot be recovered by subtracting the published cells from 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ._checks import first_values
 from .errors import ScaleupDataError
 
 __all__ = ["suppress_small_cells", "check_no_identifiers"]
@@ -41,11 +42,6 @@ def _as_list(arg: str, value, table: pd.DataFrame, *, allow_empty: bool = False)
             f"the table (columns: {', '.join(map(str, table.columns))}). Pass the names of existing columns."
         )
     return cols
-
-
-def _rows(index: Iterable, limit: int = 5) -> str:
-    idx = list(index)
-    return ", ".join(map(str, idx[:limit])) + (", ..." if len(idx) > limit else "")
 
 
 def suppress_small_cells(
@@ -171,7 +167,7 @@ def suppress_small_cells(
             rows = table.index[bad.to_numpy()]
             raise ScaleupDataError(
                 f"suppress_small_cells: count column {c!r} has {int(bad.sum())} value(s) that are not "
-                f"non-negative whole numbers (rows {_rows(rows)}). Counts of individuals must be "
+                f"non-negative whole numbers (rows {first_values(rows)}). Counts of individuals must be "
                 "integers >= 0; fix or remove those rows."
             )
         num[c] = x.to_numpy()
@@ -313,6 +309,6 @@ def check_no_identifiers(
                     raise ScaleupDataError(
                         f"check_no_identifiers: {tname!r} column {cname!r} holds {int(hit.sum())} value(s) "
                         f"matching the identifier pattern {value_pattern!r} (rows "
-                        f"{_rows(frame.index[hit])}). Remove or aggregate those values before saving."
+                        f"{first_values(frame.index[hit])}). Remove or aggregate those values before saving."
                     )
     return obj

@@ -21,7 +21,6 @@ repository changed. Stale hidden temp files of a killed run are removed at the s
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import html
 import json
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from .data.io import DATA_SUFFIXES
 from .data.io import atomic_write_bytes as _atomic_write_bytes
+from .data.manifest import sha256_file
 from .errors import ScaleupDataError
 
 __all__ = ["run_report", "save_figure", "save_table", "provenance", "ReportResult"]
@@ -151,14 +151,6 @@ def save_table(
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _git_commit(repo: Path) -> str:
     try:
         out = subprocess.run(
@@ -205,7 +197,7 @@ def provenance(data_dir: str | os.PathLike, seed: int | None, repo: str | os.Pat
         "git_commit": _git_commit(Path(repo)),
         "seed": seed,
         "data_dir": data_dir.name,
-        "inputs_sha256": {p.name: _sha256(p) for p in files},
+        "inputs_sha256": {p.name: sha256_file(p) for p in files},
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "libraries": libs,

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._checks import rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
 __all__ = [
@@ -481,12 +482,6 @@ class AssessmentScores:
         return ax
 
 
-def _rows(mask, index, k=5) -> str:
-    bad = list(index[np.asarray(mask, bool)])
-    more = "" if len(bad) <= k else ", ..."
-    return f"{len(bad)} row(s) (first: {', '.join(map(repr, bad[:k]))}{more})"
-
-
 def _domain_score(vals: np.ndarray, n_expected: int, ins: Instrument) -> float:
     if ins.scoring == "mean":
         return float(vals.mean())
@@ -615,38 +610,38 @@ def score_assessment(
     for col, arg in ((innovation, "innovation"), (rater, "rater"), (item, "item")):
         miss = df[col].isna().to_numpy()
         if miss.any():
-            raise ScaleupDataError(f"responses: column {col!r} (argument '{arg}') is missing in {_rows(miss, df.index)}.")
+            raise ScaleupDataError(f"responses: column {col!r} (argument '{arg}') is missing in {rows_text(df.index, miss, label='first:')}.")
     item_dom = dict(zip(ins.items["item_id"], ins.items["domain"]))
     unknown = ~df[item].astype(str).isin(item_dom).to_numpy()
     if unknown.any():
         vals = sorted(df[item].astype(str)[unknown].unique())[:5]
         raise ScaleupDataError(
             f"responses: column {item!r} has item ids not defined by instrument {ins.id} in "
-            f"{_rows(unknown, df.index)}, e.g. {vals}; valid ids are listed in "
+            f"{rows_text(df.index, unknown, label='first:')}, e.g. {vals}; valid ids are listed in "
             f"load_instrument({ins.id!r}).items."
         )
     dup = df.duplicated([innovation, rater, item], keep=False).to_numpy()
     if dup.any():
         raise ScaleupDataError(
-            f"responses: duplicated (innovation, rater, item) ratings in {_rows(dup, df.index)}; keep one row each."
+            f"responses: duplicated (innovation, rater, item) ratings in {rows_text(df.index, dup, label='first:')}; keep one row each."
         )
     if "domain" in df.columns:
         mism = (df["domain"].astype(str) != df[item].astype(str).map(item_dom)).to_numpy() & df["domain"].notna().to_numpy()
         if mism.any():
             raise ScaleupDataError(
                 f"responses: column 'domain' disagrees with the domain of the item in instrument {ins.id} "
-                f"in {_rows(mism, df.index)}; fix the domain or the item id."
+                f"in {rows_text(df.index, mism, label='first:')}; fix the domain or the item id."
             )
     x = pd.to_numeric(df[score], errors="coerce")
     notnum = (x.isna() & df[score].notna()).to_numpy()
     if notnum.any():
-        raise ScaleupDataError(f"responses: column {score!r} is not numeric in {_rows(notnum, df.index)}.")
+        raise ScaleupDataError(f"responses: column {score!r} is not numeric in {rows_text(df.index, notnum, label='first:')}.")
     x = x.to_numpy(float)
     out = np.isfinite(x) & ((x < ins.scale_min) | (x > ins.scale_max))
     if out.any():
         raise ScaleupDataError(
             f"responses: column {score!r} lies outside the {ins.id} scale [{ins.scale_min:g}, {ins.scale_max:g}] in "
-            f"{_rows(out, df.index)}; correct these scores (record unanswered items as missing, not 0)."
+            f"{rows_text(df.index, out, label='first:')}; correct these scores (record unanswered items as missing, not 0)."
         )
     d = pd.DataFrame(
         {

@@ -86,6 +86,11 @@ def _pairs(names: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _used_columns(group, numeric, binary) -> list[str]:
+    """The columns a summary reads, each once, in order: ``group``, ``numeric``, then ``binary``."""
+    return list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+
+
 def _is_dask(obj) -> bool:
     return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
 
@@ -99,14 +104,14 @@ def _quote(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[pd.DataFrame, int, list]:
     """Check columns and types; return the complete rows, the number of incomplete ones and their first labels."""
-    cols = [*group, *numeric] + ([binary] if binary else [])
-    missing = [c for c in dict.fromkeys(cols) if c not in df.columns]
+    cols = _used_columns(group, numeric, binary)
+    missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ScaleupDataError(
             f"summarize: column(s) {missing} not found in {what}. Available columns: {first_values(df.columns, 12)}. "
             "Pass the right names as group=, outcome=, covariates=, random= or binary=."
         )
-    for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
+    for c in _used_columns((), numeric, binary):
         s = df[c]
         if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
             bad = pd.to_numeric(s, errors="coerce").isna() & s.notna()
@@ -114,7 +119,7 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
                 f"summarize: column {c!r} of {what} must be numeric; {int(bad.sum())} row(s) are not "
                 f"(index {first_values(df.index[bad.to_numpy()])}). Convert or dummy-code it first."
             )
-    sub = df[list(dict.fromkeys(cols))]
+    sub = df[cols]
     keep = sub.notna().all(axis=1).to_numpy()
     n_drop = int((~keep).sum())
     if n_drop:
@@ -164,7 +169,7 @@ def _summarize_pandas(chunks, what, group, names, pairs, binary, numeric):
         where = f" (index {first_values(first)})" if len(parts) == 1 else ""
         warnings.warn(
             f"summarize: {n_drop} row(s) of {what} left out because of missing values in "
-            f"{list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))}{where}.",
+            f"{_used_columns(group, numeric, binary)}{where}.",
             RowsOmittedWarning,
             stacklevel=3,
         )
@@ -186,14 +191,14 @@ def _path_chunks(path: Path, cols: list[str], chunk_rows: int):
 
 
 def _summarize_dask(ddf, group, names, pairs, binary, numeric):
-    cols = list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+    cols = _used_columns(group, numeric, binary)
     missing = [c for c in cols if c not in ddf.columns]
     if missing:
         raise ScaleupDataError(
             f"summarize: column(s) {missing} not found in the Dask DataFrame. Available columns: "
             f"{first_values(ddf.columns, 12)}."
         )
-    for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
+    for c in _used_columns((), numeric, binary):
         if not (pd.api.types.is_numeric_dtype(ddf[c].dtype) or pd.api.types.is_bool_dtype(ddf[c].dtype)):
             raise ScaleupDataError(f"summarize: column {c!r} of the Dask DataFrame must be numeric (dtype {ddf[c].dtype}).")
     sub = ddf[cols]
@@ -248,7 +253,7 @@ def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, thread
             rel = f"read_csv_auto('{p}')" if suffix in (".csv", ".gz", ".txt") else f"read_parquet('{p}')"
         desc = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
         types = {r[0]: r[1] for r in desc}
-        cols = list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+        cols = _used_columns(group, numeric, binary)
         missing = [c for c in cols if c not in types]
         if missing:
             raise ScaleupDataError(
@@ -257,7 +262,7 @@ def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, thread
             )
         num_types = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                      "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "BOOLEAN")
-        for c in dict.fromkeys([*numeric] + ([binary] if binary else [])):
+        for c in _used_columns((), numeric, binary):
             t = types[c].upper()
             if not (t in num_types or t.startswith("DECIMAL")):
                 raise ScaleupDataError(
@@ -449,7 +454,7 @@ def summarize(
         out = _summarize_duckdb(source, what, group, names, pairs, binary, numeric, threads)
     else:  # pandas
         if is_path:
-            cols = list(dict.fromkeys([*group, *numeric] + ([binary] if binary else [])))
+            cols = _used_columns(group, numeric, binary)
             chunks = _path_chunks(path, cols, _CHUNK_ROWS)
         elif isinstance(source, pd.DataFrame):
             chunks = [source]

@@ -149,7 +149,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -158,6 +157,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScaleupDataError
+from .io import _atomic_write
+from .schemas import _SPEC_BY_NAME
 
 __all__ = ["simulate_scaleup", "SimulatedScaleup", "ScaleupTruth", "write_encounters_parquet"]
 
@@ -246,20 +247,8 @@ _INDICATORS = pd.DataFrame(
 )
 _DOMAINS = ("health_outcomes", "user_experience", "efficiency_cost", "team_wellbeing", "equity")
 
-_FRAME = {
-    "when": ("pre-implementation", "implementation", "scale-up", "maintenance"),
-    "planned": ("planned-proactive", "planned-reactive", "unplanned-reactive"),
-    "what_modified": (
-        "content",
-        "context-format",
-        "context-setting",
-        "context-personnel",
-        "context-population",
-        "training-evaluation",
-        "implementation-scaleup-activities",
-    ),
-    "fidelity_relation": ("fidelity-consistent", "fidelity-inconsistent", "unknown"),
-}
+# FRAME categories of the adaptations table, in schema order (the code below indexes them by position)
+_FRAME = {c.name: c.categories for c in _SPEC_BY_NAME["adaptations"].columns if c.categories}
 _WHO = ("program_leader", "clinician", "administrator", "researcher", "community")
 _LEVEL = ("individual", "clinic", "organisation", "network", "region")
 _NATURE = ("tailoring", "adding", "removing", "shortening")
@@ -1391,17 +1380,12 @@ def write_encounters_parquet(
             ("female", pa.int64()),
         ]
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with pq.ParquetWriter(tmp, schema) as writer:
             for start in range(0, S, sites_per_chunk):
                 chunk = _encounter_chunk(d, range(start, min(S, start + sites_per_chunk)), m, arrow=True)
                 table = pa.table({k: chunk[k] for k in _ENCOUNTER_COLUMNS}, schema=schema)
                 writer.write_table(table, row_group_size=len(table))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+
+    return _atomic_write(path, write)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._checks import first_values
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
 from ._tau2 import METHODS, TESTS, Fit, FitError, fit_rma, qprofile_ci
 
@@ -57,12 +58,6 @@ _METHOD_LABELS = {
 # --------------------------------------------------------------------------------------------------
 # input checking
 # --------------------------------------------------------------------------------------------------
-def _first_rows(labels: Sequence, n: int = 5) -> str:
-    labels = list(labels)
-    shown = ", ".join(repr(x) for x in labels[:n])
-    return shown + (", ..." if len(labels) > n else "")
-
-
 def _check_options(method: str, test: str, level: float) -> None:
     if method not in METHODS:
         raise ScaleupDataError(
@@ -78,7 +73,7 @@ def _numeric_column(df: pd.DataFrame, col: str, arg: str) -> pd.Series:
     if col not in df.columns:
         raise ScaleupDataError(
             f"table 'df', argument {arg}={col!r}: no such column. Available columns: "
-            f"{_first_rows(df.columns, 20)}. Pass the name of the column holding the {arg} values."
+            f"{first_values(df.columns, 20)}. Pass the name of the column holding the {arg} values."
         )
     s = df[col]
     if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
@@ -87,13 +82,13 @@ def _numeric_column(df: pd.DataFrame, col: str, arg: str) -> pd.Series:
         if len(bad):
             raise ScaleupDataError(
                 f"table 'df', column {col!r} ({arg}): {len(bad)} row(s) are not numeric, first rows "
-                f"{_first_rows(bad)} (values {_first_rows(s.loc[bad])}). Convert the column to numbers."
+                f"{first_values(bad)} (values {first_values(s.loc[bad])}). Convert the column to numbers."
             )
         s = conv
     return s.astype(float)
 
 
-def _prepare(df, yi: str, vi: str, slab: str | None, extra: Sequence[str] = ()) -> tuple:
+def _prepare(df, yi: str, vi: str, slab: str | None) -> tuple:
     """Validate ``df``; return the boolean mask of usable rows and the omitted-row descriptions."""
     if not isinstance(df, pd.DataFrame):
         raise ScaleupDataError(
@@ -107,21 +102,21 @@ def _prepare(df, yi: str, vi: str, slab: str | None, extra: Sequence[str] = ()) 
     omitted = []
     if miss.any():
         rows = df.index[miss]
-        omitted.append(f"{len(rows)} row(s) with missing {yi!r} or {vi!r} (rows {_first_rows(rows)})")
+        omitted.append(f"{len(rows)} row(s) with missing {yi!r} or {vi!r} (rows {first_values(rows)})")
     keep = ~miss
     yv, vv = y[keep], v[keep]
     bad_y = yv.index[~np.isfinite(yv.to_numpy())]
     if len(bad_y):
         raise ScaleupDataError(
             f"table 'df', column {yi!r}: {len(bad_y)} row(s) with infinite effect sizes, first rows "
-            f"{_first_rows(bad_y)}. Fix or drop these studies."
+            f"{first_values(bad_y)}. Fix or drop these studies."
         )
     bad_v = vv.index[~(np.isfinite(vv.to_numpy()) & (vv.to_numpy() > 0))]
     if len(bad_v):
         raise ScaleupDataError(
             f"table 'df', column {vi!r}: {len(bad_v)} row(s) with a sampling variance that is not a "
-            f"finite positive number, first rows {_first_rows(bad_v)} (values "
-            f"{_first_rows(vv.loc[bad_v])}). Sampling variances must be > 0 (a variance is the squared "
+            f"finite positive number, first rows {first_values(bad_v)} (values "
+            f"{first_values(vv.loc[bad_v])}). Sampling variances must be > 0 (a variance is the squared "
             "standard error); fix these rows or drop them."
         )
     return keep, omitted
@@ -1051,8 +1046,8 @@ def meta_regression(
         missing_cols = [m for m in mods if m not in df.columns]
         if missing_cols:
             raise ScaleupDataError(
-                f"table 'df', argument 'mods': no column(s) {_first_rows(missing_cols)}. Available columns: "
-                f"{_first_rows(df.columns, 20)}."
+                f"table 'df', argument 'mods': no column(s) {first_values(missing_cols)}. Available columns: "
+                f"{first_values(df.columns, 20)}."
             )
     formula = _formula_from_mods(mods)
     keep, omitted = _prepare(df, yi, vi, slab)
@@ -1060,7 +1055,7 @@ def meta_regression(
     X, info, raw_cols, int_incl = _design(data0, formula)
     dropped = data0.index.difference(X.index, sort=False)
     if len(dropped):
-        omitted.append(f"{len(dropped)} row(s) with missing moderator values (rows {_first_rows(dropped)})")
+        omitted.append(f"{len(dropped)} row(s) with missing moderator values (rows {first_values(dropped)})")
     _warn_omitted(omitted, "meta_regression()")
     data = data0.loc[X.index]
     k, p = X.shape

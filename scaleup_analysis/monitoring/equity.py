@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._checks import rows_text
 from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
 __all__ = ["inequality", "Inequality", "equity_effects", "EquityEffects"]
@@ -38,12 +39,6 @@ _KINDS = ("proportion", "mean", "rate")
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _rows(mask: np.ndarray, index: pd.Index, k: int = 5) -> str:
-    bad = list(index[np.asarray(mask, bool)])
-    more = "" if len(bad) <= k else ", ..."
-    return f"{len(bad)} row(s) (first: {', '.join(map(repr, bad[:k]))}{more})"
-
-
 def _need_columns(df, table: str, cols: dict) -> None:
     if not isinstance(df, pd.DataFrame):
         raise ScaleupDataError(f"argument '{table}' must be a pandas DataFrame, got {type(df).__name__}.")
@@ -69,7 +64,7 @@ def _numeric(df: pd.DataFrame, table: str, col: str, arg: str, *, positive=False
         rule = "finite and > 0" if positive else ("finite and >= 0" if nonneg else "finite (not missing)")
         raise ScaleupDataError(
             f"{table}: column {col!r} (argument '{arg}') must be {rule}; "
-            f"{_rows(bad, df.index)} violate this. Fix or drop these rows."
+            f"{rows_text(df.index, bad, label='first:')} violate this. Fix or drop these rows."
         )
     return x
 
@@ -361,13 +356,13 @@ def inequality(
     if df[group_order].isna().any():
         raise ScaleupDataError(
             f"df: column {group_order!r} (argument 'group_order') has missing values in "
-            f"{_rows(df[group_order].isna().to_numpy(), df.index)}; every group needs its rank."
+            f"{rows_text(df.index, df[group_order].isna().to_numpy(), label='first:')}; every group needs its rank."
         )
     dup = df[group_order].duplicated(keep=False).to_numpy()
     if dup.any():
         raise ScaleupDataError(
             f"df: column {group_order!r} (argument 'group_order') must identify the groups, but "
-            f"{_rows(dup, df.index)} share a value; aggregate to one row per group first."
+            f"{rows_text(df.index, dup, label='first:')} share a value; aggregate to one row per group first."
         )
     try:
         d = df.sort_values(group_order, ascending=(most_disadvantaged == "first"), kind="mergesort")
@@ -385,7 +380,7 @@ def inequality(
         nn = _numeric(d, "df", n, "n", positive=True)
         if kind == "proportion" and (ev > nn).any():
             raise ScaleupDataError(
-                f"df: column {events!r} exceeds {n!r} in {_rows(ev > nn, d.index)}; for proportions 0 <= events <= n."
+                f"df: column {events!r} exceeds {n!r} in {rows_text(d.index, ev > nn, label='first:')}; for proportions 0 <= events <= n."
             )
         p = ev / nn
         v = scale**2 * (p * (1 - p) / nn if kind == "proportion" else ev / nn**2)
@@ -393,7 +388,7 @@ def inequality(
         if bad.any():
             raise ScaleupDataError(
                 f"df: column {outcome!r} differs from scale * {events} / {n} (scale = {scale:g}) in "
-                f"{_rows(bad, d.index)}; check 'scale' or the columns."
+                f"{rows_text(d.index, bad, label='first:')}; check 'scale' or the columns."
             )
     else:
         raise ScaleupDataError(
@@ -409,7 +404,7 @@ def inequality(
         out_of = (y < lo) | (y > hi)
         if out_of.any():
             raise ScaleupDataError(
-                f"df: column {outcome!r} lies outside bounds {bounds} in {_rows(out_of, d.index)}."
+                f"df: column {outcome!r} lies outside bounds {bounds} in {rows_text(d.index, out_of, label='first:')}."
             )
         bounds = (lo, hi)
 
@@ -794,11 +789,11 @@ def equity_effects(
     y = pd.to_numeric(d[outcome], errors="coerce")
     bad = y.isna() & d[outcome].notna()
     if bad.any():
-        raise ScaleupDataError(f"df: column {outcome!r} (argument 'outcome') is not numeric in {_rows(bad.to_numpy(), d.index)}.")
+        raise ScaleupDataError(f"df: column {outcome!r} (argument 'outcome') is not numeric in {rows_text(d.index, bad.to_numpy(), label='first:')}.")
     d[outcome] = y
     if d[stratum].isna().any():
         raise ScaleupDataError(
-            f"df: column {stratum!r} (argument 'stratum') is missing in {_rows(d[stratum].isna().to_numpy(), d.index)}."
+            f"df: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
         )
     per_site = d.groupby(site, sort=True)
     for col in (adoption, stratum) + ((weight,) if weight else ()):

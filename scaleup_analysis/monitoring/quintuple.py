@@ -82,10 +82,6 @@ def _periods(arg: str, periods) -> list[int]:
 def _pool(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Add the additive sufficient statistics over ``keys`` and derive estimate, se and sd."""
     g = d.groupby(keys, sort=True, observed=True)[_SUFF].sum().reset_index()
-    return g
-
-
-def _finish(g: pd.DataFrame) -> pd.DataFrame:
     n = g["n"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         est = g["total"].to_numpy() / n
@@ -93,8 +89,7 @@ def _finish(g: pd.DataFrame) -> pd.DataFrame:
         sd_mean = np.sqrt(g["ss_within"].to_numpy() / g["df_within"].to_numpy())
         sd = np.where(g["type"].astype(str).to_numpy() == "proportion", np.sqrt(np.abs(est * (1 - est))),
                       sd_mean)
-    g = g.assign(estimate=est, se=se, sd=sd)
-    return g
+    return g.assign(estimate=est, se=se, sd=sd)
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,7 +155,7 @@ class QuintupleAimPanel:
             _, ax = plt.subplots(figsize=(7, 4))
         col = "std_score" if std else "estimate"
         keys = [self.region] + ([self.subgroup] if self.subgroup else [])
-        d = _finish(_pool(d, keys[:1] + ["period", "indicator_id", "type"]))
+        d = _pool(d, keys[:1] + ["period", "indicator_id", "type"])
         if std:
             ref = self.reference.set_index("indicator_id").loc[indicator]
             sign = 1.0 if ref["direction"] == "higher_is_better" else -1.0
@@ -326,10 +321,10 @@ def quintuple_aim_panel(
             )
         if is_comp.all():
             raise ScaleupDataError(f"argument 'comparison': every site has {comp_label}; nothing is left to compare.")
-        comp = _finish(_pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "unit"]))
+        comp = _pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "unit"])
         o = o[~is_comp]
-    g = _finish(_pool(o, keys))
-    ref = _finish(_pool(o, ["indicator_id", "domain", "type", "direction", "unit"]))
+    g = _pool(o, keys)
+    ref = _pool(o, ["indicator_id", "domain", "type", "direction", "unit"])
     ref = ref.rename(columns={"estimate": "reference", "sd": "sd_reference"})[
         ["indicator_id", "domain", "direction", "unit", "reference", "sd_reference"]]
     g["n"] = g["n"].astype(np.int64)
@@ -466,8 +461,8 @@ def change_from_baseline(
     bys = [("region", panel.region)] + ([("subgroup", panel.subgroup)] if panel.subgroup else [])
     parts = []
     for by, col in bys:
-        b = _finish(_pool(d[d["period"].isin(bp)], [col] + ind_cols))
-        f = _finish(_pool(d[d["period"].isin(fp)], [col] + ind_cols))
+        b = _pool(d[d["period"].isin(bp)], [col] + ind_cols)
+        f = _pool(d[d["period"].isin(fp)], [col] + ind_cols)
         m = b.merge(f, on=[col] + ind_cols, how="outer", suffixes=("_b", "_f"))
         sign = np.where(m["direction"] == "higher_is_better", 1.0, -1.0)
         change = m["estimate_f"] - m["estimate_b"]
@@ -487,8 +482,8 @@ def change_from_baseline(
             part["std_change"] = part["improvement_change"] / part["sd_pooled"]
         part["unit"] = part["unit"].astype(object)
         if panel.comparison is not None:
-            cb = _finish(_pool(panel.comparison[panel.comparison["period"].isin(bp)], ind_cols))
-            cf = _finish(_pool(panel.comparison[panel.comparison["period"].isin(fp)], ind_cols))
+            cb = _pool(panel.comparison[panel.comparison["period"].isin(bp)], ind_cols)
+            cf = _pool(panel.comparison[panel.comparison["period"].isin(fp)], ind_cols)
             cm = cb.merge(cf, on=ind_cols, how="outer", suffixes=("_b", "_f"))
             cm = cm.assign(cchange=cm["estimate_f"] - cm["estimate_b"],
                            cse=np.sqrt(cm["se_f"] ** 2 + cm["se_b"] ** 2))
@@ -702,7 +697,7 @@ def deleterious_effects(
     if runs:
         panel = changes.panel
         col = panel.region if by == "region" else panel.subgroup
-        ser = _finish(_pool(panel.data, [col, "period", "indicator_id", "type"]))
+        ser = _pool(panel.data, [col, "period", "indicator_id", "type"])
         if contrast == "comparison":  # series relative to the comparison sites, period by period
             cser = panel.comparison[["period", "indicator_id", "estimate"]].rename(columns={"estimate": "_c"})
             ser = ser.merge(cser, on=["period", "indicator_id"], how="left")

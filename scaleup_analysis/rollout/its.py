@@ -90,9 +90,7 @@ def _fit_ar1(y, X, t, reml=True):
                                    method="bounded", options={"xatol": 1e-10})
     rho = float(res.x)
     ll, beta, XtX, rss = profile(rho)
-    s2 = rss / (n - p)  # nlme reports sigma^2 = RSS / (n - p) for REML, RSS / n for ML
-    if not reml:
-        s2 = rss / n
+    s2 = rss / ((n - p) if reml else n)  # nlme's sigma^2: RSS / (n - p) for REML, RSS / n for ML
     cov = s2 * np.linalg.inv(XtX)
     return beta, cov, rho, ll
 
@@ -272,11 +270,10 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
     else:
         hs = np.asarray(horizons, float)
     th = t0 + hs
-    Xh = _design(th, t0, None if treated is None else np.ones_like(th), seasonality, harmonics)
-    Xh = Xh.to_numpy(float)
-    Xh_cf = _design(th, t0, None if treated is None else np.ones_like(th), seasonality, harmonics)
-    Xh_cf[["level_change", "slope_change"]] = 0.0
-    Xh_cf = Xh_cf.to_numpy(float)
+    Xh_df = _design(th, t0, None if treated is None else np.ones_like(th), seasonality, harmonics)
+    Xh = Xh_df.to_numpy(float, copy=True)
+    Xh_df[["level_change", "slope_change"]] = 0.0
+    Xh_cf = Xh_df.to_numpy(float)
     A = Xh - Xh_cf
     eff = A @ params
     cf = Xh_cf @ params

@@ -1,0 +1,81 @@
+"""Notebook support: the set-up every step notebook shares, in one place.
+
+The notebooks in ``notebooks/`` stay thin: they call :func:`setup_display` once (deterministic,
+readable printed tables and one-line warnings, so ``pytest --nbval`` reproduces stored outputs) and
+:func:`load_or_simulate` to get their input tables.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pandas as pd
+
+__all__ = ["setup_display", "load_or_simulate"]
+
+
+def _one_line_warning(message, category, *args, **kwargs) -> str:
+    return f"{category.__name__}: {message}\n"
+
+
+def setup_display(precision: int = 3, width: int = 120, max_columns: int | None = None) -> None:
+    """Set pandas display options and print warnings as one plain line.
+
+    Warnings then show as ``Category: message`` without the temporary file path of the cell, which
+    changes from one kernel to the next and would break ``pytest --nbval``. Meant for notebooks;
+    library code never calls it.
+
+    Parameters
+    ----------
+    precision : int
+        Digits shown for floats in printed DataFrames.
+    width : int
+        Display width in characters.
+    max_columns : int, optional
+        Columns shown before pandas elides the middle ones (pandas' default when None).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from scaleup_analysis.notebook import setup_display
+    >>> with pd.option_context("display.precision", 6):
+    ...     setup_display(precision=2)
+    ...     pd.get_option("display.precision")
+    2
+    """
+    pd.set_option("display.precision", precision)
+    pd.set_option("display.width", width)
+    if max_columns is not None:
+        pd.set_option("display.max_columns", max_columns)
+    warnings.formatwarning = _one_line_warning
+
+
+def load_or_simulate(data_dir: str | os.PathLike | None, seed: int) -> dict[str, pd.DataFrame]:
+    """Input tables of a notebook: the validated tables of ``data_dir``, or the embedded default.
+
+    Parameters
+    ----------
+    data_dir : path or None
+        Folder of input tables (checked against its MANIFEST and validated by
+        :func:`scaleup_analysis.load_tables`); None = ``simulate_scaleup(seed=seed)`` in memory.
+    seed : int
+        Seed of the embedded default dataset.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+
+    Examples
+    --------
+    >>> from scaleup_analysis.notebook import load_or_simulate
+    >>> sorted(load_or_simulate(None, seed=1))[:3]
+    ['adaptations', 'assessments', 'components']
+    """
+    if data_dir is None:
+        from .data.simulate import simulate_scaleup
+
+        return simulate_scaleup(seed=seed).tables
+    from .data.io import load_tables
+
+    return load_tables(data_dir)

@@ -1,0 +1,41 @@
+"""``scaleup_analysis.notebook``: shared notebook set-up."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+import scaleup_analysis as sa
+from scaleup_analysis.data.io import write_table_atomic
+from scaleup_analysis.data.manifest import write_manifest
+
+
+def test_setup_display_sets_options_and_one_line_warnings():
+    saved = warnings.formatwarning
+    try:
+        with pd.option_context("display.precision", 6, "display.width", 80, "display.max_columns", 20):
+            sa.setup_display(precision=2, width=100, max_columns=7)
+            assert pd.get_option("display.precision") == 2
+            assert pd.get_option("display.width") == 100
+            assert pd.get_option("display.max_columns") == 7
+        text = warnings.formatwarning("3 rows left out", sa.RowsOmittedWarning, "/tmp/x.py", 1)
+        assert text == "RowsOmittedWarning: 3 rows left out\n"  # no file path, one line
+    finally:
+        warnings.formatwarning = saved
+
+
+def test_load_or_simulate_reads_a_folder_or_simulates(tmp_path):
+    sim = sa.simulate_scaleup(seed=5, n_sites=36, n_periods=8, patients_per_site_period=2)
+    for name, table in sim.tables.items():
+        write_table_atomic(table, tmp_path / f"{name}.csv")
+    write_manifest(tmp_path)
+    loaded = sa.load_or_simulate(tmp_path, seed=999)  # the folder wins over the seed
+    assert set(loaded) == set(sim.tables)
+    pd.testing.assert_frame_equal(loaded["sites"], sim.tables["sites"], check_dtype=False)
+    again = sa.load_or_simulate(None, seed=5)
+    assert len(again["encounters"]) == len(sa.simulate_scaleup(seed=5).tables["encounters"])
+    (tmp_path / "sites.csv").write_text("broken\n")
+    with pytest.raises(sa.RawDataChangedError):
+        sa.load_or_simulate(tmp_path, seed=5)
