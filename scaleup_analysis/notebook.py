@@ -8,6 +8,7 @@ readable printed tables and one-line warnings, so ``pytest --nbval`` reproduces 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import pandas as pd
@@ -19,12 +20,19 @@ def _one_line_warning(message, category, *args, **kwargs) -> str:
     return f"{category.__name__}: {message}\n"
 
 
+def _show_on_stdout(message, category, filename, lineno, file=None, line=None) -> None:
+    # stdout, not stderr: the kernel flushes the two streams independently, so a warning on stderr
+    # and a printed table on stdout of the same cell could be stored in either order
+    sys.stdout.write(_one_line_warning(message, category))
+
+
 def setup_display(precision: int = 3, width: int = 120, max_columns: int | None = None) -> None:
-    """Set pandas display options and print warnings as one plain line.
+    """Set pandas display options and print warnings as one plain line on standard output.
 
     Warnings then show as ``Category: message`` without the temporary file path of the cell, which
-    changes from one kernel to the next and would break ``pytest --nbval``. Meant for notebooks;
-    library code never calls it.
+    changes from one kernel to the next, and on the same stream as printed results, so a cell's
+    output is always stored in the same order (both matter for ``pytest --nbval`` and for
+    reproducible reports). Meant for notebooks; library code never calls it.
 
     Parameters
     ----------
@@ -49,6 +57,7 @@ def setup_display(precision: int = 3, width: int = 120, max_columns: int | None 
     if max_columns is not None:
         pd.set_option("display.max_columns", max_columns)
     warnings.formatwarning = _one_line_warning
+    warnings.showwarning = _show_on_stdout
 
 
 def load_or_simulate(data_dir: str | os.PathLike | None, seed: int) -> dict[str, pd.DataFrame]:

@@ -12,8 +12,8 @@ from scaleup_analysis.data.io import write_table_atomic
 from scaleup_analysis.data.manifest import write_manifest
 
 
-def test_setup_display_sets_options_and_one_line_warnings():
-    saved = warnings.formatwarning
+def test_setup_display_sets_options_and_one_line_warnings(capsys):
+    saved = warnings.formatwarning, warnings.showwarning
     try:
         with pd.option_context("display.precision", 6, "display.width", 80, "display.max_columns", 20):
             sa.setup_display(precision=2, width=100, max_columns=7)
@@ -22,8 +22,15 @@ def test_setup_display_sets_options_and_one_line_warnings():
             assert pd.get_option("display.max_columns") == 7
         text = warnings.formatwarning("3 rows left out", sa.RowsOmittedWarning, "/tmp/x.py", 1)
         assert text == "RowsOmittedWarning: 3 rows left out\n"  # no file path, one line
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = saved[1]
+            sa.setup_display()  # installs the stdout writer inside this context
+            warnings.warn("2 sites left out", sa.RowsOmittedWarning)
+        out = capsys.readouterr()
+        assert out.out == "RowsOmittedWarning: 2 sites left out\n" and out.err == ""  # same stream as print
     finally:
-        warnings.formatwarning = saved
+        warnings.formatwarning, warnings.showwarning = saved
 
 
 def test_load_or_simulate_reads_a_folder_or_simulates(tmp_path):
