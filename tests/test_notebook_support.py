@@ -22,7 +22,7 @@ def test_setup_display_sets_options_and_one_line_warnings(capsys):
             assert pd.get_option("display.max_columns") == 7
         text = warnings.formatwarning("3 rows left out", sa.RowsOmittedWarning, "/tmp/x.py", 1)
         assert text == "RowsOmittedWarning: 3 rows left out\n"  # no file path, one line
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), pd.option_context("display.precision", 6, "display.width", 80):
             warnings.simplefilter("always")
             warnings.showwarning = saved[1]
             sa.setup_display()  # installs the stdout writer inside this context
