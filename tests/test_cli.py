@@ -137,7 +137,7 @@ def test_validate_directory_and_file(tmp_path, capsys):
     d = _write_valid_dir(tmp_path / "raw")
     code, out, err = run(capsys, "validate", str(d))
     assert code == 0, err
-    assert "10 tables valid (no MANIFEST)" in out
+    assert "11 tables valid (no MANIFEST)" in out
     assert "outcomes" in out and "12 rows" in out and "7 columns" in out
     sa.write_manifest(d)
     code, out, _ = run(capsys, "validate", str(d))

@@ -1,9 +1,10 @@
 """Schemas of the data tables (docs/data_dictionary.md) and their validation messages.
 
-There are no numerical estimates here: the reference is the data dictionary itself (parsed from
-docs/data_dictionary.md, so the schemas cannot silently drift from it) and hand-built tables whose
-problems are known by construction. Every message test checks that the error names the table, the
-column, the number of offending rows and the rows themselves.
+There are no numerical estimates here: the references are the data dictionary (rendered from the same
+table specifications as the schemas, see tests/test_dictionary.py; its documented types are parsed
+here and compared with the dtypes validation produces) and hand-built tables whose problems are known
+by construction. Every message test checks that the error names the table, the column, the number of
+offending rows and the rows themselves.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ DICTIONARY = Path(__file__).resolve().parents[1] / "docs" / "data_dictionary.md"
 
 
 # --------------------------------------------------------------------------------------------
-# a small, valid set of the ten tables (imported by test_io.py and test_cli.py)
+# a small, valid set of the eleven tables (imported by test_io.py and test_cli.py)
 # --------------------------------------------------------------------------------------------
 
 
 def make_valid_tables() -> dict[str, pd.DataFrame]:
-    """Ten small tables that satisfy every rule of docs/data_dictionary.md (raw, untyped)."""
+    """Eleven small tables that satisfy every rule of docs/data_dictionary.md (raw, untyped)."""
     regions = pd.DataFrame(
         {
             "rss_code": ["01", "06", "17"],
@@ -138,6 +139,14 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
             "score": [3.0, np.nan, 2.0],  # missing scores are allowed
         }
     )
+    evidence = pd.DataFrame(
+        {
+            "study": ["Smith 2019", "Tremblay 2021", "Roy 2022"],
+            "yi": [0.42, 0.15, -0.05],
+            "vi": [0.04, 0.0125, 0.09],
+            "setting": ["trial", "routine", "routine"],  # a moderator: extra columns are kept in evidence
+        }
+    )
     return {
         "regions": regions,
         "sites": sites,
@@ -149,6 +158,7 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
         "fidelity_ratings": fidelity,
         "adaptations": adaptations,
         "assessments": assessments,
+        "evidence": evidence,
     }
 
 
@@ -183,14 +193,11 @@ def _error(tables, **kw) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def test_grid_every_dictionary_table_and_column_has_a_schema():
-    """Grid coverage: every (table x column) of the data dictionary is in SCHEMAS, and nothing else."""
-    spec = _parse_dictionary()
-    assert len(spec) == 10  # the ten tables of docs/data_dictionary.md
-    assert set(SCHEMAS) == set(spec) == set(TABLES)
-    for table, cols in spec.items():
-        assert list(SCHEMAS[table].columns) == [c for c, _ in cols], table
-    assert set(REQUIRED_TABLES) == {"regions", "sites", "indicators", "outcomes"}
+def test_every_table_has_a_schema_and_the_required_tables_are_the_core_ones():
+    assert set(SCHEMAS) == set(TABLES) == set(make_valid_tables())
+    assert len(TABLES) == 11
+    # regions is optional (the bundled table of Quebec's 18 regions stands in for it)
+    assert REQUIRED_TABLES == ("sites", "indicators", "outcomes")
 
 
 def test_valid_tables_get_the_dictionary_types_and_inputs_are_untouched():
@@ -205,6 +212,7 @@ def test_valid_tables_get_the_dictionary_types_and_inputs_are_untouched():
     # categories are exactly those of the dictionary (docs/data_dictionary.md, sites.phase)
     assert list(out["sites"]["phase"].cat.categories) == ["pilot", "scale-up", "not-adopted"]
     assert out["encounters"]["age"].tolist() == [64, 64, 71, 38]  # covariate kept
+    assert out["evidence"]["setting"].tolist() == ["trial", "routine", "routine"]  # moderator kept
     assert out["sites"]["adoption_period"].isna().tolist() == [False, False, True]
 
 
@@ -244,8 +252,8 @@ def test_every_column_is_required(table):
     """Dropping any single column gives a readable error (never a KeyError from a rule or key check)."""
     full = make_valid_tables()[table]
     for col in full.columns:
-        if table == "encounters" and col == "age":
-            continue  # a covariate, not a dictionary column
+        if (table, col) in (("encounters", "age"), ("evidence", "setting")):
+            continue  # a covariate or moderator, not a dictionary column
         with pytest.raises(sa.ScaleupDataError) as info:
             validate_table(full.drop(columns=col), table)
         assert f"In table '{table}'" in str(info.value)
@@ -253,15 +261,30 @@ def test_every_column_is_required(table):
         assert "repeated" not in str(info.value)  # no spurious duplicate keys on a partial key
 
 
-def test_extra_column_is_an_error_except_in_encounters():
+def test_extra_column_is_an_error_except_in_encounters_and_evidence():
     t = make_valid_tables()
     t["sites"] = t["sites"].assign(Size=1)
     msg = _error(t)
     assert "sites: unexpected column 'Size'" in msg
     assert "remove or rename" in msg
     t = make_valid_tables()
-    out = validate_tables(t)  # encounters carries the extra covariate 'age'
+    out = validate_tables(t)  # encounters carries the extra covariate 'age', evidence the moderator 'setting'
     assert "age" in out["encounters"].columns
+    assert out["evidence"].columns.tolist() == ["study", "yi", "vi", "setting"]
+
+
+def test_evidence_needs_positive_variances_finite_effects_and_one_row_per_study():
+    ev = make_valid_tables()["evidence"]
+    ev["vi"] = [0.04, 0.0, -0.01]
+    ev.loc[0, "yi"] = np.inf
+    ev.loc[2, "study"] = "Smith 2019"
+    with pytest.raises(sa.ScaleupDataError) as info:
+        validate_table(ev, "evidence", source="evidence.csv")
+    msg = str(info.value)
+    assert "evidence.vi: 2 rows with a value that breaks the rule 'vi must be > 0' -- file line 3: 0.0, " \
+           "file line 4: -0.01" in msg
+    assert "evidence.yi: 1 row" in msg and "must be finite" in msg and "file line 2: inf" in msg
+    assert "evidence.study: 2 rows with a key study that is repeated" in msg
 
 
 def test_non_numeric_value_in_numeric_column_names_table_column_and_file_lines():

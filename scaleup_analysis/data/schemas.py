@@ -7,6 +7,11 @@ of tables *and* the rules that link them (foreign keys, rating scales, indicator
 found is collected (lazy validation) and reported in one :class:`~scaleup_analysis.errors.ScaleupDataError`
 whose lines name the table, the column, the number of offending rows, the first few of them (as file
 lines when the table came from a CSV file) and how to fix them.
+
+The table specifications below (``_SPECS``: columns, types, rules, keys, foreign keys, which tables are
+required, and a description of each table and column) are the single source of truth: the schemas,
+``REQUIRED_TABLES``, the loader (:mod:`scaleup_analysis.data.io`) and the data dictionary
+``docs/data_dictionary.md`` (rendered by :mod:`scaleup_analysis.data.dictionary`) all derive from them.
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ _MAX_ROWS_SHOWN = 5
 class _Col:
     name: str
     kind: str  # "str", "int", "float", "bool", "category"
+    description: str = ""  # one line for the data dictionary: what the column means
     nullable: bool = False
     checks: tuple = ()
     categories: tuple[str, ...] = ()
     nonempty: bool = True  # for str columns: blank strings are not allowed
+    references: str | None = None  # foreign key "table.column"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class _Rule:
     columns: tuple[str, ...]
     ok: Callable[[pd.DataFrame], pd.Series]
     fix: str
+    statement: str = ""  # the rule as the data dictionary states it (default: its name)
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,12 @@ class _TableSpec:
     columns: tuple[_Col, ...]
     key: tuple[str, ...]
     rules: tuple[_Rule, ...] = ()
-    strict: bool = True
+    strict: bool = True  # False: other columns are allowed and kept as they are
+    required: bool = False
+    description: str = ""  # one line: what the table holds
+    other_columns: str = ""  # when not strict: what other columns may hold
+    notes: tuple[str, ...] = ()  # further sentences of the data dictionary
+    default: str = ""  # when not given: what is used instead (see data.io.load_tables)
 
 
 def _ge(v):
@@ -110,7 +123,7 @@ def _le_rule(small: str, big: str, fix: str) -> _Rule:
             res = np.isnan(a) | np.isnan(b) | (a <= b)
         return pd.Series(res, index=df.index)
 
-    return _Rule(f"{small} <= {big}", (small, big), ok, fix)
+    return _Rule(f"{small} <= {big}", (small, big), ok, fix, f"`{small}` ≤ `{big}`")
 
 
 def _phase_cohort_ok(df: pd.DataFrame) -> pd.Series:
@@ -140,28 +153,57 @@ _SPECS: tuple[_TableSpec, ...] = (
     _TableSpec(
         "regions",
         (
-            _Col("rss_code", _S, checks=(_RSS_CHECK,)),
-            _Col("name", _S),
+            _Col("rss_code", _S, "code of the health and social-service region (RSS)", checks=(_RSS_CHECK,)),
+            _Col("name", _S, "official name of the region"),
             _Col(
                 "settlement_type",
                 "category",
+                "indicative settlement type (used by the simulator only)",
                 categories=("metropolitan", "urban", "mixed", "rural", "remote"),
             ),
         ),
         key=("rss_code",),
+        description="the health and social-service regions (RSS) of Quebec",
+        default="the bundled table of Quebec's 18 health regions",
+        notes=(
+            "The bundled table is `sa.load_dataset(\"quebec_regions\")`, from `quebec_health_regions.csv` "
+            "(see `scaleup_analysis/data/bundled/SOURCES.md`).",
+        ),
     ),
     _TableSpec(
         "sites",
         (
-            _Col("site_id", _S),
-            _Col("rss_code", _S),
-            _Col("site_type", "category", categories=("GMF", "CLSC", "hospital_clinic", "community")),
-            _Col("size", _I, checks=(_gt(0),)),
-            _Col("rurality", "category", categories=("urban", "semi_urban", "rural", "remote")),
-            _Col("deprivation_quintile", _I, checks=(_between(1, 5),)),
-            _Col("adoption_period", _I, nullable=True, checks=(_ge(1),)),
-            _Col("cohort", _I, nullable=True, checks=(_ge(0),)),
-            _Col("phase", "category", categories=("pilot", "scale-up", "not-adopted")),
+            _Col("site_id", _S, "identifier of the site"),
+            _Col("rss_code", _S, "health region of the site", references="regions.rss_code"),
+            _Col(
+                "site_type",
+                "category",
+                "`GMF` = family-medicine group, `CLSC` = local community service centre",
+                categories=("GMF", "CLSC", "hospital_clinic", "community"),
+            ),
+            _Col("size", _I, "number of patients served or registered", checks=(_gt(0),)),
+            _Col("rurality", "category", "rurality of the site's area", categories=("urban", "semi_urban", "rural", "remote")),
+            _Col(
+                "deprivation_quintile",
+                _I,
+                "material and social deprivation of the area: 1 = least, 5 = most deprived",
+                checks=(_between(1, 5),),
+            ),
+            _Col(
+                "adoption_period",
+                _I,
+                "first period in which the site delivers the innovation; empty = never adopts within the panel",
+                nullable=True,
+                checks=(_ge(1),),
+            ),
+            _Col(
+                "cohort",
+                _I,
+                "rollout wave: 0 = pilot, 1, 2, ... = scale-up waves; empty = never adopts",
+                nullable=True,
+                checks=(_ge(0),),
+            ),
+            _Col("phase", "category", "phase of the site in the rollout", categories=("pilot", "scale-up", "not-adopted")),
         ),
         key=("site_id",),
         rules=(
@@ -171,64 +213,95 @@ _SPECS: tuple[_TableSpec, ...] = (
                 _phase_cohort_ok,
                 "phase must be 'pilot' when cohort is 0, 'scale-up' when cohort >= 1 and "
                 "'not-adopted' when cohort is missing; correct whichever of the two is wrong",
+                "`phase` agrees with `cohort`: `pilot` when cohort is 0, `scale-up` when cohort ≥ 1, "
+                "`not-adopted` when cohort is empty",
             ),
         ),
+        required=True,
+        description="the delivery sites (clinics, family-medicine groups, community organisations)",
     ),
     _TableSpec(
         "indicators",
         (
-            _Col("indicator_id", _S),
-            _Col("name", _S),
+            _Col("indicator_id", _S, "identifier of the indicator"),
+            _Col("name", _S, "name shown in reports"),
             _Col(
                 "domain",
                 "category",
+                "domain of the quintuple aim",
                 categories=("health_outcomes", "user_experience", "efficiency_cost", "team_wellbeing", "equity"),
             ),
-            _Col("type", "category", categories=("proportion", "mean")),
-            _Col("unit", _S),
-            _Col("direction", "category", categories=("higher_is_better", "lower_is_better")),
+            _Col(
+                "type",
+                "category",
+                "`proportion`: events out of n; `mean`: mean and sd of n values",
+                categories=("proportion", "mean"),
+            ),
+            _Col("unit", _S, "unit shown in reports, e.g. `%`, `CAD`, `score 0-10`"),
+            _Col(
+                "direction",
+                "category",
+                "which direction is an improvement",
+                categories=("higher_is_better", "lower_is_better"),
+            ),
         ),
         key=("indicator_id",),
+        required=True,
+        description="the registry of monitored indicators (quintuple aim)",
     ),
     _TableSpec(
         "outcomes",
         (
-            _Col("site_id", _S),
-            _Col("period", _I, checks=(_ge(1),)),
-            _Col("indicator_id", _S),
-            _Col("n", _I, checks=(_ge(0),)),
-            _Col("events", _I, nullable=True, checks=(_ge(0),)),
-            _Col("mean", _F, nullable=True, checks=(_finite(),)),
-            _Col("sd", _F, nullable=True, checks=(_ge(0), _finite())),
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col("period", _I, "period (e.g. quarter) of the aggregate, counted from 1", checks=(_ge(1),)),
+            _Col("indicator_id", _S, "the indicator", references="indicators.indicator_id"),
+            _Col("n", _I, "denominator: number of individuals or visits", checks=(_ge(0),)),
+            _Col("events", _I, "number of events, for `proportion` indicators", nullable=True, checks=(_ge(0),)),
+            _Col("mean", _F, "mean, for `mean` indicators", nullable=True, checks=(_finite(),)),
+            _Col("sd", _F, "standard deviation, for `mean` indicators", nullable=True, checks=(_ge(0), _finite())),
         ),
         key=("site_id", "period", "indicator_id"),
         rules=(_le_rule("events", "n", "events cannot exceed the denominator n; check both counts"),),
+        required=True,
+        description="aggregates of each indicator by site and period",
     ),
     _TableSpec(
         "encounters",
         (
-            _Col("patient_id", _S),
-            _Col("site_id", _S),
-            _Col("period", _I, checks=(_ge(1),)),
-            _Col("treated", _I, checks=(_isin((0, 1)),)),
-            _Col("y", _F, checks=(_finite(),)),
-            _Col("event", _I, checks=(_isin((0, 1)),)),
+            _Col("patient_id", _S, "pseudonymous patient identifier (never shown in reports)"),
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col("period", _I, "period of the encounter", checks=(_ge(1),)),
+            _Col(
+                "treated",
+                _I,
+                "1 = the site delivered the innovation to this patient in this period",
+                checks=(_isin((0, 1)),),
+            ),
+            _Col("y", _F, "continuous primary health outcome (higher is better)", checks=(_finite(),)),
+            _Col(
+                "event",
+                _I,
+                "binary outcome, e.g. an avoidable emergency visit (lower is better)",
+                checks=(_isin((0, 1)),),
+            ),
         ),
         key=("patient_id", "period"),
         strict=False,
+        description="patient-level records",
+        other_columns="covariates, e.g. `age`, `female`",
     ),
     _TableSpec(
         "delivery",
         (
-            _Col("site_id", _S),
-            _Col("period", _I, checks=(_ge(1),)),
-            _Col("sessions_planned", _I, checks=(_ge(0),)),
-            _Col("sessions_delivered", _I, checks=(_ge(0),)),
-            _Col("eligible", _I, checks=(_ge(0),)),
-            _Col("reached", _I, checks=(_ge(0),)),
-            _Col("staff_eligible", _I, checks=(_ge(0),)),
-            _Col("staff_trained", _I, checks=(_ge(0),)),
-            _Col("cost", _F, checks=(_ge(0), _finite())),
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col("period", _I, "the period", checks=(_ge(1),)),
+            _Col("sessions_planned", _I, "sessions planned", checks=(_ge(0),)),
+            _Col("sessions_delivered", _I, "sessions delivered", checks=(_ge(0),)),
+            _Col("eligible", _I, "people eligible for the innovation", checks=(_ge(0),)),
+            _Col("reached", _I, "eligible people reached", checks=(_ge(0),)),
+            _Col("staff_eligible", _I, "staff who should be trained", checks=(_ge(0),)),
+            _Col("staff_trained", _I, "staff trained", checks=(_ge(0),)),
+            _Col("cost", _F, "implementation cost of the period, in CAD", checks=(_ge(0), _finite())),
         ),
         key=("site_id", "period"),
         rules=(
@@ -237,16 +310,17 @@ _SPECS: tuple[_TableSpec, ...] = (
                 "staff_trained", "staff_eligible", "staff_trained cannot exceed staff_eligible; check both counts"
             ),
         ),
+        description="what was delivered at each site and period (dose, reach, training, cost)",
     ),
     _TableSpec(
         "components",
         (
-            _Col("component_id", _S),
-            _Col("name", _S),
-            _Col("core", "bool"),
-            _Col("weight", _F, checks=(_gt(0), _finite())),
-            _Col("scale_min", _F, checks=(_finite(),)),
-            _Col("scale_max", _F, checks=(_finite(),)),
+            _Col("component_id", _S, "identifier of the component"),
+            _Col("name", _S, "name shown in reports"),
+            _Col("core", "bool", "`TRUE` = core component (active ingredient), `FALSE` = adaptable periphery"),
+            _Col("weight", _F, "weight in the adherence index", checks=(_gt(0), _finite())),
+            _Col("scale_min", _F, "lowest score of the fidelity rating scale", checks=(_finite(),)),
+            _Col("scale_max", _F, "highest score of the fidelity rating scale", checks=(_finite(),)),
         ),
         key=("component_id",),
         rules=(
@@ -255,35 +329,47 @@ _SPECS: tuple[_TableSpec, ...] = (
                 ("scale_min", "scale_max"),
                 _scale_ok,
                 "scale_max must be greater than scale_min (e.g. 0 and 4 for a 0-4 rating scale)",
+                "`scale_max` > `scale_min`",
             ),
         ),
+        description="the components of the innovation",
     ),
     _TableSpec(
         "fidelity_ratings",
         (
-            _Col("site_id", _S),
-            _Col("session_id", _S),
-            _Col("period", _I, checks=(_ge(1),)),
-            _Col("rater_id", _S),
-            _Col("component_id", _S),
-            _Col("score", _F, checks=(_finite(),)),
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col("session_id", _S, "the observed session or visit"),
+            _Col("period", _I, "period of the session", checks=(_ge(1),)),
+            _Col("rater_id", _S, "the rater"),
+            _Col("component_id", _S, "the component rated", references="components.component_id"),
+            _Col("score", _F, "fidelity score on the component's rating scale", checks=(_finite(),)),
         ),
         key=("site_id", "session_id", "rater_id", "component_id"),
+        description="component-level fidelity ratings of observed sessions",
     ),
     _TableSpec(
         "adaptations",
         (
-            _Col("adaptation_id", _S),
-            _Col("site_id", _S),
-            _Col("period", _I, checks=(_ge(1),)),
+            _Col("adaptation_id", _S, "identifier of the adaptation"),
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col("period", _I, "period in which the adaptation started", checks=(_ge(1),)),
             _Col(
-                "when", "category", categories=("pre-implementation", "implementation", "scale-up", "maintenance")
+                "when",
+                "category",
+                "FRAME: when the modification occurred",
+                categories=("pre-implementation", "implementation", "scale-up", "maintenance"),
             ),
-            _Col("planned", "category", categories=("planned-proactive", "planned-reactive", "unplanned-reactive")),
-            _Col("who_decided", _S),
+            _Col(
+                "planned",
+                "category",
+                "FRAME: planned or not",
+                categories=("planned-proactive", "planned-reactive", "unplanned-reactive"),
+            ),
+            _Col("who_decided", _S, "e.g. `program_leader`, `clinician`, `administrator`, `researcher`, `community`"),
             _Col(
                 "what_modified",
                 "category",
+                "FRAME: what was modified",
                 categories=(
                     "content",
                     "context-format",
@@ -294,31 +380,67 @@ _SPECS: tuple[_TableSpec, ...] = (
                     "implementation-scaleup-activities",
                 ),
             ),
-            _Col("level", _S),
+            _Col("level", _S, "level of delivery, e.g. `individual`, `clinic`, `organisation`, `network`, `region`"),
             # FRAME codes the nature of *content* modifications only: missing for other modifications.
-            _Col("nature", _S, nullable=True),
+            _Col(
+                "nature",
+                _S,
+                "nature of a content modification (`tailoring`, `adding`, `removing`, `shortening`, ...); "
+                "empty for other modifications",
+                nullable=True,
+            ),
             _Col(
                 "fidelity_relation",
                 "category",
+                "FRAME: relation to fidelity",
                 categories=("fidelity-consistent", "fidelity-inconsistent", "unknown"),
             ),
-            _Col("goal", _S),
-            _Col("reason", _S),
+            _Col("goal", _S, "e.g. `increase_reach`, `improve_fit`, `reduce_cost`, `improve_outcomes`"),
+            _Col("reason", _S, "e.g. `sociopolitical`, `organizational`, `provider`, `recipient`"),
         ),
         key=("adaptation_id",),
+        description="one row per documented adaptation (FRAME)",
+        notes=(
+            "The full FRAME / FRAME-IS coding scheme (and the validation of `level`, `nature`, `goal` and "
+            "`reason`) is in `scaleup_analysis/adaptation.py`.",
+        ),
     ),
     _TableSpec(
         "assessments",
         (
-            _Col("instrument", _S),
-            _Col("innovation", _S),
-            _Col("rater_id", _S),
-            _Col("domain", _S),
-            _Col("item_id", _S),
+            _Col("instrument", _S, "instrument identifier, e.g. `ISAT`"),
+            _Col("innovation", _S, "the innovation assessed"),
+            _Col("rater_id", _S, "the rater"),
+            _Col("domain", _S, "domain of the instrument, e.g. `A1`"),
+            _Col("item_id", _S, "item of the instrument"),
             # missing scores are allowed: they are reported, never treated as zero
-            _Col("score", _F, nullable=True, checks=(_finite(),)),
+            _Col(
+                "score",
+                _F,
+                "the rater's score; empty = not answered (reported, never treated as zero)",
+                nullable=True,
+                checks=(_finite(),),
+            ),
         ),
         key=("instrument", "innovation", "rater_id", "item_id"),
+        description="responses to a scale-up potential instrument",
+    ),
+    _TableSpec(
+        "evidence",
+        (
+            _Col("study", _S, "label of the study, e.g. `Smith 2019`"),
+            _Col(
+                "yi",
+                _F,
+                "effect size (e.g. standardized mean difference, log odds ratio), on one scale for all rows",
+                checks=(_finite(),),
+            ),
+            _Col("vi", _F, "sampling variance of `yi` (the squared standard error)", checks=(_gt(0), _finite())),
+        ),
+        key=("study",),
+        strict=False,
+        description="published or pilot studies of the innovation, for the meta-analysis of step 1",
+        other_columns="moderators, e.g. `setting` or indicators of the components each study delivered",
     ),
 )
 
@@ -327,7 +449,7 @@ _SPEC_BY_NAME: dict[str, _TableSpec] = {s.name: s for s in _SPECS}
 #: Table names, in data-flow order.
 TABLES: tuple[str, ...] = tuple(s.name for s in _SPECS)
 #: Tables that every data directory must hold (the others are optional).
-REQUIRED_TABLES: tuple[str, ...] = ("regions", "sites", "indicators", "outcomes")
+REQUIRED_TABLES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.required)
 
 
 def _final_dtype(col: _Col):
@@ -399,9 +521,24 @@ class _Problem:
     table_level: bool = False
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where a table was read from: quoted in messages, with the numbers of its rows there."""
+
+    label: str  # e.g. "/data/sites.csv" or "sheet 'sites' of /data/study.xlsx"
+    kind: str  # "csv" (rows are file lines), "excel" (sheet rows) or "frame" (index labels)
+    row_number: Callable[[int], int] | None = None  # 0-based row position -> file line / sheet row
+    hint: str = ""  # a sentence shown after the table's problems
+
+    def __str__(self) -> str:
+        return self.label
+
+
 def _source_kind(source: Any) -> str:
     if source is None:
         return "frame"
+    if isinstance(source, _Source):
+        return source.kind
     suffix = Path(str(source)).suffix.lower()
     if suffix in (".csv", ".txt"):
         return "csv"
@@ -410,11 +547,11 @@ def _source_kind(source: Any) -> str:
     return "frame"
 
 
-def _row_label(pos: int, index: pd.Index, kind: str) -> str:
-    if kind == "csv":
-        return f"file line {pos + 2}"  # line 1 is the header
-    if kind == "excel":
-        return f"sheet row {pos + 2}"  # row 1 is the header
+def _row_label(pos: int, index: pd.Index, kind: str, row_number: Callable[[int], int] | None = None) -> str:
+    if kind in ("csv", "excel"):
+        # without a known numbering, line / row 1 is the header and the data follow without gaps
+        number = pos + 2 if row_number is None else row_number(pos)
+        return f"{'file line' if kind == 'csv' else 'sheet row'} {number}"
     return f"row {index[pos]!r}"
 
 
@@ -426,13 +563,14 @@ def _fmt_value(v: Any) -> str:
     return repr(v)
 
 
-def _format_problem(p: _Problem, index: pd.Index, kind: str) -> str:
+def _format_problem(p: _Problem, index: pd.Index, kind: str, row_number: Callable[[int], int] | None = None) -> str:
     where = p.table if p.column is None else f"{p.table}.{p.column}"
     if p.table_level:
         return f"  - {where}: {p.what}. Fix: {p.fix}"
     n = len(p.positions)
     shown = ", ".join(
-        f"{_row_label(pos, index, kind)}: {val}" for pos, val in zip(p.positions[:_MAX_ROWS_SHOWN], p.values)
+        f"{_row_label(pos, index, kind, row_number)}: {val}"
+        for pos, val in zip(p.positions[:_MAX_ROWS_SHOWN], p.values)
     )
     more = f", ... ({n - _MAX_ROWS_SHOWN} more)" if n > _MAX_ROWS_SHOWN else ""
     rows = "row" if n == 1 else "rows"
@@ -454,16 +592,27 @@ def _header(table: str, source: Any) -> str:
     return f"table '{table}'{src}"
 
 
-def _render(results: list[_TableResult], intro: str) -> str:
-    lines = [intro]
+#: Last line of every message about invalid tables.
+_SEE_DICTIONARY = "See docs/data_dictionary.md for the expected columns, types and rules of each table."
+
+
+def _render_tables(results: list[_TableResult]) -> list[str]:
+    """The problems of each table: a heading line naming table and source, then one line per problem."""
+    lines = []
     for r in results:
         if not r.problems:
             continue
         n = len(r.problems)
         lines.append(f"In {_header(r.table, r.source)}: {n} problem{'s' if n > 1 else ''}")
-        lines.extend(_format_problem(p, r.index, r.kind) for p in r.problems)
-    lines.append("See docs/data_dictionary.md for the expected columns, types and rules of each table.")
-    return "\n".join(lines)
+        row_number = r.source.row_number if isinstance(r.source, _Source) else None
+        lines.extend(_format_problem(p, r.index, r.kind, row_number) for p in r.problems)
+        if isinstance(r.source, _Source) and r.source.hint:
+            lines.append(f"    Note: {r.source.hint}")
+    return lines
+
+
+def _render(results: list[_TableResult], intro: str) -> str:
+    return "\n".join([intro, *_render_tables(results), _SEE_DICTIONARY])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -771,8 +920,8 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | Non
         The table, one row per record (long format). It is never modified.
     table : str
         Table name, one of ``regions``, ``sites``, ``indicators``, ``outcomes``, ``encounters``,
-        ``delivery``, ``components``, ``fidelity_ratings``, ``adaptations``, ``assessments``
-        (see ``docs/data_dictionary.md``).
+        ``delivery``, ``components``, ``fidelity_ratings``, ``adaptations``, ``assessments``,
+        ``evidence`` (see ``docs/data_dictionary.md``).
     source : str or path-like, optional
         Where the table came from, quoted in error messages. When it is a ``.csv`` file, offending rows
         are given as file lines (line 1 is the header, so row ``i`` of the frame is line ``i + 2``);
@@ -784,7 +933,8 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | Non
         A copy with the columns of the data dictionary converted to their types: identifiers and text
         as ``str`` (object), ``int`` as ``int64``, nullable integers as ``Int64``, ``float64``, ``bool``
         and ``category`` (with the categories of the dictionary). The index of ``df`` is kept. Extra
-        columns are an error except in ``encounters`` (covariates), where they are kept unchanged.
+        columns are an error except in ``encounters`` (covariates) and ``evidence`` (moderators),
+        where they are kept unchanged.
 
     Raises
     ------
@@ -815,7 +965,7 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | Non
     scaleup_analysis.errors.ScaleupDataError: Invalid data: 1 problem in table 'regions'.
     ...
     """
-    res = _check_table(df, table, None if source is None else str(source))
+    res = _check_table(df, table, _as_source(source))
     if res.problems:
         n = len(res.problems)
         raise ScaleupDataError(
@@ -828,17 +978,24 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | Non
 # Cross-table rules
 # ----------------------------------------------------------------------------------------------
 
-_FOREIGN_KEYS: tuple[tuple[str, str, str, str], ...] = (
-    # (child table, child column, parent table, parent column)
-    ("sites", "rss_code", "regions", "rss_code"),
-    ("outcomes", "site_id", "sites", "site_id"),
-    ("outcomes", "indicator_id", "indicators", "indicator_id"),
-    ("encounters", "site_id", "sites", "site_id"),
-    ("delivery", "site_id", "sites", "site_id"),
-    ("fidelity_ratings", "site_id", "sites", "site_id"),
-    ("fidelity_ratings", "component_id", "components", "component_id"),
-    ("adaptations", "site_id", "sites", "site_id"),
+#: (child table, child column, parent table, parent column), from the ``references`` of the columns.
+_FOREIGN_KEYS: tuple[tuple[str, str, str, str], ...] = tuple(
+    (spec.name, col.name, *col.references.split("."))
+    for spec in _SPECS
+    for col in spec.columns
+    if col.references
 )
+
+#: Rules that need a second table (checked by :func:`_cross_table`), as the data dictionary states them.
+_CROSS_TABLE_RULES: dict[str, tuple[str, ...]] = {
+    "outcomes": (
+        "the row agrees with the indicator's `type` (table `indicators`): `proportion` rows give `events` "
+        "and leave `mean` and `sd` empty; `mean` rows give `mean` and `sd` and leave `events` empty",
+    ),
+    "fidelity_ratings": (
+        "`score` lies within [`scale_min`, `scale_max`] of its component (table `components`)",
+    ),
+}
 
 
 def _rows_problem(table, column, what, fix, mask: np.ndarray, frame: pd.DataFrame, show) -> _Problem | None:
@@ -848,10 +1005,12 @@ def _rows_problem(table, column, what, fix, mask: np.ndarray, frame: pd.DataFram
     return _Problem(table, column, what, fix, pos.tolist(), [show(frame, int(i)) for i in pos[:_MAX_ROWS_SHOWN]])
 
 
-def _cross_table(results: dict[str, _TableResult]) -> None:
+def _cross_table(results: dict[str, _TableResult], absent_reported: frozenset[str] = frozenset()) -> None:
+    """Add the problems of the rules between tables; a parent in ``absent_reported`` is absent for a
+    reason already reported (a required table not given, a file that could not be read)."""
     frames = {t: r.frame for t, r in results.items() if r.frame is not None}
     for child, ccol, parent, pcol in _FOREIGN_KEYS:
-        if child not in frames or ccol not in frames[child].columns:
+        if child not in frames or ccol not in frames[child].columns or parent in absent_reported:
             continue
         if parent not in results:
             results[child].problems.append(
@@ -1006,6 +1165,24 @@ def validate_tables(
       - sites.rss_code: 1 row with rss_code not found in regions.rss_code (1 unknown value) -- row 1: '19'. ...
     ...
     """
+    results = _check_tables(tables, source)
+    bad = [r for r in results.values() if r.problems]
+    if bad:
+        n = sum(len(r.problems) for r in bad)
+        where = "" if source is None or isinstance(source, Mapping) else f" in {source}"
+        intro = (
+            f"Invalid data{where}: {n} problem{'s' if n > 1 else ''} in {len(bad)} table"
+            f"{'s' if len(bad) > 1 else ''}; nothing was validated."
+        )
+        raise ScaleupDataError(_render(list(results.values()), intro))
+    return {t: _finalize(r) for t, r in results.items()}
+
+
+def _check_tables(
+    tables: Mapping[str, pd.DataFrame], source: Any, absent_reported: frozenset[str] = frozenset()
+) -> dict[str, _TableResult]:
+    """Check each table and the rules between them; the problems are in the results (nothing raised
+    for invalid data, only for arguments that are not tables)."""
     if not isinstance(tables, Mapping):
         raise ScaleupDataError(
             f"validate_tables expects a dict of table name -> DataFrame, got {type(tables).__name__}."
@@ -1017,20 +1194,13 @@ def validate_tables(
             "(see docs/data_dictionary.md); rename the file(s) or dict key(s)."
         )
     if isinstance(source, Mapping):
-        sources = {t: (None if source.get(t) is None else str(source.get(t))) for t in tables}
-    elif source is not None:
-        sources = {t: str(source) for t in tables}
+        sources = {t: _as_source(source.get(t)) for t in tables}
     else:
-        sources = {t: None for t in tables}
+        sources = {t: _as_source(source) for t in tables}
     results = {t: _check_table(df, t, sources[t]) for t, df in tables.items()}
-    _cross_table(results)
-    bad = [r for r in results.values() if r.problems]
-    if bad:
-        n = sum(len(r.problems) for r in bad)
-        where = "" if source is None or isinstance(source, Mapping) else f" in {source}"
-        intro = (
-            f"Invalid data{where}: {n} problem{'s' if n > 1 else ''} in {len(bad)} table"
-            f"{'s' if len(bad) > 1 else ''}; nothing was validated."
-        )
-        raise ScaleupDataError(_render(list(results.values()), intro))
-    return {t: _finalize(r) for t, r in results.items()}
+    _cross_table(results, absent_reported)
+    return results
+
+
+def _as_source(source: Any) -> _Source | str | None:
+    return source if source is None or isinstance(source, _Source) else str(source)
