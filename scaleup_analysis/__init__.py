@@ -34,7 +34,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 # tests/test_public_api.py checks it).
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "data.schemas": ("SCHEMAS", "validate_table", "validate_tables"),
-    "data.io": ("load_table", "load_tables", "write_table_atomic"),
+    "data.io": ("load_table", "load_tables", "LoadedTables", "write_table_atomic"),
     "data.manifest": ("write_manifest", "check_manifest"),
     "data.datasets": ("load_dataset", "list_datasets"),
     "data.simulate": ("simulate_scaleup", "SimulatedScaleup", "write_encounters_parquet"),

@@ -125,6 +125,16 @@ def excel_multirow_header():
     return sa.load_table(p)
 
 
+def workbook_dir(**sheets):
+    """A folder holding one workbook, study.xlsx: an instructions sheet, then the given tables."""
+    d = tmpdir()
+    with pd.ExcelWriter(d / "study.xlsx") as w:
+        pd.DataFrame({"Instructions": ["One sheet per table"]}).to_excel(w, sheet_name="Lisez-moi", index=False)
+        for name, table in sheets.items():
+            table.to_excel(w, sheet_name=name, index=False)
+    return d
+
+
 def parquet_other_schema():
     p = tmpdir() / "regions.parquet"
     pd.DataFrame({"code": ["06"], "name": ["Montreal"]}).to_parquet(p)
@@ -181,9 +191,27 @@ CASES: list[Bad] = [
     Bad("csv_unknown_table", "load_table", "file not named after a table",
         lambda: sa.load_table(write_file("stuff.csv", "a\n1\n")),
         ("'stuff' is not a table name", "Rename the file", "table=")),
-    Bad("csv_semicolon", "load_table", "semicolon-separated CSV",
-        lambda: sa.load_table(write_file("regions.csv", "rss_code;name;settlement_type\n06;Montreal;metropolitan\n")),
-        ("unexpected column 'rss_code;name;settlement_type'", "missing columns")),
+    Bad("csv_semicolon_read_as_comma", "load_table", "semicolon-separated CSV read with separator ','",
+        lambda: sa.load_table(write_file("regions.csv", "rss_code;name;settlement_type\n06;Montreal;metropolitan\n"),
+                              separator=","),
+        ("is not separated by ',' (comma)", "separated by ';' (semicolon)",
+         'separator = ";" in the [data] section of study.toml')),
+    Bad("csv_one_field_per_line", "load_table", "every line one field holding `;` (unknown header, separator ',')",
+        lambda: sa.load_table(write_file("regions.csv", "code;nom;type\n06;Montreal;metropolitan\n"), separator=","),
+        ("reads as one column per line", "its lines contain ';' (semicolon)", 'separator = ";"')),
+    Bad("csv_decimal_point_forced", "load_table", "decimal comma numbers read with decimal '.'",
+        lambda: sa.load_table(write_file("components.csv", "component_id;name;core;weight;scale_min;scale_max\n"
+                                                           "C1;Plan;TRUE;0,7;0;4\n"), decimal="."),
+        ("components.weight", "'0,7'", "use a decimal comma", 'decimal = "," in the [data] section of study.toml')),
+    Bad("csv_template_only", "load_table", "table file holding only its header row",
+        lambda: sa.load_table(write_file("regions.csv", "rss_code,name,settlement_type\n")),
+        ("holds only its header row (an empty template)", "Fill in its rows")),
+    Bad("csv_bad_separator_option", "load_table", "separator='|'",
+        lambda: sa.load_table(write_file("regions.csv", "rss_code|name\n"), separator="|"),
+        ("separator='|' is not supported", "';' (semicolon)")),
+    Bad("csv_bad_encoding_option", "load_table", "encoding='utf-16'",
+        lambda: sa.load_table(write_file("regions.csv", "x"), encoding="utf-16"),
+        ("encoding='utf-16' is not supported", "'cp1252'")),
     Bad("csv_extra_fields", "load_table", "a line with more fields than the header",
         lambda: sa.load_table(write_file("regions.csv", "rss_code,name,settlement_type\n06,Montreal,metropolitan,x\n")),
         ("more fields", "file line 2", "quoted")),
@@ -195,7 +223,7 @@ CASES: list[Bad] = [
         lambda: sa.load_table(tmpdir() / "regions.csv"), ("does not exist", "check the path")),
     Bad("file_bad_suffix", "load_table", "unsupported file type (.txt)",
         lambda: sa.load_table(write_file("regions.txt", "x"), table="regions"),
-        ("unsupported file type '.txt'", ".csv (UTF-8), .parquet or .xlsx")),
+        ("unsupported file type '.txt'", ".csv, .parquet or .xlsx", "rename it regions.csv")),
     # --- data layer: directories and cross-table rules ---------------------------------------------
     Bad("dir_missing", "load_tables", "data directory that does not exist",
         lambda: sa.load_tables(tmpdir() / "nope"), ("does not exist", "scaleup simulate")),
@@ -204,7 +232,46 @@ CASES: list[Bad] = [
         ("lacks the required table(s) sites, indicators, outcomes", "add sites.csv")),
     Bad("dir_two_files_one_table", "load_tables", "sites.csv and sites.parquet in one folder",
         lambda: load_dir(extra=lambda d: sa.write_table_atomic(tbl("sites"), d / "sites.parquet")),
-        ("more than one file for the same table", "sites.csv, sites.parquet", "Keep exactly one")),
+        ("given by more than one file or sheet for the same table", "sites.csv: 36 rows; sites.parquet: 36 rows",
+         "Keep exactly one")),
+    Bad("dir_csv_and_sheet_filled", "load_tables", "sites.csv and a filled 'sites' sheet of a workbook",
+        lambda: load_dir(extra=lambda d: (workbook_dir(sites=tbl("sites")) / "study.xlsx").replace(d / "study.xlsx")),
+        ("sites: given by more than one file or sheet", "sheet 'sites' of study.xlsx: 36 rows", "Keep exactly one")),
+    Bad("dir_empty_template_required", "load_tables", "required table given as an empty template only",
+        lambda: load_dir(only("sites", lambda t: t.iloc[:0])),
+        ("lacks the required table(s) sites", "sites.csv holds only the header row (an empty template)")),
+    Bad("dir_xls_file", "load_tables", "a table saved as .xls",
+        lambda: load_dir(extra=lambda d: (d / "sites.csv").replace(d / "sites.xls")),
+        ("lacks the required table(s) sites", "'sites.xls': an Excel 97-2003 workbook (.xls)",
+         "save it as an Excel Workbook (.xlsx) or as CSV UTF-8")),
+    Bad("dir_ods_file", "load_tables", "a table saved as .ods",
+        lambda: load_dir(extra=lambda d: (d / "delivery.csv").replace(d / "delivery.ods")),
+        ("'delivery.ods': an OpenDocument spreadsheet (.ods)", "(delivery.xlsx or delivery.csv)")),
+    Bad("dir_txt_file", "load_tables", "a table saved as .txt",
+        lambda: load_dir(extra=lambda d: (d / "sites.csv").replace(d / "sites.txt")),
+        ("'sites.txt': text tables are read from files ending in .csv", "rename it sites.csv")),
+    Bad("dir_close_name", "load_tables", "`site.csv` instead of `sites.csv`",
+        lambda: load_dir(extra=lambda d: (d / "sites.csv").replace(d / "site.csv")),
+        ("lacks the required table(s) sites", "'site.csv': not a table name; did you mean sites.csv?")),
+    Bad("dir_accented_name", "load_tables", "`régions.csv` beside the other tables",
+        lambda: load_dir(extra=lambda d: (d / "regions.csv").replace(d / "régions.csv")),
+        ("1 file in", "not recognised", "'régions.csv': not a table name; did you mean regions.csv?")),
+    Bad("dir_trailing_blank", "load_tables", "`sites.csv ` (name ending with a blank)",
+        lambda: load_dir(extra=lambda d: (d / "sites.csv").replace(d / "sites.csv ")),
+        ("'sites.csv ': its name ends with a blank", "did you mean sites.csv?")),
+    Bad("dir_workbook_without_table_sheets", "load_tables", "a workbook whose sheets are not named after tables",
+        lambda: load_dir(extra=lambda d: (workbook_dir(Feuil1=tbl("sites")) / "study.xlsx").replace(d / "study.xlsx")),
+        ("'study.xlsx': a workbook without a sheet named after a table", "'Lisez-moi', 'Feuil1'",
+         "name each sheet after the table it holds")),
+    Bad("dir_all_problems_at_once", "load_tables", "missing table, unreadable file and a schema error together",
+        lambda: load_dir(only("sites", lambda t: t.assign(size=-t["size"])), extra=lambda d: (
+            (d / "indicators.csv").unlink(), (d / "delivery.csv").write_bytes(b"site_id\nTrois-Rivi\xe8res\n"))),
+        ("3 problems, listed below; nothing was loaded", "lacks the required table(s) indicators",
+         "delivery.csv' is not valid UTF-8", "sites.size: 36 rows")),
+    Bad("workbook_sheet_row", "load_tables", "bad RSS code in the 'sites' sheet of a workbook",
+        lambda: sa.load_tables(workbook_dir(sites=tbl("sites").assign(rss_code="6"), indicators=tbl("indicators"),
+                                            outcomes=tbl("outcomes"))),
+        ("In table 'sites' (sheet 'sites' of", "study.xlsx", "sheet row 2: '6'")),
     Bad("dir_unknown_table_arg", "load_tables", "tables= with an unknown table name",
         lambda: sa.load_tables(tmpdir(), tables=["sitez"]), ("unknown table name(s) 'sitez'", "use names from")),
     Bad("raw_file_changed", "load_tables", "raw file edited after its MANIFEST was written",
@@ -217,9 +284,10 @@ CASES: list[Bad] = [
     Bad("foreign_key", "load_tables", "site in an unknown health region",
         lambda: load_dir(only("sites", lambda t: t.assign(rss_code=t.rss_code.where(t.index != 0, "99")))),
         ("sites.rss_code", "not found in regions.rss_code", "file line 2", "add the missing row(s)")),
-    Bad("empty_regions", "load_tables", "empty regions table",
-        lambda: load_dir(only("regions", lambda t: t.iloc[:0])),
-        ("not found in regions.rss_code", "known values: none", "add the missing row(s) to 'regions'")),
+    Bad("region_not_in_bundled_regions", "load_tables", "no regions table, a site in RSS '19'",
+        lambda: load_dir(only("sites", lambda t: t.assign(rss_code=t.rss_code.where(t.index != 0, "19"))),
+                         extra=lambda d: (d / "regions.csv").unlink()),
+        ("sites.rss_code", "not found in regions.rss_code", "file line 2: '19'", "known values: '01', '02'")),
     Bad("reached_gt_eligible", "load_tables", "reached > eligible in delivery",
         lambda: load_dir(only("delivery", lambda t: t.assign(reached=t.reached.where(t.index != 0, t.eligible + 5)))),
         ("delivery.reached/eligible", "file line 2", "reached cannot exceed eligible")),
@@ -667,8 +735,6 @@ KNOWN_GAPS = [
     "  warning, exactly as `metafor::rma.uni` does; any other constant moderator is an error.",
     "- Missing values in `sa.control_chart` / `sa.runs_analysis` are kept as gaps (counted in `n_obs`,",
     "  not in `n_useful`), as in qicharts2, rather than announced with a `RowsOmittedWarning`.",
-    "- Loading a CSV whose columns mix types can emit pandas' own `DtypeWarning` before the schema",
-    "  error.",
 ]
 
 

@@ -2,9 +2,12 @@
 
 hypothesis generates table files (random bytes; valid CSVs damaged by truncation, wrong delimiters,
 byte-order marks, stray quotes, huge or odd numbers, a missing header, duplicated header names, NUL
-bytes, mixed line ends) and feeds them to ``sa.load_table`` and ``sa.load_tables``. The contract:
-either a validated table comes back, or a ``ScaleupDataError`` (never a KeyError, UnicodeError,
-ParserError, OverflowError, ...). ``max_examples`` is modest so the file runs in well under a minute;
+bytes, mixed line ends), in the CSV formats of Quebec teams too (``;`` or tab separators, decimal
+comma, Windows-1252), and feeds them to ``sa.load_table`` and ``sa.load_tables`` with any separator,
+decimal and encoding setting. The contract: either a validated table comes back, or a
+``ScaleupDataError`` (never a KeyError, UnicodeError, ParserError, OverflowError, ...). And a valid
+table written in any accepted format (separator x decimal mark x encoding) loads back equal to the
+original. ``max_examples`` is modest so the file runs in well under a minute;
 set ``HYPOTHESIS_FUZZ_EXAMPLES`` to fuzz longer locally.
 """
 
@@ -106,13 +109,13 @@ def damaged_csv(draw):
     return table, b"\n".join(lines)
 
 
-def _load_one(table: str, content: bytes, suffix: str = ".csv"):
+def _load_one(table: str, content: bytes, suffix: str = ".csv", **options):
     d = Path(tempfile.mkdtemp(prefix="fuzz_"))
     try:
         p = d / f"{table}{suffix}"
         p.write_bytes(content)
         try:
-            out = sa.load_table(p)
+            out = sa.load_table(p, **options)
         except sa.ScaleupDataError as exc:
             assert str(exc), "an error without a message"
             return None
@@ -140,6 +143,73 @@ def test_random_csv_like_text(table, text):
 def test_damaged_csv_load_table(case):
     table, content = case
     _load_one(table, content)
+
+
+# (separator, decimal) settings a user can give; "," with "," is refused before any file is read
+OPTIONS = st.fixed_dictionaries({
+    "separator": st.sampled_from(["auto", ",", ";", "\t"]),
+    "decimal": st.sampled_from(["auto", ".", ","]),
+    "encoding": st.sampled_from(["utf-8", "cp1252", "latin-1"]),
+}).filter(lambda o: not (o["separator"] == "," and o["decimal"] == ","))
+
+
+def _french(content: bytes, sep: bytes = b";") -> bytes:
+    """A valid comma-separated file rewritten the French way: sep between fields, decimal comma."""
+    out = []
+    for line in content.split(b"\n"):
+        fields = [f.replace(b".", b",") if f.replace(b".", b"").replace(b"-", b"").isdigit() else f
+                  for f in line.split(b",")]
+        out.append(sep.join(fields))
+    return b"\n".join(out)
+
+
+@FUZZ
+@given(damaged_csv(), st.sampled_from([b";", b"\t"]), OPTIONS)
+def test_damaged_french_csv_with_any_setting(case, sep, options):
+    table, content = case
+    _load_one(table, _french(content, sep), **options)
+
+
+@FUZZ
+@given(st.sampled_from(TABLES), st.binary(max_size=400), OPTIONS)
+def test_random_bytes_with_any_setting(table, content, options):
+    _load_one(table, content, **options)
+
+
+@lru_cache(maxsize=1)
+def typed_tables() -> dict[str, pd.DataFrame]:
+    tables = sa.simulate_scaleup(seed=9, n_sites=36, n_periods=8, patients_per_site_period=4).tables
+    return {name: t.head(60) for name, t in tables.items() if name in TABLES}
+
+
+@settings(max_examples=max(20, N // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(TABLES),
+    st.sampled_from([",", ";", "\t"]),
+    st.sampled_from([".", ","]),
+    st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "latin-1"]),
+    st.booleans(),
+)
+def test_valid_table_in_any_accepted_format_loads_back_equal(table, sep, decimal, encoding, declare):
+    """Round trip (exact): pandas writes the table with sep/decimal/encoding; the loader detects the
+    separator and the decimal mark, or is told them (declare=True)."""
+    if sep == "," and decimal == ",":
+        decimal = "."  # not a format: the comma cannot mark both
+    df = typed_tables()[table]
+    if encoding == "latin-1":  # Latin-1 has no en dash (region names): the original is what it can hold
+        text = [c for c in df.columns if df[c].dtype == object]
+        df = df.assign(**{c: df[c].str.replace("\u2013", "-") for c in text})
+    d = Path(tempfile.mkdtemp(prefix="fuzzfmt_"))
+    try:
+        p = d / f"{table}.csv"
+        df.to_csv(p, sep=sep, decimal=decimal, encoding=encoding, index=False)
+        options = {"encoding": "utf-8" if encoding == "utf-8-sig" else encoding}
+        if declare:
+            options.update(separator=sep, decimal=decimal)
+        out = sa.load_table(p, **options)
+        pd.testing.assert_frame_equal(out, df, check_exact=True)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @settings(max_examples=max(10, N // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])

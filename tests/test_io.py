@@ -67,7 +67,10 @@ def test_non_utf8_csv_names_file_and_byte_offset(tmp_path):
     msg = str(info.value)
     assert str(path) in msg
     assert f"byte offset {offset}" in msg and "(file line 3)" in msg
-    assert "Re-encode it as UTF-8" in msg and "iconv" in msg
+    assert 'declare its encoding: encoding = "cp1252" in the [data] section of study.toml' in msg
+    assert "re-encode it as UTF-8" in msg and "iconv" in msg
+    # declared, the same file loads
+    assert load_table(path, encoding="cp1252")["name"].tolist() == ["Bas-Saint-Laurent", "Montréal"]
 
 
 def test_csv_error_rows_are_file_lines(tmp_path):
@@ -172,9 +175,10 @@ def test_load_tables_is_all_or_nothing_and_lists_every_problem(tmp_path, typed_t
     assert "components.weight: 1 row with a value that is not a number -- file line 2: 'heavy'" in msg
 
 
-def test_load_tables_requires_the_four_core_tables(tmp_path, typed_tables):
+def test_load_tables_requires_the_three_core_tables(tmp_path, typed_tables):
     _write_dir(tmp_path, {k: v for k, v in typed_tables.items() if k != "indicators"})
-    with pytest.raises(sa.ScaleupDataError, match="lacks the required table\\(s\\) indicators: add indicators.csv"):
+    with pytest.raises(sa.ScaleupDataError, match="lacks the required table\\(s\\) indicators; nothing was loaded:\n"
+                       "  - indicators: add indicators.csv"):
         load_tables(tmp_path)
 
 
@@ -182,6 +186,14 @@ def test_optional_tables_may_be_absent_and_subsets_bring_their_parents(tmp_path,
     core = {k: typed_tables[k] for k in ("regions", "sites", "indicators", "outcomes")}
     _write_dir(tmp_path, core)
     assert list(load_tables(tmp_path)) == ["regions", "sites", "indicators", "outcomes"]
+    # every site's rss_code is a Quebec region: without regions.csv, the bundled regions stand in
+    (tmp_path / "regions.csv").unlink()
+    info = load_tables(tmp_path, return_info=True)
+    assert list(info.tables) == ["regions", "sites", "indicators", "outcomes"]
+    pd.testing.assert_frame_equal(info.tables["regions"], sa.load_dataset("quebec_regions"), check_like=False)
+    assert info.files["regions"] == "bundled" and info.defaults == ("regions",)
+    assert info.notes == ("regions: not given, the bundled table of Quebec's 18 health regions was used.",)
+    write_table_atomic(typed_tables["regions"], tmp_path / "regions.csv")
     only = load_tables(tmp_path, tables=["outcomes"])  # validated against sites, indicators, regions
     assert list(only) == ["outcomes"]
     with pytest.raises(sa.ScaleupDataError, match="lacks table\\(s\\) components needed to load delivery"):
@@ -192,10 +204,14 @@ def test_optional_tables_may_be_absent_and_subsets_bring_their_parents(tmp_path,
 def test_two_files_for_one_table_and_unknown_files(tmp_path, typed_tables):
     _write_dir(tmp_path, typed_tables)
     (tmp_path / "notes.csv").write_text("a\n1\n", encoding="utf-8")
-    with pytest.warns(sa.ScaleupWarning, match="not named after a table: notes.csv"):
+    with pytest.raises(sa.ScaleupDataError, match="1 file in .* not recognised; nothing was loaded:\n"
+                       "  - 'notes.csv': not named after a table: rename it after the table it holds"):
         load_tables(tmp_path)
+    assert set(load_tables(tmp_path, tables=["sites"])) == {"sites"}  # a subset is not blocked by it
+    (tmp_path / "notes.csv").unlink()
     write_table_atomic(typed_tables["sites"], tmp_path / "sites.parquet")
-    with pytest.raises(sa.ScaleupDataError, match="more than one file for the same table \\(sites: sites.csv, sites.parquet\\)"):
+    with pytest.raises(sa.ScaleupDataError, match="sites: given by more than one file or sheet for the same table "
+                       "\\(sites.csv: 3 rows; sites.parquet: 3 rows\\). Keep exactly one"):
         load_tables(tmp_path)
 
 
