@@ -774,8 +774,8 @@ def default_study(seed: int = DEFAULT_SEED) -> Study:
 
     Examples
     --------
-    >>> import scaleup_analysis as sa
-    >>> study = sa.default_study(seed=1)
+    >>> from scaleup_analysis.study import default_study
+    >>> study = default_study(seed=1)
     >>> study.settings.simulated, study.settings.baseline, study.settings.followup
     (True, (1, 2, 3, 4, 5), (13, 14, 15, 16))
     """
