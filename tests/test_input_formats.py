@@ -89,6 +89,16 @@ def test_cp1252_file_read_as_utf8_says_how_to_declare_the_encoding(tmp_path):
     assert "could not be read" in msg  # and the other tables are still validated in the same pass
 
 
+def test_utf8_file_in_a_folder_declared_cp1252_is_read_as_utf8(tmp_path):
+    tables = {k: v for k, v in sim().items() if k in ("regions", "sites", "indicators", "outcomes")}
+    _french_csv(tmp_path, tables)
+    _french_csv(tmp_path, {"regions": tables["regions"]}, encoding="utf-8")  # re-saved as CSV UTF-8
+    info = load_tables(tmp_path, encoding="cp1252", return_info=True)
+    assert "Montréal" in info.tables["regions"]["name"].tolist()  # never 'MontrÃ©al'
+    assert any(n.startswith("regions.csv: read with") and "encoding UTF-8 (not the cp1252 that was set" in n
+               for n in info.notes)
+
+
 def test_thousands_separators_with_decimal_comma_and_text_never_altered(tmp_path):
     text = (
         "site_id;period;sessions_planned;sessions_delivered;eligible;reached;staff_eligible;staff_trained;cost\n"

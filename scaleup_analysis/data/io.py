@@ -329,6 +329,14 @@ def _encoding_error(raw: bytes, path: Path, encoding: str) -> ScaleupDataError:
     )
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _header_line(raw: bytes, encoding: str) -> str:
     """The first non-blank line of the file (pandas skips blank lines before the header too)."""
     start = 0
@@ -521,16 +529,21 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
             f"File {str(path)!r} is empty: a table file needs a header line with the column names "
             f"of table '{table}' (see docs/data_dictionary.md)."
         )
-    header = _header_line(raw, options.encoding)
+    encoding = options.encoding
+    if encoding != "utf-8" and not raw.isascii() and _is_utf8(raw):
+        # accented letters as valid UTF-8 sequences: the file is UTF-8 whatever was declared (read as
+        # Windows-1252 it would turn 'Montréal' into 'MontrÃ©al' without any error)
+        encoding = "utf-8"
+    header = _header_line(raw, encoding)
     sep = _choose_separator(path, table, header, options.separator)
     decimal = options.decimal
     if decimal == "auto":  # a look at the first rows spares a second reading of most French files
-        decimal = "," if sep != "," and _french_sample(raw, table, sep, options.encoding) else "."
-    df = _parse_csv(raw, path, table, sep, decimal, options.encoding)
+        decimal = "," if sep != "," and _french_sample(raw, table, sep, encoding) else "."
+    df = _parse_csv(raw, path, table, sep, decimal, encoding)
     french = sep != "," and decimal == "." and _french_numbers(df, table)
     if french and options.decimal == "auto":  # French numbers only further down the file
         decimal = ","
-        df = _parse_csv(raw, path, table, sep, decimal, options.encoding)
+        df = _parse_csv(raw, path, table, sep, decimal, encoding)
     if decimal == ",":
         df = _read_french_numbers(df, table)
     other = _one_field_lines(df, header, sep)
@@ -562,9 +575,11 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
         read_as.append(f"separator {_sep_label(sep)}")
     if decimal == ",":
         read_as.append("decimal comma")
-    if options.encoding != "utf-8":
-        read_as.append(f"encoding {options.encoding}")
-    source = _Source(str(path), "csv", _csv_row_numbers(path, options.encoding, sep, n_rows, kept), hint)
+    if encoding != options.encoding:
+        read_as.append(f"encoding UTF-8 (not the {options.encoding} that was set: the file is valid UTF-8)")
+    elif encoding != "utf-8":
+        read_as.append(f"encoding {encoding}")
+    source = _Source(str(path), "csv", _csv_row_numbers(path, encoding, sep, n_rows, kept), hint)
     return _Read(table, path, None, df, source, ", ".join(read_as))
 
 
@@ -716,7 +731,8 @@ def load_table(
         never changed.
     encoding : {"utf-8", "cp1252", "latin-1"}, default "utf-8"
         Encoding of a CSV file (aliases such as ``"windows-1252"`` or ``"iso-8859-1"`` are accepted).
-        A UTF-8 byte-order mark is accepted.
+        A UTF-8 byte-order mark is accepted. A file with accented letters that is valid UTF-8 is read as
+        UTF-8 whatever encoding is given (read as Windows-1252 it would silently become mojibake).
 
     Returns
     -------
