@@ -56,8 +56,8 @@ def compare(ours, peer) -> float:
     p = peer.to_pandas() if hasattr(peer, "to_pandas") else peer.copy()
     p.columns = ["_".join(str(c) for c in col if c) if isinstance(col, tuple) else col for col in p.columns]
     att_col = next(c for c in p.columns if c.endswith("ATT"))
-    p = p.reset_index()[["cohort", "time", att_col]].rename(columns={"cohort": "group", att_col: "att_peer"})
-    m = ours.att_gt.merge(p, on=["group", "time"], how="inner")
+    p = p.reset_index()[["cohort", "time", att_col]].rename(columns={att_col: "att_peer"})
+    m = ours.att_gt.merge(p, on=["cohort", "time"], how="inner")
     if len(m) != len(ours.att_gt):
         raise AssertionError(f"{len(ours.att_gt)} ATT(g,t) cells in ours, {len(m)} matched in the peer")
     return float(np.max(np.abs(m["att"] - m["att_peer"])))

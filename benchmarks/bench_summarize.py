@@ -14,7 +14,7 @@ from _common import WORK, Row, peak_rss_subprocess, say
 
 FULL = dict(n_sites=1000, n_periods=20, patients_per_site_period=2500)  # 50,000,000 rows
 SMOKE = dict(n_sites=40, n_periods=8, patients_per_site_period=25)  # 8,000 rows
-KW = dict(group=["site_id", "period"], outcome="y", covariates=["treated", "age", "female"], binary="event")
+KW = dict(by=["site_id", "period"], outcome="y", covariates=["treated", "age", "female"], binary="event")
 
 CHILD = r"""
 import json, time, warnings

@@ -3,8 +3,10 @@
 One piece of code per idea: the message fragments that name the offending rows of a table
 (:func:`rows_text`, ``"3 row(s) (index 0, 4, 7)"``) or the first few values (:func:`first_values`),
 the check that a table is a DataFrame holding the columns an analysis needs
-(:func:`require_columns`), the "these rows of this column are wrong" error (:func:`fail_rows`) and
-the argument checks of the two mixed-model fitters (:func:`check_mixed_args`). Public functions keep
+(:func:`require_columns`), the "these rows of this column are wrong" error (:func:`fail_rows`), the
+one check of a numeric column (:func:`numeric_column`), the one check of a confidence level
+(:func:`check_level`) and the argument checks of the two mixed-model fitters
+(:func:`check_mixed_args`). Public functions keep
 their own wording around these fragments (which table, which argument, how to fix it); see
 ``CONTRIBUTING.md`` for what a ``ScaleupDataError`` must say.
 """
@@ -132,6 +134,93 @@ def fail_rows(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str)
         )
 
 
+def numeric_column(
+    df: pd.DataFrame,
+    col: str,
+    label: str,
+    *,
+    arg: str | None = None,
+    missing: bool = False,
+    infinite: bool = False,
+    booleans: bool = True,
+) -> np.ndarray:
+    """The values of column ``col`` of ``df`` as floats, or a :class:`ScaleupDataError` naming the rows.
+
+    Text that is not a number is always an error; missing values are an error unless ``missing``
+    is True (they stay NaN), infinite values unless ``infinite`` is True, True/False columns
+    unless ``booleans`` is True. Messages read
+    ``<label>, column '<col>' (argument '<arg>'): N row(s) (first: ...) are not numeric (values ...). <fix>``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    col : str
+        The column (it must exist: check with :func:`require_columns` first).
+    label : str
+        Start of the message: the function and/or table, e.g. ``"icc: table 'data'"``.
+    arg : str, optional
+        The argument that named the column.
+    missing, infinite, booleans : bool
+        Whether missing values, infinite values and a boolean column are accepted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from scaleup_analysis._checks import numeric_column
+    >>> df = pd.DataFrame({"y": ["1.5", "2", None, "x"]})
+    >>> numeric_column(df.iloc[:2], "y", "demo").tolist()
+    [1.5, 2.0]
+    >>> try:
+    ...     numeric_column(df, "y", "demo: table 'data'", arg="outcome", missing=True)
+    ... except ValueError as e:
+    ...     print(e)
+    demo: table 'data', column 'y' (argument 'outcome'): 1 row(s) (first: 3) are not numeric (values 'x'). Convert the column to numbers.
+    """
+    where = f"{label}, column {col!r}" + (f" (argument {arg!r})" if arg else "")
+    s = df[col]
+    if not booleans and pd.api.types.is_bool_dtype(s):
+        raise ScaleupDataError(f"{where}: holds True/False values; give numbers.")
+    conv = pd.to_numeric(s, errors="coerce")
+    bad = (conv.isna() & s.notna()).to_numpy()
+    if bad.any():
+        raise ScaleupDataError(
+            f"{where}: {rows_text(df, bad, label='first:')} are not numeric (values "
+            f"{first_values(s[bad])}). Convert the column to numbers."
+        )
+    x = conv.to_numpy(dtype=float, na_value=np.nan)
+    for ok, mask, what, fix in (
+        (missing, np.isnan(x), "are missing", "Fill in the values or drop the rows."),
+        (infinite, np.isinf(x), "are infinite", "Correct or drop these rows."),
+    ):
+        if not ok and mask.any():
+            raise ScaleupDataError(f"{where}: {rows_text(df, mask, label='first:')} {what}. {fix}")
+    return x
+
+
+def check_level(level, fn: str | None = None) -> float:
+    """Return ``level`` if it is a coverage in (0, 1), else raise :class:`ScaleupDataError`.
+
+    The one check of a confidence / prediction level (see ``docs/glossary.md``: ``level`` is
+    always a coverage such as 0.95, never a test size).
+
+    Examples
+    --------
+    >>> from scaleup_analysis._checks import check_level
+    >>> check_level(0.9)
+    0.9
+    >>> try:
+    ...     check_level(95, "icc")
+    ... except ValueError as e:
+    ...     print(e)
+    icc: argument 'level' must be a coverage in (0, 1), e.g. 0.95; got 95.
+    """
+    ok = isinstance(level, (float, int, np.floating, np.integer)) and not isinstance(level, (bool, np.bool_))
+    if not (ok and 0 < level < 1):
+        prefix = f"{fn}: " if fn else ""
+        raise ScaleupDataError(f"{prefix}argument 'level' must be a coverage in (0, 1), e.g. 0.95; got {level!r}.")
+    return level
+
+
 def check_mixed_args(fn: str, family, level, reml) -> None:
     """Check the ``family``, ``level`` and ``reml`` arguments of the mixed-model fitters.
 
@@ -150,7 +239,6 @@ def check_mixed_args(fn: str, family, level, reml) -> None:
     """
     if family not in ("gaussian", "binomial"):
         raise ScaleupDataError(f"{fn}: family must be 'gaussian' or 'binomial', got {family!r}.")
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise ScaleupDataError(f"{fn}: level must be in (0, 1), e.g. 0.95; got {level!r}.")
+    check_level(level, fn)
     if not isinstance(reml, bool | np.bool_):
         raise ScaleupDataError(f"{fn}: reml must be True or False, got {reml!r}.")

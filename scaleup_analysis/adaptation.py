@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._checks import require_columns, rows_text
+from ._checks import check_level, require_columns, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -350,7 +350,7 @@ def frame_scheme(scheme: str = "FRAME") -> pd.DataFrame:
     for fld, (_, multi, required, nullable) in _FIELDS[scheme].items():
         for code, label, group in _codes(scheme, fld):
             rows.append((fld, code, label, group, multi, required and not nullable))
-    return pd.DataFrame(rows, columns=["field", "code", "label", "group", "multiple", "required"])
+    return pd.DataFrame(rows, columns=["field", "code", "label", "section", "multiple", "required"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -364,12 +364,12 @@ def _tokens(value) -> list[str]:
     return [t.strip() for t in str(value).split(_MULTI_SEP) if t.strip()]
 
 
-def validate_adaptations(adaptations: pd.DataFrame, scheme: str = "FRAME", table: str = "adaptations") -> pd.DataFrame:
+def validate_adaptations(data: pd.DataFrame, scheme: str = "FRAME", table: str = "adaptations") -> pd.DataFrame:
     """Check an adaptations table against the FRAME or FRAME-IS coding scheme.
 
     Parameters
     ----------
-    adaptations : pandas.DataFrame
+    data : pandas.DataFrame
         One row per adaptation with ``adaptation_id``, ``site_id``, ``period`` and the coded fields
         of :func:`frame_scheme` (FRAME-IS also needs ``strategy``, the implementation strategy that
         was modified; its optional fields ``when``, ``planned``, ``who_decided``, ``level`` and
@@ -411,18 +411,18 @@ def validate_adaptations(adaptations: pd.DataFrame, scheme: str = "FRAME", table
       - column 'nature': unknown code 'cutting' in 1 row(s) (index 0)
     """
     scheme = _check_scheme(scheme)
-    if not isinstance(adaptations, pd.DataFrame):
-        raise ScaleupDataError(f"table '{table}' must be a pandas DataFrame, got {type(adaptations).__name__}.")
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"table '{table}' must be a pandas DataFrame, got {type(data).__name__}.")
     fields_ = _FIELDS[scheme]
     need = ["adaptation_id", "site_id", "period"] + (["strategy"] if scheme == "FRAME-IS" else [])
     need += [f for f, (_, _, req, _) in fields_.items() if req]
-    missing = [c for c in need if c not in adaptations.columns]
+    missing = [c for c in need if c not in data.columns]
     if missing:
         raise ScaleupDataError(
             f"table '{table}' ({scheme}): missing column(s) {missing}. Required columns: {need}; "
             "see sa.frame_scheme() for the codes of each field."
         )
-    df = adaptations.copy()
+    df = data.copy()
     problems: list[str] = []
     for col in ["adaptation_id", "site_id"] + (["strategy"] if scheme == "FRAME-IS" else []):
         bad = _is_blank(df[col])
@@ -501,8 +501,8 @@ class AdaptationSummary:
     Attributes
     ----------
     counts : pandas.DataFrame
-        Tidy: ``grouping`` (``"overall"`` or a grouping column such as ``rss_code`` or ``phase``),
-        ``group`` (its value; ``"all"`` overall), ``field``, ``code``, ``label``, ``n`` (adaptations
+        Tidy: ``by`` (``"overall"`` or a column of ``sites`` such as ``rss_code`` or ``phase``),
+        ``facet`` (its value; ``"all"`` overall), ``field``, ``code``, ``label``, ``n`` (adaptations
         with this code), ``n_adaptations`` (adaptations in the group) and ``share`` = n / n_adaptations.
         Every code of the scheme appears (zero counts included). For multi-valued fields an adaptation
         counts once for each code it mentions, so shares may add up to more than 1. ``reason_level``
@@ -525,7 +525,7 @@ class AdaptationSummary:
 
     def summary(self) -> str:
         """Readable overall counts and shares by field."""
-        c = self.counts[(self.counts["grouping"] == "overall") & (self.counts["n"] > 0)]
+        c = self.counts[(self.counts["by"] == "overall") & (self.counts["n"] > 0)]
         lines = [f"{self.n_adaptations} adaptations ({self.scheme}) at {int((self.per_site['n_adaptations'] > 0).sum())} "
                  f"of {len(self.per_site)} sites"]
         for fld, d in c.groupby("field", sort=False):
@@ -534,16 +534,16 @@ class AdaptationSummary:
                 lines.append(f"  {r.code:<40}{r.n:>6}  {100 * r.share:5.1f}%")
         return "\n".join(lines)
 
-    def plot_counts(self, field: str = "fidelity_relation", grouping: str = "overall", ax=None):
-        """Horizontal bars of the counts of one field (stacked by group if ``grouping`` is not
+    def plot_counts(self, field: str = "fidelity_relation", by: str = "overall", *, ax=None):
+        """Horizontal bars of the counts of one field (stacked by facet if ``by`` is not
         ``"overall"``), grey-scale with hatching; returns the Axes."""
         import matplotlib.pyplot as plt
 
-        d = self.counts[(self.counts["field"] == field) & (self.counts["grouping"] == grouping)]
+        d = self.counts[(self.counts["field"] == field) & (self.counts["by"] == by)]
         if d.empty:
             raise ScaleupDataError(
-                f"plot_counts(): no counts for field={field!r} and grouping={grouping!r}; fields: "
-                f"{sorted(self.counts['field'].unique())}, groupings: {sorted(self.counts['grouping'].unique())}."
+                f"plot_counts(): no counts for field={field!r} and by={by!r}; fields: "
+                f"{sorted(self.counts['field'].unique())}, by: {sorted(self.counts['by'].unique())}."
             )
         if ax is None:
             _, ax = plt.subplots(figsize=(6, max(2.5, 0.35 * d["code"].nunique() + 1)))
@@ -552,7 +552,7 @@ class AdaptationSummary:
         left = np.zeros(len(codes))
         hatches = ["", "//", "..", "xx", "\\\\", "--", "++", "oo"]
         greys = ["0.25", "0.55", "0.8", "0.4", "0.7", "0.15", "0.9", "0.6"]
-        for k, (g, dg) in enumerate(d.groupby("group", sort=True)):
+        for k, (g, dg) in enumerate(d.groupby("facet", sort=True)):
             vals = dg.set_index("code")["n"].reindex(codes).fillna(0).to_numpy(dtype=float)
             ax.barh(pos, vals, left=left, color=greys[k % 8], hatch=hatches[(k // 8) % 8], edgecolor="black",
                     linewidth=0.5, label=str(g))
@@ -561,9 +561,9 @@ class AdaptationSummary:
         ax.set_yticklabels(codes)
         ax.invert_yaxis()
         ax.set_xlabel("Number of adaptations")
-        ax.set_title(f"Adaptations by {field}" + ("" if grouping == "overall" else f" and {grouping}"))
-        if grouping != "overall":
-            ax.legend(title=grouping, fontsize="small")
+        ax.set_title(f"Adaptations by {field}" + ("" if by == "overall" else f" and {by}"))
+        if by != "overall":
+            ax.legend(title=by, fontsize="small")
         return ax
 
 
@@ -599,24 +599,24 @@ def _per_site(ad: pd.DataFrame, site_ids) -> pd.DataFrame:
 
 
 def summarize_adaptations(
-    adaptations: pd.DataFrame,
+    data: pd.DataFrame,
     sites: pd.DataFrame | None = None,
-    by: Sequence[str] | None = None,
-    groups: Sequence[str] = ("rss_code", "phase"),
+    fields: Sequence[str] | None = None,
+    by: Sequence[str] = ("rss_code", "phase"),
     scheme: str = "FRAME",
 ) -> AdaptationSummary:
     """Counts and shares of adaptations by FRAME field, overall, by region and by phase.
 
     Parameters
     ----------
-    adaptations : pandas.DataFrame
+    data : pandas.DataFrame
         The adaptations table (validated with :func:`validate_adaptations` first).
     sites : pandas.DataFrame, optional
-        The ``sites`` table: gives the grouping columns (``groups``) and the sites without any
-        adaptation (they count in ``per_site`` with zero adaptations).
-    by : sequence of str, optional
-        Fields to summarize (default: every coded field present, plus ``reason_level``).
-    groups : sequence of str, default ("rss_code", "phase")
+        The ``sites`` table: gives the ``by`` columns and the sites without any adaptation (they
+        count in ``per_site`` with zero adaptations).
+    fields : sequence of str, optional
+        FRAME fields to summarize (default: every coded field present, plus ``reason_level``).
+    by : sequence of str, default ("rss_code", "phase")
         Columns of ``sites`` to break the counts down by (ignored without ``sites``).
     scheme : {"FRAME", "FRAME-IS"}
 
@@ -629,22 +629,22 @@ def summarize_adaptations(
     >>> import scaleup_analysis as sa
     >>> sim = sa.simulate_scaleup(seed=3, n_sites=40, n_periods=10, patients_per_site_period=2)
     >>> s = sa.summarize_adaptations(sim.tables["adaptations"], sites=sim.tables["sites"])
-    >>> sorted(s.counts["grouping"].unique())
+    >>> sorted(s.counts["by"].unique())
     ['overall', 'phase', 'rss_code']
-    >>> c = s.counts.query("grouping == 'overall' and field == 'fidelity_relation'")
+    >>> c = s.counts.query("by == 'overall' and field == 'fidelity_relation'")
     >>> int(c["n"].sum()) == s.n_adaptations
     True
     """
-    ad = validate_adaptations(adaptations, scheme=scheme)
+    ad = validate_adaptations(data, scheme=scheme)
     fields_all = [f for f in _FIELDS[scheme] if f in ad.columns]
-    if by is None:
-        by = fields_all + (["reason_level"] if "reason" in ad.columns else [])
+    if fields is None:
+        fields = fields_all + (["reason_level"] if "reason" in ad.columns else [])
     else:
-        by = list(by)
-        bad = [f for f in by if f not in fields_all + ["reason_level"]]
+        fields = list(fields)
+        bad = [f for f in fields if f not in fields_all + ["reason_level"]]
         if bad:
             raise ScaleupDataError(
-                f"argument 'by': unknown field(s) {bad}; choose among {fields_all + ['reason_level']}."
+                f"argument 'fields': unknown field(s) {bad}; choose among {fields_all + ['reason_level']}."
             )
     if "reason" in ad.columns:
         ad["reason_level"] = [
@@ -654,17 +654,17 @@ def summarize_adaptations(
         ]
     groupings = [("overall", pd.Series("all", index=ad.index))]
     if sites is not None:
-        groups = list(groups)
-        _check_sites(sites, ["site_id"] + groups)
+        by = list(by)
+        _check_sites(sites, ["site_id"] + by)
         _unknown_sites(ad, sites)
         s = sites.assign(site_id=sites["site_id"].astype(str)).set_index("site_id")
-        for g in groups:
+        for g in by:
             groupings.append((g, ad["site_id"].map(s[g].astype(object)).astype(str)))
         site_ids = s.index
     else:
         site_ids = sorted(ad["site_id"].unique())
     rows = []
-    for fld in by:
+    for fld in fields:
         if fld == "reason_level":
             levels = _REASON_LEVELS if scheme == "FRAME" else _REASON_LEVELS_IS
             codes = [(c, lab) for c, lab in levels]
@@ -688,7 +688,7 @@ def summarize_adaptations(
                 for code, label in codes:
                     n = cnt.get(code, 0)
                     rows.append((gname, str(g), fld, code, label, n, n_g, n / n_g if n_g else math.nan))
-    counts = pd.DataFrame(rows, columns=["grouping", "group", "field", "code", "label", "n", "n_adaptations", "share"])
+    counts = pd.DataFrame(rows, columns=["by", "facet", "field", "code", "label", "n", "n_adaptations", "share"])
     counts["n"] = counts["n"].astype(np.int64)
     counts["n_adaptations"] = counts["n_adaptations"].astype(np.int64)
     per_site = _per_site(ad, site_ids)
@@ -703,12 +703,12 @@ _REL_STYLE = {
 
 
 def plot_adaptation_timeline(
-    adaptations: pd.DataFrame,
-    ax=None,
+    data: pd.DataFrame,
     *,
     sites: pd.DataFrame | None = None,
     n_periods: int | None = None,
     scheme: str = "FRAME",
+    ax=None,
 ):
     """Timeline of adaptations: one row per site, one marker per adaptation at its start period.
 
@@ -720,12 +720,13 @@ def plot_adaptation_timeline(
 
     Parameters
     ----------
-    adaptations : pandas.DataFrame
-    ax : matplotlib Axes, optional
+    data : pandas.DataFrame
+        The adaptations table.
     sites : pandas.DataFrame, optional
     n_periods : int, optional
         Last period shown (default: the last period with an adaptation).
     scheme : {"FRAME", "FRAME-IS"}
+    ax : matplotlib Axes, optional
 
     Returns
     -------
@@ -742,7 +743,7 @@ def plot_adaptation_timeline(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    ad = validate_adaptations(adaptations, scheme=scheme)
+    ad = validate_adaptations(data, scheme=scheme)
     if "fidelity_relation" not in ad.columns:
         ad["fidelity_relation"] = "unknown"
     ad["fidelity_relation"] = ad["fidelity_relation"].astype(object).fillna("unknown")
@@ -862,7 +863,7 @@ class ComponentAnalysis:
         ]
         return "\n".join(lines)
 
-    def plot_components(self, ax=None, model: str = "joint", xlabel: str = "Difference in effect (with - without)"):
+    def plot_components(self, *, model: str = "joint", xlabel: str = "Difference in effect (with - without)", ax=None):
         """Forest-style plot of the component coefficients with their CIs; returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -884,7 +885,7 @@ class ComponentAnalysis:
 
 
 def component_analysis(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     yi: str = "yi",
     vi: str = "vi",
     components: Sequence[str] | None = None,
@@ -899,7 +900,7 @@ def component_analysis(
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         One row per study (or site) with an effect size, its sampling variance and one indicator
         column per component (yes/no, True/False or 0/1).
     yi, vi : str
@@ -955,31 +956,31 @@ def component_analysis(
     """
     from .heterogeneity.meta import meta_regression
 
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"table 'df' must be a pandas DataFrame, got {type(df).__name__}.")
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"table 'data' must be a pandas DataFrame, got {type(data).__name__}.")
     if components is None or isinstance(components, str) or len(components) == 0:
         raise ScaleupDataError(
             "argument 'components': give the list of component indicator columns, e.g. "
             "components=['cbt.angerctrl', 'cbt.intpprbsolv']."
         )
     components = list(components)
-    missing = [c for c in [yi, vi, *components] if c not in df.columns]
+    missing = [c for c in [yi, vi, *components] if c not in data.columns]
     if missing:
-        raise ScaleupDataError(f"table 'df': no column(s) {missing}. Available columns: {list(df.columns)[:20]}.")
+        raise ScaleupDataError(f"table 'data': no column(s) {missing}. Available columns: {list(data.columns)[:20]}.")
     if len(set(components)) != len(components):
         raise ScaleupDataError("argument 'components': a component is listed twice.")
     safe = [f"comp_{j}" for j in range(len(components))]
-    data = pd.DataFrame({yi: df[yi], vi: df[vi]}, index=df.index)
+    frame = pd.DataFrame({yi: data[yi], vi: data[vi]}, index=data.index)
     if slab is not None:
-        data[slab] = df[slab]
+        frame[slab] = data[slab]
     for c, s in zip(components, safe):
-        data[s] = _indicator(df, c, "df")
-        if data[s].dropna().nunique() < 2:
+        frame[s] = _indicator(data, c, "data")
+        if frame[s].dropna().nunique() < 2:
             raise ScaleupDataError(
-                f"table 'df', column {c!r}: the component is present in all or in none of the studies; it "
+                f"table 'data', column {c!r}: the component is present in all or in none of the studies; it "
                 "cannot be compared. Drop it from 'components'."
             )
-    joint = meta_regression(data, yi=yi, vi=vi, mods=safe, method=method, test=test, level=level, slab=slab)
+    joint = meta_regression(frame, yi=yi, vi=vi, mods=safe, method=method, test=test, level=level, slab=slab)
     perm = joint.permutation_test(n_perm=n_perm, seed=seed) if n_perm is not None else None
     rows = []
     cols = ["estimate", "se", "statistic", "pvalue", "ci_low", "ci_high"]
@@ -993,7 +994,7 @@ def component_analysis(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RowsOmittedWarning)  # already reported by the joint fit
         for j, (c, s) in enumerate(zip(components, safe)):
-            m = meta_regression(data, yi=yi, vi=vi, mods=[s], method=method, test=test, level=level, slab=slab)
+            m = meta_regression(frame, yi=yi, vi=vi, mods=[s], method=method, test=test, level=level, slab=slab)
             separate[c] = m
             p_s = math.nan
             if n_perm is not None:
@@ -1010,9 +1011,12 @@ def component_analysis(
 # ------------------------------------------------------------------------------------------------
 _REL_COLS = (("fidelity-consistent", "n_consistent"), ("fidelity-inconsistent", "n_inconsistent"),
              ("unknown", "n_unknown"))
+# names of the panel's model variables in the public ``panel`` attribute (docs/glossary.md)
+_PANEL_NAMES = {"D": "treatment", "adopt": "adoption_period", "exposure": "time_since_adoption",
+                "first_inconsistent": "first_inconsistent_period", "event_k": "event_time"}
 
 
-def _panel(data, sites, outcome, y, site, period, treated, table="data") -> pd.DataFrame:
+def _panel(data, sites, indicator, outcome, site, period, treatment, table="data") -> pd.DataFrame:
     """Site x period outcome panel: site_id, period, y, D (0/1), adopt (float, inf never), exposure."""
     if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(f"table '{table}' must be a pandas DataFrame, got {type(data).__name__}.")
@@ -1020,10 +1024,15 @@ def _panel(data, sites, outcome, y, site, period, treated, table="data") -> pd.D
         if col not in data.columns:
             raise ScaleupDataError(f"table '{table}': no column {col!r} (argument {arg!r}).")
     if "indicator_id" in data.columns:  # the outcomes table
-        d = data[data["indicator_id"].astype(str) == str(outcome)]
+        if indicator is None:
+            raise ScaleupDataError(
+                f"table '{table}' is the outcomes table: name the indicator analysed with indicator=..., "
+                f"one of {sorted(data['indicator_id'].astype(str).unique())[:10]}."
+            )
+        d = data[data["indicator_id"].astype(str) == str(indicator)]
         if d.empty:
             raise ScaleupDataError(
-                f"table '{table}' (outcomes): no row with indicator_id == {outcome!r} (argument 'outcome'); "
+                f"table '{table}' (outcomes): no row with indicator_id == {indicator!r} (argument 'indicator'); "
                 f"available: {sorted(data['indicator_id'].astype(str).unique())[:10]}."
             )
         mean = pd.to_numeric(d["mean"], errors="coerce") if "mean" in d else pd.Series(np.nan, index=d.index)
@@ -1035,16 +1044,16 @@ def _panel(data, sites, outcome, y, site, period, treated, table="data") -> pd.D
                           "y": val.to_numpy(dtype=float)})
         if p.duplicated(["site_id", "period"]).any():
             raise ScaleupDataError(
-                f"table '{table}' (outcomes): several rows per site and period for indicator {outcome!r}."
+                f"table '{table}' (outcomes): several rows per site and period for indicator {indicator!r}."
             )
         tr = None
     else:  # patient- or site-period-level rows: averaged per site-period
-        ycol = y or "y"
+        ycol = outcome or "y"
         if ycol not in data.columns:
-            raise ScaleupDataError(f"table '{table}': no outcome column {ycol!r} (argument 'y').")
+            raise ScaleupDataError(f"table '{table}': no outcome column {ycol!r} (argument 'outcome').")
         cols = {"y": pd.to_numeric(data[ycol], errors="coerce")}
-        if treated is not None and treated in data.columns:
-            cols["D"] = pd.to_numeric(data[treated], errors="coerce")
+        if treatment is not None and treatment in data.columns:
+            cols["D"] = pd.to_numeric(data[treatment], errors="coerce")
         d = pd.DataFrame({"site_id": data[site].astype(str).to_numpy(), "period": data[period].to_numpy(),
                           **{k: v.to_numpy() for k, v in cols.items()}})
         g = d.groupby(["site_id", "period"], sort=True)
@@ -1190,7 +1199,7 @@ def _fit(p: pd.DataFrame, terms: list[str], inference: str, level: float, random
                       index=pd.Index(terms, name="term"))
     n_per = int(per.max()) + 1
     period_effects = pd.Series(np.r_[0.0, beta[G : G + n_per - 1]], index=np.sort(p["period"].unique()))
-    m = {"coef": fe, "nobs": n, "n_clusters": G, "rank": K, "vcov_type": "CR1", "period_effects": period_effects}
+    m = {"coef": fe, "n_obs": n, "n_clusters": G, "rank": K, "vcov_type": "CR1", "period_effects": period_effects}
     return fe, m
 
 
@@ -1206,10 +1215,10 @@ class AdaptationEffects:
         counted from its start period while the site delivers the innovation), ``se``,
         ``statistic``, ``df``, ``pvalue``, ``ci_low``, ``ci_high``.
     event_study : pandas.DataFrame
-        One row per event time ``k`` (periods since the site's first fidelity-inconsistent
-        adaptation; ``k = -1`` is the reference, reported as 0; the end points bin everything
+        One row per ``event_time`` e (periods since the site's first fidelity-inconsistent
+        adaptation; e = -1 is the reference, reported as 0; the end points bin everything
         beyond): ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``pvalue``, ``n_sites`` (event sites
-        observed at k).
+        observed at e).
     event_effect : pandas.Series
         Pooled before/after estimate of the first fidelity-inconsistent adaptation (one ``post``
         indicator instead of the post-event dummies): estimate, se, statistic, df, pvalue, ci_low, ci_high.
@@ -1220,7 +1229,10 @@ class AdaptationEffects:
         The fitted models (``"cumulative"``, ``"event_study"``, ``"event_effect"``): MixedModelResult
         or statsmodels results.
     panel : pandas.DataFrame
-        The site x period analysis panel (outcome, treatment, counts, event times).
+        The site x period analysis panel: ``site_id``, ``period``, ``y`` (the outcome),
+        ``treatment`` (0/1), ``adoption_period`` (inf if never), ``time_since_adoption`` (periods
+        since adoption, -1 before), the cumulative counts ``n_consistent``, ``n_inconsistent``,
+        ``n_unknown``, ``first_inconsistent_period`` and ``event_time``.
     """
 
     coef: pd.DataFrame
@@ -1240,7 +1252,8 @@ class AdaptationEffects:
         a.insert(0, "analysis", "cumulative")
         b = self.event_effect.to_frame().T.assign(term="post").reset_index(drop=True)
         b.insert(0, "analysis", "event_effect")
-        c = self.event_study.assign(term=lambda d: "k=" + d["k"].astype(str)).drop(columns=["k", "n_sites"])
+        c = self.event_study.assign(term=lambda d: "e=" + d["event_time"].astype(str)).drop(
+            columns=["event_time", "n_sites"])
         c.insert(0, "analysis", "event_study")
         return pd.concat([a, b, c], ignore_index=True)[["analysis", "term", "estimate", "se", "pvalue", "ci_low", "ci_high"]]
 
@@ -1259,14 +1272,14 @@ class AdaptationEffects:
         ]
         return "\n".join(lines)
 
-    def plot_event_study(self, ax=None, ylabel: str = "Change in outcome (vs. period before)"):
+    def plot_event_study(self, *, ylabel: str = "Change in outcome (vs. period before)", ax=None):
         """Event-study coefficients with CIs against event time; returns the Axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         d = self.event_study
-        ax.errorbar(d["k"], d["estimate"], yerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
+        ax.errorbar(d["event_time"], d["estimate"], yerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
                     fmt="o", color="black", ecolor="0.45", capsize=3, markersize=5)
         ax.axhline(0, color="0.6", lw=0.8)
         ax.axvline(-0.5, color="0.6", ls="--", lw=0.8)
@@ -1284,8 +1297,7 @@ def _check_common(inference, adoption_effects, level):
             f"argument 'adoption_effects' = {adoption_effects!r}: choose 'exposure' (one effect per period "
             "since adoption) or 'treatment' (a single treatment indicator)."
         )
-    if not (isinstance(level, (float, int)) and 0 < level < 1):
-        raise ScaleupDataError(f"argument 'level' = {level!r}: give a number in (0, 1), e.g. 0.95.")
+    check_level(level)
 
 
 def adaptation_effects(
@@ -1293,11 +1305,11 @@ def adaptation_effects(
     adaptations: pd.DataFrame,
     sites: pd.DataFrame | None = None,
     *,
-    outcome: str = "HO_Y",
-    y: str | None = None,
+    indicator: str | None,
+    outcome: str = "y",
     site: str = "site_id",
     period: str = "period",
-    treated: str | None = "treated",
+    treatment: str | None = "treated",
     adoption_effects: str = "exposure",
     min_exposure: int = 0,
     window: tuple[int, int] = (-3, 3),
@@ -1311,20 +1323,21 @@ def adaptation_effects(
     Parameters
     ----------
     data : pandas.DataFrame
-        Either the ``outcomes`` table (site x period x indicator; the indicator ``outcome`` is used:
-        its ``mean``, or ``events / n`` for proportions) or patient-level rows such as ``encounters``
-        (column ``y``, averaged per site and period).
+        Either the ``outcomes`` table (site x period x indicator; the rows of ``indicator`` are used:
+        their ``mean``, or ``events / n`` for proportions) or patient-level rows such as
+        ``encounters`` (column ``outcome``, averaged per site and period).
     adaptations : pandas.DataFrame
         The FRAME-coded adaptations (``site_id``, ``period``, ``fidelity_relation``, ...).
     sites : pandas.DataFrame, optional
         The ``sites`` table (``adoption_period``). Without it, adoption is the first period in which
-        the ``treated`` column of patient-level ``data`` is 1.
-    outcome : str, default "HO_Y"
-        Indicator of the outcomes table.
-    y : str, optional
-        Outcome column of patient-level data (default ``"y"``).
-    site, period, treated : str
-        Column names in ``data``.
+        the ``treatment`` column of patient-level ``data`` is 1.
+    indicator : str or None
+        Required: the indicator analysed when ``data`` is the ``outcomes`` table (a code of the
+        ``indicators`` table, e.g. ``"HO_Y"``); ``None`` for patient-level ``data``.
+    outcome : str, default "y"
+        Outcome column of patient-level ``data``.
+    site, period, treatment : str
+        Column names in ``data`` (``treatment``: the 0/1 column of patient-level data).
     adoption_effects : {"exposure", "treatment"}
         How the innovation's own effect is modelled: one effect per period since adoption (default;
         absorbs ramp-up and drift common to all sites) or a single treatment indicator.
@@ -1403,10 +1416,10 @@ def adaptation_effects(
     >>> import scaleup_analysis as sa
     >>> sim = sa.simulate_scaleup(seed=5, n_sites=60, n_periods=10, patients_per_site_period=10)
     >>> t = sim.tables
-    >>> res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"])
+    >>> res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y")
     >>> res.coef.index.tolist()
     ['n_consistent', 'n_inconsistent', 'n_unknown']
-    >>> res.event_study["k"].tolist()
+    >>> res.event_study["event_time"].tolist()
     [-3, -2, -1, 0, 1, 2, 3]
     """
     _check_common(inference, adoption_effects, level)
@@ -1422,7 +1435,7 @@ def adaptation_effects(
     ad = validate_adaptations(adaptations, scheme=scheme)
     if "fidelity_relation" not in ad.columns or ad["fidelity_relation"].isna().all():
         raise ScaleupDataError("table 'adaptations': column 'fidelity_relation' is needed (FRAME fidelity relation).")
-    p = _panel(data, sites, outcome, y, site, period, treated)
+    p = _panel(data, sites, indicator, outcome, site, period, treatment)
     unknown = ~ad["site_id"].isin(set(p["site_id"]))
     if unknown.any():
         warnings.warn(
@@ -1480,7 +1493,7 @@ def adaptation_effects(
             continue
         r = fe_ev.loc[nm]
         rows.append((kk, r["estimate"], r["se"], r["ci_low"], r["ci_high"], r["pvalue"], n_s))
-    event_study = pd.DataFrame(rows, columns=["k", "estimate", "se", "ci_low", "ci_high", "pvalue", "n_sites"])
+    event_study = pd.DataFrame(rows, columns=["event_time", "estimate", "se", "ci_low", "ci_high", "pvalue", "n_sites"])
     p["post_event"] = post
     fe_post, m_post = _fit(p, adopt_terms + others + further + ["post_event"], inference, level, slope,
                            within=others + further + ["post_event"])
@@ -1491,7 +1504,8 @@ def adaptation_effects(
     return AdaptationEffects(
         coef=coef, event_study=event_study, event_effect=eff, n_event_sites=n_event, inference=inference,
         adoption_effects=adoption_effects, level=level,
-        models={"cumulative": m_cum, "event_study": m_ev, "event_effect": m_post}, panel=p[keep_cols].copy(),
+        models={"cumulative": m_cum, "event_study": m_ev, "event_effect": m_post},
+        panel=p[keep_cols].rename(columns=_PANEL_NAMES),
     )
 
 
@@ -1518,7 +1532,9 @@ class DoseResponse:
     model : object
         MixedModelResult or the cluster-robust OLS summary (dict).
     panel : pandas.DataFrame
-        The analysis panel.
+        The analysis panel: ``site_id``, ``period``, ``y`` (the outcome), ``treatment`` (0/1),
+        ``adoption_period``, ``time_since_adoption``, ``fidelity`` and ``y_net`` (the outcome net of period,
+        exposure and adaptation effects).
     """
 
     slope: float
@@ -1551,7 +1567,9 @@ class DoseResponse:
             f"[{self.ci_low:.4f}, {self.ci_high:.4f}], p = {self.pvalue:.4g}; reference fidelity {self.reference:.4f}"
         )
 
-    def plot_dose_response(self, ax=None, xlabel: str = "Fidelity", ylabel: str = "Outcome change vs. own pre-adoption level"):
+    def plot_dose_response(
+        self, *, xlabel: str = "Fidelity", ylabel: str = "Outcome change vs. own pre-adoption level", ax=None
+    ):
         """Each treated site's mean outcome change (after minus before adoption, net of period effects)
         against its mean fidelity, with the fitted slope; returns the Axes."""
         import matplotlib.pyplot as plt
@@ -1559,8 +1577,8 @@ class DoseResponse:
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4.5))
         d = self.panel
-        pre = d[d["D"] == 0].groupby("site_id")["y_net"].mean()
-        post = d[d["D"] == 1].groupby("site_id").agg(y=("y_net", "mean"), f=("fidelity", "mean"))
+        pre = d[d["treatment"] == 0].groupby("site_id")["y_net"].mean()
+        post = d[d["treatment"] == 1].groupby("site_id").agg(y=("y_net", "mean"), f=("fidelity", "mean"))
         post = post.join(pre.rename("pre"), how="inner").dropna()
         x = post["f"].to_numpy()
         yv = (post["y"] - post["pre"]).to_numpy()
@@ -1581,12 +1599,12 @@ def fidelity_dose_response(
     fidelity: pd.DataFrame,
     sites: pd.DataFrame | None = None,
     *,
-    fidelity_col: str = "fidelity_index",
-    outcome: str = "HO_Y",
-    y: str | None = None,
+    value: str = "fidelity_index",
+    indicator: str | None,
+    outcome: str = "y",
     site: str = "site_id",
     period: str = "period",
-    treated: str | None = "treated",
+    treatment: str | None = "treated",
     fidelity_level: str = "site-period",
     reference: float | None = None,
     adoption_effects: str = "exposure",
@@ -1601,14 +1619,18 @@ def fidelity_dose_response(
     Parameters
     ----------
     data : pandas.DataFrame
-        The ``outcomes`` table (indicator ``outcome``) or patient-level rows (column ``y``), as in
-        :func:`adaptation_effects`; untreated site-periods anchor each site's own baseline.
+        The ``outcomes`` table (rows of ``indicator``) or patient-level rows (column ``outcome``),
+        as in :func:`adaptation_effects`; untreated site-periods anchor each site's own baseline.
     fidelity : pandas.DataFrame
-        One row per treated site and period with ``site_id``, ``period`` and ``fidelity_col``
-        (e.g. the output of :func:`fidelity_index`, or ``adherence``).
+        One row per treated site and period with ``site_id``, ``period`` and the ``value`` column
+        (e.g. the output of :func:`fidelity_index`).
     sites : pandas.DataFrame, optional
         The ``sites`` table (``adoption_period``); see :func:`adaptation_effects`.
-    fidelity_col : str, default "fidelity_index"
+    value : str, default "fidelity_index"
+        Column of ``fidelity`` holding the fidelity measure (e.g. ``"adherence"``).
+    indicator, outcome, site, period, treatment : str
+        As in :func:`adaptation_effects` (``indicator`` is required: ``None`` for patient-level
+        ``data``).
     fidelity_level : {"site-period", "site"}
         Use each site-period's fidelity, or each site's mean over its treated periods (less
         measurement error, between-site comparison only).
@@ -1661,7 +1683,8 @@ def fidelity_dose_response(
     >>> sim = sa.simulate_scaleup(seed=5, n_sites=60, n_periods=10, patients_per_site_period=10)
     >>> t = sim.tables
     >>> fid = sa.fidelity_index(t["fidelity_ratings"], t["components"])
-    >>> res = sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], fidelity_col="adherence")
+    >>> res = sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], value="adherence",
+    ...                                indicator="HO_Y")
     >>> res.coef.index.tolist()
     ['fidelity']
     """
@@ -1670,20 +1693,20 @@ def fidelity_dose_response(
         raise ScaleupDataError(f"argument 'fidelity_level' = {fidelity_level!r}: choose 'site-period' or 'site'.")
     if not isinstance(fidelity, pd.DataFrame):
         raise ScaleupDataError(f"table 'fidelity' must be a pandas DataFrame, got {type(fidelity).__name__}.")
-    miss = [c for c in (site, period, fidelity_col) if c not in fidelity.columns]
+    miss = [c for c in (site, period, value) if c not in fidelity.columns]
     if miss:
         raise ScaleupDataError(
             f"table 'fidelity': missing column(s) {miss}; it needs {site!r}, {period!r} and the fidelity "
-            f"column {fidelity_col!r} (e.g. from sa.fidelity_index(...))."
+            f"column {value!r} (e.g. from sa.fidelity_index(...))."
         )
     f = pd.DataFrame({"site_id": fidelity[site].astype(str).to_numpy(),
                       "period": pd.to_numeric(fidelity[period]).astype(np.int64).to_numpy(),
-                      "fidelity": pd.to_numeric(fidelity[fidelity_col], errors="coerce").to_numpy(dtype=float)})
+                      "fidelity": pd.to_numeric(fidelity[value], errors="coerce").to_numpy(dtype=float)})
     if f.duplicated(["site_id", "period"]).any():
         raise ScaleupDataError("table 'fidelity': several rows for one site and period; give one value per site-period.")
     if isinstance(min_exposure, bool) or not isinstance(min_exposure, (int, np.integer)) or min_exposure < 0:
         raise ScaleupDataError(f"argument 'min_exposure' = {min_exposure!r}: give an integer >= 0.")
-    p = _panel(data, sites, outcome, y, site, period, treated)
+    p = _panel(data, sites, indicator, outcome, site, period, treatment)
     if min_exposure > 0:
         p = p[(p["D"] == 0) | (p["exposure"] >= min_exposure)].reset_index(drop=True)
     p = p.merge(f, on=["site_id", "period"], how="left")
@@ -1749,5 +1772,5 @@ def fidelity_dose_response(
         slope=float(r["estimate"]), se=float(r["se"]), ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]),
         pvalue=float(r["pvalue"]), df=float(r["df"]), coef=coef, reference=ref,
         n_sites=int(p.loc[treated_rows, "site_id"].nunique()), n_obs=len(p), fidelity_level=fidelity_level,
-        inference=inference, level=level, model=m, panel=p[keep].copy(),
+        inference=inference, level=level, model=m, panel=p[keep].rename(columns=_PANEL_NAMES),
     )

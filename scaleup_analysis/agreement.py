@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse, stats
 
-from ._checks import rows_text
+from ._checks import check_level, numeric_column, rows_text
 from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -105,37 +105,26 @@ def _band_alpha(value: float) -> str:
 # --------------------------------------------------------------------------------------------
 # input checking helpers
 # --------------------------------------------------------------------------------------------
-def _check_frame(df, columns: dict[str, str], func: str) -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
+def _check_frame(data, columns: dict[str, str], func: str) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(
-            f"{func}: argument 'df' must be a pandas DataFrame in long format, got {type(df).__name__}."
+            f"{func}: argument 'data' must be a pandas DataFrame in long format, got {type(data).__name__}."
         )
     for arg, col in columns.items():
-        if not isinstance(col, str) or col not in df.columns:
+        if not isinstance(col, str) or col not in data.columns:
             raise ScaleupDataError(
-                f"{func}: column {col!r} given as {arg}= is not in df (columns: {list(df.columns)}); "
+                f"{func}: column {col!r} given as {arg}= is not in data (columns: {list(data.columns)}); "
                 f"pass the name of the column holding the {arg}."
             )
-    return df
+    return data
 
 
-def _check_numeric(df: pd.DataFrame, col: str, arg: str, func: str) -> np.ndarray:
-    values = pd.to_numeric(df[col], errors="coerce")
-    bad = values.isna() | ~np.isfinite(values.astype(float))
-    if bad.any():
-        raise ScaleupDataError(
-            f"{func}: df column {col!r} ({arg}=) must hold finite numbers; {rows_text(df, bad, label='first:')} "
-            "are missing, infinite or not numeric. Remove or correct them."
-        )
-    return values.to_numpy(dtype=float)
-
-
-def _check_no_missing_keys(df: pd.DataFrame, cols: dict[str, str], func: str) -> None:
+def _check_no_missing_keys(data: pd.DataFrame, cols: dict[str, str], func: str) -> None:
     for arg, col in cols.items():
-        bad = df[col].isna()
+        bad = data[col].isna()
         if bad.any():
             raise ScaleupDataError(
-                f"{func}: df column {col!r} ({arg}=) has missing identifiers in {rows_text(df, bad, label='first:')}; "
+                f"{func}: data column {col!r} ({arg}=) has missing identifiers in {rows_text(data, bad, label='first:')}; "
                 "every row needs one."
             )
 
@@ -183,21 +172,22 @@ class ICCResult:
     ----------
     table : pandas.DataFrame
         Indexed ``ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k`` with columns ``type`` (description),
-        ``icc, F, df1, df2, pvalue, ci_low, ci_high, interpretation``.
-    n_targets, n_raters : int
-        Design size (targets x raters, every cell rated once).
+        ``icc, statistic, df1, df2, pvalue, ci_low, ci_high, interpretation`` (``statistic``: the
+        F statistic on ``df1``, ``df2`` degrees of freedom).
+    n_units, n_raters : int
+        Design size (units x raters, every cell rated once).
     level : float
         Confidence level of ``ci_low``/``ci_high``.
-    ms_targets, ms_raters, ms_error, ms_within : float
-        Two-way ANOVA mean squares (between targets, between raters, residual) and the one-way
+    ms_units, ms_raters, ms_error, ms_within : float
+        Two-way ANOVA mean squares (between units, between raters, residual) and the one-way
         within-target mean square.
     """
 
     table: pd.DataFrame
-    n_targets: int
+    n_units: int
     n_raters: int
     level: float
-    ms_targets: float
+    ms_units: float
     ms_raters: float
     ms_error: float
     ms_within: float
@@ -213,12 +203,12 @@ class ICCResult:
 
     def summary(self) -> str:
         head = (
-            f"Intraclass correlations (Shrout & Fleiss 1979): {self.n_targets} targets x "
+            f"Intraclass correlations (Shrout & Fleiss 1979): {self.n_units} units x "
             f"{self.n_raters} raters, {self.level:.0%} confidence bounds\n"
         )
         return head + self.table.to_string(float_format=lambda v: f"{v:.4f}")
 
-    def plot_icc(self, ax=None):
+    def plot_icc(self, *, ax=None):
         """Point estimates with confidence bounds over the Koo & Li (2016) bands; returns the Axes."""
         return _plot_icc_table(self.table, ax, f"ICC ({self.level:.0%} CI)")
 
@@ -245,23 +235,23 @@ def _plot_icc_table(table: pd.DataFrame, ax, title: str):
     return ax
 
 
-def _wide_matrix(df, targets, raters, ratings, func):
-    _check_frame(df, {"targets": targets, "raters": raters, "ratings": ratings}, func)
-    _check_no_missing_keys(df, {"targets": targets, "raters": raters}, func)
-    y = _check_numeric(df, ratings, "ratings", func)
-    _check_unique_pairs(df, targets, raters, func)
+def _wide_matrix(data, unit, rater, score, func):
+    _check_frame(data, {"unit": unit, "rater": rater, "score": score}, func)
+    _check_no_missing_keys(data, {"unit": unit, "rater": rater}, func)
+    y = numeric_column(data, score, f"{func}: table 'data'", arg="score")
+    _check_unique_pairs(data, unit, rater, func)
     return y
 
 
-def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, targets: str, raters: str) -> None:
+def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, unit: str, rater: str) -> None:
     if n_t < 2:
         raise ScaleupDataError(
-            f"{func}: df column {targets!r} has {n_t} distinct target; at least 2 targets are needed "
-            "to separate target variance from rater variance."
+            f"{func}: data column {unit!r} has {n_t} distinct unit; at least 2 units are needed "
+            "to separate unit variance from rater variance."
         )
     if n_r < 2:
         raise ScaleupDataError(
-            f"{func}: df column {raters!r} has {n_r} distinct rater; agreement needs at least 2 raters."
+            f"{func}: data column {rater!r} has {n_r} distinct rater; agreement needs at least 2 raters."
         )
     if np.ptp(y) == 0:
         raise ScaleupDataError(
@@ -269,34 +259,34 @@ def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, targets: st
         )
 
 
-def icc(df: pd.DataFrame, targets: str, raters: str, ratings: str, level: float = 0.95) -> ICCResult:
-    """Intraclass correlations of Shrout & Fleiss (1979) for a complete targets x raters design.
+def icc(data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.95) -> ICCResult:
+    """Intraclass correlations of Shrout & Fleiss (1979) for a complete units x raters design.
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        Long format, one row per (target, rater) rating.
-    targets, raters, ratings : str
-        Columns holding the rated target (e.g. observed session), the rater, and the numeric rating.
+    data : pandas.DataFrame
+        Long format, one row per (unit, rater) rating.
+    unit, rater, score : str
+        Columns holding the rated unit (e.g. observed session), the rater, and the numeric rating.
     level : float, default 0.95
         Confidence level of the bounds.
 
     Returns
     -------
     ICCResult
-        ``.to_frame()`` is indexed ``ICC1 ... ICC3k`` with columns ``type, icc, F, df1, df2,
-        pvalue, ci_low, ci_high, interpretation``.
+        ``.to_frame()`` is indexed ``ICC1 ... ICC3k`` with columns ``type, icc, statistic, df1,
+        df2, pvalue, ci_low, ci_high, interpretation``.
 
     Raises
     ------
     ScaleupDataError
-        Missing or non-numeric ratings, duplicated (target, rater) pairs, an incomplete design
-        (use :func:`icc_mixed`), a single target or rater, or constant ratings.
+        Missing or non-numeric scores, duplicated (unit, rater) pairs, an incomplete design
+        (use :func:`icc_mixed`), a single unit or rater, or constant scores.
 
     Notes
     -----
-    With ``n`` targets, ``k`` raters and the two-way ANOVA mean squares ``MSB`` (targets), ``MSJ``
-    (raters), ``MSE`` (residual) and the one-way within-target mean square
+    With ``n`` units, ``k`` raters and the two-way ANOVA mean squares ``MSB`` (units), ``MSJ``
+    (raters), ``MSE`` (residual) and the one-way within-unit mean square
     ``MSW = (SSJ + SSE) / (n (k - 1))``:
 
     * ICC1  = (MSB - MSW) / (MSB + (k - 1) MSW)
@@ -327,9 +317,9 @@ def icc(df: pd.DataFrame, targets: str, raters: str, ratings: str, level: float 
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
     >>> sf = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
-    >>> df = pd.DataFrame([(t, r, v) for t, row in enumerate(sf) for r, v in enumerate(row)],
+    >>> data = pd.DataFrame([(t, r, v) for t, row in enumerate(sf) for r, v in enumerate(row)],
     ...                   columns=["session", "rater", "score"])
-    >>> res = sa.icc(df, targets="session", raters="rater", ratings="score")
+    >>> res = sa.icc(data, unit="session", rater="rater", score="score")
     >>> res.to_frame().loc[["ICC2", "ICC3"], ["icc", "interpretation"]].round(4)
                     icc interpretation
     coefficient
@@ -337,21 +327,20 @@ def icc(df: pd.DataFrame, targets: str, raters: str, ratings: str, level: float 
     ICC3         0.7148       moderate
     """
     func = "icc"
-    if not 0 < level < 1:
-        raise ScaleupDataError(f"{func}: level must be in (0, 1), got {level!r}.")
-    y = _wide_matrix(df, targets, raters, ratings, func)
-    t_codes, t_levels = pd.factorize(df[targets], sort=True)
-    r_codes, r_levels = pd.factorize(df[raters], sort=True)
+    check_level(level, func)
+    y = _wide_matrix(data, unit, rater, score, func)
+    t_codes, t_levels = pd.factorize(data[unit], sort=True)
+    r_codes, r_levels = pd.factorize(data[rater], sort=True)
     n, k = len(t_levels), len(r_levels)
-    _check_design_size(n, k, y, func, targets, raters)
+    _check_design_size(n, k, y, func, unit, rater)
     if y.size != n * k:
         counts = pd.Series(t_codes).value_counts()
         short = t_levels[counts.index[counts < k].to_numpy()]
         raise ScaleupDataError(
-            f"{func}: the design is incomplete: {n} targets x {k} raters would give {n * k} ratings "
-            f"but df has {y.size}; {len(short)} target(s) lack a rating from some rater (first: "
+            f"{func}: the design is incomplete: {n} units x {k} raters would give {n * k} ratings "
+            f"but data has {y.size}; {len(short)} unit(s) lack a rating from some rater (first: "
             f"{short[:5].tolist()}). Use sa.icc_mixed() for incomplete or unbalanced designs, or keep "
-            "only targets rated by every rater."
+            "only units rated by every rater."
         )
     x = np.empty((n, k))
     x[t_codes, r_codes] = y
@@ -421,7 +410,7 @@ def icc(df: pd.DataFrame, targets: str, raters: str, ratings: str, level: float 
             {
                 "type": _ICC_DESCRIPTIONS[name],
                 "icc": float(values[name]),
-                "F": float(fval),
+                "statistic": float(fval),
                 "df1": float(d1),
                 "df2": float(d2),
                 "pvalue": float(p),
@@ -433,10 +422,10 @@ def icc(df: pd.DataFrame, targets: str, raters: str, ratings: str, level: float 
     table = pd.DataFrame(rows, index=pd.Index(_ICC_TYPES, name="coefficient"))
     return ICCResult(
         table=table,
-        n_targets=n,
+        n_units=n,
         n_raters=k,
         level=level,
-        ms_targets=float(msb),
+        ms_units=float(msb),
         ms_raters=float(msj),
         ms_error=float(mse),
         ms_within=float(msw),
@@ -543,29 +532,29 @@ class ICCMixedResult:
     ----------
     table : pandas.DataFrame
         Indexed ``ICC1 ... ICC3k`` with columns ``type``, ``icc``, ``interpretation``.
-    var_target, var_rater, var_residual : float
-        REML variance components of ``rating ~ 1 + (1|target) + (1|rater)``.
-    var_target_oneway, var_residual_oneway : float
-        REML variance components of the one-way model ``rating ~ 1 + (1|target)`` (for ICC1).
+    var_unit, var_rater, var_residual : float
+        REML variance components of ``score ~ 1 + (1|unit) + (1|rater)``.
+    var_unit_oneway, var_residual_oneway : float
+        REML variance components of the one-way model ``score ~ 1 + (1|unit)`` (for ICC1).
     intercept : float
         Estimated mean rating (crossed model).
     k : float
         Number of ratings the average-rater coefficients refer to.
-    n_targets, n_raters, n_obs : int
+    n_units, n_raters, n_obs : int
         Design size.
     reml_deviance, reml_deviance_oneway : float
         REML criteria at the optimum (lme4's ``REMLcrit``).
     """
 
     table: pd.DataFrame
-    var_target: float
+    var_unit: float
     var_rater: float
     var_residual: float
-    var_target_oneway: float
+    var_unit_oneway: float
     var_residual_oneway: float
     intercept: float
     k: float
-    n_targets: int
+    n_units: int
     n_raters: int
     n_obs: int
     reml_deviance: float
@@ -581,10 +570,10 @@ class ICCMixedResult:
         return pd.DataFrame(
             {
                 "model": ["crossed", "crossed", "crossed", "one-way", "one-way"],
-                "component": ["target", "rater", "residual", "target", "residual"],
+                "component": ["unit", "rater", "residual", "unit", "residual"],
                 "variance": [
-                    self.var_target, self.var_rater, self.var_residual,
-                    self.var_target_oneway, self.var_residual_oneway,
+                    self.var_unit, self.var_rater, self.var_residual,
+                    self.var_unit_oneway, self.var_residual_oneway,
                 ],
             }
         )
@@ -596,7 +585,7 @@ class ICCMixedResult:
     def summary(self) -> str:
         head = (
             f"Intraclass correlations from REML variance components: {self.n_obs} ratings of "
-            f"{self.n_targets} targets by {self.n_raters} raters (average-rater ICCs for k = "
+            f"{self.n_units} units by {self.n_raters} raters (average-rater ICCs for k = "
             f"{self.k:.3g})\n"
         )
         return (
@@ -606,26 +595,26 @@ class ICCMixedResult:
             + self.table.to_string(float_format=lambda v: f"{v:.4f}")
         )
 
-    def plot_icc(self, ax=None):
+    def plot_icc(self, *, ax=None):
         """Point estimates over the Koo & Li (2016) bands; returns the Axes."""
         return _plot_icc_table(self.table, ax, "ICC from variance components")
 
 
 def icc_mixed(
-    df: pd.DataFrame, targets: str, raters: str, ratings: str, k: float | None = None
+    data: pd.DataFrame, unit: str, rater: str, score: str, k: float | None = None
 ) -> ICCMixedResult:
     """Intraclass correlations from REML variance components (incomplete designs allowed).
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        Long format, one row per rating; a target rated by fewer raters has fewer rows.
-    targets, raters, ratings : str
-        Columns holding the rated target, the rater, and the numeric rating.
+    data : pandas.DataFrame
+        Long format, one row per rating; a unit rated by fewer raters has fewer rows.
+    unit, rater, score : str
+        Columns holding the rated unit, the rater, and the numeric rating.
     k : float, optional
         Number of ratings averaged by the ``ICC1k/ICC2k/ICC3k`` coefficients. Default: the harmonic
-        mean of the number of ratings per target (so ``sigma2_e / k`` is the average error
-        variance of the observed target means; equal to the number of raters when complete).
+        mean of the number of ratings per unit (so ``sigma2_e / k`` is the average error
+        variance of the observed unit means; equal to the number of raters when complete).
 
     Returns
     -------
@@ -634,8 +623,8 @@ def icc_mixed(
     Notes
     -----
     Fits by REML, with the same criterion as ``lme4::lmer``, the crossed model
-    ``rating ~ 1 + (1|target) + (1|rater)`` (variances ``s2_t, s2_r, s2_e``) and the one-way model
-    ``rating ~ 1 + (1|target)`` (``s1_t, s1_w``), then
+    ``score ~ 1 + (1|unit) + (1|rater)`` (variances ``s2_t, s2_r, s2_e``) and the one-way model
+    ``score ~ 1 + (1|unit)`` (``s1_t, s1_w``), then
 
     * ICC1 = s1_t / (s1_t + s1_w);  ICC1k = s1_t / (s1_t + s1_w / k)
     * ICC2 = s2_t / (s2_t + s2_r + s2_e);  ICC2k = s2_t / (s2_t + (s2_r + s2_e) / k)
@@ -659,19 +648,19 @@ def icc_mixed(
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
     >>> sf = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
-    >>> df = pd.DataFrame([(t, r, v) for t, row in enumerate(sf) for r, v in enumerate(row)],
+    >>> data = pd.DataFrame([(t, r, v) for t, row in enumerate(sf) for r, v in enumerate(row)],
     ...                   columns=["session", "rater", "score"])
-    >>> df = df.drop(index=[8, 13, 7])  # three missing cells (session/rater 2/0, 3/1, 1/3)
-    >>> res = sa.icc_mixed(df, targets="session", raters="rater", ratings="score")
-    >>> round(res.var_target, 3), round(res.var_rater, 3), round(res.var_residual, 3)
+    >>> data = data.drop(index=[8, 13, 7])  # three missing cells (session/rater 2/0, 3/1, 1/3)
+    >>> res = sa.icc_mixed(data, unit="session", rater="rater", score="score")
+    >>> round(res.var_unit, 3), round(res.var_rater, 3), round(res.var_residual, 3)
     (2.082, 6.224, 0.455)
     """
     func = "icc_mixed"
-    y = _wide_matrix(df, targets, raters, ratings, func)
-    t_codes, t_levels = pd.factorize(df[targets], sort=True)
-    r_codes, r_levels = pd.factorize(df[raters], sort=True)
+    y = _wide_matrix(data, unit, rater, score, func)
+    t_codes, t_levels = pd.factorize(data[unit], sort=True)
+    r_codes, r_levels = pd.factorize(data[rater], sort=True)
     n_t, n_r = len(t_levels), len(r_levels)
-    _check_design_size(n_t, n_r, y, func, targets, raters)
+    _check_design_size(n_t, n_r, y, func, unit, rater)
     per_target = np.bincount(t_codes, minlength=n_t)
     if k is None:
         k = float(1.0 / np.mean(1.0 / per_target))
@@ -709,14 +698,14 @@ def icc_mixed(
     )
     return ICCMixedResult(
         table=table,
-        var_target=float(s2t),
+        var_unit=float(s2t),
         var_rater=float(s2r),
         var_residual=float(s2e),
-        var_target_oneway=float(s1t),
+        var_unit_oneway=float(s1t),
         var_residual_oneway=float(s1w),
         intercept=float(mu2),
         k=float(k),
-        n_targets=n_t,
+        n_units=n_t,
         n_raters=n_r,
         n_obs=int(y.size),
         reml_deviance=float(dev2),
@@ -738,9 +727,9 @@ class KappaResult:
     se : float
         Large-sample standard error (Fleiss, Cohen & Everitt 1969), used for the confidence interval.
     se0 : float
-        Standard error under H0: kappa = 0 (Fleiss, Cohen & Everitt 1969), used for ``z``.
-    z, pvalue : float
-        ``kappa / se0`` and its two-sided normal p-value.
+        Standard error under H0: kappa = 0 (Fleiss, Cohen & Everitt 1969), used for ``statistic``.
+    statistic, pvalue : float
+        The z statistic ``kappa / se0`` and its two-sided normal p-value.
     ci_low, ci_high : float
         ``kappa -/+ z_{1-(1-level)/2} * se``.
     po, pe : float
@@ -759,7 +748,7 @@ class KappaResult:
     kappa: float
     se: float
     se0: float
-    z: float
+    statistic: float
     pvalue: float
     ci_low: float
     ci_high: float
@@ -776,14 +765,14 @@ class KappaResult:
         return pd.DataFrame(
             [
                 {
-                    "statistic": "weighted kappa" if self.weights else "kappa",
+                    "measure": "weighted kappa" if self.weights else "kappa",
                     "weights": self.weights or "none",
                     "kappa": self.kappa,
                     "se": self.se,
                     "ci_low": self.ci_low,
                     "ci_high": self.ci_high,
                     "se0": self.se0,
-                    "z": self.z,
+                    "statistic": self.statistic,
                     "pvalue": self.pvalue,
                     "po": self.po,
                     "pe": self.pe,
@@ -799,11 +788,11 @@ class KappaResult:
             f"Cohen's kappa ({w}), n = {self.n}\n"
             f"  kappa = {self.kappa:.4f}  SE = {self.se:.4f}  {self.level:.0%} CI "
             f"[{self.ci_low:.4f}, {self.ci_high:.4f}]  ({self.interpretation}, Landis & Koch 1977)\n"
-            f"  test of kappa = 0: SE0 = {self.se0:.4f}, z = {self.z:.3f}, p = {self.pvalue:.3g}\n"
+            f"  test of kappa = 0: SE0 = {self.se0:.4f}, z = {self.statistic:.3f}, p = {self.pvalue:.3g}\n"
             f"  observed agreement po = {self.po:.4f}, chance agreement pe = {self.pe:.4f}"
         )
 
-    def plot_table(self, ax=None):
+    def plot_table(self, *, ax=None):
         """Heat map of the contingency table (counts annotated); returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -826,7 +815,7 @@ class KappaResult:
 
 
 def cohen_kappa(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     rater1: str,
     rater2: str,
     weights: str | None = None,
@@ -837,8 +826,8 @@ def cohen_kappa(
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        One row per subject rated by both raters.
+    data : pandas.DataFrame
+        One row per unit (e.g. session) rated by both raters.
     rater1, rater2 : str
         Columns holding each rater's category.
     weights : {None, "linear", "quadratic"}
@@ -884,49 +873,48 @@ def cohen_kappa(
     --------
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
-    >>> df = pd.DataFrame({"a": [1, 1, 2, 2, 3, 3, 2, 1], "b": [1, 2, 2, 2, 3, 2, 2, 1]})
-    >>> res = sa.cohen_kappa(df, "a", "b")
+    >>> data = pd.DataFrame({"a": [1, 1, 2, 2, 3, 3, 2, 1], "b": [1, 2, 2, 2, 3, 2, 2, 1]})
+    >>> res = sa.cohen_kappa(data, "a", "b")
     >>> round(res.kappa, 4), res.interpretation
     (0.6098, 'substantial')
     """
     func = "cohen_kappa"
-    _check_frame(df, {"rater1": rater1, "rater2": rater2}, func)
+    _check_frame(data, {"rater1": rater1, "rater2": rater2}, func)
     if weights not in (None, "linear", "quadratic"):
         raise ScaleupDataError(
             f"{func}: weights must be None, 'linear' or 'quadratic', got {weights!r}."
         )
-    if not 0 < level < 1:
-        raise ScaleupDataError(f"{func}: level must be in (0, 1), got {level!r}.")
-    miss = df[rater1].isna() | df[rater2].isna()
+    check_level(level, func)
+    miss = data[rater1].isna() | data[rater2].isna()
     if miss.any():
         raise ScaleupDataError(
-            f"{func}: {rows_text(df, miss, label='first:')} lack a rating in {rater1!r} or {rater2!r}; kappa needs "
+            f"{func}: {rows_text(data, miss, label='first:')} lack a rating in {rater1!r} or {rater2!r}; kappa needs "
             "both raters for every subject. Drop those rows (or use sa.krippendorff_alpha, which "
             "allows missing ratings)."
         )
-    if len(df) < 2:
-        raise ScaleupDataError(f"{func}: df has {len(df)} row(s); at least 2 rated subjects are needed.")
+    if len(data) < 2:
+        raise ScaleupDataError(f"{func}: data has {len(data)} row(s); at least 2 rated subjects are needed.")
     if categories is None:
-        categories = np.array(sorted(pd.unique(pd.concat([df[rater1], df[rater2]]))), dtype=object)
+        categories = np.array(sorted(pd.unique(pd.concat([data[rater1], data[rater2]]))), dtype=object)
     else:
         categories = np.asarray(list(categories), dtype=object)
         if len(set(categories.tolist())) != len(categories):
             raise ScaleupDataError(f"{func}: categories contains duplicates: {list(categories)}.")
-        unknown = ~df[rater1].isin(categories) | ~df[rater2].isin(categories)
+        unknown = ~data[rater1].isin(categories) | ~data[rater2].isin(categories)
         if unknown.any():
             raise ScaleupDataError(
-                f"{func}: {rows_text(df, unknown, label='first:')} hold values not listed in categories; add them."
+                f"{func}: {rows_text(data, unknown, label='first:')} hold values not listed in categories; add them."
             )
     kcat = len(categories)
     if kcat < 2:
         raise ScaleupDataError(
-            f"{func}: both raters used the single category {categories[0]!r} for all {len(df)} "
+            f"{func}: both raters used the single category {categories[0]!r} for all {len(data)} "
             "subjects; kappa is undefined without variation."
         )
     cat_index = pd.Index(categories)
-    i = cat_index.get_indexer(df[rater1])
-    j = cat_index.get_indexer(df[rater2])
-    n = len(df)
+    i = cat_index.get_indexer(data[rater1])
+    j = cat_index.get_indexer(data[rater2])
+    n = len(data)
     counts = np.zeros((kcat, kcat))
     np.add.at(counts, (i, j), 1.0)
     p = counts / n
@@ -965,7 +953,7 @@ def cohen_kappa(
         kappa=float(kappa),
         se=se,
         se0=se0,
-        z=float(z),
+        statistic=float(z),
         pvalue=pvalue,
         ci_low=float(kappa - zq * se),
         ci_high=float(kappa + zq * se),
@@ -993,15 +981,15 @@ class FleissKappaResult:
     se : float
         Standard error under H0: kappa = 0 (Fleiss, Nee & Landis 1979).
     z, pvalue : float
-        ``kappa / se`` and its two-sided normal p-value.
+        The z statistic ``kappa / se`` and its two-sided normal p-value.
     ci_low, ci_high : float
         ``kappa -/+ z_{1-(1-level)/2} * se`` (uses the null standard error; see Notes of
         :func:`fleiss_kappa`).
     per_category : pandas.DataFrame
-        Indexed by category: ``p`` (share of all ratings), ``kappa``, ``se``, ``z``, ``pvalue``,
-        ``ci_low``, ``ci_high``, ``interpretation``.
-    n_subjects, n_raters : int
-        Subjects and ratings per subject.
+        Indexed by category: ``share`` (share of all ratings), ``kappa``, ``se``, ``statistic``
+        (z), ``pvalue``, ``ci_low``, ``ci_high``, ``interpretation``.
+    n_units, n_raters : int
+        Units (rated subjects) and ratings per unit.
     po, pe : float
         Mean observed pairwise agreement and chance agreement.
     level : float
@@ -1011,12 +999,12 @@ class FleissKappaResult:
 
     kappa: float
     se: float
-    z: float
+    statistic: float
     pvalue: float
     ci_low: float
     ci_high: float
     per_category: pd.DataFrame
-    n_subjects: int
+    n_units: int
     n_raters: int
     po: float
     pe: float
@@ -1026,7 +1014,7 @@ class FleissKappaResult:
     def to_frame(self) -> pd.DataFrame:
         """Overall row then one row per category (``category == "overall"`` for the first)."""
         overall = pd.DataFrame(
-            [{"category": "overall", "p": 1.0, "kappa": self.kappa, "se": self.se, "z": self.z,
+            [{"category": "overall", "share": 1.0, "kappa": self.kappa, "se": self.se, "statistic": self.statistic,
               "pvalue": self.pvalue, "ci_low": self.ci_low, "ci_high": self.ci_high,
               "interpretation": self.interpretation}]
         )
@@ -1036,13 +1024,13 @@ class FleissKappaResult:
 
     def summary(self) -> str:
         return (
-            f"Fleiss' kappa: {self.n_subjects} subjects x {self.n_raters} ratings each\n"
-            f"  kappa = {self.kappa:.4f}  SE0 = {self.se:.4f}  z = {self.z:.3f}  p = {self.pvalue:.3g}  "
+            f"Fleiss' kappa: {self.n_units} units x {self.n_raters} ratings each\n"
+            f"  kappa = {self.kappa:.4f}  SE0 = {self.se:.4f}  z = {self.statistic:.3f}  p = {self.pvalue:.3g}  "
             f"{self.level:.0%} CI [{self.ci_low:.4f}, {self.ci_high:.4f}]  ({self.interpretation})\n"
             + self.per_category.to_string(float_format=lambda v: f"{v:.4f}")
         )
 
-    def plot_categories(self, ax=None):
+    def plot_categories(self, *, ax=None):
         """Per-category kappas with +/- z*SE bars and the overall kappa; returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -1063,17 +1051,17 @@ class FleissKappaResult:
 
 
 def fleiss_kappa(
-    df: pd.DataFrame, subjects: str, raters: str, ratings: str, level: float = 0.95
+    data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.95
 ) -> FleissKappaResult:
     """Fleiss' kappa for several raters assigning nominal categories.
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        Long format, one row per (subject, rater) rating. Every subject must carry the same number
-        ``m >= 2`` of ratings (the raters need not be the same people).
-    subjects, raters, ratings : str
-        Columns holding the subject, the rater and the category assigned.
+    data : pandas.DataFrame
+        Long format, one row per (unit, rater) rating. Every unit (rated subject) must carry the
+        same number ``m >= 2`` of ratings (the raters need not be the same people).
+    unit, rater, score : str
+        Columns holding the unit, the rater and the category assigned.
     level : float, default 0.95
 
     Returns
@@ -1106,30 +1094,29 @@ def fleiss_kappa(
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
     >>> rows = [[1, 1, 1], [1, 1, 2], [2, 2, 2], [3, 3, 3], [3, 2, 3], [1, 1, 1]]
-    >>> df = pd.DataFrame([(s, r, v) for s, row in enumerate(rows) for r, v in enumerate(row)],
+    >>> data = pd.DataFrame([(s, r, v) for s, row in enumerate(rows) for r, v in enumerate(row)],
     ...                   columns=["session", "rater", "category"])
-    >>> res = sa.fleiss_kappa(df, "session", "rater", "category")
+    >>> res = sa.fleiss_kappa(data, "session", "rater", "category")
     >>> round(res.kappa, 4), res.interpretation
     (0.6571, 'substantial')
     """
     func = "fleiss_kappa"
-    _check_frame(df, {"subjects": subjects, "raters": raters, "ratings": ratings}, func)
-    _check_no_missing_keys(df, {"subjects": subjects, "raters": raters}, func)
-    if not 0 < level < 1:
-        raise ScaleupDataError(f"{func}: level must be in (0, 1), got {level!r}.")
-    miss = df[ratings].isna()
+    _check_frame(data, {"unit": unit, "rater": rater, "score": score}, func)
+    _check_no_missing_keys(data, {"unit": unit, "rater": rater}, func)
+    check_level(level, func)
+    miss = data[score].isna()
     if miss.any():
         raise ScaleupDataError(
-            f"{func}: df column {ratings!r} has missing ratings in {rows_text(df, miss, label='first:')}; Fleiss' "
+            f"{func}: data column {score!r} has missing ratings in {rows_text(data, miss, label='first:')}; Fleiss' "
             "kappa needs the same number of ratings per subject. Drop the rows and keep subjects "
             "complete, or use sa.krippendorff_alpha (missing ratings allowed)."
         )
-    _check_unique_pairs(df, subjects, raters, func)
-    s_codes, s_levels = pd.factorize(df[subjects], sort=True)
-    c_codes, c_levels = pd.factorize(df[ratings], sort=True)
+    _check_unique_pairs(data, unit, rater, func)
+    s_codes, s_levels = pd.factorize(data[unit], sort=True)
+    c_codes, c_levels = pd.factorize(data[score], sort=True)
     n_sub, n_cat = len(s_levels), len(c_levels)
     if n_sub < 2:
-        raise ScaleupDataError(f"{func}: df column {subjects!r} has {n_sub} subject; at least 2 are needed.")
+        raise ScaleupDataError(f"{func}: data column {unit!r} has {n_sub} unit; at least 2 are needed.")
     x = np.zeros((n_sub, n_cat))
     np.add.at(x, (s_codes, c_codes), 1.0)
     m_i = x.sum(axis=1)
@@ -1165,10 +1152,10 @@ def fleiss_kappa(
     zq = stats.norm.ppf(1 - (1 - level) / 2)
     per = pd.DataFrame(
         {
-            "p": pj,
+            "share": pj,
             "kappa": kappa_j,
             "se": se_j,
-            "z": z_j,
+            "statistic": z_j,
             "pvalue": 2 * stats.norm.sf(np.abs(z_j)),
             "ci_low": kappa_j - zq * se_j,
             "ci_high": kappa_j + zq * se_j,
@@ -1179,12 +1166,12 @@ def fleiss_kappa(
     return FleissKappaResult(
         kappa=float(kappa),
         se=se,
-        z=float(z),
+        statistic=float(z),
         pvalue=pvalue,
         ci_low=float(kappa - zq * se),
         ci_high=float(kappa + zq * se),
         per_category=per,
-        n_subjects=n_sub,
+        n_units=n_sub,
         n_raters=int(m),
         po=po,
         pe=pe,
@@ -1202,14 +1189,14 @@ class KrippendorffResult:
 
     Attributes
     ----------
-    alpha : float
+    estimate : float
         Krippendorff's alpha.
     ci_low, ci_high : float
         Bootstrap percentile bounds (``nan`` when ``n_boot == 0``).
-    ci : float
+    level : float
         Their confidence level.
-    level : str
-        Level of measurement (metric).
+    metric : str
+        Level of measurement: ``nominal``, ``ordinal``, ``interval`` or ``ratio``.
     n_units : int
         Pairable units (with at least 2 values).
     n_pairable : int
@@ -1228,11 +1215,11 @@ class KrippendorffResult:
         Krippendorff (2004) band: >= 0.800 reliable, 0.667-0.800 tentative, < 0.667 unreliable.
     """
 
-    alpha: float
+    estimate: float
     ci_low: float
     ci_high: float
-    ci: float
-    level: str
+    level: float
+    metric: str
     n_units: int
     n_pairable: int
     n_units_dropped: int
@@ -1249,11 +1236,11 @@ class KrippendorffResult:
         return pd.DataFrame(
             [
                 {
-                    "level": self.level,
-                    "alpha": self.alpha,
+                    "metric": self.metric,
+                    "estimate": self.estimate,
                     "ci_low": self.ci_low,
                     "ci_high": self.ci_high,
-                    "ci": self.ci,
+                    "level": self.level,
                     "n_units": self.n_units,
                     "n_pairable": self.n_pairable,
                     "n_units_dropped": self.n_units_dropped,
@@ -1263,20 +1250,20 @@ class KrippendorffResult:
         )
 
     def summary(self) -> str:
-        ci = (
-            f"{self.ci:.0%} bootstrap CI [{self.ci_low:.4f}, {self.ci_high:.4f}] ({self.n_boot} draws)"
+        interval = (
+            f"{self.level:.0%} bootstrap CI [{self.ci_low:.4f}, {self.ci_high:.4f}] ({self.n_boot} draws)"
             if self.n_boot
             else "no bootstrap"
         )
         return (
-            f"Krippendorff's alpha ({self.level}) = {self.alpha:.4f}  {ci}\n"
+            f"Krippendorff's alpha ({self.metric}) = {self.estimate:.4f}  {interval}\n"
             f"  {self.n_units} pairable units, {self.n_pairable} pairable values, "
             f"{self.n_units_dropped} unit(s) with < 2 values dropped\n"
             f"  Do = {self.observed_disagreement:.4g}, De = {self.expected_disagreement:.4g}  "
             f"-> {self.interpretation} (Krippendorff 2004)"
         )
 
-    def plot_bootstrap(self, ax=None):
+    def plot_bootstrap(self, *, ax=None):
         """Histogram of the bootstrap replicates with alpha, its bounds and the 0.667/0.800
         thresholds; returns the Axes."""
         import matplotlib.pyplot as plt
@@ -1287,10 +1274,10 @@ class KrippendorffResult:
             ax.hist(self.boot, bins=40, color="0.75", edgecolor="0.4")
             ax.axvline(self.ci_low, color="black", linestyle=":")
             ax.axvline(self.ci_high, color="black", linestyle=":")
-        ax.axvline(self.alpha, color="black", linewidth=2, label=f"alpha = {self.alpha:.3f}")
+        ax.axvline(self.estimate, color="black", linewidth=2, label=f"alpha = {self.estimate:.3f}")
         for thr in (0.667, 0.800):
             ax.axvline(thr, color="0.5", linestyle="--")
-        ax.set_xlabel(f"Krippendorff's alpha ({self.level})")
+        ax.set_xlabel(f"Krippendorff's alpha ({self.metric})")
         ax.set_ylabel("bootstrap replicates")
         ax.set_title("Krippendorff's alpha: bootstrap distribution")
         ax.legend()
@@ -1300,12 +1287,12 @@ class KrippendorffResult:
 _DENSE_CELLS = 1 << 22  # krippendorff_alpha: units x values counts held dense up to 4M cells (32 MB)
 
 
-def _delta2(level: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
+def _delta2(metric: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
     """Squared difference function delta^2_ck of Krippendorff (2011)."""
     kv = n_c.size
-    if level == "nominal":
+    if metric == "nominal":
         return 1.0 - np.eye(kv)
-    if level == "ordinal":
+    if metric == "ordinal":
         cum = np.concatenate([[0.0], np.cumsum(n_c)])
         # sum_{g=c}^{k} n_g - (n_c + n_k)/2 for c <= k (symmetric)
         lo = np.minimum.outer(np.arange(kv), np.arange(kv))
@@ -1314,7 +1301,7 @@ def _delta2(level: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
         return s**2
     v = values.astype(float)
     diff = np.subtract.outer(v, v)
-    if level == "interval":
+    if metric == "interval":
         return diff**2
     total = np.add.outer(v, v)  # ratio
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1323,25 +1310,25 @@ def _delta2(level: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
 
 
 def krippendorff_alpha(
-    df: pd.DataFrame,
-    units: str,
-    raters: str,
-    values: str,
-    level: str = "nominal",
+    data: pd.DataFrame,
+    unit: str,
+    rater: str,
+    score: str,
+    metric: str = "nominal",
     n_boot: int = 1000,
     seed: int | None = None,
-    ci: float = 0.95,
+    level: float = 0.95,
 ) -> KrippendorffResult:
     """Krippendorff's alpha for any number of raters, with missing ratings.
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Long format, one row per (unit, rater) value. A unit rated by fewer raters simply has fewer
         rows; rows with a missing value are left out (with a ``RowsOmittedWarning``).
-    units, raters, values : str
+    unit, rater, score : str
         Columns holding the unit (e.g. observed session), the rater and the value assigned.
-    level : {"nominal", "ordinal", "interval", "ratio"}
+    metric : {"nominal", "ordinal", "interval", "ratio"}
         Level of measurement, which sets the difference function. Ordinal values are ranked by
         their sort order (pass an ordered ``pandas.Categorical`` for labels such as
         ``"low" < "mid" < "high"``); interval and ratio values must be numeric.
@@ -1349,7 +1336,7 @@ def krippendorff_alpha(
         Bootstrap replicates (0 to skip the interval).
     seed : int, optional
         Seed of ``numpy.random.default_rng`` for the bootstrap (same seed -> same interval).
-    ci : float, default 0.95
+    level : float, default 0.95
         Confidence level of the bootstrap interval.
 
     Returns
@@ -1376,8 +1363,8 @@ def krippendorff_alpha(
     ``De = sum n_c n_k delta2_ck / (n.. (n.. - 1))``, truncated below at -1. Replicates equal to 1
     that only reflect a lack of variation are reset to 0 (all of them when a single diagonal cell
     of ``o_ck`` is non-zero, otherwise at most ``round(B sum_c (o_cc / n..)^P)`` with ``P`` the
-    number of pairs). The bounds are the sorted replicates number ``trunc(B (1 - ci)/2)`` and
-    ``trunc(B (1 + ci)/2) + 1``, as KALPHA prints them. Because of the cap ``25 Q`` on the draws,
+    number of pairs). The bounds are the sorted replicates number ``trunc(B (1 - level)/2)`` and
+    ``trunc(B (1 + level)/2) + 1``, as KALPHA prints them. Because of the cap ``25 Q`` on the draws,
     the interval stops narrowing once the data hold more than about ``25 Q`` pairs, so for very
     large data it is conservative.
 
@@ -1393,50 +1380,49 @@ def krippendorff_alpha(
     --------
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
-    >>> df = pd.DataFrame({"unit": [1, 1, 2, 2, 3, 3, 3, 4, 4],
+    >>> data = pd.DataFrame({"unit": [1, 1, 2, 2, 3, 3, 3, 4, 4],
     ...                    "rater": ["A", "B", "A", "B", "A", "B", "C", "A", "C"],
     ...                    "code": [1, 1, 2, 2, 3, 3, 1, 1, 1]})
-    >>> res = sa.krippendorff_alpha(df, "unit", "rater", "code", level="nominal", n_boot=0)
-    >>> round(res.alpha, 4), res.n_units, res.n_pairable
+    >>> res = sa.krippendorff_alpha(data, "unit", "rater", "code", metric="nominal", n_boot=0)
+    >>> round(res.estimate, 4), res.n_units, res.n_pairable
     (0.6667, 4, 9)
     """
     func = "krippendorff_alpha"
-    _check_frame(df, {"units": units, "raters": raters, "values": values}, func)
-    if level not in ("nominal", "ordinal", "interval", "ratio"):
+    _check_frame(data, {"unit": unit, "rater": rater, "score": score}, func)
+    if metric not in ("nominal", "ordinal", "interval", "ratio"):
         raise ScaleupDataError(
-            f"{func}: level must be 'nominal', 'ordinal', 'interval' or 'ratio', got {level!r}."
+            f"{func}: metric must be 'nominal', 'ordinal', 'interval' or 'ratio', got {metric!r}."
         )
-    if not 0 < ci < 1:
-        raise ScaleupDataError(f"{func}: ci must be in (0, 1), got {ci!r}.")
+    check_level(level, func)
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 0):
         raise ScaleupDataError(f"{func}: n_boot must be a non-negative integer, got {n_boot!r}.")
-    _check_no_missing_keys(df, {"units": units, "raters": raters}, func)
-    miss = df[values].isna()
+    _check_no_missing_keys(data, {"unit": unit, "rater": rater}, func)
+    miss = data[score].isna()
     if miss.any():
         warnings.warn(
-            f"{func}: {int(miss.sum())} row(s) with a missing value in {values!r} were left out "
+            f"{func}: {int(miss.sum())} row(s) with a missing value in {score!r} were left out "
             "(a missing rating is simply absent in Krippendorff's alpha).",
             RowsOmittedWarning,
             stacklevel=2,
         )
-        df = df.loc[~miss]
+        data = data.loc[~miss]
     # one factorize per column; codes in order of first appearance (units) as the rest assumes
-    u_codes, u_levels = pd.factorize(df[units], sort=False)
-    r_codes, _ = pd.factorize(df[raters], sort=False)
-    _check_unique_pairs(df, units, raters, func, codes=(u_codes, r_codes))
-    vals = df[values]
-    if level in ("interval", "ratio"):
-        vals = pd.Series(_check_numeric(df, values, "values", func), index=df.index)
-        if level == "ratio" and (vals < 0).any():
+    u_codes, u_levels = pd.factorize(data[unit], sort=False)
+    r_codes, _ = pd.factorize(data[rater], sort=False)
+    _check_unique_pairs(data, unit, rater, func, codes=(u_codes, r_codes))
+    vals = data[score]
+    if metric in ("interval", "ratio"):
+        vals = pd.Series(numeric_column(data, score, f"{func}: table 'data'", arg="score"), index=data.index)
+        if metric == "ratio" and (vals < 0).any():
             raise ScaleupDataError(
-                f"{func}: level='ratio' needs non-negative values, but df column {values!r} has "
-                f"{rows_text(df, vals < 0, label='first:')} below 0; use level='interval'."
+                f"{func}: metric='ratio' needs non-negative values, but data column {score!r} has "
+                f"{rows_text(data, vals < 0, label='first:')} below 0; use metric='interval'."
             )
     try:
         v_codes, v_levels = pd.factorize(vals, sort=True)
     except TypeError as exc:
         raise ScaleupDataError(
-            f"{func}: df column {values!r} mixes value types that cannot be ordered ({exc})."
+            f"{func}: data column {score!r} mixes value types that cannot be ordered ({exc})."
         ) from None
     n_u_all = len(u_levels)
     m_u = np.bincount(u_codes, minlength=n_u_all)
@@ -1444,7 +1430,7 @@ def krippendorff_alpha(
     n_dropped = int(n_u_all - pairable.sum())
     if n_dropped:
         warnings.warn(
-            f"{func}: {n_dropped} unit(s) in {units!r} with fewer than 2 values are not pairable and "
+            f"{func}: {n_dropped} unit(s) in {unit!r} with fewer than 2 values are not pairable and "
             f"were left out (first: {u_levels[~pairable][:5].tolist()}).",
             RowsOmittedWarning,
             stacklevel=2,
@@ -1452,7 +1438,7 @@ def krippendorff_alpha(
     keep = pairable[u_codes]
     if keep.sum() == 0:
         raise ScaleupDataError(
-            f"{func}: no unit in {units!r} carries 2 or more values; alpha needs units rated by at "
+            f"{func}: no unit in {unit!r} carries 2 or more values; alpha needs units rated by at "
             "least two raters."
         )
     # re-code to pairable units and used values (codes kept in increasing order, as np.unique would)
@@ -1479,13 +1465,13 @@ def krippendorff_alpha(
         o[np.diag_indices(kv)] -= np.asarray(nw.sum(axis=0)).ravel()
     n_c = o.sum(axis=1)
     n_tot = float(n_c.sum())
-    numeric_values = v_levels.astype(float) if level in ("interval", "ratio") else None
-    d2 = _delta2(level, numeric_values if numeric_values is not None else v_levels, n_c)
+    numeric_values = v_levels.astype(float) if metric in ("interval", "ratio") else None
+    d2 = _delta2(metric, numeric_values if numeric_values is not None else v_levels, n_c)
     d_o = float(np.sum(o * d2) / n_tot)
     d_e = float(np.sum(np.outer(n_c, n_c) * d2) / (n_tot * (n_tot - 1)))
     if kv < 2 or d_e == 0:
         raise ScaleupDataError(
-            f"{func}: every pairable value in {values!r} is the same ({v_levels[0]!r}); alpha is "
+            f"{func}: every pairable value in {score!r} is the same ({v_levels[0]!r}); alpha is "
             "undefined without variation."
         )
     alpha = 1.0 - d_o / d_e
@@ -1524,18 +1510,18 @@ def krippendorff_alpha(
                 boot[np.flatnonzero(is_one)[:n_reset]] = 0.0
         boot = np.sort(boot)
         # order statistics as in KALPHA: trunc(q_lo B) and trunc(q_hi B) + 1 (1-based)
-        i_lo = min(max(int(np.floor((1 - ci) / 2 * n_boot)), 1), n_boot)
-        i_hi = min(int(np.floor((1 + ci) / 2 * n_boot)) + 1, n_boot)
+        i_lo = min(max(int(np.floor((1 - level) / 2 * n_boot)), 1), n_boot)
+        i_hi = min(int(np.floor((1 + level) / 2 * n_boot)) + 1, n_boot)
         lo, hi = boot[i_lo - 1], boot[i_hi - 1]
 
     labels = pd.Index(v_levels, name="value")
     coincidence = pd.DataFrame(o, index=labels, columns=labels.copy())
     return KrippendorffResult(
-        alpha=float(alpha),
+        estimate=float(alpha),
         ci_low=float(lo),
         ci_high=float(hi),
-        ci=ci,
         level=level,
+        metric=metric,
         n_units=int(n_units),
         n_pairable=int(round(n_tot)),
         n_units_dropped=n_dropped,

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .errors import ScaleupDataError, ScaleupWarning
+from ._checks import numeric_column
 from ._checks import rows_text as _rows_text
 
 __all__ = ["effect_sizes"]
@@ -37,13 +38,13 @@ def _column(df: pd.DataFrame, arg: str, name: str | None, measure: str) -> np.nd
     """Return column ``name`` (passed as argument ``arg``) as a float array with NaN for missing."""
     if not isinstance(name, str):
         raise ScaleupDataError(
-            f"effect_sizes(measure={measure!r}): argument {arg!r} must name a column of df, "
+            f"effect_sizes(measure={measure!r}): argument {arg!r} must name a column of data, "
             f"got {name!r}. Pass the column name as a string, e.g. {arg}='{arg}'."
         )
     if name not in df.columns:
         cols = ", ".join(map(repr, list(df.columns)[:12]))
         raise ScaleupDataError(
-            f"effect_sizes(measure={measure!r}): column {name!r} (argument {arg!r}) is not in df. "
+            f"effect_sizes(measure={measure!r}): column {name!r} (argument {arg!r}) is not in data. "
             f"Available columns: {cols}. Pass the right column name as {arg}=..."
         )
     col = df[name]
@@ -54,15 +55,9 @@ def _column(df: pd.DataFrame, arg: str, name: str | None, measure: str) -> np.nd
             f"effect_sizes(measure={measure!r}): column {name!r} (argument {arg!r}) must be numeric, "
             f"got dtype {col.dtype}. Convert it with pandas.to_numeric()."
         )
-    num = pd.to_numeric(col, errors="coerce")
-    not_num = num.isna().to_numpy() & col.notna().to_numpy()
-    if not_num.any():
-        raise ScaleupDataError(
-            f"effect_sizes(measure={measure!r}): column {name!r} (argument {arg!r}) has non-numeric "
-            f"values in {_rows_text(df.index, not_num)}. Fix or remove these values "
-            "(missing values are allowed and give a missing yi/vi)."
-        )
-    return num.to_numpy(dtype=float, na_value=np.nan)
+    # missing values are allowed: they give a missing yi/vi
+    return numeric_column(df, name, f"effect_sizes(measure={measure!r}): table 'data'", arg=arg,
+                          missing=True, infinite=True)
 
 
 def _check(df: pd.DataFrame, mask: np.ndarray, what: str, how: str, measure: str) -> None:
@@ -227,7 +222,7 @@ def _continuous(df, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype):
 
 
 def effect_sizes(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     measure: str,
     *,
     ai: str | None = None,
@@ -251,7 +246,7 @@ def effect_sizes(
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         One row per study (or site, or site x period), wide in the two groups.
     measure : {"OR", "RR", "RD", "SMD", "MD"}
         ``"OR"`` log odds ratio, ``"RR"`` log risk ratio, ``"RD"`` risk difference (from 2x2
@@ -285,7 +280,7 @@ def effect_sizes(
     Returns
     -------
     pandas.DataFrame
-        A copy of ``df`` (same index and row order) with float columns ``yi`` and ``vi`` added.
+        A copy of ``data`` (same index and row order) with float columns ``yi`` and ``vi`` added.
 
     Raises
     ------
@@ -356,9 +351,9 @@ def effect_sizes(
            yi      vi
     0 -0.3552  0.0131
     """
-    if not isinstance(df, pd.DataFrame):
+    if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(
-            f"effect_sizes: df must be a pandas DataFrame, got {type(df).__name__}."
+            f"effect_sizes: data must be a pandas DataFrame, got {type(data).__name__}."
         )
     if measure not in _MEASURES:
         raise ScaleupDataError(
@@ -390,9 +385,9 @@ def effect_sizes(
             )
 
     if measure in _TWO_BY_TWO:
-        y, v, missing = _two_by_two(df, measure, ai, bi, ci, di, n1i, n2i, float(add), to, bool(drop00), vtype)
+        y, v, missing = _two_by_two(data, measure, ai, bi, ci, di, n1i, n2i, float(add), to, bool(drop00), vtype)
     else:
-        y, v, missing = _continuous(df, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
+        y, v, missing = _continuous(data, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
 
     y = np.asarray(y, dtype=float)
     v = np.asarray(v, dtype=float)
@@ -400,7 +395,7 @@ def effect_sizes(
     if is_inf.any():
         warnings.warn(
             f"effect_sizes(measure={measure!r}): yi and/or vi are infinite in "
-            f"{_rows_text(df.index, is_inf)}; set to missing (as metafor::escalc). Consider "
+            f"{_rows_text(data.index, is_inf)}; set to missing (as metafor::escalc). Consider "
             "to='only0' with add > 0 for zero cells.",
             ScaleupWarning,
             stacklevel=2,
@@ -411,7 +406,7 @@ def effect_sizes(
     y = np.where(bad, np.nan, y)
     v = np.where(bad | (v < 0), np.nan, v)
 
-    out = df.copy()
+    out = data.copy()
     out[yi] = y
     out[vi] = v
     return out

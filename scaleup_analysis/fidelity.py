@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._checks import MAX_SHOWN, require_columns, rows_text
+from ._checks import MAX_SHOWN, check_level, numeric_column, require_columns, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = [
@@ -47,23 +47,7 @@ _BAND_LABELS = ("low", "moderate", "high")
 
 # ------------------------------------------------------------------------------------ checks
 def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = False) -> np.ndarray:
-    s = df[col]
-    if pd.api.types.is_bool_dtype(s):
-        raise ScaleupDataError(f"{table}: column {col!r} must be numeric, got booleans.")
-    num = pd.to_numeric(s, errors="coerce")
-    bad = num.isna().to_numpy() & s.notna().to_numpy()
-    if bad.any():
-        raise ScaleupDataError(
-            f"{table}: column {col!r} has non-numeric values in {rows_text(df, bad)}; fix these values."
-        )
-    x = num.to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isfinite(x) if not allow_missing else np.isinf(x)
-    if bad.any():
-        raise ScaleupDataError(
-            f"{table}: column {col!r} has missing or infinite values in {rows_text(df, bad)}; "
-            "remove these rows or fill in the values."
-        )
-    return x
+    return numeric_column(df, col, f"table '{table}'", missing=allow_missing, booleans=False)
 
 
 def _fail(table: str, col: str, what: str, df: pd.DataFrame, mask, fix: str) -> None:
@@ -137,7 +121,7 @@ def _check_weights(weights, available: Sequence[str]) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------- measures
 def session_adherence(
-    ratings: pd.DataFrame,
+    data: pd.DataFrame,
     components: pd.DataFrame,
     *,
     site: str = "site_id",
@@ -151,13 +135,13 @@ def session_adherence(
 
     Parameters
     ----------
-    ratings : pandas.DataFrame
+    data : pandas.DataFrame
         The ``fidelity_ratings`` table: one row per site, session, rater and component.
     components : pandas.DataFrame
         The ``components`` table (``component_id``, ``core``, ``weight``, ``scale_min``,
         ``scale_max``).
     site, session, period, rater, component, score : str
-        Column names in ``ratings`` (``component`` also names the id column of ``components``).
+        Column names in ``data`` (``component`` also names the id column of ``components``).
 
     Returns
     -------
@@ -197,18 +181,18 @@ def session_adherence(
     >>> components = pd.DataFrame({"component_id": ["C1", "C2", "P1"], "core": [True, True, False],
     ...                            "weight": [2.0, 1.0, 1.0], "scale_min": [0.0, 1.0, 0.0],
     ...                            "scale_max": [4.0, 5.0, 1.0]})
-    >>> ratings = pd.DataFrame({"site_id": "A", "session_id": "A-1", "period": 1,
+    >>> data = pd.DataFrame({"site_id": "A", "session_id": "A-1", "period": 1,
     ...                         "rater_id": ["r1", "r1", "r1", "r2", "r2"],
     ...                         "component_id": ["C1", "C2", "P1", "C1", "C2"],
     ...                         "score": [3.0, 5.0, 0.0, 2.0, 3.0]})
-    >>> sa.session_adherence(ratings, components).round(4)
+    >>> sa.session_adherence(data, components).round(4)
       site_id session_id  period  adherence  n_raters  n_core_rated
     0       A        A-1       1     0.6667         2           2.0
     """
     t = "fidelity_ratings"
-    require_columns(ratings, t, (site, session, period, rater, component, score), label=t)
+    require_columns(data, t, (site, session, period, rater, component, score), label=t)
     comp = _check_components(components, component)
-    r = ratings[[site, session, period, rater, component, score]].copy()
+    r = data[[site, session, period, rater, component, score]].copy()
     for c in (site, session, rater, component):
         _fail(t, c, "is missing", r, r[c].isna().to_numpy(), "Fill in the identifiers.")
     per = _numeric(r, t, period)
@@ -285,7 +269,7 @@ def _delivery_measures(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def fidelity_index(
-    ratings: pd.DataFrame,
+    data: pd.DataFrame,
     components: pd.DataFrame,
     delivery: pd.DataFrame | None = None,
     *,
@@ -302,7 +286,7 @@ def fidelity_index(
 
     Parameters
     ----------
-    ratings, components : pandas.DataFrame
+    data, components : pandas.DataFrame
         The ``fidelity_ratings`` and ``components`` tables (see :func:`session_adherence`).
     delivery : pandas.DataFrame, optional
         The ``delivery`` table (``sessions_planned``, ``sessions_delivered``, ``eligible``,
@@ -318,7 +302,7 @@ def fidelity_index(
     Returns
     -------
     pandas.DataFrame
-        One row per site and period present in ``ratings`` or ``delivery``, sorted, with
+        One row per site and period present in ``data`` or ``delivery``, sorted, with
         ``n_sessions`` (observed sessions), ``adherence`` (mean session adherence),
         ``adherence_se`` (its standard error across sessions, missing for one session); with
         ``delivery``: its four counts, ``dose`` (= ``sessions_delivered / sessions_planned``),
@@ -362,19 +346,19 @@ def fidelity_index(
     >>> import scaleup_analysis as sa
     >>> components = pd.DataFrame({"component_id": ["C1", "C2"], "core": [True, True],
     ...                            "weight": [2.0, 1.0], "scale_min": 0.0, "scale_max": 4.0})
-    >>> ratings = pd.DataFrame({"site_id": "A", "session_id": ["s1", "s1", "s2", "s2"],
+    >>> data = pd.DataFrame({"site_id": "A", "session_id": ["s1", "s1", "s2", "s2"],
     ...                         "period": 1, "rater_id": "r1",
     ...                         "component_id": ["C1", "C2", "C1", "C2"],
     ...                         "score": [4.0, 2.0, 3.0, 3.0]})
     >>> delivery = pd.DataFrame({"site_id": ["A"], "period": [1], "sessions_planned": [10],
     ...                          "sessions_delivered": [8], "eligible": [200], "reached": [150]})
-    >>> idx = sa.fidelity_index(ratings, components, delivery)
+    >>> idx = sa.fidelity_index(data, components, delivery)
     >>> idx[["site_id", "period", "adherence", "dose", "coverage", "fidelity_index", "band"]].round(4)
       site_id  period  adherence  dose  coverage  fidelity_index      band
     0       A       1     0.7917   0.8      0.75          0.7806  moderate
     """
     lo_hi = _check_bands(bands)
-    sess = session_adherence(ratings, components, site=site, session=session, period=period,
+    sess = session_adherence(data, components, site=site, session=session, period=period,
                              rater=rater, component=component, score=score)
     g = sess.groupby([site, period], sort=True)["adherence"]
     frame = pd.DataFrame({"n_sessions": g.size(), "adherence": g.mean(),
@@ -405,7 +389,7 @@ def fidelity_index(
 
 
 def fidelity_by(
-    index_df: pd.DataFrame,
+    data: pd.DataFrame,
     by: Sequence[str] = ("rss_code", "period"),
     *,
     sites: pd.DataFrame | None = None,
@@ -417,26 +401,26 @@ def fidelity_by(
 
     Parameters
     ----------
-    index_df : pandas.DataFrame
+    data : pandas.DataFrame
         Output of :func:`fidelity_index`.
     by : sequence of str, default ("rss_code", "period")
         Grouping columns, e.g. ``["site_id", "period"]``, ``["rss_code", "period"]``,
-        ``["rss_code"]``. A column absent from ``index_df`` (such as ``rss_code``) is taken from
+        ``["rss_code"]``. A column absent from ``data`` (such as ``rss_code``) is taken from
         ``sites``.
     sites : pandas.DataFrame, optional
         The ``sites`` table (``site_id`` and the grouping columns, e.g. ``rss_code``).
     weights : dict, optional
-        Dimension weights of the composite index; default those used to build ``index_df``
-        (``index_df.attrs["fidelity_weights"]``), else equal weights.
+        Dimension weights of the composite index; default those used to build ``data``
+        (``data.attrs["fidelity_weights"]``), else equal weights.
     bands : (float, float), default (0.50, 0.80)
         Cut-offs of :func:`classify_fidelity`.
     site : str, default "site_id"
-        Site column of ``index_df`` and ``sites``.
+        Site column of ``data`` and ``sites``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per group: ``n_sites``, ``n_sessions``, ``adherence`` and, when ``index_df`` has
+        One row per group: ``n_sites``, ``n_sessions``, ``adherence`` and, when ``data`` has
         delivery data, the summed counts, ``dose``, ``coverage``, ``exposure``; then
         ``fidelity_index`` and ``band``.
 
@@ -464,13 +448,13 @@ def fidelity_by(
     if isinstance(by, str):
         by = [by]
     by = list(by)
-    require_columns(index_df, "index_df", (site, "n_sessions", "adherence"), label="index_df")
-    df = index_df.copy()
+    require_columns(data, "data", (site, "n_sessions", "adherence"), label="table 'data'")
+    df = data.copy()
     missing = [c for c in by if c not in df.columns]
     if missing:
         if sites is None:
             raise ScaleupDataError(
-                f"fidelity_by: grouping column(s) {missing} are not in index_df; pass the sites table "
+                f"fidelity_by: grouping column(s) {missing} are not in data; pass the sites table "
                 "(sites=...) that maps each site to them."
             )
         require_columns(sites, "sites", (site, *missing), label="sites")
@@ -478,12 +462,12 @@ def fidelity_by(
         _fail("sites", site, "has duplicated ids", sites, dup, "Each site must appear once.")
         df = df.merge(sites[[site, *missing]], on=site, how="left", validate="many_to_one")
         unmatched = df[missing].isna().any(axis=1).to_numpy()
-        _fail("index_df", site, f"has sites not found in sites (or with missing {missing})", df,
+        _fail("data", site, f"has sites not found in sites (or with missing {missing})", df,
               unmatched, "Add them to the sites table.")
     has_delivery = all(c in df.columns for c in _DELIVERY_COLS)
     available = ["adherence", "dose", "coverage"] if has_delivery else ["adherence"]
     if weights is None:
-        weights = index_df.attrs.get("fidelity_weights")
+        weights = data.attrs.get("fidelity_weights")
         if weights is not None:
             weights = {k: v for k, v in weights.items() if k in available}
     w = _check_weights(weights, available)
@@ -575,14 +559,14 @@ class FidelityDrift:
     ----------
     table : pandas.DataFrame
         One row per site: ``n_periods``, ``slope`` (change per period), ``se``, ``ci_low``,
-        ``ci_high``, ``p_value``, ``longest_decline_run``, ``significant_decline``, ``run_flag``,
-        ``drift``.
+        ``ci_high``, ``pvalue``, ``longest_decline_run``, ``significant_decline``, ``run_flag``,
+        ``flagged`` (significant decline or run of declines).
     data : pandas.DataFrame
         The site, period and value columns used.
     value, site, period : str
         Column names.
-    alpha : float
-        1 - confidence level of the slope intervals.
+    level : float
+        Confidence level of the slope intervals.
     run_length : int
         Number of consecutive declines that raises ``run_flag``.
     """
@@ -592,13 +576,13 @@ class FidelityDrift:
     value: str
     site: str
     period: str
-    alpha: float
+    level: float
     run_length: int
 
     @property
     def drift_sites(self) -> tuple:
         """Sites flagged for drift (significant negative slope or a run of declines)."""
-        return tuple(self.table.loc[self.table["drift"], self.site])
+        return tuple(self.table.loc[self.table["flagged"], self.site])
 
     def to_frame(self) -> pd.DataFrame:
         """The per-site table (a copy)."""
@@ -607,30 +591,31 @@ class FidelityDrift:
     def summary(self) -> str:
         """Readable text: the flagged sites with their slope and confidence interval."""
         t = self.table
-        conf = round(100 * (1 - self.alpha), 1)
+        conf = round(100 * self.level, 1)
         lines = [
             f"Fidelity drift of {self.value!r}: OLS slope per {self.period} by {self.site}",
             f"{len(t)} sites; {int(t['significant_decline'].sum())} with a significantly negative slope "
             f"({conf:g}% CI below 0); {int(t['run_flag'].sum())} with >= {self.run_length} consecutive "
-            f"declines; {int(t['drift'].sum())} flagged.",
+            f"declines; {int(t['flagged'].sum())} flagged.",
         ]
-        flagged = t.loc[t["drift"], [self.site, "n_periods", "slope", "ci_low", "ci_high", "p_value",
+        flagged = t.loc[t["flagged"], [self.site, "n_periods", "slope", "ci_low", "ci_high", "pvalue",
                                      "longest_decline_run"]]
         if len(flagged):
             lines.append(flagged.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         return "\n".join(lines)
 
-    def plot_drift(self, ax=None, *, sites: Sequence | None = None):
+    def plot_drift(self, *, site_ids: Sequence | None = None, ax=None):
         """Trajectories of the value over periods; flagged sites drawn solid, others dotted grey.
 
-        Returns the matplotlib Axes.
+        ``site_ids`` restricts the plot to these sites (values of the site column). Returns the
+        matplotlib Axes.
         """
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 4))
         flagged = set(self.drift_sites)
-        chosen = None if sites is None else set(sites)
+        chosen = None if site_ids is None else set(site_ids)
         for s, d in self.data.groupby(self.site, sort=True):
             if chosen is not None and s not in chosen:
                 continue
@@ -648,26 +633,26 @@ class FidelityDrift:
 
 
 def fidelity_drift(
-    index_df: pd.DataFrame,
+    data: pd.DataFrame,
     *,
     value: str = "adherence",
     site: str = "site_id",
     period: str = "period",
-    alpha: float = 0.05,
+    level: float = 0.95,
     run_length: int = 3,
 ) -> FidelityDrift:
     r"""Detect fidelity drift: per-site OLS trend of adherence over periods and runs of declines.
 
     Parameters
     ----------
-    index_df : pandas.DataFrame
+    data : pandas.DataFrame
         Site x period table, e.g. from :func:`fidelity_index`.
     value : str, default "adherence"
         Column to follow (e.g. ``"fidelity_index"``).
     site, period : str
         Site and period columns.
-    alpha : float, default 0.05
-        The slope confidence intervals have level :math:`1 - \alpha`.
+    level : float, default 0.95
+        Confidence level of the slope intervals.
     run_length : int, default 3
         A site is also flagged when its value declines at ``run_length`` or more consecutive
         observed periods.
@@ -683,11 +668,11 @@ def fidelity_drift(
     (:math:`n` of them), the OLS fit :math:`y_i = \alpha + \beta t_i + e_i` gives
     :math:`\hat\beta = S_{ty}/S_{tt}`, :math:`\mathrm{se}(\hat\beta) = \sqrt{\hat\sigma^2/S_{tt}}`
     with :math:`\hat\sigma^2 = \sum \hat e_i^2/(n-2)`, and the interval
-    :math:`\hat\beta \pm t_{1-\alpha/2,\,n-2}\,\mathrm{se}`. ``significant_decline`` is True when the
-    whole interval is below 0 (a one-sided test of :math:`\beta < 0` at level :math:`\alpha/2`).
+    :math:`\hat\beta \pm t_{(1+\text{level})/2,\,n-2}\,\mathrm{se}`. ``significant_decline`` is True
+    when the whole interval is below 0 (a one-sided test of :math:`\beta < 0` at level
+    :math:`(1-\text{level})/2`). ``flagged`` is ``significant_decline`` or ``run_flag``.
     ``longest_decline_run`` counts the longest sequence of consecutive decreases between successive
-    observed periods; ``run_flag`` is True when it reaches ``run_length``. ``drift`` is
-    ``significant_decline or run_flag``. Sites with fewer than 3 observed periods get missing
+    observed periods; ``run_flag`` is True when it reaches ``run_length``. Sites with fewer than 3 observed periods get missing
     standard errors and are flagged only by runs. The OLS ignores the sampling error of each
     site-period value and any autocorrelation; treat a flag as a signal to look, not a verdict.
 
@@ -698,22 +683,20 @@ def fidelity_drift(
     >>> idx = pd.DataFrame({"site_id": ["A"] * 4 + ["B"] * 4, "period": [1, 2, 3, 4] * 2,
     ...                     "adherence": [0.9, 0.8, 0.75, 0.6, 0.8, 0.85, 0.8, 0.82]})
     >>> res = sa.fidelity_drift(idx)
-    >>> res.table[["site_id", "slope", "significant_decline", "longest_decline_run", "drift"]]
-      site_id  slope  significant_decline  longest_decline_run  drift
-    0       A  -0.095                 True                    3   True
-    1       B   0.001                False                    1  False
+    >>> res.table[["site_id", "slope", "significant_decline", "longest_decline_run", "flagged"]]
+      site_id  slope  significant_decline  longest_decline_run  flagged
+    0       A  -0.095                 True                    3     True
+    1       B   0.001                False                    1    False
     """
-    require_columns(index_df, "index_df", (site, period, value), label="index_df")
-    a = float(alpha)
-    if not 0 < a < 1:
-        raise ScaleupDataError(f"fidelity_drift: alpha must be in (0, 1), got {alpha!r}.")
+    require_columns(data, "data", (site, period, value), label="table 'data'")
+    level = check_level(level, "fidelity_drift")
     if isinstance(run_length, bool) or not isinstance(run_length, (int, np.integer)) or run_length < 1:
         raise ScaleupDataError(f"fidelity_drift: run_length must be an integer >= 1, got {run_length!r}.")
-    d = index_df[[site, period, value]].copy()
-    d[period] = _numeric(d, "index_df", period)
-    d[value] = _numeric(d, "index_df", value, allow_missing=True)
+    d = data[[site, period, value]].copy()
+    d[period] = _numeric(d, "data", period)
+    d[value] = _numeric(d, "data", value, allow_missing=True)
     dup = d.duplicated([site, period], keep=False).to_numpy()
-    _fail("index_df", period, "is duplicated within a site", d, dup,
+    _fail("data", period, "is duplicated within a site", d, dup,
           "Keep one row per site and period (aggregate first, e.g. with fidelity_index).")
     d = d.dropna(subset=[value]).sort_values([site, period])
     rows = []
@@ -729,7 +712,7 @@ def fidelity_drift(
             if n >= 3:
                 resid = y - y.mean() - slope * tc
                 se = float(np.sqrt((resid @ resid) / (n - 2) / stt))
-                q = stats.t.ppf(1 - a / 2, n - 2)
+                q = stats.t.ppf(0.5 + level / 2, n - 2)
                 lo, hi = slope - q * se, slope + q * se
                 p = float(2 * stats.t.sf(abs(slope / se), n - 2)) if se > 0 else (0.0 if slope != 0 else 1.0)
         longest = cur = 0
@@ -737,19 +720,19 @@ def fidelity_drift(
             cur = cur + 1 if dy < 0 else 0
             longest = max(longest, cur)
         rows.append({site: s, "n_periods": n, "slope": slope, "se": se, "ci_low": lo, "ci_high": hi,
-                     "p_value": p, "longest_decline_run": longest})
-    table = pd.DataFrame(rows, columns=[site, "n_periods", "slope", "se", "ci_low", "ci_high", "p_value",
+                     "pvalue": p, "longest_decline_run": longest})
+    table = pd.DataFrame(rows, columns=[site, "n_periods", "slope", "se", "ci_low", "ci_high", "pvalue",
                                         "longest_decline_run"])
     table["significant_decline"] = (table["ci_high"] < 0).to_numpy(dtype=bool)
     table["run_flag"] = table["longest_decline_run"] >= run_length
-    table["drift"] = table["significant_decline"] | table["run_flag"]
+    table["flagged"] = table["significant_decline"] | table["run_flag"]
     return FidelityDrift(table=table, data=d.reset_index(drop=True), value=value, site=site,
-                         period=period, alpha=a, run_length=int(run_length))
+                         period=period, level=float(level), run_length=int(run_length))
 
 
 # ------------------------------------------------------------------------------------- plot
 def plot_fidelity(
-    index_df: pd.DataFrame,
+    data: pd.DataFrame,
     by: str = "site",
     *,
     value: str = "fidelity_index",
@@ -763,11 +746,11 @@ def plot_fidelity(
 
     Parameters
     ----------
-    index_df : pandas.DataFrame
+    data : pandas.DataFrame
         Output of :func:`fidelity_index`.
     by : {"site", "region"}, default "site"
         Rows of the heatmap; ``"region"`` pools sites with :func:`fidelity_by` (needs ``sites``
-        unless ``index_df`` has the ``region`` column).
+        unless ``data`` has the ``region`` column).
     value : str, default "fidelity_index"
         Measure to show (proportion in [0, 1]), e.g. ``"adherence"``, ``"coverage"``.
     sites : pandas.DataFrame, optional
@@ -803,14 +786,14 @@ def plot_fidelity(
                 f"plot_fidelity: value {value!r} cannot be pooled by region; use one of adherence, dose, "
                 "coverage, exposure, fidelity_index."
             )
-        data = fidelity_by(index_df, [region, period], sites=sites, site=site)
+        frame = fidelity_by(data, [region, period], sites=sites, site=site)
         rows = region
     else:
-        data = index_df
+        frame = data
         rows = site
-    require_columns(data, "index_df", (rows, period, value), label="index_df")
-    x = _numeric(data, "index_df", value, allow_missing=True)
-    mat = pd.DataFrame({rows: data[rows].to_numpy(), period: data[period].to_numpy(), "v": x}).pivot_table(
+    require_columns(frame, "data", (rows, period, value), label="table 'data'")
+    x = _numeric(frame, "data", value, allow_missing=True)
+    mat = pd.DataFrame({rows: frame[rows].to_numpy(), period: frame[period].to_numpy(), "v": x}).pivot_table(
         index=rows, columns=period, values="v", aggfunc="mean", dropna=False
     )
     if ax is None:

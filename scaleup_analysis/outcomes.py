@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._checks import fail_rows, require_columns
+from ._checks import check_level, fail_rows, numeric_column, require_columns
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["reaim", "voltage_drop", "site_effects", "ReaimResult", "VoltageDropResult", "wilson_ci"]
@@ -49,19 +49,11 @@ _SCALES = {"AIM": "acceptability", "IAM": "appropriateness", "FIM": "feasibility
 # helpers
 # --------------------------------------------------------------------------------------------------
 def _num(df: pd.DataFrame, table: str, col: str, *, missing_ok: bool = False) -> np.ndarray:
-    s = df[col]
-    conv = pd.to_numeric(s, errors="coerce")
-    fail_rows(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(), "Convert the column to numbers.")
-    out = conv.to_numpy(dtype=float, na_value=np.nan)
-    if not missing_ok:
-        fail_rows(table, col, "are missing", df, np.isnan(out), "Fill in the values or drop the rows.")
-    return out
+    return numeric_column(df, col, f"table '{table}'", missing=missing_ok, infinite=True)
 
 
 def _z(level: float) -> float:
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ScaleupDataError(f"argument 'level': a coverage in (0, 1), e.g. 0.95, not {level!r}.")
-    return float(stats.norm.isf((1 - level) / 2))
+    return float(stats.norm.isf((1 - check_level(level)) / 2))
 
 
 def wilson_ci(x, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +104,7 @@ def _std_diff(a: np.ndarray, b: np.ndarray) -> float:
 # RE-AIM
 # --------------------------------------------------------------------------------------------------
 _COLUMNS = ["framework", "dimension", "measure", "region", "estimate", "ci_low", "ci_high", "numerator",
-            "denominator", "unit", "n_excluded", "suppressed"]
+            "denominator", "measurement_unit", "n_excluded", "suppressed"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +116,7 @@ class ReaimResult:
     table : pandas.DataFrame
         The full (unsuppressed) tidy table: ``framework`` (``RE-AIM``/``Proctor``), ``dimension``,
         ``measure``, ``region`` (``"all"`` = every site), ``estimate``, ``ci_low``, ``ci_high``,
-        ``numerator``, ``denominator``, ``unit`` (``individuals``, ``settings`` or ``CAD``),
+        ``numerator``, ``denominator``, ``measurement_unit`` (``individuals``, ``settings`` or ``CAD``),
         ``n_excluded`` (sites not yet evaluable for maintenance; respondents with too few items for
         the AIM/IAM/FIM scales) and ``suppressed``.
     scale_scores : pandas.DataFrame or None
@@ -132,14 +124,15 @@ class ReaimResult:
         (NaN when fewer than ``min_items`` items were answered).
     periods : tuple of int
         The analysis window of the period-based measures.
-    suppress_threshold : int
+    threshold : int
+        Smallest publishable count (cells with fewer individuals are ``suppressed``).
     level : float
     """
 
     table: pd.DataFrame = field(repr=False)
     scale_scores: pd.DataFrame | None = field(repr=False)
     periods: tuple
-    suppress_threshold: int
+    threshold: int
     level: float
 
     def to_frame(self, suppress: bool = True) -> pd.DataFrame:
@@ -159,14 +152,14 @@ class ReaimResult:
         """Measures x regions table of the estimates (suppressed cells shown as ``<n``)."""
         t = self.to_frame(suppress=suppress)
         txt = t["estimate"].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
-        txt = txt.where(~(t["suppressed"] & suppress), f"<{self.suppress_threshold}")
+        txt = txt.where(~(t["suppressed"] & suppress), f"<{self.threshold}")
         tab = t.assign(txt=txt).pivot(index="measure", columns="region", values="txt").reindex(self.measures)
         cols = [c for c in tab.columns if c != OVERALL] + ([OVERALL] if OVERALL in tab.columns else [])
         head = (f"RE-AIM and implementation outcomes (periods {self.periods[0]}-{self.periods[-1]}; "
-                f"cells with fewer than {self.suppress_threshold} individuals suppressed)")
+                f"cells with fewer than {self.threshold} individuals suppressed)")
         return head + "\n" + tab[cols].fillna("").to_string()
 
-    def plot_measure(self, measure: str, ax=None, suppress: bool = True):
+    def plot_measure(self, measure: str, *, suppress: bool = True, ax=None):
         """Estimates with CIs of one measure, regions on the vertical axis; returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -184,11 +177,11 @@ class ReaimResult:
             ax.plot(x, yy, marker=m, color="black", ms=4, linestyle="none")
         for yy, s in zip(y, d["suppressed"].to_numpy()):
             if s and suppress:
-                ax.text(0.0, yy, f" suppressed (<{self.suppress_threshold})", va="center", fontsize=6,
+                ax.text(0.0, yy, f" suppressed (<{self.threshold})", va="center", fontsize=6,
                         transform=ax.get_yaxis_transform())
         ax.set_yticks(y)
         ax.set_yticklabels(d["region"].astype(str))
-        unit = d["unit"].iloc[0]
+        unit = d["measurement_unit"].iloc[0]
         ax.set_xlabel({"individuals": "proportion / score", "settings": "proportion of settings"}.get(unit, unit))
         ax.set_title(measure, fontsize=9)
         return ax
@@ -217,7 +210,7 @@ class ReaimResult:
 def _row(framework, dimension, measure, region, est, lo, hi, num, den, unit, n_excl=np.nan):
     return dict(framework=framework, dimension=dimension, measure=measure, region=region,
                 estimate=float(est), ci_low=float(lo), ci_high=float(hi), numerator=float(num),
-                denominator=float(den), unit=unit, n_excluded=float(n_excl))
+                denominator=float(den), measurement_unit=unit, n_excluded=float(n_excl))
 
 
 def _prop_rows(framework, dimension, measure, num: pd.Series, den: pd.Series, unit, level, n_excl=None):
@@ -273,7 +266,7 @@ def reaim(
     item: str = "item",
     score: str = "score",
     min_items: int = 4,
-    suppress_threshold: int = 5,
+    threshold: int = 5,
     level: float = 0.95,
     site: str = "site_id",
     period: str = "period",
@@ -320,7 +313,7 @@ def reaim(
     min_items : int, default 4
         Items needed for a scale score (Weiner et al., 2017: the mean of the four items); respondents
         with fewer answered items are excluded and counted in ``n_excluded``.
-    suppress_threshold : int, default 5
+    threshold : int, default 5
         Cells with fewer individuals than this are flagged ``suppressed`` (and blanked by
         ``to_frame(suppress=True)``).
     level : float, default 0.95
@@ -340,7 +333,7 @@ def reaim(
       interval (Wilson, 1927). **Representativeness**: standardized difference of participants vs
       all eligible people, :math:`d = (\bar x_p - \bar x_e)/\sqrt{(s_p^2 + s_e^2)/2}`, or with
       proportions :math:`s^2 = p(1-p)` for 0/1 characteristics (Austin, 2009); no CI; suppressed when
-      fewer than ``suppress_threshold`` participants or eligible people.
+      fewer than ``threshold`` participants or eligible people.
     * **Effectiveness** is taken from ``effectiveness``.
     * **Adoption**: settings with an ``adoption_period`` within the panel / all settings; staff
       trained / staff eligible over the site-periods of adopting sites from adoption on.
@@ -356,7 +349,7 @@ def reaim(
       and feasibility = mean of the AIM, IAM, FIM scale scores (mean of the four 1-5 items; Weiner
       et al., 2017) with a t interval; implementation cost = total cost in the window.
 
-    Proportions with ``denominator < suppress_threshold`` individuals (and means over fewer
+    Proportions with ``denominator < threshold`` individuals (and means over fewer
     respondents) are flagged ``suppressed``; setting-level proportions and costs are not
     individual-level and are never suppressed.
 
@@ -384,8 +377,8 @@ def reaim(
     if not isinstance(tables, Mapping) or "sites" not in tables or "delivery" not in tables:
         raise ScaleupDataError("argument 'tables': give a dict with at least the 'sites' and 'delivery' tables.")
     for arg, v in (("periods_per_year", periods_per_year), ("support_periods", support_periods),
-                   ("min_items", min_items), ("suppress_threshold", suppress_threshold)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if arg == "suppress_threshold" else 1):
+                   ("min_items", min_items), ("threshold", threshold)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if arg == "threshold" else 1):
             raise ScaleupDataError(f"argument '{arg}': a positive integer, not {v!r}.")
     if min_items > 4:
         raise ScaleupDataError("argument 'min_items': the AIM/IAM/FIM scales have 4 items; use 1-4.")
@@ -535,13 +528,13 @@ def reaim(
                          cost[r], np.nan, "CAD"))
     table = pd.DataFrame(rows)
     table["region"] = table["region"].astype(object)
-    indiv = table["unit"] == "individuals"
-    small = table["denominator"] < suppress_threshold
+    indiv = table["measurement_unit"] == "individuals"
+    small = table["denominator"] < threshold
     rep = table["measure"].str.startswith("representativeness")
-    small = small | (rep & (table["numerator"] < suppress_threshold))
+    small = small | (rep & (table["numerator"] < threshold))
     table["suppressed"] = (indiv & small).to_numpy()
     return ReaimResult(table=table[_COLUMNS], scale_scores=scores, periods=tuple(win),
-                       suppress_threshold=int(suppress_threshold), level=float(level))
+                       threshold=int(threshold), level=float(level))
 
 
 def _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items) -> pd.DataFrame:
@@ -703,7 +696,7 @@ class VoltageDropResult:
                          f"{r['difference_ci_high']:.4f}]")
         return "\n".join(lines)
 
-    def plot_ratio(self, ax=None):
+    def plot_ratio(self, *, ax=None):
         """Ratios with their delta-method (thick), Fieller (thin) and bootstrap (dashed) intervals."""
         import matplotlib.pyplot as plt
 
@@ -752,8 +745,8 @@ def voltage_drop(
     pilot: float | None = None,
     scaled: float | None = None,
     *,
-    se_pilot: float | None = None,
-    se_scaled: float | None = None,
+    pilot_se: float | None = None,
+    scaled_se: float | None = None,
     cov: float = 0.0,
     data: pd.DataFrame | None = None,
     yi: str = "yi",
@@ -770,9 +763,9 @@ def voltage_drop(
     Parameters
     ----------
     pilot, scaled : float, optional
-        Pilot and scaled-up effect estimates (with ``se_pilot``, ``se_scaled`` and their covariance
+        Pilot and scaled-up effect estimates (with ``pilot_se``, ``scaled_se`` and their covariance
         ``cov``, 0 for independent studies). Leave out when ``data`` is given.
-    se_pilot, se_scaled, cov : float
+    pilot_se, scaled_se, cov : float
     data : pandas.DataFrame, optional
         Site- or study-level effect sizes ``yi`` with sampling variances ``vi`` and a ``phase``
         column: a subgroup meta-regression ``yi ~ phase`` (:func:`scaleup_analysis.meta_regression`,
@@ -830,7 +823,7 @@ def voltage_drop(
     Examples
     --------
     >>> import scaleup_analysis as sa
-    >>> res = sa.voltage_drop(0.50, 0.30, se_pilot=0.10, se_scaled=0.05)
+    >>> res = sa.voltage_drop(0.50, 0.30, pilot_se=0.10, scaled_se=0.05)
     >>> r = res.to_frame().iloc[0]
     >>> r[["ratio", "ratio_ci_low_delta", "ratio_ci_high_delta"]].astype(float).round(3).tolist()
     [0.6, 0.294, 0.906]
@@ -841,19 +834,19 @@ def voltage_drop(
 
     crit = _z(level)
     if data is None:
-        vals = {"pilot": pilot, "scaled": scaled, "se_pilot": se_pilot, "se_scaled": se_scaled, "cov": cov}
+        vals = {"pilot": pilot, "scaled": scaled, "pilot_se": pilot_se, "scaled_se": scaled_se, "cov": cov}
         for k, v in vals.items():
             if v is None or isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(v):
                 raise ScaleupDataError(
-                    f"argument '{k}': a finite number is needed (give pilot, scaled, se_pilot, se_scaled "
+                    f"argument '{k}': a finite number is needed (give pilot, scaled, pilot_se, scaled_se "
                     f"and optionally cov), or pass data= with effect sizes by phase; got {v!r}."
                 )
-        if se_pilot <= 0 or se_scaled <= 0:
-            raise ScaleupDataError("arguments 'se_pilot' and 'se_scaled' must be > 0.")
-        if cov**2 > se_pilot**2 * se_scaled**2 * (1 + 1e-12):
-            raise ScaleupDataError("argument 'cov': |cov| must not exceed se_pilot * se_scaled.")
-        row = _ratio_row(float(pilot), float(scaled), float(se_pilot) ** 2, float(se_scaled) ** 2, float(cov), crit)
+        if pilot_se <= 0 or scaled_se <= 0:
+            raise ScaleupDataError("arguments 'pilot_se' and 'scaled_se' must be > 0.")
+        if cov**2 > pilot_se**2 * scaled_se**2 * (1 + 1e-12):
+            raise ScaleupDataError("argument 'cov': |cov| must not exceed pilot_se * scaled_se.")
+        row = _ratio_row(float(pilot), float(scaled), float(pilot_se) ** 2, float(scaled_se) ** 2, float(cov), crit)
         table = pd.DataFrame([{"model": "estimates", "reference": "pilot", "phase": "scaled", **row}])
         return VoltageDropResult(table=table, phase_effects=None, QM=math.nan, QM_df=math.nan,
                                  QM_pvalue=math.nan, level=float(level), n_boot=0, n_boot_failed=0)
@@ -974,7 +967,7 @@ def _bootstrap(table, used, yi, vi, phase, lv, method, level, n_boot, seed, sepa
 # site-level effects (input of voltage_drop and of site-level meta-analyses)
 # --------------------------------------------------------------------------------------------------
 def site_effects(
-    outcomes: pd.DataFrame,
+    data: pd.DataFrame,
     sites: pd.DataFrame,
     indicator: str,
     *,
@@ -982,7 +975,7 @@ def site_effects(
     comparison_phase: str = "not-adopted",
     site: str = "site_id",
     period: str = "period",
-    adoption: str = "adoption_period",
+    cohort: str = "adoption_period",
     phase: str = "phase",
 ) -> pd.DataFrame:
     """Site-level difference-in-differences effects of the innovation on one mean indicator.
@@ -992,7 +985,7 @@ def site_effects(
 
     Parameters
     ----------
-    outcomes : pandas.DataFrame
+    data : pandas.DataFrame
         The ``outcomes`` table (site × period × indicator; ``n``, ``mean``, ``sd``).
     sites : pandas.DataFrame
         The ``sites`` table (``adoption_period`` and ``phase``).
@@ -1003,8 +996,8 @@ def site_effects(
         over the first periods of delivery, e.g. ``ramp_periods - 1`` of ``simulate_scaleup``).
     comparison_phase : str
         Value of ``phase`` that marks the comparison (never-adopting) sites.
-    site, period, adoption, phase : str
-        Column names.
+    site, period, cohort, phase : str
+        Column names (``cohort``: the site's adoption period, missing = never adopts).
 
     Returns
     -------
@@ -1037,22 +1030,22 @@ def site_effects(
 
     from .errors import RowsOmittedWarning
 
-    require_columns(outcomes, "outcomes", [site, period, "indicator_id", "n", "mean", "sd"])
-    require_columns(sites, "sites", [site, adoption, phase])
+    require_columns(data, "outcomes", [site, period, "indicator_id", "n", "mean", "sd"])
+    require_columns(sites, "sites", [site, cohort, phase])
     if not isinstance(washin_periods, (int, np.integer)) or washin_periods < 0:
         raise ScaleupDataError(f"site_effects(): washin_periods must be an integer >= 0, got {washin_periods!r}")
-    y = outcomes[outcomes["indicator_id"] == indicator]
+    y = data[data["indicator_id"] == indicator]
     if y.empty:
         raise ScaleupDataError(
             f"site_effects(): table 'outcomes', column 'indicator_id': no row for indicator {indicator!r}; "
-            f"available: {sorted(outcomes['indicator_id'].astype(str).unique())}"
+            f"available: {sorted(data['indicator_id'].astype(str).unique())}"
         )
     if y["mean"].isna().all():
         raise ScaleupDataError(
             f"site_effects(): indicator {indicator!r} has no 'mean' values (a proportion indicator?); "
             "site_effects needs a mean-type indicator"
         )
-    y = y.merge(sites[[site, adoption, phase]], on=site, how="inner")
+    y = y.merge(sites[[site, cohort, phase]], on=site, how="inner")
     is_comp = y[phase].astype(str) == comparison_phase
     if not is_comp.any():
         raise ScaleupDataError(
@@ -1067,8 +1060,8 @@ def site_effects(
         return float(np.sum(tot)) / n_sum, float(np.sum(var)) / n_sum**2, n_sum
 
     rows, omitted = [], []
-    for sid, g in y[~is_comp & y[adoption].notna()].groupby(site, sort=True):
-        a = int(g[adoption].iloc[0])
+    for sid, g in y[~is_comp & y[cohort].notna()].groupby(site, sort=True):
+        a = int(g[cohort].iloc[0])
         before = g[g[period] < a]
         after = g[g[period] >= a + washin_periods]
         cb = comp.reindex(before[period].unique()).dropna()

@@ -45,29 +45,29 @@ def _as_list(arg: str, value, table: pd.DataFrame, *, allow_empty: bool = False)
 
 
 def suppress_small_cells(
-    table: pd.DataFrame,
-    count_cols: str | Sequence[str],
-    value_cols: str | Sequence[str] | None = None,
+    data: pd.DataFrame,
+    counts: str | Sequence[str],
+    values: str | Sequence[str] | None = None,
     threshold: int = DEFAULT_THRESHOLD,
     by: str | Sequence[str] | None = None,
     complementary: bool = True,
 ) -> pd.DataFrame:
     """Blank the cells of a table that are based on fewer than ``threshold`` individuals.
 
-    Each row of the long-format ``table`` is one published cell (e.g. one site x period). A row is
-    *primarily suppressed* when any of its ``count_cols`` is between 1 and ``threshold - 1``. Its
-    counts and the statistics computed from them (``value_cols``: rates, means, percentages) are
+    Each row of the long-format ``data`` is one published cell (e.g. one site x period). A row is
+    *primarily suppressed* when any of its ``counts`` columns is between 1 and ``threshold - 1``. Its
+    counts and the statistics computed from them (``values``: rates, means, percentages) are
     replaced by missing values and its ``suppressed`` flag is set. With ``complementary=True``,
     further rows are suppressed so the hidden ones cannot be recovered from margin totals (see Notes).
 
     Parameters
     ----------
-    table : pandas.DataFrame
+    data : pandas.DataFrame
         One row per cell. Not modified.
-    count_cols : str or sequence of str
+    counts : str or sequence of str
         Columns holding numbers of individuals (e.g. ``n``, ``events``, ``reached``, ``eligible``);
         they must be non-negative integers (missing allowed).
-    value_cols : str or sequence of str, optional
+    values : str or sequence of str, optional
         Columns derived from the counts (rates, proportions, means) blanked together with them.
     threshold : int, default 5
         Smallest publishable count. Counts of 0 are kept (a zero cell discloses nobody).
@@ -81,7 +81,7 @@ def suppress_small_cells(
     Returns
     -------
     pandas.DataFrame
-        A copy of ``table`` with the blanked counts (nullable ``Int64``), blanked values and a boolean
+        A copy of ``data`` with the blanked counts (nullable ``Int64``), blanked values and a boolean
         column ``suppressed`` (combined with an existing ``suppressed`` column by logical or).
 
     Raises
@@ -103,12 +103,12 @@ def suppress_small_cells(
        published cells does not reveal the hidden one. The row chosen is, in order of preference:
        a row with a non-zero count (a zero is a poor complement), one that also completes another
        margin group holding a single suppressed row (so the pattern closes as a rectangle rather than
-       spreading), the smallest count (first of ``count_cols``), the first in table order. Because a new suppression can leave another group with a single suppressed row,
+       spreading), the smallest count (first of ``counts``), the first in table order. Because a new suppression can leave another group with a single suppressed row,
        the step is repeated over all ``by`` dimensions until no group has exactly one.
 
     A group made of a single suppressed row cannot be protected by suppressing other rows: its total
     must not be published either. Relations between columns of the same row (``events`` and
-    ``n - events``) are not checked: list both the count and its complement in ``count_cols`` when
+    ``n - events``) are not checked: list both the count and its complement in ``counts`` when
     the complement is published. This heuristic is not an optimal (minimum-loss) cell-suppression
     solver such as tau-Argus and does not audit exact disclosure through combinations of several
     margins (e.g. a suppressed cell that bridges two otherwise separate suppression patterns); it
@@ -130,7 +130,7 @@ def suppress_small_cells(
     >>> t = pd.DataFrame({"site": ["A", "B", "C", "D"], "n": [120, 3, 40, 60],
     ...                   "events": [12, 1, 8, 6]})
     >>> t["rate"] = t["events"] / t["n"]
-    >>> out = sa.suppress_small_cells(t, count_cols=["n", "events"], value_cols="rate")
+    >>> out = sa.suppress_small_cells(t, counts=["n", "events"], values="rate")
     >>> out[["site", "n", "events", "suppressed"]]
       site     n  events  suppressed
     0    A   120      12       False
@@ -138,24 +138,24 @@ def suppress_small_cells(
     2    C  <NA>    <NA>        True
     3    D    60       6       False
     """
-    if not isinstance(table, pd.DataFrame):
+    if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(
-            f"suppress_small_cells: table must be a pandas DataFrame, got {type(table).__name__}."
+            f"suppress_small_cells: data must be a pandas DataFrame, got {type(data).__name__}."
         )
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, np.integer)) or threshold < 1:
         raise ScaleupDataError(
             f"suppress_small_cells: threshold={threshold!r} is invalid; give an integer >= 1 "
             f"(the default {DEFAULT_THRESHOLD} is the CIHI / Statistics Canada minimum cell size)."
         )
-    counts = _as_list("count_cols", count_cols, table)
-    values = [c for c in _as_list("value_cols", value_cols, table, allow_empty=True) if c not in counts]
-    dims = _as_list("by", by, table, allow_empty=True)
-    if table.index.has_duplicates:
-        table = table.reset_index(drop=True)
+    count_names = _as_list("counts", counts, data)
+    value_names = [c for c in _as_list("values", values, data, allow_empty=True) if c not in count_names]
+    dims = _as_list("by", by, data, allow_empty=True)
+    if data.index.has_duplicates:
+        data = data.reset_index(drop=True)
 
     num = {}
-    for c in counts:
-        col = table[c]
+    for c in count_names:
+        col = data[c]
         if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
             raise ScaleupDataError(
                 f"suppress_small_cells: count column {c!r} has dtype {col.dtype}; counts of individuals "
@@ -164,7 +164,7 @@ def suppress_small_cells(
         x = pd.to_numeric(col, errors="coerce").astype("float64")
         bad = x.notna() & ((x < 0) | (x != np.round(x)) | ~np.isfinite(x))
         if bad.any():
-            rows = table.index[bad.to_numpy()]
+            rows = data.index[bad.to_numpy()]
             raise ScaleupDataError(
                 f"suppress_small_cells: count column {c!r} has {int(bad.sum())} value(s) that are not "
                 f"non-negative whole numbers (rows {first_values(rows)}). Counts of individuals must be "
@@ -172,15 +172,15 @@ def suppress_small_cells(
             )
         num[c] = x.to_numpy()
 
-    first = num[counts[0]]
-    primary = np.zeros(len(table), dtype=bool)
+    first = num[count_names[0]]
+    primary = np.zeros(len(data), dtype=bool)
     for x in num.values():
         primary |= (x > 0) & (x < threshold)
     hidden = primary.copy()
 
-    if complementary and len(table) > 1:
-        groupings = [np.zeros(len(table), dtype=np.int64)] if not dims else [
-            pd.factorize(table[d], sort=True, use_na_sentinel=False)[0] for d in dims
+    if complementary and len(data) > 1:
+        groupings = [np.zeros(len(data), dtype=np.int64)] if not dims else [
+            pd.factorize(data[d], sort=True, use_na_sentinel=False)[0] for d in dims
         ]
         size = np.where(np.isnan(first), np.inf, first)
         changed = True
@@ -202,15 +202,15 @@ def suppress_small_cells(
                     hidden[pick] = True
                     changed = True
 
-    out = table.copy()
-    for c in counts:
+    out = data.copy()
+    for c in count_names:
         col = out[c]
         if pd.api.types.is_integer_dtype(col) or (
             pd.api.types.is_float_dtype(col) and np.all(np.isnan(num[c]) | (num[c] == np.round(num[c])))
         ):
             col = col.astype("Int64")
         out[c] = col.mask(hidden)
-    for c in values:
+    for c in value_names:
         out[c] = out[c].mask(hidden)
     prior = out["suppressed"].fillna(False).astype(bool).to_numpy() if "suppressed" in out.columns else False
     out["suppressed"] = hidden | prior
@@ -240,7 +240,7 @@ def _columns_of(obj) -> list[tuple[str, str]]:
 
 
 def check_no_identifiers(
-    obj,
+    data,
     identifiers: Sequence[str] = IDENTIFIER_COLUMNS,
     *,
     value_pattern: str | None = None,
@@ -249,7 +249,7 @@ def check_no_identifiers(
 
     Parameters
     ----------
-    obj : DataFrame, Series, mapping of name to DataFrame, or list of column names
+    data : DataFrame, Series, mapping of name to DataFrame, or list of column names
         What is about to be published.
     identifiers : sequence of str, default ``("patient_id",)``
         Column (or index level) names that identify individuals, compared case-insensitively and
@@ -260,7 +260,7 @@ def check_no_identifiers(
 
     Returns
     -------
-    obj
+    data
         The input, so the call can be chained.
 
     Raises
@@ -283,7 +283,7 @@ def check_no_identifiers(
     if isinstance(identifiers, str):
         identifiers = [identifiers]
     wanted = {str(i).strip().lower() for i in identifiers}
-    found = [(where, name) for where, name in _columns_of(obj) if name.strip().lower() in wanted]
+    found = [(where, name) for where, name in _columns_of(data) if name.strip().lower() in wanted]
     if found:
         listed = ", ".join(f"{name!r} ({where})" for where, name in found)
         raise ScaleupDataError(
@@ -293,7 +293,7 @@ def check_no_identifiers(
         )
     if value_pattern is not None:
         rx = re.compile(value_pattern)
-        frames = obj.items() if isinstance(obj, Mapping) else [("table", obj)]
+        frames = data.items() if isinstance(data, Mapping) else [("table", data)]
         for tname, frame in frames:
             if isinstance(frame, pd.Series):
                 frame = frame.to_frame()
@@ -311,4 +311,4 @@ def check_no_identifiers(
                         f"matching the identifier pattern {value_pattern!r} (rows "
                         f"{first_values(frame.index[hit])}). Remove or aggregate those values before saving."
                     )
-    return obj
+    return data

@@ -142,7 +142,7 @@ def save_table(
 
     check_no_identifiers(table)
     if counts is not None:
-        table = suppress_small_cells(table, count_cols=counts, value_cols=values,
+        table = suppress_small_cells(table, counts=counts, values=values,
                                      threshold=threshold, by=by)
     if tables_dir is None:
         return None

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._checks import rows_text
+from ._checks import numeric_column, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
 __all__ = [
@@ -60,8 +60,8 @@ class Instrument:
     Attributes
     ----------
     id, name, citation, version, notes : str
-    level : str
-        Level of measurement of the item scores (for Krippendorff's alpha).
+    metric : str
+        Level of measurement of the item scores (Krippendorff's alpha ``metric``).
     scale_min, scale_max : float
     scale_labels : dict
         Score -> label.
@@ -92,7 +92,7 @@ class Instrument:
     citation: str
     version: str
     notes: str
-    level: str
+    metric: str
     scale_min: float
     scale_max: float
     scale_labels: dict
@@ -118,7 +118,7 @@ class Instrument:
         """Readable description of the instrument structure."""
         lines = [
             f"{self.id}: {self.name}",
-            f"  scale {self.scale_min:g}-{self.scale_max:g} ({self.level}), scoring = {self.scoring}, "
+            f"  scale {self.scale_min:g}-{self.scale_max:g} ({self.metric}), scoring = {self.scoring}, "
             f"{self.direction}, {len(self.domains)} domains, {len(self.items)} items",
         ]
         for r in self.domains.itertuples(index=False):
@@ -260,7 +260,7 @@ def _parse_instrument(data, src: str) -> Instrument:
         citation=" ".join(str(data["citation"]).split()),
         version=str(data.get("version", "")),
         notes=" ".join(str(data.get("notes", "")).split()),
-        level=level,
+        metric=level,
         scale_min=smin,
         scale_max=smax,
         scale_labels=labels,
@@ -375,8 +375,8 @@ class AssessmentScores:
         ``innovation``, ``rater``, ``domain``, ``item_id``, ``reason`` (``"missing score"`` or
         ``"no row"``) for every expected item without a score.
     agreement : pandas.DataFrame
-        ``innovation``, ``alpha``, ``ci_low``, ``ci_high``, ``n_units``, ``n_raters``, ``level``
-        (Krippendorff's alpha over the items, by innovation).
+        ``innovation``, ``estimate``, ``ci_low``, ``ci_high``, ``n_units``, ``n_raters``, ``metric``
+        (Krippendorff's alpha over the items, by innovation, and its level of measurement).
     """
 
     instrument: Instrument
@@ -401,7 +401,7 @@ class AssessmentScores:
             lines.append(
                 f"  #{r.rank} {r.innovation}: overall {r.overall_mean:.3g} (median {r.overall_median:.3g}, "
                 f"{r.n_raters} raters) -> {r.readiness}; weakest: {r.weakest_domains}; "
-                f"alpha = {r.alpha:.3g}"
+                f"alpha = {r.krippendorff_alpha:.3g}"
             )
         n_miss = len(self.missing_items)
         n_exp = int(self.completeness["n_expected"].sum())
@@ -414,7 +414,7 @@ class AssessmentScores:
     def recommendation_table(self, n_weakest: int = 2) -> pd.DataFrame:
         """Per innovation: overall score, rank, readiness category, weakest domains, agreement.
 
-        ``weakest_domains`` lists the ``n_weakest`` domains with the worst mean score across raters;
+        ``krippendorff_alpha`` is the raters' agreement (see ``agreement``); ``weakest_domains`` lists the ``n_weakest`` domains with the worst mean score across raters;
         ``weak_domains`` those below the instrument's ``weak_domain_below`` threshold. The readiness
         category applies the instrument's thresholds (``Instrument.thresholds``; their source,
         instrument or ours, is ``Instrument.thresholds_source``) to the mean overall score.
@@ -442,12 +442,12 @@ class AssessmentScores:
                     "readiness": ins.category(r.mean),
                     "weakest_domains": weakest,
                     "weak_domains": weak,
-                    "alpha": float(ag["alpha"].iloc[0]) if len(ag) else float("nan"),
+                    "krippendorff_alpha": float(ag["estimate"].iloc[0]) if len(ag) else float("nan"),
                 }
             )
         return pd.DataFrame(rows).sort_values("rank", kind="mergesort").reset_index(drop=True)
 
-    def plot_profile(self, ax=None, *, innovations=None):
+    def plot_profile(self, *, innovations=None, ax=None):
         """Strengths/weaknesses profile (as ISAT Part C): mean domain score per innovation with the
         range across raters (min-max bars), domains on the x axis. Returns the Axes."""
         import matplotlib.pyplot as plt
@@ -506,7 +506,7 @@ def _overall(scores: np.ndarray, ins: Instrument, met: int = 0, answered: int = 
 
 
 def score_assessment(
-    responses: pd.DataFrame,
+    data: pd.DataFrame,
     instrument="ISAT",
     *,
     innovation: str = "innovation",
@@ -521,7 +521,7 @@ def score_assessment(
 
     Parameters
     ----------
-    responses : pandas.DataFrame
+    data : pandas.DataFrame
         The ``assessments`` table: one row per innovation x rater x item. If it has an
         ``instrument`` column, only the rows of this instrument are used (others are left out with
         a ``RowsOmittedWarning``); a ``domain`` column, if present, must agree with the instrument.
@@ -582,22 +582,22 @@ def score_assessment(
     from .agreement import krippendorff_alpha
 
     ins = load_instrument(instrument)
-    if not isinstance(responses, pd.DataFrame):
-        raise ScaleupDataError(f"argument 'responses' must be a pandas DataFrame, got {type(responses).__name__}.")
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"argument 'data' must be a pandas DataFrame, got {type(data).__name__}.")
     for arg, col in (("innovation", innovation), ("rater", rater), ("item", item), ("score", score)):
-        if col not in responses.columns:
+        if col not in data.columns:
             raise ScaleupDataError(
-                f"responses: column {col!r} (argument '{arg}') not found; available: {list(responses.columns)}."
+                f"data: column {col!r} (argument '{arg}') not found; available: {list(data.columns)}."
             )
     min_ans = ins.min_answered if min_answered is None else float(min_answered)
     if not 0 < min_ans <= 1:
         raise ScaleupDataError(f"argument 'min_answered' must be in (0, 1], got {min_answered!r}.")
-    df = responses
+    df = data
     if "instrument" in df.columns:
         keep = df["instrument"].astype(str).str.lower() == ins.id.lower()
         if not keep.any():
             raise ScaleupDataError(
-                f"responses: no row has instrument == {ins.id!r} (column 'instrument' holds "
+                f"data: no row has instrument == {ins.id!r} (column 'instrument' holds "
                 f"{sorted(df['instrument'].astype(str).unique())[:5]}); pass the matching instrument."
             )
         if (~keep).any():
@@ -610,37 +610,33 @@ def score_assessment(
     for col, arg in ((innovation, "innovation"), (rater, "rater"), (item, "item")):
         miss = df[col].isna().to_numpy()
         if miss.any():
-            raise ScaleupDataError(f"responses: column {col!r} (argument '{arg}') is missing in {rows_text(df.index, miss, label='first:')}.")
+            raise ScaleupDataError(f"data: column {col!r} (argument '{arg}') is missing in {rows_text(df.index, miss, label='first:')}.")
     item_dom = dict(zip(ins.items["item_id"], ins.items["domain"]))
     unknown = ~df[item].astype(str).isin(item_dom).to_numpy()
     if unknown.any():
         vals = sorted(df[item].astype(str)[unknown].unique())[:5]
         raise ScaleupDataError(
-            f"responses: column {item!r} has item ids not defined by instrument {ins.id} in "
+            f"data: column {item!r} has item ids not defined by instrument {ins.id} in "
             f"{rows_text(df.index, unknown, label='first:')}, e.g. {vals}; valid ids are listed in "
             f"load_instrument({ins.id!r}).items."
         )
     dup = df.duplicated([innovation, rater, item], keep=False).to_numpy()
     if dup.any():
         raise ScaleupDataError(
-            f"responses: duplicated (innovation, rater, item) ratings in {rows_text(df.index, dup, label='first:')}; keep one row each."
+            f"data: duplicated (innovation, rater, item) ratings in {rows_text(df.index, dup, label='first:')}; keep one row each."
         )
     if "domain" in df.columns:
         mism = (df["domain"].astype(str) != df[item].astype(str).map(item_dom)).to_numpy() & df["domain"].notna().to_numpy()
         if mism.any():
             raise ScaleupDataError(
-                f"responses: column 'domain' disagrees with the domain of the item in instrument {ins.id} "
+                f"data: column 'domain' disagrees with the domain of the item in instrument {ins.id} "
                 f"in {rows_text(df.index, mism, label='first:')}; fix the domain or the item id."
             )
-    x = pd.to_numeric(df[score], errors="coerce")
-    notnum = (x.isna() & df[score].notna()).to_numpy()
-    if notnum.any():
-        raise ScaleupDataError(f"responses: column {score!r} is not numeric in {rows_text(df.index, notnum, label='first:')}.")
-    x = x.to_numpy(float)
+    x = numeric_column(df, score, "table 'data'", arg="score", missing=True, infinite=True)
     out = np.isfinite(x) & ((x < ins.scale_min) | (x > ins.scale_max))
     if out.any():
         raise ScaleupDataError(
-            f"responses: column {score!r} lies outside the {ins.id} scale [{ins.scale_min:g}, {ins.scale_max:g}] in "
+            f"data: column {score!r} lies outside the {ins.id} scale [{ins.scale_min:g}, {ins.scale_max:g}] in "
             f"{rows_text(df.index, out, label='first:')}; correct these scores (record unanswered items as missing, not 0)."
         )
     d = pd.DataFrame(
@@ -727,18 +723,18 @@ def score_assessment(
     ag = []
     for inn, g in ans.groupby("innovation", sort=True):
         n_r = g["rater"].nunique()
-        row = {"innovation": inn, "alpha": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-               "n_units": 0, "n_raters": int(n_r), "level": ins.level}
+        row = {"innovation": inn, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+               "n_units": 0, "n_raters": int(n_r), "metric": ins.metric}
         if n_r >= 2:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RowsOmittedWarning)
                 try:
-                    k = krippendorff_alpha(g, "item_id", "rater", "score", level=ins.level, n_boot=n_boot, seed=seed)
-                    row.update(alpha=k.alpha, ci_low=k.ci_low, ci_high=k.ci_high, n_units=k.n_units)
+                    k = krippendorff_alpha(g, "item_id", "rater", "score", metric=ins.metric, n_boot=n_boot, seed=seed)
+                    row.update(estimate=k.estimate, ci_low=k.ci_low, ci_high=k.ci_high, n_units=k.n_units)
                 except ScaleupDataError:
                     pass  # e.g. no pairable unit or no variation: alpha stays NaN
         ag.append(row)
-    agreement = pd.DataFrame(ag, columns=["innovation", "alpha", "ci_low", "ci_high", "n_units", "n_raters", "level"])
+    agreement = pd.DataFrame(ag, columns=["innovation", "estimate", "ci_low", "ci_high", "n_units", "n_raters", "metric"])
     return AssessmentScores(
         instrument=ins,
         rater_domain_scores=rds.reset_index(drop=True),

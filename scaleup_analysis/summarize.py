@@ -315,14 +315,14 @@ def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, thread
 # public: summarize
 # --------------------------------------------------------------------------------------------------
 def summarize(
-    source,
-    group: str | Sequence[str] = ("site_id", "period"),
+    data,
+    by: str | Sequence[str] = ("site_id", "period"),
     *,
     outcome: str | None = "y",
     covariates: Sequence[str] = ("treated",),
     random: Sequence[str] = ("1",),
     binary: str | None = None,
-    min_cell: int = 5,
+    threshold: int = 5,
     engine: str = "auto",
     threads: int | None = None,
 ) -> pd.DataFrame:
@@ -330,10 +330,10 @@ def summarize(
 
     Parameters
     ----------
-    source : pandas.DataFrame, dask.dataframe.DataFrame, str or os.PathLike
+    data : pandas.DataFrame, dask.dataframe.DataFrame, str or os.PathLike
         Patient-level rows (e.g. the ``encounters`` table), or the path of a ``.parquet`` or
         ``.csv`` file holding them.
-    group : str or list of str, default ``("site_id", "period")``
+    by : str or list of str, default ``("site_id", "period")``
         Columns defining the cells (one output row per combination present). Put cell-level
         covariates here too (e.g. ``["site_id", "period", "treated"]`` when ``treated`` is constant
         within a site-period): they then serve as covariates of the binomial model of
@@ -347,8 +347,8 @@ def summarize(
         added to the cross-products.
     binary : str, optional
         A 0/1 outcome column: its sum is returned as ``events`` (with ``n`` as denominator).
-    min_cell : int, default 5
-        Cells with ``n < min_cell`` are flagged ``small_cell = True`` so reports can suppress them
+    threshold : int, default 5
+        Smallest publishable count: cells with ``n < threshold`` are flagged ``small_cell = True`` so reports can suppress them
         (the statistics are kept: fits need them).
     engine : {"auto", "pandas", "duckdb", "dask"}
         ``"auto"``: pandas for a DataFrame, DuckDB for a path, Dask for a Dask DataFrame.
@@ -360,7 +360,7 @@ def summarize(
     Returns
     -------
     pandas.DataFrame
-        One row per cell, sorted by ``group``, with the ``group`` columns, ``n`` (rows used),
+        One row per cell, sorted by ``by``, with the ``by`` columns, ``n`` (rows used),
         ``sp__<a>__<b>`` = ``sum(a * b)`` for every pair of the design columns
         ``Intercept, covariates..., extra random columns..., outcome`` taken in that order
         (``a`` at or before ``b``; ``sp__Intercept__<b>`` is ``sum(b)``; ``Intercept x Intercept``
@@ -390,96 +390,96 @@ def summarize(
     >>> import scaleup_analysis as sa
     >>> df = pd.DataFrame({"site_id": ["a", "a", "a", "b", "b"], "treated": [0, 1, 1, 0, 1],
     ...                    "y": [1.0, 2.0, 4.0, 3.0, 5.0]})
-    >>> s = sa.summarize(df, group="site_id", covariates=["treated"], min_cell=3)
+    >>> s = sa.summarize(df, by="site_id", covariates=["treated"], threshold=3)
     >>> s[["site_id", "n", "sp__Intercept__y", "sp__treated__y", "sp__y__y", "small_cell"]]
       site_id  n  sp__Intercept__y  sp__treated__y  sp__y__y  small_cell
     0       a  3               7.0             6.0      21.0       False
     1       b  2               8.0             5.0      34.0        True
     """
-    group = _as_list("group", group)
+    by = _as_list("by", by)
     covariates = _as_list("covariates", covariates)
     random = _as_list("random", random)
-    if not group:
-        raise ScaleupDataError("summarize: group must name at least one column, e.g. group=['site_id', 'period'].")
+    if not by:
+        raise ScaleupDataError("summarize: by must name at least one column, e.g. by=['site_id', 'period'].")
     if outcome is not None and not isinstance(outcome, str):
         raise ScaleupDataError(f"summarize: outcome must be a column name or None, got {outcome!r}.")
     if binary is not None and not isinstance(binary, str):
         raise ScaleupDataError(f"summarize: binary must be a column name or None, got {binary!r}.")
     if outcome is None and binary is None:
         raise ScaleupDataError("summarize: give outcome= (continuous) and/or binary= (0/1 column).")
-    if not isinstance(min_cell, int | np.integer) or isinstance(min_cell, bool) or min_cell < 0:
-        raise ScaleupDataError(f"summarize: min_cell must be a non-negative integer, got {min_cell!r}.")
+    if not isinstance(threshold, int | np.integer) or isinstance(threshold, bool) or threshold < 0:
+        raise ScaleupDataError(f"summarize: threshold must be a non-negative integer, got {threshold!r}.")
     if engine not in _ENGINES:
         raise ScaleupDataError(f"summarize: engine must be one of {_ENGINES}, got {engine!r}.")
     names = _design_names(outcome, covariates, random)
-    for c in [*names[1:], *group]:
+    for c in [*names[1:], *by]:
         if _SEP in c or c in (_INTERCEPT, "n", "events", "small_cell"):
             raise ScaleupDataError(
                 f"summarize: column name {c!r} contains '{_SEP}' or is one of 'Intercept', 'n', 'events', "
                 "'small_cell', which the summary layout reserves; rename the column."
             )
-    overlap = [c for c in names[1:] if c in group]
+    overlap = [c for c in names[1:] if c in by]
     if overlap:
         raise ScaleupDataError(
-            f"summarize: column(s) {overlap} are both in group and among outcome/covariates/random; "
-            "a cell-level covariate belongs in group only."
+            f"summarize: column(s) {overlap} are both in by and among outcome/covariates/random; "
+            "a cell-level covariate belongs in by only."
         )
     if binary is not None and binary in names:
         raise ScaleupDataError(f"summarize: binary={binary!r} is also the outcome or a covariate.")
     pairs = _pairs(names)
     numeric = names[1:]
 
-    is_path = isinstance(source, str | os.PathLike)
+    is_path = isinstance(data, str | os.PathLike)
     if is_path:
-        path = Path(source)
+        path = Path(data)
         if not path.exists():
-            raise ScaleupDataError(f"summarize: source file {str(path)!r} does not exist.")
+            raise ScaleupDataError(f"summarize: data file {str(path)!r} does not exist.")
         what = f"file {path.name!r}"
     else:
-        what = "the source DataFrame"
+        what = "table 'data'"
     if engine == "auto":
-        engine = "dask" if _is_dask(source) else ("duckdb" if is_path else "pandas")
+        engine = "dask" if _is_dask(data) else ("duckdb" if is_path else "pandas")
 
     if engine == "dask":
-        if not _is_dask(source):
-            raise ScaleupDataError("summarize: engine='dask' needs a dask.dataframe.DataFrame as source.")
-        out = _summarize_dask(source, group, names, pairs, binary, numeric)
-    elif _is_dask(source):
+        if not _is_dask(data):
+            raise ScaleupDataError("summarize: engine='dask' needs a dask.dataframe.DataFrame as data.")
+        out = _summarize_dask(data, by, names, pairs, binary, numeric)
+    elif _is_dask(data):
         raise ScaleupDataError(f"summarize: a Dask DataFrame needs engine='dask' or 'auto', got {engine!r}.")
     elif engine == "duckdb":
-        if not (is_path or isinstance(source, pd.DataFrame)):
+        if not (is_path or isinstance(data, pd.DataFrame)):
             raise ScaleupDataError(
-                f"summarize: source must be a DataFrame or a file path, got {type(source).__name__}."
+                f"summarize: data must be a DataFrame or a file path, got {type(data).__name__}."
             )
-        out = _summarize_duckdb(source, what, group, names, pairs, binary, numeric, threads)
+        out = _summarize_duckdb(data, what, by, names, pairs, binary, numeric, threads)
     else:  # pandas
         if is_path:
-            cols = _used_columns(group, numeric, binary)
+            cols = _used_columns(by, numeric, binary)
             chunks = _path_chunks(path, cols, _CHUNK_ROWS)
-        elif isinstance(source, pd.DataFrame):
-            chunks = [source]
+        elif isinstance(data, pd.DataFrame):
+            chunks = [data]
         else:
             raise ScaleupDataError(
-                f"summarize: source must be a pandas or Dask DataFrame or a file path, got {type(source).__name__}."
+                f"summarize: data must be a pandas or Dask DataFrame or a file path, got {type(data).__name__}."
             )
-        out = _summarize_pandas(chunks, what, group, names, pairs, binary, numeric)
+        out = _summarize_pandas(chunks, what, by, names, pairs, binary, numeric)
 
     # one layout whatever the engine: sorted cells, integer counts, float sums
-    for g in group:
+    for g in by:
         if isinstance(out[g].dtype, pd.CategoricalDtype):  # pandas engine reading a file in chunks
             out[g] = out[g].astype(out[g].cat.categories.dtype)
         if pd.api.types.is_integer_dtype(out[g]) or pd.api.types.is_bool_dtype(out[g]):
             out[g] = out[g].astype(np.int64)
         elif not pd.api.types.is_numeric_dtype(out[g]):
             out[g] = out[g].astype(object)
-    out = out.sort_values(group, kind="mergesort").reset_index(drop=True)
+    out = out.sort_values(by, kind="mergesort").reset_index(drop=True)
     out["n"] = out["n"].astype(np.int64)
     for a, b in pairs:
         out[sp_name(a, b)] = out[sp_name(a, b)].astype(float)
     if binary:
         out["events"] = np.rint(out["events"].to_numpy(dtype=float)).astype(np.int64)
-    out["small_cell"] = out["n"] < int(min_cell)
-    order = [*group, "n", *(sp_name(a, b) for a, b in pairs)] + (["events"] if binary else []) + ["small_cell"]
+    out["small_cell"] = out["n"] < int(threshold)
+    order = [*by, "n", *(sp_name(a, b) for a, b in pairs)] + (["events"] if binary else []) + ["small_cell"]
     return out[order]
 
 
@@ -527,20 +527,20 @@ class _Stats:
     """Per-group sums of products read from a summary table (cells summed within each group).
 
     Besides the summed row-level products ``sp__a__b``, a numeric column ``c`` of the summary that is
-    not a statistic (a cell-level covariate, i.e. one of summarize's ``group`` columns such as
+    not a statistic (a cell-level covariate, i.e. one of summarize's ``by`` columns such as
     ``treated`` or ``period``) can enter the design: within a cell it is constant, so
     ``sum(c * b) = c * sum(b)`` and ``sum(c * c') = c c' n`` are exact.
     """
 
     _RESERVED = ("n", "events", "small_cell")
 
-    def __init__(self, summary: pd.DataFrame, group: str, fn: str):
+    def __init__(self, summary: pd.DataFrame, group: str, fn: str, arg: str = "group"):
         if not isinstance(summary, pd.DataFrame):
-            raise ScaleupDataError(f"{fn}: summary must be the DataFrame returned by summarize(), got {type(summary).__name__}.")
+            raise ScaleupDataError(f"{fn}: data must be the DataFrame returned by summarize(), got {type(summary).__name__}.")
         if not isinstance(group, str) or group not in summary.columns:
             raise ScaleupDataError(
-                f"{fn}: column {group!r} (argument 'group') is not in the summary. Available columns: "
-                f"{first_values(summary.columns, 12)}. Summarise with group=[{group!r}, ...]."
+                f"{fn}: column {group!r} (argument {arg!r}) is not in the summary. Available columns: "
+                f"{first_values(summary.columns, 12)}. Summarise with by=[{group!r}, ...]."
             )
         sp_cols = [c for c in summary.columns if str(c).startswith("sp" + _SEP)]
         if "n" not in summary.columns or not sp_cols:
@@ -597,7 +597,7 @@ class _Stats:
             if not self.has(x):
                 raise ScaleupDataError(
                     f"{self.fn}: column {x!r} was never summarised. Re-run summarize() with it in outcome=, "
-                    "covariates= or random= (row-level) or in group= (cell-level)."
+                    "covariates= or random= (row-level) or in by= (cell-level) of summarize()."
                 )
         if a == _INTERCEPT and b == _INTERCEPT:
             cell = self.cell_n
@@ -631,7 +631,7 @@ class _Stats:
 # public: fits from summaries
 # --------------------------------------------------------------------------------------------------
 def mixed_model_from_summary(
-    summary: pd.DataFrame,
+    data: pd.DataFrame,
     formula: str,
     group: str = "site_id",
     re_formula: str | None = None,
@@ -643,13 +643,13 @@ def mixed_model_from_summary(
 
     Parameters
     ----------
-    summary : pandas.DataFrame
+    data : pandas.DataFrame
         Output of :func:`summarize` (possibly several institutions' summaries concatenated). Cells
         are summed within ``group``.
     formula : str
         ``"y ~ a + b"`` with plain column names (an intercept is always included). Gaussian: ``y`` is
         the summarised outcome; ``a, b`` are summarised row-level covariates or numeric cell-level
-        columns (the ``group`` columns of :func:`summarize`, e.g. ``treated`` when summarised by
+        columns (the ``by`` columns of :func:`summarize`, e.g. ``treated`` when summarised by
         ``["site_id", "period", "treated"]``: constant within a cell, their cross-products follow
         exactly from the cell sums). Binomial: the left side is ``events`` and the right side holds
         cell-level columns only.
@@ -698,7 +698,7 @@ def mixed_model_from_summary(
     >>> site = np.repeat(np.arange(8), 10)
     >>> df = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
     >>> df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
-    >>> s = sa.summarize(df, group="site", covariates=["x"])
+    >>> s = sa.summarize(df, by="site", covariates=["x"])
     >>> a = sa.mixed_model_from_summary(s, "y ~ x", group="site")
     >>> b = sa.mixed_model(df, "y ~ x", group="site")
     >>> bool(np.allclose(a.fixed["estimate"], b.fixed["estimate"], rtol=1e-8))
@@ -711,17 +711,17 @@ def mixed_model_from_summary(
         from .heterogeneity.mixed import mixed_model
 
         for c in ("events", "n"):
-            if not isinstance(summary, pd.DataFrame) or c not in summary.columns:
+            if not isinstance(data, pd.DataFrame) or c not in data.columns:
                 raise ScaleupDataError(f"{fn}: family='binomial' needs the columns 'events' and 'n' (summarize(binary=...)).")
         if lhs != "events":
             raise ScaleupDataError(f"{fn}: with family='binomial' the left side of formula must be 'events', got {lhs!r}.")
-        return mixed_model(summary, formula, group=group, re_formula=re_formula, family="binomial",
+        return mixed_model(data, formula, group=group, re_formula=re_formula, family="binomial",
                            level=level, trials="n")
 
     from .heterogeneity import _engine
     from .heterogeneity.mixed import _gaussian_result
 
-    st = _Stats(summary, group, fn)
+    st = _Stats(data, group, fn)
     if not lhs or lhs not in st.row_level:
         raise ScaleupDataError(f"{fn}: outcome {lhs!r} of formula was not summarised (summarize(outcome=...)).")
     re_text = "1" if re_formula is None else re_formula
@@ -757,10 +757,10 @@ def mixed_model_from_summary(
 
 
 def site_effects_from_summary(
-    summary: pd.DataFrame,
+    data: pd.DataFrame,
     formula: str,
     term: str,
-    group: str = "site_id",
+    site: str = "site_id",
 ) -> pd.DataFrame:
     """Per-site regression estimate of one term and its sampling variance, from summaries.
 
@@ -772,20 +772,20 @@ def site_effects_from_summary(
 
     Parameters
     ----------
-    summary : pandas.DataFrame
-        Output of :func:`summarize` (cells are summed within ``group``).
+    data : pandas.DataFrame
+        Output of :func:`summarize` (cells are summed within ``site``).
     formula : str
         ``"y ~ treated + age"``: the summarised outcome and covariates (row-level, or numeric
         cell-level columns of the summary); an intercept is included.
     term : str
         The covariate whose per-site coefficient is wanted (e.g. ``"treated"``).
-    group : str, default "site_id"
-        The site column.
+    site : str, default "site_id"
+        The site column (one regression per site).
 
     Returns
     -------
     pandas.DataFrame
-        One row per site with an estimable coefficient: ``group``, ``n``, ``yi``, ``vi``, ``df``
+        One row per site with an estimable coefficient: ``site``, ``n``, ``yi``, ``vi``, ``df``
         (residual df ``n_j - p``). Sites where ``X_j'X_j`` is singular (e.g. never treated) or with
         ``n_j <= p`` are left out with a :class:`~scaleup_analysis.RowsOmittedWarning`.
 
@@ -795,7 +795,7 @@ def site_effects_from_summary(
     >>> import scaleup_analysis as sa
     >>> df = pd.DataFrame({"site_id": ["a"] * 4 + ["b"] * 4, "treated": [0, 0, 1, 1] * 2,
     ...                    "y": [1.0, 2.0, 4.0, 6.0, 2.0, 3.0, 3.0, 5.0]})
-    >>> s = sa.summarize(df, group="site_id", covariates=["treated"])
+    >>> s = sa.summarize(df, by="site_id", covariates=["treated"])
     >>> sa.site_effects_from_summary(s, "y ~ treated", term="treated")
       site_id  n   yi     vi  df
     0       a  4  3.5  1.250   2
@@ -805,7 +805,7 @@ def site_effects_from_summary(
     lhs, xnames = _parse_formula(formula, fn)
     if term not in xnames:
         raise ScaleupDataError(f"{fn}: term {term!r} is not on the right side of {formula!r}.")
-    st = _Stats(summary, group, fn)
+    st = _Stats(data, site, fn, arg="site")
     if not lhs or lhs not in st.row_level:
         raise ScaleupDataError(f"{fn}: outcome {lhs!r} of formula was not summarised (summarize(outcome=...)).")
     xn = [_INTERCEPT, *xnames]
@@ -832,6 +832,6 @@ def site_effects_from_summary(
     dfr = nn - p
     s2 = rss / dfr
     inv = np.linalg.inv(A)
-    out = pd.DataFrame({group: list(st.groups[ok]), "n": nn.astype(np.int64), "yi": beta[:, k],
+    out = pd.DataFrame({site: list(st.groups[ok]), "n": nn.astype(np.int64), "yi": beta[:, k],
                         "vi": s2 * inv[:, k, k], "df": dfr.astype(np.int64)})
     return out

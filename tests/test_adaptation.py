@@ -88,8 +88,8 @@ def test_frame_scheme_has_every_frame_category():
     assert n["when"] == 4 and n["planned"] == 3 and n["who_decided"] == 11 and n["what_modified"] == 7
     assert n["level"] == 6 + 1 and n["nature"] == 14 and n["fidelity_relation"] == 3 and n["goal"] == 8
     reasons = s[s["field"] == "reason"]
-    assert set(reasons["group"]) == {"sociopolitical", "organizational", "provider", "recipient"}
-    assert set(reasons.loc[reasons["code"] == reasons["group"], "code"]) == set(reasons["group"])
+    assert set(reasons["section"]) == {"sociopolitical", "organizational", "provider", "recipient"}
+    assert set(reasons.loc[reasons["code"] == reasons["section"], "code"]) == set(reasons["section"])
     assert not s.duplicated(["field", "code"]).any()
     for code in ("tailoring", "packaging", "adding", "removing", "shortening", "lengthening", "substituting",
                  "reordering", "integrating_treatment", "integrating_framework", "repeating", "loosening",
@@ -184,19 +184,19 @@ def test_summary_counts_match_value_counts(small_sim):
     s = sa.summarize_adaptations(ad, sites=sites)
     c = s.counts
     for fld in ("when", "planned", "what_modified", "fidelity_relation", "goal", "level"):
-        got = c[(c["grouping"] == "overall") & (c["field"] == fld)].set_index("code")["n"]
+        got = c[(c["by"] == "overall") & (c["field"] == fld)].set_index("code")["n"]
         exp = ad[fld].astype(str).value_counts()
         assert got[got > 0].to_dict() == exp.to_dict()
         assert got.sum() == len(ad)  # single-coded in the simulation
     # by region: the counts add up to the overall ones
-    reg = c[(c["grouping"] == "rss_code") & (c["field"] == "fidelity_relation")].groupby("code")["n"].sum()
-    ov = c[(c["grouping"] == "overall") & (c["field"] == "fidelity_relation")].set_index("code")["n"]
+    reg = c[(c["by"] == "rss_code") & (c["field"] == "fidelity_relation")].groupby("code")["n"].sum()
+    ov = c[(c["by"] == "overall") & (c["field"] == "fidelity_relation")].set_index("code")["n"]
     assert reg.sort_index().to_dict() == ov.sort_index().to_dict()
     # by phase: against a direct merge
     m = ad.merge(sites[["site_id", "phase"]], on="site_id")
     exp = m.groupby(["phase", "fidelity_relation"], observed=True).size()
-    got = c[(c["grouping"] == "phase") & (c["field"] == "fidelity_relation") & (c["n"] > 0)]
-    assert {(r.group, r.code): r.n for r in got.itertuples()} == {(str(k[0]), str(k[1])): v for k, v in exp.items()}
+    got = c[(c["by"] == "phase") & (c["field"] == "fidelity_relation") & (c["n"] > 0)]
+    assert {(r.facet, r.code): r.n for r in got.itertuples()} == {(str(k[0]), str(k[1])): v for k, v in exp.items()}
     # per site: every site listed, zero for sites without adaptations
     assert len(s.per_site) == len(sites)
     exp_n = ad.groupby("site_id").size().reindex(sites["site_id"], fill_value=0).to_numpy()
@@ -218,7 +218,7 @@ def test_summary_multi_valued_shares():
     rl = c[c["field"] == "reason_level"].set_index("code")["n"]
     assert rl["provider"] == 2 and rl["recipient"] == 1 and rl["sociopolitical"] == 0
     with pytest.raises(ScaleupDataError, match="unknown field"):
-        sa.summarize_adaptations(df, by=["colour"])
+        sa.summarize_adaptations(df, fields=["colour"])
 
 
 def test_timeline_and_count_plots(small_sim):
@@ -233,9 +233,9 @@ def test_timeline_and_count_plots(small_sim):
     import matplotlib.pyplot as plt
 
     _, ax0 = plt.subplots()
-    assert sa.plot_adaptation_timeline(ad, ax0) is ax0
+    assert sa.plot_adaptation_timeline(ad, ax=ax0) is ax0
     s = sa.summarize_adaptations(ad, sites=sites)
-    assert s.plot_counts("what_modified", grouping="phase").get_title() == "Adaptations by what_modified and phase"
+    assert s.plot_counts("what_modified", by="phase").get_title() == "Adaptations by what_modified and phase"
     bad = ad.assign(site_id="NOPE")
     with pytest.raises(ScaleupDataError, match="absent from table 'sites'"):
         sa.plot_adaptation_timeline(bad, sites=sites)
@@ -363,10 +363,10 @@ def test_component_analysis_errors(landenberger):
 # --------------------------------------------------------------------------------------------------
 def _tau_as_outcome(s):
     """Patient-level-like rows whose outcome is the planted effect tau (no noise)."""
-    tau = s.truth.tau.copy()
+    tau = s.truth.site_period_effects.copy()
     adopt = s.tables["sites"].set_index("site_id")["adoption_period"].astype("float64").fillna(np.inf)
     tau["treated"] = (tau["period"] >= tau["site_id"].map(adopt)).astype(int)
-    return tau.rename(columns={"tau": "y"})
+    return tau.rename(columns={"effect": "y"})
 
 
 @pytest.mark.parametrize("inference", ["cluster"])
@@ -384,7 +384,7 @@ def test_adaptation_effects_exact_on_noise_free_outcome(noise_free, inference):
     a = adh.reindex(key).to_numpy()
     ramp = 1.0  # only full-dose periods are used (min_exposure=2)
     data["y"] = data["y"] - np.where(np.isnan(a), 0.0, ramp * tr.fidelity_slope * (a - tr.adherence_ref))
-    res = sa.adaptation_effects(data, s.tables["adaptations"], s.tables["sites"], min_exposure=2,
+    res = sa.adaptation_effects(data, s.tables["adaptations"], s.tables["sites"], indicator=None, min_exposure=2,
                                 inference=inference)
     c = res.coef["estimate"]
     # 1e-6 absolute: the model is exact for these data (the base effect is 1e-9)
@@ -393,7 +393,7 @@ def test_adaptation_effects_exact_on_noise_free_outcome(noise_free, inference):
     np.testing.assert_allclose(c.get("n_unknown", 0.0), tr.beta_unknown, atol=1e-6)
     # first inconsistent adaptation: exactly beta_I after, 0 before (further ones are controlled for)
     np.testing.assert_allclose(res.event_effect["estimate"], tr.beta_inconsistent, atol=1e-6)
-    es = res.event_study.set_index("k")["estimate"]
+    es = res.event_study.set_index("event_time")["estimate"]
     np.testing.assert_allclose(es[es.index >= 0], tr.beta_inconsistent, atol=1e-6)
     np.testing.assert_allclose(es[es.index < 0], 0.0, atol=1e-6)
 
@@ -403,8 +403,8 @@ def test_adaptation_effects_recover_truth(sim, inference):
     t, tr = sim.tables, sim.truth
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (possible boundary-fit notes of the mixed model)
-        res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], min_exposure=tr.ramp_periods - 1,
-                                    inference=inference)
+        res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y",
+                                    min_exposure=tr.ramp_periods - 1, inference=inference)
     c = res.coef
     # the planted per-adaptation effects lie in the 95% CIs
     for term, truth in (("n_consistent", tr.beta_consistent), ("n_inconsistent", tr.beta_inconsistent),
@@ -415,10 +415,10 @@ def test_adaptation_effects_recover_truth(sim, inference):
     # (Per-event-time CIs are not asserted here: in 14 replications (seeds 0-13) each covered its
     # truth in only 79-93% of them -- few event sites per coefficient; the exact noise-free test above
     # checks their estimand: 0 before, beta_I after.)
-    es = res.event_study.set_index("k")
+    es = res.event_study.set_index("event_time")
     assert es.loc[-1, "estimate"] == 0.0 and es.loc[0, "n_sites"] > 0
     assert res.n_event_sites == int(
-        res.panel.dropna(subset=["first_inconsistent"])["site_id"].nunique())
+        res.panel.dropna(subset=["first_inconsistent_period"])["site_id"].nunique())
     assert set(res.to_frame()["analysis"]) == {"cumulative", "event_effect", "event_study"}
     assert "first fidelity-inconsistent" in res.summary()
     assert res.plot_event_study().get_xlabel().startswith("Periods since")
@@ -431,11 +431,12 @@ def test_mixed_cumulative_model_matches_lme4(ref):
 
     s = sa.simulate_scaleup(seed=5, n_sites=60, n_periods=10, patients_per_site_period=10)
     t = s.tables
-    res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], inference="mixed")
+    res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y", inference="mixed")
     # the R input is this very panel (guards the fixture against drifting from the code)
     csv = pd.read_csv(REFERENCE_DIR / "adaptation_panel.csv", dtype={"site_id": str})
     cols = ["site_id", "period", "y", "D", "exposure", "n_consistent", "n_inconsistent", "n_unknown"]
-    pd.testing.assert_frame_equal(res.panel[cols].reset_index(drop=True), csv[cols], check_dtype=False, rtol=1e-12)
+    ours = res.panel.rename(columns={"treatment": "D", "time_since_adoption": "exposure"})  # the fixture's names
+    pd.testing.assert_frame_equal(ours[cols].reset_index(drop=True), csv[cols], check_dtype=False, rtol=1e-12)
     r = ref["mixed_cumulative"]
     c = res.coef.loc[r["terms"]]
     _close(c["estimate"], r["estimate"], rel=1e-4)  # iterative mixed model: 1e-4 relative
@@ -444,7 +445,7 @@ def test_mixed_cumulative_model_matches_lme4(ref):
     _close(c["pvalue"], r["pvalue"], rel=1e-4)
     vc = res.models["cumulative"].variance_components["variance"].to_numpy()
     _close(vc, r["vc"], rel=1e-4)
-    assert res.models["cumulative"].nobs == r["nobs"]
+    assert res.models["cumulative"].n_obs == r["nobs"]
 
 
 def test_cluster_se_match_statsmodels(small_sim):
@@ -452,12 +453,12 @@ def test_cluster_se_match_statsmodels(small_sim):
     import statsmodels.formula.api as smf
 
     t = small_sim.tables
-    res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], inference="cluster",
+    res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y", inference="cluster",
                                 site_treatment_effects=False, adoption_effects="treatment")
     p = res.panel
     codes = pd.factorize(p["site_id"], sort=True)[0]
     terms = [c for c in ("n_consistent", "n_inconsistent", "n_unknown") if p[c].any()]
-    f = "y ~ C(period) + C(site_id) + D + " + " + ".join(terms)
+    f = "y ~ C(period) + C(site_id) + treatment + " + " + ".join(terms)
     m = smf.ols(f, data=p).fit(cov_type="cluster", cov_kwds={"groups": codes})
     _close(res.coef["estimate"], m.params[terms], rel=1e-8)
     _close(res.coef["se"], m.bse[terms], rel=1e-8)
@@ -465,9 +466,9 @@ def test_cluster_se_match_statsmodels(small_sim):
 
 def test_encounters_input_equals_outcomes_input(small_sim):
     t = small_sim.tables
-    a = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], inference="cluster")
+    a = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y", inference="cluster")
     # patient-level rows, adoption from the 'treated' column (no sites table)
-    b = sa.adaptation_effects(t["encounters"], t["adaptations"], inference="cluster")
+    b = sa.adaptation_effects(t["encounters"], t["adaptations"], indicator=None, inference="cluster")
     _close(b.coef["estimate"], a.coef["estimate"], rel=1e-9)
     _close(b.event_study["estimate"], a.event_study["estimate"], rel=1e-9, abs_=1e-10)
 
@@ -475,16 +476,20 @@ def test_encounters_input_equals_outcomes_input(small_sim):
 def test_adaptation_effects_errors(small_sim):
     t = small_sim.tables
     with pytest.raises(ScaleupDataError, match="window"):
-        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], window=(-1, 2))
+        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y", window=(-1, 2))
     with pytest.raises(ScaleupDataError, match="adoption periods are unknown"):
-        sa.adaptation_effects(t["outcomes"], t["adaptations"])
+        sa.adaptation_effects(t["outcomes"], t["adaptations"], indicator="HO_Y")
     with pytest.raises(ScaleupDataError, match="no row with indicator_id"):
-        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], outcome="NOPE")
+        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="NOPE")
+    with pytest.raises(ScaleupDataError, match="name the indicator analysed with indicator="):
+        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator=None)
+    with pytest.raises(TypeError, match="indicator"):  # required keyword: no default indicator code
+        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"])
     none_inc = t["adaptations"][t["adaptations"]["fidelity_relation"] != "fidelity-inconsistent"]
     with pytest.raises(ScaleupDataError, match="no site has a fidelity-inconsistent"):
-        sa.adaptation_effects(t["outcomes"], none_inc, t["sites"], inference="cluster")
+        sa.adaptation_effects(t["outcomes"], none_inc, t["sites"], indicator="HO_Y", inference="cluster")
     with pytest.raises(ScaleupDataError, match="inference"):
-        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], inference="bayes")
+        sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y", inference="bayes")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -501,8 +506,8 @@ def test_dose_response_exact_on_noise_free_outcome(noise_free):
     adapt = tr.beta_consistent * p["n_consistent"] + tr.beta_inconsistent * p["n_inconsistent"]
     data = data.merge(p[["site_id", "period"]].assign(adapt=adapt.to_numpy()), on=["site_id", "period"])
     data["y"] = data["y"] - data["adapt"]
-    res = sa.fidelity_dose_response(data, tr.true_adherence, sites, fidelity_col="adherence", min_exposure=2,
-                                    inference="cluster")
+    res = sa.fidelity_dose_response(data, tr.true_adherence, sites, value="adherence", indicator=None,
+                                    min_exposure=2, inference="cluster")
     np.testing.assert_allclose(res.slope, tr.fidelity_slope, rtol=1e-6)  # exact model, 1e-6 relative
 
 
@@ -522,7 +527,8 @@ def test_dose_response_recovers_fidelity_slope(four_sims, inference):
         t, tr = s.tables, s.truth
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sa.fidelity_dose_response(t["outcomes"], tr.true_adherence, t["sites"], fidelity_col="adherence",
+            res = sa.fidelity_dose_response(t["outcomes"], tr.true_adherence, t["sites"], value="adherence",
+                                            indicator="HO_Y",
                                             min_exposure=tr.ramp_periods - 1, adaptations=t["adaptations"],
                                             inference=inference)
         est.append(res.slope)
@@ -538,10 +544,11 @@ def test_dose_response_recovers_fidelity_slope(four_sims, inference):
 def test_dose_response_with_observed_fidelity_index(small_sim):
     t = small_sim.tables
     fid = sa.fidelity_index(t["fidelity_ratings"], t["components"], t["delivery"])
-    res = sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], inference="cluster", fidelity_level="site")
+    res = sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], indicator="HO_Y", inference="cluster",
+                                    fidelity_level="site")
     assert np.isfinite(res.slope) and res.se > 0
     # site-level fidelity is constant within site over the treated periods
-    per_site = res.panel[res.panel["D"] == 1].groupby("site_id")["fidelity"].nunique()
+    per_site = res.panel[res.panel["treatment"] == 1].groupby("site_id")["fidelity"].nunique()
     assert (per_site == 1).all()
-    with pytest.raises(ScaleupDataError, match="fidelity_col|missing column"):
-        sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], fidelity_col="nope")
+    with pytest.raises(ScaleupDataError, match="missing column"):
+        sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], value="nope", indicator="HO_Y")

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::scaleup_analysis.errors.RowsOmi
 ICC_TYPES = ["ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"]
 ICC_FIELDS = {  # our column -> psych column in the fixture
     "icc": "icc",
-    "F": "F",
+    "statistic": "F",
     "df1": "df1",
     "df2": "df2",
     "pvalue": "p",
@@ -123,7 +123,7 @@ def test_reference_grid_is_complete():
 def test_icc_matches_psych(dataset, level_key):
     entry = REF["icc"][dataset]
     df = _long(entry["data"])
-    res = sa.icc(df, targets="target", raters="rater", ratings="rating", level=ICC_LEVELS[level_key])
+    res = sa.icc(df, unit="target", rater="rater", score="rating", level=ICC_LEVELS[level_key])
     table = res.to_frame()
     assert list(table.index) == ICC_TYPES
     for typ in ICC_TYPES:
@@ -185,14 +185,14 @@ def test_icc_linear_rescaling_invariance():
 def test_icc_mixed_matches_lme4(dataset):
     entry = REF["icc_mixed"][dataset]
     df = _long(entry["data"])
-    res = sa.icc_mixed(df, targets="target", raters="rater", ratings="rating")
+    res = sa.icc_mixed(df, unit="target", rater="rater", score="rating")
     cr, ow = entry["crossed"], entry["oneway"]
     # 1e-4 relative: iterative REML fits (observed agreement ~1e-6)
-    np.testing.assert_allclose(res.var_target, cr["var_target"], rtol=1e-4)
+    np.testing.assert_allclose(res.var_unit, cr["var_target"], rtol=1e-4)
     np.testing.assert_allclose(res.var_rater, cr["var_rater"], rtol=1e-4)
     np.testing.assert_allclose(res.var_residual, cr["var_residual"], rtol=1e-4)
     np.testing.assert_allclose(res.intercept, cr["intercept"], rtol=1e-4)
-    np.testing.assert_allclose(res.var_target_oneway, ow["var_target"], rtol=1e-4)
+    np.testing.assert_allclose(res.var_unit_oneway, ow["var_target"], rtol=1e-4)
     np.testing.assert_allclose(res.var_residual_oneway, ow["var_residual"], rtol=1e-4)
     # same REML criterion as lme4::REMLcrit, and our optimum is at least as good
     assert res.reml_deviance <= cr["reml_deviance"] + 1e-6
@@ -211,9 +211,9 @@ def test_icc_mixed_equals_anova_icc_on_complete_balanced_data(dataset):
     b = sa.icc_mixed(df, "target", "rater", "rating")
     assert b.k == pytest.approx(a.n_raters, rel=1e-12)  # harmonic mean of a constant
     np.testing.assert_allclose(b.icc.to_numpy(), a.icc.to_numpy(), rtol=1e-5)  # iterative fit
-    n, k = a.n_targets, a.n_raters
+    n, k = a.n_units, a.n_raters
     np.testing.assert_allclose(b.var_residual, a.ms_error, rtol=1e-5)
-    np.testing.assert_allclose(b.var_target, (a.ms_targets - a.ms_error) / k, rtol=1e-5)
+    np.testing.assert_allclose(b.var_unit, (a.ms_units - a.ms_error) / k, rtol=1e-5)
     np.testing.assert_allclose(b.var_rater, (a.ms_raters - a.ms_error) / n, rtol=1e-5)
 
 
@@ -246,10 +246,10 @@ def test_icc_incomplete_design_points_to_icc_mixed():
     "mutate, pattern",
     [
         (lambda d: d[d["rater"] == 1], "at least 2 raters"),
-        (lambda d: d[d["target"] == 1], "at least 2 targets"),
+        (lambda d: d[d["target"] == 1], "at least 2 units"),
         (lambda d: d.assign(rating=5.0), "all 24 ratings are equal"),
         (lambda d: pd.concat([d, d.iloc[[0]]]), "duplicates"),
-        (lambda d: d.assign(rating=d["rating"].where(d.index != 4)), "missing, infinite or not numeric"),
+        (lambda d: d.assign(rating=d["rating"].where(d.index != 4)), "are missing"),
         (lambda d: d.rename(columns={"rating": "score"}), "column 'rating'"),
     ],
 )
@@ -267,7 +267,7 @@ def test_icc_perfect_agreement_is_one_without_warnings():
         warnings.simplefilter("error")
         res = sa.icc(df, "t", "r", "y")
     np.testing.assert_array_equal(res.icc.to_numpy(), np.ones(6))  # exact: MSW = MSE = 0
-    assert np.isinf(res.to_frame()["F"]).all()
+    assert np.isinf(res.to_frame()["statistic"]).all()
     assert (res.to_frame()["interpretation"] == "excellent").all()
 
 
@@ -310,7 +310,7 @@ def test_cohen_kappa_matches_psych_and_statsmodels(dataset, wkey):
     np.testing.assert_allclose(res.kappa, sm.kappa, rtol=1e-6)
     np.testing.assert_allclose(res.se, sm.std_kappa, rtol=1e-6)
     np.testing.assert_allclose(res.se0, sm.std_kappa0, rtol=1e-6)
-    np.testing.assert_allclose(res.z, sm.z_value, rtol=1e-6)
+    np.testing.assert_allclose(res.statistic, sm.z_value, rtol=1e-6)
     np.testing.assert_allclose(res.pvalue, sm.pvalue_two_sided, rtol=1e-6)
     np.testing.assert_allclose([res.ci_low, res.ci_high], [sm.kappa_low, sm.kappa_upp], rtol=1e-6)
 
@@ -323,8 +323,8 @@ def test_cohen_kappa_sas_printout():
     d = _long(REF["cohen_kappa"]["table10"]["data"])
     un = sa.cohen_kappa(d, "r1", "r2")
     wl = sa.cohen_kappa(d, "r1", "r2", weights="linear")
-    got_un = [un.kappa, un.se, un.ci_low, un.ci_high, un.se0, un.z, un.pvalue]
-    got_wl = [wl.kappa, wl.se, wl.ci_low, wl.ci_high, wl.se0, wl.z, wl.pvalue]
+    got_un = [un.kappa, un.se, un.ci_low, un.ci_high, un.se0, un.statistic, un.pvalue]
+    got_wl = [wl.kappa, wl.se, wl.ci_low, wl.ci_high, wl.se0, wl.statistic, wl.pvalue]
     # printed to 4 decimals
     np.testing.assert_allclose(got_un, [0.4842, 0.1380, 0.2137, 0.7547, 0.1484, 3.2626, 0.0011], atol=5e-5)
     np.testing.assert_allclose(got_wl, [0.4701, 0.1457, 0.1845, 0.7558, 0.1426, 3.2971, 0.0010], atol=5e-5)
@@ -345,7 +345,7 @@ def test_cohen_kappa_po_pe_and_band():
     np.testing.assert_allclose(res.kappa, (res.po - res.pe) / (1 - res.pe), rtol=1e-12)
     assert res.interpretation == "moderate"  # Landis & Koch: 0.41-0.60 (kappa = 0.458)
     assert res.table.to_numpy().sum() == 60
-    assert {"kappa", "se", "ci_low", "ci_high", "z", "pvalue", "interpretation"} <= set(res.to_frame())
+    assert {"kappa", "se", "ci_low", "ci_high", "statistic", "pvalue", "interpretation"} <= set(res.to_frame())
 
 
 def test_cohen_kappa_symmetric_in_raters():
@@ -377,16 +377,16 @@ def test_fleiss_kappa_published_example():
     """Fleiss (1971): kappa = 0.430; category kappas 0.245, 0.245, 0.520, 0.471, 0.566.
     irr::kappam.fleiss(diagnoses, detail = TRUE) prints z = 17.7 (overall) and 5.192, 5.192,
     11.031, 9.994, 12.009 for the categories (Fleiss, Nee & Landis 1979 null SEs)."""
-    res = sa.fleiss_kappa(_diagnoses_df(), subjects="patient", raters="rater", ratings="diagnosis")
+    res = sa.fleiss_kappa(_diagnoses_df(), unit="patient", rater="rater", score="diagnosis")
     assert res.kappa == pytest.approx(0.430, abs=5e-4)  # published to 3 decimals
     np.testing.assert_allclose(
         res.per_category["kappa"].to_numpy(), [0.245, 0.245, 0.520, 0.471, 0.566], atol=5e-4
     )
-    assert res.z == pytest.approx(17.7, abs=0.05)  # printed to 3 significant digits
+    assert res.statistic == pytest.approx(17.7, abs=0.05)  # printed to 3 significant digits
     np.testing.assert_allclose(
-        res.per_category["z"].to_numpy(), [5.192, 5.192, 11.031, 9.994, 12.009], atol=5e-4
+        res.per_category["statistic"].to_numpy(), [5.192, 5.192, 11.031, 9.994, 12.009], atol=5e-4
     )
-    assert (res.n_subjects, res.n_raters) == (30, 6)
+    assert (res.n_units, res.n_raters) == (30, 6)
     assert res.interpretation == "moderate"
 
 
@@ -425,16 +425,16 @@ def test_fleiss_kappa_unequal_ratings_error():
 # --------------------------------------------------------------------------------------------
 # Krippendorff's alpha
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("level", list(KRIPP_2011_PUBLISHED))
-def test_krippendorff_published_example(level):
+@pytest.mark.parametrize("metric", list(KRIPP_2011_PUBLISHED))
+def test_krippendorff_published_example(metric):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = sa.krippendorff_alpha(_kripp_df(), "unit", "coder", "value", level=level, n_boot=200, seed=1)
-    assert res.alpha == pytest.approx(KRIPP_2011_PUBLISHED[level], abs=5e-4)  # published to 3 dp
+        res = sa.krippendorff_alpha(_kripp_df(), "unit", "coder", "value", metric=metric, n_boot=200, seed=1)
+    assert res.estimate == pytest.approx(KRIPP_2011_PUBLISHED[metric], abs=5e-4)  # published to 3 dp
     assert (res.n_units, res.n_pairable, res.n_units_dropped) == (11, 40, 1)
     msgs = [str(w.message) for w in caught if issubclass(w.category, RowsOmittedWarning)]
     assert any("1 unit(s)" in m and "[12]" in m for m in msgs)
-    assert res.ci_low <= res.alpha <= res.ci_high
+    assert res.ci_low <= res.estimate <= res.ci_high
 
 
 def test_krippendorff_nominal_coincidences_and_exact_value():
@@ -458,31 +458,31 @@ def test_krippendorff_nominal_coincidences_and_exact_value():
     n_c = mat.sum(1)
     n = n_c.sum()
     alpha = 1 - (n - 1) * (n - np.trace(mat)) / (n**2 - np.sum(n_c**2))
-    np.testing.assert_allclose(res.alpha, alpha, rtol=1e-12)
+    np.testing.assert_allclose(res.estimate, alpha, rtol=1e-12)
 
 
 def test_krippendorff_missing_values_rows_equivalent_to_absent_rows():
     with pytest.warns(RowsOmittedWarning, match="7 row"):
         a = sa.krippendorff_alpha(
-            _kripp_df(drop_missing=False), "unit", "coder", "value", level="interval", n_boot=0
+            _kripp_df(drop_missing=False), "unit", "coder", "value", metric="interval", n_boot=0
         )
-    b = sa.krippendorff_alpha(_kripp_df(), "unit", "coder", "value", level="interval", n_boot=0)
-    assert a.alpha == b.alpha
+    b = sa.krippendorff_alpha(_kripp_df(), "unit", "coder", "value", metric="interval", n_boot=0)
+    assert a.estimate == b.estimate
 
 
 def test_krippendorff_bootstrap_deterministic_and_sane():
     df = _kripp_df()
-    kw = dict(level="ordinal", n_boot=500)
+    kw = dict(metric="ordinal", n_boot=500)
     a = sa.krippendorff_alpha(df, "unit", "coder", "value", seed=123, **kw)
     b = sa.krippendorff_alpha(df, "unit", "coder", "value", seed=123, **kw)
     c = sa.krippendorff_alpha(df, "unit", "coder", "value", seed=124, **kw)
     assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
     np.testing.assert_array_equal(a.boot, b.boot)
     assert not np.array_equal(a.boot, c.boot)
-    assert a.ci_low < a.alpha < a.ci_high
+    assert a.ci_low < a.estimate < a.ci_high
     assert -1 <= a.boot.min() and a.boot.max() <= 1
     # the bootstrap is centred on alpha: its mean is within 3 Monte Carlo SEs of the estimate
-    assert abs(a.boot.mean() - a.alpha) < 3 * a.boot.std() / np.sqrt(a.boot.size) + 0.01
+    assert abs(a.boot.mean() - a.estimate) < 3 * a.boot.std() / np.sqrt(a.boot.size) + 0.01
     assert a.boot.size == 500 and np.all(np.diff(a.boot) >= 0)
 
 
@@ -499,7 +499,7 @@ def test_krippendorff_bootstrap_spread_matches_draw_count():
     expected_sd = sd_delta / (np.sqrt(60) * res.expected_disagreement)
     # Monte Carlo SE of an SD from 4000 draws is ~1.1%; truncation at -1 never binds here
     assert res.boot.std() == pytest.approx(expected_sd, rel=0.05)
-    assert res.boot.mean() == pytest.approx(res.alpha, abs=3 * expected_sd / np.sqrt(4000))
+    assert res.boot.mean() == pytest.approx(res.estimate, abs=3 * expected_sd / np.sqrt(4000))
 
 
 def test_krippendorff_bootstrap_narrows_with_more_data():
@@ -510,41 +510,41 @@ def test_krippendorff_bootstrap_narrows_with_more_data():
         warnings.simplefilter("ignore", RowsOmittedWarning)
         small = sa.krippendorff_alpha(df, "unit", "coder", "value", n_boot=1000, seed=5)
         large = sa.krippendorff_alpha(big, "unit", "coder", "value", n_boot=1000, seed=5)
-    np.testing.assert_allclose(large.alpha, small.alpha, atol=0.02)  # n.. - 1 factor changes slightly
+    np.testing.assert_allclose(large.estimate, small.estimate, atol=0.02)  # n.. - 1 factor changes slightly
     assert large.ci_high - large.ci_low < small.ci_high - small.ci_low
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), level=st.sampled_from(list(KRIPP_2011_PUBLISHED)))
-def test_krippendorff_invariant_to_row_order_and_labels(seed, level):
+@given(seed=st.integers(0, 2**31 - 1), metric=st.sampled_from(list(KRIPP_2011_PUBLISHED)))
+def test_krippendorff_invariant_to_row_order_and_labels(seed, metric):
     df = _kripp_df().sample(frac=1.0, random_state=seed % (2**31))
     df = df.assign(unit="u" + df["unit"].astype(str), coder=df["coder"].str.lower())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RowsOmittedWarning)
-        res = sa.krippendorff_alpha(df, "unit", "coder", "value", level=level, n_boot=0)
-    assert res.alpha == pytest.approx(KRIPP_2011_PUBLISHED[level], abs=5e-4)
+        res = sa.krippendorff_alpha(df, "unit", "coder", "value", metric=metric, n_boot=0)
+    assert res.estimate == pytest.approx(KRIPP_2011_PUBLISHED[metric], abs=5e-4)
 
 
 def test_krippendorff_ordinal_labels_follow_categorical_order():
     df = _kripp_df()
     labels = {1: "very low", 2: "low", 3: "mid", 4: "high", 5: "very high"}  # alphabetical != rank
     cat = pd.Categorical(df["value"].map(labels), categories=list(labels.values()), ordered=True)
-    res = sa.krippendorff_alpha(df.assign(value=cat), "unit", "coder", "value", level="ordinal", n_boot=0)
-    assert res.alpha == pytest.approx(KRIPP_2011_PUBLISHED["ordinal"], abs=5e-4)  # published, 3 dp
+    res = sa.krippendorff_alpha(df.assign(value=cat), "unit", "coder", "value", metric="ordinal", n_boot=0)
+    assert res.estimate == pytest.approx(KRIPP_2011_PUBLISHED["ordinal"], abs=5e-4)  # published, 3 dp
 
 
 def test_krippendorff_interval_scale_invariance():
     df = _kripp_df()
-    a = sa.krippendorff_alpha(df, "unit", "coder", "value", level="interval", n_boot=0)
+    a = sa.krippendorff_alpha(df, "unit", "coder", "value", metric="interval", n_boot=0)
     flipped = df.assign(value=7 - 2 * df["value"])
-    b = sa.krippendorff_alpha(flipped, "unit", "coder", "value", level="interval", n_boot=0)
-    np.testing.assert_allclose(a.alpha, b.alpha, rtol=1e-12)
+    b = sa.krippendorff_alpha(flipped, "unit", "coder", "value", metric="interval", n_boot=0)
+    np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-12)
 
 
 def test_krippendorff_bad_input():
     df = _kripp_df()
-    with pytest.raises(ScaleupDataError, match="level must be"):
-        sa.krippendorff_alpha(df, "unit", "coder", "value", level="circular")
+    with pytest.raises(ScaleupDataError, match="metric must be"):
+        sa.krippendorff_alpha(df, "unit", "coder", "value", metric="circular")
     with pytest.raises(ScaleupDataError, match="no unit"):
         sa.krippendorff_alpha(df[df["coder"] == "A"], "unit", "coder", "value")
     with pytest.raises(ScaleupDataError, match="without variation"):
@@ -552,7 +552,7 @@ def test_krippendorff_bad_input():
     with pytest.raises(ScaleupDataError, match="duplicates"):
         sa.krippendorff_alpha(pd.concat([df, df.iloc[[0]]]), "unit", "coder", "value")
     with pytest.raises(ScaleupDataError, match="non-negative"):
-        sa.krippendorff_alpha(df.assign(value=df["value"] - 3), "unit", "coder", "value", level="ratio")
+        sa.krippendorff_alpha(df.assign(value=df["value"] - 3), "unit", "coder", "value", metric="ratio")
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,16 +592,16 @@ def _random_long(n_units=400, n_raters=6, n_values=5, missing=0.3, seed=7):
     return pd.DataFrame(rows, columns=["unit", "rater", "value"])
 
 
-@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
-def test_krippendorff_sparse_path_equals_dense_path(monkeypatch, level):
+@pytest.mark.parametrize("metric", ["nominal", "ordinal", "interval", "ratio"])
+def test_krippendorff_sparse_path_equals_dense_path(monkeypatch, metric):
     import scaleup_analysis.agreement as ag
 
     df = _random_long()
-    dense = sa.krippendorff_alpha(df, "unit", "rater", "value", level=level, n_boot=200, seed=3)
+    dense = sa.krippendorff_alpha(df, "unit", "rater", "value", metric=metric, n_boot=200, seed=3)
     monkeypatch.setattr(ag, "_DENSE_CELLS", 0)  # force the sparse coincidence counts
-    sparse = sa.krippendorff_alpha(df, "unit", "rater", "value", level=level, n_boot=200, seed=3)
+    sparse = sa.krippendorff_alpha(df, "unit", "rater", "value", metric=metric, n_boot=200, seed=3)
     # same arithmetic in another order: 1e-12 relative
-    assert sparse.alpha == pytest.approx(dense.alpha, rel=1e-12)
+    assert sparse.estimate == pytest.approx(dense.estimate, rel=1e-12)
     assert sparse.ci_low == pytest.approx(dense.ci_low, rel=1e-12)
     assert sparse.ci_high == pytest.approx(dense.ci_high, rel=1e-12)
 

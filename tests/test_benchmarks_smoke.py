@@ -66,7 +66,7 @@ def test_b5_stepped_wedge():
     (row,) = _run("bench_stepped_wedge")
     e = row.extra
     # simulated power around the analytic power: within 4 Monte Carlo standard errors (50 replicates)
-    assert abs(e["power"] - e["analytic_power"]) < 4 * max(e["mc_se"], (e["analytic_power"] * (1 - e["analytic_power"]) / 50) ** 0.5)
+    assert abs(e["power"] - e["analytic_power"]) < 4 * max(e["power_se"], (e["analytic_power"] * (1 - e["analytic_power"]) / 50) ** 0.5)
 
 
 def test_b6_summarize_engines():

@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaleup_analysis._checks import check_mixed_args, fail_rows, first_values, require_columns, rows_text
+from scaleup_analysis._checks import (
+    check_level,
+    check_mixed_args,
+    fail_rows,
+    first_values,
+    numeric_column,
+    require_columns,
+    rows_text,
+)
 from scaleup_analysis.errors import ScaleupDataError
 
 
@@ -64,7 +72,7 @@ def test_fail_rows():
     "family, level, reml, fragment",
     [
         ("poisson", 0.95, True, "mixed_model: family must be 'gaussian' or 'binomial', got 'poisson'."),
-        ("gaussian", 95, True, "mixed_model: level must be in (0, 1), e.g. 0.95; got 95."),
+        ("gaussian", 95, True, "mixed_model: argument 'level' must be a coverage in (0, 1), e.g. 0.95; got 95."),
         ("gaussian", 0.95, "yes", "mixed_model: reml must be True or False, got 'yes'."),
     ],
 )
@@ -81,3 +89,36 @@ def test_first_values():
     assert first_values(["a", "b", "c"], 2) == "'a', 'b', ... (1 more)"
     assert first_values([(1, 2)]) == "(1, 2)"
     assert first_values([]) == ""
+
+
+def test_numeric_column_messages():
+    df = pd.DataFrame({"y": ["1.5", "x", None, "inf", "z"]}, index=[10, 11, 12, 13, 14])
+    with pytest.raises(ScaleupDataError) as exc:
+        numeric_column(df, "y", "icc: table 'data'", arg="score")
+    assert str(exc.value) == (
+        "icc: table 'data', column 'y' (argument 'score'): 2 row(s) (first: 11, 14) are not numeric "
+        "(values 'x', 'z'). Convert the column to numbers."
+    )
+    ok = df.loc[[10, 12, 13]]
+    with pytest.raises(ScaleupDataError) as exc:
+        numeric_column(ok, "y", "table 'data'")
+    assert str(exc.value) == "table 'data', column 'y': 1 row(s) (first: 12) are missing. Fill in the values or drop the rows."
+    with pytest.raises(ScaleupDataError) as exc:
+        numeric_column(ok, "y", "table 'data'", missing=True)
+    assert str(exc.value) == "table 'data', column 'y': 1 row(s) (first: 13) are infinite. Correct or drop these rows."
+    np.testing.assert_array_equal(numeric_column(ok, "y", "t", missing=True, infinite=True), [1.5, np.nan, np.inf])
+    with pytest.raises(ScaleupDataError, match="holds True/False values"):
+        numeric_column(pd.DataFrame({"b": [True, False]}), "b", "t", booleans=False)
+    np.testing.assert_array_equal(numeric_column(pd.DataFrame({"b": [True, False]}), "b", "t"), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("level", [0, 1, 95, -0.5, float("nan"), "0.95", True, None])
+def test_check_level_rejects(level):
+    with pytest.raises(ScaleupDataError) as exc:
+        check_level(level, "fn")
+    assert str(exc.value) == f"fn: argument 'level' must be a coverage in (0, 1), e.g. 0.95; got {level!r}."
+
+
+def test_check_level_accepts_and_returns():
+    assert check_level(0.95) == 0.95
+    assert check_level(np.float64(0.9)) == 0.9

@@ -90,34 +90,34 @@ def panel_nocov():
 def test_att_gt_equals_difference_of_mean_changes(panel_nocov, control, base_period):
     res = sa.staggered_did(panel_nocov, "y", "id", "t", "g", control=control, base_period=base_period, n_boot=0)
     tab = res.att_gt
-    assert set(tab["group"]) == {3, 4, 5}
+    assert set(tab["cohort"]) == {3, 4, 5}
     n_cells = 3 * (6 if base_period == "universal" else 5)
     assert len(tab) == n_cells
     for r in tab.itertuples():
         if base_period == "universal":
-            base = r.group - 1
+            base = r.cohort - 1
         else:
-            base = r.time - 1 if r.time < r.group else r.group - 1
+            base = r.time - 1 if r.time < r.cohort else r.cohort - 1
         if base == r.time:
             assert r.att == 0.0 and np.isnan(r.se)  # did's normalised reference cell
             continue
-        att, dG, dC = direct_att_gt(panel_nocov, r.group, r.time, base, control)
+        att, dG, dC = direct_att_gt(panel_nocov, r.cohort, r.time, base, control)
         assert r.att == pytest.approx(att, rel=1e-10, abs=1e-12)  # closed form: 1e-10
         # analytic SE = two-sample SE with population variances (sum IF^2 / n^2)
         se = np.sqrt(dG.var(ddof=0) / dG.size + dC.var(ddof=0) / dC.size)
         assert r.se == pytest.approx(se, rel=1e-10)
-        assert r.event_time == r.time - r.group
+        assert r.event_time == r.time - r.cohort
 
 
 def test_anticipation_shifts_base_period(panel_nocov):
     res = sa.staggered_did(panel_nocov, "y", "id", "t", "g", anticipation=1, n_boot=0, control="notyet")
-    tab = res.att_gt.set_index(["group", "time"])
+    tab = res.att_gt.set_index(["cohort", "time"])
     # post-anticipation cells use base g - 2; comparison: cohort > t + 1
     for g, t in [(4, 3), (4, 5), (5, 6), (3, 4)]:
         att, _, _ = direct_att_gt(panel_nocov, g, t, g - 2, "notyet", anticipation=1)
         assert tab.loc[(g, t), "att"] == pytest.approx(att, rel=1e-10)  # closed form
     # cohort 3 with anticipation 1 has base period 1, so it is kept; cohort 2 would be dropped
-    assert set(res.att_gt["group"]) == {3, 4, 5}
+    assert set(res.att_gt["cohort"]) == {3, 4, 5}
 
 
 def test_methods_coincide_without_covariates(panel_nocov):
@@ -166,7 +166,7 @@ def _sz_moments(theta, dY, D, X, method):
 def test_covariates_match_sant_anna_zhao_formulas(panel, method):
     g, t = 4, 5
     res = sa.staggered_did(panel, "y", "id", "t", "g", covariates=["x1", "x2"], method=method, n_boot=0)
-    row = res.att_gt.query("group == @g and time == @t").iloc[0]
+    row = res.att_gt.query("cohort == @g and time == @t").iloc[0]
     dY, D, X, n1, n = _cell_data(panel, g, t, g - 1)
     p = sm.Logit(D, X).fit(disp=0, tol=1e-12, maxiter=200).predict(X)
     m = sm.OLS(dY[D == 0], X[D == 0]).fit().predict(X)
@@ -257,7 +257,7 @@ def test_att_gt_matches_differences_package(panel, case):
     o = o.reset_index()
     res = sa.staggered_did(panel, "y", "id", "t", "g", control=case["control"], base_period=case["base_period"],
                            method=case["method"], covariates=["x1", "x2"] if case["covariates"] else None, n_boot=0)
-    m = res.att_gt.merge(o, left_on=["group", "time"], right_on=["cohort", "time"], validate="one_to_one")
+    m = res.att_gt.merge(o, on=["cohort", "time"], validate="one_to_one")
     assert len(m) == len(res.att_gt) == len(o)
     ref_att = m["ATTgtElements_ATT"].to_numpy()
     ref_se = m["ATTgtElements_analytic_std_error"].to_numpy()
@@ -293,7 +293,7 @@ def test_anticipation_matches_differences_package(panel, case):
     o = o.reset_index()
     res = sa.staggered_did(panel, "y", "id", "t", "g", control=case["control"], base_period=case["base_period"],
                            anticipation=1, covariates=["x1", "x2"], n_boot=0)
-    m = res.att_gt.merge(o, left_on=["group", "time"], right_on=["cohort", "time"], validate="one_to_one")
+    m = res.att_gt.merge(o, on=["cohort", "time"], validate="one_to_one")
     assert len(m) == len(res.att_gt) == len(o)
     # DR with a logit: different solver tolerances (see test_att_gt_matches_differences_package);
     # observed max relative deviation ATT 1e-12, SE 4e-8
@@ -316,7 +316,7 @@ def test_aggregations_match_differences_package(panel, control):
         ov = overall.to_numpy()[0]
         # closed forms (weighted means and influence functions incl. the estimated-weights term)
         assert ours.overall_att == pytest.approx(ov[0], rel=1e-10)
-        assert ours.overall_se == pytest.approx(ov[1], rel=1e-10)
+        assert ours.overall_att_se == pytest.approx(ov[1], rel=1e-10)
         if by is not None:
             np.testing.assert_allclose(ours.estimates["att"], by.iloc[:, 0].to_numpy(), rtol=1e-10)
             np.testing.assert_allclose(ours.estimates["se"], by.iloc[:, 1].to_numpy(), rtol=1e-10)
@@ -326,13 +326,13 @@ def test_simple_and_dynamic_weights_by_hand(panel_nocov):
     res = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0)
     tab = res.att_gt
     size = panel_nocov.groupby("id")["g"].first().value_counts()
-    post = tab[tab["time"] >= tab["group"]]
-    w = post["group"].map(size)
+    post = tab[tab["time"] >= tab["cohort"]]
+    w = post["cohort"].map(size)
     simple = np.sum(post["att"] * w) / w.sum()
     assert res.aggregate("simple").overall_att == pytest.approx(simple, rel=1e-12)  # closed form
     dyn = res.aggregate("dynamic")
     e1 = tab[tab["event_time"] == 1]
-    w1 = e1["group"].map(size)
+    w1 = e1["cohort"].map(size)
     assert dyn.estimates.set_index("event_time").loc[1, "att"] == pytest.approx(np.sum(e1["att"] * w1) / w1.sum(), rel=1e-12)
     assert dyn.overall_att == pytest.approx(dyn.estimates.query("event_time >= 0")["att"].mean(), rel=1e-12)
     # min_e / max_e window and balance_e
@@ -342,8 +342,8 @@ def test_simple_and_dynamic_weights_by_hand(panel_nocov):
     # cohorts observed >= 1 period after adoption in a 6-period panel: 3, 4, 5 (6 - g >= 1)
     assert bal.estimates["event_time"].max() == 1
     grp = res.aggregate("group", max_e=0)
-    on_impact = tab[tab["event_time"] == 0].set_index("group")["att"]
-    np.testing.assert_allclose(grp.estimates.set_index("group")["att"], on_impact.loc[grp.estimates["group"]], rtol=1e-12)
+    on_impact = tab[tab["event_time"] == 0].set_index("cohort")["att"]
+    np.testing.assert_allclose(grp.estimates.set_index("cohort")["att"], on_impact.loc[grp.estimates["cohort"]], rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_bootstrap_deterministic_given_seed(panel_nocov):
     assert r1.crit_val == r2.crit_val
     a1, a2 = r1.aggregate("dynamic"), r2.aggregate("dynamic")
     pd.testing.assert_frame_equal(a1.estimates, a2.estimates)
-    assert a1.overall_se == a2.overall_se
+    assert a1.overall_att_se == a2.overall_att_se
     assert not np.allclose(r1.att_gt["se"], r3.att_gt["se"])
     # bootstrap SEs estimate the analytic ones (IQR-based, 499 draws: Monte-Carlo error ~5 %)
     an = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0)
@@ -370,7 +370,7 @@ def test_bootstrap_matches_did_mboot_definition(panel_nocov):
 
     Written from did's R/mboot.R: bres = sqrt(n) * colMeans(U * IF); SE = IQR(bres) /
     (qnorm(.75) - qnorm(.25)) / sqrt(n) with R's type-1 quantiles; crit = type-1 quantile
-    (1 - alpha) of max_k |bres_k / bSigma_k|. Loops and explicit order statistics here.
+    (level) of max_k |bres_k / bSigma_k|. Loops and explicit order statistics here.
     """
     from scipy.stats import norm
 
@@ -402,19 +402,19 @@ def test_bootstrap_matches_did_mboot_definition(panel_nocov):
 
 def test_clustering(panel_nocov):
     base = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0)
-    same = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0, clustervars="id")
+    same = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0, cluster="id")
     pd.testing.assert_frame_equal(base.att_gt, same.att_gt)
     # clustering on a one-unit-per-cluster column reproduces unit-level inference exactly
     df = panel_nocov.assign(solo=panel_nocov["id"] * 10)
-    solo = sa.staggered_did(df, "y", "id", "t", "g", n_boot=199, seed=3, clustervars="solo")
+    solo = sa.staggered_did(df, "y", "id", "t", "g", n_boot=199, seed=3, cluster="solo")
     unit = sa.staggered_did(df, "y", "id", "t", "g", n_boot=199, seed=3)
     np.testing.assert_allclose(solo.att_gt["se"], unit.att_gt["se"], rtol=1e-12)
     # region clustering: analytic SE = sqrt(sum_c (sum_{i in c} IF_i)^2) / n (cluster sums, did >= 2.3)
-    reg = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0, clustervars="region")
+    reg = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=0, cluster="region")
     region = panel_nocov.groupby("id")["region"].first().to_numpy()
     S = pd.DataFrame(base.influence).groupby(region).sum().to_numpy()
     np.testing.assert_allclose(reg.att_gt["se"], np.sqrt((S**2).sum(0)) / base.n_units, rtol=1e-12)
-    boot = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=299, seed=1, clustervars="region")
+    boot = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=299, seed=1, cluster="region")
     assert np.all(np.isfinite(boot.att_gt["se"]))
 
 
@@ -471,7 +471,7 @@ def test_heterogeneous_dynamic_effects_cs_vs_twfe_vs_bacon():
     simple = res.aggregate("simple")
     post = (g > 0) & (e >= 0)
     true_simple = tau[post].mean()  # cohort-size weighted mean of post-treatment ATT(g,t)
-    assert abs(simple.overall_att - true_simple) < 3 * simple.overall_se
+    assert abs(simple.overall_att - true_simple) < 3 * simple.overall_att_se
 
     twfe = sa.twfe_did(df, "y", "id", "t", "g")
     bias = twfe.att - true_simple
@@ -479,7 +479,7 @@ def test_heterogeneous_dynamic_effects_cs_vs_twfe_vs_bacon():
     # the static TWFE coefficient has the wrong sign, its CI far from the truth
     assert true_simple == pytest.approx(3.0, abs=1e-12)
     assert twfe.att < 0 and bias < -3.0
-    assert twfe.coefficients["ci_high"].iloc[0] < 0
+    assert twfe.coef["ci_high"].iloc[0] < 0
     bd = sa.bacon_decomposition(df, "y", "id", "t", "g")
     comp = bd.comparisons
     forbidden = comp[comp["type"] == "later vs earlier treated"]
@@ -502,10 +502,10 @@ def test_twfe_static_matches_statsmodels(panel_small, cluster):
     ref = smf.ols("y ~ D + C(id) + C(t)", data=d).fit(cov_type="cluster", cov_kwds={"groups": groups})
     assert fit.att == pytest.approx(ref.params["D"], rel=1e-10)  # least squares: 1e-10
     assert fit.se == pytest.approx(ref.bse["D"], rel=1e-8)
-    assert fit.coefficients["p_value"].iloc[0] == pytest.approx(ref.pvalues["D"], rel=1e-6)
+    assert fit.coef["pvalue"].iloc[0] == pytest.approx(ref.pvalues["D"], rel=1e-6)
     lo, hi = ref.conf_int().loc["D"]
-    assert fit.coefficients["ci_low"].iloc[0] == pytest.approx(lo, rel=1e-8)
-    assert fit.coefficients["ci_high"].iloc[0] == pytest.approx(hi, rel=1e-8)
+    assert fit.coef["ci_low"].iloc[0] == pytest.approx(lo, rel=1e-8)
+    assert fit.coef["ci_high"].iloc[0] == pytest.approx(hi, rel=1e-8)
 
 
 def test_twfe_event_study_matches_statsmodels(panel_small):
@@ -522,7 +522,7 @@ def test_twfe_event_study_matches_statsmodels(panel_small):
         names.append((int(e), name))
     ref = smf.ols("y ~ " + " + ".join(n for _, n in names) + " + C(id) + C(t)", data=d).fit(
         cov_type="cluster", cov_kwds={"groups": d["id"]})
-    c = fit.coefficients.set_index("event_time")
+    c = fit.coef.set_index("event_time")
     assert fit.reference_event_times == (-1,)
     for e, name in names:
         assert c.loc[e, "estimate"] == pytest.approx(ref.params[name], rel=1e-9, abs=1e-12)
@@ -614,17 +614,17 @@ def test_first_period_adopters_dropped_and_no_never_treated_notyet():
         with pytest.warns(RowsOmittedWarning, match="no never-treated units"):
             res = sa.staggered_did(df, "y", "id", "t", "g", control="notyet", n_boot=0)
     # periods >= 6 dropped, cohort 6 only a comparison group (did's behaviour)
-    assert set(res.att_gt["group"]) == {3, 4}
+    assert set(res.att_gt["cohort"]) == {3, 4}
     assert res.att_gt["time"].max() == 5
     att, _, _ = direct_att_gt(df, 4, 5, 3, "notyet")
-    assert res.att_gt.set_index(["group", "time"]).loc[(4, 5), "att"] == pytest.approx(att, rel=1e-10)
+    assert res.att_gt.set_index(["cohort", "time"]).loc[(4, 5), "att"] == pytest.approx(att, rel=1e-10)
 
 
 def test_results_api_and_plots(panel_nocov):
     import matplotlib.axes
 
     res = sa.staggered_did(panel_nocov, "y", "id", "t", "g", n_boot=199, seed=1)
-    assert list(res.att_gt.columns) == ["group", "time", "event_time", "att", "se", "band_low", "band_high"]
+    assert list(res.att_gt.columns) == ["cohort", "time", "event_time", "att", "se", "band_low", "band_high"]
     assert "Callaway" in res.summary()
     assert res.to_frame().equals(res.att_gt)
     with pytest.raises(Exception):
@@ -632,7 +632,7 @@ def test_results_api_and_plots(panel_nocov):
     for kind in ("simple", "dynamic", "group", "calendar"):
         agg = res.aggregate(kind)
         fr = agg.to_frame()
-        assert fr["term"].iloc[-1] == "overall" and np.isfinite(agg.overall_se)
+        assert fr["term"].iloc[-1] == "overall" and np.isfinite(agg.overall_att_se)
         assert kind in agg.summary()
         if kind != "simple":
             assert agg.uniform and agg.crit_val > 1.96

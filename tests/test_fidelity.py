@@ -166,19 +166,19 @@ def test_fidelity_drift_hand_example():
     assert a["se"] == pytest.approx(se, rel=1e-10)  # 1e-10: RSS is a difference of O(1) numbers
     assert a["ci_low"] == pytest.approx(-0.095 - q * se, rel=1e-10)
     assert a["ci_high"] == pytest.approx(-0.095 + q * se, rel=1e-10)
-    assert a["p_value"] == pytest.approx(1 - abs(tstat) / math.sqrt(2 + tstat**2), rel=1e-8)  # cdf tail
+    assert a["pvalue"] == pytest.approx(1 - abs(tstat) / math.sqrt(2 + tstat**2), rel=1e-8)  # cdf tail
     # the same numbers from R 4.2: confint(lm(y ~ t, data.frame(t = 1:4, y = c(.9, .8, .75, .6))))
     # and summary(...)$coefficients (printed with digits = 15), 1e-12 relative
     assert [a["ci_low"], a["ci_high"]] == pytest.approx([-0.151918745503951, -0.0380812544960485], rel=1e-12)
-    assert [a["se"], a["p_value"]] == pytest.approx([0.0132287565553230, 0.01884421896078776], rel=1e-12)
-    assert a["significant_decline"] and a["longest_decline_run"] == 3 and a["drift"]
+    assert [a["se"], a["pvalue"]] == pytest.approx([0.0132287565553230, 0.01884421896078776], rel=1e-12)
+    assert a["significant_decline"] and a["longest_decline_run"] == 3 and a["flagged"]
     # Site B: three consecutive declines (.95 > .94 > .93 > .92) but rising overall -> run flag only
     b = res.table.set_index("site_id").loc["B"]
     assert b["slope"] > 0 and not b["significant_decline"]
-    assert b["longest_decline_run"] == 3 and b["run_flag"] and b["drift"]
+    assert b["longest_decline_run"] == 3 and b["run_flag"] and b["flagged"]
     # Site C: two periods -> slope defined, no standard error, flagged by neither rule
     c = res.table.set_index("site_id").loc["C"]
-    assert c["slope"] == pytest.approx(-0.2, rel=1e-12) and np.isnan(c["se"]) and not c["drift"]
+    assert c["slope"] == pytest.approx(-0.2, rel=1e-12) and np.isnan(c["se"]) and not c["flagged"]
     assert res.drift_sites == ("A", "B")
     assert "3 consecutive" in res.summary() and "A" in res.summary()
     res4 = sa.fidelity_drift(idx, run_length=4)
@@ -243,8 +243,8 @@ def test_recovers_truth_of_simulate_scaleup():
     planted = tab.index.isin(sim.truth.drift_sites)
     assert planted.sum() >= 5
     # drifting sites are flagged far more often than stable ones
-    assert tab.loc[planted, "drift"].mean() >= 0.5
-    assert tab.loc[~planted, "drift"].mean() <= 0.15
+    assert tab.loc[planted, "flagged"].mean() >= 0.5
+    assert tab.loc[~planted, "flagged"].mean() <= 0.15
     # region pooling covers every region with adopting sites
     reg = sa.fidelity_by(idx, ["rss_code", "period"], sites=tb["sites"])
     assert set(reg.loc[reg["n_sessions"] > 0, "rss_code"]) == set(
@@ -287,16 +287,16 @@ def test_plots_return_axes():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(ratings=RATINGS.drop(columns="score")), r"fidelity_ratings: missing column\(s\) \['score'\]"),
-        (dict(ratings=RATINGS.assign(component_id=["C9"] + list(RATINGS.component_id[1:]))),
+        (dict(data=RATINGS.drop(columns="score")), r"fidelity_ratings: missing column\(s\) \['score'\]"),
+        (dict(data=RATINGS.assign(component_id=["C9"] + list(RATINGS.component_id[1:]))),
          r"refers to components not in the components table in 1 row\(s\) \(index 0\)"),
-        (dict(ratings=RATINGS.assign(score=[9.0] + list(RATINGS.score[1:]))),
+        (dict(data=RATINGS.assign(score=[9.0] + list(RATINGS.score[1:]))),
          r"'score' is outside its component's \[scale_min, scale_max\] in 1 row\(s\) \(index 0\)"),
-        (dict(ratings=pd.concat([RATINGS, RATINGS.iloc[[0]]], ignore_index=True)),
+        (dict(data=pd.concat([RATINGS, RATINGS.iloc[[0]]], ignore_index=True)),
          r"rated more than once .* in 2 row\(s\) \(index 0, 14\)"),
-        (dict(ratings=RATINGS.assign(period=[1] * 7 + [2] + [1] * 6).assign(
+        (dict(data=RATINGS.assign(period=[1] * 7 + [2] + [1] * 6).assign(
             period=lambda d: d.period.where(d.index != 1, 3))), r"'period' differs within a session"),
-        (dict(ratings=RATINGS.assign(score=[np.nan] + list(RATINGS.score[1:]))), r"missing or infinite"),
+        (dict(data=RATINGS.assign(score=[np.nan] + list(RATINGS.score[1:]))), r"are missing"),
         (dict(components=COMPONENTS.assign(core=False)), "no core component"),
         (dict(components=COMPONENTS.assign(weight=[1.0, 0.0, 1.0])), r"'weight' is not > 0 in 1 row"),
         (dict(components=COMPONENTS.assign(scale_max=[4.0, 1.0, 1.0])), "not greater than scale_min"),
@@ -308,7 +308,7 @@ def test_plots_return_axes():
     ],
 )
 def test_invalid_input_raises(kwargs, match):
-    args = dict(ratings=RATINGS, components=COMPONENTS, delivery=DELIVERY)
+    args = dict(data=RATINGS, components=COMPONENTS, delivery=DELIVERY)
     args.update(kwargs)
     with pytest.raises(ScaleupDataError, match=match):
         sa.fidelity_index(**args)
@@ -318,8 +318,8 @@ def test_drift_input_errors():
     idx = pd.DataFrame({"site_id": ["A", "A"], "period": [1, 1], "adherence": [0.5, 0.6]})
     with pytest.raises(ScaleupDataError, match="duplicated within a site"):
         sa.fidelity_drift(idx)
-    with pytest.raises(ScaleupDataError, match="alpha"):
-        sa.fidelity_drift(idx.assign(period=[1, 2]), alpha=1.5)
+    with pytest.raises(ScaleupDataError, match="level"):
+        sa.fidelity_drift(idx.assign(period=[1, 2]), level=1.5)
 
 
 def test_session_without_core_rating_is_left_out_with_warning():

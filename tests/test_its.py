@@ -60,25 +60,26 @@ def test_single_and_controlled_series_match_r(cell):
         assert res.maxlags == cell["maxlags"]  # exact
     for ref in cell.get("effects", []):
         row = res.effects.set_index("horizon").loc[ref["horizon"]]
-        for f in ("effect", "se", "counterfactual", "relative_effect", "relative_se"):
-            assert row[f] == pytest.approx(ref[f], rel=rtol), f  # same tolerance as above
+        fixture_key = {"estimate": "effect", "relative_effect_se": "relative_se"}  # ours -> R fixture key
+        for f in ("estimate", "se", "counterfactual", "relative_effect", "relative_effect_se"):
+            assert row[f] == pytest.approx(ref[fixture_key.get(f, f)], rel=rtol), f  # same tolerance as above
 
 
 @pytest.mark.parametrize("cell", [c for c in REF["cells"] if c["dataset"] == "multisite"], ids=_cell_id)
 def test_multisite_pooling_matches_metafor_dl(cell):
-    res = sa.interrupted_time_series(DATA["multisite"], "time", "y", "t0", group="site",
+    res = sa.interrupted_time_series(DATA["multisite"], "time", "y", "t0", unit="site",
                                      errors=cell["errors"])
     co = res.coef.set_index("term")
     for term, ref in cell["pooled"].items():
         # per-site estimates and SEs (closed forms): 1e-6 relative
-        np.testing.assert_allclose(res.sites[term], ref["site_estimates"], rtol=1e-6)
-        np.testing.assert_allclose(res.sites[term + "_se"], ref["site_se"], rtol=1e-6)
+        np.testing.assert_allclose(res.units[term], ref["site_estimates"], rtol=1e-6)
+        np.testing.assert_allclose(res.units[term + "_se"], ref["site_se"], rtol=1e-6)
         # DerSimonian-Laird (closed form): 1e-6 relative
         for f in ("estimate", "se", "tau2", "I2", "Q"):
             assert co.loc[term, f] == pytest.approx(ref[f], rel=1e-6), (term, f)
     assert res.level_change == co.loc["level_change", "estimate"]
-    assert len(res.site_results) == 6
-    ax = res.plot_counterfactual(site="03")
+    assert len(res.unit_results) == 6
+    ax = res.plot_counterfactual(unit="03")
     assert "03" in ax.get_title()
 
 
@@ -143,9 +144,9 @@ def test_relative_effect_and_summary_and_plot():
     e = res.effects.set_index("horizon")
     co = res.coef.set_index("term")["estimate"]
     # effect at h = 10: b2 + 10 b3; counterfactual b0 + b1 * 35 (by hand from the coefficients)
-    assert e.loc[10, "effect"] == pytest.approx(co["level_change"] + 10 * co["slope_change"], rel=1e-12)
+    assert e.loc[10, "estimate"] == pytest.approx(co["level_change"] + 10 * co["slope_change"], rel=1e-12)
     assert e.loc[10, "counterfactual"] == pytest.approx(co["intercept"] + 35 * co["time"], rel=1e-12)
-    assert e.loc[10, "relative_effect"] == pytest.approx(e.loc[10, "effect"] / e.loc[10, "counterfactual"])
+    assert e.loc[10, "relative_effect"] == pytest.approx(e.loc[10, "estimate"] / e.loc[10, "counterfactual"])
     assert "level_change" in res.summary()
     fig, ax = plt.subplots()
     assert res.plot_counterfactual(ax=ax) is ax
@@ -158,7 +159,7 @@ def test_rows_omitted_and_bad_input():
     d.loc[3, "y"] = np.nan
     with pytest.warns(RowsOmittedWarning, match="1 row"):
         r = sa.interrupted_time_series(d, "time", "y", 25, errors="ols")
-    assert r.nobs == 47
+    assert r.n_obs == 47
     with pytest.raises(ScaleupDataError, match="errors="):
         sa.interrupted_time_series(d, "time", "y", 25, errors="hac")
     with pytest.raises(ScaleupDataError, match="'nope'"):

@@ -161,9 +161,9 @@ def test_lmm_variance_components_and_fit(key):
     assert abs(res.loglik / r["logLik"] - 1) < 1e-8  # flat at the optimum: 1e-8
     # our optimum is at least as good as lme4's (up to the deviance's rounding noise)
     assert res.loglik >= r["logLik"] - 1e-10 * abs(r["logLik"])
-    assert abs(res.aic / r["AIC"] - 1) < 1e-8
-    assert abs(res.bic / r["BIC"] - 1) < 1e-8
-    assert res.nobs == r["nobs"]
+    assert abs(res.AIC / r["AIC"] - 1) < 1e-8
+    assert abs(res.BIC / r["BIC"] - 1) < 1e-8
+    assert res.n_obs == r["nobs"]
     theta = np.atleast_1d(r["theta"])
     if np.all(theta > 0):
         assert rel(res.theta[theta != 0], theta[theta != 0]) < tol_var
@@ -178,7 +178,7 @@ def test_lmm_variance_components_and_fit(key):
 def test_lmm_site_effects(key):
     r = REF["lmm"][key]
     res = fit_lmm(key)
-    se = res.site_effects
+    se = res.random_effects
     for k, (term, vals) in enumerate(r["ranef"].items()):
         name = RNAMES[term]
         s = se[se["term"] == name]
@@ -231,8 +231,8 @@ def _check_glmm(res, r, tol_est, tol_se, tol_var, tol_ll):
     assert rel(fe["se"], list(r["se"].values())) < tol_se
     assert rel(fe["statistic"], list(r["z"].values())) < tol_se
     assert abs(res.loglik / r["logLik"] - 1) < tol_ll
-    assert abs(res.aic / r["AIC"] - 1) < tol_ll
-    assert abs(res.bic / r["BIC"] - 1) < tol_ll
+    assert abs(res.AIC / r["AIC"] - 1) < tol_ll
+    assert abs(res.BIC / r["BIC"] - 1) < tol_ll
     assert rel(res.theta, r["theta"]) < tol_var
     if "tau2" in r:  # random intercept
         assert abs(res.tau2 / r["tau2"] - 1) < tol_var
@@ -246,7 +246,7 @@ def _check_glmm(res, r, tol_est, tol_se, tol_var, tol_ll):
         assert np.isnan(res.mor) and np.isnan(res.icc)
         ranef, condsd = r["ranef"], r["ranef_condsd"]
     for k, (term, vals) in enumerate(ranef.items()):
-        s = res.site_effects[res.site_effects["term"] == RNAMES[term]].set_index("group").loc[r["ranef_groups"]]
+        s = res.random_effects[res.random_effects["term"] == RNAMES[term]].set_index("group").loc[r["ranef_groups"]]
         vals = np.asarray(vals)
         assert np.max(np.abs(s["estimate"].to_numpy() - vals)) < tol_var * np.std(vals)  # abs, x spread
         assert rel(s["se"], condsd[k]) < tol_var
@@ -350,9 +350,9 @@ def test_row_order_and_site_relabelling():
 def test_result_api():
     res = fit_lmm("sleepstudy|slope|REML")
     tidy = res.to_frame()
-    assert list(tidy.columns) == ["effect", "group", "term", "estimate", "se", "statistic", "df", "pvalue",
+    assert list(tidy.columns) == ["type", "group", "term", "estimate", "se", "statistic", "df", "pvalue",
                                   "ci_low", "ci_high"]
-    assert (tidy["effect"] == "fixed").sum() == 2 and (tidy["effect"] == "ran_pars").sum() == 4
+    assert (tidy["type"] == "fixed").sum() == 2 and (tidy["type"] == "ran_pars").sum() == 4
     text = res.summary()
     assert "REML" in text and "Subject" in text
     ax = res.plot_caterpillar()
@@ -374,7 +374,7 @@ def test_missing_rows_warn():
     df.loc[[3, 10], "Reaction"] = np.nan
     with pytest.warns(RowsOmittedWarning, match="2 row"):
         res = sa.mixed_model(df, "Reaction ~ Days", group="Subject")
-    assert res.nobs == 178
+    assert res.n_obs == 178
 
 
 @pytest.mark.parametrize(
@@ -424,5 +424,5 @@ def test_affine_outcome_transformation(a, b, reml):
                        rtol=1e-5)
     assert np.isclose(fe.loc["Days", "statistic"], fb.loc["Days", "statistic"], rtol=1e-5)
     assert np.allclose(fe["df"], fb["df"], rtol=1e-5)
-    shift = -(res.nobs - (2 if reml else 0)) * np.log(a)
+    shift = -(res.n_obs - (2 if reml else 0)) * np.log(a)
     assert abs(res.loglik - (base.loglik + shift)) < 1e-7 * abs(base.loglik)

@@ -28,8 +28,8 @@ KON_FIELDS = {"typical_v", "I2", "sigma2_ci_lb", "sigma2_ci_ub", "t"}
 T_FIELDS = {"se", "tval", "df", "pval", "ci_lb", "ci_ub"}
 # result attribute -> metafor value
 PAIRS = [("estimate", "estimate"), ("se", "se"), ("statistic", "zval"), ("pvalue", "pval"),
-         ("QE", "QE"), ("QEp", "QEp"), ("loglik", "logLik"), ("deviance", "deviance"), ("aic", "AIC"),
-         ("bic", "BIC")]
+         ("QE", "QE"), ("QE_pvalue", "QEp"), ("loglik", "logLik"), ("deviance", "deviance"), ("AIC", "AIC"),
+         ("BIC", "BIC")]
 
 
 def kon() -> pd.DataFrame:
@@ -39,7 +39,7 @@ def kon() -> pd.DataFrame:
 @lru_cache(maxsize=None)
 def fit(method: str, test: str = "z", dataset: str = "konstantopoulos2011"):
     return sa.multilevel_meta_analysis(pd.DataFrame(REF["data"][dataset]), yi="yi", vi="vi",
-                                       levels=LEVELS[dataset], method=method, test=test)
+                                       group=LEVELS[dataset], method=method, test=test)
 
 
 def test_grid_coverage():
@@ -107,7 +107,7 @@ def test_recovery_site_and_region_variances():
             rows.append({"region": f"{r + 1:02d}", "site": f"site{s}", "vi": vi,
                          "yi": mu + u_r + u_s + rng.normal(0, np.sqrt(vi))})
     df = pd.DataFrame(rows)
-    res = sa.multilevel_meta_analysis(df, levels=["region", "site"])
+    res = sa.multilevel_meta_analysis(df, group=["region", "site"])
     assert res.n_units["region"] == 18
     assert res.ci_low < mu < res.ci_high
     ci = res.sigma2_ci
@@ -125,7 +125,7 @@ def test_nested_labels_and_row_order():
     df2 = df.copy()
     df2["school"] = df2.groupby("district").cumcount().astype(str)
     df2 = df2.sample(frac=1.0, random_state=np.random.RandomState(3))
-    res = sa.multilevel_meta_analysis(df2, levels=["district", "school"])
+    res = sa.multilevel_meta_analysis(df2, group=["district", "school"])
     assert abs(res.estimate / base.estimate - 1) < 1e-7  # optimiser precision ~1e-8
     assert np.allclose(res.sigma2, base.sigma2, rtol=1e-6)
     assert abs(res.loglik - base.loglik) < 1e-9
@@ -143,16 +143,16 @@ def test_missing_rows_warn_and_bad_input():
     df = kon()
     df.loc[[0, 5, 9], "yi"] = np.nan
     with pytest.warns(RowsOmittedWarning, match="3 row"):
-        res = sa.multilevel_meta_analysis(df, levels=["district", "school"])
+        res = sa.multilevel_meta_analysis(df, group=["district", "school"])
     assert res.k == 53
     bad = kon()
     bad.loc[[1, 2], "vi"] = 0.0
     with pytest.raises(ScaleupDataError, match="'vi'.*2 row"):
-        sa.multilevel_meta_analysis(bad, levels=["district", "school"])
+        sa.multilevel_meta_analysis(bad, group=["district", "school"])
     with pytest.raises(ScaleupDataError, match="'region'"):
-        sa.multilevel_meta_analysis(kon(), levels=["region", "school"])
+        sa.multilevel_meta_analysis(kon(), group=["region", "school"])
     with pytest.raises(ScaleupDataError, match="method"):
-        sa.multilevel_meta_analysis(kon(), levels=["district", "school"], method="DL")
+        sa.multilevel_meta_analysis(kon(), group=["district", "school"], method="DL")
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
@@ -161,7 +161,7 @@ def test_single_level_is_rma_uni(method):
     r = REF["rma_uni"][method]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = sa.multilevel_meta_analysis(kon(), levels=["study"], method=method)
+        res = sa.multilevel_meta_analysis(kon(), group=["study"], method=method)
     assert abs(res.estimate / r["estimate"] - 1) < 1e-6  # 1e-6
     assert abs(res.se / r["se"] - 1) < 1e-6
     assert abs(res.sigma2["study"] / r["tau2"] - 1) < 1e-6
@@ -180,7 +180,7 @@ def test_rescaling_effect_sizes(a, method):
     base = fit(method)
     df["yi"] *= a
     df["vi"] *= a * a
-    res = sa.multilevel_meta_analysis(df, levels=["district", "school"], method=method)
+    res = sa.multilevel_meta_analysis(df, group=["district", "school"], method=method)
     assert np.isclose(res.estimate, a * base.estimate, rtol=1e-6)  # 1e-6
     assert np.allclose(res.sigma2, a * a * base.sigma2, rtol=1e-6)
     assert np.allclose(res.I2, base.I2, rtol=1e-6)

@@ -89,7 +89,7 @@ def _get(res, measure, region, col="estimate", suppress=False):
 
 
 def test_reach_adoption_penetration_cost_by_hand():
-    res = sa.reaim(_tables(), periods_per_year=4, support_periods=1, suppress_threshold=5)
+    res = sa.reaim(_tables(), periods_per_year=4, support_periods=1, threshold=5)
     assert res.periods == (2, 3, 4)  # from the first adoption (period 2) to the last period
     # Reach R1, periods 2-4, all sites: reached 8+10+0+0+6+9 = 33 of eligible 20+22+20+30+30+28 = 150
     assert _get(res, "reach", "R1") == pytest.approx(33 / 150, rel=RTOL)
@@ -135,7 +135,7 @@ def test_maintenance_horizons_by_hand():
 
 
 def test_small_cells_are_suppressed():
-    res = sa.reaim(_tables(), suppress_threshold=5, periods=[2])
+    res = sa.reaim(_tables(), threshold=5, periods=[2])
     # period 2: R2 reach = C 1/3 + D 0/10 = 1/13 (not small); staff adoption in R2 = C 1/2 (< 5 staff)
     assert not _get(res, "reach", "R2", "suppressed")
     assert _get(res, "adoption_staff", "R2", "suppressed")
@@ -145,7 +145,7 @@ def test_small_cells_are_suppressed():
     # settings are not individuals: never suppressed
     assert not _get(res, "adoption_settings", "R2", "suppressed")
     assert "<5" in res.summary()
-    res0 = sa.reaim(_tables(), suppress_threshold=0, periods=[2])
+    res0 = sa.reaim(_tables(), threshold=0, periods=[2])
     assert not res0.table["suppressed"].any()
 
 
@@ -156,7 +156,7 @@ def test_representativeness_standardized_differences_by_hand():
         "age": [30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0],
         "female": [1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 1, 0],
     })  # fmt: skip
-    res = sa.reaim(_tables(), people=people, characteristics=["age", "female"], suppress_threshold=3)
+    res = sa.reaim(_tables(), people=people, characteristics=["age", "female"], threshold=3)
     # R1 (site A): participants age 30, 40, 50 (mean 40, var 100); eligible 30..80 (mean 55, var 350)
     d = (40 - 55) / math.sqrt((100 + 350) / 2)
     assert _get(res, "representativeness[age]", "R1") == pytest.approx(d, rel=RTOL)
@@ -269,7 +269,7 @@ def test_reaim_errors():
 # ================================================================================================
 def test_two_estimates_delta_and_fieller_by_hand():
     a, s, sa_, ss = 0.5, 0.3, 0.10, 0.05
-    r = sa.voltage_drop(a, s, se_pilot=sa_, se_scaled=ss).to_frame().iloc[0]
+    r = sa.voltage_drop(a, s, pilot_se=sa_, scaled_se=ss).to_frame().iloc[0]
     # delta: rho = 0.6, Var = (Vs + rho^2 Va) / a^2 = (0.0025 + 0.36 * 0.01) / 0.25 = 0.0244
     assert r["ratio"] == pytest.approx(0.6, rel=RTOL)
     assert r["ratio_se"] == pytest.approx(math.sqrt(0.0244), rel=RTOL)
@@ -292,7 +292,7 @@ def test_two_estimates_delta_and_fieller_by_hand():
 
 def test_two_estimates_with_covariance():
     a, s, va, vs, c = 0.8, 0.4, 0.04, 0.02, 0.01
-    r = sa.voltage_drop(a, s, se_pilot=math.sqrt(va), se_scaled=math.sqrt(vs), cov=c).to_frame().iloc[0]
+    r = sa.voltage_drop(a, s, pilot_se=math.sqrt(va), scaled_se=math.sqrt(vs), cov=c).to_frame().iloc[0]
     rho = 0.5
     var = (vs - 2 * rho * c + rho**2 * va) / a**2  # (0.02 - 0.01 + 0.01) / 0.64
     assert r["ratio_se"] == pytest.approx(math.sqrt(var), rel=RTOL)
@@ -304,7 +304,7 @@ def test_two_estimates_with_covariance():
 
 def test_fieller_unbounded_sets_are_reported_honestly():
     # pilot effect not significant (0.1 / 0.1): A = 0.01 - z^2 0.01 < 0
-    r = sa.voltage_drop(0.1, 0.3, se_pilot=0.1, se_scaled=0.05).to_frame().iloc[0]
+    r = sa.voltage_drop(0.1, 0.3, pilot_se=0.1, scaled_se=0.05).to_frame().iloc[0]
     A, B, C = 0.01 - Z**2 * 0.01, 0.03, 0.09 - Z**2 * 0.0025
     assert B * B - A * C > 0
     roots = sorted(((B - math.sqrt(B * B - A * C)) / A, (B + math.sqrt(B * B - A * C)) / A))
@@ -313,23 +313,23 @@ def test_fieller_unbounded_sets_are_reported_honestly():
     assert r["fieller_root2"] == pytest.approx(roots[1], rel=RTOL)
     assert r["ratio_ci_low_fieller"] == -math.inf and r["ratio_ci_high_fieller"] == math.inf
     # both effects imprecise: B^2 - AC < 0 -> the whole real line
-    r = sa.voltage_drop(0.1, 0.05, se_pilot=0.1, se_scaled=0.1).to_frame().iloc[0]
+    r = sa.voltage_drop(0.1, 0.05, pilot_se=0.1, scaled_se=0.1).to_frame().iloc[0]
     assert r["fieller_type"] == "unbounded"
-    res = sa.voltage_drop(0.1, 0.3, se_pilot=0.1, se_scaled=0.05)
+    res = sa.voltage_drop(0.1, 0.3, pilot_se=0.1, scaled_se=0.05)
     assert "U [" in res.summary()
     assert res.plot_ratio() is not None
 
 
 def test_voltage_drop_errors():
-    with pytest.raises(ScaleupDataError, match="se_pilot"):
-        sa.voltage_drop(0.5, 0.3, se_scaled=0.1)
+    with pytest.raises(ScaleupDataError, match="pilot_se"):
+        sa.voltage_drop(0.5, 0.3, scaled_se=0.1)
     with pytest.raises(ScaleupDataError, match="not both"):
         sa.voltage_drop(0.5, 0.3, data=pd.DataFrame({"yi": [1.0], "vi": [1.0], "phase": ["pilot"]}))
     df = pd.DataFrame({"yi": [0.1, 0.2, 0.3], "vi": [0.1, 0.1, 0.1], "phase": ["pilot", "scale", "other"]})
     with pytest.raises(ScaleupDataError, match="levels"):
         sa.voltage_drop(data=df, levels=["pilot", "scale"])
     with pytest.raises(ScaleupDataError, match="cov"):
-        sa.voltage_drop(0.5, 0.3, se_pilot=0.1, se_scaled=0.1, cov=0.5)
+        sa.voltage_drop(0.5, 0.3, pilot_se=0.1, scaled_se=0.1, cov=0.5)
 
 
 # ================================================================================================

@@ -43,7 +43,7 @@ COUNT_COLUMNS = ("n", "events", "reached", "eligible")
 def test_primary_suppression_and_values():
     t = pd.DataFrame({"site": list("ABCDEF"), "n": [0, 1, 4, 5, 6, 100],
                       "rate": [np.nan, 1.0, 0.25, 0.2, 0.5, 0.07]})
-    out = sa.suppress_small_cells(t, count_cols="n", value_cols="rate", complementary=False)
+    out = sa.suppress_small_cells(t, counts="n", values="rate", complementary=False)
     # counts 1..4 are hidden; 0 (discloses nobody) and >= 5 are published
     assert out["suppressed"].tolist() == [False, True, True, False, False, False]
     assert out["n"].isna().tolist() == [False, True, True, False, False, False]
@@ -55,16 +55,16 @@ def test_primary_suppression_and_values():
 
 def test_threshold_argument_and_any_count_column():
     t = pd.DataFrame({"n": [12, 40, 9], "events": [2, 12, 9]})
-    out = sa.suppress_small_cells(t, count_cols=["n", "events"], threshold=10, complementary=False)
+    out = sa.suppress_small_cells(t, counts=["n", "events"], threshold=10, complementary=False)
     # n=9 (< 10) and events=2 (< 10) hide their rows
     assert out["suppressed"].tolist() == [True, False, True]
-    out3 = sa.suppress_small_cells(t, count_cols=["n", "events"], threshold=3, complementary=False)
+    out3 = sa.suppress_small_cells(t, counts=["n", "events"], threshold=3, complementary=False)
     assert out3["suppressed"].tolist() == [True, False, False]
 
 
 def test_missing_counts_are_not_suppressed_and_existing_flag_is_kept():
     t = pd.DataFrame({"n": [np.nan, 50.0, 60.0], "suppressed": [False, True, False]})
-    out = sa.suppress_small_cells(t, count_cols="n", complementary=False)
+    out = sa.suppress_small_cells(t, counts="n", complementary=False)
     assert out["suppressed"].tolist() == [False, True, False]  # logical or with the old flag
     assert out["n"].isna().tolist() == [True, False, False]
 
@@ -76,16 +76,16 @@ def test_complementary_one_margin_worked_example():
     # one margin (a grand total of n is published): B (3) is hidden; the total minus A, C, D would
     # reveal it, so the smallest other cell, C (40), is hidden too.
     t = pd.DataFrame({"site": list("ABCD"), "n": [120, 3, 40, 60], "events": [12, 1, 8, 6]})
-    out = sa.suppress_small_cells(t, count_cols=["n", "events"])
+    out = sa.suppress_small_cells(t, counts=["n", "events"])
     assert out["suppressed"].tolist() == [False, True, True, False]
     assert out.loc[[0, 3], "n"].tolist() == [120, 60]
-    nocomp = sa.suppress_small_cells(t, count_cols=["n", "events"], complementary=False)
+    nocomp = sa.suppress_small_cells(t, counts=["n", "events"], complementary=False)
     assert nocomp["suppressed"].tolist() == [False, True, False, False]
 
 
 def test_complementary_prefers_non_zero_cells():
     t = pd.DataFrame({"n": [0, 2, 30, 12]})
-    out = sa.suppress_small_cells(t, count_cols="n")
+    out = sa.suppress_small_cells(t, counts="n")
     # the zero row is not used as a complement: the next-smallest non-zero cell (12) is
     assert out["suppressed"].tolist() == [False, True, False, True]
 
@@ -107,7 +107,7 @@ def test_complementary_two_margins_worked_example():
     # Column P2 holds one -> candidates (R2,P2)=25 (row R2 now has a single hidden cell: completes
     # it) and (R3,P2)=10 (does not) -> (R2,P2). Every row and column now holds 0 or 2 hidden cells:
     # the rectangle R1-R2 x P1-P2.
-    out = sa.suppress_small_cells(region_period_table(), count_cols="n", by=["region", "period"])
+    out = sa.suppress_small_cells(region_period_table(), counts="n", by=["region", "period"])
     hidden = set(out.loc[out["suppressed"], ["region", "period"]].itertuples(index=False, name=None))
     assert hidden == {("R1", "P1"), ("R1", "P2"), ("R2", "P1"), ("R2", "P2")}
 
@@ -133,13 +133,13 @@ def _feasible_range(table, hidden_mask, target):
 
 def test_worked_example_passes_a_disclosure_audit():
     t = region_period_table()
-    out = sa.suppress_small_cells(t, count_cols="n", by=["region", "period"])
+    out = sa.suppress_small_cells(t, counts="n", by=["region", "period"])
     lo, hi = _feasible_range(t, out["suppressed"].to_numpy(), target=0)
     # the hidden 3 could be anything in [0, 18] (the smallest hidden neighbour sums bound it):
     # tolerance 1e-9 absolute on an LP over integers given as floats
     assert lo == pytest.approx(0.0, abs=1e-9) and hi == pytest.approx(18.0, abs=1e-9)
     # without complementary suppression the cell is exactly disclosed by its margins
-    only_primary = sa.suppress_small_cells(t, count_cols="n", by=["region", "period"], complementary=False)
+    only_primary = sa.suppress_small_cells(t, counts="n", by=["region", "period"], complementary=False)
     lo, hi = _feasible_range(t, only_primary["suppressed"].to_numpy(), target=0)
     assert lo == pytest.approx(3.0, abs=1e-9) and hi == pytest.approx(3.0, abs=1e-9)
 
@@ -159,7 +159,7 @@ def tables(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.randoms(use_true_random=False))
 def test_properties_of_suppression(t, rnd):
-    out = sa.suppress_small_cells(t, count_cols="n", by=["region", "period"])
+    out = sa.suppress_small_cells(t, counts="n", by=["region", "period"])
     n = t["n"].to_numpy()
     hidden = out["suppressed"].to_numpy()
     assert hidden[(n > 0) & (n < THRESHOLD)].all()  # every small cell is hidden
@@ -173,7 +173,7 @@ def test_properties_of_suppression(t, rnd):
     # counts differ; with tied counts only the number of hidden cells is invariant)
     perm = list(range(len(t)))
     rnd.shuffle(perm)
-    shuffled = sa.suppress_small_cells(t.iloc[perm], count_cols="n", by=["region", "period"])
+    shuffled = sa.suppress_small_cells(t.iloc[perm], counts="n", by=["region", "period"])
     if len(set(n.tolist())) == len(n):
         assert shuffled.sort_index()["suppressed"].tolist() == hidden.tolist()
     for dim in ("region", "period"):
@@ -231,8 +231,8 @@ def test_thresholds_agree_across_the_package():
     assert inspect.signature(save_table).parameters["threshold"].default == THRESHOLD
     assert privacy.DEFAULT_THRESHOLD == THRESHOLD
     # the federated summaries flag their small cells with the same default
-    assert inspect.signature(sa.summarize).parameters["min_cell"].default == THRESHOLD
-    assert inspect.signature(sa.reaim).parameters["suppress_threshold"].default == THRESHOLD
+    assert inspect.signature(sa.summarize).parameters["threshold"].default == THRESHOLD
+    assert inspect.signature(sa.reaim).parameters["threshold"].default == THRESHOLD
 
 
 # ----------------------------------------------------------------------------------------------

@@ -53,13 +53,13 @@ def test_shipped_instruments_structure():
     assert list(isat.domains["domain"]) == ["A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3", "B4", "B5"]
     assert list(isat.domains["part"]) == ["A"] * 5 + ["B"] * 5
     assert isat.domains.set_index("domain").loc["A4", "label"] == "Evidence of effectiveness"
-    assert (isat.scale_min, isat.scale_max, isat.scoring, isat.level) == (1.0, 4.0, "mean", "ordinal")
+    assert (isat.scale_min, isat.scale_max, isat.scoring, isat.metric) == (1.0, 4.0, "mean", "ordinal")
     assert isat.thresholds_source == "ours" and isat.thresholds[0] == (3.0, "ready for scale-up")
     assert isat.items["wording"].isna().all()  # no copyrighted wording shipped
     issaq = sa.load_instrument("issaq")
     assert len(issaq.items) == 16 and len(issaq.domains) == 5
     assert list(issaq.domains["domain"]) == ["theory", "impact", "coverage", "setting", "cost"]
-    assert (issaq.scale_min, issaq.scale_max, issaq.scoring, issaq.level) == (0.0, 1.0, "share_met", "nominal")
+    assert (issaq.scale_min, issaq.scale_max, issaq.scoring, issaq.metric) == (0.0, 1.0, "share_met", "nominal")
     psat = sa.load_instrument("PSAT")
     assert len(psat.domains) == 8 and len(psat.items) == 40
     assert set(psat.domains["n_items"]) == {5}
@@ -258,9 +258,9 @@ def test_simulated_ranking_recovered(seed):
     assert len(res.missing_items) == n_missing_scores
     # agreement per innovation (Krippendorff's alpha, ordinal, items as units): 4 raters, moderate
     ag = res.agreement.set_index("innovation")
-    assert (ag["n_raters"] == 4).all() and (ag["level"] == "ordinal").all()
-    assert ((ag["alpha"] > 0) & (ag["alpha"] < 1)).all()
-    assert (ag["ci_low"] <= ag["alpha"]).all() and (ag["alpha"] <= ag["ci_high"]).all()
+    assert (ag["n_raters"] == 4).all() and (ag["metric"] == "ordinal").all()
+    assert ((ag["estimate"] > 0) & (ag["estimate"] < 1)).all()
+    assert (ag["ci_low"] <= ag["estimate"]).all() and (ag["estimate"] <= ag["ci_high"]).all()
 
 
 def test_agreement_matches_krippendorff_alpha_directly():
@@ -268,8 +268,8 @@ def test_agreement_matches_krippendorff_alpha_directly():
     a = sim.tables["assessments"]
     res = _score(a, "ISAT", min_answered=0.25, n_boot=0)
     one = a[(a["innovation"] == "social_prescribing")].dropna(subset=["score"])
-    k = sa.krippendorff_alpha(one, "item_id", "rater_id", "score", level="ordinal", n_boot=0)
-    assert res.agreement.set_index("innovation").loc["social_prescribing", "alpha"] == pytest.approx(k.alpha, rel=1e-12)
+    k = sa.krippendorff_alpha(one, "item_id", "rater_id", "score", metric="ordinal", n_boot=0)
+    assert res.agreement.set_index("innovation").loc["social_prescribing", "estimate"] == pytest.approx(k.estimate, rel=1e-12)
 
 
 def test_profile_plot_and_summary():
@@ -298,7 +298,7 @@ def test_agreement_nan_without_variation_or_second_rater():
     same = pd.DataFrame({"innovation": "X", "rater_id": ["E1", "E1", "E2", "E2"],
                          "item_id": ["A1.1", "A1.2"] * 2, "score": [3, 3, 3, 3]})
     ag = sa.score_assessment(same, "ISAT", n_boot=50, seed=1, min_answered=0.25).agreement
-    assert math.isnan(ag["alpha"].iloc[0]) and ag["n_raters"].iloc[0] == 2
+    assert math.isnan(ag["estimate"].iloc[0]) and ag["n_raters"].iloc[0] == 2
     one = same[same["rater_id"] == "E1"]
     ag1 = sa.score_assessment(one, "ISAT", n_boot=0, min_answered=0.25).agreement
-    assert math.isnan(ag1["alpha"].iloc[0]) and ag1["n_raters"].iloc[0] == 1
+    assert math.isnan(ag1["estimate"].iloc[0]) and ag1["n_raters"].iloc[0] == 1

@@ -173,7 +173,7 @@ def test_determinism_same_seed(small):
     again = sa.simulate_scaleup(**SMALL)
     for name, df in small.tables.items():
         pd.testing.assert_frame_equal(again.tables[name], df, obj=name)
-    pd.testing.assert_frame_equal(again.truth.tau, small.truth.tau)
+    pd.testing.assert_frame_equal(again.truth.site_period_effects, small.truth.site_period_effects)
     pd.testing.assert_frame_equal(again.truth.att_gt, small.truth.att_gt)
     pd.testing.assert_series_equal(again.truth.rater_bias, small.truth.rater_bias)
 
@@ -276,7 +276,7 @@ def test_true_adherence_is_core_weighted_delivery(default):
     tr, comp = default.truth, default.tables["components"]
     core = comp[comp["core"]]
     d = tr.true_delivery.merge(core[["component_id", "weight"]])
-    adh = (d["p"] * d["weight"]).groupby([d["site_id"], d["period"]]).sum() / core["weight"].sum()
+    adh = (d["probability"] * d["weight"]).groupby([d["site_id"], d["period"]]).sum() / core["weight"].sum()
     got = tr.true_adherence.set_index(["site_id", "period"])["adherence"]
     np.testing.assert_allclose(got.to_numpy(), adh.loc[got.index].to_numpy(), rtol=0, atol=1e-12)
 
@@ -311,20 +311,20 @@ def test_tau_follows_documented_formula(default):
         + tr.beta_inconsistent * counts["fidelity-inconsistent"],
         0.0,
     )
-    got = _site_period(sim, tr.tau, "tau")
+    got = _site_period(sim, tr.site_period_effects, "effect")
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
     assert tr.beta_unknown == 0.0 and tr.beta_consistent >= 0 > tr.beta_inconsistent
 
 
 def test_att_gt_is_cohort_mean_of_tau(default):
     tr = default.truth
-    tau = tr.tau.merge(default.tables["sites"][["site_id", "cohort", "adoption_period"]])
-    exp = tau.dropna(subset=["cohort"]).groupby(["adoption_period", "period"])["tau"].mean()
-    got = tr.att_gt.set_index(["group", "time"])["att"]
+    tau = tr.site_period_effects.merge(default.tables["sites"][["site_id", "cohort", "adoption_period"]])
+    exp = tau.dropna(subset=["cohort"]).groupby(["adoption_period", "period"])["effect"].mean()
+    got = tr.att_gt.set_index(["cohort", "time"])["att"]
     np.testing.assert_allclose(got.to_numpy(), exp.loc[got.index].to_numpy(), rtol=0, atol=1e-10)
-    assert (tr.att_gt.loc[tr.att_gt["time"] < tr.att_gt["group"], "att"] == 0).all()
+    assert (tr.att_gt.loc[tr.att_gt["time"] < tr.att_gt["cohort"], "att"] == 0).all()
     # dynamic effect: ramp-up over the first periods of exposure
-    pilot = tr.att_gt[tr.att_gt["cohort"] == 0].set_index("time")["att"]
+    pilot = tr.att_gt[tr.att_gt["wave"] == 0].set_index("time")["att"]
     g = default.params["pilot_period"]
     assert pilot[g] < pilot[g + 1] < pilot[g + 2]
 
@@ -350,7 +350,7 @@ def test_y_residuals_match_planted_model(large):
     """y - (mu + trend (t-1) + b_age (age-50)/10 + b_f female + u_r + u_s + tau) ~ N(0, sigma2_resid)."""
     tr, enc = large.truth, large.tables["encounters"]
     rss = large.tables["sites"].set_index("site_id")["rss_code"]
-    tau = tr.tau.set_index(["site_id", "period"])["tau"]
+    tau = tr.site_period_effects.set_index(["site_id", "period"])["effect"]
     fixed = (
         tr.mu
         + tr.period_trend * (enc["period"] - 1)
@@ -435,7 +435,7 @@ class _Panel:
         y = sim.tables["outcomes"].query("indicator_id == 'HO_Y'")
         self.Y = _site_period(sim, y, "mean")
         self.s2_over_m = float((y["sd"] ** 2).mean() / sim.params["patients_per_site_period"])
-        self.tau = _site_period(sim, sim.truth.tau, "tau")
+        self.tau = _site_period(sim, sim.truth.site_period_effects, "effect")
         self.cohort = sites["cohort"].astype(float).fillna(-1).to_numpy().astype(int)
         self.adopt = sites["adoption_period"].astype(float).to_numpy()
         self.rss = sites["rss_code"].to_numpy()

@@ -236,7 +236,7 @@ def test_facets_equal_separate_charts_and_row_order_invariance():
     a, b = _dataset("equal_subgroups"), _dataset("unequal_subgroups")
     both = pd.concat([a.assign(rss="01"), b.assign(rss="02")], ignore_index=True)
     shuffled = both.sample(frac=1.0, random_state=3)
-    cc = sa.control_chart(shuffled, value="y", chart="xbar", x="period", facet="rss", freeze=12)
+    cc = sa.control_chart(shuffled, value="y", chart="xbar", x="period", by="rss", freeze=12)
     single = sa.control_chart(b, value="y", chart="xbar", x="period", freeze=12).data
     got = cc.data[cc.data["facet"] == "02"].reset_index(drop=True)
     np.testing.assert_allclose(got["ucl"], single["ucl"], rtol=1e-12)
@@ -261,8 +261,12 @@ def test_control_chart_bad_input():
     df = pd.DataFrame({"t": [1, 2, 3], "e": [1, 5, 2], "n": [10, 4, 10]})
     with pytest.raises(ScaleupDataError, match="needs a denominator"):
         sa.control_chart(df, value="e", chart="p", x="t")
-    with pytest.raises(ScaleupDataError, match=r"1 row\(s\), first: \[1\]"):
+    with pytest.raises(ScaleupDataError, match=r"1 row\(s\) \(first: 1\)"):
         sa.control_chart(df, value="e", chart="p", x="t", n="n")
+    # a non-numeric value names the offending rows (count and first few) and the values
+    bad = df.assign(e=["1", "x", "y"])
+    with pytest.raises(ScaleupDataError, match=r"column 'e' \(argument 'value'\): 2 row\(s\) \(first: 1, 2\) are not numeric"):
+        sa.control_chart(bad, value="e", chart="i", x="t")
     with pytest.raises(ScaleupDataError, match="'zz'"):
         sa.control_chart(df, value="zz", chart="i")
     with pytest.raises(ScaleupDataError, match="not both"):

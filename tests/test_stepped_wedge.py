@@ -50,10 +50,11 @@ def _design(name):
 
 def _power(design, option):
     o = REF["options"][option]
-    kw = dict(alpha=0.05, outcome=o["outcome"], cluster_period_tau2=o["gamma2"])
+    family = {"continuous": "gaussian", "binary": "binomial"}[o["outcome"]]  # fixture's outcome type
+    kw = dict(alpha=0.05, family=family, cluster_period_tau2=o["gamma2"])
     if design.cluster_sizes is None:
         kw["m"] = o["m"]
-    if o["outcome"] == "binary":
+    if family == "binomial":
         kw.update(p0=o["p0"], tau2=o["tau2"])
     else:
         kw.update(sigma2=o["sigma2"], icc=o["icc"])
@@ -88,7 +89,7 @@ def test_published_swcrtdesign_example():
     # swCRTdesign README: swPwr(swDsn(c(6,6,6,6)), distn = "binomial", n = 120, mu0 = 0.05,
     # mu1 = 0.035, tau = 0.01, eta = 0, rho = 0, gamma = 0, alpha = 0.05) -> 0.7861896
     d = sa.stepped_wedge_design(24, 4)
-    res = sa.stepped_wedge_power(d, -0.015, outcome="binary", p0=0.05, tau2=0.01**2, m=120)
+    res = sa.stepped_wedge_power(d, -0.015, family="binomial", p0=0.05, tau2=0.01**2, m=120)
     assert res.power == pytest.approx(0.7861896, abs=5e-8)  # published to 7 decimals
 
 
@@ -161,8 +162,8 @@ def test_detectable_effect_and_icc_parametrisation():
     at = sa.stepped_wedge_power(d, res.detectable_effect, sigma2=1.0, icc=0.1, m=15)
     assert at.power == pytest.approx(0.9, rel=1e-8)  # root of power(delta) = 0.9
     assert "power" in res.summary() and res.to_frame().shape[0] == 1
-    p0 = sa.stepped_wedge_power(d, -0.05, outcome="binary", p0=0.2, icc=0.02, m=30,
-                                binary_variance="p0")
+    p0 = sa.stepped_wedge_power(d, -0.05, family="binomial", p0=0.2, icc=0.02, m=30,
+                                binomial_variance="p0")
     assert p0.sigma2 == pytest.approx(0.2 * 0.8, rel=1e-12)
 
 
@@ -179,10 +180,10 @@ def test_power_sim_agrees_with_closed_form_within_mc_error():
         assert abs(sim.mean_estimate - effect) < 4 * sim.estimates.std(ddof=1) / math.sqrt(1000)
     # binary outcome: normal approximation of Hussey & Hughes, cluster-period proportions
     hh = sa.stepped_wedge_design(24, 4)
-    sim = sa.stepped_wedge_power_sim(hh, -0.015, outcome="binary", p0=0.05, tau2=1e-4, m=120,
+    sim = sa.stepped_wedge_power_sim(hh, -0.015, family="binomial", p0=0.05, tau2=1e-4, m=120,
                                      n_sim=1000, seed=3)
     assert abs(sim.power - 0.7861896) < 4 * math.sqrt(0.786 * 0.214 / 1000)
-    again = sa.stepped_wedge_power_sim(hh, -0.015, outcome="binary", p0=0.05, tau2=1e-4, m=120,
+    again = sa.stepped_wedge_power_sim(hh, -0.015, family="binomial", p0=0.05, tau2=1e-4, m=120,
                                        n_sim=1000, seed=3)
     np.testing.assert_array_equal(sim.estimates, again.estimates)  # seeded, reproducible
     assert sim.to_frame().shape == (1000, 3) and "Simulated power" in sim.summary()
@@ -197,9 +198,9 @@ def test_analysis_matches_lmertest(method):
     res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", reml=method == "REML")
     ref = REF["analysis"][method]
     # iterative mixed model: 1e-4 relative
-    for f in ("estimate", "se", "df", "p_value", "tau2", "sigma2"):
-        assert getattr(res, f) == pytest.approx(ref[f], rel=1e-4), f
-    assert res.n_clusters == 18 and res.nobs == len(df)
+    for f in ("estimate", "se", "df", "pvalue", "tau2", "sigma2"):
+        assert getattr(res, f) == pytest.approx(ref["p_value" if f == "pvalue" else f], rel=1e-4), f  # fixture key
+    assert res.n_clusters == 18 and res.n_obs == len(df)
     assert res.plot_period_means().get_legend() is not None
 
 
@@ -260,7 +261,7 @@ def test_design_and_power_bad_input():
     with pytest.raises(ScaleupDataError, match="exactly one of tau2 or icc"):
         sa.stepped_wedge_power(d, 0.3, sigma2=1, m=10)
     with pytest.raises(ScaleupDataError, match="needs p0"):
-        sa.stepped_wedge_power(d, 0.1, outcome="binary", tau2=0.01, m=10)
+        sa.stepped_wedge_power(d, 0.1, family="binomial", tau2=0.01, m=10)
     with pytest.raises(ScaleupDataError, match="give m"):
         sa.stepped_wedge_power(d, 0.3, sigma2=1, tau2=0.1)
     # observe only period 1 (all control) and period 4 (all exposed): treatment = period effect
@@ -288,7 +289,7 @@ def test_variance_invariant_to_cluster_relabelling():
 # ---------------------------------------------------------------------------------------------
 NESTED_DATASETS = ["complete", "incomplete", "singular"]
 NESTED_METHODS = ["REML", "ML"]
-NESTED_FIELDS = ("estimate", "se", "df", "p_value", "ci_low", "ci_high", "tau2", "gamma2", "sigma2",
+NESTED_FIELDS = ("estimate", "se", "df", "pvalue", "ci_low", "ci_high", "tau2", "gamma2", "sigma2",
                  "icc", "cac", "loglik")
 
 
@@ -314,12 +315,12 @@ def _close(ours, theirs, rel):
 def test_nested_matches_lmertest(cell, recwarn):
     res = _nested_fit(cell["dataset"], cell["method"])
     df = pd.DataFrame(REF["nested_data"][cell["dataset"]])
-    assert res.nobs == cell["nobs"] == len(df) and res.cluster_period_re
+    assert res.n_obs == cell["nobs"] == len(df) and res.cluster_period_re
     assert res.n_cluster_periods == df.groupby(["cluster", "period"]).ngroups
     # iterative mixed model vs lmer's default optimiser: 1e-4 relative (observed <= 5e-5: lme4's
     # nloptwrap stops at xtol_abs = 1e-8 on theta, loose in flat directions of the likelihood)
     for f in NESTED_FIELDS:
-        assert _close(getattr(res, f), cell[f], 1e-4), f
+        assert _close(getattr(res, f), cell["p_value" if f == "pvalue" else f], 1e-4), f  # fixture key
     fe = res.fixed
     assert len(fe) == len(cell["fixed"]["term"])
     for col in ("estimate", "se", "df"):
@@ -339,7 +340,7 @@ def test_nested_matches_lmertest(cell, recwarn):
         if f == "cac" and tight["singular"]:
             assert res.cac == pytest.approx(1.0, abs=1e-9)
             continue
-        assert _close(getattr(res, f), tight[f], 1e-5), f
+        assert _close(getattr(res, f), tight["p_value" if f == "pvalue" else f], 1e-5), f  # fixture key
     # log-likelihood at the optimum: ours at least as high as lme4's (never a worse optimum), and
     # equal to 1e-9 relative to the tight fit
     assert res.loglik >= cell["loglik"] - 1e-9
@@ -402,12 +403,12 @@ def test_nested_bad_input():
     one = df[df["cluster"] == "c01"]
     with pytest.raises(ScaleupDataError, match="at least 2 clusters"):
         sa.stepped_wedge_analysis(one, "y", "cluster", "period", "treatment", cluster_period_re=True)
-    with pytest.raises(ScaleupDataError, match="level must be in"):
+    with pytest.raises(ScaleupDataError, match="level' must be a coverage in"):
         sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True, level=95)
     missing = df.assign(y=df["y"].where(df.index != 3))
     with pytest.warns(sa.RowsOmittedWarning, match=r"1 row\(s\) \(index 3\) left out"):
         res = sa.stepped_wedge_analysis(missing, "y", "cluster", "period", "treatment", cluster_period_re=True)
-    assert res.nobs == len(df) - 1
+    assert res.n_obs == len(df) - 1
 
 
 def test_nested_recovers_simulated_truth():
@@ -421,9 +422,9 @@ def test_nested_recovers_simulated_truth():
     df = design.loc[design.index.repeat(25)].reset_index(drop=True)
     a = rng.normal(0, 0.4, 18)
     g = rng.normal(0, 0.3, (18, 7))
-    c, t = df["cluster"].to_numpy() - 1, df["period"].to_numpy() - 1
+    c, t = df["unit"].to_numpy() - 1, df["period"].to_numpy() - 1
     df["y"] = 5 + 0.1 * t + 0.4 * df["treatment"] + a[c] + g[c, t] + rng.normal(size=len(df))
-    res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=True)
+    res = sa.stepped_wedge_analysis(df, "y", "unit", "period", "treatment", cluster_period_re=True)
     assert res.ci_low < 0.4 < res.ci_high
     assert abs(res.sigma2 - 1.0) < 3 * math.sqrt(2 / len(df))
     assert 0.16 / 4 < res.tau2 < 0.16 * 4 and 0.09 / 4 < res.gamma2 < 0.09 * 4

@@ -83,7 +83,7 @@ def test_engines_identical(tmp_path, summ):
     """pandas, DuckDB (DataFrame, Parquet, CSV) and Dask on a local 2-worker cluster: 1e-10 relative."""
     dask_dd = pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("distributed")
-    kw = dict(covariates=COVS, random=["1", "treated"], binary="event", min_cell=9)
+    kw = dict(covariates=COVS, random=["1", "treated"], binary="event", threshold=9)
     ref = sa.summarize(DATA, ["site_id", "period"], **kw)
     pq, csv = tmp_path / "enc.parquet", tmp_path / "enc.csv"
     DATA.to_parquet(pq)
@@ -100,7 +100,7 @@ def test_engines_identical(tmp_path, summ):
         outs["dask"] = sa.summarize(ddf, ["site_id", "period"], **kw)
     for name, out in outs.items():
         pd.testing.assert_frame_equal(out, ref, check_exact=False, rtol=1e-10, atol=0, obj=name)  # 1e-10 rel
-    assert not ref["small_cell"].any()  # every cell has 9 rows, not < min_cell = 9
+    assert not ref["small_cell"].any()  # every cell has 9 rows, not < threshold = 9
 
 
 def test_pandas_engine_reads_files_in_chunks(tmp_path, monkeypatch):
@@ -124,9 +124,9 @@ def test_pandas_engine_reads_files_in_chunks(tmp_path, monkeypatch):
 
 
 def test_small_cell_flag():
-    s = sa.summarize(DATA, "site_id", covariates=["treated"], min_cell=55)
+    s = sa.summarize(DATA, "site_id", covariates=["treated"], threshold=55)
     assert (s["n"] == 54).all() and s["small_cell"].all()
-    s = sa.summarize(DATA, "site_id", covariates=["treated"], min_cell=54)
+    s = sa.summarize(DATA, "site_id", covariates=["treated"], threshold=54)
     assert not s["small_cell"].any()
 
 
@@ -163,23 +163,23 @@ def test_missing_rows_dropped_with_warning_same_in_all_engines():
     "kwargs, match",
     [
         (dict(covariates=["nope"]), "nope"),
-        (dict(covariates=["site_id"], group="period"), "numeric"),
+        (dict(covariates=["site_id"], by="period"), "numeric"),
         (dict(binary="x"), "0/1"),
         (dict(engine="spark"), "engine"),
-        (dict(min_cell=-1), "min_cell"),
-        (dict(covariates=["treated"], group=["site_id", "treated"]), "group"),
+        (dict(threshold=-1), "threshold"),
+        (dict(covariates=["treated"], by=["site_id", "treated"]), "by"),
     ],
 )
 def test_bad_input(kwargs, match):
-    kw = dict(group="site_id", covariates=["treated"])
+    kw = dict(by="site_id", covariates=["treated"])
     kw.update(kwargs)
-    group = kw.pop("group")
+    by = kw.pop("by")
     for engine in ("pandas", "duckdb"):
         if kw.get("engine") == "spark" and engine == "duckdb":
             continue
         kw.setdefault("engine", engine)
         with pytest.raises(ScaleupDataError, match=match):
-            sa.summarize(DATA, group, **kw)
+            sa.summarize(DATA, by, **kw)
         if kwargs.get("engine") is None:
             kw.pop("engine")
 
@@ -217,7 +217,7 @@ def test_mixed_model_from_summary_matches_lme4(summ, model):
     assert rel(res.loglik, ref["loglik"]) < 1e-6  # the log-likelihood is flat at the optimum: tighter
     assert rel(res.theta, np.atleast_1d(ref["theta"])) < 1e-4
     assert rel(res.sigma2, ref["sigma2"]) < 1e-4
-    assert res.nobs == len(DATA) and res.ngroups == 14
+    assert res.n_obs == len(DATA) and res.n_groups == 14
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -233,8 +233,8 @@ def test_mixed_model_from_summary_equals_row_fit(summ, model):
     assert rel(a.loglik, b.loglik) < 1e-8
     assert rel(a.theta, b.theta) < 1e-6  # theta: optimum located to ~1e-7 (rounding of sums differs)
     assert rel(a.variance_components["variance"], b.variance_components["variance"]) < 1e-6
-    se_a = a.site_effects.sort_values(["term", "group"])["estimate"].to_numpy()
-    se_b = b.site_effects.sort_values(["term", "group"])["estimate"].to_numpy()
+    se_a = a.random_effects.sort_values(["term", "group"])["estimate"].to_numpy()
+    se_b = b.random_effects.sort_values(["term", "group"])["estimate"].to_numpy()
     np.testing.assert_allclose(se_a, se_b, rtol=1e-6, atol=1e-9)  # BLUPs follow theta: 1e-6
     assert a.to_frame().shape == b.to_frame().shape
 

@@ -161,12 +161,12 @@ def atomic_write_text(path: str | PathLike, text: str, *, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def write_table_atomic(df: pd.DataFrame, path: str | PathLike) -> Path:
+def write_table_atomic(data: pd.DataFrame, path: str | PathLike) -> Path:
     """Write a table to CSV or Parquet (chosen by the suffix) atomically.
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         The table; its index is not written.
     path : str or path-like
         Target file ending in ``.csv`` (UTF-8, ``\\n`` line ends, missing values as empty cells) or
@@ -194,19 +194,19 @@ def write_table_atomic(df: pd.DataFrame, path: str | PathLike) -> Path:
     >>> sa.load_table(path).equals(regions)
     True
     """
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"write_table_atomic: df must be a pandas DataFrame, got {type(df).__name__}.")
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"write_table_atomic: data must be a pandas DataFrame, got {type(data).__name__}.")
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix == ".csv":
 
         def write(tmp: Path) -> None:
-            df.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+            data.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
 
     elif suffix == ".parquet":
 
         def write(tmp: Path) -> None:
-            df.to_parquet(tmp, index=False)
+            data.to_parquet(tmp, index=False)
 
     else:
         raise ScaleupDataError(

@@ -911,12 +911,12 @@ def _finalize(res: _TableResult) -> pd.DataFrame:
     return out
 
 
-def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | None = None) -> pd.DataFrame:
+def validate_table(data: pd.DataFrame, table: str, *, source: str | PathLike | None = None) -> pd.DataFrame:
     """Validate one table against its schema and return a typed copy.
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         The table, one row per record (long format). It is never modified.
     table : str
         Table name, one of ``regions``, ``sites``, ``indicators``, ``outcomes``, ``encounters``,
@@ -925,14 +925,14 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | Non
     source : str or path-like, optional
         Where the table came from, quoted in error messages. When it is a ``.csv`` file, offending rows
         are given as file lines (line 1 is the header, so row ``i`` of the frame is line ``i + 2``);
-        for ``.xlsx`` as sheet rows; otherwise as index labels of ``df``.
+        for ``.xlsx`` as sheet rows; otherwise as index labels of ``data``.
 
     Returns
     -------
     pandas.DataFrame
         A copy with the columns of the data dictionary converted to their types: identifiers and text
         as ``str`` (object), ``int`` as ``int64``, nullable integers as ``Int64``, ``float64``, ``bool``
-        and ``category`` (with the categories of the dictionary). The index of ``df`` is kept. Extra
+        and ``category`` (with the categories of the dictionary). The index of ``data`` is kept. Extra
         columns are an error except in ``encounters`` (covariates) and ``evidence`` (moderators),
         where they are kept unchanged.
 
@@ -965,7 +965,7 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | PathLike | Non
     scaleup_analysis.errors.ScaleupDataError: Invalid data: 1 problem in table 'regions'.
     ...
     """
-    res = _check_table(df, table, _as_source(source))
+    res = _check_table(data, table, _as_source(source))
     if res.problems:
         n = len(res.problems)
         raise ScaleupDataError(

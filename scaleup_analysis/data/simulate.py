@@ -284,7 +284,8 @@ _ENCOUNTER_COLUMNS = ("patient_id", "site_id", "period", "treated", "y", "event"
 class ScaleupTruth:
     """Planted (true) values of a :func:`simulate_scaleup` draw; see the module docstring for the model.
 
-    Scalars are floats; tables are tidy DataFrames. ``tau`` and ``att_gt`` are the *realized* effects
+    Scalars are floats; tables are tidy DataFrames. ``site_period_effects`` and ``att_gt`` are the
+    *realized* effects
     of the draw (exact: no sampling noise), the natural estimands of the rollout estimators.
 
     Attributes
@@ -323,7 +324,7 @@ class ScaleupTruth:
     true_adherence : pandas.DataFrame
         ``site_id``, ``period``, ``adherence`` (core-weighted true adherence) for adopting site-periods.
     true_delivery : pandas.DataFrame
-        ``site_id``, ``period``, ``component_id``, ``p`` (true proportion delivered).
+        ``site_id``, ``period``, ``component_id``, ``probability`` (true proportion delivered).
     beta_consistent, beta_inconsistent, beta_unknown : float
         Effect added by each cumulative adaptation of each fidelity relation.
     rater_bias : pandas.Series
@@ -331,11 +332,12 @@ class ScaleupTruth:
     rater_error_sd, session_sd : float
     event_intercept, event_beta_age, sigma2_site_event, logor_event : float
         Logistic model of ``event``.
-    tau : pandas.DataFrame
-        ``site_id``, ``period``, ``tau``: the planted effect on ``y`` of every site-period (0 if
-        untreated).
+    site_period_effects : pandas.DataFrame
+        ``site_id``, ``period``, ``effect``: the planted effect :math:`\tau_{st}` on ``y`` of every
+        site-period (0 if untreated).
     att_gt : pandas.DataFrame
-        ``group`` (adoption period), ``cohort``, ``time``, ``att`` (exact mean of ``tau`` over the
+        ``cohort`` (adoption period, as in :meth:`StaggeredDiDResult.att_gt`), ``wave`` (the
+        ``sites.cohort`` rollout wave), ``time``, ``att`` (exact mean of the effect over the
         cohort's sites; 0 before adoption), ``n_sites``.
     equity_reach_ratio : float
         Reach probability of most-deprived eligible patients relative to the others.
@@ -382,7 +384,7 @@ class ScaleupTruth:
     event_beta_age: float
     sigma2_site_event: float
     logor_event: float
-    tau: pd.DataFrame
+    site_period_effects: pd.DataFrame
     att_gt: pd.DataFrame
     equity_reach_ratio: float
     assessment_scores: pd.DataFrame
@@ -451,7 +453,7 @@ class SimulatedScaleup:
         ]
         return "\n".join(lines)
 
-    def plot_rollout(self, ax=None):
+    def plot_rollout(self, *, ax=None):
         """Treatment status of every site (rows, ordered by adoption) over periods; returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -470,16 +472,16 @@ class SimulatedScaleup:
         ax.set_title("Staggered rollout (dark = delivering the innovation)")
         return ax
 
-    def plot_att(self, ax=None):
+    def plot_att(self, *, ax=None):
         """Planted average effect on ``y`` by cohort and period (``truth.att_gt``); returns the Axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D", "v", "x"]
-        for k, (g, d) in enumerate(self.truth.att_gt.groupby("group")):
+        for k, (g, d) in enumerate(self.truth.att_gt.groupby("cohort")):
             ax.plot(d["time"], d["att"], styles[k % 4], marker=markers[k % 6], ms=3, color="0.2",
-                    label=f"adoption period {g} (cohort {int(d['cohort'].iloc[0])})")
+                    label=f"adoption period {g} (wave {int(d['wave'].iloc[0])})")
         ax.axhline(0, color="0.6", lw=0.8)
         ax.set_xlabel("Period (quarter)")
         ax.set_ylabel("Planted effect on y (score points)")
@@ -1118,10 +1120,10 @@ def _truth(d: _Design, rater_bias, assess_true, assess_bias) -> ScaleupTruth:
             "site_id": np.repeat(d.site_ids[s_idx], C),
             "period": np.repeat((t_idx + 1).astype(np.int64), C),
             "component_id": np.tile(_COMPONENTS["component_id"].to_numpy(dtype=object), len(s_idx)),
-            "p": d.p_comp[s_idx, t_idx, :].ravel(),
+            "probability": d.p_comp[s_idx, t_idx, :].ravel(),
         }
     )
-    tau = _site_period_frame(d).assign(tau=d.tau.ravel())
+    site_period_effects = _site_period_frame(d).assign(effect=d.tau.ravel())
     rows = []
     all_periods = (p["pilot_period"],) + p["wave_periods"]
     for c in sorted(set(d.cohort[d.cohort >= 0])):
@@ -1129,7 +1131,7 @@ def _truth(d: _Design, rater_bias, assess_true, assess_bias) -> ScaleupTruth:
         att = d.tau[mask].mean(axis=0)
         for t in range(T):
             rows.append((all_periods[c], int(c), t + 1, att[t], int(mask.sum())))
-    att_gt = pd.DataFrame(rows, columns=["group", "cohort", "time", "att", "n_sites"])
+    att_gt = pd.DataFrame(rows, columns=["cohort", "wave", "time", "att", "n_sites"])
     return ScaleupTruth(
         seed=p["seed"],
         mu=_MU,
@@ -1169,7 +1171,7 @@ def _truth(d: _Design, rater_bias, assess_true, assess_bias) -> ScaleupTruth:
         event_beta_age=_EVENT_BETA_AGE,
         sigma2_site_event=p["sigma2_site_event"],
         logor_event=p["logor_event"],
-        tau=tau,
+        site_period_effects=site_period_effects,
         att_gt=att_gt,
         equity_reach_ratio=p["equity_reach_ratio"],
         assessment_scores=assess_true,

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import first_values
+from .._checks import check_level, first_values, numeric_column
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
 from ._tau2 import METHODS, TESTS, Fit, FitError, fit_rma, qprofile_ci
 
@@ -65,56 +65,46 @@ def _check_options(method: str, test: str, level: float) -> None:
         )
     if test not in TESTS:
         raise ScaleupDataError(f"argument 'test': must be 'z' or 'knha' (Knapp-Hartung), not {test!r}.")
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ScaleupDataError(f"argument 'level': must be a coverage in (0, 1), e.g. 0.95, not {level!r}.")
+    check_level(level)
 
 
-def _numeric_column(df: pd.DataFrame, col: str, arg: str) -> pd.Series:
-    if col not in df.columns:
+def _numeric_column(data: pd.DataFrame, col: str, arg: str) -> pd.Series:
+    if col not in data.columns:
         raise ScaleupDataError(
-            f"table 'df', argument {arg}={col!r}: no such column. Available columns: "
-            f"{first_values(df.columns, 20)}. Pass the name of the column holding the {arg} values."
+            f"table 'data', argument {arg}={col!r}: no such column. Available columns: "
+            f"{first_values(data.columns, 20)}. Pass the name of the column holding the {arg} values."
         )
-    s = df[col]
-    if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
-        conv = pd.to_numeric(s, errors="coerce")
-        bad = s.index[conv.isna() & s.notna()]
-        if len(bad):
-            raise ScaleupDataError(
-                f"table 'df', column {col!r} ({arg}): {len(bad)} row(s) are not numeric, first rows "
-                f"{first_values(bad)} (values {first_values(s.loc[bad])}). Convert the column to numbers."
-            )
-        s = conv
-    return s.astype(float)
+    x = numeric_column(data, col, "table 'data'", arg=arg, missing=True, infinite=True)
+    return pd.Series(x, index=data.index)
 
 
-def _prepare(df, yi: str, vi: str, slab: str | None) -> tuple:
-    """Validate ``df``; return the boolean mask of usable rows and the omitted-row descriptions."""
-    if not isinstance(df, pd.DataFrame):
+def _prepare(data, yi: str, vi: str, slab: str | None) -> tuple:
+    """Validate ``data``; return the boolean mask of usable rows and the omitted-row descriptions."""
+    if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(
-            f"argument 'df': expected a pandas DataFrame with one row per study, got {type(df).__name__}."
+            f"argument 'data': expected a pandas DataFrame with one row per study, got {type(data).__name__}."
         )
-    y = _numeric_column(df, yi, "yi")
-    v = _numeric_column(df, vi, "vi")
-    if slab is not None and slab not in df.columns:
-        raise ScaleupDataError(f"table 'df', argument slab={slab!r}: no such column.")
+    y = _numeric_column(data, yi, "yi")
+    v = _numeric_column(data, vi, "vi")
+    if slab is not None and slab not in data.columns:
+        raise ScaleupDataError(f"table 'data', argument slab={slab!r}: no such column.")
     miss = y.isna() | v.isna()
     omitted = []
     if miss.any():
-        rows = df.index[miss]
+        rows = data.index[miss]
         omitted.append(f"{len(rows)} row(s) with missing {yi!r} or {vi!r} (rows {first_values(rows)})")
     keep = ~miss
     yv, vv = y[keep], v[keep]
     bad_y = yv.index[~np.isfinite(yv.to_numpy())]
     if len(bad_y):
         raise ScaleupDataError(
-            f"table 'df', column {yi!r}: {len(bad_y)} row(s) with infinite effect sizes, first rows "
+            f"table 'data', column {yi!r}: {len(bad_y)} row(s) with infinite effect sizes, first rows "
             f"{first_values(bad_y)}. Fix or drop these studies."
         )
     bad_v = vv.index[~(np.isfinite(vv.to_numpy()) & (vv.to_numpy() > 0))]
     if len(bad_v):
         raise ScaleupDataError(
-            f"table 'df', column {vi!r}: {len(bad_v)} row(s) with a sampling variance that is not a "
+            f"table 'data', column {vi!r}: {len(bad_v)} row(s) with a sampling variance that is not a "
             f"finite positive number, first rows {first_values(bad_v)} (values "
             f"{first_values(vv.loc[bad_v])}). Sampling variances must be > 0 (a variance is the squared "
             "standard error); fix these rows or drop them."
@@ -251,7 +241,7 @@ class MetaAnalysisResult:
     ----------
     estimate, se, statistic, pvalue, ci_low, ci_high : float
         Pooled effect, its standard error, z (or t for ``test="knha"``) statistic, p-value and CI.
-    tau2, se_tau2 : float
+    tau2, tau2_se : float
         Between-study variance and its standard error (0 and NaN for ``method="FE"``).
     tau2_ci_low, tau2_ci_high, I2_ci_low, I2_ci_high, H2_ci_low, H2_ci_high : float
         Q-profile confidence interval of tau^2 and the implied intervals for I^2 and H^2.
@@ -276,7 +266,7 @@ class MetaAnalysisResult:
     ci_low: float
     ci_high: float
     tau2: float
-    se_tau2: float
+    tau2_se: float
     tau2_ci_low: float
     tau2_ci_high: float
     I2: float
@@ -303,7 +293,7 @@ class MetaAnalysisResult:
     yi: pd.Series = field(repr=False)
     vi: pd.Series = field(repr=False)
     data: pd.DataFrame = field(repr=False)
-    group: str | None = field(default=None, repr=False)
+    subgroup: str | None = field(default=None, repr=False)
     _fit: Fit = field(default=None, repr=False, compare=False)
 
     @property
@@ -315,7 +305,7 @@ class MetaAnalysisResult:
         """One-row tidy DataFrame with every scalar result."""
         names = [
             "estimate", "se", "statistic", "pvalue", "ci_low", "ci_high", "pi_low", "pi_high", "tau2",
-            "se_tau2", "tau2_ci_low", "tau2_ci_high", "I2", "I2_ci_low", "I2_ci_high", "H2", "H2_ci_low",
+            "tau2_se", "tau2_ci_low", "tau2_ci_high", "I2", "I2_ci_low", "I2_ci_high", "H2", "H2_ci_low",
             "H2_ci_high", "Q", "Q_df", "Q_pvalue", "k", "method", "test", "level", "loglik", "deviance",
             "AIC", "BIC", "AICc",
         ]  # fmt: skip
@@ -330,7 +320,7 @@ class MetaAnalysisResult:
                  f"{_METHOD_LABELS[self.method]})", ""]
         if self.method != "FE":
             lines += [
-                f"tau^2 (total heterogeneity):   {self.tau2:.4f} (SE = {self.se_tau2:.4f}), "
+                f"tau^2 (total heterogeneity):   {self.tau2:.4f} (SE = {self.tau2_se:.4f}), "
                 f"{pct}% CI [{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
                 f"tau (square root of tau^2):    {self.tau:.4f}",
                 f"I^2 (heterogeneity / total):   {self.I2:.2f}%, {pct}% CI [{self.I2_ci_low:.2f}, "
@@ -400,36 +390,38 @@ class MetaAnalysisResult:
             index=self.weights.index,
         )
 
-    def plot_forest(self, ax=None, group: str | None = None, xlabel: str = "Effect size", title: str | None = None):
+    def plot_forest(
+        self, *, subgroup: str | None = None, xlabel: str = "Effect size", title: str | None = None, ax=None
+    ):
         """Forest plot: study estimates with CIs, the pooled diamond and the prediction interval.
 
         Parameters
         ----------
-        ax : matplotlib Axes, optional
-        group : str, optional
-            Column of the analysed data (e.g. ``"rss_code"``) used to group the studies under headers;
-            defaults to the ``group`` given to :func:`meta_analysis`.
+        subgroup : str, optional
+            Column of the analysed data (e.g. ``"rss_code"``) whose values head groups of studies;
+            defaults to the ``subgroup`` given to :func:`meta_analysis`.
         xlabel, title : str
+        ax : matplotlib Axes, optional
         """
         import matplotlib.pyplot as plt
 
-        group = self.group if group is None else group
+        subgroup = self.subgroup if subgroup is None else subgroup
         f = self._fit
         z = float(stats.norm.isf((1 - self.level) / 2))
         lo, hi = f.yi - z * np.sqrt(f.vi), f.yi + z * np.sqrt(f.vi)
         labels = list(self.weights.index)
         order = np.arange(f.k)
         rows: list[tuple] = []  # (kind, label, idx)
-        if group is not None:
-            if group not in self.data.columns:
-                raise ScaleupDataError(f"plot_forest(): group={group!r} is not a column of the analysed data.")
-            g = self.data[group].astype(str).to_numpy()
+        if subgroup is not None:
+            if subgroup not in self.data.columns:
+                raise ScaleupDataError(f"plot_forest(): subgroup={subgroup!r} is not a column of the analysed data.")
+            g = self.data[subgroup].astype(str).to_numpy()
             order = np.argsort(g, kind="stable")
             current = None
             for i in order:
                 if g[i] != current:
                     current = g[i]
-                    rows.append(("header", f"{group} = {current}", None))
+                    rows.append(("header", f"{subgroup} = {current}", None))
                 rows.append(("study", labels[i], i))
         else:
             rows = [("study", labels[i], i) for i in order]
@@ -465,7 +457,7 @@ class MetaAnalysisResult:
         ax.set_title(title or f"Forest plot ({label}, k = {self.k})")
         return ax
 
-    def plot_funnel(self, ax=None, xlabel: str = "Effect size", title: str | None = None):
+    def plot_funnel(self, *, xlabel: str = "Effect size", title: str | None = None, ax=None):
         """Funnel plot: effect sizes against their standard errors (inverted axis), with the pseudo
         confidence region estimate +/- z * SE around the pooled estimate."""
         import matplotlib.pyplot as plt
@@ -490,20 +482,20 @@ class MetaAnalysisResult:
 
 
 def meta_analysis(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     yi: str = "yi",
     vi: str = "vi",
     method: str = "REML",
     test: str = "z",
     level: float = 0.95,
     slab: str | None = None,
-    group: str | None = None,
+    subgroup: str | None = None,
 ) -> MetaAnalysisResult:
     """Fixed- or random-effects meta-analysis of effect sizes (metafor's ``rma.uni``).
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         One row per study (site, region, ...).
     yi, vi : str
         Columns with the effect sizes and their sampling variances (> 0).
@@ -515,8 +507,9 @@ def meta_analysis(
         Coverage of confidence and prediction intervals.
     slab : str, optional
         Column with study labels (default: the DataFrame index).
-    group : str, optional
-        Column used by default to group studies in :meth:`MetaAnalysisResult.plot_forest`.
+    subgroup : str, optional
+        Column whose values head groups of studies in :meth:`MetaAnalysisResult.plot_forest`
+        (its default there).
 
     Returns
     -------
@@ -555,34 +548,34 @@ def meta_analysis(
     --------
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
-    >>> df = pd.DataFrame({"yi": [0.10, 0.30, 0.35, 0.65, 0.45, 0.15],
+    >>> data = pd.DataFrame({"yi": [0.10, 0.30, 0.35, 0.65, 0.45, 0.15],
     ...                    "vi": [0.03, 0.03, 0.05, 0.01, 0.05, 0.02]})
-    >>> res = sa.meta_analysis(df, method="REML")
+    >>> res = sa.meta_analysis(data, method="REML")
     >>> round(res.estimate, 4), round(res.tau2, 4), round(res.I2, 1)
     (0.3463, 0.0331, 56.5)
     >>> round(res.pi_low, 3), round(res.pi_high, 3)
     (-0.062, 0.755)
     """
     _check_options(method, test, level)
-    keep, omitted = _prepare(df, yi, vi, slab)
-    if group is not None and group not in df.columns:
+    keep, omitted = _prepare(data, yi, vi, slab)
+    if subgroup is not None and subgroup not in data.columns:
         raise ScaleupDataError(
-            f"table 'df', argument group={group!r}: no such column. Available columns: "
-            f"{', '.join(map(repr, df.columns))}. Pass the column that groups the studies in the "
-            "forest plot (e.g. 'rss_code'), or leave group=None."
+            f"table 'data', argument subgroup={subgroup!r}: no such column. Available columns: "
+            f"{', '.join(map(repr, data.columns))}. Pass the column that groups the studies in the "
+            "forest plot (e.g. 'rss_code'), or leave subgroup=None."
         )
     _warn_omitted(omitted, "meta_analysis()")
-    data = df.loc[keep]
-    k = len(data)
+    used = data.loc[keep]
+    k = len(used)
     if k < 1 or (method != "FE" and k < 2):
         raise ScaleupDataError(
-            f"table 'df': {k} usable row(s); a {'fixed' if method == 'FE' else 'random'}-effects "
+            f"table 'data': {k} usable row(s); a {'fixed' if method == 'FE' else 'random'}-effects "
             f"meta-analysis needs at least {1 if method == 'FE' else 2} studies with non-missing "
             f"{yi!r} and {vi!r}."
         )
-    labels = _labels(data, slab)
-    y = data[yi].astype(float).to_numpy()
-    v = data[vi].astype(float).to_numpy()
+    labels = _labels(used, slab)
+    y = used[yi].astype(float).to_numpy()
+    v = used[vi].astype(float).to_numpy()
     fit = _fit_or_raise(y, v, np.ones((k, 1)), method, test, level)
     ci = qprofile_ci(fit) if (method != "FE" and k > 1) else {}
     nan = math.nan
@@ -592,7 +585,7 @@ def meta_analysis(
     return MetaAnalysisResult(
         estimate=float(fit.beta[0]), se=float(fit.se[0]), statistic=float(fit.zval[0]),
         pvalue=float(fit.pval[0]), ci_low=float(fit.ci_lb[0]), ci_high=float(fit.ci_ub[0]),
-        tau2=fit.tau2, se_tau2=fit.se_tau2,
+        tau2=fit.tau2, tau2_se=fit.se_tau2,
         tau2_ci_low=ci.get("tau2_ci_low", nan), tau2_ci_high=ci.get("tau2_ci_high", nan),
         I2=fit.I2, I2_ci_low=ci.get("I2_ci_low", nan), I2_ci_high=ci.get("I2_ci_high", nan),
         H2=fit.H2, H2_ci_low=ci.get("H2_ci_low", nan), H2_ci_high=ci.get("H2_ci_high", nan),
@@ -601,7 +594,7 @@ def meta_analysis(
         AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"],
         weights=pd.Series(100 * wi / wi.sum(), index=labels, name="weight"),
         yi=pd.Series(y, index=labels, name="yi"), vi=pd.Series(v, index=labels, name="vi"),
-        data=data, group=group, _fit=fit,
+        data=used, subgroup=subgroup, _fit=fit,
     )  # fmt: skip
 
 
@@ -629,7 +622,7 @@ def _design(data: pd.DataFrame, formula: str):
         X = patsy.dmatrix(formula, data, return_type="dataframe", NA_action="drop", eval_env=0)
     except patsy.PatsyError as exc:
         raise ScaleupDataError(
-            f"argument 'mods': cannot build the moderator matrix from {formula!r} on table 'df': {exc}. "
+            f"argument 'mods': cannot build the moderator matrix from {formula!r} on table 'data': {exc}. "
             "Check the column names and that categorical moderators are strings or categoricals."
         ) from None
     info = X.design_info
@@ -719,7 +712,7 @@ class MetaRegressionResult:
         Index ``term`` (``intrcpt`` first); columns estimate, se, statistic, pvalue, ci_low, ci_high.
     vcov : pandas.DataFrame
         Covariance matrix of the coefficients.
-    tau2, se_tau2 : float
+    tau2, tau2_se : float
         Residual between-study variance and its standard error.
     tau2_ci_low, tau2_ci_high : float
         Q-profile CI of the residual tau^2 (NaN for FE).
@@ -739,7 +732,7 @@ class MetaRegressionResult:
     coef: pd.DataFrame
     vcov: pd.DataFrame
     tau2: float
-    se_tau2: float
+    tau2_se: float
     tau2_ci_low: float
     tau2_ci_high: float
     I2: float
@@ -780,7 +773,7 @@ class MetaRegressionResult:
                  f"moderators: {self.formula}", ""]
         if self.method != "FE":
             lines += [
-                f"tau^2 (residual heterogeneity): {self.tau2:.4f} (SE = {self.se_tau2:.4f}), {pct}% CI "
+                f"tau^2 (residual heterogeneity): {self.tau2:.4f} (SE = {self.tau2_se:.4f}), {pct}% CI "
                 f"[{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
                 f"I^2 (residual heterogeneity / unaccounted variability): {self.I2:.2f}%",
                 f"H^2 (unaccounted variability / sampling variability):   {self.H2:.2f}",
@@ -908,7 +901,7 @@ class MetaRegressionResult:
             statistic_perm=pd.DataFrame(zperm, columns=terms), QM_perm=qperm,
         )  # fmt: skip
 
-    def plot_bubble(self, mod: str, ax=None, ylabel: str = "Effect size", title: str | None = None):
+    def plot_bubble(self, mod: str, *, ylabel: str = "Effect size", title: str | None = None, ax=None):
         """Bubble plot of the effect sizes against moderator ``mod`` (bubble area ~ model weight),
         with the fitted line and its CI band when ``mod`` is a numeric moderator (other moderators held
         at their mean)."""
@@ -970,7 +963,7 @@ def _r2(fit: Fit) -> float:
 
 
 def meta_regression(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     yi: str = "yi",
     vi: str = "vi",
     mods=None,
@@ -983,7 +976,7 @@ def meta_regression(
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         One row per study.
     yi, vi : str
         Columns with the effect sizes and their sampling variances (> 0).
@@ -1025,10 +1018,10 @@ def meta_regression(
     --------
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
-    >>> df = pd.DataFrame({"yi": [0.10, 0.30, 0.35, 0.65, 0.45, 0.15, 0.50, 0.20],
+    >>> data = pd.DataFrame({"yi": [0.10, 0.30, 0.35, 0.65, 0.45, 0.15, 0.50, 0.20],
     ...                    "vi": [0.03, 0.03, 0.05, 0.01, 0.05, 0.02, 0.04, 0.02],
     ...                    "dose": [1, 2, 2, 4, 3, 1, 3, 2]})
-    >>> res = sa.meta_regression(df, mods=["dose"], method="REML")
+    >>> res = sa.meta_regression(data, mods=["dose"], method="REML")
     >>> res.coef[["estimate", "se"]].round(4)
              estimate      se
     term
@@ -1041,23 +1034,23 @@ def meta_regression(
     if mods is None:
         raise ScaleupDataError("argument 'mods': give the moderator columns, e.g. mods=['ablat', 'alloc'].")
     if isinstance(mods, (list, tuple)):
-        if not isinstance(df, pd.DataFrame):
-            _prepare(df, yi, vi, slab)  # raises the DataFrame error
-        missing_cols = [m for m in mods if m not in df.columns]
+        if not isinstance(data, pd.DataFrame):
+            _prepare(data, yi, vi, slab)  # raises the DataFrame error
+        missing_cols = [m for m in mods if m not in data.columns]
         if missing_cols:
             raise ScaleupDataError(
-                f"table 'df', argument 'mods': no column(s) {first_values(missing_cols)}. Available columns: "
-                f"{first_values(df.columns, 20)}."
+                f"table 'data', argument 'mods': no column(s) {first_values(missing_cols)}. Available columns: "
+                f"{first_values(data.columns, 20)}."
             )
     formula = _formula_from_mods(mods)
-    keep, omitted = _prepare(df, yi, vi, slab)
-    data0 = df.loc[keep]
+    keep, omitted = _prepare(data, yi, vi, slab)
+    data0 = data.loc[keep]
     X, info, raw_cols, int_incl = _design(data0, formula)
     dropped = data0.index.difference(X.index, sort=False)
     if len(dropped):
         omitted.append(f"{len(dropped)} row(s) with missing moderator values (rows {first_values(dropped)})")
     _warn_omitted(omitted, "meta_regression()")
-    data = data0.loc[X.index]
+    used = data0.loc[X.index]
     k, p = X.shape
     Xa = X.to_numpy(dtype=float)
     if p == 0:
@@ -1070,11 +1063,11 @@ def meta_regression(
     need = p if method == "FE" else p + 1
     if k < need:
         raise ScaleupDataError(
-            f"table 'df': {k} usable row(s) but the model estimates {p} coefficient(s)"
+            f"table 'data': {k} usable row(s) but the model estimates {p} coefficient(s)"
             f"{'' if method == 'FE' else ' and tau^2'}; it needs at least {need} studies. Use fewer moderators."
         )
-    y = data[yi].astype(float).to_numpy()
-    v = data[vi].astype(float).to_numpy()
+    y = used[yi].astype(float).to_numpy()
+    v = used[vi].astype(float).to_numpy()
     fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl)
     ci = qprofile_ci(fit) if (method != "FE" and k > p) else {}
     names = pd.Index(list(X.columns), name="term")
@@ -1084,14 +1077,14 @@ def meta_regression(
         index=names,
     )  # fmt: skip
     fs = _fit_stats(fit)
-    data = data.copy()
-    data.index = _labels(data, slab)
+    used = used.copy()
+    used.index = _labels(used, slab)
     return MetaRegressionResult(
         coef=coef, vcov=pd.DataFrame(fit.vb, index=names, columns=names), tau2=fit.tau2,
-        se_tau2=fit.se_tau2, tau2_ci_low=ci.get("tau2_ci_low", math.nan),
+        tau2_se=fit.se_tau2, tau2_ci_low=ci.get("tau2_ci_low", math.nan),
         tau2_ci_high=ci.get("tau2_ci_high", math.nan), I2=fit.I2, H2=fit.H2, R2=_r2(fit), QM=fit.QM,
         QM_df=fit.QM_df, QM_pvalue=fit.QM_pvalue, QE=fit.QE, QE_df=k - p, QE_pvalue=fit.QE_pvalue, k=k,
         p=p, method=method, test=test, level=level, formula=formula, loglik=fs["loglik"],
-        deviance=fs["deviance"], AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"], data=data, _fit=fit,
+        deviance=fs["deviance"], AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"], data=used, _fit=fit,
         _design_info=info, _columns=tuple(raw_cols),
     )  # fmt: skip

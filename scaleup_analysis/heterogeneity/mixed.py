@@ -26,7 +26,7 @@ from .._checks import check_mixed_args, rows_text
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from . import _engine
 
-__all__ = ["mixed_model"]
+__all__ = ["mixed_model", "MixedModelResult"]
 
 _SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
 
@@ -47,10 +47,11 @@ class MixedModelResult:
     variance_components : DataFrame
         As ``as.data.frame(VarCorr(fit))``: ``group, term1, term2, variance, sd, corr`` (variances,
         then covariances with their correlation, then the residual for Gaussian models).
-    site_effects : DataFrame
-        Conditional modes (BLUPs) per site and random term with their conditional SDs
-        (``ranef(fit, condVar = TRUE)``) and Wald intervals ``estimate -/+ z_{1-alpha/2} se``.
-    loglik, aic, bic : float
+    random_effects : DataFrame
+        Conditional modes (BLUPs) per group (e.g. site) and random term with their conditional SDs
+        (``ranef(fit, condVar = TRUE)``) and Wald intervals ``estimate -/+ z se`` (``z`` the normal
+        ``(1 + level) / 2`` quantile).
+    loglik, AIC, BIC : float
         Log-likelihood (REML criterion / -2 for REML fits, as ``logLik()`` in lme4), AIC and BIC.
     sigma2 : float
         Residual variance (``nan`` for binomial models).
@@ -73,17 +74,17 @@ class MixedModelResult:
     fixed: pd.DataFrame
     vcov: pd.DataFrame
     variance_components: pd.DataFrame
-    site_effects: pd.DataFrame
+    random_effects: pd.DataFrame
     sigma2: float
     tau2: float
     icc: float
     mor: float
     theta: np.ndarray
     loglik: float
-    aic: float
-    bic: float
-    nobs: int
-    ngroups: int
+    AIC: float
+    BIC: float
+    n_obs: int
+    n_groups: int
     converged: bool
     singular: bool
     level: float
@@ -92,12 +93,12 @@ class MixedModelResult:
     def to_frame(self) -> pd.DataFrame:
         """Tidy table (one row per parameter), in the style of ``broom.mixed::tidy``.
 
-        Columns: ``effect`` (``"fixed"`` or ``"ran_pars"``), ``group``, ``term``, ``estimate``,
+        Columns: ``type`` (``"fixed"`` or ``"ran_pars"``: broom.mixed's ``effect``), ``group``, ``term``, ``estimate``,
         ``se``, ``statistic``, ``df``, ``pvalue``, ``ci_low``, ``ci_high``. Random-effect parameters
         are reported as ``var__term``, ``cov__term1.term2`` and ``var__Residual``.
         """
         fe = self.fixed.reset_index().rename(columns={"index": "term"})
-        fe.insert(0, "effect", "fixed")
+        fe.insert(0, "type", "fixed")
         fe.insert(1, "group", "")
         rows = []
         for r in self.variance_components.itertuples(index=False):
@@ -107,17 +108,17 @@ class MixedModelResult:
                 term = f"var__{r.term1}"
             else:
                 term = f"cov__{r.term1}.{r.term2}"
-            rows.append({"effect": "ran_pars", "group": r.group, "term": term, "estimate": r.variance})
+            rows.append({"type": "ran_pars", "group": r.group, "term": term, "estimate": r.variance})
         out = pd.concat([fe, pd.DataFrame(rows)], ignore_index=True)
-        return out[["effect", "group", "term", "estimate", "se", "statistic", "df", "pvalue", "ci_low", "ci_high"]]
+        return out[["type", "group", "term", "estimate", "se", "statistic", "df", "pvalue", "ci_low", "ci_high"]]
 
     def summary(self) -> str:
         """Readable text summary (like ``summary(lmer(...))``)."""
         lines = [
             f"Mixed model ({self.family}, {self.method}): {self.formula} + "
             f"({' + '.join('1' if t == 'Intercept' else t for t in self.re_terms)} | {self.group})",
-            f"  observations: {self.nobs}   groups ({self.group}): {self.ngroups}",
-            f"  logLik: {self.loglik:.4f}   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}",
+            f"  observations: {self.n_obs}   groups ({self.group}): {self.n_groups}",
+            f"  logLik: {self.loglik:.4f}   AIC: {self.AIC:.4f}   BIC: {self.BIC:.4f}",
         ]
         if self.singular:
             lines.append("  boundary (singular) fit: a variance component is estimated at 0")
@@ -131,14 +132,14 @@ class MixedModelResult:
         lines += ["", "Fixed effects:", self.fixed.to_string()]
         return "\n".join(lines)
 
-    def plot_caterpillar(self, term: str | None = None, ax=None):
+    def plot_caterpillar(self, term: str | None = None, *, ax=None):
         """Caterpillar plot: site effects of one random term, sorted, with their intervals.
 
         Returns the matplotlib Axes.
         """
         import matplotlib.pyplot as plt
 
-        se = self.site_effects
+        se = self.random_effects
         term = self.re_terms[0] if term is None else term
         if term not in set(se["term"]):
             raise ScaleupDataError(
@@ -189,9 +190,9 @@ def _parse_re_formula(re_formula: str | None) -> str:
     return s
 
 
-def _design(df: pd.DataFrame, formula: str, re_formula: str, group: str, trials: str | None):
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"mixed_model: df must be a pandas DataFrame, got {type(df).__name__}.")
+def _design(data: pd.DataFrame, formula: str, re_formula: str, group: str, trials: str | None):
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"mixed_model: data must be a pandas DataFrame, got {type(data).__name__}.")
     if not isinstance(formula, str) or "~" not in formula:
         raise ScaleupDataError(
             f"mixed_model: formula must be a patsy formula such as 'y ~ x + C(arm)', got {formula!r}."
@@ -199,43 +200,43 @@ def _design(df: pd.DataFrame, formula: str, re_formula: str, group: str, trials:
     for arg, col in (("group", group), ("trials", trials)):
         if col is None and arg == "trials":
             continue
-        if not isinstance(col, str) or col not in df.columns:
-            cols = ", ".join(map(repr, list(df.columns)[:12]))
+        if not isinstance(col, str) or col not in data.columns:
+            cols = ", ".join(map(repr, list(data.columns)[:12]))
             raise ScaleupDataError(
-                f"mixed_model: column {col!r} (argument {arg!r}) is not in df. Available columns: {cols}."
+                f"mixed_model: column {col!r} (argument {arg!r}) is not in data. Available columns: {cols}."
             )
-    data = df.reset_index(drop=True)
+    frame = data.reset_index(drop=True)
     try:
-        y, X = patsy.dmatrices(formula, data, NA_action="drop", return_type="dataframe")
-        Z = patsy.dmatrix(re_formula, data, NA_action="drop", return_type="dataframe")
+        y, X = patsy.dmatrices(formula, frame, NA_action="drop", return_type="dataframe")
+        Z = patsy.dmatrix(re_formula, frame, NA_action="drop", return_type="dataframe")
     except patsy.PatsyError as exc:
         raise ScaleupDataError(
             f"mixed_model: cannot build the design from formula={formula!r} / re_formula={re_formula!r}: "
-            f"{exc}. Check that every variable is a column of df."
+            f"{exc}. Check that every variable is a column of data."
         ) from exc
     if y.shape[1] != 1:
         raise ScaleupDataError(
             f"mixed_model: the outcome of {formula!r} must be one numeric column (got {y.shape[1]} columns; "
             "is it a string column?). For events/trials use family='binomial' with trials='n'."
         )
-    keep = data.index.isin(y.index) & data.index.isin(Z.index) & data[group].notna().to_numpy()
+    keep = frame.index.isin(y.index) & frame.index.isin(Z.index) & frame[group].notna().to_numpy()
     if trials is not None:
-        keep &= pd.to_numeric(data[trials], errors="coerce").notna().to_numpy()
+        keep &= pd.to_numeric(frame[trials], errors="coerce").notna().to_numpy()
     n_drop = int((~keep).sum())
     if n_drop:
         warnings.warn(
-            f"mixed_model: {rows_text(df.index, ~keep)} left out because of missing values in the "
+            f"mixed_model: {rows_text(data.index, ~keep)} left out because of missing values in the "
             f"outcome, covariates, {group!r}" + (f" or {trials!r}" if trials else "") + ".",
             RowsOmittedWarning,
             stacklevel=3,
         )
-    idx = data.index[keep]
+    idx = frame.index[keep]
     yv = y.loc[idx].to_numpy(dtype=float)[:, 0]
     Xm = X.loc[idx]
     Zm = Z.loc[idx]
-    g = data.loc[idx, group]
-    tr = None if trials is None else pd.to_numeric(data.loc[idx, trials]).to_numpy(dtype=float)
-    return yv, Xm, Zm, g, tr, df.index[keep]
+    g = frame.loc[idx, group]
+    tr = None if trials is None else pd.to_numeric(frame.loc[idx, trials]).to_numpy(dtype=float)
+    return yv, Xm, Zm, g, tr, data.index[keep]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,7 +331,7 @@ def _glm_start(events, trials, X):
 # public function
 # --------------------------------------------------------------------------------------------------
 def mixed_model(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     formula: str,
     group: str,
     re_formula: str | None = None,
@@ -343,7 +344,7 @@ def mixed_model(
 
     Parameters
     ----------
-    df : DataFrame
+    data : DataFrame
         Long-format data, one row per observation (e.g. patient or site-period).
     formula : str
         Fixed effects as a patsy formula, e.g. ``"y ~ period + C(arm)"``.
@@ -400,9 +401,9 @@ def mixed_model(
     >>> import scaleup_analysis as sa
     >>> rng = np.random.default_rng(1)
     >>> site = np.repeat(np.arange(8), 10)
-    >>> df = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
-    >>> df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
-    >>> res = sa.mixed_model(df, "y ~ x", group="site")
+    >>> data = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
+    >>> data["y"] = 1 + 0.5 * data["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
+    >>> res = sa.mixed_model(data, "y ~ x", group="site")
     >>> res.fixed.columns.tolist()
     ['estimate', 'se', 'statistic', 'df', 'pvalue', 'ci_low', 'ci_high']
     >>> round(res.icc, 2) > 0
@@ -412,7 +413,7 @@ def mixed_model(
     if trials is not None and family != "binomial":
         raise ScaleupDataError("mixed_model: trials= is only used with family='binomial'.")
     ref = _parse_re_formula(re_formula)
-    y, X, Z, g, tr, index = _design(df, formula, ref, group, trials)
+    y, X, Z, g, tr, index = _design(data, formula, ref, group, trials)
     n, p = X.shape
     q = Z.shape[1]
     codes, uniq = pd.factorize(g, sort=True)
@@ -524,9 +525,9 @@ def _gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, le
     return MixedModelResult(
         family="gaussian", method=method, formula=formula, group=group, re_terms=tuple(znames),
         fixed=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xnames, columns=xnames),
-        variance_components=vc, site_effects=_site_frame(groups, znames, b, V, level),
+        variance_components=vc, random_effects=_site_frame(groups, znames, b, V, level),
         sigma2=sigma2, tau2=tau2, icc=icc, mor=np.nan, theta=fit.theta, loglik=ll,
-        aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, nobs=n, ngroups=G,
+        AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar, n_obs=n, n_groups=G,
         converged=fit.converged, singular=singular, level=level, notes=tuple(notes),
     )
 
@@ -627,9 +628,9 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
     return MixedModelResult(
         family="binomial", method="Laplace", formula=formula, group=group, re_terms=tuple(znames),
         fixed=fe, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames), variance_components=vc,
-        site_effects=_site_frame(uniq, znames, b, V, level), sigma2=np.nan, tau2=tau2,
+        random_effects=_site_frame(uniq, znames, b, V, level), sigma2=np.nan, tau2=tau2,
         icc=tau2 / (tau2 + np.pi**2 / 3) if intercept_only else np.nan,
         mor=float(np.exp(np.sqrt(2 * tau2) * stats.norm.ppf(0.75))) if intercept_only else np.nan,
-        theta=theta, loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar,
-        nobs=n, ngroups=G, converged=ok, singular=singular, level=level,
+        theta=theta, loglik=ll, AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar,
+        n_obs=n, n_groups=G, converged=ok, singular=singular, level=level,
     )

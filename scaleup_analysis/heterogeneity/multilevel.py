@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import rows_text
+from .._checks import check_level, numeric_column, rows_text
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from . import _engine
 
-__all__ = ["multilevel_meta_analysis"]
+__all__ = ["multilevel_meta_analysis", "MultilevelMetaResult"]
 
 
 @dataclass(frozen=True)
@@ -33,24 +33,28 @@ class MultilevelMetaResult:
         Pooled effect, its standard error, z (or t) statistic, p-value and confidence interval.
     df : float
         Degrees of freedom of the t test (``k - 1``) or ``inf`` for the z test.
+    group : tuple of str
+        The grouping columns (levels of nesting), outermost first.
+    n_units : Series
+        Number of units at each level (indexed by the ``group`` columns).
     sigma2 : Series
-        Estimated variance at each level, outermost first (indexed by level name).
+        Estimated variance at each level, outermost first (indexed by the ``group`` columns).
     sigma2_ci : DataFrame
-        Profile-likelihood confidence intervals of the variances (``ci_low``, ``ci_high`` per level),
-        as ``confint(rma.mv(...))``.
+        Profile-likelihood confidence intervals of the variances (``ci_low``, ``ci_high`` per
+        level, index ``group``), as ``confint(rma.mv(...))``.
     I2 : Series
         Share (in %) of the total variance due to each level (see Notes of the function).
     typical_v : float
         "Typical" sampling variance ``(k - p) / tr(P)``.
-    QE, QEp : float
+    QE, QE_pvalue : float
         Test for residual heterogeneity (Cochran's Q with ``k - 1`` df) and its p-value.
-    loglik, deviance, aic, bic : float
+    loglik, deviance, AIC, BIC : float
         Fit statistics as ``fitstats()`` (REML or ML).
     """
 
     method: str
     test: str
-    levels: tuple[str, ...]
+    group: tuple[str, ...]
     k: int
     n_units: pd.Series
     estimate: float
@@ -65,11 +69,11 @@ class MultilevelMetaResult:
     I2: pd.Series
     typical_v: float
     QE: float
-    QEp: float
+    QE_pvalue: float
     loglik: float
     deviance: float
-    aic: float
-    bic: float
+    AIC: float
+    BIC: float
     converged: bool
     level: float
 
@@ -78,7 +82,7 @@ class MultilevelMetaResult:
         est = pd.DataFrame([{"term": "intercept", "estimate": self.estimate, "se": self.se,
                              "statistic": self.statistic, "df": self.df, "pvalue": self.pvalue,
                              "ci_low": self.ci_low, "ci_high": self.ci_high}])
-        lev = pd.DataFrame({"term": [f"sigma2.{l}" for l in self.levels], "estimate": self.sigma2.to_numpy(),
+        lev = pd.DataFrame({"term": [f"sigma2.{l}" for l in self.group], "estimate": self.sigma2.to_numpy(),
                             "ci_low": self.sigma2_ci["ci_low"].to_numpy(),
                             "ci_high": self.sigma2_ci["ci_high"].to_numpy(),
                             "I2": self.I2.to_numpy(), "n_units": self.n_units.to_numpy()})
@@ -89,12 +93,12 @@ class MultilevelMetaResult:
         stat = "z" if self.test == "z" else f"t(df={self.df:g})"
         lines = [
             f"Multilevel random-effects meta-analysis ({self.method}; k = {self.k}; "
-            f"levels: {' / '.join(self.levels)})",
-            f"  logLik: {self.loglik:.4f}   deviance: {self.deviance:.4f}   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}",
+            f"levels: {' / '.join(self.group)})",
+            f"  logLik: {self.loglik:.4f}   deviance: {self.deviance:.4f}   AIC: {self.AIC:.4f}   BIC: {self.BIC:.4f}",
             "",
             "Variance components:",
         ]
-        for lev in self.levels:
+        for lev in self.group:
             lines.append(
                 f"  sigma2.{lev:<12} {self.sigma2[lev]:10.6f}  [{self.sigma2_ci.loc[lev, 'ci_low']:.6f}, "
                 f"{self.sigma2_ci.loc[lev, 'ci_high']:.6f}]  (sd {np.sqrt(self.sigma2[lev]):.4f}; "
@@ -102,14 +106,14 @@ class MultilevelMetaResult:
             )
         lines += [
             "",
-            f"Test for heterogeneity: QE(df = {self.k - 1}) = {self.QE:.4f}, p = {self.QEp:.4g}",
+            f"Test for heterogeneity: QE(df = {self.k - 1}) = {self.QE:.4f}, p = {self.QE_pvalue:.4g}",
             "",
             f"  estimate {self.estimate:.6f}  se {self.se:.6f}  {stat} {self.statistic:.4f}  p {self.pvalue:.4g}  "
             f"{self.level:.0%} CI [{self.ci_low:.6f}, {self.ci_high:.6f}]",
         ]
         return "\n".join(lines)
 
-    def plot_variance_shares(self, ax=None):
+    def plot_variance_shares(self, *, ax=None):
         """Bar chart of the share of total variance at each level and of sampling error.
 
         Returns the matplotlib Axes.
@@ -118,9 +122,9 @@ class MultilevelMetaResult:
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3))
-        labels = list(self.levels) + ["sampling error"]
+        labels = list(self.group) + ["sampling error"]
         vals = list(self.I2.to_numpy()) + [100.0 - float(self.I2.sum())]
-        ax.bar(labels, vals, color=["0.3"] * len(self.levels) + ["0.75"], edgecolor="0.1")
+        ax.bar(labels, vals, color=["0.3"] * len(self.group) + ["0.75"], edgecolor="0.1")
         ax.set_ylabel("share of total variance (%)")
         ax.set_ylim(0, 100)
         ax.set_title(f"Heterogeneity by level ({self.method})")
@@ -128,10 +132,10 @@ class MultilevelMetaResult:
 
 
 def multilevel_meta_analysis(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     yi: str = "yi",
     vi: str = "vi",
-    levels: list[str] | tuple[str, ...] = ("region", "site"),
+    group: list[str] | tuple[str, ...] = ("region", "site"),
     method: str = "REML",
     test: str = "z",
     level: float = 0.95,
@@ -140,12 +144,12 @@ def multilevel_meta_analysis(
 
     Parameters
     ----------
-    df : DataFrame
+    data : DataFrame
         One row per effect size.
     yi, vi : str
         Columns of the effect sizes and their (known) sampling variances (> 0).
-    levels : list of str
-        Columns identifying the nested units, outermost first, e.g. ``["region", "site"]`` for
+    group : list of str
+        Grouping columns of the nested random effects: columns identifying the nested units, outermost first, e.g. ``["region", "site"]`` for
         metafor's ``random = ~ 1 | region/site``. Inner units are identified within their outer
         unit (the same site label in two regions is two sites).
     method : {"REML", "ML"}
@@ -193,75 +197,69 @@ def multilevel_meta_analysis(
     >>> site = np.tile(["a", "b", "c", "d"], 6)
     >>> vi = np.full(24, 0.02)
     >>> yi = 0.3 + rng.normal(0, 0.2, 6).repeat(4) + rng.normal(0, 0.1, 24) + rng.normal(0, np.sqrt(vi))
-    >>> df = pd.DataFrame({"region": region, "site": site, "yi": yi, "vi": vi})
-    >>> res = sa.multilevel_meta_analysis(df, yi="yi", vi="vi", levels=["region", "site"])
+    >>> data = pd.DataFrame({"region": region, "site": site, "yi": yi, "vi": vi})
+    >>> res = sa.multilevel_meta_analysis(data, yi="yi", vi="vi", group=["region", "site"])
     >>> list(res.sigma2.index)
     ['region', 'site']
     >>> bool(res.ci_low < res.estimate < res.ci_high)
     True
     """
-    if not isinstance(df, pd.DataFrame):
+    if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(
-            f"multilevel_meta_analysis: df must be a pandas DataFrame, got {type(df).__name__}."
+            f"multilevel_meta_analysis: data must be a pandas DataFrame, got {type(data).__name__}."
         )
     if method not in ("REML", "ML"):
         raise ScaleupDataError(f"multilevel_meta_analysis: method must be 'REML' or 'ML', got {method!r}.")
     if test not in ("z", "t"):
         raise ScaleupDataError(f"multilevel_meta_analysis: test must be 'z' or 't', got {test!r}.")
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise ScaleupDataError(f"multilevel_meta_analysis: level must be in (0, 1), got {level!r}.")
-    if isinstance(levels, str) or len(levels) < 1:
+    check_level(level, "multilevel_meta_analysis")
+    if isinstance(group, str) or len(group) < 1:
         raise ScaleupDataError(
-            "multilevel_meta_analysis: levels must be a list of column names, outermost first, "
-            f"e.g. ['region', 'site']; got {levels!r}."
+            "multilevel_meta_analysis: group must be a list of column names, outermost first, "
+            f"e.g. ['region', 'site']; got {group!r}."
         )
-    levels = tuple(levels)
-    for arg, col in [("yi", yi), ("vi", vi)] + [("levels", c) for c in levels]:
-        if not isinstance(col, str) or col not in df.columns:
-            cols = ", ".join(map(repr, list(df.columns)[:12]))
+    group = tuple(group)
+    for arg, col in [("yi", yi), ("vi", vi)] + [("group", c) for c in group]:
+        if not isinstance(col, str) or col not in data.columns:
+            cols = ", ".join(map(repr, list(data.columns)[:12]))
             raise ScaleupDataError(
-                f"multilevel_meta_analysis: column {col!r} (argument {arg!r}) is not in df. "
+                f"multilevel_meta_analysis: column {col!r} (argument {arg!r}) is not in data. "
                 f"Available columns: {cols}."
             )
-    if len(set(levels)) != len(levels):
-        raise ScaleupDataError(f"multilevel_meta_analysis: levels has repeated columns: {levels!r}.")
-    y_all = pd.to_numeric(df[yi], errors="coerce").to_numpy(dtype=float)
-    v_all = pd.to_numeric(df[vi], errors="coerce").to_numpy(dtype=float)
-    bad_num = (np.isnan(y_all) & df[yi].notna().to_numpy()) | (np.isnan(v_all) & df[vi].notna().to_numpy())
-    if bad_num.any():
-        raise ScaleupDataError(
-            f"multilevel_meta_analysis: columns {yi!r}/{vi!r} have non-numeric values in "
-            f"{rows_text(df.index, bad_num)}. Convert them with pandas.to_numeric()."
-        )
+    if len(set(group)) != len(group):
+        raise ScaleupDataError(f"multilevel_meta_analysis: group has repeated columns: {group!r}.")
+    label = "multilevel_meta_analysis: table 'data'"
+    y_all = numeric_column(data, yi, label, arg="yi", missing=True, infinite=True)
+    v_all = numeric_column(data, vi, label, arg="vi", missing=True, infinite=True)
     bad_v = np.isfinite(v_all) & (v_all <= 0)
     if bad_v.any():
         raise ScaleupDataError(
             f"multilevel_meta_analysis: column {vi!r} (argument 'vi') must be > 0; "
-            f"{rows_text(df.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
+            f"{rows_text(data.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
         )
     keep = np.isfinite(y_all) & np.isfinite(v_all)
-    for c in levels:
-        keep &= df[c].notna().to_numpy()
+    for c in group:
+        keep &= data[c].notna().to_numpy()
     if (~keep).any():
         warnings.warn(
-            f"multilevel_meta_analysis: {rows_text(df.index, ~keep)} left out because of missing "
-            f"{yi!r}, {vi!r} or level identifiers.",
+            f"multilevel_meta_analysis: {rows_text(data.index, ~keep)} left out because of missing "
+            f"{yi!r}, {vi!r} or group identifiers.",
             RowsOmittedWarning,
             stacklevel=2,
         )
     y, v = y_all[keep], v_all[keep]
-    labs = df.loc[keep, list(levels)].astype(str).reset_index(drop=True)
+    labs = data.loc[keep, list(group)].astype(str).reset_index(drop=True)
     k = y.size
-    L = len(levels)
+    L = len(group)
     p = 1
     if k < 3:
         raise ScaleupDataError(f"multilevel_meta_analysis: {k} usable effect sizes; need at least 3.")
     # nested identifiers: level l is identified by the values of levels[0..l]
     nested = [labs.iloc[:, : l + 1].agg("\x1f".join, axis=1) for l in range(L)]
-    n_units = pd.Series([int(s.nunique()) for s in nested], index=list(levels), name="n_units")
+    n_units = pd.Series([int(s.nunique()) for s in nested], index=list(group), name="n_units")
     if n_units.iloc[0] < 2:
         raise ScaleupDataError(
-            f"multilevel_meta_analysis: column {levels[0]!r} has a single unit; the outermost level needs "
+            f"multilevel_meta_analysis: column {group[0]!r} has a single unit; the outermost level needs "
             "at least 2 units."
         )
 
@@ -345,12 +343,12 @@ def multilevel_meta_analysis(
     typical_v = (k - p) / trP
     I2 = 100 * sigma2 / (np.sum(sigma2) + typical_v)
     ci = np.array([_engine.profile_interval(fit, l, level) for l in range(L)]) ** 2
-    sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(levels), name="level"))
+    sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(group), name="group"))
     return MultilevelMetaResult(
-        method=method, test=test, levels=levels, k=k, n_units=n_units, estimate=est, se=se,
+        method=method, test=test, group=group, k=k, n_units=n_units, estimate=est, se=se,
         statistic=stat, df=dfree, pvalue=float(pval), ci_low=est - crit * se, ci_high=est + crit * se,
-        sigma2=pd.Series(sigma2, index=list(levels), name="sigma2"), sigma2_ci=sigma2_ci,
-        I2=pd.Series(I2, index=list(levels), name="I2"), typical_v=typical_v, QE=QE,
-        QEp=float(stats.chi2.sf(QE, k - p)), loglik=ll, deviance=dev, aic=-2 * ll + 2 * npar,
-        bic=-2 * ll + npar_log * npar, converged=fit.converged, level=level,
+        sigma2=pd.Series(sigma2, index=list(group), name="sigma2"), sigma2_ci=sigma2_ci,
+        I2=pd.Series(I2, index=list(group), name="I2"), typical_v=typical_v, QE=QE,
+        QE_pvalue=float(stats.chi2.sf(QE, k - p)), loglik=ll, deviance=dev, AIC=-2 * ll + 2 * npar,
+        BIC=-2 * ll + npar_log * npar, converged=fit.converged, level=level,
     )

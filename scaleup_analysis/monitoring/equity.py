@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import rows_text
+from .._checks import check_level, numeric_column, rows_text
 from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
 __all__ = ["inequality", "Inequality", "equity_effects", "EquityEffects"]
@@ -51,28 +51,19 @@ def _need_columns(df, table: str, cols: dict) -> None:
 
 
 def _numeric(df: pd.DataFrame, table: str, col: str, arg: str, *, positive=False, nonneg=False) -> np.ndarray:
-    try:
-        x = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ScaleupDataError(f"{table}: column {col!r} (argument '{arg}') must be numeric.") from exc
-    bad = ~np.isfinite(x)
-    if positive:
-        bad |= ~(x > 0)
-    if nonneg:
-        bad |= ~(x >= 0)
+    x = numeric_column(df, col, f"table '{table}'", arg=arg)
+    bad = ~(x > 0) if positive else (~(x >= 0) if nonneg else np.zeros(x.size, bool))
     if bad.any():
-        rule = "finite and > 0" if positive else ("finite and >= 0" if nonneg else "finite (not missing)")
+        rule = "> 0" if positive else ">= 0"
         raise ScaleupDataError(
-            f"{table}: column {col!r} (argument '{arg}') must be {rule}; "
+            f"table '{table}', column {col!r} (argument '{arg}') must be {rule}; "
             f"{rows_text(df.index, bad, label='first:')} violate this. Fix or drop these rows."
         )
     return x
 
 
 def _z(level: float) -> float:
-    if not (0 < level < 1):
-        raise ScaleupDataError(f"argument 'level' must be in (0, 1), got {level!r}.")
-    return float(stats.norm.ppf(0.5 + level / 2))
+    return float(stats.norm.ppf(0.5 + check_level(level) / 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,12 +75,13 @@ class Inequality:
 
     Attributes
     ----------
-    groups : pandas.DataFrame
-        One row per group, ordered from the most to the least disadvantaged: ``group``,
-        ``population``, ``share``, ``ridit`` (fractional rank), ``value``, ``se``, ``ci_low``,
-        ``ci_high``, ``fitted`` (SII line), ``cum_share`` and ``cum_outcome_share`` (concentration
-        curve ordinates), ``difference``/``diff_se``/``diff_ci_low``/``diff_ci_high`` (group minus
-        reference) and ``ratio``/``ratio_ci_low``/``ratio_ci_high`` (group over reference).
+    strata : pandas.DataFrame
+        One row per stratum (social group), ordered from the most to the least disadvantaged:
+        ``stratum``, ``population``, ``share``, ``ridit`` (fractional rank), ``value``, ``se``,
+        ``ci_low``, ``ci_high``, ``fitted`` (SII line), ``cum_share`` and ``cum_outcome_share``
+        (concentration curve ordinates), ``difference``/``difference_se``/``difference_ci_low``/
+        ``difference_ci_high`` (stratum minus reference) and ``ratio``/``log_ratio_se``/
+        ``ratio_ci_low``/``ratio_ci_high`` (stratum over reference).
     mean : float
         Population-weighted mean of the outcome, :math:`\mu = \sum_j w_j y_j`.
     sii, sii_se, sii_ci_low, sii_ci_high : float
@@ -110,11 +102,11 @@ class Inequality:
     wagstaff, wagstaff_se, wagstaff_ci_low, wagstaff_ci_high : float
         Wagstaff (2005) normalised concentration index (NaN without ``bounds``).
     reference : object
-        Reference group of the differences and ratios.
+        Reference stratum of the differences and ratios.
     kind, scale, bounds, level, most_disadvantaged, outcome : settings used.
     """
 
-    groups: pd.DataFrame
+    strata: pd.DataFrame
     mean: float
     sii: float
     sii_se: float
@@ -169,33 +161,33 @@ class Inequality:
         """Readable table of the summary measures and of the group values."""
         pct = f"{100 * self.level:g}%"
         lines = [
-            f"Inequality in {self.outcome} across {len(self.groups)} ordered groups "
-            f"(rank 0 = most disadvantaged = {self.groups['group'].iloc[0]}); {pct} CIs",
+            f"Inequality in {self.outcome} across {len(self.strata)} ordered groups "
+            f"(rank 0 = most disadvantaged = {self.strata['stratum'].iloc[0]}); {pct} CIs",
             f"{'measure':<12}{'estimate':>12}{'ci_low':>12}{'ci_high':>12}",
         ]
         for r in self.to_frame().itertuples(index=False):
             lines.append(f"{r.measure:<12}{r.estimate:>12.5g}{r.ci_low:>12.5g}{r.ci_high:>12.5g}")
         lines.append("")
         lines.append(f"vs reference group {self.reference}:")
-        g = self.groups
+        g = self.strata
         lines.append(f"{'group':<14}{'value':>10}{'difference':>12}{'ratio':>10}")
         for r in g.itertuples(index=False):
-            lines.append(f"{str(r.group):<14}{r.value:>10.4g}{r.difference:>12.4g}{r.ratio:>10.4g}")
+            lines.append(f"{str(r.stratum):<14}{r.value:>10.4g}{r.difference:>12.4g}{r.ratio:>10.4g}")
         return "\n".join(lines)
 
-    def plot_gradient(self, ax=None):
+    def plot_gradient(self, *, ax=None):
         """Outcome by group (with CIs) at the groups' ridits, and the fitted SII line. Returns the Axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
-        g = self.groups
+        g = self.strata
         yerr = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]])
         ax.errorbar(g["ridit"], g["value"], yerr=yerr, fmt="o", color="black", capsize=3, label="group value")
         xs = np.array([0.0, 1.0])
         ax.plot(xs, self.intercept + self.sii * xs, "--", color="0.4", label=f"SII = {self.sii:.3g}")
         for r in g.itertuples(index=False):
-            ax.annotate(str(r.group), (r.ridit, r.value), textcoords="offset points", xytext=(4, 6), fontsize=8)
+            ax.annotate(str(r.stratum), (r.ridit, r.value), textcoords="offset points", xytext=(4, 6), fontsize=8)
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel("Social rank (0 = most disadvantaged, 1 = least disadvantaged)")
         ax.set_ylabel(self.outcome)
@@ -203,13 +195,13 @@ class Inequality:
         ax.legend(fontsize="small")
         return ax
 
-    def plot_concentration_curve(self, ax=None):
+    def plot_concentration_curve(self, *, ax=None):
         """Concentration curve (cumulative outcome share vs cumulative population share). Returns the Axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 5))
-        g = self.groups
+        g = self.strata
         x = np.concatenate([[0.0], g["cum_share"].to_numpy(float)])
         y = np.concatenate([[0.0], g["cum_outcome_share"].to_numpy(float)])
         ax.plot([0, 1], [0, 1], ":", color="0.5", label="line of equality")
@@ -225,9 +217,9 @@ class Inequality:
 
 
 def inequality(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     outcome: str,
-    group_order: str,
+    stratum: str,
     population: str,
     *,
     events: str | None = None,
@@ -244,13 +236,14 @@ def inequality(
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        One row per group (e.g. deprivation quintile).
+    data : pandas.DataFrame
+        One row per stratum (social group, e.g. deprivation quintile).
     outcome : str
         Column of the group value (a proportion, mean or rate, times ``scale``).
-    group_order : str
-        Column giving the order of the groups on the social scale (numbers, or any sortable
-        labels; the values also name the groups), e.g. ``"deprivation_quintile"``.
+    stratum : str
+        Column of the social group (stratum) of each row, giving their order on the social scale
+        (numbers, or any sortable labels; the values also name the strata), e.g.
+        ``"deprivation_quintile"``.
     population : str
         Column of the group sizes (population or sample counts); their shares weight the groups.
     events, n : str, optional
@@ -264,10 +257,10 @@ def inequality(
         precedence over ``events``/``n`` for the variances.
     kind : {"proportion", "mean", "rate"}, default "proportion"
     most_disadvantaged : {"first", "last"}, default "first"
-        Whether the first or the last group in the sort order of ``group_order`` is the most
+        Whether the first or the last group in the sort order of ``stratum`` is the most
         disadvantaged (``"last"`` for deprivation quintiles 1 = least ... 5 = most deprived).
     reference : optional
-        Value of ``group_order`` used as the reference of the group differences and ratios.
+        Value of ``stratum`` used as the reference of the group differences and ratios.
         Default: the least disadvantaged group.
     bounds : (float, float), optional
         Bounds (min, max) of the outcome, for the Erreygers and Wagstaff indices. Default
@@ -342,7 +335,7 @@ def inequality(
     >>> round(res.sii, 3), round(res.rii_ratio, 3), round(res.cindex, 4)
     (0.25, 1.909, 0.1)
     """
-    _need_columns(df, "df", {"outcome": outcome, "group_order": group_order, "population": population,
+    _need_columns(data, "data", {"outcome": outcome, "stratum": stratum, "population": population,
                              "events": events, "n": n, "se": se})
     if kind not in _KINDS:
         raise ScaleupDataError(f"argument 'kind' must be one of {_KINDS}, got {kind!r}.")
@@ -351,43 +344,43 @@ def inequality(
     if not (np.isfinite(scale) and scale > 0):
         raise ScaleupDataError(f"argument 'scale' must be a positive number, got {scale!r}.")
     z = _z(level)
-    if len(df) < 2:
-        raise ScaleupDataError(f"df: at least 2 groups are needed, got {len(df)} row(s).")
-    if df[group_order].isna().any():
+    if len(data) < 2:
+        raise ScaleupDataError(f"data: at least 2 groups are needed, got {len(data)} row(s).")
+    if data[stratum].isna().any():
         raise ScaleupDataError(
-            f"df: column {group_order!r} (argument 'group_order') has missing values in "
-            f"{rows_text(df.index, df[group_order].isna().to_numpy(), label='first:')}; every group needs its rank."
+            f"data: column {stratum!r} (argument 'stratum') has missing values in "
+            f"{rows_text(data.index, data[stratum].isna().to_numpy(), label='first:')}; every group needs its rank."
         )
-    dup = df[group_order].duplicated(keep=False).to_numpy()
+    dup = data[stratum].duplicated(keep=False).to_numpy()
     if dup.any():
         raise ScaleupDataError(
-            f"df: column {group_order!r} (argument 'group_order') must identify the groups, but "
-            f"{rows_text(df.index, dup, label='first:')} share a value; aggregate to one row per group first."
+            f"data: column {stratum!r} (argument 'stratum') must identify the groups, but "
+            f"{rows_text(data.index, dup, label='first:')} share a value; aggregate to one row per group first."
         )
     try:
-        d = df.sort_values(group_order, ascending=(most_disadvantaged == "first"), kind="mergesort")
+        d = data.sort_values(stratum, ascending=(most_disadvantaged == "first"), kind="mergesort")
     except TypeError as exc:
-        raise ScaleupDataError(f"df: column {group_order!r} (argument 'group_order') must be sortable.") from exc
-    y = _numeric(d, "df", outcome, "outcome")
-    pop = _numeric(d, "df", population, "population", positive=True)
+        raise ScaleupDataError(f"data: column {stratum!r} (argument 'stratum') must be sortable.") from exc
+    y = _numeric(d, "data", outcome, "outcome")
+    pop = _numeric(d, "data", population, "population", positive=True)
     if se is not None:
-        s = _numeric(d, "df", se, "se", nonneg=True)
+        s = _numeric(d, "data", se, "se", nonneg=True)
         v = s**2
     elif events is not None and n is not None:
         if kind == "mean":
             raise ScaleupDataError("kind='mean' needs the standard errors of the group means: pass se='<column>'.")
-        ev = _numeric(d, "df", events, "events", nonneg=True)
-        nn = _numeric(d, "df", n, "n", positive=True)
+        ev = _numeric(d, "data", events, "events", nonneg=True)
+        nn = _numeric(d, "data", n, "n", positive=True)
         if kind == "proportion" and (ev > nn).any():
             raise ScaleupDataError(
-                f"df: column {events!r} exceeds {n!r} in {rows_text(d.index, ev > nn, label='first:')}; for proportions 0 <= events <= n."
+                f"data: column {events!r} exceeds {n!r} in {rows_text(d.index, ev > nn, label='first:')}; for proportions 0 <= events <= n."
             )
         p = ev / nn
         v = scale**2 * (p * (1 - p) / nn if kind == "proportion" else ev / nn**2)
         bad = ~np.isclose(y, scale * p, rtol=1e-3, atol=1e-12 * scale)
         if bad.any():
             raise ScaleupDataError(
-                f"df: column {outcome!r} differs from scale * {events} / {n} (scale = {scale:g}) in "
+                f"data: column {outcome!r} differs from scale * {events} / {n} (scale = {scale:g}) in "
                 f"{rows_text(d.index, bad, label='first:')}; check 'scale' or the columns."
             )
     else:
@@ -404,11 +397,11 @@ def inequality(
         out_of = (y < lo) | (y > hi)
         if out_of.any():
             raise ScaleupDataError(
-                f"df: column {outcome!r} lies outside bounds {bounds} in {rows_text(d.index, out_of, label='first:')}."
+                f"data: column {outcome!r} lies outside bounds {bounds} in {rows_text(d.index, out_of, label='first:')}."
             )
         bounds = (lo, hi)
 
-    labels = d[group_order].to_list()
+    labels = d[stratum].to_list()
     w = pop / pop.sum()
     cum = np.cumsum(w)
     x = cum - w / 2
@@ -449,7 +442,7 @@ def inequality(
     qlag = np.concatenate([[0.0], q[:-1]])
     term2 = float(np.sum((w**2) * v * (2 * x - 1 - cindex) ** 2)) / mu**2
     if n is not None and kind != "rate":  # n = people (not person-time) for Kakwani's first term
-        n_tot = float(_numeric(d, "df", n, "n", positive=True).sum())
+        n_tot = float(_numeric(d, "data", n, "n", positive=True).sum())
         aj = (y / mu) * (2 * x - 1 - cindex) + 2 - qlag - q
         term1 = (float(np.sum(w * aj**2)) - (1 + cindex) ** 2) / n_tot
         cse_method = "kakwani1997"
@@ -481,21 +474,21 @@ def inequality(
         matches = [i for i, lab in enumerate(labels) if lab == reference]
         if not matches:
             raise ScaleupDataError(
-                f"argument 'reference' = {reference!r} is not a value of column {group_order!r}; "
+                f"argument 'reference' = {reference!r} is not a value of column {stratum!r}; "
                 f"choose one of {labels}."
             )
         ref_i = matches[0]
     se_y = np.sqrt(v)
     diff = y - y[ref_i]
-    diff_se = np.sqrt(v + v[ref_i])
-    diff_se[ref_i] = 0.0
+    difference_se = np.sqrt(v + v[ref_i])
+    difference_se[ref_i] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((y > 0) & (y[ref_i] > 0), y / y[ref_i], np.nan)
         lrse = np.sqrt(v / y**2 + v[ref_i] / y[ref_i] ** 2)
     lrse[ref_i] = 0.0
-    groups = pd.DataFrame(
+    strata = pd.DataFrame(
         {
-            "group": labels,
+            "stratum": labels,
             "population": pop,
             "share": w,
             "ridit": x,
@@ -507,9 +500,9 @@ def inequality(
             "cum_share": cum,
             "cum_outcome_share": q,
             "difference": diff,
-            "diff_se": diff_se,
-            "diff_ci_low": diff - z * diff_se,
-            "diff_ci_high": diff + z * diff_se,
+            "difference_se": difference_se,
+            "difference_ci_low": diff - z * difference_se,
+            "difference_ci_high": diff + z * difference_se,
             "ratio": ratio,
             "log_ratio_se": lrse,
             "ratio_ci_low": ratio * np.exp(-z * lrse),
@@ -517,7 +510,7 @@ def inequality(
         }
     )
     return Inequality(
-        groups=groups,
+        strata=strata,
         mean=mu,
         sii=b,
         sii_se=sii_se,
@@ -565,18 +558,19 @@ class EquityEffects:
     Attributes
     ----------
     strata : pandas.DataFrame
-        One row per stratum, from the least to the most disadvantaged: ``stratum``, ``score``
+        One row per stratum, from the least to the most disadvantaged: ``stratum``, ``rank``
         (1 = least disadvantaged), ``n_treated``, ``n_control``, ``change_treated``,
-        ``change_control`` (mean change after minus before), ``effect`` (difference in changes),
+        ``change_control`` (mean change after minus before), ``estimate`` (the effect: difference
+        in changes),
         ``se``, ``ci_low``, ``ci_high``, ``mean_before``, ``mean_after`` (all sites), ``share``.
     vcov : pandas.DataFrame
         Covariance matrix of the stratum effects (not diagonal with ``control="pooled"``).
-    pooled_effect, pooled_se : float
+    pooled_effect, pooled_effect_se : float
         Generalised-least-squares common effect across strata.
-    Q, Q_df, Q_pval : float
+    Q, Q_df, Q_pvalue : float
         Test of heterogeneity of the effects across strata (chi-square, ``K - 1`` df).
-    trend_slope, trend_se, trend_ci_low, trend_ci_high, trend_pval : float
-        Change of the effect per step towards a *more* disadvantaged stratum (GLS on scores 1..K);
+    trend, trend_se, trend_ci_low, trend_ci_high, trend_pvalue : float
+        Trend (slope) of the effect per step towards a *more* disadvantaged stratum (GLS on ranks 1..K);
         NaN when ``ordered=False``.
     gap_before, gap_before_se, gap_after, gap_after_se : float
         SII of the stratum mean outcomes (all sites) in the before and after windows.
@@ -595,15 +589,15 @@ class EquityEffects:
     strata: pd.DataFrame
     vcov: pd.DataFrame
     pooled_effect: float
-    pooled_se: float
+    pooled_effect_se: float
     Q: float
     Q_df: int
-    Q_pval: float
-    trend_slope: float
+    Q_pvalue: float
+    trend: float
     trend_se: float
     trend_ci_low: float
     trend_ci_high: float
-    trend_pval: float
+    trend_pvalue: float
     gap_before: float
     gap_before_se: float
     gap_after: float
@@ -633,20 +627,20 @@ class EquityEffects:
         ]
         for r in self.strata.itertuples(index=False):
             lines.append(
-                f"{str(r.stratum):<14}{r.n_treated:>6d}{r.n_control:>6d}{r.effect:>10.4g}"
+                f"{str(r.stratum):<14}{r.n_treated:>6d}{r.n_control:>6d}{r.estimate:>10.4g}"
                 f"{r.ci_low:>10.4g}{r.ci_high:>10.4g}"
             )
         lines += [
-            f"Heterogeneity: Q = {self.Q:.4g} on {self.Q_df} df, p = {self.Q_pval:.4g}",
-            f"Trend per step towards more disadvantage: {self.trend_slope:.4g} "
-            f"[{self.trend_ci_low:.4g}, {self.trend_ci_high:.4g}], p = {self.trend_pval:.4g}",
+            f"Heterogeneity: Q = {self.Q:.4g} on {self.Q_df} df, p = {self.Q_pvalue:.4g}",
+            f"Trend per step towards more disadvantage: {self.trend:.4g} "
+            f"[{self.trend_ci_low:.4g}, {self.trend_ci_high:.4g}], p = {self.trend_pvalue:.4g}",
             f"Gap (SII) before = {self.gap_before:.4g}, after = {self.gap_after:.4g}; change = "
             f"{self.gap_change:.4g} [{self.gap_change_ci_low:.4g}, {self.gap_change_ci_high:.4g}] "
             f"-> gap {self.interpretation}",
         ]
         return "\n".join(lines)
 
-    def plot_effects(self, ax=None):
+    def plot_effects(self, *, ax=None):
         """Stratum effects with CIs (least to most disadvantaged) and the pooled effect. Returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -654,8 +648,8 @@ class EquityEffects:
             _, ax = plt.subplots(figsize=(6, 4))
         s = self.strata
         pos = np.arange(len(s))
-        yerr = np.vstack([s["effect"] - s["ci_low"], s["ci_high"] - s["effect"]])
-        ax.errorbar(pos, s["effect"], yerr=yerr, fmt="s", color="black", capsize=3, label="stratum effect")
+        yerr = np.vstack([s["estimate"] - s["ci_low"], s["ci_high"] - s["estimate"]])
+        ax.errorbar(pos, s["estimate"], yerr=yerr, fmt="s", color="black", capsize=3, label="stratum effect")
         ax.axhline(self.pooled_effect, ls="--", color="0.4", label=f"pooled = {self.pooled_effect:.3g}")
         ax.axhline(0, color="0.7", lw=0.8)
         ax.set_xticks(pos)
@@ -677,14 +671,14 @@ def _gls(e: np.ndarray, V: np.ndarray, X: np.ndarray):
 
 
 def equity_effects(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     outcome: str,
     *,
     before: Sequence[int],
     after: Sequence[int],
     site: str = "site_id",
     period: str = "period",
-    adoption: str = "adoption_period",
+    cohort: str = "adoption_period",
     stratum: str = "deprivation_quintile",
     levels: Sequence | None = None,
     most_disadvantaged: str = "last",
@@ -698,15 +692,15 @@ def equity_effects(
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Site x period rows with the outcome, the site's adoption period (missing = never adopts)
         and its stratum, e.g. ``outcomes`` of one indicator merged with ``sites``.
     outcome : str
         Column of the site-period outcome (e.g. ``"mean"`` for a mean indicator, or a proportion).
     before, after : sequence of int
         Periods of the *before* and *after* windows (``max(before) < min(after)``).
-    site, period, adoption, stratum : str
-        Column names.
+    site, period, cohort, stratum : str
+        Column names (``cohort``: the site's adoption period, missing = never adopts).
     levels : sequence, optional
         The strata in order (default: sorted values of ``stratum``).
     most_disadvantaged : {"first", "last"}, default "last"
@@ -769,7 +763,7 @@ def equity_effects(
     >>> res.interpretation in ("widened", "narrowed", "no clear change")
     True
     """
-    _need_columns(df, "df", {"outcome": outcome, "site": site, "period": period, "adoption": adoption,
+    _need_columns(data, "data", {"outcome": outcome, "site": site, "period": period, "cohort": cohort,
                              "stratum": stratum, "weight": weight})
     if direction not in ("higher_is_better", "lower_is_better"):
         raise ScaleupDataError(f"argument 'direction' must be 'higher_is_better' or 'lower_is_better', got {direction!r}.")
@@ -785,31 +779,27 @@ def equity_effects(
             f"arguments 'before' = {before} and 'after' = {after}: both must be non-empty and every "
             "before period must precede every after period."
         )
-    d = df[[c for c in (site, period, outcome, adoption, stratum, weight) if c is not None]].copy()
-    y = pd.to_numeric(d[outcome], errors="coerce")
-    bad = y.isna() & d[outcome].notna()
-    if bad.any():
-        raise ScaleupDataError(f"df: column {outcome!r} (argument 'outcome') is not numeric in {rows_text(d.index, bad.to_numpy(), label='first:')}.")
-    d[outcome] = y
+    d = data[[c for c in (site, period, outcome, cohort, stratum, weight) if c is not None]].copy()
+    d[outcome] = numeric_column(d, outcome, "table 'data'", arg="outcome", missing=True, infinite=True)
     if d[stratum].isna().any():
         raise ScaleupDataError(
-            f"df: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
+            f"data: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
         )
     per_site = d.groupby(site, sort=True)
-    for col in (adoption, stratum) + ((weight,) if weight else ()):
+    for col in (cohort, stratum) + ((weight,) if weight else ()):
         nun = per_site[col].nunique(dropna=False)
         if (nun > 1).any():
             bad_sites = list(nun.index[nun > 1][:5])
             raise ScaleupDataError(
-                f"df: column {col!r} must be constant within a site, but varies in {int((nun > 1).sum())} "
+                f"data: column {col!r} must be constant within a site, but varies in {int((nun > 1).sum())} "
                 f"site(s) (first: {bad_sites})."
             )
-    info = per_site[[adoption, stratum] + ([weight] if weight else [])].first()
+    info = per_site[[cohort, stratum] + ([weight] if weight else [])].first()
     pb = d[d[period].isin(before)].groupby(site)[outcome].mean()
     pa = d[d[period].isin(after)].groupby(site)[outcome].mean()
     info["before"] = pb.reindex(info.index)
     info["after"] = pa.reindex(info.index)
-    adopt = pd.to_numeric(info[adoption], errors="coerce").astype(float)
+    adopt = pd.to_numeric(info[cohort], errors="coerce").astype(float)
     treated = (adopt > max(before)) & (adopt <= min(after))
     ctrl = adopt.isna() | (adopt > max(after))
     has = info["before"].notna() & info["after"].notna()
@@ -831,12 +821,12 @@ def equity_effects(
         unknown = sorted(set(info[stratum]) - set(levels), key=str)
         if unknown:
             raise ScaleupDataError(
-                f"df: column {stratum!r} has values {unknown[:5]} not in argument 'levels' = {levels}."
+                f"data: column {stratum!r} has values {unknown[:5]} not in argument 'levels' = {levels}."
             )
     order = levels if most_disadvantaged == "last" else levels[::-1]  # least -> most disadvantaged
     K = len(order)
     if K < 2:
-        raise ScaleupDataError(f"df: column {stratum!r} has a single stratum; at least 2 are needed.")
+        raise ScaleupDataError(f"data: column {stratum!r} has a single stratum; at least 2 are needed.")
     inc = info[info["group"] != "omitted"]
     ct = inc[inc["group"] == "control"]["change"]
     rows, var_t, var_c = [], [], []
@@ -846,7 +836,7 @@ def equity_effects(
         ck = sub[sub["group"] == "control"]["change"] if control == "within" else ct
         if len(tk) < 2 or len(ck) < 2:
             raise ScaleupDataError(
-                f"df: stratum {lev!r} of {stratum!r} has {len(tk)} treated and {len(ck)} comparison "
+                f"data: stratum {lev!r} of {stratum!r} has {len(tk)} treated and {len(ck)} comparison "
                 "site(s) with data in both windows; at least 2 of each are needed (try control='pooled', "
                 "wider windows or merging strata)."
             )
@@ -857,12 +847,12 @@ def equity_effects(
         rows.append(
             {
                 "stratum": lev,
-                "score": k + 1,
+                "rank": k + 1,
                 "n_treated": len(tk),
                 "n_control": len(ck),
                 "change_treated": tk.mean(),
                 "change_control": ck.mean(),
-                "effect": tk.mean() - ck.mean(),
+                "estimate": tk.mean() - ck.mean(),
                 "mean_before": allk["before"].mean(),
                 "mean_after": allk["after"].mean(),
                 "mean_change": allk["change"].mean(),
@@ -873,7 +863,7 @@ def equity_effects(
             }
         )
     st = pd.DataFrame(rows)
-    e = st["effect"].to_numpy(float)
+    e = st["estimate"].to_numpy(float)
     V = np.diag(var_t)
     if control == "pooled":
         V = V + var_c[0]
@@ -914,22 +904,22 @@ def equity_effects(
     else:
         slope = sl_se = sl_p = gb = gb_se = ga = ga_se = gc = gc_se = lo_ = hi_ = float("nan")
         interp = "not computed (unordered strata)"
-    st = st[["stratum", "score", "n_treated", "n_control", "change_treated", "change_control", "effect",
+    st = st[["stratum", "rank", "n_treated", "n_control", "change_treated", "change_control", "estimate",
              "se", "ci_low", "ci_high", "mean_before", "mean_after", "weight"]].rename(columns={"weight": "share"})
     st["share"] = st["share"] / st["share"].sum()
     return EquityEffects(
         strata=st,
         vcov=pd.DataFrame(V, index=order, columns=order),
         pooled_effect=float(b0[0]),
-        pooled_se=math.sqrt(float(c0[0, 0])),
+        pooled_effect_se=math.sqrt(float(c0[0, 0])),
         Q=Q,
         Q_df=Qdf,
-        Q_pval=float(stats.chi2.sf(Q, Qdf)),
-        trend_slope=slope,
+        Q_pvalue=float(stats.chi2.sf(Q, Qdf)),
+        trend=slope,
         trend_se=sl_se,
         trend_ci_low=slope - z * sl_se,
         trend_ci_high=slope + z * sl_se,
-        trend_pval=sl_p,
+        trend_pvalue=sl_p,
         gap_before=gb,
         gap_before_se=gb_se,
         gap_after=ga,

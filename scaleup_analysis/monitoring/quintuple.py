@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import fail_rows, require_columns
+from .._checks import check_level, fail_rows, numeric_column, require_columns
 from ..errors import ScaleupDataError
 
 __all__ = [
@@ -57,11 +57,7 @@ _SUFF = ["n", "n_sites", "total", "var_sum", "ss_within", "df_within"]
 # input checking
 # --------------------------------------------------------------------------------------------------
 def _num(df: pd.DataFrame, table: str, col: str) -> np.ndarray:
-    s = df[col]
-    conv = pd.to_numeric(s, errors="coerce")
-    fail_rows(table, col, "are not numeric", df, (conv.isna() & s.notna()).to_numpy(),
-              "Convert the column to numbers.")
-    return conv.to_numpy(dtype=float, na_value=np.nan)
+    return numeric_column(df, col, f"table '{table}'", missing=True, infinite=True)
 
 
 def _periods(arg: str, periods) -> list[int]:
@@ -100,7 +96,8 @@ class QuintupleAimPanel:
     ----------
     data : pandas.DataFrame
         One row per unit (``region`` and, with ``subgroup``, the subgroup column) x ``period`` x
-        ``indicator_id`` with ``domain``, ``type``, ``direction``, ``unit``, ``n_sites``, ``n``,
+        ``indicator_id`` with ``domain``, ``type``, ``direction``, ``measurement_unit`` (the
+        registry's ``unit``, e.g. ``%``), ``n_sites``, ``n``,
         ``estimate`` (pooled rate or mean), ``se``, ``sd`` (individual-level SD), ``sign`` (+1 for
         ``higher_is_better``, -1 for ``lower_is_better``), ``improvement`` (``sign * estimate``) and
         ``std_score`` (``sign * (estimate - reference) / sd_reference``, the indicator's pooled
@@ -144,7 +141,7 @@ class QuintupleAimPanel:
         ]
         return "\n".join(lines)
 
-    def plot_series(self, indicator: str, ax=None, std: bool = False):
+    def plot_series(self, indicator: str, *, std: bool = False, ax=None):
         """Time series of one indicator, one line per region (grey levels); returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -258,7 +255,8 @@ def quintuple_aim_panel(
         comp_label = f"{comparison[0]} in {list(comp_vals)}"
         sc = sc + ([comparison[0]] if comparison[0] not in sc else [])
     require_columns(sites, "sites", sc)
-    ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].copy()
+    # the registry's measurement unit ('%', 'CAD', ...) is 'measurement_unit' in every result
+    ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].rename(columns={"unit": "measurement_unit"})
     for c in ("domain", "type", "direction"):
         ind[c] = ind[c].astype(str)
     fail_rows("indicators", "type", "are not 'proportion' or 'mean'", ind,
@@ -310,7 +308,7 @@ def quintuple_aim_panel(
     o[period] = o[period].astype(np.int64)
     o = o.rename(columns={period: "period"})
     keys = [region] + ([subgroup] if subgroup else []) + ["period", "indicator_id", "domain", "type",
-                                                          "direction", "unit"]
+                                                          "direction", "measurement_unit"]
     comp = None
     if comparison is not None:
         is_comp = o[comparison[0]].astype(object).isin(list(comp_vals)).to_numpy()
@@ -321,12 +319,12 @@ def quintuple_aim_panel(
             )
         if is_comp.all():
             raise ScaleupDataError(f"argument 'comparison': every site has {comp_label}; nothing is left to compare.")
-        comp = _pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "unit"])
+        comp = _pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "measurement_unit"])
         o = o[~is_comp]
     g = _pool(o, keys)
-    ref = _pool(o, ["indicator_id", "domain", "type", "direction", "unit"])
+    ref = _pool(o, ["indicator_id", "domain", "type", "direction", "measurement_unit"])
     ref = ref.rename(columns={"estimate": "reference", "sd": "sd_reference"})[
-        ["indicator_id", "domain", "direction", "unit", "reference", "sd_reference"]]
+        ["indicator_id", "domain", "direction", "measurement_unit", "reference", "sd_reference"]]
     g["n"] = g["n"].astype(np.int64)
     g["n_sites"] = g["n_sites"].astype(np.int64)
     g["sign"] = np.where(g["direction"] == "higher_is_better", 1.0, -1.0)
@@ -383,9 +381,9 @@ class ChangeFromBaseline:
             lines += ["", f"by {by}:", tab.to_string(float_format=lambda x: f"{x:.3f}")]
         return "\n".join(lines)
 
-    def plot_dashboard(self, ax=None, **kwargs):
+    def plot_dashboard(self, *, by: str = "region", vmax: float | None = None, title: str | None = None, ax=None):
         """Domains x units heat map of ``std_change`` (see :func:`plot_dashboard`)."""
-        return plot_dashboard(self, ax=ax, **kwargs)
+        return plot_dashboard(self, by=by, vmax=vmax, title=title, ax=ax)
 
 
 def change_from_baseline(
@@ -424,7 +422,7 @@ def change_from_baseline(
     :math:`s^2 = \hat p(1-\hat p)`).
     A plain before-after change includes secular trends. When the panel has
     comparison sites (``quintuple_aim_panel(..., comparison=...)``), the table adds their pooled
-    change (``comparison_change``, ``comparison_se``) and the difference-in-differences
+    change (``comparison_change``, ``comparison_change_se``) and the difference-in-differences
     ``did`` = :math:`\Delta_{unit} - \Delta_{comparison}` with :math:`SE = \sqrt{SE_{unit}^2 +
     SE_{comparison}^2}` (independent samples), its CI, ``improvement_did`` and ``std_did``.
 
@@ -441,8 +439,7 @@ def change_from_baseline(
     """
     if not isinstance(panel, QuintupleAimPanel):
         raise ScaleupDataError("argument 'panel': pass the result of sa.quintuple_aim_panel(...).")
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ScaleupDataError(f"argument 'level': a coverage in (0, 1), e.g. 0.95, not {level!r}.")
+    check_level(level)
     bp = _periods("baseline_periods", baseline_periods)
     fp = _periods("followup_periods", followup_periods)
     if set(bp) & set(fp):
@@ -457,7 +454,7 @@ def change_from_baseline(
             raise ScaleupDataError(f"argument '{arg}': none of {ps} is a period of the panel "
                                    f"({min(present)}-{max(present)}).")
     z = float(stats.norm.isf((1 - level) / 2))
-    ind_cols = ["indicator_id", "domain", "type", "direction", "unit"]
+    ind_cols = ["indicator_id", "domain", "type", "direction", "measurement_unit"]
     bys = [("region", panel.region)] + ([("subgroup", panel.subgroup)] if panel.subgroup else [])
     parts = []
     for by, col in bys:
@@ -470,7 +467,7 @@ def change_from_baseline(
         part = pd.DataFrame({
             "by": by, "unit": m[col].astype(str) if m[col].dtype == object else m[col],
             "indicator_id": m["indicator_id"], "domain": m["domain"], "type": m["type"],
-            "direction": m["direction"], "indicator_unit": m["unit"],
+            "direction": m["direction"], "measurement_unit": m["measurement_unit"],
             "n_baseline": m["n_b"], "n_followup": m["n_f"],
             "baseline": m["estimate_b"], "baseline_se": m["se_b"],
             "followup": m["estimate_f"], "followup_se": m["se_f"],
@@ -489,9 +486,9 @@ def change_from_baseline(
                            cse=np.sqrt(cm["se_f"] ** 2 + cm["se_b"] ** 2))
             cm = part[["indicator_id"]].merge(cm[["indicator_id", "cchange", "cse"]], on="indicator_id", how="left")
             part["comparison_change"] = cm["cchange"].to_numpy()
-            part["comparison_se"] = cm["cse"].to_numpy()
+            part["comparison_change_se"] = cm["cse"].to_numpy()
             did = part["change"] - part["comparison_change"]
-            did_se = np.sqrt(part["se"] ** 2 + part["comparison_se"] ** 2)
+            did_se = np.sqrt(part["se"] ** 2 + part["comparison_change_se"] ** 2)
             part["did"] = did
             part["did_se"] = did_se
             part["did_ci_low"] = did - z * did_se
@@ -561,9 +558,9 @@ class DeleteriousEffects:
                 lines.append(rw[["unit", "indicator_id", "longest_run", "n_crossings"]].to_string(index=False))
         return "\n".join(lines)
 
-    def plot_dashboard(self, ax=None, **kwargs):
+    def plot_dashboard(self, *, vmax: float | None = None, title: str | None = None, ax=None):
         """Domains x units heat map with the flags and run signals marked (see :func:`plot_dashboard`)."""
-        return plot_dashboard(self, ax=ax, **kwargs)
+        return plot_dashboard(self, vmax=vmax, title=title, ax=ax)
 
 
 def deleterious_effects(
@@ -646,7 +643,7 @@ def deleterious_effects(
     if scale not in ("raw", "standardized"):
         raise ScaleupDataError(f"argument 'scale': 'raw' or 'standardized', not {scale!r}.")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise ScaleupDataError(f"argument 'alpha': a level in (0, 1), e.g. 0.05, not {alpha!r}.")
+        raise ScaleupDataError(f"argument 'alpha': the test size (error rate) in (0, 1), e.g. 0.05, not {alpha!r}.")
     if contrast not in ("baseline", "comparison"):
         raise ScaleupDataError(f"argument 'contrast': 'baseline' or 'comparison', not {contrast!r}.")
     if contrast == "comparison" and "did" not in changes.data:
@@ -739,7 +736,7 @@ def deleterious_effects(
 # --------------------------------------------------------------------------------------------------
 # dashboard
 # --------------------------------------------------------------------------------------------------
-def plot_dashboard(result, ax=None, *, by: str = "region", vmax: float | None = None, title: str | None = None):
+def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, title: str | None = None, ax=None):
     """Domains x units heat map of the standardized change in the improvement direction.
 
     Each cell is the mean ``std_change`` of the domain's indicators (SD units; positive = better),
@@ -750,13 +747,13 @@ def plot_dashboard(result, ax=None, *, by: str = "region", vmax: float | None = 
 
     Parameters
     ----------
-    result : ChangeFromBaseline or DeleteriousEffects
-    ax : matplotlib Axes, optional
+    changes : ChangeFromBaseline or DeleteriousEffects
     by : {"region", "subgroup"}
         Units shown (for a :class:`ChangeFromBaseline`; a :class:`DeleteriousEffects` uses its own).
     vmax : float, optional
         Colour range is [-vmax, vmax] (default: the largest absolute cell value).
     title : str, optional
+    ax : matplotlib Axes, optional
 
     Returns
     -------
@@ -774,10 +771,10 @@ def plot_dashboard(result, ax=None, *, by: str = "region", vmax: float | None = 
     """
     import matplotlib.pyplot as plt
 
-    if isinstance(result, DeleteriousEffects):
-        t, by = result.tests, result.by
-    elif isinstance(result, ChangeFromBaseline):
-        t = result.data[result.data["by"] == by]
+    if isinstance(changes, DeleteriousEffects):
+        t, by = changes.tests, changes.by
+    elif isinstance(changes, ChangeFromBaseline):
+        t = changes.data[changes.data["by"] == by]
     else:
         raise ScaleupDataError("plot_dashboard(): pass a ChangeFromBaseline or DeleteriousEffects result.")
     if t.empty:
@@ -793,7 +790,7 @@ def plot_dashboard(result, ax=None, *, by: str = "region", vmax: float | None = 
     lim = lim if lim > 0 else 1.0
     im = ax.imshow(M, cmap="gray", vmin=-lim, vmax=lim, aspect="auto")
     flag = sig = None
-    if isinstance(result, DeleteriousEffects):
+    if isinstance(changes, DeleteriousEffects):
         flag = t.pivot_table(index="domain", columns="unit", values="flagged", aggfunc="any").reindex(
             index=domains, columns=units).fillna(False).to_numpy(dtype=bool)
         if "runs_worse" in t:

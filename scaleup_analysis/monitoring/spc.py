@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .._checks import numeric_column, rows_text
 from ..errors import ScaleupDataError
 
 __all__ = ["runs_analysis", "control_chart", "RunsAnalysis", "ControlChart"]
@@ -314,7 +315,7 @@ class ControlChart:
     def facets(self) -> list:
         return list(pd.unique(self.data["facet"]))
 
-    def plot(self, ax=None, *, facet=None, ncols: int = 3):
+    def plot(self, *, facet=None, ncols: int = 3, ax=None):
         """Plot the chart; one panel per facet (small multiples) when the chart is faceted.
 
         Points outside the limits are drawn as filled squares; the centre line of a part with a
@@ -322,12 +323,12 @@ class ControlChart:
 
         Parameters
         ----------
-        ax : matplotlib Axes, optional
-            Axes to draw on (only for a single facet, or with ``facet=``).
         facet : optional
-            Draw only this facet.
+            Draw only this facet (a value of the ``by`` column).
         ncols : int
             Columns of the small-multiples grid.
+        ax : matplotlib Axes, optional
+            Axes to draw on (only for a single facet, or with ``facet=``).
 
         Returns
         -------
@@ -391,24 +392,19 @@ class ControlChart:
 # --------------------------------------------------------------------------------------------
 # public function
 # --------------------------------------------------------------------------------------------
-def _check_columns(df, cols: dict):
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError("control_chart: argument 'df' must be a pandas DataFrame.")
+def _check_columns(data, cols: dict):
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError("control_chart: argument 'data' must be a pandas DataFrame.")
     for arg, col in cols.items():
-        if col is not None and col not in df.columns:
+        if col is not None and col not in data.columns:
             raise ScaleupDataError(
-                f"control_chart: column {col!r} (argument '{arg}') is not in df; available "
-                f"columns: {list(df.columns)[:10]}."
+                f"control_chart: column {col!r} (argument '{arg}') is not in data; available "
+                f"columns: {list(data.columns)[:10]}."
             )
 
 
-def _bad_rows(mask, df) -> str:
-    idx = list(df.index[mask][:5])
-    return f"{int(mask.sum())} row(s), first: {idx}"
-
-
 def control_chart(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     value: str,
     chart: str = "run",
     *,
@@ -417,14 +413,14 @@ def control_chart(
     subgroup: str | None = None,
     freeze: int | None = None,
     part=None,
-    facet: str | None = None,
+    by: str | None = None,
     screen_mr: bool = True,
 ) -> ControlChart:
     """Shewhart control chart or run chart with Anhøj runs analysis (as ``qicharts2::qic``).
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Long-format data, one row per observation (several rows per period form a subgroup).
     value : str
         Column with the measure: the value (run/i/mr/xbar/s charts), the count of events
@@ -444,8 +440,9 @@ def control_chart(
     part : int or list of int, optional
         Break points: a new part (phase) starts after each of these point positions (1-based,
         within each facet); every part gets its own centre, limits and runs analysis.
-    facet : str, optional
-        Column splitting the data into separate charts (e.g. ``"rss_code"``).
+    by : str, optional
+        Column splitting the data into separate charts, one per value (facet), e.g.
+        ``"rss_code"``.
     screen_mr : bool, default True
         Screen moving ranges above 3.267 x their average before estimating sigma (I, P', U'
         charts), as qicharts2 does by default (option ``qic.screenedmr``; Nelson 1982).
@@ -487,8 +484,8 @@ def control_chart(
     --------
     >>> import pandas as pd
     >>> import scaleup_analysis as sa
-    >>> df = pd.DataFrame({"period": range(1, 9), "y": [5, 7, 6, 8, 6, 7, 5, 20]})
-    >>> cc = sa.control_chart(df, value="y", chart="i", x="period")
+    >>> data = pd.DataFrame({"period": range(1, 9), "y": [5, 7, 6, 8, 6, 7, 5, 20]})
+    >>> cc = sa.control_chart(data, value="y", chart="i", x="period")
     >>> float(cc.data["cl"].iloc[0]), round(float(cc.data["ucl"].iloc[0]), 3)
     (8.0, 12.433)
     >>> bool(cc.data["sigma_signal"].iloc[-1])
@@ -498,7 +495,7 @@ def control_chart(
         raise ScaleupDataError(
             f"control_chart: chart={chart!r} is not supported; use one of {', '.join(_CHARTS)}."
         )
-    _check_columns(df, {"value": value, "x": x, "n": n, "subgroup": subgroup, "facet": facet})
+    _check_columns(data, {"value": value, "x": x, "n": n, "subgroup": subgroup, "by": by})
     if chart in _NEEDS_N and n is None:
         raise ScaleupDataError(
             f"control_chart: chart={chart!r} needs a denominator column; pass n='<column>'."
@@ -513,41 +510,37 @@ def control_chart(
     if any(p < 1 for p in parts):
         raise ScaleupDataError("control_chart: 'part' break points must be positive point positions.")
 
-    d = pd.DataFrame(index=df.index)
-    try:
-        d["v"] = pd.to_numeric(df[value], errors="raise").astype(float)
-        d["nn"] = pd.to_numeric(df[n], errors="raise").astype(float) if n is not None else np.nan
-    except (TypeError, ValueError) as exc:
-        raise ScaleupDataError(
-            f"control_chart: columns {value!r}" + (f" and {n!r}" if n else "") + " must be numeric."
-        ) from exc
+    d = pd.DataFrame(index=data.index)
+    d["v"] = numeric_column(data, value, "control_chart: table 'data'", arg="value", missing=True, infinite=True)
+    d["nn"] = (numeric_column(data, n, "control_chart: table 'data'", arg="n", missing=True, infinite=True)
+               if n is not None else np.nan)
     if n is not None:
         bad = (d["nn"] < 0).to_numpy()
         if bad.any():
             raise ScaleupDataError(
                 f"control_chart: column {n!r} (argument 'n') has negative denominators in "
-                f"{_bad_rows(bad, df)}; denominators must be >= 0."
+                f"{rows_text(data, bad, label='first:')}; denominators must be >= 0."
             )
     if chart in ("p", "pp"):
         bad = (d["v"] > d["nn"]).to_numpy() | (d["v"] < 0).to_numpy()
         if bad.any():
             raise ScaleupDataError(
-                f"control_chart: p chart needs 0 <= {value} <= {n}; violated in {_bad_rows(bad, df)}."
+                f"control_chart: p chart needs 0 <= {value} <= {n}; violated in {rows_text(data, bad, label='first:')}."
             )
     if chart in ("c", "u", "up"):
         bad = (d["v"] < 0).to_numpy()
         if bad.any():
             raise ScaleupDataError(
                 f"control_chart: {chart} chart counts events, so column {value!r} (argument 'value') "
-                f"must be >= 0; negative in {_bad_rows(bad, df)}. Correct those counts."
+                f"must be >= 0; negative in {rows_text(data, bad, label='first:')}. Correct those counts."
             )
-    d["x"] = df[x].to_numpy() if x is not None else np.arange(1, len(df) + 1)
-    d["sg"] = df[subgroup].to_numpy() if subgroup is not None else d["x"].to_numpy()
-    d["facet"] = df[facet].to_numpy() if facet is not None else "all"
+    d["x"] = data[x].to_numpy() if x is not None else np.arange(1, len(data) + 1)
+    d["sg"] = data[subgroup].to_numpy() if subgroup is not None else d["x"].to_numpy()
+    d["facet"] = data[by].to_numpy() if by is not None else "all"
     if d["x"].isna().any():
         bad = d["x"].isna().to_numpy()
         raise ScaleupDataError(
-            f"control_chart: column {x!r} (argument 'x') has missing values in {_bad_rows(bad, df)}."
+            f"control_chart: column {x!r} (argument 'x') has missing values in {rows_text(data, bad, label='first:')}."
         )
 
     def agg(g: pd.DataFrame) -> pd.Series:
@@ -586,14 +579,14 @@ def control_chart(
             lim["facet"] = fac
             runs.append({"facet": fac, "part": int(prt), **ra})
             out.append(lim)
-    data = pd.concat(out, ignore_index=True)
+    points = pd.concat(out, ignore_index=True)
     with np.errstate(invalid="ignore"):
-        data["sigma_signal"] = ((data["y"] > data["ucl"]) | (data["y"] < data["lcl"])).fillna(False)
-    data["sigma_signal"] = data["sigma_signal"].astype(bool)
-    data["part"] = data["part"].astype(int)
+        points["sigma_signal"] = ((points["y"] > points["ucl"]) | (points["y"] < points["lcl"])).fillna(False)
+    points["sigma_signal"] = points["sigma_signal"].astype(bool)
+    points["part"] = points["part"].astype(int)
     if n is None:
-        data["n"] = np.nan
+        points["n"] = np.nan
     cols = ["facet", "part", "x", "y", "n", "cl", "lcl", "ucl", "baseline", "sigma_signal",
             "runs_signal"]
-    return ControlChart(chart=chart, data=data[cols], runs=pd.DataFrame(runs), freeze=freeze,
+    return ControlChart(chart=chart, data=points[cols], runs=pd.DataFrame(runs), freeze=freeze,
                         value=value)

@@ -27,10 +27,18 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from .._checks import first_values
+from .._checks import check_level, first_values, numeric_column
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 
-__all__ = ["staggered_did", "twfe_did", "bacon_decomposition"]
+__all__ = [
+    "staggered_did",
+    "twfe_did",
+    "bacon_decomposition",
+    "StaggeredDiDResult",
+    "AggregatedDiDResult",
+    "TWFEResult",
+    "BaconDecomposition",
+]
 
 _EPS_SE = np.sqrt(np.finfo(float).eps) * 10  # did: se <= sqrt(.Machine$double.eps)*10 -> NA
 
@@ -47,25 +55,25 @@ class _Panel:
     extra: dict  # column -> (n,) time-invariant per-unit values
 
 
-def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=()) -> _Panel:
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError(f"{fn}: `df` must be a pandas DataFrame in long format, got {type(df).__name__}.")
+def _prepare_panel(data, outcome, unit, time, cohort, treatment, *, fn, invariant=()) -> _Panel:
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"{fn}: `data` must be a pandas DataFrame in long format, got {type(data).__name__}.")
     if (cohort is None) == (treatment is None):
         raise ScaleupDataError(
             f"{fn}: give exactly one of `cohort` (first treated period, 0/NaN = never treated) "
             "or `treatment` (0/1 indicator per unit and period)."
         )
     cols = [outcome, unit, time, cohort if cohort is not None else treatment, *invariant]
-    missing = [c for c in cols if c not in df.columns]
+    missing = [c for c in cols if c not in data.columns]
     if missing:
         raise ScaleupDataError(
-            f"{fn}: column(s) {missing} not found in `df` (columns: {list(df.columns)}); "
+            f"{fn}: column(s) {missing} not found in `data` (columns: {list(data.columns)}); "
             "pass the right names as keyword arguments."
         )
-    d = df[list(dict.fromkeys(cols))].copy()
+    d = data[list(dict.fromkeys(cols))].copy()
     if d.empty:
         raise ScaleupDataError(
-            f"{fn}: `df` has no rows; pass the long-format panel (one row per {unit!r} and {time!r})."
+            f"{fn}: `data` has no rows; pass the long-format panel (one row per {unit!r} and {time!r})."
         )
     if d[unit].isna().any():
         bad = np.flatnonzero(d[unit].isna().to_numpy())
@@ -81,11 +89,11 @@ def _prepare_panel(df, outcome, unit, time, cohort, treatment, *, fn, invariant=
             f"(first rows: {first_values(d.index[bad])}). Recode periods as integers 1..T."
         )
     d[time] = tvals.astype(np.int64)
-    y = pd.to_numeric(d[outcome], errors="coerce").to_numpy(dtype=float)
+    y = numeric_column(d, outcome, f"{fn}: table 'data'", arg="outcome", missing=True, infinite=True)
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
         raise ScaleupDataError(
-            f"{fn}: column {outcome!r} (outcome) is missing or not numeric in {bad.size} row(s) "
+            f"{fn}: column {outcome!r} (outcome) is missing or infinite in {bad.size} row(s) "
             f"(first rows: {first_values(d.index[bad])}); a balanced panel is required, so drop those units "
             "entirely or impute their outcomes."
         )
@@ -270,7 +278,7 @@ class _Inference:
     cluster_matrix: object  # sparse (n_clusters, n) summing units into clusters, or None (unit level)
     n_clusters: int
     weights: np.ndarray | None  # (n_boot, n_clusters) Rademacher draws, None = analytic
-    alpha: float
+    level: float
 
     def cluster_sums(self, inf):
         return inf if self.cluster_matrix is None else np.asarray(self.cluster_matrix @ inf)
@@ -282,7 +290,7 @@ class _Inference:
     def se_and_crit(self, inf):
         """Bootstrap standard errors and uniform critical value (did::mboot); analytic if n_boot=0."""
         inf = np.atleast_2d(np.asarray(inf, dtype=float).T).T
-        z = stats.norm.ppf(1 - self.alpha / 2)
+        z = stats.norm.ppf(0.5 + self.level / 2)
         if self.weights is None:
             se = self.analytic_se(inf)
             se[se <= _EPS_SE] = np.nan
@@ -300,14 +308,14 @@ class _Inference:
         with np.errstate(divide="ignore", invalid="ignore"):
             bT = np.nanmax(np.abs(b / bsig), axis=1) if np.isfinite(bsig).any() else np.full(b.shape[0], np.nan)
         bT = bT[np.isfinite(bT)]
-        crit = float(_type1_quantile(bT, 1 - self.alpha)) if bT.size else np.nan
+        crit = float(_type1_quantile(bT, self.level)) if bT.size else np.nan
         se[ok] = bsig * np.sqrt(self.n_clusters) / self.n
         se[se <= _EPS_SE] = np.nan
         return se, crit
 
 
-def _checked_crit(crit, alpha, what):
-    z = stats.norm.ppf(1 - alpha / 2)
+def _checked_crit(crit, level, what):
+    z = stats.norm.ppf(0.5 + level / 2)
     if not np.isfinite(crit):
         warnings.warn(
             f"{what}: the simultaneous critical value is not available (standard errors are NA); "
@@ -356,12 +364,12 @@ class AggregatedDiDResult:
     Attributes
     ----------
     kind : {"simple", "dynamic", "group", "calendar"}
-    overall_att, overall_se : float
+    overall_att, overall_att_se : float
         Overall summary parameter and its standard error (bootstrap if ``n_boot > 0``).
-    overall_ci_low, overall_ci_high : float
-        Pointwise ``1 - alpha`` confidence interval of the overall parameter.
+    overall_att_ci_low, overall_att_ci_high : float
+        Pointwise confidence interval (coverage ``level``) of the overall parameter.
     estimates : pandas.DataFrame or None
-        One row per event time / group / calendar period (``event_time``, ``group`` or ``time``)
+        One row per event time / cohort / calendar period (``event_time``, ``cohort`` or ``time``)
         with ``att``, ``se``, ``band_low``, ``band_high`` (uniform band); None for ``"simple"``.
     crit_val : float
         Critical value of the bands (simultaneous if ``uniform`` is True, else normal).
@@ -369,34 +377,34 @@ class AggregatedDiDResult:
 
     kind: str
     overall_att: float
-    overall_se: float
-    overall_ci_low: float
-    overall_ci_high: float
+    overall_att_se: float
+    overall_att_ci_low: float
+    overall_att_ci_high: float
     estimates: pd.DataFrame | None
     crit_val: float
     uniform: bool
-    alpha: float
+    level: float
     influence: np.ndarray  # (n, K + 1) influence functions of the estimates, overall last
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table: one row per estimate, then the overall parameter (``term='overall'``)."""
-        key = {"dynamic": "event_time", "group": "group", "calendar": "time"}.get(self.kind)
+        key = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}.get(self.kind)
         rows = []
         if self.estimates is not None:
             for r in self.estimates.itertuples(index=False):
                 rows.append({"kind": self.kind, "term": f"{key}={getattr(r, key)}", key: getattr(r, key),
-                             "att": r.att, "se": r.se, "low": r.band_low, "high": r.band_high})
-        rows.append({"kind": self.kind, "term": "overall", "att": self.overall_att, "se": self.overall_se,
-                     "low": self.overall_ci_low, "high": self.overall_ci_high})
+                             "att": r.att, "se": r.se, "band_low": r.band_low, "band_high": r.band_high})
+        rows.append({"kind": self.kind, "term": "overall", "att": self.overall_att, "se": self.overall_att_se,
+                     "band_low": self.overall_att_ci_low, "band_high": self.overall_att_ci_high})
         return pd.DataFrame(rows)
 
     def summary(self) -> str:
         """Readable summary (overall parameter and, when present, the disaggregated estimates)."""
-        lvl = int(round(100 * (1 - self.alpha)))
+        lvl = int(round(100 * self.level))
         lines = [
             f"Aggregated ATT ({self.kind}), Callaway & Sant'Anna (2021)",
-            f"  overall ATT = {self.overall_att:.4f}  (SE {self.overall_se:.4f}; {lvl}% CI "
-            f"[{self.overall_ci_low:.4f}, {self.overall_ci_high:.4f}])",
+            f"  overall ATT = {self.overall_att:.4f}  (SE {self.overall_att_se:.4f}; {lvl}% CI "
+            f"[{self.overall_att_ci_low:.4f}, {self.overall_att_ci_high:.4f}])",
         ]
         if self.estimates is not None:
             band = "simultaneous" if self.uniform else "pointwise"
@@ -404,14 +412,14 @@ class AggregatedDiDResult:
             lines.append(self.estimates.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         return "\n".join(lines)
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """Estimates with their (uniform) bands; pre-treatment event times in grey. Returns the Axes."""
         if self.estimates is None:
             raise ScaleupDataError("aggregate(kind='simple') has a single estimate; plot another kind.")
-        key = {"dynamic": "event_time", "group": "group", "calendar": "time"}[self.kind]
+        key = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}[self.kind]
         e = self.estimates
         pre = (e[key].to_numpy() < 0) if self.kind == "dynamic" else np.zeros(len(e), bool)
-        xlabel = {"event_time": "periods since adoption (event time)", "group": "cohort (first treated period)",
+        xlabel = {"event_time": "periods since adoption (event time)", "cohort": "cohort (first treated period)",
                   "time": "calendar period"}[key]
         return _errorbar_plot(ax, e[key], e["att"], e["band_low"], e["band_high"], pre, xlabel,
                               "ATT (outcome units)", f"Callaway-Sant'Anna ATT by {key.replace('_', ' ')}")
@@ -424,13 +432,13 @@ class StaggeredDiDResult:
     Attributes
     ----------
     att_gt : pandas.DataFrame
-        One row per (cohort ``group``, period ``time``): ``event_time`` (= time - group),
+        One row per (``cohort``, period ``time``): ``event_time`` (= time - cohort),
         ``att``, ``se`` and the uniform band ``band_low``, ``band_high``.
     crit_val : float
         Critical value of the bands (bootstrap sup-t if ``n_boot > 0``, else normal quantile).
     n_units : int
         Units used (after dropping units treated in the first period).
-    control, method, base_period, anticipation, alpha, n_boot :
+    control, method, base_period, anticipation, level, n_boot :
         The options used.
     """
 
@@ -441,7 +449,7 @@ class StaggeredDiDResult:
     method: str
     base_period: str
     anticipation: int
-    alpha: float
+    level: float
     n_boot: int
     influence: np.ndarray  # (n, K) unit-level influence functions of ATT(g,t), did's scaling
     unit_cohort: np.ndarray  # (n,)
@@ -456,7 +464,7 @@ class StaggeredDiDResult:
 
     def summary(self) -> str:
         """Readable table of ATT(g, t) with the options used."""
-        lvl = int(round(100 * (1 - self.alpha)))
+        lvl = int(round(100 * self.level))
         ctrl = {"never": "never-treated", "notyet": "not-yet-treated"}[self.control]
         head = [
             "Group-time average treatment effects (Callaway & Sant'Anna 2021)",
@@ -502,7 +510,7 @@ class StaggeredDiDResult:
         if balance_e is not None and kind != "dynamic":
             raise ScaleupDataError("aggregate: `balance_e` applies to kind='dynamic' only.")
         tab = self.att_gt
-        group = tab["group"].to_numpy(dtype=float)
+        group = tab["cohort"].to_numpy(dtype=float)
         t = tab["time"].to_numpy(dtype=float)
         att = tab["att"].to_numpy(dtype=float)
         IF = self.influence
@@ -517,7 +525,7 @@ class StaggeredDiDResult:
                 cells = [(int(group[i]), int(t[i])) for i in bad]
                 raise ScaleupDataError(
                     f"aggregate({kind!r}): ATT(g,t) is NA for {bad.size} cell(s) needed for {what} "
-                    f"(first (group, time): {first_values(cells)}); see the warnings of staggered_did "
+                    f"(first (cohort, time): {first_values(cells)}); see the warnings of staggered_did "
                     "(e.g. reduce `covariates` or use control='notyet')."
                 )
 
@@ -589,7 +597,7 @@ class StaggeredDiDResult:
             w = pg_g[okg] / pg_g[okg].sum()
             overall = float(np.sum(vals[okg] * w))
             fo = F[:, okg] @ w + wif(self.cohorts[okg], pg_g[okg]) @ vals[okg]
-            est = pd.DataFrame({"group": self.cohorts.astype(int), "att": vals})
+            est = pd.DataFrame({"cohort": self.cohorts.astype(int), "att": vals})
             return self._finish(kind, est, F, overall, fo)
 
         # calendar
@@ -613,9 +621,9 @@ class StaggeredDiDResult:
         se, crit = inf.se_and_crit(F)
         uniform = False
         if inf.weights is None:
-            crit = stats.norm.ppf(1 - self.alpha / 2)
+            crit = stats.norm.ppf(0.5 + self.level / 2)
         else:
-            crit, uniform = _checked_crit(crit, self.alpha, f"aggregate({kind!r})")
+            crit, uniform = _checked_crit(crit, self.level, f"aggregate({kind!r})")
         est["se"] = se
         est["band_low"] = est["att"] - crit * est["se"]
         est["band_high"] = est["att"] + crit * est["se"]
@@ -623,23 +631,22 @@ class StaggeredDiDResult:
         return self._agg(kind, overall, se_o[0], est, crit, uniform, np.column_stack([F, fo]))
 
     def _agg(self, kind, val, se, est, crit, uniform, F):
-        z = stats.norm.ppf(1 - self.alpha / 2)
+        z = stats.norm.ppf(0.5 + self.level / 2)
         return AggregatedDiDResult(
-            kind=kind, overall_att=val, overall_se=float(se), overall_ci_low=val - z * se,
-            overall_ci_high=val + z * se, estimates=est, crit_val=float(crit), uniform=uniform,
-            alpha=self.alpha, influence=F,
+            kind=kind, overall_att=val, overall_att_se=float(se), overall_att_ci_low=val - z * se,
+            overall_att_ci_high=val + z * se, estimates=est, crit_val=float(crit), uniform=uniform,
+            level=self.level, influence=F,
         )
 
     # -------------------------------------------------------------------------------------
-    def plot_event_study(self, ax=None, **aggregate_kwargs):
+    def plot_event_study(self, *, min_e=-np.inf, max_e=np.inf, balance_e=None, ax=None):
         """Event-study plot (dynamic aggregation) with uniform bands; pre-treatment in grey.
 
-        Keyword arguments go to :meth:`aggregate` (``min_e``, ``max_e``, ``balance_e``).
-        Returns the matplotlib Axes.
+        ``min_e``, ``max_e`` and ``balance_e`` go to :meth:`aggregate`. Returns the matplotlib Axes.
         """
-        return self.aggregate("dynamic", **aggregate_kwargs).plot(ax=ax)
+        return self.aggregate("dynamic", min_e=min_e, max_e=max_e, balance_e=balance_e).plot(ax=ax)
 
-    def plot_att_gt(self, ax=None):
+    def plot_att_gt(self, *, ax=None):
         """All ATT(g, t) with their uniform bands, one colour/marker per cohort. Returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -650,7 +657,7 @@ class StaggeredDiDResult:
         shades = np.linspace(0.0, 0.6, max(k, 1))
         width = 0.6 / max(k, 1)
         for i, g in enumerate(self.cohorts):
-            sub = self.att_gt[self.att_gt["group"] == g]
+            sub = self.att_gt[self.att_gt["cohort"] == g]
             x = sub["time"].to_numpy(dtype=float) + (i - (k - 1) / 2) * width
             y = sub["att"].to_numpy()
             ax.errorbar(
@@ -670,7 +677,7 @@ class StaggeredDiDResult:
 # staggered_did
 # ----------------------------------------------------------------------------------------------
 def staggered_did(
-    df,
+    data,
     outcome,
     unit,
     time,
@@ -683,15 +690,15 @@ def staggered_did(
     anticipation=0,
     base_period="varying",
     n_boot=999,
-    alpha=0.05,
+    level=0.95,
     seed=None,
-    clustervars=None,
+    cluster=None,
 ) -> StaggeredDiDResult:
     """Group-time average treatment effects ATT(g, t) for staggered adoption (Callaway & Sant'Anna).
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Balanced long-format panel: one row per unit and period.
     outcome, unit, time : str
         Columns of the outcome, the unit (site) identifier and the integer period.
@@ -724,13 +731,14 @@ def staggered_did(
     n_boot : int
         Rademacher multiplier-bootstrap draws (``did``'s ``biters``); ``0`` gives analytic
         standard errors and pointwise bands.
-    alpha : float
-        1 - confidence level of the (uniform) bands.
+    level : float, default 0.95
+        Confidence level of the (uniform) bands.
     seed : int or numpy.random.Generator, optional
         Seed of the bootstrap draws (the same draws serve :meth:`StaggeredDiDResult.aggregate`).
-    clustervars : str, optional
-        A time-invariant column to cluster on beyond the unit (e.g. the health region); the
-        bootstrap then draws one weight per cluster on cluster sums of the influence function.
+    cluster : str, optional
+        A time-invariant column to cluster on beyond the unit (e.g. the health region; ``did``'s
+        ``clustervars``); the bootstrap then draws one weight per cluster on cluster sums of the
+        influence function.
 
     Returns
     -------
@@ -779,8 +787,8 @@ def staggered_did(
     >>> y = period + rng.normal(size=450) + 2.0 * ((wave > 0) & (period >= wave))
     >>> df = pd.DataFrame({"site": site, "period": period, "wave": wave, "y": y})
     >>> res = sa.staggered_did(df, "y", "site", "period", "wave", seed=1, n_boot=199)
-    >>> res.att_gt[["group", "time", "att"]].round(2).head(3)
-       group  time   att
+    >>> res.att_gt[["cohort", "time", "att"]].round(2).head(3)
+       cohort  time   att
     0      3     2  0.10
     1      3     3  2.08
     2      3     4  1.72
@@ -799,13 +807,12 @@ def staggered_did(
         raise ScaleupDataError(f"{fn}: `anticipation` must be a non-negative integer, got {anticipation!r}.")
     if int(n_boot) != n_boot or n_boot < 0:
         raise ScaleupDataError(f"{fn}: `n_boot` must be a non-negative integer, got {n_boot!r}.")
-    if not 0 < alpha < 1:
-        raise ScaleupDataError(f"{fn}: `alpha` must be in (0, 1), got {alpha!r}.")
+    check_level(level, fn)
     covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
-    if clustervars is not None and clustervars == unit:
-        clustervars = None  # did drops idname from clustervars: unit clustering is the default
-    inv = list(dict.fromkeys([*covariates, *([clustervars] if clustervars is not None else [])]))
-    P = _prepare_panel(df, outcome, unit, time, cohort, treatment, fn=fn, invariant=inv)
+    if cluster is not None and cluster == unit:
+        cluster = None  # did drops idname from clustervars: unit clustering is the default
+    inv = list(dict.fromkeys([*covariates, *([cluster] if cluster is not None else [])]))
+    P = _prepare_panel(data, outcome, unit, time, cohort, treatment, fn=fn, invariant=inv)
     tlist, Y, g = P.tlist, P.Y, P.g
     keep_units = np.ones(g.size, bool)
     early = (g > 0) & (g <= tlist[0] + anticipation)
@@ -933,8 +940,8 @@ def staggered_did(
     IF[:, ~np.isfinite(att)] = 0.0
 
     # ---- inference --------------------------------------------------------------------------
-    if clustervars is not None:
-        codes, uniq = pd.factorize(P.extra[clustervars][keep_units], sort=True)
+    if cluster is not None:
+        codes, uniq = pd.factorize(P.extra[cluster][keep_units], sort=True)
         n_cl = len(uniq)
         cm = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_cl, n))
     else:
@@ -943,17 +950,17 @@ def staggered_did(
     if n_boot > 0:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         weights = (1.0 - 2.0 * rng.integers(0, 2, size=(int(n_boot), n_cl))).astype(float)
-    infr = _Inference(n=n, cluster_matrix=cm, n_clusters=n_cl, weights=weights, alpha=alpha)
+    infr = _Inference(n=n, cluster_matrix=cm, n_clusters=n_cl, weights=weights, level=level)
     se_an = infr.analytic_se(IF)
     zero = ~(se_an > _EPS_SE)
     if weights is None:
         se = np.where(zero, np.nan, se_an)
-        crit = stats.norm.ppf(1 - alpha / 2)
+        crit = stats.norm.ppf(0.5 + level / 2)
     else:
         se_b, crit = infr.se_and_crit(IF)
         se = np.where(zero, np.nan, se_b)
         if not np.isfinite(crit):
-            crit = stats.norm.ppf(1 - alpha / 2)
+            crit = stats.norm.ppf(0.5 + level / 2)
         elif crit >= 7:
             warnings.warn(
                 f"{fn}: the simultaneous critical value ({crit:.2f}) is too large to be reliable; "
@@ -963,7 +970,7 @@ def staggered_did(
             )
     att_t = tlist[ct]
     table = pd.DataFrame({
-        "group": cg.astype(np.int64),
+        "cohort": cg.astype(np.int64),
         "time": att_t.astype(np.int64),
         "event_time": (att_t - cg).astype(np.int64),
         "att": att,
@@ -973,7 +980,7 @@ def staggered_did(
     table["band_high"] = table["att"] + crit * table["se"]
     return StaggeredDiDResult(
         att_gt=table, crit_val=float(crit), n_units=n, control=control, method=method,
-        base_period=base_period, anticipation=int(anticipation), alpha=alpha, n_boot=int(n_boot),
+        base_period=base_period, anticipation=int(anticipation), level=level, n_boot=int(n_boot),
         influence=IF, unit_cohort=g, cohorts=glist, periods=tlist, _inference=infr,
     )
 
@@ -992,9 +999,9 @@ class TWFEResult:
 
     Attributes
     ----------
-    coefficients : pandas.DataFrame
+    coef : pandas.DataFrame
         ``term`` (``"treated"``, or ``"e=<k>"`` for event times), ``event_time``, ``estimate``,
-        ``se`` (cluster-robust), ``statistic``, ``p_value`` and the ``ci_low``/``ci_high`` interval.
+        ``se`` (cluster-robust), ``statistic``, ``pvalue`` and the ``ci_low``/``ci_high`` interval.
     att : float
         Static TWFE coefficient (NaN for an event-study fit).
     se : float
@@ -1004,44 +1011,44 @@ class TWFEResult:
         Event times left out (the reference, -1).
     """
 
-    coefficients: pd.DataFrame
+    coef: pd.DataFrame
     att: float
     se: float
     n_obs: int
     n_clusters: int
     event_study: bool
     reference_event_times: tuple
-    alpha: float
+    level: float
 
     def to_frame(self) -> pd.DataFrame:
         """The coefficient table (a copy)."""
-        return self.coefficients.copy()
+        return self.coef.copy()
 
     def summary(self) -> str:
         """Readable coefficient table."""
         kind = "event-study" if self.event_study else "static"
         head = (f"Two-way fixed-effects DiD ({kind}); {self.n_obs} observations, cluster-robust SEs "
                 f"({self.n_clusters} clusters)")
-        return head + "\n" + self.coefficients.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+        return head + "\n" + self.coef.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
-    def plot_event_study(self, ax=None):
+    def plot_event_study(self, *, ax=None):
         """Event-study TWFE coefficients with pointwise intervals (needs ``event_study=True``)."""
         if not self.event_study:
             raise ScaleupDataError("plot_event_study: fit twfe_did(..., event_study=True) first.")
-        c = self.coefficients
+        c = self.coef
         e = c["event_time"].to_numpy()
         return _errorbar_plot(ax, e, c["estimate"], c["ci_low"], c["ci_high"], e < 0,
                               "periods since adoption (event time)", "coefficient (outcome units)",
                               "TWFE event study (reference: e = -1)")
 
 
-def twfe_did(df, outcome, unit, time, cohort=None, *, treatment=None, event_study=False, cluster=None,
-             alpha=0.05) -> TWFEResult:
+def twfe_did(data, outcome, unit, time, cohort=None, *, treatment=None, event_study=False, cluster=None,
+             level=0.95) -> TWFEResult:
     """Two-way fixed-effects difference-in-differences regression.
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Balanced long-format panel.
     outcome, unit, time : str
         Outcome, unit identifier and integer period columns.
@@ -1055,8 +1062,8 @@ def twfe_did(df, outcome, unit, time, cohort=None, *, treatment=None, event_stud
         also the earliest event time, which is otherwise collinear with the fixed effects).
     cluster : str, optional
         Column to cluster on (time-invariant); default the unit.
-    alpha : float
-        1 - confidence level of the intervals.
+    level : float, default 0.95
+        Confidence level of the intervals.
 
     Returns
     -------
@@ -1091,11 +1098,10 @@ def twfe_did(df, outcome, unit, time, cohort=None, *, treatment=None, event_stud
     (1.52, 0.28)
     """
     fn = "twfe_did"
-    if not 0 < alpha < 1:
-        raise ScaleupDataError(f"{fn}: `alpha` must be in (0, 1), got {alpha!r}.")
+    check_level(level, fn)
     if cluster is not None and cluster == unit:
         cluster = None
-    P = _prepare_panel(df, outcome, unit, time, cohort, treatment, fn=fn,
+    P = _prepare_panel(data, outcome, unit, time, cohort, treatment, fn=fn,
                        invariant=[cluster] if cluster is not None else [])
     tlist, Y, g = P.tlist, P.Y, P.g
     n, T = Y.shape
@@ -1140,16 +1146,16 @@ def twfe_did(df, outcome, unit, time, cohort=None, *, treatment=None, event_stud
     corr = n_cl / (n_cl - 1) * (N - 1) / (N - K)
     V = bread @ (scores.T @ scores) @ bread * corr
     se = np.sqrt(np.diag(V))
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = stats.norm.ppf(0.5 + level / 2)
     stat = beta / se
     coef = pd.DataFrame({
         "term": names, "event_time": etimes, "estimate": beta, "se": se, "statistic": stat,
-        "p_value": 2 * stats.norm.sf(np.abs(stat)), "ci_low": beta - z * se, "ci_high": beta + z * se,
+        "pvalue": 2 * stats.norm.sf(np.abs(stat)), "ci_low": beta - z * se, "ci_high": beta + z * se,
     })
     return TWFEResult(
-        coefficients=coef, att=float(beta[0]) if not event_study else np.nan,
+        coef=coef, att=float(beta[0]) if not event_study else np.nan,
         se=float(se[0]) if not event_study else np.nan, n_obs=N, n_clusters=int(n_cl),
-        event_study=bool(event_study), reference_event_times=refs, alpha=alpha,
+        event_study=bool(event_study), reference_event_times=refs, level=level,
     )
 
 
@@ -1198,7 +1204,7 @@ class BaconDecomposition:
                 "'later vs earlier treated' uses already-treated units as controls (biased when "
                 "effects change over time).")
 
-    def plot(self, ax=None):
+    def plot(self, *, ax=None):
         """2x2 estimates against their weights, one marker per comparison type. Returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -1221,12 +1227,12 @@ def _twfe_coef(Ysub, Dsub):
     return float(np.sum(yt * dt) / np.sum(dt * dt)), float(np.mean(dt * dt))
 
 
-def bacon_decomposition(df, outcome, unit, time, cohort=None, *, treatment=None) -> BaconDecomposition:
+def bacon_decomposition(data, outcome, unit, time, cohort=None, *, treatment=None) -> BaconDecomposition:
     """Goodman-Bacon (2021) decomposition of the TWFE DiD estimate into 2x2 comparisons.
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Balanced long-format panel.
     outcome, unit, time : str
         Outcome, unit identifier and integer period columns.
@@ -1273,7 +1279,7 @@ def bacon_decomposition(df, outcome, unit, time, cohort=None, *, treatment=None)
     True
     """
     fn = "bacon_decomposition"
-    P = _prepare_panel(df, outcome, unit, time, cohort, treatment, fn=fn)
+    P = _prepare_panel(data, outcome, unit, time, cohort, treatment, fn=fn)
     tlist, Y, g = P.tlist, P.Y, P.g
     n, T = Y.shape
     Dm = ((g[:, None] > 0) & (tlist[None, :] >= g[:, None])).astype(float)

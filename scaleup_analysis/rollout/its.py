@@ -21,6 +21,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
+from .._checks import check_level
 from ..errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["interrupted_time_series", "ITSResult"]
@@ -126,21 +127,25 @@ class ITSResult:
     ----------
     level_change, slope_change : float
         Immediate level change at the intervention and change in slope per period (pooled
-        random-effects estimates for a multi-site analysis).
+        random-effects estimates for a multi-unit analysis).
     level_change_se, slope_change_se : float
     coef : pandas.DataFrame
-        Coefficient table (term, estimate, se, ci_low, ci_high, p_value); for several sites,
+        Coefficient table (term, estimate, se, ci_low, ci_high, pvalue); for several units,
         the pooled level and slope changes with ``tau2`` and ``I2``.
     effects : pandas.DataFrame
-        Effect at each horizon h = t - T0: ``effect`` = level_change + slope_change * h (with CI),
-        ``counterfactual``, ``predicted`` and ``relative_effect`` = effect / counterfactual
-        (delta-method CI).
+        Effect at each horizon h = t - T0: ``estimate`` = level_change + slope_change * h (with
+        ``se``, ``ci_low``, ``ci_high``), ``counterfactual``, ``predicted`` and ``relative_effect`` =
+        estimate / counterfactual (``relative_effect_se`` and delta-method CI
+        ``relative_effect_ci_low``, ``relative_effect_ci_high``).
     fitted : pandas.DataFrame
-        Data with fitted values and the counterfactual (effect terms set to 0).
-    sites : pandas.DataFrame or None
-        Per-site level and slope changes (multi-site analysis).
-    site_results : dict
-        Per-site :class:`ITSResult` (multi-site analysis).
+        ``time``, ``y`` (observed outcome), ``fitted`` and ``counterfactual`` (effect terms set to
+        0); ``control`` (1 = control series) with a control series, ``unit`` for several units.
+    units : pandas.DataFrame or None
+        Per-unit level and slope changes (multi-unit analysis: ``unit``, ``level_change``,
+        ``level_change_se``, ``slope_change``, ``slope_change_se``, ``n_obs``,
+        ``intervention_time``).
+    unit_results : dict
+        Per-unit :class:`ITSResult` (multi-unit analysis).
     """
 
     level_change: float
@@ -154,13 +159,13 @@ class ITSResult:
     errors: str
     maxlags: int | None
     rho: float | None
-    nobs: int
+    n_obs: int
     df_resid: float | None
     level: float
     intervention_time: float | None
     outcome: str = field(repr=False, default="y")
-    sites: pd.DataFrame | None = field(repr=False, default=None)
-    site_results: dict = field(repr=False, default_factory=dict)
+    units: pd.DataFrame | None = field(repr=False, default=None)
+    unit_results: dict = field(repr=False, default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """Coefficient table (tidy)."""
@@ -173,22 +178,22 @@ class ITSResult:
         lines = [f"Interrupted time series ({self.errors} errors"
                  + (f", maxlags = {self.maxlags}" if self.maxlags is not None else "")
                  + (f", rho = {self.rho:.3f}" if self.rho is not None else "")
-                 + f"), n = {self.nobs}"
-                 + (f", {len(self.site_results)} sites (random-effects pooled)" if self.site_results else "")]
+                 + f"), n = {self.n_obs}"
+                 + (f", {len(self.unit_results)} units (random-effects pooled)" if self.unit_results else "")]
         for term in ("level_change", "slope_change"):
             r = ci.loc[term]
             lines.append(f"  {term:<13} {r['estimate']:10.4g}  {pct}% CI [{r['ci_low']:.4g}, "
-                         f"{r['ci_high']:.4g}]  p = {r['p_value']:.3g}")
+                         f"{r['ci_high']:.4g}]  p = {r['pvalue']:.3g}")
         return "\n".join(lines)
 
-    def plot_counterfactual(self, ax=None, *, site=None):
+    def plot_counterfactual(self, *, unit=None, ax=None):
         """Observed series, fitted segments and the counterfactual (dashed) after T0.
 
         Parameters
         ----------
+        unit : optional
+            Unit to draw for a multi-unit analysis (default: the first unit).
         ax : matplotlib Axes, optional
-        site : optional
-            Site to draw for a multi-site analysis (default: the first site).
 
         Returns
         -------
@@ -196,19 +201,19 @@ class ITSResult:
         """
         import matplotlib.pyplot as plt
 
-        if self.site_results:
-            key = site if site is not None else next(iter(self.site_results))
-            if key not in self.site_results:
-                raise ScaleupDataError(f"plot_counterfactual: site {key!r} is not in the analysis.")
-            ax = self.site_results[key].plot_counterfactual(ax=ax)
-            ax.set_title(f"Interrupted time series: {self.outcome}, site {key}")
+        if self.unit_results:
+            key = unit if unit is not None else next(iter(self.unit_results))
+            if key not in self.unit_results:
+                raise ScaleupDataError(f"plot_counterfactual: unit {key!r} is not in the analysis.")
+            ax = self.unit_results[key].plot_counterfactual(ax=ax)
+            ax.set_title(f"Interrupted time series: {self.outcome}, unit {key}")
             return ax
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         f = self.fitted
-        treated = f[f["treated"] == 1] if "treated" in f else f
-        if "treated" in f:
-            ctrl = f[f["treated"] == 0]
+        treated = f[f["control"] == 0] if "control" in f else f
+        if "control" in f:
+            ctrl = f[f["control"] == 1]
             ax.plot(ctrl["time"], ctrl["y"], ls="none", marker="^", color="0.6", label="control")
             ax.plot(ctrl["time"], ctrl["fitted"], color="0.6", lw=1)
         ax.plot(treated["time"], treated["y"], ls="none", marker="o", color="0.2", label="observed")
@@ -233,7 +238,7 @@ def _coef_table(names, params, cov, df, level):
     return pd.DataFrame({
         "term": names, "estimate": params, "se": se,
         "ci_low": params - q * se, "ci_high": params + q * se,
-        "p_value": 2 * stats.t.sf(np.abs(tval), df),
+        "pvalue": 2 * stats.t.sf(np.abs(tval), df),
     })
 
 
@@ -263,7 +268,7 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
     fitted = pd.DataFrame({"time": t, "y": y, "fitted": X.to_numpy() @ params,
                            "counterfactual": Xcf.to_numpy() @ params})
     if treated is not None:
-        fitted.insert(1, "treated", treated.astype(int))
+        fitted.insert(1, "control", 1 - treated.astype(int))
     # effects at horizons (treated series)
     if horizons is None:
         hs = np.unique(t[t >= t0]) - t0
@@ -282,11 +287,11 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
     rel_se = np.sqrt(np.einsum("ij,jk,ik->i", G, cov, G))
     q = stats.t.ppf(0.5 + level / 2, df)
     effects = pd.DataFrame({
-        "horizon": hs, "time": th, "effect": eff, "se": eff_se,
+        "horizon": hs, "time": th, "estimate": eff, "se": eff_se,
         "ci_low": eff - q * eff_se, "ci_high": eff + q * eff_se,
         "counterfactual": cf, "predicted": cf + eff,
-        "relative_effect": eff / cf, "relative_se": rel_se,
-        "relative_ci_low": eff / cf - q * rel_se, "relative_ci_high": eff / cf + q * rel_se,
+        "relative_effect": eff / cf, "relative_effect_se": rel_se,
+        "relative_effect_ci_low": eff / cf - q * rel_se, "relative_effect_ci_high": eff / cf + q * rel_se,
     })
     idx = {name: i for i, name in enumerate(X.columns)}
     il, is_ = idx["level_change"], idx["slope_change"]
@@ -295,19 +300,19 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
         level_change_se=float(math.sqrt(cov[il, il])), slope_change_se=float(math.sqrt(cov[is_, is_])),
         coef=coef, effects=effects, fitted=fitted,
         cov=pd.DataFrame(cov, index=X.columns, columns=X.columns),
-        errors=errors, maxlags=L, rho=rho, nobs=n, df_resid=float(df), level=level,
+        errors=errors, maxlags=L, rho=rho, n_obs=n, df_resid=float(df), level=level,
         intervention_time=float(t0), outcome=outcome,
     )
 
 
 def interrupted_time_series(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     time: str,
     outcome: str,
     intervention_time,
     *,
     control: str | None = None,
-    group: str | None = None,
+    unit: str | None = None,
     errors: str = "newey-west",
     maxlags: int | None = None,
     seasonality: int | None = None,
@@ -315,25 +320,25 @@ def interrupted_time_series(
     horizons=None,
     level: float = 0.95,
 ) -> ITSResult:
-    """Segmented regression of an interrupted time series (single, controlled or multi-site).
+    """Segmented regression of an interrupted time series (single, controlled or multi-unit).
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Long format: one row per series and period.
     time : str
         Period column (numeric, e.g. 1..T).
     outcome : str
         Outcome column (e.g. a rate per period).
     intervention_time : float or str
-        First period under the intervention (T0), or the name of a column giving it per site
-        (constant within a site; e.g. ``adoption_period`` for staggered adoption).
+        First period under the intervention (T0), or the name of a column giving it per unit
+        (constant within a unit; e.g. ``adoption_period`` for staggered adoption).
     control : str, optional
         0/1 column flagging rows of a control series (1 = control): controlled ITS, the level
         and slope changes are treated-minus-control differences.
-    group : str, optional
-        Site column: one model per site, then random-effects (DerSimonian-Laird) pooling of the
-        site level and slope changes (``statsmodels.stats.meta_analysis.combine_effects``).
+    unit : str, optional
+        Unit column (e.g. ``"site_id"``): one model per unit, then random-effects
+        (DerSimonian-Laird) pooling of the units' level and slope changes (``statsmodels.stats.meta_analysis.combine_effects``).
     errors : {"newey-west", "ar1", "ols"}
         "newey-west": OLS with Newey-West (Bartlett kernel, no small-sample adjustment) HAC
         covariance (statsmodels; panel version per series with a control); "ar1": generalized
@@ -382,21 +387,20 @@ def interrupted_time_series(
     >>> round(res.level_change, 2), round(res.slope_change, 2)
     (-2.85, 0.5)
     """
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError("interrupted_time_series: argument 'df' must be a pandas DataFrame.")
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError("interrupted_time_series: argument 'data' must be a pandas DataFrame.")
     if errors not in _ERRORS:
         raise ScaleupDataError(
             f"interrupted_time_series: errors={errors!r}; use one of {', '.join(_ERRORS)}."
         )
-    if not 0 < level < 1:
-        raise ScaleupDataError("interrupted_time_series: 'level' must be in (0, 1), e.g. 0.95.")
+    check_level(level, "interrupted_time_series")
     t0_col = intervention_time if isinstance(intervention_time, str) else None
-    for arg, col in {"time": time, "outcome": outcome, "control": control, "group": group,
+    for arg, col in {"time": time, "outcome": outcome, "control": control, "unit": unit,
                      "intervention_time": t0_col}.items():
-        if col is not None and col not in df.columns:
+        if col is not None and col not in data.columns:
             raise ScaleupDataError(
-                f"interrupted_time_series: column {col!r} (argument '{arg}') is not in df; "
-                f"available columns: {list(df.columns)[:10]}."
+                f"interrupted_time_series: column {col!r} (argument '{arg}') is not in data; "
+                f"available columns: {list(data.columns)[:10]}."
             )
     if control is not None and errors == "ar1":
         raise ScaleupDataError(
@@ -405,14 +409,14 @@ def interrupted_time_series(
         )
     if seasonality is not None and (not isinstance(seasonality, (int, np.integer)) or seasonality < 2):
         raise ScaleupDataError("interrupted_time_series: 'seasonality' must be an integer >= 2.")
-    d = df.copy()
+    d = data.copy()
     for col in (time, outcome):
         d[col] = pd.to_numeric(d[col], errors="coerce")
     miss = d[[time, outcome]].isna().any(axis=1).to_numpy()
     if miss.any():
         warnings.warn(
             f"interrupted_time_series: {int(miss.sum())} row(s) with missing or non-numeric "
-            f"'{time}'/'{outcome}' left out (first: {list(df.index[miss][:5])}).",
+            f"'{time}'/'{outcome}' left out (first: {list(data.index[miss][:5])}).",
             RowsOmittedWarning, stacklevel=2,
         )
         d = d.loc[~miss]
@@ -423,7 +427,7 @@ def interrupted_time_series(
                 f"interrupted_time_series: column {control!r} (argument 'control') must be 0/1 "
                 f"(1 = control series); found values {sorted(map(str, vals))[:5]}."
             )
-    keys = [group] if group is not None else []
+    keys = [unit] if unit is not None else []
     if control is not None:
         keys.append(control)
     dup = d.duplicated(keys + [time], keep=False).to_numpy()
@@ -438,7 +442,7 @@ def interrupted_time_series(
             t0s = pd.unique(g[t0_col].dropna())
             if len(t0s) != 1:
                 raise ScaleupDataError(
-                    f"interrupted_time_series: column {t0_col!r} must hold one value per site; "
+                    f"interrupted_time_series: column {t0_col!r} must hold one value per unit; "
                     f"found {len(t0s)}."
                 )
             t0 = float(t0s[0])
@@ -448,20 +452,20 @@ def interrupted_time_series(
         return _single(g[outcome].to_numpy(float), g[time].to_numpy(float), t0, tr, errors,
                        maxlags, seasonality, harmonics, level, outcome, horizons)
 
-    if group is None:
+    if unit is None:
         return one(d)
 
     from statsmodels.stats.meta_analysis import combine_effects
 
-    fits = {k: one(g) for k, g in d.groupby(group, sort=True)}
+    fits = {k: one(g) for k, g in d.groupby(unit, sort=True)}
     if len(fits) < 2:
         raise ScaleupDataError(
-            f"interrupted_time_series: column {group!r} (argument 'group') has one site; drop "
-            "'group' for a single series."
+            f"interrupted_time_series: column {unit!r} (argument 'unit') has one unit; drop "
+            "'unit' for a single series."
         )
-    sites = pd.DataFrame([
-        {"site": k, "level_change": r.level_change, "level_change_se": r.level_change_se,
-         "slope_change": r.slope_change, "slope_change_se": r.slope_change_se, "nobs": r.nobs,
+    units = pd.DataFrame([
+        {"unit": k, "level_change": r.level_change, "level_change_se": r.level_change_se,
+         "slope_change": r.slope_change, "slope_change_se": r.slope_change_se, "n_obs": r.n_obs,
          "intervention_time": r.intervention_time}
         for k, r in fits.items()
     ])
@@ -469,22 +473,22 @@ def interrupted_time_series(
     pooled = {}
     q = stats.norm.ppf(0.5 + level / 2)
     for term in ("level_change", "slope_change"):
-        ce = combine_effects(sites[term].to_numpy(float), sites[term + "_se"].to_numpy(float) ** 2,
+        ce = combine_effects(units[term].to_numpy(float), units[term + "_se"].to_numpy(float) ** 2,
                              method_re="dl")
         est, se = float(ce.mean_effect_re), float(ce.sd_eff_w_re)
         pooled[term] = (est, se)
         rows.append({"term": term, "estimate": est, "se": se, "ci_low": est - q * se,
-                     "ci_high": est + q * se, "p_value": 2 * stats.norm.sf(abs(est / se)),
+                     "ci_high": est + q * se, "pvalue": 2 * stats.norm.sf(abs(est / se)),
                      "tau2": float(ce.tau2), "I2": 100 * float(ce.i2), "Q": float(ce.q),
                      "k": len(fits)})
-    fitted = pd.concat([r.fitted.assign(site=k) for k, r in fits.items()], ignore_index=True)
-    effects = pd.concat([r.effects.assign(site=k) for k, r in fits.items()], ignore_index=True)
+    fitted = pd.concat([r.fitted.assign(unit=k) for k, r in fits.items()], ignore_index=True)
+    effects = pd.concat([r.effects.assign(unit=k) for k, r in fits.items()], ignore_index=True)
     first = next(iter(fits.values()))
     return ITSResult(
         level_change=pooled["level_change"][0], slope_change=pooled["slope_change"][0],
         level_change_se=pooled["level_change"][1], slope_change_se=pooled["slope_change"][1],
         coef=pd.DataFrame(rows), effects=effects, fitted=fitted, cov=None, errors=errors,
-        maxlags=first.maxlags, rho=None, nobs=int(sum(r.nobs for r in fits.values())),
-        df_resid=None, level=level, intervention_time=None, outcome=outcome, sites=sites,
-        site_results=fits,
+        maxlags=first.maxlags, rho=None, n_obs=int(sum(r.n_obs for r in fits.values())),
+        df_resid=None, level=level, intervention_time=None, outcome=outcome, units=units,
+        unit_results=fits,
     )

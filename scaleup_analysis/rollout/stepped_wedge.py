@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from .._checks import check_level
 from .._checks import rows_text as _rows_text
 
 __all__ = [
@@ -73,10 +74,10 @@ class SteppedWedgeDesign:
         return not np.isnan(self.treatment).any()
 
     def to_frame(self) -> pd.DataFrame:
-        """Long format: one row per cluster-period (cluster, period, step, treatment, observed)."""
+        """Long format: one row per cluster-period (unit, period, step, treatment, observed)."""
         i, j = np.indices(self.treatment.shape)
         out = pd.DataFrame({
-            "cluster": i.ravel() + 1, "period": j.ravel() + 1,
+            "unit": i.ravel() + 1, "period": j.ravel() + 1,
             "step": self.step[i.ravel()], "treatment": self.treatment.ravel(),
             "observed": ~np.isnan(self.treatment.ravel()),
         })
@@ -98,7 +99,7 @@ class SteppedWedgeDesign:
                 "." if np.isnan(v) else str(int(v)) for v in row))
         return "\n".join(lines)
 
-    def plot_schedule(self, ax=None):
+    def plot_schedule(self, *, ax=None):
         """Clusters x periods grid; exposed cluster-periods dark grey, control white, not observed
         hatched light grey (readable in grey-scale). Returns the Axes."""
         import matplotlib.pyplot as plt
@@ -120,7 +121,7 @@ class SteppedWedgeDesign:
         ax.set_xticks(range(1, self.n_periods + 1))
         ax.set_yticks(range(1, self.n_clusters + 1))
         ax.set_xlabel("period")
-        ax.set_ylabel("cluster")
+        ax.set_ylabel("cluster (unit)")
         ax.set_title(f"Stepped-wedge schedule ({self.n_clusters} clusters, {self.n_steps} steps)")
         handles = [Patch(facecolor="white", edgecolor="0.6", label="control"),
                    Patch(facecolor="0.3", label="intervention")]
@@ -312,7 +313,7 @@ class SteppedWedgePower:
     target_power: float
     effect: float
     alpha: float
-    outcome: str
+    family: str
     sigma2: float
     tau2: float
     cluster_period_tau2: float
@@ -325,32 +326,33 @@ class SteppedWedgePower:
 
     def summary(self) -> str:
         """Readable summary."""
-        return (f"Stepped-wedge power ({self.outcome}; {self.design.n_clusters} clusters, "
+        return (f"Stepped-wedge power ({self.family}; {self.design.n_clusters} clusters, "
                 f"{self.design.n_periods} periods): effect = {self.effect:.4g}, se = {self.se:.4g}, "
                 f"power = {self.power:.3f} at alpha = {self.alpha}; detectable effect at "
                 f"{self.target_power:.0%} power = {self.detectable_effect:.4g} "
                 f"(sigma2 = {self.sigma2:.4g}, tau2 = {self.tau2:.4g}).")
 
 
-def _resolve_variances(outcome, effect, sigma2, icc, tau2, p0, binary_variance):
-    if outcome not in ("continuous", "binary"):
+def _resolve_variances(family, effect, sigma2, icc, tau2, p0, binomial_variance):
+    if family not in ("gaussian", "binomial"):
         raise ScaleupDataError(
-            f"stepped_wedge_power: outcome={outcome!r}; use 'continuous' or 'binary'."
+            f"stepped_wedge_power: family={family!r}; use 'gaussian' (continuous outcome) or 'binomial' "
+            "(binary outcome)."
         )
-    if outcome == "binary":
+    if family == "binomial":
         if p0 is None or not 0 < p0 < 1:
-            raise ScaleupDataError("stepped_wedge_power: outcome='binary' needs p0 in (0, 1).")
+            raise ScaleupDataError("stepped_wedge_power: family='binomial' needs p0 in (0, 1).")
         if not 0 < p0 + effect < 1:
             raise ScaleupDataError(
                 f"stepped_wedge_power: p0 + effect = {p0 + effect:.4g} is not a proportion in (0, 1)."
             )
         if sigma2 is None:
-            if binary_variance == "mean":
+            if binomial_variance == "mean":
                 pbar = p0 + effect / 2
-            elif binary_variance == "p0":
+            elif binomial_variance == "p0":
                 pbar = p0
             else:
-                raise ScaleupDataError("stepped_wedge_power: binary_variance must be 'mean' or 'p0'.")
+                raise ScaleupDataError("stepped_wedge_power: binomial_variance must be 'mean' or 'p0'.")
             sigma2 = pbar * (1 - pbar)
     if sigma2 is None or not sigma2 > 0:
         raise ScaleupDataError(
@@ -376,11 +378,11 @@ def stepped_wedge_power(
     tau2: float | None = None,
     m=None,
     alpha: float = 0.05,
-    outcome: str = "continuous",
+    family: str = "gaussian",
     p0: float | None = None,
     power: float | None = None,
     cluster_period_tau2: float = 0.0,
-    binary_variance: str = "mean",
+    binomial_variance: str = "mean",
 ) -> SteppedWedgePower:
     """Power of a stepped-wedge trial (Hussey & Hughes 2007; general GLS form).
 
@@ -389,10 +391,10 @@ def stepped_wedge_power(
     design : SteppedWedgeDesign
         From :func:`stepped_wedge_design` (incomplete designs allowed).
     effect : float
-        Treatment effect theta (difference in means, or in proportions for binary outcomes).
+        Treatment effect theta (difference in means, or in proportions for ``family="binomial"``).
     sigma2 : float, optional
-        Individual-level residual (within-cluster) variance. For binary outcomes the default is
-        pbar (1 - pbar) (see ``binary_variance``).
+        Individual-level residual (within-cluster) variance. For ``family="binomial"`` the default
+        is pbar (1 - pbar) (see ``binomial_variance``).
     icc : float, optional
         Intracluster correlation tau2 / (tau2 + sigma2); gives tau2 = sigma2 icc / (1 - icc).
     tau2 : float, optional
@@ -402,15 +404,16 @@ def stepped_wedge_power(
         ``design.cluster_sizes``.
     alpha : float
         Two-sided significance level.
-    outcome : {"continuous", "binary"}
+    family : {"gaussian", "binomial"}
+        Distribution of the outcome: continuous (``"gaussian"``) or binary (``"binomial"``).
     p0 : float, optional
         Control proportion (binary outcomes).
     power : float, optional
         Target power for ``detectable_effect`` (default 0.8).
     cluster_period_tau2 : float
         Variance of a cluster x period random effect (added to each cluster-period mean).
-    binary_variance : {"mean", "p0"}
-        Binary outcomes: sigma2 = pbar (1 - pbar) with pbar = p0 + effect / 2, the average of the
+    binomial_variance : {"mean", "p0"}
+        ``family="binomial"``: sigma2 = pbar (1 - pbar) with pbar = p0 + effect / 2, the average of the
         control and intervention proportions (as Hussey & Hughes 2007 and swCRTdesign), or
         p0 (1 - p0).
 
@@ -442,7 +445,7 @@ def stepped_wedge_power(
 
     >>> import scaleup_analysis as sa
     >>> d = sa.stepped_wedge_design(24, 4)
-    >>> res = sa.stepped_wedge_power(d, -0.015, outcome="binary", p0=0.05, tau2=0.01**2, m=120)
+    >>> res = sa.stepped_wedge_power(d, -0.015, family="binomial", p0=0.05, tau2=0.01**2, m=120)
     >>> round(res.power, 4)
     0.7862
     """
@@ -450,8 +453,8 @@ def stepped_wedge_power(
         raise ScaleupDataError(
             "stepped_wedge_power: 'design' must come from sa.stepped_wedge_design(...)."
         )
-    if not 0 < alpha < 1:
-        raise ScaleupDataError("stepped_wedge_power: alpha must be in (0, 1).")
+    if not (isinstance(alpha, float | int) and 0 < alpha < 1):
+        raise ScaleupDataError(f"stepped_wedge_power: alpha (the test size) must be in (0, 1), e.g. 0.05; got {alpha!r}.")
     target = 0.8 if power is None else float(power)
     if not alpha < target < 1:
         raise ScaleupDataError("stepped_wedge_power: target power must be in (alpha, 1).")
@@ -468,7 +471,7 @@ def stepped_wedge_power(
         raise ScaleupDataError("stepped_wedge_power: m must be > 0 for every observed cluster-period.")
 
     def var_for(eff):
-        s2, t2 = _resolve_variances(outcome, eff, sigma2, icc, tau2, p0, binary_variance)
+        s2, t2 = _resolve_variances(family, eff, sigma2, icc, tau2, p0, binomial_variance)
         vm = s2 / M + cluster_period_tau2
         return _gls_variance(design.treatment, vm, t2), s2, t2
 
@@ -487,7 +490,7 @@ def stepped_wedge_power(
         v = var_for(sign * d)[0]
         return _two_sided_power(d, math.sqrt(v), alpha) - target
 
-    if outcome == "continuous":
+    if family == "gaussian":
         hi = se * (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(target)) * 2 + 1e-12
     else:
         hi = (1 - p0 - 1e-9) if sign > 0 else (p0 - 1e-9)
@@ -498,7 +501,7 @@ def stepped_wedge_power(
     return SteppedWedgePower(
         power=pw, se=se, variance=variance, variance_closed_form=closed,
         detectable_effect=detectable, target_power=target, effect=float(effect), alpha=alpha,
-        outcome=outcome, sigma2=s2, tau2=t2, cluster_period_tau2=float(cluster_period_tau2),
+        family=family, sigma2=s2, tau2=t2, cluster_period_tau2=float(cluster_period_tau2),
         design=design,
     )
 
@@ -514,14 +517,14 @@ class SteppedWedgePowerSim:
     ----------
     power : float
         Proportion of replicates with |theta_hat / se| > z_{1-alpha/2}.
-    mc_se : float
-        Monte-Carlo standard error sqrt(power (1 - power) / n_sim).
+    power_se : float
+        Monte-Carlo standard error of ``power``: sqrt(power (1 - power) / n_sim).
     estimates, se : numpy.ndarray
         Per-replicate estimates and their standard errors.
     """
 
     power: float
-    mc_se: float
+    power_se: float
     n_sim: int
     seed: int | None
     analytic_power: float
@@ -530,13 +533,13 @@ class SteppedWedgePowerSim:
     se: np.ndarray = field(repr=False)
 
     def to_frame(self) -> pd.DataFrame:
-        """Per-replicate estimates, standard errors and rejections."""
+        """Per-replicate estimates, standard errors and test statistics ``|estimate / se|``."""
         z = np.abs(self.estimates / self.se)
-        return pd.DataFrame({"estimate": self.estimates, "se": self.se, "z": z})
+        return pd.DataFrame({"estimate": self.estimates, "se": self.se, "statistic": z})
 
     def summary(self) -> str:
         """Readable summary."""
-        return (f"Simulated power {self.power:.3f} (MC se {self.mc_se:.3f}, {self.n_sim} replicates; "
+        return (f"Simulated power {self.power:.3f} (MC se {self.power_se:.3f}, {self.n_sim} replicates; "
                 f"analytic {self.analytic_power:.3f}); mean estimate {self.mean_estimate:.4g}.")
 
 
@@ -549,10 +552,10 @@ def stepped_wedge_power_sim(
     tau2: float | None = None,
     m=None,
     alpha: float = 0.05,
-    outcome: str = "continuous",
+    family: str = "gaussian",
     p0: float | None = None,
     cluster_period_tau2: float = 0.0,
-    binary_variance: str = "mean",
+    binomial_variance: str = "mean",
     n_sim: int = 1000,
     seed: int | None = None,
     progress: bool = False,
@@ -571,7 +574,7 @@ def stepped_wedge_power_sim(
 
     Parameters
     ----------
-    design, effect, sigma2, icc, tau2, m, alpha, outcome, p0, cluster_period_tau2, binary_variance
+    design, effect, sigma2, icc, tau2, m, alpha, family, p0, cluster_period_tau2, binomial_variance
         As in :func:`stepped_wedge_power`.
     n_sim : int
         Number of replicates.
@@ -595,8 +598,8 @@ def stepped_wedge_power_sim(
     if not isinstance(n_sim, (int, np.integer)) or n_sim < 1:
         raise ScaleupDataError("stepped_wedge_power_sim: n_sim must be a positive integer.")
     ana = stepped_wedge_power(design, effect, sigma2=sigma2, icc=icc, tau2=tau2, m=m, alpha=alpha,
-                              outcome=outcome, p0=p0, cluster_period_tau2=cluster_period_tau2,
-                              binary_variance=binary_variance)
+                              family=family, p0=p0, cluster_period_tau2=cluster_period_tau2,
+                              binomial_variance=binomial_variance)
     if m is None:
         m = design.cluster_sizes
     M = _as_matrix(m, design.n_clusters, design.n_periods)
@@ -634,7 +637,7 @@ def stepped_wedge_power_sim(
     for r in it:
         a = rng.normal(0.0, math.sqrt(t2), size=(I, 1))
         g = rng.normal(0.0, math.sqrt(g2), size=(I, T)) if g2 > 0 else 0.0
-        if outcome == "continuous":
+        if family == "gaussian":
             ybar = effect * x + a + g + rng.normal(size=(I, T)) * np.sqrt(s2 / Mi)
         else:
             p = np.clip(p0 + effect * x + a + g, 0.0, 1.0)
@@ -644,7 +647,7 @@ def stepped_wedge_power_sim(
     z = stats.norm.ppf(1 - alpha / 2)
     pw = float(np.mean(np.abs(est / se_theta) > z))
     return SteppedWedgePowerSim(
-        power=pw, mc_se=math.sqrt(pw * (1 - pw) / n_sim), n_sim=int(n_sim), seed=seed,
+        power=pw, power_se=math.sqrt(pw * (1 - pw) / n_sim), n_sim=int(n_sim), seed=seed,
         analytic_power=ana.power, mean_estimate=float(est.mean()), estimates=est,
         se=np.full(n_sim, se_theta),
     )
@@ -662,7 +665,7 @@ class SteppedWedgeAnalysis:
 
     Attributes
     ----------
-    estimate, se, df, p_value, ci_low, ci_high : float
+    estimate, se, df, pvalue, ci_low, ci_high : float
         Treatment effect theta with its Satterthwaite t test (lmerTest).
     tau2, sigma2 : float
         Between-cluster variance and residual (individual-level) variance.
@@ -690,7 +693,7 @@ class SteppedWedgeAnalysis:
     estimate: float
     se: float
     df: float
-    p_value: float
+    pvalue: float
     ci_low: float
     ci_high: float
     tau2: float
@@ -698,7 +701,7 @@ class SteppedWedgeAnalysis:
     icc: float
     level: float
     method: str
-    nobs: int
+    n_obs: int
     n_clusters: int
     gamma2: float
     cac: float
@@ -726,14 +729,14 @@ class SteppedWedgeAnalysis:
         if self.cluster_period_re:
             vc += f", CAC = {self.cac:.3f}"
         text = (f"Stepped-wedge analysis ({model}, {self.method}; {self.n_clusters} clusters, "
-                f"n = {self.nobs}): treatment effect {self.estimate:.4g} (se {self.se:.4g}, "
+                f"n = {self.n_obs}): treatment effect {self.estimate:.4g} (se {self.se:.4g}, "
                 f"df {self.df:.1f}), {self.level:.0%} CI [{self.ci_low:.4g}, {self.ci_high:.4g}], "
-                f"p = {self.p_value:.3g}; {vc}.")
+                f"p = {self.pvalue:.3g}; {vc}.")
         if self.singular:
             text += " Boundary (singular) fit: a variance component is estimated at 0."
         return text
 
-    def plot_period_means(self, ax=None):
+    def plot_period_means(self, *, ax=None):
         """Mean outcome per period in control and intervention cluster-periods. Returns the Axes."""
         import matplotlib.pyplot as plt
 
@@ -771,7 +774,7 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
     if n_drop:
         warnings.warn(
             f"stepped_wedge_analysis: {_rows_text(d.index, d.isna().any(axis=1).to_numpy())} left out "
-            f"because of missing values in the outcome {names['outcome']!r}, cluster {names['cluster']!r}, "
+            f"because of missing values in the outcome {names['outcome']!r}, unit {names['unit']!r}, "
             f"period {names['period']!r} or treatment {names['treatment']!r}.",
             RowsOmittedWarning,
             stacklevel=3,
@@ -782,7 +785,7 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
     G, T, n = len(cl_uniq), len(per_uniq), y.size
     if G < 2:
         raise ScaleupDataError(
-            f"stepped_wedge_analysis: column {names['cluster']!r} (argument 'cluster') has {G} distinct "
+            f"stepped_wedge_analysis: column {names['unit']!r} (argument 'unit') has {G} distinct "
             "value(s) among the rows used; the model needs at least 2 clusters."
         )
     n_cp = int(pd.MultiIndex.from_arrays([cl_codes, per_codes]).nunique())
@@ -848,14 +851,14 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
         index=pd.Index(xnames, name="term"),
     )
     return dict(fe=fe, tau2=float(tau2), gamma2=float(gamma2), sigma2=float(sigma2),
-                loglik=-fit.minus2ll / 2, nobs=n, n_clusters=G, n_cp=n_cp, singular=bool(at_zero),
+                loglik=-fit.minus2ll / 2, n_obs=n, n_clusters=G, n_cp=n_cp, singular=bool(at_zero),
                 converged=bool(fit.converged), used=used)
 
 
 def stepped_wedge_analysis(
-    df: pd.DataFrame,
+    data: pd.DataFrame,
     outcome: str,
-    cluster: str,
+    unit: str,
     period: str,
     treatment: str,
     *,
@@ -874,11 +877,12 @@ def stepped_wedge_analysis(
 
     Parameters
     ----------
-    df : pandas.DataFrame
+    data : pandas.DataFrame
         Individual-level rows (one per person and period); with ``cluster_period_re=False``
         cluster-period level rows are also accepted.
-    outcome, cluster, period, treatment : str
-        Column names; ``treatment`` is 0/1.
+    outcome, unit, period, treatment : str
+        Column names: the outcome, the cluster (unit of randomisation), the period and the 0/1
+        treatment.
     cluster_period_re : bool
         Add the cluster x period random effect ``g_ct`` (needs several rows per cluster-period).
     reml : bool
@@ -925,13 +929,13 @@ def stepped_wedge_analysis(
     >>> import numpy as np, pandas as pd
     >>> import scaleup_analysis as sa
     >>> d = sa.stepped_wedge_design(6, 3).to_frame()
-    >>> df = d.loc[d.index.repeat(5)].reset_index(drop=True)
+    >>> data = d.loc[d.index.repeat(5)].reset_index(drop=True)
     >>> rng = np.random.default_rng(3)
-    >>> df["y"] = 1.0 * df["treatment"] + rng.normal(size=6)[df["cluster"] - 1] + rng.normal(size=len(df))
-    >>> res = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment")
+    >>> data["y"] = 1.0 * data["treatment"] + rng.normal(size=6)[data["unit"] - 1] + rng.normal(size=len(data))
+    >>> res = sa.stepped_wedge_analysis(data, "y", "unit", "period", "treatment")
     >>> res.ci_low < res.estimate < res.ci_high
     True
-    >>> cp = sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment",
+    >>> cp = sa.stepped_wedge_analysis(data, "y", "unit", "period", "treatment",
     ...                                cluster_period_re=True)
     >>> print(f"theta {cp.estimate:.2f} (df {cp.df:.1f}); gamma2 {cp.gamma2:.3f}; CAC {cp.cac:.2f}")
     theta 1.02 (df 14.5); gamma2 0.023; CAC 0.99
@@ -940,18 +944,19 @@ def stepped_wedge_analysis(
         raise ScaleupDataError(
             f"stepped_wedge_analysis: cluster_period_re must be True or False, got {cluster_period_re!r}."
         )
-    if not isinstance(df, pd.DataFrame):
-        raise ScaleupDataError("stepped_wedge_analysis: argument 'df' must be a pandas DataFrame.")
-    for arg, col in {"outcome": outcome, "cluster": cluster, "period": period,
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError("stepped_wedge_analysis: argument 'data' must be a pandas DataFrame.")
+    check_level(level, "stepped_wedge_analysis")
+    for arg, col in {"outcome": outcome, "unit": unit, "period": period,
                      "treatment": treatment}.items():
-        if col not in df.columns:
+        if col not in data.columns:
             raise ScaleupDataError(
-                f"stepped_wedge_analysis: column {col!r} (argument '{arg}') is not in df; "
-                f"available columns: {list(df.columns)[:10]}."
+                f"stepped_wedge_analysis: column {col!r} (argument '{arg}') is not in data; "
+                f"available columns: {list(data.columns)[:10]}."
             )
-    d = pd.DataFrame({"y": pd.to_numeric(df[outcome], errors="coerce"), "cl": df[cluster].to_numpy(),
-                      "per": df[period].to_numpy(), "trt": pd.to_numeric(df[treatment], errors="coerce")},
-                     index=df.index)
+    d = pd.DataFrame({"y": pd.to_numeric(data[outcome], errors="coerce"), "cl": data[unit].to_numpy(),
+                      "per": data[period].to_numpy(), "trt": pd.to_numeric(data[treatment], errors="coerce")},
+                     index=data.index)
     bad = ~d["trt"].isin([0, 1]) & d["trt"].notna()
     if bad.any():
         raise ScaleupDataError(
@@ -960,15 +965,13 @@ def stepped_wedge_analysis(
         )
     method = "REML" if reml else "ML"
     if cluster_period_re:
-        if not (isinstance(level, float | int) and 0 < level < 1):
-            raise ScaleupDataError(f"stepped_wedge_analysis: level must be in (0, 1), e.g. 0.95; got {level!r}.")
         if not isinstance(reml, bool | np.bool_):
             raise ScaleupDataError(f"stepped_wedge_analysis: reml must be True or False, got {reml!r}.")
-        names = {"outcome": outcome, "cluster": cluster, "period": period, "treatment": treatment}
+        names = {"outcome": outcome, "unit": unit, "period": period, "treatment": treatment}
         r = _fit_nested(d, names, bool(reml), level)
         fe, used = r["fe"], r["used"]
         tau2, gamma2, sigma2 = r["tau2"], r["gamma2"], r["sigma2"]
-        nobs, n_clusters, n_cp = r["nobs"], r["n_clusters"], r["n_cp"]
+        n_obs, n_clusters, n_cp = r["n_obs"], r["n_clusters"], r["n_cp"]
         loglik, singular, converged, model = r["loglik"], r["singular"], r["converged"], None
     else:
         from ..heterogeneity.mixed import mixed_model
@@ -979,19 +982,19 @@ def stepped_wedge_analysis(
                              for t in fe.index], name="term")
         tau2, sigma2, gamma2 = float(model.tau2), float(model.sigma2), 0.0
         used = d.dropna()
-        nobs, n_clusters = int(model.nobs), int(model.ngroups)
+        n_obs, n_clusters = int(model.n_obs), int(model.n_groups)
         n_cp = int(used.groupby(["cl", "per"]).ngroups)
         loglik, singular, converged = float(model.loglik), bool(model.singular), bool(model.converged)
     t = fe.loc[treatment]
     cell = (used.groupby(["cl", "per"], sort=True)
             .agg(treatment=("trt", "first"), mean=("y", "mean"), n=("y", "size"))
-            .reset_index().rename(columns={"cl": "cluster", "per": "period"}))
+            .reset_index().rename(columns={"cl": "unit", "per": "period"}))
     between = tau2 + gamma2
     return SteppedWedgeAnalysis(
         estimate=float(t["estimate"]), se=float(t["se"]), df=float(t["df"]),
-        p_value=float(t["pvalue"]), ci_low=float(t["ci_low"]), ci_high=float(t["ci_high"]),
+        pvalue=float(t["pvalue"]), ci_low=float(t["ci_low"]), ci_high=float(t["ci_high"]),
         tau2=tau2, sigma2=sigma2, icc=between / (between + sigma2), level=level, method=method,
-        nobs=nobs, n_clusters=n_clusters, gamma2=gamma2,
+        n_obs=n_obs, n_clusters=n_clusters, gamma2=gamma2,
         cac=tau2 / between if between > 0 else float("nan"), loglik=float(loglik),
         cluster_period_re=bool(cluster_period_re), n_cluster_periods=n_cp, singular=singular,
         converged=converged, model=model, cell_means=cell, fixed=fe,
