@@ -153,7 +153,7 @@ pd.DataFrame(
 
 # %%
 binary = sa.stepped_wedge_power(
-    design, -0.03, outcome="binary", p0=0.20, tau2=0.02**2, m=100
+    design, -0.03, family="binomial", p0=0.20, tau2=0.02**2, m=100
 )
 binary.to_frame()[["power", "se", "detectable_effect"]].round(3)
 

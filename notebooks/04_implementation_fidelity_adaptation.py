@@ -108,12 +108,12 @@ plt.show()
 
 # %%
 c1 = ratings[ratings["component_id"] == components["component_id"].iloc[0]]
-icc_c1 = sa.icc_mixed(c1, targets="session_id", raters="rater_id", ratings="score")
+icc_c1 = sa.icc_mixed(c1, unit="session_id", rater="rater_id", score="score")
 icc_c1.to_frame().round(3)
 
 # %%
 units = ratings.assign(unit=ratings["session_id"] + "|" + ratings["component_id"])
-alpha = sa.krippendorff_alpha(units, units="unit", raters="rater_id", values="score", level="ordinal",
+alpha = sa.krippendorff_alpha(units, unit="unit", rater="rater_id", score="score", metric="ordinal",
                               n_boot=1000, seed=seed)
 print(alpha.summary())
 
@@ -154,7 +154,7 @@ plt.show()
 # (b) An event study around each site's first fidelity-inconsistent adaptation.
 
 # %%
-effects = sa.adaptation_effects(tables["outcomes"], adaptations, sites, outcome="HO_Y", min_exposure=2)
+effects = sa.adaptation_effects(tables["outcomes"], adaptations, sites, indicator="HO_Y", min_exposure=2)
 print(effects.summary())
 
 # %% [markdown]
@@ -169,8 +169,8 @@ print(effects.summary())
 # ## 6. Does more fidelity mean more effect? (dose–response)
 
 # %%
-dose = sa.fidelity_dose_response(tables["outcomes"], fidelity, sites, fidelity_col="adherence",
-                                 min_exposure=2)
+dose = sa.fidelity_dose_response(tables["outcomes"], fidelity, sites, value="adherence",
+                                 indicator="HO_Y", min_exposure=2)
 print(dose.summary())
 
 # %% [markdown]

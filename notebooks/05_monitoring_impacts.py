@@ -182,7 +182,7 @@ plt.show()
 effects = sa.site_effects(outcomes, sites, "HO_Y", washin_periods=2).merge(
     sites[["site_id", "rss_code", "deprivation_quintile", "rurality"]], on="site_id"
 )
-ml = sa.multilevel_meta_analysis(effects, yi="yi", vi="vi", levels=["rss_code", "site_id"])
+ml = sa.multilevel_meta_analysis(effects, yi="yi", vi="vi", group=["rss_code", "site_id"])
 print(ml.summary())
 
 # %% [markdown]
