@@ -2,7 +2,6 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-SEED   ?= 20261123
 
 .PHONY: help env env-dev report test bench lab lock clean-venv reference notebooks
 
@@ -32,8 +31,11 @@ $(VENV)/.stamp-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 env: $(VENV)/.stamp-core
 env-dev: $(VENV)/.stamp-dev
 
+# The embedded default study is written once into data/raw (with its MANIFEST and study.toml), then
+# reported on like any team's study folder; data/raw is never written again.
 report: $(VENV)/.stamp-core
-	$(BIN)/scaleup report --data data/raw --seed $(SEED)
+	@test -f data/raw/MANIFEST || $(BIN)/scaleup simulate --out data/raw
+	$(BIN)/scaleup report --data data/raw --out reports
 
 test: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup tests scaleup_analysis
@@ -56,10 +58,12 @@ lock:
 clean-venv:
 	rm -rf $(VENV)
 
-# Re-build each notebook from its paired jupytext .py file and execute it, storing fresh outputs (nbval).
+# Re-build each step notebook (shipped in scaleup_analysis/notebooks, linked as notebooks/) from its
+# paired jupytext .py file and execute it on the embedded default study, storing fresh outputs and
+# figures (nbval).
 notebooks: $(VENV)/.stamp-dev
-	cd notebooks && for f in [0-9][0-9]_*.py; do \
+	cd scaleup_analysis/notebooks && for f in [0-9][0-9]_*.py; do \
 	  nb="$${f%.py}.ipynb"; rm -f "$$nb"; \
-	  ../$(BIN)/jupytext --quiet --to notebook --set-formats ipynb,py:percent --output "$$nb" "$$f" && \
-	  MPLBACKEND=Agg ../$(BIN)/jupyter nbconvert --log-level=ERROR --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
+	  ../../$(BIN)/jupytext --quiet --to notebook --set-formats ipynb,py:percent --output "$$nb" "$$f" && \
+	  ../../$(BIN)/jupyter nbconvert --log-level=ERROR --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.extra_arguments="['--IPKernelApp.log_level=ERROR']" "$$nb" || exit 1; \
 	done

@@ -9,6 +9,7 @@ imported lazily on first use (PEP 562), so ``import scaleup_analysis`` stays fas
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .errors import (
@@ -25,6 +26,9 @@ from .errors import (
 from .effect_sizes import effect_sizes
 from .summarize import summarize  # same situation: module and function share the name
 
+# library logging: silent unless the application configures it (the report runner logs to run.log)
+logging.getLogger("scaleup_analysis").addHandler(logging.NullHandler())
+
 try:
     __version__ = _version("scaleup_analysis")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
@@ -38,7 +42,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "data.manifest": ("write_manifest", "check_manifest"),
     "data.datasets": ("load_dataset", "list_datasets"),
     "data.simulate": ("simulate_scaleup", "SimulatedScaleup", "ScaleupTruth", "write_encounters_parquet"),
-    "notebook": ("setup_display", "load_or_simulate"),
+    "study": ("load_study", "default_study", "Study", "StudySettings"),
+    "scaffold": ("init_study",),
+    "steps": ("StepReport", "Section", "SectionOutput", "NotApplicable"),
+    "reporting": ("run_report", "ReportResult"),
+    "notebook": ("setup_display",),
     "effect_sizes": ("effect_sizes",),
     "fidelity": (
         "session_adherence",
@@ -72,6 +80,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "rollout.stepped_wedge": (
         "stepped_wedge_design",
+        "rollout_design",
         "stepped_wedge_power",
         "stepped_wedge_power_sim",
         "stepped_wedge_analysis",

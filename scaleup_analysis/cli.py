@@ -17,25 +17,31 @@ from .errors import ScaleupDataError
 
 __all__ = ["main", "DEFAULT_SEED"]
 
-#: Seed used by ``scaleup simulate`` and ``scaleup report`` when ``--seed`` is not given
-#: (the same as ``make report`` and ``simulate_scaleup``).
-DEFAULT_SEED = 20261123
+from ._constants import DEFAULT_SEED  # noqa: E402  (re-exported: the seed of every command)
 
 _DESCRIPTION = """\
 scaleup: evaluate the scale-up of a health or social-service innovation across Quebec's 18 health
 regions (RSS).
 
-A typical session:
-  1. scaleup simulate --out data/raw        build the example dataset (or put your own tables there)
-  2. scaleup validate data/raw              check every table and the links between them
-  3. scaleup report --data data/raw         run the analysis notebooks into reports/
+Your own study:
+  1. scaleup init my_study                  a study folder: study.toml, CSV templates, a workbook
+  2. (fill in the tables, as CSV files or in the workbook)
+  3. scaleup validate my_study              check every table and the study file, in one pass
+  4. scaleup report --data my_study --out my_reports
+                                            run the five steps; the data folder is never written
+
+The embedded example (a simulated province-wide scale-up):
+  scaleup report --out reports              report on it directly
+  scaleup simulate --out data/raw           or write it as a study folder first
 
 The tables and their columns are described in docs/data_dictionary.md.
 """
 
 _SIMULATE_HELP = """\
 Simulate a province-wide scale-up (sites in all 18 RSS, pilot then scale-up waves) with known true
-effects, and write every table as CSV into --out together with a MANIFEST (sha256 of each file).
+effects, and write it as a study folder into --out: every table as CSV (with a real evidence table,
+Baskerville et al. 2012), a study.toml saying the data are simulated, and a MANIFEST (sha256 of
+each file).
 
 Raw data are never overwritten: the command refuses to write into a directory that already holds a
 MANIFEST or data files. Use a new directory instead.
@@ -58,13 +64,28 @@ examples:
 """
 
 _REPORT_HELP = """\
-Run the analysis notebooks on a data directory and write HTML reports, figures and provenance
-(package version, git commit, data sha256, seed) into --out. When --data holds no data file, the
-simulated example dataset is written there first.
+Run the five step notebooks on a study folder (--data) and write the reports into --out: one HTML
+report per step (and a summary without code), figures, key tables, index.html with the run summary
+(each analysis ran, was not run and why, or failed) and provenance.json. Without --data the
+embedded example study (simulated) is used. The data folder is only read; --out is replaced as a
+whole at the end of the run and may not be inside --data.
+
+Exit status: 0 when every analysis ran or stepped aside with a reason, 1 when one failed (the
+report is then marked partial), 2 when the data or the study file are invalid (nothing written).
 
 examples:
-  scaleup report                                     # data/raw -> reports/
-  scaleup report --data data/raw_seed7 --seed 7 --out reports_seed7
+  scaleup report --out reports                       # the embedded example study
+  scaleup report --data my_study --out my_reports    # a team's study folder
+  scaleup report --data my_study --out r --steps 1,5 # only steps 1 and 5
+"""
+
+_INIT_HELP = """\
+Create a study folder to fill in: study.toml (every setting, commented out), one CSV template per
+table (header row only), study.xlsx (one sheet per table, with drop-down lists for coded columns)
+and a README in French and English. Fill in either the CSV files or the workbook.
+
+examples:
+  scaleup init my_study
 """
 
 
@@ -84,6 +105,17 @@ def _int_at_least(minimum: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    """An argparse ``type``: "1,2,5" -> (1, 2, 5)."""
+    try:
+        steps = tuple(sorted({int(x) for x in text.replace(" ", "").split(",") if x}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected step numbers separated by commas, e.g. 1,2,5; got {text!r}") from None
+    if not steps or any(s not in range(1, 6) for s in steps):
+        raise argparse.ArgumentTypeError(f"steps are numbers from 1 to 5, got {text!r}")
+    return steps
 _nonneg_int = _int_at_least(0)
 
 
@@ -131,13 +163,26 @@ def build_parser() -> argparse.ArgumentParser:
         description=_REPORT_HELP,
         formatter_class=fmt,
     )
-    rep.add_argument("--data", default="data/raw", metavar="DIR",
-                     help="data directory (default: data/raw)")
-    rep.add_argument("--seed", type=_nonneg_int, default=DEFAULT_SEED, metavar="N",
-                     help=f"random seed passed to the notebooks (default: {DEFAULT_SEED})")
+    rep.add_argument("--data", default=None, metavar="DIR",
+                     help="the study folder (default: the embedded example study)")
+    rep.add_argument("--seed", type=_nonneg_int, default=None, metavar="N",
+                     help="random seed (default: [study] seed of study.toml, else "
+                          f"{DEFAULT_SEED})")
     rep.add_argument("--out", default="reports", metavar="DIR",
-                     help="where reports, figures and provenance go (default: reports)")
+                     help="output folder, replaced at the end of the run (default: reports)")
+    rep.add_argument("--steps", type=_steps, default=None, metavar="LIST",
+                     help="steps to run, e.g. 1,2,5 (default: [study] steps of study.toml, else all)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_cmd_report)
+
+    ini = sub.add_parser(
+        "init",
+        help="create a study folder to fill in (study.toml, CSV templates, workbook, README)",
+        description=_INIT_HELP,
+        formatter_class=fmt,
+    )
+    ini.add_argument("directory", metavar="DIR", help="a new (or empty) folder")
+    ini.set_defaults(func=_cmd_init)
     return parser
 
 
@@ -163,10 +208,10 @@ def _holds_raw_data(directory: Path) -> list[str]:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .data.io import _umask, write_table_atomic
+    from .data.io import _umask, atomic_write_text, write_table_atomic
     from .data.manifest import write_manifest
     from .data.schemas import validate_tables
-    from .data.simulate import simulate_scaleup
+    from .study import STUDY_FILE, default_study_file, default_study_tables
 
     out = Path(args.out)
     existing = _holds_raw_data(out)
@@ -186,8 +231,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    sim = simulate_scaleup(seed=args.seed, **kwargs)
-    tables = validate_tables(sim.tables)  # never publish a dataset that would not load
+    tables = validate_tables(default_study_tables(args.seed, **kwargs))  # never publish data that would not load
     # Write into a hidden sibling directory first, then move it into place: an interrupted run
     # leaves no half-written data directory under the target name.
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +240,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the data directory is not
         for name, df in tables.items():
             write_table_atomic(df, staging / f"{name}.csv")
+        atomic_write_text(staging / STUDY_FILE, default_study_file(args.seed))
         write_manifest(staging)
         if out.exists():
             if any(out.iterdir()):  # only unrelated non-data files: move the tables in one by one
@@ -210,7 +255,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     width = max(len(n) for n in tables)
-    print(f"Wrote {len(tables)} tables and a MANIFEST to {out} (seed {args.seed}):")
+    print(f"Wrote {len(tables)} tables, {STUDY_FILE} and a MANIFEST to {out} (seed {args.seed}):")
     for name, df in tables.items():
         print(f"  {name + '.csv':<{width + 4}} {len(df):>9,d} rows")
     print(f"Next: scaleup validate {out}")
@@ -218,35 +263,48 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .data.io import load_table, load_tables
+    from .data.io import load_table
+    from .study import STUDY_FILE, load_study
 
     path = Path(args.path)
     if path.is_dir():
-        tables = load_tables(path)
+        study = load_study(path)  # the study file and every table, all problems in one message
+        tables = {t: df for t, df in study.tables.items()}
         manifest = " (MANIFEST verified)" if (path / "MANIFEST").exists() else " (no MANIFEST)"
-        print(f"{path}: {len(tables)} tables valid{manifest}")
-    elif path.exists():
-        tables = {path.stem: load_table(path)}
-        print(f"{path}: table '{path.stem}' valid (schema only; validate the directory to check foreign keys)")
-    else:
-        raise ScaleupDataError(f"{str(path)!r} does not exist: give a data directory or a table file.")
-    width = max(len(n) for n in tables)
-    for name, df in tables.items():
-        print(f"  {name:<{width}}  {len(df):>9,d} rows  {df.shape[1]:>3d} columns")
-    return 0
+        given = f"{STUDY_FILE} valid" if (path / STUDY_FILE).exists() else f"no {STUDY_FILE}"
+        print(f"{path}: {len(tables)} tables valid{manifest}; {given}")
+        width = max(len(n) for n in tables)
+        for name, df in tables.items():
+            print(f"  {name:<{width}}  {len(df):>9,d} rows  {df.shape[1]:>3d} columns")
+        for line in study.statements():
+            print(f"  - {line}")
+        return 0
+    if path.exists():
+        table = load_table(path)
+        print(f"{path}: table '{path.stem}' valid (schema only; validate the folder to check foreign keys)")
+        print(f"  {path.stem}  {len(table):>9,d} rows  {table.shape[1]:>3d} columns")
+        return 0
+    raise ScaleupDataError(f"{str(path)!r} does not exist: give a study folder or a table file.")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    try:
-        from .reporting import run_report
-    except ModuleNotFoundError as exc:  # pragma: no cover - only in a partial source tree
-        if exc.name != "scaleup_analysis.reporting":
-            raise
-        print("error: the reporting module is not available in this installation.", file=sys.stderr)
-        return 1
-    result = run_report(data_dir=args.data, seed=args.seed, out_dir=args.out)
-    index = getattr(result, "index", None)
-    print(f"Reports written to {getattr(result, 'out_dir', args.out)}" + (f"; open {index}" if index else ""))
+    from .reporting import run_report
+
+    result = run_report(data_dir=args.data, out_dir=args.out, seed=args.seed, steps=args.steps,
+                        progress=not args.quiet)
+    print(result.summary())
+    print(f"Reports written to {args.out}; open {Path(args.out) / 'index.html'}")
+    return 0 if result.ok else 1
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .scaffold import init_study
+
+    written = init_study(args.directory)
+    print(f"Created the study folder {args.directory} ({len(written)} files):")
+    for p in written:
+        print(f"  {p.name}")
+    print(f"Fill in the tables (CSV files or the workbook), then: scaleup validate {args.directory}")
     return 0
 
 
@@ -261,8 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 when the data or arguments are invalid (the message is printed to
-        stderr, without a traceback), 130 when interrupted.
+        Exit code: 0 on success, 1 when a report ran but one of its analyses failed (the report is
+        marked partial), 2 when the data or arguments are invalid (the message is printed to stderr,
+        without a traceback), 130 when interrupted.
 
     Examples
     --------

@@ -95,16 +95,18 @@ class Text:
 
     @staticmethod
     def digits_for(*values: float, minimum: int = 2, maximum: int = 4) -> int:
-        """Decimals that show two significant digits of the smallest non-zero value (2 to 4).
+        """Decimals (``minimum`` to ``maximum``) such that no non-zero value is shown as zero.
 
-        >>> Text.digits_for(0.56, 0.43, 0.68), Text.digits_for(-0.012, -0.024, -0.0003)
-        (2, 4)
+        >>> Text.digits_for(0.56, 0.43, 0.68), Text.digits_for(-0.40, -0.81, 0.0065)
+        (2, 2)
+        >>> Text.digits_for(-0.0123, -0.0244, -0.0001)
+        4
         """
-        small = [abs(v) for v in values if v is not None and np.isfinite(v) and v != 0]
-        if not small:
-            return minimum
-        need = 1 - int(np.floor(np.log10(min(small))))
-        return int(min(maximum, max(minimum, need)))
+        finite = [abs(float(v)) for v in values if v is not None and np.isfinite(v) and v != 0]
+        digits = minimum
+        while digits < maximum and any(round(v, digits) == 0 for v in finite):
+            digits += 1
+        return digits
 
     def pvalue(self, p: float) -> str:
         """``p = 0.031``, ``p < 0.001``."""

@@ -1,19 +1,19 @@
 """Notebook support: the set-up every step notebook shares, in one place.
 
-The notebooks in ``notebooks/`` stay thin: they call :func:`setup_display` once (deterministic,
-readable printed tables and one-line warnings, so ``pytest --nbval`` reproduces stored outputs) and
-:func:`load_or_simulate` to get their input tables.
+The step notebooks stay thin: they call :func:`setup_display` once (deterministic, readable printed
+tables, one-line warnings and inline figures, so ``pytest --nbval`` reproduces stored outputs and the
+stored notebooks carry their images), :func:`scaleup_analysis.load_study` for their data and
+:class:`scaleup_analysis.StepReport` for their sections.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 
 import pandas as pd
 
-__all__ = ["setup_display", "load_or_simulate"]
+__all__ = ["setup_display"]
 
 
 def _one_line_warning(message, category, *args, **kwargs) -> str:
@@ -58,33 +58,16 @@ def setup_display(precision: int = 3, width: int = 120, max_columns: int | None 
         pd.set_option("display.max_columns", max_columns)
     warnings.formatwarning = _one_line_warning
     warnings.showwarning = _show_on_stdout
+    _inline_figures()
 
 
-def load_or_simulate(data_dir: str | os.PathLike | None, seed: int) -> dict[str, pd.DataFrame]:
-    """Input tables of a notebook: the validated tables of ``data_dir``, or the embedded default.
-
-    Parameters
-    ----------
-    data_dir : path or None
-        Folder of input tables (checked against its MANIFEST and validated by
-        :func:`scaleup_analysis.load_tables`); None = ``simulate_scaleup(seed=seed)`` in memory.
-    seed : int
-        Seed of the embedded default dataset.
-
-    Returns
-    -------
-    dict of str to pandas.DataFrame
-
-    Examples
-    --------
-    >>> from scaleup_analysis.notebook import load_or_simulate
-    >>> sorted(load_or_simulate(None, seed=1))[:3]
-    ['adaptations', 'assessments', 'components']
-    """
-    if data_dir is None:
-        from .data.simulate import simulate_scaleup
-
-        return simulate_scaleup(seed=seed).tables
-    from .data.io import load_tables
-
-    return load_tables(data_dir)
+def _inline_figures() -> None:
+    """In a Jupyter kernel, draw figures inline whatever ``MPLBACKEND`` says, so that stored
+    notebooks and HTML reports carry their images."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")

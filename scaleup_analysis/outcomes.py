@@ -978,7 +978,7 @@ def site_effects(
     cohort: str = "adoption_period",
     phase: str = "phase",
 ) -> pd.DataFrame:
-    """Site-level difference-in-differences effects of the innovation on one mean indicator.
+    """Site-level difference-in-differences effects of the innovation on one indicator.
 
     For each adopting site, the change of its pooled mean from before adoption to the periods after
     the wash-in, minus the same change over the same periods at the comparison sites (pooled).
@@ -986,11 +986,13 @@ def site_effects(
     Parameters
     ----------
     data : pandas.DataFrame
-        The ``outcomes`` table (site × period × indicator; ``n``, ``mean``, ``sd``).
+        The ``outcomes`` table (site × period × indicator; ``n`` and ``mean``, ``sd`` for a mean
+        indicator, ``events`` for a proportion indicator).
     sites : pandas.DataFrame
         The ``sites`` table (``adoption_period`` and ``phase``).
     indicator : str
-        A ``mean``-type indicator id, e.g. ``"HO_Y"``.
+        An indicator id, e.g. ``"HO_Y"``: a ``mean`` indicator (rows with ``mean`` and ``sd``) or a
+        ``proportion`` indicator (rows with ``events``; effects are differences of proportions).
     washin_periods : int
         Periods after adoption left out before the "after" window starts (effects that ramp up
         over the first periods of delivery, e.g. ``ramp_periods - 1`` of ``simulate_scaleup``).
@@ -1015,8 +1017,11 @@ def site_effects(
     .. math:: y_s = (\\bar y_{s,A} - \\bar y_{s,B}) - (\\bar c_A - \\bar c_B),
 
     with :math:`B = \\{t < A_s\\}` and :math:`A = \\{t \\ge A_s + w\\}`, and :math:`v_s` the sum of
-    the four variances (independent samples in each site-period). Sites with no period in either
-    window are left out with a :class:`~scaleup_analysis.errors.RowsOmittedWarning`.
+    the four variances (independent samples in each site-period). For a proportion indicator the
+    site-period mean is :math:`p_{st} = e_{st} / n_{st}` and the individual variance
+    :math:`p_{st}(1 - p_{st})` takes the place of :math:`sd_{st}^2` (the Wald variance of a difference
+    of proportions). Sites with no period in either window are left out with a
+    :class:`~scaleup_analysis.errors.RowsOmittedWarning`.
 
     Examples
     --------
@@ -1030,7 +1035,7 @@ def site_effects(
 
     from .errors import RowsOmittedWarning
 
-    require_columns(data, "outcomes", [site, period, "indicator_id", "n", "mean", "sd"])
+    require_columns(data, "outcomes", [site, period, "indicator_id", "n"])
     require_columns(sites, "sites", [site, cohort, phase])
     if not isinstance(washin_periods, (int, np.integer)) or washin_periods < 0:
         raise ScaleupDataError(f"site_effects(): washin_periods must be an integer >= 0, got {washin_periods!r}")
@@ -1040,11 +1045,19 @@ def site_effects(
             f"site_effects(): table 'outcomes', column 'indicator_id': no row for indicator {indicator!r}; "
             f"available: {sorted(data['indicator_id'].astype(str).unique())}"
         )
-    if y["mean"].isna().all():
+    has_mean = "mean" in y and "sd" in y and y["mean"].notna().any()
+    has_events = "events" in y and y["events"].notna().any()
+    if not has_mean and not has_events:
         raise ScaleupDataError(
-            f"site_effects(): indicator {indicator!r} has no 'mean' values (a proportion indicator?); "
-            "site_effects needs a mean-type indicator"
+            f"site_effects(): table 'outcomes': indicator {indicator!r} has neither 'mean'/'sd' values (a mean "
+            "indicator) nor 'events' (a proportion indicator)"
         )
+    y = y[y["n"] > 0].copy()
+    if not has_mean:  # proportion indicator: mean = events / n, individual variance p (1 - p)
+        p_hat = y["events"].astype(float) / y["n"].astype(float)
+        y["mean"] = p_hat
+        y["sd"] = np.sqrt(p_hat * (1 - p_hat))
+    y = y.dropna(subset=["mean", "sd"])
     y = y.merge(sites[[site, cohort, phase]], on=site, how="inner")
     is_comp = y[phase].astype(str) == comparison_phase
     if not is_comp.any():

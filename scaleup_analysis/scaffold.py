@@ -197,12 +197,12 @@ def _workbook_bytes() -> bytes:
     return buf.getvalue()
 
 
-def init_study(folder: str | os.PathLike) -> list[Path]:
+def init_study(directory: str | os.PathLike) -> list[Path]:
     """Scaffold a study folder: ``study.toml``, CSV templates, ``study.xlsx`` and ``README.md``.
 
     Parameters
     ----------
-    folder : path
+    directory : path
         A new folder, or an existing empty one. Nothing is ever overwritten.
 
     Returns
@@ -213,7 +213,7 @@ def init_study(folder: str | os.PathLike) -> list[Path]:
     Raises
     ------
     ScaleupDataError
-        If ``folder`` exists and is not an empty folder.
+        If ``directory`` exists and is not an empty folder.
 
     Examples
     --------
@@ -223,7 +223,7 @@ def init_study(folder: str | os.PathLike) -> list[Path]:
     >>> sorted(p.name for p in init_study(d))[:4]
     ['README.md', 'adaptations.csv', 'assessments.csv', 'components.csv']
     """
-    target = Path(folder)
+    target = Path(directory)
     if target.exists():
         if not target.is_dir():
             raise ScaleupDataError(f"{str(target)!r} exists and is not a folder; choose a new folder name.")

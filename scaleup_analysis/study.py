@@ -47,8 +47,7 @@ __all__ = [
 #: Name of the study file inside a study folder.
 STUDY_FILE = "study.toml"
 
-#: Seed of the embedded default study and of every command when none is given.
-DEFAULT_SEED = 20261123
+from ._constants import DEFAULT_SEED  # noqa: E402  (the seed of the embedded default study)
 
 #: Steps of a scale-up evaluation (the five report notebooks).
 STEPS: dict[int, str] = {
@@ -69,7 +68,7 @@ _DIRECTIONS = ("higher_is_better", "lower_is_better")
 
 
 @dataclass(frozen=True)
-class Setting:
+class _Setting:
     """One setting of ``study.toml``.
 
     ``kind`` is one of ``"str"``, ``"int"``, ``"bool"``, ``"ints"`` (list of whole numbers),
@@ -93,65 +92,65 @@ class Setting:
         return f"[{self.section}] {self.key}"
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("study", "name", "str", "Name of the study, shown on every report.",
+SETTINGS: tuple[_Setting, ...] = (
+    _Setting("study", "name", "str", "Name of the study, shown on every report.",
             "Coordination des soins chroniques en Estrie", derived="the name of the data folder"),
-    Setting("study", "innovation", "str", "The innovation being scaled up, as the reports should name it.",
+    _Setting("study", "innovation", "str", "The innovation being scaled up, as the reports should name it.",
             "Coordination des soins chroniques", default="the innovation"),
-    Setting("study", "language", "choice", "Language of the reports.", "en", default="en",
+    _Setting("study", "language", "choice", "Language of the reports.", "en", default="en",
             choices=_LANGUAGES),
-    Setting("study", "seed", "int", "Seed of every random step (bootstrap, permutations, simulations): "
+    _Setting("study", "seed", "int", "Seed of every random step (bootstrap, permutations, simulations): "
             "the same seed gives the same report.", DEFAULT_SEED, default=DEFAULT_SEED, minimum=0),
-    Setting("study", "steps", "ints", "Steps of the evaluation to run (1 evidence, 2 scale-up potential, "
+    _Setting("study", "steps", "ints", "Steps of the evaluation to run (1 evidence, 2 scale-up potential, "
             "3 rollout plan, 4 fidelity and adaptation, 5 monitoring).", [1, 2, 3, 4, 5],
             default=(1, 2, 3, 4, 5), choices=tuple(STEPS)),
-    Setting("study", "simulated", "bool", "True only for data made by `scaleup simulate`: every report "
+    _Setting("study", "simulated", "bool", "True only for data made by `scaleup simulate`: every report "
             "then says that the data are simulated.", False, default=False),
-    Setting("data", "separator", "choice", "Separator of the CSV files: \"auto\" detects comma, "
+    _Setting("data", "separator", "choice", "Separator of the CSV files: \"auto\" detects comma, "
             "semicolon or tab.", ";", default="auto", choices=("auto", ",", ";", "\t")),
-    Setting("data", "decimal", "choice", "Decimal mark of numbers in the CSV files: \"auto\" detects a "
+    _Setting("data", "decimal", "choice", "Decimal mark of numbers in the CSV files: \"auto\" detects a "
             "decimal comma in semicolon-separated files.", ",", default="auto", choices=("auto", ".", ",")),
-    Setting("data", "encoding", "choice", "Character encoding of the CSV files (Excel on Windows often "
+    _Setting("data", "encoding", "choice", "Character encoding of the CSV files (Excel on Windows often "
             "writes cp1252).", "utf-8", default="utf-8", choices=("utf-8", "cp1252", "latin-1")),
-    Setting("periods", "unit", "choice", "What one period is (used in labels).", "quarter",
+    _Setting("periods", "unit", "choice", "What one period is (used in labels).", "quarter",
             default="period", choices=_PERIOD_UNITS),
-    Setting("periods", "baseline", "ints", "Periods before the scale-up, used as the baseline of "
+    _Setting("periods", "baseline", "ints", "Periods before the scale-up, used as the baseline of "
             "before/after comparisons.", [1, 2, 3, 4],
             derived="the periods before the first scale-up wave (before the first adoption when no "
             "site has cohort >= 1)", minimum=1),
-    Setting("periods", "followup", "ints", "Periods at full rollout, compared with the baseline.",
+    _Setting("periods", "followup", "ints", "Periods at full rollout, compared with the baseline.",
             [6, 7, 8], derived="the periods after the last adoption (the last period when the last "
             "adoption is in the last period)", minimum=1),
-    Setting("comparison", "phase", "str", "Value of sites.phase that marks the comparison sites (sites "
+    _Setting("comparison", "phase", "str", "Value of sites.phase that marks the comparison sites (sites "
             "that do not receive the innovation during the study); write \"none\" for no comparison "
             "group.", "not-adopted",
             derived="\"not-adopted\" when at least one site has that phase, otherwise no comparison group"),
-    Setting("indicators", "primary", "str", "Code (indicators.indicator_id) of the primary health "
+    _Setting("indicators", "primary", "str", "Code (indicators.indicator_id) of the primary health "
             "indicator: the effect of the innovation, adaptations, dose-response and equity are "
             "estimated on it.", "HO_Y",
             derived="the first indicator of the health_outcomes domain in the indicators table"),
-    Setting("indicators.label", "*", "map", "Label shown in reports for an indicator code (default: "
+    _Setting("indicators.label", "*", "map", "Label shown in reports for an indicator code (default: "
             "indicators.name).", {"HO_Y": "Functional health score"}, default={}),
-    Setting("indicators.direction", "*", "map", "Overrides indicators.direction for an indicator "
+    _Setting("indicators.direction", "*", "map", "Overrides indicators.direction for an indicator "
             "code: \"higher_is_better\" or \"lower_is_better\".", {"HO_Y": "higher_is_better"},
             default={}, choices=_DIRECTIONS),
-    Setting("privacy", "small_cell_threshold", "int", "Smallest number of people a published table "
+    _Setting("privacy", "small_cell_threshold", "int", "Smallest number of people a published table "
             "may show; smaller counts are suppressed.", 5, default=5, minimum=1),
-    Setting("evidence", "measure", "str", "What the effect sizes yi of the evidence table are.",
+    _Setting("evidence", "measure", "str", "What the effect sizes yi of the evidence table are.",
             "standardised mean difference", default="effect size"),
-    Setting("evidence", "source", "str", "Where the evidence table comes from (a citation).",
+    _Setting("evidence", "source", "str", "Where the evidence table comes from (a citation).",
             "Systematic review by ... (2024)", default=""),
-    Setting("evidence", "moderators", "strs", "Columns of the evidence table to test as moderators of "
+    _Setting("evidence", "moderators", "strs", "Columns of the evidence table to test as moderators of "
             "the effect (meta-regression).", ["tailored"], default=()),
-    Setting("evidence", "components", "strs", "0/1 columns of the evidence table saying whether a study's "
+    _Setting("evidence", "components", "strs", "0/1 columns of the evidence table saying whether a study's "
             "intervention contained a component (active-ingredient analysis).", ["follow_up_calls", "shared_plan"], default=()),
-    Setting("rollout", "cluster", "choice", "Unit that switches to the innovation in the rollout "
+    _Setting("rollout", "cluster", "choice", "Unit that switches to the innovation in the rollout "
             "design: \"region\" or \"site\".", "region",
             derived="\"region\" when all the sites of each region adopted in the same period, "
             "otherwise \"site\"", choices=("region", "site")),
 )
 
-_SETTING_BY_NAME: dict[tuple[str, str], Setting] = {(s.section, s.key): s for s in SETTINGS}
+_SETTING_BY_NAME: dict[tuple[str, str], _Setting] = {(s.section, s.key): s for s in SETTINGS}
 _SECTIONS = tuple(dict.fromkeys(s.section.split(".")[0] for s in SETTINGS))
 
 
@@ -215,7 +214,7 @@ def study_file_template() -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_value(s: Setting, value: Any, problems: list[str], where: str) -> Any:
+def _check_value(s: _Setting, value: Any, problems: list[str], where: str) -> Any:
     def bad(what: str) -> None:
         problems.append(f"  - {where}: {what}")
 

@@ -52,7 +52,7 @@ def test_simulate_with_real_simulator_tiny(tmp_path, capsys):
     code, out, err = run(capsys, "simulate", "--out", str(out_dir), "--seed", "3", "--n-sites", "36",
                          "--n-periods", "8", "--patients-per-site-period", "2")
     assert code == 0, err
-    assert "Wrote 10 tables and a MANIFEST" in out
+    assert "Wrote 11 tables, study.toml and a MANIFEST" in out
     names = sorted(p.name for p in out_dir.iterdir())
     assert "MANIFEST" in names and "sites.csv" in names and "encounters.csv" in names
     tables = sa.load_tables(out_dir)  # checks the MANIFEST and every rule
@@ -162,9 +162,9 @@ def test_validate_reports_errors_on_stderr_with_exit_2(tmp_path, capsys):
 def test_report_calls_run_report_lazily(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def fake_run_report(data_dir, seed, out_dir):
-        seen.update(data_dir=data_dir, seed=seed, out_dir=out_dir)
-        return types.SimpleNamespace(out_dir=out_dir, index=f"{out_dir}/index.html")
+    def fake_run_report(data_dir, out_dir, *, seed, steps, progress):
+        seen.update(data_dir=data_dir, seed=seed, out_dir=out_dir, steps=steps)
+        return types.SimpleNamespace(ok=not steps, summary=lambda: "SUMMARY")
 
     fake = types.ModuleType("scaleup_analysis.reporting")
     fake.run_report = fake_run_report
@@ -172,17 +172,22 @@ def test_report_calls_run_report_lazily(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sa, "reporting", fake, raising=False)
     code, out, err = run(capsys, "report", "--data", "d1", "--seed", "7", "--out", "r1")
     assert code == 0, err
-    assert seen == {"data_dir": "d1", "seed": 7, "out_dir": "r1"}
-    assert "open r1/index.html" in out
-    code, _, _ = run(capsys, "report")
-    assert seen == {"data_dir": "data/raw", "seed": cli.DEFAULT_SEED, "out_dir": "reports"}
+    assert seen == {"data_dir": "d1", "seed": 7, "out_dir": "r1", "steps": None}
+    assert "SUMMARY" in out and "open r1/index.html" in out
+    code, _, _ = run(capsys, "report")  # the embedded example study, the study's own seed
+    assert seen == {"data_dir": None, "seed": None, "out_dir": "reports", "steps": None}
+    code, _, _ = run(capsys, "report", "--steps", "5,1")
+    assert code == 1 and seen["steps"] == (1, 5)  # a failed section makes the exit status 1
 
-    def failing(data_dir, seed, out_dir):
+    def failing(data_dir, out_dir, **kwargs):
         raise sa.ScaleupDataError("Invalid data: something precise")
 
     fake.run_report = failing
     code, out, err = run(capsys, "report")
     assert code == 2 and "error: Invalid data: something precise" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--steps", "7"])
+    assert "steps are numbers from 1 to 5" in capsys.readouterr().err
 
 
 def test_console_entry_point_runs_in_a_real_process(tmp_path):

@@ -1,20 +1,20 @@
-"""Raw-data safety of the main job (``scaleup_analysis.reporting.run_report``).
+"""Data safety of the main job (``scaleup_analysis.reporting.run_report``): transactional reports.
 
-What is checked, on a small simulated raw folder (``simulate_scaleup`` + ``write_table_atomic`` +
-``write_manifest``):
+On a copy of the hand-built small study (tests/studies/small_study, with a MANIFEST added):
 
-* the raw folder is byte-identical (sha256 of every file) after a killed run and two full runs;
-* a run SIGKILLed while it writes leaves no half-written file in ``reports/`` (only complete files,
-  byte-identical to those of a complete run, or hidden ``.<name>.*.tmp`` temp files), and the next
-  run removes the stale temp files;
-* re-running is idempotent: same files, same sha256 for every file except the documented volatile
-  one, ``provenance.json`` (run date, notebook timings; identical once those are removed). The
-  git commit shown in the HTML footers and provenance is normalised in case the repository changed
-  between the two runs;
-* a changed raw file stops the next run with ``RawDataChangedError`` before anything is written.
+* the study folder is byte-identical (sha256 of every file, no file added) after a killed run and
+  three full runs;
+* a run SIGKILLed mid-way publishes nothing: the output folder does not appear (first run) or still
+  holds the previous complete report, byte for byte; the next run clears the killed run's staging
+  folder and stale lock;
+* re-running is idempotent: same files, same bytes, except the documented volatile entries of
+  ``provenance.json`` (run date, notebook timings) and the git commit when the repository changed;
+* a changed input file stops the next run with ``RawDataChangedError`` before anything is written;
+* an output folder inside the data folder, or a folder of other files, is refused before any work;
+  a second run on an output that another live run holds is refused with a clear message.
 
-The report is executed twice in full (plus one run killed after a few seconds); the runs are shared
-with ``tests/test_privacy.py`` through :func:`report_runs` (cached on disk for the test process).
+The runs are shared with ``tests/test_privacy.py`` through :func:`report_runs` (cached on disk for
+the test process).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,21 +35,19 @@ from pathlib import Path
 import pytest
 
 import scaleup_analysis as sa
-from scaleup_analysis.reporting import run_report
+from scaleup_analysis.reporting import notebook_paths, run_report
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
-SEED = 20261123
-#: files whose content legitimately changes between runs (documented in reporting.py)
+STUDY = Path(__file__).parent / "studies" / "small_study"
+#: files whose content legitimately changes between runs (documented in reporting/runner.py)
 VOLATILE = {"provenance.json"}
 VOLATILE_PROVENANCE_KEYS = ("run_date", "notebook_seconds", "git_commit")
 
-# both files share one (expensive) report run per test process: keep them on one xdist worker
+# expensive report runs shared with tests/test_privacy.py: keep them on one xdist worker
 pytestmark = pytest.mark.xdist_group("report")
 
 
-def test_there_are_notebooks_to_run():
-    assert any(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), "no notebooks NN_*.ipynb in notebooks/"
+def test_the_package_ships_five_step_notebooks():
+    assert sorted(notebook_paths()) == [1, 2, 3, 4, 5]
 
 
 def _sha(path: Path) -> str:
@@ -57,7 +55,7 @@ def _sha(path: Path) -> str:
 
 
 def _tree(root: Path, *, hidden: bool = False) -> dict[str, str]:
-    """relative path -> sha256 of every file under root (hidden temp files only if asked)."""
+    """relative path -> sha256 of every file under root (hidden files only if asked)."""
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and (hidden or not p.name.startswith(".")):
@@ -65,34 +63,20 @@ def _tree(root: Path, *, hidden: bool = False) -> dict[str, str]:
     return out
 
 
-def _temp_files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob(".*.tmp"))
-
-
-def _write_raw(raw: Path) -> None:
-    # small province (36 sites, 8 patients per site-period; the 16 default quarters, which the
-    # monitoring notebook's follow-up window needs): every notebook runs, faster
-    sim = sa.simulate_scaleup(seed=SEED, n_sites=36, patients_per_site_period=8)
-    for name, table in sim.tables.items():
-        sa.write_table_atomic(table, raw / f"{name}.csv")
-    sa.write_manifest(raw)
-
-
-def _killed_run(raw: Path, reports: Path) -> dict:
-    """Start run_report in a subprocess, SIGKILL it (and its kernels) once it has written a file."""
+def _killed_run(data: Path, reports: Path) -> dict:
+    """Start run_report in a subprocess, SIGKILL it (and its kernels) once its staging has files."""
     code = (
         "from scaleup_analysis.reporting import run_report\n"
-        f"run_report(data_dir={str(raw)!r}, seed={SEED}, out_dir={str(reports)!r}, "
-        f"notebooks_dir={str(NOTEBOOKS)!r}, progress=False)\n"
+        f"run_report(data_dir={str(data)!r}, out_dir={str(reports)!r}, progress=False)\n"
     )
-    env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = False
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if reports.is_dir() and any(p.is_file() for p in reports.rglob("*")):
+            staged = list(reports.parent.glob(f".{reports.name}.staging-*"))
+            if any(p.is_file() and p.suffix in (".png", ".html") for s in staged for p in s.rglob("*")):
                 started = True
                 time.sleep(0.3)  # let it go on writing for a moment, then kill mid-way
                 break
@@ -105,41 +89,35 @@ def _killed_run(raw: Path, reports: Path) -> dict:
 
 
 def _build(base: Path) -> dict:
-    raw, reports = base / "raw", base / "reports"
-    raw.mkdir()
-    _write_raw(raw)
-    raw_before = _tree(raw, hidden=True)
+    data, reports = base / "study", base / "reports"
+    shutil.copytree(STUDY, data)
+    sa.write_manifest(data)
+    data_before = _tree(data, hidden=True)
 
-    killed = _killed_run(raw, reports)
-    after_kill = _tree(reports)  # non-hidden files only
-    temps_after_kill = _temp_files(reports)
-    # plant stale temp files as a killed atomic write leaves them, in every output folder
-    planted = []
-    for sub in ("", "figures", "tables"):
-        d = reports / sub
-        d.mkdir(parents=True, exist_ok=True)
-        p = d / ".stale_name.html.k1ll3d.tmp"
-        p.write_bytes(b"half-written")
-        planted.append(p.relative_to(reports).as_posix())
-    killed_copy = base / "killed_snapshot"
-    shutil.copytree(reports, killed_copy)
-
-    run_report(data_dir=raw, seed=SEED, out_dir=reports, notebooks_dir=NOTEBOOKS, progress=False)
+    killed = _killed_run(data, reports)
+    after_kill = {"published": reports.exists(),
+                  "leftovers": sorted(p.name for p in base.iterdir() if p.name.startswith(".reports"))}
+    run_report(data_dir=data, out_dir=reports, progress=False)
     run1 = _tree(reports, hidden=True)
     first = base / "run1"
     shutil.copytree(reports, first)
-    run_report(data_dir=raw, seed=SEED, out_dir=reports, notebooks_dir=NOTEBOOKS, progress=False)
+    leftovers_after_run1 = sorted(p.name for p in base.iterdir() if p.name.startswith(".reports"))
+
+    killed_again = _killed_run(data, reports)  # on top of a complete report
+    after_second_kill = _tree(reports, hidden=True)
+    run_report(data_dir=data, out_dir=reports, progress=False)
     run2 = _tree(reports, hidden=True)
     return {
-        "raw": str(raw), "reports": str(reports), "run1_dir": str(first),
-        "killed_dir": str(killed_copy), "raw_before": raw_before, "raw_after": _tree(raw, hidden=True),
-        "killed": killed, "after_kill": after_kill, "temps_after_kill": temps_after_kill,
-        "planted": planted, "run1": run1, "run2": run2,
+        "data": str(data), "reports": str(reports), "run1_dir": str(first),
+        "data_before": data_before, "data_after": _tree(data, hidden=True),
+        "killed": killed, "after_kill": after_kill, "leftovers_after_run1": leftovers_after_run1,
+        "killed_again": killed_again, "after_second_kill": after_second_kill,
+        "run1": run1, "run2": run2,
     }
 
 
 def report_runs() -> dict:
-    """Run (once per test process) the killed run and the two full runs; return what they left.
+    """Run (once per test process) the killed runs and the full runs; return what they left.
 
     Cached in a per-process temporary directory so that ``tests/test_privacy.py`` reuses it.
     """
@@ -161,36 +139,23 @@ def runs() -> dict:
     return report_runs()
 
 
-def test_raw_folder_is_byte_identical_after_all_runs(runs):
-    assert runs["raw_before"], "the raw folder should hold the simulated tables and MANIFEST"
-    assert "MANIFEST" in runs["raw_before"]
-    assert runs["raw_after"] == runs["raw_before"]  # same names, same sha256, nothing added
+def test_study_folder_is_byte_identical_after_all_runs(runs):
+    assert "MANIFEST" in runs["data_before"] and "study.toml" in runs["data_before"]
+    assert runs["data_after"] == runs["data_before"]  # same names, same sha256, nothing added
 
 
-def test_killed_run_leaves_only_complete_files(runs):
+def test_killed_first_run_publishes_nothing(runs):
     assert runs["killed"]["started"], "the killed run never started writing"
     assert runs["killed"]["returncode"] == -signal.SIGKILL, "run finished before it could be killed"
-    assert runs["after_kill"], "the killed run should have written some files before being killed"
-    # every visible file the killed run left is complete: byte-identical to the complete run's file
-    for rel, digest in runs["after_kill"].items():
-        assert rel in runs["run1"], f"killed run left {rel}, which a complete run does not write"
-        if Path(rel).name in VOLATILE:
-            continue
-        assert digest == runs["run1"][rel], f"{rel} left by the killed run is not the complete file"
-    # anything else is a hidden temp file of an atomic write
-    killed_dir = Path(runs["killed_dir"])
-    for p in killed_dir.rglob("*"):
-        if p.is_file():
-            rel = p.relative_to(killed_dir).as_posix()
-            assert rel in runs["after_kill"] or (p.name.startswith(".") and p.name.endswith(".tmp")), rel
+    assert not runs["after_kill"]["published"], "a killed run published a partial report"
+    # it left its staging folder and lock; the next run removed both
+    assert any(".staging-" in n for n in runs["after_kill"]["leftovers"])
+    assert runs["leftovers_after_run1"] == []
 
 
-def test_next_run_removes_stale_temp_files(runs):
-    stale = set(runs["planted"]) | set(runs["temps_after_kill"])
-    assert stale and all(Path(runs["killed_dir"], rel).exists() for rel in runs["planted"])
-    left = {rel for rel in runs["run1"] if Path(rel).name.startswith(".")}
-    assert not left, f"temp files survived the next run: {sorted(left)}"
-    assert not _temp_files(Path(runs["reports"]))
+def test_killed_run_leaves_the_previous_report_intact(runs):
+    assert runs["killed_again"]["returncode"] == -signal.SIGKILL
+    assert runs["after_second_kill"] == runs["run1"]  # byte for byte
 
 
 def _normalised(path: Path, commit: str, other_commit: str) -> bytes:
@@ -200,24 +165,16 @@ def _normalised(path: Path, commit: str, other_commit: str) -> bytes:
         for key in VOLATILE_PROVENANCE_KEYS:
             prov.pop(key, None)
         return json.dumps(prov, sort_keys=True).encode()
-    data = data.replace(other_commit.encode(), commit.encode())  # the repo may change in between
-    if path.suffix == ".html":
-        # Inline PNG payloads are compared through the saved figures instead (figures/*.png|svg must
-        # be byte-identical, see test_rerun_is_idempotent): once, under heavy load, one inline PNG of
-        # notebook 05 differed between two runs while every saved figure and all text were identical.
-        data = re.sub(rb"data:image/png;base64,[A-Za-z0-9+/=]+", b"data:image/png;base64,<png>", data)
-    return data
+    return data.replace(other_commit.encode(), commit.encode())  # the repo may change in between
 
 
 def test_rerun_is_idempotent(runs):
     run1, run2 = runs["run1"], runs["run2"]
     assert set(run1) == set(run2)  # same output files
-    expected = {"index.html", "provenance.json"}
-    assert expected <= set(run1)
+    assert {"index.html", "provenance.json", "sections.json", "run.log"} <= set(run1)
     assert any(r.startswith("figures/") and r.endswith(".svg") for r in run1)
     assert any(r.startswith("tables/") and r.endswith(".csv") for r in run1)
     differ = sorted(r for r in run1 if run1[r] != run2[r])
-    assert set(differ) <= VOLATILE | {r for r in run1 if r.endswith(".html")}, differ
     first, second = Path(runs["run1_dir"]), Path(runs["reports"])
     c1 = json.loads((first / "provenance.json").read_text())["git_commit"]
     c2 = json.loads((second / "provenance.json").read_text())["git_commit"]
@@ -227,29 +184,57 @@ def test_rerun_is_idempotent(runs):
         assert a == b, f"{rel} differs at byte {at}: {a[at - 300:at + 100]!r} vs {b[at - 300:at + 100]!r}"
 
 
-def test_provenance_records_the_raw_inputs(runs):
+def test_provenance_records_the_inputs_without_absolute_paths(runs):
     prov = json.loads(Path(runs["reports"], "provenance.json").read_text())
-    raw = runs["raw_before"]
-    assert prov["seed"] == SEED
-    assert prov["inputs_sha256"] == {k: v for k, v in raw.items() if k.endswith(".csv")}
+    assert prov["seed"] == 20261123 and prov["data"] == "study"
+    expected = {k: v for k, v in runs["data_before"].items() if k.endswith((".csv", ".toml"))}
+    assert prov["inputs_sha256"] == expected
     assert set(prov) >= {"run_date", "git_commit", "package_version", "libraries", "python"}
+    base = str(Path(runs["reports"]).parent)
+    for p in Path(runs["reports"]).rglob("*"):
+        if p.is_file() and p.suffix in (".html", ".json", ".csv"):
+            assert base not in p.read_text(encoding="utf-8", errors="replace"), p.name
 
 
-def test_changed_raw_file_stops_the_run_before_writing(runs, tmp_path):
-    raw = tmp_path / "raw"
-    shutil.copytree(runs["raw"], raw)
-    sites = raw / "sites.csv"
+def test_changed_input_stops_the_run_before_writing(runs, tmp_path):
+    data = tmp_path / "study"
+    shutil.copytree(runs["data"], data)
+    sites = data / "sites.csv"
     sites.write_bytes(sites.read_bytes().replace(b"GMF", b"CLSC", 1))  # a silent edit
     out = tmp_path / "reports"
     with pytest.raises(sa.RawDataChangedError, match="sites.csv"):
-        run_report(data_dir=raw, seed=SEED, out_dir=out, notebooks_dir=NOTEBOOKS, progress=False)
-    assert not out.exists()  # nothing written, not even the output folders
-    # an existing reports folder is left untouched too (including stale temp files: no clean-up
-    # happens before the data are validated)
+        run_report(data_dir=data, out_dir=out, progress=False)
+    assert not out.exists() and not list(tmp_path.glob(".reports*"))  # nothing written at all
     existing = tmp_path / "existing"
     shutil.copytree(runs["reports"], existing)
-    (existing / ".x.tmp").write_bytes(b"")
     before = _tree(existing, hidden=True)
     with pytest.raises(sa.RawDataChangedError):
-        run_report(data_dir=raw, seed=SEED, out_dir=existing, notebooks_dir=NOTEBOOKS, progress=False)
+        run_report(data_dir=data, out_dir=existing, progress=False)
     assert _tree(existing, hidden=True) == before
+
+
+def test_output_inside_the_data_folder_is_refused(runs, tmp_path):
+    data = tmp_path / "study"
+    shutil.copytree(runs["data"], data)
+    before = _tree(data, hidden=True)
+    for out in (data, data / "reports", data / "a" / "b"):
+        with pytest.raises(sa.ScaleupDataError, match="inside the data folder"):
+            run_report(data_dir=data, out_dir=out, progress=False)
+    assert _tree(data, hidden=True) == before
+
+
+def test_output_folder_of_other_files_is_refused(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_bytes(b"precious")
+    with pytest.raises(sa.ScaleupDataError, match="not a previous report"):
+        run_report(data_dir=STUDY, out_dir=out, progress=False)
+    assert (out / "thesis.docx").read_bytes() == b"precious"
+
+
+def test_a_live_run_holds_the_output(tmp_path):
+    out = tmp_path / "reports"
+    (tmp_path / ".reports.lock").write_text(str(os.getpid()))  # this (live) process holds it
+    with pytest.raises(sa.ScaleupDataError, match=re.escape(f"Another report run (process {os.getpid()})")):
+        run_report(data_dir=STUDY, out_dir=out, progress=False)
+    assert not out.exists()

@@ -33,16 +33,15 @@ def test_setup_display_sets_options_and_one_line_warnings(capsys):
         warnings.formatwarning, warnings.showwarning = saved
 
 
-def test_load_or_simulate_reads_a_folder_or_simulates(tmp_path):
+def test_load_study_reads_a_folder_and_checks_its_manifest(tmp_path):
     sim = sa.simulate_scaleup(seed=5, n_sites=36, n_periods=8, patients_per_site_period=2)
     for name, table in sim.tables.items():
         write_table_atomic(table, tmp_path / f"{name}.csv")
     write_manifest(tmp_path)
-    loaded = sa.load_or_simulate(tmp_path, seed=999)  # the folder wins over the seed
-    assert set(loaded) == set(sim.tables)
-    pd.testing.assert_frame_equal(loaded["sites"], sim.tables["sites"], check_dtype=False)
-    again = sa.load_or_simulate(None, seed=5)
-    assert len(again["encounters"]) == len(sa.simulate_scaleup(seed=5).tables["encounters"])
+    study = sa.load_study(tmp_path, seed=999)  # the seed overrides the study's
+    assert set(sim.tables) <= set(study.tables) and study.settings.seed == 999
+    pd.testing.assert_frame_equal(study.tables["sites"], sim.tables["sites"], check_dtype=False)
+    assert set(study.inputs) == {f"{name}.csv" for name in sim.tables}  # sha256 of every input file
     (tmp_path / "sites.csv").write_text("broken\n")
     with pytest.raises(sa.RawDataChangedError):
-        sa.load_or_simulate(tmp_path, seed=5)
+        sa.load_study(tmp_path)

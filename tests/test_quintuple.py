@@ -120,16 +120,19 @@ def test_change_from_baseline_matches_hand_computation():
     np.testing.assert_allclose(r["baseline"], 0.38, rtol=RTOL)
     np.testing.assert_allclose(r["followup"], 0.185, rtol=RTOL)
     np.testing.assert_allclose(r["change"], 0.185 - 0.38, rtol=RTOL)
-    np.testing.assert_allclose(r["se"], math.sqrt(vb + vf), rtol=RTOL)
+    np.testing.assert_allclose(r["change_se"], math.sqrt(vb + vf), rtol=RTOL)
     z = stats.norm.isf(0.025)
-    np.testing.assert_allclose(r["ci_low"], -0.195 - z * math.sqrt(vb + vf), rtol=RTOL)
+    np.testing.assert_allclose(r["change_ci_low"], -0.195 - z * math.sqrt(vb + vf), rtol=RTOL)
     np.testing.assert_allclose(r["improvement_change"], 0.195, rtol=RTOL)  # fewer bad events = better
+    # the improvement's interval is the change's, mirrored (lower is better): it holds the estimate
+    np.testing.assert_allclose(r["improvement_change_ci_low"], 0.195 - z * math.sqrt(vb + vf), rtol=RTOL)
+    np.testing.assert_allclose(r["improvement_change_ci_high"], 0.195 + z * math.sqrt(vb + vf), rtol=RTOL)
     sdp = math.sqrt((0.38 * 0.62 + 0.185 * 0.815) / 2)
     np.testing.assert_allclose(r["std_change"], 0.195 / sdp, rtol=RTOL)
     r = ch[(ch["unit"] == "R2") & (ch["indicator_id"] == "M")].iloc[0]
     # region R2 = site C only: (20+19)/2 -> (18+17)/2, var = 2 * 5 * 16 / 10^2 each
     np.testing.assert_allclose(r["change"], -2.0, rtol=RTOL)
-    np.testing.assert_allclose(r["se"], math.sqrt(1.6 + 1.6), rtol=RTOL)
+    np.testing.assert_allclose(r["change_se"], math.sqrt(1.6 + 1.6), rtol=RTOL)
     np.testing.assert_allclose(r["improvement_change"], -2.0, rtol=RTOL)
 
 
@@ -145,6 +148,22 @@ def test_difference_in_differences_against_comparison_sites():
     np.testing.assert_allclose(r["did"], -2.5, rtol=RTOL)
     np.testing.assert_allclose(r["did_se"], math.sqrt(3.2 + 3.2), rtol=RTOL)
     np.testing.assert_allclose(r["improvement_did"], -2.5, rtol=RTOL)
+    z = stats.norm.isf(0.025)
+    np.testing.assert_allclose([r["improvement_did_ci_low"], r["improvement_did_ci_high"]],
+                               [-2.5 - z * math.sqrt(6.4), -2.5 + z * math.sqrt(6.4)], rtol=RTOL)
+
+
+def test_improvement_interval_of_a_lower_is_better_indicator_holds_its_estimate():
+    # the deleterious-effects table once showed improvement_did = -0.129 beside the interval of the
+    # unflipped did, [0.062, 0.196]; every improvement must lie inside its own interval
+    panel = sa.quintuple_aim_panel(_tables(), comparison=("phase", "not-adopted"))
+    ch = sa.change_from_baseline(panel, baseline_periods=[1, 2], followup_periods=[3, 4]).to_frame()
+    for q in ("improvement_change", "improvement_did", "change", "did"):
+        ok = ch[[q, f"{q}_ci_low", f"{q}_ci_high"]].dropna()
+        assert len(ok) and (ok[f"{q}_ci_low"] <= ok[q]).all() and (ok[q] <= ok[f"{q}_ci_high"]).all()
+    lower = ch[ch["direction"] == "lower_is_better"].dropna(subset=["did"])
+    assert len(lower)
+    np.testing.assert_allclose(lower["improvement_did_ci_low"], -lower["did_ci_high"], rtol=RTOL)
 
 
 def test_holm_and_bh_on_hand_example():
@@ -182,7 +201,7 @@ def test_deleterious_effects_pvalues_and_adjustments():
     t = res.to_frame()
     assert len(t) == 4  # 2 regions x 2 indicators
     # one-sided p = Phi((improvement change - threshold) / SE)
-    exp_p = stats.norm.cdf(t["improvement_change"] / t["se"])
+    exp_p = stats.norm.cdf(t["improvement_change"] / t["change_se"])
     np.testing.assert_allclose(t["pvalue"], exp_p, rtol=RTOL)
     np.testing.assert_allclose(t["pvalue_holm"], _holm(t["pvalue"].to_numpy()), rtol=RTOL)
     np.testing.assert_allclose(t["pvalue_bh"], _bh(t["pvalue"].to_numpy()), rtol=RTOL)
@@ -195,11 +214,11 @@ def test_deleterious_effects_pvalues_and_adjustments():
     res2 = sa.deleterious_effects(ch, threshold={"P": -0.05}, correction="holm")
     t2 = res2.to_frame()
     thr = np.where(t2["indicator_id"] == "P", -0.05, 0.0)
-    np.testing.assert_allclose(t2["statistic"], (t2["improvement_change"] - thr) / t2["se"], rtol=RTOL)
+    np.testing.assert_allclose(t2["statistic"], (t2["improvement_change"] - thr) / t2["change_se"], rtol=RTOL)
     # standardized scale divides both by the pooled SD
     res3 = sa.deleterious_effects(ch, threshold=-0.1, scale="standardized")
     t3 = res3.to_frame()
-    np.testing.assert_allclose(t3["statistic"], (t3["std_change"] + 0.1) / (t3["se"] / t3["sd_pooled"]), rtol=RTOL)
+    np.testing.assert_allclose(t3["statistic"], (t3["std_change"] + 0.1) / (t3["change_se"] / t3["sd_pooled"]), rtol=RTOL)
 
 
 def test_runs_columns_equal_runs_analysis_on_the_series():
@@ -223,7 +242,7 @@ def test_subgroups_pool_back_to_regions():
     b = sa.change_from_baseline(sa.quintuple_aim_panel(_tables()),
                                 baseline_periods=[1, 2], followup_periods=[3, 4]).to_frame()
     ar = a[a["by"] == "region"].reset_index(drop=True)
-    for col in ("baseline", "followup", "change", "se", "std_change"):
+    for col in ("baseline", "followup", "change", "change_se", "std_change"):
         np.testing.assert_allclose(ar[col], b[col], rtol=1e-12)
     sub = a[a["by"] == "subgroup"]
     assert set(sub["unit"]) == {"x", "y"}

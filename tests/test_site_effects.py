@@ -77,3 +77,18 @@ def test_errors_name_the_problem():
         sa.site_effects(outcomes, sites, "Y", comparison_phase="never")
     with pytest.raises(sa.ScaleupDataError, match="washin_periods"):
         sa.site_effects(outcomes, sites, "Y", washin_periods=-1)
+
+
+def test_proportion_indicator_hand_computed():
+    # Site A adopts in period 2; C is the comparison; indicator "P" (proportion), n = 100 everywhere.
+    # events: A 20 -> 40, C 30 -> 35.  Effect = (0.40 - 0.20) - (0.35 - 0.30) = 0.15.
+    # Wald variance of each proportion p (1 - p) / 100: 0.16/100 + 0.24/100 + 0.21/100 + 0.2275/100.
+    rows = [("A", 1, "P", 100, 20, np.nan, np.nan), ("A", 2, "P", 100, 40, np.nan, np.nan),
+            ("C", 1, "P", 100, 30, np.nan, np.nan), ("C", 2, "P", 100, 35, np.nan, np.nan)]
+    outcomes = pd.DataFrame(rows, columns=["site_id", "period", "indicator_id", "n", "events", "mean", "sd"])
+    outcomes["events"] = outcomes["events"].astype("Int64")
+    sites = pd.DataFrame({"site_id": ["A", "C"], "adoption_period": pd.array([2, None], dtype="Int64"),
+                          "phase": ["scale-up", "not-adopted"]})
+    es = sa.site_effects(outcomes, sites, "P").set_index("site_id")
+    assert es.loc["A", "yi"] == pytest.approx(0.15, rel=1e-12)
+    assert es.loc["A", "vi"] == pytest.approx((0.16 + 0.24 + 0.21 + 0.2275) / 100, rel=1e-12)

@@ -153,12 +153,13 @@ def test_keyword_arguments_of_simulate_scaleup_are_in_the_glossary():
 NOT_A_DATA_FRAME = {
     "check_manifest": "directory", "write_manifest": "directory", "load_table": "path",
     "load_tables": "directory", "write_encounters_parquet": "path", "load_dataset": "name",
-    "load_instrument": "name_or_path", "load_or_simulate": "data_dir", "simulate_scaleup": "seed",
+    "load_instrument": "name_or_path", "simulate_scaleup": "seed",
     "setup_display": "precision", "frame_scheme": "scheme", "classify_fidelity": "values",
     "runs_analysis": "values", "stepped_wedge_design": "n_clusters", "stepped_wedge_power": "design",
     "stepped_wedge_power_sim": "design", "change_from_baseline": "panel", "deleterious_effects": "changes",
     "plot_dashboard": "changes", "quintuple_aim_panel": "tables", "reaim": "tables",
     "validate_tables": "tables", "voltage_drop": "pilot",
+    "load_study": "data_dir", "default_study": "seed", "init_study": "directory", "run_report": "data_dir",
 }
 
 
@@ -296,6 +297,8 @@ BUILDERS = {
         levels=["pilot", "scale-up"], n_boot=5, seed=1),
     "ScaleupTruth": lambda: sim().truth,
     "SimulatedScaleup": sim,
+    "Study": lambda: sa.load_study(Path(__file__).parent / "studies" / "small_study"),
+    "StudySettings": lambda: sa.load_study(Path(__file__).parent / "studies" / "small_study").settings,
     "FidelityDrift": lambda: sa.fidelity_drift(_fidelity()),
     "LoadedTables": _loaded_tables,
 }

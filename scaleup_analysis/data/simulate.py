@@ -156,6 +156,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._constants import DEFAULT_SEED
 from ..errors import ScaleupDataError
 from .io import _atomic_write
 from .schemas import _SPEC_BY_NAME
@@ -1184,7 +1185,7 @@ def _truth(d: _Design, rater_bias, assess_true, assess_bias) -> ScaleupTruth:
 # ----------------------------------------------------------------------------------------------
 
 
-def simulate_scaleup(seed: int = 20261123, **kwargs: Any) -> SimulatedScaleup:
+def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleup:
     r"""Simulate a province-wide scale-up over Quebec's 18 health regions, with known truth.
 
     Parameters
@@ -1317,7 +1318,7 @@ def simulate_scaleup(seed: int = 20261123, **kwargs: Any) -> SimulatedScaleup:
 def write_encounters_parquet(
     path: str | os.PathLike,
     *,
-    seed: int = 20261123,
+    seed: int = DEFAULT_SEED,
     rows_per_group: int = 1_000_000,
     **kwargs: Any,
 ) -> Path:

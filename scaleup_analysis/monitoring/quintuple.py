@@ -352,8 +352,9 @@ class ChangeFromBaseline:
     data : pandas.DataFrame
         One row per ``by`` level (``"region"`` and, for a panel with a subgroup, ``"subgroup"``) x
         ``unit`` x ``indicator_id``: ``baseline``, ``baseline_se``, ``followup``, ``followup_se``,
-        ``change`` (followup - baseline), ``se``, ``ci_low``, ``ci_high``, ``improvement_change``
-        (``sign * change``), ``std_change`` (``improvement_change / sd_pooled``), the sample sizes
+        ``change`` (followup - baseline), ``change_se``, ``change_ci_low``, ``change_ci_high``,
+        ``improvement_change`` (``sign * change``) with its interval ``improvement_change_ci_low``,
+        ``improvement_change_ci_high`` (the change's interval, mirrored for ``lower_is_better``), ``std_change`` (``improvement_change / sd_pooled``), the sample sizes
         and the domain/type/direction of the indicator.
     panel : QuintupleAimPanel
     baseline_periods, followup_periods : tuple of int
@@ -424,7 +425,8 @@ def change_from_baseline(
     comparison sites (``quintuple_aim_panel(..., comparison=...)``), the table adds their pooled
     change (``comparison_change``, ``comparison_change_se``) and the difference-in-differences
     ``did`` = :math:`\Delta_{unit} - \Delta_{comparison}` with :math:`SE = \sqrt{SE_{unit}^2 +
-    SE_{comparison}^2}` (independent samples), its CI, ``improvement_did`` and ``std_did``.
+    SE_{comparison}^2}` (independent samples), its CI, ``improvement_did`` with its CI
+    (``improvement_did_ci_low``, ``improvement_did_ci_high``) and ``std_did``.
 
     Examples
     --------
@@ -471,8 +473,12 @@ def change_from_baseline(
             "n_baseline": m["n_b"], "n_followup": m["n_f"],
             "baseline": m["estimate_b"], "baseline_se": m["se_b"],
             "followup": m["estimate_f"], "followup_se": m["se_f"],
-            "change": change, "se": se, "ci_low": change - z * se, "ci_high": change + z * se,
+            "change": change, "change_se": se, "change_ci_low": change - z * se,
+            "change_ci_high": change + z * se,
             "sign": sign, "improvement_change": sign * change,
+            # the interval of the improvement is the change's interval, mirrored when sign = -1
+            "improvement_change_ci_low": np.where(sign > 0, change - z * se, -(change + z * se)),
+            "improvement_change_ci_high": np.where(sign > 0, change + z * se, -(change - z * se)),
             "sd_pooled": np.sqrt((m["sd_b"] ** 2 + m["sd_f"] ** 2) / 2),
         })  # fmt: skip
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -488,12 +494,14 @@ def change_from_baseline(
             part["comparison_change"] = cm["cchange"].to_numpy()
             part["comparison_change_se"] = cm["cse"].to_numpy()
             did = part["change"] - part["comparison_change"]
-            did_se = np.sqrt(part["se"] ** 2 + part["comparison_change_se"] ** 2)
+            did_se = np.sqrt(part["change_se"] ** 2 + part["comparison_change_se"] ** 2)
             part["did"] = did
             part["did_se"] = did_se
             part["did_ci_low"] = did - z * did_se
             part["did_ci_high"] = did + z * did_se
             part["improvement_did"] = part["sign"] * did
+            part["improvement_did_ci_low"] = np.where(part["sign"] > 0, part["did_ci_low"], -part["did_ci_high"])
+            part["improvement_did_ci_high"] = np.where(part["sign"] > 0, part["did_ci_high"], -part["did_ci_low"])
             with np.errstate(invalid="ignore", divide="ignore"):
                 part["std_did"] = part["improvement_did"] / part["sd_pooled"]
         parts.append(part)
@@ -674,7 +682,7 @@ def deleterious_effects(
         se = t["did_se"].to_numpy(dtype=float)
     else:
         est = t["improvement_change"].to_numpy(dtype=float)
-        se = t["se"].to_numpy(dtype=float)
+        se = t["change_se"].to_numpy(dtype=float)
     t["contrast"] = contrast
     if scale == "standardized":
         est, se = est / t["sd_pooled"].to_numpy(), se / t["sd_pooled"].to_numpy()

@@ -31,6 +31,7 @@ from .._checks import rows_text as _rows_text
 
 __all__ = [
     "stepped_wedge_design",
+    "rollout_design",
     "stepped_wedge_power",
     "stepped_wedge_power_sim",
     "stepped_wedge_analysis",
@@ -237,6 +238,103 @@ def stepped_wedge_design(
             raise ScaleupDataError("stepped_wedge_design: 'cluster_sizes' must all be > 0.")
     return SteppedWedgeDesign(treatment=trt, n_clusters=n_clusters, n_periods=T, n_steps=n_steps,
                               baseline_periods=baseline_periods, clusters_per_step=tuple(cps),
+                              step=step, cluster_sizes=sizes)
+
+
+def rollout_design(
+    data: pd.DataFrame,
+    *,
+    unit: str = "site_id",
+    cohort: str = "adoption_period",
+    periods=None,
+    cluster_sizes=None,
+) -> SteppedWedgeDesign:
+    """The stepped-wedge design of an observed rollout: which unit switched to the innovation when.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per unit (a site, or a region when whole regions switch together) with its first
+        exposed period in ``cohort`` (missing = never exposed during the study).
+    unit : str, default "site_id"
+        Column identifying the unit (the cluster of the design).
+    cohort : str, default "adoption_period"
+        Column of the first exposed period (whole numbers; missing = never exposed).
+    periods : sequence of int, optional
+        The periods of the study, in order (default: ``1`` to the last adoption period).
+    cluster_sizes : float, sequence or matrix, optional
+        Individuals per cluster-period, as in :func:`stepped_wedge_design`.
+
+    Returns
+    -------
+    SteppedWedgeDesign
+        Clusters ordered by adoption period (never-exposed units last, then by ``unit``):
+        ``treatment[i, j] = 1`` when period ``j`` is at or after cluster ``i``'s adoption period.
+        Never-exposed units keep 0 in every period (they are controls throughout; ``step`` is 0 for
+        them). ``n_steps`` is the number of distinct adoption periods within ``periods``,
+        ``baseline_periods`` the number of periods before the first adoption.
+
+    Raises
+    ------
+    ScaleupDataError
+        If a column is missing, ``unit`` is repeated, an adoption period is not a whole number or
+        lies outside ``periods``, or no unit adopts.
+
+    Notes
+    -----
+    Hussey & Hughes' (2007) model and its variance hold for any 0/1 exposure matrix, so the power of
+    an observed rollout (staggered waves, never-exposed comparison units) follows from
+    :func:`stepped_wedge_power` with this design.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import scaleup_analysis as sa
+    >>> rollout = pd.DataFrame({"site_id": ["a", "b", "c", "d"], "adoption_period": [2, 3, None, 2]})
+    >>> d = sa.rollout_design(rollout, periods=[1, 2, 3, 4])
+    >>> d.treatment.astype(int)
+    array([[0, 1, 1, 1],
+           [0, 1, 1, 1],
+           [0, 0, 1, 1],
+           [0, 0, 0, 0]])
+    >>> d.n_steps, d.baseline_periods, d.clusters_per_step
+    (2, 1, (2, 1))
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"rollout_design: data must be a pandas DataFrame, got {type(data).__name__}.")
+    missing = [c for c in (unit, cohort) if c not in data.columns]
+    if missing:
+        raise ScaleupDataError(f"rollout_design: column(s) {', '.join(map(repr, missing))} not in data "
+                               f"(columns: {', '.join(map(str, data.columns))}).")
+    dup = data[unit][data[unit].duplicated()]
+    if len(dup):
+        raise ScaleupDataError(f"rollout_design: column {unit!r} repeats {len(dup)} unit(s) "
+                               f"({', '.join(map(repr, dup.astype(str).unique()[:5]))}); give one row per unit.")
+    adopt = pd.to_numeric(data[cohort], errors="coerce")
+    bad = data[cohort].notna() & (adopt.isna() | (adopt != np.round(adopt)))
+    if bad.any():
+        raise ScaleupDataError(f"rollout_design: column {cohort!r} holds values that are not whole numbers in "
+                               f"{int(bad.sum())} row(s) (first: {data.loc[bad, cohort].iloc[0]!r}).")
+    if adopt.isna().all():
+        raise ScaleupDataError(f"rollout_design: no unit has an adoption period in column {cohort!r}.")
+    per = (list(range(1, int(adopt.max()) + 1)) if periods is None
+           else sorted({int(p) for p in periods}))
+    outside = sorted({int(a) for a in adopt.dropna() if int(a) not in per})
+    if outside:
+        raise ScaleupDataError(f"rollout_design: adoption period(s) {outside} of column {cohort!r} are not among "
+                               f"the periods {per[0]}..{per[-1]}.")
+    order = pd.DataFrame({"unit": data[unit].astype(str).to_numpy(), "a": adopt.to_numpy()})
+    order = order.assign(never=order["a"].isna()).sort_values(["never", "a", "unit"], kind="mergesort")
+    a = order["a"].to_numpy(dtype=float)
+    pv = np.asarray(per, dtype=float)
+    with np.errstate(invalid="ignore"):
+        trt = (pv[None, :] >= a[:, None]).astype(float)  # NaN adoption -> False -> 0
+    cohorts = sorted({int(x) for x in a[~np.isnan(a)]})
+    step = np.array([0 if np.isnan(x) else cohorts.index(int(x)) + 1 for x in a], dtype=int)
+    cps = tuple(int((step == k).sum()) for k in range(1, len(cohorts) + 1))
+    sizes = None if cluster_sizes is None else _as_matrix(cluster_sizes, len(order), len(per))
+    return SteppedWedgeDesign(treatment=trt, n_clusters=len(order), n_periods=len(per), n_steps=len(cohorts),
+                              baseline_periods=int(sum(p < cohorts[0] for p in per)), clusters_per_step=cps,
                               step=step, cluster_sizes=sizes)
 
 

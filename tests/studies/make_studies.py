@@ -219,10 +219,10 @@ def null_study() -> None:
     sites["cohort"] = sites["cohort"].astype("Int64")
     indicators = pd.DataFrame(
         [
-            ("HBA1C", "Patients with controlled HbA1c", "health_outcomes", "proportion", "%", "higher_is_better"),
-            ("SATISF", "Satisfaction with care (0-10)", "user_experience", "mean", "score 0-10", "higher_is_better"),
-            ("COST", "Cost per patient followed", "efficiency_cost", "mean", "CAD", "lower_is_better"),
-            ("BURNOUT", "Staff reporting burnout", "team_wellbeing", "proportion", "%", "lower_is_better"),
+            ("HBA1C", "Patients reaching their HbA1c target", "health_outcomes", "proportion", "%", "higher_is_better"),
+            ("SATISF", "Patient-reported experience (0-10)", "user_experience", "mean", "score 0-10", "higher_is_better"),
+            ("COST", "Cost per enrolled patient", "efficiency_cost", "mean", "CAD", "lower_is_better"),
+            ("BURNOUT", "Clinicians reporting exhaustion", "team_wellbeing", "proportion", "%", "lower_is_better"),
         ],
         columns=["indicator_id", "name", "domain", "type", "unit", "direction"],
     )

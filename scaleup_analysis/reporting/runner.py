@@ -1,0 +1,364 @@
+"""The main job: run the step notebooks on a study and write the reports, transactionally.
+
+:func:`run_report` (behind ``scaleup report`` and ``make report``):
+
+1. refuses an output folder inside (or equal to) the data folder, before any work;
+2. loads the study (:func:`~scaleup_analysis.load_study`: the study file and every table are
+   validated; one error lists every problem and nothing is written);
+3. takes a lock on the output folder (two runs on one output cannot both claim success);
+4. executes the step notebooks shipped inside the package (``scaleup_analysis/notebooks``) into a
+   hidden staging folder next to the output, with the parameters injected after the cell tagged
+   ``parameters`` (papermill convention). Each analysis section runs, steps aside with a reason, or
+   fails with a one-line error without stopping the others; a notebook that stops is reported as
+   failed and the next one runs;
+5. writes one HTML report per step (with code, and a ``*_summary.html`` without code), the figures,
+   the key tables, ``index.html`` with the run summary (every section ran / skipped / failed),
+   ``sections.json``, ``run.log`` and ``provenance.json`` (package version, git commit, sha256 of
+   every input file, seed, Python and library versions, run date);
+6. replaces the previous report by the staging folder in one rename.
+
+The user's data folder is only read. A run with a failed section or notebook still publishes its
+report, marked partial in ``index.html`` and in the failed step's report, and returns
+``ReportResult.ok = False`` (``scaleup report`` then exits with status 1).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ScaleupDataError
+from ..study import STEPS, Study, load_study
+from .html import CSS, index_html, partial_banner
+from .outputs import atomic_write_bytes, provenance
+
+__all__ = ["run_report", "ReportResult", "notebook_paths"]
+
+#: Provenance entries that change at every run; kept out of the HTML so re-runs are byte-identical.
+VOLATILE_PROVENANCE = ("run_date", "notebook_seconds")
+
+
+def notebook_paths() -> dict[int, Path]:
+    """Step number -> the step notebook shipped inside the package."""
+    root = resources.files("scaleup_analysis") / "notebooks"
+    out = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        m = re.match(r"^(\d\d)_.*\.ipynb$", entry.name)
+        if m and int(m.group(1)) in STEPS:
+            out[int(m.group(1))] = Path(str(entry))
+    return out
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`run_report` wrote, and how each section went.
+
+    ``sections`` holds one record per section (step, key, title, status ``ran`` / ``skipped`` /
+    ``failed``, reason, what would allow it, error); ``notebooks`` one per step (status ``ran``,
+    ``failed`` or ``not run``). ``ok`` is False when any section or notebook failed.
+    """
+
+    out_dir: Path
+    index: Path
+    sections: tuple[dict, ...]
+    notebooks: tuple[dict, ...]
+    provenance: dict = field(repr=False)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(s["status"] == "failed" for s in (*self.sections, *self.notebooks))
+
+    def summary(self) -> str:
+        """The run summary as plain text (what ``scaleup report`` prints)."""
+        lines = []
+        by_step: dict[int, list[dict]] = {}
+        for s in self.sections:
+            by_step.setdefault(s["step"], []).append(s)
+        for nb in self.notebooks:
+            step = nb["step"]
+            head = f"Step {step} - {STEPS[step]}: {nb['status']}"
+            if nb.get("why"):
+                head += f" ({nb['why']})"
+            lines.append(head)
+            for s in by_step.get(step, []):
+                why = s["reason"] or s["error"]
+                lines.append(f"  {s['status']:<8} {s['title']}" + (f" -- {why}" if why else ""))
+        counts = {k: sum(1 for s in self.sections if s["status"] == k) for k in ("ran", "skipped", "failed")}
+        lines.append(f"{counts['ran']} sections ran, {counts['skipped']} skipped, {counts['failed']} failed"
+                     + ("" if self.ok else " -- the report is PARTIAL"))
+        return "\n".join(lines)
+
+
+def _inject_parameters(nb, params: dict) -> None:
+    """Insert a cell assigning ``params`` right after the cell tagged ``parameters``."""
+    import nbformat
+
+    idx = next(
+        (i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
+        None,
+    )
+    if idx is None:
+        raise ScaleupDataError("notebook has no cell tagged 'parameters' (papermill convention)")
+    src = "# Parameters injected by scaleup_analysis.reporting.run_report\n" + "\n".join(
+        f"{k} = {v!r}" for k, v in params.items()
+    )
+    cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
+    cell.id = "injected-parameters"  # fixed id (new cells get a random one): reproducible HTML
+    nb.cells.insert(idx + 1, cell)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _check_out_dir(out_dir: Path, data_dir: Path | None) -> None:
+    if data_dir is not None and _inside(out_dir, data_dir.resolve()):
+        raise ScaleupDataError(
+            f"--out {str(out_dir)!r} is inside the data folder {str(data_dir)!r}: reports are never "
+            "written into a data folder. Choose an output folder outside it, e.g. --out reports."
+        )
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ScaleupDataError(f"--out {str(out_dir)!r} exists and is not a folder; choose a new folder.")
+        visible = [p.name for p in out_dir.iterdir() if not p.name.startswith(".")]
+        if visible and not (out_dir / "index.html").exists() and not (out_dir / "provenance.json").exists():
+            raise ScaleupDataError(
+                f"--out {str(out_dir)!r} holds files that are not a previous report "
+                f"({', '.join(sorted(visible)[:5])}{', ...' if len(visible) > 5 else ''}); a run replaces "
+                "its output folder as a whole, so choose a new or empty folder."
+            )
+
+
+class _Lock:
+    """An exclusive lock file ``.<out>.lock`` next to the output folder (holds the owner's pid)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir.parent / f".{out_dir.name}.lock"
+
+    def __enter__(self) -> "_Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in (1, 2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or "0")
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _alive(pid) and attempt == 1:
+                    raise ScaleupDataError(
+                        f"Another report run (process {pid}) is writing {str(self.path.parent)!r}/"
+                        f"{self.path.name[1:-5]}; wait for it to finish, or choose another --out."
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale lock of a killed run
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return self
+        raise ScaleupDataError(f"Could not take the lock {str(self.path)!r}; remove it if no run is active.")
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Remove staging / old folders left by killed runs (their owner process is gone)."""
+    for p in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+        m = re.search(r"\.(staging|old)-(\d+)-", p.name)
+        if p.is_dir() and m and not _alive(int(m.group(2))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``staging`` (keeping the old folder's dotfiles such as .gitkeep)."""
+    if out_dir.exists():
+        for p in out_dir.iterdir():
+            if p.name.startswith(".") and p.is_file() and not (staging / p.name).exists():
+                shutil.copy2(p, staging / p.name)
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
+        old.rmdir()
+        os.replace(out_dir, old)
+        try:
+            os.replace(staging, out_dir)
+        except BaseException:
+            os.replace(old, out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out_dir)
+
+
+def _inputs_provenance(study: Study) -> dict:
+    if study.folder is not None:
+        return dict(study.inputs)
+    out = {}
+    for name, table in study.tables.items():
+        data = table.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        out[f"{name} (embedded default, as CSV)"] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def _title(nb, fallback: str) -> str:
+    return next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells
+                 if c.cell_type == "markdown" and c.source.strip()), fallback)
+
+
+def _export(nb, title: str, exporter) -> str:
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return body.replace("</head>", f"<style>{CSS}</style></head>", 1)
+
+
+def run_report(
+    data_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike = "reports",
+    *,
+    seed: int | None = None,
+    steps: tuple[int, ...] | None = None,
+    progress: bool = True,
+    timeout: int = 900,
+) -> ReportResult:
+    """Run the step notebooks on a study and write the reports (the main job).
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        The study folder (tables and optional ``study.toml``); it is only read. None = the
+        embedded default study (simulated, see :func:`~scaleup_analysis.default_study`).
+    out_dir : path
+        Output folder, replaced as a whole at the end of the run (never inside ``data_dir``).
+    seed : int, optional
+        Overrides the study's seed.
+    steps : tuple of int, optional
+        Steps to run (default: ``[study] steps`` of the study file, else all five).
+    progress : bool
+        Show a progress bar on stderr naming the step that runs.
+    timeout : int
+        Per-cell timeout in seconds.
+
+    Returns
+    -------
+    ReportResult
+
+    Raises
+    ------
+    ScaleupDataError
+        Before anything is written: the output folder is inside the data folder or holds other
+        files, another run holds the lock, or the study file or a table is invalid.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbconvert import HTMLExporter
+    from tqdm.auto import tqdm
+
+    data = None if data_dir is None else Path(data_dir)
+    out = Path(out_dir).resolve()
+    _check_out_dir(out, data)
+    study = load_study(data, seed=seed)  # validates everything; raises before any write
+    seed = study.settings.seed
+    wanted = tuple(study.settings.steps if steps is None else steps)
+    notebooks = notebook_paths()
+
+    with _Lock(out):
+        _remove_stale_staging(out)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=out.parent))
+        try:
+            staging.chmod(0o755)
+            for sub in ("figures", "tables", "status"):
+                (staging / sub).mkdir()
+            params = {
+                "data_dir": None if data is None else os.path.relpath(data.resolve(), staging),
+                "seed": int(seed),
+                "figures_dir": "figures", "tables_dir": "tables", "status_dir": "status",
+            }
+            full_exporter = HTMLExporter()
+            summary_exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                                            exclude_output_prompt=True)
+            prov = provenance(_inputs_provenance(study), seed, data_label=(
+                "embedded default study" if data is None else data.name))
+            entries, nb_records, seconds, notebook_errors = [], [], {}, []
+            run_steps = [s for s in sorted(notebooks) if s in wanted]
+            bar = tqdm(run_steps, desc="steps", unit="step", disable=not progress, file=sys.stderr)
+            for step in sorted(notebooks):
+                if step not in wanted:
+                    nb_records.append({"step": step, "status": "not run",
+                                       "why": "excluded by [study] steps" if steps is None else "not requested"})
+            for step in bar:
+                nb_path = notebooks[step]
+                bar.set_postfix_str(nb_path.stem)
+                nb = nbformat.read(nb_path, as_version=4)
+                _inject_parameters(nb, params)
+                start = _dt.datetime.now()
+                record = {"step": step, "status": "ran", "why": ""}
+                try:
+                    # the kernel's own start-up log (e.g. its TCP-transport notice) is not the user's concern
+                    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                   resources={"metadata": {"path": str(staging)}}).execute()
+                except (CellExecutionError, DeadKernelError, TimeoutError, RuntimeError) as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                    record = {"step": step, "status": "failed",
+                              "why": f"the notebook stopped: {first[:200]}"}
+                    notebook_errors.append(f"== notebook {nb_path.name} stopped\n{exc}\n")
+                seconds[nb_path.stem] = round((_dt.datetime.now() - start).total_seconds(), 1)
+                nb_records.append(record)
+                title = _title(nb, nb_path.stem)
+                nb.metadata.pop("scaleup_provenance", None)
+                foot = (f"<footer><hr><small>Provenance: scaleup_analysis {prov['package_version']}, commit "
+                        f"{prov['git_commit']}, seed {seed}; run date and input sha256 in "
+                        f"provenance.json</small></footer></body>")
+                full_name, summ_name = f"{nb_path.stem}.html", f"{nb_path.stem}_summary.html"
+                for name, exporter in ((full_name, full_exporter), (summ_name, summary_exporter)):
+                    page = _export(nb, title, exporter).replace("</body>", foot, 1)
+                    if record["status"] == "failed":
+                        page = partial_banner(page, record["why"])
+                    atomic_write_bytes(staging / name, page.encode("utf-8"))
+                entries.append((step, title, full_name, summ_name))
+            nb_records.sort(key=lambda r: r["step"])
+            sections = []
+            for step in run_steps:
+                path = staging / "status" / f"step_{step}.json"
+                if path.exists():
+                    sections.extend(json.loads(path.read_text(encoding="utf-8"))["sections"])
+            logs = [staging / "status" / f"step_{step}.log" for step in run_steps]
+            text = "".join(f"== step {p.stem[5:]}\n" + p.read_text(encoding="utf-8")
+                           for p in logs if p.exists() and p.stat().st_size)
+            atomic_write_bytes(staging / "run.log", (text + "".join(notebook_errors)).encode("utf-8"))
+            shutil.rmtree(staging / "status")
+            figures = sorted(p.name for p in (staging / "figures").iterdir() if p.suffix in (".png", ".svg"))
+            tables = sorted(p.name for p in (staging / "tables").iterdir() if p.suffix == ".csv")
+            prov["notebook_seconds"] = seconds
+            result_index = out / "index.html"
+            atomic_write_bytes(staging / "sections.json",
+                               json.dumps({"notebooks": nb_records, "sections": sections}, indent=1).encode())
+            atomic_write_bytes(staging / "provenance.json", json.dumps(prov, indent=2).encode())
+            stable_prov = {k: v for k, v in prov.items() if k not in VOLATILE_PROVENANCE}
+            atomic_write_bytes(staging / "index.html", index_html(
+                study, entries, nb_records, sections, figures, tables, stable_prov).encode("utf-8"))
+            _publish(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return ReportResult(out_dir=out, index=result_index, sections=tuple(sections),
+                        notebooks=tuple(nb_records), provenance=prov, seconds=seconds)

@@ -1,0 +1,561 @@
+"""Step 5 — monitoring of impacts: the quintuple aim by region, the effect at scale, equity, RE-AIM.
+
+Sections: deleterious effects by region and indicator (change from baseline to follow-up against the
+comparison sites, Holm and Benjamini-Hochberg corrections), control charts of flagged regions, the
+staggered difference-in-differences (Callaway & Sant'Anna 2021) with the two-way fixed-effects
+comparison and Goodman-Bacon decomposition, site variation (mixed model of patient-level data),
+heterogeneity of site effects (multilevel meta-analysis), the voltage drop from pilot to scale-up
+sites, equity by deprivation quintile and the RE-AIM dimensions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScaleupDataError
+from ..narrative import Text
+from ..study import Study, span_text
+from ._common import measurement_word, primary_indicator
+from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
+
+#: Familywise error rate of the deleterious-effects tests.
+ALPHA_HARM = 0.05
+#: Largest number of flagged region x indicator pairs drawn as control charts.
+MAX_CHARTS = 2
+
+
+# --------------------------------------------------------------------------------------------------
+# shared pieces
+# --------------------------------------------------------------------------------------------------
+
+
+def _indicator_type(study: Study, code: str) -> str:
+    ind = study.tables["indicators"]
+    return str(ind.loc[ind["indicator_id"] == code, "type"].iloc[0])
+
+
+def _amount(tx: Text, study: Study, code: str, value: float, low: float | None = None,
+            high: float | None = None) -> str:
+    """A change of indicator ``code`` in its unit: percentage points for proportions."""
+    ind = study.tables["indicators"].set_index("indicator_id")
+    if _indicator_type(study, code) == "proportion":
+        scale, unit = 100.0, tx("percentage points")
+    else:
+        scale, unit = 1.0, measurement_word(tx, str(ind.loc[code, "unit"]))
+    if low is None:
+        return f"{tx.num(scale * value, tx.digits_for(scale * value))} {unit}"
+    d = tx.digits_for(scale * value, scale * low, scale * high)
+    return f"{tx.num(scale * value, d)} {unit} (95% CI {tx.interval(scale * low, scale * high, d)})"
+
+
+def _windows(study: Study) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    s = study.settings
+    if not s.baseline or not s.followup:
+        missing = "baseline" if not s.baseline else "follow-up"
+        raise NotApplicable(
+            f"the study has no {missing} periods (see 'About the data').",
+            f"[periods] {'baseline' if not s.baseline else 'followup'} in study.toml, or sites whose adoption "
+            f"leaves {'periods before the first wave' if not s.baseline else 'periods after the last adoption'}.",
+        )
+    return s.baseline, s.followup
+
+
+def _series(study: Study, code: str) -> pd.DataFrame:
+    """Site x period values of an indicator (mean, or events / n) with the sites' columns."""
+    oc = study.tables["outcomes"]
+    d = oc[oc["indicator_id"] == code].copy()
+    if _indicator_type(study, code) == "proportion":
+        d["value"] = d["events"].astype(float) / d["n"].where(d["n"] > 0)
+    else:
+        d["value"] = d["mean"].astype(float)
+    d = d.dropna(subset=["value"]).merge(study.tables["sites"], on="site_id", how="left")
+    d["first_period"] = d["adoption_period"].fillna(0).astype(int)
+    return d
+
+
+def _improves(study: Study, code: str, value: float) -> bool:
+    return (value > 0) == (study.indicator_direction(code) == "higher_is_better")
+
+
+# --------------------------------------------------------------------------------------------------
+# quintuple aim: deleterious effects by region
+# --------------------------------------------------------------------------------------------------
+
+
+def _harm(study: Study):
+    from ..monitoring.quintuple import change_from_baseline, deleterious_effects, quintuple_aim_panel
+
+    if not study.has("outcomes", "indicators"):
+        raise NotApplicable("the study has no outcomes or indicators table.",
+                            "indicators and their values by site and period (outcomes).")
+    baseline, followup = _windows(study)
+    comp = study.settings.comparison
+    panel = quintuple_aim_panel(study.tables, comparison=("phase", comp) if comp else None)
+    changes = change_from_baseline(panel, baseline_periods=baseline, followup_periods=followup)
+    harm = deleterious_effects(changes, contrast="comparison" if comp else "baseline", correction="both",
+                               alpha=ALPHA_HARM)
+    return panel, changes, harm
+
+
+@section(5, "deleterious_effects", "Quintuple aim: did any region get worse?")
+def deleterious(study: Study) -> SectionOutput:
+    panel, changes, harm = _harm(study)
+    tx = Text(study.settings.language)
+    s = study.settings
+    t = harm.to_frame()
+    t = t[t["by"] == "region"].copy()
+    comp = s.comparison is not None
+    est = "improvement_did" if comp else "improvement_change"
+    n_tests = int(t[est].notna().sum())
+    n_regions = t["unit"].nunique()
+    n_ind = t["indicator_id"].nunique()
+    unit = s.period_unit
+    if comp:
+        n_comp = int((study.tables["sites"]["phase"] == s.comparison).sum())
+        how = tx.n("compared with the change at the {n} comparison site over the same {unit}s "
+                   "(difference-in-differences)", "compared with the change at the {n} comparison sites over "
+                   "the same {unit}s (difference-in-differences)", n_comp, unit=unit)
+    else:
+        how = tx("without comparison sites, so province-wide trends are not removed")
+    findings = [tx("The change of {k} indicators in {r} regions from baseline ({unit}s {b}) to follow-up ({unit}s "
+                   "{f}) was {how}; {m} tests, corrected for multiple testing (Holm, familywise error {a}).",
+                   k=tx.int(n_ind), r=tx.int(n_regions), unit=unit, b=span_text(s.baseline),
+                   f=span_text(s.followup), how=how, m=tx.int(n_tests), a=tx.num(ALPHA_HARM))]
+    flagged = t[t["flagged_holm"]].sort_values("pvalue")
+    for r in flagged.itertuples():
+        code = r.indicator_id
+        worse = -getattr(r, est)
+        lo, hi = -getattr(r, f"{est}_ci_high"), -getattr(r, f"{est}_ci_low")
+        findings.append(tx("{region}: {ind} got worse by {amount}, Holm-adjusted {p}.",
+                           region=study.region_name(r.unit), ind=study.indicator_label(code),
+                           amount=_amount(tx, study, code, worse, lo, hi), p=tx.pvalue(r.pvalue_holm)))
+    if flagged.empty:
+        findings.append(tx("No region got significantly worse on any indicator after the Holm correction."))
+    bh_only = t[t["flagged_bh"] & ~t["flagged_holm"]]
+    if len(bh_only):
+        findings.append(tx.n("The less strict Benjamini-Hochberg correction flags {n} more pair: {list}; a signal to "
+                             "watch, not a finding.", "The less strict Benjamini-Hochberg correction flags {n} more "
+                             "pairs: {list}; signals to watch, not findings.", len(bh_only),
+                             list=tx.join([f"{study.region_name(r.unit)} – {study.indicator_label(r.indicator_id)}"
+                                           for r in bh_only.itertuples()])))
+    table = pd.DataFrame({
+        "rss_code": t["unit"], "region": [study.region_name(u) for u in t["unit"]],
+        "indicator_id": t["indicator_id"], "indicator": [study.indicator_label(c) for c in t["indicator_id"]],
+        "domain": t["domain"], "n_baseline": t["n_baseline"], "n_followup": t["n_followup"],
+        "improvement": t[est], "improvement_ci_low": t[f"{est}_ci_low"], "improvement_ci_high": t[f"{est}_ci_high"],
+        "pvalue": t["pvalue"], "pvalue_holm": t["pvalue_holm"], "pvalue_bh": t["pvalue_bh"],
+        "flagged": t["flagged_holm"],
+    }).sort_values(["pvalue"], kind="mergesort").reset_index(drop=True)
+    shown = table[table["flagged"]] if table["flagged"].any() else table.head(5)
+    ax = harm.plot_dashboard()
+    ax.set_title("Quintuple aim: standardized change by region (▼ = significant worsening)")
+    return SectionOutput(
+        findings=findings,
+        tables=[TableOut("05_deleterious_effects", table, "Every region x indicator, by p-value", show=False,
+                         counts=["n_baseline", "n_followup"]),
+                TableOut("05_deleterious_shown", shown,
+                         "Flagged pairs" if table["flagged"].any() else "The five smallest p-values", show=True,
+                         counts=["n_baseline", "n_followup"])],
+        figures=[FigureOut("05_quintuple_dashboard", ax.figure)],
+        result=harm,
+        notes=[tx("Improvement is oriented so that positive = better for every indicator (its direction in the "
+                  "indicators table); for proportions it is a difference of proportions.")],
+    )
+
+
+@section(5, "control_charts", "Control charts: when did it start?")
+def control_charts(study: Study) -> SectionOutput:
+    from ..monitoring.spc import control_chart
+
+    panel, changes, harm = _harm(study)
+    tx = Text(study.settings.language)
+    t = harm.to_frame()
+    flagged = t[(t["by"] == "region") & t["flagged_holm"]].sort_values("pvalue").head(MAX_CHARTS)
+    if flagged.empty:
+        raise NotApplicable("no region got significantly worse (previous section): a control chart is drawn only "
+                            "for a flagged region and indicator.", "")
+    s = study.settings
+    periods = sorted(panel.to_frame()["period"].unique())
+    if list(s.baseline) != periods[: len(s.baseline)]:
+        raise NotApplicable("the baseline periods are not the first periods of the data, so control limits "
+                            "cannot be frozen on them.", "baseline periods that start at the first period.")
+    findings, figures, tables = [], [], []
+    for r in flagged.itertuples():
+        series = panel.to_frame().query("indicator_id == @r.indicator_id and rss_code == @r.unit").sort_values("period")
+        kind = _indicator_type(study, r.indicator_id)
+        if kind == "proportion":
+            series = series.assign(events=(series["estimate"] * series["n"]).round())
+            chart = control_chart(series, value="events", n="n", chart="p", x="period", freeze=len(s.baseline))
+        else:
+            chart = control_chart(series, value="estimate", chart="i", x="period", freeze=len(s.baseline))
+        pts = chart.to_frame()
+        after = pts[pts["x"] > max(s.baseline)]
+        sign = 1 if study.indicator_direction(r.indicator_id) == "lower_is_better" else -1
+        worse_out = after[(after["sigma_signal"]) & (np.sign(after["y"] - after["cl"]) == sign)]
+        label = study.indicator_label(r.indicator_id)
+        findings.append(tx("{region}, {ind}: with limits from the baseline {unit}s, {k} of the {n} later {unit}s fall "
+                           "outside the limits on the worse side{first}; the run-chart rules {runs}.",
+                           region=study.region_name(r.unit), ind=label, unit=s.period_unit,
+                           k=tx.int(len(worse_out)), n=tx.int(len(after)),
+                           first=(tx(", the first in {unit} {p}", unit=s.period_unit, p=int(worse_out["x"].min()))
+                                  if len(worse_out) else ""),
+                           runs=tx("signal a sustained shift") if bool(pts["runs_signal"].any())
+                           else tx("do not signal a sustained shift")))
+        ax = chart.plot()
+        ax.set_title(f"{study.region_name(r.unit)}: {label} ({'p-chart' if kind == 'proportion' else 'I-chart'}, "
+                     f"limits from {s.period_unit}s {span_text(s.baseline)})")
+        ax.set_xlabel(s.period_unit.capitalize())
+        ax.set_ylabel("Proportion" if kind == "proportion" else label)
+        figures.append(FigureOut(f"05_control_chart_{r.unit}_{r.indicator_id}", ax.figure))
+        tables.append(TableOut(f"05_control_chart_{r.unit}_{r.indicator_id}", pts, show=False))
+    return SectionOutput(findings=findings, tables=tables, figures=figures)
+
+
+# --------------------------------------------------------------------------------------------------
+# effect at scale: staggered difference-in-differences
+# --------------------------------------------------------------------------------------------------
+
+
+def _did_data(study: Study) -> tuple[pd.DataFrame, str, str]:
+    code, label = primary_indicator(study)
+    d = _series(study, code)
+    adopters = d.loc[d["first_period"] > 0, "first_period"]
+    if adopters.empty:
+        raise NotApplicable("no site adopted the innovation during the study.", "sites with an adoption period.")
+    never = (d["first_period"] == 0).any()
+    if not never and adopters.nunique() < 2:
+        raise NotApplicable("every site adopted in the same period and none stayed without the innovation, so "
+                            "there is no comparison group.",
+                            "comparison sites that never adopt, or sites adopting at different times.")
+    if int(adopters.min()) <= int(d["period"].min()):
+        raise NotApplicable("sites adopted in the first period of the data: there is no period before adoption "
+                            "to compare with.", "outcomes from at least one period before the first adoption.")
+    return d, code, label
+
+
+@section(5, "effect_at_scale", "Did the innovation work at scale? (staggered difference-in-differences)")
+def effect_at_scale(study: Study) -> SectionOutput:
+    from ..rollout.did import staggered_did
+
+    d, code, label = _did_data(study)
+    tx = Text(study.settings.language)
+    unit = study.settings.period_unit
+    try:
+        did = staggered_did(d, "value", "site_id", "period", "first_period", control="notyet", n_boot=999,
+                            seed=study.settings.seed)
+    except ScaleupDataError:
+        raise NotApplicable("the sites and periods do not give any usable comparison of adopting and not-yet "
+                            "adopting sites.", "more sites, or comparison sites observed before and after "
+                            "adoption.") from None
+    dyn = did.aggregate("dynamic")
+    simple = did.aggregate("simple")
+    es = dyn.to_frame()
+    pre = es[es["event_time"] < 0].dropna(subset=["band_low"])
+    post = es[es["event_time"] >= 0].dropna(subset=["band_low"])
+    findings = []
+    if len(pre):
+        off = pre[(pre["band_low"] > 0) | (pre["band_high"] < 0)]
+        findings.append(tx.n("Before adoption, {k} of the {n} estimate differs from zero (95% simultaneous bands): {v}.",
+                             "Before adoption, {k} of the {n} estimates differ from zero (95% simultaneous bands): {v}.",
+                             len(pre), k=tx.int(len(off)),
+                             v=tx("the comparison sites are a credible counterfactual") if off.empty else
+                             tx("adopting and comparison sites already differed before adoption, so the effect "
+                                "estimates below are doubtful")))
+    a = simple.to_frame().iloc[0]
+    if a["band_low"] > 0 or a["band_high"] < 0:
+        verdict = tx("improved") if _improves(study, code, a["att"]) else tx("worsened")
+        findings.append(tx("Averaged over sites and {unit}s after adoption, the innovation {verdict} {ind} by "
+                           "{amount}.", unit=unit, verdict=verdict, ind=label,
+                           amount=_amount(tx, study, code, abs(a["att"]), *sorted(
+                               (abs(a["band_low"]) if a["att"] > 0 else abs(a["band_high"]),
+                                abs(a["band_high"]) if a["att"] > 0 else abs(a["band_low"]))))))
+    else:
+        findings.append(tx("Averaged over sites and {unit}s after adoption, the effect on {ind} is {amount}: not "
+                           "clearly different from zero.", unit=unit, ind=label,
+                           amount=_amount(tx, study, code, a["att"], a["band_low"], a["band_high"])))
+    if len(post) >= 2:
+        first = post.iloc[0]
+        last = post.iloc[-1]
+        findings.append(tx("By time since adoption: {a} in the first {unit} of delivery, {b} after {e} {unit}s.",
+                           a=_amount(tx, study, code, first["att"], first["band_low"], first["band_high"]),
+                           b=_amount(tx, study, code, last["att"], last["band_low"], last["band_high"]),
+                           e=int(last["event_time"]), unit=unit))
+    ax = did.plot_event_study()
+    ax.set_title(f"{label}: effect by {unit}s since adoption")
+    return SectionOutput(
+        findings=findings,
+        tables=[TableOut("05_effect_at_scale", simple.to_frame(), "Average effect after adoption"),
+                TableOut("05_event_study", es, "Event study (Callaway & Sant'Anna, not-yet-treated comparisons)",
+                         show=False)],
+        figures=[FigureOut("05_event_study", ax.figure)],
+        result=did,
+        notes=[tx("Comparisons use sites that had not yet adopted (and comparison sites) at each {unit}; bands are "
+                  "simultaneous 95% bands (multiplier bootstrap, clustered by site).", unit=unit)],
+    )
+
+
+@section(5, "twfe_comparison", "Why not a simple two-way fixed-effects regression?")
+def twfe_comparison(study: Study) -> SectionOutput:
+    from ..rollout.did import bacon_decomposition, staggered_did, twfe_did
+
+    d, code, label = _did_data(study)
+    tx = Text(study.settings.language)
+    if d["first_period"][d["first_period"] > 0].nunique() < 2:
+        raise NotApplicable("all adopting sites adopted in the same period: with a single adoption time the two-way "
+                            "fixed-effects estimate has no problematic comparisons to show.", "")
+    try:
+        twfe = twfe_did(d, "value", "site_id", "period", "first_period")
+        bacon = bacon_decomposition(d, "value", "site_id", "period", "first_period")
+        cs = staggered_did(d, "value", "site_id", "period", "first_period", control="notyet", n_boot=0,
+                           seed=study.settings.seed).aggregate("simple").to_frame().iloc[0]["att"]
+    except ScaleupDataError:
+        raise NotApplicable("the panel is not balanced enough for the decomposition (every site needs every "
+                            "period).", "outcomes of every site in every period.") from None
+    types = bacon.by_type()
+    bad = types.loc[types["type"].str.startswith("later vs earlier"), "weight"].sum()
+    findings = [tx("The two-way fixed-effects regression gives {twfe}, the staggered estimator {cs}.",
+                   twfe=_amount(tx, study, code, twfe.att), cs=_amount(tx, study, code, cs)),
+                tx("{w} of the regression's weight comes from comparisons in which sites that had already adopted "
+                   "serve as controls; when effects build up over time these comparisons bias it, so the staggered "
+                   "estimator is the one to report.", w=tx.pct(bad))]
+    return SectionOutput(findings=findings,
+                         tables=[TableOut("05_bacon", types, "Goodman-Bacon decomposition")],
+                         result={"twfe": twfe, "bacon": bacon})
+
+
+# --------------------------------------------------------------------------------------------------
+# variation between sites and regions
+# --------------------------------------------------------------------------------------------------
+
+
+@section(5, "site_variation", "How much do sites differ? (patient-level outcome)")
+def site_variation(study: Study) -> SectionOutput:
+    from ..heterogeneity.mixed import mixed_model
+
+    if not study.has("encounters"):
+        raise NotApplicable("the study has no patient-level table (encounters).",
+                            "an encounters table: one row per patient and period with the outcome y.")
+    enc = study.tables["encounters"]
+    tx = Text(study.settings.language)
+    n_sites = enc["site_id"].nunique()
+    if n_sites < 3:
+        raise NotApplicable(f"patients come from {n_sites} sites; a between-site variance needs at least 3.",
+                            "patients from three or more sites.")
+    formula = "y ~ treated + C(period)" if enc["treated"].nunique() > 1 else "y ~ C(period)"
+    mm = mixed_model(enc, formula, group="site_id")
+    findings = [tx("{icc} of the variation of the patient-level outcome lies between sites ({n} patients-periods, "
+                   "{s} sites; mixed model with a site random intercept and period effects).",
+                   icc=tx.pct(mm.icc, 1), n=tx.int(len(enc)), s=tx.int(n_sites))]
+    if "treated" in mm.fixed.index:
+        r = mm.fixed.loc["treated"]
+        findings.append(tx("Patients treated at delivering sites differ by {est} on y from the same sites' other "
+                           "patients, adjusted for period.", est=tx.ci(r["estimate"], r["ci_low"], r["ci_high"])))
+    ax = mm.plot_caterpillar()
+    ax.set_title("Site effects on the patient-level outcome (95% intervals)")
+    return SectionOutput(findings=findings,
+                         tables=[TableOut("05_variance_components", mm.variance_components, "Variance components")],
+                         figures=[FigureOut("05_caterpillar", ax.figure)], result=mm)
+
+
+def _site_effects(study: Study) -> tuple[pd.DataFrame, str, str]:
+    from ..outcomes import site_effects
+
+    code, label = primary_indicator(study)
+    if study.settings.comparison is None:
+        raise NotApplicable("site effects are measured against comparison sites, and the study has none.",
+                            "comparison sites (phase \"not-adopted\").")
+    try:
+        eff = site_effects(study.tables["outcomes"], study.tables["sites"], code, washin_periods=2,
+                           comparison_phase=study.settings.comparison)
+    except ScaleupDataError:
+        raise NotApplicable("the site effects cannot be estimated: too few periods before or after adoption "
+                            "(the first two after adoption are left out while the effect ramps up).",
+                            "outcomes over several periods before and after each site's adoption.") from None
+    eff = eff.merge(study.tables["sites"][["site_id", "rss_code"]], on="site_id")
+    return eff.dropna(subset=["yi", "vi"]), code, label
+
+
+@section(5, "effect_heterogeneity", "Does the effect differ between regions and sites?")
+def effect_heterogeneity(study: Study) -> SectionOutput:
+    from ..heterogeneity.multilevel import multilevel_meta_analysis
+
+    eff, code, label = _site_effects(study)
+    tx = Text(study.settings.language)
+    n_reg = eff["rss_code"].nunique()
+    if len(eff) < 4 or n_reg < 2:
+        raise NotApplicable(f"effects are estimated at {len(eff)} sites in {n_reg} regions; separating region and "
+                            "site heterogeneity needs at least 4 sites in 2 regions.",
+                            "more adopting sites, in two or more regions.")
+    ml = multilevel_meta_analysis(eff, yi="yi", vi="vi", group=["rss_code", "site_id"])
+    f = ml.to_frame().set_index("term")
+    reg, site = f.loc["sigma2.rss_code"], f.loc["sigma2.site_id"]
+    i0 = f.loc["intercept"]
+    findings = [tx("Across {k} adopting sites in {r} regions, the average site effect on {ind} is {amount}.",
+                   k=tx.int(len(eff)), r=tx.int(n_reg), ind=label,
+                   amount=_amount(tx, study, code, i0["estimate"], i0["ci_low"], i0["ci_high"]))]
+    if reg["I2"] + site["I2"] < 25:
+        findings.append(tx("Site effects vary little beyond chance (I² {a} between the {r} regions, {b} between the "
+                           "{k} sites within regions).", a=tx.pct(reg["I2"] / 100), b=tx.pct(site["I2"] / 100),
+                           r=tx.int(n_reg), k=tx.int(len(eff))))
+    else:
+        more = tx("between regions than between sites of a region") if reg["estimate"] > site["estimate"] else \
+            tx("between sites of a region than between regions")
+        findings.append(tx("The effect varies more {more}: I² {a} between regions, {b} between sites within regions.",
+                           more=more, a=tx.pct(reg["I2"] / 100), b=tx.pct(site["I2"] / 100)))
+    return SectionOutput(findings=findings,
+                         tables=[TableOut("05_effect_heterogeneity", ml.to_frame(), "Multilevel meta-analysis")],
+                         result=ml, thresholds=("I2",))
+
+
+def _difference_word(tx: Text, study: Study, code: str, pilot: float, difference: float) -> str:
+    if _improves(study, code, difference):
+        return tx("the scale-up sites did better than the pilots")
+    if _improves(study, code, pilot):
+        return tx("a voltage drop, the effect is smaller at scale")
+    return tx("the scale-up sites did worse than the pilots")
+
+
+@section(5, "voltage_drop", "Voltage drop: did the effect shrink at scale?")
+def voltage_drop(study: Study) -> SectionOutput:
+    from ..outcomes import voltage_drop as _vd
+
+    eff, code, label = _site_effects(study)
+    tx = Text(study.settings.language)
+    counts = eff["phase"].astype(str).value_counts()
+    if counts.get("pilot", 0) < 2 or counts.get("scale-up", 0) < 2:
+        raise NotApplicable(f"site effects are available for {counts.get('pilot', 0)} pilot and "
+                            f"{counts.get('scale-up', 0)} scale-up sites; the comparison needs at least 2 of each.",
+                            "two or more pilot sites and two or more scale-up sites with outcomes.")
+    vd = _vd(data=eff, levels=["pilot", "scale-up"])
+    r = vd.to_frame().query("model == 'meta_regression'").iloc[0]
+    pilot_sig = abs(r["pilot_estimate"]) > 1.96 * r["pilot_se"]
+    findings = [tx("Average site effect on {ind}: {p} at the {np} pilot sites, {s} at the {ns} scale-up sites.",
+                   ind=label, p=_amount(tx, study, code, r["pilot_estimate"]), np=tx.int(counts["pilot"]),
+                   s=_amount(tx, study, code, r["scaled_estimate"]), ns=tx.int(counts["scale-up"]))]
+    if not pilot_sig:
+        findings.append(tx("The pilot effect itself is not clearly different from zero, so the ratio scale-up / pilot "
+                           "is not informative; the difference is {d}.",
+                           d=_amount(tx, study, code, r["difference"], r["difference_ci_low"], r["difference_ci_high"])))
+    else:
+        if r["fieller_type"] == "bounded":
+            ci = tx.interval(100 * r["ratio_ci_low_fieller"], 100 * r["ratio_ci_high_fieller"], 0)
+            findings.append(tx("Scale-up sites kept {ratio} of the pilot effect (95% CI {ci}%, Fieller).",
+                               ratio=tx.pct(r["ratio"]), ci=ci))
+        else:
+            findings.append(tx("Scale-up sites kept {ratio} of the pilot effect; its confidence interval is unbounded "
+                               "(Fieller), too imprecise to say more.", ratio=tx.pct(r["ratio"])))
+        if r["difference_ci_high"] < 0 or r["difference_ci_low"] > 0:
+            findings.append(tx("The difference between scale-up and pilot sites is {d}: {v}.",
+                               d=_amount(tx, study, code, r["difference"], r["difference_ci_low"], r["difference_ci_high"]),
+                               v=_difference_word(tx, study, code, r["pilot_estimate"], r["difference"])))
+        else:
+            findings.append(tx("The difference between scale-up and pilot sites, {d}, is not clearly different from "
+                               "zero.", d=_amount(tx, study, code, r["difference"], r["difference_ci_low"],
+                                                  r["difference_ci_high"])))
+    return SectionOutput(findings=findings, tables=[TableOut("05_voltage_drop", vd.to_frame(), "Voltage drop")],
+                         result=vd)
+
+
+# --------------------------------------------------------------------------------------------------
+# equity, RE-AIM
+# --------------------------------------------------------------------------------------------------
+
+
+@section(5, "equity", "Equity: did the scale-up widen or narrow gaps?")
+def equity(study: Study) -> SectionOutput:
+    from ..monitoring.equity import equity_effects
+
+    baseline, followup = _windows(study)
+    code, label = primary_indicator(study)
+    tx = Text(study.settings.language)
+    d = _series(study, code)
+    treated = d[d["first_period"] > 0]
+    strata = treated.groupby("deprivation_quintile")["site_id"].nunique()
+    if (strata >= 1).sum() < 2:
+        raise NotApplicable("the adopting sites are all in one deprivation quintile.",
+                            "adopting sites in two or more deprivation quintiles.")
+    if (d["first_period"] == 0).sum() == 0 and study.settings.comparison is None:
+        pass
+    try:
+        eq = equity_effects(d, "value", before=list(baseline), after=list(followup),
+                            direction=study.indicator_direction(code))
+    except ScaleupDataError:
+        raise NotApplicable("the effect cannot be estimated by deprivation quintile (each quintile needs adopting "
+                            "sites and a comparison, observed at baseline and follow-up).",
+                            "adopting and comparison sites in several quintiles.") from None
+    f = eq.to_frame()
+    findings = [tx("Effect on {ind} by deprivation quintile (1 = least deprived): {list}.", ind=label,
+                   list=tx.join([f"Q{int(r.stratum)} {_amount(tx, study, code, r.estimate)}" for r in f.itertuples()]))]
+    if np.isfinite(eq.trend):
+        if eq.trend_ci_low > 0 or eq.trend_ci_high < 0:
+            better = _improves(study, code, eq.trend)
+            findings.append(tx("Per step towards more deprivation the effect changes by {amount}: the innovation helps "
+                               "{who} more.", amount=_amount(tx, study, code, eq.trend, eq.trend_ci_low,
+                                                             eq.trend_ci_high),
+                               who=tx("more deprived sites") if better else tx("less deprived sites")))
+        else:
+            findings.append(tx("No clear gradient: per step towards more deprivation the effect changes by {amount}.",
+                               amount=_amount(tx, study, code, eq.trend, eq.trend_ci_low, eq.trend_ci_high)))
+    if np.isfinite(eq.gap_change):
+        clear = eq.gap_change_ci_low > 0 or eq.gap_change_ci_high < 0
+        findings.append(tx("The gap between quintiles (slope index of inequality) changed by {amount}{v}.",
+                           amount=_amount(tx, study, code, eq.gap_change, eq.gap_change_ci_low, eq.gap_change_ci_high),
+                           v="" if clear else tx(", not clearly different from zero")))
+    ax = eq.plot_effects()
+    ax.set_title(f"Effect on {label} by deprivation quintile")
+    return SectionOutput(findings=findings, tables=[TableOut("05_equity", f, "Effect by deprivation quintile",
+                                                             counts=["n_treated", "n_control"])],
+                         figures=[FigureOut("05_equity", ax.figure)], result=eq)
+
+
+@section(5, "reaim", "RE-AIM: reach, adoption, implementation, maintenance")
+def reaim_summary(study: Study) -> SectionOutput:
+    from ..outcomes import reaim
+
+    if not study.has("delivery"):
+        raise NotApplicable("the study has no delivery table (people eligible and reached, staff trained, cost).",
+                            "a delivery table by site and period.")
+    tx = Text(study.settings.language)
+    res = reaim(study.tables)
+    f = res.to_frame()
+    allr = f[f["region"] == "all"].set_index("measure")
+    findings = []
+    names = {"reach": tx("reach (eligible people who took part)"),
+             "adoption_settings": tx("adoption by sites"), "adoption_staff": tx("staff trained"),
+             "maintenance_12m": tx("sites still delivering 12 months after adoption")}
+    shares = {m: allr.loc[m] for m in names if m in allr.index and np.isfinite(allr.loc[m, "estimate"])}
+    if shares:
+        findings.append(tx("RE-AIM across the regions: {list}.",
+                           list=tx.join([f"{names[m]} {tx.pct(r['estimate'])}" for m, r in shares.items()])))
+        weakest = min(shares, key=lambda m: shares[m]["estimate"])
+        findings.append(tx("The weakest RE-AIM dimension is {w} ({v}).", w=names[weakest],
+                           v=tx.pct(shares[weakest]["estimate"])))
+    if "implementation_cost_per_participant" in allr.index:
+        c = allr.loc["implementation_cost_per_participant", "estimate"]
+        if np.isfinite(c):
+            findings.append(tx("Implementation cost: {c} CAD per participant.", c=tx.num(c, 0)))
+    fig = res.plot()
+    table = _suppress_people(study, f)
+    return SectionOutput(findings=findings,
+                         tables=[TableOut("05_reaim", table, "RE-AIM and Proctor measures by region", show=False),
+                                 TableOut("05_reaim_all", table[table["region"] == "all"], "Province (all regions)")],
+                         figures=[FigureOut("05_reaim", fig)], result=res)
+
+
+def _suppress_people(study: Study, table: pd.DataFrame) -> pd.DataFrame:
+    """Small-cell suppression of the rows counting people (``measurement_unit == "individuals"``);
+    rows counting sites or money are published as they are."""
+    from ..privacy import suppress_small_cells
+
+    people = table["measurement_unit"].astype(str) == "individuals"
+    if not people.any():
+        return table
+    part = table[people].copy()
+    for col in ("numerator", "denominator"):
+        part[col] = part[col].round().astype("Int64")
+    part = suppress_small_cells(part, ["numerator", "denominator"], ["estimate", "ci_low", "ci_high"],
+                                threshold=study.settings.small_cell_threshold, by=["measure"])
+    rest = table[~people].assign(suppressed=False)
+    out = pd.concat([part, rest]).loc[table.index]
+    return out
