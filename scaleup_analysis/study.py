@@ -543,9 +543,10 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
         comparison = "not-adopted" if "not-adopted" in phases else None
         if comparison:
             n_comp = int((sites["phase"] == comparison).sum())
-            statements.append(f"Comparison group: not set in {STUDY_FILE}; the {n_comp} site"
-                              f"{'s' if n_comp > 1 else ''} that never adopted (phase \"not-adopted\") "
-                              "are used.")
+            statements.append(f"Comparison group: not set in {STUDY_FILE}; "
+                              + (f"the {n_comp} sites that never adopted (phase \"not-adopted\") are used."
+                                 if n_comp > 1 else
+                                 "the one site that never adopted (phase \"not-adopted\") is used."))
         else:
             statements.append("Comparison group: no site is without the innovation (phase \"not-adopted\"), "
                               "so changes are compared with the baseline only, without correction for "
@@ -699,7 +700,7 @@ class Study:
         if self.settings.simulated:
             lead = ("The data of this study are simulated (made by `scaleup simulate` or the embedded "
                     "default): they illustrate the methods and say nothing about a real programme.",)
-        return lead + self.notes + self.settings.statements
+        return tuple(s[:1].upper() + s[1:] for s in lead + self.notes + self.settings.statements)
 
     def __repr__(self) -> str:
         rows = ", ".join(f"{t} {len(df):,}" for t, df in self.tables.items())

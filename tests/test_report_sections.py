@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 import scaleup_analysis as sa
@@ -105,3 +106,80 @@ def test_a_notebook_that_stops_makes_a_partial_report(tmp_path, monkeypatch, cap
     page = (out / "01_broken.html").read_text(encoding="utf-8")
     assert "This report is partial" in page
     assert "a bug in a notebook" in (out / "run.log").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------
+# studies the hand-built one turns into by removing or changing data: no section may fail
+# ----------------------------------------------------------------------------------------------
+def _only_required(d: Path) -> None:
+    for p in d.glob("*.csv"):
+        if p.stem not in ("sites", "indicators", "outcomes"):
+            p.unlink()
+    (d / "study.toml").write_text("")
+
+
+def _edit_sites(d: Path, edit) -> None:
+    sites = pd.read_csv(d / "sites.csv", dtype=str)
+    edit(sites)
+    sites.to_csv(d / "sites.csv", index=False)
+
+
+def _no_comparison(d: Path) -> None:
+    sites = pd.read_csv(d / "sites.csv", dtype=str)
+    keep = sites.loc[sites["phase"] != "not-adopted", "site_id"]
+    for t in ("sites", "outcomes", "delivery", "fidelity_ratings", "adaptations"):
+        x = pd.read_csv(d / f"{t}.csv", dtype=str)
+        x[x["site_id"].isin(keep)].to_csv(d / f"{t}.csv", index=False)
+
+
+def _all_adopt(period: str):
+    def edit(sites):
+        m = sites["phase"] != "not-adopted"
+        sites.loc[m, ["adoption_period", "cohort", "phase"]] = [period, "1", "scale-up"]
+    return lambda d: _edit_sites(d, edit)
+
+
+def _one_rater(d: Path) -> None:
+    r = pd.read_csv(d / "fidelity_ratings.csv", dtype=str)
+    r[r["rater_id"] == "R1"].to_csv(d / "fidelity_ratings.csv", index=False)
+    a = pd.read_csv(d / "assessments.csv", dtype=str)
+    a[a["rater_id"] == "EXP-1"].to_csv(d / "assessments.csv", index=False)
+
+
+VARIANTS = {
+    "only the required tables": (_only_required, {(1, "pooled_effect"), (2, "scores"), (4, "fidelity"),
+                                                  (5, "reaim")}),
+    "no comparison site": (_no_comparison, {(5, "voltage_drop"), (5, "equity")}),
+    "every site adopts at once": (_all_adopt("5"), {(5, "twfe_comparison")}),
+    "every site adopts in period 1": (_all_adopt("1"), {(5, "deleterious_effects"), (5, "effect_at_scale"),
+                                                        (3, "detectable_effect")}),
+    "one region": (lambda d: _edit_sites(d, lambda s: s.__setitem__("rss_code", "05")),
+                   {(5, "effect_heterogeneity")}),
+    "one rater": (_one_rater, {(2, "agreement"), (4, "rater_reliability")}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_no_section_fails_on_a_study_with_less_data(variant, tmp_path):
+    import logging
+    import shutil
+
+    edit, must_skip = VARIANTS[variant]
+    folder = tmp_path / "study"
+    shutil.copytree(SMALL, folder)
+    edit(folder)
+    study = sa.load_study(folder)
+    records = {}
+    logging.getLogger("scaleup_analysis.report").disabled = True
+    try:
+        for step in range(1, 6):
+            rep = StepReport(study, step, display=False)
+            for (s, key) in list(_section.SECTIONS):
+                if s == step and not key.startswith("test"):
+                    records[(step, key)] = rep.run(key)
+    finally:
+        logging.getLogger("scaleup_analysis.report").disabled = False
+    failed = {k: sec.error for k, sec in records.items() if sec.status == "failed"}
+    assert not failed, failed
+    for k in must_skip:  # what the change takes away is said, with a reason
+        assert records[k].status == "skipped" and records[k].reason, (k, records[k].status)

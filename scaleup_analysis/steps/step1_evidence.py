@@ -135,13 +135,13 @@ def small_study_effects(study: Study) -> SectionOutput:
 def moderators(study: Study) -> SectionOutput:
     from ..heterogeneity.meta import meta_regression
 
+    ev = _evidence(study)
     mods = list(study.settings.evidence_moderators)
     if not mods:
         raise NotApplicable(
             "no moderator is named in the study file.",
             "the names of columns of the evidence table to test, in study.toml: [evidence] moderators = [\"...\"].",
         )
-    ev = _evidence(study)
     tx = Text(study.settings.language)
     complete = ev.dropna(subset=mods)
     n_coef = 1 + len(mods)
@@ -250,6 +250,7 @@ def influence(study: Study) -> SectionOutput:
 def active_ingredients(study: Study) -> SectionOutput:
     from ..adaptation import component_analysis
 
+    ev = _evidence(study)
     comps = list(study.settings.evidence_components)
     if not comps:
         raise NotApplicable(
@@ -257,7 +258,6 @@ def active_ingredients(study: Study) -> SectionOutput:
             "0/1 columns of the evidence table saying which components each study's intervention contained, "
             "named in study.toml: [evidence] components = [\"...\"].",
         )
-    ev = _evidence(study)
     tx = Text(study.settings.language)
     if len(ev) < len(comps) + 3:
         raise NotApplicable(

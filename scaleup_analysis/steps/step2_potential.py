@@ -149,7 +149,9 @@ def recommendation(study: Study) -> SectionOutput:
         alpha = r["krippendorff_alpha"]
         weak = [labels.get(d.strip(), d.strip()) for d in str(r["weak_domains"]).split(",") if d.strip()]
         if not np.isfinite(alpha) or alpha < ALPHA_DISCUSS:
-            why = (tx("their agreement could not be estimated") if not np.isfinite(alpha) else
+            n_r = int(r["n_raters"])
+            why = (tx("a single rater scored it, and a judgement needs two or more raters who agree") if n_r < 2
+                   else tx("their agreement could not be estimated") if not np.isfinite(alpha) else
                    tx("their agreement is too low (alpha = {a}, below {t})", a=tx.num(alpha), t=tx.num(ALPHA_DISCUSS, 3)))
             rec.loc[i, "recommendation"] = "discuss the ratings first"
             findings.append(tx("{inn}: no readiness judgement yet, because {why}; the raters' scores give {score} "

@@ -372,8 +372,11 @@ def _site_effects(study: Study) -> tuple[pd.DataFrame, str, str]:
         raise NotApplicable("the site effects cannot be estimated: too few periods before or after adoption "
                             "(the first two after adoption are left out while the effect ramps up).",
                             "outcomes over several periods before and after each site's adoption.") from None
-    eff = eff.merge(study.tables["sites"][["site_id", "rss_code"]], on="site_id")
-    return eff.dropna(subset=["yi", "vi"]), code, label
+    eff = eff.merge(study.tables["sites"][["site_id", "rss_code"]], on="site_id").dropna(subset=["yi", "vi"])
+    if eff.empty:
+        raise NotApplicable("no adopting site has outcomes both before its adoption and after the first two "
+                            "periods of delivery.", "outcomes over several periods before and after adoption.")
+    return eff, code, label
 
 
 @section(5, "effect_heterogeneity", "Does the effect differ between regions and sites?")
@@ -384,8 +387,9 @@ def effect_heterogeneity(study: Study) -> SectionOutput:
     tx = Text(study.settings.language)
     n_reg = eff["rss_code"].nunique()
     if len(eff) < 4 or n_reg < 2:
-        raise NotApplicable(f"effects are estimated at {len(eff)} sites in {n_reg} regions; separating region and "
-                            "site heterogeneity needs at least 4 sites in 2 regions.",
+        raise NotApplicable(f"effects are estimated at {len(eff)} site{'s' if len(eff) != 1 else ''} in {n_reg} "
+                            f"region{'s' if n_reg != 1 else ''}; separating region and site heterogeneity needs "
+                            "at least 4 sites in 2 regions.",
                             "more adopting sites, in two or more regions.")
     ml = multilevel_meta_analysis(eff, yi="yi", vi="vi", group=["rss_code", "site_id"])
     f = ml.to_frame().set_index("term")
@@ -462,6 +466,22 @@ def voltage_drop(study: Study) -> SectionOutput:
 # --------------------------------------------------------------------------------------------------
 
 
+def _equity_strata(d: pd.DataFrame, baseline, followup) -> tuple[list, int, dict]:
+    """Quintiles with at least 2 adopting sites observed in both windows, the number of comparison
+    sites observed in both windows, and the adopting sites per quintile (as ``equity_effects``
+    counts them: adopted between the windows, outcome in both)."""
+    per_site = d.groupby("site_id").agg(adopt=("adoption_period", "first"), q=("deprivation_quintile", "first"))
+    before = d[d["period"].isin(baseline)].groupby("site_id")["value"].size()
+    after = d[d["period"].isin(followup)].groupby("site_id")["value"].size()
+    both = per_site.index.isin(before.index) & per_site.index.isin(after.index)
+    adopt = pd.to_numeric(per_site["adopt"], errors="coerce").astype(float)
+    treated = both & (adopt > max(baseline)).to_numpy() & (adopt <= min(followup)).to_numpy()
+    control = both & (adopt.isna() | (adopt > max(followup))).to_numpy()
+    counts = per_site[treated].groupby("q").size().to_dict()
+    kept = sorted(q for q, n in counts.items() if n >= 2)
+    return kept, int(control.sum()), counts
+
+
 @section(5, "equity", "Equity: did the scale-up widen or narrow gaps?")
 def equity(study: Study) -> SectionOutput:
     from ..monitoring.equity import equity_effects
@@ -470,23 +490,27 @@ def equity(study: Study) -> SectionOutput:
     code, label = primary_indicator(study)
     tx = Text(study.settings.language)
     d = _series(study, code)
-    treated = d[d["first_period"] > 0]
-    strata = treated.groupby("deprivation_quintile")["site_id"].nunique()
-    if (strata >= 1).sum() < 2:
-        raise NotApplicable("the adopting sites are all in one deprivation quintile.",
-                            "adopting sites in two or more deprivation quintiles.")
-    if (d["first_period"] == 0).sum() == 0 and study.settings.comparison is None:
-        pass
-    try:
-        eq = equity_effects(d, "value", before=list(baseline), after=list(followup),
-                            direction=study.indicator_direction(code))
-    except ScaleupDataError:
-        raise NotApplicable("the effect cannot be estimated by deprivation quintile (each quintile needs adopting "
-                            "sites and a comparison, observed at baseline and follow-up).",
-                            "adopting and comparison sites in several quintiles.") from None
+    kept, n_control, counts = _equity_strata(d, baseline, followup)
+    if n_control < 2:
+        raise NotApplicable(f"{n_control} comparison site{'s are' if n_control != 1 else ' is'} observed at both "
+                            "baseline and follow-up; the effect by quintile needs at least 2.",
+                            "two or more comparison sites with outcomes at baseline and follow-up.")
+    if len(kept) < 2:
+        shown = tx.join([f"Q{int(q)}: {n}" for q, n in sorted(counts.items())]) or tx("none")
+        raise NotApplicable(f"fewer than two deprivation quintiles have 2 or more sites that adopted between "
+                            f"the baseline and the follow-up and were observed in both (adopting sites per "
+                            f"quintile: {shown}).",
+                            "at least 2 such adopting sites in each of two or more quintiles.")
+    dropped = sorted(set(d["deprivation_quintile"].dropna().astype(int)) - set(kept))
+    eq = equity_effects(d[d["deprivation_quintile"].isin(kept)], "value", before=list(baseline),
+                        after=list(followup), direction=study.indicator_direction(code))
     f = eq.to_frame()
     findings = [tx("Effect on {ind} by deprivation quintile (1 = least deprived): {list}.", ind=label,
                    list=tx.join([f"Q{int(r.stratum)} {_amount(tx, study, code, r.estimate)}" for r in f.itertuples()]))]
+    notes = []
+    if dropped:
+        notes.append(tx("Quintile(s) {q} are left out: fewer than 2 sites there adopted between the baseline and "
+                        "the follow-up.", q=tx.join([f"Q{q}" for q in dropped])))
     if np.isfinite(eq.trend):
         if eq.trend_ci_low > 0 or eq.trend_ci_high < 0:
             better = _improves(study, code, eq.trend)
@@ -506,7 +530,7 @@ def equity(study: Study) -> SectionOutput:
     ax.set_title(f"Effect on {label} by deprivation quintile")
     return SectionOutput(findings=findings, tables=[TableOut("05_equity", f, "Effect by deprivation quintile",
                                                              counts=["n_treated", "n_control"])],
-                         figures=[FigureOut("05_equity", ax.figure)], result=eq)
+                         figures=[FigureOut("05_equity", ax.figure)], result=eq, notes=notes)
 
 
 @section(5, "reaim", "RE-AIM: reach, adoption, implementation, maintenance")
