@@ -652,7 +652,7 @@ class PermutationTestResult:
     Attributes
     ----------
     pvalue : pandas.Series
-        Permutation p-value of each coefficient (two-sided, based on |z| or |t|).
+        Permutation p-value of each coefficient (two-sided, based on ``|z|`` or ``|t|``).
     QM_pvalue : float
         Permutation p-value of the omnibus test of the moderators.
     n_perm : int
@@ -832,7 +832,7 @@ class MetaRegressionResult:
         """Permutation test of the moderators (metafor ``permutest``).
 
         The rows of the moderator matrix are permuted relative to (yi, vi) and the model is refitted
-        with the same method and test. p-values are the proportion of permutations whose |statistic|
+        with the same method and test. p-values are the proportion of permutations whose ``|statistic|``
         (or QM) is at least the observed one minus sqrt(machine eps).
 
         Parameters

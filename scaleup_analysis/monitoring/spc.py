@@ -460,7 +460,7 @@ def control_chart(
     * run: CL = median(y_B); no limits.
     * i: CL = mean(y_B); sigma = AMR / 1.128 where AMR is the average moving range of y_B,
       recomputed without moving ranges >= 3.267 AMR when ``screen_mr`` (Montgomery 2009, 6.33).
-    * mr: y = |y_t - y_{t-1}|; CL = mean; UCL = 3.267 CL; LCL = 0.
+    * mr: y = ``|y_t - y_{t-1}|``; CL = mean; UCL = 3.267 CL; LCL = 0.
     * xbar: CL = sum(n_i xbar_i) / sum(n_i); limits CL +/- 3 s / (c4(n_i) sqrt(n_i)) with s the
       mean subgroup SD (equal sizes) or pooled SD (unequal sizes).
     * s: CL = s; limits B3(n_i) s and B4(n_i) s, B3/B4 = 1 -/+ 3 c5/c4 (B3 floored at 0).

@@ -392,7 +392,7 @@ class SteppedWedgePower:
     Attributes
     ----------
     power : float
-        Two-sided power Phi(|theta|/se - z) + Phi(-|theta|/se - z) (Hussey & Hughes 2007).
+        Two-sided power ``Phi(|theta|/se - z) + Phi(-|theta|/se - z)`` (Hussey & Hughes 2007).
     se : float
         Standard error of the GLS treatment-effect estimator.
     variance : float
@@ -400,7 +400,7 @@ class SteppedWedgePower:
     variance_closed_form : float or None
         Hussey & Hughes' closed form (complete designs with equal cluster sizes).
     detectable_effect : float
-        Smallest |theta| detected with probability ``target_power``.
+        Smallest ``|theta|`` detected with probability ``target_power``.
     """
 
     power: float
@@ -526,7 +526,7 @@ def stepped_wedge_power(
     over the observed periods of cluster i and V_i = diag(sigma2 / m_ij + cluster_period_tau2)
     + tau2 J. For a complete design with equal m this equals Hussey & Hughes' (2007) closed
     form (``variance_closed_form``, computed with sigma2 / m + cluster_period_tau2 as the
-    cluster-period variance). Power = Phi(|theta| / se - z_{1-alpha/2}) + Phi(-|theta| / se -
+    cluster-period variance). Power = Phi(``|theta|`` / se - z_{1-alpha/2}) + Phi(-``|theta|`` / se -
     z_{1-alpha/2}).
 
     References
@@ -614,7 +614,7 @@ class SteppedWedgePowerSim:
     Attributes
     ----------
     power : float
-        Proportion of replicates with |theta_hat / se| > z_{1-alpha/2}.
+        Proportion of replicates with ``|theta_hat / se|`` > z_{1-alpha/2}.
     power_se : float
         Monte-Carlo standard error of ``power``: sqrt(power (1 - power) / n_sim).
     estimates, se : numpy.ndarray
@@ -664,7 +664,7 @@ def stepped_wedge_power_sim(
     (normal outcomes: Ybar_ij ~ N(theta X_ij + alpha_i + gamma_ij, sigma2 / m_ij); binary
     outcomes: m_ij Bernoulli draws with probability p0 + theta X_ij + alpha_i + gamma_ij,
     clipped to [0, 1]), then estimates theta by GLS with period fixed effects and the working
-    covariance of :func:`stepped_wedge_power`, and rejects when |theta_hat / se| exceeds
+    covariance of :func:`stepped_wedge_power`, and rejects when ``|theta_hat / se|`` exceeds
     z_{1-alpha/2}. With known variance components and normal outcomes the simulated power
     converges to the analytic power; for binary outcomes it checks the normal approximation.
     Variance components are not re-estimated (use a mixed model on simulated individual data
