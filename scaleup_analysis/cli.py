@@ -208,7 +208,8 @@ def _holds_raw_data(directory: Path) -> list[str]:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .data.io import _umask, atomic_write_text, write_table_atomic
+    from ._atomic import atomic_write_text, umask
+    from .data.io import write_table_atomic
     from .data.manifest import write_manifest
     from .data.schemas import validate_tables
     from .study import STUDY_FILE, default_study_file, default_study_tables
@@ -237,7 +238,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the data directory is not
+        staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; the data directory is not
         for name, df in tables.items():
             write_table_atomic(df, staging / f"{name}.csv")
         atomic_write_text(staging / STUDY_FILE, default_study_file(args.seed))

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .data.io import atomic_write_bytes, atomic_write_text
+from ._atomic import atomic_write_bytes, atomic_write_text
 from .errors import ScaleupDataError
 from .study import STUDY_FILE, study_file_template
 

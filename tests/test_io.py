@@ -15,7 +15,7 @@ import pytest
 from test_schemas import make_valid_tables
 
 import scaleup_analysis as sa
-from scaleup_analysis.data import io as sio
+from scaleup_analysis import _atomic
 from scaleup_analysis.data.io import atomic_write_bytes, atomic_write_text, load_table, load_tables, write_table_atomic
 from scaleup_analysis.data.schemas import validate_tables
 
@@ -275,7 +275,7 @@ def test_atomic_write_uses_rename_in_same_directory(tmp_path, monkeypatch):
         calls.append((os.path.dirname(src), os.path.basename(src), dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(sio.os, "replace", spy)
+    monkeypatch.setattr(_atomic.os, "replace", spy)  # the one module that writes files
     atomic_write_text(tmp_path / "sub" / "a.txt", "é\n")
     assert (tmp_path / "sub" / "a.txt").read_bytes() == "é\n".encode()
     assert calls[0][0] == str(tmp_path / "sub") and calls[0][1].startswith(".a.txt.")

@@ -12,10 +12,11 @@ all tables together: either every table is returned, validated and typed, or one
 not recognised or not readable, tables given twice, and every schema and cross-table problem) and
 nothing is returned. The directory is never written.
 
-Files are written atomically (:func:`write_table_atomic`, :func:`atomic_write_bytes`,
-:func:`atomic_write_text`): the content goes to a temporary file in the same directory, which is then
-renamed over the target with :func:`os.replace`. A crash or kill mid-write therefore never leaves a
-partial file under the target name.
+Tables are written atomically (:func:`write_table_atomic`, through :mod:`scaleup_analysis._atomic`,
+whose :func:`atomic_write_bytes` and :func:`atomic_write_text` are re-exported here): the content goes
+to a temporary file in the same directory, which is then renamed over the target with
+:func:`os.replace`. A crash or kill mid-write therefore never leaves a partial file under the target
+name.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ import codecs
 import csv
 import difflib
 import io
-import os
 import re
-import tempfile
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from ..errors import ScaleupDataError
 from .schemas import (
     _FOREIGN_KEYS,
@@ -64,102 +64,6 @@ __all__ = [
 
 #: File suffixes recognised as table files, in order of preference.
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
-
-# ----------------------------------------------------------------------------------------------
-# atomic writes
-# ----------------------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _new_file_mode(target: Path) -> int:
-    try:
-        return target.stat().st_mode & 0o7777  # replacing a file keeps its permissions
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def _atomic_write(path: str | PathLike, write: Callable[[Path], None]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        # mkstemp creates the file private (0600); give it the permissions of a normal new file
-        os.chmod(tmp, _new_file_mode(target))
-        with open(tmp, "rb+") as fh:  # make the bytes durable before the rename publishes them
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (best effort; not possible on every platform)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return target
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)
-    return target
-
-
-def atomic_write_bytes(path: str | PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same directory, then rename).
-
-    Parameters
-    ----------
-    path : str or path-like
-        Target file; its parent directory is created if needed. An existing file is replaced only
-        once the new content is completely written.
-    data : bytes
-        The content.
-
-    Returns
-    -------
-    pathlib.Path
-        The target path.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from scaleup_analysis.data.io import atomic_write_bytes
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> atomic_write_bytes(d / "hello.txt", b"hello").read_bytes()
-    b'hello'
-    """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ScaleupDataError(f"atomic_write_bytes: data must be bytes, got {type(data).__name__}.")
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(bytes(data))
-
-    return _atomic_write(path, write)
-
-
-def atomic_write_text(path: str | PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`); newlines are kept as given.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from scaleup_analysis.data.io import atomic_write_text
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> atomic_write_text(d / "note.md", "# Titre\\n").read_text(encoding="utf-8")
-    '# Titre\\n'
-    """
-    if not isinstance(text, str):
-        raise ScaleupDataError(f"atomic_write_text: text must be str, got {type(text).__name__}.")
-    return atomic_write_bytes(path, text.encode(encoding))
-
 
 def write_table_atomic(data: pd.DataFrame, path: str | PathLike) -> Path:
     """Write a table to CSV or Parquet (chosen by the suffix) atomically.
@@ -213,7 +117,7 @@ def write_table_atomic(data: pd.DataFrame, path: str | PathLike) -> Path:
             f"write_table_atomic: cannot write {target.name!r}: the suffix must be .csv or .parquet "
             f"(got {suffix or 'none'!r})."
         )
-    return _atomic_write(target, write)
+    return atomic_write(target, write)
 
 
 # ----------------------------------------------------------------------------------------------

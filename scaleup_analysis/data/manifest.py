@@ -11,8 +11,8 @@ import re
 from os import PathLike
 from pathlib import Path
 
+from .._atomic import atomic_write_text
 from ..errors import RawDataChangedError, ScaleupDataError
-from .io import atomic_write_text
 
 __all__ = ["write_manifest", "check_manifest", "MANIFEST_NAME", "sha256_file"]
 

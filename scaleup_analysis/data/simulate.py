@@ -156,9 +156,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_write
 from .._constants import DEFAULT_SEED
 from ..errors import ScaleupDataError
-from .io import _atomic_write
 from .schemas import _SPEC_BY_NAME
 
 __all__ = ["simulate_scaleup", "SimulatedScaleup", "ScaleupTruth", "write_encounters_parquet"]
@@ -1391,4 +1391,4 @@ def write_encounters_parquet(
                 table = pa.table({k: chunk[k] for k in _ENCOUNTER_COLUMNS}, schema=schema)
                 writer.write_table(table, row_group_size=len(table))
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)

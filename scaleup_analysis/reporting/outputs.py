@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.io import atomic_write_bytes
+from .._atomic import atomic_write_bytes
 
 __all__ = ["save_figure", "save_table", "provenance", "neutralise_formulas", "atomic_write_bytes"]
 
