@@ -479,7 +479,8 @@ def _equity_strata(d: pd.DataFrame, baseline, followup) -> tuple[list, int, dict
     control = both & (adopt.isna() | (adopt > max(followup))).to_numpy()
     counts = per_site[treated].groupby("q").size().to_dict()
     kept = sorted(q for q, n in counts.items() if n >= 2)
-    return kept, int(control.sum()), counts
+    # the comparison sites that stay when the analysis keeps only those quintiles
+    return kept, int((control & per_site["q"].isin(kept).to_numpy()).sum()), counts
 
 
 @section(5, "equity", "Equity: did the scale-up widen or narrow gaps?")
@@ -491,16 +492,17 @@ def equity(study: Study) -> SectionOutput:
     tx = Text(study.settings.language)
     d = _series(study, code)
     kept, n_control, counts = _equity_strata(d, baseline, followup)
-    if n_control < 2:
-        raise NotApplicable(f"{n_control} comparison site{'s are' if n_control != 1 else ' is'} observed at both "
-                            "baseline and follow-up; the effect by quintile needs at least 2.",
-                            "two or more comparison sites with outcomes at baseline and follow-up.")
     if len(kept) < 2:
         shown = tx.join([f"Q{int(q)}: {n}" for q, n in sorted(counts.items())]) or tx("none")
         raise NotApplicable(f"fewer than two deprivation quintiles have 2 or more sites that adopted between "
                             f"the baseline and the follow-up and were observed in both (adopting sites per "
                             f"quintile: {shown}).",
                             "at least 2 such adopting sites in each of two or more quintiles.")
+    if n_control < 2:
+        raise NotApplicable(f"{n_control} comparison site{'s are' if n_control != 1 else ' is'} observed at both "
+                            f"baseline and follow-up in the quintiles with enough adopting sites "
+                            f"({tx.join([f'Q{int(q)}' for q in kept])}); the effect by quintile needs at least 2.",
+                            "two or more comparison sites with outcomes at baseline and follow-up.")
     dropped = sorted(set(d["deprivation_quintile"].dropna().astype(int)) - set(kept))
     eq = equity_effects(d[d["deprivation_quintile"].isin(kept)], "value", before=list(baseline),
                         after=list(followup), direction=study.indicator_direction(code))
