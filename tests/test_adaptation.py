@@ -23,6 +23,7 @@ import pytest
 
 import scaleup_analysis as sa
 from scaleup_analysis import adaptation as A
+from scaleup_analysis.adaptation import _panel
 from scaleup_analysis.errors import ScaleupDataError
 from tests.conftest import load_reference
 
@@ -502,7 +503,7 @@ def test_dose_response_exact_on_noise_free_outcome(noise_free):
     data = _tau_as_outcome(s)
     sites = s.tables["sites"]
     ad = A.validate_adaptations(s.tables["adaptations"])
-    p = A._cumulative_counts(A._panel(data, sites, "HO_Y", None, "site_id", "period", None), ad)
+    p = _panel.cumulative_counts(_panel.site_period_panel(data, sites, "HO_Y", None, "site_id", "period", None), ad)
     adapt = tr.beta_consistent * p["n_consistent"] + tr.beta_inconsistent * p["n_inconsistent"]
     data = data.merge(p[["site_id", "period"]].assign(adapt=adapt.to_numpy()), on=["site_id", "period"])
     data["y"] = data["y"] - data["adapt"]

@@ -26,7 +26,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 import scaleup_analysis as sa
 from scaleup_analysis.errors import ScaleupDataError
-from scaleup_analysis.outcomes import wilson_ci
+from scaleup_analysis.monitoring.reaim import wilson_ci
 from tests.conftest import load_reference
 
 RTOL = 1e-12  # closed forms

@@ -359,7 +359,7 @@ def site_variation(study: Study) -> SectionOutput:
 
 
 def _site_effects(study: Study) -> tuple[pd.DataFrame, str, str]:
-    from ..outcomes import site_effects
+    from ..monitoring.voltage import site_effects
 
     code, label = primary_indicator(study)
     if study.settings.comparison is None:
@@ -422,7 +422,7 @@ def _difference_word(tx: Text, study: Study, code: str, pilot: float, difference
 
 @section(5, "voltage_drop", "Voltage drop: did the effect shrink at scale?")
 def voltage_drop(study: Study) -> SectionOutput:
-    from ..outcomes import voltage_drop as _vd
+    from ..monitoring.voltage import voltage_drop as _vd
 
     eff, code, label = _site_effects(study)
     tx = Text(study.settings.language)
@@ -537,7 +537,7 @@ def equity(study: Study) -> SectionOutput:
 
 @section(5, "reaim", "RE-AIM: reach, adoption, implementation, maintenance")
 def reaim_summary(study: Study) -> SectionOutput:
-    from ..outcomes import reaim
+    from ..monitoring.reaim import reaim
 
     if not study.has("delivery"):
         raise NotApplicable("the study has no delivery table (people eligible and reached, staff trained, cost).",

@@ -1,4 +1,4 @@
-# Reference values for scaleup_analysis.outcomes.voltage_drop (phase comparison of effect sizes).
+# Reference values for scaleup_analysis.monitoring.voltage.voltage_drop (phase comparison of effect sizes).
 # Run from this folder:  Rscript ref_voltage.R   -> writes voltage.json
 # Data: Landenberger & Lipsey (2005), bundled CSV (= metadat::dat.landenberger2005). Effect size: log odds
 # ratio of NOT recidivating, CBT vs control (metafor::escalc measure "OR"). Phases: program = research

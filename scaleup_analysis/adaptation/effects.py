@@ -1,0 +1,326 @@
+r"""Effects of fidelity-consistent and fidelity-inconsistent adaptations on site x period outcomes.
+
+:func:`adaptation_effects` fits a multilevel (or fixed-effects) model of the outcomes on the
+cumulative number of adaptations of each fidelity relation, and an event study around each site's
+first fidelity-inconsistent adaptation (:class:`AdaptationEffects`).
+
+References
+----------
+Wiltsey Stirman, S., Baumann, A. A., & Miller, C. J. (2019). The FRAME: an expanded framework for
+reporting adaptations and modifications to evidence-based interventions. Implementation Science, 14,
+58. https://doi.org/10.1186/s13012-019-0898-y
+
+Mundlak, Y. (1978). On the pooling of time series and cross section data. Econometrica, 46(1),
+69-85.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import RowsOmittedWarning, ScaleupDataError
+from ._panel import (
+    PANEL_NAMES, REL_COLS, adoption_terms, check_options, cumulative_counts, fit_panel_model, site_period_panel,
+)
+from .frame import validate_adaptations
+
+__all__ = ["adaptation_effects", "AdaptationEffects"]
+
+@dataclass(frozen=True)
+class AdaptationEffects:
+    """Result of :func:`adaptation_effects`.
+
+    Attributes
+    ----------
+    coef : pandas.DataFrame
+        Cumulative-count model: one row per term ``n_consistent``, ``n_inconsistent`` (and
+        ``n_unknown``) with ``estimate`` (change in the outcome per additional adaptation of that kind,
+        counted from its start period while the site delivers the innovation), ``se``,
+        ``statistic``, ``df``, ``pvalue``, ``ci_low``, ``ci_high``.
+    event_study : pandas.DataFrame
+        One row per ``event_time`` e (periods since the site's first fidelity-inconsistent
+        adaptation; e = -1 is the reference, reported as 0; the end points bin everything
+        beyond): ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``pvalue``, ``n_sites`` (event sites
+        observed at e).
+    event_effect : pandas.Series
+        Pooled before/after estimate of the first fidelity-inconsistent adaptation (one ``post``
+        indicator instead of the post-event dummies): estimate, se, statistic, df, pvalue, ci_low, ci_high.
+    n_event_sites : int
+        Sites with a fidelity-inconsistent adaptation while delivering.
+    inference : {"mixed", "cluster"}
+    models : dict
+        The fitted models (``"cumulative"``, ``"event_study"``, ``"event_effect"``): MixedModelResult
+        or statsmodels results.
+    panel : pandas.DataFrame
+        The site x period analysis panel: ``site_id``, ``period``, ``y`` (the outcome),
+        ``treatment`` (0/1), ``adoption_period`` (inf if never), ``time_since_adoption`` (periods
+        since adoption, -1 before), the cumulative counts ``n_consistent``, ``n_inconsistent``,
+        ``n_unknown``, ``first_inconsistent_period`` and ``event_time``.
+    """
+
+    coef: pd.DataFrame
+    event_study: pd.DataFrame
+    event_effect: pd.Series
+    n_event_sites: int
+    inference: str
+    adoption_effects: str
+    level: float
+    models: dict = field(repr=False)
+    panel: pd.DataFrame = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy: the cumulative-count coefficients, the pooled event effect and the event-study
+        coefficients (``analysis`` column: ``"cumulative"``, ``"event_effect"``, ``"event_study"``)."""
+        a = self.coef.reset_index().rename(columns={"index": "term"})
+        a.insert(0, "analysis", "cumulative")
+        b = self.event_effect.to_frame().T.assign(term="post").reset_index(drop=True)
+        b.insert(0, "analysis", "event_effect")
+        c = self.event_study.assign(term=lambda d: "e=" + d["event_time"].astype(str)).drop(
+            columns=["event_time", "n_sites"])
+        c.insert(0, "analysis", "event_study")
+        return pd.concat([a, b, c], ignore_index=True)[["analysis", "term", "estimate", "se", "pvalue", "ci_low", "ci_high"]]
+
+    def summary(self) -> str:
+        """Readable summary of both analyses."""
+        pct = round(100 * self.level)
+        lines = [
+            f"Adaptation effects ({'mixed model, site random effects' if self.inference == 'mixed' else 'site fixed effects, cluster-robust SE'}; "
+            f"period fixed effects; adoption effects: {self.adoption_effects})",
+            f"(a) cumulative number of adaptations (per adaptation, {pct}% CI):",
+            self.coef.to_string(float_format=lambda x: f"{x:.4f}"),
+            "",
+            f"(b) first fidelity-inconsistent adaptation ({self.n_event_sites} sites): before/after effect "
+            f"{self.event_effect['estimate']:.4f} [{self.event_effect['ci_low']:.4f}, {self.event_effect['ci_high']:.4f}]",
+            self.event_study.to_string(index=False, float_format=lambda x: f"{x:.4f}"),
+        ]
+        return "\n".join(lines)
+
+    def plot_event_study(self, *, ylabel: str = "Change in outcome (vs. period before)", ax=None):
+        """Event-study coefficients with CIs against event time; returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        d = self.event_study
+        ax.errorbar(d["event_time"], d["estimate"], yerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
+                    fmt="o", color="black", ecolor="0.45", capsize=3, markersize=5)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.axvline(-0.5, color="0.6", ls="--", lw=0.8)
+        ax.set_xlabel("Periods since the first fidelity-inconsistent adaptation")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"Event study ({self.n_event_sites} sites, {round(100 * self.level)}% CI)")
+        return ax
+
+
+def adaptation_effects(
+    data: pd.DataFrame,
+    adaptations: pd.DataFrame,
+    sites: pd.DataFrame | None = None,
+    *,
+    indicator: str | None,
+    outcome: str = "y",
+    site: str = "site_id",
+    period: str = "period",
+    treatment: str | None = "treated",
+    adoption_effects: str = "exposure",
+    min_exposure: int = 0,
+    window: tuple[int, int] = (-3, 3),
+    inference: str = "mixed",
+    site_treatment_effects: bool = True,
+    level: float = 0.95,
+    scheme: str = "FRAME",
+) -> AdaptationEffects:
+    """Effects of fidelity-consistent and fidelity-inconsistent adaptations on site x period outcomes.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Either the ``outcomes`` table (site x period x indicator; the rows of ``indicator`` are used:
+        their ``mean``, or ``events / n`` for proportions) or patient-level rows such as
+        ``encounters`` (column ``outcome``, averaged per site and period).
+    adaptations : pandas.DataFrame
+        The FRAME-coded adaptations (``site_id``, ``period``, ``fidelity_relation``, ...).
+    sites : pandas.DataFrame, optional
+        The ``sites`` table (``adoption_period``). Without it, adoption is the first period in which
+        the ``treatment`` column of patient-level ``data`` is 1.
+    indicator : str or None
+        Required: the indicator analysed when ``data`` is the ``outcomes`` table (a code of the
+        ``indicators`` table, e.g. ``"HO_Y"``); ``None`` for patient-level ``data``.
+    outcome : str, default "y"
+        Outcome column of patient-level ``data``.
+    site, period, treatment : str
+        Column names in ``data`` (``treatment``: the 0/1 column of patient-level data).
+    adoption_effects : {"exposure", "treatment"}
+        How the innovation's own effect is modelled: one effect per period since adoption (default;
+        absorbs ramp-up and drift common to all sites) or a single treatment indicator.
+    min_exposure : int, default 0
+        Leave out the treated site-periods with fewer than ``min_exposure`` periods since adoption
+        (e.g. the ramp-up periods before the innovation reaches full dose). During ramp-up a site's
+        own effect is only partly delivered; sites that differ in effect then differ in ramp-up
+        shape too, which ``site_treatment_effects`` (constant per site) cannot absorb. Adaptations
+        started during those periods still count afterwards.
+    window : (int, int), default (-3, 3)
+        Event times shown in the event study; earlier / later periods are binned into the end points.
+    inference : {"mixed", "cluster"}
+        ``"mixed"``: :func:`mixed_model` (REML, Satterthwaite df) with a site random intercept (and a
+        random treatment slope if ``site_treatment_effects``); ``"cluster"``: OLS with site and period fixed
+        effects and cluster-robust (CR1, by site) standard errors, t with G - 1 df.
+    site_treatment_effects : bool, default True
+        Let sites differ in the innovation's own effect: a site random slope of the treatment
+        indicator (mixed models, lme4 ``(1 + D | site)``) or site x treatment fixed effects
+        (``"cluster"``). Without it, sites whose innovation works better by chance and that happen to
+        document more adaptations bias the adaptation coefficients.
+    level : float
+    scheme : {"FRAME", "FRAME-IS"}
+
+    Returns
+    -------
+    AdaptationEffects
+
+    Notes
+    -----
+    Counts. :math:`C_{st}, I_{st}, U_{st}` are the numbers of fidelity-consistent, -inconsistent and
+    unknown adaptations of site :math:`s` started at or before period :math:`t`; they act only while
+    the site delivers the innovation (:math:`D_{st} = 1`), so an adaptation planned before adoption
+    counts from the adoption period.
+
+    (a) Cumulative model:
+
+    .. math:: y_{st} = \\alpha_t + u_s + D_{st}(\\eta_{e_{st}} + b_s) + \\beta_C D_{st} C_{st}
+              + \\beta_I D_{st} I_{st} + \\beta_U D_{st} U_{st} + \\varepsilon_{st},
+
+    with period effects :math:`\\alpha_t`, site effects :math:`u_s` (random or fixed),
+    exposure (time since adoption) effects :math:`\\eta_e` (or one :math:`\\eta`) and, with
+    ``site_treatment_effects``, site-specific treatment effects :math:`b_s` (random or fixed).
+
+    (b) Event study around the first fidelity-inconsistent adaptation of site :math:`s` while
+    delivering, :math:`E_s`: the same model with :math:`\\beta_I D I` replaced by event-time
+    indicators :math:`D_{st} 1[t - E_s = k]` (``window`` end points binned; :math:`k = -1` the
+    reference; periods before adoption are not event periods)
+    plus the number of *further* inconsistent adaptations :math:`D_{st} I_{st} - 1[t \\ge E_s]`; the
+    post-event coefficients then estimate the effect of the first inconsistent adaptation
+    :math:`k` periods later and the pre-event ones test for anticipation or pre-trends. The pooled
+    before/after effect replaces the post-event indicators by one indicator :math:`1[t \\ge E_s]`.
+
+    With ``inference="mixed"`` the site means of the adaptation regressors (over all periods, and
+    over the treated periods times :math:`D_{st}`) are added as covariates (Mundlak, 1978), so that,
+    as with fixed effects, the adaptation coefficients come from changes *within* sites: the number
+    of adaptations documented per period differs between rollout waves (later waves have fewer
+    periods left), and waves may differ in the innovation's effect. ``min_exposure`` set to the
+    ramp-up length makes the model exact for :func:`simulate_scaleup` (whose site-specific effects
+    are multiplied by the ramp-up).
+
+    Both analyses compare sites and periods, not randomised adaptations: adaptations made *because*
+    outcomes were poor (reverse causation) bias the coefficients; inspect the pre-event coefficients.
+
+    References
+    ----------
+    Wiltsey Stirman, S., Baumann, A. A., & Miller, C. J. (2019). Implementation Science, 14, 58.
+
+    Mundlak, Y. (1978). On the pooling of time series and cross section data. Econometrica, 46(1),
+    69-85.
+
+    Sun, L., & Abraham, S. (2021). Estimating dynamic treatment effects in event studies with
+    heterogeneous treatment effects. Journal of Econometrics, 225(2), 175-199.
+
+    Examples
+    --------
+    >>> import scaleup_analysis as sa
+    >>> sim = sa.simulate_scaleup(seed=5, n_sites=60, n_periods=10, patients_per_site_period=10)
+    >>> t = sim.tables
+    >>> res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y")
+    >>> res.coef.index.tolist()
+    ['n_consistent', 'n_inconsistent', 'n_unknown']
+    >>> res.event_study["event_time"].tolist()
+    [-3, -2, -1, 0, 1, 2, 3]
+    """
+    check_options(inference, adoption_effects, level)
+    try:
+        lo, hi = (int(window[0]), int(window[1]))
+    except (TypeError, ValueError, IndexError):
+        raise ScaleupDataError(f"argument 'window' = {window!r}: give two integers (lo, hi), e.g. (-3, 3).") from None
+    if not (lo <= -2 and hi >= 0):
+        raise ScaleupDataError(
+            f"argument 'window' = {window!r}: it needs lo <= -2 (at least one pre-event period besides the "
+            "reference -1) and hi >= 0."
+        )
+    ad = validate_adaptations(adaptations, scheme=scheme)
+    if "fidelity_relation" not in ad.columns or ad["fidelity_relation"].isna().all():
+        raise ScaleupDataError("table 'adaptations': column 'fidelity_relation' is needed (FRAME fidelity relation).")
+    p = site_period_panel(data, sites, indicator, outcome, site, period, treatment)
+    unknown = ~ad["site_id"].isin(set(p["site_id"]))
+    if unknown.any():
+        warnings.warn(
+            f"{int(unknown.sum())} adaptation(s) of sites without outcome data were left out "
+            f"(e.g. site {ad.loc[unknown, 'site_id'].iloc[0]!r}).", RowsOmittedWarning, stacklevel=2)
+    p = cumulative_counts(p, ad)
+    if isinstance(min_exposure, bool) or not isinstance(min_exposure, (int, np.integer)) or min_exposure < 0:
+        raise ScaleupDataError(f"argument 'min_exposure' = {min_exposure!r}: give an integer >= 0.")
+    if min_exposure > 0:
+        p = p[(p["D"] == 0) | (p["exposure"] >= min_exposure)].reset_index(drop=True)
+    adopt_terms = adoption_terms(p, adoption_effects)
+    counts = [c for _, c in REL_COLS if p[c].any()]
+    slope = bool(site_treatment_effects)
+    fe, m_cum = fit_panel_model(p, adopt_terms + counts, inference, level, slope, within=counts)
+    coef = fe.loc[counts]
+
+    # (b) event study
+    E = p["first_inconsistent"].to_numpy()
+    has = np.isfinite(E) & (p["D"].to_numpy() == 1)
+    n_event = int(pd.unique(p.loc[has, "site_id"]).size)
+    if n_event == 0:
+        raise ScaleupDataError(
+            "table 'adaptations': no site has a fidelity-inconsistent adaptation while delivering the innovation; "
+            "the event study needs at least one."
+        )
+    # event time of the treated periods of event sites (pre-adoption periods are controls: the event
+    # can only happen while the innovation is delivered)
+    k = np.where(has, p["period"].to_numpy() - np.nan_to_num(E), np.nan)
+    kb = np.clip(k, lo, hi)
+    post = (has & (k >= 0)).astype(float)
+    p["event_k"] = kb
+    p["n_inconsistent_further"] = p["n_inconsistent"] - post
+    ev_terms = []
+    for kk in range(lo, hi + 1):
+        if kk == -1:
+            continue
+        nm = f"event_m{-kk}" if kk < 0 else f"event_p{kk}"
+        p[nm] = (has & (kb == kk)).astype(float)
+        if p[nm].any():  # an event time without any site-period is reported as NaN
+            ev_terms.append((kk, nm))
+    others = [c for c in ("n_consistent", "n_unknown") if c in counts]
+    further = ["n_inconsistent_further"] if p["n_inconsistent_further"].any() else []
+    ev_names = [nm for _, nm in ev_terms]
+    fe_ev, m_ev = fit_panel_model(p, adopt_terms + others + further + ev_names, inference, level, slope,
+                                  within=others + further + ev_names)
+    rows = []
+    for kk in range(lo, hi + 1):
+        n_s = int(pd.unique(p.loc[has & (kb == kk), "site_id"]).size)
+        if kk == -1:
+            rows.append((kk, 0.0, 0.0, 0.0, 0.0, math.nan, n_s))
+            continue
+        nm = dict(ev_terms).get(kk)
+        if nm is None:
+            rows.append((kk, math.nan, math.nan, math.nan, math.nan, math.nan, n_s))
+            continue
+        r = fe_ev.loc[nm]
+        rows.append((kk, r["estimate"], r["se"], r["ci_low"], r["ci_high"], r["pvalue"], n_s))
+    event_study = pd.DataFrame(rows, columns=["event_time", "estimate", "se", "ci_low", "ci_high", "pvalue", "n_sites"])
+    p["post_event"] = post
+    fe_post, m_post = fit_panel_model(p, adopt_terms + others + further + ["post_event"], inference, level, slope,
+                                      within=others + further + ["post_event"])
+    eff = fe_post.loc["post_event"].copy()
+    eff.name = "post_event"
+    keep_cols = ["site_id", "period", "y", "D", "adopt", "exposure", *[c for _, c in REL_COLS],
+                 "first_inconsistent", "event_k"]
+    return AdaptationEffects(
+        coef=coef, event_study=event_study, event_effect=eff, n_event_sites=n_event, inference=inference,
+        adoption_effects=adoption_effects, level=level,
+        models={"cumulative": m_cum, "event_study": m_ev, "event_effect": m_post},
+        panel=p[keep_cols].rename(columns=PANEL_NAMES),
+    )
