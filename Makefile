@@ -3,14 +3,15 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help env env-dev report test bench lab lock clean-venv reference notebooks
+.PHONY: help env env-dev report test docs bench lab lock clean-venv reference notebooks
 
 help:
 	@echo "make report  - build the embedded dataset (if absent), validate it, run the notebooks into reports/"
-	@echo "make test    - run the whole test suite (unit, doctests, reference tests, nbval notebooks)"
+	@echo "make test    - run the whole test suite (unit, doctests, reference tests, nbval notebooks, docs build)"
+	@echo "make docs    - build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make bench   - run the benchmarks and write benchmarks/results.md"
 	@echo "make lab     - open JupyterLab on notebooks/"
-	@echo "make lock    - re-resolve the lock files from pyproject.toml (needs network + uv)"
+	@echo "make lock    - re-resolve the lock files from pyproject.toml (needs PyPI; installs uv in .venv)"
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -40,6 +41,17 @@ report: $(VENV)/.stamp-core
 test: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup tests scaleup_analysis
 	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval --nbval-current-env -p no:randomly notebooks
+	$(MAKE) --no-print-directory docs
+
+# The documentation site (Sphinx): the API reference from the docstrings of every public name, the
+# Markdown pages of docs/, the validation page computed by docs/scripts/validation.py from the
+# reference tests, and the step notebooks rendered from their stored outputs (never executed).
+# Warnings are errors (-W).
+docs: $(VENV)/.stamp-dev
+	rm -rf docs/_build docs/_generated
+	MPLBACKEND=Agg $(BIN)/python docs/scripts/validation.py --out docs/_generated/validation.md
+	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "documentation: docs/_build/html/index.html"
 
 bench: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python benchmarks/run.py
@@ -51,9 +63,11 @@ lab: $(VENV)/.stamp-core
 reference:
 	cd tests/reference && Rscript make_reference.R
 
-lock:
-	uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.lock
+# uv keeps the versions already pinned in each lock unless pyproject.toml asks otherwise.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv>=0.5"
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra docs --python-version 3.11 -o requirements-dev.lock
 
 clean-venv:
 	rm -rf $(VENV)
