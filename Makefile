@@ -3,11 +3,17 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help env env-dev report test docs bench lab lock clean-venv reference notebooks
+.PHONY: help env env-dev report test test-matrix docs bench lab lock clean-venv reference notebooks
+
+# Other supported Pythons (make test-matrix): each gets .venv-pyXY/ from requirements-dev-pyXY.lock.
+# The interpreter is found with pyenv (`pyenv prefix 3.12`), else python3.12 on the PATH; override
+# with e.g. `make test-matrix PYTHON312=/path/to/python3.12`.
+MATRIX := 312 313
 
 help:
 	@echo "make report  - build the embedded dataset (if absent), validate it, run the notebooks into reports/"
 	@echo "make test    - run the whole test suite (unit, doctests, reference tests, nbval notebooks, docs build)"
+	@echo "make test-matrix - unit tests and doctests on Python 3.12 and 3.13 (.venv-py312/, .venv-py313/)"
 	@echo "make docs    - build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make bench   - run the benchmarks and write benchmarks/results.md"
 	@echo "make lab     - open JupyterLab on notebooks/"
@@ -53,6 +59,35 @@ docs: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 	@echo "documentation: docs/_build/html/index.html"
 
+# Unit tests and doctests on every other supported Python, each in its own venv from its own lock.
+test-matrix:
+	@failed=""; for v in $(MATRIX); do \
+	  echo "== Python $$v"; \
+	  $(MAKE) --no-print-directory test-py$$v || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-matrix: FAILED on Python$$failed"; exit 1; fi; \
+	echo "test-matrix: passed on $(MATRIX)"
+
+test-py%: .venv-py%/.stamp
+	MPLBACKEND=Agg .venv-py$*/bin/python -m pytest -n 2 --dist loadgroup -q tests scaleup_analysis
+
+.venv-py%/.stamp: requirements-dev-py%.lock pyproject.toml
+	@pv=$$(echo $* | sed 's/^3/3./'); py="$(PYTHON$*)"; \
+	if [ -z "$$py" ] && command -v pyenv >/dev/null 2>&1 && pyenv prefix $$pv >/dev/null 2>&1; then \
+	  py="$$(pyenv prefix $$pv)/bin/python$$pv"; fi; \
+	if [ -z "$$py" ]; then py=python$$pv; fi; \
+	if ! "$$py" -c 'import sys; assert sys.version_info[:2] == tuple(map(int, "'$$pv'".split(".")))' >/dev/null 2>&1; then \
+	  echo "error: Python $$pv not found (tried pyenv and python$$pv on the PATH)."; \
+	  echo "  Install it with pyenv: 'pyenv install $$pv' (see CONTRIBUTING.md, 'Other Python versions'),"; \
+	  echo "  or point to one: 'make test-matrix PYTHON$*=/path/to/python$$pv'."; \
+	  exit 1; fi; \
+	echo "creating .venv-py$* with $$py"; \
+	rm -rf .venv-py$* && "$$py" -m venv .venv-py$* && \
+	.venv-py$*/bin/python -m pip install --quiet --upgrade "pip>=24" "setuptools>=68" wheel && \
+	.venv-py$*/bin/python -m pip install --quiet -r requirements-dev-py$*.lock && \
+	.venv-py$*/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . && \
+	touch $@
+
 bench: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python benchmarks/run.py
 
@@ -63,14 +98,20 @@ lab: $(VENV)/.stamp-core
 reference:
 	cd tests/reference && Rscript make_reference.R
 
-# uv keeps the versions already pinned in each lock unless pyproject.toml asks otherwise.
+# uv keeps the versions already pinned in each lock unless pyproject.toml asks otherwise; the locks of
+# the other Pythons start from the 3.11 pins, so every version runs the same libraries where it can.
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "uv>=0.5"
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra docs --python-version 3.11 -o requirements-dev.lock
+	for v in $(MATRIX); do \
+	  test -f requirements-dev-py$$v.lock || cp requirements-dev.lock requirements-dev-py$$v.lock; \
+	  $(BIN)/uv pip compile pyproject.toml --extra dev --extra docs \
+	    --python-version $$(echo $$v | sed 's/^3/3./') -o requirements-dev-py$$v.lock || exit 1; \
+	done
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(foreach v,$(MATRIX),.venv-py$(v))
 
 # Re-build each step notebook (shipped in scaleup_analysis/notebooks, linked as notebooks/) from its
 # paired jupytext .py file and execute it on the embedded default study, storing fresh outputs and
