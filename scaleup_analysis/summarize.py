@@ -8,7 +8,7 @@ and fitted as if the analyst had the rows:
 
 * :func:`mixed_model_from_summary` -- the Gaussian linear mixed model of
   :func:`scaleup_analysis.mixed_model` (REML/ML, random intercept and slopes), from the shared
-  REML engine's summary-level entry point (:mod:`scaleup_analysis.heterogeneity._engine`);
+  REML engine's summary-level entry point (:mod:`scaleup_analysis.engines.reml`);
   ``family="binomial"`` fits the aggregated (events / trials) logit GLMM;
 * :func:`site_effects_from_summary` -- per-site regression estimates and their variances (``yi``,
   ``vi``), ready for :func:`scaleup_analysis.meta_analysis`.
@@ -679,7 +679,7 @@ def mixed_model_from_summary(
     Gaussian: the REML/ML criterion of lme4 depends on the data only through ``n`` and the per-group
     ``Z_j'Z_j``, ``Z_j'X_j``, ``Z_j'y_j`` and the totals ``X'X``, ``X'y``, ``y'y`` (Bates et al. 2015,
     section 3), which are sub-blocks of the summed ``W'W`` of :func:`summarize`. The fit is therefore
-    identical to the fit on the rows (same optimiser, same engine: ``_engine.fit_lmm_from_crossprods``).
+    identical to the fit on the rows (same optimiser, same engine: :func:`scaleup_analysis.engines.reml.fit_lmm_from_crossprods`).
     Binomial: when every covariate is constant within a cell, the Bernoulli likelihood of the rows
     and the binomial likelihood of the cells differ only by the constant ``sum log C(n, events)``, so
     the estimates are identical; the log-likelihood (and AIC, BIC) include that constant, as
@@ -718,8 +718,8 @@ def mixed_model_from_summary(
         return mixed_model(data, formula, group=group, re_formula=re_formula, family="binomial",
                            level=level, trials="n")
 
-    from .heterogeneity import _engine
-    from .heterogeneity.mixed import _gaussian_result
+    from .engines.reml import fit_lmm_from_crossprods
+    from .heterogeneity.mixed import gaussian_result
 
     st = _Stats(data, group, fn)
     if not lhs or lhs not in st.row_level:
@@ -751,8 +751,8 @@ def mixed_model_from_summary(
     Zty = st.block(zn, [lhs])[:, :, 0]
     Xty = st.block(xn, [lhs])[:, :, 0].sum(axis=0)
     yty = float(st.get(lhs, lhs).sum())
-    fit = _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, n, reml=reml)
-    return _gaussian_result(fit, n=n, groups=st.groups, xnames=xn, znames=zn, formula=formula, group=group,
+    fit = fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, n, reml=reml)
+    return gaussian_result(fit, n=n, groups=st.groups, xnames=xn, znames=zn, formula=formula, group=group,
                             reml=reml, level=level, fn=fn)
 
 

@@ -18,7 +18,7 @@ from scipy import stats
 
 import scaleup_analysis as sa
 from scaleup_analysis.errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
-from scaleup_analysis.heterogeneity import _engine
+from scaleup_analysis.engines import reml as reml_engine
 from tests.conftest import load_reference
 
 REF = load_reference("mixed")
@@ -213,7 +213,7 @@ def test_fit_from_per_site_summaries():
         y = d["Reaction"].to_numpy(float)
         for k, v in zip(parts, (X.T @ X, X.T @ X, X.T @ y, X.T @ X, X.T @ y, y @ y), strict=True):
             parts[k].append(v)
-    fit = _engine.fit_lmm_from_crossprods(
+    fit = reml_engine.fit_lmm_from_crossprods(
         np.stack(parts["ZtZ"]), np.stack(parts["ZtX"]), np.stack(parts["Zty"]), np.stack(parts["XtX"]),
         np.stack(parts["Xty"]), np.array(parts["yty"]), len(df), reml=True,
     )

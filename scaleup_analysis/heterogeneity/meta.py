@@ -12,7 +12,7 @@ Two public functions, both taking a long-format :class:`pandas.DataFrame` with o
 Every number reproduces metafor 3.8 (``rma()``, ``confint()``, ``predict()``, ``influence()``,
 ``leave1out()``, ``blup()``, ``permutest()``) with its default settings; the tests compare against
 ``tests/reference/meta.json`` written by ``tests/reference/ref_meta.R`` at 1e-6 relative tolerance.
-The estimation engine is :mod:`scaleup_analysis.heterogeneity._tau2`.
+The estimation engine is :mod:`scaleup_analysis.engines.rma` (tau^2 estimators: :mod:`scaleup_analysis.engines.tau2`).
 
 References
 ----------
@@ -33,7 +33,9 @@ from scipy import stats
 
 from .._checks import check_level, first_values, numeric_column
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
-from ._tau2 import METHODS, TESTS, Fit, FitError, fit_rma, qprofile_ci
+from ..engines import FitError
+from ..engines.rma import TESTS, Fit, fit_rma, qprofile_ci
+from ..engines.tau2 import ESTIMATORS, METHODS
 
 __all__ = [
     "meta_analysis",
@@ -43,16 +45,10 @@ __all__ = [
     "PermutationTestResult",
 ]
 
-_METHOD_LABELS = {
-    "FE": "fixed-effects (inverse-variance)",
-    "DL": "DerSimonian-Laird",
-    "REML": "restricted maximum likelihood",
-    "ML": "maximum likelihood",
-    "PM": "Paule-Mandel",
-    "EB": "empirical Bayes",
-    "HE": "Hedges (variance components)",
-    "SJ": "Sidik-Jonkman",
-}
+
+def _random(method: str) -> bool:
+    """Random-effects model (False for the fixed-effects model, ``method="FE"``)."""
+    return ESTIMATORS[method].random
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,7 +148,7 @@ def _fmt_p(p: float) -> str:
 
 
 def _fit_stats(fit: Fit) -> dict:
-    return fit.fit_stats["REML" if fit.method == "REML" else "ML"]
+    return fit.fit_stats[fit.estimator.fit_stats]
 
 
 def _pi_bounds(fit: Fit, x_new: np.ndarray) -> tuple:
@@ -160,7 +156,7 @@ def _pi_bounds(fit: Fit, x_new: np.ndarray) -> tuple:
     vpred = np.einsum("ij,jk,ik->i", x_new, fit.vb, x_new)
     se = np.sqrt(vpred)
     ci_lb, ci_ub = pred - fit.crit * se, pred + fit.crit * se
-    if fit.method == "FE":
+    if not fit.estimator.random:
         pi_lb = pi_ub = np.full(len(pred), np.nan)
     else:
         half = fit.crit * np.sqrt(vpred + fit.tau2)
@@ -315,10 +311,10 @@ class MetaAnalysisResult:
         """A readable table in the spirit of metafor's ``print.rma.uni``."""
         pct = round(100 * self.level)
         stat = "t" if self.test == "knha" else "z"
-        model = "Fixed-effects" if self.method == "FE" else "Random-effects"
+        model = "Random-effects" if _random(self.method) else "Fixed-effects"
         lines = [f"{model} meta-analysis (k = {self.k}; estimator: {self.method}, "
-                 f"{_METHOD_LABELS[self.method]})", ""]
-        if self.method != "FE":
+                 f"{ESTIMATORS[self.method].label})", ""]
+        if _random(self.method):
             lines += [
                 f"tau^2 (total heterogeneity):   {self.tau2:.4f} (SE = {self.tau2_se:.4f}), "
                 f"{pct}% CI [{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
@@ -338,7 +334,7 @@ class MetaAnalysisResult:
             f"  {self.estimate:8.4f} {self.se:8.4f} {self.statistic:7.4f} {_fmt_p(self.pvalue):>8} "
             f"{self.ci_low:9.4f} {self.ci_high:9.4f}",
         ]
-        if self.method != "FE":
+        if _random(self.method):
             lines.append(f"  {pct}% prediction interval: [{self.pi_low:.4f}, {self.pi_high:.4f}]")
         if self.test == "knha":
             lines.append(f"  (Knapp-Hartung adjustment, t distribution with {self.k - 1} df)")
@@ -442,8 +438,8 @@ class MetaAnalysisResult:
         yy = 1
         ax.fill([self.ci_low, self.estimate, self.ci_high, self.estimate], [yy, yy + 0.35, yy, yy - 0.35],
                 color="black")
-        label = "Pooled (FE)" if self.method == "FE" else f"Pooled ({self.method})"
-        if self.method != "FE" and np.isfinite(self.pi_low):
+        label = f"Pooled ({self.method})"
+        if _random(self.method) and np.isfinite(self.pi_low):
             ax.plot([self.pi_low, self.pi_high], [yy - 0.6, yy - 0.6], color="black", lw=1, linestyle="--")
             yticks.append(yy - 0.6)
             ylabels.append(f"{round(100 * self.level)}% prediction interval")
@@ -567,17 +563,18 @@ def meta_analysis(
     _warn_omitted(omitted, "meta_analysis()")
     used = data.loc[keep]
     k = len(used)
-    if k < 1 or (method != "FE" and k < 2):
+    random = _random(method)
+    if k < 1 or (random and k < 2):
         raise ScaleupDataError(
-            f"table 'data': {k} usable row(s); a {'fixed' if method == 'FE' else 'random'}-effects "
-            f"meta-analysis needs at least {1 if method == 'FE' else 2} studies with non-missing "
+            f"table 'data': {k} usable row(s); a {'random' if random else 'fixed'}-effects "
+            f"meta-analysis needs at least {2 if random else 1} studies with non-missing "
             f"{yi!r} and {vi!r}."
         )
     labels = _labels(used, slab)
     y = used[yi].astype(float).to_numpy()
     v = used[vi].astype(float).to_numpy()
     fit = _fit_or_raise(y, v, np.ones((k, 1)), method, test, level)
-    ci = qprofile_ci(fit) if (method != "FE" and k > 1) else {}
+    ci = qprofile_ci(fit) if (random and k > 1) else {}
     nan = math.nan
     _, _, _, _, pi_lb, pi_ub = _pi_bounds(fit, np.ones((1, 1)))
     fs = _fit_stats(fit)
@@ -767,11 +764,11 @@ class MetaRegressionResult:
     def summary(self) -> str:
         """A readable table in the spirit of metafor's ``print.rma.uni``."""
         pct = round(100 * self.level)
-        model = "Fixed-effects" if self.method == "FE" else "Mixed-effects"
+        model = "Mixed-effects" if _random(self.method) else "Fixed-effects"
         dist = f"F(df1 = {self.QM_df[0]}, df2 = {self.QM_df[1]})" if self.test == "knha" else f"QM(df = {self.QM_df[0]})"
         lines = [f"{model} meta-regression (k = {self.k}, p = {self.p}; estimator: {self.method})",
                  f"moderators: {self.formula}", ""]
-        if self.method != "FE":
+        if _random(self.method):
             lines += [
                 f"tau^2 (residual heterogeneity): {self.tau2:.4f} (SE = {self.tau2_se:.4f}), {pct}% CI "
                 f"[{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
@@ -943,7 +940,7 @@ def _r2(fit: Fit) -> float:
     if not fit.int_incl or fit.p == 1:
         return math.nan
     k = fit.k
-    if fit.method == "FE":
+    if not fit.estimator.random:
         # metafor: adjusted R^2 of the weighted least-squares regression, truncated at 0
         if np.var(fit.yi) == 0:
             return 0.0
@@ -1060,7 +1057,7 @@ def meta_regression(
             f"argument 'mods': the moderator matrix ({', '.join(X.columns)}) is not of full rank on the "
             f"{k} usable rows (a moderator is constant or collinear with others). Drop or merge moderators."
         )
-    need = p if method == "FE" else p + 1
+    need = p + 1 if _random(method) else p
     if k < need:
         raise ScaleupDataError(
             f"table 'data': {k} usable row(s) but the model estimates {p} coefficient(s)"
@@ -1069,7 +1066,7 @@ def meta_regression(
     y = used[yi].astype(float).to_numpy()
     v = used[vi].astype(float).to_numpy()
     fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl)
-    ci = qprofile_ci(fit) if (method != "FE" and k > p) else {}
+    ci = qprofile_ci(fit) if (_random(method) and k > p) else {}
     names = pd.Index(list(X.columns), name="term")
     coef = pd.DataFrame(
         {"estimate": fit.beta, "se": fit.se, "statistic": fit.zval, "pvalue": fit.pval,

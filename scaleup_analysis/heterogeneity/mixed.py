@@ -4,10 +4,10 @@
 
 * ``family="gaussian"``: REML or ML exactly as ``lme4::lmer`` (profiled deviance, relative covariance
   factor ``Lambda(theta)``), evaluated from per-site cross-products by the shared engine
-  :mod:`scaleup_analysis.heterogeneity._engine` (cost independent of the number of rows), with
+  :mod:`scaleup_analysis.engines.reml` (cost independent of the number of rows), with
   Satterthwaite denominator degrees of freedom as ``lmerTest``;
 * ``family="binomial"`` (logit link, 0/1 outcome or events/trials): Laplace approximation as
-  ``lme4::glmer(..., nAGQ = 1)`` (random intercept, or correlated intercept and slopes), with Wald z
+  ``lme4::glmer(..., nAGQ = 1)`` (:mod:`scaleup_analysis.engines.laplace`; random intercept, or correlated intercept and slopes), with Wald z
   tests and, for random-intercept models, the median odds ratio.
 """
 
@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 import patsy
 from scipy import stats
-from scipy.special import expit, gammaln
 
 from .._checks import check_mixed_args, rows_text
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
-from . import _engine
+from ..engines.laplace import fit_laplace_glmm
+from ..engines.reml import (
+    crossprods_from_rows, fit_lmm_from_crossprods, lambda_from_theta, satterthwaite, unstructured_lind,
+)
 
 __all__ = ["mixed_model", "MixedModelResult"]
 
@@ -240,94 +242,6 @@ def _design(data: pd.DataFrame, formula: str, re_formula: str, group: str, trial
 
 
 # --------------------------------------------------------------------------------------------------
-# binomial GLMM (Laplace)
-# --------------------------------------------------------------------------------------------------
-class _Laplace:
-    """Laplace deviance of a logit GLMM with one grouping factor, as ``lme4::glmer(nAGQ = 1)``.
-
-    ``deviance(theta, beta) = -2 sum_i log f(y_i | u_hat) + sum_j ||u_hat_j||^2 + sum_j log|L_j|^2``
-    with ``u_hat`` the conditional modes (penalised IRLS / Newton per site),
-    ``L_j L_j' = Lambda' Z_j' W_j Z_j Lambda + I`` and ``W_j = diag(m_i mu_i (1 - mu_i))`` at the modes.
-    """
-
-    def __init__(self, events, trials, X, Z, codes, ngroups):
-        self.e, self.m, self.X, self.Z, self.codes, self.G = events, trials, X, Z, codes, ngroups
-        self.q = Z.shape[1]
-        self.lind, self.lower = _engine.unstructured_lind(self.q)
-        self.const = gammaln(trials + 1) - gammaln(events + 1) - gammaln(trials - events + 1)
-
-    def _sums(self, w):
-        """Per-site Z'WZ (G, q, q) for row weights ``w``."""
-        q, Z, c, G = self.q, self.Z, self.codes, self.G
-        out = np.empty((G, q, q))
-        for a in range(q):
-            for b in range(a, q):
-                out[:, a, b] = out[:, b, a] = np.bincount(c, weights=w * Z[:, a] * Z[:, b], minlength=G)
-        return out
-
-    def _loglik_rows(self, eta):
-        # log dbinom(e, m, plogis(eta)) computed stably: e*eta - m*log(1 + exp(eta)) + log C(m, e)
-        return self.const + self.e * eta - self.m * np.logaddexp(0.0, eta)
-
-    def modes(self, theta, beta):
-        """Conditional modes ``u`` (G, q), fitted probabilities and the factors ``L`` (G, q, q)."""
-        Lam = _engine.lambda_from_theta(theta, self.lind)
-        ZL = self.Z @ Lam  # rows of Z Lambda
-        eta0 = self.X @ beta
-        c, G, q = self.codes, self.G, self.q
-        u = np.zeros((G, q))
-
-        def objective(u):
-            eta = eta0 + np.einsum("ik,ik->i", ZL, u[c])
-            return np.bincount(c, weights=self._loglik_rows(eta), minlength=G) - 0.5 * np.sum(u * u, axis=1)
-
-        obj = objective(u)
-        for _ in range(200):
-            eta = eta0 + np.einsum("ik,ik->i", ZL, u[c])
-            mu = expit(eta)
-            r = self.e - self.m * mu
-            grad = np.stack([np.bincount(c, weights=r * ZL[:, k], minlength=G) for k in range(q)], axis=1) - u
-            w = self.m * mu * (1 - mu)
-            A = np.einsum("ab,gbc,cd->gad", Lam.T, self._sums(w), Lam) + np.eye(q)
-            step = np.linalg.solve(A, grad[:, :, None])[:, :, 0]
-            t = np.ones(G)
-            for _h in range(30):  # step halving per site (the objective is concave; rarely needed)
-                new = objective(u + t[:, None] * step)
-                bad = new < obj - 1e-12 * np.abs(obj)
-                if not bad.any():
-                    break
-                t = np.where(bad, t / 2, t)
-            u = u + t[:, None] * step
-            obj = objective(u)
-            if np.max(np.abs(t[:, None] * step)) < 1e-12:
-                break
-        eta = eta0 + np.einsum("ik,ik->i", ZL, u[c])
-        mu = expit(eta)
-        A = np.einsum("ab,gbc,cd->gad", Lam.T, self._sums(self.m * mu * (1 - mu)), Lam) + np.eye(q)
-        return u, eta, np.linalg.cholesky(A), Lam
-
-    def deviance(self, par):
-        k = self.lower.size
-        theta, beta = np.asarray(par[:k]), np.asarray(par[k:])
-        u, eta, L, _ = self.modes(theta, beta)
-        ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
-        return float(-2.0 * np.sum(self._loglik_rows(eta)) + np.sum(u * u) + ldL2)
-
-
-def _glm_start(events, trials, X):
-    beta = np.zeros(X.shape[1])
-    for _ in range(50):
-        mu = expit(X @ beta)
-        w = trials * mu * (1 - mu)
-        z = X @ beta + (events - trials * mu) / np.maximum(w, 1e-12)
-        bn = np.linalg.lstsq(X * np.sqrt(w)[:, None], z * np.sqrt(w), rcond=None)[0]
-        if np.max(np.abs(bn - beta)) < 1e-10:
-            return bn
-        beta = bn
-    return beta
-
-
-# --------------------------------------------------------------------------------------------------
 # public function
 # --------------------------------------------------------------------------------------------------
 def mixed_model(
@@ -375,7 +289,7 @@ def mixed_model(
     Cholesky factor of ``Cov(b_j) / sigma^2``, diagonal >= 0), computed from per-site cross-products
     (Bates et al. 2015), so each evaluation costs O(sites x q^3 + p^3) whatever the number of rows;
     the same fit can be run from per-site summaries alone with
-    ``scaleup_analysis.heterogeneity._engine.fit_lmm_from_crossprods``. The t tests use Satterthwaite's df as lmerTest: ``2 V^2 / (g' A g)``, with
+    ``scaleup_analysis.engines.reml.fit_lmm_from_crossprods``. The t tests use Satterthwaite's df as lmerTest: ``2 V^2 / (g' A g)``, with
     ``A = 2 H^{-1}`` from the Hessian ``H`` of the deviance in ``(theta, sigma)`` and ``g`` the gradient
     of the variance ``V`` of the coefficient (Kuznetsova, Brockhoff & Christensen 2017). Binomial
     models maximise the Laplace approximation of ``lme4::glmer(nAGQ = 1)`` over ``(theta, beta)``;
@@ -437,7 +351,7 @@ def mixed_model(
 
     if family == "gaussian":
         fit = _fit_gaussian(y, X, Z, codes, G, reml)
-        return _gaussian_result(fit, n=n, groups=uniq, xnames=xnames, znames=znames, formula=formula,
+        return gaussian_result(fit, n=n, groups=uniq, xnames=xnames, znames=znames, formula=formula,
                                 group=group, reml=reml, level=level)
     return _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames)
 
@@ -469,12 +383,12 @@ def _site_frame(uniq, znames, b, V, level):
 def _fit_gaussian(y, X, Z, codes, G, reml):
     """lme4's (RE)ML fit from the rows, through their per-site cross-products."""
     Xa, Za = X.to_numpy(dtype=float), Z.to_numpy(dtype=float)
-    ZtZ, ZtX, Zty, XtX, Xty, yty = _engine.crossprods_from_rows(y, Xa, Za, codes, G)
-    return _engine.fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, y.size, reml=reml)
+    ZtZ, ZtX, Zty, XtX, Xty, yty = crossprods_from_rows(y, Xa, Za, codes, G)
+    return fit_lmm_from_crossprods(ZtZ, ZtX, Zty, XtX, Xty, yty, y.size, reml=reml)
 
 
-def _gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, level, fn="mixed_model"):
-    """:class:`MixedModelResult` of a Gaussian fit (``_engine.fit_lmm_from_crossprods``).
+def gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, level, fn="mixed_model"):
+    """:class:`MixedModelResult` of a Gaussian fit (:func:`~scaleup_analysis.engines.reml.fit_lmm_from_crossprods`).
 
     Shared by :func:`mixed_model` (rows) and ``summarize.mixed_model_from_summary`` (per-site
     sums): issues the non-convergence and singular-fit warnings (``fn`` names the caller; the
@@ -484,7 +398,7 @@ def _gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, le
     """
     method = "REML" if reml else "ML"
     G, q, p = len(groups), len(znames), len(xnames)
-    lind, lower = _engine.unstructured_lind(q)
+    lind, lower = unstructured_lind(q)
     singular = bool(np.any(fit.theta[np.isfinite(lower)] < _SINGULAR_TOL))
     notes = []
     if not fit.converged:
@@ -505,7 +419,7 @@ def _gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, le
     sigma2 = fit.sigma**2
     se = np.sqrt(np.diag(fit.vcov_beta))
     tval = fit.beta / se
-    dfs, _ = _engine.satterthwaite(fit)
+    dfs, _ = satterthwaite(fit)
     pval = 2 * stats.t.sf(np.abs(tval), dfs)
     tq = stats.t.ppf(0.5 + level / 2, dfs)
     fe = pd.DataFrame(
@@ -513,7 +427,7 @@ def _gaussian_result(fit, *, n, groups, xnames, znames, formula, group, reml, le
          "ci_low": fit.beta - tq * se, "ci_high": fit.beta + tq * se},
         index=pd.Index(xnames, name="term"),
     )
-    T = _engine.lambda_from_theta(fit.theta, lind)
+    T = lambda_from_theta(fit.theta, lind)
     vc = _vc_frame(group, znames, T, sigma2)
     vc.append({"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd": fit.sigma, "corr": np.nan})
     vc = pd.DataFrame(vc)
@@ -580,17 +494,12 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
             ScaleupWarning,
             stacklevel=3,
         )
-    lap = _Laplace(y, m, Xa, Za, codes, G)
-    k = lap.lower.size
-    beta0 = _glm_start(y, m, Xa)
-    theta0 = np.where(np.isfinite(lap.lower), 1.0, 0.0)
-    lower = np.r_[lap.lower, np.full(p, -np.inf)]
-    par, dev, ok, msg = _engine.minimize_bounded(lap.deviance, np.r_[theta0, beta0], lower)
-    theta, beta = par[:k], par[k:]
-    singular = bool(np.any(theta[np.isfinite(lap.lower)] < _SINGULAR_TOL))
-    if not ok:
+    fit = fit_laplace_glmm(y, m, Xa, Za, codes, G)
+    theta, beta, vcov = fit.theta, fit.beta, fit.vcov
+    singular = bool(np.any(theta[np.isfinite(fit.model.lower)] < _SINGULAR_TOL))
+    if not fit.converged:
         warnings.warn(
-            f"mixed_model(family='binomial'): the Laplace optimiser did not converge ({msg}). Try "
+            f"mixed_model(family='binomial'): the Laplace optimiser did not converge ({fit.message}). Try "
             "rescaling covariates, merging sparse categories, or removing sites without events.",
             ConvergenceWarning,
             stacklevel=3,
@@ -602,12 +511,6 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
             ScaleupWarning,
             stacklevel=3,
         )
-    H = _engine.num_hessian(lap.deviance, par)
-    try:
-        vcov = 2.0 * np.linalg.inv(H)[k:, k:]  # lme4 vcov.merMod(use.hessian = TRUE)
-        vcov = (vcov + vcov.T) / 2
-    except np.linalg.LinAlgError:
-        vcov = np.full((p, p), np.nan)
     se = np.sqrt(np.diag(vcov))
     zval = beta / se
     zq = stats.norm.ppf(0.5 + level / 2)
@@ -616,15 +519,12 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
          "ci_low": beta - zq * se, "ci_high": beta + zq * se},
         index=pd.Index(xnames, name="term"),
     )
-    u, _, L, Lam = lap.modes(theta, beta)
-    b = u @ Lam.T
-    K = Lam @ np.swapaxes(np.linalg.inv(L), 1, 2)  # Lambda L^{-T}
-    V = K @ np.swapaxes(K, 1, 2)  # conditional covariance Lambda (L L')^{-1} Lambda'
+    b, V, Lam = fit.ranef()
     vc = pd.DataFrame(_vc_frame(group, znames, Lam, 1.0))
     intercept_only = q == 1 and znames == ["Intercept"]
     tau2 = float((Lam @ Lam.T)[0, 0]) if znames[0] == "Intercept" else np.nan
-    ll = -dev / 2
-    npar = p + k
+    ll = -fit.deviance / 2
+    npar = p + theta.size
     return MixedModelResult(
         family="binomial", method="Laplace", formula=formula, group=group, re_terms=tuple(znames),
         fixed=fe, vcov=pd.DataFrame(vcov, index=xnames, columns=xnames), variance_components=vc,
@@ -632,5 +532,5 @@ def _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames
         icc=tau2 / (tau2 + np.pi**2 / 3) if intercept_only else np.nan,
         mor=float(np.exp(np.sqrt(2 * tau2) * stats.norm.ppf(0.75))) if intercept_only else np.nan,
         theta=theta, loglik=ll, AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar,
-        n_obs=n, n_groups=G, converged=ok, singular=singular, level=level,
+        n_obs=n, n_groups=G, converged=fit.converged, singular=singular, level=level,
     )

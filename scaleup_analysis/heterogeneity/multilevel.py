@@ -3,7 +3,7 @@
 Effect sizes ``y_i`` with known sampling variances ``v_i`` are nested in levels (e.g. sites within
 health regions). The model ``y_i = mu + u_region + u_site(region) + e_i`` with ``e_i ~ N(0, v_i)`` and
 one variance ``sigma2_l`` per level is fitted by REML or ML with the same likelihood core as
-:func:`scaleup_analysis.mixed_model` (:mod:`scaleup_analysis.heterogeneity._engine`): per outermost
+:func:`scaleup_analysis.mixed_model` (:mod:`scaleup_analysis.engines.reml`): per outermost
 cluster ``j``, ``V_j = diag(v_i) + sum_l sigma2_l Z_l Z_l'``, evaluated from weighted cross-products.
 """
 
@@ -18,7 +18,7 @@ from scipy import stats
 
 from .._checks import check_level, numeric_column, rows_text
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
-from . import _engine
+from ..engines.reml import CrossprodBlock, Crossprods, fit_lmm, pls, profile_interval
 
 __all__ = ["multilevel_meta_analysis", "MultilevelMetaResult"]
 
@@ -287,23 +287,23 @@ def multilevel_meta_analysis(
         lind = -np.ones((len(pattern), len(pattern)), dtype=int)
         lind[np.diag_indices(len(pattern))] = pattern
         blocks.append(
-            _engine.CrossprodBlock(
+            CrossprodBlock(
                 np.stack([a for a, _, _ in items]), np.stack([b for _, b, _ in items]),
                 np.stack([c for _, _, c in items]), lind,
             )
         )
     XtWX = (X * w[:, None]).T @ X
-    cp = _engine.Crossprods(
+    cp = Crossprods(
         blocks=tuple(blocks), XtX=XtWX, Xty=(X * w[:, None]).T @ y, yty=float(np.sum(w * y * y)), n=k,
         ntheta=L, lower=np.zeros(L), sigma_fixed=True, logdet_resid=float(np.sum(np.log(v))),
         reml_const=-float(np.linalg.slogdet(X.T @ X)[1]),
     )
     reml = method == "REML"
-    st0 = _engine.pls(np.zeros(L), cp)
+    st0 = pls(np.zeros(L), cp)
     QE = st0.pwrss
     # start: split the excess variance equally across levels
     excess = max(float(np.var(y, ddof=1)) - float(np.mean(v)), 0.01 * float(np.var(y, ddof=1)) + 1e-8)
-    fit = _engine.fit_lmm(cp, reml=reml, theta0=np.full(L, np.sqrt(excess / L)))
+    fit = fit_lmm(cp, reml=reml, theta0=np.full(L, np.sqrt(excess / L)))
     if not fit.converged:
         warnings.warn(
             f"multilevel_meta_analysis: the {method} optimiser did not converge ({fit.message}). Try "
@@ -342,7 +342,7 @@ def multilevel_meta_analysis(
     trP = float(np.sum(w) - np.sum(w * w) / np.sum(w))  # tr(W - W X (X'WX)^-1 X'W) for X = 1
     typical_v = (k - p) / trP
     I2 = 100 * sigma2 / (np.sum(sigma2) + typical_v)
-    ci = np.array([_engine.profile_interval(fit, l, level) for l in range(L)]) ** 2
+    ci = np.array([profile_interval(fit, l, level) for l in range(L)]) ** 2
     sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(group), name="group"))
     return MultilevelMetaResult(
         method=method, test=test, group=group, k=k, n_units=n_units, estimate=est, se=se,

@@ -374,7 +374,8 @@ def voltage_drop(
 
 def _bootstrap(table, used, yi, vi, phase, lv, method, level, n_boot, seed, separate) -> int:
     """Percentile bootstrap of the ratios (rows resampled within phase); fills ``table`` in place."""
-    from ..heterogeneity._tau2 import FitError, fit_rma
+    from ..engines import FitError
+    from ..engines.rma import fit_rma
 
     rng = np.random.default_rng(seed)
     y = used[yi].to_numpy(float)

@@ -865,7 +865,7 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
     so the penalised least-squares system is block-diagonal by cluster; unobserved cluster-periods
     have all-zero columns and contribute nothing to the likelihood).
     """
-    from ..heterogeneity import _engine
+    from ..engines.reml import CrossprodBlock, Crossprods, crossprods_from_rows, fit_lmm, satterthwaite
 
     used = d.dropna()
     n_drop = len(d) - len(used)
@@ -908,15 +908,15 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
     if n <= p + 1:
         raise ScaleupDataError(f"stepped_wedge_analysis: {n} usable rows for {p} fixed effects; need more rows.")
     Z = np.column_stack([np.ones(n), (per_codes[:, None] == np.arange(T)[None, :]).astype(float)])
-    ZtZ, ZtX, Zty, XtX, Xty, yty = _engine.crossprods_from_rows(y, X, Z, cl_codes, G)
+    ZtZ, ZtX, Zty, XtX, Xty, yty = crossprods_from_rows(y, X, Z, cl_codes, G)
     lind = -np.ones((T + 1, T + 1), dtype=int)
     lind[0, 0] = 0
     lind[np.arange(1, T + 1), np.arange(1, T + 1)] = 1
-    cp = _engine.Crossprods(
-        blocks=(_engine.CrossprodBlock(ZtZ, ZtX, Zty, lind),), XtX=XtX, Xty=Xty, yty=yty, n=n,
+    cp = Crossprods(
+        blocks=(CrossprodBlock(ZtZ, ZtX, Zty, lind),), XtX=XtX, Xty=Xty, yty=yty, n=n,
         ntheta=2, lower=np.zeros(2),
     )
-    fit = _engine.fit_lmm(cp, reml=reml)
+    fit = fit_lmm(cp, reml=reml)
     method = "REML" if reml else "ML"
     if not fit.converged:
         warnings.warn(
@@ -939,7 +939,7 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
     sigma2 = fit.sigma**2
     tau2, gamma2 = sigma2 * fit.theta[0] ** 2, sigma2 * fit.theta[1] ** 2
     se = np.sqrt(np.diag(fit.vcov_beta))
-    dfs, _ = _engine.satterthwaite(fit)
+    dfs, _ = satterthwaite(fit)
     tval = fit.beta / se
     tq = stats.t.ppf(0.5 + level / 2, dfs)
     fe = pd.DataFrame(

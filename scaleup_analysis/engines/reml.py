@@ -1,4 +1,16 @@
-"""Shared (RE)ML likelihood core for linear mixed models and multilevel meta-analysis.
+"""Gaussian (RE)ML from cross-products: the likelihood core of linear mixed models (lme4's PLS).
+
+Computes the (RE)ML fit of ``y = X beta + Z b + e`` with one or more blocks of clusters, each with
+its own relative covariance factor ``Lambda(theta)``: the optimum ``theta``, the fixed effects and
+their covariance, sigma (or a known residual variance, meta-analysis), the conditional modes, the
+Satterthwaite denominator df of lmerTest and profile-likelihood intervals of ``theta``. Inputs are
+per-cluster sufficient statistics only (a :class:`Crossprods`), so a fit never needs the rows; the
+bounded optimiser (:func:`minimize_bounded`) and numerical derivatives (:func:`num_hessian`,
+:func:`num_jacobian`) are shared with :mod:`.laplace`.
+
+Used by ``heterogeneity.mixed`` (``sa.mixed_model``, Gaussian), ``heterogeneity.multilevel``
+(``sa.multilevel_meta_analysis``), ``rollout.stepped_wedge`` (``sa.stepped_wedge_analysis``),
+``summarize`` (``sa.mixed_model_from_summary``) and :mod:`.laplace`.
 
 The Gaussian likelihood is evaluated from per-cluster sufficient statistics only
 (``Z_j'Z_j``, ``Z_j'X_j``, ``Z_j'y_j`` for each cluster ``j`` and the totals ``X'X``, ``X'y``,
@@ -22,9 +34,16 @@ variances (meta-analysis) the cross-products are weighted by ``1 / v_i`` and ``s
 ``-2 logL = n log(2 pi) + sum log v_i + ldL2 + pwrss`` (+ ``ldRX2 - p log(2 pi)`` for REML), which is
 the marginal likelihood of ``y ~ N(X beta, diag(v) + Z G Z')`` by the Woodbury identity.
 
-This module is private: the public entry points are :func:`scaleup_analysis.mixed_model` and
-:func:`scaleup_analysis.multilevel_meta_analysis`; :func:`fit_lmm_from_crossprods` is the
-summary-level entry point (fit from per-site cross-products shared by institutions).
+:func:`fit_lmm_from_crossprods` is the summary-level entry point (fit from per-site cross-products
+shared by institutions).
+
+References
+----------
+Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models using
+lme4. Journal of Statistical Software, 67(1). https://doi.org/10.18637/jss.v067.i01
+
+Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). lmerTest package: tests in linear
+mixed effects models. Journal of Statistical Software, 82(13).
 """
 
 from __future__ import annotations
@@ -34,7 +53,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg, optimize
 
-__all__: list[str] = []  # private module
+__all__ = [
+    "CrossprodBlock", "Crossprods", "PLSState", "LMMFit", "lambda_from_theta", "unstructured_lind",
+    "crossprods_from_rows", "pls", "deviance", "deviance_varpar", "covbeta_varpar", "num_jacobian", "num_hessian",
+    "minimize_bounded", "residualize", "fit_lmm", "fit_lmm_from_crossprods", "satterthwaite", "profile_interval",
+]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 

@@ -1,0 +1,37 @@
+"""The engine layer: the numerical cores that several models share (internal API).
+
+The public functions (``sa.meta_analysis``, ``sa.mixed_model``, ...) check their input, prepare
+arrays, call an engine and assemble a result object. The engines work on plain NumPy arrays, know
+nothing of data frames, column names or result classes, and never warn: they return what happened
+(flags, messages) and raise :class:`FitError` when a model cannot be fitted; the models translate
+that into the package's warnings and errors. Models import the engines; nothing outside this
+package imports a model's private helpers.
+
+=======================  ============================================  =====================================
+module                   computes                                      used by
+=======================  ============================================  =====================================
+:mod:`.tau2`             the univariate tau^2 estimators, as a table   :mod:`.rma`
+                         (``ESTIMATORS``: one entry per estimator)
+:mod:`.rma`              metafor's ``rma.uni`` fit (coefficients,      ``heterogeneity.meta``,
+                         tests, Q, I^2, H^2, fit statistics) and the   ``monitoring.voltage`` (bootstrap)
+                         Q-profile interval of tau^2
+:mod:`.wls`              metafor's projection matrix P in O(k p^2)     :mod:`.tau2`, :mod:`.rma`
+:mod:`.uniroot`          R's ``uniroot`` (Brent-Dekker)                :mod:`.tau2`, :mod:`.rma`
+:mod:`.reml`             Gaussian (RE)ML from per-cluster              ``heterogeneity.mixed``,
+                         cross-products (lme4's PLS), Satterthwaite    ``heterogeneity.multilevel``,
+                         df, profile intervals, bounded optimiser,     ``rollout.stepped_wedge``,
+                         numerical derivatives                         ``summarize``, :mod:`.laplace`
+:mod:`.laplace`          Laplace approximation of a logit GLMM         ``heterogeneity.mixed``
+                         (lme4's ``glmer(nAGQ = 1)``)
+:mod:`.crossed`          REML of two crossed random intercepts         ``agreement.icc_mixed``
+                         (lme4's ``REMLcrit``)
+=======================  ============================================  =====================================
+"""
+
+from __future__ import annotations
+
+__all__ = ["FitError"]
+
+
+class FitError(RuntimeError):
+    """An engine could not fit its model (non-convergence, bracket failure); the message says what to try."""
