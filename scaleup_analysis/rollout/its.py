@@ -338,7 +338,8 @@ def interrupted_time_series(
         and slope changes are treated-minus-control differences.
     unit : str, optional
         Unit column (e.g. ``"site_id"``): one model per unit, then random-effects
-        (DerSimonian-Laird) pooling of the units' level and slope changes (``statsmodels.stats.meta_analysis.combine_effects``).
+        (DerSimonian-Laird) pooling of the units' level and slope changes with
+        :func:`scaleup_analysis.meta_analysis` (``method="DL"``, as ``metafor::rma(method = "DL")``).
     errors : {"newey-west", "ar1", "ols"}
         "newey-west": OLS with Newey-West (Bartlett kernel, no small-sample adjustment) HAC
         covariance (statsmodels; panel version per series with a control); "ar1": generalized
@@ -455,7 +456,7 @@ def interrupted_time_series(
     if unit is None:
         return one(d)
 
-    from statsmodels.stats.meta_analysis import combine_effects
+    from ..heterogeneity.meta import meta_analysis
 
     fits = {k: one(g) for k, g in d.groupby(unit, sort=True)}
     if len(fits) < 2:
@@ -471,16 +472,12 @@ def interrupted_time_series(
     ])
     rows = []
     pooled = {}
-    q = stats.norm.ppf(0.5 + level / 2)
-    for term in ("level_change", "slope_change"):
-        ce = combine_effects(units[term].to_numpy(float), units[term + "_se"].to_numpy(float) ** 2,
-                             method_re="dl")
-        est, se = float(ce.mean_effect_re), float(ce.sd_eff_w_re)
-        pooled[term] = (est, se)
-        rows.append({"term": term, "estimate": est, "se": se, "ci_low": est - q * se,
-                     "ci_high": est + q * se, "pvalue": 2 * stats.norm.sf(abs(est / se)),
-                     "tau2": float(ce.tau2), "I2": 100 * float(ce.i2), "Q": float(ce.q),
-                     "k": len(fits)})
+    for term in ("level_change", "slope_change"):  # random-effects (DerSimonian-Laird) pooling
+        ma = meta_analysis(pd.DataFrame({"yi": units[term], "vi": units[term + "_se"] ** 2}), method="DL",
+                           level=level)
+        pooled[term] = (ma.estimate, ma.se)
+        rows.append({"term": term, "estimate": ma.estimate, "se": ma.se, "ci_low": ma.ci_low, "ci_high": ma.ci_high,
+                     "pvalue": ma.pvalue, "tau2": ma.tau2, "I2": ma.I2, "Q": ma.Q, "k": ma.k})
     fitted = pd.concat([r.fitted.assign(unit=k) for k, r in fits.items()], ignore_index=True)
     effects = pd.concat([r.effects.assign(unit=k) for k, r in fits.items()], ignore_index=True)
     first = next(iter(fits.values()))
