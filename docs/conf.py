@@ -75,10 +75,11 @@ html_theme_options = {
     "navigation_with_keys": False,
     "header_links_before_dropdown": 4,
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc"],
+    "secondary_sidebar_items": {"**": ["page-toc"], "_generated/validation": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
 html_static_path = ["_static"]
 html_css_files = ["gallery.css"]
 html_show_sourcelink = False
+html_sidebars = {"_generated/validation": []}  # wide tables: no left column on that page
