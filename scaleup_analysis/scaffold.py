@@ -115,9 +115,9 @@ _INSTRUCTIONS = (
 
 
 def _tables():
-    from .data.schemas import _SPEC_BY_NAME, TABLES
+    from .data.schemas import TABLES, table_spec
 
-    return [_SPEC_BY_NAME[t] for t in TABLES]
+    return [table_spec(t) for t in TABLES]
 
 
 def _required_flags() -> tuple[list[str], list[str]]:

@@ -30,7 +30,7 @@ import pandera.pandas as pa
 
 from ..errors import ScaleupDataError
 
-__all__ = ["SCHEMAS", "validate_table", "validate_tables", "TABLES", "REQUIRED_TABLES"]
+__all__ = ["SCHEMAS", "validate_table", "validate_tables", "TABLES", "REQUIRED_TABLES", "table_spec"]
 
 #: Number of offending rows quoted in an error message (the count is always given in full).
 _MAX_ROWS_SHOWN = 5
@@ -450,6 +450,15 @@ _SPEC_BY_NAME: dict[str, _TableSpec] = {s.name: s for s in _SPECS}
 TABLES: tuple[str, ...] = tuple(s.name for s in _SPECS)
 #: Tables that every data directory must hold (the others are optional).
 REQUIRED_TABLES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.required)
+
+
+def table_spec(name: str) -> _TableSpec:
+    """The specification of table ``name`` (its columns with their kind, categories and description).
+
+    The single source of the schemas, of ``docs/data_dictionary.md`` and of the templates of
+    ``scaleup init``; ``name`` is one of :data:`TABLES`.
+    """
+    return _SPEC_BY_NAME[name]
 
 
 def _final_dtype(col: _Col):
