@@ -216,6 +216,208 @@ class Inequality:
         return ax
 
 
+def _check_inequality_options(data, outcome, stratum, population, events, n, se, kind, most_disadvantaged, scale):
+    """The columns named exist; ``kind``, ``most_disadvantaged`` and ``scale`` are valid."""
+    _need_columns(data, "data", {"outcome": outcome, "stratum": stratum, "population": population,
+                             "events": events, "n": n, "se": se})
+    if kind not in _KINDS:
+        raise ScaleupDataError(f"argument 'kind' must be one of {_KINDS}, got {kind!r}.")
+    if most_disadvantaged not in ("first", "last"):
+        raise ScaleupDataError(f"argument 'most_disadvantaged' must be 'first' or 'last', got {most_disadvantaged!r}.")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ScaleupDataError(f"argument 'scale' must be a positive number, got {scale!r}.")
+
+
+def _sorted_strata(data, stratum, most_disadvantaged):
+    """``data`` sorted from the most disadvantaged group (one row per group, every group ranked)."""
+    if len(data) < 2:
+        raise ScaleupDataError(f"data: at least 2 groups are needed, got {len(data)} row(s).")
+    if data[stratum].isna().any():
+        raise ScaleupDataError(
+            f"data: column {stratum!r} (argument 'stratum') has missing values in "
+            f"{rows_text(data.index, data[stratum].isna().to_numpy(), label='first:')}; every group needs its rank."
+        )
+    dup = data[stratum].duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise ScaleupDataError(
+            f"data: column {stratum!r} (argument 'stratum') must identify the groups, but "
+            f"{rows_text(data.index, dup, label='first:')} share a value; aggregate to one row per group first."
+        )
+    try:
+        return data.sort_values(stratum, ascending=(most_disadvantaged == "first"), kind="mergesort")
+    except TypeError as exc:
+        raise ScaleupDataError(f"data: column {stratum!r} (argument 'stratum') must be sortable.") from exc
+
+
+def _sampling_variances(d, y, outcome, events, n, se, kind, scale) -> np.ndarray:
+    """Sampling variance of each group value: from ``se``, or binomial / Poisson from events and n."""
+    if se is not None:
+        s = _numeric(d, "data", se, "se", nonneg=True)
+        return s**2
+    if events is not None and n is not None:
+        if kind == "mean":
+            raise ScaleupDataError("kind='mean' needs the standard errors of the group means: pass se='<column>'.")
+        ev = _numeric(d, "data", events, "events", nonneg=True)
+        nn = _numeric(d, "data", n, "n", positive=True)
+        if kind == "proportion" and (ev > nn).any():
+            raise ScaleupDataError(
+                f"data: column {events!r} exceeds {n!r} in {rows_text(d.index, ev > nn, label='first:')}; for proportions 0 <= events <= n."
+            )
+        p = ev / nn
+        v = scale**2 * (p * (1 - p) / nn if kind == "proportion" else ev / nn**2)
+        bad = ~np.isclose(y, scale * p, rtol=1e-3, atol=1e-12 * scale)
+        if bad.any():
+            raise ScaleupDataError(
+                f"data: column {outcome!r} differs from scale * {events} / {n} (scale = {scale:g}) in "
+                f"{rows_text(d.index, bad, label='first:')}; check 'scale' or the columns."
+            )
+        return v
+    raise ScaleupDataError(
+        "inequality needs the sampling variance of each group value: pass se='<column>' "
+        "(standard errors) or events='<column>' and n='<column>'."
+    )
+
+
+def _outcome_bounds(bounds, kind, scale, y, d, outcome):
+    """(min, max) of the outcome for the Erreygers and Wagstaff indices, or None."""
+    if bounds is None and kind == "proportion":
+        bounds = (0.0, float(scale))
+    if bounds is None:
+        return None
+    lo, hi = (float(bounds[0]), float(bounds[1]))
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise ScaleupDataError(f"argument 'bounds' must be (min, max) with min < max, got {bounds!r}.")
+    out_of = (y < lo) | (y > hi)
+    if out_of.any():
+        raise ScaleupDataError(
+            f"data: column {outcome!r} lies outside bounds {bounds} in {rows_text(d.index, out_of, label='first:')}."
+        )
+    return (lo, hi)
+
+
+def _sii_rii(w, x, y, v, z) -> dict:
+    """SII (weighted regression on the ridit), RII in ratio and mean forms, with delta-method SEs."""
+    xbar = float(np.sum(w * x))
+    mu = float(np.sum(w * y))
+    sxx = float(np.sum(w * (x - xbar) ** 2))
+    c = w * (x - xbar) / sxx
+    b = float(c @ y)
+    dd = w - xbar * c
+    a = float(dd @ y)
+    sii_se = math.sqrt(float(np.sum(c**2 * v)))
+
+    # RII, ratio form (log scale)
+    top = a + b
+    if a > 0 and top > 0:
+        rii_ratio = top / a
+        g = (dd + c) / top - dd / a
+        lse = math.sqrt(float(np.sum(g**2 * v)))
+        rr_lo, rr_hi = rii_ratio * math.exp(-z * lse), rii_ratio * math.exp(z * lse)
+    else:
+        warnings.warn(
+            "inequality: a predicted value at rank 0 or 1 is <= 0, so rii_ratio is undefined (NaN).",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+        rii_ratio = lse = rr_lo = rr_hi = float("nan")
+    # RII, mean form (natural scale)
+    if mu != 0:
+        rii_mean = b / mu
+        g = c / mu - b * w / mu**2
+        rm_se = math.sqrt(float(np.sum(g**2 * v)))
+    else:
+        rii_mean = rm_se = float("nan")
+    return dict(mean=mu, sii=b, sii_se=sii_se, sii_ci_low=b - z * sii_se, sii_ci_high=b + z * sii_se, intercept=a,
+                rii_ratio=rii_ratio, log_rii_ratio_se=lse, rii_ratio_ci_low=rr_lo, rii_ratio_ci_high=rr_hi,
+                rii_mean=rii_mean, rii_mean_se=rm_se, rii_mean_ci_low=rii_mean - z * rm_se,
+                rii_mean_ci_high=rii_mean + z * rm_se)
+
+
+def _concentration_indices(w, x, y, v, mu, n_tot, bounds, z) -> tuple[dict, np.ndarray]:
+    """Concentration index (Kakwani et al. SE; within-group term only without ``n_tot``), Erreygers
+    and Wagstaff indices; also returns the concentration-curve ordinates."""
+    cindex = 2.0 * float(np.sum(w * y * x)) / mu - 1.0
+    q = np.cumsum(w * y) / mu
+    qlag = np.concatenate([[0.0], q[:-1]])
+    term2 = float(np.sum((w**2) * v * (2 * x - 1 - cindex) ** 2)) / mu**2
+    if n_tot is not None:
+        aj = (y / mu) * (2 * x - 1 - cindex) + 2 - qlag - q
+        term1 = (float(np.sum(w * aj**2)) - (1 + cindex) ** 2) / n_tot
+        cse_method = "kakwani1997"
+    else:
+        term1 = 0.0
+        cse_method = "within_group_only"
+    c_se = math.sqrt(max(term1 + term2, 0.0))
+    gc = mu * cindex  # generalised concentration index = 2 sum w y (x - 1/2)
+    dgc = 2 * w * (x - 0.5)
+    if bounds is not None:
+        lo, hi = bounds
+        e_val = 4 * gc / (hi - lo)
+        e_se = math.sqrt(float(np.sum((4 * dgc / (hi - lo)) ** 2 * v)))
+        P = (hi - mu) * (mu - lo)
+        if P > 0:
+            w_val = (hi - lo) * gc / P
+            gw = (hi - lo) * dgc / P - (hi - lo) * gc * (hi + lo - 2 * mu) * w / P**2
+            w_se = math.sqrt(float(np.sum(gw**2 * v)))
+        else:
+            w_val = w_se = float("nan")
+    else:
+        e_val = e_se = w_val = w_se = float("nan")
+    out = dict(cindex=cindex, cindex_se=c_se, cindex_ci_low=cindex - z * c_se, cindex_ci_high=cindex + z * c_se,
+               cindex_se_method=cse_method, erreygers=e_val, erreygers_se=e_se, erreygers_ci_low=e_val - z * e_se,
+               erreygers_ci_high=e_val + z * e_se, wagstaff=w_val, wagstaff_se=w_se,
+               wagstaff_ci_low=w_val - z * w_se, wagstaff_ci_high=w_val + z * w_se)
+    return out, q
+
+
+def _strata_table(labels, reference, stratum, pop, w, cum, x, y, v, fitted, q, z) -> tuple[pd.DataFrame, object]:
+    """One row per group: value with CI, SII line, concentration curve, difference and ratio to the
+    reference group (default: the least disadvantaged); returns the table and the reference."""
+    if reference is None:
+        ref_i = len(labels) - 1
+        reference = labels[ref_i]
+    else:
+        matches = [i for i, lab in enumerate(labels) if lab == reference]
+        if not matches:
+            raise ScaleupDataError(
+                f"argument 'reference' = {reference!r} is not a value of column {stratum!r}; "
+                f"choose one of {labels}."
+            )
+        ref_i = matches[0]
+    se_y = np.sqrt(v)
+    diff = y - y[ref_i]
+    difference_se = np.sqrt(v + v[ref_i])
+    difference_se[ref_i] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((y > 0) & (y[ref_i] > 0), y / y[ref_i], np.nan)
+        lrse = np.sqrt(v / y**2 + v[ref_i] / y[ref_i] ** 2)
+    lrse[ref_i] = 0.0
+    strata = pd.DataFrame(
+        {
+            "stratum": labels,
+            "population": pop,
+            "share": w,
+            "ridit": x,
+            "value": y,
+            "se": se_y,
+            "ci_low": y - z * se_y,
+            "ci_high": y + z * se_y,
+            "fitted": fitted,
+            "cum_share": cum,
+            "cum_outcome_share": q,
+            "difference": diff,
+            "difference_se": difference_se,
+            "difference_ci_low": diff - z * difference_se,
+            "difference_ci_high": diff + z * difference_se,
+            "ratio": ratio,
+            "log_ratio_se": lrse,
+            "ratio_ci_low": ratio * np.exp(-z * lrse),
+            "ratio_ci_high": ratio * np.exp(z * lrse),
+        }
+    )
+    return strata, reference
+
+
 def inequality(
     data: pd.DataFrame,
     outcome: str,
@@ -335,217 +537,26 @@ def inequality(
     >>> round(res.sii, 3), round(res.rii_ratio, 3), round(res.cindex, 4)
     (0.25, 1.909, 0.1)
     """
-    _need_columns(data, "data", {"outcome": outcome, "stratum": stratum, "population": population,
-                             "events": events, "n": n, "se": se})
-    if kind not in _KINDS:
-        raise ScaleupDataError(f"argument 'kind' must be one of {_KINDS}, got {kind!r}.")
-    if most_disadvantaged not in ("first", "last"):
-        raise ScaleupDataError(f"argument 'most_disadvantaged' must be 'first' or 'last', got {most_disadvantaged!r}.")
-    if not (np.isfinite(scale) and scale > 0):
-        raise ScaleupDataError(f"argument 'scale' must be a positive number, got {scale!r}.")
+    _check_inequality_options(data, outcome, stratum, population, events, n, se, kind, most_disadvantaged, scale)
     z = _z(level)
-    if len(data) < 2:
-        raise ScaleupDataError(f"data: at least 2 groups are needed, got {len(data)} row(s).")
-    if data[stratum].isna().any():
-        raise ScaleupDataError(
-            f"data: column {stratum!r} (argument 'stratum') has missing values in "
-            f"{rows_text(data.index, data[stratum].isna().to_numpy(), label='first:')}; every group needs its rank."
-        )
-    dup = data[stratum].duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise ScaleupDataError(
-            f"data: column {stratum!r} (argument 'stratum') must identify the groups, but "
-            f"{rows_text(data.index, dup, label='first:')} share a value; aggregate to one row per group first."
-        )
-    try:
-        d = data.sort_values(stratum, ascending=(most_disadvantaged == "first"), kind="mergesort")
-    except TypeError as exc:
-        raise ScaleupDataError(f"data: column {stratum!r} (argument 'stratum') must be sortable.") from exc
+    d = _sorted_strata(data, stratum, most_disadvantaged)
     y = _numeric(d, "data", outcome, "outcome")
     pop = _numeric(d, "data", population, "population", positive=True)
-    if se is not None:
-        s = _numeric(d, "data", se, "se", nonneg=True)
-        v = s**2
-    elif events is not None and n is not None:
-        if kind == "mean":
-            raise ScaleupDataError("kind='mean' needs the standard errors of the group means: pass se='<column>'.")
-        ev = _numeric(d, "data", events, "events", nonneg=True)
-        nn = _numeric(d, "data", n, "n", positive=True)
-        if kind == "proportion" and (ev > nn).any():
-            raise ScaleupDataError(
-                f"data: column {events!r} exceeds {n!r} in {rows_text(d.index, ev > nn, label='first:')}; for proportions 0 <= events <= n."
-            )
-        p = ev / nn
-        v = scale**2 * (p * (1 - p) / nn if kind == "proportion" else ev / nn**2)
-        bad = ~np.isclose(y, scale * p, rtol=1e-3, atol=1e-12 * scale)
-        if bad.any():
-            raise ScaleupDataError(
-                f"data: column {outcome!r} differs from scale * {events} / {n} (scale = {scale:g}) in "
-                f"{rows_text(d.index, bad, label='first:')}; check 'scale' or the columns."
-            )
-    else:
-        raise ScaleupDataError(
-            "inequality needs the sampling variance of each group value: pass se='<column>' "
-            "(standard errors) or events='<column>' and n='<column>'."
-        )
-    if bounds is None and kind == "proportion":
-        bounds = (0.0, float(scale))
-    if bounds is not None:
-        lo, hi = (float(bounds[0]), float(bounds[1]))
-        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-            raise ScaleupDataError(f"argument 'bounds' must be (min, max) with min < max, got {bounds!r}.")
-        out_of = (y < lo) | (y > hi)
-        if out_of.any():
-            raise ScaleupDataError(
-                f"data: column {outcome!r} lies outside bounds {bounds} in {rows_text(d.index, out_of, label='first:')}."
-            )
-        bounds = (lo, hi)
+    v = _sampling_variances(d, y, outcome, events, n, se, kind, scale)
+    bounds = _outcome_bounds(bounds, kind, scale, y, d, outcome)
 
     labels = d[stratum].to_list()
     w = pop / pop.sum()
     cum = np.cumsum(w)
-    x = cum - w / 2
-    xbar = float(np.sum(w * x))
-    mu = float(np.sum(w * y))
-    sxx = float(np.sum(w * (x - xbar) ** 2))
-    c = w * (x - xbar) / sxx
-    b = float(c @ y)
-    dd = w - xbar * c
-    a = float(dd @ y)
-    sii_se = math.sqrt(float(np.sum(c**2 * v)))
-
-    # RII, ratio form (log scale)
-    top = a + b
-    if a > 0 and top > 0:
-        rii_ratio = top / a
-        g = (dd + c) / top - dd / a
-        lse = math.sqrt(float(np.sum(g**2 * v)))
-        rr_lo, rr_hi = rii_ratio * math.exp(-z * lse), rii_ratio * math.exp(z * lse)
-    else:
-        warnings.warn(
-            "inequality: a predicted value at rank 0 or 1 is <= 0, so rii_ratio is undefined (NaN).",
-            ScaleupWarning,
-            stacklevel=2,
-        )
-        rii_ratio = lse = rr_lo = rr_hi = float("nan")
-    # RII, mean form (natural scale)
-    if mu != 0:
-        rii_mean = b / mu
-        g = c / mu - b * w / mu**2
-        rm_se = math.sqrt(float(np.sum(g**2 * v)))
-    else:
-        rii_mean = rm_se = float("nan")
-
-    # concentration index
-    cindex = 2.0 * float(np.sum(w * y * x)) / mu - 1.0
-    q = np.cumsum(w * y) / mu
-    qlag = np.concatenate([[0.0], q[:-1]])
-    term2 = float(np.sum((w**2) * v * (2 * x - 1 - cindex) ** 2)) / mu**2
-    if n is not None and kind != "rate":  # n = people (not person-time) for Kakwani's first term
-        n_tot = float(_numeric(d, "data", n, "n", positive=True).sum())
-        aj = (y / mu) * (2 * x - 1 - cindex) + 2 - qlag - q
-        term1 = (float(np.sum(w * aj**2)) - (1 + cindex) ** 2) / n_tot
-        cse_method = "kakwani1997"
-    else:
-        term1 = 0.0
-        cse_method = "within_group_only"
-    c_se = math.sqrt(max(term1 + term2, 0.0))
-    gc = mu * cindex  # generalised concentration index = 2 sum w y (x - 1/2)
-    dgc = 2 * w * (x - 0.5)
-    if bounds is not None:
-        lo, hi = bounds
-        e_val = 4 * gc / (hi - lo)
-        e_se = math.sqrt(float(np.sum((4 * dgc / (hi - lo)) ** 2 * v)))
-        P = (hi - mu) * (mu - lo)
-        if P > 0:
-            w_val = (hi - lo) * gc / P
-            gw = (hi - lo) * dgc / P - (hi - lo) * gc * (hi + lo - 2 * mu) * w / P**2
-            w_se = math.sqrt(float(np.sum(gw**2 * v)))
-        else:
-            w_val = w_se = float("nan")
-    else:
-        e_val = e_se = w_val = w_se = float("nan")
-
-    # group table and pairwise comparisons
-    if reference is None:
-        ref_i = len(labels) - 1
-        reference = labels[ref_i]
-    else:
-        matches = [i for i, lab in enumerate(labels) if lab == reference]
-        if not matches:
-            raise ScaleupDataError(
-                f"argument 'reference' = {reference!r} is not a value of column {stratum!r}; "
-                f"choose one of {labels}."
-            )
-        ref_i = matches[0]
-    se_y = np.sqrt(v)
-    diff = y - y[ref_i]
-    difference_se = np.sqrt(v + v[ref_i])
-    difference_se[ref_i] = 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where((y > 0) & (y[ref_i] > 0), y / y[ref_i], np.nan)
-        lrse = np.sqrt(v / y**2 + v[ref_i] / y[ref_i] ** 2)
-    lrse[ref_i] = 0.0
-    strata = pd.DataFrame(
-        {
-            "stratum": labels,
-            "population": pop,
-            "share": w,
-            "ridit": x,
-            "value": y,
-            "se": se_y,
-            "ci_low": y - z * se_y,
-            "ci_high": y + z * se_y,
-            "fitted": a + b * x,
-            "cum_share": cum,
-            "cum_outcome_share": q,
-            "difference": diff,
-            "difference_se": difference_se,
-            "difference_ci_low": diff - z * difference_se,
-            "difference_ci_high": diff + z * difference_se,
-            "ratio": ratio,
-            "log_ratio_se": lrse,
-            "ratio_ci_low": ratio * np.exp(-z * lrse),
-            "ratio_ci_high": ratio * np.exp(z * lrse),
-        }
-    )
-    return Inequality(
-        strata=strata,
-        mean=mu,
-        sii=b,
-        sii_se=sii_se,
-        sii_ci_low=b - z * sii_se,
-        sii_ci_high=b + z * sii_se,
-        intercept=a,
-        rii_ratio=rii_ratio,
-        log_rii_ratio_se=lse,
-        rii_ratio_ci_low=rr_lo,
-        rii_ratio_ci_high=rr_hi,
-        rii_mean=rii_mean,
-        rii_mean_se=rm_se,
-        rii_mean_ci_low=rii_mean - z * rm_se,
-        rii_mean_ci_high=rii_mean + z * rm_se,
-        cindex=cindex,
-        cindex_se=c_se,
-        cindex_ci_low=cindex - z * c_se,
-        cindex_ci_high=cindex + z * c_se,
-        cindex_se_method=cse_method,
-        erreygers=e_val,
-        erreygers_se=e_se,
-        erreygers_ci_low=e_val - z * e_se,
-        erreygers_ci_high=e_val + z * e_se,
-        wagstaff=w_val,
-        wagstaff_se=w_se,
-        wagstaff_ci_low=w_val - z * w_se,
-        wagstaff_ci_high=w_val + z * w_se,
-        reference=reference,
-        kind=kind,
-        scale=float(scale),
-        bounds=bounds,
-        level=level,
-        most_disadvantaged=most_disadvantaged,
-        outcome=outcome,
-    )
+    x = cum - w / 2  # ridit (fractional rank)
+    gradient = _sii_rii(w, x, y, v, z)
+    # Kakwani's first term needs the numbers of people (not person-time)
+    n_tot = float(_numeric(d, "data", n, "n", positive=True).sum()) if n is not None and kind != "rate" else None
+    concentration, q = _concentration_indices(w, x, y, v, gradient["mean"], n_tot, bounds, z)
+    fitted = gradient["intercept"] + gradient["sii"] * x
+    strata, reference = _strata_table(labels, reference, stratum, pop, w, cum, x, y, v, fitted, q, z)
+    return Inequality(strata=strata, **gradient, **concentration, reference=reference, kind=kind, scale=float(scale),
+                      bounds=bounds, level=level, most_disadvantaged=most_disadvantaged, outcome=outcome)
 
 
 # --------------------------------------------------------------------------------------------
@@ -670,6 +681,142 @@ def _gls(e: np.ndarray, V: np.ndarray, X: np.ndarray):
     return beta, cov, float(resid @ Vi @ resid)
 
 
+def _check_windows(before, after) -> tuple[list[int], list[int]]:
+    before = sorted({int(p) for p in before})
+    after = sorted({int(p) for p in after})
+    if not before or not after or max(before) >= min(after):
+        raise ScaleupDataError(
+            f"arguments 'before' = {before} and 'after' = {after}: both must be non-empty and every "
+            "before period must precede every after period."
+        )
+    return before, after
+
+
+def _site_changes(data, outcome, site, period, cohort, stratum, weight, before, after) -> pd.DataFrame:
+    """One row per site: cohort, stratum (and weight), mean outcome before and after, its change and
+    the site's ``group``: treated (adopts between the windows), control (never, or after the after
+    window) or omitted."""
+    d = data[[c for c in (site, period, outcome, cohort, stratum, weight) if c is not None]].copy()
+    d[outcome] = numeric_column(d, outcome, "table 'data'", arg="outcome", missing=True, infinite=True)
+    if d[stratum].isna().any():
+        raise ScaleupDataError(
+            f"data: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
+        )
+    per_site = d.groupby(site, sort=True)
+    for col in (cohort, stratum) + ((weight,) if weight else ()):
+        nun = per_site[col].nunique(dropna=False)
+        if (nun > 1).any():
+            bad_sites = list(nun.index[nun > 1][:5])
+            raise ScaleupDataError(
+                f"data: column {col!r} must be constant within a site, but varies in {int((nun > 1).sum())} "
+                f"site(s) (first: {bad_sites})."
+            )
+    info = per_site[[cohort, stratum] + ([weight] if weight else [])].first()
+    pb = d[d[period].isin(before)].groupby(site)[outcome].mean()
+    pa = d[d[period].isin(after)].groupby(site)[outcome].mean()
+    info["before"] = pb.reindex(info.index)
+    info["after"] = pa.reindex(info.index)
+    adopt = pd.to_numeric(info[cohort], errors="coerce").astype(float)
+    treated = (adopt > max(before)) & (adopt <= min(after))
+    ctrl = adopt.isna() | (adopt > max(after))
+    has = info["before"].notna() & info["after"].notna()
+    info["group"] = np.where(treated, "treated", np.where(ctrl, "control", "omitted"))
+    info.loc[~has, "group"] = "omitted"
+    info["change"] = info["after"] - info["before"]
+    return info
+
+
+def _strata_order(info, stratum, levels, most_disadvantaged) -> list:
+    """The strata from the least to the most disadvantaged."""
+    if levels is None:
+        levels = sorted(info[stratum].unique().tolist())
+    else:
+        levels = list(levels)
+        unknown = sorted(set(info[stratum]) - set(levels), key=str)
+        if unknown:
+            raise ScaleupDataError(
+                f"data: column {stratum!r} has values {unknown[:5]} not in argument 'levels' = {levels}."
+            )
+    order = levels if most_disadvantaged == "last" else levels[::-1]  # least -> most disadvantaged
+    if len(order) < 2:
+        raise ScaleupDataError(f"data: column {stratum!r} has a single stratum; at least 2 are needed.")
+    return order
+
+
+def _stratum_effects(info, order, stratum, control, weight) -> tuple[pd.DataFrame, list, list]:
+    """Difference in changes (treated minus comparison sites) in each stratum, with the variances of
+    the treated and comparison means, and the stratum means before, after and of the change."""
+    inc = info[info["group"] != "omitted"]
+    ct = inc[inc["group"] == "control"]["change"]
+    rows, var_t, var_c = [], [], []
+    for k, lev in enumerate(order):
+        sub = inc[inc[stratum] == lev]
+        tk = sub[sub["group"] == "treated"]["change"]
+        ck = sub[sub["group"] == "control"]["change"] if control == "within" else ct
+        if len(tk) < 2 or len(ck) < 2:
+            raise ScaleupDataError(
+                f"data: stratum {lev!r} of {stratum!r} has {len(tk)} treated and {len(ck)} comparison "
+                "site(s) with data in both windows; at least 2 of each are needed (try control='pooled', "
+                "wider windows or merging strata)."
+            )
+        vt, vc = tk.var(ddof=1) / len(tk), ck.var(ddof=1) / len(ck)
+        var_t.append(vt)
+        var_c.append(vc)
+        allk = sub
+        rows.append(
+            {
+                "stratum": lev,
+                "rank": k + 1,
+                "n_treated": len(tk),
+                "n_control": len(ck),
+                "change_treated": tk.mean(),
+                "change_control": ck.mean(),
+                "estimate": tk.mean() - ck.mean(),
+                "mean_before": allk["before"].mean(),
+                "mean_after": allk["after"].mean(),
+                "mean_change": allk["change"].mean(),
+                "var_change": allk["change"].var(ddof=1) / len(allk),
+                "var_before": allk["before"].var(ddof=1) / len(allk),
+                "var_after": allk["after"].var(ddof=1) / len(allk),
+                "weight": float(allk[weight].sum()) if weight else float(len(allk)),
+            }
+        )
+    return pd.DataFrame(rows), var_t, var_c
+
+
+def _trend_and_gap(st, e, V, K, direction, z) -> dict:
+    """Linear trend of the effects across ordered strata (GLS) and the SII gap before, after and its
+    change, with the interpretation of the change."""
+    X = np.column_stack([np.ones(K), np.arange(1, K + 1, dtype=float)])
+    b1, c1, _ = _gls(e, V, X)
+    slope, sl_se = float(b1[1]), math.sqrt(float(c1[1, 1]))
+    sl_p = float(2 * stats.norm.sf(abs(slope / sl_se)))
+    # SII over strata ordered from most (rank 0) to least disadvantaged (rank 1)
+    w = st["weight"].to_numpy(float)[::-1]
+    w = w / w.sum()
+    x = np.cumsum(w) - w / 2
+    xb = float(np.sum(w * x))
+    cvec = w * (x - xb) / float(np.sum(w * (x - xb) ** 2))
+    cvec = cvec[::-1]  # back to least -> most order of `st`
+
+    def _sii(col, vcol):
+        return float(cvec @ st[col].to_numpy(float)), math.sqrt(float(np.sum(cvec**2 * st[vcol].to_numpy(float))))
+
+    gb, gb_se = _sii("mean_before", "var_before")
+    ga, ga_se = _sii("mean_after", "var_after")
+    gc, gc_se = _sii("mean_change", "var_change")
+    lo_, hi_ = gc - z * gc_se, gc + z * gc_se
+    if lo_ > 0 or hi_ < 0:
+        favours_advantaged = (gc > 0) == (direction == "higher_is_better")
+        interp = "widened" if favours_advantaged else "narrowed"
+    else:
+        interp = "no clear change"
+    return dict(trend=slope, trend_se=sl_se, trend_ci_low=slope - z * sl_se, trend_ci_high=slope + z * sl_se,
+                trend_pvalue=sl_p, gap_before=gb, gap_before_se=gb_se, gap_after=ga, gap_after_se=ga_se,
+                gap_change=gc, gap_change_se=gc_se, gap_change_ci_low=lo_, gap_change_ci_high=hi_,
+                interpretation=interp)
+
+
 def equity_effects(
     data: pd.DataFrame,
     outcome: str,
@@ -772,39 +919,8 @@ def equity_effects(
     if most_disadvantaged not in ("first", "last"):
         raise ScaleupDataError(f"argument 'most_disadvantaged' must be 'first' or 'last', got {most_disadvantaged!r}.")
     z = _z(level)
-    before = sorted({int(p) for p in before})
-    after = sorted({int(p) for p in after})
-    if not before or not after or max(before) >= min(after):
-        raise ScaleupDataError(
-            f"arguments 'before' = {before} and 'after' = {after}: both must be non-empty and every "
-            "before period must precede every after period."
-        )
-    d = data[[c for c in (site, period, outcome, cohort, stratum, weight) if c is not None]].copy()
-    d[outcome] = numeric_column(d, outcome, "table 'data'", arg="outcome", missing=True, infinite=True)
-    if d[stratum].isna().any():
-        raise ScaleupDataError(
-            f"data: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
-        )
-    per_site = d.groupby(site, sort=True)
-    for col in (cohort, stratum) + ((weight,) if weight else ()):
-        nun = per_site[col].nunique(dropna=False)
-        if (nun > 1).any():
-            bad_sites = list(nun.index[nun > 1][:5])
-            raise ScaleupDataError(
-                f"data: column {col!r} must be constant within a site, but varies in {int((nun > 1).sum())} "
-                f"site(s) (first: {bad_sites})."
-            )
-    info = per_site[[cohort, stratum] + ([weight] if weight else [])].first()
-    pb = d[d[period].isin(before)].groupby(site)[outcome].mean()
-    pa = d[d[period].isin(after)].groupby(site)[outcome].mean()
-    info["before"] = pb.reindex(info.index)
-    info["after"] = pa.reindex(info.index)
-    adopt = pd.to_numeric(info[cohort], errors="coerce").astype(float)
-    treated = (adopt > max(before)) & (adopt <= min(after))
-    ctrl = adopt.isna() | (adopt > max(after))
-    has = info["before"].notna() & info["after"].notna()
-    info["group"] = np.where(treated, "treated", np.where(ctrl, "control", "omitted"))
-    info.loc[~has, "group"] = "omitted"
+    before, after = _check_windows(before, after)
+    info = _site_changes(data, outcome, site, period, cohort, stratum, weight, before, after)
     n_omit = int((info["group"] == "omitted").sum())
     if n_omit:
         warnings.warn(
@@ -813,56 +929,9 @@ def equity_effects(
             RowsOmittedWarning,
             stacklevel=2,
         )
-    info["change"] = info["after"] - info["before"]
-    if levels is None:
-        levels = sorted(info[stratum].unique().tolist())
-    else:
-        levels = list(levels)
-        unknown = sorted(set(info[stratum]) - set(levels), key=str)
-        if unknown:
-            raise ScaleupDataError(
-                f"data: column {stratum!r} has values {unknown[:5]} not in argument 'levels' = {levels}."
-            )
-    order = levels if most_disadvantaged == "last" else levels[::-1]  # least -> most disadvantaged
+    order = _strata_order(info, stratum, levels, most_disadvantaged)
     K = len(order)
-    if K < 2:
-        raise ScaleupDataError(f"data: column {stratum!r} has a single stratum; at least 2 are needed.")
-    inc = info[info["group"] != "omitted"]
-    ct = inc[inc["group"] == "control"]["change"]
-    rows, var_t, var_c = [], [], []
-    for k, lev in enumerate(order):
-        sub = inc[inc[stratum] == lev]
-        tk = sub[sub["group"] == "treated"]["change"]
-        ck = sub[sub["group"] == "control"]["change"] if control == "within" else ct
-        if len(tk) < 2 or len(ck) < 2:
-            raise ScaleupDataError(
-                f"data: stratum {lev!r} of {stratum!r} has {len(tk)} treated and {len(ck)} comparison "
-                "site(s) with data in both windows; at least 2 of each are needed (try control='pooled', "
-                "wider windows or merging strata)."
-            )
-        vt, vc = tk.var(ddof=1) / len(tk), ck.var(ddof=1) / len(ck)
-        var_t.append(vt)
-        var_c.append(vc)
-        allk = sub
-        rows.append(
-            {
-                "stratum": lev,
-                "rank": k + 1,
-                "n_treated": len(tk),
-                "n_control": len(ck),
-                "change_treated": tk.mean(),
-                "change_control": ck.mean(),
-                "estimate": tk.mean() - ck.mean(),
-                "mean_before": allk["before"].mean(),
-                "mean_after": allk["after"].mean(),
-                "mean_change": allk["change"].mean(),
-                "var_change": allk["change"].var(ddof=1) / len(allk),
-                "var_before": allk["before"].var(ddof=1) / len(allk),
-                "var_after": allk["after"].var(ddof=1) / len(allk),
-                "weight": float(allk[weight].sum()) if weight else float(len(allk)),
-            }
-        )
-    st = pd.DataFrame(rows)
+    st, var_t, var_c = _stratum_effects(info, order, stratum, control, weight)
     e = st["estimate"].to_numpy(float)
     V = np.diag(var_t)
     if control == "pooled":
@@ -873,65 +942,20 @@ def equity_effects(
     st["se"] = se
     st["ci_low"] = e - z * se
     st["ci_high"] = e + z * se
-    one = np.ones((K, 1))
-    b0, c0, Q = _gls(e, V, one)
+    b0, c0, Q = _gls(e, V, np.ones((K, 1)))  # pooled effect and heterogeneity across strata
     Qdf = K - 1
     if ordered:
-        X = np.column_stack([np.ones(K), np.arange(1, K + 1, dtype=float)])
-        b1, c1, _ = _gls(e, V, X)
-        slope, sl_se = float(b1[1]), math.sqrt(float(c1[1, 1]))
-        sl_p = float(2 * stats.norm.sf(abs(slope / sl_se)))
-        # SII over strata ordered from most (rank 0) to least disadvantaged (rank 1)
-        w = st["weight"].to_numpy(float)[::-1]
-        w = w / w.sum()
-        x = np.cumsum(w) - w / 2
-        xb = float(np.sum(w * x))
-        cvec = w * (x - xb) / float(np.sum(w * (x - xb) ** 2))
-        cvec = cvec[::-1]  # back to least -> most order of `st`
-
-        def _sii(col, vcol):
-            return float(cvec @ st[col].to_numpy(float)), math.sqrt(float(np.sum(cvec**2 * st[vcol].to_numpy(float))))
-
-        gb, gb_se = _sii("mean_before", "var_before")
-        ga, ga_se = _sii("mean_after", "var_after")
-        gc, gc_se = _sii("mean_change", "var_change")
-        lo_, hi_ = gc - z * gc_se, gc + z * gc_se
-        if lo_ > 0 or hi_ < 0:
-            favours_advantaged = (gc > 0) == (direction == "higher_is_better")
-            interp = "widened" if favours_advantaged else "narrowed"
-        else:
-            interp = "no clear change"
+        trend = _trend_and_gap(st, e, V, K, direction, z)
     else:
-        slope = sl_se = sl_p = gb = gb_se = ga = ga_se = gc = gc_se = lo_ = hi_ = float("nan")
-        interp = "not computed (unordered strata)"
+        nan = float("nan")
+        trend = dict(trend=nan, trend_se=nan, trend_ci_low=nan, trend_ci_high=nan, trend_pvalue=nan, gap_before=nan,
+                     gap_before_se=nan, gap_after=nan, gap_after_se=nan, gap_change=nan, gap_change_se=nan,
+                     gap_change_ci_low=nan, gap_change_ci_high=nan, interpretation="not computed (unordered strata)")
     st = st[["stratum", "rank", "n_treated", "n_control", "change_treated", "change_control", "estimate",
              "se", "ci_low", "ci_high", "mean_before", "mean_after", "weight"]].rename(columns={"weight": "share"})
     st["share"] = st["share"] / st["share"].sum()
     return EquityEffects(
-        strata=st,
-        vcov=pd.DataFrame(V, index=order, columns=order),
-        pooled_effect=float(b0[0]),
-        pooled_effect_se=math.sqrt(float(c0[0, 0])),
-        Q=Q,
-        Q_df=Qdf,
-        Q_pvalue=float(stats.chi2.sf(Q, Qdf)),
-        trend=slope,
-        trend_se=sl_se,
-        trend_ci_low=slope - z * sl_se,
-        trend_ci_high=slope + z * sl_se,
-        trend_pvalue=sl_p,
-        gap_before=gb,
-        gap_before_se=gb_se,
-        gap_after=ga,
-        gap_after_se=ga_se,
-        gap_change=gc,
-        gap_change_se=gc_se,
-        gap_change_ci_low=lo_,
-        gap_change_ci_high=hi_,
-        interpretation=interp,
-        control=control,
-        level=level,
-        n_omitted=n_omit,
-        outcome=outcome,
-        stratum=stratum,
+        strata=st, vcov=pd.DataFrame(V, index=order, columns=order), pooled_effect=float(b0[0]),
+        pooled_effect_se=math.sqrt(float(c0[0, 0])), Q=Q, Q_df=Qdf, Q_pvalue=float(stats.chi2.sf(Q, Qdf)), **trend,
+        control=control, level=level, n_omitted=n_omit, outcome=outcome, stratum=stratum,
     )

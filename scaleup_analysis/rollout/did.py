@@ -676,6 +676,179 @@ class StaggeredDiDResult:
 # ----------------------------------------------------------------------------------------------
 # staggered_did
 # ----------------------------------------------------------------------------------------------
+def _check_did_options(fn, control, method, base_period, anticipation, n_boot, level) -> None:
+    if control not in ("never", "notyet"):
+        raise ScaleupDataError(f"{fn}: `control` must be 'never' or 'notyet', got {control!r}.")
+    if method not in ("dr", "ipw", "reg"):
+        raise ScaleupDataError(f"{fn}: `method` must be 'dr', 'ipw' or 'reg', got {method!r}.")
+    if base_period not in ("varying", "universal"):
+        raise ScaleupDataError(f"{fn}: `base_period` must be 'varying' or 'universal', got {base_period!r}.")
+    if int(anticipation) != anticipation or anticipation < 0:
+        raise ScaleupDataError(f"{fn}: `anticipation` must be a non-negative integer, got {anticipation!r}.")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise ScaleupDataError(f"{fn}: `n_boot` must be a non-negative integer, got {n_boot!r}.")
+    check_level(level, fn)
+
+
+def _did_sample(P: _Panel, control, anticipation, covariates, fn):
+    """Units and periods that can be compared (did's rules; warnings name what is dropped): returns
+    the kept units' mask, the periods, outcomes, cohorts, the treated cohorts and the covariates."""
+    tlist, Y, g = P.tlist, P.Y, P.g
+    keep_units = np.ones(g.size, bool)
+    early = (g > 0) & (g <= tlist[0] + anticipation)
+    if early.any():
+        warnings.warn(
+            f"{fn}: dropped {int(early.sum())} unit(s) treated in the first period or within the "
+            f"anticipation window (first units: {first_values(P.ids[early])}); they have no pre-treatment period.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+        keep_units &= ~early
+    glist = np.unique(g[keep_units & (g > 0)])
+    if glist.size == 0:
+        raise ScaleupDataError(f"{fn}: no unit is treated after the first period; nothing to estimate.")
+    has_never = np.any(g[keep_units] == 0)
+    if not has_never:
+        if control == "never":
+            raise ScaleupDataError(
+                f"{fn}: no never-treated units (cohort 0/NaN) to serve as comparison; use control='notyet' "
+                "(not-yet-treated units as comparison)."
+            )
+        gmax = glist.max()
+        cut = tlist < gmax - anticipation
+        warnings.warn(
+            f"{fn}: no never-treated units; dropped periods >= {gmax - anticipation:g} "
+            f"({int((~cut).sum())} period(s)), cohort {gmax:g} serves only as not-yet-treated comparison.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+        tlist, Y = tlist[cut], Y[:, cut]
+        glist = glist[glist < gmax]
+        if glist.size == 0 or tlist.size < 2:
+            raise ScaleupDataError(f"{fn}: too few periods left to compare cohorts; add never-treated units.")
+    Y, g = Y[keep_units], g[keep_units]
+    X = None
+    if covariates:
+        X = np.column_stack([np.ones(g.size)] + [P.extra[c][keep_units] for c in covariates])
+        if np.linalg.matrix_rank(X) < X.shape[1]:
+            raise ScaleupDataError(
+                f"{fn}: the covariates {covariates} are collinear (with each other or with the intercept: "
+                "a constant column?); drop redundant columns."
+            )
+    return keep_units, tlist, Y, g, glist, X
+
+
+def _did_cells(glist, tlist, base_period, anticipation):
+    """The (cohort, period) cells: cohort, period index, base-period index, the period up to which a
+    not-yet-treated unit compares, and whether the cell is the reference (base = period)."""
+    T = tlist.size
+    tfac = 0 if base_period == "universal" else 1
+    cg, ct, cb, cthr, cref = [], [], [], [], []
+    for gg in glist:
+        pre_g = np.flatnonzero(tlist + anticipation < gg)[-1]
+        for j in range(tfac, T):
+            if base_period == "universal":
+                b = pre_g
+                thr = tlist[max(j, pre_g)]
+            else:
+                b = j - 1 if tlist[j] < gg else pre_g
+                thr = tlist[j]
+            cg.append(gg)
+            ct.append(j)
+            cb.append(b)
+            cthr.append(thr)
+            cref.append(b == j)
+    return map(np.asarray, (cg, ct, cb, cthr, cref))
+
+
+def _att_cells(dY, D, C, nG, nC, cref, X, method, fn, cg, tlist, ct):
+    """ATT(g,t) of every cell and its influence function (n x cells): difference in mean changes
+    without covariates, did's 2x2 doubly robust / IPW / regression estimator with them."""
+    n, K = D.shape
+    att = np.zeros(K)
+    IF = np.zeros((n, K))
+    skip = cref.copy()
+    if method in ("dr", "ipw"):
+        # did: overlap check with the preliminary logit; without covariates p = n_G / (n_G + n_C)
+        if X is None:
+            bad = (nG / (nG + nC) >= 0.999) & ~cref
+            for k in np.flatnonzero(bad):
+                warnings.warn(
+                    f"{fn}: overlap violated for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",
+                    ScaleupWarning,
+                    stacklevel=3,
+                )
+            att[bad] = np.nan
+            skip |= bad
+    if X is None:
+        comp = ~skip
+        Dm, Cm = D[:, comp], C[:, comp]
+        dYc = dY[:, comp]
+        muG = np.where(Dm, dYc, 0.0).sum(axis=0) / nG[comp]
+        muC = np.where(Cm, dYc, 0.0).sum(axis=0) / nC[comp]
+        att[comp] = muG - muC
+        IF[:, comp] = n * (
+            np.where(Dm, dYc - muG, 0.0) / nG[comp] - np.where(Cm, dYc - muC, 0.0) / nC[comp]
+        )
+    else:
+        for k in np.flatnonzero(~skip):
+            idx = D[:, k] | C[:, k]
+            try:
+                a, f, why = _drdid_2x2(dY[idx, k], D[idx, k].astype(float), X[idx], method)
+            except np.linalg.LinAlgError:
+                a, f, why = np.nan, None, (
+                    "singular covariate matrix (covariates collinear in this comparison, or perfectly "
+                    "separating treated from comparison units: try fewer covariates or method='reg')"
+                )
+            if why is not None:
+                warnings.warn(
+                    f"{fn}: {why} for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",
+                    ScaleupWarning,
+                    stacklevel=3,
+                )
+                att[k] = np.nan
+                continue
+            att[k] = a
+            IF[idx, k] = (n / idx.sum()) * f
+    att[cref] = 0.0
+    IF[:, ~np.isfinite(att)] = 0.0
+    return att, IF
+
+
+def _did_inference(IF, cluster_codes, n_boot, seed, level, fn):
+    """Standard errors and the (simultaneous, with the multiplier bootstrap) critical value."""
+    n = IF.shape[0]
+    if cluster_codes is not None:
+        codes, uniq = pd.factorize(cluster_codes, sort=True)
+        n_cl = len(uniq)
+        cm = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_cl, n))
+    else:
+        n_cl, cm = n, None
+    weights = None
+    if n_boot > 0:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        weights = (1.0 - 2.0 * rng.integers(0, 2, size=(int(n_boot), n_cl))).astype(float)
+    infr = _Inference(n=n, cluster_matrix=cm, n_clusters=n_cl, weights=weights, level=level)
+    se_an = infr.analytic_se(IF)
+    zero = ~(se_an > _EPS_SE)
+    if weights is None:
+        se = np.where(zero, np.nan, se_an)
+        crit = stats.norm.ppf(0.5 + level / 2)
+    else:
+        se_b, crit = infr.se_and_crit(IF)
+        se = np.where(zero, np.nan, se_b)
+        if not np.isfinite(crit):
+            crit = stats.norm.ppf(0.5 + level / 2)
+        elif crit >= 7:
+            warnings.warn(
+                f"{fn}: the simultaneous critical value ({crit:.2f}) is too large to be reliable; "
+                "cohorts are probably very small.",
+                ScaleupWarning,
+                stacklevel=3,
+            )
+    return se, crit, infr
+
+
 def staggered_did(
     data,
     outcome,
@@ -797,84 +970,17 @@ def staggered_did(
     1.77
     """
     fn = "staggered_did"
-    if control not in ("never", "notyet"):
-        raise ScaleupDataError(f"{fn}: `control` must be 'never' or 'notyet', got {control!r}.")
-    if method not in ("dr", "ipw", "reg"):
-        raise ScaleupDataError(f"{fn}: `method` must be 'dr', 'ipw' or 'reg', got {method!r}.")
-    if base_period not in ("varying", "universal"):
-        raise ScaleupDataError(f"{fn}: `base_period` must be 'varying' or 'universal', got {base_period!r}.")
-    if int(anticipation) != anticipation or anticipation < 0:
-        raise ScaleupDataError(f"{fn}: `anticipation` must be a non-negative integer, got {anticipation!r}.")
-    if int(n_boot) != n_boot or n_boot < 0:
-        raise ScaleupDataError(f"{fn}: `n_boot` must be a non-negative integer, got {n_boot!r}.")
-    check_level(level, fn)
+    _check_did_options(fn, control, method, base_period, anticipation, n_boot, level)
     covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
     if cluster is not None and cluster == unit:
         cluster = None  # did drops idname from clustervars: unit clustering is the default
     inv = list(dict.fromkeys([*covariates, *([cluster] if cluster is not None else [])]))
     P = _prepare_panel(data, outcome, unit, time, cohort, treatment, fn=fn, invariant=inv)
-    tlist, Y, g = P.tlist, P.Y, P.g
-    keep_units = np.ones(g.size, bool)
-    early = (g > 0) & (g <= tlist[0] + anticipation)
-    if early.any():
-        warnings.warn(
-            f"{fn}: dropped {int(early.sum())} unit(s) treated in the first period or within the "
-            f"anticipation window (first units: {first_values(P.ids[early])}); they have no pre-treatment period.",
-            RowsOmittedWarning,
-            stacklevel=2,
-        )
-        keep_units &= ~early
-    glist = np.unique(g[keep_units & (g > 0)])
-    if glist.size == 0:
-        raise ScaleupDataError(f"{fn}: no unit is treated after the first period; nothing to estimate.")
-    has_never = np.any(g[keep_units] == 0)
-    if not has_never:
-        if control == "never":
-            raise ScaleupDataError(
-                f"{fn}: no never-treated units (cohort 0/NaN) to serve as comparison; use control='notyet' "
-                "(not-yet-treated units as comparison)."
-            )
-        gmax = glist.max()
-        cut = tlist < gmax - anticipation
-        warnings.warn(
-            f"{fn}: no never-treated units; dropped periods >= {gmax - anticipation:g} "
-            f"({int((~cut).sum())} period(s)), cohort {gmax:g} serves only as not-yet-treated comparison.",
-            RowsOmittedWarning,
-            stacklevel=2,
-        )
-        tlist, Y = tlist[cut], Y[:, cut]
-        glist = glist[glist < gmax]
-        if glist.size == 0 or tlist.size < 2:
-            raise ScaleupDataError(f"{fn}: too few periods left to compare cohorts; add never-treated units.")
-    Y, g = Y[keep_units], g[keep_units]
-    X = None
-    if covariates:
-        X = np.column_stack([np.ones(g.size)] + [P.extra[c][keep_units] for c in covariates])
-        if np.linalg.matrix_rank(X) < X.shape[1]:
-            raise ScaleupDataError(
-                f"{fn}: the covariates {covariates} are collinear (with each other or with the intercept: "
-                "a constant column?); drop redundant columns."
-            )
-    n, T = Y.shape
+    keep_units, tlist, Y, g, glist, X = _did_sample(P, control, anticipation, covariates, fn)
+    n = Y.shape[0]
 
-    # ---- the cells (g, t) and their base periods ----------------------------------------------
-    tfac = 0 if base_period == "universal" else 1
-    cg, ct, cb, cthr, cref = [], [], [], [], []
-    for gg in glist:
-        pre_g = np.flatnonzero(tlist + anticipation < gg)[-1]
-        for j in range(tfac, T):
-            if base_period == "universal":
-                b = pre_g
-                thr = tlist[max(j, pre_g)]
-            else:
-                b = j - 1 if tlist[j] < gg else pre_g
-                thr = tlist[j]
-            cg.append(gg)
-            ct.append(j)
-            cb.append(b)
-            cthr.append(thr)
-            cref.append(b == j)
-    cg, ct, cb, cthr, cref = map(np.asarray, (cg, ct, cb, cthr, cref))
+    # ---- the cells (g, t), their base periods and comparison units --------------------------------
+    cg, ct, cb, cthr, cref = _did_cells(glist, tlist, base_period, anticipation)
     K = cg.size
     D = g[:, None] == cg[None, :]
     if control == "never":
@@ -890,84 +996,11 @@ def staggered_did(
             f"{fn}: no comparison units for {empty.size} (cohort, period) cell(s) (first: {first_values(cells)}) "
             f"with control={control!r}; add never-treated units or use control='notyet'."
         )
-    dY = Y[:, ct] - Y[:, cb]
-    att = np.zeros(K)
-    IF = np.zeros((n, K))
-    skip = cref.copy()
-    if method in ("dr", "ipw"):
-        # did: overlap check with the preliminary logit; without covariates p = n_G / (n_G + n_C)
-        if X is None:
-            bad = (nG / (nG + nC) >= 0.999) & ~cref
-            for k in np.flatnonzero(bad):
-                warnings.warn(
-                    f"{fn}: overlap violated for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",
-                    ScaleupWarning,
-                    stacklevel=2,
-                )
-            att[bad] = np.nan
-            skip |= bad
-    if X is None:
-        comp = ~skip
-        Dm, Cm = D[:, comp], C[:, comp]
-        dYc = dY[:, comp]
-        muG = np.where(Dm, dYc, 0.0).sum(axis=0) / nG[comp]
-        muC = np.where(Cm, dYc, 0.0).sum(axis=0) / nC[comp]
-        att[comp] = muG - muC
-        IF[:, comp] = n * (
-            np.where(Dm, dYc - muG, 0.0) / nG[comp] - np.where(Cm, dYc - muC, 0.0) / nC[comp]
-        )
-    else:
-        for k in np.flatnonzero(~skip):
-            idx = D[:, k] | C[:, k]
-            try:
-                a, f, why = _drdid_2x2(dY[idx, k], D[idx, k].astype(float), X[idx], method)
-            except np.linalg.LinAlgError:
-                a, f, why = np.nan, None, (
-                    "singular covariate matrix (covariates collinear in this comparison, or perfectly "
-                    "separating treated from comparison units: try fewer covariates or method='reg')"
-                )
-            if why is not None:
-                warnings.warn(
-                    f"{fn}: {why} for cohort {cg[k]:g} in period {tlist[ct[k]]}; ATT(g,t) set to NA.",
-                    ScaleupWarning,
-                    stacklevel=2,
-                )
-                att[k] = np.nan
-                continue
-            att[k] = a
-            IF[idx, k] = (n / idx.sum()) * f
-    att[cref] = 0.0
-    IF[:, ~np.isfinite(att)] = 0.0
+    att, IF = _att_cells(Y[:, ct] - Y[:, cb], D, C, nG, nC, cref, X, method, fn, cg, tlist, ct)
 
-    # ---- inference --------------------------------------------------------------------------
-    if cluster is not None:
-        codes, uniq = pd.factorize(P.extra[cluster][keep_units], sort=True)
-        n_cl = len(uniq)
-        cm = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_cl, n))
-    else:
-        n_cl, cm = n, None
-    weights = None
-    if n_boot > 0:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        weights = (1.0 - 2.0 * rng.integers(0, 2, size=(int(n_boot), n_cl))).astype(float)
-    infr = _Inference(n=n, cluster_matrix=cm, n_clusters=n_cl, weights=weights, level=level)
-    se_an = infr.analytic_se(IF)
-    zero = ~(se_an > _EPS_SE)
-    if weights is None:
-        se = np.where(zero, np.nan, se_an)
-        crit = stats.norm.ppf(0.5 + level / 2)
-    else:
-        se_b, crit = infr.se_and_crit(IF)
-        se = np.where(zero, np.nan, se_b)
-        if not np.isfinite(crit):
-            crit = stats.norm.ppf(0.5 + level / 2)
-        elif crit >= 7:
-            warnings.warn(
-                f"{fn}: the simultaneous critical value ({crit:.2f}) is too large to be reliable; "
-                "cohorts are probably very small.",
-                ScaleupWarning,
-                stacklevel=2,
-            )
+    # ---- inference and the table ------------------------------------------------------------------
+    cluster_codes = P.extra[cluster][keep_units] if cluster is not None else None
+    se, crit, infr = _did_inference(IF, cluster_codes, n_boot, seed, level, fn)
     att_t = tlist[ct]
     table = pd.DataFrame({
         "cohort": cg.astype(np.int64),
