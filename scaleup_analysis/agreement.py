@@ -260,6 +260,111 @@ def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, unit: str, 
         )
 
 
+def _icc_matrix(data, unit, rater, score, func) -> np.ndarray:
+    """The complete units x raters matrix of scores (units and raters in sorted order)."""
+    y = _wide_matrix(data, unit, rater, score, func)
+    t_codes, t_levels = pd.factorize(data[unit], sort=True)
+    r_codes, r_levels = pd.factorize(data[rater], sort=True)
+    n, k = len(t_levels), len(r_levels)
+    _check_design_size(n, k, y, func, unit, rater)
+    if y.size != n * k:
+        counts = pd.Series(t_codes).value_counts()
+        short = t_levels[counts.index[counts < k].to_numpy()]
+        raise ScaleupDataError(
+            f"{func}: the design is incomplete: {n} units x {k} raters would give {n * k} ratings "
+            f"but data has {y.size}; {len(short)} unit(s) lack a rating from some rater (first: "
+            f"{short[:5].tolist()}). Use sa.icc_mixed() for incomplete or unbalanced designs, or keep "
+            "only units rated by every rater."
+        )
+    x = np.empty((n, k))
+    x[t_codes, r_codes] = y
+    return x
+
+
+def _mean_squares(x: np.ndarray) -> tuple[float, float, float, float]:
+    """Two-way ANOVA mean squares of units (rows), raters (columns), error, and within units."""
+    n, k = x.shape
+    grand = x.mean()
+    row_means = x.mean(axis=1)
+    col_means = x.mean(axis=0)
+    ss_b = k * np.sum((row_means - grand) ** 2)
+    ss_j = n * np.sum((col_means - grand) ** 2)
+    ss_t = np.sum((x - grand) ** 2)
+    ss_e = ss_t - ss_b - ss_j
+    df_b, df_j, df_e = n - 1, k - 1, (n - 1) * (k - 1)
+    msb, msj, mse = ss_b / df_b, ss_j / df_j, ss_e / df_e
+    msw = (ss_j + ss_e) / (df_j + df_e)
+    return msb, msj, mse, msw
+
+
+def _icc_table(msb, msj, mse, msw, n, k, level) -> pd.DataFrame:
+    """Shrout & Fleiss's six ICCs with their F tests and McGraw & Wong's intervals."""
+    # perfect agreement (MSE = 0) gives infinite F statistics and undefined (NaN) bounds
+    with np.errstate(divide="ignore", invalid="ignore"):
+        icc1 = (msb - msw) / (msb + (k - 1) * msw)
+        icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+        icc3 = (msb - mse) / (msb + (k - 1) * mse)
+        icc1k = (msb - msw) / msb
+        icc2k = (msb - mse) / (msb + (msj - mse) / n)
+        icc3k = (msb - mse) / msb
+
+        f1 = msb / msw
+        df1n, df1d = n - 1, n * (k - 1)
+        f2 = msb / mse
+        df2n, df2d = n - 1, (n - 1) * (k - 1)
+        p1 = stats.f.sf(f1, df1n, df1d)
+        p2 = stats.f.sf(f2, df2n, df2d)
+
+        alpha = 1 - level
+        f1l = f1 / stats.f.ppf(1 - alpha / 2, df1n, df1d)
+        f1u = f1 * stats.f.ppf(1 - alpha / 2, df1d, df1n)
+        f3l = f2 / stats.f.ppf(1 - alpha / 2, df2n, df2d)
+        f3u = f2 * stats.f.ppf(1 - alpha / 2, df2d, df2n)
+        ci = {
+            "ICC1": ((f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)),
+            "ICC3": ((f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
+            "ICC1k": (1 - 1 / f1l, 1 - 1 / f1u),
+            "ICC3k": (1 - 1 / f3l, 1 - 1 / f3u),
+        }
+        # ICC2: Satterthwaite df for the denominator mean square (McGraw & Wong 1996, table 7).
+        fj = msj / mse
+        vn = (k - 1) * (n - 1) * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        vd = (n - 1) * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        v = vn / vd
+        fu = stats.f.ppf(1 - alpha / 2, n - 1, v)
+        fl = stats.f.ppf(1 - alpha / 2, v, n - 1)
+        denom = k * msj + (k * n - k - n) * mse
+        l2 = n * (msb - fu * mse) / (fu * denom + n * msb)
+        u2 = n * (fl * msb - mse) / (denom + n * fl * msb)
+        ci["ICC2"] = (l2, u2)
+        ci["ICC2k"] = (l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1)))
+
+    values = dict(zip(_ICC_TYPES, (icc1, icc2, icc3, icc1k, icc2k, icc3k)))
+    ftest = {
+        "ICC1": (f1, df1n, df1d, p1),
+        "ICC1k": (f1, df1n, df1d, p1),
+    }
+    for name in ("ICC2", "ICC3", "ICC2k", "ICC3k"):
+        ftest[name] = (f2, df2n, df2d, p2)
+    rows = []
+    for name in _ICC_TYPES:
+        fval, d1, d2, p = ftest[name]
+        rows.append(
+            {
+                "type": _ICC_DESCRIPTIONS[name],
+                "icc": float(values[name]),
+                "statistic": float(fval),
+                "df1": float(d1),
+                "df2": float(d2),
+                "pvalue": float(p),
+                "ci_low": float(ci[name][0]),
+                "ci_high": float(ci[name][1]),
+                "interpretation": _band_icc(values[name]),
+            }
+        )
+    return pd.DataFrame(rows, index=pd.Index(_ICC_TYPES, name="coefficient"))
+
+
 def icc(data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.95) -> ICCResult:
     """Intraclass correlations of Shrout & Fleiss (1979) for a complete units x raters design.
 
@@ -329,100 +434,11 @@ def icc(data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.
     """
     func = "icc"
     check_level(level, func)
-    y = _wide_matrix(data, unit, rater, score, func)
-    t_codes, t_levels = pd.factorize(data[unit], sort=True)
-    r_codes, r_levels = pd.factorize(data[rater], sort=True)
-    n, k = len(t_levels), len(r_levels)
-    _check_design_size(n, k, y, func, unit, rater)
-    if y.size != n * k:
-        counts = pd.Series(t_codes).value_counts()
-        short = t_levels[counts.index[counts < k].to_numpy()]
-        raise ScaleupDataError(
-            f"{func}: the design is incomplete: {n} units x {k} raters would give {n * k} ratings "
-            f"but data has {y.size}; {len(short)} unit(s) lack a rating from some rater (first: "
-            f"{short[:5].tolist()}). Use sa.icc_mixed() for incomplete or unbalanced designs, or keep "
-            "only units rated by every rater."
-        )
-    x = np.empty((n, k))
-    x[t_codes, r_codes] = y
-
-    grand = x.mean()
-    row_means = x.mean(axis=1)
-    col_means = x.mean(axis=0)
-    ss_b = k * np.sum((row_means - grand) ** 2)
-    ss_j = n * np.sum((col_means - grand) ** 2)
-    ss_t = np.sum((x - grand) ** 2)
-    ss_e = ss_t - ss_b - ss_j
-    df_b, df_j, df_e = n - 1, k - 1, (n - 1) * (k - 1)
-    msb, msj, mse = ss_b / df_b, ss_j / df_j, ss_e / df_e
-    msw = (ss_j + ss_e) / (df_j + df_e)
-
-    # perfect agreement (MSE = 0) gives infinite F statistics and undefined (NaN) bounds
-    with np.errstate(divide="ignore", invalid="ignore"):
-        icc1 = (msb - msw) / (msb + (k - 1) * msw)
-        icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
-        icc3 = (msb - mse) / (msb + (k - 1) * mse)
-        icc1k = (msb - msw) / msb
-        icc2k = (msb - mse) / (msb + (msj - mse) / n)
-        icc3k = (msb - mse) / msb
-
-        f1 = msb / msw
-        df1n, df1d = n - 1, n * (k - 1)
-        f2 = msb / mse
-        df2n, df2d = n - 1, (n - 1) * (k - 1)
-        p1 = stats.f.sf(f1, df1n, df1d)
-        p2 = stats.f.sf(f2, df2n, df2d)
-
-        alpha = 1 - level
-        f1l = f1 / stats.f.ppf(1 - alpha / 2, df1n, df1d)
-        f1u = f1 * stats.f.ppf(1 - alpha / 2, df1d, df1n)
-        f3l = f2 / stats.f.ppf(1 - alpha / 2, df2n, df2d)
-        f3u = f2 * stats.f.ppf(1 - alpha / 2, df2d, df2n)
-        ci = {
-            "ICC1": ((f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)),
-            "ICC3": ((f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
-            "ICC1k": (1 - 1 / f1l, 1 - 1 / f1u),
-            "ICC3k": (1 - 1 / f3l, 1 - 1 / f3u),
-        }
-        # ICC2: Satterthwaite df for the denominator mean square (McGraw & Wong 1996, table 7).
-        fj = msj / mse
-        vn = (k - 1) * (n - 1) * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
-        vd = (n - 1) * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
-        v = vn / vd
-        fu = stats.f.ppf(1 - alpha / 2, n - 1, v)
-        fl = stats.f.ppf(1 - alpha / 2, v, n - 1)
-        denom = k * msj + (k * n - k - n) * mse
-        l2 = n * (msb - fu * mse) / (fu * denom + n * msb)
-        u2 = n * (fl * msb - mse) / (denom + n * fl * msb)
-        ci["ICC2"] = (l2, u2)
-        ci["ICC2k"] = (l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1)))
-
-    values = dict(zip(_ICC_TYPES, (icc1, icc2, icc3, icc1k, icc2k, icc3k)))
-    ftest = {
-        "ICC1": (f1, df1n, df1d, p1),
-        "ICC1k": (f1, df1n, df1d, p1),
-    }
-    for name in ("ICC2", "ICC3", "ICC2k", "ICC3k"):
-        ftest[name] = (f2, df2n, df2d, p2)
-    rows = []
-    for name in _ICC_TYPES:
-        fval, d1, d2, p = ftest[name]
-        rows.append(
-            {
-                "type": _ICC_DESCRIPTIONS[name],
-                "icc": float(values[name]),
-                "statistic": float(fval),
-                "df1": float(d1),
-                "df2": float(d2),
-                "pvalue": float(p),
-                "ci_low": float(ci[name][0]),
-                "ci_high": float(ci[name][1]),
-                "interpretation": _band_icc(values[name]),
-            }
-        )
-    table = pd.DataFrame(rows, index=pd.Index(_ICC_TYPES, name="coefficient"))
+    x = _icc_matrix(data, unit, rater, score, func)
+    n, k = x.shape
+    msb, msj, mse, msw = _mean_squares(x)
     return ICCResult(
-        table=table,
+        table=_icc_table(msb, msj, mse, msw, n, k, level),
         n_units=n,
         n_raters=k,
         level=level,
@@ -726,6 +742,56 @@ class KappaResult:
         return ax
 
 
+def _kappa_categories(data, rater1, rater2, categories, func) -> np.ndarray:
+    """The ordered categories: given, or every value either rater used (sorted)."""
+    if categories is None:
+        categories = np.array(sorted(pd.unique(pd.concat([data[rater1], data[rater2]]))), dtype=object)
+    else:
+        categories = np.asarray(list(categories), dtype=object)
+        if len(set(categories.tolist())) != len(categories):
+            raise ScaleupDataError(f"{func}: categories contains duplicates: {list(categories)}.")
+        unknown = ~data[rater1].isin(categories) | ~data[rater2].isin(categories)
+        if unknown.any():
+            raise ScaleupDataError(
+                f"{func}: {rows_text(data, unknown, label='first:')} hold values not listed in categories; add them."
+            )
+    if len(categories) < 2:
+        raise ScaleupDataError(
+            f"{func}: both raters used the single category {categories[0]!r} for all {len(data)} "
+            "subjects; kappa is undefined without variation."
+        )
+    return categories
+
+
+def _kappa_weights(kcat: int, weights) -> np.ndarray:
+    """Agreement weights: identity (unweighted), linear or quadratic in the category distance."""
+    dist = np.abs(np.subtract.outer(np.arange(kcat), np.arange(kcat))).astype(float)
+    if weights is None:
+        return np.eye(kcat)
+    if weights == "linear":
+        return 1.0 - dist / (kcat - 1)
+    return 1.0 - dist**2 / (kcat - 1) ** 2
+
+
+def _weighted_kappa(p, w, n, func) -> tuple[float, float, float, float, float]:
+    """Kappa, observed and chance agreement, and Fleiss, Cohen & Everitt's (1969) large-sample SEs
+    (and under H0) from the cell proportions ``p`` and agreement weights ``w``."""
+    pr, pc = p.sum(axis=1), p.sum(axis=0)
+    po = float(np.sum(w * p))
+    pe = float(np.sum(w * np.outer(pr, pc)))
+    if pe >= 1:
+        raise ScaleupDataError(
+            f"{func}: chance agreement is 1 (each rater used a single category), so kappa is undefined."
+        )
+    kappa = (po - pe) / (1 - pe)
+    wbar_i = w @ pc  # sum_j p_.j w_ij
+    wbar_j = pr @ w  # sum_i p_i. w_ij
+    wsum = wbar_i[:, None] + wbar_j[None, :]
+    var = (np.sum(p * (w - wsum * (1 - kappa)) ** 2) - (kappa - pe * (1 - kappa)) ** 2) / (n * (1 - pe) ** 2)
+    var0 = (np.sum(np.outer(pr, pc) * (w - wsum) ** 2) - pe**2) / (n * (1 - pe) ** 2)
+    return kappa, po, pe, float(np.sqrt(max(var, 0.0))), float(np.sqrt(max(var0, 0.0)))
+
+
 def cohen_kappa(
     data: pd.DataFrame,
     rater1: str,
@@ -806,53 +872,15 @@ def cohen_kappa(
         )
     if len(data) < 2:
         raise ScaleupDataError(f"{func}: data has {len(data)} row(s); at least 2 rated subjects are needed.")
-    if categories is None:
-        categories = np.array(sorted(pd.unique(pd.concat([data[rater1], data[rater2]]))), dtype=object)
-    else:
-        categories = np.asarray(list(categories), dtype=object)
-        if len(set(categories.tolist())) != len(categories):
-            raise ScaleupDataError(f"{func}: categories contains duplicates: {list(categories)}.")
-        unknown = ~data[rater1].isin(categories) | ~data[rater2].isin(categories)
-        if unknown.any():
-            raise ScaleupDataError(
-                f"{func}: {rows_text(data, unknown, label='first:')} hold values not listed in categories; add them."
-            )
+    categories = _kappa_categories(data, rater1, rater2, categories, func)
     kcat = len(categories)
-    if kcat < 2:
-        raise ScaleupDataError(
-            f"{func}: both raters used the single category {categories[0]!r} for all {len(data)} "
-            "subjects; kappa is undefined without variation."
-        )
     cat_index = pd.Index(categories)
     i = cat_index.get_indexer(data[rater1])
     j = cat_index.get_indexer(data[rater2])
     n = len(data)
     counts = np.zeros((kcat, kcat))
     np.add.at(counts, (i, j), 1.0)
-    p = counts / n
-    pr, pc = p.sum(axis=1), p.sum(axis=0)
-
-    dist = np.abs(np.subtract.outer(np.arange(kcat), np.arange(kcat))).astype(float)
-    if weights is None:
-        w = np.eye(kcat)
-    elif weights == "linear":
-        w = 1.0 - dist / (kcat - 1)
-    else:
-        w = 1.0 - dist**2 / (kcat - 1) ** 2
-    po = float(np.sum(w * p))
-    pe = float(np.sum(w * np.outer(pr, pc)))
-    if pe >= 1:
-        raise ScaleupDataError(
-            f"{func}: chance agreement is 1 (each rater used a single category), so kappa is undefined."
-        )
-    kappa = (po - pe) / (1 - pe)
-    wbar_i = w @ pc  # sum_j p_.j w_ij
-    wbar_j = pr @ w  # sum_i p_i. w_ij
-    wsum = wbar_i[:, None] + wbar_j[None, :]
-    var = (np.sum(p * (w - wsum * (1 - kappa)) ** 2) - (kappa - pe * (1 - kappa)) ** 2) / (n * (1 - pe) ** 2)
-    var0 = (np.sum(np.outer(pr, pc) * (w - wsum) ** 2) - pe**2) / (n * (1 - pe) ** 2)
-    se = float(np.sqrt(max(var, 0.0)))
-    se0 = float(np.sqrt(max(var0, 0.0)))
+    kappa, po, pe, se, se0 = _weighted_kappa(counts / n, _kappa_weights(kcat, weights), n, func)
     zq = stats.norm.ppf(1 - (1 - level) / 2)
     z = kappa / se0 if se0 > 0 else np.nan
     pvalue = float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan
@@ -862,20 +890,9 @@ def cohen_kappa(
         columns=pd.Index(categories, name=rater2),
     )
     return KappaResult(
-        kappa=float(kappa),
-        se=se,
-        se0=se0,
-        statistic=float(z),
-        pvalue=pvalue,
-        ci_low=float(kappa - zq * se),
-        ci_high=float(kappa + zq * se),
-        po=po,
-        pe=pe,
-        n=n,
-        weights=weights,
-        level=level,
-        interpretation=_band_kappa(kappa),
-        table=table,
+        kappa=float(kappa), se=se, se0=se0, statistic=float(z), pvalue=pvalue, ci_low=float(kappa - zq * se),
+        ci_high=float(kappa + zq * se), po=po, pe=pe, n=n, weights=weights, level=level,
+        interpretation=_band_kappa(kappa), table=table,
     )
 
 
@@ -1221,6 +1238,95 @@ def _delta2(metric: str, values: np.ndarray, n_c: np.ndarray) -> np.ndarray:
     return out
 
 
+def _krippendorff_codes(data, unit, rater, score, metric, func):
+    """Rows with a value (a missing rating is absent), and integer codes of units (in order of first
+    appearance), raters and values (sorted)."""
+    miss = data[score].isna()
+    if miss.any():
+        warnings.warn(
+            f"{func}: {int(miss.sum())} row(s) with a missing value in {score!r} were left out "
+            "(a missing rating is simply absent in Krippendorff's alpha).",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+        data = data.loc[~miss]
+    # one factorize per column; codes in order of first appearance (units) as the rest assumes
+    u_codes, u_levels = pd.factorize(data[unit], sort=False)
+    r_codes, _ = pd.factorize(data[rater], sort=False)
+    _check_unique_pairs(data, unit, rater, func, codes=(u_codes, r_codes))
+    vals = data[score]
+    if metric in ("interval", "ratio"):
+        vals = pd.Series(numeric_column(data, score, f"{func}: table 'data'", arg="score"), index=data.index)
+        if metric == "ratio" and (vals < 0).any():
+            raise ScaleupDataError(
+                f"{func}: metric='ratio' needs non-negative values, but data column {score!r} has "
+                f"{rows_text(data, vals < 0, label='first:')} below 0; use metric='interval'."
+            )
+    try:
+        v_codes, v_levels = pd.factorize(vals, sort=True)
+    except TypeError as exc:
+        raise ScaleupDataError(
+            f"{func}: data column {score!r} mixes value types that cannot be ordered ({exc})."
+        ) from None
+    return u_codes, u_levels, r_codes, v_codes, v_levels
+
+
+def _coincidences(u_sub, v_sub, n_units, kv) -> tuple[np.ndarray, np.ndarray]:
+    """Coincidence matrix o = N' diag(1/(m_u - 1)) N - diag(sum_u n_uc / (m_u - 1)) from the
+    units x values counts N, and the number of values m_u of each unit."""
+    if n_units * kv <= _DENSE_CELLS:  # few distinct values: dense counts by one bincount
+        nuc = np.bincount(u_sub * kv + v_sub, minlength=n_units * kv).reshape(n_units, kv).astype(float)
+        mu = nuc.sum(axis=1)
+        nw = nuc * (1.0 / (mu - 1.0))[:, None]
+        o = nuc.T @ nw
+        o[np.diag_indices(kv)] -= nw.sum(axis=0)
+    else:  # many units x many distinct values (e.g. continuous ratings): sparse
+        nuc = sparse.csr_matrix((np.ones(u_sub.size), (u_sub, v_sub)), shape=(n_units, kv))
+        mu = np.asarray(nuc.sum(axis=1)).ravel()
+        nw = sparse.diags(1.0 / (mu - 1.0)) @ nuc
+        o = (nuc.T @ nw).toarray()
+        o[np.diag_indices(kv)] -= np.asarray(nw.sum(axis=0)).ravel()
+    return o, mu
+
+
+def _krippendorff_bootstrap(o, n_tot, d2, d_e, mu, n_raters, n_boot, level, seed) -> tuple[np.ndarray, float, float]:
+    """Hayes & Krippendorff's (2007) bootstrap of alpha (KALPHA): replicates, sorted, and the interval."""
+    kv = o.shape[0]
+    rng = np.random.default_rng(seed)
+    iu = np.triu_indices(kv)
+    p_cells = np.where(iu[0] == iu[1], o[iu], 2.0 * o[iu]) / n_tot
+    d_cells = d2[iu]
+    nz = p_cells > 0
+    p_cells, d_cells = p_cells[nz] / p_cells[nz].sum(), d_cells[nz]
+    q = int(np.count_nonzero(o))
+    m_draw = int(min(25 * q, (n_raters - 1) * n_tot / 2.0))
+    m_draw = max(m_draw, 1)
+    if p_cells.size <= m_draw:
+        counts = rng.multinomial(m_draw, p_cells, size=n_boot)
+        sums = counts @ d_cells
+    else:
+        idx = rng.choice(p_cells.size, size=(n_boot, m_draw), p=p_cells)
+        sums = d_cells[idx].sum(axis=1)
+    boot = 1.0 - sums / (m_draw * d_e)
+    boot = np.maximum(boot, -1.0)
+    # replicates equal to 1 that only reflect a lack of variation (KALPHA 3.0)
+    diag_p = np.diag(o) / n_tot
+    n_diag = int(np.count_nonzero(diag_p))
+    is_one = boot == 1.0
+    if n_diag == 1:
+        boot[is_one] = 0.0
+    else:
+        n_pairs = float(np.sum(mu * (mu - 1.0)) / 2.0)
+        n_reset = int(np.round(n_boot * np.sum(diag_p**n_pairs)))
+        if n_reset:
+            boot[np.flatnonzero(is_one)[:n_reset]] = 0.0
+    boot = np.sort(boot)
+    # order statistics as in KALPHA: trunc(q_lo B) and trunc(q_hi B) + 1 (1-based)
+    i_lo = min(max(int(np.floor((1 - level) / 2 * n_boot)), 1), n_boot)
+    i_hi = min(int(np.floor((1 + level) / 2 * n_boot)) + 1, n_boot)
+    return boot, boot[i_lo - 1], boot[i_hi - 1]
+
+
 def krippendorff_alpha(
     data: pd.DataFrame,
     unit: str,
@@ -1309,33 +1415,7 @@ def krippendorff_alpha(
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 0):
         raise ScaleupDataError(f"{func}: n_boot must be a non-negative integer, got {n_boot!r}.")
     _check_no_missing_keys(data, {"unit": unit, "rater": rater}, func)
-    miss = data[score].isna()
-    if miss.any():
-        warnings.warn(
-            f"{func}: {int(miss.sum())} row(s) with a missing value in {score!r} were left out "
-            "(a missing rating is simply absent in Krippendorff's alpha).",
-            RowsOmittedWarning,
-            stacklevel=2,
-        )
-        data = data.loc[~miss]
-    # one factorize per column; codes in order of first appearance (units) as the rest assumes
-    u_codes, u_levels = pd.factorize(data[unit], sort=False)
-    r_codes, _ = pd.factorize(data[rater], sort=False)
-    _check_unique_pairs(data, unit, rater, func, codes=(u_codes, r_codes))
-    vals = data[score]
-    if metric in ("interval", "ratio"):
-        vals = pd.Series(numeric_column(data, score, f"{func}: table 'data'", arg="score"), index=data.index)
-        if metric == "ratio" and (vals < 0).any():
-            raise ScaleupDataError(
-                f"{func}: metric='ratio' needs non-negative values, but data column {score!r} has "
-                f"{rows_text(data, vals < 0, label='first:')} below 0; use metric='interval'."
-            )
-    try:
-        v_codes, v_levels = pd.factorize(vals, sort=True)
-    except TypeError as exc:
-        raise ScaleupDataError(
-            f"{func}: data column {score!r} mixes value types that cannot be ordered ({exc})."
-        ) from None
+    u_codes, u_levels, r_codes, v_codes, v_levels = _krippendorff_codes(data, unit, rater, score, metric, func)
     n_u_all = len(u_levels)
     m_u = np.bincount(u_codes, minlength=n_u_all)
     pairable = m_u >= 2
@@ -1362,19 +1442,7 @@ def krippendorff_alpha(
     v_levels = np.asarray(v_levels)[used]
     n_units = int(pairable.sum())
     kv = int(used.sum())
-    # n_uc (units x values), coincidences o = N' diag(1/(m_u - 1)) N - diag(sum_u n_uc / (m_u - 1))
-    if n_units * kv <= _DENSE_CELLS:  # few distinct values: dense counts by one bincount
-        nuc = np.bincount(u_sub * kv + v_sub, minlength=n_units * kv).reshape(n_units, kv).astype(float)
-        mu = nuc.sum(axis=1)
-        nw = nuc * (1.0 / (mu - 1.0))[:, None]
-        o = nuc.T @ nw
-        o[np.diag_indices(kv)] -= nw.sum(axis=0)
-    else:  # many units x many distinct values (e.g. continuous ratings): sparse
-        nuc = sparse.csr_matrix((np.ones(u_sub.size), (u_sub, v_sub)), shape=(n_units, kv))
-        mu = np.asarray(nuc.sum(axis=1)).ravel()
-        nw = sparse.diags(1.0 / (mu - 1.0)) @ nuc
-        o = (nuc.T @ nw).toarray()
-        o[np.diag_indices(kv)] -= np.asarray(nw.sum(axis=0)).ravel()
+    o, mu = _coincidences(u_sub, v_sub, n_units, kv)
     n_c = o.sum(axis=1)
     n_tot = float(n_c.sum())
     numeric_values = v_levels.astype(float) if metric in ("interval", "ratio") else None
@@ -1387,61 +1455,16 @@ def krippendorff_alpha(
             "undefined without variation."
         )
     alpha = 1.0 - d_o / d_e
-
     boot = np.empty(0)
     lo = hi = np.nan
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        iu = np.triu_indices(kv)
-        p_cells = np.where(iu[0] == iu[1], o[iu], 2.0 * o[iu]) / n_tot
-        d_cells = d2[iu]
-        nz = p_cells > 0
-        p_cells, d_cells = p_cells[nz] / p_cells[nz].sum(), d_cells[nz]
-        q = int(np.count_nonzero(o))
         n_raters = int(np.count_nonzero(np.bincount(r_codes[keep])))
-        m_draw = int(min(25 * q, (n_raters - 1) * n_tot / 2.0))
-        m_draw = max(m_draw, 1)
-        if p_cells.size <= m_draw:
-            counts = rng.multinomial(m_draw, p_cells, size=n_boot)
-            sums = counts @ d_cells
-        else:
-            idx = rng.choice(p_cells.size, size=(n_boot, m_draw), p=p_cells)
-            sums = d_cells[idx].sum(axis=1)
-        boot = 1.0 - sums / (m_draw * d_e)
-        boot = np.maximum(boot, -1.0)
-        # replicates equal to 1 that only reflect a lack of variation (KALPHA 3.0)
-        diag_p = np.diag(o) / n_tot
-        n_diag = int(np.count_nonzero(diag_p))
-        is_one = boot == 1.0
-        if n_diag == 1:
-            boot[is_one] = 0.0
-        else:
-            n_pairs = float(np.sum(mu * (mu - 1.0)) / 2.0)
-            n_reset = int(np.round(n_boot * np.sum(diag_p**n_pairs)))
-            if n_reset:
-                boot[np.flatnonzero(is_one)[:n_reset]] = 0.0
-        boot = np.sort(boot)
-        # order statistics as in KALPHA: trunc(q_lo B) and trunc(q_hi B) + 1 (1-based)
-        i_lo = min(max(int(np.floor((1 - level) / 2 * n_boot)), 1), n_boot)
-        i_hi = min(int(np.floor((1 + level) / 2 * n_boot)) + 1, n_boot)
-        lo, hi = boot[i_lo - 1], boot[i_hi - 1]
-
+        boot, lo, hi = _krippendorff_bootstrap(o, n_tot, d2, d_e, mu, n_raters, n_boot, level, seed)
     labels = pd.Index(v_levels, name="value")
-    coincidence = pd.DataFrame(o, index=labels, columns=labels.copy())
     return KrippendorffResult(
-        estimate=float(alpha),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        level=level,
-        metric=metric,
-        n_units=int(n_units),
-        n_pairable=int(round(n_tot)),
-        n_units_dropped=n_dropped,
-        observed_disagreement=d_o,
-        expected_disagreement=d_e,
-        coincidence=coincidence,
-        boot=boot,
-        n_boot=int(n_boot),
-        seed=seed,
-        interpretation=_band_alpha(alpha),
+        estimate=float(alpha), ci_low=float(lo), ci_high=float(hi), level=level, metric=metric,
+        n_units=int(n_units), n_pairable=int(round(n_tot)), n_units_dropped=n_dropped,
+        observed_disagreement=d_o, expected_disagreement=d_e,
+        coincidence=pd.DataFrame(o, index=labels, columns=labels.copy()), boot=boot, n_boot=int(n_boot),
+        seed=seed, interpretation=_band_alpha(alpha),
     )

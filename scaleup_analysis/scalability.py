@@ -505,6 +505,161 @@ def _overall(scores: np.ndarray, ins: Instrument, met: int = 0, answered: int = 
     return float(scores.min())
 
 
+def _check_assessment_columns(data, innovation, rater, item, score) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"argument 'data' must be a pandas DataFrame, got {type(data).__name__}.")
+    for arg, col in (("innovation", innovation), ("rater", rater), ("item", item), ("score", score)):
+        if col not in data.columns:
+            raise ScaleupDataError(
+                f"data: column {col!r} (argument '{arg}') not found; available: {list(data.columns)}."
+            )
+
+
+def _assessment_ratings(data, ins, innovation, rater, item, score) -> pd.DataFrame:
+    """The checked ratings of instrument ``ins``: innovation, rater, item_id, score, domain."""
+    df = data
+    if "instrument" in df.columns:
+        keep = df["instrument"].astype(str).str.lower() == ins.id.lower()
+        if not keep.any():
+            raise ScaleupDataError(
+                f"data: no row has instrument == {ins.id!r} (column 'instrument' holds "
+                f"{sorted(df['instrument'].astype(str).unique())[:5]}); pass the matching instrument."
+            )
+        if (~keep).any():
+            warnings.warn(
+                f"score_assessment: {int((~keep).sum())} row(s) of other instruments left out.",
+                RowsOmittedWarning,
+                stacklevel=3,
+            )
+        df = df[keep]
+    for col, arg in ((innovation, "innovation"), (rater, "rater"), (item, "item")):
+        miss = df[col].isna().to_numpy()
+        if miss.any():
+            raise ScaleupDataError(f"data: column {col!r} (argument '{arg}') is missing in {rows_text(df.index, miss, label='first:')}.")
+    item_dom = dict(zip(ins.items["item_id"], ins.items["domain"]))
+    unknown = ~df[item].astype(str).isin(item_dom).to_numpy()
+    if unknown.any():
+        vals = sorted(df[item].astype(str)[unknown].unique())[:5]
+        raise ScaleupDataError(
+            f"data: column {item!r} has item ids not defined by instrument {ins.id} in "
+            f"{rows_text(df.index, unknown, label='first:')}, e.g. {vals}; valid ids are listed in "
+            f"load_instrument({ins.id!r}).items."
+        )
+    dup = df.duplicated([innovation, rater, item], keep=False).to_numpy()
+    if dup.any():
+        raise ScaleupDataError(
+            f"data: duplicated (innovation, rater, item) ratings in {rows_text(df.index, dup, label='first:')}; keep one row each."
+        )
+    if "domain" in df.columns:
+        mism = (df["domain"].astype(str) != df[item].astype(str).map(item_dom)).to_numpy() & df["domain"].notna().to_numpy()
+        if mism.any():
+            raise ScaleupDataError(
+                f"data: column 'domain' disagrees with the domain of the item in instrument {ins.id} "
+                f"in {rows_text(df.index, mism, label='first:')}; fix the domain or the item id."
+            )
+    x = numeric_column(df, score, "table 'data'", arg="score", missing=True, infinite=True)
+    out = np.isfinite(x) & ((x < ins.scale_min) | (x > ins.scale_max))
+    if out.any():
+        raise ScaleupDataError(
+            f"data: column {score!r} lies outside the {ins.id} scale [{ins.scale_min:g}, {ins.scale_max:g}] in "
+            f"{rows_text(df.index, out, label='first:')}; correct these scores (record unanswered items as missing, not 0)."
+        )
+    d = pd.DataFrame(
+        {
+            "innovation": df[innovation].to_numpy(),
+            "rater": df[rater].astype(str).to_numpy(),
+            "item_id": df[item].astype(str).to_numpy(),
+            "score": x,
+        }
+    )
+    d["domain"] = d["item_id"].map(item_dom)
+    return d
+
+
+def _completeness(d: pd.DataFrame, ins: Instrument) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every rater of an innovation is expected to rate every item: the full grid (with ``answered``),
+    items answered per rater and domain, and the missing items with the reason."""
+    pairs = d[["innovation", "rater"]].drop_duplicates()
+    full = pairs.merge(ins.items[["item_id", "domain"]], how="cross")
+    full = full.merge(d[["innovation", "rater", "item_id", "score"]], on=["innovation", "rater", "item_id"], how="left",
+                      indicator=True)
+    full["answered"] = np.isfinite(full["score"].to_numpy(float))
+    miss = full[~full["answered"]].copy()
+    miss["reason"] = np.where(miss["_merge"] == "both", "missing score", "no row")
+    missing_items = miss[["innovation", "rater", "domain", "item_id", "reason"]].reset_index(drop=True)
+    dom_order = {dm: k for k, dm in enumerate(ins.domains["domain"])}
+    comp = (
+        full.groupby(["innovation", "rater", "domain"], sort=False)
+        .agg(n_answered=("answered", "sum"), n_expected=("answered", "size"))
+        .reset_index()
+    )
+    comp["share"] = comp["n_answered"] / comp["n_expected"]
+    comp = comp.assign(_o=comp["domain"].map(dom_order)).sort_values(["innovation", "rater", "_o"]).drop(columns="_o")
+    return full, comp.reset_index(drop=True), missing_items
+
+
+def _rater_domain_scores(ans, comp, ins, min_ans) -> tuple[pd.DataFrame, int]:
+    """Score of each rater x domain (NaN with too few items answered) and the number of such NaNs."""
+    grp = {k: v["score"].to_numpy(float) for k, v in ans.groupby(["innovation", "rater", "domain"], sort=False)}
+    scores, too_few = [], 0
+    for r in comp.itertuples(index=False):
+        vals = grp.get((r.innovation, r.rater, r.domain), np.array([]))
+        if vals.size == 0 or vals.size < min_ans * r.n_expected - 1e-12:
+            scores.append(np.nan)
+            too_few += 1
+        else:
+            scores.append(_domain_score(vals, r.n_expected, ins))
+    rds = comp[["innovation", "rater", "domain"]].copy()
+    rds["score"] = scores
+    rds["n_answered"] = comp["n_answered"].to_numpy()
+    rds["n_expected"] = comp["n_expected"].to_numpy()
+    return rds, too_few
+
+
+def _overall_scores(rds, ans, ins) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each rater's overall score of each innovation, and their summary and rank per innovation."""
+    ro = []
+    for (inn, rt), g in rds.groupby(["innovation", "rater"], sort=True):
+        met = answered = 0
+        if ins.scoring == "share_met":
+            a = ans[(ans["innovation"] == inn) & (ans["rater"] == rt)]
+            ok = g["domain"][g["score"].notna()]
+            a = a[a["domain"].isin(ok)]
+            met, answered = int((a["score"] >= ins.met_at).sum()), len(a)
+        ro.append((inn, rt, _overall(g["score"].to_numpy(float), ins, met, answered), int(g["score"].notna().sum())))
+    rater_overall = pd.DataFrame(ro, columns=["innovation", "rater", "overall", "n_domains"])
+    overall = (
+        rater_overall.groupby("innovation", sort=True)["overall"]
+        .agg(mean="mean", median="median", sd="std", n_raters="count")
+        .reset_index()
+    )
+    overall["rank"] = (
+        overall["mean"].rank(ascending=(ins.direction == "lower_is_better"), method="min").astype("Int64")
+    )
+    return rater_overall, overall
+
+
+def _rater_agreement(ans, ins, n_boot, seed) -> pd.DataFrame:
+    """Krippendorff's alpha of the raters of each innovation (items as units)."""
+    from .agreement import krippendorff_alpha
+
+    ag = []
+    for inn, g in ans.groupby("innovation", sort=True):
+        n_r = g["rater"].nunique()
+        row = {"innovation": inn, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+               "n_units": 0, "n_raters": int(n_r), "metric": ins.metric}
+        if n_r >= 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RowsOmittedWarning)
+                try:
+                    k = krippendorff_alpha(g, "item_id", "rater", "score", metric=ins.metric, n_boot=n_boot, seed=seed)
+                    row.update(estimate=k.estimate, ci_low=k.ci_low, ci_high=k.ci_high, n_units=k.n_units)
+                except ScaleupDataError:
+                    pass  # e.g. no pairable unit or no variation: alpha stays NaN
+        ag.append(row)
+    return pd.DataFrame(ag, columns=["innovation", "estimate", "ci_low", "ci_high", "n_units", "n_raters", "metric"])
+
+
 def score_assessment(
     data: pd.DataFrame,
     instrument="ISAT",
@@ -579,110 +734,15 @@ def score_assessment(
     >>> res.domain_scores.query("domain in ['A1', 'A2']")[["domain", "mean", "n_raters"]].to_string(index=False)
     'domain  mean  n_raters\n    A1 3.750         2\n    A2 2.250         2'
     """
-    from .agreement import krippendorff_alpha
-
     ins = load_instrument(instrument)
-    if not isinstance(data, pd.DataFrame):
-        raise ScaleupDataError(f"argument 'data' must be a pandas DataFrame, got {type(data).__name__}.")
-    for arg, col in (("innovation", innovation), ("rater", rater), ("item", item), ("score", score)):
-        if col not in data.columns:
-            raise ScaleupDataError(
-                f"data: column {col!r} (argument '{arg}') not found; available: {list(data.columns)}."
-            )
+    _check_assessment_columns(data, innovation, rater, item, score)
     min_ans = ins.min_answered if min_answered is None else float(min_answered)
     if not 0 < min_ans <= 1:
         raise ScaleupDataError(f"argument 'min_answered' must be in (0, 1], got {min_answered!r}.")
-    df = data
-    if "instrument" in df.columns:
-        keep = df["instrument"].astype(str).str.lower() == ins.id.lower()
-        if not keep.any():
-            raise ScaleupDataError(
-                f"data: no row has instrument == {ins.id!r} (column 'instrument' holds "
-                f"{sorted(df['instrument'].astype(str).unique())[:5]}); pass the matching instrument."
-            )
-        if (~keep).any():
-            warnings.warn(
-                f"score_assessment: {int((~keep).sum())} row(s) of other instruments left out.",
-                RowsOmittedWarning,
-                stacklevel=2,
-            )
-        df = df[keep]
-    for col, arg in ((innovation, "innovation"), (rater, "rater"), (item, "item")):
-        miss = df[col].isna().to_numpy()
-        if miss.any():
-            raise ScaleupDataError(f"data: column {col!r} (argument '{arg}') is missing in {rows_text(df.index, miss, label='first:')}.")
-    item_dom = dict(zip(ins.items["item_id"], ins.items["domain"]))
-    unknown = ~df[item].astype(str).isin(item_dom).to_numpy()
-    if unknown.any():
-        vals = sorted(df[item].astype(str)[unknown].unique())[:5]
-        raise ScaleupDataError(
-            f"data: column {item!r} has item ids not defined by instrument {ins.id} in "
-            f"{rows_text(df.index, unknown, label='first:')}, e.g. {vals}; valid ids are listed in "
-            f"load_instrument({ins.id!r}).items."
-        )
-    dup = df.duplicated([innovation, rater, item], keep=False).to_numpy()
-    if dup.any():
-        raise ScaleupDataError(
-            f"data: duplicated (innovation, rater, item) ratings in {rows_text(df.index, dup, label='first:')}; keep one row each."
-        )
-    if "domain" in df.columns:
-        mism = (df["domain"].astype(str) != df[item].astype(str).map(item_dom)).to_numpy() & df["domain"].notna().to_numpy()
-        if mism.any():
-            raise ScaleupDataError(
-                f"data: column 'domain' disagrees with the domain of the item in instrument {ins.id} "
-                f"in {rows_text(df.index, mism, label='first:')}; fix the domain or the item id."
-            )
-    x = numeric_column(df, score, "table 'data'", arg="score", missing=True, infinite=True)
-    out = np.isfinite(x) & ((x < ins.scale_min) | (x > ins.scale_max))
-    if out.any():
-        raise ScaleupDataError(
-            f"data: column {score!r} lies outside the {ins.id} scale [{ins.scale_min:g}, {ins.scale_max:g}] in "
-            f"{rows_text(df.index, out, label='first:')}; correct these scores (record unanswered items as missing, not 0)."
-        )
-    d = pd.DataFrame(
-        {
-            "innovation": df[innovation].to_numpy(),
-            "rater": df[rater].astype(str).to_numpy(),
-            "item_id": df[item].astype(str).to_numpy(),
-            "score": x,
-        }
-    )
-    d["domain"] = d["item_id"].map(item_dom)
-
-    # completeness: every rater of an innovation is expected to rate every item
-    pairs = d[["innovation", "rater"]].drop_duplicates()
-    full = pairs.merge(ins.items[["item_id", "domain"]], how="cross")
-    full = full.merge(d[["innovation", "rater", "item_id", "score"]], on=["innovation", "rater", "item_id"], how="left",
-                      indicator=True)
-    full["answered"] = np.isfinite(full["score"].to_numpy(float))
-    miss = full[~full["answered"]].copy()
-    miss["reason"] = np.where(miss["_merge"] == "both", "missing score", "no row")
-    missing_items = miss[["innovation", "rater", "domain", "item_id", "reason"]].reset_index(drop=True)
-    dom_order = {dm: k for k, dm in enumerate(ins.domains["domain"])}
-    comp = (
-        full.groupby(["innovation", "rater", "domain"], sort=False)
-        .agg(n_answered=("answered", "sum"), n_expected=("answered", "size"))
-        .reset_index()
-    )
-    comp["share"] = comp["n_answered"] / comp["n_expected"]
-    comp = comp.assign(_o=comp["domain"].map(dom_order)).sort_values(["innovation", "rater", "_o"]).drop(columns="_o")
-    comp = comp.reset_index(drop=True)
-
-    # rater x domain scores
+    d = _assessment_ratings(data, ins, innovation, rater, item, score)
+    full, comp, missing_items = _completeness(d, ins)
     ans = full[full["answered"]]
-    grp = {k: v["score"].to_numpy(float) for k, v in ans.groupby(["innovation", "rater", "domain"], sort=False)}
-    scores, too_few = [], 0
-    for r in comp.itertuples(index=False):
-        vals = grp.get((r.innovation, r.rater, r.domain), np.array([]))
-        if vals.size == 0 or vals.size < min_ans * r.n_expected - 1e-12:
-            scores.append(np.nan)
-            too_few += 1
-        else:
-            scores.append(_domain_score(vals, r.n_expected, ins))
-    rds = comp[["innovation", "rater", "domain"]].copy()
-    rds["score"] = scores
-    rds["n_answered"] = comp["n_answered"].to_numpy()
-    rds["n_expected"] = comp["n_expected"].to_numpy()
+    rds, too_few = _rater_domain_scores(ans, comp, ins, min_ans)
     if too_few:
         warnings.warn(
             f"score_assessment: {too_few} rater x domain score(s) set to NaN because fewer than "
@@ -690,51 +750,14 @@ def score_assessment(
             ScaleupWarning,
             stacklevel=2,
         )
-
-    # across raters
-    dom = (
+    dom = (  # across raters
         rds.groupby(["innovation", "domain"], sort=False)["score"]
         .agg(mean="mean", median="median", sd="std", min="min", max="max", n_raters="count")
         .reset_index()
     )
     dom = dom.merge(ins.domains[["domain", "part", "label"]], on="domain", how="left")
     dom = dom[["innovation", "domain", "part", "label", "mean", "median", "sd", "min", "max", "n_raters"]]
-
-    ro = []
-    for (inn, rt), g in rds.groupby(["innovation", "rater"], sort=True):
-        met = answered = 0
-        if ins.scoring == "share_met":
-            a = ans[(ans["innovation"] == inn) & (ans["rater"] == rt)]
-            ok = g["domain"][g["score"].notna()]
-            a = a[a["domain"].isin(ok)]
-            met, answered = int((a["score"] >= ins.met_at).sum()), len(a)
-        ro.append((inn, rt, _overall(g["score"].to_numpy(float), ins, met, answered), int(g["score"].notna().sum())))
-    rater_overall = pd.DataFrame(ro, columns=["innovation", "rater", "overall", "n_domains"])
-    overall = (
-        rater_overall.groupby("innovation", sort=True)["overall"]
-        .agg(mean="mean", median="median", sd="std", n_raters="count")
-        .reset_index()
-    )
-    overall["rank"] = (
-        overall["mean"].rank(ascending=(ins.direction == "lower_is_better"), method="min").astype("Int64")
-    )
-
-    # agreement per innovation (items as units)
-    ag = []
-    for inn, g in ans.groupby("innovation", sort=True):
-        n_r = g["rater"].nunique()
-        row = {"innovation": inn, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-               "n_units": 0, "n_raters": int(n_r), "metric": ins.metric}
-        if n_r >= 2:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RowsOmittedWarning)
-                try:
-                    k = krippendorff_alpha(g, "item_id", "rater", "score", metric=ins.metric, n_boot=n_boot, seed=seed)
-                    row.update(estimate=k.estimate, ci_low=k.ci_low, ci_high=k.ci_high, n_units=k.n_units)
-                except ScaleupDataError:
-                    pass  # e.g. no pairable unit or no variation: alpha stays NaN
-        ag.append(row)
-    agreement = pd.DataFrame(ag, columns=["innovation", "estimate", "ci_low", "ci_high", "n_units", "n_raters", "metric"])
+    rater_overall, overall = _overall_scores(rds, ans, ins)
     return AssessmentScores(
         instrument=ins,
         rater_domain_scores=rds.reset_index(drop=True),
@@ -743,5 +766,5 @@ def score_assessment(
         overall=overall,
         completeness=comp,
         missing_items=missing_items,
-        agreement=agreement,
+        agreement=_rater_agreement(ans, ins, n_boot, seed),
     )

@@ -240,6 +240,159 @@ def _mean_ci_rows(framework, dimension, measure, values: pd.Series, groups: pd.S
     return out
 
 
+def _check_reaim_options(tables, periods_per_year, support_periods, min_items, threshold) -> None:
+    if not isinstance(tables, Mapping) or "sites" not in tables or "delivery" not in tables:
+        raise ScaleupDataError("argument 'tables': give a dict with at least the 'sites' and 'delivery' tables.")
+    for arg, v in (("periods_per_year", periods_per_year), ("support_periods", support_periods),
+                   ("min_items", min_items), ("threshold", threshold)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if arg == "threshold" else 1):
+            raise ScaleupDataError(f"argument '{arg}': a positive integer, not {v!r}.")
+    if min_items > 4:
+        raise ScaleupDataError("argument 'min_items': the AIM/IAM/FIM scales have 4 items; use 1-4.")
+
+
+def _sites_and_delivery(tables, site, region, period) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The checked ``sites`` (with the numeric adoption period ``adopt``) and ``delivery`` tables,
+    delivery merged with the sites."""
+    sites, dv = tables["sites"], tables["delivery"]
+    require_columns(sites, "sites", [site, region, "adoption_period"])
+    dcols = ["sessions_delivered", "eligible", "reached", "staff_eligible", "staff_trained", "cost"]
+    require_columns(dv, "delivery", [site, period, *dcols])
+    s = sites[[site, region, "adoption_period"]].copy()
+    fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False), "Keep one row per site.")
+    s["adopt"] = _num(s, "sites", "adoption_period", missing_ok=True)
+    d = dv[[site, period, *dcols]].copy()
+    for c in [period, *dcols]:
+        d[c] = _num(d, "delivery", c)
+        fail_rows("delivery", c, "are negative", d, d[c] < 0, "Counts and costs must be >= 0.")
+    fail_rows("delivery", "reached", "exceed eligible", d, d["reached"] > d["eligible"],
+              "Use 0 <= reached <= eligible.")
+    fail_rows("delivery", "staff_trained", "exceed staff_eligible", d, d["staff_trained"] > d["staff_eligible"],
+              "Use 0 <= staff_trained <= staff_eligible.")
+    fail_rows("delivery", site, "are not in table 'sites'", d, ~d[site].isin(s[site]), "Add the sites or fix site_id.")
+    fail_rows("delivery", site, "are duplicated (site, period) pairs", d, d.duplicated([site, period], keep=False),
+              "Keep one row per site and period.")
+    return s, d.merge(s, on=site, how="left")
+
+
+def _analysis_window(periods, s, d, period, T) -> list[int]:
+    """The periods of the analysis window (default: first adoption to the last period)."""
+    if periods is None:
+        first = s["adopt"].min()
+        start = int(first) if np.isfinite(first) else int(d[period].min())
+        return list(range(start, T + 1))
+    try:
+        win = sorted({int(p) for p in periods})
+    except (TypeError, ValueError):
+        raise ScaleupDataError(f"argument 'periods': integers, e.g. range(5, 13), not {periods!r}.") from None
+    if not win:
+        raise ScaleupDataError("argument 'periods': give at least one period.")
+    return win
+
+
+def _representativeness_rows(people, s, site, region, regions, participated, characteristics) -> list[dict]:
+    chars = list(characteristics or [])
+    if not chars:
+        raise ScaleupDataError("argument 'characteristics': name the columns of 'people' to compare.")
+    require_columns(people, "people", [site, participated, *chars])
+    pp = people[[site, participated, *chars]].copy()
+    part = _num(pp, "people", participated)
+    fail_rows("people", participated, "are not 0/1", pp, ~np.isin(part, (0.0, 1.0)), "Code participation as 0/1.")
+    pp[participated] = part
+    fail_rows("people", site, "are not in table 'sites'", pp, ~pp[site].isin(s[site]), "Fix site_id.")
+    for c in chars:
+        pp[c] = _num(pp, "people", c, missing_ok=True)
+    pp = pp.merge(s[[site, region]], on=site, how="left")
+    groups = [(r, pp[pp[region] == r]) for r in regions] + [(OVERALL, pp)]
+    rows = []
+    for c in chars:
+        for r, g in groups:
+            x = g[c].to_numpy(float)
+            isp = g[participated].to_numpy() == 1
+            rows.append(_row("RE-AIM", "reach", f"representativeness[{c}]", r, _std_diff(x[isp], x),
+                             np.nan, np.nan, int(isp.sum()), len(g), "individuals"))
+    return rows
+
+
+def _effectiveness_rows(effectiveness, region, z) -> list[dict]:
+    require_columns(effectiveness, "effectiveness", [region, "estimate"])
+    e = effectiveness.copy()
+    est = _num(e, "effectiveness", "estimate")
+    if {"ci_low", "ci_high"} <= set(e.columns):
+        lo, hi = _num(e, "effectiveness", "ci_low"), _num(e, "effectiveness", "ci_high")
+    elif "se" in e.columns:
+        se = _num(e, "effectiveness", "se")
+        lo, hi = est - z * se, est + z * se
+    else:
+        raise ScaleupDataError("table 'effectiveness': give 'ci_low' and 'ci_high', or 'se'.")
+    return [_row("RE-AIM", "effectiveness", "effectiveness", r, a, b, c, np.nan, np.nan, "effect")
+            for r, a, b, c in zip(e[region], est, lo, hi)]
+
+
+def _fidelity_rows(fidelity, s, site, region, period, win, level) -> list[dict]:
+    require_columns(fidelity, "fidelity", [site, period, "fidelity_index"])
+    f = fidelity[[site, period, "fidelity_index"]].copy()
+    f["fidelity_index"] = _num(f, "fidelity", "fidelity_index", missing_ok=True)
+    f[period] = _num(f, "fidelity", period)
+    fail_rows("fidelity", site, "are not in table 'sites'", f, ~f[site].isin(s[site]), "Fix site_id.")
+    f = f[f[period].isin(win)].groupby(site)["fidelity_index"].mean().dropna().rename("fi").reset_index()
+    f = f.merge(s[[site, region]], on=site, how="left")
+    return _mean_ci_rows("RE-AIM", "implementation", "implementation_fidelity", f["fi"], f[region], "settings", level)
+
+
+def _maintenance_rows(s, d, site, region, regions, period, T, support_periods, periods_per_year, level):
+    """Setting-level maintenance at 6 and 12 months after the end of initial support."""
+    ad = s[np.isfinite(s["adopt"])].copy()
+    ad["end"] = ad["adopt"] + support_periods - 1
+    active = d.assign(active=d["sessions_delivered"] > 0).set_index([site, period])["active"]
+    rows = []
+    for months in (6, 12):
+        h = math.ceil(months * periods_per_year / 12)
+        target = ad["end"] + h
+        evaluable = target <= T
+        keys = list(zip(ad[site], target.astype(int)))
+        maintained = np.array([bool(active.get(k, False)) for k in keys], dtype=float)
+        m = ad.assign(ev=evaluable.astype(float), mt=maintained * evaluable)
+        excl = _with_all(m.groupby(region)["ev"].apply(lambda x: float((x == 0).sum())).reindex(regions, fill_value=0))
+        rows += _prop_rows("RE-AIM", "maintenance", f"maintenance_{months}m", _by_region(m, "mt", region, regions),
+                           _by_region(m, "ev", region, regions), "settings", level, n_excl=excl.to_dict())
+    return rows
+
+
+def _individual_maintenance_rows(individual_maintenance, s, site, region, regions, level) -> list[dict]:
+    require_columns(individual_maintenance, "individual_maintenance", [site, "assessed", "maintained"])
+    im = individual_maintenance[[site, "assessed", "maintained"]].copy()
+    for c in ("assessed", "maintained"):
+        im[c] = _num(im, "individual_maintenance", c)
+        fail_rows("individual_maintenance", c, "are negative", im, im[c] < 0, "Counts must be >= 0.")
+    fail_rows("individual_maintenance", "maintained", "exceed assessed", im, im["maintained"] > im["assessed"],
+              "Use 0 <= maintained <= assessed.")
+    fail_rows("individual_maintenance", site, "are not in table 'sites'", im, ~im[site].isin(s[site]),
+              "Fix site_id.")
+    im = im.merge(s[[site, region]], on=site, how="left")
+    return _prop_rows("RE-AIM", "maintenance", "maintenance_individual", _by_region(im, "maintained", region, regions),
+                      _by_region(im, "assessed", region, regions), "individuals", level)
+
+
+def _scale_rows(scores, scale, region, level) -> list[dict]:
+    """Acceptability, appropriateness and feasibility: mean AIM, IAM and FIM scale scores."""
+    rows = []
+    for sc_name, outcome in _SCALES.items():
+        ss = scores[scores[scale] == sc_name]
+        if ss.empty:
+            continue
+        excl = ss[~np.isfinite(ss["scale_score"])].groupby(region).size()
+        excl = {**excl.to_dict(), OVERALL: int((~np.isfinite(ss["scale_score"])).sum())}
+        rows += _mean_ci_rows("Proctor", outcome, outcome, ss["scale_score"], ss[region], "individuals", level,
+                              n_excl=excl)
+    return rows
+
+
+def _by_region(frame, col, region, regions) -> pd.Series:
+    """Sum of ``col`` per region (every region, 0 when absent) and overall."""
+    return _with_all(frame.groupby(region)[col].sum().reindex(regions, fill_value=0.0))
+
+
 def reaim(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -367,158 +520,50 @@ def reaim(
     18     0.239   0.236    0.242
     """
     z = _z(level)
-    if not isinstance(tables, Mapping) or "sites" not in tables or "delivery" not in tables:
-        raise ScaleupDataError("argument 'tables': give a dict with at least the 'sites' and 'delivery' tables.")
-    for arg, v in (("periods_per_year", periods_per_year), ("support_periods", support_periods),
-                   ("min_items", min_items), ("threshold", threshold)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if arg == "threshold" else 1):
-            raise ScaleupDataError(f"argument '{arg}': a positive integer, not {v!r}.")
-    if min_items > 4:
-        raise ScaleupDataError("argument 'min_items': the AIM/IAM/FIM scales have 4 items; use 1-4.")
-    sites, dv = tables["sites"], tables["delivery"]
-    require_columns(sites, "sites", [site, region, "adoption_period"])
-    dcols = ["sessions_delivered", "eligible", "reached", "staff_eligible", "staff_trained", "cost"]
-    require_columns(dv, "delivery", [site, period, *dcols])
-    s = sites[[site, region, "adoption_period"]].copy()
-    fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False), "Keep one row per site.")
-    s["adopt"] = _num(s, "sites", "adoption_period", missing_ok=True)
-    d = dv[[site, period, *dcols]].copy()
-    for c in [period, *dcols]:
-        d[c] = _num(d, "delivery", c)
-        fail_rows("delivery", c, "are negative", d, d[c] < 0, "Counts and costs must be >= 0.")
-    fail_rows("delivery", "reached", "exceed eligible", d, d["reached"] > d["eligible"],
-              "Use 0 <= reached <= eligible.")
-    fail_rows("delivery", "staff_trained", "exceed staff_eligible", d, d["staff_trained"] > d["staff_eligible"],
-              "Use 0 <= staff_trained <= staff_eligible.")
-    fail_rows("delivery", site, "are not in table 'sites'", d, ~d[site].isin(s[site]), "Add the sites or fix site_id.")
-    fail_rows("delivery", site, "are duplicated (site, period) pairs", d, d.duplicated([site, period], keep=False),
-              "Keep one row per site and period.")
-    d = d.merge(s, on=site, how="left")
+    _check_reaim_options(tables, periods_per_year, support_periods, min_items, threshold)
+    s, d = _sites_and_delivery(tables, site, region, period)
     T = int(d[period].max())
-    if periods is None:
-        first = s["adopt"].min()
-        start = int(first) if np.isfinite(first) else int(d[period].min())
-        win = list(range(start, T + 1))
-    else:
-        try:
-            win = sorted({int(p) for p in periods})
-        except (TypeError, ValueError):
-            raise ScaleupDataError(f"argument 'periods': integers, e.g. range(5, 13), not {periods!r}.") from None
-        if not win:
-            raise ScaleupDataError("argument 'periods': give at least one period.")
+    win = _analysis_window(periods, s, d, period, T)
     w = d[d[period].isin(win)]
     delivering = w[np.isfinite(w["adopt"]) & (w[period] >= w["adopt"])]
     regions = sorted(s[region].dropna().unique(), key=str)
-    rows: list[dict] = []
 
     def by_region(frame, col):
-        return _with_all(frame.groupby(region)[col].sum().reindex(regions, fill_value=0.0))
+        return _by_region(frame, col, region, regions)
 
-    # ---- Reach
-    rows += _prop_rows("RE-AIM", "reach", "reach", by_region(w, "reached"), by_region(w, "eligible"),
-                       "individuals", level)
-    # ---- Representativeness
+    # ---- RE-AIM
+    rows = _prop_rows("RE-AIM", "reach", "reach", by_region(w, "reached"), by_region(w, "eligible"), "individuals", level)
     if people is not None:
-        chars = list(characteristics or [])
-        if not chars:
-            raise ScaleupDataError("argument 'characteristics': name the columns of 'people' to compare.")
-        require_columns(people, "people", [site, participated, *chars])
-        pp = people[[site, participated, *chars]].copy()
-        part = _num(pp, "people", participated)
-        fail_rows("people", participated, "are not 0/1", pp, ~np.isin(part, (0.0, 1.0)), "Code participation as 0/1.")
-        pp[participated] = part
-        fail_rows("people", site, "are not in table 'sites'", pp, ~pp[site].isin(s[site]), "Fix site_id.")
-        for c in chars:
-            pp[c] = _num(pp, "people", c, missing_ok=True)
-        pp = pp.merge(s[[site, region]], on=site, how="left")
-        groups = [(r, pp[pp[region] == r]) for r in regions] + [(OVERALL, pp)]
-        for c in chars:
-            for r, g in groups:
-                x = g[c].to_numpy(float)
-                isp = g[participated].to_numpy() == 1
-                rows.append(_row("RE-AIM", "reach", f"representativeness[{c}]", r, _std_diff(x[isp], x),
-                                 np.nan, np.nan, int(isp.sum()), len(g), "individuals"))
-    # ---- Effectiveness
+        rows += _representativeness_rows(people, s, site, region, regions, participated, characteristics)
     if effectiveness is not None:
-        require_columns(effectiveness, "effectiveness", [region, "estimate"])
-        e = effectiveness.copy()
-        est = _num(e, "effectiveness", "estimate")
-        if {"ci_low", "ci_high"} <= set(e.columns):
-            lo, hi = _num(e, "effectiveness", "ci_low"), _num(e, "effectiveness", "ci_high")
-        elif "se" in e.columns:
-            se = _num(e, "effectiveness", "se")
-            lo, hi = est - z * se, est + z * se
-        else:
-            raise ScaleupDataError("table 'effectiveness': give 'ci_low' and 'ci_high', or 'se'.")
-        for r, a, b, c in zip(e[region], est, lo, hi):
-            rows.append(_row("RE-AIM", "effectiveness", "effectiveness", r, a, b, c, np.nan, np.nan, "effect"))
-    # ---- Adoption
+        rows += _effectiveness_rows(effectiveness, region, z)
     adopted = s.assign(a=(np.isfinite(s["adopt"]) & (s["adopt"] <= T)).astype(float), one=1.0)
     rows += _prop_rows("RE-AIM", "adoption", "adoption_settings", by_region(adopted, "a"), by_region(adopted, "one"),
                        "settings", level)
     rows += _prop_rows("RE-AIM", "adoption", "adoption_staff", by_region(delivering, "staff_trained"),
                        by_region(delivering, "staff_eligible"), "individuals", level)
-    # ---- Implementation
     if fidelity is not None:
-        require_columns(fidelity, "fidelity", [site, period, "fidelity_index"])
-        f = fidelity[[site, period, "fidelity_index"]].copy()
-        f["fidelity_index"] = _num(f, "fidelity", "fidelity_index", missing_ok=True)
-        f[period] = _num(f, "fidelity", period)
-        fail_rows("fidelity", site, "are not in table 'sites'", f, ~f[site].isin(s[site]), "Fix site_id.")
-        f = f[f[period].isin(win)].groupby(site)["fidelity_index"].mean().dropna().rename("fi").reset_index()
-        f = f.merge(s[[site, region]], on=site, how="left")
-        rows += _mean_ci_rows("RE-AIM", "implementation", "implementation_fidelity", f["fi"], f[region],
-                              "settings", level)
+        rows += _fidelity_rows(fidelity, s, site, region, period, win, level)
     cost, reached = by_region(w, "cost"), by_region(w, "reached")
     for r in cost.index:
         with np.errstate(invalid="ignore", divide="ignore"):
             cpp = cost[r] / reached[r] if reached[r] > 0 else np.nan
         rows.append(_row("RE-AIM", "implementation", "implementation_cost_per_participant", r, cpp, np.nan,
                          np.nan, cost[r], reached[r], "CAD"))
-    # ---- Maintenance (settings)
-    ad = s[np.isfinite(s["adopt"])].copy()
-    ad["end"] = ad["adopt"] + support_periods - 1
-    active = d.assign(active=d["sessions_delivered"] > 0).set_index([site, period])["active"]
-    for months in (6, 12):
-        h = math.ceil(months * periods_per_year / 12)
-        target = ad["end"] + h
-        evaluable = target <= T
-        keys = list(zip(ad[site], target.astype(int)))
-        maintained = np.array([bool(active.get(k, False)) for k in keys], dtype=float)
-        m = ad.assign(ev=evaluable.astype(float), mt=maintained * evaluable)
-        excl = _with_all(m.groupby(region)["ev"].apply(lambda x: float((x == 0).sum())).reindex(regions, fill_value=0))
-        rows += _prop_rows("RE-AIM", "maintenance", f"maintenance_{months}m", by_region(m, "mt"), by_region(m, "ev"),
-                           "settings", level, n_excl=excl.to_dict())
+    rows += _maintenance_rows(s, d, site, region, regions, period, T, support_periods, periods_per_year, level)
     if individual_maintenance is not None:
-        require_columns(individual_maintenance, "individual_maintenance", [site, "assessed", "maintained"])
-        im = individual_maintenance[[site, "assessed", "maintained"]].copy()
-        for c in ("assessed", "maintained"):
-            im[c] = _num(im, "individual_maintenance", c)
-            fail_rows("individual_maintenance", c, "are negative", im, im[c] < 0, "Counts must be >= 0.")
-        fail_rows("individual_maintenance", "maintained", "exceed assessed", im, im["maintained"] > im["assessed"],
-                  "Use 0 <= maintained <= assessed.")
-        fail_rows("individual_maintenance", site, "are not in table 'sites'", im, ~im[site].isin(s[site]),
-                  "Fix site_id.")
-        im = im.merge(s[[site, region]], on=site, how="left")
-        rows += _prop_rows("RE-AIM", "maintenance", "maintenance_individual", by_region(im, "maintained"),
-                           by_region(im, "assessed"), "individuals", level)
+        rows += _individual_maintenance_rows(individual_maintenance, s, site, region, regions, level)
     # ---- Proctor
     rows += _prop_rows("Proctor", "penetration", "penetration", by_region(delivering, "reached"),
                        by_region(delivering, "eligible"), "individuals", level)
     scores = None
     if scales is not None:
         scores = _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items)
-        for sc_name, outcome in _SCALES.items():
-            ss = scores[scores[scale] == sc_name]
-            if ss.empty:
-                continue
-            excl = ss[~np.isfinite(ss["scale_score"])].groupby(region).size()
-            excl = {**excl.to_dict(), OVERALL: int((~np.isfinite(ss["scale_score"])).sum())}
-            rows += _mean_ci_rows("Proctor", outcome, outcome, ss["scale_score"], ss[region], "individuals", level,
-                                  n_excl=excl)
+        rows += _scale_rows(scores, scale, region, level)
     for r in cost.index:
         rows.append(_row("Proctor", "implementation_cost", "implementation_cost", r, cost[r], np.nan, np.nan,
                          cost[r], np.nan, "CAD"))
+    # ---- small cells
     table = pd.DataFrame(rows)
     table["region"] = table["region"].astype(object)
     indiv = table["measurement_unit"] == "individuals"
