@@ -6,7 +6,7 @@
 * :func:`adoption_terms` - the innovation's own effect (per period since adoption, or one term);
 * :func:`fit_panel_model` - ``y ~ C(period) + terms`` with site effects: a mixed model (site random
   effects, Mundlak means) or OLS with site fixed effects and CR1 cluster-robust standard errors;
-* :func:`check_options` - the options both public functions share.
+* :func:`check_options`, :func:`drop_ramp_up` - the options both public functions share.
 """
 
 from __future__ import annotations
@@ -227,3 +227,16 @@ def check_options(inference, adoption_effects, level):
             "since adoption) or 'treatment' (a single treatment indicator)."
         )
     check_level(level)
+
+
+def check_min_exposure(min_exposure) -> None:
+    if isinstance(min_exposure, bool) or not isinstance(min_exposure, (int, np.integer)) or min_exposure < 0:
+        raise ScaleupDataError(f"argument 'min_exposure' = {min_exposure!r}: give an integer >= 0.")
+
+
+def drop_ramp_up(p: pd.DataFrame, min_exposure) -> pd.DataFrame:
+    """The panel without the treated site-periods less than ``min_exposure`` periods after adoption."""
+    check_min_exposure(min_exposure)
+    if min_exposure > 0:
+        p = p[(p["D"] == 0) | (p["exposure"] >= min_exposure)].reset_index(drop=True)
+    return p

@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..errors import RowsOmittedWarning, ScaleupDataError
 from ._panel import (
-    PANEL_NAMES, REL_COLS, adoption_terms, check_options, cumulative_counts, fit_panel_model, site_period_panel,
+    PANEL_NAMES, REL_COLS, adoption_terms, check_min_exposure, check_options, cumulative_counts, drop_ramp_up,
+    fit_panel_model, site_period_panel,
 )
 from .frame import validate_adaptations
 
@@ -106,6 +107,63 @@ class DoseResponse:
         ax.set_ylabel(ylabel)
         ax.set_title(f"Fidelity dose-response ({self.n_sites} sites)")
         return ax
+
+
+def _fidelity_values(fidelity, site, period, value) -> pd.DataFrame:
+    """site_id, period and fidelity, one row per site-period."""
+    if not isinstance(fidelity, pd.DataFrame):
+        raise ScaleupDataError(f"table 'fidelity' must be a pandas DataFrame, got {type(fidelity).__name__}.")
+    miss = [c for c in (site, period, value) if c not in fidelity.columns]
+    if miss:
+        raise ScaleupDataError(
+            f"table 'fidelity': missing column(s) {miss}; it needs {site!r}, {period!r} and the fidelity "
+            f"column {value!r} (e.g. from sa.fidelity_index(...))."
+        )
+    f = pd.DataFrame({"site_id": fidelity[site].astype(str).to_numpy(),
+                      "period": pd.to_numeric(fidelity[period]).astype(np.int64).to_numpy(),
+                      "fidelity": pd.to_numeric(fidelity[value], errors="coerce").to_numpy(dtype=float)})
+    if f.duplicated(["site_id", "period"]).any():
+        raise ScaleupDataError("table 'fidelity': several rows for one site and period; give one value per site-period.")
+    return f
+
+
+def _effect_modifier_terms(p: pd.DataFrame, sites, effect_modifiers) -> list[str]:
+    """Add the treatment x modifier columns to the panel (numeric modifiers centred over the treated
+    site-periods, others dummy-coded) and return their names."""
+    if sites is None:
+        raise ScaleupDataError("argument 'effect_modifiers' needs the 'sites' table (the modifiers are its columns).")
+    miss = [c for c in effect_modifiers if c not in sites.columns]
+    if miss:
+        raise ScaleupDataError(f"table 'sites': no column(s) {miss} (argument 'effect_modifiers').")
+    sidx = sites.assign(site_id=sites["site_id"].astype(str)).set_index("site_id")
+    Dv = p["D"].to_numpy(dtype=float)
+    mod_terms = []
+    for j, c in enumerate(effect_modifiers):
+        v = p["site_id"].map(sidx[c])
+        if pd.api.types.is_numeric_dtype(sidx[c]) and not pd.api.types.is_bool_dtype(sidx[c]):
+            v = pd.to_numeric(v, errors="coerce").astype(float)
+            p[f"mod_{j}"] = np.where(Dv == 1, v - v[Dv == 1].mean(), 0.0)
+            mod_terms.append(f"mod_{j}")
+        else:
+            levels = sorted(v[Dv == 1].astype(str).unique())
+            for k, lv in enumerate(levels[1:]):
+                p[f"mod_{j}_{k}"] = ((v.astype(str) == lv).to_numpy() & (Dv == 1)).astype(float)
+                mod_terms.append(f"mod_{j}_{k}")
+    if p[mod_terms].isna().any().any():
+        raise ScaleupDataError(f"table 'sites': missing values in the effect modifiers {list(effect_modifiers)}.")
+    return mod_terms
+
+
+def _net_outcome(p, fe, m, terms, mod_terms, inference) -> np.ndarray:
+    """The outcome net of period, exposure and adaptation effects (for the plot)."""
+    if inference == "mixed":
+        pe = m.fixed["estimate"]
+        alpha = p["period"].map(lambda t: pe.get(f"C(period)[T.{t}]", 0.0)).to_numpy(dtype=float)
+        eta = sum(pe[t] * p[t].to_numpy() for t in terms[:-1] if t not in mod_terms)
+    else:
+        alpha = p["period"].map(m["period_effects"]).to_numpy(dtype=float)
+        eta = sum(fe.loc[t, "estimate"] * p[t].to_numpy() for t in terms[:-1] if t not in mod_terms)
+    return p["y"].to_numpy() - alpha - eta
 
 
 def fidelity_dose_response(
@@ -205,24 +263,10 @@ def fidelity_dose_response(
     check_options(inference, adoption_effects, level)
     if fidelity_level not in ("site-period", "site"):
         raise ScaleupDataError(f"argument 'fidelity_level' = {fidelity_level!r}: choose 'site-period' or 'site'.")
-    if not isinstance(fidelity, pd.DataFrame):
-        raise ScaleupDataError(f"table 'fidelity' must be a pandas DataFrame, got {type(fidelity).__name__}.")
-    miss = [c for c in (site, period, value) if c not in fidelity.columns]
-    if miss:
-        raise ScaleupDataError(
-            f"table 'fidelity': missing column(s) {miss}; it needs {site!r}, {period!r} and the fidelity "
-            f"column {value!r} (e.g. from sa.fidelity_index(...))."
-        )
-    f = pd.DataFrame({"site_id": fidelity[site].astype(str).to_numpy(),
-                      "period": pd.to_numeric(fidelity[period]).astype(np.int64).to_numpy(),
-                      "fidelity": pd.to_numeric(fidelity[value], errors="coerce").to_numpy(dtype=float)})
-    if f.duplicated(["site_id", "period"]).any():
-        raise ScaleupDataError("table 'fidelity': several rows for one site and period; give one value per site-period.")
-    if isinstance(min_exposure, bool) or not isinstance(min_exposure, (int, np.integer)) or min_exposure < 0:
-        raise ScaleupDataError(f"argument 'min_exposure' = {min_exposure!r}: give an integer >= 0.")
+    f = _fidelity_values(fidelity, site, period, value)
+    check_min_exposure(min_exposure)
     p = site_period_panel(data, sites, indicator, outcome, site, period, treatment)
-    if min_exposure > 0:
-        p = p[(p["D"] == 0) | (p["exposure"] >= min_exposure)].reset_index(drop=True)
+    p = drop_ramp_up(p, min_exposure)
     p = p.merge(f, on=["site_id", "period"], how="left")
     p.loc[p["D"] == 0, "fidelity"] = np.nan
     if fidelity_level == "site":
@@ -239,28 +283,7 @@ def fidelity_dose_response(
         raise ScaleupDataError("table 'fidelity': fewer than 3 treated site-periods with distinct fidelity values.")
     ref = float(p.loc[treated_rows, "fidelity"].mean()) if reference is None else float(reference)
     p["fid_c"] = np.where(treated_rows, p["fidelity"] - ref, 0.0)
-    mod_terms = []
-    if effect_modifiers:
-        if sites is None:
-            raise ScaleupDataError("argument 'effect_modifiers' needs the 'sites' table (the modifiers are its columns).")
-        miss = [c for c in effect_modifiers if c not in sites.columns]
-        if miss:
-            raise ScaleupDataError(f"table 'sites': no column(s) {miss} (argument 'effect_modifiers').")
-        sidx = sites.assign(site_id=sites["site_id"].astype(str)).set_index("site_id")
-        Dv = p["D"].to_numpy(dtype=float)
-        for j, c in enumerate(effect_modifiers):
-            v = p["site_id"].map(sidx[c])
-            if pd.api.types.is_numeric_dtype(sidx[c]) and not pd.api.types.is_bool_dtype(sidx[c]):
-                v = pd.to_numeric(v, errors="coerce").astype(float)
-                p[f"mod_{j}"] = np.where(Dv == 1, v - v[Dv == 1].mean(), 0.0)
-                mod_terms.append(f"mod_{j}")
-            else:
-                levels = sorted(v[Dv == 1].astype(str).unique())
-                for k, lv in enumerate(levels[1:]):
-                    p[f"mod_{j}_{k}"] = ((v.astype(str) == lv).to_numpy() & (Dv == 1)).astype(float)
-                    mod_terms.append(f"mod_{j}_{k}")
-        if p[mod_terms].isna().any().any():
-            raise ScaleupDataError(f"table 'sites': missing values in the effect modifiers {list(effect_modifiers)}.")
+    mod_terms = _effect_modifier_terms(p, sites, effect_modifiers) if effect_modifiers else []
     count_terms = []
     if adaptations is not None:
         ad = validate_adaptations(adaptations)
@@ -271,16 +294,7 @@ def fidelity_dose_response(
     r = fe.loc["fid_c"]
     coef = fe.loc[["fid_c"]].rename(index={"fid_c": "fidelity"})
     coef.index.name = "term"
-    # outcome net of period effects (for the plot)
-    if inference == "mixed":
-        pe = m.fixed["estimate"]
-        alpha = p["period"].map(lambda t: pe.get(f"C(period)[T.{t}]", 0.0)).to_numpy(dtype=float)
-        eta = sum(pe[t] * p[t].to_numpy() for t in terms[:-1] if t not in mod_terms)
-    else:
-        alpha = p["period"].map(m["period_effects"]).to_numpy(dtype=float)
-        eta = sum(fe.loc[t, "estimate"] * p[t].to_numpy() for t in terms[:-1] if t not in mod_terms)
-    # the plot shows the outcome net of period, exposure and adaptation effects
-    p["y_net"] = p["y"].to_numpy() - alpha - eta
+    p["y_net"] = _net_outcome(p, fe, m, terms, mod_terms, inference)
     keep = ["site_id", "period", "y", "D", "adopt", "exposure", "fidelity", "y_net"]
     return DoseResponse(
         slope=float(r["estimate"]), se=float(r["se"]), ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]),

@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..errors import RowsOmittedWarning, ScaleupDataError
 from ._panel import (
-    PANEL_NAMES, REL_COLS, adoption_terms, check_options, cumulative_counts, fit_panel_model, site_period_panel,
+    PANEL_NAMES, REL_COLS, adoption_terms, check_options, cumulative_counts, drop_ramp_up, fit_panel_model,
+    site_period_panel,
 )
 from .frame import validate_adaptations
 
@@ -115,6 +116,65 @@ class AdaptationEffects:
         ax.set_ylabel(ylabel)
         ax.set_title(f"Event study ({self.n_event_sites} sites, {round(100 * self.level)}% CI)")
         return ax
+
+
+def _check_window(window) -> tuple[int, int]:
+    try:
+        lo, hi = (int(window[0]), int(window[1]))
+    except (TypeError, ValueError, IndexError):
+        raise ScaleupDataError(f"argument 'window' = {window!r}: give two integers (lo, hi), e.g. (-3, 3).") from None
+    if not (lo <= -2 and hi >= 0):
+        raise ScaleupDataError(
+            f"argument 'window' = {window!r}: it needs lo <= -2 (at least one pre-event period besides the "
+            "reference -1) and hi >= 0."
+        )
+    return lo, hi
+
+
+def _event_terms(p: pd.DataFrame, lo: int, hi: int):
+    """Add the event-study regressors to the panel: event time ``event_k`` (binned to the window),
+    one indicator per event time but -1, the further inconsistent adaptations and ``post``.
+    Returns the event-site mask, binned event times, the post indicator and (event time, column) pairs."""
+    E = p["first_inconsistent"].to_numpy()
+    has = np.isfinite(E) & (p["D"].to_numpy() == 1)
+    if not has.any():
+        raise ScaleupDataError(
+            "table 'adaptations': no site has a fidelity-inconsistent adaptation while delivering the innovation; "
+            "the event study needs at least one."
+        )
+    # event time of the treated periods of event sites (pre-adoption periods are controls: the event
+    # can only happen while the innovation is delivered)
+    k = np.where(has, p["period"].to_numpy() - np.nan_to_num(E), np.nan)
+    kb = np.clip(k, lo, hi)
+    post = (has & (k >= 0)).astype(float)
+    p["event_k"] = kb
+    p["n_inconsistent_further"] = p["n_inconsistent"] - post
+    ev_terms = []
+    for kk in range(lo, hi + 1):
+        if kk == -1:
+            continue
+        nm = f"event_m{-kk}" if kk < 0 else f"event_p{kk}"
+        p[nm] = (has & (kb == kk)).astype(float)
+        if p[nm].any():  # an event time without any site-period is reported as NaN
+            ev_terms.append((kk, nm))
+    return has, kb, post, ev_terms
+
+
+def _event_study_table(fe_ev, ev_terms, p, has, kb, lo, hi) -> pd.DataFrame:
+    """One row per event time (-1: the reference, 0), with the event sites observed at it."""
+    rows = []
+    for kk in range(lo, hi + 1):
+        n_s = int(pd.unique(p.loc[has & (kb == kk), "site_id"]).size)
+        if kk == -1:
+            rows.append((kk, 0.0, 0.0, 0.0, 0.0, math.nan, n_s))
+            continue
+        nm = dict(ev_terms).get(kk)
+        if nm is None:
+            rows.append((kk, math.nan, math.nan, math.nan, math.nan, math.nan, n_s))
+            continue
+        r = fe_ev.loc[nm]
+        rows.append((kk, r["estimate"], r["se"], r["ci_low"], r["ci_high"], r["pvalue"], n_s))
+    return pd.DataFrame(rows, columns=["event_time", "estimate", "se", "ci_low", "ci_high", "pvalue", "n_sites"])
 
 
 def adaptation_effects(
@@ -240,15 +300,7 @@ def adaptation_effects(
     [-3, -2, -1, 0, 1, 2, 3]
     """
     check_options(inference, adoption_effects, level)
-    try:
-        lo, hi = (int(window[0]), int(window[1]))
-    except (TypeError, ValueError, IndexError):
-        raise ScaleupDataError(f"argument 'window' = {window!r}: give two integers (lo, hi), e.g. (-3, 3).") from None
-    if not (lo <= -2 and hi >= 0):
-        raise ScaleupDataError(
-            f"argument 'window' = {window!r}: it needs lo <= -2 (at least one pre-event period besides the "
-            "reference -1) and hi >= 0."
-        )
+    lo, hi = _check_window(window)
     ad = validate_adaptations(adaptations, scheme=scheme)
     if "fidelity_relation" not in ad.columns or ad["fidelity_relation"].isna().all():
         raise ScaleupDataError("table 'adaptations': column 'fidelity_relation' is needed (FRAME fidelity relation).")
@@ -259,58 +311,22 @@ def adaptation_effects(
             f"{int(unknown.sum())} adaptation(s) of sites without outcome data were left out "
             f"(e.g. site {ad.loc[unknown, 'site_id'].iloc[0]!r}).", RowsOmittedWarning, stacklevel=2)
     p = cumulative_counts(p, ad)
-    if isinstance(min_exposure, bool) or not isinstance(min_exposure, (int, np.integer)) or min_exposure < 0:
-        raise ScaleupDataError(f"argument 'min_exposure' = {min_exposure!r}: give an integer >= 0.")
-    if min_exposure > 0:
-        p = p[(p["D"] == 0) | (p["exposure"] >= min_exposure)].reset_index(drop=True)
+    p = drop_ramp_up(p, min_exposure)
     adopt_terms = adoption_terms(p, adoption_effects)
     counts = [c for _, c in REL_COLS if p[c].any()]
     slope = bool(site_treatment_effects)
-    fe, m_cum = fit_panel_model(p, adopt_terms + counts, inference, level, slope, within=counts)
-    coef = fe.loc[counts]
 
-    # (b) event study
-    E = p["first_inconsistent"].to_numpy()
-    has = np.isfinite(E) & (p["D"].to_numpy() == 1)
-    n_event = int(pd.unique(p.loc[has, "site_id"]).size)
-    if n_event == 0:
-        raise ScaleupDataError(
-            "table 'adaptations': no site has a fidelity-inconsistent adaptation while delivering the innovation; "
-            "the event study needs at least one."
-        )
-    # event time of the treated periods of event sites (pre-adoption periods are controls: the event
-    # can only happen while the innovation is delivered)
-    k = np.where(has, p["period"].to_numpy() - np.nan_to_num(E), np.nan)
-    kb = np.clip(k, lo, hi)
-    post = (has & (k >= 0)).astype(float)
-    p["event_k"] = kb
-    p["n_inconsistent_further"] = p["n_inconsistent"] - post
-    ev_terms = []
-    for kk in range(lo, hi + 1):
-        if kk == -1:
-            continue
-        nm = f"event_m{-kk}" if kk < 0 else f"event_p{kk}"
-        p[nm] = (has & (kb == kk)).astype(float)
-        if p[nm].any():  # an event time without any site-period is reported as NaN
-            ev_terms.append((kk, nm))
+    # (a) cumulative counts
+    fe, m_cum = fit_panel_model(p, adopt_terms + counts, inference, level, slope, within=counts)
+
+    # (b) event study, and the pooled before/after effect
+    has, kb, post, ev_terms = _event_terms(p, lo, hi)
     others = [c for c in ("n_consistent", "n_unknown") if c in counts]
     further = ["n_inconsistent_further"] if p["n_inconsistent_further"].any() else []
     ev_names = [nm for _, nm in ev_terms]
     fe_ev, m_ev = fit_panel_model(p, adopt_terms + others + further + ev_names, inference, level, slope,
                                   within=others + further + ev_names)
-    rows = []
-    for kk in range(lo, hi + 1):
-        n_s = int(pd.unique(p.loc[has & (kb == kk), "site_id"]).size)
-        if kk == -1:
-            rows.append((kk, 0.0, 0.0, 0.0, 0.0, math.nan, n_s))
-            continue
-        nm = dict(ev_terms).get(kk)
-        if nm is None:
-            rows.append((kk, math.nan, math.nan, math.nan, math.nan, math.nan, n_s))
-            continue
-        r = fe_ev.loc[nm]
-        rows.append((kk, r["estimate"], r["se"], r["ci_low"], r["ci_high"], r["pvalue"], n_s))
-    event_study = pd.DataFrame(rows, columns=["event_time", "estimate", "se", "ci_low", "ci_high", "pvalue", "n_sites"])
+    event_study = _event_study_table(fe_ev, ev_terms, p, has, kb, lo, hi)
     p["post_event"] = post
     fe_post, m_post = fit_panel_model(p, adopt_terms + others + further + ["post_event"], inference, level, slope,
                                       within=others + further + ["post_event"])
@@ -319,7 +335,8 @@ def adaptation_effects(
     keep_cols = ["site_id", "period", "y", "D", "adopt", "exposure", *[c for _, c in REL_COLS],
                  "first_inconsistent", "event_k"]
     return AdaptationEffects(
-        coef=coef, event_study=event_study, event_effect=eff, n_event_sites=n_event, inference=inference,
+        coef=fe.loc[counts], event_study=event_study, event_effect=eff,
+        n_event_sites=int(pd.unique(p.loc[has, "site_id"]).size), inference=inference,
         adoption_effects=adoption_effects, level=level,
         models={"cumulative": m_cum, "event_study": m_ev, "event_effect": m_post},
         panel=p[keep_cols].rename(columns=PANEL_NAMES),

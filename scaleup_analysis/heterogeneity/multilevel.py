@@ -131,6 +131,123 @@ class MultilevelMetaResult:
         return ax
 
 
+def _check_options(data, yi, vi, group, method, test, level) -> tuple:
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(
+            f"multilevel_meta_analysis: data must be a pandas DataFrame, got {type(data).__name__}."
+        )
+    if method not in ("REML", "ML"):
+        raise ScaleupDataError(f"multilevel_meta_analysis: method must be 'REML' or 'ML', got {method!r}.")
+    if test not in ("z", "t"):
+        raise ScaleupDataError(f"multilevel_meta_analysis: test must be 'z' or 't', got {test!r}.")
+    check_level(level, "multilevel_meta_analysis")
+    if isinstance(group, str) or len(group) < 1:
+        raise ScaleupDataError(
+            "multilevel_meta_analysis: group must be a list of column names, outermost first, "
+            f"e.g. ['region', 'site']; got {group!r}."
+        )
+    group = tuple(group)
+    for arg, col in [("yi", yi), ("vi", vi)] + [("group", c) for c in group]:
+        if not isinstance(col, str) or col not in data.columns:
+            cols = ", ".join(map(repr, list(data.columns)[:12]))
+            raise ScaleupDataError(
+                f"multilevel_meta_analysis: column {col!r} (argument {arg!r}) is not in data. "
+                f"Available columns: {cols}."
+            )
+    if len(set(group)) != len(group):
+        raise ScaleupDataError(f"multilevel_meta_analysis: group has repeated columns: {group!r}.")
+    return group
+
+
+def _usable_rows(data, yi, vi, group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Effect sizes and variances as floats, and the rows with all of yi, vi and the group labels."""
+    label = "multilevel_meta_analysis: table 'data'"
+    y_all = numeric_column(data, yi, label, arg="yi", missing=True, infinite=True)
+    v_all = numeric_column(data, vi, label, arg="vi", missing=True, infinite=True)
+    bad_v = np.isfinite(v_all) & (v_all <= 0)
+    if bad_v.any():
+        raise ScaleupDataError(
+            f"multilevel_meta_analysis: column {vi!r} (argument 'vi') must be > 0; "
+            f"{rows_text(data.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
+        )
+    keep = np.isfinite(y_all) & np.isfinite(v_all)
+    for c in group:
+        keep &= data[c].notna().to_numpy()
+    return y_all, v_all, keep
+
+
+def _nested_crossprods(y, v, nested, L) -> Crossprods:
+    """Weighted (1 / v) cross-products of the nested random-intercept model, one block of outermost
+    units per pattern of inner levels, for the REML engine (sigma fixed at 1, known variances v)."""
+    k = y.size
+    w = 1.0 / v
+    X = np.ones((k, 1))
+    outer_codes, _ = pd.factorize(nested[0], sort=True)
+    order = np.argsort(outer_codes, kind="stable")
+    blocks_by_pattern: dict[tuple, list] = {}
+    for j in np.unique(outer_codes):
+        rows = order[outer_codes[order] == j]
+        cols, pattern = [], []
+        for l in range(L):
+            ids, codes = np.unique(nested[l].to_numpy()[rows], return_inverse=True)
+            Zl = np.zeros((rows.size, ids.size))
+            Zl[np.arange(rows.size), codes] = 1.0
+            cols.append(Zl)
+            pattern += [l] * ids.size
+        Z = np.hstack(cols)
+        wz = Z * w[rows, None]
+        blocks_by_pattern.setdefault(tuple(pattern), []).append(
+            (wz.T @ Z, wz.T @ X[rows], wz.T @ y[rows])
+        )
+    blocks = []
+    for pattern, items in blocks_by_pattern.items():
+        lind = -np.ones((len(pattern), len(pattern)), dtype=int)
+        lind[np.diag_indices(len(pattern))] = pattern
+        blocks.append(
+            CrossprodBlock(
+                np.stack([a for a, _, _ in items]), np.stack([b for _, b, _ in items]),
+                np.stack([c for _, _, c in items]), lind,
+            )
+        )
+    XtWX = (X * w[:, None]).T @ X
+    return Crossprods(
+        blocks=tuple(blocks), XtX=XtWX, Xty=(X * w[:, None]).T @ y, yty=float(np.sum(w * y * y)), n=k,
+        ntheta=L, lower=np.zeros(L), sigma_fixed=True, logdet_resid=float(np.sum(np.log(v))),
+        reml_const=-float(np.linalg.slogdet(X.T @ X)[1]),
+    )
+
+
+def _pooled_inference(fit, test, k, p, level) -> dict:
+    """Pooled effect with its z or t test and confidence interval."""
+    est = float(fit.beta[0])
+    se = float(np.sqrt(fit.vcov_beta[0, 0]))
+    stat = est / se
+    if test == "z":
+        dfree = np.inf
+        pval = 2 * stats.norm.sf(abs(stat))
+        crit = stats.norm.ppf(0.5 + level / 2)
+    else:
+        dfree = float(k - p)
+        pval = 2 * stats.t.sf(abs(stat), dfree)
+        crit = stats.t.ppf(0.5 + level / 2, dfree)
+    return dict(estimate=est, se=se, statistic=stat, df=dfree, pvalue=float(pval), ci_low=est - crit * se,
+                ci_high=est + crit * se)
+
+
+def _fit_statistics(fit, reml, y, v, k, p, L) -> dict:
+    """Log-likelihood, deviance, AIC and BIC as metafor's ``fitstats``."""
+    ll = -fit.minus2ll / 2
+    if reml:
+        dev = -2 * ll
+        npar_log = np.log(k - p)
+    else:
+        ll_sat = float(np.sum(stats.norm.logpdf(y, y, np.sqrt(v))))
+        dev = -2 * (ll - ll_sat)
+        npar_log = np.log(k)
+    npar = p + L
+    return dict(loglik=ll, deviance=dev, AIC=-2 * ll + 2 * npar, BIC=-2 * ll + npar_log * npar)
+
+
 def multilevel_meta_analysis(
     data: pd.DataFrame,
     yi: str = "yi",
@@ -204,42 +321,8 @@ def multilevel_meta_analysis(
     >>> bool(res.ci_low < res.estimate < res.ci_high)
     True
     """
-    if not isinstance(data, pd.DataFrame):
-        raise ScaleupDataError(
-            f"multilevel_meta_analysis: data must be a pandas DataFrame, got {type(data).__name__}."
-        )
-    if method not in ("REML", "ML"):
-        raise ScaleupDataError(f"multilevel_meta_analysis: method must be 'REML' or 'ML', got {method!r}.")
-    if test not in ("z", "t"):
-        raise ScaleupDataError(f"multilevel_meta_analysis: test must be 'z' or 't', got {test!r}.")
-    check_level(level, "multilevel_meta_analysis")
-    if isinstance(group, str) or len(group) < 1:
-        raise ScaleupDataError(
-            "multilevel_meta_analysis: group must be a list of column names, outermost first, "
-            f"e.g. ['region', 'site']; got {group!r}."
-        )
-    group = tuple(group)
-    for arg, col in [("yi", yi), ("vi", vi)] + [("group", c) for c in group]:
-        if not isinstance(col, str) or col not in data.columns:
-            cols = ", ".join(map(repr, list(data.columns)[:12]))
-            raise ScaleupDataError(
-                f"multilevel_meta_analysis: column {col!r} (argument {arg!r}) is not in data. "
-                f"Available columns: {cols}."
-            )
-    if len(set(group)) != len(group):
-        raise ScaleupDataError(f"multilevel_meta_analysis: group has repeated columns: {group!r}.")
-    label = "multilevel_meta_analysis: table 'data'"
-    y_all = numeric_column(data, yi, label, arg="yi", missing=True, infinite=True)
-    v_all = numeric_column(data, vi, label, arg="vi", missing=True, infinite=True)
-    bad_v = np.isfinite(v_all) & (v_all <= 0)
-    if bad_v.any():
-        raise ScaleupDataError(
-            f"multilevel_meta_analysis: column {vi!r} (argument 'vi') must be > 0; "
-            f"{rows_text(data.index, bad_v)} are not. Check the sampling variances (e.g. zero cells)."
-        )
-    keep = np.isfinite(y_all) & np.isfinite(v_all)
-    for c in group:
-        keep &= data[c].notna().to_numpy()
+    group = _check_options(data, yi, vi, group, method, test, level)
+    y_all, v_all, keep = _usable_rows(data, yi, vi, group)
     if (~keep).any():
         warnings.warn(
             f"multilevel_meta_analysis: {rows_text(data.index, ~keep)} left out because of missing "
@@ -263,44 +346,9 @@ def multilevel_meta_analysis(
             "at least 2 units."
         )
 
-    w = 1.0 / v
-    X = np.ones((k, 1))
-    outer_codes, _ = pd.factorize(nested[0], sort=True)
-    order = np.argsort(outer_codes, kind="stable")
-    blocks_by_pattern: dict[tuple, list] = {}
-    for j in np.unique(outer_codes):
-        rows = order[outer_codes[order] == j]
-        cols, pattern = [], []
-        for l in range(L):
-            ids, codes = np.unique(nested[l].to_numpy()[rows], return_inverse=True)
-            Zl = np.zeros((rows.size, ids.size))
-            Zl[np.arange(rows.size), codes] = 1.0
-            cols.append(Zl)
-            pattern += [l] * ids.size
-        Z = np.hstack(cols)
-        wz = Z * w[rows, None]
-        blocks_by_pattern.setdefault(tuple(pattern), []).append(
-            (wz.T @ Z, wz.T @ X[rows], wz.T @ y[rows])
-        )
-    blocks = []
-    for pattern, items in blocks_by_pattern.items():
-        lind = -np.ones((len(pattern), len(pattern)), dtype=int)
-        lind[np.diag_indices(len(pattern))] = pattern
-        blocks.append(
-            CrossprodBlock(
-                np.stack([a for a, _, _ in items]), np.stack([b for _, b, _ in items]),
-                np.stack([c for _, _, c in items]), lind,
-            )
-        )
-    XtWX = (X * w[:, None]).T @ X
-    cp = Crossprods(
-        blocks=tuple(blocks), XtX=XtWX, Xty=(X * w[:, None]).T @ y, yty=float(np.sum(w * y * y)), n=k,
-        ntheta=L, lower=np.zeros(L), sigma_fixed=True, logdet_resid=float(np.sum(np.log(v))),
-        reml_const=-float(np.linalg.slogdet(X.T @ X)[1]),
-    )
+    cp = _nested_crossprods(y, v, nested, L)
     reml = method == "REML"
-    st0 = pls(np.zeros(L), cp)
-    QE = st0.pwrss
+    QE = pls(np.zeros(L), cp).pwrss
     # start: split the excess variance equally across levels
     excess = max(float(np.var(y, ddof=1)) - float(np.mean(v)), 0.01 * float(np.var(y, ddof=1)) + 1e-8)
     fit = fit_lmm(cp, reml=reml, theta0=np.full(L, np.sqrt(excess / L)))
@@ -319,36 +367,16 @@ def multilevel_meta_analysis(
             ScaleupWarning,
             stacklevel=2,
         )
-    est = float(fit.beta[0])
-    se = float(np.sqrt(fit.vcov_beta[0, 0]))
-    stat = est / se
-    if test == "z":
-        dfree = np.inf
-        pval = 2 * stats.norm.sf(abs(stat))
-        crit = stats.norm.ppf(0.5 + level / 2)
-    else:
-        dfree = float(k - p)
-        pval = 2 * stats.t.sf(abs(stat), dfree)
-        crit = stats.t.ppf(0.5 + level / 2, dfree)
-    ll = -fit.minus2ll / 2
-    if reml:
-        dev = -2 * ll
-        npar_log = np.log(k - p)
-    else:
-        ll_sat = float(np.sum(stats.norm.logpdf(y, y, np.sqrt(v))))
-        dev = -2 * (ll - ll_sat)
-        npar_log = np.log(k)
-    npar = p + L
+    w = 1.0 / v
     trP = float(np.sum(w) - np.sum(w * w) / np.sum(w))  # tr(W - W X (X'WX)^-1 X'W) for X = 1
     typical_v = (k - p) / trP
     I2 = 100 * sigma2 / (np.sum(sigma2) + typical_v)
     ci = np.array([profile_interval(fit, l, level) for l in range(L)]) ** 2
     sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(group), name="group"))
     return MultilevelMetaResult(
-        method=method, test=test, group=group, k=k, n_units=n_units, estimate=est, se=se,
-        statistic=stat, df=dfree, pvalue=float(pval), ci_low=est - crit * se, ci_high=est + crit * se,
+        method=method, test=test, group=group, k=k, n_units=n_units, **_pooled_inference(fit, test, k, p, level),
         sigma2=pd.Series(sigma2, index=list(group), name="sigma2"), sigma2_ci=sigma2_ci,
         I2=pd.Series(I2, index=list(group), name="I2"), typical_v=typical_v, QE=QE,
-        QE_pvalue=float(stats.chi2.sf(QE, k - p)), loglik=ll, deviance=dev, AIC=-2 * ll + 2 * npar,
-        BIC=-2 * ll + npar_log * npar, converged=fit.converged, level=level,
+        QE_pvalue=float(stats.chi2.sf(QE, k - p)), **_fit_statistics(fit, reml, y, v, k, p, L),
+        converged=fit.converged, level=level,
     )
