@@ -71,6 +71,8 @@ test-matrix:
 test-py%: .venv-py%/.stamp
 	MPLBACKEND=Agg .venv-py$*/bin/python -m pytest -n 2 --dist loadgroup -q tests scaleup_analysis
 
+# the venvs are kept between runs (make would otherwise delete a pattern rule's intermediate stamp)
+.PRECIOUS: .venv-py%/.stamp
 .venv-py%/.stamp: requirements-dev-py%.lock pyproject.toml
 	@pv=$$(echo $* | sed 's/^3/3./'); py="$(PYTHON$*)"; \
 	if [ -z "$$py" ] && command -v pyenv >/dev/null 2>&1 && pyenv prefix $$pv >/dev/null 2>&1; then \
@@ -102,11 +104,11 @@ reference:
 # the other Pythons start from the 3.11 pins, so every version runs the same libraries where it can.
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "uv>=0.5"
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra docs --python-version 3.11 -o requirements-dev.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --extra docs --python-version 3.11 -o requirements-dev.lock
 	for v in $(MATRIX); do \
 	  test -f requirements-dev-py$$v.lock || cp requirements-dev.lock requirements-dev-py$$v.lock; \
-	  $(BIN)/uv pip compile pyproject.toml --extra dev --extra docs \
+	  $(BIN)/uv pip compile --quiet pyproject.toml --extra dev --extra docs \
 	    --python-version $$(echo $$v | sed 's/^3/3./') -o requirements-dev-py$$v.lock || exit 1; \
 	done
 
