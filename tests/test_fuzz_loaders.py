@@ -67,7 +67,7 @@ def damaged_csv(draw):
         elif op == "delimiter":
             sep = draw(st.sampled_from([b";", b"\t", b"|", b" "]))
             lines = [ln.replace(b",", sep) for ln in lines]
-        elif op == "bom":
+        elif op == "bom" and lines:
             lines[0] = draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"])) + lines[0]
         elif op == "quote" and len(lines) > 1:
             i = draw(st.integers(0, len(lines) - 1))
