@@ -221,6 +221,58 @@ def _continuous(df, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype):
     return yi, vi, missing
 
 
+def _check_options(data, measure, to, vtype, add, drop00, yi, vi, inputs: dict) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(
+            f"effect_sizes: data must be a pandas DataFrame, got {type(data).__name__}."
+        )
+    if measure not in _MEASURES:
+        raise ScaleupDataError(
+            f"effect_sizes: unknown measure {measure!r}; choose one of {list(_MEASURES)}."
+        )
+    if to not in _TO:
+        raise ScaleupDataError(f"effect_sizes: unknown to={to!r}; choose one of {list(_TO)}.")
+    if vtype not in _VTYPES[measure]:
+        raise ScaleupDataError(
+            f"effect_sizes: vtype={vtype!r} is not available for measure {measure!r}; "
+            f"choose one of {list(_VTYPES[measure])}."
+        )
+    if isinstance(add, bool) or not isinstance(add, (int, float, np.integer, np.floating)) or not np.isfinite(add):
+        raise ScaleupDataError(f"effect_sizes: add must be a finite number, got {add!r}.")
+    if not isinstance(drop00, (bool, np.bool_)):
+        raise ScaleupDataError(f"effect_sizes: drop00 must be True or False, got {drop00!r}.")
+    if not (isinstance(yi, str) and isinstance(vi, str)) or yi == vi:
+        raise ScaleupDataError(
+            f"effect_sizes: yi and vi must be two different column names, got {yi!r} and {vi!r}."
+        )
+    for out_name in (yi, vi):
+        clash = [k for k, v in inputs.items() if v == out_name]
+        if clash:
+            raise ScaleupDataError(
+                f"effect_sizes: output column {out_name!r} would overwrite the input column given "
+                f"as {clash[0]!r}; choose other names with yi=... / vi=..."
+            )
+
+
+def _undefined_to_missing(y, v, missing, index, measure) -> tuple[np.ndarray, np.ndarray]:
+    """metafor: +-Inf or NaN (undefined, e.g. 0/0) in yi or vi -> both missing (infinite values with a
+    warning); a missing input (NA) only makes missing what it enters (e.g. a missing mean leaves the
+    MD variance defined); a negative variance is missing."""
+    y = np.asarray(y, dtype=float)
+    v = np.asarray(v, dtype=float)
+    is_inf = np.isinf(y) | np.isinf(v)
+    if is_inf.any():
+        warnings.warn(
+            f"effect_sizes(measure={measure!r}): yi and/or vi are infinite in "
+            f"{_rows_text(index, is_inf)}; set to missing (as metafor::escalc). Consider "
+            "to='only0' with add > 0 for zero cells.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+    bad = is_inf | ((np.isnan(y) | np.isnan(v)) & ~missing)
+    return np.where(bad, np.nan, y), np.where(bad | (v < 0), np.nan, v)
+
+
 def effect_sizes(
     data: pd.DataFrame,
     measure: str,
@@ -351,61 +403,14 @@ def effect_sizes(
            yi      vi
     0 -0.3552  0.0131
     """
-    if not isinstance(data, pd.DataFrame):
-        raise ScaleupDataError(
-            f"effect_sizes: data must be a pandas DataFrame, got {type(data).__name__}."
-        )
-    if measure not in _MEASURES:
-        raise ScaleupDataError(
-            f"effect_sizes: unknown measure {measure!r}; choose one of {list(_MEASURES)}."
-        )
-    if to not in _TO:
-        raise ScaleupDataError(f"effect_sizes: unknown to={to!r}; choose one of {list(_TO)}.")
-    if vtype not in _VTYPES[measure]:
-        raise ScaleupDataError(
-            f"effect_sizes: vtype={vtype!r} is not available for measure {measure!r}; "
-            f"choose one of {list(_VTYPES[measure])}."
-        )
-    if isinstance(add, bool) or not isinstance(add, (int, float, np.integer, np.floating)) or not np.isfinite(add):
-        raise ScaleupDataError(f"effect_sizes: add must be a finite number, got {add!r}.")
-    if not isinstance(drop00, (bool, np.bool_)):
-        raise ScaleupDataError(f"effect_sizes: drop00 must be True or False, got {drop00!r}.")
-    if not (isinstance(yi, str) and isinstance(vi, str)) or yi == vi:
-        raise ScaleupDataError(
-            f"effect_sizes: yi and vi must be two different column names, got {yi!r} and {vi!r}."
-        )
     inputs = {k: v for k, v in dict(ai=ai, bi=bi, ci=ci, di=di, n1i=n1i, n2i=n2i, m1i=m1i,
                                       sd1i=sd1i, m2i=m2i, sd2i=sd2i).items() if v is not None}
-    for out_name in (yi, vi):
-        clash = [k for k, v in inputs.items() if v == out_name]
-        if clash:
-            raise ScaleupDataError(
-                f"effect_sizes: output column {out_name!r} would overwrite the input column given "
-                f"as {clash[0]!r}; choose other names with yi=... / vi=..."
-            )
-
+    _check_options(data, measure, to, vtype, add, drop00, yi, vi, inputs)
     if measure in _TWO_BY_TWO:
         y, v, missing = _two_by_two(data, measure, ai, bi, ci, di, n1i, n2i, float(add), to, bool(drop00), vtype)
     else:
         y, v, missing = _continuous(data, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
-
-    y = np.asarray(y, dtype=float)
-    v = np.asarray(v, dtype=float)
-    is_inf = np.isinf(y) | np.isinf(v)
-    if is_inf.any():
-        warnings.warn(
-            f"effect_sizes(measure={measure!r}): yi and/or vi are infinite in "
-            f"{_rows_text(data.index, is_inf)}; set to missing (as metafor::escalc). Consider "
-            "to='only0' with add > 0 for zero cells.",
-            ScaleupWarning,
-            stacklevel=2,
-        )
-    # metafor: +-Inf or NaN (undefined, e.g. 0/0) in yi or vi -> both missing; a missing input
-    # (NA) only makes missing what it enters (e.g. a missing mean leaves the MD variance defined).
-    bad = is_inf | ((np.isnan(y) | np.isnan(v)) & ~missing)
-    y = np.where(bad, np.nan, y)
-    v = np.where(bad | (v < 0), np.nan, v)
-
+    y, v = _undefined_to_missing(y, v, missing, data.index, measure)
     out = data.copy()
     out[yi] = y
     out[vi] = v

@@ -44,6 +44,57 @@ def _as_list(arg: str, value, table: pd.DataFrame, *, allow_empty: bool = False)
     return cols
 
 
+def _count_values(data: pd.DataFrame, count_names: list[str]) -> dict[str, np.ndarray]:
+    """The count columns as floats, checked to be non-negative whole numbers (missing allowed)."""
+    num = {}
+    for c in count_names:
+        col = data[c]
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            raise ScaleupDataError(
+                f"suppress_small_cells: count column {c!r} has dtype {col.dtype}; counts of individuals "
+                "must be numeric (integers). Convert it with pd.to_numeric or pass the right column."
+            )
+        x = pd.to_numeric(col, errors="coerce").astype("float64")
+        bad = x.notna() & ((x < 0) | (x != np.round(x)) | ~np.isfinite(x))
+        if bad.any():
+            rows = data.index[bad.to_numpy()]
+            raise ScaleupDataError(
+                f"suppress_small_cells: count column {c!r} has {int(bad.sum())} value(s) that are not "
+                f"non-negative whole numbers (rows {first_values(rows)}). Counts of individuals must be "
+                "integers >= 0; fix or remove those rows."
+            )
+        num[c] = x.to_numpy()
+    return num
+
+
+def _complementary(hidden: np.ndarray, data: pd.DataFrame, dims: list[str], first: np.ndarray) -> None:
+    """Hide more cells (in place) until no margin (a value of one of ``dims``, or the whole table)
+    has exactly one hidden cell: the smallest cell of the margin, preferring cells that also
+    complete other margins, then non-empty cells."""
+    groupings = [np.zeros(len(data), dtype=np.int64)] if not dims else [
+        pd.factorize(data[d], sort=True, use_na_sentinel=False)[0] for d in dims
+    ]
+    size = np.where(np.isnan(first), np.inf, first)
+    changed = True
+    while changed:
+        changed = False
+        for gi, codes in enumerate(groupings):
+            for g in np.unique(codes):
+                members = np.flatnonzero(codes == g)
+                if len(members) < 2 or hidden[members].sum() != 1:
+                    continue
+                candidates = members[~hidden[members]]
+                # how many of each candidate's other margin groups it would complete
+                fixes = np.zeros(len(candidates))
+                for gj, other in enumerate(groupings):
+                    if gj != gi:
+                        fixes += [hidden[other == other[c]].sum() == 1 for c in candidates]
+                key = (candidates, size[candidates], -fixes, size[candidates] == 0)
+                pick = candidates[np.lexsort(key)[0]]
+                hidden[pick] = True
+                changed = True
+
+
 def suppress_small_cells(
     data: pd.DataFrame,
     counts: str | Sequence[str],
@@ -152,55 +203,14 @@ def suppress_small_cells(
     dims = _as_list("by", by, data, allow_empty=True)
     if data.index.has_duplicates:
         data = data.reset_index(drop=True)
+    num = _count_values(data, count_names)
 
-    num = {}
-    for c in count_names:
-        col = data[c]
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-            raise ScaleupDataError(
-                f"suppress_small_cells: count column {c!r} has dtype {col.dtype}; counts of individuals "
-                "must be numeric (integers). Convert it with pd.to_numeric or pass the right column."
-            )
-        x = pd.to_numeric(col, errors="coerce").astype("float64")
-        bad = x.notna() & ((x < 0) | (x != np.round(x)) | ~np.isfinite(x))
-        if bad.any():
-            rows = data.index[bad.to_numpy()]
-            raise ScaleupDataError(
-                f"suppress_small_cells: count column {c!r} has {int(bad.sum())} value(s) that are not "
-                f"non-negative whole numbers (rows {first_values(rows)}). Counts of individuals must be "
-                "integers >= 0; fix or remove those rows."
-            )
-        num[c] = x.to_numpy()
-
-    first = num[count_names[0]]
     primary = np.zeros(len(data), dtype=bool)
     for x in num.values():
         primary |= (x > 0) & (x < threshold)
     hidden = primary.copy()
-
     if complementary and len(data) > 1:
-        groupings = [np.zeros(len(data), dtype=np.int64)] if not dims else [
-            pd.factorize(data[d], sort=True, use_na_sentinel=False)[0] for d in dims
-        ]
-        size = np.where(np.isnan(first), np.inf, first)
-        changed = True
-        while changed:
-            changed = False
-            for gi, codes in enumerate(groupings):
-                for g in np.unique(codes):
-                    members = np.flatnonzero(codes == g)
-                    if len(members) < 2 or hidden[members].sum() != 1:
-                        continue
-                    candidates = members[~hidden[members]]
-                    # how many of each candidate's other margin groups it would complete
-                    fixes = np.zeros(len(candidates))
-                    for gj, other in enumerate(groupings):
-                        if gj != gi:
-                            fixes += [hidden[other == other[c]].sum() == 1 for c in candidates]
-                    key = (candidates, size[candidates], -fixes, size[candidates] == 0)
-                    pick = candidates[np.lexsort(key)[0]]
-                    hidden[pick] = True
-                    changed = True
+        _complementary(hidden, data, dims, num[count_names[0]])
 
     out = data.copy()
     for c in count_names:

@@ -403,6 +403,107 @@ def _check_columns(data, cols: dict):
             )
 
 
+def _check_chart_options(data, value, chart, x, n, subgroup, freeze, part, by) -> list[int]:
+    """Check the options; return the sorted phase break points."""
+    if chart not in _CHARTS:
+        raise ScaleupDataError(
+            f"control_chart: chart={chart!r} is not supported; use one of {', '.join(_CHARTS)}."
+        )
+    _check_columns(data, {"value": value, "x": x, "n": n, "subgroup": subgroup, "by": by})
+    if chart in _NEEDS_N and n is None:
+        raise ScaleupDataError(
+            f"control_chart: chart={chart!r} needs a denominator column; pass n='<column>'."
+        )
+    if freeze is not None and part is not None:
+        raise ScaleupDataError(
+            "control_chart: use either 'freeze' (a baseline) or 'part' (phases), not both."
+        )
+    if freeze is not None and (not isinstance(freeze, (int, np.integer)) or freeze < 1):
+        raise ScaleupDataError("control_chart: 'freeze' must be a positive integer (a number of points).")
+    parts = [] if part is None else sorted({int(p) for p in np.atleast_1d(part)})
+    if any(p < 1 for p in parts):
+        raise ScaleupDataError("control_chart: 'part' break points must be positive point positions.")
+    return parts
+
+
+def _chart_rows(data, value, chart, x, n, subgroup, by) -> pd.DataFrame:
+    """One row per observation: value ``v``, denominator ``nn``, ``x``, subgroup ``sg`` and ``facet``."""
+    d = pd.DataFrame(index=data.index)
+    d["v"] = numeric_column(data, value, "control_chart: table 'data'", arg="value", missing=True, infinite=True)
+    d["nn"] = (numeric_column(data, n, "control_chart: table 'data'", arg="n", missing=True, infinite=True)
+               if n is not None else np.nan)
+    if n is not None:
+        bad = (d["nn"] < 0).to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"control_chart: column {n!r} (argument 'n') has negative denominators in "
+                f"{rows_text(data, bad, label='first:')}; denominators must be >= 0."
+            )
+    if chart in ("p", "pp"):
+        bad = (d["v"] > d["nn"]).to_numpy() | (d["v"] < 0).to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"control_chart: p chart needs 0 <= {value} <= {n}; violated in {rows_text(data, bad, label='first:')}."
+            )
+    if chart in ("c", "u", "up"):
+        bad = (d["v"] < 0).to_numpy()
+        if bad.any():
+            raise ScaleupDataError(
+                f"control_chart: {chart} chart counts events, so column {value!r} (argument 'value') "
+                f"must be >= 0; negative in {rows_text(data, bad, label='first:')}. Correct those counts."
+            )
+    d["x"] = data[x].to_numpy() if x is not None else np.arange(1, len(data) + 1)
+    d["sg"] = data[subgroup].to_numpy() if subgroup is not None else d["x"].to_numpy()
+    d["facet"] = data[by].to_numpy() if by is not None else "all"
+    if d["x"].isna().any():
+        bad = d["x"].isna().to_numpy()
+        raise ScaleupDataError(
+            f"control_chart: column {x!r} (argument 'x') has missing values in {rows_text(data, bad, label='first:')}."
+        )
+    return d
+
+
+def _subgroup_point(g: pd.DataFrame, has_n: bool) -> pd.Series:
+    """The charted point of one subgroup: ratio of sums with a denominator, else the mean."""
+    v = g["v"].to_numpy()
+    vv = v[np.isfinite(v)]
+    nsum = float(np.nansum(g["nn"])) if has_n else np.nan
+    ysum = float(vv.sum()) if vv.size else np.nan
+    if has_n:
+        y = ysum / nsum if nsum > 0 else np.nan
+    else:
+        y = float(vv.mean()) if vv.size else np.nan
+    return pd.Series({
+        "x": g["x"].min(), "y": y, "n": nsum, "y_sum": ysum, "y_len": float(vv.size),
+        "y_mean": float(vv.mean()) if vv.size else np.nan,
+        "y_sd": float(vv.std(ddof=1)) if vv.size > 1 else np.nan,
+    })
+
+
+def _facet_chart(gf, chart, n, parts, freeze, screen_mr, fac) -> tuple[list, list]:
+    """Points with limits and runs signals of one facet, one piece per phase; and its runs analyses."""
+    pts = (gf.groupby("sg", sort=True)[["v", "nn", "x"]].apply(_subgroup_point, has_n=n is not None)
+           .sort_values("x", kind="stable").reset_index(drop=True))
+    k = len(pts)
+    pos = np.arange(1, k + 1)
+    pts["part"] = np.searchsorted(np.array(parts, dtype=int), pos, side="left") + 1
+    pts["baseline"] = pos <= freeze if freeze is not None else True
+    out, runs = [], []
+    for prt, gp in pts.groupby("part", sort=True):
+        base = gp["baseline"].to_numpy(bool)
+        if not base.any():
+            base = np.ones(len(gp), bool)
+        lim = _limits(chart, gp, base, screen_mr)
+        ra = _runs(lim["y"].to_numpy(float), lim["cl"].to_numpy(float))
+        if chart == "mr":
+            ra["runs_signal"] = False
+        lim["runs_signal"] = ra["runs_signal"]
+        lim["facet"] = fac
+        runs.append({"facet": fac, "part": int(prt), **ra})
+        out.append(lim)
+    return out, runs
+
+
 def control_chart(
     data: pd.DataFrame,
     value: str,
@@ -491,94 +592,14 @@ def control_chart(
     >>> bool(cc.data["sigma_signal"].iloc[-1])
     True
     """
-    if chart not in _CHARTS:
-        raise ScaleupDataError(
-            f"control_chart: chart={chart!r} is not supported; use one of {', '.join(_CHARTS)}."
-        )
-    _check_columns(data, {"value": value, "x": x, "n": n, "subgroup": subgroup, "by": by})
-    if chart in _NEEDS_N and n is None:
-        raise ScaleupDataError(
-            f"control_chart: chart={chart!r} needs a denominator column; pass n='<column>'."
-        )
-    if freeze is not None and part is not None:
-        raise ScaleupDataError(
-            "control_chart: use either 'freeze' (a baseline) or 'part' (phases), not both."
-        )
-    if freeze is not None and (not isinstance(freeze, (int, np.integer)) or freeze < 1):
-        raise ScaleupDataError("control_chart: 'freeze' must be a positive integer (a number of points).")
-    parts = [] if part is None else sorted({int(p) for p in np.atleast_1d(part)})
-    if any(p < 1 for p in parts):
-        raise ScaleupDataError("control_chart: 'part' break points must be positive point positions.")
-
-    d = pd.DataFrame(index=data.index)
-    d["v"] = numeric_column(data, value, "control_chart: table 'data'", arg="value", missing=True, infinite=True)
-    d["nn"] = (numeric_column(data, n, "control_chart: table 'data'", arg="n", missing=True, infinite=True)
-               if n is not None else np.nan)
-    if n is not None:
-        bad = (d["nn"] < 0).to_numpy()
-        if bad.any():
-            raise ScaleupDataError(
-                f"control_chart: column {n!r} (argument 'n') has negative denominators in "
-                f"{rows_text(data, bad, label='first:')}; denominators must be >= 0."
-            )
-    if chart in ("p", "pp"):
-        bad = (d["v"] > d["nn"]).to_numpy() | (d["v"] < 0).to_numpy()
-        if bad.any():
-            raise ScaleupDataError(
-                f"control_chart: p chart needs 0 <= {value} <= {n}; violated in {rows_text(data, bad, label='first:')}."
-            )
-    if chart in ("c", "u", "up"):
-        bad = (d["v"] < 0).to_numpy()
-        if bad.any():
-            raise ScaleupDataError(
-                f"control_chart: {chart} chart counts events, so column {value!r} (argument 'value') "
-                f"must be >= 0; negative in {rows_text(data, bad, label='first:')}. Correct those counts."
-            )
-    d["x"] = data[x].to_numpy() if x is not None else np.arange(1, len(data) + 1)
-    d["sg"] = data[subgroup].to_numpy() if subgroup is not None else d["x"].to_numpy()
-    d["facet"] = data[by].to_numpy() if by is not None else "all"
-    if d["x"].isna().any():
-        bad = d["x"].isna().to_numpy()
-        raise ScaleupDataError(
-            f"control_chart: column {x!r} (argument 'x') has missing values in {rows_text(data, bad, label='first:')}."
-        )
-
-    def agg(g: pd.DataFrame) -> pd.Series:
-        v = g["v"].to_numpy()
-        vv = v[np.isfinite(v)]
-        nsum = float(np.nansum(g["nn"])) if n is not None else np.nan
-        ysum = float(vv.sum()) if vv.size else np.nan
-        if n is not None:
-            y = ysum / nsum if nsum > 0 else np.nan
-        else:
-            y = float(vv.mean()) if vv.size else np.nan
-        return pd.Series({
-            "x": g["x"].min(), "y": y, "n": nsum, "y_sum": ysum, "y_len": float(vv.size),
-            "y_mean": float(vv.mean()) if vv.size else np.nan,
-            "y_sd": float(vv.std(ddof=1)) if vv.size > 1 else np.nan,
-        })
-
+    parts = _check_chart_options(data, value, chart, x, n, subgroup, freeze, part, by)
+    d = _chart_rows(data, value, chart, x, n, subgroup, by)
     out = []
     runs = []
     for fac, gf in d.groupby("facet", sort=True):
-        pts = (gf.groupby("sg", sort=True)[["v", "nn", "x"]].apply(agg)
-               .sort_values("x", kind="stable").reset_index(drop=True))
-        k = len(pts)
-        pos = np.arange(1, k + 1)
-        pts["part"] = np.searchsorted(np.array(parts, dtype=int), pos, side="left") + 1
-        pts["baseline"] = pos <= freeze if freeze is not None else True
-        for prt, gp in pts.groupby("part", sort=True):
-            base = gp["baseline"].to_numpy(bool)
-            if not base.any():
-                base = np.ones(len(gp), bool)
-            lim = _limits(chart, gp, base, screen_mr)
-            ra = _runs(lim["y"].to_numpy(float), lim["cl"].to_numpy(float))
-            if chart == "mr":
-                ra["runs_signal"] = False
-            lim["runs_signal"] = ra["runs_signal"]
-            lim["facet"] = fac
-            runs.append({"facet": fac, "part": int(prt), **ra})
-            out.append(lim)
+        o, r = _facet_chart(gf, chart, n, parts, freeze, screen_mr, fac)
+        out += o
+        runs += r
     points = pd.concat(out, ignore_index=True)
     with np.errstate(invalid="ignore"):
         points["sigma_signal"] = ((points["y"] > points["ucl"]) | (points["y"] < points["lcl"])).fillna(False)

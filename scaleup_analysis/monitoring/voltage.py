@@ -196,6 +196,80 @@ def _phase_levels(col: pd.Series, levels) -> list:
     return levels
 
 
+def _from_estimates(pilot, scaled, pilot_se, scaled_se, cov, crit, level) -> VoltageDropResult:
+    """The voltage drop of two given estimates."""
+    vals = {"pilot": pilot, "scaled": scaled, "pilot_se": pilot_se, "scaled_se": scaled_se, "cov": cov}
+    for k, v in vals.items():
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(v):
+            raise ScaleupDataError(
+                f"argument '{k}': a finite number is needed (give pilot, scaled, pilot_se, scaled_se "
+                f"and optionally cov), or pass data= with effect sizes by phase; got {v!r}."
+            )
+    if pilot_se <= 0 or scaled_se <= 0:
+        raise ScaleupDataError("arguments 'pilot_se' and 'scaled_se' must be > 0.")
+    if cov**2 > pilot_se**2 * scaled_se**2 * (1 + 1e-12):
+        raise ScaleupDataError("argument 'cov': |cov| must not exceed pilot_se * scaled_se.")
+    row = _ratio_row(float(pilot), float(scaled), float(pilot_se) ** 2, float(scaled_se) ** 2, float(cov), crit)
+    table = pd.DataFrame([{"model": "estimates", "reference": "pilot", "phase": "scaled", **row}])
+    return VoltageDropResult(table=table, phase_effects=None, QM=math.nan, QM_df=math.nan,
+                             QM_pvalue=math.nan, level=float(level), n_boot=0, n_boot_failed=0)
+
+
+def _meta_regression_ratios(mr, lv, phase, crit) -> tuple[list, list]:
+    """Pooled effect of every phase and each phase's ratio to the pilot, from the subgroup
+    meta-regression (pilot as reference, common tau^2)."""
+    for j, name in enumerate(mr.coef.index[1:], start=1):  # patsy keeps the category order
+        if not str(name).endswith(f"[T.{lv[j]}]"):
+            raise ScaleupDataError(f"internal: unexpected coefficient {name!r} for phase {lv[j]!r}.")
+    b = mr.coef["estimate"].to_numpy()
+    V = mr.vcov.to_numpy()
+    k_by = mr.data[phase].astype(str).value_counts()
+    rows, eff = [], []
+    eff.append({"model": "meta_regression", "phase": lv[0], "k": int(k_by.get(str(lv[0]), 0)), "estimate": b[0],
+                "se": math.sqrt(V[0, 0]), "tau2": mr.tau2})
+    for j in range(1, len(lv)):
+        a, s = b[0], b[0] + b[j]
+        va, vs, cas = V[0, 0], V[0, 0] + V[j, j] + 2 * V[0, j], V[0, 0] + V[0, j]
+        eff.append({"model": "meta_regression", "phase": lv[j], "k": int(k_by.get(str(lv[j]), 0)), "estimate": s,
+                    "se": math.sqrt(vs), "tau2": mr.tau2})
+        rows.append({"model": "meta_regression", "reference": lv[0], "phase": lv[j],
+                     **_ratio_row(a, s, va, vs, cas, crit)})
+    return rows, eff
+
+
+def _subgroup_ratios(df, yi, vi, phase, lv, method, level, crit) -> tuple[list, list]:
+    """Separate random-effects meta-analyses per phase (independent) and their ratios to the pilot;
+    nothing (with a warning) when a phase has too few rows."""
+    from ..heterogeneity.meta import meta_analysis
+
+    sub = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RowsOmittedWarning)
+        for p_ in lv:
+            dd = df[df[phase] == p_]
+            try:
+                sub[p_] = meta_analysis(dd, yi=yi, vi=vi, method=method, level=level)
+            except ScaleupDataError:
+                sub[p_] = None
+    if not all(r is not None for r in sub.values()):
+        small = [p_ for p_, r in sub.items() if r is None]
+        warnings.warn(f"voltage_drop(): separate meta-analyses skipped: phase(s) {small} have too few rows.",
+                      RowsOmittedWarning, stacklevel=3)
+        return [], []
+    rows, eff = [], []
+    for p_ in lv:
+        r = sub[p_]
+        eff.append({"model": "subgroups", "phase": p_, "k": r.k, "estimate": r.estimate, "se": r.se,
+                    "tau2": r.tau2})
+    a0 = sub[lv[0]]
+    for p_ in lv[1:]:
+        r = sub[p_]
+        rows.append({"model": "subgroups", "reference": lv[0], "phase": p_,
+                     **_ratio_row(a0.estimate, r.estimate, a0.se**2, r.se**2, 0.0, crit)})
+    return rows, eff
+
+
 def voltage_drop(
     pilot: float | None = None,
     scaled: float | None = None,
@@ -285,26 +359,11 @@ def voltage_drop(
     >>> r["fieller_type"], r[["ratio_ci_low_fieller", "ratio_ci_high_fieller"]].astype(float).round(3).tolist()
     ('bounded', [0.359, 1.059])
     """
-    from ..heterogeneity.meta import meta_analysis, meta_regression
+    from ..heterogeneity.meta import meta_regression
 
     crit = float(stats.norm.isf((1 - check_level(level)) / 2))
     if data is None:
-        vals = {"pilot": pilot, "scaled": scaled, "pilot_se": pilot_se, "scaled_se": scaled_se, "cov": cov}
-        for k, v in vals.items():
-            if v is None or isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(v):
-                raise ScaleupDataError(
-                    f"argument '{k}': a finite number is needed (give pilot, scaled, pilot_se, scaled_se "
-                    f"and optionally cov), or pass data= with effect sizes by phase; got {v!r}."
-                )
-        if pilot_se <= 0 or scaled_se <= 0:
-            raise ScaleupDataError("arguments 'pilot_se' and 'scaled_se' must be > 0.")
-        if cov**2 > pilot_se**2 * scaled_se**2 * (1 + 1e-12):
-            raise ScaleupDataError("argument 'cov': |cov| must not exceed pilot_se * scaled_se.")
-        row = _ratio_row(float(pilot), float(scaled), float(pilot_se) ** 2, float(scaled_se) ** 2, float(cov), crit)
-        table = pd.DataFrame([{"model": "estimates", "reference": "pilot", "phase": "scaled", **row}])
-        return VoltageDropResult(table=table, phase_effects=None, QM=math.nan, QM_df=math.nan,
-                                 QM_pvalue=math.nan, level=float(level), n_boot=0, n_boot_failed=0)
+        return _from_estimates(pilot, scaled, pilot_se, scaled_se, cov, crit, level)
     if pilot is not None or scaled is not None:
         raise ScaleupDataError("give either the two estimates (pilot, scaled) or data=, not both.")
     if not isinstance(data, pd.DataFrame):
@@ -318,54 +377,15 @@ def voltage_drop(
     miss = df[phase].isna() & data[phase].notna()
     fail_rows("data", phase, "have values not in 'levels'", df, miss, f"Use one of {lv}.")
     mr = meta_regression(df, yi=yi, vi=vi, mods=[phase], method=method, level=level)
-    for j, name in enumerate(mr.coef.index[1:], start=1):  # patsy keeps the category order
-        if not str(name).endswith(f"[T.{lv[j]}]"):
-            raise ScaleupDataError(f"internal: unexpected coefficient {name!r} for phase {lv[j]!r}.")
-    b = mr.coef["estimate"].to_numpy()
-    V = mr.vcov.to_numpy()
-    used = mr.data
-    k_by = used[phase].astype(str).value_counts()
-    rows, eff = [], []
-    eff.append({"model": "meta_regression", "phase": lv[0], "k": int(k_by.get(str(lv[0]), 0)), "estimate": b[0],
-                "se": math.sqrt(V[0, 0]), "tau2": mr.tau2})
-    for j in range(1, len(lv)):
-        a, s = b[0], b[0] + b[j]
-        va, vs, cas = V[0, 0], V[0, 0] + V[j, j] + 2 * V[0, j], V[0, 0] + V[0, j]
-        eff.append({"model": "meta_regression", "phase": lv[j], "k": int(k_by.get(str(lv[j]), 0)), "estimate": s,
-                    "se": math.sqrt(vs), "tau2": mr.tau2})
-        rows.append({"model": "meta_regression", "reference": lv[0], "phase": lv[j],
-                     **_ratio_row(a, s, va, vs, cas, crit)})
-    # separate random-effects meta-analyses per phase
-    sub = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RowsOmittedWarning)
-        for p_ in lv:
-            dd = df[df[phase] == p_]
-            try:
-                sub[p_] = meta_analysis(dd, yi=yi, vi=vi, method=method, level=level)
-            except ScaleupDataError:
-                sub[p_] = None
-    if all(r is not None for r in sub.values()):
-        for p_ in lv:
-            r = sub[p_]
-            eff.append({"model": "subgroups", "phase": p_, "k": r.k, "estimate": r.estimate, "se": r.se,
-                        "tau2": r.tau2})
-        a0 = sub[lv[0]]
-        for p_ in lv[1:]:
-            r = sub[p_]
-            rows.append({"model": "subgroups", "reference": lv[0], "phase": p_,
-                         **_ratio_row(a0.estimate, r.estimate, a0.se**2, r.se**2, 0.0, crit)})
-    else:
-        small = [p_ for p_, r in sub.items() if r is None]
-        warnings.warn(f"voltage_drop(): separate meta-analyses skipped: phase(s) {small} have too few rows.",
-                      RowsOmittedWarning, stacklevel=2)
-    table = pd.DataFrame(rows)
-    phase_effects = pd.DataFrame(eff)
+    rows, eff = _meta_regression_ratios(mr, lv, phase, crit)
+    sub_rows, sub_eff = _subgroup_ratios(df, yi, vi, phase, lv, method, level, crit)
+    table = pd.DataFrame(rows + sub_rows)
+    phase_effects = pd.DataFrame(eff + sub_eff)
     phase_effects["ci_low"] = phase_effects["estimate"] - crit * phase_effects["se"]
     phase_effects["ci_high"] = phase_effects["estimate"] + crit * phase_effects["se"]
     n_failed = 0
     if n_boot > 0:
-        n_failed = _bootstrap(table, used, yi, vi, phase, lv, method, level, n_boot, seed,
+        n_failed = _bootstrap(table, mr.data, yi, vi, phase, lv, method, level, n_boot, seed,
                               separate="subgroups" in set(table["model"]))
     return VoltageDropResult(table=table, phase_effects=phase_effects, QM=float(mr.QM),
                              QM_df=float(mr.QM_df[0]), QM_pvalue=float(mr.QM_pvalue), level=float(level),

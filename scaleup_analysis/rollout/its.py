@@ -305,6 +305,96 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
     )
 
 
+def _check_its_options(data, time, outcome, intervention_time, control, unit, errors, seasonality, level) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError("interrupted_time_series: argument 'data' must be a pandas DataFrame.")
+    if errors not in _ERRORS:
+        raise ScaleupDataError(
+            f"interrupted_time_series: errors={errors!r}; use one of {', '.join(_ERRORS)}."
+        )
+    check_level(level, "interrupted_time_series")
+    t0_col = intervention_time if isinstance(intervention_time, str) else None
+    for arg, col in {"time": time, "outcome": outcome, "control": control, "unit": unit,
+                     "intervention_time": t0_col}.items():
+        if col is not None and col not in data.columns:
+            raise ScaleupDataError(
+                f"interrupted_time_series: column {col!r} (argument '{arg}') is not in data; "
+                f"available columns: {list(data.columns)[:10]}."
+            )
+    if control is not None and errors == "ar1":
+        raise ScaleupDataError(
+            "interrupted_time_series: errors='ar1' is not available with a control series; "
+            "use errors='newey-west' (HAC per series)."
+        )
+    if seasonality is not None and (not isinstance(seasonality, (int, np.integer)) or seasonality < 2):
+        raise ScaleupDataError("interrupted_time_series: 'seasonality' must be an integer >= 2.")
+
+
+def _check_series(d, time, control, unit) -> None:
+    """A 0/1 control column, and one row per series and period."""
+    if control is not None:
+        vals = set(pd.unique(d[control].dropna()))
+        if not vals <= {0, 1, True, False} or d[control].isna().any():
+            raise ScaleupDataError(
+                f"interrupted_time_series: column {control!r} (argument 'control') must be 0/1 "
+                f"(1 = control series); found values {sorted(map(str, vals))[:5]}."
+            )
+    keys = [unit] if unit is not None else []
+    if control is not None:
+        keys.append(control)
+    dup = d.duplicated(keys + [time], keep=False).to_numpy()
+    if dup.any():
+        raise ScaleupDataError(
+            f"interrupted_time_series: {int(dup.sum())} rows share a period within a series "
+            f"(first: {list(d.index[dup][:5])}); aggregate to one row per series and '{time}'."
+        )
+
+
+def _intervention_time(g, intervention_time) -> float:
+    """T0 of one unit: the value given, or the unit's single value of the column named."""
+    if not isinstance(intervention_time, str):
+        return float(intervention_time)
+    t0s = pd.unique(g[intervention_time].dropna())
+    if len(t0s) != 1:
+        raise ScaleupDataError(
+            f"interrupted_time_series: column {intervention_time!r} must hold one value per unit; "
+            f"found {len(t0s)}."
+        )
+    return float(t0s[0])
+
+
+def _pooled(fits: dict, level: float, errors: str, outcome: str) -> ITSResult:
+    """Random-effects (DerSimonian-Laird) pooling of the units' level and slope changes with
+    :func:`scaleup_analysis.meta_analysis`."""
+    from ..heterogeneity.meta import meta_analysis
+
+    units = pd.DataFrame([
+        {"unit": k, "level_change": r.level_change, "level_change_se": r.level_change_se,
+         "slope_change": r.slope_change, "slope_change_se": r.slope_change_se, "n_obs": r.n_obs,
+         "intervention_time": r.intervention_time}
+        for k, r in fits.items()
+    ])
+    rows = []
+    pooled = {}
+    for term in ("level_change", "slope_change"):
+        ma = meta_analysis(pd.DataFrame({"yi": units[term], "vi": units[term + "_se"] ** 2}), method="DL",
+                           level=level)
+        pooled[term] = (ma.estimate, ma.se)
+        rows.append({"term": term, "estimate": ma.estimate, "se": ma.se, "ci_low": ma.ci_low, "ci_high": ma.ci_high,
+                     "pvalue": ma.pvalue, "tau2": ma.tau2, "I2": ma.I2, "Q": ma.Q, "k": ma.k})
+    fitted = pd.concat([r.fitted.assign(unit=k) for k, r in fits.items()], ignore_index=True)
+    effects = pd.concat([r.effects.assign(unit=k) for k, r in fits.items()], ignore_index=True)
+    first = next(iter(fits.values()))
+    return ITSResult(
+        level_change=pooled["level_change"][0], slope_change=pooled["slope_change"][0],
+        level_change_se=pooled["level_change"][1], slope_change_se=pooled["slope_change"][1],
+        coef=pd.DataFrame(rows), effects=effects, fitted=fitted, cov=None, errors=errors,
+        maxlags=first.maxlags, rho=None, n_obs=int(sum(r.n_obs for r in fits.values())),
+        df_resid=None, level=level, intervention_time=None, outcome=outcome, units=units,
+        unit_results=fits,
+    )
+
+
 def interrupted_time_series(
     data: pd.DataFrame,
     time: str,
@@ -388,28 +478,7 @@ def interrupted_time_series(
     >>> round(res.level_change, 2), round(res.slope_change, 2)
     (-2.85, 0.5)
     """
-    if not isinstance(data, pd.DataFrame):
-        raise ScaleupDataError("interrupted_time_series: argument 'data' must be a pandas DataFrame.")
-    if errors not in _ERRORS:
-        raise ScaleupDataError(
-            f"interrupted_time_series: errors={errors!r}; use one of {', '.join(_ERRORS)}."
-        )
-    check_level(level, "interrupted_time_series")
-    t0_col = intervention_time if isinstance(intervention_time, str) else None
-    for arg, col in {"time": time, "outcome": outcome, "control": control, "unit": unit,
-                     "intervention_time": t0_col}.items():
-        if col is not None and col not in data.columns:
-            raise ScaleupDataError(
-                f"interrupted_time_series: column {col!r} (argument '{arg}') is not in data; "
-                f"available columns: {list(data.columns)[:10]}."
-            )
-    if control is not None and errors == "ar1":
-        raise ScaleupDataError(
-            "interrupted_time_series: errors='ar1' is not available with a control series; "
-            "use errors='newey-west' (HAC per series)."
-        )
-    if seasonality is not None and (not isinstance(seasonality, (int, np.integer)) or seasonality < 2):
-        raise ScaleupDataError("interrupted_time_series: 'seasonality' must be an integer >= 2.")
+    _check_its_options(data, time, outcome, intervention_time, control, unit, errors, seasonality, level)
     d = data.copy()
     for col in (time, outcome):
         d[col] = pd.to_numeric(d[col], errors="coerce")
@@ -421,71 +490,20 @@ def interrupted_time_series(
             RowsOmittedWarning, stacklevel=2,
         )
         d = d.loc[~miss]
-    if control is not None:
-        vals = set(pd.unique(d[control].dropna()))
-        if not vals <= {0, 1, True, False} or d[control].isna().any():
-            raise ScaleupDataError(
-                f"interrupted_time_series: column {control!r} (argument 'control') must be 0/1 "
-                f"(1 = control series); found values {sorted(map(str, vals))[:5]}."
-            )
-    keys = [unit] if unit is not None else []
-    if control is not None:
-        keys.append(control)
-    dup = d.duplicated(keys + [time], keep=False).to_numpy()
-    if dup.any():
-        raise ScaleupDataError(
-            f"interrupted_time_series: {int(dup.sum())} rows share a period within a series "
-            f"(first: {list(d.index[dup][:5])}); aggregate to one row per series and '{time}'."
-        )
+    _check_series(d, time, control, unit)
 
     def one(g):
-        if t0_col is not None:
-            t0s = pd.unique(g[t0_col].dropna())
-            if len(t0s) != 1:
-                raise ScaleupDataError(
-                    f"interrupted_time_series: column {t0_col!r} must hold one value per unit; "
-                    f"found {len(t0s)}."
-                )
-            t0 = float(t0s[0])
-        else:
-            t0 = float(intervention_time)
+        t0 = _intervention_time(g, intervention_time)
         tr = None if control is None else 1 - g[control].astype(int).to_numpy()
         return _single(g[outcome].to_numpy(float), g[time].to_numpy(float), t0, tr, errors,
                        maxlags, seasonality, harmonics, level, outcome, horizons)
 
     if unit is None:
         return one(d)
-
-    from ..heterogeneity.meta import meta_analysis
-
     fits = {k: one(g) for k, g in d.groupby(unit, sort=True)}
     if len(fits) < 2:
         raise ScaleupDataError(
             f"interrupted_time_series: column {unit!r} (argument 'unit') has one unit; drop "
             "'unit' for a single series."
         )
-    units = pd.DataFrame([
-        {"unit": k, "level_change": r.level_change, "level_change_se": r.level_change_se,
-         "slope_change": r.slope_change, "slope_change_se": r.slope_change_se, "n_obs": r.n_obs,
-         "intervention_time": r.intervention_time}
-        for k, r in fits.items()
-    ])
-    rows = []
-    pooled = {}
-    for term in ("level_change", "slope_change"):  # random-effects (DerSimonian-Laird) pooling
-        ma = meta_analysis(pd.DataFrame({"yi": units[term], "vi": units[term + "_se"] ** 2}), method="DL",
-                           level=level)
-        pooled[term] = (ma.estimate, ma.se)
-        rows.append({"term": term, "estimate": ma.estimate, "se": ma.se, "ci_low": ma.ci_low, "ci_high": ma.ci_high,
-                     "pvalue": ma.pvalue, "tau2": ma.tau2, "I2": ma.I2, "Q": ma.Q, "k": ma.k})
-    fitted = pd.concat([r.fitted.assign(unit=k) for k, r in fits.items()], ignore_index=True)
-    effects = pd.concat([r.effects.assign(unit=k) for k, r in fits.items()], ignore_index=True)
-    first = next(iter(fits.values()))
-    return ITSResult(
-        level_change=pooled["level_change"][0], slope_change=pooled["slope_change"][0],
-        level_change_se=pooled["level_change"][1], slope_change_se=pooled["slope_change"][1],
-        coef=pd.DataFrame(rows), effects=effects, fitted=fitted, cov=None, errors=errors,
-        maxlags=first.maxlags, rho=None, n_obs=int(sum(r.n_obs for r in fits.values())),
-        df_resid=None, level=level, intervention_time=None, outcome=outcome, units=units,
-        unit_results=fits,
-    )
+    return _pooled(fits, level, errors, outcome)
