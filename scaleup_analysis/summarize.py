@@ -314,6 +314,73 @@ def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, thread
 # --------------------------------------------------------------------------------------------------
 # public: summarize
 # --------------------------------------------------------------------------------------------------
+def _check_summary_layout(by, outcome, binary, threshold, engine, names) -> None:
+    """Options, and column names the summary layout can hold."""
+    if not by:
+        raise ScaleupDataError("summarize: by must name at least one column, e.g. by=['site_id', 'period'].")
+    if outcome is not None and not isinstance(outcome, str):
+        raise ScaleupDataError(f"summarize: outcome must be a column name or None, got {outcome!r}.")
+    if binary is not None and not isinstance(binary, str):
+        raise ScaleupDataError(f"summarize: binary must be a column name or None, got {binary!r}.")
+    if outcome is None and binary is None:
+        raise ScaleupDataError("summarize: give outcome= (continuous) and/or binary= (0/1 column).")
+    if not isinstance(threshold, int | np.integer) or isinstance(threshold, bool) or threshold < 0:
+        raise ScaleupDataError(f"summarize: threshold must be a non-negative integer, got {threshold!r}.")
+    if engine not in _ENGINES:
+        raise ScaleupDataError(f"summarize: engine must be one of {_ENGINES}, got {engine!r}.")
+    for c in [*names[1:], *by]:
+        if _SEP in c or c in (_INTERCEPT, "n", "events", "small_cell"):
+            raise ScaleupDataError(
+                f"summarize: column name {c!r} contains '{_SEP}' or is one of 'Intercept', 'n', 'events', "
+                "'small_cell', which the summary layout reserves; rename the column."
+            )
+    overlap = [c for c in names[1:] if c in by]
+    if overlap:
+        raise ScaleupDataError(
+            f"summarize: column(s) {overlap} are both in by and among outcome/covariates/random; "
+            "a cell-level covariate belongs in by only."
+        )
+    if binary is not None and binary in names:
+        raise ScaleupDataError(f"summarize: binary={binary!r} is also the outcome or a covariate.")
+
+
+def _summarize_with(engine, data, by, names, pairs, binary, numeric, threads) -> pd.DataFrame:
+    """The per-cell sums computed by the engine chosen (``"auto"``: Dask for a Dask DataFrame, DuckDB
+    for a file, pandas otherwise)."""
+    is_path = isinstance(data, str | os.PathLike)
+    if is_path:
+        path = Path(data)
+        if not path.exists():
+            raise ScaleupDataError(f"summarize: data file {str(path)!r} does not exist.")
+        what = f"file {path.name!r}"
+    else:
+        what = "table 'data'"
+    if engine == "auto":
+        engine = "dask" if _is_dask(data) else ("duckdb" if is_path else "pandas")
+    if engine == "dask":
+        if not _is_dask(data):
+            raise ScaleupDataError("summarize: engine='dask' needs a dask.dataframe.DataFrame as data.")
+        return _summarize_dask(data, by, names, pairs, binary, numeric)
+    if _is_dask(data):
+        raise ScaleupDataError(f"summarize: a Dask DataFrame needs engine='dask' or 'auto', got {engine!r}.")
+    if engine == "duckdb":
+        if not (is_path or isinstance(data, pd.DataFrame)):
+            raise ScaleupDataError(
+                f"summarize: data must be a DataFrame or a file path, got {type(data).__name__}."
+            )
+        return _summarize_duckdb(data, what, by, names, pairs, binary, numeric, threads)
+    if is_path:  # pandas
+        cols = _used_columns(by, numeric, binary)
+        chunks = _path_chunks(path, cols, _CHUNK_ROWS)
+    elif isinstance(data, pd.DataFrame):
+        chunks = [data]
+    else:
+        raise ScaleupDataError(
+            f"summarize: data must be a pandas or Dask DataFrame or a file path, got {type(data).__name__}."
+        )
+    return _summarize_pandas(chunks, what, by, names, pairs, binary, numeric)
+
+
 def summarize(
     data,
     by: str | Sequence[str] = ("site_id", "period"),
@@ -399,70 +466,10 @@ def summarize(
     by = _as_list("by", by)
     covariates = _as_list("covariates", covariates)
     random = _as_list("random", random)
-    if not by:
-        raise ScaleupDataError("summarize: by must name at least one column, e.g. by=['site_id', 'period'].")
-    if outcome is not None and not isinstance(outcome, str):
-        raise ScaleupDataError(f"summarize: outcome must be a column name or None, got {outcome!r}.")
-    if binary is not None and not isinstance(binary, str):
-        raise ScaleupDataError(f"summarize: binary must be a column name or None, got {binary!r}.")
-    if outcome is None and binary is None:
-        raise ScaleupDataError("summarize: give outcome= (continuous) and/or binary= (0/1 column).")
-    if not isinstance(threshold, int | np.integer) or isinstance(threshold, bool) or threshold < 0:
-        raise ScaleupDataError(f"summarize: threshold must be a non-negative integer, got {threshold!r}.")
-    if engine not in _ENGINES:
-        raise ScaleupDataError(f"summarize: engine must be one of {_ENGINES}, got {engine!r}.")
     names = _design_names(outcome, covariates, random)
-    for c in [*names[1:], *by]:
-        if _SEP in c or c in (_INTERCEPT, "n", "events", "small_cell"):
-            raise ScaleupDataError(
-                f"summarize: column name {c!r} contains '{_SEP}' or is one of 'Intercept', 'n', 'events', "
-                "'small_cell', which the summary layout reserves; rename the column."
-            )
-    overlap = [c for c in names[1:] if c in by]
-    if overlap:
-        raise ScaleupDataError(
-            f"summarize: column(s) {overlap} are both in by and among outcome/covariates/random; "
-            "a cell-level covariate belongs in by only."
-        )
-    if binary is not None and binary in names:
-        raise ScaleupDataError(f"summarize: binary={binary!r} is also the outcome or a covariate.")
+    _check_summary_layout(by, outcome, binary, threshold, engine, names)
     pairs = _pairs(names)
-    numeric = names[1:]
-
-    is_path = isinstance(data, str | os.PathLike)
-    if is_path:
-        path = Path(data)
-        if not path.exists():
-            raise ScaleupDataError(f"summarize: data file {str(path)!r} does not exist.")
-        what = f"file {path.name!r}"
-    else:
-        what = "table 'data'"
-    if engine == "auto":
-        engine = "dask" if _is_dask(data) else ("duckdb" if is_path else "pandas")
-
-    if engine == "dask":
-        if not _is_dask(data):
-            raise ScaleupDataError("summarize: engine='dask' needs a dask.dataframe.DataFrame as data.")
-        out = _summarize_dask(data, by, names, pairs, binary, numeric)
-    elif _is_dask(data):
-        raise ScaleupDataError(f"summarize: a Dask DataFrame needs engine='dask' or 'auto', got {engine!r}.")
-    elif engine == "duckdb":
-        if not (is_path or isinstance(data, pd.DataFrame)):
-            raise ScaleupDataError(
-                f"summarize: data must be a DataFrame or a file path, got {type(data).__name__}."
-            )
-        out = _summarize_duckdb(data, what, by, names, pairs, binary, numeric, threads)
-    else:  # pandas
-        if is_path:
-            cols = _used_columns(by, numeric, binary)
-            chunks = _path_chunks(path, cols, _CHUNK_ROWS)
-        elif isinstance(data, pd.DataFrame):
-            chunks = [data]
-        else:
-            raise ScaleupDataError(
-                f"summarize: data must be a pandas or Dask DataFrame or a file path, got {type(data).__name__}."
-            )
-        out = _summarize_pandas(chunks, what, by, names, pairs, binary, numeric)
+    out = _summarize_with(engine, data, by, names, pairs, binary, names[1:], threads)
 
     # one layout whatever the engine: sorted cells, integer counts, float sums
     for g in by:

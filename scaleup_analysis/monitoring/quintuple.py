@@ -167,6 +167,55 @@ class QuintupleAimPanel:
         return ax
 
 
+def _panel_indicators(tables, indicators) -> pd.DataFrame:
+    """The checked indicator registry (``unit`` renamed ``measurement_unit``), restricted to ``indicators``."""
+    ind = tables["indicators"]
+    # the registry's measurement unit ('%', 'CAD', ...) is 'measurement_unit' in every result
+    ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].rename(columns={"unit": "measurement_unit"})
+    for c in ("domain", "type", "direction"):
+        ind[c] = ind[c].astype(str)
+    fail_rows("indicators", "type", "are not 'proportion' or 'mean'", ind,
+              ~ind["type"].isin(["proportion", "mean"]).to_numpy(), "Fix the indicator registry.")
+    fail_rows("indicators", "direction", "are not 'higher_is_better' or 'lower_is_better'", ind,
+              ~ind["direction"].isin(["higher_is_better", "lower_is_better"]).to_numpy(),
+              "Fix the indicator registry.")
+    fail_rows("indicators", "indicator_id", "are duplicated", ind, ind["indicator_id"].duplicated(keep=False),
+              "Keep one row per indicator.")
+    if indicators is not None:
+        unknown = sorted(set(indicators) - set(ind["indicator_id"]))
+        if unknown:
+            raise ScaleupDataError(f"argument 'indicators': {unknown} not in table 'indicators'.")
+        ind = ind[ind["indicator_id"].isin(list(indicators))]
+    return ind
+
+
+def _site_period_sums(o: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Check the counts, events, means and SDs of the outcome rows and add the sufficient statistics
+    (total, var_sum, ss_within, df_within) of each site-period; rows with n = 0 are left out."""
+    n = _num(o, "outcomes", "n")
+    fail_rows("outcomes", "n", "are missing or negative", o, ~(n >= 0), "n must be a count >= 0.")
+    ev = _num(o, "outcomes", "events")
+    mu = _num(o, "outcomes", "mean")
+    sd = _num(o, "outcomes", "sd")
+    prop = o["type"].to_numpy() == "proportion"
+    use = n > 0
+    fail_rows("outcomes", "events", "of proportion indicators are missing, negative or > n", o,
+              prop & use & ~((ev >= 0) & (ev <= n)), "Give 0 <= events <= n.")
+    fail_rows("outcomes", "mean", "of mean indicators are missing or not finite", o,
+              ~prop & use & ~np.isfinite(mu), "Give a finite mean.")
+    fail_rows("outcomes", "sd", "of mean indicators are missing or negative (n >= 2)", o,
+              ~prop & use & (n >= 2) & ~(sd >= 0), "Give sd >= 0.")
+    sd = np.where(~prop & (n < 2), 0.0, sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.where(prop, ev, n * mu)
+        var_sum = np.where(prop, ev * (n - ev) / n, n * sd**2)
+        ss_within = np.where(prop, 0.0, (n - 1) * sd**2)
+    o = o.assign(n=n, n_sites=1.0, total=total, var_sum=var_sum, ss_within=ss_within,
+                 df_within=np.where(prop, 0.0, n - 1))[use]
+    o[period] = o[period].astype(np.int64)
+    return o.rename(columns={period: "period"})
+
+
 def quintuple_aim_panel(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -239,8 +288,8 @@ def quintuple_aim_panel(
                 f"argument 'tables': table '{t}' is missing; quintuple_aim_panel needs 'indicators', "
                 "'outcomes' and 'sites'."
             )
-    ind, out, sites = tables["indicators"], tables["outcomes"], tables["sites"]
-    require_columns(ind, "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
+    out, sites = tables["outcomes"], tables["sites"]
+    require_columns(tables["indicators"], "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
     require_columns(out, "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
     sc = [site, region] + ([subgroup] if subgroup else [])
     comp_label = None
@@ -255,22 +304,7 @@ def quintuple_aim_panel(
         comp_label = f"{comparison[0]} in {list(comp_vals)}"
         sc = sc + ([comparison[0]] if comparison[0] not in sc else [])
     require_columns(sites, "sites", sc)
-    # the registry's measurement unit ('%', 'CAD', ...) is 'measurement_unit' in every result
-    ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].rename(columns={"unit": "measurement_unit"})
-    for c in ("domain", "type", "direction"):
-        ind[c] = ind[c].astype(str)
-    fail_rows("indicators", "type", "are not 'proportion' or 'mean'", ind,
-              ~ind["type"].isin(["proportion", "mean"]).to_numpy(), "Fix the indicator registry.")
-    fail_rows("indicators", "direction", "are not 'higher_is_better' or 'lower_is_better'", ind,
-              ~ind["direction"].isin(["higher_is_better", "lower_is_better"]).to_numpy(),
-              "Fix the indicator registry.")
-    fail_rows("indicators", "indicator_id", "are duplicated", ind, ind["indicator_id"].duplicated(keep=False),
-              "Keep one row per indicator.")
-    if indicators is not None:
-        unknown = sorted(set(indicators) - set(ind["indicator_id"]))
-        if unknown:
-            raise ScaleupDataError(f"argument 'indicators': {unknown} not in table 'indicators'.")
-        ind = ind[ind["indicator_id"].isin(list(indicators))]
+    ind = _panel_indicators(tables, indicators)
     o = out[[site, period, "indicator_id", "n", "events", "mean", "sd"]].copy()
     unk = ~o["indicator_id"].isin(tables["indicators"]["indicator_id"]).to_numpy()
     fail_rows("outcomes", "indicator_id", "are not in table 'indicators'", o, unk, "Register the indicators first.")
@@ -285,28 +319,7 @@ def quintuple_aim_panel(
     o = o.assign(_row=o.index).merge(ind, on="indicator_id", how="left").merge(s, on=site, how="left")
     o = o.set_index("_row")
     o.index.name = None
-    n = _num(o, "outcomes", "n")
-    fail_rows("outcomes", "n", "are missing or negative", o, ~(n >= 0), "n must be a count >= 0.")
-    ev = _num(o, "outcomes", "events")
-    mu = _num(o, "outcomes", "mean")
-    sd = _num(o, "outcomes", "sd")
-    prop = o["type"].to_numpy() == "proportion"
-    use = n > 0
-    fail_rows("outcomes", "events", "of proportion indicators are missing, negative or > n", o,
-              prop & use & ~((ev >= 0) & (ev <= n)), "Give 0 <= events <= n.")
-    fail_rows("outcomes", "mean", "of mean indicators are missing or not finite", o,
-              ~prop & use & ~np.isfinite(mu), "Give a finite mean.")
-    fail_rows("outcomes", "sd", "of mean indicators are missing or negative (n >= 2)", o,
-              ~prop & use & (n >= 2) & ~(sd >= 0), "Give sd >= 0.")
-    sd = np.where(~prop & (n < 2), 0.0, sd)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        total = np.where(prop, ev, n * mu)
-        var_sum = np.where(prop, ev * (n - ev) / n, n * sd**2)
-        ss_within = np.where(prop, 0.0, (n - 1) * sd**2)
-    o = o.assign(n=n, n_sites=1.0, total=total, var_sum=var_sum, ss_within=ss_within,
-                 df_within=np.where(prop, 0.0, n - 1))[use]
-    o[period] = o[period].astype(np.int64)
-    o = o.rename(columns={period: "period"})
+    o = _site_period_sums(o, period)
     keys = [region] + ([subgroup] if subgroup else []) + ["period", "indicator_id", "domain", "type",
                                                           "direction", "measurement_unit"]
     comp = None
@@ -320,6 +333,8 @@ def quintuple_aim_panel(
         if is_comp.all():
             raise ScaleupDataError(f"argument 'comparison': every site has {comp_label}; nothing is left to compare.")
         comp = _pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "measurement_unit"])
+        comp["n"] = comp["n"].astype(np.int64)
+        comp["n_sites"] = comp["n_sites"].astype(np.int64)
         o = o[~is_comp]
     g = _pool(o, keys)
     ref = _pool(o, ["indicator_id", "domain", "type", "direction", "measurement_unit"])
@@ -333,9 +348,6 @@ def quintuple_aim_panel(
     g["std_score"] = g["sign"] * (g["estimate"] - r["reference"].to_numpy()) / r["sd_reference"].to_numpy()
     cols = keys + ["n_sites", "n", "estimate", "se", "sd", "sign", "improvement", "std_score",
                    "total", "var_sum", "ss_within", "df_within"]
-    if comp is not None:
-        comp["n"] = comp["n"].astype(np.int64)
-        comp["n_sites"] = comp["n_sites"].astype(np.int64)
     return QuintupleAimPanel(data=g[cols], region=region, subgroup=subgroup, reference=ref, comparison=comp,
                              comparison_label=comp_label)
 
@@ -571,6 +583,76 @@ class DeleteriousEffects:
         return plot_dashboard(self, vmax=vmax, title=title, ax=ax)
 
 
+def _check_deleterious_options(changes, correction, by, scale, alpha, contrast) -> None:
+    if not isinstance(changes, ChangeFromBaseline):
+        raise ScaleupDataError("argument 'changes': pass the result of sa.change_from_baseline(...).")
+    if correction not in ("holm", "bh", "both"):
+        raise ScaleupDataError(f"argument 'correction': 'holm', 'bh' or 'both', not {correction!r}.")
+    if by not in ("region", "subgroup"):
+        raise ScaleupDataError(f"argument 'by': 'region' or 'subgroup', not {by!r}.")
+    if scale not in ("raw", "standardized"):
+        raise ScaleupDataError(f"argument 'scale': 'raw' or 'standardized', not {scale!r}.")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ScaleupDataError(f"argument 'alpha': the test size (error rate) in (0, 1), e.g. 0.05, not {alpha!r}.")
+    if contrast not in ("baseline", "comparison"):
+        raise ScaleupDataError(f"argument 'contrast': 'baseline' or 'comparison', not {contrast!r}.")
+    if contrast == "comparison" and "did" not in changes.data:
+        raise ScaleupDataError(
+            "argument 'contrast'='comparison': the panel has no comparison sites; build it with "
+            "quintuple_aim_panel(..., comparison=('phase', 'not-adopted'))."
+        )
+
+
+def _thresholds(threshold, t: pd.DataFrame) -> np.ndarray:
+    """The harm threshold of each row: one number, or a value per indicator (0 for the others)."""
+    if isinstance(threshold, Mapping):
+        unknown = sorted(set(threshold) - set(t["indicator_id"]))
+        if unknown:
+            raise ScaleupDataError(f"argument 'threshold': unknown indicator(s) {unknown}.")
+        thr = t["indicator_id"].map(lambda i: float(threshold.get(i, 0.0))).to_numpy()
+    else:
+        try:
+            thr = np.full(len(t), float(threshold))
+        except (TypeError, ValueError):
+            raise ScaleupDataError(f"argument 'threshold': a number or a dict, not {threshold!r}.") from None
+    if not np.all(np.isfinite(thr)):
+        raise ScaleupDataError("argument 'threshold': thresholds must be finite numbers.")
+    return thr
+
+
+def _runs_in_worse_direction(changes, t: pd.DataFrame, by: str, contrast: str) -> pd.DataFrame:
+    """Anhøj runs analysis of each unit x indicator series (on the improvement scale, relative to the
+    comparison sites for ``contrast="comparison"``) around its baseline median."""
+    from .spc import runs_analysis
+
+    panel = changes.panel
+    col = panel.region if by == "region" else panel.subgroup
+    ser = _pool(panel.data, [col, "period", "indicator_id", "type"])
+    if contrast == "comparison":  # series relative to the comparison sites, period by period
+        cser = panel.comparison[["period", "indicator_id", "estimate"]].rename(columns={"estimate": "_c"})
+        ser = ser.merge(cser, on=["period", "indicator_id"], how="left")
+        ser["estimate"] = ser["estimate"] - ser["_c"]
+    sign = dict(zip(t["indicator_id"], t["sign"]))
+    bp, fp = set(changes.baseline_periods), set(changes.followup_periods)
+    rows = []
+    for (u, i), s in ser.groupby([col, "indicator_id"], sort=False, observed=True):
+        s = s.sort_values("period")
+        vals = sign.get(i, 1.0) * s["estimate"].to_numpy()
+        base = vals[s["period"].isin(bp).to_numpy()]
+        fol = vals[s["period"].isin(fp).to_numpy()]
+        if base.size == 0 or not np.isfinite(np.median(base)):
+            continue
+        centre = float(np.median(base))
+        ra = runs_analysis(vals, centre=centre)
+        worse = bool(ra.runs_signal and fol.size and np.median(fol) < centre)
+        rows.append({"unit": u, "indicator_id": i, "centre": centre, "longest_run": ra.longest_run,
+                     "longest_run_max": ra.longest_run_max, "n_crossings": ra.n_crossings,
+                     "n_crossings_min": ra.n_crossings_min, "runs_signal": ra.runs_signal,
+                     "runs_worse": worse})
+    return pd.DataFrame(rows, columns=["unit", "indicator_id", "centre", "longest_run", "longest_run_max",
+                                       "n_crossings", "n_crossings_min", "runs_signal", "runs_worse"])
+
+
 def deleterious_effects(
     changes: ChangeFromBaseline,
     *,
@@ -640,43 +722,14 @@ def deleterious_effects(
     """
     from statsmodels.stats.multitest import multipletests
 
-    from .spc import runs_analysis
-
-    if not isinstance(changes, ChangeFromBaseline):
-        raise ScaleupDataError("argument 'changes': pass the result of sa.change_from_baseline(...).")
-    if correction not in ("holm", "bh", "both"):
-        raise ScaleupDataError(f"argument 'correction': 'holm', 'bh' or 'both', not {correction!r}.")
-    if by not in ("region", "subgroup"):
-        raise ScaleupDataError(f"argument 'by': 'region' or 'subgroup', not {by!r}.")
-    if scale not in ("raw", "standardized"):
-        raise ScaleupDataError(f"argument 'scale': 'raw' or 'standardized', not {scale!r}.")
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise ScaleupDataError(f"argument 'alpha': the test size (error rate) in (0, 1), e.g. 0.05, not {alpha!r}.")
-    if contrast not in ("baseline", "comparison"):
-        raise ScaleupDataError(f"argument 'contrast': 'baseline' or 'comparison', not {contrast!r}.")
-    if contrast == "comparison" and "did" not in changes.data:
-        raise ScaleupDataError(
-            "argument 'contrast'='comparison': the panel has no comparison sites; build it with "
-            "quintuple_aim_panel(..., comparison=('phase', 'not-adopted'))."
-        )
+    _check_deleterious_options(changes, correction, by, scale, alpha, contrast)
     t = changes.data[changes.data["by"] == by].copy().reset_index(drop=True)
     if t.empty:
         raise ScaleupDataError(
             f"argument 'by'={by!r}: the changes have no {by} rows; build the panel with "
             "quintuple_aim_panel(..., subgroup='<column of sites>') to test subgroups."
         )
-    if isinstance(threshold, Mapping):
-        unknown = sorted(set(threshold) - set(t["indicator_id"]))
-        if unknown:
-            raise ScaleupDataError(f"argument 'threshold': unknown indicator(s) {unknown}.")
-        thr = t["indicator_id"].map(lambda i: float(threshold.get(i, 0.0))).to_numpy()
-    else:
-        try:
-            thr = np.full(len(t), float(threshold))
-        except (TypeError, ValueError):
-            raise ScaleupDataError(f"argument 'threshold': a number or a dict, not {threshold!r}.") from None
-    if not np.all(np.isfinite(thr)):
-        raise ScaleupDataError("argument 'threshold': thresholds must be finite numbers.")
+    thr = _thresholds(threshold, t)
     if contrast == "comparison":
         est = t["improvement_did"].to_numpy(dtype=float)
         se = t["did_se"].to_numpy(dtype=float)
@@ -690,7 +743,7 @@ def deleterious_effects(
     with np.errstate(invalid="ignore", divide="ignore"):
         zstat = (est - thr) / se
     t["statistic"] = zstat
-    t["pvalue"] = stats.norm.cdf(zstat)
+    t["pvalue"] = stats.norm.cdf(zstat)  # one-sided: improvement below the threshold
     ok = np.isfinite(t["pvalue"].to_numpy())
     for name, meth in (("holm", "holm"), ("bh", "fdr_bh")):
         adj = np.full(len(t), np.nan)
@@ -700,33 +753,7 @@ def deleterious_effects(
         t[f"flagged_{name}"] = np.nan_to_num(adj, nan=1.0) <= alpha
     t["flagged"] = t["flagged_bh"] if correction == "bh" else t["flagged_holm"]
     if runs:
-        panel = changes.panel
-        col = panel.region if by == "region" else panel.subgroup
-        ser = _pool(panel.data, [col, "period", "indicator_id", "type"])
-        if contrast == "comparison":  # series relative to the comparison sites, period by period
-            cser = panel.comparison[["period", "indicator_id", "estimate"]].rename(columns={"estimate": "_c"})
-            ser = ser.merge(cser, on=["period", "indicator_id"], how="left")
-            ser["estimate"] = ser["estimate"] - ser["_c"]
-        sign = dict(zip(t["indicator_id"], t["sign"]))
-        bp, fp = set(changes.baseline_periods), set(changes.followup_periods)
-        rows = []
-        for (u, i), s in ser.groupby([col, "indicator_id"], sort=False, observed=True):
-            s = s.sort_values("period")
-            vals = sign.get(i, 1.0) * s["estimate"].to_numpy()
-            base = vals[s["period"].isin(bp).to_numpy()]
-            fol = vals[s["period"].isin(fp).to_numpy()]
-            if base.size == 0 or not np.isfinite(np.median(base)):
-                continue
-            centre = float(np.median(base))
-            ra = runs_analysis(vals, centre=centre)
-            worse = bool(ra.runs_signal and fol.size and np.median(fol) < centre)
-            rows.append({"unit": u, "indicator_id": i, "centre": centre, "longest_run": ra.longest_run,
-                         "longest_run_max": ra.longest_run_max, "n_crossings": ra.n_crossings,
-                         "n_crossings_min": ra.n_crossings_min, "runs_signal": ra.runs_signal,
-                         "runs_worse": worse})
-        rr = pd.DataFrame(rows, columns=["unit", "indicator_id", "centre", "longest_run", "longest_run_max",
-                                         "n_crossings", "n_crossings_min", "runs_signal", "runs_worse"])
-        t = t.merge(rr, on=["unit", "indicator_id"], how="left")
+        t = t.merge(_runs_in_worse_direction(changes, t, by, contrast), on=["unit", "indicator_id"], how="left")
         t["runs_signal"] = t["runs_signal"].astype("boolean").fillna(False).astype(bool)
         t["runs_worse"] = t["runs_worse"].astype("boolean").fillna(False).astype(bool)
     g = t.groupby("unit", sort=True)
