@@ -131,6 +131,12 @@ def _check_window(window) -> tuple[int, int]:
     return lo, hi
 
 
+def _with_fidelity_relation(ad: pd.DataFrame) -> pd.DataFrame:
+    if "fidelity_relation" not in ad.columns or ad["fidelity_relation"].isna().all():
+        raise ScaleupDataError("table 'adaptations': column 'fidelity_relation' is needed (FRAME fidelity relation).")
+    return ad
+
+
 def _event_terms(p: pd.DataFrame, lo: int, hi: int):
     """Add the event-study regressors to the panel: event time ``event_k`` (binned to the window),
     one indicator per event time but -1, the further inconsistent adaptations and ``post``.
@@ -158,6 +164,24 @@ def _event_terms(p: pd.DataFrame, lo: int, hi: int):
         if p[nm].any():  # an event time without any site-period is reported as NaN
             ev_terms.append((kk, nm))
     return has, kb, post, ev_terms
+
+
+def _event_study(p, lo, hi, adopt_terms, counts, inference, level, slope):
+    """Event study around the first fidelity-inconsistent adaptation and the pooled before/after
+    effect: (event-study table, post effect, the two models, number of event sites)."""
+    has, kb, post, ev_terms = _event_terms(p, lo, hi)
+    others = [c for c in ("n_consistent", "n_unknown") if c in counts]
+    further = ["n_inconsistent_further"] if p["n_inconsistent_further"].any() else []
+    ev_names = [nm for _, nm in ev_terms]
+    fe_ev, m_ev = fit_panel_model(p, adopt_terms + others + further + ev_names, inference, level, slope,
+                                  within=others + further + ev_names)
+    event_study = _event_study_table(fe_ev, ev_terms, p, has, kb, lo, hi)
+    p["post_event"] = post
+    fe_post, m_post = fit_panel_model(p, adopt_terms + others + further + ["post_event"], inference, level, slope,
+                                      within=others + further + ["post_event"])
+    eff = fe_post.loc["post_event"].copy()
+    eff.name = "post_event"
+    return event_study, eff, m_ev, m_post, int(pd.unique(p.loc[has, "site_id"]).size)
 
 
 def _event_study_table(fe_ev, ev_terms, p, has, kb, lo, hi) -> pd.DataFrame:
@@ -301,9 +325,7 @@ def adaptation_effects(
     """
     check_options(inference, adoption_effects, level)
     lo, hi = _check_window(window)
-    ad = validate_adaptations(adaptations, scheme=scheme)
-    if "fidelity_relation" not in ad.columns or ad["fidelity_relation"].isna().all():
-        raise ScaleupDataError("table 'adaptations': column 'fidelity_relation' is needed (FRAME fidelity relation).")
+    ad = _with_fidelity_relation(validate_adaptations(adaptations, scheme=scheme))
     p = site_period_panel(data, sites, indicator, outcome, site, period, treatment)
     unknown = ~ad["site_id"].isin(set(p["site_id"]))
     if unknown.any():
@@ -320,23 +342,11 @@ def adaptation_effects(
     fe, m_cum = fit_panel_model(p, adopt_terms + counts, inference, level, slope, within=counts)
 
     # (b) event study, and the pooled before/after effect
-    has, kb, post, ev_terms = _event_terms(p, lo, hi)
-    others = [c for c in ("n_consistent", "n_unknown") if c in counts]
-    further = ["n_inconsistent_further"] if p["n_inconsistent_further"].any() else []
-    ev_names = [nm for _, nm in ev_terms]
-    fe_ev, m_ev = fit_panel_model(p, adopt_terms + others + further + ev_names, inference, level, slope,
-                                  within=others + further + ev_names)
-    event_study = _event_study_table(fe_ev, ev_terms, p, has, kb, lo, hi)
-    p["post_event"] = post
-    fe_post, m_post = fit_panel_model(p, adopt_terms + others + further + ["post_event"], inference, level, slope,
-                                      within=others + further + ["post_event"])
-    eff = fe_post.loc["post_event"].copy()
-    eff.name = "post_event"
+    event_study, eff, m_ev, m_post, n_event = _event_study(p, lo, hi, adopt_terms, counts, inference, level, slope)
     keep_cols = ["site_id", "period", "y", "D", "adopt", "exposure", *[c for _, c in REL_COLS],
                  "first_inconsistent", "event_k"]
     return AdaptationEffects(
-        coef=fe.loc[counts], event_study=event_study, event_effect=eff,
-        n_event_sites=int(pd.unique(p.loc[has, "site_id"]).size), inference=inference,
+        coef=fe.loc[counts], event_study=event_study, event_effect=eff, n_event_sites=n_event, inference=inference,
         adoption_effects=adoption_effects, level=level,
         models={"cumulative": m_cum, "event_study": m_ev, "event_effect": m_post},
         panel=p[keep_cols].rename(columns=PANEL_NAMES),

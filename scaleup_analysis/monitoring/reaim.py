@@ -393,6 +393,59 @@ def _by_region(frame, col, region, regions) -> pd.Series:
     return _with_all(frame.groupby(region)[col].sum().reindex(regions, fill_value=0.0))
 
 
+def _sites_delivery_window(tables, site, region, period, periods):
+    """The checked sites and delivery tables, the last period, the analysis window and the regions."""
+    s, d = _sites_and_delivery(tables, site, region, period)
+    T = int(d[period].max())
+    return s, d, T, _analysis_window(periods, s, d, period, T), sorted(s[region].dropna().unique(), key=str)
+
+
+def _delivery_rows(s, d, T, win, period, region, regions, level) -> dict[str, list[dict]]:
+    """The measures counted from ``sites`` and ``delivery`` over the window: reach, adoption
+    (settings, staff), cost per participant, penetration and implementation cost."""
+    w = d[d[period].isin(win)]
+    delivering = w[np.isfinite(w["adopt"]) & (w[period] >= w["adopt"])]
+
+    def by_region(frame, col):
+        return _by_region(frame, col, region, regions)
+
+    adopted = s.assign(a=(np.isfinite(s["adopt"]) & (s["adopt"] <= T)).astype(float), one=1.0)
+    cost, reached = by_region(w, "cost"), by_region(w, "reached")
+    cost_pp = []
+    for r in cost.index:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cpp = cost[r] / reached[r] if reached[r] > 0 else np.nan
+        cost_pp.append(_row("RE-AIM", "implementation", "implementation_cost_per_participant", r, cpp, np.nan,
+                            np.nan, cost[r], reached[r], "CAD"))
+    return {
+        "reach": _prop_rows("RE-AIM", "reach", "reach", by_region(w, "reached"), by_region(w, "eligible"),
+                            "individuals", level),
+        "adoption": (
+            _prop_rows("RE-AIM", "adoption", "adoption_settings", by_region(adopted, "a"), by_region(adopted, "one"),
+                       "settings", level)
+            + _prop_rows("RE-AIM", "adoption", "adoption_staff", by_region(delivering, "staff_trained"),
+                         by_region(delivering, "staff_eligible"), "individuals", level)
+        ),
+        "cost_per_participant": cost_pp,
+        "penetration": _prop_rows("Proctor", "penetration", "penetration", by_region(delivering, "reached"),
+                                  by_region(delivering, "eligible"), "individuals", level),
+        "implementation_cost": [_row("Proctor", "implementation_cost", "implementation_cost", r, cost[r], np.nan,
+                                     np.nan, cost[r], np.nan, "CAD") for r in cost.index],
+    }
+
+
+def _flag_small_cells(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """``suppressed``: individual-level cells with a denominator (or, for representativeness, a
+    numerator) below ``threshold``."""
+    table["region"] = table["region"].astype(object)
+    indiv = table["measurement_unit"] == "individuals"
+    small = table["denominator"] < threshold
+    rep = table["measure"].str.startswith("representativeness")
+    small = small | (rep & (table["numerator"] < threshold))
+    table["suppressed"] = (indiv & small).to_numpy()
+    return table[_COLUMNS]
+
+
 def reaim(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -521,58 +574,28 @@ def reaim(
     """
     z = _z(level)
     _check_reaim_options(tables, periods_per_year, support_periods, min_items, threshold)
-    s, d = _sites_and_delivery(tables, site, region, period)
-    T = int(d[period].max())
-    win = _analysis_window(periods, s, d, period, T)
-    w = d[d[period].isin(win)]
-    delivering = w[np.isfinite(w["adopt"]) & (w[period] >= w["adopt"])]
-    regions = sorted(s[region].dropna().unique(), key=str)
-
-    def by_region(frame, col):
-        return _by_region(frame, col, region, regions)
-
-    # ---- RE-AIM
-    rows = _prop_rows("RE-AIM", "reach", "reach", by_region(w, "reached"), by_region(w, "eligible"), "individuals", level)
-    if people is not None:
-        rows += _representativeness_rows(people, s, site, region, regions, participated, characteristics)
-    if effectiveness is not None:
-        rows += _effectiveness_rows(effectiveness, region, z)
-    adopted = s.assign(a=(np.isfinite(s["adopt"]) & (s["adopt"] <= T)).astype(float), one=1.0)
-    rows += _prop_rows("RE-AIM", "adoption", "adoption_settings", by_region(adopted, "a"), by_region(adopted, "one"),
-                       "settings", level)
-    rows += _prop_rows("RE-AIM", "adoption", "adoption_staff", by_region(delivering, "staff_trained"),
-                       by_region(delivering, "staff_eligible"), "individuals", level)
-    if fidelity is not None:
-        rows += _fidelity_rows(fidelity, s, site, region, period, win, level)
-    cost, reached = by_region(w, "cost"), by_region(w, "reached")
-    for r in cost.index:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cpp = cost[r] / reached[r] if reached[r] > 0 else np.nan
-        rows.append(_row("RE-AIM", "implementation", "implementation_cost_per_participant", r, cpp, np.nan,
-                         np.nan, cost[r], reached[r], "CAD"))
-    rows += _maintenance_rows(s, d, site, region, regions, period, T, support_periods, periods_per_year, level)
-    if individual_maintenance is not None:
-        rows += _individual_maintenance_rows(individual_maintenance, s, site, region, regions, level)
-    # ---- Proctor
-    rows += _prop_rows("Proctor", "penetration", "penetration", by_region(delivering, "reached"),
-                       by_region(delivering, "eligible"), "individuals", level)
+    s, d, T, win, regions = _sites_delivery_window(tables, site, region, period, periods)
+    counted = _delivery_rows(s, d, T, win, period, region, regions, level)
+    rows = [  # in the order of the table: RE-AIM, then Proctor (the optional tables are checked in this order)
+        *counted["reach"],
+        *(_representativeness_rows(people, s, site, region, regions, participated, characteristics)
+          if people is not None else []),
+        *(_effectiveness_rows(effectiveness, region, z) if effectiveness is not None else []),
+        *counted["adoption"],
+        *(_fidelity_rows(fidelity, s, site, region, period, win, level) if fidelity is not None else []),
+        *counted["cost_per_participant"],
+        *_maintenance_rows(s, d, site, region, regions, period, T, support_periods, periods_per_year, level),
+        *(_individual_maintenance_rows(individual_maintenance, s, site, region, regions, level)
+          if individual_maintenance is not None else []),
+        *counted["penetration"],
+    ]
     scores = None
     if scales is not None:
         scores = _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items)
         rows += _scale_rows(scores, scale, region, level)
-    for r in cost.index:
-        rows.append(_row("Proctor", "implementation_cost", "implementation_cost", r, cost[r], np.nan, np.nan,
-                         cost[r], np.nan, "CAD"))
-    # ---- small cells
-    table = pd.DataFrame(rows)
-    table["region"] = table["region"].astype(object)
-    indiv = table["measurement_unit"] == "individuals"
-    small = table["denominator"] < threshold
-    rep = table["measure"].str.startswith("representativeness")
-    small = small | (rep & (table["numerator"] < threshold))
-    table["suppressed"] = (indiv & small).to_numpy()
-    return ReaimResult(table=table[_COLUMNS], scale_scores=scores, periods=tuple(win),
-                       threshold=int(threshold), level=float(level))
+    rows += counted["implementation_cost"]
+    return ReaimResult(table=_flag_small_cells(pd.DataFrame(rows), threshold), scale_scores=scores,
+                       periods=tuple(win), threshold=int(threshold), level=float(level))
 
 
 def _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items) -> pd.DataFrame:

@@ -761,6 +761,25 @@ def _did_cells(glist, tlist, base_period, anticipation):
     return map(np.asarray, (cg, ct, cb, cthr, cref))
 
 
+def _cell_groups(g, cg, ct, cthr, cref, tlist, control, anticipation, fn) -> tuple[np.ndarray, np.ndarray]:
+    """Units x cells masks of the treated cohort (D) and of the comparison units (C: never treated, or
+    also not yet treated by the cell's period); every cell needs comparison units."""
+    n, K = g.size, cg.size
+    D = g[:, None] == cg[None, :]
+    if control == "never":
+        C = np.broadcast_to((g == 0)[:, None], (n, K))
+    else:
+        C = (g == 0)[:, None] | ((g[:, None] > cthr[None, :] + anticipation) & ~D)
+    empty = np.flatnonzero((C.sum(axis=0) == 0) & ~cref)
+    if empty.size:
+        cells = [(float(cg[k]), int(tlist[ct[k]])) for k in empty]
+        raise ScaleupDataError(
+            f"{fn}: no comparison units for {empty.size} (cohort, period) cell(s) (first: {first_values(cells)}) "
+            f"with control={control!r}; add never-treated units or use control='notyet'."
+        )
+    return D, C
+
+
 def _att_cells(dY, D, C, nG, nC, cref, X, method, fn, cg, tlist, ct):
     """ATT(g,t) of every cell and its influence function (n x cells): difference in mean changes
     without covariates, did's 2x2 doubly robust / IPW / regression estimator with them."""
@@ -813,6 +832,20 @@ def _att_cells(dY, D, C, nG, nC, cref, X, method, fn, cg, tlist, ct):
     att[cref] = 0.0
     IF[:, ~np.isfinite(att)] = 0.0
     return att, IF
+
+
+def _att_gt_table(cg, att_t, att, se, crit) -> pd.DataFrame:
+    """One row per (cohort, period) cell: ATT(g,t), SE and the (simultaneous) confidence band."""
+    table = pd.DataFrame({
+        "cohort": cg.astype(np.int64),
+        "time": att_t.astype(np.int64),
+        "event_time": (att_t - cg).astype(np.int64),
+        "att": att,
+        "se": se,
+    })
+    table["band_low"] = table["att"] - crit * table["se"]
+    table["band_high"] = table["att"] + crit * table["se"]
+    return table
 
 
 def _did_inference(IF, cluster_codes, n_boot, seed, level, fn):
@@ -981,38 +1014,14 @@ def staggered_did(
 
     # ---- the cells (g, t), their base periods and comparison units --------------------------------
     cg, ct, cb, cthr, cref = _did_cells(glist, tlist, base_period, anticipation)
-    K = cg.size
-    D = g[:, None] == cg[None, :]
-    if control == "never":
-        C = np.broadcast_to((g == 0)[:, None], (n, K))
-    else:
-        C = (g == 0)[:, None] | ((g[:, None] > cthr[None, :] + anticipation) & ~D)
-    nG = D.sum(axis=0)
-    nC = C.sum(axis=0)
-    empty = np.flatnonzero((nC == 0) & ~cref)
-    if empty.size:
-        cells = [(float(cg[k]), int(tlist[ct[k]])) for k in empty]
-        raise ScaleupDataError(
-            f"{fn}: no comparison units for {empty.size} (cohort, period) cell(s) (first: {first_values(cells)}) "
-            f"with control={control!r}; add never-treated units or use control='notyet'."
-        )
-    att, IF = _att_cells(Y[:, ct] - Y[:, cb], D, C, nG, nC, cref, X, method, fn, cg, tlist, ct)
+    D, C = _cell_groups(g, cg, ct, cthr, cref, tlist, control, anticipation, fn)
+    att, IF = _att_cells(Y[:, ct] - Y[:, cb], D, C, D.sum(axis=0), C.sum(axis=0), cref, X, method, fn, cg, tlist, ct)
 
     # ---- inference and the table ------------------------------------------------------------------
     cluster_codes = P.extra[cluster][keep_units] if cluster is not None else None
     se, crit, infr = _did_inference(IF, cluster_codes, n_boot, seed, level, fn)
-    att_t = tlist[ct]
-    table = pd.DataFrame({
-        "cohort": cg.astype(np.int64),
-        "time": att_t.astype(np.int64),
-        "event_time": (att_t - cg).astype(np.int64),
-        "att": att,
-        "se": se,
-    })
-    table["band_low"] = table["att"] - crit * table["se"]
-    table["band_high"] = table["att"] + crit * table["se"]
     return StaggeredDiDResult(
-        att_gt=table, crit_val=float(crit), n_units=n, control=control, method=method,
+        att_gt=_att_gt_table(cg, tlist[ct], att, se, crit), crit_val=float(crit), n_units=n, control=control, method=method,
         base_period=base_period, anticipation=int(anticipation), level=level, n_boot=int(n_boot),
         influence=IF, unit_cohort=g, cohorts=glist, periods=tlist, _inference=infr,
     )
