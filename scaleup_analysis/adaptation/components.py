@@ -118,6 +118,36 @@ class ComponentAnalysis:
         return ax
 
 
+def _component_frame(data, yi, vi, components, slab) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """yi, vi (and slab) with one 0/1 column per component under a safe name ``comp_<j>``; returns
+    the frame, the components and their safe names."""
+    if not isinstance(data, pd.DataFrame):
+        raise ScaleupDataError(f"table 'data' must be a pandas DataFrame, got {type(data).__name__}.")
+    if components is None or isinstance(components, str) or len(components) == 0:
+        raise ScaleupDataError(
+            "argument 'components': give the list of component indicator columns, e.g. "
+            "components=['cbt.angerctrl', 'cbt.intpprbsolv']."
+        )
+    components = list(components)
+    missing = [c for c in [yi, vi, *components] if c not in data.columns]
+    if missing:
+        raise ScaleupDataError(f"table 'data': no column(s) {missing}. Available columns: {list(data.columns)[:20]}.")
+    if len(set(components)) != len(components):
+        raise ScaleupDataError("argument 'components': a component is listed twice.")
+    safe = [f"comp_{j}" for j in range(len(components))]
+    frame = pd.DataFrame({yi: data[yi], vi: data[vi]}, index=data.index)
+    if slab is not None:
+        frame[slab] = data[slab]
+    for c, s in zip(components, safe):
+        frame[s] = _indicator(data, c, "data")
+        if frame[s].dropna().nunique() < 2:
+            raise ScaleupDataError(
+                f"table 'data', column {c!r}: the component is present in all or in none of the studies; it "
+                "cannot be compared. Drop it from 'components'."
+            )
+    return frame, components, safe
+
+
 def component_analysis(
     data: pd.DataFrame,
     yi: str = "yi",
@@ -190,30 +220,7 @@ def component_analysis(
     """
     from ..heterogeneity.meta import meta_regression
 
-    if not isinstance(data, pd.DataFrame):
-        raise ScaleupDataError(f"table 'data' must be a pandas DataFrame, got {type(data).__name__}.")
-    if components is None or isinstance(components, str) or len(components) == 0:
-        raise ScaleupDataError(
-            "argument 'components': give the list of component indicator columns, e.g. "
-            "components=['cbt.angerctrl', 'cbt.intpprbsolv']."
-        )
-    components = list(components)
-    missing = [c for c in [yi, vi, *components] if c not in data.columns]
-    if missing:
-        raise ScaleupDataError(f"table 'data': no column(s) {missing}. Available columns: {list(data.columns)[:20]}.")
-    if len(set(components)) != len(components):
-        raise ScaleupDataError("argument 'components': a component is listed twice.")
-    safe = [f"comp_{j}" for j in range(len(components))]
-    frame = pd.DataFrame({yi: data[yi], vi: data[vi]}, index=data.index)
-    if slab is not None:
-        frame[slab] = data[slab]
-    for c, s in zip(components, safe):
-        frame[s] = _indicator(data, c, "data")
-        if frame[s].dropna().nunique() < 2:
-            raise ScaleupDataError(
-                f"table 'data', column {c!r}: the component is present in all or in none of the studies; it "
-                "cannot be compared. Drop it from 'components'."
-            )
+    frame, components, safe = _component_frame(data, yi, vi, components, slab)
     joint = meta_regression(frame, yi=yi, vi=vi, mods=safe, method=method, test=test, level=level, slab=slab)
     perm = joint.permutation_test(n_perm=n_perm, seed=seed) if n_perm is not None else None
     rows = []

@@ -337,6 +337,75 @@ def _tokens(value) -> list[str]:
     return [t.strip() for t in str(value).split(_MULTI_SEP) if t.strip()]
 
 
+def _identifier_problems(df: pd.DataFrame, scheme: str) -> list[str]:
+    """Check (and type, in place) the identifiers and the period; return the problems found."""
+    problems: list[str] = []
+    for col in ["adaptation_id", "site_id"] + (["strategy"] if scheme == "FRAME-IS" else []):
+        bad = _is_blank(df[col])
+        if bad.any():
+            problems.append(f"  - column '{col}': missing or blank in {rows_text(df.index[bad])}; fill it in.")
+        df[col] = df[col].astype(object).where(~bad, None)
+        df.loc[~bad, col] = df.loc[~bad, col].astype(str)
+    per = pd.to_numeric(df["period"], errors="coerce")
+    bad = (per.isna() | (per < 1) | (per != np.floor(per))).to_numpy()
+    if bad.any():
+        problems.append(
+            f"  - column 'period': not an integer >= 1 in {rows_text(df.index[bad])}; periods are 1..T."
+        )
+    else:
+        df["period"] = per.astype(np.int64)
+    dup = df["adaptation_id"].duplicated(keep=False).to_numpy() & ~_is_blank(df["adaptation_id"])
+    if dup.any():
+        problems.append(
+            f"  - column 'adaptation_id': duplicated in {rows_text(df.index[dup])}; each adaptation needs a "
+            "unique identifier."
+        )
+    return problems
+
+
+def _field_problems(df: pd.DataFrame, scheme: str, fld: str) -> list[str]:
+    """Check the codes of one coded field; when they are all known, type the column in place
+    (categorical in scheme order, or trimmed ``;``-separated codes). Return the problems found."""
+    _, multi, _, nullable = _FIELDS[scheme][fld]
+    problems = []
+    accepted = [c for c, _, _ in _codes(scheme, fld)]
+    acc_set = set(accepted)
+    col = df[fld]
+    blank = _is_blank(col)
+    if blank.any() and not nullable:
+        problems.append(
+            f"  - column '{fld}': missing in {rows_text(df.index[blank])}; code every adaptation "
+            f"(accepted: {', '.join(accepted)})."
+        )
+    unknown: dict[str, list] = {}
+    clean = []
+    for idx, v, b in zip(df.index, col.tolist(), blank):
+        if b:
+            clean.append(None)
+            continue
+        toks = _tokens(v) if multi else [str(v).strip()]
+        if not multi and _MULTI_SEP in str(v):
+            unknown.setdefault(str(v), []).append(idx)
+        for t in toks:
+            if t not in acc_set:
+                unknown.setdefault(t, []).append(idx)
+        clean.append(_MULTI_SEP.join(toks) if multi else toks[0])
+    for code, idxs in unknown.items():
+        hint = " (one code only in this field)" if _MULTI_SEP in code else ""
+        problems.append(
+            f"  - column '{fld}': unknown code {code!r} in {rows_text(idxs)}{hint}; accepted: "
+            + ", ".join(accepted)
+            + ("" if not multi else f" (several allowed, separated by '{_MULTI_SEP}')")
+            + "."
+        )
+    if not unknown:
+        if fld in _CATEGORY_FIELDS:
+            df[fld] = pd.Categorical(clean, categories=accepted)
+        else:
+            df[fld] = pd.Series(clean, index=df.index, dtype=object)
+    return problems
+
+
 def validate_adaptations(data: pd.DataFrame, scheme: str = "FRAME", table: str = "adaptations") -> pd.DataFrame:
     """Check an adaptations table against the FRAME or FRAME-IS coding scheme.
 
@@ -396,65 +465,10 @@ def validate_adaptations(data: pd.DataFrame, scheme: str = "FRAME", table: str =
             "see sa.frame_scheme() for the codes of each field."
         )
     df = data.copy()
-    problems: list[str] = []
-    for col in ["adaptation_id", "site_id"] + (["strategy"] if scheme == "FRAME-IS" else []):
-        bad = _is_blank(df[col])
-        if bad.any():
-            problems.append(f"  - column '{col}': missing or blank in {rows_text(df.index[bad])}; fill it in.")
-        df[col] = df[col].astype(object).where(~bad, None)
-        df.loc[~bad, col] = df.loc[~bad, col].astype(str)
-    per = pd.to_numeric(df["period"], errors="coerce")
-    bad = (per.isna() | (per < 1) | (per != np.floor(per))).to_numpy()
-    if bad.any():
-        problems.append(
-            f"  - column 'period': not an integer >= 1 in {rows_text(df.index[bad])}; periods are 1..T."
-        )
-    else:
-        df["period"] = per.astype(np.int64)
-    dup = df["adaptation_id"].duplicated(keep=False).to_numpy() & ~_is_blank(df["adaptation_id"])
-    if dup.any():
-        problems.append(
-            f"  - column 'adaptation_id': duplicated in {rows_text(df.index[dup])}; each adaptation needs a "
-            "unique identifier."
-        )
-    for fld, (_, multi, required, nullable) in fields_.items():
-        if fld not in df.columns:
-            continue
-        accepted = [c for c, _, _ in _codes(scheme, fld)]
-        acc_set = set(accepted)
-        col = df[fld]
-        blank = _is_blank(col)
-        if blank.any() and not nullable:
-            problems.append(
-                f"  - column '{fld}': missing in {rows_text(df.index[blank])}; code every adaptation "
-                f"(accepted: {', '.join(accepted)})."
-            )
-        unknown: dict[str, list] = {}
-        clean = []
-        for idx, v, b in zip(df.index, col.tolist(), blank):
-            if b:
-                clean.append(None)
-                continue
-            toks = _tokens(v) if multi else [str(v).strip()]
-            if not multi and _MULTI_SEP in str(v):
-                unknown.setdefault(str(v), []).append(idx)
-            for t in toks:
-                if t not in acc_set:
-                    unknown.setdefault(t, []).append(idx)
-            clean.append(_MULTI_SEP.join(toks) if multi else toks[0])
-        for code, idxs in unknown.items():
-            hint = " (one code only in this field)" if _MULTI_SEP in code else ""
-            problems.append(
-                f"  - column '{fld}': unknown code {code!r} in {rows_text(idxs)}{hint}; accepted: "
-                + ", ".join(accepted)
-                + ("" if not multi else f" (several allowed, separated by '{_MULTI_SEP}')")
-                + "."
-            )
-        if not unknown:
-            if fld in _CATEGORY_FIELDS:
-                df[fld] = pd.Categorical(clean, categories=accepted)
-            else:
-                df[fld] = pd.Series(clean, index=df.index, dtype=object)
+    problems = _identifier_problems(df, scheme)
+    for fld in fields_:
+        if fld in df.columns:
+            problems += _field_problems(df, scheme, fld)
     if problems:
         raise ScaleupDataError(
             f"table '{table}' does not follow the {scheme} coding scheme ({len(problems)} problem(s)):\n"

@@ -442,6 +442,54 @@ def _bootstrap(table, used, yi, vi, phase, lv, method, level, n_boot, seed, sepa
 # --------------------------------------------------------------------------------------------------
 # site-level effects (input of voltage_drop and of site-level meta-analyses)
 # --------------------------------------------------------------------------------------------------
+def _indicator_rows(data, sites, indicator, site, cohort, phase) -> pd.DataFrame:
+    """Site-period rows of one indicator with n > 0, their mean and individual SD (a proportion's
+    mean is events / n and its SD sqrt(p (1 - p))), merged with the sites' cohort and phase."""
+    y = data[data["indicator_id"] == indicator]
+    if y.empty:
+        raise ScaleupDataError(
+            f"site_effects(): table 'outcomes', column 'indicator_id': no row for indicator {indicator!r}; "
+            f"available: {sorted(data['indicator_id'].astype(str).unique())}"
+        )
+    has_mean = "mean" in y and "sd" in y and y["mean"].notna().any()
+    has_events = "events" in y and y["events"].notna().any()
+    if not has_mean and not has_events:
+        raise ScaleupDataError(
+            f"site_effects(): table 'outcomes': indicator {indicator!r} has neither 'mean'/'sd' values (a mean "
+            "indicator) nor 'events' (a proportion indicator)"
+        )
+    y = y[y["n"] > 0].copy()
+    if not has_mean:  # proportion indicator: mean = events / n, individual variance p (1 - p)
+        p_hat = y["events"].astype(float) / y["n"].astype(float)
+        y["mean"] = p_hat
+        y["sd"] = np.sqrt(p_hat * (1 - p_hat))
+    y = y.dropna(subset=["mean", "sd"])
+    return y.merge(sites[[site, cohort, phase]], on=site, how="inner")
+
+
+def _pooled_mean(n, tot, var) -> tuple[float, float, float]:
+    """Pooled mean of site-periods (sum of totals over sum of n), its variance and the sum of n."""
+    n_sum = float(np.sum(n))
+    return float(np.sum(tot)) / n_sum, float(np.sum(var)) / n_sum**2, n_sum
+
+
+def _did_effect(g, comp, site_cohort, period, washin_periods):
+    """(effect, variance, n before, n after) of one adopting site, or None without a period before
+    adoption or after the wash-in (at the site or at the comparison sites)."""
+    a = int(site_cohort)
+    before = g[g[period] < a]
+    after = g[g[period] >= a + washin_periods]
+    cb = comp.reindex(before[period].unique()).dropna()
+    ca = comp.reindex(after[period].unique()).dropna()
+    if before.empty or after.empty or cb.empty or ca.empty:
+        return None
+    m0, v0, n0 = _pooled_mean(before["n"], before["n"] * before["mean"], before["n"] * before["sd"] ** 2)
+    m1, v1, n1 = _pooled_mean(after["n"], after["n"] * after["mean"], after["n"] * after["sd"] ** 2)
+    c0, w0, _ = _pooled_mean(cb["n"], cb["tot"], cb["var"])
+    c1, w1, _ = _pooled_mean(ca["n"], ca["tot"], ca["var"])
+    return (m1 - m0) - (c1 - c0), v0 + v1 + w0 + w1, n0, n1
+
+
 def site_effects(
     data: pd.DataFrame,
     sites: pd.DataFrame,
@@ -511,26 +559,7 @@ def site_effects(
     require_columns(sites, "sites", [site, cohort, phase])
     if not isinstance(washin_periods, (int, np.integer)) or washin_periods < 0:
         raise ScaleupDataError(f"site_effects(): washin_periods must be an integer >= 0, got {washin_periods!r}")
-    y = data[data["indicator_id"] == indicator]
-    if y.empty:
-        raise ScaleupDataError(
-            f"site_effects(): table 'outcomes', column 'indicator_id': no row for indicator {indicator!r}; "
-            f"available: {sorted(data['indicator_id'].astype(str).unique())}"
-        )
-    has_mean = "mean" in y and "sd" in y and y["mean"].notna().any()
-    has_events = "events" in y and y["events"].notna().any()
-    if not has_mean and not has_events:
-        raise ScaleupDataError(
-            f"site_effects(): table 'outcomes': indicator {indicator!r} has neither 'mean'/'sd' values (a mean "
-            "indicator) nor 'events' (a proportion indicator)"
-        )
-    y = y[y["n"] > 0].copy()
-    if not has_mean:  # proportion indicator: mean = events / n, individual variance p (1 - p)
-        p_hat = y["events"].astype(float) / y["n"].astype(float)
-        y["mean"] = p_hat
-        y["sd"] = np.sqrt(p_hat * (1 - p_hat))
-    y = y.dropna(subset=["mean", "sd"])
-    y = y.merge(sites[[site, cohort, phase]], on=site, how="inner")
+    y = _indicator_rows(data, sites, indicator, site, cohort, phase)
     is_comp = y[phase].astype(str) == comparison_phase
     if not is_comp.any():
         raise ScaleupDataError(
@@ -539,26 +568,13 @@ def site_effects(
         )
     comp = y[is_comp].assign(tot=lambda d: d["n"] * d["mean"], var=lambda d: d["n"] * d["sd"] ** 2)
     comp = comp.groupby(period)[["n", "tot", "var"]].sum()
-
-    def pooled(n, tot, var):
-        n_sum = float(np.sum(n))
-        return float(np.sum(tot)) / n_sum, float(np.sum(var)) / n_sum**2, n_sum
-
     rows, omitted = [], []
     for sid, g in y[~is_comp & y[cohort].notna()].groupby(site, sort=True):
-        a = int(g[cohort].iloc[0])
-        before = g[g[period] < a]
-        after = g[g[period] >= a + washin_periods]
-        cb = comp.reindex(before[period].unique()).dropna()
-        ca = comp.reindex(after[period].unique()).dropna()
-        if before.empty or after.empty or cb.empty or ca.empty:
+        effect = _did_effect(g, comp, g[cohort].iloc[0], period, washin_periods)
+        if effect is None:
             omitted.append(sid)
-            continue
-        m0, v0, n0 = pooled(before["n"], before["n"] * before["mean"], before["n"] * before["sd"] ** 2)
-        m1, v1, n1 = pooled(after["n"], after["n"] * after["mean"], after["n"] * after["sd"] ** 2)
-        c0, w0, _ = pooled(cb["n"], cb["tot"], cb["var"])
-        c1, w1, _ = pooled(ca["n"], ca["tot"], ca["var"])
-        rows.append((sid, str(g[phase].iloc[0]), (m1 - m0) - (c1 - c0), v0 + v1 + w0 + w1, n0, n1))
+        else:
+            rows.append((sid, str(g[phase].iloc[0]), *effect))
     if omitted:
         warnings.warn(
             f"site_effects(): {len(omitted)} adopting site(s) left out because they have no period "
