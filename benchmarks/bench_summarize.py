@@ -32,6 +32,7 @@ print(json.dumps({{"time": t, "cells": len(out), "rows": int(out["n"].sum())}}))
 def input_file(smoke: bool, folder: Path | None = None) -> tuple[Path, int]:
     """The Parquet input, generated once (full size: benchmarks/_work/, reused if present)."""
     import scaleup_analysis as sa
+    from scaleup_analysis._constants import DEFAULT_SEED
 
     params = SMOKE if smoke else FULL
     n = params["n_sites"] * params["n_periods"] * params["patients_per_site_period"]
@@ -41,7 +42,7 @@ def input_file(smoke: bool, folder: Path | None = None) -> tuple[Path, int]:
     if not path.exists():
         say(f"  B6 generating {n:,} rows into {path} (once) ...")
         t0 = time.perf_counter()
-        sa.write_encounters_parquet(path, seed=20261123, **params)
+        sa.write_encounters_parquet(path, seed=DEFAULT_SEED, **params)
         say(f"  B6 generated in {time.perf_counter() - t0:.1f}s")
     return path, n
 

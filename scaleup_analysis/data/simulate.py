@@ -560,7 +560,7 @@ def _check_params(seed, kwargs: dict) -> dict:
         )
     p = {**_DEFAULTS, **kwargs}
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise _bad("seed", seed, "pass a non-negative integer (e.g. 20261123)")
+        raise _bad("seed", seed, f"pass a non-negative integer (e.g. {DEFAULT_SEED})")
     p["seed"] = int(seed)
     p["n_sites"] = _as_int("n_sites", p["n_sites"], 36)
     T = p["n_periods"] = _as_int("n_periods", p["n_periods"], 4)
