@@ -248,8 +248,6 @@ class Comparison:
 class Recorder:
     current: str | None = None
     comparisons: list[Comparison] = field(default_factory=list)
-    touched: set = field(default_factory=set)
-    reports: dict[str, str] = field(default_factory=dict)
 
     def add(self, got, ref, rtol, atol, name=""):
         if self.current is None:
@@ -261,7 +259,6 @@ class Recorder:
         except (TypeError, ValueError):
             return
         self.comparisons.append(Comparison(self.current, g.ravel().copy(), r.ravel().copy(), rtol, atol, name))
-        self.touched.add(self.current)
 
 
 def install_recorders(rec: Recorder) -> None:
@@ -319,7 +316,7 @@ class Plugin:
         public = _public_functions()
         keep, drop = [], []
         for item in items:
-            mod = self.modules.get(Path(str(item.fspath)).name)
+            mod = self.modules.get(item.path.name)
             fn = getattr(item, "function", None)
             if mod is None or fn is None:
                 drop.append(item)
@@ -371,11 +368,6 @@ class Plugin:
 
     def pytest_runtest_teardown(self, item):
         self.rec.current = None
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" or report.outcome != "passed":
-            if report.outcome != "passed" or report.nodeid not in self.rec.reports:
-                self.rec.reports[report.nodeid] = report.outcome
 
 
 # --------------------------------------------------------------------------------------------------
