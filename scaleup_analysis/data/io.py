@@ -935,6 +935,74 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def _requested_tables(tables) -> list[str] | None:
+    """The table names asked for (None: every table), checked."""
+    if tables is None:
+        return None
+    requested = list(dict.fromkeys([tables] if isinstance(tables, str) else tables))
+    bad = [t for t in requested if t not in _SPEC_BY_NAME]
+    if bad:
+        raise ScaleupDataError(
+            f"load_tables: unknown table name(s) {', '.join(map(repr, bad))} in tables=; "
+            f"use names from {', '.join(TABLES)}."
+        )
+    return requested
+
+
+def _with_defaults(found: _Sorted, failed, wanted) -> tuple[dict[str, pd.DataFrame], list[str], list[str]]:
+    """The tables read, plus the bundled default of each optional table not given; the tables taken
+    from defaults and the notes saying so (and how CSV files were read)."""
+    frames = {t: r.frame for t, r in found.given.items()}
+    defaults, notes = [], []
+    for table in TABLES if wanted is None else [t for t in TABLES if t in wanted]:
+        spec = _SPEC_BY_NAME[table]
+        if spec.default and table not in frames and table not in failed and table not in found.twice:
+            frames[table] = _default_table(table)
+            defaults.append(table)
+            notes.append(f"{table}: not given, {spec.default} was used.")
+    for read_as, names in _group((r.read_as, r.name) for r in found.given.values() if r.read_as).items():
+        notes.append(f"{', '.join(names)}: read with {read_as}.")
+    return frames, defaults, notes
+
+
+def _raise_if_not_loadable(d: Path, missing, requested, found: _Sorted, unrecognised, unreadable, results) -> None:
+    """One ScaleupDataError listing every problem (missing, unrecognised, doubled or unreadable
+    files, invalid tables), or nothing."""
+    invalid = [r for r in results.values() if r.problems]
+    n_invalid = sum(len(r.problems) for r in invalid)
+    # each kind of problem: (number of problems, heading, lines)
+    blocks = [
+        (len(missing), *_missing_lines(d, missing, requested, found.templates)),
+        (len(unrecognised), f"{_plural(len(unrecognised), 'file')} in {str(d)!r} not recognised",
+         [f"  - {name!r}: {why}." for name, why in unrecognised.items()]),
+        (len(found.twice), f"{_plural(len(found.twice), 'table')} given more than once", list(found.twice.values())),
+        (len(unreadable), f"{_plural(len(unreadable), 'file')} could not be read", [f"  - {m}" for m in unreadable]),
+    ]
+    blocks = [b for b in blocks if b[0]]
+    if blocks:
+        if invalid:
+            blocks.append((
+                n_invalid,
+                f"Invalid data: {_plural(n_invalid, 'problem')} in {_plural(len(invalid), 'table')}",
+                _render_tables(list(results.values())),
+            ))
+        if len(blocks) == 1:
+            lines = [f"{blocks[0][1]}; nothing was loaded:", *blocks[0][2]]
+        else:
+            n = sum(b[0] for b in blocks)
+            lines = [f"Cannot load the data in {str(d)!r}: {_plural(n, 'problem')}, listed below; nothing was loaded."]
+            for _, heading, block in blocks:
+                lines += [f"{heading}:", *block]
+        lines.append(f"{_SEE_DICTIONARY} `scaleup init DIR` writes a study folder with empty templates of every table.")
+        raise ScaleupDataError("\n".join(lines))
+    if invalid:
+        intro = (
+            f"Invalid data: {_plural(n_invalid, 'problem')} in {_plural(len(invalid), 'table')}; "
+            "nothing was validated."
+        )
+        raise ScaleupDataError(_render(list(results.values()), intro))
+
+
 def load_tables(
     directory: str | PathLike,
     *,
@@ -1019,16 +1087,7 @@ def load_tables(
             "holding sites.csv, outcomes.csv, ..."
         )
     options = _csv_options(separator, decimal, encoding)
-    if tables is None:
-        requested = None
-    else:
-        requested = list(dict.fromkeys([tables] if isinstance(tables, str) else tables))
-        bad = [t for t in requested if t not in _SPEC_BY_NAME]
-        if bad:
-            raise ScaleupDataError(
-                f"load_tables: unknown table name(s) {', '.join(map(repr, bad))} in tables=; "
-                f"use names from {', '.join(TABLES)}."
-            )
+    requested = _requested_tables(tables)
     if check_manifest and (d / "MANIFEST").exists():
         from .manifest import check_manifest as _check
 
@@ -1038,18 +1097,7 @@ def load_tables(
     scan = _scan(d, wanted)
     reads, failed = _read_sources(scan, options)
     found = _sort_sources(reads, failed)
-    ignored = {**scan.ignored, **found.templates_ignored}
-    frames = {t: r.frame for t, r in found.given.items()}
-    defaults, notes = [], []
-    for table in TABLES if wanted is None else [t for t in TABLES if t in wanted]:
-        spec = _SPEC_BY_NAME[table]
-        if spec.default and table not in frames and table not in failed and table not in found.twice:
-            frames[table] = _default_table(table)
-            defaults.append(table)
-            notes.append(f"{table}: not given, {spec.default} was used.")
-    for read_as, names in _group((r.read_as, r.name) for r in found.given.values() if r.read_as).items():
-        notes.append(f"{', '.join(names)}: read with {read_as}.")
-
+    frames, defaults, notes = _with_defaults(found, failed, wanted)
     needed = REQUIRED_TABLES if wanted is None else [t for t in TABLES if t in wanted]
     missing = [t for t in needed if t not in frames and t not in failed and t not in found.twice]
     unrecognised = scan.unrecognised if requested is None else {}
@@ -1057,39 +1105,7 @@ def load_tables(
     sources = {t: r.source for t, r in found.given.items()}
     sources.update({t: _Source(f"{_SPEC_BY_NAME[t].default}, bundled", "frame") for t in defaults})
     results = _check_tables(frames, sources, frozenset([*missing, *failed, *found.twice]))
-    invalid = [r for r in results.values() if r.problems]
-    n_invalid = sum(len(r.problems) for r in invalid)
-    # each kind of problem: (number of problems, heading, lines)
-    blocks = [
-        (len(missing), *_missing_lines(d, missing, requested, found.templates)),
-        (len(unrecognised), f"{_plural(len(unrecognised), 'file')} in {str(d)!r} not recognised",
-         [f"  - {name!r}: {why}." for name, why in unrecognised.items()]),
-        (len(found.twice), f"{_plural(len(found.twice), 'table')} given more than once", list(found.twice.values())),
-        (len(unreadable), f"{_plural(len(unreadable), 'file')} could not be read", [f"  - {m}" for m in unreadable]),
-    ]
-    blocks = [b for b in blocks if b[0]]
-    if blocks:
-        if invalid:
-            blocks.append((
-                n_invalid,
-                f"Invalid data: {_plural(n_invalid, 'problem')} in {_plural(len(invalid), 'table')}",
-                _render_tables(list(results.values())),
-            ))
-        if len(blocks) == 1:
-            lines = [f"{blocks[0][1]}; nothing was loaded:", *blocks[0][2]]
-        else:
-            n = sum(b[0] for b in blocks)
-            lines = [f"Cannot load the data in {str(d)!r}: {_plural(n, 'problem')}, listed below; nothing was loaded."]
-            for _, heading, block in blocks:
-                lines += [f"{heading}:", *block]
-        lines.append(f"{_SEE_DICTIONARY} `scaleup init DIR` writes a study folder with empty templates of every table.")
-        raise ScaleupDataError("\n".join(lines))
-    if invalid:
-        intro = (
-            f"Invalid data: {_plural(n_invalid, 'problem')} in {_plural(len(invalid), 'table')}; "
-            "nothing was validated."
-        )
-        raise ScaleupDataError(_render(list(results.values()), intro))
+    _raise_if_not_loadable(d, missing, requested, found, unrecognised, unreadable, results)
 
     keep = [t for t in TABLES if t in results and (requested is None or t in requested)]
     validated = {t: _finalize(results[t]) for t in keep}
@@ -1102,7 +1118,7 @@ def load_tables(
         sheets={t: given[t].sheet for t in keep if t in given and given[t].sheet is not None},
         defaults=tuple(t for t in defaults if t in keep),
         notes=tuple(notes),
-        ignored=ignored,
+        ignored={**scan.ignored, **found.templates_ignored},
     )
 
 
