@@ -46,7 +46,7 @@ report: $(VENV)/.stamp-core
 
 test: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup tests scaleup_analysis
-	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval --nbval-current-env -p no:randomly notebooks
+	$(BIN)/python -m pytest --nbval -p no:randomly notebooks
 	$(MAKE) --no-print-directory docs
 
 # The documentation site (Sphinx): the API reference from the docstrings of every public name, the

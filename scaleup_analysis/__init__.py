@@ -47,6 +47,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "steps": ("StepReport", "Section", "SectionOutput", "NotApplicable"),
     "reporting": ("run_report", "ReportResult"),
     "notebook": ("setup_display",),
+    "i18n": ("set_language", "get_language"),
     "effect_sizes": ("effect_sizes",),
     "fidelity": (
         "session_adherence",

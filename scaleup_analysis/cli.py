@@ -77,6 +77,7 @@ examples:
   scaleup report --out reports                       # the embedded example study
   scaleup report --data my_study --out my_reports    # a team's study folder
   scaleup report --data my_study --out r --steps 1,5 # only steps 1 and 5
+  scaleup report --data my_study --out r --lang en   # the reports in English
 """
 
 _INIT_HELP = """\
@@ -155,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     val.add_argument("path", metavar="PATH", help="a data directory (e.g. data/raw) or one table file")
+    val.add_argument("--lang", choices=("fr", "en"), default=None, metavar="fr|en",
+                     help="language of the summary (default: the study's, from study.toml; French without one)")
     val.set_defaults(func=_cmd_validate)
 
     rep = sub.add_parser(
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder, replaced at the end of the run (default: reports)")
     rep.add_argument("--steps", type=_steps, default=None, metavar="LIST",
                      help="steps to run, e.g. 1,2,5 (default: [study] steps of study.toml, else all)")
+    rep.add_argument("--lang", choices=("fr", "en"), default=None, metavar="fr|en",
+                     help="language of the reports (default: [study] language of study.toml, else fr)")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_cmd_report)
 
@@ -265,25 +270,35 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .data.io import load_table
+    from .narrative import Text
     from .study import STUDY_FILE, load_study
 
     path = Path(args.path)
     if path.is_dir():
-        study = load_study(path)  # the study file and every table, all problems in one message
-        tables = {t: df for t, df in study.tables.items()}
-        manifest = " (MANIFEST verified)" if (path / "MANIFEST").exists() else " (no MANIFEST)"
-        given = f"{STUDY_FILE} valid" if (path / STUDY_FILE).exists() else f"no {STUDY_FILE}"
-        print(f"{path}: {len(tables)} tables valid{manifest}; {given}")
+        study = load_study(path, language=args.lang)  # the study file and every table, all problems in one message
+        tx = Text(study.settings.language)
+        tables = dict(study.tables)
+        manifest = tx("MANIFEST verified") if (path / "MANIFEST").exists() else tx("no MANIFEST")
+        given = (tx("{file} valid", file=STUDY_FILE) if (path / STUDY_FILE).exists()
+                 else tx("no {file}", file=STUDY_FILE))
+        print(tx.n("{path}: {n} table valid ({manifest}); {given}", "{path}: {n} tables valid ({manifest}); {given}",
+                   len(tables), path=str(path), manifest=manifest, given=given))
         width = max(len(n) for n in tables)
         for name, df in tables.items():
-            print(f"  {name:<{width}}  {len(df):>9,d} rows  {df.shape[1]:>3d} columns")
+            rows = tx.n("{n} row", "{n} rows", len(df))
+            columns = tx.n("{n} column", "{n} columns", df.shape[1])
+            print(f"  {name:<{width}}  {rows:>14}  {columns:>12}")
         for line in study.statements():
             print(f"  - {line}")
         return 0
     if path.exists():
+        tx = Text(args.lang or "fr")
         table = load_table(path)
-        print(f"{path}: table '{path.stem}' valid (schema only; validate the folder to check foreign keys)")
-        print(f"  {path.stem}  {len(table):>9,d} rows  {table.shape[1]:>3d} columns")
+        print(tx("{path}: table '{table}' valid (schema only; validate the folder to check foreign keys)",
+                 path=str(path), table=path.stem))
+        rows = tx.n("{n} row", "{n} rows", len(table))
+        columns = tx.n("{n} column", "{n} columns", table.shape[1])
+        print(f"  {path.stem}  {rows:>14}  {columns:>12}")
         return 0
     raise ScaleupDataError(f"{str(path)!r} does not exist: give a study folder or a table file.")
 
@@ -292,9 +307,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .reporting import run_report
 
     result = run_report(data_dir=args.data, out_dir=args.out, seed=args.seed, steps=args.steps,
-                        progress=not args.quiet)
+                        language=args.lang, progress=not args.quiet)
     print(result.summary())
-    print(f"Reports written to {args.out}; open {Path(args.out) / 'index.html'}")
+    print(result.written_message(args.out))
     return 0 if result.ok else 1
 
 

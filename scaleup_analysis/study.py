@@ -58,7 +58,7 @@ STEPS: dict[int, str] = {
     5: "Monitoring of impacts",
 }
 
-_LANGUAGES = ("en",)  # French reports: see the bilingual-reports issue (catalogues not yet written)
+_LANGUAGES = ("fr", "en")  # French first: the reports are read by Quebec teams and decision makers
 _PERIOD_UNITS = ("quarter", "month", "year", "period")
 _DIRECTIONS = ("higher_is_better", "lower_is_better")
 
@@ -97,8 +97,8 @@ SETTINGS: tuple[_Setting, ...] = (
             "Coordination des soins chroniques en Estrie", derived="the name of the data folder"),
     _Setting("study", "innovation", "str", "The innovation being scaled up, as the reports should name it.",
             "Coordination des soins chroniques", default="the innovation"),
-    _Setting("study", "language", "choice", "Language of the reports.", "en", default="en",
-            choices=_LANGUAGES),
+    _Setting("study", "language", "choice", "Language of the reports: \"fr\" (français) or \"en\" (English).",
+             "fr", default="fr", choices=_LANGUAGES),
     _Setting("study", "seed", "int", "Seed of every random step (bootstrap, permutations, simulations): "
             "the same seed gives the same report.", DEFAULT_SEED, default=DEFAULT_SEED, minimum=0),
     _Setting("study", "steps", "ints", "Steps of the evaluation to run (1 evidence, 2 scale-up potential, "
@@ -238,10 +238,7 @@ def _check_value(s: _Setting, value: Any, problems: list[str], where: str) -> An
         return value
     if s.kind == "choice":
         if value not in s.choices:
-            extra = ""
-            if s.key == "language" and value == "fr":
-                extra = " (French reports are not available in this version yet; use \"en\")"
-            bad(f"must be one of {', '.join(_toml_value(c) for c in s.choices)}, got {value!r}{extra}")
+            bad(f"must be one of {', '.join(_toml_value(c) for c in s.choices)}, got {value!r}")
             return None
         return value
     if s.kind in ("ints", "strs"):
@@ -461,19 +458,24 @@ def _periods_of(tables: Mapping[str, pd.DataFrame]) -> list[int]:
 def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFrame],
              folder_name: str) -> StudySettings:
     """Derive every setting that ``given`` leaves out; check those given against the data."""
+    from .narrative import PERIOD_WORDS, Text
+
     problems: list[str] = []
     statements: list[str] = []
 
     def get(section: str, key: str) -> Any:
         return given.get((section, key), _SETTING_BY_NAME[(section, key)].default)
 
+    tx = Text(get("study", "language"))
     name = given.get(("study", "name"), folder_name)
     if ("study", "name") not in given:
-        statements.append(f"Study name: not set in {STUDY_FILE}; the name of the data folder is used "
-                          f"({name!r}).")
+        statements.append(tx("Study name: not set in study.toml; the name of the data folder is used ({name}).",
+                             name=name))
     sites = tables.get("sites")
     periods = _periods_of(tables)
     unit = get("periods", "unit")
+    one, many = PERIOD_WORDS[unit]
+    w_unit, w_units = tx(one), tx(many)
     adopt = sites["adoption_period"].dropna().astype(int) if sites is not None else pd.Series(dtype=int)
 
     # baseline and follow-up periods
@@ -484,25 +486,27 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
         if len(adopt) and periods:
             waves = sites.loc[sites["cohort"].fillna(-1).astype(int) >= 1, "adoption_period"].dropna()
             if len(waves):
-                first, rule = int(waves.min()), "the first scale-up wave"
+                first, rule = int(waves.min()), tx("the first scale-up wave")
             else:
-                first, rule = int(adopt.min()), "the first adoption"
+                first, rule = int(adopt.min()), tx("the first adoption")
             baseline = tuple(p for p in periods if p < first)
             if baseline:
                 extra = ""
                 earlier = adopt[adopt < first]
                 if len(earlier):
-                    extra = (f"; {len(earlier)} pilot site{'s' if len(earlier) > 1 else ''} adopted earlier "
-                             f"({unit} {span_text(sorted(set(earlier)))})")
-                statements.append(f"Baseline: not set in {STUDY_FILE}; the {unit}s before {rule} "
-                                  f"({unit} {first}) are used: {span_text(baseline)}{extra}.")
+                    extra = tx.n("; {n} pilot site adopted earlier ({unit} {when})",
+                                 "; {n} pilot sites adopted earlier ({unit} {when})", len(earlier),
+                                 unit=w_unit, when=span_text(sorted(set(earlier))))
+                statements.append(tx("Baseline: not set in study.toml; the {units} before {rule} ({unit} {first}) "
+                                     "are used: {span}{extra}.", units=w_units, rule=rule, unit=w_unit, first=first,
+                                     span=span_text(baseline), extra=extra))
             else:
-                statements.append(f"Baseline: not set in {STUDY_FILE}, and no {unit} precedes {rule} "
-                                  f"({unit} {first}): before/after comparisons are not possible unless "
-                                  f"[periods] baseline is set.")
+                statements.append(tx("Baseline: not set in study.toml, and no {unit} precedes {rule} ({unit} "
+                                     "{first}): before/after comparisons are not possible unless [periods] "
+                                     "baseline is set.", unit=w_unit, rule=rule, first=first))
         else:
-            statements.append(f"Baseline: not set in {STUDY_FILE}, and no site has an adoption period: "
-                              "before/after comparisons are not possible unless [periods] baseline is set.")
+            statements.append(tx("Baseline: not set in study.toml, and no site has an adoption period: "
+                                 "before/after comparisons are not possible unless [periods] baseline is set."))
     if ("periods", "followup") in given:
         followup = given[("periods", "followup")]
     else:
@@ -511,12 +515,13 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
             last = int(adopt.max())
             followup = tuple(p for p in periods if p > last)
             if followup:
-                statements.append(f"Follow-up: not set in {STUDY_FILE}; the {unit}s after the last adoption "
-                                  f"({unit} {last}) are used: {span_text(followup)}.")
+                statements.append(tx("Follow-up: not set in study.toml; the {units} after the last adoption "
+                                     "({unit} {last}) are used: {span}.", units=w_units, unit=w_unit, last=last,
+                                     span=span_text(followup)))
             elif last in periods:
                 followup = (last,)
-                statements.append(f"Follow-up: not set in {STUDY_FILE}; the last adoption is in the last "
-                                  f"{unit} ({last}), which is used alone as the follow-up.")
+                statements.append(tx("Follow-up: not set in study.toml; the last adoption is in the last {unit} "
+                                     "({last}), which is used alone as the follow-up.", unit=w_unit, last=last))
     for label, ps in (("baseline", baseline), ("followup", followup)):
         if ("periods", label) in given and periods:
             outside = [p for p in ps if p not in periods]
@@ -543,14 +548,14 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
         comparison = "not-adopted" if "not-adopted" in phases else None
         if comparison:
             n_comp = int((sites["phase"] == comparison).sum())
-            statements.append(f"Comparison group: not set in {STUDY_FILE}; "
-                              + (f"the {n_comp} sites that never adopted (phase \"not-adopted\") are used."
-                                 if n_comp > 1 else
-                                 "the one site that never adopted (phase \"not-adopted\") is used."))
+            statements.append(tx.n("Comparison group: not set in study.toml; the one site that never adopted "
+                                   "(phase \"not-adopted\") is used.",
+                                   "Comparison group: not set in study.toml; the {n} sites that never adopted "
+                                   "(phase \"not-adopted\") are used.", n_comp))
         else:
-            statements.append("Comparison group: no site is without the innovation (phase \"not-adopted\"), "
-                              "so changes are compared with the baseline only, without correction for "
-                              "province-wide trends.")
+            statements.append(tx("Comparison group: no site is without the innovation (phase \"not-adopted\"), "
+                                 "so changes are compared with the baseline only, without correction for "
+                                 "province-wide trends."))
 
     # indicators
     ind = tables.get("indicators")
@@ -567,10 +572,13 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
             health = ind[ind["domain"].astype(str) == "health_outcomes"]
             chosen = health if len(health) else ind
             primary = str(chosen["indicator_id"].iloc[0])
-            why = ("the first indicator of the health_outcomes domain" if len(health)
-                   else "no indicator is in the health_outcomes domain, so the first indicator")
-            statements.append(f"Primary indicator: not set in {STUDY_FILE}; {why} is used: {primary} "
-                              f"({ind.set_index('indicator_id').loc[primary, 'name']}).")
+            label = given.get(("indicators.label", "*"), {}).get(primary) or ind.set_index("indicator_id").loc[primary, "name"]
+            statements.append(tx("Primary indicator: not set in study.toml; the first indicator of the "
+                                 "health_outcomes domain is used: {code} ({label}).", code=primary, label=label)
+                              if len(health) else
+                              tx("Primary indicator: not set in study.toml; no indicator is in the "
+                                 "health_outcomes domain, so the first indicator is used: {code} ({label}).",
+                                 code=primary, label=label))
     for key in ("indicators.label", "indicators.direction"):
         for code in given.get((key, "*"), {}):
             if code not in codes:
@@ -600,11 +608,10 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
             whole = not sites[sites["rss_code"].isin(adopters["rss_code"])]["adoption_period"].isna().any()
             if same and whole and adopters["rss_code"].nunique() >= 2:
                 cluster = "region"
-        statements.append(f"Rollout unit: not set in {STUDY_FILE}; "
-                          + ("all the sites of each region adopted in the same period, so regions are "
-                             "the units of the rollout design." if cluster == "region" else
-                             "sites of a region adopted at different times (or never), so sites are the "
-                             "units of the rollout design."))
+        statements.append(tx("Rollout unit: not set in study.toml; all the sites of each region adopted in the "
+                             "same period, so regions are the units of the rollout design.") if cluster == "region"
+                          else tx("Rollout unit: not set in study.toml; sites of a region adopted at different "
+                                  "times (or never), so sites are the units of the rollout design."))
     if problems:
         raise ScaleupDataError(
             f"The settings of {STUDY_FILE} do not fit the data ({len(problems)} problem"
@@ -696,10 +703,13 @@ class Study:
 
     def statements(self) -> tuple[str, ...]:
         """What the reports must say about the data and the derived settings."""
+        from .narrative import Text
+
+        tx = Text(self.settings.language)
         lead = ()
         if self.settings.simulated:
-            lead = ("The data of this study are simulated (made by `scaleup simulate` or the embedded "
-                    "default): they illustrate the methods and say nothing about a real programme.",)
+            lead = (tx("The data of this study are simulated (made by `scaleup simulate` or the embedded "
+                       "default): they illustrate the methods and say nothing about a real programme."),)
         return tuple(s[:1].upper() + s[1:] for s in lead + self.notes + self.settings.statements)
 
     def __repr__(self) -> str:
@@ -728,14 +738,22 @@ def _evidence_from_baskerville() -> pd.DataFrame:
 
 #: Settings of the embedded default study (and of the study file ``scaleup simulate`` writes).
 DEFAULT_STUDY_SETTINGS: dict[tuple[str, str], Any] = {
-    ("study", "name"): "Simulated province-wide scale-up (embedded example)",
-    ("study", "innovation"): "chronic care coordination",
+    ("study", "name"): "Mise à l'échelle simulée dans les 18 régions du Québec (exemple intégré)",
+    ("study", "innovation"): "coordination des soins chroniques",
     ("study", "simulated"): True,
     ("periods", "unit"): "quarter",
-    ("evidence", "measure"): "standardised mean difference (SMD) of guideline adoption",
-    ("evidence", "source"): ("Baskerville, Liddy & Hogg (2012), Annals of Family Medicine 10(1):63-74: 23 "
-                             "controlled studies of practice facilitation in primary care"),
+    ("evidence", "measure"): "différence de moyennes standardisée (DMS) de l'adoption des lignes directrices",
+    ("evidence", "source"): ("Baskerville, Liddy et Hogg (2012), Annals of Family Medicine 10(1):63-74 : 23 "
+                             "études contrôlées de la facilitation de pratique en soins primaires"),
     ("evidence", "moderators"): ("tailor", "pperf"),
+    ("indicators.label", "*"): {
+        "HO_Y": "Score moyen de santé des patients",
+        "HO_EVENT": "Visites évitables à l'urgence",
+        "UX_SAT": "Patients satisfaits des soins",
+        "EF_COST": "Coût par patient",
+        "TW_BURNOUT": "Personnel en épuisement professionnel",
+        "EQ_REACH_Q5": "Patients admissibles du quintile le plus défavorisé rejoints",
+    },
 }
 
 
@@ -765,11 +783,15 @@ def default_study_file(seed: int = DEFAULT_SEED) -> str:
         if s.section != current:
             current = s.section
             lines += ["", f"[{s.section}]"]
-        lines.append(f"{s.key} = {_toml_value(list(given[(s.section, s.key)]) if isinstance(given[(s.section, s.key)], tuple) else given[(s.section, s.key)])}")
+        value = given[(s.section, s.key)]
+        if s.kind == "map":
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+        else:
+            lines.append(f"{s.key} = {_toml_value(list(value) if isinstance(value, tuple) else value)}")
     return "\n".join(lines) + "\n"
 
 
-def default_study(seed: int = DEFAULT_SEED) -> Study:
+def default_study(seed: int = DEFAULT_SEED, *, language: str | None = None) -> Study:
     """The embedded default study (simulated province-wide scale-up, real evidence table).
 
     Examples
@@ -784,11 +806,14 @@ def default_study(seed: int = DEFAULT_SEED) -> Study:
     tables = validate_tables(default_study_tables(seed))
     given = dict(DEFAULT_STUDY_SETTINGS)
     given[("study", "seed")] = int(seed)
+    if language is not None:
+        given[("study", "language")] = language
     settings = _resolve(given, tables, "embedded example")
     return Study(tables=tables, settings=settings, folder=None, inputs={}, notes=())
 
 
-def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = None) -> Study:
+def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = None,
+               language: str | None = None) -> Study:
     """Load a study folder (tables and ``study.toml``), or the embedded default study.
 
     Parameters
@@ -798,6 +823,8 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
         only read, never written.
     seed : int, optional
         Overrides ``[study] seed`` of the study file.
+    language : {"fr", "en"}, optional
+        Overrides ``[study] language`` of the study file (the language of the reports).
 
     Returns
     -------
@@ -810,8 +837,10 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
         the tables (missing required tables, unrecognised files, schema and cross-table rules), and
         between the two (e.g. baseline periods that do not occur in the data).
     """
+    if language is not None and language not in _LANGUAGES:
+        raise ScaleupDataError(f"language must be one of {', '.join(_LANGUAGES)}, got {language!r}.")
     if data_dir is None:
-        return default_study(DEFAULT_SEED if seed is None else seed)
+        return default_study(DEFAULT_SEED if seed is None else seed, language=language)
     from .data.io import load_tables
     from .data.manifest import sha256_file
 
@@ -825,6 +854,8 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
     given = read_study_file(study_file) if study_file.is_file() else {}
     if seed is not None:
         given[("study", "seed")] = int(seed)
+    if language is not None:
+        given[("study", "language")] = language
 
     def opt(key: str) -> Any:
         return given.get(("data", key), _SETTING_BY_NAME[("data", key)].default)
@@ -838,8 +869,36 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
         inputs[path.name] = sha256_file(path)
     if study_file.is_file():
         inputs[STUDY_FILE] = sha256_file(study_file)
-    notes = tuple(loaded.notes)
-    if not study_file.is_file():
-        notes = (f"No {STUDY_FILE} in the data folder: every setting is derived from the data or takes "
-                 "its default (`scaleup init` writes a commented template).",) + notes
+    notes = _loading_notes(loaded, settings.language, study_file.is_file())
     return Study(tables=tables, settings=settings, folder=folder, inputs=inputs, notes=notes)
+
+
+def _loading_notes(loaded, language: str, has_study_file: bool) -> tuple[str, ...]:
+    """What a report says about how the folder was read (tables from defaults, CSV formats)."""
+    from .narrative import Text
+
+    tx = Text(language)
+    notes = []
+    if not has_study_file:
+        notes.append(tx("No study.toml in the data folder: every setting is derived from the data or takes its "
+                        "default (`scaleup init` writes a commented template)."))
+    if "regions" in loaded.defaults:
+        notes.append(tx("Regions: not given; the bundled table of Quebec's 18 health regions is used."))
+    seps = {",": tx("comma"), ";": tx("semicolon"), "\t": tx("tab")}
+    groups: dict[str, list[str]] = {}
+    for table, fmt in loaded.formats.items():
+        parts = []
+        if fmt["separator"] != ",":
+            parts.append(tx("separator: {sep}", sep=seps.get(fmt["separator"], fmt["separator"])))
+        if fmt["decimal"] == ",":
+            parts.append(tx("decimal comma"))
+        if fmt["encoding"] != fmt["encoding_set"]:
+            parts.append(tx("encoding UTF-8 (the file is valid UTF-8, although {enc} was set)",
+                            enc=fmt["encoding_set"]))
+        elif fmt["encoding"] != "utf-8":
+            parts.append(tx("encoding {enc}", enc=fmt["encoding"]))
+        if parts:
+            groups.setdefault(", ".join(parts), []).append(loaded.files[table].name)
+    for how, files in groups.items():
+        notes.append(tx("CSV files read with {how}: {files}.", how=how, files=", ".join(sorted(files))))
+    return tuple(notes)

@@ -135,15 +135,21 @@ def _write_valid_dir(directory):
 
 def test_validate_directory_and_file(tmp_path, capsys):
     d = _write_valid_dir(tmp_path / "raw")
-    code, out, err = run(capsys, "validate", str(d))
+    code, out, err = run(capsys, "validate", str(d))  # no study.toml: French, the default
     assert code == 0, err
-    assert "11 tables valid (no MANIFEST)" in out
+    assert "11 tables valides (aucun MANIFEST); aucun study.toml" in out
+    assert "outcomes" in out and "12 lignes" in out and "7 colonnes" in out
+    code, out, err = run(capsys, "validate", "--lang", "en", str(d))
+    assert code == 0, err
+    assert "11 tables valid (no MANIFEST); no study.toml" in out
     assert "outcomes" in out and "12 rows" in out and "7 columns" in out
     sa.write_manifest(d)
-    code, out, _ = run(capsys, "validate", str(d))
+    code, out, _ = run(capsys, "validate", "--lang", "en", str(d))
     assert code == 0 and "(MANIFEST verified)" in out
-    code, out, _ = run(capsys, "validate", str(d / "sites.csv"))
+    code, out, _ = run(capsys, "validate", "--lang", "en", str(d / "sites.csv"))
     assert code == 0 and "table 'sites' valid (schema only" in out and "3 rows" in out
+    code, out, _ = run(capsys, "validate", str(d / "sites.csv"))
+    assert code == 0 and "table «\u00a0sites\u00a0» valide (schéma seulement" in out and "3 lignes" in out
 
 
 def test_validate_reports_errors_on_stderr_with_exit_2(tmp_path, capsys):
@@ -162,9 +168,10 @@ def test_validate_reports_errors_on_stderr_with_exit_2(tmp_path, capsys):
 def test_report_calls_run_report_lazily(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def fake_run_report(data_dir, out_dir, *, seed, steps, progress):
+    def fake_run_report(data_dir, out_dir, *, seed, steps, language, progress):
         seen.update(data_dir=data_dir, seed=seed, out_dir=out_dir, steps=steps)
-        return types.SimpleNamespace(ok=not steps, summary=lambda: "SUMMARY")
+        return types.SimpleNamespace(ok=not steps, summary=lambda: "SUMMARY",
+                                     written_message=lambda out: f"open {out}/index.html")
 
     fake = types.ModuleType("scaleup_analysis.reporting")
     fake.run_report = fake_run_report

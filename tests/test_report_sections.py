@@ -58,7 +58,9 @@ def test_sections_run_step_aside_or_fail_independently(study, registered, tmp_pa
     assert a.error == "KeyError: 'internal_column_x'" and "\n" not in a.error
     assert b.reason == "the study has no thing." and b.needs == "a table of things."
     assert c.output.findings == ["6 sites."]
-    assert c.output.notes == ["Note: 2 row(s) left out"]  # the library's prefix is not report text
+    # which rows were left out goes to the run log; the report says that some were, in its language
+    assert c.output.notes == ["Note: some rows of the data were left out of this analysis (missing or unusable "
+                              "values); the run log lists them."]
     rep.close()
     record = json.loads((tmp_path / "step_1.json").read_text())
     assert record["complete"] and [s["status"] for s in record["sections"]] == ["failed", "skipped", "ran"]

@@ -30,7 +30,11 @@ import pytest
 from scaleup_analysis.reporting import run_report
 
 STUDIES = Path(__file__).parent / "studies"
-NAMES = ("default", "small_study", "null_study")
+#: the three studies, their reports in English (the language the text checks below read)
+NAMES = ("default_en", "small_study", "null_study")
+#: the runs: (name, study folder or None for the embedded default, language)
+RUNS = {"default_en": (None, "en"), "small_study": ("small_study", None), "null_study": ("null_study", None),
+        "default_fr": (None, None), "small_fr": ("small_study", "fr")}
 
 pytestmark = pytest.mark.xdist_group("report_studies")
 
@@ -44,21 +48,21 @@ def _tree(root: Path) -> dict[str, str]:
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("studies")
     out = {}
-    for name in NAMES:
+    for name, (folder, language) in RUNS.items():
         data = None
         before = None
-        if name != "default":
+        if folder is not None:
             data = base / name
-            shutil.copytree(STUDIES / name, data)
+            shutil.copytree(STUDIES / folder, data)
             before = _tree(data)
-        res = run_report(data, base / f"{name}_report", progress=False)
+        res = run_report(data, base / f"{name}_report", language=language, progress=False)
         out[name] = {"result": res, "data": data, "before": before, "out": base / f"{name}_report",
                      "sections": {(s["step"], s["key"]): s for s in res.sections}}
     return out
 
 
 def _input(name: str, table: str) -> pd.DataFrame:
-    return pd.read_csv(STUDIES / name / f"{table}.csv", dtype=str)
+    return pd.read_csv(STUDIES / RUNS[name][0] / f"{table}.csv", dtype=str)
 
 
 def _findings(run, step: int, key: str) -> str:
@@ -71,7 +75,7 @@ def _table(run, name: str) -> pd.DataFrame:
     return pd.read_csv(run["out"] / "tables" / f"{name}.csv", dtype={"rss_code": str})
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(RUNS))
 def test_complete_report(runs, name):
     res = runs[name]["result"]
     assert res.ok, res.summary()
@@ -79,24 +83,26 @@ def test_complete_report(runs, name):
     assert not [s for s in res.sections if s["status"] == "failed"]
     out = runs[name]["out"]
     for step_file in ("01_evidence_of_effectiveness", "05_monitoring_impacts"):
-        assert (out / f"{step_file}.html").exists() and (out / f"{step_file}_summary.html").exists()
+        for kind in ("", "_report", "_summary"):
+            assert (out / f"{step_file}{kind}.html").exists()
     index = (out / "index.html").read_text(encoding="utf-8")
-    assert "Run summary" in index and "This run is partial" not in index
+    assert ("Run summary" in index or "Sommaire de l'exécution" in html.unescape(index))
+    assert "This run is partial" not in index and "Cette exécution est partielle" not in html.unescape(index)
     # a section that did not run says why, and what would allow it, in the index and the report
     for s in res.sections:
         if s["status"] == "skipped":
-            assert s["reason"] and s["reason"] in html.unescape(index)
+            assert s["reason"] and s["reason"][1:] in html.unescape(index)
 
 
-@pytest.mark.parametrize("name", ["small_study", "null_study"])
+@pytest.mark.parametrize("name", ["small_study", "null_study", "small_fr"])
 def test_input_folder_is_byte_identical(runs, name):
     assert _tree(runs[name]["data"]) == runs[name]["before"]
 
 
 def test_every_finding_is_shown_in_the_report(runs):
-    for name in NAMES:
+    for name in RUNS:
         out = runs[name]["out"]
-        pages = {p.name[:2]: html.unescape(p.read_text(encoding="utf-8")) for p in out.glob("0[1-5]_*_summary.html")}
+        pages = {p.name[:2]: html.unescape(p.read_text(encoding="utf-8")) for p in out.glob("0[1-5]_*_report.html")}
         for s in runs[name]["result"].sections:
             for f in s["findings"]:
                 assert f in pages[f"{s['step']:02d}"], (name, s["key"], f)
@@ -248,7 +254,7 @@ def _interval_pairs(columns) -> list[tuple[str, str, str]]:
 
 def test_every_saved_estimate_lies_inside_its_interval(runs):
     checked = 0
-    for name in NAMES:
+    for name in RUNS:
         for path in sorted((runs[name]["out"] / "tables").glob("*.csv")):
             t = pd.read_csv(path)
             for est, lo, hi in _interval_pairs(t.columns):
@@ -277,3 +283,62 @@ def test_sections_json_and_index_agree(runs):
         counts = {k: sum(s["status"] == k for s in rec["sections"]) for k in ("ran", "skipped", "failed")}
         index = (runs[name]["out"] / "index.html").read_text(encoding="utf-8")
         assert f"{counts['ran']} sections ran, {counts['skipped']} were not run" in index
+
+
+# ----------------------------------------------------------------------------------------------
+# the decision briefs (the summary reports): designed documents, in both languages
+# ----------------------------------------------------------------------------------------------
+#: what must never appear in a decision brief (its visible text)
+FORBIDDEN = {
+    "raw repr": re.compile(r"<IPython|object at 0x|np\.float64|dtype:|Name: |\[\d+ rows x \d+ columns\]"),
+    "scientific notation": re.compile(r"\d[eE][+-]?\d"),
+    "missing value": re.compile(r"\b(NaN|nan|NaT)\b|<NA>|\bNone\b(?! of)"),
+    "index column": re.compile(r"Unnamed"),
+    "truncated cell": re.compile(r"\.\.\.|…"),
+    "identifier-style name": re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b|\b[a-z]+\.[a-z]+\b"),
+}
+
+
+def _visible_text(page: str) -> str:
+    page = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    page = re.sub(r"<footer>.*?</footer>", " ", page, flags=re.S)  # provenance: package name, commit
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+@pytest.mark.parametrize("name", ["default_fr", "default_en", "small_study", "small_fr"])
+def test_decision_briefs_hold_no_raw_output(runs, name):
+    briefs = sorted(runs[name]["out"].glob("0[1-5]_*_summary.html"))
+    assert len(briefs) == 5
+    for path in briefs:
+        text = _visible_text(path.read_text(encoding="utf-8"))
+        for what, pattern in FORBIDDEN.items():
+            hit = pattern.search(text)
+            assert hit is None, f"{name}/{path.name}: {what}: {text[max(0, hit.start() - 60):hit.end() + 60]!r}"
+        page = path.read_text(encoding="utf-8")
+        assert "@media print" in page and "@page" in page  # printable
+
+
+def test_brief_answers_with_the_run_s_own_headlines(runs):
+    from scaleup_analysis.reporting.html import MAX_HEADLINES
+
+    for name in ("default_fr", "small_study"):
+        rec = runs[name]["sections"]
+        page = html.unescape((runs[name]["out"] / "05_monitoring_impacts_summary.html").read_text(encoding="utf-8"))
+        headlines = [s["headline"] for (step, _), s in rec.items()
+                     if step == 5 and s["status"] == "ran" and s["headline"]]
+        assert headlines
+        for h in headlines[:MAX_HEADLINES]:
+            assert h in page
+        for (step, key), s in rec.items():
+            if step == 5 and s["status"] == "skipped":
+                assert s["title"] in page  # "what was not analysed, and why"
+
+
+def test_the_french_report_is_in_french(runs):
+    run = runs["default_fr"]
+    text = _findings(run, 5, "deleterious_effects")
+    assert "Montérégie (16)" in text and "s'est détérioré de" in text and "IC à 95" in text
+    page = html.unescape((run["out"] / "index.html").read_text(encoding="utf-8"))
+    assert "Sommaire de l'exécution" in page and 'lang="fr"' in page
+    brief = _visible_text((run["out"] / "01_evidence_of_effectiveness_summary.html").read_text(encoding="utf-8"))
+    assert "La question" in brief and "La réponse" in brief and "Chiffres clés" in brief

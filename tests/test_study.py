@@ -78,13 +78,13 @@ def test_study_file_values_override_derivation(tmp_path):
 def test_every_study_file_problem_in_one_message(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
-    _write_toml(folder, '[study]\nnmae = "x"\nseed = "12"\nlanguage = "fr"\n[perods]\nunit = "q"\n'
+    _write_toml(folder, '[study]\nnmae = "x"\nseed = "12"\nlanguage = "de"\n[perods]\nunit = "q"\n'
                         '[periods]\nbaseline = [1, "2"]\nunit = "week"\n')
     with pytest.raises(ScaleupDataError) as info:
         read_study_file(folder / STUDY_FILE)
     msg = str(info.value)
     for needle in ("[study] nmae: unknown setting (did you mean 'name'?)", "[study] seed: must be a whole number",
-                   "French reports are not available", "[perods]: unknown section (did you mean 'periods'?)",
+                   "[study] language: must be one of \"fr\", \"en\"", "[perods]: unknown section (did you mean 'periods'?)",
                    "[periods] baseline: must list whole numbers", "[periods] unit: must be one of"):
         assert needle in msg, needle
     assert msg.count("\n  - ") == 6
@@ -157,7 +157,9 @@ def test_default_study():
     assert st.settings.simulated and st.folder is None
     assert st.settings.baseline == (1, 2, 3, 4, 5) and st.settings.followup == (13, 14, 15, 16)
     assert "evidence" in st.tables and len(st.tables["evidence"]) == 23
-    assert st.statements()[0].startswith("The data of this study are simulated")
+    assert st.settings.language == "fr"  # the embedded Quebec study reports in French
+    assert st.statements()[0].startswith("Les données de cette étude sont simulées")
+    assert default_study(seed=1, language="en").statements()[0].startswith("The data of this study are simulated")
     parsed = tomllib.loads(default_study_file(seed=7))
     assert parsed["study"]["seed"] == 7 and parsed["study"]["simulated"] is True
 

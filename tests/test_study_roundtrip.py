@@ -60,21 +60,24 @@ def _validate_and_report(folder: Path, out: Path, capsys) -> dict:
     before = _tree(folder)
     assert cli.main(["validate", str(folder)]) == 0, capsys.readouterr().err
     text = capsys.readouterr().out
-    assert "study.toml valid" in text and "regions: not given" in text.lower()
+    # a new study reports in French (the template's default): the summary too
+    assert "study.toml valide" in text and "régions\u00a0: non fournies" in text.lower()
     code = cli.main(["report", "--data", str(folder), "--out", str(out), "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
-    assert "0 failed" in captured.out
+    assert "en échec\u00a0: 0" in captured.out  # the run summary, in the study's language
     assert _tree(folder) == before  # the study folder is never written
     return json.loads((out / "sections.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The report on the original small-study folder, for comparison."""
+    """The report on the original small-study folder, for comparison (in French, the language of a study
+    made with ``scaleup init``; the small study's own file asks for English)."""
     base = tmp_path_factory.mktemp("reference")
     shutil.copytree(SMALL, base / "small")
-    assert cli.main(["report", "--data", str(base / "small"), "--out", str(base / "out"), "--quiet"]) == 0
+    assert cli.main(["report", "--data", str(base / "small"), "--out", str(base / "out"), "--quiet",
+                     "--lang", "fr"]) == 0
     return json.loads((base / "out" / "sections.json").read_text(encoding="utf-8"))
 
 

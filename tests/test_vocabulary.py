@@ -29,11 +29,11 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import scaleup_analysis as sa
+from result_examples import BUILDERS, _fidelity, built, sim
 
 GLOSSARY = Path(__file__).resolve().parents[1] / "docs" / "glossary.md"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -160,6 +160,7 @@ NOT_A_DATA_FRAME = {
     "plot_dashboard": "changes", "quintuple_aim_panel": "tables", "reaim": "tables",
     "validate_tables": "tables", "voltage_drop": "pilot",
     "load_study": "data_dir", "default_study": "seed", "init_study": "directory", "run_report": "data_dir",
+    "set_language": "language",
 }
 
 
@@ -185,123 +186,6 @@ def test_ax_is_last_and_keyword_only():
 # ----------------------------------------------------------------------------------------------
 # (b) result objects from small examples
 # ----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def sim():
-    return sa.simulate_scaleup(seed=1, n_sites=36, n_periods=8, patients_per_site_period=5)
-
-
-def _ratings():
-    return pd.DataFrame({"session": np.repeat(np.arange(6), 3), "rater": np.tile(["r1", "r2", "r3"], 6),
-                         "score": [1, 2, 2, 3, 3, 4, 2, 2, 3, 5, 4, 5, 1, 1, 2, 3, 4, 3]})
-
-
-def _bask():
-    d = sa.load_dataset("baskerville2012")
-    return d.assign(vi=d["se"] ** 2)
-
-
-def _did_panel():
-    t = sim().tables
-    y = t["encounters"].groupby(["site_id", "period"], as_index=False)["y"].mean()
-    y = y.merge(t["sites"][["site_id", "adoption_period"]], on="site_id")
-    return y.assign(adoption_period=y["adoption_period"].fillna(0).astype(int))
-
-
-def _health():
-    t = sim().tables
-    o = t["outcomes"].merge(t["sites"], on="site_id")
-    return o[o["indicator_id"] == "HO_Y"]
-
-
-def _sw_frame():
-    d = sa.stepped_wedge_design(6, 3).to_frame()
-    d = d.loc[d.index.repeat(5)].reset_index(drop=True)
-    return d.assign(y=np.random.default_rng(1).normal(size=len(d)) + 0.3 * d["treatment"])
-
-
-def _loaded_tables():
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="vocabulary_"))
-    for name in ("sites", "indicators", "outcomes"):
-        sa.write_table_atomic(sim().tables[name], folder / f"{name}.csv")
-    return sa.load_tables(folder, check_manifest=False, return_info=True)
-
-
-def _changes():
-    panel = sa.quintuple_aim_panel(sim().tables, subgroup="rurality", comparison=("phase", "not-adopted"))
-    return sa.change_from_baseline(panel, baseline_periods=range(1, 3), followup_periods=range(6, 9))
-
-
-def _fidelity():
-    t = sim().tables
-    return sa.fidelity_index(t["fidelity_ratings"], t["components"], t["delivery"])
-
-
-# one builder per public result class (several where options add attributes or columns)
-BUILDERS = {
-    "MetaAnalysisResult": lambda: sa.meta_analysis(_bask(), yi="smd", vi="vi", subgroup="design"),
-    "MetaRegressionResult": lambda: sa.meta_regression(_bask(), yi="smd", vi="vi", mods=["pperf", "design"]),
-    "PermutationTestResult": lambda: sa.meta_regression(_bask(), yi="smd", vi="vi", mods=["pperf"]).permutation_test(
-        n_perm=30, seed=1),
-    "MultilevelMetaResult": lambda: sa.multilevel_meta_analysis(
-        _bask().assign(region=lambda d: d["country"], site=lambda d: d.index.astype(str)), yi="smd", vi="vi",
-        group=["region", "site"]),
-    "MixedModelResult": lambda: sa.mixed_model(sim().tables["encounters"], "y ~ treated", group="site_id",
-                                               re_formula="1 + treated"),
-    "ICCResult": lambda: sa.icc(_ratings(), "session", "rater", "score"),
-    "ICCMixedResult": lambda: sa.icc_mixed(_ratings(), "session", "rater", "score"),
-    "KappaResult": lambda: sa.cohen_kappa(pd.DataFrame({"a": [1, 2, 3, 1, 2, 3, 1, 2], "b": [1, 2, 3, 1, 3, 3, 2, 2]}),
-                                          "a", "b", weights="linear"),
-    "FleissKappaResult": lambda: sa.fleiss_kappa(_ratings(), "session", "rater", "score"),
-    "KrippendorffResult": lambda: sa.krippendorff_alpha(_ratings(), "session", "rater", "score", metric="ordinal",
-                                                        n_boot=20, seed=1),
-    "Instrument": lambda: sa.load_instrument("ISAT"),
-    "AssessmentScores": lambda: sa.score_assessment(sim().tables["assessments"], "ISAT", n_boot=0,
-                                                    min_answered=0.25),
-    "Inequality": lambda: sa.inequality(
-        pd.DataFrame({"quintile": [1, 2, 3, 4, 5], "events": [10, 12, 15, 18, 20], "n": [100] * 5,
-                      "pop": [1000] * 5}).assign(p=lambda d: d["events"] / d["n"]),
-        "p", "quintile", "pop", events="events", n="n"),
-    "EquityEffects": lambda: sa.equity_effects(_health(), "mean", before=[1, 2], after=[7, 8]),
-    "QuintupleAimPanel": lambda: _changes().panel,
-    "ChangeFromBaseline": _changes,
-    "DeleteriousEffects": lambda: sa.deleterious_effects(_changes(), contrast="comparison", by="subgroup"),
-    "RunsAnalysis": lambda: sa.runs_analysis(list(range(12))),
-    "ControlChart": lambda: sa.control_chart(_health(), "mean", chart="xbar", x="period", by="rss_code"),
-    "ITSResult": lambda: sa.interrupted_time_series(
-        _health().dropna(subset=["adoption_period"]), "period", "mean", "adoption_period", unit="site_id"),
-    "StaggeredDiDResult": lambda: sa.staggered_did(_did_panel(), "y", "site_id", "period", "adoption_period",
-                                                   n_boot=49, seed=1),
-    "AggregatedDiDResult": lambda: sa.staggered_did(_did_panel(), "y", "site_id", "period", "adoption_period",
-                                                    n_boot=0).aggregate("group"),
-    "TWFEResult": lambda: sa.twfe_did(_did_panel(), "y", "site_id", "period", "adoption_period", event_study=True),
-    "BaconDecomposition": lambda: sa.bacon_decomposition(_did_panel(), "y", "site_id", "period", "adoption_period"),
-    "SteppedWedgeDesign": lambda: sa.stepped_wedge_design(6, 3, cluster_sizes=20),
-    "SteppedWedgePower": lambda: sa.stepped_wedge_power(sa.stepped_wedge_design(6, 3), 0.3, sigma2=1, icc=0.05, m=20),
-    "SteppedWedgePowerSim": lambda: sa.stepped_wedge_power_sim(sa.stepped_wedge_design(6, 3), 0.3, sigma2=1,
-                                                               icc=0.05, m=5, n_sim=20, seed=1),
-    "SteppedWedgeAnalysis": lambda: sa.stepped_wedge_analysis(_sw_frame(), "y", "unit", "period", "treatment"),
-    "AdaptationSummary": lambda: sa.summarize_adaptations(sim().tables["adaptations"], sites=sim().tables["sites"]),
-    "ComponentAnalysis": lambda: sa.component_analysis(
-        sa.effect_sizes(sa.load_dataset("landenberger2005"), "OR", ai="n.cbt.non", bi="n.cbt.rec",
-                        ci="n.ctrl.non", di="n.ctrl.rec"),
-        components=["cbt.angerctrl", "cbt.intpprbsolv"], n_perm=10, seed=1),
-    "AdaptationEffects": lambda: sa.adaptation_effects(sim().tables["outcomes"], sim().tables["adaptations"],
-                                                       sim().tables["sites"], indicator="HO_Y", inference="cluster"),
-    "DoseResponse": lambda: sa.fidelity_dose_response(sim().tables["outcomes"], _fidelity(), sim().tables["sites"],
-                                                      indicator="HO_Y", inference="cluster"),
-    "ReaimResult": lambda: sa.reaim(sim().tables),
-    "VoltageDropResult": lambda: sa.voltage_drop(
-        data=sa.site_effects(sim().tables["outcomes"], sim().tables["sites"], "HO_Y"),
-        levels=["pilot", "scale-up"], n_boot=5, seed=1),
-    "ScaleupTruth": lambda: sim().truth,
-    "SimulatedScaleup": sim,
-    "Study": lambda: sa.load_study(Path(__file__).parent / "studies" / "small_study"),
-    "StudySettings": lambda: sa.load_study(Path(__file__).parent / "studies" / "small_study").settings,
-    "FidelityDrift": lambda: sa.fidelity_drift(_fidelity()),
-    "LoadedTables": _loaded_tables,
-}
 
 # attributes whose columns (or index labels) are values from the data, not vocabulary
 DATA_VALUED = {
@@ -366,15 +250,7 @@ def _result_names(cname: str, res) -> dict[str, set[str]]:
     return {where: names - drop if "fields" not in where else names for where, names in out.items()}
 
 
-RESULTS = {}
-
-
-def _built(cname):
-    if cname not in RESULTS:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            RESULTS[cname] = BUILDERS[cname]()
-    return RESULTS[cname]
+_built = built
 
 
 @pytest.mark.parametrize("cname", sorted(BUILDERS))

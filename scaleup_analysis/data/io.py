@@ -193,6 +193,7 @@ class _Read:
     frame: pd.DataFrame
     source: _Source
     read_as: str = ""  # how a CSV file was read, when not the plain default (e.g. "decimal comma")
+    fmt: dict | None = None  # the same, structured: separator, decimal, encoding (CSV files only)
 
     @property
     def name(self) -> str:
@@ -484,7 +485,8 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
     elif encoding != "utf-8":
         read_as.append(f"encoding {encoding}")
     source = _Source(str(path), "csv", _csv_row_numbers(path, encoding, sep, n_rows, kept), hint)
-    return _Read(table, path, None, df, source, ", ".join(read_as))
+    fmt = {"separator": sep, "decimal": decimal, "encoding": encoding, "encoding_set": options.encoding}
+    return _Read(table, path, None, df, source, ", ".join(read_as), fmt)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -724,6 +726,9 @@ class LoadedTables:
     ignored : dict of str to str
         Files (or workbook sheets) in the directory that were not used -> why (empty templates, sheets
         not named after a table, files that are not data, tables not requested).
+    formats : dict of str to dict
+        Table name -> how its CSV file was read: ``separator``, ``decimal``, ``encoding`` (the one
+        used) and ``encoding_set`` (the one asked for); only for tables read from CSV files.
     """
 
     tables: dict[str, pd.DataFrame]
@@ -732,6 +737,7 @@ class LoadedTables:
     defaults: tuple[str, ...]
     notes: tuple[str, ...]
     ignored: dict[str, str]
+    formats: dict[str, dict] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per table: ``table``, ``source`` (file path or ``"bundled"``), ``sheet``, ``rows``,
@@ -1119,6 +1125,7 @@ def load_tables(
         defaults=tuple(t for t in defaults if t in keep),
         notes=tuple(notes),
         ignored={**scan.ignored, **found.templates_ignored},
+        formats={t: dict(given[t].fmt) for t in keep if t in given and given[t].fmt},
     )
 
 

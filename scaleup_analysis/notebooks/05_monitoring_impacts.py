@@ -11,7 +11,22 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# # Étape 5 — Suivi des effets de la mise à l'échelle
+#
+# **Question.** Maintenant que l'innovation est offerte : a-t-elle conservé son effet à grande échelle ou
+# subi une « perte d'effet » (voltage drop)? Qu'est-il advenu des cinq objectifs — résultats de santé,
+# expérience des usagers, efficience et coûts, bien-être des équipes, équité — et une région a-t-elle subi
+# un effet délétère? Dans quelle mesure les sites et les régions diffèrent-ils, et la mise à l'échelle
+# a-t-elle creusé ou réduit les écarts sociaux?
+#
+# **Pour qui.** Les comités de suivi et les gestionnaires régionaux, qui ont besoin d'alertes précoces et
+# d'un portrait juste des résultats, région par région.
+#
+# **Données.** Les tables `outcomes` (indicateurs par site et par période) et `sites` de l'étude et, le
+# cas échéant, `encounters` (niveau des patients) et `delivery`.
+
+# %% [markdown] tags=["lang-en"]
 # # Step 5 — Monitoring the impacts of the scale-up
 #
 # **Question.** Now that the innovation is delivered: did it keep its effect at scale or suffer a
@@ -28,6 +43,7 @@
 # %% tags=["parameters"]
 data_dir = None  # the study folder; None = the embedded default study (simulated)
 seed = None  # None = the study's own seed
+language = None  # "fr" or "en"; None = the study's own language (French by default)
 figures_dir = None  # set by the report runner: figures are saved there
 tables_dir = None  # set by the report runner: key tables (CSV) are saved there
 status_dir = None  # set by the report runner: status of each section for the run summary
@@ -37,11 +53,20 @@ import scaleup_analysis as sa
 from scaleup_analysis.notebook import setup_display
 
 setup_display()
-study = sa.load_study(data_dir, seed=seed)
+study = sa.load_study(data_dir, seed=seed, language=language)
 report = sa.StepReport(study, 5, figures_dir=figures_dir, tables_dir=tables_dir, status_dir=status_dir)
 report.intro()
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 1. Quintuple objectif : une région s'est-elle détériorée?
+#
+# Pour chaque région et chaque indicateur, le changement entre la période de référence et la période de
+# suivi est comparé au changement des sites de comparaison pendant les mêmes périodes (une différence de
+# différences, qui retire les tendances communes à tous les sites). Les changements sont orientés pour que
+# positif = amélioration ; une région est signalée lorsqu'un indicateur s'est significativement détérioré
+# après correction pour le nombre de tests.
+
+# %% [markdown] tags=["lang-en"]
 # ## 1. Quintuple aim: did any region get worse?
 #
 # For each region and indicator, the change from the baseline to the follow-up periods is compared
@@ -52,7 +77,14 @@ report.intro()
 # %%
 harm = report.run("deleterious_effects")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 2. Cartes de contrôle : quand cela a-t-il commencé?
+#
+# Pour une région et un indicateur signalés, une carte de contrôle dont les limites sont calculées sur les
+# périodes de référence, et les règles d'Anhøj de la carte de tendance pour repérer les profils non
+# aléatoires.
+
+# %% [markdown] tags=["lang-en"]
 # ## 2. Control charts: when did it start?
 #
 # For a flagged region and indicator, a control chart with limits computed on the baseline periods,
@@ -61,7 +93,16 @@ harm = report.run("deleterious_effects")
 # %%
 charts = report.run("control_charts")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 3. L'innovation a-t-elle fonctionné à grande échelle?
+#
+# Les sites ont adopté à des moments différents ; une simple comparaison avant/après serait donc
+# confondue avec le temps. L'estimateur de Callaway et Sant'Anna (2021) compare chaque cohorte d'adoption
+# aux sites qui n'avaient pas encore adopté, période par période, et regroupe selon le temps écoulé depuis
+# l'adoption (une étude d'événements). Des estimations proches de zéro avant l'adoption appuient la
+# comparaison.
+
+# %% [markdown] tags=["lang-en"]
 # ## 3. Did the innovation work at scale?
 #
 # Sites adopted at different times, so a naive before/after comparison is confounded by time. The
@@ -72,14 +113,26 @@ charts = report.run("control_charts")
 # %%
 did = report.run("effect_at_scale")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# La régression habituelle à effets fixes bidirectionnels fait la moyenne de nombreuses comparaisons, dont
+# certaines utilisent comme témoins des sites ayant déjà adopté ; la décomposition de Goodman-Bacon montre
+# leur poids.
+
+# %% [markdown] tags=["lang-en"]
 # The usual two-way fixed-effects regression averages many comparisons, some of which use sites that
 # had already adopted as controls; the Goodman-Bacon decomposition shows their weight.
 
 # %%
 twfe = report.run("twfe_comparison")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 4. Dans quelle mesure les sites et les régions diffèrent-ils?
+#
+# Un modèle mixte du résultat des patients avec une ordonnée à l'origine aléatoire par site donne la part
+# de la variation entre les sites ; une méta-analyse multiniveau des effets par site sépare l'hétérogénéité
+# de l'*effet* entre les régions et entre les sites d'une même région.
+
+# %% [markdown] tags=["lang-en"]
 # ## 4. How much do sites and regions differ?
 #
 # A mixed model of the patient-level outcome with a random intercept per site gives the share of
@@ -92,7 +145,14 @@ variation = report.run("site_variation")
 # %%
 heterogeneity = report.run("effect_heterogeneity")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 5. Perte d'effet : l'effet a-t-il diminué à grande échelle?
+#
+# Les effets par site des sites pilotes et des sites de la mise à l'échelle sont comparés par une
+# méta-régression de sous-groupes ; le rapport mise à l'échelle / pilote est accompagné d'un intervalle
+# de confiance de Fieller.
+
+# %% [markdown] tags=["lang-en"]
 # ## 5. Voltage drop: did the effect shrink at scale?
 #
 # The site-level effects of the pilot sites and of the scale-up sites are compared by a subgroup
@@ -101,7 +161,13 @@ heterogeneity = report.run("effect_heterogeneity")
 # %%
 voltage = report.run("voltage_drop")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 6. Équité : la mise à l'échelle a-t-elle creusé ou réduit les écarts?
+#
+# L'effet de l'innovation par quintile de défavorisation des sites, sa tendance d'un quintile à l'autre, et
+# le changement de l'écart entre les quintiles (indice de pente des inégalités).
+
+# %% [markdown] tags=["lang-en"]
 # ## 6. Equity: did the scale-up widen or narrow gaps?
 #
 # The effect of the innovation by deprivation quintile of the sites, its trend across quintiles, and
@@ -110,7 +176,12 @@ voltage = report.run("voltage_drop")
 # %%
 equity = report.run("equity")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## 7. Sommaire RE-AIM
+#
+# Portée, adoption, implantation (coût) et maintien de l'innovation, pour la province et par région.
+
+# %% [markdown] tags=["lang-en"]
 # ## 7. RE-AIM summary
 #
 # Reach, adoption, implementation (cost) and maintenance of the innovation, for the province and by
@@ -119,7 +190,10 @@ equity = report.run("equity")
 # %%
 reaim = report.run("reaim")
 
-# %% [markdown]
+# %% [markdown] tags=["lang-fr"]
+# ## Sections de cette étape
+
+# %% [markdown] tags=["lang-en"]
 # ## Sections of this step
 
 # %%

@@ -39,7 +39,8 @@ from pathlib import Path
 
 from ..errors import ScaleupDataError
 from ..study import STEPS, Study, load_study
-from .html import CSS, index_html, partial_banner
+from ..narrative import Text
+from .html import CSS, brief_html, index_html, partial_banner, step_title
 from .outputs import atomic_write_bytes, provenance
 
 __all__ = ["run_report", "ReportResult", "notebook_paths"]
@@ -74,29 +75,41 @@ class ReportResult:
     notebooks: tuple[dict, ...]
     provenance: dict = field(repr=False)
     seconds: dict = field(default_factory=dict)
+    language: str = "en"
 
     @property
     def ok(self) -> bool:
         return not any(s["status"] == "failed" for s in (*self.sections, *self.notebooks))
 
+    def written_message(self, out_dir: str | os.PathLike) -> str:
+        """``Reports written to OUT_DIR; open OUT_DIR/index.html`` in the report's language."""
+        tx = Text(self.language)
+        return tx("Reports written to {out}; open {index}", out=str(out_dir),
+                  index=str(Path(out_dir) / "index.html"))
+
     def summary(self) -> str:
         """The run summary as plain text (what ``scaleup report`` prints)."""
+        from ..narrative import status_word
+
+        tx = Text(self.language)
         lines = []
         by_step: dict[int, list[dict]] = {}
         for s in self.sections:
             by_step.setdefault(s["step"], []).append(s)
         for nb in self.notebooks:
             step = nb["step"]
-            head = f"Step {step} - {STEPS[step]}: {nb['status']}"
+            head = tx("Step {step} - {title}: {status}", step=step, title=step_title(tx, step),
+                      status=status_word(tx, nb["status"]))
             if nb.get("why"):
                 head += f" ({nb['why']})"
             lines.append(head)
             for s in by_step.get(step, []):
                 why = s["reason"] or s["error"]
-                lines.append(f"  {s['status']:<8} {s['title']}" + (f" -- {why}" if why else ""))
+                lines.append(f"  {status_word(tx, s['status']):<9} {s['title']}" + (f" -- {why}" if why else ""))
         counts = {k: sum(1 for s in self.sections if s["status"] == k) for k in ("ran", "skipped", "failed")}
-        lines.append(f"{counts['ran']} sections ran, {counts['skipped']} skipped, {counts['failed']} failed"
-                     + ("" if self.ok else " -- the report is PARTIAL"))
+        line = tx("{ran} sections ran, {skipped} not run, {failed} failed", ran=counts["ran"],
+                  skipped=counts["skipped"], failed=counts["failed"])
+        lines.append(line + ("" if self.ok else " -- " + tx("the report is PARTIAL")))
         return "\n".join(lines)
 
 
@@ -116,6 +129,15 @@ def _inject_parameters(nb, params: dict) -> None:
     cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
     cell.id = "injected-parameters"  # fixed id (new cells get a random one): reproducible HTML
     nb.cells.insert(idx + 1, cell)
+
+
+def _keep_language(nb, lang: str) -> None:
+    """Keep the cells of the report's language: a cell tagged ``lang-xx`` is only for language xx."""
+    def keep(cell) -> bool:
+        tags = [t for t in cell.get("metadata", {}).get("tags", []) if t.startswith("lang-")]
+        return not tags or f"lang-{lang}" in tags
+
+    nb.cells = [c for c in nb.cells if keep(c)]
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -235,6 +257,7 @@ def run_report(
     *,
     seed: int | None = None,
     steps: tuple[int, ...] | None = None,
+    language: str | None = None,
     progress: bool = True,
     timeout: int = 900,
 ) -> ReportResult:
@@ -251,6 +274,8 @@ def run_report(
         Overrides the study's seed.
     steps : tuple of int, optional
         Steps to run (default: ``[study] steps`` of the study file, else all five).
+    language : {"fr", "en"}, optional
+        Language of the reports (default: ``[study] language`` of the study file, else French).
     progress : bool
         Show a progress bar on stderr naming the step that runs.
     timeout : int
@@ -275,7 +300,9 @@ def run_report(
     data = None if data_dir is None else Path(data_dir)
     out = Path(out_dir).resolve()
     _check_out_dir(out, data)
-    study = load_study(data, seed=seed)  # validates everything; raises before any write
+    study = load_study(data, seed=seed, language=language)  # validates everything; raises before any write
+    lang = study.settings.language
+    tx = Text(lang)
     seed = study.settings.seed
     wanted = tuple(study.settings.steps if steps is None else steps)
     notebooks = notebook_paths()
@@ -289,7 +316,7 @@ def run_report(
                 (staging / sub).mkdir()
             params = {
                 "data_dir": None if data is None else os.path.relpath(data.resolve(), staging),
-                "seed": int(seed),
+                "seed": int(seed), "language": lang,
                 "figures_dir": "figures", "tables_dir": "tables", "status_dir": "status",
             }
             full_exporter = HTMLExporter()
@@ -297,17 +324,23 @@ def run_report(
                                             exclude_output_prompt=True)
             prov = provenance(_inputs_provenance(study), seed, data_label=(
                 "embedded default study" if data is None else data.name))
+            footer = ("<footer><hr><small>" + html.escape(tx(
+                "Provenance: scaleup_analysis {version}, commit {commit}, seed {seed}; run date and input sha256 "
+                "in provenance.json", version=prov["package_version"], commit=prov["git_commit"], seed=seed))
+                + "</small></footer>")
             entries, nb_records, seconds, notebook_errors = [], [], {}, []
             run_steps = [s for s in sorted(notebooks) if s in wanted]
             bar = tqdm(run_steps, desc="steps", unit="step", disable=not progress, file=sys.stderr)
             for step in sorted(notebooks):
                 if step not in wanted:
                     nb_records.append({"step": step, "status": "not run",
-                                       "why": "excluded by [study] steps" if steps is None else "not requested"})
+                                       "why": tx("excluded by [study] steps") if steps is None
+                                       else tx("not requested")})
             for step in bar:
                 nb_path = notebooks[step]
                 bar.set_postfix_str(nb_path.stem)
                 nb = nbformat.read(nb_path, as_version=4)
+                _keep_language(nb, lang)
                 _inject_parameters(nb, params)
                 start = _dt.datetime.now()
                 record = {"step": step, "status": "ran", "why": ""}
@@ -319,22 +352,19 @@ def run_report(
                 except (CellExecutionError, DeadKernelError, TimeoutError, RuntimeError) as exc:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
                     record = {"step": step, "status": "failed",
-                              "why": f"the notebook stopped: {first[:200]}"}
+                              "why": tx("the notebook stopped: {error}", error=first[:200])}
                     notebook_errors.append(f"== notebook {nb_path.name} stopped\n{exc}\n")
                 seconds[nb_path.stem] = round((_dt.datetime.now() - start).total_seconds(), 1)
                 nb_records.append(record)
                 title = _title(nb, nb_path.stem)
                 nb.metadata.pop("scaleup_provenance", None)
-                foot = (f"<footer><hr><small>Provenance: scaleup_analysis {prov['package_version']}, commit "
-                        f"{prov['git_commit']}, seed {seed}; run date and input sha256 in "
-                        f"provenance.json</small></footer></body>")
-                full_name, summ_name = f"{nb_path.stem}.html", f"{nb_path.stem}_summary.html"
-                for name, exporter in ((full_name, full_exporter), (summ_name, summary_exporter)):
-                    page = _export(nb, title, exporter).replace("</body>", foot, 1)
+                full_name, report_name = f"{nb_path.stem}.html", f"{nb_path.stem}_report.html"
+                for name, exporter in ((full_name, full_exporter), (report_name, summary_exporter)):
+                    page = _export(nb, title, exporter).replace("</body>", footer + "</body>", 1)
                     if record["status"] == "failed":
-                        page = partial_banner(page, record["why"])
+                        page = partial_banner(page, record["why"], tx)
                     atomic_write_bytes(staging / name, page.encode("utf-8"))
-                entries.append((step, title, full_name, summ_name))
+                entries.append((step, title, full_name, report_name, f"{nb_path.stem}_summary.html"))
             nb_records.sort(key=lambda r: r["step"])
             sections = []
             for step in run_steps:
@@ -347,6 +377,13 @@ def run_report(
             atomic_write_bytes(staging / "run.log", (text + "".join(notebook_errors)).encode("utf-8"))
             shutil.rmtree(staging / "status")
             figures = sorted(p.name for p in (staging / "figures").iterdir() if p.suffix in (".png", ".svg"))
+            by_step = {r["step"]: r for r in nb_records}
+            for step, _title_, _full, report_name, brief_name in entries:
+                page = brief_html(study, step, [s for s in sections if s["step"] == step], by_step[step],
+                                  set(figures), report_name, html.escape(tx(
+                                      "scaleup_analysis {version}, commit {commit}, seed {seed}",
+                                      version=prov["package_version"], commit=prov["git_commit"], seed=seed)))
+                atomic_write_bytes(staging / brief_name, page.encode("utf-8"))
             tables = sorted(p.name for p in (staging / "tables").iterdir() if p.suffix == ".csv")
             prov["notebook_seconds"] = seconds
             result_index = out / "index.html"
@@ -361,4 +398,4 @@ def run_report(
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return ReportResult(out_dir=out, index=result_index, sections=tuple(sections),
-                        notebooks=tuple(nb_records), provenance=prov, seconds=seconds)
+                        notebooks=tuple(nb_records), provenance=prov, seconds=seconds, language=lang)

@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-from ..narrative import Text
+from ..narrative import PERIOD_WORDS, Text
 from ..study import Study
 from ._section import NotApplicable
 
-__all__ = ["primary_indicator", "site_period_word", "measurement_word"]
+__all__ = ["primary_indicator", "site_period_word", "measurement_word", "period_words"]
+
+
+
+def period_words(tx: Text, study: Study) -> dict[str, str]:
+    """``{"unit": "quarter", "units": "quarters", "Unit": "Quarter"}`` in the report's language."""
+    one, many = PERIOD_WORDS[study.settings.period_unit]
+    unit, units = tx(one), tx(many)
+    return {"unit": unit, "units": units, "Unit": unit[:1].upper() + unit[1:]}
 
 
 def primary_indicator(study: Study) -> tuple[str, str]:
     """The primary indicator's code and label, or :class:`NotApplicable` when there is none."""
+    tx = Text(study.settings.language)
     code = study.settings.primary_indicator
     if code is None or not study.has("outcomes"):
-        raise NotApplicable("the study has no indicator to estimate the effect on.",
-                            "an indicators table and an outcomes table with at least one indicator.")
+        raise NotApplicable(tx("the study has no indicator to estimate the effect on."),
+                            tx("an indicators table and an outcomes table with at least one indicator."))
     if not (study.tables["outcomes"]["indicator_id"] == code).any():
-        raise NotApplicable(f"the outcomes table has no row for the primary indicator {code}.",
-                            f"outcomes of {code} by site and period, or another [indicators] primary in study.toml.")
+        raise NotApplicable(tx("the outcomes table has no row for the primary indicator {code}.", code=code),
+                            tx("outcomes of {code} by site and period, or another [indicators] primary in "
+                               "study.toml.", code=code))
     return code, study.indicator_label(code)
 
 
-def site_period_word(tx: Text, n: int, unit: str) -> str:
+def site_period_word(tx: Text, n: int, study: Study) -> str:
     """``"42 site-quarters"`` (``"1 site-quarter"``)."""
-    return tx.n("{n} site-{unit}", "{n} site-{unit}s", n, unit=unit)
+    return tx.n("{n} site-{unit}", "{n} site-{units}", n, **{k: v for k, v in period_words(tx, study).items()
+                                                                if k != "Unit"})
 
 
 def measurement_word(tx: Text, unit: str) -> str:

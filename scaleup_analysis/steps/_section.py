@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,7 +24,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ScaleupWarning
-from ..narrative import THRESHOLDS, Text
+from ..i18n import N_
+from ..narrative import THRESHOLDS, Text, status_word
 from ..study import STEPS, Study
 
 __all__ = [
@@ -76,6 +76,7 @@ class FigureOut:
     name: str
     figure: Any
     caption: str = ""
+    brief: bool = False
 
 
 @dataclass
@@ -84,7 +85,10 @@ class SectionOutput:
 
     ``findings`` are the generated interpretive sentences; ``thresholds`` the keys of
     :data:`~scaleup_analysis.narrative.THRESHOLDS` they used (printed under them); ``result`` the
-    statistical result object(s), for a methodologist who wants more.
+    statistical result object(s), for a methodologist who wants more. For the decision brief of the
+    step: ``headline`` answers the section's question in one sentence, ``key_figures`` are
+    (label, value) pairs formatted for people, ``certainty`` says how sure the answer is. A figure
+    shown in the brief is marked ``FigureOut(..., brief=True)``.
     """
 
     findings: list[str]
@@ -93,6 +97,9 @@ class SectionOutput:
     result: Any = None
     thresholds: Sequence[str] = ()
     notes: list[str] = field(default_factory=list)
+    headline: str = ""
+    key_figures: list[tuple[str, str]] = field(default_factory=list)
+    certainty: list[str] = field(default_factory=list)
 
 
 #: (step, key) -> (title, function), filled by the :func:`section` decorator.
@@ -122,6 +129,7 @@ class Section:
     reason: str = ""
     needs: str = ""
     error: str = ""
+    lang: str = "en"
 
     @property
     def result(self) -> Any:
@@ -134,19 +142,27 @@ class Section:
                 "reason": self.reason, "needs": self.needs, "error": self.error,
                 "findings": [] if out is None else list(out.findings),
                 "notes": [] if out is None else list(out.notes),
+                "headline": "" if out is None else out.headline,
+                "key_figures": [] if out is None else [list(k) for k in out.key_figures],
+                "certainty": [] if out is None else list(out.certainty),
                 "tables": [] if out is None else [t.name for t in out.tables],
-                "figures": [] if out is None else [f.name for f in out.figures]}
+                "figures": [] if out is None else [f.name for f in out.figures],
+                "brief_figures": [] if out is None else [f.name for f in out.figures if f.brief]}
 
     def _box_html(self) -> str:
         """The status box of a section that did not run (empty when it ran)."""
+        tx = Text(self.lang)
         if self.status == "skipped":
-            needs = f"<br><em>What would allow it:</em> {html.escape(self.needs)}" if self.needs else ""
-            return (f'<div class="sa-box sa-skipped"><strong>Not run — {html.escape(self.title)}.</strong> '
-                    f"{html.escape(self.reason)}{needs}</div>")
+            needs = (f"<br><em>{html.escape(tx('What would allow it:'))}</em> {html.escape(self.needs)}"
+                     if self.needs else "")
+            head = tx("Not run — {title}.", title=self.title)
+            return (f'<div class="sa-box sa-skipped"><strong>{html.escape(head)}</strong> '
+                    f"{html.escape(_sentence(self.reason))}{needs}</div>")
         if self.status == "failed":
-            return (f'<div class="sa-box sa-failed"><strong>Failed — {html.escape(self.title)}.</strong> '
-                    f"{html.escape(self.error)} The other sections of the report are not affected; "
-                    "the run log holds the details.</div>")
+            head = tx("Failed — {title}.", title=self.title)
+            tail = tx("The other sections of the report are not affected; the run log holds the details.")
+            return (f'<div class="sa-box sa-failed"><strong>{html.escape(head)}</strong> '
+                    f"{html.escape(self.error)} {html.escape(tail)}</div>")
         return ""
 
     def _findings_html(self) -> str:
@@ -155,7 +171,8 @@ class Section:
             return ""
         paras = "".join(f"<p>{html.escape(s)}</p>" for s in out.findings)
         notes = "".join(f'<p class="sa-note">{html.escape(n)}</p>' for n in out.notes)
-        thr = "".join(f'<p class="sa-threshold">{html.escape(THRESHOLDS[k].describe())}</p>'
+        tx = Text(self.lang)
+        thr = "".join(f'<p class="sa-threshold">{html.escape(THRESHOLDS[k].describe(tx))}</p>'
                       for k in out.thresholds)
         return f'<div class="sa-findings">{paras}</div>{notes}{thr}'
 
@@ -163,27 +180,25 @@ class Section:
         out = self.output
         if out is None:
             return ""
-        return "\n".join([*out.findings, *out.notes, *(THRESHOLDS[k].describe() for k in out.thresholds)])
+        tx = Text(self.lang)
+        return "\n".join([*out.findings, *out.notes, *(THRESHOLDS[k].describe(tx) for k in out.thresholds)])
 
 
-def _plain(message: str) -> str:
-    """A library warning as report text: without the ``function():`` prefix of the library."""
-    text = str(message).strip()
-    head, sep, rest = text.partition(": ")
-    if sep and head.replace("_", "").replace("()", "").isalnum() and head[:1].islower():
-        text = rest[:1].upper() + rest[1:]
-    return text
+def _sentence(text: str) -> str:
+    """A reason as a sentence: capital first letter."""
+    return text[:1].upper() + text[1:] if text else text
 
 
-def report_notes(caught, step: int, key: str) -> tuple[list[str], str]:
+def report_notes(caught, step: int, key: str, tx: Text | None = None) -> tuple[list[str], str]:
     """Notes for the report from the warnings a section raised, and the reason to withhold it.
 
     A model that did not converge gives no finding: the section is reported as not run (second
     value). A boundary (singular) fit becomes a plain-language note; other warnings of the package
     are kept, without their function prefix; warnings of other libraries go to the run log only.
     """
-    from ..errors import ConvergenceWarning
+    from ..errors import ConvergenceWarning, RowsOmittedWarning
 
+    tx = tx or Text("en")
     notes: list[str] = []
     seen: set[str] = set()
     for w in caught:
@@ -196,13 +211,20 @@ def report_notes(caught, step: int, key: str) -> tuple[list[str], str]:
             continue
         if issubclass(w.category, ConvergenceWarning) and "singular" not in msg and "boundary" not in msg:
             log.warning("section %s/%s withheld: %s", step, key, msg)
-            return [], ("the statistical model did not converge on these data (too few sites or periods "
-                        "for what it estimates), so no estimate is reported.")
+            return [], tx("the statistical model did not converge on these data (too few sites or periods "
+                          "for what it estimates), so no estimate is reported.")
         if "singular" in msg or "boundary" in msg:
-            note = ("Note: a variance component of the model is estimated at zero (the data show no "
-                    "variation at that level), which makes its intervals less reliable.")
+            note = tx("Note: a variance component of the model is estimated at zero (the data show no "
+                      "variation at that level), which makes its intervals less reliable.")
+        elif issubclass(w.category, RowsOmittedWarning):
+            # which rows and why go to the run log; the report says that some were left out
+            log.info("section %s/%s: %s", step, key, msg)
+            note = tx("Note: some rows of the data were left out of this analysis (missing or unusable "
+                      "values); the run log lists them.")
         else:
-            note = f"Note: {_plain(msg)}"
+            log.warning("section %s/%s: %s", step, key, msg)
+            note = tx("Note: the statistical library raised a warning for this analysis (quoted in the run "
+                      "log); its result may need a closer look.")
         if note not in notes:
             notes.append(note)
     return notes, ""
@@ -256,21 +278,26 @@ class StepReport:
     def run(self, key: str) -> Section:
         """Run section ``key`` of this step: its output, or a box saying why it did not run."""
         title, fn = SECTIONS[(self.step, key)]
+        title = self.tx(title)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 out = fn(self.study)
-                sec = Section(self.step, key, title, "ran", output=out)
+                sec = Section(self.step, key, title, "ran", output=out, lang=self.tx.lang)
             except NotApplicable as exc:
-                sec = Section(self.step, key, title, "skipped", reason=exc.reason, needs=exc.needs)
+                sec = Section(self.step, key, title, "skipped", reason=exc.reason, needs=exc.needs,
+                              lang=self.tx.lang)
             except Exception as exc:  # a failure of one section never stops the report
                 log.error("section %s/%s failed:\n%s", self.step, key, traceback.format_exc())
-                sec = Section(self.step, key, title, "failed", error=_one_line(exc))
+                sec = Section(self.step, key, title, "failed", error=_one_line(exc), lang=self.tx.lang)
         if sec.output is not None:
-            notes, failed = report_notes(caught, self.step, key)
+            out = sec.output
+            out.findings = [_sentence(f) for f in out.findings]
+            out.headline = _sentence(out.headline)
+            notes, failed = report_notes(caught, self.step, key, self.tx)
             if failed:
-                sec = Section(self.step, key, title, "skipped", reason=failed,
-                              needs="more sites or periods, so that the model can be estimated.")
+                sec = Section(self.step, key, title, "skipped", reason=failed, lang=self.tx.lang,
+                              needs=self.tx("more sites or periods, so that the model can be estimated."))
             else:
                 sec.output.notes.extend(notes)
         if sec.output is not None:
@@ -278,7 +305,7 @@ class StepReport:
                 self._save(sec.output)
             except Exception as exc:
                 log.error("saving section %s/%s failed:\n%s", self.step, key, traceback.format_exc())
-                sec = Section(self.step, key, title, "failed", error=_one_line(exc))
+                sec = Section(self.step, key, title, "failed", error=_one_line(exc), lang=self.tx.lang)
         self.sections.append(sec)
         self._write_status()
         if self.display:
@@ -313,7 +340,7 @@ class StepReport:
 
         if sec.status != "ran":
             display(_Html(sec._box_html(), f"{sec.status.upper()}: {sec.title}. {sec.reason or sec.error}"
-                          + (f" Needs: {sec.needs}" if sec.needs else "")))
+                          + (f" {self.tx('What would allow it:')} {sec.needs}" if sec.needs else "")))
             return
         out = sec.output
         if out.findings:
@@ -336,9 +363,10 @@ class StepReport:
         from IPython.display import display
 
         st = self.study
-        lines = [f"Study: {st.name}.", *st.statements()]
+        lines = [self.tx("Study: {name}.", name=st.name), *st.statements()]
         body = "".join(f"<li>{html.escape(s)}</li>" for s in lines)
-        display(_Html(f'<div class="sa-box sa-about"><strong>About the data</strong><ul>{body}</ul></div>',
+        head = html.escape(self.tx("About the data"))
+        display(_Html(f'<div class="sa-box sa-about"><strong>{head}</strong><ul>{body}</ul></div>',
                       "\n".join(lines)))
 
     def close(self) -> pd.DataFrame:
@@ -352,11 +380,13 @@ class StepReport:
         if self.display:
             from IPython.display import display
 
+            tx = self.tx
             rows = "".join(
-                f"<tr><td>{html.escape(s.title)}</td><td class='sa-{s.status}'>{s.status}</td>"
-                f"<td>{html.escape(s.reason or s.error)}</td></tr>" for s in self.sections)
-            display(_Html(f'<table class="sa-status"><tr><th>Section</th><th>Status</th><th>Why</th></tr>'
-                          f"{rows}</table>", table.to_string(index=False)))
+                f"<tr><td>{html.escape(s.title)}</td><td class='sa-{s.status}'>{html.escape(status_word(tx, s.status))}"
+                f"</td><td>{html.escape(_sentence(s.reason) or s.error)}</td></tr>" for s in self.sections)
+            head = "".join(f"<th>{html.escape(tx(h))}</th>" for h in (N_("Section"), N_("Status"), N_("Why")))
+            display(_Html(f'<table class="sa-status"><tr>{head}</tr>{rows}</table>',
+                          table.to_string(index=False)))
         return table
 
     def summary(self) -> pd.DataFrame:

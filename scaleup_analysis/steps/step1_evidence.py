@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..i18n import N_
 from ..narrative import Text, interpret
 from ..study import Study
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
@@ -25,18 +26,19 @@ EGGER_ALPHA = 0.10
 
 
 def _evidence(study: Study, minimum: int = MIN_STUDIES) -> pd.DataFrame:
+    tx = Text(study.settings.language)
     if not study.has("evidence"):
         raise NotApplicable(
-            "the study has no evidence table (published or pilot studies of the innovation).",
-            "an evidence table (evidence.csv or an 'evidence' sheet) with one row per study: study "
-            "(label), yi (effect size, positive = favours the innovation) and vi (its sampling variance).",
+            tx("the study has no evidence table (published or pilot studies of the innovation)."),
+            tx("an evidence table (evidence.csv or an 'evidence' sheet) with one row per study: study "
+               "(label), yi (effect size, positive = favours the innovation) and vi (its sampling variance)."),
         )
     ev = study.tables["evidence"]
     if len(ev) < minimum:
         raise NotApplicable(
-            f"the evidence table holds {len(ev)} stud{'y' if len(ev) == 1 else 'ies'}; this analysis needs at "
-            f"least {minimum}.",
-            f"at least {minimum} studies in the evidence table.",
+            tx.n("the evidence table holds {n} study; this analysis needs at least {m}.",
+                 "the evidence table holds {n} studies; this analysis needs at least {m}.", len(ev), m=minimum),
+            tx("at least {m} studies in the evidence table.", m=minimum),
         )
     return ev
 
@@ -53,7 +55,19 @@ def _direction(tx: Text, low: float, high: float, est: float) -> str:
     return tx("the interval includes zero: the evidence does not show a clear effect in either direction")
 
 
-@section(1, "pooled_effect", "Pooled effect and heterogeneity")
+def _headline(tx: Text, reml, measure: str) -> str:
+    est = tx.ci(reml.estimate, reml.ci_low, reml.ci_high)
+    if reml.ci_low > 0:
+        return tx("The evidence favours the innovation: over {k} studies, the pooled effect ({measure}) is {est}.",
+                  k=tx.int(reml.k), measure=measure, est=est)
+    if reml.ci_high < 0:
+        return tx("The evidence shows the innovation doing worse than its comparison: over {k} studies, the pooled "
+                  "effect ({measure}) is {est}.", k=tx.int(reml.k), measure=measure, est=est)
+    return tx("The evidence does not show a clear effect: over {k} studies, the pooled effect ({measure}) is {est}.",
+              k=tx.int(reml.k), measure=measure, est=est)
+
+
+@section(1, "pooled_effect", N_("Pooled effect and heterogeneity"))
 def pooled_effect(study: Study) -> SectionOutput:
     from ..heterogeneity.meta import meta_analysis
 
@@ -64,12 +78,13 @@ def pooled_effect(study: Study) -> SectionOutput:
     measure = _measure(study)
     source = f" ({study.settings.evidence_source})" if study.settings.evidence_source else ""
     findings = [
-        tx("Across {k} studies{source}, the pooled {measure} is {est} (random-effects model, REML); {direction}.",
+        tx("Across {k} studies{source}, the pooled effect ({measure}) is {est} (random-effects model, REML); "
+           "{direction}.",
            k=tx.int(reml.k), source=source, measure=measure,
            est=tx.ci(reml.estimate, reml.ci_low, reml.ci_high, level=reml.level),
            direction=_direction(tx, reml.ci_low, reml.ci_high, reml.estimate)),
         tx("I² = {i2}: {word} between studies (τ² = {tau2}; Q = {q} on {df} degrees of freedom, {p}).",
-           i2=tx.pct(reml.I2 / 100), word=interpret("I2", reml.I2), tau2=tx.num(reml.tau2, 4),
+           i2=tx.pct(reml.I2 / 100), word=interpret("I2", reml.I2, tx), tau2=tx.num(reml.tau2, 4),
            q=tx.num(reml.Q, 1), df=tx.int(reml.Q_df), p=tx.pvalue(reml.Q_pvalue)),
     ]
     if reml.pi_low > 0:
@@ -87,17 +102,23 @@ def pooled_effect(study: Study) -> SectionOutput:
     pooled = pooled[["estimate", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "I2", "Q", "Q_pvalue", "k"]]
     pooled.index.name = "method"
     ax = reml.plot_forest()
-    ax.set_title(f"Effect by study: {measure} (REML)")
+    ax.set_title(tx("Effect by study: {measure} (REML)", measure=measure))
     return SectionOutput(
         findings=findings,
-        tables=[TableOut("01_pooled_effect", pooled.reset_index(), "Pooled effect by estimator")],
-        figures=[FigureOut("01_forest", ax.figure)],
+        tables=[TableOut("01_pooled_effect", pooled.reset_index(), tx("Pooled effect by estimator"))],
+        figures=[FigureOut("01_forest", ax.figure, brief=True)],
         result={"REML": reml, "DL": dl},
         thresholds=("I2",),
+        headline=_headline(tx, reml, measure),
+        key_figures=[(tx("Pooled effect ({measure})", measure=measure),
+                      tx.ci(reml.estimate, reml.ci_low, reml.ci_high)),
+                     (tx("Studies"), tx.int(reml.k)),
+                     (tx("Effect a new setting can expect"), tx.interval(reml.pi_low, reml.pi_high))],
+        certainty=[findings[1], findings[2]],
     )
 
 
-@section(1, "small_study_effects", "Small-study effects (funnel plot)")
+@section(1, "small_study_effects", N_("Small-study effects (funnel plot)"))
 def small_study_effects(study: Study) -> SectionOutput:
     from ..heterogeneity.meta import meta_analysis, meta_regression
 
@@ -119,11 +140,12 @@ def small_study_effects(study: Study) -> SectionOutput:
                      "error {slope}, {p}, with {k} studies); this does not exclude publication bias, only a strong one.",
                      slope=tx.signed(row["estimate"]), p=tx.pvalue(row["pvalue"]), k=tx.int(reml.k))
     ax = reml.plot_funnel()
-    ax.set_title("Funnel plot of the evidence studies")
+    ax.set_title(tx("Funnel plot of the evidence studies"))
     table = egger.coef.reset_index()
     return SectionOutput(
+        certainty=[finding],
         findings=[finding],
-        tables=[TableOut("01_egger_test", table, "Egger's regression test (meta-regression on the standard error)")],
+        tables=[TableOut("01_egger_test", table, tx("Egger's regression test (meta-regression on the standard error)"))],
         figures=[FigureOut("01_funnel", ax.figure)],
         result=egger,
         notes=[tx("Egger's test is read at the {a} level, as its authors advise (low power); it is run only with "
@@ -131,25 +153,25 @@ def small_study_effects(study: Study) -> SectionOutput:
     )
 
 
-@section(1, "moderators", "Moderators of the effect")
+@section(1, "moderators", N_("Moderators of the effect"))
 def moderators(study: Study) -> SectionOutput:
     from ..heterogeneity.meta import meta_regression
 
     ev = _evidence(study)
+    tx = Text(study.settings.language)
     mods = list(study.settings.evidence_moderators)
     if not mods:
         raise NotApplicable(
-            "no moderator is named in the study file.",
-            "the names of columns of the evidence table to test, in study.toml: [evidence] moderators = [\"...\"].",
+            tx("no moderator is named in the study file."),
+            tx("the names of columns of the evidence table to test, in study.toml: [evidence] moderators = [\"...\"]."),
         )
-    tx = Text(study.settings.language)
     complete = ev.dropna(subset=mods)
     n_coef = 1 + len(mods)
     if len(complete) < n_coef + 2:
         raise NotApplicable(
-            f"{len(complete)} studies have every moderator, too few to estimate {n_coef} coefficients and "
-            "the heterogeneity.",
-            f"at least {n_coef + 2} studies with the moderators filled in.",
+            tx("{k} studies have every moderator, too few to estimate {c} coefficients and the heterogeneity.",
+               k=tx.int(len(complete)), c=n_coef),
+            tx("at least {m} studies with the moderators filled in.", m=n_coef + 2),
         )
     mr = meta_regression(ev, yi="yi", vi="vi", mods=mods, method="REML")
     perm = mr.permutation_test(n_perm=1000, seed=study.settings.seed)
@@ -179,11 +201,11 @@ def moderators(study: Study) -> SectionOutput:
     numeric = [m for m in mods if pd.api.types.is_numeric_dtype(ev[m]) and ev[m].nunique() > 2]
     if numeric:
         ax = mr.plot_bubble(numeric[0])
-        ax.set_title(f"Effect and {numeric[0]} (bubble size = weight)")
+        ax.set_title(tx("Effect and {m} (bubble size = weight)", m=numeric[0]))
         figures.append(FigureOut("01_bubble", ax.figure))
     return SectionOutput(
         findings=findings,
-        tables=[TableOut("01_moderators", mr.coef.reset_index(), "Meta-regression coefficients")],
+        tables=[TableOut("01_moderators", mr.coef.reset_index(), tx("Meta-regression coefficients"))],
         figures=figures,
         result={"meta_regression": mr, "permutation": perm},
         notes=[tx("With few studies these are associations between studies, not causal effects of the "
@@ -202,7 +224,7 @@ def _perm_pvalues(perm) -> dict:
     return out
 
 
-@section(1, "influence", "Does any single study drive the result?")
+@section(1, "influence", N_("Does any single study drive the result?"))
 def influence(study: Study) -> SectionOutput:
     from ..heterogeneity.meta import meta_analysis
 
@@ -240,29 +262,31 @@ def influence(study: Study) -> SectionOutput:
                            k=tx.int(reml.k), b=tx.num(bound, tx.digits_for(bound))))
     table = loo[["estimate", "ci_low", "ci_high", "tau2", "I2"]].join(infl[["cook_d", "inf"]]).reset_index()
     return SectionOutput(
+        certainty=findings[1:],
         findings=findings,
-        tables=[TableOut("01_leave_one_out", table, "Pooled effect without each study")],
+        tables=[TableOut("01_leave_one_out", table, tx("Pooled effect without each study"))],
         result={"influence": infl, "leave_one_out": loo},
     )
 
 
-@section(1, "active_ingredients", "Active ingredients (components of the interventions)")
+@section(1, "active_ingredients", N_("Active ingredients (components of the interventions)"))
 def active_ingredients(study: Study) -> SectionOutput:
     from ..adaptation import component_analysis
 
     ev = _evidence(study)
+    tx = Text(study.settings.language)
     comps = list(study.settings.evidence_components)
     if not comps:
         raise NotApplicable(
-            "no component column is named in the study file.",
-            "0/1 columns of the evidence table saying which components each study's intervention contained, "
-            "named in study.toml: [evidence] components = [\"...\"].",
+            tx("no component column is named in the study file."),
+            tx("0/1 columns of the evidence table saying which components each study's intervention contained, "
+               "named in study.toml: [evidence] components = [\"...\"]."),
         )
-    tx = Text(study.settings.language)
     if len(ev) < len(comps) + 3:
         raise NotApplicable(
-            f"{len(ev)} studies for {len(comps)} components: too few to separate the components.",
-            f"at least {len(comps) + 3} studies in the evidence table.",
+            tx("{k} studies for {c} components: too few to separate the components.", k=tx.int(len(ev)),
+               c=len(comps)),
+            tx("at least {m} studies in the evidence table.", m=len(comps) + 3),
         )
     res = component_analysis(ev, yi="yi", vi="vi", components=comps, slab="study")
     joint = res.table.query("model == 'joint'")
@@ -280,6 +304,6 @@ def active_ingredients(study: Study) -> SectionOutput:
                        "causal effects of components.", k=tx.int(len(ev))))
     return SectionOutput(
         findings=findings,
-        tables=[TableOut("01_active_ingredients", joint, "Components in one meta-regression")],
+        tables=[TableOut("01_active_ingredients", joint, tx("Components in one meta-regression"))],
         result=res,
     )

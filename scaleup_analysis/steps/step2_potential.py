@@ -10,8 +10,8 @@ discuss the ratings first.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from ..i18n import N_
 from ..narrative import THRESHOLDS, Text, interpret
 from ..study import Study
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
@@ -25,27 +25,28 @@ N_BOOT = 1000
 def _scores(study: Study):
     from ..scalability import load_instrument, score_assessment
 
+    tx = Text(study.settings.language)
     if not study.has("assessments"):
         raise NotApplicable(
-            "the study has no assessments table (ratings of the innovation on a scale-up potential "
-            "instrument).",
-            "an assessments table: one row per instrument x innovation x rater x item with its score "
-            "(e.g. the ISAT, rated by two or more people).",
+            tx("the study has no assessments table (ratings of the innovation on a scale-up potential "
+               "instrument)."),
+            tx("an assessments table: one row per instrument x innovation x rater x item with its score "
+               "(e.g. the ISAT, rated by two or more people)."),
         )
     a = study.tables["assessments"]
     instruments = sorted(a["instrument"].unique())
     if len(instruments) > 1:
         raise NotApplicable(
-            f"the assessments table mixes {len(instruments)} instruments ({', '.join(instruments)}); this "
-            "section scores one instrument at a time.",
-            "one instrument per study, or separate runs per instrument.",
+            tx("the assessments table mixes {k} instruments ({list}); this section scores one instrument at "
+               "a time.", k=len(instruments), list=", ".join(instruments)),
+            tx("one instrument per study, or separate runs per instrument."),
         )
     try:
         instrument = load_instrument(instruments[0])
-    except Exception as exc:  # an instrument the package does not ship
+    except Exception:  # an instrument the package does not ship
         raise NotApplicable(
-            f"the instrument {instruments[0]!r} is not one the package knows ({exc}).",
-            "the instrument code ISAT, ISSaQ or PSAT in assessments.instrument.",
+            tx("the instrument {name} is not one the package knows.", name=instruments[0]),
+            tx("the instrument code ISAT, ISSaQ or PSAT in assessments.instrument."),
         ) from None
     return instrument, score_assessment(a, instrument, n_boot=N_BOOT, seed=study.settings.seed)
 
@@ -57,19 +58,25 @@ def _label(study: Study, innovation: str) -> str:
 
     if key(innovation) == key(study.settings.innovation):
         return study.settings.innovation
-    return innovation.replace("_", " ")
+    label = innovation.replace("_", " ")
+    return Text(study.settings.language)(label)  # the embedded example's innovations have translations
 
 
-def _domain_labels(instrument) -> dict[str, str]:
+#: Innovations of the embedded example study (simulate_scaleup), named in the report's language.
+EXAMPLE_INNOVATIONS = (N_("chronic care coordination"), N_("collaborative mental health"), N_("social prescribing"))
+
+
+def _domain_labels(instrument, tx: Text) -> dict[str, str]:
+    """Domain code -> its label in the report's language (instrument labels are catalogue messages)."""
     d = instrument.domains
-    return dict(zip(d["domain"], d["label"]))
+    return {code: tx(label) for code, label in zip(d["domain"], d["label"])}
 
 
-@section(2, "scores", "Domain and overall scores")
+@section(2, "scores", N_("Domain and overall scores"))
 def scores(study: Study) -> SectionOutput:
     instrument, sc = _scores(study)
     tx = Text(study.settings.language)
-    labels = _domain_labels(instrument)
+    labels = _domain_labels(instrument, tx)
     n_inn = len(sc.overall)
     n_raters = int(sc.overall["n_raters"].max())
     n_items = len(instrument.items) if hasattr(instrument, "items") else int(sc.completeness["n_expected"].max())
@@ -102,23 +109,26 @@ def scores(study: Study) -> SectionOutput:
     else:
         findings[0] = findings[0][:-1] + tx("; all {exp} item ratings were answered.", exp=tx.int(n_exp))
     ax = sc.plot_profile()
-    ax.set_title(f"{instrument.id} domain scores (mean of raters; bars = range across raters)")
+    ax.set_title(tx("{ins} domain scores (mean of raters; bars = range across raters)", ins=instrument.id))
+    ov = sc.overall.sort_values("rank")
     return SectionOutput(
+        key_figures=[(tx("Overall score of {inn} (scale {lo}-{hi})", inn=_label(study, r.innovation),
+                         lo=tx.num(lo, 0), hi=tx.num(hi, 0)), tx.num(r.mean)) for r in ov.head(3).itertuples()],
         findings=findings,
-        tables=[TableOut("02_domain_scores", sc.domain_scores, "Domain scores across raters")],
-        figures=[FigureOut("02_profile", ax.figure)],
+        tables=[TableOut("02_domain_scores", sc.domain_scores, tx("Domain scores across raters"))],
+        figures=[FigureOut("02_profile", ax.figure, brief=True)],
         result=sc,
     )
 
 
-@section(2, "agreement", "Do the raters agree?")
+@section(2, "agreement", N_("Do the raters agree?"))
 def agreement(study: Study) -> SectionOutput:
     instrument, sc = _scores(study)
     tx = Text(study.settings.language)
     ag = sc.agreement
     if (ag["n_raters"] < 2).all():
-        raise NotApplicable("each innovation was rated by a single rater: agreement cannot be measured.",
-                            "two or more raters per innovation.")
+        raise NotApplicable(tx("each innovation was rated by a single rater: agreement cannot be measured."),
+                            tx("two or more raters per innovation."))
     findings = []
     for r in ag.itertuples():
         if not np.isfinite(r.estimate):
@@ -127,22 +137,24 @@ def agreement(study: Study) -> SectionOutput:
             continue
         findings.append(tx("{inn}: Krippendorff's alpha = {a} over {u} items rated by {n} raters: {word}.",
                            inn=_label(study, r.innovation), a=tx.ci(r.estimate, r.ci_low, r.ci_high),
-                           u=tx.int(r.n_units), n=tx.int(r.n_raters), word=interpret("krippendorff", r.estimate)))
+                           u=tx.int(r.n_units), n=tx.int(r.n_raters), word=interpret("krippendorff", r.estimate, tx)))
     return SectionOutput(
+        certainty=list(findings),
         findings=findings,
-        tables=[TableOut("02_agreement", ag, "Krippendorff's alpha by innovation")],
+        tables=[TableOut("02_agreement", ag, tx("Krippendorff's alpha by innovation"))],
         result=ag,
         thresholds=("krippendorff",),
     )
 
 
-@section(2, "recommendation", "Recommendation")
+@section(2, "recommendation", N_("Recommendation"))
 def recommendation(study: Study) -> SectionOutput:
     instrument, sc = _scores(study)
     tx = Text(study.settings.language)
-    labels = _domain_labels(instrument)
+    labels = _domain_labels(instrument, tx)
     rec = sc.recommendation_table()
-    rec = rec.assign(recommendation=rec["readiness"].astype(str))
+    rec = rec.assign(readiness=[tx(x) for x in rec["readiness"].astype(str)])
+    rec = rec.assign(recommendation=rec["readiness"])
     findings = []
     for i, r in rec.iterrows():
         inn = _label(study, r["innovation"])
@@ -153,14 +165,14 @@ def recommendation(study: Study) -> SectionOutput:
             why = (tx("a single rater scored it, and a judgement needs two or more raters who agree") if n_r < 2
                    else tx("their agreement could not be estimated") if not np.isfinite(alpha) else
                    tx("their agreement is too low (alpha = {a}, below {t})", a=tx.num(alpha), t=tx.num(ALPHA_DISCUSS, 3)))
-            rec.loc[i, "recommendation"] = "discuss the ratings first"
+            rec.loc[i, "recommendation"] = tx("discuss the ratings first")
             findings.append(tx("{inn}: no readiness judgement yet, because {why}; the raters' scores give {score} "
                                "overall, and the items they disagree on must be discussed in a consensus meeting "
                                "before deciding.", inn=inn, score=tx.num(r["overall_mean"]), why=why))
             continue
         text = tx("{inn}: {category} (overall score {score}, thresholds {thr}).", inn=inn,
                   category=str(r["readiness"]), score=tx.num(r["overall_mean"]),
-                  thr=tx.join([f"≥ {m:g} {lab}" for m, lab in instrument.thresholds], "; "))
+                  thr="; ".join(f"≥ {tx.num(m, 1)} {tx(lab)}" for m, lab in instrument.thresholds))
         if weak:
             text += " " + tx.n("Its weak domain ({list}) should be strengthened in the scale-up plan.",
                                "Its weak domains ({list}) should be strengthened in the scale-up plan.",
@@ -171,8 +183,9 @@ def recommendation(study: Study) -> SectionOutput:
              if instrument.thresholds_source == "ours" else
              tx("The readiness thresholds come from the instrument ({src}).", src=instrument.thresholds_source)]
     return SectionOutput(
+        headline=" ".join(findings[:2]),
         findings=findings,
-        tables=[TableOut("02_recommendation", rec, "Recommendation by innovation")],
+        tables=[TableOut("02_recommendation", rec, tx("Recommendation by innovation"))],
         result=rec,
         thresholds=("krippendorff",),
         notes=notes,

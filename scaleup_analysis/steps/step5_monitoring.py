@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScaleupDataError
+from ..i18n import N_
 from ..narrative import Text
 from ..study import Study, span_text
-from ._common import measurement_word, primary_indicator
+from ._common import measurement_word, period_words, primary_indicator
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
 
 #: Familywise error rate of the deleterious-effects tests.
@@ -44,20 +45,22 @@ def _amount(tx: Text, study: Study, code: str, value: float, low: float | None =
     else:
         scale, unit = 1.0, measurement_word(tx, str(ind.loc[code, "unit"]))
     if low is None:
-        return f"{tx.num(scale * value, tx.digits_for(scale * value))} {unit}"
+        return tx("{value} {unit}", value=tx.num(scale * value, tx.digits_for(scale * value)), unit=unit)
     d = tx.digits_for(scale * value, scale * low, scale * high)
-    return f"{tx.num(scale * value, d)} {unit} (95% CI {tx.interval(scale * low, scale * high, d)})"
+    return tx("{value} {unit} ({level} CI {low} to {high})", value=tx.num(scale * value, d), unit=unit,
+              level=tx.pct(0.95), low=tx.num(scale * low, d), high=tx.num(scale * high, d))
 
 
 def _windows(study: Study) -> tuple[tuple[int, ...], tuple[int, ...]]:
     s = study.settings
-    if not s.baseline or not s.followup:
-        missing = "baseline" if not s.baseline else "follow-up"
-        raise NotApplicable(
-            f"the study has no {missing} periods (see 'About the data').",
-            f"[periods] {'baseline' if not s.baseline else 'followup'} in study.toml, or sites whose adoption "
-            f"leaves {'periods before the first wave' if not s.baseline else 'periods after the last adoption'}.",
-        )
+    tx = Text(s.language)
+    if not s.baseline:
+        raise NotApplicable(tx("the study has no baseline periods (see 'About the data')."),
+                            tx("[periods] baseline in study.toml, or sites whose adoption leaves periods before "
+                               "the first wave."))
+    if not s.followup:
+        raise NotApplicable(tx("the study has no follow-up periods (see 'About the data')."),
+                            tx("[periods] followup in study.toml, or periods after the last adoption."))
     return s.baseline, s.followup
 
 
@@ -87,8 +90,9 @@ def _harm(study: Study):
     from ..monitoring.quintuple import change_from_baseline, deleterious_effects, quintuple_aim_panel
 
     if not study.has("outcomes", "indicators"):
-        raise NotApplicable("the study has no outcomes or indicators table.",
-                            "indicators and their values by site and period (outcomes).")
+        tx = Text(study.settings.language)
+        raise NotApplicable(tx("the study has no outcomes or indicators table."),
+                            tx("indicators and their values by site and period (outcomes)."))
     baseline, followup = _windows(study)
     comp = study.settings.comparison
     panel = quintuple_aim_panel(study.tables, comparison=("phase", comp) if comp else None)
@@ -98,7 +102,7 @@ def _harm(study: Study):
     return panel, changes, harm
 
 
-@section(5, "deleterious_effects", "Quintuple aim: did any region get worse?")
+@section(5, "deleterious_effects", N_("Quintuple aim: did any region get worse?"))
 def deleterious(study: Study) -> SectionOutput:
     panel, changes, harm = _harm(study)
     tx = Text(study.settings.language)
@@ -110,17 +114,17 @@ def deleterious(study: Study) -> SectionOutput:
     n_tests = int(t[est].notna().sum())
     n_regions = t["unit"].nunique()
     n_ind = t["indicator_id"].nunique()
-    unit = s.period_unit
+    w = period_words(tx, study)
     if comp:
         n_comp = int((study.tables["sites"]["phase"] == s.comparison).sum())
-        how = tx.n("compared with the change at the {n} comparison site over the same {unit}s "
+        how = tx.n("compared with the change at the {n} comparison site over the same {units} "
                    "(difference-in-differences)", "compared with the change at the {n} comparison sites over "
-                   "the same {unit}s (difference-in-differences)", n_comp, unit=unit)
+                   "the same {units} (difference-in-differences)", n_comp, units=w["units"])
     else:
         how = tx("without comparison sites, so province-wide trends are not removed")
-    findings = [tx("The change of {k} indicators in {r} regions from baseline ({unit}s {b}) to follow-up ({unit}s "
+    findings = [tx("The change of {k} indicators in {r} regions from baseline ({units} {b}) to follow-up ({units} "
                    "{f}) was {how}; {m} tests, corrected for multiple testing (Holm, familywise error {a}).",
-                   k=tx.int(n_ind), r=tx.int(n_regions), unit=unit, b=span_text(s.baseline),
+                   k=tx.int(n_ind), r=tx.int(n_regions), units=w["units"], b=span_text(s.baseline),
                    f=span_text(s.followup), how=how, m=tx.int(n_tests), a=tx.num(ALPHA_HARM))]
     flagged = t[t["flagged_holm"]].sort_values("pvalue")
     for r in flagged.itertuples():
@@ -137,7 +141,7 @@ def deleterious(study: Study) -> SectionOutput:
         findings.append(tx.n("The less strict Benjamini-Hochberg correction flags {n} more pair: {list}; a signal to "
                              "watch, not a finding.", "The less strict Benjamini-Hochberg correction flags {n} more "
                              "pairs: {list}; signals to watch, not findings.", len(bh_only),
-                             list=tx.join([f"{study.region_name(r.unit)} – {study.indicator_label(r.indicator_id)}"
+                             list=tx.join([study.region_name(r.unit) + " – " + study.indicator_label(r.indicator_id)
                                            for r in bh_only.itertuples()])))
     table = pd.DataFrame({
         "rss_code": t["unit"], "region": [study.region_name(u) for u in t["unit"]],
@@ -148,23 +152,27 @@ def deleterious(study: Study) -> SectionOutput:
         "flagged": t["flagged_holm"],
     }).sort_values(["pvalue"], kind="mergesort").reset_index(drop=True)
     shown = table[table["flagged"]] if table["flagged"].any() else table.head(5)
+    headline = findings[1] if len(flagged) else findings[-1] if not len(bh_only) else findings[-2]
     ax = harm.plot_dashboard()
-    ax.set_title("Quintuple aim: standardized change by region (▼ = significant worsening)")
+    ax.set_title(tx("Quintuple aim: standardized change by region (▼ = significant worsening)"))
     return SectionOutput(
         findings=findings,
-        tables=[TableOut("05_deleterious_effects", table, "Every region x indicator, by p-value", show=False,
+        tables=[TableOut("05_deleterious_effects", table, tx("Every region x indicator, by p-value"), show=False,
                          counts=["n_baseline", "n_followup"]),
                 TableOut("05_deleterious_shown", shown,
-                         "Flagged pairs" if table["flagged"].any() else "The five smallest p-values", show=True,
+                         tx("Flagged pairs") if table["flagged"].any() else tx("The five smallest p-values"), show=True,
                          counts=["n_baseline", "n_followup"])],
-        figures=[FigureOut("05_quintuple_dashboard", ax.figure)],
+        figures=[FigureOut("05_quintuple_dashboard", ax.figure, brief=True)],
         result=harm,
+        headline=headline,
+        key_figures=[(tx("Regions x indicators tested"), tx.int(n_tests)),
+                     (tx("Significant worsenings (Holm)"), tx.int(len(flagged)))],
         notes=[tx("Improvement is oriented so that positive = better for every indicator (its direction in the "
                   "indicators table); for proportions it is a difference of proportions.")],
     )
 
 
-@section(5, "control_charts", "Control charts: when did it start?")
+@section(5, "control_charts", N_("Control charts: when did it start?"))
 def control_charts(study: Study) -> SectionOutput:
     from ..monitoring.spc import control_chart
 
@@ -173,13 +181,14 @@ def control_charts(study: Study) -> SectionOutput:
     t = harm.to_frame()
     flagged = t[(t["by"] == "region") & t["flagged_holm"]].sort_values("pvalue").head(MAX_CHARTS)
     if flagged.empty:
-        raise NotApplicable("no region got significantly worse (previous section): a control chart is drawn only "
-                            "for a flagged region and indicator.", "")
+        raise NotApplicable(tx("no region got significantly worse (previous section): a control chart is drawn "
+                               "only for a flagged region and indicator."), "")
     s = study.settings
+    w = period_words(tx, study)
     periods = sorted(panel.to_frame()["period"].unique())
     if list(s.baseline) != periods[: len(s.baseline)]:
-        raise NotApplicable("the baseline periods are not the first periods of the data, so control limits "
-                            "cannot be frozen on them.", "baseline periods that start at the first period.")
+        raise NotApplicable(tx("the baseline periods are not the first periods of the data, so control limits "
+                               "cannot be frozen on them."), tx("baseline periods that start at the first period."))
     findings, figures, tables = [], [], []
     for r in flagged.itertuples():
         series = panel.to_frame().query("indicator_id == @r.indicator_id and rss_code == @r.unit").sort_values("period")
@@ -194,22 +203,23 @@ def control_charts(study: Study) -> SectionOutput:
         sign = 1 if study.indicator_direction(r.indicator_id) == "lower_is_better" else -1
         worse_out = after[(after["sigma_signal"]) & (np.sign(after["y"] - after["cl"]) == sign)]
         label = study.indicator_label(r.indicator_id)
-        findings.append(tx("{region}, {ind}: with limits from the baseline {unit}s, {k} of the {n} later {unit}s fall "
+        findings.append(tx("{region}, {ind}: with limits from the baseline {units}, {k} of the {n} later {units} fall "
                            "outside the limits on the worse side{first}; the run-chart rules {runs}.",
-                           region=study.region_name(r.unit), ind=label, unit=s.period_unit,
+                           region=study.region_name(r.unit), ind=label, units=w["units"],
                            k=tx.int(len(worse_out)), n=tx.int(len(after)),
-                           first=(tx(", the first in {unit} {p}", unit=s.period_unit, p=int(worse_out["x"].min()))
+                           first=(tx(", the first in {unit} {p}", unit=w["unit"], p=int(worse_out["x"].min()))
                                   if len(worse_out) else ""),
                            runs=tx("signal a sustained shift") if bool(pts["runs_signal"].any())
                            else tx("do not signal a sustained shift")))
         ax = chart.plot()
-        ax.set_title(f"{study.region_name(r.unit)}: {label} ({'p-chart' if kind == 'proportion' else 'I-chart'}, "
-                     f"limits from {s.period_unit}s {span_text(s.baseline)})")
-        ax.set_xlabel(s.period_unit.capitalize())
-        ax.set_ylabel("Proportion" if kind == "proportion" else label)
+        ax.set_title(tx("{region}: {ind} ({chart}, limits from {units} {b})", region=study.region_name(r.unit),
+                        ind=label, chart=tx("p-chart") if kind == "proportion" else tx("I-chart"),
+                        units=w["units"], b=span_text(s.baseline)))
+        ax.set_xlabel(w["Unit"])
+        ax.set_ylabel(tx("Proportion") if kind == "proportion" else label)
         figures.append(FigureOut(f"05_control_chart_{r.unit}_{r.indicator_id}", ax.figure))
         tables.append(TableOut(f"05_control_chart_{r.unit}_{r.indicator_id}", pts, show=False))
-    return SectionOutput(findings=findings, tables=tables, figures=figures)
+    return SectionOutput(findings=findings, tables=tables, figures=figures, certainty=list(findings))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,35 +229,37 @@ def control_charts(study: Study) -> SectionOutput:
 
 def _did_data(study: Study) -> tuple[pd.DataFrame, str, str]:
     code, label = primary_indicator(study)
+    tx = Text(study.settings.language)
     d = _series(study, code)
     adopters = d.loc[d["first_period"] > 0, "first_period"]
     if adopters.empty:
-        raise NotApplicable("no site adopted the innovation during the study.", "sites with an adoption period.")
+        raise NotApplicable(tx("no site adopted the innovation during the study."),
+                            tx("sites with an adoption period."))
     never = (d["first_period"] == 0).any()
     if not never and adopters.nunique() < 2:
-        raise NotApplicable("every site adopted in the same period and none stayed without the innovation, so "
-                            "there is no comparison group.",
-                            "comparison sites that never adopt, or sites adopting at different times.")
+        raise NotApplicable(tx("every site adopted in the same period and none stayed without the innovation, so "
+                            "there is no comparison group."),
+                            tx("comparison sites that never adopt, or sites adopting at different times."))
     if int(adopters.min()) <= int(d["period"].min()):
-        raise NotApplicable("sites adopted in the first period of the data: there is no period before adoption "
-                            "to compare with.", "outcomes from at least one period before the first adoption.")
+        raise NotApplicable(tx("sites adopted in the first period of the data: there is no period before adoption "
+                            "to compare with."), tx("outcomes from at least one period before the first adoption."))
     return d, code, label
 
 
-@section(5, "effect_at_scale", "Did the innovation work at scale? (staggered difference-in-differences)")
+@section(5, "effect_at_scale", N_("Did the innovation work at scale? (staggered difference-in-differences)"))
 def effect_at_scale(study: Study) -> SectionOutput:
     from ..rollout.did import staggered_did
 
     d, code, label = _did_data(study)
     tx = Text(study.settings.language)
-    unit = study.settings.period_unit
+    w = period_words(tx, study)
     try:
         did = staggered_did(d, "value", "site_id", "period", "first_period", control="notyet", n_boot=999,
                             seed=study.settings.seed)
     except ScaleupDataError:
-        raise NotApplicable("the sites and periods do not give any usable comparison of adopting and not-yet "
-                            "adopting sites.", "more sites, or comparison sites observed before and after "
-                            "adoption.") from None
+        raise NotApplicable(tx("the sites and periods do not give any usable comparison of adopting and not-yet "
+                            "adopting sites."), tx("more sites, or comparison sites observed before and after "
+                            "adoption.")) from None
     dyn = did.aggregate("dynamic")
     simple = did.aggregate("simple")
     es = dyn.to_frame()
@@ -265,53 +277,57 @@ def effect_at_scale(study: Study) -> SectionOutput:
     a = simple.to_frame().iloc[0]
     if a["band_low"] > 0 or a["band_high"] < 0:
         verdict = tx("improved") if _improves(study, code, a["att"]) else tx("worsened")
-        findings.append(tx("Averaged over sites and {unit}s after adoption, the innovation {verdict} {ind} by "
-                           "{amount}.", unit=unit, verdict=verdict, ind=label,
+        findings.append(tx("Averaged over sites and {units} after adoption, the innovation {verdict} {ind} by "
+                           "{amount}.", units=w["units"], verdict=verdict, ind=label,
                            amount=_amount(tx, study, code, abs(a["att"]), *sorted(
                                (abs(a["band_low"]) if a["att"] > 0 else abs(a["band_high"]),
                                 abs(a["band_high"]) if a["att"] > 0 else abs(a["band_low"]))))))
     else:
-        findings.append(tx("Averaged over sites and {unit}s after adoption, the effect on {ind} is {amount}: not "
-                           "clearly different from zero.", unit=unit, ind=label,
+        findings.append(tx("Averaged over sites and {units} after adoption, the effect on {ind} is {amount}: not "
+                           "clearly different from zero.", units=w["units"], ind=label,
                            amount=_amount(tx, study, code, a["att"], a["band_low"], a["band_high"])))
     if len(post) >= 2:
         first = post.iloc[0]
         last = post.iloc[-1]
-        findings.append(tx("By time since adoption: {a} in the first {unit} of delivery, {b} after {e} {unit}s.",
+        findings.append(tx("By time since adoption: {a} in the first {unit} of delivery, {b} after {e} {units}.",
                            a=_amount(tx, study, code, first["att"], first["band_low"], first["band_high"]),
                            b=_amount(tx, study, code, last["att"], last["band_low"], last["band_high"]),
-                           e=int(last["event_time"]), unit=unit))
+                           e=int(last["event_time"]), unit=w["unit"], units=w["units"]))
     ax = did.plot_event_study()
-    ax.set_title(f"{label}: effect by {unit}s since adoption")
+    ax.set_title(tx("{ind}: effect by {units} since adoption", ind=label, units=w["units"]))
     return SectionOutput(
         findings=findings,
-        tables=[TableOut("05_effect_at_scale", simple.to_frame(), "Average effect after adoption"),
-                TableOut("05_event_study", es, "Event study (Callaway & Sant'Anna, not-yet-treated comparisons)",
+        tables=[TableOut("05_effect_at_scale", simple.to_frame(), tx("Average effect after adoption")),
+                TableOut("05_event_study", es, tx("Event study (Callaway & Sant'Anna, not-yet-treated comparisons)"),
                          show=False)],
-        figures=[FigureOut("05_event_study", ax.figure)],
+        figures=[FigureOut("05_event_study", ax.figure, brief=True)],
         result=did,
+        headline=findings[1] if len(pre) else findings[0],
+        key_figures=[(tx("Average effect on {ind} after adoption", ind=label),
+                      _amount(tx, study, code, a["att"], a["band_low"], a["band_high"]))],
+        certainty=findings[:1] if len(pre) else [],
         notes=[tx("Comparisons use sites that had not yet adopted (and comparison sites) at each {unit}; bands are "
-                  "simultaneous 95% bands (multiplier bootstrap, clustered by site).", unit=unit)],
+                  "simultaneous 95% bands (multiplier bootstrap, clustered by site).", unit=w["unit"])],
     )
 
 
-@section(5, "twfe_comparison", "Why not a simple two-way fixed-effects regression?")
+@section(5, "twfe_comparison", N_("Why not a simple two-way fixed-effects regression?"))
 def twfe_comparison(study: Study) -> SectionOutput:
     from ..rollout.did import bacon_decomposition, staggered_did, twfe_did
 
     d, code, label = _did_data(study)
     tx = Text(study.settings.language)
     if d["first_period"][d["first_period"] > 0].nunique() < 2:
-        raise NotApplicable("all adopting sites adopted in the same period: with a single adoption time the two-way "
-                            "fixed-effects estimate has no problematic comparisons to show.", "")
+        raise NotApplicable(tx("all adopting sites adopted in the same period: with a single adoption time the two-way "
+                            "fixed-effects estimate has no problematic comparisons to show."), "")
     try:
         twfe = twfe_did(d, "value", "site_id", "period", "first_period")
         bacon = bacon_decomposition(d, "value", "site_id", "period", "first_period")
         cs = staggered_did(d, "value", "site_id", "period", "first_period", control="notyet", n_boot=0,
                            seed=study.settings.seed).aggregate("simple").to_frame().iloc[0]["att"]
     except ScaleupDataError:
-        raise NotApplicable("the panel is not balanced enough for the decomposition (every site needs every "
-                            "period).", "outcomes of every site in every period.") from None
+        raise NotApplicable(tx("the panel is not balanced enough for the decomposition (every site needs every "
+                            "period)."), tx("outcomes of every site in every period.")) from None
     types = bacon.by_type()
     bad = types.loc[types["type"].str.startswith("later vs earlier"), "weight"].sum()
     findings = [tx("The two-way fixed-effects regression gives {twfe}, the staggered estimator {cs}.",
@@ -320,7 +336,7 @@ def twfe_comparison(study: Study) -> SectionOutput:
                    "serve as controls; when effects build up over time these comparisons bias it, so the staggered "
                    "estimator is the one to report.", w=tx.pct(bad))]
     return SectionOutput(findings=findings,
-                         tables=[TableOut("05_bacon", types, "Goodman-Bacon decomposition")],
+                         tables=[TableOut("05_bacon", types, tx("Goodman-Bacon decomposition"))],
                          result={"twfe": twfe, "bacon": bacon})
 
 
@@ -329,19 +345,20 @@ def twfe_comparison(study: Study) -> SectionOutput:
 # --------------------------------------------------------------------------------------------------
 
 
-@section(5, "site_variation", "How much do sites differ? (patient-level outcome)")
+@section(5, "site_variation", N_("How much do sites differ? (patient-level outcome)"))
 def site_variation(study: Study) -> SectionOutput:
     from ..heterogeneity.mixed import mixed_model
 
-    if not study.has("encounters"):
-        raise NotApplicable("the study has no patient-level table (encounters).",
-                            "an encounters table: one row per patient and period with the outcome y.")
-    enc = study.tables["encounters"]
     tx = Text(study.settings.language)
+    if not study.has("encounters"):
+        raise NotApplicable(tx("the study has no patient-level table (encounters)."),
+                            tx("an encounters table: one row per patient and period with the outcome y."))
+    enc = study.tables["encounters"]
     n_sites = enc["site_id"].nunique()
     if n_sites < 3:
-        raise NotApplicable(f"patients come from {n_sites} sites; a between-site variance needs at least 3.",
-                            "patients from three or more sites.")
+        raise NotApplicable(tx.n("patients come from {n} site; a between-site variance needs at least 3.",
+                                 "patients come from {n} sites; a between-site variance needs at least 3.", n_sites),
+                            tx("patients from three or more sites."))
     formula = "y ~ treated + C(period)" if enc["treated"].nunique() > 1 else "y ~ C(period)"
     mm = mixed_model(enc, formula, group="site_id")
     findings = [tx("{icc} of the variation of the patient-level outcome lies between sites ({n} patients-periods, "
@@ -352,34 +369,37 @@ def site_variation(study: Study) -> SectionOutput:
         findings.append(tx("Patients treated at delivering sites differ by {est} on y from the same sites' other "
                            "patients, adjusted for period.", est=tx.ci(r["estimate"], r["ci_low"], r["ci_high"])))
     ax = mm.plot_caterpillar()
-    ax.set_title("Site effects on the patient-level outcome (95% intervals)")
+    ax.set_title(tx("Site effects on the patient-level outcome (95% intervals)"))
     return SectionOutput(findings=findings,
-                         tables=[TableOut("05_variance_components", mm.variance_components, "Variance components")],
+                         key_figures=[(tx("Share of the outcome's variation between sites"), tx.pct(mm.icc, 1))],
+                         tables=[TableOut("05_variance_components", mm.variance_components,
+                                          tx("Variance components"))],
                          figures=[FigureOut("05_caterpillar", ax.figure)], result=mm)
 
 
 def _site_effects(study: Study) -> tuple[pd.DataFrame, str, str]:
     from ..monitoring.voltage import site_effects
 
+    tx = Text(study.settings.language)
     code, label = primary_indicator(study)
     if study.settings.comparison is None:
-        raise NotApplicable("site effects are measured against comparison sites, and the study has none.",
-                            "comparison sites (phase \"not-adopted\").")
+        raise NotApplicable(tx("site effects are measured against comparison sites, and the study has none."),
+                            tx("comparison sites (phase \"not-adopted\")."))
     try:
         eff = site_effects(study.tables["outcomes"], study.tables["sites"], code, washin_periods=2,
                            comparison_phase=study.settings.comparison)
     except ScaleupDataError:
-        raise NotApplicable("the site effects cannot be estimated: too few periods before or after adoption "
-                            "(the first two after adoption are left out while the effect ramps up).",
-                            "outcomes over several periods before and after each site's adoption.") from None
+        raise NotApplicable(tx("the site effects cannot be estimated: too few periods before or after adoption "
+                            "(the first two after adoption are left out while the effect ramps up)."),
+                            tx("outcomes over several periods before and after each site's adoption.")) from None
     eff = eff.merge(study.tables["sites"][["site_id", "rss_code"]], on="site_id").dropna(subset=["yi", "vi"])
     if eff.empty:
-        raise NotApplicable("no adopting site has outcomes both before its adoption and after the first two "
-                            "periods of delivery.", "outcomes over several periods before and after adoption.")
+        raise NotApplicable(tx("no adopting site has outcomes both before its adoption and after the first two "
+                            "periods of delivery."), tx("outcomes over several periods before and after adoption."))
     return eff, code, label
 
 
-@section(5, "effect_heterogeneity", "Does the effect differ between regions and sites?")
+@section(5, "effect_heterogeneity", N_("Does the effect differ between regions and sites?"))
 def effect_heterogeneity(study: Study) -> SectionOutput:
     from ..heterogeneity.multilevel import multilevel_meta_analysis
 
@@ -387,10 +407,11 @@ def effect_heterogeneity(study: Study) -> SectionOutput:
     tx = Text(study.settings.language)
     n_reg = eff["rss_code"].nunique()
     if len(eff) < 4 or n_reg < 2:
-        raise NotApplicable(f"effects are estimated at {len(eff)} site{'s' if len(eff) != 1 else ''} in {n_reg} "
-                            f"region{'s' if n_reg != 1 else ''}; separating region and site heterogeneity needs "
-                            "at least 4 sites in 2 regions.",
-                            "more adopting sites, in two or more regions.")
+        raise NotApplicable(tx("effects are estimated at {sites} in {regions}; separating region and site "
+                               "heterogeneity needs at least 4 sites in 2 regions.",
+                               sites=tx.n("{n} site", "{n} sites", len(eff)),
+                               regions=tx.n("{n} region", "{n} regions", n_reg)),
+                            tx("more adopting sites, in two or more regions."))
     ml = multilevel_meta_analysis(eff, yi="yi", vi="vi", group=["rss_code", "site_id"])
     f = ml.to_frame().set_index("term")
     reg, site = f.loc["sigma2.rss_code"], f.loc["sigma2.site_id"]
@@ -407,8 +428,8 @@ def effect_heterogeneity(study: Study) -> SectionOutput:
             tx("between sites of a region than between regions")
         findings.append(tx("The effect varies more {more}: I² {a} between regions, {b} between sites within regions.",
                            more=more, a=tx.pct(reg["I2"] / 100), b=tx.pct(site["I2"] / 100)))
-    return SectionOutput(findings=findings,
-                         tables=[TableOut("05_effect_heterogeneity", ml.to_frame(), "Multilevel meta-analysis")],
+    return SectionOutput(findings=findings, certainty=findings[1:],
+                         tables=[TableOut("05_effect_heterogeneity", ml.to_frame(), tx("Multilevel meta-analysis"))],
                          result=ml, thresholds=("I2",))
 
 
@@ -420,7 +441,7 @@ def _difference_word(tx: Text, study: Study, code: str, pilot: float, difference
     return tx("the scale-up sites did worse than the pilots")
 
 
-@section(5, "voltage_drop", "Voltage drop: did the effect shrink at scale?")
+@section(5, "voltage_drop", N_("Voltage drop: did the effect shrink at scale?"))
 def voltage_drop(study: Study) -> SectionOutput:
     from ..monitoring.voltage import voltage_drop as _vd
 
@@ -428,9 +449,9 @@ def voltage_drop(study: Study) -> SectionOutput:
     tx = Text(study.settings.language)
     counts = eff["phase"].astype(str).value_counts()
     if counts.get("pilot", 0) < 2 or counts.get("scale-up", 0) < 2:
-        raise NotApplicable(f"site effects are available for {counts.get('pilot', 0)} pilot and "
-                            f"{counts.get('scale-up', 0)} scale-up sites; the comparison needs at least 2 of each.",
-                            "two or more pilot sites and two or more scale-up sites with outcomes.")
+        raise NotApplicable(tx("site effects are available for {p} pilot and {s} scale-up sites; the comparison "
+                               "needs at least 2 of each.", p=counts.get("pilot", 0), s=counts.get("scale-up", 0)),
+                            tx("two or more pilot sites and two or more scale-up sites with outcomes."))
     vd = _vd(data=eff, levels=["pilot", "scale-up"])
     r = vd.to_frame().query("model == 'meta_regression'").iloc[0]
     pilot_sig = abs(r["pilot_estimate"]) > 1.96 * r["pilot_se"]
@@ -457,7 +478,10 @@ def voltage_drop(study: Study) -> SectionOutput:
             findings.append(tx("The difference between scale-up and pilot sites, {d}, is not clearly different from "
                                "zero.", d=_amount(tx, study, code, r["difference"], r["difference_ci_low"],
                                                   r["difference_ci_high"])))
-    return SectionOutput(findings=findings, tables=[TableOut("05_voltage_drop", vd.to_frame(), "Voltage drop")],
+    return SectionOutput(findings=findings, headline=findings[1], certainty=findings[2:],
+                         key_figures=[(tx("Share of the pilot effect kept at scale"), tx.pct(r["ratio"]))]
+                         if pilot_sig else [],
+                         tables=[TableOut("05_voltage_drop", vd.to_frame(), tx("Voltage drop"))],
                          result=vd)
 
 
@@ -483,7 +507,7 @@ def _equity_strata(d: pd.DataFrame, baseline, followup) -> tuple[list, int, dict
     return kept, int((control & per_site["q"].isin(kept).to_numpy()).sum()), counts
 
 
-@section(5, "equity", "Equity: did the scale-up widen or narrow gaps?")
+@section(5, "equity", N_("Equity: did the scale-up widen or narrow gaps?"))
 def equity(study: Study) -> SectionOutput:
     from ..monitoring.equity import equity_effects
 
@@ -494,15 +518,17 @@ def equity(study: Study) -> SectionOutput:
     kept, n_control, counts = _equity_strata(d, baseline, followup)
     if len(kept) < 2:
         shown = tx.join([f"Q{int(q)}: {n}" for q, n in sorted(counts.items())]) or tx("none")
-        raise NotApplicable(f"fewer than two deprivation quintiles have 2 or more sites that adopted between "
-                            f"the baseline and the follow-up and were observed in both (adopting sites per "
-                            f"quintile: {shown}).",
-                            "at least 2 such adopting sites in each of two or more quintiles.")
+        raise NotApplicable(tx("fewer than two deprivation quintiles have 2 or more sites that adopted between "
+                               "the baseline and the follow-up and were observed in both (adopting sites per "
+                               "quintile: {shown}).", shown=shown),
+                            tx("at least 2 such adopting sites in each of two or more quintiles."))
     if n_control < 2:
-        raise NotApplicable(f"{n_control} comparison site{'s are' if n_control != 1 else ' is'} observed at both "
-                            f"baseline and follow-up in the quintiles with enough adopting sites "
-                            f"({tx.join([f'Q{int(q)}' for q in kept])}); the effect by quintile needs at least 2.",
-                            "two or more comparison sites with outcomes at baseline and follow-up.")
+        raise NotApplicable(tx.n("{n} comparison site is observed at both baseline and follow-up in the quintiles "
+                                 "with enough adopting sites ({q}); the effect by quintile needs at least 2.",
+                                 "{n} comparison sites are observed at both baseline and follow-up in the "
+                                 "quintiles with enough adopting sites ({q}); the effect by quintile needs at least 2.",
+                                 n_control, q=tx.join([f"Q{int(q)}" for q in kept])),
+                            tx("two or more comparison sites with outcomes at baseline and follow-up."))
     dropped = sorted(set(d["deprivation_quintile"].dropna().astype(int)) - set(kept))
     eq = equity_effects(d[d["deprivation_quintile"].isin(kept)], "value", before=list(baseline),
                         after=list(followup), direction=study.indicator_direction(code))
@@ -510,6 +536,11 @@ def equity(study: Study) -> SectionOutput:
     findings = [tx("Effect on {ind} by deprivation quintile (1 = least deprived): {list}.", ind=label,
                    list=tx.join([f"Q{int(r.stratum)} {_amount(tx, study, code, r.estimate)}" for r in f.itertuples()]))]
     notes = []
+    if eq.n_omitted:
+        notes.append(tx.n("{n} site is left out of this comparison: it adopted before or during the baseline, between "
+                          "the two windows, or has no outcome in one of them.",
+                          "{n} sites are left out of this comparison: they adopted before or during the baseline, "
+                          "between the two windows, or have no outcome in one of them.", int(eq.n_omitted)))
     if dropped:
         notes.append(tx("Quintile(s) {q} are left out: fewer than 2 sites there adopted between the baseline and "
                         "the follow-up.", q=tx.join([f"Q{q}" for q in dropped])))
@@ -529,20 +560,21 @@ def equity(study: Study) -> SectionOutput:
                            amount=_amount(tx, study, code, eq.gap_change, eq.gap_change_ci_low, eq.gap_change_ci_high),
                            v="" if clear else tx(", not clearly different from zero")))
     ax = eq.plot_effects()
-    ax.set_title(f"Effect on {label} by deprivation quintile")
-    return SectionOutput(findings=findings, tables=[TableOut("05_equity", f, "Effect by deprivation quintile",
+    ax.set_title(tx("Effect on {ind} by deprivation quintile", ind=label))
+    return SectionOutput(findings=findings, tables=[TableOut("05_equity", f, tx("Effect by deprivation quintile"),
                                                              counts=["n_treated", "n_control"])],
-                         figures=[FigureOut("05_equity", ax.figure)], result=eq, notes=notes)
+                         figures=[FigureOut("05_equity", ax.figure)], result=eq, notes=notes,
+                         headline=findings[1] if len(findings) > 1 else "")
 
 
-@section(5, "reaim", "RE-AIM: reach, adoption, implementation, maintenance")
+@section(5, "reaim", N_("RE-AIM: reach, adoption, implementation, maintenance"))
 def reaim_summary(study: Study) -> SectionOutput:
     from ..monitoring.reaim import reaim
 
-    if not study.has("delivery"):
-        raise NotApplicable("the study has no delivery table (people eligible and reached, staff trained, cost).",
-                            "a delivery table by site and period.")
     tx = Text(study.settings.language)
+    if not study.has("delivery"):
+        raise NotApplicable(tx("the study has no delivery table (people eligible and reached, staff trained, cost)."),
+                            tx("a delivery table by site and period."))
     res = reaim(study.tables)
     f = res.to_frame()
     allr = f[f["region"] == "all"].set_index("measure")
@@ -564,9 +596,13 @@ def reaim_summary(study: Study) -> SectionOutput:
     fig = res.plot()
     table = _suppress_people(study, f)
     return SectionOutput(findings=findings,
-                         tables=[TableOut("05_reaim", table, "RE-AIM and Proctor measures by region", show=False),
-                                 TableOut("05_reaim_all", table[table["region"] == "all"], "Province (all regions)")],
-                         figures=[FigureOut("05_reaim", fig)], result=res)
+                         tables=[TableOut("05_reaim", table, tx("RE-AIM and Proctor measures by region"), show=False),
+                                 TableOut("05_reaim_all", table[table["region"] == "all"],
+                                          tx("Province (all regions)"))],
+                         figures=[FigureOut("05_reaim", fig)], result=res,
+                         headline=findings[1] if len(findings) > 1 else "",
+                         key_figures=[(names[m][:1].upper() + names[m][1:], tx.pct(r["estimate"]))
+                                      for m, r in list(shares.items())[:3]])
 
 
 def _suppress_people(study: Study, table: pd.DataFrame) -> pd.DataFrame:
