@@ -342,3 +342,49 @@ def test_the_french_report_is_in_french(runs):
     assert "Sommaire de l'exécution" in page and 'lang="fr"' in page
     brief = _visible_text((run["out"] / "01_evidence_of_effectiveness_summary.html").read_text(encoding="utf-8"))
     assert "La question" in brief and "La réponse" in brief and "Chiffres clés" in brief
+
+
+# ----------------------------------------------------------------------------------------------
+# the stored notebooks (run by `make notebooks` on the embedded default, in French) carry their figures
+# ----------------------------------------------------------------------------------------------
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "scaleup_analysis" / "notebooks"
+_RUN_CELL = re.compile(r"""report\.run\(\s*["'](\w+)["']""")
+
+
+def _stored_cells():
+    for path in sorted(NOTEBOOKS.glob("0[1-5]_*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                yield path, "".join(cell["source"]), cell.get("outputs", [])
+
+
+def test_stored_notebooks_hold_one_image_per_figure(runs):
+    """Each section cell of a stored notebook holds as many PNG images as the section drew figures
+    in the same study's report run (the default study in French, as `make notebooks` runs it)."""
+    rec = json.loads((runs["default_fr"]["out"] / "sections.json").read_text(encoding="utf-8"))
+    figures = {(s["step"], s["key"]): len(s["figures"]) for s in rec["sections"]}
+    checked = 0
+    for path, source, outputs in _stored_cells():
+        hit = _RUN_CELL.search(source)
+        if hit is None:
+            continue
+        step = int(path.name[:2])
+        images = sum("image/png" in o.get("data", {}) for o in outputs)
+        assert images == figures[(step, hit.group(1))], (
+            f"{path.name}, section {hit.group(1)!r}: {images} stored images, the report run drew "
+            f"{figures[(step, hit.group(1))]} (re-run `make notebooks`)")
+        checked += images
+    assert checked >= 10, checked
+
+
+def test_stored_notebooks_hold_no_warning_or_error():
+    bad = re.compile(r"Traceback|Kernel is running over TCP|\[IPKernelApp\]|Warning:|<Figure size")
+    for path, source, outputs in _stored_cells():
+        for o in outputs:
+            data = o.get("data", {})
+            # a figure's display carries its PNG and a "<Figure size ...>" text alternative
+            plain = "" if "image/png" in data else "".join(data.get("text/plain", ""))
+            text = "".join(o.get("text", "")) + plain
+            hit = bad.search(text)
+            assert o["output_type"] != "error" and hit is None, f"{path.name}: {text[:300]!r}"

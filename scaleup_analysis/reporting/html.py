@@ -112,6 +112,21 @@ def _status_rows(tx: Text, nb_records: list[dict], sections: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _by_stem(files: list[str]) -> dict[str, list[str]]:
+    """``{"01_forest": ["01_forest.png", "01_forest.svg"]}`` in the order of ``files``."""
+    out: dict[str, list[str]] = {}
+    for f in files:
+        out.setdefault(f.rsplit(".", 1)[0], []).append(f)
+    return out
+
+
+def _figure_item(stem: str, files: list[str]) -> str:
+    """One figure of the index: its name, then a link per format (PNG · SVG)."""
+    links = " · ".join(f'<a href="figures/{html.escape(f)}">{html.escape(f.rsplit(".", 1)[-1].upper())}</a>'
+                       for f in files)
+    return f"<li>{html.escape(stem)} — {links}</li>"
+
+
 def index_html(study: Study, entries: list[tuple], nb_records: list[dict], sections: list[dict],
                figures: list[str], tables: list[str], prov: dict) -> str:
     """The index page: the study, the run summary, links to reports, figures, tables, provenance."""
@@ -125,13 +140,13 @@ def index_html(study: Study, entries: list[tuple], nb_records: list[dict], secti
             "This run is partial: {n} parts failed (see the run summary).", len(failed))) + "</div>"
     about = "".join(f"<li>{html.escape(s)}</li>" for s in study.statements())
     reports = "\n".join(
-        "<li>" + html.escape(tx("Step {step}: {title}", step=step, title=title)) + " — "
+        "<li>" + html.escape(title) + " — "
         f'<a href="{html.escape(brief)}">{html.escape(tx("decision brief"))}</a> · '
         f'<a href="{html.escape(report)}">{html.escape(tx("full report"))}</a> · '
         f'<a href="{html.escape(full)}">{html.escape(tx("notebook with code"))}</a></li>'
         for step, title, full, report, brief in entries
     )
-    figs = "\n".join(f'<li><a href="figures/{html.escape(f)}">{html.escape(f)}</a></li>' for f in figures)
+    figs = "\n".join(_figure_item(stem, formats) for stem, formats in _by_stem(figures).items())
     tabs = "\n".join(f'<li><a href="tables/{html.escape(t)}">{html.escape(t)}</a></li>' for t in tables)
     prov_rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td><pre>{html.escape(json.dumps(v, indent=1, ensure_ascii=False))}"

@@ -23,7 +23,7 @@ KEY_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "pande
 
 
 def save_figure(fig, name: str, figures_dir: str | os.PathLike | None) -> list[Path]:
-    """Save a matplotlib figure as ``<name>.png`` and ``<name>.svg`` in ``figures_dir``.
+    """Save a matplotlib figure as ``<name>.png`` (300 dpi) and ``<name>.svg`` in ``figures_dir``.
 
     Does nothing (returns ``[]``) when ``figures_dir`` is None, so notebooks run under
     ``pytest --nbval`` write no files. Each file is written atomically; SVG files carry no
@@ -61,7 +61,7 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike | None) -> list[P
         # svg.hashsalt: SVG element ids (clip paths) are hashes salted with a random uuid unless a
         # salt is set; salting with the figure name keeps re-runs byte-identical
         with mpl.rc_context({"svg.hashsalt": f"scaleup_analysis:{name}"}):
-            fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None}
+            fig.savefig(buf, format=fmt, dpi=300, bbox_inches="tight", metadata={"Date": None}
                         if fmt == "svg" else {"Software": None})
         path = Path(figures_dir) / f"{name}.{fmt}"
         atomic_write_bytes(path, buf.getvalue())
