@@ -291,10 +291,6 @@ def run_report(
         Before anything is written: the output folder is inside the data folder or holds other
         files, another run holds the lock, or the study file or a table is invalid.
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
-    from nbconvert import HTMLExporter
     from tqdm.auto import tqdm
 
     data = None if data_dir is None else Path(data_dir)
@@ -319,9 +315,6 @@ def run_report(
                 "seed": int(seed), "language": lang,
                 "figures_dir": "figures", "tables_dir": "tables", "status_dir": "status",
             }
-            full_exporter = HTMLExporter()
-            summary_exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                                            exclude_output_prompt=True)
             prov = provenance(_inputs_provenance(study), seed, data_label=(
                 "embedded default study" if data is None else data.name))
             footer = ("<footer><hr><small>" + html.escape(tx(
@@ -337,65 +330,94 @@ def run_report(
                                        "why": tx("excluded by [study] steps") if steps is None
                                        else tx("not requested")})
             for step in bar:
-                nb_path = notebooks[step]
-                bar.set_postfix_str(nb_path.stem)
-                nb = nbformat.read(nb_path, as_version=4)
-                _keep_language(nb, lang)
-                _inject_parameters(nb, params)
-                start = _dt.datetime.now()
-                record = {"step": step, "status": "ran", "why": ""}
-                try:
-                    # the kernel's own start-up log (e.g. its TCP-transport notice) is not the user's concern
-                    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                   extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                                   resources={"metadata": {"path": str(staging)}}).execute()
-                except (CellExecutionError, DeadKernelError, TimeoutError, RuntimeError) as exc:
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-                    record = {"step": step, "status": "failed",
-                              "why": tx("the notebook stopped: {error}", error=first[:200])}
-                    notebook_errors.append(f"== notebook {nb_path.name} stopped\n{exc}\n")
-                seconds[nb_path.stem] = round((_dt.datetime.now() - start).total_seconds(), 1)
+                bar.set_postfix_str(notebooks[step].stem)
+                record, entry, secs, error = _run_notebook(notebooks[step], step, params, lang, staging,
+                                                           timeout, footer, tx)
                 nb_records.append(record)
-                title = _title(nb, nb_path.stem)
-                nb.metadata.pop("scaleup_provenance", None)
-                full_name, report_name = f"{nb_path.stem}.html", f"{nb_path.stem}_report.html"
-                for name, exporter in ((full_name, full_exporter), (report_name, summary_exporter)):
-                    page = _export(nb, title, exporter).replace("</body>", footer + "</body>", 1)
-                    if record["status"] == "failed":
-                        page = partial_banner(page, record["why"], tx)
-                    atomic_write_bytes(staging / name, page.encode("utf-8"))
-                entries.append((step, title, full_name, report_name, f"{nb_path.stem}_summary.html"))
+                entries.append(entry)
+                seconds[notebooks[step].stem] = secs
+                notebook_errors.extend(error)
             nb_records.sort(key=lambda r: r["step"])
-            sections = []
-            for step in run_steps:
-                path = staging / "status" / f"step_{step}.json"
-                if path.exists():
-                    sections.extend(json.loads(path.read_text(encoding="utf-8"))["sections"])
-            logs = [staging / "status" / f"step_{step}.log" for step in run_steps]
-            text = "".join(f"== step {p.stem[5:]}\n" + p.read_text(encoding="utf-8")
-                           for p in logs if p.exists() and p.stat().st_size)
-            atomic_write_bytes(staging / "run.log", (text + "".join(notebook_errors)).encode("utf-8"))
-            shutil.rmtree(staging / "status")
-            figures = sorted(p.name for p in (staging / "figures").iterdir() if p.suffix in (".png", ".svg"))
-            by_step = {r["step"]: r for r in nb_records}
-            for step, _title_, _full, report_name, brief_name in entries:
-                page = brief_html(study, step, [s for s in sections if s["step"] == step], by_step[step],
-                                  set(figures), report_name, html.escape(tx(
-                                      "scaleup_analysis {version}, commit {commit}, seed {seed}",
-                                      version=prov["package_version"], commit=prov["git_commit"], seed=seed)))
-                atomic_write_bytes(staging / brief_name, page.encode("utf-8"))
-            tables = sorted(p.name for p in (staging / "tables").iterdir() if p.suffix == ".csv")
-            prov["notebook_seconds"] = seconds
+            sections = _write_outputs(staging, study, run_steps, entries, nb_records, notebook_errors, prov,
+                                      seconds, tx)
             result_index = out / "index.html"
-            atomic_write_bytes(staging / "sections.json",
-                               json.dumps({"notebooks": nb_records, "sections": sections}, indent=1).encode())
-            atomic_write_bytes(staging / "provenance.json", json.dumps(prov, indent=2).encode())
-            stable_prov = {k: v for k, v in prov.items() if k not in VOLATILE_PROVENANCE}
-            atomic_write_bytes(staging / "index.html", index_html(
-                study, entries, nb_records, sections, figures, tables, stable_prov).encode("utf-8"))
             _publish(staging, out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return ReportResult(out_dir=out, index=result_index, sections=tuple(sections),
                         notebooks=tuple(nb_records), provenance=prov, seconds=seconds, language=lang)
+
+
+def _run_notebook(nb_path: Path, step: int, params: dict, lang: str, staging: Path, timeout: int,
+                  footer: str, tx: Text) -> tuple[dict, tuple, float, list[str]]:
+    """Execute one step notebook and write its two HTML pages into ``staging``.
+
+    Returns the notebook's record (ran / failed and why), its entry of the index (step, title, page
+    names), its run time in seconds and the error text for the run log (empty when it ran).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(nb_path, as_version=4)
+    _keep_language(nb, lang)
+    _inject_parameters(nb, params)
+    start = _dt.datetime.now()
+    record, errors = {"step": step, "status": "ran", "why": ""}, []
+    try:
+        # the kernel's own start-up log (e.g. its TCP-transport notice) is not the user's concern
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                       resources={"metadata": {"path": str(staging)}}).execute()
+    except (CellExecutionError, DeadKernelError, TimeoutError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        record = {"step": step, "status": "failed", "why": tx("the notebook stopped: {error}", error=first[:200])}
+        errors.append(f"== notebook {nb_path.name} stopped\n{exc}\n")
+    seconds = round((_dt.datetime.now() - start).total_seconds(), 1)
+    title = _title(nb, nb_path.stem)
+    nb.metadata.pop("scaleup_provenance", None)
+    full_name, report_name = f"{nb_path.stem}.html", f"{nb_path.stem}_report.html"
+    exporters = {full_name: HTMLExporter(),
+                 report_name: HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)}
+    for name, exporter in exporters.items():
+        page = _export(nb, title, exporter).replace("</body>", footer + "</body>", 1)
+        if record["status"] == "failed":
+            page = partial_banner(page, record["why"], tx)
+        atomic_write_bytes(staging / name, page.encode("utf-8"))
+    return record, (step, title, full_name, report_name, f"{nb_path.stem}_summary.html"), seconds, errors
+
+
+def _write_outputs(staging: Path, study: Study, run_steps: list[int], entries: list[tuple], nb_records: list[dict],
+                   notebook_errors: list[str], prov: dict, seconds: dict, tx: Text) -> list[dict]:
+    """After the notebooks: the run log, the decision briefs, sections.json, provenance.json and the
+    index, all in ``staging``; returns the sections' records."""
+    sections = []
+    for step in run_steps:
+        path = staging / "status" / f"step_{step}.json"
+        if path.exists():
+            sections.extend(json.loads(path.read_text(encoding="utf-8"))["sections"])
+    logs = [staging / "status" / f"step_{step}.log" for step in run_steps]
+    text = "".join(f"== step {p.stem[5:]}\n" + p.read_text(encoding="utf-8")
+                   for p in logs if p.exists() and p.stat().st_size)
+    atomic_write_bytes(staging / "run.log", (text + "".join(notebook_errors)).encode("utf-8"))
+    shutil.rmtree(staging / "status")
+    figures = sorted(p.name for p in (staging / "figures").iterdir() if p.suffix in (".png", ".svg"))
+    by_step = {r["step"]: r for r in nb_records}
+    seed = study.settings.seed
+    stamp = html.escape(tx("scaleup_analysis {version}, commit {commit}, seed {seed}",
+                           version=prov["package_version"], commit=prov["git_commit"], seed=seed))
+    for step, _title_, _full, report_name, brief_name in entries:
+        page = brief_html(study, step, [s for s in sections if s["step"] == step], by_step[step],
+                          set(figures), report_name, stamp)
+        atomic_write_bytes(staging / brief_name, page.encode("utf-8"))
+    tables = sorted(p.name for p in (staging / "tables").iterdir() if p.suffix == ".csv")
+    prov["notebook_seconds"] = seconds
+    atomic_write_bytes(staging / "sections.json",
+                       json.dumps({"notebooks": nb_records, "sections": sections}, indent=1).encode())
+    atomic_write_bytes(staging / "provenance.json", json.dumps(prov, indent=2).encode())
+    stable_prov = {k: v for k, v in prov.items() if k not in VOLATILE_PROVENANCE}
+    atomic_write_bytes(staging / "index.html", index_html(
+        study, entries, nb_records, sections, figures, tables, stable_prov).encode("utf-8"))
+    return sections
