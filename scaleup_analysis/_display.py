@@ -25,7 +25,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-__all__ = ["Displayed", "short_value"]
+__all__ = ["Displayed", "short_value", "text_table", "num_cell", "p_cell"]
 
 #: Longest repr accepted (characters); ``tests/test_display.py`` holds every class to it.
 MAX_REPR = 400
@@ -109,3 +109,30 @@ def _frame_of(result) -> pd.DataFrame | None:
     except TypeError:  # to_frame needs an argument
         return None
     return frame if isinstance(frame, pd.DataFrame) else None
+
+
+# ----------------------------------------------------------------------------------------------
+# cells and aligned tables of the text summaries
+# ----------------------------------------------------------------------------------------------
+def text_table(header, rows, indent: str = "  ", left=(0,)) -> str:
+    """Text cells in aligned columns: the columns whose index is in ``left`` left-aligned, the others
+    right-aligned (every cell already formatted, e.g. by ``Text.num``)."""
+    table = [list(map(str, header))] + [list(map(str, r)) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    return "\n".join((indent + "  ".join(c.ljust(w) if j in left else c.rjust(w)
+                                         for j, (c, w) in enumerate(zip(r, widths)))).rstrip() for r in table)
+
+
+def num_cell(tx, value, digits: int = 4) -> str:
+    """A number as a table cell in the reader's language (``-`` when missing or infinite)."""
+    if value is None or not math.isfinite(float(value)):
+        return "-"
+    return tx.num(value, digits)
+
+
+def p_cell(tx, p) -> str:
+    """A p-value as a table cell: ``0.031``, ``< 0.001`` (decimal comma in French)."""
+    if p is None or not math.isfinite(float(p)):
+        return "-"
+    text = tx.pvalue(p)
+    return text[4:] if text.startswith("p = ") else text[2:]

@@ -20,12 +20,16 @@ and fails on clipped or overlapping text and on a label that is not a catalogue 
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
 from matplotlib.colors import LinearSegmentedColormap
 
 __all__ = ["PALETTE", "STYLE", "SEQUENTIAL", "DIVERGING", "MISSING", "GREY", "styled", "new_axes",
-           "BETTER", "WORSE", "NEUTRAL", "FONT_SIZE", "SMALL_FONT_SIZE", "region_labels"]
+           "BETTER", "WORSE", "NEUTRAL", "FONT_SIZE", "SMALL_FONT_SIZE", "region_labels",
+           "OUTSIDE", "data_text", "axis_number", "numeric_ticks", "ticks_inside", "word", "label_gap", "thinned",
+           "group_rows"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette: black removed (kept for text), order by contrast.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -85,10 +89,26 @@ def styled(func):
         if fig is not None:
             for ax in fig.axes:
                 ax.tick_params(labelsize=STYLE["xtick.labelsize"])
+                _decimal_comma(ax)
         return out
 
     wrapper.styled = True  # tests/test_figures.py checks that every plotting function is styled
     return wrapper
+
+
+def _decimal_comma(ax) -> None:
+    """In French, numbers of matplotlib's default tick labels with a decimal comma (``0,5``) and
+    thin-space thousands (``12 345``); a formatter the plot set itself is left alone."""
+    from matplotlib.ticker import FuncFormatter, ScalarFormatter
+
+    from .narrative import Text
+
+    tx = Text()
+    if tx.lang != "fr":
+        return
+    for axis in (ax.xaxis, ax.yaxis):
+        if type(axis.get_major_formatter()) is ScalarFormatter and axis.get_scale() == "linear":
+            axis.set_major_formatter(FuncFormatter(lambda v, _: axis_number(tx, v)))
 
 
 def _figure_of(out):
@@ -125,3 +145,101 @@ def region_labels(codes) -> dict[str, str]:
         key = str(code)
         out[code] = f"{names[key]} ({key})" if key in names.index else key
     return out
+
+
+#: Legend beside the axes, never over the data.
+OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
+
+
+def data_text(value) -> str:
+    """Text from data shown in a figure as it is: a ``$`` is never read as mathtext."""
+    return str(value).replace("$", r"\$")
+
+
+def axis_number(tx, value: float) -> str:
+    """A tick label: the shortest form of ``value`` (``0.5``, ``10``), decimal comma in French."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        text = tx.int(value)
+    else:
+        text = f"{value:.6g}"
+        text = text.replace(".", ",") if tx.lang == "fr" else text
+    return text.replace("-", "\u2212")  # the typographic minus, as matplotlib's own tick labels
+
+
+def numeric_ticks(axis, tx=None, ticks=None, integer: bool = False) -> None:
+    """Numeric ticks of ``axis`` only inside its view limits (a tick label beyond them is not drawn
+    but still exists, possibly outside the figure), labelled by :func:`axis_number` in the language
+    of ``tx`` (default: the one set with :func:`scaleup_analysis.set_language`); ``ticks`` fixes the
+    candidate positions (default: matplotlib's automatic ones, whole numbers if ``integer``)."""
+    from matplotlib.ticker import AutoLocator, FuncFormatter, Locator, MaxNLocator
+
+    from .narrative import Text
+
+    tx = Text() if tx is None else tx
+
+    class _Inside(Locator):
+        def __init__(self):
+            self.base = MaxNLocator(integer=True) if integer else AutoLocator()
+
+        def set_axis(self, axis):
+            super().set_axis(axis)
+            self.base.set_axis(axis)
+
+        def __call__(self):
+            vmin, vmax = sorted(self.axis.get_view_interval())
+            eps = 1e-9 * max(abs(vmax - vmin), 1e-300)
+            candidates = self.base() if ticks is None else ticks
+            return [t for t in candidates if vmin - eps <= t <= vmax + eps]
+
+    axis.set_major_locator(_Inside())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: axis_number(tx, v)))
+
+
+def ticks_inside(ax, which: str = "xy") -> None:
+    """Keep only the current ticks of ``ax`` inside its view limits, on the axes ``which`` ("x", "y"
+    or "xy"), keeping their labels' formatter; the limits are left as they are."""
+    for name in which:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        if axis.get_scale() != "linear":
+            continue
+        limits = ax.get_xlim() if name == "x" else ax.get_ylim()
+        lo, hi = min(limits), max(limits)
+        eps = 1e-9 * max(hi - lo, 1e-300)
+        axis.set_ticks([t for t in axis.get_majorticklocs() if lo - eps <= t <= hi + eps])
+        (ax.set_xlim if name == "x" else ax.set_ylim)(limits)
+
+
+def word(tx, words: Mapping, key) -> str:
+    """``words[key]`` (a catalogue message) in the reader's language; ``key`` itself when unknown."""
+    return tx(words[key]) if key in words else data_text(key)
+
+
+def label_gap(axes_height_in: float, n_rows: int, fontsize: float = SMALL_FONT_SIZE + 0.5) -> float:
+    """Rows between two row labels of ``fontsize`` points so that they do not overlap."""
+    row_pt = 72.0 * max(axes_height_in, 0.5) / max(n_rows, 1)
+    return 1.4 * fontsize / row_pt
+
+
+def thinned(n_rows: int, axes_height_in: float) -> list[int]:
+    """Rows to label (every k-th) so that the labels of ``n_rows`` rows do not overlap."""
+    return list(range(0, n_rows, max(1, math.ceil(label_gap(axes_height_in, n_rows)))))
+
+
+def group_rows(ax, groups: Sequence, labels: Mapping, *, axes_height_in: float, line: str = "white") -> None:
+    """Rows in consecutive blocks of one group (a region): a line between blocks and the group's label
+    at the centre of its block (y tick labels); a label too close to the previous one is left out."""
+    gap = label_gap(axes_height_in, len(groups))
+    ticks, texts, last, start = [], [], -math.inf, 0
+    for i in range(1, len(groups) + 1):
+        if i < len(groups) and groups[i] == groups[start]:
+            continue
+        centre = (start + i - 1) / 2
+        if centre - last >= gap:
+            ticks.append(centre)
+            texts.append(labels[groups[start]])
+            last = centre
+        if i < len(groups):
+            ax.axhline(i - 0.5, color=line, lw=1.2, zorder=2)
+        start = i
+    ax.set_yticks(ticks, texts)
+    ax.tick_params(axis="y", length=0)

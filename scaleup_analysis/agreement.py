@@ -28,11 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from scipy import sparse, stats
 
 from ._checks import check_level, numeric_column, rows_text
+from ._display import Displayed, num_cell, p_cell, text_table
+from ._style import GREY, NEUTRAL, PALETTE, SEQUENTIAL, new_axes, numeric_ticks, styled
 from .engines.crossed import CrossedREML
 from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
+from .i18n import N_
+from .narrative import Text
 
 __all__ = [
     "icc",
@@ -49,13 +55,25 @@ __all__ = [
 
 _ICC_TYPES = ("ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k")
 _ICC_DESCRIPTIONS = {
-    "ICC1": "single rater, absolute agreement, one-way random",
-    "ICC2": "single rater, absolute agreement, two-way random",
-    "ICC3": "single rater, consistency, two-way mixed",
-    "ICC1k": "average of k raters, absolute agreement, one-way random",
-    "ICC2k": "average of k raters, absolute agreement, two-way random",
-    "ICC3k": "average of k raters, consistency, two-way mixed",
+    "ICC1": N_("single rater, absolute agreement, one-way random"),
+    "ICC2": N_("single rater, absolute agreement, two-way random"),
+    "ICC3": N_("single rater, consistency, two-way mixed"),
+    "ICC1k": N_("average of k raters, absolute agreement, one-way random"),
+    "ICC2k": N_("average of k raters, absolute agreement, two-way random"),
+    "ICC3k": N_("average of k raters, consistency, two-way mixed"),
 }
+#: words of the interpretation bands and measurement levels (result values, translated when shown)
+_WORDS = (N_("undefined"), N_("poor"), N_("moderate"), N_("good"), N_("excellent"), N_("slight"), N_("fair"),
+          N_("substantial"), N_("almost perfect"), N_("reliable"), N_("tentative conclusions only"),
+          N_("unreliable"), N_("nominal"), N_("ordinal"), N_("interval"), N_("ratio"), N_("linear"),
+          N_("quadratic"))
+
+
+# --------------------------------------------------------------------------------------------
+# display helpers (summaries and figures)
+# --------------------------------------------------------------------------------------------
+def _bracket(tx, low: float, high: float, digits: int = 4) -> str:
+    return tx("[{low}, {high}]", low=num_cell(tx, low, digits), high=num_cell(tx, high, digits))
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,8 +183,8 @@ def _duplicate_pairs_error(df: pd.DataFrame, a: str, b: str, func: str, dup: np.
 # --------------------------------------------------------------------------------------------
 # ICC from ANOVA mean squares (Shrout & Fleiss 1979; psych::ICC(lmer = FALSE))
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ICCResult:
+@dataclass(frozen=True, repr=False)
+class ICCResult(Displayed):
     """Result of :func:`icc`.
 
     Attributes
@@ -202,37 +220,66 @@ class ICCResult:
         """The ICC table (one row per coefficient)."""
         return self.table.copy()
 
-    def summary(self) -> str:
-        head = (
-            f"Intraclass correlations (Shrout & Fleiss 1979): {self.n_units} units x "
-            f"{self.n_raters} raters, {self.level:.0%} confidence bounds\n"
-        )
-        return head + self.table.to_string(float_format=lambda v: f"{v:.4f}")
+    def _repr_fields(self) -> dict:
+        return {"n_units": self.n_units, "n_raters": self.n_raters, **self.table["icc"].to_dict()}
 
-    def plot_icc(self, *, ax=None):
+    def _summary(self, tx) -> str:
+        level = tx.pct(self.level)
+        rows = [[name, num_cell(tx, r["icc"]), _bracket(tx, r["ci_low"], r["ci_high"]), num_cell(tx, r["statistic"], 2),
+                 tx.num(r["df1"], 0), tx.num(r["df2"], 0), p_cell(tx, r["pvalue"]), tx(r["interpretation"]),
+                 tx(r["type"])] for name, r in self.table.iterrows()]
+        return (tx("Intraclass correlations (Shrout & Fleiss 1979): {n} units × {k} raters, {level} confidence "
+                   "bounds", n=tx.int(self.n_units), k=tx.int(self.n_raters), level=level) + "\n"
+                + text_table([tx("coefficient"), tx("ICC"), tx("{level} CI", level=level), "F", tx("df1"), tx("df2"), "p",
+                               tx("interpretation"), tx("form")], rows, left=(0, 7, 8))
+                + "\n" + tx("Interpretation bands: Koo & Li (2016)."))
+
+    @styled
+    def plot_icc(self, *, title: str | None = None, ax=None):
         """Point estimates with confidence bounds over the Koo & Li (2016) bands; returns the Axes."""
-        return _plot_icc_table(self.table, ax, f"ICC ({self.level:.0%} CI)")
+        tx = Text()
+        return _plot_icc_table(self.table, ax, title if title is not None else
+                               tx("Intraclass correlations ({level} CI)", level=tx.pct(self.level)), tx)
 
 
-def _plot_icc_table(table: pd.DataFrame, ax, title: str):
-    import matplotlib.pyplot as plt
+#: Koo & Li (2016) bands of an ICC: (low, high, word), shaded from light to dark
+_ICC_BANDS = ((-1.0, 0.5, N_("poor")), (0.5, 0.75, N_("moderate")), (0.75, 0.9, N_("good")),
+              (0.9, 1.0, N_("excellent")))
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+
+def _plot_icc_table(table: pd.DataFrame, ax, title: str, tx):
+    from matplotlib.patches import Patch
+
+    ax = new_axes(ax, (7.5, 3.8))
     y = np.arange(len(table))[::-1]
-    for lo, hi, grey in ((0.5, 0.75, "0.93"), (0.75, 0.9, "0.86"), (0.9, 1.0, "0.78")):
-        ax.axvspan(lo, hi, color=grey, zorder=0)
+    shades = ("#FFFFFF", "#EAF2F8", "#CFE2F0", "#A9CBE6")
+    handles = []
+    for (lo, hi, word), shade in zip(_ICC_BANDS, shades):
+        ax.axvspan(lo, hi, color=shade, zorder=0)
+        label = (tx("{word} (below {high})", word=tx(word), high=tx.num(hi)) if lo < 0 else
+                 tx("{word} ({low} to {high})", word=tx(word), low=tx.num(lo), high=tx.num(hi)))
+        handles.append(Patch(facecolor=shade, edgecolor=GREY, label=label))
     est = table["icc"].to_numpy(float)
     if "ci_low" in table:
         lo = est - table["ci_low"].to_numpy(float)
         hi = table["ci_high"].to_numpy(float) - est
-        ax.errorbar(est, y, xerr=[lo, hi], fmt="o", color="black", capsize=3)
+        ax.errorbar(est, y, xerr=[lo, hi], fmt="o", color=PALETTE[0], capsize=3)
+        point = tx("ICC with its confidence interval")
     else:
-        ax.plot(est, y, "o", color="black")
+        ax.plot(est, y, "o", color=PALETTE[0])
+        point = tx("ICC")
+    handles.insert(0, Line2D([], [], marker="o", color=PALETTE[0], linestyle="-" if "ci_low" in table else "none",
+                             label=point))
+    low = min(0.0, float(np.nanmin(table["ci_low"])) if "ci_low" in table else float(np.nanmin(est)))
+    ax.set_xlim(low - 0.02 if np.isfinite(low) else -0.02, 1.02)
     ax.set_yticks(y)
     ax.set_yticklabels(table.index)
-    ax.set_xlabel("intraclass correlation (bands: Koo & Li 2016)")
+    ax.grid(False, axis="y")
+    numeric_ticks(ax.xaxis, tx)
+    ax.set_xlabel(tx("Intraclass correlation"))
     ax.set_title(title)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1),
+              title=tx("Koo & Li (2016) bands"))
     return ax
 
 
@@ -452,8 +499,8 @@ def icc(data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.
 # --------------------------------------------------------------------------------------------
 # ICC from REML variance components (crossed random effects; engine: engines.crossed)
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ICCMixedResult:
+@dataclass(frozen=True, repr=False)
+class ICCMixedResult(Displayed):
     """Result of :func:`icc_mixed`.
 
     Attributes
@@ -510,22 +557,32 @@ class ICCMixedResult:
         """The ICC table (one row per coefficient)."""
         return self.table.copy()
 
-    def summary(self) -> str:
-        head = (
-            f"Intraclass correlations from REML variance components: {self.n_obs} ratings of "
-            f"{self.n_units} units by {self.n_raters} raters (average-rater ICCs for k = "
-            f"{self.k:.3g})\n"
-        )
-        return (
-            head
-            + self.variance_components().to_string(index=False, float_format=lambda v: f"{v:.4f}")
-            + "\n\n"
-            + self.table.to_string(float_format=lambda v: f"{v:.4f}")
-        )
+    def _repr_fields(self) -> dict:
+        return {"n_obs": self.n_obs, "n_units": self.n_units, "n_raters": self.n_raters, "k": self.k,
+                **self.table["icc"].to_dict()}
 
-    def plot_icc(self, *, ax=None):
+    def _summary(self, tx) -> str:
+        words = {"crossed": tx("crossed"), "one-way": tx("one-way"), "unit": tx("unit"), "rater": tx("rater"),
+                 "residual": tx("residual")}
+        vc = [[words[r.model], words[r.component], num_cell(tx, r.variance)]
+              for r in self.variance_components().itertuples(index=False)]
+        rows = [[name, num_cell(tx, r["icc"]), tx(r["interpretation"]), tx(r["type"])] for name, r in self.table.iterrows()]
+        return "\n".join([
+            tx("Intraclass correlations from REML variance components: {n} ratings of {u} units by {r} raters "
+               "(average-rater ICCs for k = {k})", n=tx.int(self.n_obs), u=tx.int(self.n_units),
+               r=tx.int(self.n_raters), k=tx.int(self.k) if float(self.k).is_integer() else tx.num(self.k, 2)),
+            text_table([tx("model"), tx("component"), tx("variance")], vc, left=(0, 1)),
+            "",
+            text_table([tx("coefficient"), tx("ICC"), tx("interpretation"), tx("form")], rows, left=(0, 2, 3)),
+            tx("Interpretation bands: Koo & Li (2016)."),
+        ])
+
+    @styled
+    def plot_icc(self, *, title: str | None = None, ax=None):
         """Point estimates over the Koo & Li (2016) bands; returns the Axes."""
-        return _plot_icc_table(self.table, ax, "ICC from variance components")
+        tx = Text()
+        return _plot_icc_table(self.table, ax, title if title is not None else
+                               tx("Intraclass correlations from variance components"), tx)
 
 
 def icc_mixed(
@@ -644,8 +701,8 @@ def icc_mixed(
 # --------------------------------------------------------------------------------------------
 # Cohen's kappa
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class KappaResult:
+@dataclass(frozen=True, repr=False)
+class KappaResult(Displayed):
     """Result of :func:`cohen_kappa`.
 
     Attributes
@@ -710,35 +767,55 @@ class KappaResult:
             ]
         )
 
-    def summary(self) -> str:
-        w = f"{self.weights}-weighted" if self.weights else "unweighted"
-        return (
-            f"Cohen's kappa ({w}), n = {self.n}\n"
-            f"  kappa = {self.kappa:.4f}  SE = {self.se:.4f}  {self.level:.0%} CI "
-            f"[{self.ci_low:.4f}, {self.ci_high:.4f}]  ({self.interpretation}, Landis & Koch 1977)\n"
-            f"  test of kappa = 0: SE0 = {self.se0:.4f}, z = {self.statistic:.3f}, p = {self.pvalue:.3g}\n"
-            f"  observed agreement po = {self.po:.4f}, chance agreement pe = {self.pe:.4f}"
-        )
+    def _repr_fields(self) -> dict:
+        return {"kappa": self.kappa, "ci": (self.ci_low, self.ci_high), "weights": self.weights, "n": self.n,
+                "interpretation": self.interpretation}
 
-    def plot_table(self, *, ax=None):
-        """Heat map of the contingency table (counts annotated); returns the Axes."""
-        import matplotlib.pyplot as plt
+    def _summary(self, tx) -> str:
+        level = tx.pct(self.level)
+        head = (tx("Cohen's kappa ({weights} weights), n = {n}", weights=tx(self.weights), n=tx.int(self.n))
+                if self.weights else tx("Cohen's kappa (unweighted), n = {n}", n=tx.int(self.n)))
+        return "\n".join([
+            head,
+            tx("  kappa = {kappa}  SE = {se}  {level} CI {ci}  ({word}, Landis & Koch 1977)",
+               kappa=num_cell(tx, self.kappa), se=num_cell(tx, self.se), level=level,
+               ci=_bracket(tx, self.ci_low, self.ci_high), word=tx(self.interpretation)),
+            tx("  Test of kappa = 0: SE0 = {se0}, z = {z}, {p}", se0=num_cell(tx, self.se0),
+               z=num_cell(tx, self.statistic, 3), p=tx.pvalue(self.pvalue)),
+            tx("  Observed agreement po = {po}, chance agreement pe = {pe}", po=num_cell(tx, self.po),
+               pe=num_cell(tx, self.pe)),
+        ])
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(4, 3.5))
+    @styled
+    def plot_table(self, *, title: str | None = None, ax=None):
+        """Heat map of the contingency table (rater 1 in rows, rater 2 in columns, counts annotated,
+        sequential colour scale with its colour bar); returns the Axes."""
+        tx = Text()
+        ax = new_axes(ax, (5.8, 4.6))
         t = self.table.to_numpy(float)
-        ax.imshow(t, cmap="Greys")
+        image = ax.imshow(t, cmap=SEQUENTIAL, vmin=0, vmax=max(float(t.max()), 1.0))
+        top = max(float(t.max()), 1.0)
         for i in range(t.shape[0]):
             for j in range(t.shape[1]):
-                colour = "white" if t[i, j] > t.max() / 2 else "black"
-                ax.text(j, i, f"{t[i, j]:g}", ha="center", va="center", color=colour)
+                colour = "white" if t[i, j] < top / 2 else "black"  # cividis: dark low, light high
+                ax.text(j, i, tx.int(t[i, j]) if float(t[i, j]).is_integer() else tx.num(t[i, j], 1),
+                        ha="center", va="center", color=colour)
         ax.set_xticks(range(t.shape[1]))
-        ax.set_xticklabels(self.table.columns)
+        ax.set_xticklabels([str(c).replace("$", r"\$") for c in self.table.columns])
         ax.set_yticks(range(t.shape[0]))
-        ax.set_yticklabels(self.table.index)
-        ax.set_xlabel(f"{self.table.columns.name} (category)")
-        ax.set_ylabel(f"{self.table.index.name} (category)")
-        ax.set_title(f"Cohen's kappa = {self.kappa:.3f}")
+        ax.set_yticklabels([str(c).replace("$", r"\$") for c in self.table.index])
+        ax.grid(False)
+        ax.spines[:].set_visible(False)
+        ax.set_xlabel(tx("Category given by {rater}", rater=str(self.table.columns.name).replace("$", r"\$")))
+        ax.set_ylabel(tx("Category given by {rater}", rater=str(self.table.index.name).replace("$", r"\$")))
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
+        bar.set_label(tx("Number of rated units"))
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if title is None:
+            kappa = tx.num(self.kappa, 3)
+            title = (tx("Weighted Cohen's kappa ({weights}) = {kappa}", weights=tx(self.weights), kappa=kappa)
+                     if self.weights else tx("Cohen's kappa = {kappa}", kappa=kappa))
+        ax.set_title(title)
         return ax
 
 
@@ -899,8 +976,8 @@ def cohen_kappa(
 # --------------------------------------------------------------------------------------------
 # Fleiss' kappa
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FleissKappaResult:
+@dataclass(frozen=True, repr=False)
+class FleissKappaResult(Displayed):
     """Result of :func:`fleiss_kappa`.
 
     Attributes
@@ -951,31 +1028,47 @@ class FleissKappaResult:
         per["category"] = per["category"].astype(object)
         return pd.concat([overall, per], ignore_index=True)
 
-    def summary(self) -> str:
-        return (
-            f"Fleiss' kappa: {self.n_units} units x {self.n_raters} ratings each\n"
-            f"  kappa = {self.kappa:.4f}  SE0 = {self.se:.4f}  z = {self.statistic:.3f}  p = {self.pvalue:.3g}  "
-            f"{self.level:.0%} CI [{self.ci_low:.4f}, {self.ci_high:.4f}]  ({self.interpretation})\n"
-            + self.per_category.to_string(float_format=lambda v: f"{v:.4f}")
-        )
+    def _repr_fields(self) -> dict:
+        return {"kappa": self.kappa, "ci": (self.ci_low, self.ci_high), "n_units": self.n_units,
+                "n_raters": self.n_raters, "interpretation": self.interpretation}
 
-    def plot_categories(self, *, ax=None):
-        """Per-category kappas with +/- z*SE bars and the overall kappa; returns the Axes."""
-        import matplotlib.pyplot as plt
+    def _summary(self, tx) -> str:
+        level = tx.pct(self.level)
+        rows = [[str(c), tx.pct(r["share"], 1), num_cell(tx, r["kappa"]), num_cell(tx, r["se"]), num_cell(tx, r["statistic"], 3),
+                 p_cell(tx, r["pvalue"]), _bracket(tx, r["ci_low"], r["ci_high"]), tx(r["interpretation"])]
+                for c, r in self.per_category.iterrows()]
+        return "\n".join([
+            tx("Fleiss' kappa: {n} units × {k} ratings each", n=tx.int(self.n_units), k=tx.int(self.n_raters)),
+            tx("  kappa = {kappa}  SE0 = {se}  z = {z}  {p}  {level} CI {ci}  ({word}, Landis & Koch 1977)",
+               kappa=num_cell(tx, self.kappa), se=num_cell(tx, self.se), z=num_cell(tx, self.statistic, 3),
+               p=tx.pvalue(self.pvalue), level=level, ci=_bracket(tx, self.ci_low, self.ci_high),
+               word=tx(self.interpretation)),
+            text_table([tx("category"), tx("share"), "kappa", tx("SE"), "z", "p", tx("{level} CI", level=level),
+                         tx("interpretation")], rows, left=(0, 7)),
+        ])
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.5))
+    @styled
+    def plot_categories(self, *, title: str | None = None, ax=None):
+        """Per-category kappas with their intervals (kappa -/+ z SE) and the overall kappa; returns the Axes."""
+        tx = Text()
+        ax = new_axes(ax, (7.0, 4.0))
         per = self.per_category
         zq = stats.norm.ppf(1 - (1 - self.level) / 2)
         x = np.arange(len(per))
-        ax.bar(x, per["kappa"], color="0.7", yerr=zq * per["se"], capsize=3, edgecolor="black")
-        ax.axhline(self.kappa, color="black", linestyle="--", label=f"overall {self.kappa:.3f}")
+        level = tx.pct(self.level)
+        ax.bar(x, per["kappa"], color=PALETTE[5], width=0.6, yerr=zq * per["se"], capsize=3,
+               error_kw={"ecolor": NEUTRAL, "lw": 1}, label=tx("Kappa of the category ({level} CI)", level=level))
+        ax.axhline(self.kappa, color=PALETTE[3], linestyle="--",
+                   label=tx("Overall kappa: {kappa}", kappa=tx.num(self.kappa, 3)))
+        ax.axhline(0.0, color="0.35", lw=0.8)
         ax.set_xticks(x)
-        ax.set_xticklabels([str(c) for c in per.index])
-        ax.set_xlabel("category")
-        ax.set_ylabel("kappa")
-        ax.set_title("Fleiss' kappa by category")
-        ax.legend()
+        ax.set_xticklabels([str(c).replace("$", r"\$") for c in per.index])
+        ax.grid(False, axis="x")
+        numeric_ticks(ax.yaxis, tx)
+        ax.set_xlabel(tx("Category"))
+        ax.set_ylabel(tx("Fleiss' kappa"))
+        ax.set_title(title if title is not None else tx("Fleiss' kappa by category"))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
         return ax
 
 
@@ -1112,8 +1205,8 @@ def fleiss_kappa(
 # --------------------------------------------------------------------------------------------
 # Krippendorff's alpha
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class KrippendorffResult:
+@dataclass(frozen=True, repr=False)
+class KrippendorffResult(Displayed):
     """Result of :func:`krippendorff_alpha`.
 
     Attributes
@@ -1178,38 +1271,49 @@ class KrippendorffResult:
             ]
         )
 
-    def summary(self) -> str:
-        interval = (
-            f"{self.level:.0%} bootstrap CI [{self.ci_low:.4f}, {self.ci_high:.4f}] ({self.n_boot} draws)"
-            if self.n_boot
-            else "no bootstrap"
-        )
-        return (
-            f"Krippendorff's alpha ({self.metric}) = {self.estimate:.4f}  {interval}\n"
-            f"  {self.n_units} pairable units, {self.n_pairable} pairable values, "
-            f"{self.n_units_dropped} unit(s) with < 2 values dropped\n"
-            f"  Do = {self.observed_disagreement:.4g}, De = {self.expected_disagreement:.4g}  "
-            f"-> {self.interpretation} (Krippendorff 2004)"
-        )
+    def _repr_fields(self) -> dict:
+        return {"estimate": self.estimate, "ci": (self.ci_low, self.ci_high), "metric": self.metric,
+                "n_units": self.n_units, "n_boot": self.n_boot, "interpretation": self.interpretation}
 
-    def plot_bootstrap(self, *, ax=None):
+    def _summary(self, tx) -> str:
+        if self.n_boot:
+            interval = tx("{level} bootstrap CI {ci} ({n} draws)", level=tx.pct(self.level),
+                          ci=_bracket(tx, self.ci_low, self.ci_high), n=tx.int(self.n_boot))
+        else:
+            interval = tx("no bootstrap")
+        return "\n".join([
+            tx("Krippendorff's alpha ({metric}) = {alpha}, {interval}", metric=tx(self.metric),
+               alpha=num_cell(tx, self.estimate), interval=interval),
+            tx("  {u} pairable units, {v} pairable values, {d} unit(s) with fewer than 2 values left out",
+               u=tx.int(self.n_units), v=tx.int(self.n_pairable), d=tx.int(self.n_units_dropped)),
+            tx("  Do = {do}, De = {de}: {word} (Krippendorff 2004)", do=num_cell(tx, self.observed_disagreement),
+               de=num_cell(tx, self.expected_disagreement), word=tx(self.interpretation)),
+        ])
+
+    @styled
+    def plot_bootstrap(self, *, title: str | None = None, ax=None):
         """Histogram of the bootstrap replicates with alpha, its bounds and the 0.667/0.800
         thresholds; returns the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.5))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.0))
         if self.boot.size:
-            ax.hist(self.boot, bins=40, color="0.75", edgecolor="0.4")
-            ax.axvline(self.ci_low, color="black", linestyle=":")
-            ax.axvline(self.ci_high, color="black", linestyle=":")
-        ax.axvline(self.estimate, color="black", linewidth=2, label=f"alpha = {self.estimate:.3f}")
-        for thr in (0.667, 0.800):
-            ax.axvline(thr, color="0.5", linestyle="--")
-        ax.set_xlabel(f"Krippendorff's alpha ({self.metric})")
-        ax.set_ylabel("bootstrap replicates")
-        ax.set_title("Krippendorff's alpha: bootstrap distribution")
-        ax.legend()
+            ax.hist(self.boot, bins=40, color=PALETTE[5], edgecolor="white", lw=0.5,
+                    label=tx("Bootstrap replicates ({n})", n=tx.int(self.boot.size)))
+            ax.axvline(self.ci_low, color=PALETTE[0], linestyle=":", lw=1.4,
+                       label=tx("{level} bootstrap interval", level=tx.pct(self.level)))
+            ax.axvline(self.ci_high, color=PALETTE[0], linestyle=":", lw=1.4)
+        ax.axvline(self.estimate, color=PALETTE[3], linewidth=2,
+                   label=tx("Alpha: {alpha}", alpha=tx.num(self.estimate, 3)))
+        ax.axvline(0.667, color=NEUTRAL, linestyle="--", lw=1,
+                   label=tx("Thresholds {low} and {high} (Krippendorff 2004)", low=tx.num(0.667, 3),
+                            high=tx.num(0.8, 3)))
+        ax.axvline(0.800, color=NEUTRAL, linestyle="--", lw=1)
+        numeric_ticks(ax.xaxis, tx)
+        numeric_ticks(ax.yaxis, tx, integer=True)
+        ax.set_xlabel(tx("Krippendorff's alpha ({metric})", metric=tx(self.metric)))
+        ax.set_ylabel(tx("Bootstrap replicates"))
+        ax.set_title(title if title is not None else tx("Krippendorff's alpha: bootstrap distribution"))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
         return ax
 
 

@@ -18,16 +18,24 @@ how much of the intervention reached its target; Dane & Schneider (1998) call th
 
 from __future__ import annotations
 
+import math
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from ._checks import MAX_SHOWN, check_level, numeric_column, require_columns, rows_text
+from ._display import Displayed
+from ._style import (GREY, MISSING, SEQUENTIAL, SMALL_FONT_SIZE, WORSE, data_text, group_rows, new_axes, region_labels,
+                     styled, thinned, ticks_inside)
 from .errors import RowsOmittedWarning, ScaleupDataError
+from .i18n import N_
+from .narrative import Text
 
 __all__ = [
     "session_adherence",
@@ -551,8 +559,23 @@ def classify_fidelity(values, bands: Sequence[float] = (0.50, 0.80)) -> pd.Serie
 
 
 # ------------------------------------------------------------------------------------ drift
-@dataclass(frozen=True)
-class FidelityDrift:
+#: Names of the fidelity measures in figures and summaries (catalogue messages).
+_MEASURES = {
+    "adherence": N_("Adherence"),
+    "dose": N_("Dose delivered"),
+    "coverage": N_("Coverage"),
+    "exposure": N_("Exposure"),
+    "fidelity_index": N_("Composite fidelity index"),
+}
+
+
+def _measure_label(tx, value: str) -> str:
+    """The name of a fidelity measure (a column of :func:`fidelity_index`) in the reader's language."""
+    return tx(_MEASURES[value]) if value in _MEASURES else data_text(str(value).replace("_", " "))
+
+
+@dataclass(frozen=True, repr=False)
+class FidelityDrift(Displayed):
     """Per-site trend of a fidelity measure over periods (see :func:`fidelity_drift`).
 
     Attributes
@@ -588,48 +611,143 @@ class FidelityDrift:
         """The per-site table (a copy)."""
         return self.table.copy()
 
-    def summary(self) -> str:
-        """Readable text: the flagged sites with their slope and confidence interval."""
+    def _repr_fields(self) -> dict:
         t = self.table
-        conf = round(100 * self.level, 1)
+        return {"value": self.value, "n_sites": len(t), "n_flagged": int(t["flagged"].sum()),
+                "n_significant_decline": int(t["significant_decline"].sum()), "n_run_flag": int(t["run_flag"].sum()),
+                "level": self.level, "run_length": self.run_length}
+
+    def _summary(self, tx) -> str:
+        t = self.table
         lines = [
-            f"Fidelity drift of {self.value!r}: OLS slope per {self.period} by {self.site}",
-            f"{len(t)} sites; {int(t['significant_decline'].sum())} with a significantly negative slope "
-            f"({conf:g}% CI below 0); {int(t['run_flag'].sum())} with >= {self.run_length} consecutive "
-            f"declines; {int(t['flagged'].sum())} flagged.",
+            tx("Fidelity drift of {measure}: least-squares slope per period, by site",
+               measure=_measure_label(tx, self.value)),
+            tx.n("{n} site", "{n} sites", len(t)) + "; "
+            + tx.n("{n} with a significant downward slope ({level} CI below 0)",
+                   "{n} with a significant downward slope ({level} CI below 0)",
+                   int(t["significant_decline"].sum()), level=tx.pct(self.level)) + "; "
+            + tx.n("{n} with a run of {r} consecutive declines or more",
+                   "{n} with a run of {r} consecutive declines or more", int(t["run_flag"].sum()),
+                   r=tx.int(self.run_length)) + "; "
+            + tx.n("{n} flagged for drift.", "{n} flagged for drift.", int(t["flagged"].sum())),
         ]
-        flagged = t.loc[t["flagged"], [self.site, "n_periods", "slope", "ci_low", "ci_high", "pvalue",
-                                     "longest_decline_run"]]
+        flagged = t[t["flagged"]]
         if len(flagged):
-            lines.append(flagged.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            lines.append(tx("Sites flagged for drift") + tx.colon())
+            for _, r in flagged.iterrows():
+                lines.append("  " + tx("{site}: slope per period {ci}; longest run of declines {run}",
+                                       site=str(r[self.site]),
+                                       ci=tx.ci(r["slope"], r["ci_low"], r["ci_high"], level=self.level),
+                                       run=tx.int(r["longest_decline_run"])))
         return "\n".join(lines)
 
-    def plot_drift(self, *, site_ids: Sequence | None = None, ax=None):
-        """Trajectories of the value over periods; flagged sites drawn solid, others dotted grey.
+    @styled
+    def plot_drift(self, *, sites: pd.DataFrame | None = None, site_ids: Sequence | None = None,
+                   region: str = "rss_code", title: str | None = None, ax=None):
+        """Trajectories of the value over periods: every site in light grey, the sites flagged for
+        drift in colour.
 
-        ``site_ids`` restricts the plot to these sites (values of the site column). Returns the
-        matplotlib Axes.
+        Parameters
+        ----------
+        sites : pandas.DataFrame, optional
+            The ``sites`` table: with its ``region`` column, one panel per region (small multiples,
+            six columns at most), titled with the region's name.
+        site_ids : sequence, optional
+            Restrict the plot to these sites (values of the site column).
+        region : str, default "rss_code"
+            Region column of ``sites``.
+        title : str, optional
+            Title of the figure (default: a catalogue message).
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (one panel); a new figure is created when omitted.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The panel (the first one with several regions; all of them are ``ax.figure.axes``).
         """
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4))
+        tx = Text()
         flagged = set(self.drift_sites)
-        chosen = None if site_ids is None else set(site_ids)
-        for s, d in self.data.groupby(self.site, sort=True):
-            if chosen is not None and s not in chosen:
-                continue
-            d = d.sort_values(self.period)
-            if s in flagged:
-                ax.plot(d[self.period], d[self.value], "-o", lw=1.5, ms=3, label=str(s))
-            else:
-                ax.plot(d[self.period], d[self.value], ":", color="0.6", lw=0.8)
-        ax.set_xlabel(f"{self.period}")
-        ax.set_ylabel(f"{self.value} (proportion)")
-        ax.set_title(f"Fidelity drift: {len(flagged)} flagged site(s) (solid)")
-        if flagged and len(flagged) <= 12:
-            ax.legend(fontsize="small", ncol=2)
-        return ax
+        d = self.data
+        if site_ids is not None:
+            d = d[d[self.site].isin(set(site_ids))]
+        label = _measure_label(tx, self.value)
+        marker = "o" if d.loc[d[self.site].isin(flagged), self.site].nunique() <= 12 else ""
+        title = tx("Fidelity drift: {measure} per site", measure=label) if title is None else title
+        groups = None
+        if ax is None and sites is not None:
+            require_columns(sites, "sites", (self.site, region), label="sites")
+            codes = sites.drop_duplicates(self.site).set_index(self.site)[region]
+            groups = d[self.site].map(codes).astype(object).where(lambda s: s.notna(), "")
+        faceted = groups is not None and groups.nunique() > 1
+        if faceted:
+            keys = sorted(groups.unique(), key=lambda g: (g == "", str(g)))
+            names = region_labels([k for k in keys if k != ""])
+            names[""] = tx("No region")
+            ncols = min(6, len(keys))
+            nrows = math.ceil(len(keys) / ncols)
+            fig, axes = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, layout="constrained",
+                                     figsize=(min(14.0, 2.25 * ncols + 0.8), min(14.0, 1.9 * nrows + 1.6)))
+            panels = []
+            for k, key in enumerate(keys):
+                a = axes.flat[k]
+                self._draw_sites(a, d[groups.to_numpy() == key], flagged, marker)
+                a.set_title(textwrap.fill(data_text(names[key]), 24), fontsize=SMALL_FONT_SIZE + 0.5,
+                            fontweight="normal")
+                panels.append(a)
+            for a in list(axes.flat)[len(keys):]:
+                a.set_visible(False)
+            for k, a in enumerate(panels):  # x tick labels under the last panel of each column
+                if k + ncols >= len(keys):
+                    a.tick_params(labelbottom=True)
+                    a.set_xlabel(tx("Period"))
+            fig.suptitle(title)
+            fig.supylabel(tx("{measure} (proportion)", measure=label), fontsize=SMALL_FONT_SIZE + 1)
+            out = panels[0]
+        else:
+            out = new_axes(ax, (8.0, 4.5))
+            fig = out.figure
+            self._draw_sites(out, d, flagged, marker)
+            out.set_title(title)
+            out.set_xlabel(tx("Period"))
+            out.set_ylabel(tx("{measure} (proportion)", measure=label))
+        n_flagged = int(d[self.site].isin(flagged).groupby(d[self.site]).any().sum())
+        n_other = int(d[self.site].nunique()) - n_flagged
+        handles = [Line2D([], [], color=GREY, lw=1.0, label=tx.n("{n} site without a flagged decline",
+                                                                  "{n} sites without a flagged decline", n_other)),
+                   Line2D([], [], color=WORSE, lw=1.6, marker=marker, ms=3,
+                          label=tx.n("{n} site flagged for drift", "{n} sites flagged for drift", n_flagged))]
+        legend_title = tx("Flagged: significant downward slope, or {r} or more consecutive declines",
+                          r=tx.int(self.run_length))
+        if faceted:
+            fig.legend(handles=handles, loc="outside lower center", ncols=2, title=legend_title)
+        else:
+            out.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       title=textwrap.fill(legend_title, 30), alignment="left")
+        return out
+
+    def _draw_sites(self, ax, d: pd.DataFrame, flagged: set, marker: str) -> None:
+        """One line per site: grey, or in colour when the site is flagged (drawn on top)."""
+        for is_flagged in (False, True):
+            for s, g in d.groupby(self.site, sort=True):
+                if (s in flagged) != is_flagged:
+                    continue
+                g = g.sort_values(self.period)
+                if is_flagged:
+                    ax.plot(g[self.period], g[self.value], "-", marker=marker, color=WORSE, lw=1.2, ms=2.5, zorder=3)
+                else:
+                    ax.plot(g[self.period], g[self.value], "-", color=GREY, lw=0.8, zorder=2)
+        values = self.data[self.value]
+        if len(values) and values.min() >= 0 and values.max() <= 1:
+            ax.set_ylim(-0.02, 1.02)
+        periods = self.data[self.period]
+        if len(periods):
+            ax.set_xlim(periods.min() - 0.5, periods.max() + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ticks_inside(ax)
 
 
 def fidelity_drift(
@@ -731,6 +849,7 @@ def fidelity_drift(
 
 
 # ------------------------------------------------------------------------------------- plot
+@styled
 def plot_fidelity(
     data: pd.DataFrame,
     by: str = "site",
@@ -754,7 +873,9 @@ def plot_fidelity(
     value : str, default "fidelity_index"
         Measure to show (proportion in [0, 1]), e.g. ``"adherence"``, ``"coverage"``.
     sites : pandas.DataFrame, optional
-        The ``sites`` table, for ``by="region"``.
+        The ``sites`` table: with ``by="site"``, the sites are grouped by region (rows ordered by
+        region, the region's name beside its block of rows, the site ids on the right); with
+        ``by="region"``, it maps the sites to their region.
     site, period, region : str
         Column names.
     ax : matplotlib.axes.Axes, optional
@@ -763,8 +884,11 @@ def plot_fidelity(
     Returns
     -------
     matplotlib.axes.Axes
-        Cells coloured on a perceptually uniform scale readable in grey-scale (cividis, 0 to 1);
-        missing cells are left blank.
+        Cells coloured on a perceptually uniform scale readable in grey-scale (cividis, from a round
+        value under the smallest one, at most 0.5, to 1, with a colour bar); cells without a value
+        are hatched light grey ("no rating", explained under the colour bar). Regions are named
+        (``Estrie (05)``); when the rows are too many for every label to be readable, only every
+        k-th site is labelled.
 
     Examples
     --------
@@ -774,12 +898,14 @@ def plot_fidelity(
     ...                     "fidelity_index": [0.9, 0.7, 0.4]})
     >>> ax = sa.plot_fidelity(idx)
     >>> ax.get_ylabel()
-    'site_id'
+    'Site'
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
 
+    tx = Text()
     if by not in ("site", "region"):
         raise ScaleupDataError(f"plot_fidelity: by must be 'site' or 'region', got {by!r}.")
+    groups = None
     if by == "region":
         if value not in ("adherence", "dose", "coverage", "exposure", "fidelity_index"):
             raise ScaleupDataError(
@@ -796,18 +922,65 @@ def plot_fidelity(
     mat = pd.DataFrame({rows: frame[rows].to_numpy(), period: frame[period].to_numpy(), "v": x}).pivot_table(
         index=rows, columns=period, values="v", aggfunc="mean", dropna=False
     )
-    if ax is None:
-        height = min(12.0, 1.5 + 0.22 * len(mat))
-        _, ax = plt.subplots(figsize=(7, height))
-    im = ax.imshow(np.ma.masked_invalid(mat.to_numpy(dtype=float)), aspect="auto", cmap="cividis",
-                   vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xticks(range(mat.shape[1]))
-    ax.set_xticklabels([str(c) for c in mat.columns])
-    step = max(1, int(np.ceil(len(mat) / 40)))
-    ax.set_yticks(range(0, len(mat), step))
-    ax.set_yticklabels([str(i) for i in mat.index[::step]])
-    ax.set_xlabel(period)
-    ax.set_ylabel(rows)
-    ax.set_title(f"{value} by {by} and {period}")
-    ax.figure.colorbar(im, ax=ax, label=f"{value} (proportion, 0-1)")
+    if by == "site" and (region in frame.columns or (sites is not None and region in sites.columns)):
+        if region in frame.columns:
+            codes = frame.drop_duplicates(site).set_index(site)[region]
+        else:
+            require_columns(sites, "sites", (site, region), label="sites")
+            codes = sites.drop_duplicates(site).set_index(site)[region]
+        key = pd.Series(mat.index, index=mat.index).map(codes).astype(object)
+        key = key.where(key.notna(), "")
+        order = sorted(range(len(mat)), key=lambda i: (key.iloc[i] == "", str(key.iloc[i]), str(mat.index[i])))
+        mat = mat.iloc[order]
+        groups = list(key.iloc[order])
+    n_rows = len(mat)
+    height = min(13.0, max(3.5, 2.4 + (0.1 if n_rows > 60 else 0.17) * n_rows))
+    ax = new_axes(ax, (9.0 if groups is not None else 7.5, height))
+    fig = ax.figure
+    axes_height = fig.get_size_inches()[1] * ax.get_position().height
+    values = mat.to_numpy(dtype=float)
+    # colour range: up to 1 (full fidelity), from a round value under the data (contrast where the values are)
+    low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
+    vmin = min(0.5, max(0.0, math.floor(10 * low) / 10)) if low >= 0 else low
+    im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap=SEQUENTIAL, vmin=vmin, vmax=1.0,
+                   interpolation="nearest", zorder=1)
+    missing = bool(np.isnan(values).any())
+    if missing:  # cells without a value: hatched, explained under the colour bar
+        ax.add_patch(Rectangle((-0.5, -0.5), mat.shape[1], n_rows, facecolor=MISSING, edgecolor=GREY,
+                               hatch="////", lw=0, zorder=0.5))
+    ax.set_xlim(-0.5, mat.shape[1] - 0.5)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    ax.grid(False)
+    step = max(1, math.ceil(mat.shape[1] / 20))
+    ax.set_xticks(range(0, mat.shape[1], step), [data_text(c) for c in mat.columns[::step]])
+    ax.set_xlabel(tx("Period"))
+    label = _measure_label(tx, value)
+    if by == "region":
+        names = region_labels(list(mat.index))
+        shown = thinned(n_rows, axes_height)
+        ax.set_yticks(shown, [data_text(names[mat.index[i]]) for i in shown])
+        ax.set_ylabel(tx("Region"))
+        ax.set_title(tx("{measure} by region and period", measure=label))
+    elif groups is not None:
+        names = region_labels([g for g in dict.fromkeys(groups) if g != ""])
+        names[""] = tx("No region")
+        group_rows(ax, groups, {g: data_text(n) for g, n in names.items()}, axes_height_in=axes_height)
+        ax.set_ylabel(tx("Region (one row per site)"))
+        shown = thinned(n_rows, axes_height)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(shown, [data_text(mat.index[i]) for i in shown])
+        right.tick_params(length=0)
+        right.set_ylabel(tx("Site"))
+        ax.set_title(tx("{measure} by site and period", measure=label))
+    else:
+        shown = thinned(n_rows, axes_height)
+        ax.set_yticks(shown, [data_text(mat.index[i]) for i in shown])
+        ax.set_ylabel(tx("Site"))
+        ax.set_title(tx("{measure} by site and period", measure=label))
+    cbar = fig.colorbar(im, ax=ax, shrink=0.8 if height > 6 else 1.0, aspect=30)
+    cbar.set_label(tx("{measure} (proportion)", measure=label))
+    if missing:
+        cbar.ax.legend(handles=[Patch(facecolor=MISSING, edgecolor=GREY, hatch="////", label=tx("No rating"))],
+                       loc="upper left", bbox_to_anchor=(0.0, -0.02), borderaxespad=0.0, handlelength=1.4,
+                       frameon=False)
     return ax

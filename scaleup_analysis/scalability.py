@@ -26,6 +26,7 @@ domain score, in (0, 1], default 0.5); ``thresholds`` (optional: ``source`` = ``
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -35,7 +36,11 @@ import numpy as np
 import pandas as pd
 
 from ._checks import numeric_column, rows_text
+from ._display import Displayed
+from ._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside, word
 from .errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from .i18n import N_
+from .narrative import Text
 
 __all__ = [
     "Instrument",
@@ -48,13 +53,21 @@ __all__ = [
 _SCORING = ("mean", "sum", "share_met", "min")
 _LEVELS = ("nominal", "ordinal", "interval", "ratio")
 _DIRECTIONS = ("higher_is_better", "lower_is_better")
+#: Words of the instrument's options in summaries (catalogue messages).
+_WORDS = {
+    "nominal": N_("nominal"), "ordinal": N_("ordinal"), "interval": N_("interval"), "ratio": N_("ratio"),
+    "mean": N_("mean of the items"), "sum": N_("sum of the items"), "share_met": N_("share of criteria met"),
+    "min": N_("lowest item"), "higher_is_better": N_("higher is better"), "lower_is_better": N_("lower is better"),
+    "instrument": N_("thresholds of the instrument"), "ours": N_("our thresholds, documented in the package"),
+    "none": N_("no thresholds"),
+}
 
 
 # --------------------------------------------------------------------------------------------
 # instruments
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Instrument:
+@dataclass(frozen=True, repr=False)
+class Instrument(Displayed):
     """A validated instrument definition (see :func:`load_instrument`).
 
     Attributes
@@ -114,19 +127,29 @@ class Instrument:
             self.domains[["domain", "part"]].assign(domain_label=self.domains["label"]), on="domain", how="left"
         )
 
-    def summary(self) -> str:
-        """Readable description of the instrument structure."""
+    def _repr_fields(self) -> dict:
+        return {"id": self.id, "n_domains": len(self.domains), "n_items": len(self.items),
+                "scale": (self.scale_min, self.scale_max), "scoring": self.scoring, "metric": self.metric,
+                "direction": self.direction}
+
+    def _summary(self, tx) -> str:
+        """The instrument's structure: scale, scoring, domains, readiness thresholds and citation."""
         lines = [
             f"{self.id}: {self.name}",
-            f"  scale {self.scale_min:g}-{self.scale_max:g} ({self.metric}), scoring = {self.scoring}, "
-            f"{self.direction}, {len(self.domains)} domains, {len(self.items)} items",
+            "  " + tx("scale {lo} to {hi} ({metric}), scoring: {scoring}, {direction}; {domains}, {items}",
+                      lo=tx.num(self.scale_min, _digits(self.scale_min)),
+                      hi=tx.num(self.scale_max, _digits(self.scale_max)),
+                      metric=word(tx, _WORDS, self.metric), scoring=word(tx, _WORDS, self.scoring),
+                      direction=word(tx, _WORDS, self.direction),
+                      domains=tx.n("{n} domain", "{n} domains", len(self.domains)),
+                      items=tx.n("{n} item", "{n} items", len(self.items))),
         ]
         for r in self.domains.itertuples(index=False):
-            lines.append(f"  [{r.part}] {r.domain}: {r.label} ({r.n_items} items)")
+            part = f"[{r.part}] " if r.part else ""
+            lines.append(f"  {part}{r.domain}: {tx(r.label)} ({tx.n('{n} item', '{n} items', r.n_items)})")
         if self.thresholds:
-            cats = "; ".join(f">= {m:g}: {lab}" for m, lab in self.thresholds)
-            lines.append(f"  readiness ({self.thresholds_source} thresholds): {cats}")
-        lines.append(f"  citation: {self.citation}")
+            lines.append("  " + _thresholds_text(self, tx))
+        lines.append("  " + tx("Citation: {citation}", citation=self.citation))
         return "\n".join(lines)
 
     def category(self, overall: float) -> str:
@@ -351,8 +374,8 @@ def list_instruments() -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # scoring
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AssessmentScores:
+@dataclass(frozen=True, repr=False)
+class AssessmentScores(Displayed):
     """Result of :func:`score_assessment`.
 
     Attributes
@@ -392,23 +415,37 @@ class AssessmentScores:
         """Domain scores across raters (tidy; one row per innovation x domain)."""
         return self.domain_scores.copy()
 
-    def summary(self) -> str:
-        """Readable overview: overall scores and readiness, completeness and agreement."""
+    def _repr_fields(self) -> dict:
+        ov = self.overall.sort_values("rank", kind="mergesort")
+        return {"instrument": self.instrument.id, "n_innovations": len(ov),
+                "n_raters": int(self.rater_overall["rater"].nunique()), "overall_mean": [float(v) for v in ov["mean"]],
+                "n_missing_items": len(self.missing_items)}
+
+    def _summary(self, tx) -> str:
+        """Overall scores and readiness, completeness and agreement."""
         ins = self.instrument
-        lines = [f"{ins.id} ({ins.name}): {len(self.overall)} innovation(s), scoring = {ins.scoring}"]
-        rec = self.recommendation_table()
-        for r in rec.itertuples(index=False):
-            lines.append(
-                f"  #{r.rank} {r.innovation}: overall {r.overall_mean:.3g} (median {r.overall_median:.3g}, "
-                f"{r.n_raters} raters) -> {r.readiness}; weakest: {r.weakest_domains}; "
-                f"alpha = {r.krippendorff_alpha:.3g}"
-            )
+        labels = dict(zip(ins.domains["domain"], ins.domains["label"]))
+        lines = [f"{ins.id} ({ins.name}): "
+                 + tx("{innovations}, scoring: {scoring}", innovations=tx.n("{n} innovation", "{n} innovations",
+                                                                           len(self.overall)),
+                      scoring=word(tx, _WORDS, ins.scoring))]
+        for r in self.recommendation_table().itertuples(index=False):
+            weakest = [d.strip() for d in r.weakest_domains.split(",") if d.strip()]
+            readiness = tx("unclassified") if r.readiness == "unclassified" else tx(r.readiness)
+            line = tx("#{rank} {innovation}: overall score {mean} (median {median}, {raters}), {readiness}; "
+                      "weakest domains: {weakest}; Krippendorff's alpha = {alpha}",
+                      rank=r.rank, innovation=str(r.innovation), mean=tx.num(r.overall_mean),
+                      median=tx.num(r.overall_median), raters=tx.n("{n} rater", "{n} raters", r.n_raters),
+                      readiness=readiness, alpha=tx.num(r.krippendorff_alpha),
+                      weakest=tx.join([f"{tx(labels[d])} ({d})" if d in labels else d for d in weakest]))
+            lines.append("  " + line)
         n_miss = len(self.missing_items)
         n_exp = int(self.completeness["n_expected"].sum())
-        lines.append(f"  completeness: {n_exp - n_miss}/{n_exp} expected item ratings answered ({n_miss} missing)")
+        lines.append("  " + tx("Completeness: {answered} of {expected} expected item ratings answered "
+                               "({missing} missing)", answered=tx.int(n_exp - n_miss), expected=tx.int(n_exp),
+                               missing=tx.int(n_miss)))
         if ins.thresholds:
-            lines.append(f"  readiness thresholds ({ins.thresholds_source}): "
-                         + "; ".join(f">= {m:g} {lab}" for m, lab in ins.thresholds))
+            lines.append("  " + _thresholds_text(ins, tx))
         return "\n".join(lines)
 
     def recommendation_table(self, n_weakest: int = 2) -> pd.DataFrame:
@@ -447,39 +484,79 @@ class AssessmentScores:
             )
         return pd.DataFrame(rows).sort_values("rank", kind="mergesort").reset_index(drop=True)
 
+    @styled
     def plot_profile(self, *, innovations=None, ax=None):
         """Strengths/weaknesses profile (as ISAT Part C): mean domain score per innovation with the
-        range across raters (min-max bars), domains on the x axis. Returns the Axes."""
-        import matplotlib.pyplot as plt
+        range across raters (min-max bars), one row per domain (its label from the instrument).
 
+        ``innovations`` lists the innovations to draw, or maps them to the labels shown in the legend
+        (``{"chronic_care": "Chronic care coordination"}``). Returns the Axes.
+        """
+        from matplotlib.lines import Line2D
+
+        tx = Text()
         ins = self.instrument
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(6, 0.7 * len(ins.domains) + 2), 4))
-        inns = list(self.overall["innovation"]) if innovations is None else list(innovations)
+        if innovations is None:
+            inns = {i: str(i) for i in self.overall["innovation"]}
+        elif isinstance(innovations, dict):
+            inns = {i: str(lab) for i, lab in innovations.items()}
+        else:
+            inns = {i: str(i) for i in innovations}
         doms = list(ins.domains["domain"])
-        x = np.arange(len(doms), dtype=float)
+        labels = [textwrap.fill(data_text(f"{tx(lab)} ({dm})"), 34) for dm, lab in zip(doms, ins.domains["label"])]
+        n_lines = sum(lab.count("\n") + 1 for lab in labels)
+        created = ax is None
+        ax = new_axes(ax, (8.0, min(13.0, 2.4 + 0.2 * n_lines + 0.22 * len(doms) + 0.2 * len(inns))))
+        y = np.arange(len(doms), dtype=float)
         markers = ["o", "s", "^", "D", "v", "P", "X"]
-        lines = ["-", "--", ":", "-."]
-        width = 0.5
-        for k, inn in enumerate(inns):
+        height = 0.6
+        for k, (inn, name) in enumerate(inns.items()):
             ds = self.domain_scores[self.domain_scores["innovation"] == inn].set_index("domain").reindex(doms)
-            off = (k - (len(inns) - 1) / 2) * width / max(len(inns), 1)
-            yerr = np.vstack([ds["mean"] - ds["min"], ds["max"] - ds["mean"]])
-            ax.errorbar(x + off, ds["mean"], yerr=yerr, fmt=markers[k % len(markers)],
-                        ls=lines[k % len(lines)], color=str(0.15 + 0.5 * k / max(len(inns), 1)),
-                        capsize=2, label=str(inn))
+            off = (k - (len(inns) - 1) / 2) * height / max(len(inns), 1)
+            xerr = np.vstack([ds["mean"] - ds["min"], ds["max"] - ds["mean"]])
+            ax.errorbar(ds["mean"], y + off, xerr=xerr, fmt=markers[k % len(markers)], ls="none",
+                        color=PALETTE[k % len(PALETTE)], capsize=2, markersize=5, label=data_text(name))
         if ins.weak_domain_below is not None:
-            ax.axhline(ins.weak_domain_below, color="0.6", lw=0.8, ls=":", label="weak-domain threshold")
-        ax.set_xticks(x)
-        ax.set_xticklabels(doms)
-        ax.set_ylim(ins.scale_min - 0.05 * (ins.scale_max - ins.scale_min),
-                    ins.scale_max + 0.05 * (ins.scale_max - ins.scale_min))
-        unit = "share of criteria met" if ins.scoring == "share_met" else f"score ({ins.scale_min:g}-{ins.scale_max:g})"
-        ax.set_ylabel(f"Domain {unit}")
-        ax.set_xlabel("Domain")
-        ax.set_title(f"{ins.id} profile: mean across raters (bars: rater range)")
-        ax.legend(fontsize="small")
+            ax.axvline(ins.weak_domain_below, color=NEUTRAL, lw=1.0, ls=":",
+                       label=tx("Weak-domain threshold ({value})", value=tx.num(ins.weak_domain_below,
+                                                                              _digits(ins.weak_domain_below))))
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(doms) - 0.5, -0.5)
+        ax.grid(axis="y", visible=False)
+        span = ins.scale_max - ins.scale_min
+        ax.set_xlim(ins.scale_min - 0.05 * span, ins.scale_max + 0.05 * span)
+        ticks_inside(ax, "x")
+        if ins.scoring == "share_met":
+            ax.set_xlabel(tx("Domain score: share of criteria met"))
+        else:
+            ax.set_xlabel(tx("Domain score ({lo} to {hi})", lo=tx.num(ins.scale_min, _digits(ins.scale_min)),
+                             hi=tx.num(ins.scale_max, _digits(ins.scale_max))))
+        ax.set_ylabel(tx("Domain"))
+        ax.set_title(tx("{instrument} profile: mean of the raters (bars: their range)", instrument=ins.id))
+        handles, names = ax.get_legend_handles_labels()
+        pairs = [(Line2D([], [], marker=h[0].get_marker(), ls="none", color=h[0].get_color()), n)
+                 for h, n in zip(handles, names) if isinstance(h, tuple)]  # innovations, then the threshold
+        pairs += [(h, n) for h, n in zip(handles, names) if not isinstance(h, tuple)]
+        handles, names = [h for h, _ in pairs], [n for _, n in pairs]
+        if created:  # under the chart, outside the data
+            ax.figure.legend(handles, names, loc="outside lower center", ncols=min(3, len(handles)),
+                             title=tx("Innovation"))
+        else:
+            ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=tx("Innovation"))
         return ax
+
+
+def _digits(x: float) -> int:
+    """Decimals to show a scale bound or threshold: 0 for whole numbers, else up to 2."""
+    return 0 if float(x).is_integer() else min(2, len(f"{x:g}".split(".")[-1]))
+
+
+def _thresholds_text(ins: Instrument, tx) -> str:
+    """The readiness categories of ``ins`` and the source of their thresholds, in one line."""
+    cmp = ">=" if ins.direction == "higher_is_better" else "<="
+    cats = tx.semicolons([f"{cmp} {tx.num(m, _digits(m))}{tx.colon()} {tx(lab)}" for m, lab in ins.thresholds])
+    source = word(tx, _WORDS, ins.thresholds_source)
+    return tx("Readiness ({source}): {categories}", source=source, categories=cats)
 
 
 def _domain_score(vals: np.ndarray, n_expected: int, ins: Instrument) -> float:

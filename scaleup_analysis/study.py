@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._display import Displayed
 from .errors import ScaleupDataError
 
 __all__ = [
@@ -357,8 +358,8 @@ def read_study_file(path: str | os.PathLike) -> dict[tuple[str, str], Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StudySettings:
+@dataclass(frozen=True, repr=False)
+class StudySettings(Displayed):
     """The settings of a study after derivation: every field has a value.
 
     ``statements`` says, for each setting that was derived from the data or left at its default,
@@ -402,6 +403,33 @@ class StudySettings:
                          "source": STUDY_FILE if (s.section, s.key) in self.given else "derived"})
         return pd.DataFrame(rows)
 
+    def _repr_fields(self) -> dict:
+        return {"name": self.name, "language": self.language, "seed": self.seed, "steps": list(self.steps),
+                "period_unit": self.period_unit, "primary_indicator": self.primary_indicator,
+                "comparison": self.comparison}
+
+    def _summary(self, tx) -> str:
+        """Every setting with its value and where it comes from (the study file or derived)."""
+        frame = self.to_frame()
+        source = {STUDY_FILE: STUDY_FILE, "derived": tx("derived from the data or default")}
+        # "none" and the embedded example's innovations are messages with a translation
+        words = {"none": tx("none"), "True": tx("yes"), "False": tx("no")}
+        values = [tx(v) if k == "[study] innovation" else words.get(v, v)
+                  for k, v in zip(frame["setting"], frame["value"])]
+        cut = [v if len(v) <= _VALUE_WIDTH else v[:_VALUE_WIDTH - 1] + "…" for v in values]
+        width = max(len(tx("setting")), *(len(v) for v in frame["setting"]))
+        vwidth = max(len(tx("value")), *(len(v) for v in cut))
+        lines = [tx("Settings of the study {name}", name=repr(self.name)),
+                 f"  {tx('setting'):<{width}}  {tx('value'):<{vwidth}}  {tx('source')}"]
+        lines += [f"  {k:<{width}}  {v:<{vwidth}}  {source[src]}"
+                  for k, v, src in zip(frame["setting"], cut, frame["source"])]
+        if cut != values:
+            lines.append("  " + tx("Long values are cut at {n} characters: see to_frame().", n=_VALUE_WIDTH))
+        return "\n".join(lines)
+
+
+#: Longest setting value shown in full by ``StudySettings.summary()`` (the table stays readable).
+_VALUE_WIDTH = 40
 
 _ATTR = {
     ("study", "name"): "name", ("study", "innovation"): "innovation", ("study", "language"): "language",
@@ -637,8 +665,8 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Study:
+@dataclass(frozen=True, repr=False)
+class Study(Displayed):
     """A study ready to analyse: validated tables, resolved settings and where the data came from.
 
     Attributes
@@ -712,9 +740,34 @@ class Study:
                        "default): they illustrate the methods and say nothing about a real programme."),)
         return tuple(s[:1].upper() + s[1:] for s in lead + self.notes + self.settings.statements)
 
-    def __repr__(self) -> str:
-        rows = ", ".join(f"{t} {len(df):,}" for t, df in self.tables.items())
-        return f"Study({self.name!r}; tables: {rows})"
+    def _repr_fields(self) -> dict:
+        sites = self.tables.get("sites")
+        return {"name": self.name, "language": self.settings.language, "n_tables": len(self.tables),
+                "n_sites": 0 if sites is None else len(sites), "n_periods": len(self.periods),
+                "simulated": self.settings.simulated}
+
+    def _summary(self, tx) -> str:
+        """The study in a few lines: name, innovation, data, periods, steps; the tables and their rows."""
+        st = self.settings
+        sites = self.tables.get("sites")
+        n_regions = 0 if sites is None or "rss_code" not in sites else sites["rss_code"].nunique()
+        lines = [
+            tx("Study: {name}", name=st.name),
+            "  " + tx("Innovation: {innovation}", innovation=tx(st.innovation)),
+            "  " + tx("Data: {where}", where=str(self.folder) if self.folder is not None
+                      else tx("the embedded default study")),
+            "  " + tx("Report language: {language}", language=tx("French") if st.language == "fr" else tx("English")),
+            "  " + tx("{sites} in {regions}; periods {periods}", sites=tx.n("{n} site", "{n} sites",
+                                                                           0 if sites is None else len(sites)),
+                      regions=tx.n("{n} region", "{n} regions", n_regions), periods=span_text(self.periods) or "-"),
+            "  " + tx("Steps: {steps}", steps=", ".join(str(s) for s in st.steps)),
+        ]
+        if st.simulated:
+            lines.append("  " + tx("The data are simulated."))
+        width = max((len(t) for t in self.tables), default=0)
+        lines.append("  " + tx("Tables:"))
+        lines += [f"    {t:<{width}}  {tx.n('{n} row', '{n} rows', len(df))}" for t, df in self.tables.items()]
+        return "\n".join(lines)
 
 
 def _evidence_from_baskerville() -> pd.DataFrame:
@@ -875,6 +928,7 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
 
 def _loading_notes(loaded, language: str, has_study_file: bool) -> tuple[str, ...]:
     """What a report says about how the folder was read (tables from defaults, CSV formats)."""
+    from .data.io import reading_notes
     from .narrative import Text
 
     tx = Text(language)
@@ -882,23 +936,5 @@ def _loading_notes(loaded, language: str, has_study_file: bool) -> tuple[str, ..
     if not has_study_file:
         notes.append(tx("No study.toml in the data folder: every setting is derived from the data or takes its "
                         "default (`scaleup init` writes a commented template)."))
-    if "regions" in loaded.defaults:
-        notes.append(tx("Regions: not given; the bundled table of Quebec's 18 health regions is used."))
-    seps = {",": tx("comma"), ";": tx("semicolon"), "\t": tx("tab")}
-    groups: dict[str, list[str]] = {}
-    for table, fmt in loaded.formats.items():
-        parts = []
-        if fmt["separator"] != ",":
-            parts.append(tx("separator: {sep}", sep=seps.get(fmt["separator"], fmt["separator"])))
-        if fmt["decimal"] == ",":
-            parts.append(tx("decimal comma"))
-        if fmt["encoding"] != fmt["encoding_set"]:
-            parts.append(tx("encoding UTF-8 (the file is valid UTF-8, although {enc} was set)",
-                            enc=fmt["encoding_set"]))
-        elif fmt["encoding"] != "utf-8":
-            parts.append(tx("encoding {enc}", enc=fmt["encoding"]))
-        if parts:
-            groups.setdefault(", ".join(parts), []).append(loaded.files[table].name)
-    for how, files in groups.items():
-        notes.append(tx("CSV files read with {how}: {files}.", how=how, files=", ".join(sorted(files))))
+    notes += reading_notes(loaded, tx)
     return tuple(notes)

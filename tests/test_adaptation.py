@@ -225,18 +225,35 @@ def test_summary_multi_valued_shares():
 def test_timeline_and_count_plots(small_sim):
     ad, sites = small_sim.tables["adaptations"], small_sim.tables["sites"]
     ax = sa.plot_adaptation_timeline(ad, sites=sites)
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert [lab.split(" (")[0] for lab in labels] == ["fidelity-consistent", "fidelity-inconsistent", "unknown"]
+    labels = [t.get_text() for t in ax.figure.legends[0].get_texts()]
+    rel = ad["fidelity_relation"].astype(str).value_counts()
+    assert labels == [f"Fidelity-consistent ({rel.get('fidelity-consistent', 0)})",
+                      f"Fidelity-inconsistent ({rel.get('fidelity-inconsistent', 0)})",
+                      f"Relation to fidelity unknown ({rel.get('unknown', 0)})", "Site delivering the innovation"]
     n_points = sum(len(col.get_offsets()) for col in ax.collections)
     assert n_points == len(ad)
-    assert ax.get_title() and ax.get_ylabel().startswith("Site")
-    assert sa.plot_adaptation_timeline(ad).get_xlabel() == "Period (start of the adaptation)"
+    # rows grouped by region: the region names label the rows (not the site ids)
+    from scaleup_analysis._style import region_labels
+
+    regions = set(region_labels(sites["rss_code"].unique()).values())
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks and set(ticks) <= regions
+    assert ax.get_title() and ax.get_ylabel().startswith("Region")
+    no_sites = sa.plot_adaptation_timeline(ad)
+    assert no_sites.get_xlabel() == "Period (start of the adaptation)" and no_sites.get_ylabel() == "Site"
     import matplotlib.pyplot as plt
 
     _, ax0 = plt.subplots()
     assert sa.plot_adaptation_timeline(ad, ax=ax0) is ax0
     s = sa.summarize_adaptations(ad, sites=sites)
-    assert s.plot_counts("what_modified", by="phase").get_title() == "Adaptations by what_modified and phase"
+    bars = s.plot_counts("what_modified", by="phase")
+    assert bars.get_title() == "Adaptations: What was modified, by phase"
+    assert [t.get_text().replace("\n", " ") for t in bars.get_yticklabels()][:2] == ["Content", "Contextual: format"]
+    sa.set_language("fr")
+    try:
+        assert s.plot_counts("what_modified", by="phase").get_title() == "Adaptations\u00a0: Ce qui a été modifié, par phase"
+    finally:
+        sa.set_language("en")
     bad = ad.assign(site_id="NOPE")
     with pytest.raises(ScaleupDataError, match="absent from table 'sites'"):
         sa.plot_adaptation_timeline(bad, sites=sites)
@@ -329,7 +346,10 @@ def test_component_coding_invariance_and_permutation(landenberger):
     assert p.table["pvalue_perm"].between(0, 1).all()
     again = sa.component_analysis(landenberger, components=comps, n_perm=30, seed=4)
     np.testing.assert_array_equal(again.table["pvalue_perm"], p.table["pvalue_perm"])
-    assert "Component analysis" in p.summary()
+    text = p.summary()
+    assert "Component analysis" in text and "Joint model: tau² =" in text
+    assert all(c in text for c in comps)  # one row per component and model
+    assert "Analyse des composantes" in p.summary(language="fr")
     assert p.plot_components().get_xlabel().startswith("Difference")
 
 
@@ -421,7 +441,8 @@ def test_adaptation_effects_recover_truth(sim, inference):
     assert res.n_event_sites == int(
         res.panel.dropna(subset=["first_inconsistent_period"])["site_id"].nunique())
     assert set(res.to_frame()["analysis"]) == {"cumulative", "event_effect", "event_study"}
-    assert "first fidelity-inconsistent" in res.summary()
+    assert "First fidelity-inconsistent" in res.summary() and "Each fidelity-inconsistent adaptation" in res.summary()
+    assert "Première adaptation incompatible" in res.summary(language="fr")
     assert res.plot_event_study().get_xlabel().startswith("Periods since")
 
 
@@ -539,7 +560,7 @@ def test_dose_response_recovers_fidelity_slope(four_sims, inference):
     assert abs(pooled - four_sims[0].truth.fidelity_slope) <= 1.96 * pooled_se, (est, se)
     assert res.plot_dose_response().get_title().startswith("Fidelity dose-response")
     assert res.to_frame()["term"].tolist() == ["fidelity"]
-    assert "slope per unit of fidelity" in res.summary()
+    assert "slope per unit of fidelity" in res.summary() and f"{res.slope:.4f}" in res.summary()
 
 
 def test_dose_response_with_observed_fidelity_index(small_sim):

@@ -575,8 +575,14 @@ def test_results_render_and_plot():
         ax = getattr(res, plot)()
         assert isinstance(ax, matplotlib.axes.Axes)
         assert ax.get_title()
+        assert "\n" not in repr(res) and "np.float64" not in repr(res)
+        assert res.summary(language="fr") != res.summary(language="en")
         with pytest.raises(AttributeError):  # frozen
             res.level = 0.5  # type: ignore[misc]
+    kappa = results_and_plots[2][0]
+    fr = kappa.summary(language="fr")
+    assert "Kappa de Cohen (pondération quadratique)" in fr and f"{kappa.kappa:.4f}".replace(".", ",") in fr
+    assert repr(kappa).startswith("KappaResult(kappa=") and "weights='quadratic'" in repr(kappa)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -633,7 +633,9 @@ def test_results_api_and_plots(panel_nocov):
         agg = res.aggregate(kind)
         fr = agg.to_frame()
         assert fr["term"].iloc[-1] == "overall" and np.isfinite(agg.overall_att_se)
-        assert kind in agg.summary()
+        words = {"simple": "simple average", "dynamic": "event study", "group": "by cohort", "calendar": "by period"}
+        assert words[kind] in agg.summary() and f"{agg.overall_att:.4f}" in agg.summary()
+        assert "moyenne simple" in res.aggregate("simple").summary(language="fr")
         if kind != "simple":
             assert agg.uniform and agg.crit_val > 1.96
             assert isinstance(agg.plot(), matplotlib.axes.Axes)
@@ -641,7 +643,8 @@ def test_results_api_and_plots(panel_nocov):
     assert isinstance(res.plot_att_gt(), matplotlib.axes.Axes)
     tw = sa.twfe_did(panel_nocov, "y", "id", "t", "g", event_study=True)
     assert isinstance(tw.plot_event_study(), matplotlib.axes.Axes)
-    assert "event-study" in tw.summary() and len(tw.to_frame()) > 0
+    assert "(event study)" in tw.summary() and len(tw.to_frame()) > 0
+    assert "étude d'événements" in tw.summary(language="fr")
     bd = sa.bacon_decomposition(panel_nocov, "y", "id", "t", "g")
     assert isinstance(bd.plot(), matplotlib.axes.Axes)
     assert "Goodman-Bacon" in bd.summary()

@@ -329,7 +329,10 @@ def test_result_api_and_plots():
     res = sa.inequality(_hand(), "p", "quintile", "pop", events="events", n="n", most_disadvantaged="last")
     tab = res.to_frame()
     assert list(tab["measure"]) == ["mean", "sii", "rii_ratio", "rii_mean", "cindex", "erreygers", "wagstaff"]
-    assert "cindex" in res.summary()
+    text = res.summary(language="en")
+    assert "Concentration index: " + f"{res.cindex:.3f}" in text  # the number, labelled in words
+    assert "Indice de concentration" in res.summary(language="fr")
+    assert len(repr(res)) < 400 and "stratum" not in repr(res)  # key numbers, not the group table
     ax = res.plot_gradient()
     assert ax.get_xlabel().startswith("Social rank")
     ax2 = res.plot_concentration_curve()

@@ -180,7 +180,10 @@ def test_fidelity_drift_hand_example():
     c = res.table.set_index("site_id").loc["C"]
     assert c["slope"] == pytest.approx(-0.2, rel=1e-12) and np.isnan(c["se"]) and not c["flagged"]
     assert res.drift_sites == ("A", "B")
-    assert "3 consecutive" in res.summary() and "A" in res.summary()
+    text = res.summary()
+    assert "run of 3 consecutive declines" in text and "2 flagged for drift" in text
+    assert "  A: slope per period -0.10 (95% CI -0.15 to -0.04)" in text  # the numbers asserted above
+    assert "2 signalés pour dérive" in res.summary(language="fr")
     res4 = sa.fidelity_drift(idx, run_length=4)
     assert res4.drift_sites == ("A",)
 
@@ -272,13 +275,21 @@ def test_row_order_and_scale_invariance():
 def test_plots_return_axes():
     idx = sa.fidelity_index(RATINGS, COMPONENTS, DELIVERY)
     ax = sa.plot_fidelity(idx, value="adherence")
-    assert isinstance(ax, matplotlib.axes.Axes) and ax.get_ylabel() == "site_id"
+    assert isinstance(ax, matplotlib.axes.Axes) and ax.get_ylabel() == "Site"
     img = ax.get_images()[0].get_array()
-    assert img.shape == (2, 2) and img.mask[1, 1]  # B2 has no adherence -> blank cell
+    assert img.shape == (2, 2) and img.mask[1, 1]  # B2 has no adherence -> hatched "no rating" cell
+    assert "No rating" in [t.get_text() for leg in ax.figure.findobj(matplotlib.legend.Legend) for t in leg.get_texts()]
     ax2 = sa.plot_fidelity(idx, by="region", sites=SITES)
-    assert ax2.get_ylabel() == "rss_code" and ax2.get_images()[0].get_array().shape == (1, 2)
+    assert ax2.get_ylabel() == "Region" and ax2.get_images()[0].get_array().shape == (1, 2)
+    from scaleup_analysis._style import region_labels
+
+    names = region_labels(["05", "06"])
+    assert [t.get_text() for t in ax2.get_yticklabels()] == [names["06"]]
     ax3 = sa.fidelity_drift(idx).plot_drift()
     assert isinstance(ax3, matplotlib.axes.Axes)
+    # with a sites table of two regions: one panel per region (named), the first returned
+    ax4 = sa.fidelity_drift(idx).plot_drift(sites=SITES.assign(rss_code=["05", "06"]))
+    assert [a.get_title() for a in ax4.figure.axes if a.get_visible()] == ["Estrie (05)", "Montréal (06)"]
     with pytest.raises(ScaleupDataError, match="'site' or 'region'"):
         sa.plot_fidelity(idx, by="rss")
 

@@ -434,8 +434,9 @@ def test_loaded_tables_summary_and_frame(tmp_path):
     assert frame.set_index("table").loc["regions", "source"] == "bundled"
     assert frame.set_index("table").loc["evidence", "rows"] == 3
     text = info.summary()
-    assert "regions" in text and "bundled" in text and "Note: evidence.csv: read with separator ';' (semicolon), " \
-        "decimal comma." in text
+    assert "regions" in text and "bundled" in text
+    assert "Note: CSV files read with separator: semicolon, decimal comma: evidence.csv." in text
+    assert "virgule décimale" in info.summary(language="fr")
     assert info.tables["evidence"]["setting"].tolist() == ["trial", "routine", "routine"]  # moderator kept
     with pytest.raises(AttributeError):
         info.tables = {}  # frozen

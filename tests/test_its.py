@@ -147,7 +147,8 @@ def test_relative_effect_and_summary_and_plot():
     assert e.loc[10, "estimate"] == pytest.approx(co["level_change"] + 10 * co["slope_change"], rel=1e-12)
     assert e.loc[10, "counterfactual"] == pytest.approx(co["intercept"] + 35 * co["time"], rel=1e-12)
     assert e.loc[10, "relative_effect"] == pytest.approx(e.loc[10, "estimate"] / e.loc[10, "counterfactual"])
-    assert "level_change" in res.summary()
+    assert "level change" in res.summary() and f"{res.level_change:.4f}" in res.summary()
+    assert "changement de niveau" in res.summary(language="fr")
     fig, ax = plt.subplots()
     assert res.plot_counterfactual(ax=ax) is ax
     rc = sa.interrupted_time_series(DATA["controlled"], "time", "y", 21, control="control")

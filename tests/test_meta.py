@@ -360,6 +360,51 @@ def test_summary_to_frame_and_plots():
     assert isinstance(reg.plot_bubble("alloc"), matplotlib.axes.Axes)
 
 
+def test_results_read_well_in_both_languages():
+    data = _data("bcg")
+    res = sa.meta_analysis(data, method="REML", slab="author")
+    text = repr(res)
+    assert text.startswith("MetaAnalysisResult(k=13, method='REML', estimate=") and "\n" not in text
+    assert "np.float64" not in text and len(text) < 200
+    en, fr = res.summary(language="en"), res.summary(language="fr")
+    assert f"{res.tau2:.4f}" in en and f"{res.tau2:.4f}".replace(".", ",") in fr
+    assert "Méta-analyse à effets aléatoires (k = 13" in fr and "Test d'hétérogénéité" in fr
+    reg = sa.meta_regression(data, mods=["ablat", "alloc"])
+    assert "Test des modérateurs" in reg.summary(language="fr")
+    assert repr(reg).startswith("MetaRegressionResult(k=13, p=4, method='REML'")
+    perm = sa.meta_regression(data.iloc[:6], mods="~ ablat").permutation_test(n_perm=50, seed=1)
+    assert "Test par permutation" in perm.summary(language="fr") and "QM (global)" in perm.summary(language="fr")
+
+
+def test_forest_plot_has_metafor_columns():
+    import matplotlib.pyplot as plt
+
+    data = _data("bcg")
+    res = sa.meta_analysis(data, method="REML", slab="author", subgroup="alloc")
+    ax = res.plot_forest()
+    texts = [t.get_text() for t in ax.texts]
+    assert {"Study", "Estimate [95% CI]", "Weight", "RE model", "Prediction interval (95%)"} <= set(texts)
+    assert set(data["alloc"]) <= set(texts)  # subgroup headings
+    weights = [float(t[:-1]) for t in texts if t.endswith("%") and t[:-1].replace(".", "").isdigit()]
+    assert len(weights) == res.k + 1 and sum(weights[:-1]) == pytest.approx(100, abs=0.1)  # rounded to 0.1
+    assert f"{res.estimate:.2f} [{res.ci_low:.2f}, {res.ci_high:.2f}]" in texts
+    assert ax.figure.get_size_inches()[1] <= 14
+    plt.close("all")
+    sa.set_language("fr")
+    try:
+        fr = [t.get_text() for t in res.plot_forest(subgroup=None, measure="RR").texts]
+    finally:
+        sa.set_language("en")
+    rr = f"{math.exp(res.estimate):.2f}".replace(".", ",")  # log risk ratios shown back-transformed
+    assert "Étude" in fr and "Modèle à effets aléatoires" in fr and any(t.startswith(rr + " [") for t in fr)
+    plt.close("all")
+    big = pd.DataFrame({"yi": np.linspace(-1, 1, 150), "vi": 0.05})
+    ax = sa.meta_analysis(big).plot_forest()
+    assert ax.figure.get_size_inches()[1] <= 14 and "150 studies" in ax.get_xlabel()  # too many to label: said
+    assert all(t.get_fontsize() >= 7 for t in ax.texts)
+    plt.close("all")
+
+
 # ------------------------------------------------------------------------------------------------
 # the O(k p^2) engine at larger k (tests/reference/ref_meta_scaling.R -> meta_scaling.json):
 # k = 500 (intercept only) and k = 300 with p = 4 (numeric + 3-level moderator), every estimator

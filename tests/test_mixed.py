@@ -359,8 +359,30 @@ def test_result_api():
     assert isinstance(ax, matplotlib.axes.Axes)
     ax2 = res.plot_caterpillar(term="Days")
     assert len(ax2.get_yticklabels()) == 18
+    assert "REML" in res.summary(language="fr") and "Effets aléatoires" in res.summary(language="fr")
+    text = repr(res)
+    assert text.startswith("MixedModelResult(family='gaussian', method='REML'") and "\n" not in text
     with pytest.raises(dataclasses_frozen_error()):
         res.loglik = 0.0  # type: ignore[misc]
+
+
+def test_caterpillar_with_many_sites_names_the_extremes_only():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(3)
+    site = np.repeat([f"S{i:04d}" for i in range(120)], 6)
+    data = pd.DataFrame({"site_id": site, "y": np.repeat(rng.normal(size=120), 6) + rng.normal(size=720)})
+    res = sa.mixed_model(data, "y ~ 1", group="site_id")
+    sites = pd.DataFrame({"site_id": [f"S{i:04d}" for i in range(120)], "rss_code": ["05"] * 60 + ["13"] * 60})
+    ax = res.plot_caterpillar(sites=sites)
+    assert ax.figure.get_size_inches()[1] <= 8
+    assert not [t for t in ax.get_yticklabels() if t.get_text()]  # no per-site tick labels
+    named = [t.get_text() for t in ax.texts]
+    effects = res.random_effects.sort_values("estimate")["group"].tolist()
+    assert len(named) == 10 and all(any(t.startswith(g) for t in named) for g in effects[:5] + effects[-5:])
+    assert any("Estrie (05)" in t for t in named) or any("Laval (13)" in t for t in named)
+    assert "120 sites ordered by estimate" in ax.get_ylabel()
+    plt.close("all")
 
 
 def dataclasses_frozen_error():

@@ -302,7 +302,10 @@ def test_recovers_planted_deleterious_region(seed):
         fig_ax = res.plot_dashboard()
         texts = [x.get_text() for x in fig_ax.texts]
         assert any("▼" in s for s in texts)
-        assert fig_ax.get_ylabel() == "Quintuple-aim domain"
+        assert fig_ax.get_ylabel() == "Region"
+        # regions by name with their code, indicators by their names from the indicators table
+        assert "Montérégie (16)" in [x.get_text() for x in fig_ax.get_yticklabels()]
+        assert any("Staff reporting" in x.get_text() for x in fig_ax.get_xticklabels())
         assert "Holm" in res.summary()
 
 
@@ -359,4 +362,4 @@ def test_categorical_subgroups_from_simulated_sites():
     ch = sa.change_from_baseline(panel, baseline_periods=range(1, 4), followup_periods=range(8, 11))
     res = sa.deleterious_effects(ch, by="subgroup", contrast="comparison")
     assert set(res.units["unit"]) <= {"urban", "semi_urban", "rural", "remote"}
-    assert res.plot_dashboard().get_xlabel() == "Subgroup"
+    assert res.plot_dashboard().get_ylabel() == "Subgroup"

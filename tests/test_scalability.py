@@ -275,9 +275,13 @@ def test_agreement_matches_krippendorff_alpha_directly():
 def test_profile_plot_and_summary():
     res = _score(_isat_small(), "ISAT", min_answered=0.25)
     ax = res.plot_profile()
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(res.instrument.domains["domain"])
-    assert ax.get_ylabel().startswith("Domain score")
-    assert "ISAT" in res.summary() and "ours" in res.summary()
+    # one row per domain, in instrument order, labelled with the domain's label and id
+    labels = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
+    assert labels == [f"{lab} ({d})" for d, lab in zip(res.instrument.domains["domain"], res.instrument.domains["label"])]
+    assert ax.get_xlabel().startswith("Domain score")
+    text = res.summary()
+    assert "ISAT" in text and "our thresholds" in text and "Completeness:" in text
+    assert "seuils" in res.summary(language="fr") and "Complétude" in res.summary(language="fr")
     assert len(res.to_frame()) == 2 * 10
 
 

@@ -148,7 +148,7 @@ def test_control_chart_matches_r(cell):
     assert d["sigma_signal"].tolist() == cell["sigma_signal"]  # exact
     assert d["runs_signal"].tolist() == cell["runs_signal"]  # exact
     if ch != "mr":
-        summ = cc.summary()
+        summ = cc.to_frame(kind="parts")
         for i, ref in enumerate(cell["summary"]):
             row = summ.iloc[i]
             for f, v in ref.items():
@@ -240,11 +240,15 @@ def test_facets_equal_separate_charts_and_row_order_invariance():
     single = sa.control_chart(b, value="y", chart="xbar", x="period", freeze=12).data
     got = cc.data[cc.data["facet"] == "02"].reset_index(drop=True)
     np.testing.assert_allclose(got["ucl"], single["ucl"], rtol=1e-12)
-    assert list(cc.summary()["facet"]) == ["01", "02"]
+    assert list(cc.to_frame(kind="parts")["facet"]) == ["01", "02"]
+    # summary() is text (the tables are to_frame()): one line per facet, region codes by name
+    text, fr = cc.summary(language="en"), cc.summary(language="fr")
+    assert "Bas-Saint-Laurent (01)" in text and "Saguenay" in text and "centre line" in text
+    assert "ligne centrale" in fr
     axes = cc.plot()
     assert axes.size >= 2
     ax = cc.plot(facet="01")
-    assert ax.get_title() == "01"
+    assert ax.get_title() == "Bas-Saint-Laurent (01)"  # region codes are shown by name
 
 
 def test_plot_single_returns_axes():
@@ -295,7 +299,7 @@ def test_qicharts2_vignette_i_chart_published_summary():
     # runs.signal 1, aLCL -2.114884, CL 1.057091, aUCL 4.229067, sigma.signal 0.
     # The data are regenerated with R's RNG by ref_spc.R.
     y = REF["qicharts2_vignette_y"]
-    s = sa.control_chart(pd.DataFrame({"y": y}), value="y", chart="i").summary().iloc[0]
+    s = sa.control_chart(pd.DataFrame({"y": y}), value="y", chart="i").to_frame(kind="parts").iloc[0]
     assert (s.n_obs, s.n_useful, s.longest_run, s.longest_run_max, s.n_crossings,
             s.n_crossings_min, s.runs_signal, s.sigma_signal) == (24, 24, 13, 8, 4, 8, True, 0)
     # published to 7 significant digits: absolute tolerance 5e-7

@@ -22,12 +22,17 @@ import numpy as np
 import pandas as pd
 
 from .._checks import rows_text
+from .._display import Displayed
+from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside, word
 from ..errors import RowsOmittedWarning, ScaleupDataError
+from ..i18n import N_
+from ..narrative import Text
 
 __all__ = ["component_analysis", "ComponentAnalysis"]
 
 _YES = {"yes", "y", "true", "t", "1", "1.0", "oui"}
 _NO = {"no", "n", "false", "f", "0", "0.0", "non"}
+_MODELS = {"joint": N_("joint"), "separate": N_("separate")}
 
 
 def _indicator(df: pd.DataFrame, col: str, table: str) -> pd.Series:
@@ -49,8 +54,8 @@ def _indicator(df: pd.DataFrame, col: str, table: str) -> pd.Series:
     return v
 
 
-@dataclass(frozen=True)
-class ComponentAnalysis:
+@dataclass(frozen=True, repr=False)
+class ComponentAnalysis(Displayed):
     """Result of :func:`component_analysis`.
 
     Attributes
@@ -84,37 +89,67 @@ class ComponentAnalysis:
         """The tidy ``table``."""
         return self.table.copy()
 
-    def summary(self) -> str:
-        """Readable table of the component coefficients (joint and separate models)."""
-        t = self.table.copy()
+    def _repr_fields(self) -> dict:
+        j = self.joint
+        return {"k": j.k, "n_components": len(self.components), "method": self.method, "test": self.test,
+                "tau2": j.tau2, "QM": j.QM, "QM_pvalue": j.QM_pvalue, "R2": j.R2}
+
+    def _summary(self, tx) -> str:
+        """The component coefficients of the joint and separate models, as a table."""
+        j = self.joint
         lines = [
-            f"Component analysis ({self.method}, test={self.test}): k = {self.joint.k} studies, "
-            f"{len(self.components)} components",
-            f"joint model: tau2 = {self.joint.tau2:.4f}, QM = {self.joint.QM:.3f} (p = {self.joint.QM_pvalue:.4g}), "
-            f"R2 = {self.joint.R2:.1f}%",
+            tx("Component analysis ({method}, test = {test}): {k}, {c}", method=self.method, test=self.test,
+               k=tx.n("{n} study", "{n} studies", j.k),
+               c=tx.n("{n} component", "{n} components", len(self.components))),
+            tx("Joint model: tau² = {tau2}, QM = {QM} ({p}), R² = {R2}", tau2=tx.num(j.tau2, 4), QM=tx.num(j.QM, 3),
+               p=tx.pvalue(j.QM_pvalue), R2=tx.pct(j.R2 / 100, 1)),
             "",
-            t.to_string(index=False, float_format=lambda x: f"{x:.4f}"),
         ]
+        header = [tx("Model"), tx("Component"), tx("Estimate"), tx("SE"), "p",
+                  tx("{level} CI", level=tx.pct(self.level)), tx("Studies with / without")]
+        perm = self.table["pvalue_perm"].notna().any()
+        if perm:
+            header.append(tx("p (permutations)"))
+        rows = []
+        for r in self.table.itertuples(index=False):
+            row = [word(tx, _MODELS, r.model), str(r.component), tx.num(r.estimate, 4), tx.num(r.se, 4),
+                   tx.pvalue(r.pvalue).removeprefix("p = "), tx.interval(r.ci_low, r.ci_high, 4),
+                   f"{tx.int(r.k_with)} / {tx.int(r.k_without)}"]
+            if perm:
+                row.append(tx.pvalue(r.pvalue_perm).removeprefix("p = "))
+            rows.append(row)
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        for r in [header, *rows]:
+            lines.append("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
         return "\n".join(lines)
 
-    def plot_components(self, *, model: str = "joint", xlabel: str = "Difference in effect (with - without)", ax=None):
+    @styled
+    def plot_components(self, *, model: str = "joint", xlabel: str | None = None, ax=None):
         """Forest-style plot of the component coefficients with their CIs; returns the Axes."""
-        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
+        tx = Text()
         d = self.table[self.table["model"] == model]
         if d.empty:
             raise ScaleupDataError(f"plot_components(): model must be 'joint' or 'separate', got {model!r}.")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.35 * len(d) + 1.5))
+        ax = new_axes(ax, (7.5, 0.4 * len(d) + 2.0))
         pos = np.arange(len(d))
         ax.errorbar(d["estimate"], pos, xerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
-                    fmt="s", color="black", ecolor="0.4", capsize=2, markersize=4)
-        ax.axvline(0, color="0.6", ls="--", lw=1)
-        ax.set_yticks(pos)
-        ax.set_yticklabels(d["component"])
-        ax.invert_yaxis()
-        ax.set_xlabel(xlabel)
-        ax.set_title(f"Active ingredients ({model} model, {round(100 * self.level)}% CI)")
+                    fmt="s", color=PALETTE[0], ecolor=PALETTE[0], capsize=2, markersize=5)
+        ax.axvline(0, color=NEUTRAL, ls="--", lw=1)
+        ax.set_yticks(pos, [data_text(c) for c in d["component"]])
+        ax.set_ylim(len(d) - 0.5, -0.5)
+        ticks_inside(ax, "x")
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(tx("Difference in effect (studies with minus without the component)") if xlabel is None
+                      else xlabel)
+        ax.set_title(tx("Active ingredients ({model} model, {level} CI)", model=word(tx, _MODELS, model),
+                        level=tx.pct(self.level)))
+        level = tx.pct(self.level)
+        ax.legend(handles=[Line2D([], [], marker="s", color=PALETTE[0],
+                                  label=tx("Estimate and {level} CI", level=level)),
+                           Line2D([], [], color=NEUTRAL, ls="--", label=tx("No difference"))],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0))
         return ax
 
 

@@ -11,6 +11,7 @@ framework for implementation fidelity. Implementation Science, 2, 40.
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._display import Displayed
+from .._style import PALETTE, WORSE, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
+from ..narrative import Text
 from ._panel import (
     PANEL_NAMES, REL_COLS, adoption_terms, check_min_exposure, check_options, cumulative_counts, drop_ramp_up,
     fit_panel_model, site_period_panel,
@@ -27,8 +31,8 @@ from .frame import validate_adaptations
 
 __all__ = ["fidelity_dose_response", "DoseResponse"]
 
-@dataclass(frozen=True)
-class DoseResponse:
+@dataclass(frozen=True, repr=False)
+class DoseResponse(Displayed):
     """Result of :func:`fidelity_dose_response`.
 
     Attributes
@@ -72,40 +76,47 @@ class DoseResponse:
         """Tidy one-row table of the dose-response slope."""
         return self.coef.reset_index()
 
-    def summary(self) -> str:
-        """Readable summary."""
-        return (
-            f"Fidelity dose-response ({self.fidelity_level} fidelity, "
-            f"{'mixed model' if self.inference == 'mixed' else 'fixed effects, cluster-robust SE'}): "
-            f"{self.n_sites} treated sites, {self.n_obs} site-periods\n"
-            f"slope per unit of fidelity = {self.slope:.4f} (SE {self.se:.4f}), {round(100 * self.level)}% CI "
-            f"[{self.ci_low:.4f}, {self.ci_high:.4f}], p = {self.pvalue:.4g}; reference fidelity {self.reference:.4f}"
-        )
+    def _repr_fields(self) -> dict:
+        return {"slope": self.slope, "se": self.se, "ci": (self.ci_low, self.ci_high), "pvalue": self.pvalue,
+                "reference": self.reference, "n_sites": self.n_sites, "n_obs": self.n_obs,
+                "fidelity_level": self.fidelity_level, "inference": self.inference}
 
-    def plot_dose_response(
-        self, *, xlabel: str = "Fidelity", ylabel: str = "Outcome change vs. own pre-adoption level", ax=None
-    ):
+    def _summary(self, tx) -> str:
+        model = tx("mixed model") if self.inference == "mixed" else tx("fixed effects, cluster-robust SE")
+        level = tx("site-period") if self.fidelity_level == "site-period" else tx("site")
+        return "\n".join([
+            tx("Fidelity dose-response ({level} fidelity, {model}): {sites}, {obs}", level=level, model=model,
+               sites=tx.n("{n} treated site", "{n} treated sites", self.n_sites),
+               obs=tx.n("{n} site-period", "{n} site-periods", self.n_obs)),
+            tx("slope per unit of fidelity = {ci} (SE {se}), {p}; reference fidelity {ref}",
+               ci=tx.ci(self.slope, self.ci_low, self.ci_high, digits=4, level=self.level), se=tx.num(self.se, 4),
+               p=tx.pvalue(self.pvalue), ref=tx.num(self.reference, 4)),
+        ])
+
+    @styled
+    def plot_dose_response(self, *, xlabel: str | None = None, ylabel: str | None = None, ax=None):
         """Each treated site's mean outcome change (after minus before adoption, net of period effects)
         against its mean fidelity, with the fitted slope; returns the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4.5))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.5))
         d = self.panel
         pre = d[d["treatment"] == 0].groupby("site_id")["y_net"].mean()
         post = d[d["treatment"] == 1].groupby("site_id").agg(y=("y_net", "mean"), f=("fidelity", "mean"))
         post = post.join(pre.rename("pre"), how="inner").dropna()
         x = post["f"].to_numpy()
         yv = (post["y"] - post["pre"]).to_numpy()
-        ax.scatter(x, yv, s=22, facecolors="0.75", edgecolors="black", linewidths=0.6, zorder=3)
+        ax.scatter(x, yv, s=24, color=PALETTE[0], alpha=0.75, edgecolors="white", linewidths=0.5, zorder=3,
+                   label=tx("Treated site"))
         if len(x):
             grid = np.linspace(x.min(), x.max(), 50)
-            ax.plot(grid, yv.mean() + self.slope * (grid - x.mean()), color="black", lw=1.2,
-                    label=f"slope {self.slope:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]")
-            ax.legend(fontsize="small")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"Fidelity dose-response ({self.n_sites} sites)")
+            ax.plot(grid, yv.mean() + self.slope * (grid - x.mean()), color=WORSE, lw=1.6,
+                    label=tx("Fitted slope: {ci}", ci=tx.ci(self.slope, self.ci_low, self.ci_high, level=self.level)))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ticks_inside(ax)
+        xlabel = tx("Fidelity (mean over the site's treated periods)") if xlabel is None else xlabel
+        ax.set_xlabel(textwrap.fill(xlabel, 50))
+        ax.set_ylabel(textwrap.fill(tx("Outcome change vs. own pre-adoption level") if ylabel is None else ylabel, 40))
+        ax.set_title(tx.n("Fidelity dose-response ({n} site)", "Fidelity dose-response ({n} sites)", self.n_sites))
         return ax
 
 

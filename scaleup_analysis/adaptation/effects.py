@@ -17,13 +17,18 @@ Mundlak, Y. (1978). On the pooling of time series and cross section data. Econom
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from .._display import Displayed
+from .._style import GREY, NEUTRAL, PALETTE, new_axes, styled, ticks_inside, word
 from ..errors import RowsOmittedWarning, ScaleupDataError
+from ..i18n import N_
+from ..narrative import Text
 from ._panel import (
     PANEL_NAMES, REL_COLS, adoption_terms, check_options, cumulative_counts, drop_ramp_up, fit_panel_model,
     site_period_panel,
@@ -32,8 +37,13 @@ from .frame import validate_adaptations
 
 __all__ = ["adaptation_effects", "AdaptationEffects"]
 
-@dataclass(frozen=True)
-class AdaptationEffects:
+_TERMS = {"n_consistent": N_("Each fidelity-consistent adaptation"),
+          "n_inconsistent": N_("Each fidelity-inconsistent adaptation"),
+          "n_unknown": N_("Each adaptation of unknown relation to fidelity")}
+_ADOPTION = {"exposure": N_("one effect per period since adoption"), "treatment": N_("one effect")}
+
+@dataclass(frozen=True, repr=False)
+class AdaptationEffects(Displayed):
     """Result of :func:`adaptation_effects`.
 
     Attributes
@@ -86,35 +96,72 @@ class AdaptationEffects:
         c.insert(0, "analysis", "event_study")
         return pd.concat([a, b, c], ignore_index=True)[["analysis", "term", "estimate", "se", "pvalue", "ci_low", "ci_high"]]
 
-    def summary(self) -> str:
-        """Readable summary of both analyses."""
-        pct = round(100 * self.level)
+    def _repr_fields(self) -> dict:
+        out = {f"{term}": float(self.coef.loc[term, "estimate"]) for term in self.coef.index}
+        e = self.event_effect
+        out.update(event_effect=float(e["estimate"]), event_effect_ci=(float(e["ci_low"]), float(e["ci_high"])),
+                   n_event_sites=self.n_event_sites, inference=self.inference)
+        return out
+
+    def _summary(self, tx) -> str:
+        """Both analyses: the cumulative-count coefficients and the event study."""
+        pct = tx.pct(self.level)
+        model = (tx("mixed model, site random effects") if self.inference == "mixed"
+                 else tx("site fixed effects, cluster-robust SE"))
+        adoption = word(tx, _ADOPTION, self.adoption_effects)
+        e = self.event_effect
         lines = [
-            f"Adaptation effects ({'mixed model, site random effects' if self.inference == 'mixed' else 'site fixed effects, cluster-robust SE'}; "
-            f"period fixed effects; adoption effects: {self.adoption_effects})",
-            f"(a) cumulative number of adaptations (per adaptation, {pct}% CI):",
-            self.coef.to_string(float_format=lambda x: f"{x:.4f}"),
-            "",
-            f"(b) first fidelity-inconsistent adaptation ({self.n_event_sites} sites): before/after effect "
-            f"{self.event_effect['estimate']:.4f} [{self.event_effect['ci_low']:.4f}, {self.event_effect['ci_high']:.4f}]",
-            self.event_study.to_string(index=False, float_format=lambda x: f"{x:.4f}"),
+            tx("Adaptation effects ({model}; period fixed effects; the innovation's own effect: {adoption})",
+               model=model, adoption=adoption),
+            tx("(a) Cumulative number of adaptations (change in the outcome per adaptation, {level} CI):", level=pct),
         ]
+        for term, r in self.coef.iterrows():
+            lines.append("  " + word(tx, _TERMS, term) + tx.colon() + " "
+                         + tx.ci(r["estimate"], r["ci_low"], r["ci_high"], digits=4, level=self.level)
+                         + ", " + tx.pvalue(r["pvalue"]))
+        lines += [
+            "",
+            tx("(b) First fidelity-inconsistent adaptation ({sites}): before/after effect {ci}, {p}",
+               sites=tx.n("{n} site", "{n} sites", self.n_event_sites),
+               ci=tx.ci(e["estimate"], e["ci_low"], e["ci_high"], digits=4, level=self.level),
+               p=tx.pvalue(e["pvalue"])),
+            tx("Event study (periods since the first fidelity-inconsistent adaptation; -1 is the reference):"),
+        ]
+        for r in self.event_study.itertuples(index=False):
+            value = (tx("reference") if r.event_time == -1
+                     else tx.ci(r.estimate, r.ci_low, r.ci_high, digits=4, level=self.level))
+            lines.append("  " + tx("{e}: {value} ({sites})", e=tx.signed(r.event_time, 0) if r.event_time else "0",
+                                   value=value, sites=tx.n("{n} site", "{n} sites", r.n_sites)))
         return "\n".join(lines)
 
-    def plot_event_study(self, *, ylabel: str = "Change in outcome (vs. period before)", ax=None):
+    @styled
+    def plot_event_study(self, *, ylabel: str | None = None, ax=None):
         """Event-study coefficients with CIs against event time; returns the Axes."""
-        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.2))
         d = self.event_study
-        ax.errorbar(d["event_time"], d["estimate"], yerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
-                    fmt="o", color="black", ecolor="0.45", capsize=3, markersize=5)
-        ax.axhline(0, color="0.6", lw=0.8)
-        ax.axvline(-0.5, color="0.6", ls="--", lw=0.8)
-        ax.set_xlabel("Periods since the first fidelity-inconsistent adaptation")
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"Event study ({self.n_event_sites} sites, {round(100 * self.level)}% CI)")
+        ref = d["event_time"] == -1
+        ax.axhline(0, color=NEUTRAL, lw=0.8)
+        ax.axvline(-0.5, color=GREY, ls="--", lw=1.0)
+        est = d.loc[~ref]
+        ax.errorbar(est["event_time"], est["estimate"],
+                    yerr=[est["estimate"] - est["ci_low"], est["ci_high"] - est["estimate"]],
+                    fmt="o", color=PALETTE[0], ecolor=PALETTE[0], capsize=3, markersize=5)
+        ax.plot(d.loc[ref, "event_time"], d.loc[ref, "estimate"], "o", mfc="white", mec=PALETTE[0], ms=5)
+        level = tx.pct(self.level)
+        ax.legend(handles=[
+            Line2D([], [], marker="o", color=PALETTE[0], label=tx("Estimate and {level} CI", level=level)),
+            Line2D([], [], marker="o", ls="", mfc="white", mec=PALETTE[0], label=tx("Reference period (-1)")),
+            Line2D([], [], color=GREY, ls="--", label=tx("First fidelity-inconsistent adaptation")),
+        ], loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_xticks(d["event_time"].tolist())
+        ticks_inside(ax, "y")
+        ax.set_xlabel(textwrap.fill(tx("Periods since the first fidelity-inconsistent adaptation"), 50))
+        ax.set_ylabel(textwrap.fill(tx("Change in outcome (vs. period before)") if ylabel is None else ylabel, 40))
+        ax.set_title(tx.n("Event study ({n} site, {level} CI)", "Event study ({n} sites, {level} CI)",
+                          self.n_event_sites, level=level))
         return ax
 
 

@@ -2,8 +2,8 @@
 
 * :func:`summarize_adaptations` - counts and shares by FRAME field, overall, by region and by phase,
   and per site (:class:`AdaptationSummary`);
-* :func:`plot_adaptation_timeline` - one row per site, one marker per adaptation at its start
-  period, the fidelity relation in grey-scale markers.
+* :func:`plot_adaptation_timeline` - one row per site (grouped by region), one marker per adaptation
+  at its start period, the fidelity relation in colour and shape.
 
 References
 ----------
@@ -15,22 +15,74 @@ reporting adaptations and modifications to evidence-based interventions. Impleme
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
+from .._display import Displayed
+from .._style import BETTER, GREY, NEUTRAL, PALETTE, SEQUENTIAL, SMALL_FONT_SIZE, WORSE, data_text, group_rows, new_axes, region_labels, styled, thinned, ticks_inside
 from ..errors import ScaleupDataError
+from ..i18n import N_
+from ..narrative import Text
 from .frame import (
-    _FIELDS, _MULTI_SEP, _REASON_LEVELS, _REASON_LEVELS_IS, _check_sites, _codes, _tokens, _unknown_sites,
-    validate_adaptations,
+    _FIELDS, _MULTI_SEP, _REASON_LEVELS, _REASON_LEVELS_IS, _SUBREASONS, _check_sites, _codes, _tokens,
+    _unknown_sites, validate_adaptations,
 )
 
 __all__ = ["summarize_adaptations", "AdaptationSummary", "plot_adaptation_timeline"]
 
-@dataclass(frozen=True)
-class AdaptationSummary:
+#: Names of the FRAME fields (columns of the adaptations table) in figures and summaries.
+_FIELD_NAMES = {
+    "when": N_("When the adaptation was made"),
+    "planned": N_("Planned or unplanned"),
+    "who_decided": N_("Who decided"),
+    "what_modified": N_("What was modified"),
+    "level": N_("Level of delivery"),
+    "nature": N_("Nature of the adaptation"),
+    "fidelity_relation": N_("Relation to fidelity"),
+    "goal": N_("Goal"),
+    "reason": N_("Reason"),
+    "reason_level": N_("Level of the reason"),
+}
+#: Names of the ``by`` columns and of the phases of the ``sites`` table.
+_BY_NAMES = {"rss_code": N_("region"), "phase": N_("phase")}
+_PHASE_NAMES = {"pilot": N_("pilot"), "scale-up": N_("scale-up"), "not-adopted": N_("not adopted")}
+
+
+def _field_name(tx, fld: str) -> str:
+    return tx(_FIELD_NAMES[fld]) if fld in _FIELD_NAMES else data_text(fld.replace("_", " "))
+
+
+def _code_label(tx, scheme: str, fld: str, code: str) -> str:
+    """The FRAME label of ``code`` of field ``fld`` in the reader's language (the code if unknown)."""
+    levels = dict(_REASON_LEVELS if scheme == "FRAME" else _REASON_LEVELS_IS)
+    if fld in ("reason", "reason_level"):
+        level, _, sub = str(code).partition(":")
+        if level not in levels:
+            return data_text(code)
+        if not sub:
+            return tx(levels[level])
+        subs = dict(_SUBREASONS.get(level, ()))
+        return tx(levels[level]) + tx.colon() + " " + (tx(subs[sub]) if sub in subs else data_text(sub))
+    labels = {c: lab for c, lab, _ in _codes(scheme, fld)} if fld in _FIELDS[scheme] else {}
+    return tx(labels[code]) if code in labels else data_text(code)
+
+
+def _facet_labels(tx, by: str, facets) -> dict:
+    """Legend labels of the facets of ``by``: region names, phase words, else the values."""
+    if by == "rss_code":
+        return {f: data_text(v) for f, v in region_labels(list(facets)).items()}
+    if by == "phase":
+        return {f: tx(_PHASE_NAMES[f]) if f in _PHASE_NAMES else data_text(f) for f in facets}
+    return {f: data_text(f) for f in facets}
+
+
+@dataclass(frozen=True, repr=False)
+class AdaptationSummary(Displayed):
     """Result of :func:`summarize_adaptations`.
 
     Attributes
@@ -58,47 +110,100 @@ class AdaptationSummary:
         """The tidy ``counts`` table."""
         return self.counts.copy()
 
-    def summary(self) -> str:
-        """Readable overall counts and shares by field."""
+    def _repr_fields(self) -> dict:
+        ps = self.per_site
+        rel = self.counts[(self.counts["by"] == "overall") & (self.counts["field"] == "fidelity_relation")]
+        out = {"scheme": self.scheme, "n_adaptations": self.n_adaptations,
+               "n_sites": len(ps), "n_sites_with_adaptations": int((ps["n_adaptations"] > 0).sum())}
+        for code, name in (("fidelity-consistent", "n_consistent"), ("fidelity-inconsistent", "n_inconsistent")):
+            if len(rel):
+                out[name] = int(rel.loc[rel["code"] == code, "n"].sum())
+        return out
+
+    def _summary(self, tx) -> str:
+        """Overall counts and shares by field."""
         c = self.counts[(self.counts["by"] == "overall") & (self.counts["n"] > 0)]
-        lines = [f"{self.n_adaptations} adaptations ({self.scheme}) at {int((self.per_site['n_adaptations'] > 0).sum())} "
-                 f"of {len(self.per_site)} sites"]
+        ps = self.per_site
+        lines = [tx.n("{n} adaptation ({scheme}) documented at {k} of {m} sites",
+                      "{n} adaptations ({scheme}) documented at {k} of {m} sites", self.n_adaptations,
+                      scheme=self.scheme, k=tx.int(int((ps["n_adaptations"] > 0).sum())), m=tx.int(len(ps)))]
         for fld, d in c.groupby("field", sort=False):
-            lines.append(f"{fld}:")
+            lines.append(_field_name(tx, fld) + tx.colon())
             for r in d.itertuples(index=False):
-                lines.append(f"  {r.code:<40}{r.n:>6}  {100 * r.share:5.1f}%")
+                label = _code_label(tx, self.scheme, fld, r.code)
+                lines.append(f"  {label:<48}{tx.int(r.n):>6}  {tx.pct(r.share, 1):>7}")
         return "\n".join(lines)
 
+    @styled
     def plot_counts(self, field: str = "fidelity_relation", by: str = "overall", *, ax=None):
-        """Horizontal bars of the counts of one field (stacked by facet if ``by`` is not
-        ``"overall"``), grey-scale with hatching; returns the Axes."""
-        import matplotlib.pyplot as plt
+        """Horizontal bars of the counts of one field, labelled with the FRAME labels (stacked by
+        facet, one colour per facet, if ``by`` is not ``"overall"``); returns the Axes."""
+        from matplotlib.patches import Patch
 
+        tx = Text()
         d = self.counts[(self.counts["field"] == field) & (self.counts["by"] == by)]
         if d.empty:
             raise ScaleupDataError(
                 f"plot_counts(): no counts for field={field!r} and by={by!r}; fields: "
                 f"{sorted(self.counts['field'].unique())}, by: {sorted(self.counts['by'].unique())}."
             )
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, max(2.5, 0.35 * d["code"].nunique() + 1)))
         codes = list(dict.fromkeys(d["code"]))
+        if len(codes) > 15:  # long code lists (reasons, natures): the codes used only
+            used = d.groupby("code", sort=False)["n"].sum()
+            codes = [c for c in codes if used[c] > 0] or codes[:15]
+        facets = sorted(d["facet"].unique())
+        names = _facet_labels(tx, by, facets)
+        by_name = tx(_BY_NAMES[by]) if by in _BY_NAMES else data_text(by)
+        what = _field_name(tx, field)
+        if len(facets) > len(PALETTE):  # too many facets to stack: a table of counts, facet x code
+            return self._count_table(d, codes, facets, names, field, by_name, what, ax, tx)
+        labels = [textwrap.fill(_code_label(tx, self.scheme, field, c), 34) for c in codes]
+        n_lines = sum(lab.count("\n") + 1 for lab in labels)
+        ax = new_axes(ax, (7.0, min(13.0, max(2.8, 0.24 * n_lines + 0.25 * len(codes) + 1.4))))
         pos = np.arange(len(codes))
         left = np.zeros(len(codes))
-        hatches = ["", "//", "..", "xx", "\\\\", "--", "++", "oo"]
-        greys = ["0.25", "0.55", "0.8", "0.4", "0.7", "0.15", "0.9", "0.6"]
-        for k, (g, dg) in enumerate(d.groupby("facet", sort=True)):
-            vals = dg.set_index("code")["n"].reindex(codes).fillna(0).to_numpy(dtype=float)
-            ax.barh(pos, vals, left=left, color=greys[k % 8], hatch=hatches[(k // 8) % 8], edgecolor="black",
-                    linewidth=0.5, label=str(g))
+        handles = []
+        for k, g in enumerate(facets):
+            vals = d[d["facet"] == g].set_index("code")["n"].reindex(codes).fillna(0).to_numpy(dtype=float)
+            colour = PALETTE[0] if by == "overall" else PALETTE[k]
+            ax.barh(pos, vals, left=left, color=colour, edgecolor="white", linewidth=0.6)
+            handles.append(Patch(facecolor=colour, edgecolor="white", label=names[g]))
             left += vals
-        ax.set_yticks(pos)
-        ax.set_yticklabels(codes)
+        for p, total in zip(pos, left):
+            ax.annotate(tx.int(int(total)), (total, p), xytext=(3, 0), textcoords="offset points", va="center",
+                        fontsize=SMALL_FONT_SIZE)
+        ax.set_xlim(0, max(1.0, left.max()) * 1.12)
+        ticks_inside(ax, "x")
+        ax.set_yticks(pos, labels)
         ax.invert_yaxis()
-        ax.set_xlabel("Number of adaptations")
-        ax.set_title(f"Adaptations by {field}" + ("" if by == "overall" else f" and {by}"))
-        if by != "overall":
-            ax.legend(title=by, fontsize="small")
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(tx("Number of adaptations"))
+        if by == "overall":
+            ax.set_title(tx("Adaptations: {field}", field=what))
+        else:
+            ax.set_title(tx("Adaptations: {field}, by {by}", field=what, by=by_name))
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      title=by_name[:1].upper() + by_name[1:])
+        return ax
+
+    def _count_table(self, d, codes, facets, names, field, by_name, what, ax, tx):
+        """Counts of many facets (regions): one row per facet, one column per code, counts written."""
+        mat = d.pivot_table(index="facet", columns="code", values="n", aggfunc="sum").reindex(
+            index=facets, columns=codes).fillna(0).to_numpy(dtype=float)
+        labels = [textwrap.fill(_code_label(tx, self.scheme, field, c), 14) for c in codes]
+        ax = new_axes(ax, (min(14.0, 3.6 + 1.05 * len(codes)), min(13.0, 1.8 + 0.3 * len(facets))))
+        im = ax.imshow(mat, aspect="auto", cmap=SEQUENTIAL, vmin=0, vmax=max(1.0, mat.max()), interpolation="nearest")
+        for (i, j), v in np.ndenumerate(mat):
+            ax.text(j, i, tx.int(int(v)), ha="center", va="center", fontsize=SMALL_FONT_SIZE,
+                    color="black" if v > 0.6 * max(1.0, mat.max()) else "white")
+        ax.set_xticks(range(len(codes)), labels)
+        ax.xaxis.tick_top()
+        ax.set_yticks(range(len(facets)), [names[f] for f in facets])
+        ax.grid(False)
+        ax.tick_params(length=0)
+        ax.set_title(tx("Adaptations: {field}, by {by}", field=what, by=by_name))
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, ticks=MaxNLocator(integer=True)).set_label(
+            tx("Number of adaptations"))
         return ax
 
 
@@ -211,28 +316,35 @@ def summarize_adaptations(
     return AdaptationSummary(counts=counts, per_site=per_site, scheme=scheme, n_adaptations=len(ad))
 
 
+#: Marker and colour of each fidelity relation in the timeline (shape and colour: readable in grey-scale).
 _REL_STYLE = {
-    "fidelity-consistent": dict(marker="o", facecolor="0.15", edgecolor="black", label="fidelity-consistent"),
-    "fidelity-inconsistent": dict(marker="X", facecolor="white", edgecolor="black", label="fidelity-inconsistent"),
-    "unknown": dict(marker="s", facecolor="0.7", edgecolor="0.3", label="unknown"),
+    "fidelity-consistent": dict(marker="o", color=BETTER, label=N_("Fidelity-consistent")),
+    "fidelity-inconsistent": dict(marker="X", color=WORSE, label=N_("Fidelity-inconsistent")),
+    "unknown": dict(marker="s", color=NEUTRAL, label=N_("Relation to fidelity unknown")),
 }
+_DELIVERING = "#EBEBEB"
 
 
+@styled
 def plot_adaptation_timeline(
     data: pd.DataFrame,
     *,
     sites: pd.DataFrame | None = None,
     n_periods: int | None = None,
     scheme: str = "FRAME",
+    region: str = "rss_code",
     ax=None,
 ):
     """Timeline of adaptations: one row per site, one marker per adaptation at its start period.
 
-    The fidelity relation is encoded by the marker shape and fill (filled circle: fidelity-consistent;
-    open cross: fidelity-inconsistent; grey square: unknown), so the figure reads in grey-scale.
-    Several adaptations of a site in one period are spread horizontally. With ``sites`` (columns
-    ``site_id`` and ``adoption_period``) every adopting site gets a row, ordered by adoption, and a
-    light band shows the periods in which it delivers the innovation.
+    The fidelity relation is encoded by the marker's colour and shape (blue circle:
+    fidelity-consistent; orange cross: fidelity-inconsistent; grey square: unknown), explained in a
+    legend beside the chart. Several adaptations of a site in one period are spread horizontally.
+    With ``sites`` (columns ``site_id`` and ``adoption_period``) every adopting site gets a row,
+    ordered by adoption, and a light band shows the periods in which it delivers the innovation;
+    when ``sites`` also has the ``region`` column the rows are grouped by region and labelled with
+    the region's name (the site ids are then shown on the right only when there are at most 40
+    rows).
 
     Parameters
     ----------
@@ -242,6 +354,8 @@ def plot_adaptation_timeline(
     n_periods : int, optional
         Last period shown (default: the last period with an adaptation).
     scheme : {"FRAME", "FRAME-IS"}
+    region : str, default "rss_code"
+        Region column of ``sites``.
     ax : matplotlib Axes, optional
 
     Returns
@@ -256,14 +370,14 @@ def plot_adaptation_timeline(
     >>> ax.get_xlabel()
     'Period (start of the adaptation)'
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
 
+    tx = Text()
     ad = validate_adaptations(data, scheme=scheme)
     if "fidelity_relation" not in ad.columns:
         ad["fidelity_relation"] = "unknown"
     ad["fidelity_relation"] = ad["fidelity_relation"].astype(object).fillna("unknown")
-    adopt = {}
+    adopt, groups = {}, None
     if sites is not None:
         _check_sites(sites, ["site_id", "adoption_period"])
         _unknown_sites(ad, sites)
@@ -271,35 +385,68 @@ def plot_adaptation_timeline(
         a = pd.to_numeric(s["adoption_period"], errors="coerce").astype(float)
         keep = a.notna().to_numpy() | s["site_id"].isin(set(ad["site_id"])).to_numpy()
         s, a = s[keep], a[keep]
-        order = np.lexsort((s["site_id"].to_numpy(), a.fillna(np.inf).to_numpy()))
+        keys = [s["site_id"].to_numpy(), a.fillna(np.inf).to_numpy()]
+        if region in s.columns:
+            reg = s[region].astype(object).where(s[region].notna(), "").astype(str).to_numpy()
+            keys += [reg, reg == ""]
+        order = np.lexsort(keys)
         site_order = list(s["site_id"].to_numpy()[order])
         adopt = dict(zip(s["site_id"], a))
+        if region in s.columns:
+            groups = list(reg[order])
     else:
         site_order = sorted(ad["site_id"].unique(), key=lambda x: (ad.loc[ad["site_id"] == x, "period"].min(), x))
     T = int(n_periods) if n_periods is not None else int(max(ad["period"].max() if len(ad) else 1, 1))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, max(3.0, 0.16 * len(site_order) + 1.2)))
+    n_rows = len(site_order)
+    created = ax is None
+    ax = new_axes(ax, (9.0, min(13.0, max(3.5, 2.2 + (0.09 if n_rows > 60 else 0.16) * n_rows))))
+    axes_height = ax.figure.get_size_inches()[1] * ax.get_position().height
     ypos = {sid: i for i, sid in enumerate(site_order)}
     for sid, y in ypos.items():
         a = adopt.get(sid, np.nan)
         if np.isfinite(a):
-            ax.add_patch(Rectangle((a - 0.5, y - 0.4), T - a + 1, 0.8, facecolor="0.92", edgecolor="none", zorder=0))
+            ax.add_patch(Rectangle((a - 0.5, y - 0.45), T - a + 1, 0.9, facecolor=_DELIVERING, edgecolor="none",
+                                   zorder=0))
     ad = ad.sort_values(["site_id", "period", "adaptation_id"])
     k = ad.groupby(["site_id", "period"]).cumcount().to_numpy()
     m = ad.groupby(["site_id", "period"])["period"].transform("size").to_numpy()
     x = ad["period"].to_numpy(dtype=float) + (k - (m - 1) / 2) * 0.22
     y = ad["site_id"].map(ypos).to_numpy(dtype=float)
     rel = ad["fidelity_relation"].to_numpy()
+    size = 30 if n_rows <= 60 else 22
     for code, st in _REL_STYLE.items():
         sel = rel == code
-        ax.scatter(x[sel], y[sel], marker=st["marker"], s=36, facecolors=st["facecolor"], edgecolors=st["edgecolor"],
-                   linewidths=0.9, label=f"{st['label']} ({int(sel.sum())})", zorder=3)
+        ax.scatter(x[sel], y[sel], marker=st["marker"], s=size, color=st["color"], edgecolors="white",
+                   linewidths=0.4, label=f"{tx(st['label'])} ({tx.int(int(sel.sum()))})", zorder=3)
     ax.set_xlim(0.5, T + 0.5)
-    ax.set_ylim(len(site_order) - 0.5, -0.5)
-    ax.set_yticks(range(len(site_order)))
-    ax.set_yticklabels(site_order, fontsize=6 if len(site_order) > 30 else 8)
-    ax.set_xlabel("Period (start of the adaptation)")
-    ax.set_ylabel("Site" + (" (ordered by adoption; shaded = delivering)" if adopt else ""))
-    ax.set_title("Documented adaptations over time (FRAME fidelity relation)")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ticks_inside(ax, "x")
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(tx("Period (start of the adaptation)"))
+    if groups is not None:
+        names = region_labels([g for g in dict.fromkeys(groups) if g != ""])
+        names[""] = tx("No region")
+        group_rows(ax, groups, {g: data_text(n) for g, n in names.items()}, axes_height_in=axes_height,
+                    line=GREY)
+        ax.set_ylabel(tx("Region (one row per site, ordered by adoption)"))
+        if n_rows <= 40:
+            right = ax.secondary_yaxis("right")
+            shown = thinned(n_rows, axes_height)
+            right.set_yticks(shown, [data_text(site_order[i]) for i in shown])
+            right.tick_params(length=0)
+            right.set_ylabel(tx("Site"))
+    else:
+        shown = thinned(n_rows, axes_height)
+        ax.set_yticks(shown, [data_text(site_order[i]) for i in shown])
+        ax.set_ylabel(tx("Site (ordered by adoption)") if adopt else tx("Site"))
+    ax.set_title(tx("Documented adaptations over time, by relation to fidelity"))
+    handles, _ = ax.get_legend_handles_labels()
+    if adopt:
+        handles.append(Patch(facecolor=_DELIVERING, edgecolor="none", label=tx("Site delivering the innovation")))
+    if created:  # under the chart, outside the data
+        ax.figure.legend(handles=handles, loc="outside lower center", ncols=2, title=tx("Adaptations"))
+    else:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=tx("Adaptations"),
+                  alignment="left")
     return ax

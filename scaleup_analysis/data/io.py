@@ -37,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from .._display import Displayed
 from ..errors import ScaleupDataError
+from ..i18n import N_
 from .schemas import (
     _FOREIGN_KEYS,
     _SEE_DICTIONARY,
@@ -703,8 +705,8 @@ _DATA_LIKE = (".csv", ".tsv", ".txt", ".parquet", ".xlsx", ".xlsm", ".xls", ".od
 _NOT_DATA = ("study.toml", "manifest")  # besides hidden files, README*, LISEZMOI* and *.md
 
 
-@dataclass(frozen=True)
-class LoadedTables:
+@dataclass(frozen=True, repr=False)
+class LoadedTables(Displayed):
     """The tables of a data directory and where each came from (returned by :func:`load_tables`).
 
     Attributes
@@ -756,16 +758,67 @@ class LoadedTables:
             columns=["table", "source", "sheet", "rows", "columns"],
         )
 
-    def summary(self) -> str:
-        """The tables with their source and size, then the notes and the files not used."""
+    def _repr_fields(self) -> dict:
+        return {"n_tables": len(self.tables), "tables": list(self.tables), "defaults": list(self.defaults),
+                "n_ignored": len(self.ignored)}
+
+    def _summary(self, tx) -> str:
+        """The tables with their source and size, then how the files were read and the files not used."""
         width = max((len(t) for t in self.tables), default=0)
         lines = []
         for t, df in self.tables.items():
-            src = self.files[t] if t not in self.sheets else f"sheet {self.sheets[t]!r} of {self.files[t]}"
-            lines.append(f"{t:<{width}}  {len(df):>9,d} rows  {df.shape[1]:>3d} columns  {src}")
-        lines += [f"Note: {n}" for n in self.notes]
-        lines += [f"Not used: {name}: {why}" for name, why in self.ignored.items()]
+            if t in self.sheets:
+                src = tx("sheet {sheet} of {file}", sheet=repr(self.sheets[t]), file=str(self.files[t]))
+            elif self.files[t] == "bundled":
+                src = tx("bundled (the package's table)")
+            else:
+                src = str(self.files[t])
+            lines.append(f"{t:<{width}}  {tx.n('{n} row', '{n} rows', len(df)):>14}  "
+                         f"{tx.n('{n} column', '{n} columns', df.shape[1]):>12}  {src}")
+        lines += [tx("Note: {note}", note=n) for n in reading_notes(self, tx)]
+        lines += [tx("Not used: {name} ({why})", name=name, why=_ignored_reason(why, tx))
+                  for name, why in self.ignored.items()]
         return "\n".join(lines)
+
+
+def reading_notes(loaded: LoadedTables, tx) -> list[str]:
+    """What a report says about how the tables were read, in ``tx``'s language: tables taken from the
+    package's defaults, CSV files read with another separator, a decimal comma or another encoding."""
+    notes = []
+    if "regions" in loaded.defaults:
+        notes.append(tx("Regions: not given; the bundled table of Quebec's 18 health regions is used."))
+    seps = {",": tx("comma"), ";": tx("semicolon"), "\t": tx("tab")}
+    groups: dict[str, list[str]] = {}
+    for table, fmt in loaded.formats.items():
+        parts = []
+        if fmt["separator"] != ",":
+            parts.append(tx("separator: {sep}", sep=seps.get(fmt["separator"], fmt["separator"])))
+        if fmt["decimal"] == ",":
+            parts.append(tx("decimal comma"))
+        if fmt["encoding"] != fmt["encoding_set"]:
+            parts.append(tx("encoding UTF-8 (the file is valid UTF-8, although {enc} was set)",
+                            enc=fmt["encoding_set"]))
+        elif fmt["encoding"] != "utf-8":
+            parts.append(tx("encoding {enc}", enc=fmt["encoding"]))
+        if parts:
+            groups.setdefault(", ".join(parts), []).append(Path(loaded.files[table]).name)
+    for how, files in groups.items():
+        notes.append(tx("CSV files read with {how}: {files}.", how=how, files=", ".join(sorted(files))))
+    return notes
+
+
+#: Why a file or sheet was not used (``LoadedTables.ignored``), as the summary says it.
+_FIXED_REASONS = {"not a data file": N_("not a data file"), "not named after a table": N_("not named after a table")}
+
+
+def _ignored_reason(why: str, tx) -> str:
+    if why in _FIXED_REASONS:
+        return tx(_FIXED_REASONS[why])
+    if m := re.fullmatch(r"table '(.+)' was not requested", why):
+        return tx("table '{table}' was not requested", table=m.group(1))
+    if m := re.fullmatch(r"an empty template \(header row only\): table '(.+)' counts as not given", why):
+        return tx("an empty template (header row only): table '{table}' counts as not given", table=m.group(1))
+    return why
 
 
 def _is_not_data(name: str) -> bool:

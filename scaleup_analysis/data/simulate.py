@@ -158,7 +158,11 @@ import pandas as pd
 
 from .._atomic import atomic_write
 from .._constants import DEFAULT_SEED
+from .._display import Displayed
+from .._style import GREY, NEUTRAL, PALETTE, new_axes, region_labels, styled, ticks_inside
 from ..errors import ScaleupDataError
+from ..i18n import N_
+from ..narrative import Text
 from .schemas import _SPEC_BY_NAME
 
 __all__ = ["simulate_scaleup", "SimulatedScaleup", "ScaleupTruth", "write_encounters_parquet"]
@@ -281,8 +285,8 @@ _ENCOUNTER_COLUMNS = ("patient_id", "site_id", "period", "treated", "y", "event"
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ScaleupTruth:
+@dataclass(frozen=True, repr=False)
+class ScaleupTruth(Displayed):
     """Planted (true) values of a :func:`simulate_scaleup` draw; see the module docstring for the model.
 
     Scalars are floats; tables are tidy DataFrames. ``site_period_effects`` and ``att_gt`` are the
@@ -400,17 +404,33 @@ class ScaleupTruth:
                 rows.append((f.name, float(v)))
         return pd.DataFrame(rows, columns=["parameter", "value"])
 
-    def summary(self) -> str:
-        """Readable list of the scalar planted parameters and the deleterious region(s)."""
-        lines = ["Planted truth", "-------------"]
-        for p, v in self.to_frame().itertuples(index=False):
-            lines.append(f"{p:<22}{v:>12.4g}")
-        lines.append(f"{'deleterious_regions':<22}{', '.join(self.deleterious_regions):>12}")
+    def _repr_fields(self) -> dict:
+        return {"seed": self.seed, "delta_pilot": self.delta_pilot, "delta_scale": self.delta_scale,
+                "voltage_drop_ratio": self.voltage_drop_ratio, "att_pilot": self.att_pilot,
+                "att_scale": self.att_scale, "icc_site": self.icc_site,
+                "deleterious_regions": list(self.deleterious_regions)}
+
+    def _summary(self, tx) -> str:
+        """The scalar planted parameters (by attribute name) and the deleterious region(s)."""
+        frame = self.to_frame()
+        width = max(len(tx("parameter")), *(len(p) for p in frame["parameter"]))
+        lines = [tx("Planted truth (seed {seed})", seed=self.seed), f"  {tx('parameter'):<{width}}  {tx('value')}"]
+        lines += [f"  {p:<{width}}  {tx.num(v, 0 if float(v).is_integer() else 4)}"
+                  for p, v in frame.itertuples(index=False)]
+        names = region_labels(self.deleterious_regions)
+        lines.append(tx("Region(s) where the scale-up effect is harmful: {regions}",
+                        regions=tx.join([names[r] for r in self.deleterious_regions])))
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class SimulatedScaleup:
+#: How the phases of ``sites.phase`` are shown.
+_PHASE_WORDS = {"pilot": N_("pilot"), "scale-up": N_("scale-up"), "not-adopted": N_("not adopted")}
+#: Colours of the rollout chart: before adoption, delivering (pilot, scale-up), comparison site.
+_ROLLOUT_COLOURS = ("#D6E4F0", PALETTE[2], PALETTE[0], GREY)
+
+
+@dataclass(frozen=True, repr=False)
+class SimulatedScaleup(Displayed):
     """A simulated scale-up: every table of the data dictionary plus the planted truth.
 
     Attributes
@@ -437,57 +457,114 @@ class SimulatedScaleup:
             columns=["table", "n_rows", "n_columns"],
         )
 
-    def summary(self) -> str:
-        """Readable description of the design (sizes, rollout) and the table sizes."""
+    def _repr_fields(self) -> dict:
+        sites = self.tables["sites"]
+        return {"seed": self.params["seed"], "n_sites": len(sites), "n_regions": int(sites["rss_code"].nunique()),
+                "n_periods": self.params["n_periods"], "n_tables": len(self.tables)}
+
+    def _summary(self, tx) -> str:
+        """The design (sizes, rollout), the deleterious region(s) and the table sizes."""
         sites = self.tables["sites"]
         counts = sites["phase"].value_counts().reindex(list(_PHASES), fill_value=0)
         waves = sites.dropna(subset=["cohort"]).groupby("cohort")["adoption_period"].first()
+        names = region_labels(self.truth.deleterious_regions)
         lines = [
-            f"Simulated scale-up (seed={self.params['seed']}): {len(sites)} sites in 18 RSS, "
-            f"{self.params['n_periods']} periods, {self.params['patients_per_site_period']} patients "
-            "per site-period",
-            "Sites by phase: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
-            "Adoption period by cohort: " + ", ".join(f"{int(c)}: {int(p)}" for c, p in waves.items()),
-            f"Deleterious region(s): {', '.join(self.truth.deleterious_regions)}",
+            tx("Simulated scale-up (seed {seed}): {sites} in {regions}, {periods}, {patients} per site-period",
+               seed=self.params["seed"], sites=tx.n("{n} site", "{n} sites", len(sites)),
+               regions=tx.n("{n} region", "{n} regions", sites["rss_code"].nunique()),
+               periods=tx.n("{n} period", "{n} periods", int(self.params["n_periods"])),
+               patients=tx.n("{n} patient", "{n} patients", int(self.params["patients_per_site_period"]))),
+            tx("Sites by phase: {counts}", counts=", ".join(f"{tx(_PHASE_WORDS[k])} {tx.int(v)}"
+                                                             for k, v in counts.items())),
+            tx("Adoption period by wave: {waves}", waves=", ".join(f"{int(c)}: {int(p)}" for c, p in waves.items())),
+            tx("Region(s) where the scale-up effect is harmful: {regions}",
+               regions=tx.join([names[r] for r in self.truth.deleterious_regions])),
             "",
-            self.to_frame().to_string(index=False),
         ]
+        width = max(len(tx("table")), *(len(t) for t in self.tables))
+        lines.append(f"{tx('table'):<{width}}  {tx('rows'):>9}  {tx('columns'):>8}")
+        lines += [f"{t:<{width}}  {tx.int(len(df)):>9}  {tx.int(df.shape[1]):>8}" for t, df in self.tables.items()]
         return "\n".join(lines)
 
+    @styled
     def plot_rollout(self, *, ax=None):
-        """Treatment status of every site (rows, ordered by adoption) over periods; returns the Axes."""
-        import matplotlib.pyplot as plt
+        """Treatment status of every site over periods: one row per site, grouped by adoption period (the
+        block's label gives the phase and its number of sites) and by region within a block; pilot and
+        scale-up sites delivering the innovation in two colours, comparison sites in grey. Returns the Axes."""
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+        from matplotlib.patches import Patch
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+        tx = Text()
         sites = self.tables["sites"]
+        n = len(sites)
         T = int(self.params["n_periods"])
+        ax = new_axes(ax, (9.0, min(9.0, max(4.0, 2.0 + 0.05 * n))))
         adopt = sites["adoption_period"].astype("float64").fillna(np.inf).to_numpy()
-        order = np.argsort(adopt, kind="stable")
+        order = np.lexsort((sites["site_id"].astype(str).to_numpy(), sites["rss_code"].astype(str).to_numpy(),
+                            adopt))
+        adopt, phase = adopt[order], sites["phase"].astype(str).to_numpy()[order]
         periods = np.arange(1, T + 1)
-        status = (periods[None, :] >= adopt[order][:, None]).astype(float)
-        ax.imshow(status, aspect="auto", cmap="Greys", interpolation="nearest", vmin=0, vmax=1.4,
-                  extent=(0.5, T + 0.5, len(sites) + 0.5, 0.5))
-        ax.set_xlabel("Period (quarter)")
-        ax.set_ylabel("Site (ordered by adoption period)")
-        ax.set_title("Staggered rollout (dark = delivering the innovation)")
+        delivering = periods[None, :] >= adopt[:, None]
+        code = np.where(delivering, np.where(phase == "pilot", 1, 2)[:, None], 0)
+        code[~np.isfinite(adopt)] = 3
+        ax.pcolormesh(np.arange(0.5, T + 1), np.arange(0.5, n + 1), code, cmap=ListedColormap(_ROLLOUT_COLOURS),
+                      norm=BoundaryNorm([-0.5, 0.5, 1.5, 2.5, 3.5], 4),
+                      edgecolors="white" if n <= 40 else "face", linewidth=0.6 if n <= 40 else 0.0)
+        for t in range(1, T):  # period boundaries (cells of one site are not outlined when there are many)
+            ax.axvline(t + 0.5, color="white", lw=0.6)
+        ax.set_xlim(0.5, T + 0.5)
+        ax.set_ylim(n + 0.5, 0.5)
+        ax.grid(False)
+        # one label per block of sites adopting in the same period (never 120 tiny site labels)
+        row_pt = ax.figure.get_size_inches()[1] * 0.75 * 72 / n
+        ticks, labels, last = [], [], -np.inf
+        starts = np.flatnonzero(np.r_[True, adopt[1:] != adopt[:-1]])
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else n
+            if i:
+                ax.axhline(start + 0.5, color="black", lw=0.8)
+            middle = (start + 1 + end) / 2
+            if (middle - last) * row_pt < 12:
+                continue
+            size = tx.n("{n} site", "{n} sites", end - start)
+            if not np.isfinite(adopt[start]):
+                labels.append(tx("Comparison ({size})", size=size))
+            elif phase[start] == "pilot":
+                labels.append(tx("Pilot, period {t} ({size})", t=int(adopt[start]), size=size))
+            else:
+                labels.append(tx("Adoption in period {t} ({size})", t=int(adopt[start]), size=size))
+            ticks.append(middle)
+            last = middle
+        ax.set_yticks(ticks, labels=labels)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xticks(periods if T <= 20 else periods[(periods % 2) == 0])
+        ax.set_xlabel(tx("period (quarter)"))
+        ax.set_ylabel(tx("sites by adoption period"))
+        ax.set_title(tx.n("Staggered rollout of the {n} site", "Staggered rollout of the {n} sites", n))
+        handles = [Patch(facecolor=c, edgecolor=NEUTRAL, label=lab) for c, lab in zip(_ROLLOUT_COLOURS, (
+            tx("Not yet delivering"), tx("Delivering (pilot site)"), tx("Delivering (scale-up site)"),
+            tx("Comparison site (never adopts)")))]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         return ax
 
+    @styled
     def plot_att(self, *, ax=None):
-        """Planted average effect on ``y`` by cohort and period (``truth.att_gt``); returns the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
-        styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D", "v", "x"]
+        """Planted average effect on ``y`` by cohort and period (``truth.att_gt``), one colour and marker
+        per cohort; returns the Axes."""
+        tx = Text()
+        ax = new_axes(ax, (8.0, 4.2))
+        markers = ["o", "s", "^", "D", "v", "P"]
         for k, (g, d) in enumerate(self.truth.att_gt.groupby("cohort")):
-            ax.plot(d["time"], d["att"], styles[k % 4], marker=markers[k % 6], ms=3, color="0.2",
-                    label=f"adoption period {g} (wave {int(d['wave'].iloc[0])})")
-        ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xlabel("Period (quarter)")
-        ax.set_ylabel("Planted effect on y (score points)")
-        ax.set_title("True average treatment effect by cohort (att_gt)")
-        ax.legend(fontsize="small")
+            wave = int(d["wave"].iloc[0])
+            label = (tx("Pilot, period {t}", t=int(g)) if wave == 0 else
+                     tx("Adoption in period {t} (wave {w})", t=int(g), w=wave))
+            ax.plot(d["time"], d["att"], marker=markers[k % 6], ms=4, color=PALETTE[k % 7], label=label)
+        ax.axhline(0, color=NEUTRAL, lw=0.9, ls="--", label=tx("No effect"))
+        ax.set_xlabel(tx("period (quarter)"))
+        ax.set_ylabel(tx("planted effect on y (score points)"))
+        ax.set_title(tx("True average treatment effect by cohort and period"))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        ticks_inside(ax)
         return ax
 
 

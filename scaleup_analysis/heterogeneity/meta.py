@@ -32,10 +32,14 @@ import pandas as pd
 from scipy import stats
 
 from .._checks import check_level, first_values, numeric_column
+from .._display import Displayed, num_cell, p_cell, text_table
+from .._style import GREY, NEUTRAL, PALETTE, new_axes, numeric_ticks, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
 from ..engines import FitError
 from ..engines.rma import TESTS, Fit, fit_rma, qprofile_ci
 from ..engines.tau2 import ESTIMATORS, METHODS
+from ..i18n import N_
+from ..narrative import Text
 
 __all__ = [
     "meta_analysis",
@@ -141,10 +145,17 @@ def _try_fit(yi, vi, X, method, test, level, int_incl=True, btt=None) -> Fit | N
         return None
 
 
-def _fmt_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "NA"
-    return "< .0001" if p < 1e-4 else f"{p:.4f}"
+#: names of the tau^2 estimators in the summaries (messages of the catalogue)
+_ESTIMATOR_LABELS = {
+    "FE": N_("fixed-effects (inverse-variance)"), "DL": N_("DerSimonian-Laird"),
+    "REML": N_("restricted maximum likelihood"), "ML": N_("maximum likelihood"), "PM": N_("Paule-Mandel"),
+    "EB": N_("empirical Bayes"), "HE": N_("Hedges (variance components)"), "SJ": N_("Sidik-Jonkman"),
+}
+
+
+def _estimator_label(tx, method: str) -> str:
+    label = _ESTIMATOR_LABELS.get(method)
+    return tx(label) if label else ESTIMATORS[method].label
 
 
 def _fit_stats(fit: Fit) -> dict:
@@ -229,8 +240,8 @@ def _influence_frame(fit: Fit, labels: pd.Index, term_names: Sequence[str]) -> p
 # --------------------------------------------------------------------------------------------------
 # meta_analysis
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class MetaAnalysisResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class MetaAnalysisResult(Displayed):
     """Result of :func:`meta_analysis` (names follow metafor).
 
     Attributes
@@ -307,37 +318,49 @@ class MetaAnalysisResult:
         ]  # fmt: skip
         return pd.DataFrame([{n: getattr(self, n) for n in names}])
 
-    def summary(self) -> str:
-        """A readable table in the spirit of metafor's ``print.rma.uni``."""
-        pct = round(100 * self.level)
-        stat = "t" if self.test == "knha" else "z"
-        model = "Random-effects" if _random(self.method) else "Fixed-effects"
-        lines = [f"{model} meta-analysis (k = {self.k}; estimator: {self.method}, "
-                 f"{ESTIMATORS[self.method].label})", ""]
-        if _random(self.method):
+    def _repr_fields(self) -> dict:
+        return {"k": self.k, "method": self.method, "estimate": self.estimate, "ci": (self.ci_low, self.ci_high),
+                "tau2": self.tau2, "I2": self.I2}
+
+    def _summary(self, tx) -> str:
+        """The result in the layout of metafor's ``print.rma.uni``, labels in the report language."""
+        level = tx.pct(self.level)
+        random = _random(self.method)
+        ci = lambda lo, hi, d=4: tx("{level} CI [{low}, {high}]", level=level, low=tx.num(lo, d),  # noqa: E731
+                                    high=tx.num(hi, d))
+        head = (tx("Random-effects meta-analysis (k = {k}; estimator: {method}, {label})", k=self.k,
+                   method=self.method, label=_estimator_label(tx, self.method)) if random else
+                tx("Fixed-effects meta-analysis (k = {k})", k=self.k))
+        lines = [head, ""]
+        if random:
             lines += [
-                f"tau^2 (total heterogeneity):   {self.tau2:.4f} (SE = {self.tau2_se:.4f}), "
-                f"{pct}% CI [{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
-                f"tau (square root of tau^2):    {self.tau:.4f}",
-                f"I^2 (heterogeneity / total):   {self.I2:.2f}%, {pct}% CI [{self.I2_ci_low:.2f}, "
-                f"{self.I2_ci_high:.2f}]",
-                f"H^2 (total / sampling var.):   {self.H2:.2f}, {pct}% CI [{self.H2_ci_low:.2f}, "
-                f"{self.H2_ci_high:.2f}]",
+                tx("tau² (total heterogeneity): {v} (SE = {se}), {ci}", v=tx.num(self.tau2, 4),
+                   se=num_cell(tx, self.tau2_se), ci=ci(self.tau2_ci_low, self.tau2_ci_high)),
+                tx("tau (square root of tau²): {v}", v=tx.num(self.tau, 4)),
+                tx("I² (heterogeneity / total variability): {v}, {ci}", v=tx.pct(self.I2 / 100, 2),
+                   ci=ci(self.I2_ci_low, self.I2_ci_high, 2)),
+                tx("H² (total variability / sampling variability): {v}, {ci}", v=tx.num(self.H2),
+                   ci=ci(self.H2_ci_low, self.H2_ci_high, 2)),
             ]
         else:
-            lines += [f"I^2 (heterogeneity / total):   {self.I2:.2f}%", f"H^2 (total / sampling var.):   {self.H2:.2f}"]
+            lines += [tx("I² (heterogeneity / total variability): {v}", v=tx.pct(self.I2 / 100, 2)),
+                      tx("H² (total variability / sampling variability): {v}", v=tx.num(self.H2))]
+        stat = "t" if self.test == "knha" else "z"
         lines += [
             "",
-            f"Test for heterogeneity: Q(df = {self.Q_df}) = {self.Q:.4f}, p {_fmt_p(self.Q_pvalue)}",
+            tx("Test for heterogeneity: Q(df = {df}) = {q}, {p}", df=self.Q_df, q=tx.num(self.Q, 4),
+               p=tx.pvalue(self.Q_pvalue)),
             "",
-            f"  estimate       se   {stat}val     pval    ci_low   ci_high",
-            f"  {self.estimate:8.4f} {self.se:8.4f} {self.statistic:7.4f} {_fmt_p(self.pvalue):>8} "
-            f"{self.ci_low:9.4f} {self.ci_high:9.4f}",
+            text_table(
+                [tx("estimate"), tx("SE"), stat, "p", tx("{level} CI", level=level)],
+                [[tx.num(self.estimate, 4), tx.num(self.se, 4), tx.num(self.statistic, 4), p_cell(tx, self.pvalue),
+                  tx("[{low}, {high}]", low=tx.num(self.ci_low, 4), high=tx.num(self.ci_high, 4))]]),
         ]
-        if _random(self.method):
-            lines.append(f"  {pct}% prediction interval: [{self.pi_low:.4f}, {self.pi_high:.4f}]")
+        if random:
+            lines.append(tx("  {level} prediction interval: [{low}, {high}]", level=level,
+                            low=tx.num(self.pi_low, 4), high=tx.num(self.pi_high, 4)))
         if self.test == "knha":
-            lines.append(f"  (Knapp-Hartung adjustment, t distribution with {self.k - 1} df)")
+            lines.append(tx("  (Knapp-Hartung adjustment, t distribution with {df} df)", df=self.k - 1))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -386,94 +409,74 @@ class MetaAnalysisResult:
             index=self.weights.index,
         )
 
-    def plot_forest(
-        self, *, subgroup: str | None = None, xlabel: str = "Effect size", title: str | None = None, ax=None
-    ):
-        """Forest plot: study estimates with CIs, the pooled diamond and the prediction interval.
+    @styled
+    def plot_forest(self, *, subgroup: str | None = None, measure: str | None = None, xlabel: str | None = None,
+                    title: str | None = None, ax=None):
+        """Forest plot in the layout of metafor's ``forest()``.
+
+        Study labels on the left; each study's estimate (square, area growing with its weight) and
+        confidence interval in the middle; the columns "estimate [CI]" and "weight" on the right; the
+        pooled effect as a diamond on its own row and, for random-effects models, the prediction
+        interval as a dotted bar below it; a vertical line at no effect. The figure grows with the
+        number of studies up to 14 inches high (rows shrink down to 7 pt text; beyond that the
+        study labels are left out and a note says so).
 
         Parameters
         ----------
         subgroup : str, optional
             Column of the analysed data (e.g. ``"rss_code"``) whose values head groups of studies;
-            defaults to the ``subgroup`` given to :func:`meta_analysis`.
-        xlabel, title : str
+            defaults to the ``subgroup`` given to :func:`meta_analysis`. Region codes (``rss_code``)
+            are shown with their names.
+        measure : str, optional
+            The effect-size measure of ``yi`` (as :func:`~scaleup_analysis.effect_sizes`):
+            ``"OR"`` and ``"RR"`` (analysed as logarithms) are shown back-transformed on a log axis
+            with the null line at 1; ``"SMD"``, ``"MD"``, ``"RD"`` name the axis.
+        xlabel, title : str, optional
+            Axis label and title (default: messages of the catalogue, in the report language).
         ax : matplotlib Axes, optional
+            Axes to draw on; the text columns are drawn beside it and the legend below the figure,
+            so give axes of a figure with constrained layout (``plt.subplots(layout="constrained")``)
+            for them to fit. By default a new figure sized to the number of studies.
+
+        Returns
+        -------
+        matplotlib Axes
+            The axes of the estimates.
         """
-        import matplotlib.pyplot as plt
+        from ._forest import draw_forest
 
+        tx = Text()
         subgroup = self.subgroup if subgroup is None else subgroup
-        f = self._fit
-        z = float(stats.norm.isf((1 - self.level) / 2))
-        lo, hi = f.yi - z * np.sqrt(f.vi), f.yi + z * np.sqrt(f.vi)
-        labels = list(self.weights.index)
-        order = np.arange(f.k)
-        rows: list[tuple] = []  # (kind, label, idx)
-        if subgroup is not None:
-            if subgroup not in self.data.columns:
-                raise ScaleupDataError(f"plot_forest(): subgroup={subgroup!r} is not a column of the analysed data.")
-            g = self.data[subgroup].astype(str).to_numpy()
-            order = np.argsort(g, kind="stable")
-            current = None
-            for i in order:
-                if g[i] != current:
-                    current = g[i]
-                    rows.append(("header", f"{subgroup} = {current}", None))
-                rows.append(("study", labels[i], i))
-        else:
-            rows = [("study", labels[i], i) for i in order]
-        n = len(rows)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 0.3 * (n + 4) + 1))
-        wmax = self.weights.max()
-        yticks, ylabels = [], []
-        for pos, (kind, lab, i) in enumerate(rows):
-            yy = n - pos + 2
-            yticks.append(yy)
-            ylabels.append(lab)
-            if kind == "header":
-                continue
-            ax.plot([lo[i], hi[i]], [yy, yy], color="black", lw=1)
-            ax.plot(f.yi[i], yy, marker="s", color="0.3", markersize=4 + 6 * math.sqrt(self.weights.iloc[i] / wmax),
-                    linestyle="none")
-        yy = 1
-        ax.fill([self.ci_low, self.estimate, self.ci_high, self.estimate], [yy, yy + 0.35, yy, yy - 0.35],
-                color="black")
-        label = f"Pooled ({self.method})"
-        if _random(self.method) and np.isfinite(self.pi_low):
-            ax.plot([self.pi_low, self.pi_high], [yy - 0.6, yy - 0.6], color="black", lw=1, linestyle="--")
-            yticks.append(yy - 0.6)
-            ylabels.append(f"{round(100 * self.level)}% prediction interval")
-        yticks.append(yy)
-        ylabels.append(label)
-        ax.axvline(0.0, color="0.6", lw=0.8, linestyle=":")
-        ax.axvline(self.estimate, color="0.4", lw=0.8, linestyle="--")
-        ax.set_yticks(yticks)
-        ax.set_yticklabels(ylabels)
-        ax.set_xlabel(xlabel)
-        ax.set_title(title or f"Forest plot ({label}, k = {self.k})")
-        return ax
+        if subgroup is not None and subgroup not in self.data.columns:
+            raise ScaleupDataError(f"plot_forest(): subgroup={subgroup!r} is not a column of the analysed data.")
+        return draw_forest(self, subgroup=subgroup, xlabel=xlabel, title=title, measure=measure, ax=ax, tx=tx,
+                           random=_random(self.method))
 
-    def plot_funnel(self, *, xlabel: str = "Effect size", title: str | None = None, ax=None):
+    @styled
+    def plot_funnel(self, *, xlabel: str | None = None, title: str | None = None, ax=None):
         """Funnel plot: effect sizes against their standard errors (inverted axis), with the pseudo
         confidence region estimate +/- z * SE around the pooled estimate."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 5))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.8))
         f = self._fit
         sei = np.sqrt(f.vi)
         z = float(stats.norm.isf((1 - self.level) / 2))
         smax = sei.max() * 1.05
-        ax.fill([self.estimate - z * smax, self.estimate, self.estimate + z * smax], [smax, 0, smax],
-                color="0.92", zorder=0)
-        ax.plot([self.estimate - z * smax, self.estimate, self.estimate + z * smax], [smax, 0, smax],
-                color="0.5", lw=0.8, linestyle="--")
-        ax.axvline(self.estimate, color="0.3", lw=1)
-        ax.scatter(f.yi, sei, color="black", s=18, zorder=3)
+        level = tx.pct(self.level)
+        xs = [self.estimate - z * smax, self.estimate, self.estimate + z * smax]
+        ax.fill(xs, [smax, 0, smax], color=GREY, alpha=0.35, lw=0, zorder=0,
+                label=tx("Pseudo-confidence region ({level})", level=level))
+        ax.plot(xs, [smax, 0, smax], color=NEUTRAL, lw=0.8, linestyle="--")
+        ax.axvline(self.estimate, color=PALETTE[3], lw=1.2, label=tx("Pooled effect ({method})", method=self.method))
+        ax.scatter(f.yi, sei, color=PALETTE[0], s=20, zorder=3, label=tx("Study"))
         ax.set_ylim(smax, 0)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("Standard error")
-        ax.set_title(title or f"Funnel plot ({self.method}, k = {self.k})")
+        numeric_ticks(ax.xaxis, tx)
+        numeric_ticks(ax.yaxis, tx)
+        ax.set_xlabel(xlabel if xlabel is not None else tx("Effect size"))
+        ax.set_ylabel(tx("Standard error"))
+        ax.set_title(title if title is not None else tx("Funnel plot ({method}, k = {k})", method=self.method,
+                                                        k=tx.int(self.k)))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
         return ax
 
 
@@ -642,8 +645,8 @@ def _design(data: pd.DataFrame, formula: str):
     return X, info, cols, int_incl
 
 
-@dataclass(frozen=True, eq=False)
-class PermutationTestResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class PermutationTestResult(Displayed):
     """Result of :meth:`MetaRegressionResult.permutation_test` (metafor ``permutest``).
 
     Attributes
@@ -675,10 +678,17 @@ class PermutationTestResult:
         out.index.name = "term"
         return out
 
-    def summary(self) -> str:
-        """Readable summary."""
-        kind = "exact" if self.exact else "approximate (random)"
-        return f"Permutation test ({kind}, {self.n_perm} permutations)\n" + self.to_frame().to_string()
+    def _repr_fields(self) -> dict:
+        return {"n_perm": self.n_perm, "exact": self.exact, "QM": self.QM, "QM_pvalue": self.QM_pvalue,
+                "terms": list(self.pvalue.index)}
+
+    def _summary(self, tx) -> str:
+        kind = tx("exact") if self.exact else tx("approximate (random)")
+        rows = [[str(t), tx.num(self.statistic[t], 4), p_cell(tx, self.pvalue[t])] for t in self.pvalue.index]
+        rows.append([tx("QM (omnibus)"), tx.num(self.QM, 4), p_cell(tx, self.QM_pvalue)])
+        return (tx.n("Permutation test ({kind}, {n} permutation)", "Permutation test ({kind}, {n} permutations)",
+                     self.n_perm, kind=kind) + "\n"
+                + text_table([tx("term"), tx("statistic"), tx("permutation p")], rows))
 
 
 def _multiset_permutations(codes: np.ndarray):
@@ -699,8 +709,8 @@ def _multiset_permutations(codes: np.ndarray):
         a[i + 1 :] = a[i + 1 :][::-1]
 
 
-@dataclass(frozen=True, eq=False)
-class MetaRegressionResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class MetaRegressionResult(Displayed):
     """Result of :func:`meta_regression` (names follow metafor).
 
     Attributes
@@ -761,28 +771,43 @@ class MetaRegressionResult:
         """The coefficient table (tidy: one row per term)."""
         return self.coef.reset_index()
 
-    def summary(self) -> str:
-        """A readable table in the spirit of metafor's ``print.rma.uni``."""
-        pct = round(100 * self.level)
-        model = "Mixed-effects" if _random(self.method) else "Fixed-effects"
-        dist = f"F(df1 = {self.QM_df[0]}, df2 = {self.QM_df[1]})" if self.test == "knha" else f"QM(df = {self.QM_df[0]})"
-        lines = [f"{model} meta-regression (k = {self.k}, p = {self.p}; estimator: {self.method})",
-                 f"moderators: {self.formula}", ""]
-        if _random(self.method):
+    def _repr_fields(self) -> dict:
+        return {"k": self.k, "p": self.p, "method": self.method, "formula": self.formula, "tau2": self.tau2,
+                "I2": self.I2, "R2": self.R2, "QM": self.QM, "QM_pvalue": self.QM_pvalue}
+
+    def _summary(self, tx) -> str:
+        """The result in the layout of metafor's ``print.rma.uni``, labels in the report language."""
+        level = tx.pct(self.level)
+        random = _random(self.method)
+        head = (tx("Mixed-effects meta-regression (k = {k}, p = {p}; estimator: {method})", k=self.k, p=self.p,
+                   method=self.method) if random else
+                tx("Fixed-effects meta-regression (k = {k}, p = {p})", k=self.k, p=self.p))
+        lines = [head, tx("Moderators: {formula}", formula=self.formula), ""]
+        if random:
             lines += [
-                f"tau^2 (residual heterogeneity): {self.tau2:.4f} (SE = {self.tau2_se:.4f}), {pct}% CI "
-                f"[{self.tau2_ci_low:.4f}, {self.tau2_ci_high:.4f}]",
-                f"I^2 (residual heterogeneity / unaccounted variability): {self.I2:.2f}%",
-                f"H^2 (unaccounted variability / sampling variability):   {self.H2:.2f}",
+                tx("tau² (residual heterogeneity): {v} (SE = {se}), {level} CI [{low}, {high}]",
+                   v=tx.num(self.tau2, 4), se=num_cell(tx, self.tau2_se), level=level,
+                   low=num_cell(tx, self.tau2_ci_low), high=num_cell(tx, self.tau2_ci_high)),
+                tx("I² (residual heterogeneity / unaccounted variability): {v}", v=tx.pct(self.I2 / 100, 2)),
+                tx("H² (unaccounted variability / sampling variability): {v}", v=tx.num(self.H2)),
             ]
         if np.isfinite(self.R2):
-            lines.append(f"R^2 (amount of heterogeneity accounted for):            {self.R2:.2f}%")
+            lines.append(tx("R² (amount of heterogeneity accounted for): {v}", v=tx.pct(self.R2 / 100, 2)))
+        if self.test == "knha":
+            dist = tx("F(df1 = {df1}, df2 = {df2})", df1=self.QM_df[0], df2=self.QM_df[1])
+        else:
+            dist = tx("QM(df = {df})", df=self.QM_df[0])
+        stat = "t" if self.test == "knha" else "z"
+        rows = [[str(term), tx.num(r["estimate"], 4), tx.num(r["se"], 4), tx.num(r["statistic"], 4),
+                 p_cell(tx, r["pvalue"]), tx("[{low}, {high}]", low=tx.num(r["ci_low"], 4), high=tx.num(r["ci_high"], 4))]
+                for term, r in self.coef.iterrows()]
         lines += [
             "",
-            f"Test for residual heterogeneity: QE(df = {self.QE_df}) = {self.QE:.4f}, p {_fmt_p(self.QE_pvalue)}",
-            f"Test of moderators: {dist} = {self.QM:.4f}, p {_fmt_p(self.QM_pvalue)}",
+            tx("Test for residual heterogeneity: QE(df = {df}) = {q}, {p}", df=self.QE_df, q=tx.num(self.QE, 4),
+               p=tx.pvalue(self.QE_pvalue)),
+            tx("Test of moderators: {dist} = {q}, {p}", dist=dist, q=tx.num(self.QM, 4), p=tx.pvalue(self.QM_pvalue)),
             "",
-            self.coef.to_string(float_format=lambda x: f"{x:.4f}"),
+            text_table([tx("term"), tx("estimate"), tx("SE"), stat, "p", tx("{level} CI", level=level)], rows),
         ]
         return "\n".join(lines)
 
@@ -898,40 +923,51 @@ class MetaRegressionResult:
             statistic_perm=pd.DataFrame(zperm, columns=terms), QM_perm=qperm,
         )  # fmt: skip
 
-    def plot_bubble(self, mod: str, *, ylabel: str = "Effect size", title: str | None = None, ax=None):
+    @styled
+    def plot_bubble(self, mod: str, *, xlabel: str | None = None, ylabel: str | None = None,
+                    title: str | None = None, ax=None):
         """Bubble plot of the effect sizes against moderator ``mod`` (bubble area ~ model weight),
         with the fitted line and its CI band when ``mod`` is a numeric moderator (other moderators held
-        at their mean)."""
-        import matplotlib.pyplot as plt
-
+        at their mean). ``xlabel`` defaults to the moderator's name, ``ylabel`` and ``title`` to
+        messages of the catalogue. Returns the matplotlib Axes."""
         if mod not in self.data.columns:
             raise ScaleupDataError(f"plot_bubble(): mod={mod!r} is not a column of the analysed data.")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4.5))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.8))
         f = self._fit
         w = 1.0 / (f.vi + f.tau2)
         size = 20 + 300 * w / w.max()
         xcol = self.data[mod]
         cols = list(self.coef.index)
+        study = tx("Study (area: weight)")
         if pd.api.types.is_numeric_dtype(xcol) and mod in cols:
             x = xcol.to_numpy(dtype=float)
-            ax.scatter(x, f.yi, s=size, facecolors="0.8", edgecolors="black", zorder=3)
+            ax.scatter(x, f.yi, s=size, facecolors=PALETTE[5], edgecolors=PALETTE[0], alpha=0.8, zorder=3,
+                       label=study)
             grid = np.linspace(x.min(), x.max(), 100)
             xg = np.tile(f.X.mean(axis=0), (len(grid), 1))
             xg[:, cols.index(mod)] = grid
             pred, _, cl, cu, _, _ = _pi_bounds(f, xg)
-            ax.plot(grid, pred, color="black", lw=1.2)
-            ax.plot(grid, cl, color="black", lw=0.8, linestyle="--")
-            ax.plot(grid, cu, color="black", lw=0.8, linestyle="--")
+            ax.plot(grid, pred, color=PALETTE[3], lw=1.4, label=tx("Fitted effect"))
+            ax.fill_between(grid, cl, cu, color=PALETTE[3], alpha=0.15, lw=0,
+                            label=tx("{level} CI", level=tx.pct(self.level)))
+            numeric_ticks(ax.xaxis, tx)
         else:
             levels = sorted(xcol.astype(str).unique())
             pos = xcol.astype(str).map({lv: i for i, lv in enumerate(levels)}).to_numpy(dtype=float)
-            ax.scatter(pos, f.yi, s=size, facecolors="0.8", edgecolors="black", zorder=3)
+            ax.scatter(pos, f.yi, s=size, facecolors=PALETTE[5], edgecolors=PALETTE[0], alpha=0.8, zorder=3,
+                       label=study)
             ax.set_xticks(range(len(levels)))
-            ax.set_xticklabels(levels)
-        ax.set_xlabel(mod)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title or f"Meta-regression on {mod} ({self.method}, k = {self.k})")
+            ax.set_xticklabels([lv.replace("$", r"\$") for lv in levels])
+            ax.set_xlim(-0.5, len(levels) - 0.5)
+        ax.axhline(0.0, color="0.35", lw=0.8, label=tx("No effect"))
+        numeric_ticks(ax.yaxis, tx)
+        ax.set_xlabel(xlabel if xlabel is not None else str(mod).replace("$", r"\$"))
+        ax.set_ylabel(ylabel if ylabel is not None else tx("Effect size"))
+        ax.set_title(title if title is not None else tx("Meta-regression on {mod} ({method}, k = {k})",
+                                                        mod=str(mod).replace("$", r"\$"), method=self.method,
+                                                        k=tx.int(self.k)))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), markerscale=0.6)
         return ax
 
 

@@ -22,11 +22,14 @@ import patsy
 from scipy import stats
 
 from .._checks import check_mixed_args, rows_text
+from .._display import Displayed, num_cell, p_cell, text_table
+from .._style import styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from ..engines.laplace import fit_laplace_glmm
 from ..engines.reml import (
     crossprods_from_rows, fit_lmm_from_crossprods, lambda_from_theta, satterthwaite, unstructured_lind,
 )
+from ..narrative import Text
 
 __all__ = ["mixed_model", "MixedModelResult"]
 
@@ -36,8 +39,8 @@ _SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
 # --------------------------------------------------------------------------------------------------
 # result
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MixedModelResult:
+@dataclass(frozen=True, repr=False)
+class MixedModelResult(Displayed):
     """Result of :func:`mixed_model`.
 
     Attributes
@@ -114,61 +117,90 @@ class MixedModelResult:
         out = pd.concat([fe, pd.DataFrame(rows)], ignore_index=True)
         return out[["type", "group", "term", "estimate", "se", "statistic", "df", "pvalue", "ci_low", "ci_high"]]
 
-    def summary(self) -> str:
-        """Readable text summary (like ``summary(lmer(...))``)."""
+    def _repr_fields(self) -> dict:
+        out = {"family": self.family, "method": self.method, "formula": self.formula, "group": self.group,
+               "n_obs": self.n_obs, "n_groups": self.n_groups, "tau2": self.tau2, "sigma2": self.sigma2,
+               "icc": self.icc}
+        if np.isfinite(self.mor):
+            out["mor"] = self.mor
+        return out
+
+    def _summary(self, tx) -> str:
+        """The model in the layout of ``summary(lmer(...))``, labels in the report language."""
+        random = " + ".join("1" if t == "Intercept" else t for t in self.re_terms)
+        model = f"{self.formula} + ({random} | {self.group})"
+        head = (tx("Linear mixed model ({method}): {model}", method=self.method, model=model)
+                if self.family == "gaussian" else
+                tx("Binomial mixed model (logit link, {method}): {model}", method=self.method, model=model))
         lines = [
-            f"Mixed model ({self.family}, {self.method}): {self.formula} + "
-            f"({' + '.join('1' if t == 'Intercept' else t for t in self.re_terms)} | {self.group})",
-            f"  observations: {self.n_obs}   groups ({self.group}): {self.n_groups}",
-            f"  logLik: {self.loglik:.4f}   AIC: {self.AIC:.4f}   BIC: {self.BIC:.4f}",
+            head,
+            tx("  Observations: {n}   groups ({group}): {g}", n=tx.int(self.n_obs), group=self.group,
+               g=tx.int(self.n_groups)),
+            tx("  logLik: {ll}   AIC: {aic}   BIC: {bic}", ll=tx.num(self.loglik, 4), aic=tx.num(self.AIC, 4),
+               bic=tx.num(self.BIC, 4)),
         ]
         if self.singular:
-            lines.append("  boundary (singular) fit: a variance component is estimated at 0")
+            lines.append(tx("  Boundary (singular) fit: a variance component is estimated at 0"))
         if not self.converged:
-            lines.append("  WARNING: the optimiser did not converge")
-        lines += ["", "Random effects:", self.variance_components.to_string(index=False)]
+            lines.append(tx("  Warning: the optimiser did not converge"))
+        vc_rows = []
+        for r in self.variance_components.itertuples(index=False):
+            group = tx("Residual") if r.group == "Residual" else str(r.group)
+            vc_rows.append([group, str(r.term1), str(r.term2), num_cell(tx, r.variance), num_cell(tx, r.sd),
+                            num_cell(tx, r.corr, 2)])
+        lines += ["", tx("Random effects:"),
+                  text_table([tx("group"), tx("term"), tx("with"), tx("variance"), tx("SD"), tx("correlation")],
+                             vc_rows, left=(0, 1, 2))]
         if np.isfinite(self.icc):
-            lines.append(f"  ICC: {self.icc:.4f}")
+            lines.append(tx("  ICC: {v}", v=tx.num(self.icc, 4)))
         if np.isfinite(self.mor):
-            lines.append(f"  median odds ratio (MOR): {self.mor:.4f}")
-        lines += ["", "Fixed effects:", self.fixed.to_string()]
+            lines.append(tx("  Median odds ratio (MOR): {v}", v=tx.num(self.mor, 4)))
+        stat = "t" if self.family == "gaussian" else "z"
+        level = tx.pct(self.level)
+        fe_rows = [[str(term), tx.num(r["estimate"], 4), tx.num(r["se"], 4), tx.num(r["statistic"], 3),
+                    tx.num(r["df"], 1) if np.isfinite(r["df"]) else "-", p_cell(tx, r["pvalue"]),
+                    tx("[{low}, {high}]", low=tx.num(r["ci_low"], 4), high=tx.num(r["ci_high"], 4))]
+                   for term, r in self.fixed.iterrows()]
+        lines += ["", tx("Fixed effects:"),
+                  text_table([tx("term"), tx("estimate"), tx("SE"), stat, tx("df"), "p", tx("{level} CI", level=level)],
+                             fe_rows)]
         return "\n".join(lines)
 
-    def plot_caterpillar(self, term: str | None = None, *, ax=None):
-        """Caterpillar plot: site effects of one random term, sorted, with their intervals.
+    @styled
+    def plot_caterpillar(self, term: str | None = None, *, sites: pd.DataFrame | None = None, ax=None):
+        """Caterpillar plot: the groups' (sites') effects of one random term, ordered, with their intervals.
 
-        Returns the matplotlib Axes.
+        Up to 40 groups every group is named on the axis; beyond, the groups are drawn as ordered
+        points without per-group labels (the figure stays 8 inches high for 120 sites) and the 5
+        lowest and 5 highest are named beside the plot. Points are coloured by where their interval
+        lies: above the average (0), below it, or across it; with ``sites`` and at most 8 regions,
+        by region instead.
+
+        Parameters
+        ----------
+        term : str, optional
+            Random term (default: the first, usually ``"Intercept"``).
+        sites : pandas.DataFrame, optional
+            The ``sites`` table (``site_id``, ``rss_code``): names the region of each labelled site
+            (``Estrie (05)``) and colours the points by region when there are at most 8 regions.
+        ax : matplotlib Axes, optional
+
+        Returns
+        -------
+        matplotlib Axes
         """
-        import matplotlib.pyplot as plt
+        from ._caterpillar import draw_caterpillar
 
-        se = self.random_effects
+        re = self.random_effects
         term = self.re_terms[0] if term is None else term
-        if term not in set(se["term"]):
+        if term not in set(re["term"]):
             raise ScaleupDataError(
                 f"plot_caterpillar: term {term!r} is not a random term of this model; "
                 f"choose one of {list(self.re_terms)}."
             )
-        d = se[se["term"] == term].sort_values("estimate")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, max(2.5, 0.22 * len(d) + 1)))
-        pos = np.arange(len(d))
-        ax.errorbar(
-            d["estimate"],
-            pos,
-            xerr=[d["estimate"] - d["ci_low"], d["ci_high"] - d["estimate"]],
-            fmt="o",
-            color="0.2",
-            ecolor="0.5",
-            capsize=2,
-            markersize=4,
-        )
-        ax.axvline(0.0, color="0.6", linestyle="--", linewidth=1)
-        ax.set_yticks(pos)
-        ax.set_yticklabels(d["group"].astype(str))
-        ax.set_xlabel(f"site effect on {term} (conditional mode, {self.level:.0%} interval)")
-        ax.set_ylabel(self.group)
-        ax.set_title(f"Site effects ({self.method}): {term}")
-        return ax
+        return draw_caterpillar(re[re["term"] == term].sort_values("estimate", kind="stable"), term=term,
+                                group=self.group, method=self.method, level=self.level, sites=sites, ax=ax,
+                                tx=Text())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,14 +17,18 @@ import pandas as pd
 from scipy import stats
 
 from .._checks import check_level, numeric_column, rows_text
+from .._display import Displayed, p_cell, text_table
+from .._style import GREY, PALETTE, new_axes, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from ..engines.reml import CrossprodBlock, Crossprods, fit_lmm, pls, profile_interval
+from ..narrative import Text
+from ._text import group_word
 
 __all__ = ["multilevel_meta_analysis", "MultilevelMetaResult"]
 
 
-@dataclass(frozen=True)
-class MultilevelMetaResult:
+@dataclass(frozen=True, repr=False)
+class MultilevelMetaResult(Displayed):
     """Result of :func:`multilevel_meta_analysis` (names as in metafor's ``rma.mv`` object).
 
     Attributes
@@ -88,46 +92,64 @@ class MultilevelMetaResult:
                             "I2": self.I2.to_numpy(), "n_units": self.n_units.to_numpy()})
         return pd.concat([est, lev], ignore_index=True)
 
-    def summary(self) -> str:
-        """Readable text summary (like ``print(rma.mv(...))``)."""
-        stat = "z" if self.test == "z" else f"t(df={self.df:g})"
+    def _repr_fields(self) -> dict:
+        return {"k": self.k, "method": self.method, "group": list(self.group), "estimate": self.estimate,
+                "ci": (self.ci_low, self.ci_high), "sigma2": [float(v) for v in self.sigma2],
+                "I2": [float(v) for v in self.I2]}
+
+    def _summary(self, tx) -> str:
+        """The model in the layout of metafor's ``print.rma.mv``, labels in the report language."""
+        level = tx.pct(self.level)
+        stat = "z" if self.test == "z" else f"t({tx.num(self.df, 0)})"
         lines = [
-            f"Multilevel random-effects meta-analysis ({self.method}; k = {self.k}; "
-            f"levels: {' / '.join(self.group)})",
-            f"  logLik: {self.loglik:.4f}   deviance: {self.deviance:.4f}   AIC: {self.AIC:.4f}   BIC: {self.BIC:.4f}",
+            tx("Multilevel random-effects meta-analysis ({method}; k = {k}; levels: {levels})", method=self.method,
+               k=self.k, levels=" / ".join(self.group)),
+            tx("  logLik: {ll}   deviance: {dev}   AIC: {aic}   BIC: {bic}", ll=tx.num(self.loglik, 4),
+               dev=tx.num(self.deviance, 4), aic=tx.num(self.AIC, 4), bic=tx.num(self.BIC, 4)),
             "",
-            "Variance components:",
+            tx("Variance components:"),
         ]
-        for lev in self.group:
-            lines.append(
-                f"  sigma2.{lev:<12} {self.sigma2[lev]:10.6f}  [{self.sigma2_ci.loc[lev, 'ci_low']:.6f}, "
-                f"{self.sigma2_ci.loc[lev, 'ci_high']:.6f}]  (sd {np.sqrt(self.sigma2[lev]):.4f}; "
-                f"{self.n_units[lev]} units; I2 {self.I2[lev]:.1f}%)"
-            )
+        rows = [[f"sigma2.{lev}", tx.num(self.sigma2[lev], 6),
+                 tx("[{low}, {high}]", low=tx.num(self.sigma2_ci.loc[lev, "ci_low"], 6),
+                    high=tx.num(self.sigma2_ci.loc[lev, "ci_high"], 6)),
+                 tx.num(float(np.sqrt(self.sigma2[lev])), 4), tx.int(self.n_units[lev]),
+                 tx.pct(self.I2[lev] / 100, 1)] for lev in self.group]
+        lines.append(text_table([tx("level"), tx("variance"), tx("{level} CI", level=level), tx("SD"), tx("units"),
+                                 "I²"], rows))
         lines += [
             "",
-            f"Test for heterogeneity: QE(df = {self.k - 1}) = {self.QE:.4f}, p = {self.QE_pvalue:.4g}",
+            tx("Test for heterogeneity: QE(df = {df}) = {q}, {p}", df=self.k - 1, q=tx.num(self.QE, 4),
+               p=tx.pvalue(self.QE_pvalue)),
             "",
-            f"  estimate {self.estimate:.6f}  se {self.se:.6f}  {stat} {self.statistic:.4f}  p {self.pvalue:.4g}  "
-            f"{self.level:.0%} CI [{self.ci_low:.6f}, {self.ci_high:.6f}]",
+            text_table([tx("estimate"), tx("SE"), stat, "p", tx("{level} CI", level=level)],
+                       [[tx.num(self.estimate, 6), tx.num(self.se, 6), tx.num(self.statistic, 4),
+                         p_cell(tx, self.pvalue),
+                         tx("[{low}, {high}]", low=tx.num(self.ci_low, 6), high=tx.num(self.ci_high, 6))]]),
         ]
+        if not self.converged:
+            lines.append(tx("  Warning: the optimiser did not converge"))
         return "\n".join(lines)
 
-    def plot_variance_shares(self, *, ax=None):
-        """Bar chart of the share of total variance at each level and of sampling error.
+    @styled
+    def plot_variance_shares(self, *, title: str | None = None, ax=None):
+        """Bar chart of the share of the total variance at each level and of sampling error.
 
         Returns the matplotlib Axes.
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3))
-        labels = list(self.group) + ["sampling error"]
-        vals = list(self.I2.to_numpy()) + [100.0 - float(self.I2.sum())]
-        ax.bar(labels, vals, color=["0.3"] * len(self.group) + ["0.75"], edgecolor="0.1")
-        ax.set_ylabel("share of total variance (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(f"Heterogeneity by level ({self.method})")
+        tx = Text()
+        ax = new_axes(ax, (6.0, 4.0))
+        labels = [group_word(tx, g) for g in self.group] + [tx("Sampling error")]
+        vals = [float(v) for v in self.I2.to_numpy()] + [100.0 - float(self.I2.sum())]
+        colours = [PALETTE[i % (len(PALETTE) - 1)] for i in range(len(self.group))] + [GREY]
+        bars = ax.bar(range(len(vals)), vals, color=colours, width=0.6)
+        ax.bar_label(bars, labels=[tx.pct(v / 100, 1) for v in vals], padding=2)
+        ax.set_xticks(range(len(vals)))
+        ax.set_xticklabels(labels)
+        ax.set_ylabel(tx("Share of the total variance (%)"))
+        ax.set_ylim(0, 108)
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.grid(False, axis="x")
+        ax.set_title(title if title is not None else tx("Heterogeneity by level ({method})", method=self.method))
         return ax
 
 

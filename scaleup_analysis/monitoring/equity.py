@@ -29,7 +29,10 @@ import pandas as pd
 from scipy import stats
 
 from .._checks import check_level, numeric_column, rows_text
+from .._display import Displayed
+from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from ..i18n import N_
 
 __all__ = ["inequality", "Inequality", "equity_effects", "EquityEffects"]
 
@@ -69,8 +72,8 @@ def _z(level: float) -> float:
 # --------------------------------------------------------------------------------------------
 # inequality
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Inequality:
+@dataclass(frozen=True, repr=False)
+class Inequality(Displayed):
     r"""Result of :func:`inequality` (summary measures of inequality across ordered groups).
 
     Attributes
@@ -157,63 +160,107 @@ class Inequality:
         out["se_scale"] = np.where(out["measure"] == "rii_ratio", "log", "natural")
         return out
 
-    def summary(self) -> str:
-        """Readable table of the summary measures and of the group values."""
-        pct = f"{100 * self.level:g}%"
-        lines = [
-            f"Inequality in {self.outcome} across {len(self.strata)} ordered groups "
-            f"(rank 0 = most disadvantaged = {self.strata['stratum'].iloc[0]}); {pct} CIs",
-            f"{'measure':<12}{'estimate':>12}{'ci_low':>12}{'ci_high':>12}",
-        ]
-        for r in self.to_frame().itertuples(index=False):
-            lines.append(f"{r.measure:<12}{r.estimate:>12.5g}{r.ci_low:>12.5g}{r.ci_high:>12.5g}")
-        lines.append("")
-        lines.append(f"vs reference group {self.reference}:")
+    def _repr_fields(self) -> dict:
+        return {"outcome": self.outcome, "n_strata": len(self.strata), "mean": self.mean, "sii": self.sii,
+                "sii_ci": (self.sii_ci_low, self.sii_ci_high), "rii_ratio": self.rii_ratio, "cindex": self.cindex,
+                "cindex_ci": (self.cindex_ci_low, self.cindex_ci_high), "level": self.level}
+
+    def _summary(self, tx) -> str:
         g = self.strata
-        lines.append(f"{'group':<14}{'value':>10}{'difference':>12}{'ratio':>10}")
+        lines = [tx("Inequality in “{outcome}” across {k} ordered groups (rank 0 = most disadvantaged = {first}); "
+                    "{level} confidence intervals.", outcome=self.outcome, k=tx.int(len(g)),
+                    first=str(g["stratum"].iloc[0]), level=tx.pct(self.level))]
+        for r in self.to_frame().itertuples(index=False):
+            if not np.isfinite(r.estimate):
+                continue
+            label = tx(_MEASURE_LABELS[r.measure])
+            if np.isfinite(r.ci_low):
+                value = tx.ci(r.estimate, r.ci_low, r.ci_high, digits=_digits(r.estimate, r.ci_low, r.ci_high),
+                              level=self.level)
+            else:
+                value = tx.num(r.estimate, _digits(r.estimate))
+            lines.append(f"  {label}{tx.colon()} {value}")
+        lines += ["", tx("Each group against the reference group {ref}:", ref=str(self.reference))]
         for r in g.itertuples(index=False):
-            lines.append(f"{str(r.stratum):<14}{r.value:>10.4g}{r.difference:>12.4g}{r.ratio:>10.4g}")
+            d = _digits(r.value, r.difference)
+            lines.append("  " + tx("{group}: value {value}, difference {difference}, ratio {ratio}",
+                                   group=str(r.stratum), value=tx.num(r.value, d), difference=tx.signed(r.difference, d),
+                                   ratio=tx.num(r.ratio, 3)))
         return "\n".join(lines)
 
-    def plot_gradient(self, *, ax=None):
+    @styled
+    def plot_gradient(self, *, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None,
+                      ax=None):
         """Outcome by group (with CIs) at the groups' ridits, and the fitted SII line. Returns the Axes."""
-        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+        from ..narrative import Text
+
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.2))
         g = self.strata
         yerr = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]])
-        ax.errorbar(g["ridit"], g["value"], yerr=yerr, fmt="o", color="black", capsize=3, label="group value")
+        ax.errorbar(g["ridit"], g["value"], yerr=yerr, fmt="o", color=PALETTE[0], ecolor=PALETTE[0], capsize=3)
         xs = np.array([0.0, 1.0])
-        ax.plot(xs, self.intercept + self.sii * xs, "--", color="0.4", label=f"SII = {self.sii:.3g}")
+        ax.plot(xs, self.intercept + self.sii * xs, "--", color=NEUTRAL)
         for r in g.itertuples(index=False):
-            ax.annotate(str(r.stratum), (r.ridit, r.value), textcoords="offset points", xytext=(4, 6), fontsize=8)
+            ax.annotate(data_text(r.stratum), (r.ridit, r.value), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.set_xlim(-0.02, 1.02)
-        ax.set_xlabel("Social rank (0 = most disadvantaged, 1 = least disadvantaged)")
-        ax.set_ylabel(self.outcome)
-        ax.set_title("Social gradient and slope index of inequality")
-        ax.legend(fontsize="small")
+        ax.set_xlabel(tx("Social rank (0 = most disadvantaged, 1 = least disadvantaged)") if xlabel is None else xlabel)
+        ax.set_ylabel(data_text(self.outcome) if ylabel is None else ylabel)
+        ax.set_title(tx("Social gradient and slope index of inequality") if title is None else title)
+        level = tx.pct(self.level)
+        handles = [
+            Line2D([], [], color=PALETTE[0], marker="o", label=tx("Group value ({level} CI)", level=level)),
+            Line2D([], [], color=NEUTRAL, ls="--", label=tx("Fitted line: SII = {sii}",
+                                                             sii=tx.num(self.sii, _digits(self.sii)))),
+        ]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1))
+        ticks_inside(ax, "y")
+        ticks_inside(ax, "x")
         return ax
 
-    def plot_concentration_curve(self, *, ax=None):
+    @styled
+    def plot_concentration_curve(self, *, title: str | None = None, xlabel: str | None = None,
+                                 ylabel: str | None = None, ax=None):
         """Concentration curve (cumulative outcome share vs cumulative population share). Returns the Axes."""
-        import matplotlib.pyplot as plt
+        from ..narrative import Text
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 5))
+        tx = Text()
+        import textwrap
+
+        ax = new_axes(ax, (7.5, 4.6))
         g = self.strata
         x = np.concatenate([[0.0], g["cum_share"].to_numpy(float)])
         y = np.concatenate([[0.0], g["cum_outcome_share"].to_numpy(float)])
-        ax.plot([0, 1], [0, 1], ":", color="0.5", label="line of equality")
-        ax.plot(x, y, "-o", color="black", ms=4, label=f"concentration curve (C = {self.cindex:.3f})")
+        ax.plot([0, 1], [0, 1], ":", color=NEUTRAL, label=tx("Line of equality"))
+        ax.plot(x, y, "-o", color=PALETTE[0], ms=4, label=textwrap.fill(
+            tx("Concentration curve (C = {c})", c=tx.num(self.cindex, _digits(self.cindex))), 22))
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
-        ax.set_xlabel("Cumulative population share (most disadvantaged first)")
-        ax.set_ylabel(f"Cumulative share of {self.outcome}")
-        ax.set_title("Concentration curve")
-        ax.legend(fontsize="small", loc="upper left")
+        ax.set_xlabel(tx("Cumulative population share (most disadvantaged first)") if xlabel is None else xlabel)
+        ax.set_ylabel(tx("Cumulative share of the outcome") if ylabel is None else ylabel)
+        ax.set_title(tx("Concentration curve") if title is None else title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.03, 1))
         return ax
+
+
+#: Labels of the measures of ``Inequality.to_frame()``.
+_MEASURE_LABELS = {
+    "mean": N_("Population mean"), "sii": N_("Slope index of inequality (SII)"),
+    "rii_ratio": N_("Relative index of inequality (ratio form)"),
+    "rii_mean": N_("Relative index of inequality (SII / mean)"), "cindex": N_("Concentration index"),
+    "erreygers": N_("Erreygers concentration index"), "wagstaff": N_("Wagstaff concentration index"),
+}
+
+
+def _digits(*values: float) -> int:
+    """Decimals showing the values with about three significant digits (2 to 5)."""
+    finite = [abs(float(v)) for v in values if v is not None and np.isfinite(v) and v != 0]
+    if not finite:
+        return 2
+    return int(min(5, max(2, 2 - math.floor(math.log10(max(finite)))))) if max(finite) < 1 else 2
 
 
 def _check_inequality_options(data, outcome, stratum, population, events, n, se, kind, most_disadvantaged, scale):
@@ -562,8 +609,8 @@ def inequality(
 # --------------------------------------------------------------------------------------------
 # equity effects of the innovation
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EquityEffects:
+@dataclass(frozen=True, repr=False)
+class EquityEffects(Displayed):
     r"""Result of :func:`equity_effects`.
 
     Attributes
@@ -628,48 +675,87 @@ class EquityEffects:
         """The per-stratum table (``strata``)."""
         return self.strata.copy()
 
-    def summary(self) -> str:
-        """Readable table of the stratum effects, heterogeneity/trend tests and the gap change."""
-        pct = f"{100 * self.level:g}%"
-        lines = [
-            f"Effect of the innovation on {self.outcome} by {self.stratum} "
-            f"(difference in changes, {self.control} comparison sites; {pct} CIs)",
-            f"{'stratum':<14}{'n_trt':>6}{'n_ctl':>6}{'effect':>10}{'ci_low':>10}{'ci_high':>10}",
-        ]
-        for r in self.strata.itertuples(index=False):
-            lines.append(
-                f"{str(r.stratum):<14}{r.n_treated:>6d}{r.n_control:>6d}{r.estimate:>10.4g}"
-                f"{r.ci_low:>10.4g}{r.ci_high:>10.4g}"
-            )
-        lines += [
-            f"Heterogeneity: Q = {self.Q:.4g} on {self.Q_df} df, p = {self.Q_pvalue:.4g}",
-            f"Trend per step towards more disadvantage: {self.trend:.4g} "
-            f"[{self.trend_ci_low:.4g}, {self.trend_ci_high:.4g}], p = {self.trend_pvalue:.4g}",
-            f"Gap (SII) before = {self.gap_before:.4g}, after = {self.gap_after:.4g}; change = "
-            f"{self.gap_change:.4g} [{self.gap_change_ci_low:.4g}, {self.gap_change_ci_high:.4g}] "
-            f"-> gap {self.interpretation}",
-        ]
+    def _repr_fields(self) -> dict:
+        return {"outcome": self.outcome, "stratum": self.stratum, "n_strata": len(self.strata),
+                "pooled_effect": self.pooled_effect, "Q": self.Q, "Q_pvalue": self.Q_pvalue, "trend": self.trend,
+                "trend_pvalue": self.trend_pvalue, "gap_change": self.gap_change,
+                "interpretation": self.interpretation, "n_omitted": self.n_omitted}
+
+    def _summary(self, tx) -> str:
+        s = self.strata
+        stratum = _stratum_label(self.stratum, tx)
+        lines = [tx("Effect of the innovation on “{outcome}” by {stratum} (difference in changes, treated minus "
+                    "comparison sites; {control}); {level} confidence intervals.", outcome=self.outcome,
+                    stratum=stratum.lower() if self.stratum in _STRATA else stratum,
+                    control=tx(_CONTROL[self.control]), level=tx.pct(self.level))]
+        d = _digits(*s["estimate"], *s["ci_low"], *s["ci_high"])
+        for r in s.itertuples(index=False):
+            lines.append("  " + tx("{stratum}: {effect} ({treated} treated, {control} comparison sites)",
+                                   stratum=str(r.stratum), effect=tx.ci(r.estimate, r.ci_low, r.ci_high, d,
+                                                                        level=self.level),
+                                   treated=tx.int(r.n_treated), control=tx.int(r.n_control)))
+        se = self.pooled_effect_se
+        lines.append(tx("Pooled effect: {effect}.", effect=tx.num(self.pooled_effect, d) + " (" + tx("SE {se}",
+                     se=tx.num(se, d)) + ")"))
+        lines.append(tx("Heterogeneity across strata: Q = {Q} on {df} df, {p}.", Q=tx.num(self.Q, 2),
+                        df=tx.int(self.Q_df), p=tx.pvalue(self.Q_pvalue)))
+        if np.isfinite(self.trend):
+            dt = _digits(self.trend, self.trend_ci_low, self.trend_ci_high)
+            lines.append(tx("Trend per step towards more disadvantage: {trend}, {p}.",
+                            trend=tx.ci(self.trend, self.trend_ci_low, self.trend_ci_high, dt, level=self.level),
+                            p=tx.pvalue(self.trend_pvalue)))
+            dg = _digits(self.gap_before, self.gap_after, self.gap_change)
+            lines.append(tx("Gap (slope index of inequality): {before} before, {after} after; change {change}: "
+                            "the gap {verdict}.", before=tx.num(self.gap_before, dg), after=tx.num(self.gap_after, dg),
+                            change=tx.ci(self.gap_change, self.gap_change_ci_low, self.gap_change_ci_high, dg,
+                                         level=self.level),
+                            verdict=tx(_GAP_WORDS[self.interpretation]) if self.interpretation in _GAP_WORDS else self.interpretation))
+        else:
+            lines.append(tx("Unordered strata: no trend test and no gap (slope index of inequality)."))
+        if self.n_omitted:
+            lines.append(tx.n("{n} site left out (adopted before or between the windows, or without data in a "
+                              "window).", "{n} sites left out (adopted before or between the windows, or without "
+                              "data in a window).", self.n_omitted))
         return "\n".join(lines)
 
-    def plot_effects(self, *, ax=None):
+    @styled
+    def plot_effects(self, *, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None,
+                     ax=None):
         """Stratum effects with CIs (least to most disadvantaged) and the pooled effect. Returns the Axes."""
-        import matplotlib.pyplot as plt
+        from ..narrative import Text
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 4.2))
         s = self.strata
         pos = np.arange(len(s))
         yerr = np.vstack([s["estimate"] - s["ci_low"], s["ci_high"] - s["estimate"]])
-        ax.errorbar(pos, s["estimate"], yerr=yerr, fmt="s", color="black", capsize=3, label="stratum effect")
-        ax.axhline(self.pooled_effect, ls="--", color="0.4", label=f"pooled = {self.pooled_effect:.3g}")
-        ax.axhline(0, color="0.7", lw=0.8)
+        ax.errorbar(pos, s["estimate"], yerr=yerr, fmt="s", color=PALETTE[0], ecolor=PALETTE[0], capsize=3,
+                    label=tx("Effect in the stratum ({level} CI)", level=tx.pct(self.level)))
+        ax.axhline(self.pooled_effect, ls="--", color=NEUTRAL,
+                   label=tx("Pooled effect = {value}", value=tx.num(self.pooled_effect,
+                                                                     _digits(self.pooled_effect))))
+        ax.axhline(0, color="0.7", lw=0.8, label=tx("No effect"))
         ax.set_xticks(pos)
-        ax.set_xticklabels([str(v) for v in s["stratum"]])
-        ax.set_xlabel(f"{self.stratum} (least to most disadvantaged)")
-        ax.set_ylabel(f"Effect on {self.outcome} (difference in changes)")
-        ax.set_title("Effect of the innovation by stratum")
-        ax.legend(fontsize="small")
+        ax.set_xticklabels([data_text(v) for v in s["stratum"]])
+        ax.set_xlim(-0.5, len(s) - 0.5)
+        ax.set_xlabel(tx("{stratum} (least to most disadvantaged)", stratum=_stratum_label(self.stratum, tx))
+                      if xlabel is None else xlabel)
+        ax.set_ylabel(tx("Effect on “{outcome}” (difference in changes)", outcome=data_text(self.outcome))
+                      if ylabel is None else ylabel)
+        ax.set_title(tx("Effect of the innovation by stratum") if title is None else title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+        ticks_inside(ax, "y")
         return ax
+
+
+_CONTROL = {"pooled": N_("all comparison sites"), "within": N_("comparison sites of the same stratum")}
+_GAP_WORDS = {"widened": N_("widened"), "narrowed": N_("narrowed"), "no clear change": N_("did not clearly change")}
+_STRATA = {"deprivation_quintile": N_("Deprivation quintile"), "rurality": N_("Rurality")}
+
+
+def _stratum_label(stratum: str, tx) -> str:
+    """The stratum column as words (a known column of ``sites``, else the column name as data)."""
+    return tx(_STRATA[stratum]) if stratum in _STRATA else data_text(stratum)
 
 
 def _gls(e: np.ndarray, V: np.ndarray, X: np.ndarray):

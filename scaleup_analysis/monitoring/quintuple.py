@@ -37,7 +37,11 @@ import pandas as pd
 from scipy import stats
 
 from .._checks import check_level, fail_rows, numeric_column, require_columns
+from .._display import Displayed
+from .._style import DIVERGING, GREY, MISSING, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import ScaleupDataError
+from ..i18n import N_
+from ._plotting import unit_labels
 
 __all__ = [
     "quintuple_aim_panel",
@@ -88,8 +92,8 @@ def _pool(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return g.assign(estimate=est, se=se, sd=sd)
 
 
-@dataclass(frozen=True, eq=False)
-class QuintupleAimPanel:
+@dataclass(frozen=True, eq=False, repr=False)
+class QuintupleAimPanel(Displayed):
     """Result of :func:`quintuple_aim_panel`.
 
     Attributes
@@ -106,7 +110,8 @@ class QuintupleAimPanel:
     region, subgroup : str or None
         Names of the unit columns.
     reference : pandas.DataFrame
-        Per indicator: pooled ``reference`` value and ``sd_reference`` over the whole panel.
+        Per indicator: its ``name`` (``indicators`` table; the identifier when the table has no
+        names), pooled ``reference`` value and ``sd_reference`` over the whole panel.
     comparison : pandas.DataFrame or None
         With ``comparison=``: the comparison sites pooled over all regions, one row per period x
         indicator (same columns as ``data`` without the unit columns); these sites are *not* in
@@ -127,51 +132,142 @@ class QuintupleAimPanel:
         drop = ["total", "var_sum", "ss_within", "df_within"]
         return self.data.drop(columns=drop).copy()
 
-    def summary(self) -> str:
-        """Sizes of the panel and the indicator registry."""
+    def _indicator_names(self) -> dict:
+        """``{indicator_id: name}`` of the panel's indicators (text from the ``indicators`` table)."""
+        ref = self.reference
+        names = ref["name"] if "name" in ref.columns else ref["indicator_id"]
+        return dict(zip(ref["indicator_id"], names.astype(str)))
+
+    def _repr_fields(self) -> dict:
         d = self.data
-        units = d[self.region].nunique()
-        lines = [
-            f"Quintuple-aim panel: {units} {self.region} unit(s)"
-            + (f" x {d[self.subgroup].nunique()} {self.subgroup} level(s)" if self.subgroup else "")
-            + f", periods {int(d['period'].min())}-{int(d['period'].max())}, "
-            f"{d['indicator_id'].nunique()} indicator(s)",
-            "",
-            self.reference.to_string(index=False),
-        ]
+        out = {"region": self.region, "subgroup": self.subgroup, "n_units": int(d[self.region].nunique()),
+               "n_periods": int(d["period"].nunique()), "n_indicators": int(d["indicator_id"].nunique()),
+               "n_rows": len(d)}
+        if self.comparison_label is not None:
+            out["comparison_label"] = self.comparison_label
+        return out
+
+    def _summary(self, tx) -> str:
+        d = self.data
+        head = tx("Quintuple-aim panel: {units}, periods {first} to {last}, {indicators}.",
+                  units=tx.n("{n} region", "{n} regions", d[self.region].nunique()),
+                  first=tx.int(d["period"].min()), last=tx.int(d["period"].max()),
+                  indicators=tx.n("{n} indicator", "{n} indicators", d["indicator_id"].nunique()))
+        lines = [head]
+        if self.subgroup:
+            lines.append(tx("Subgroups ({column}): {levels}.", column=self.subgroup,
+                            levels=tx.join([str(v) for v in sorted(d[self.subgroup].unique(), key=str)])))
+        if self.comparison_label is not None:
+            lines.append(tx("Comparison sites ({label}) pooled over all regions, kept apart from the regions.",
+                            label=self.comparison_label))
+        lines.append(tx("Indicators (value pooled over the whole panel, individual-level SD):"))
+        names = self._indicator_names()
+        for r in self.reference.itertuples(index=False):
+            better = tx("higher is better") if r.direction == "higher_is_better" else tx("lower is better")
+            digits = _digits(r.reference, r.sd_reference)
+            lines.append("  " + tx("{name} ({domain}; {better}): {value}, SD {sd}", name=names[r.indicator_id],
+                                   domain=_domain_label(r.domain, tx).lower(), better=better,
+                                   value=tx.num(r.reference, digits), sd=tx.num(r.sd_reference, digits)))
         return "\n".join(lines)
 
-    def plot_series(self, indicator: str, *, std: bool = False, ax=None):
-        """Time series of one indicator, one line per region (grey levels); returns the Axes."""
-        import matplotlib.pyplot as plt
+    @styled
+    def plot_series(self, indicator: str, *, std: bool = False, title: str | None = None,
+                    ylabel: str | None = None, ax=None):
+        """Time series of one indicator by region; returns the Axes.
 
+        Every region is a thin grey line; the regions pooled together are the thick line, the
+        comparison sites (when the panel has them) the dashed line, and the regions with the
+        highest and the lowest value at the last period are coloured and named in the legend (18
+        regions cannot be told apart by colour). With ``std=True`` the values are standardized
+        scores in the improvement direction (SD units, + = better).
+        """
+        from ..narrative import Text
+
+        tx = Text()
         d = self.data[self.data["indicator_id"] == indicator]
         if d.empty:
             raise ScaleupDataError(f"plot_series(): indicator {indicator!r} is not in the panel.")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4))
-        col = "std_score" if std else "estimate"
-        keys = [self.region] + ([self.subgroup] if self.subgroup else [])
-        d = _pool(d, keys[:1] + ["period", "indicator_id", "type"])
-        if std:
-            ref = self.reference.set_index("indicator_id").loc[indicator]
-            sign = 1.0 if ref["direction"] == "higher_is_better" else -1.0
-            d[col] = sign * (d["estimate"] - ref["reference"]) / ref["sd_reference"]
-        units = sorted(d[self.region].unique())
-        for i, (u, du) in enumerate(d.groupby(self.region, sort=True)):
-            ax.plot(du["period"], du[col], color=str(0.15 + 0.6 * i / max(1, len(units) - 1)), lw=1,
-                    marker="o", ms=2)
-        ax.set_xlabel("Period")
-        ax.set_ylabel("Standardized score (improvement direction)" if std else f"{indicator}")
-        ax.set_title(f"{indicator} by {self.region}")
+        ax = new_axes(ax, (9.0, 4.5))
+        ref = self.reference.set_index("indicator_id").loc[indicator]
+        sign = 1.0 if ref["direction"] == "higher_is_better" else -1.0
+
+        def values(frame):
+            est = frame["estimate"].to_numpy(float)
+            return sign * (est - ref["reference"]) / ref["sd_reference"] if std else est
+
+        per_unit = _pool(d, [self.region, "period", "indicator_id", "type"])
+        overall = _pool(d, ["period", "indicator_id", "type"])
+        units = sorted(per_unit[self.region].unique(), key=str)
+        labels = unit_labels(units)
+        last = per_unit[per_unit["period"] == per_unit["period"].max()]
+        last = last.assign(v=values(last)).dropna(subset=["v"]).sort_values("v")
+        highlight = {}
+        if len(units) > 1 and len(last) >= 2:
+            highlight = {last[self.region].iloc[-1]: (PALETTE[2], tx("Highest at the last period: {unit}",
+                                                                      unit=labels[last[self.region].iloc[-1]])),
+                         last[self.region].iloc[0]: (PALETTE[4], tx("Lowest at the last period: {unit}",
+                                                                     unit=labels[last[self.region].iloc[0]]))}
+        first_grey = True
+        for u, du in per_unit.groupby(self.region, sort=True):
+            if u in highlight:
+                continue
+            ax.plot(du["period"], values(du), color=GREY, lw=0.9, zorder=1,
+                    label=tx("One region") if first_grey else None)
+            first_grey = False
+        for u, (colour, label) in highlight.items():
+            du = per_unit[per_unit[self.region] == u]
+            ax.plot(du["period"], values(du), color=colour, lw=1.6, marker="o", ms=3, zorder=2, label=label)
+        ax.plot(overall["period"], values(overall), color=PALETTE[0], lw=2.6, zorder=3,
+                label=tx("All regions pooled"))
+        if self.comparison is not None:
+            c = self.comparison[self.comparison["indicator_id"] == indicator]
+            if len(c):
+                c = _pool(c, ["period", "indicator_id", "type"])
+                ax.plot(c["period"], values(c), color="black", ls="--", lw=1.6, zorder=3,
+                        label=tx("Comparison sites"))
+        name = data_text(self._indicator_names().get(indicator, indicator))
+        if ylabel is None:
+            if std:
+                ylabel = tx("Standardized score (SD units, + = better)")
+            elif ref["measurement_unit"] == "%" or d["type"].iloc[0] == "proportion":
+                ylabel = tx("Proportion")
+            else:
+                ylabel = data_text(ref["measurement_unit"])
+        ax.set_xlabel(tx("Period"))
+        ax.set_ylabel(ylabel)
+        ax.set_title(tx("{indicator} by region", indicator=name) if title is None else title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+        ticks_inside(ax, "y")
+        ticks_inside(ax, "x")
         return ax
+
+
+#: The quintuple-aim domains in words.
+_DOMAIN_LABELS = {"health_outcomes": N_("Health outcomes"), "user_experience": N_("User experience"),
+                  "efficiency_cost": N_("Efficiency and cost"), "team_wellbeing": N_("Team well-being"),
+                  "equity": N_("Equity")}
+
+
+def _domain_label(domain: str, tx) -> str:
+    return tx(_DOMAIN_LABELS[domain]) if domain in _DOMAIN_LABELS else data_text(domain)
+
+
+def _digits(*values: float) -> int:
+    """Decimals showing the values with about three significant digits (0 to 4)."""
+    finite = [abs(float(v)) for v in values if v is not None and np.isfinite(v) and v != 0]
+    if not finite:
+        return 2
+    top = max(finite)
+    return int(min(4, max(0, 2 - int(np.floor(np.log10(top))))))
 
 
 def _panel_indicators(tables, indicators) -> pd.DataFrame:
     """The checked indicator registry (``unit`` renamed ``measurement_unit``), restricted to ``indicators``."""
     ind = tables["indicators"]
     # the registry's measurement unit ('%', 'CAD', ...) is 'measurement_unit' in every result
+    names = ind["name"].astype(str) if "name" in ind.columns else ind["indicator_id"].astype(str)
     ind = ind[["indicator_id", "domain", "type", "direction", "unit"]].rename(columns={"unit": "measurement_unit"})
+    ind = ind.assign(name=names.to_numpy())
     for c in ("domain", "type", "direction"):
         ind[c] = ind[c].astype(str)
     fail_rows("indicators", "type", "are not 'proportion' or 'mean'", ind,
@@ -340,6 +436,7 @@ def quintuple_aim_panel(
     ref = _pool(o, ["indicator_id", "domain", "type", "direction", "measurement_unit"])
     ref = ref.rename(columns={"estimate": "reference", "sd": "sd_reference"})[
         ["indicator_id", "domain", "direction", "measurement_unit", "reference", "sd_reference"]]
+    ref.insert(1, "name", ref["indicator_id"].map(dict(zip(ind["indicator_id"], ind["name"]))))
     g["n"] = g["n"].astype(np.int64)
     g["n_sites"] = g["n_sites"].astype(np.int64)
     g["sign"] = np.where(g["direction"] == "higher_is_better", 1.0, -1.0)
@@ -355,8 +452,8 @@ def quintuple_aim_panel(
 # --------------------------------------------------------------------------------------------------
 # change from baseline
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class ChangeFromBaseline:
+@dataclass(frozen=True, eq=False, repr=False)
+class ChangeFromBaseline(Displayed):
     """Result of :func:`change_from_baseline`.
 
     Attributes
@@ -383,20 +480,52 @@ class ChangeFromBaseline:
         """The tidy table of changes."""
         return self.data.copy()
 
-    def summary(self) -> str:
-        """Changes in the improvement direction (standardized), units x indicators."""
+    def _repr_fields(self) -> dict:
         d = self.data
-        lines = [f"Change from baseline (periods {list(self.baseline_periods)}) to follow-up "
-                 f"(periods {list(self.followup_periods)}); standardized, improvement direction "
-                 "(negative = worse)"]
+        out = {"n_units": int(d.loc[d["by"] == "region", "unit"].nunique()),
+               "n_indicators": int(d["indicator_id"].nunique()), "baseline_periods": list(self.baseline_periods),
+               "followup_periods": list(self.followup_periods),
+               "median_std_change": float(np.nanmedian(d["std_change"])) if d["std_change"].notna().any() else None,
+               "level": self.level}
+        return out
+
+    def _summary(self, tx) -> str:
+        d = self.data
+        lines = [tx("Change from baseline ({unit} {baseline}) to follow-up ({unit} {followup}), standardized (SD "
+                    "units) in the improvement direction: positive = better, negative = worse.",
+                    unit=tx("periods"), baseline=_span(self.baseline_periods, tx),
+                    followup=_span(self.followup_periods, tx))]
+        if "std_did" in d:
+            lines.append(tx("Comparison sites: {label}; see std_did for the change relative to them.",
+                            label=self.panel.comparison_label))
+        names = self.panel._indicator_names()
         for by, dd in d.groupby("by", sort=False):
-            tab = dd.pivot(index="unit", columns="indicator_id", values="std_change")
-            lines += ["", f"by {by}:", tab.to_string(float_format=lambda x: f"{x:.3f}")]
+            labels = unit_labels(list(dd["unit"].unique()))
+            lines += ["", tx("By region:") if by == "region" else tx("By subgroup:")]
+            for ind, di in dd.groupby("indicator_id", sort=False):
+                di = di.dropna(subset=["std_change"]).sort_values("std_change")
+                if di.empty:
+                    lines.append("  " + tx("{indicator}: no value.", indicator=names.get(ind, ind)))
+                    continue
+                lines.append("  " + tx("{indicator}: median {median}; worst {worst} ({w}), best {best} ({b})",
+                                       indicator=names.get(ind, ind),
+                                       median=tx.signed(float(di["std_change"].median())),
+                                       worst=labels[di["unit"].iloc[0]], w=tx.signed(di["std_change"].iloc[0]),
+                                       best=labels[di["unit"].iloc[-1]], b=tx.signed(di["std_change"].iloc[-1])))
         return "\n".join(lines)
 
+    @styled
     def plot_dashboard(self, *, by: str = "region", vmax: float | None = None, title: str | None = None, ax=None):
-        """Domains x units heat map of ``std_change`` (see :func:`plot_dashboard`)."""
+        """Units x indicators heat map of ``std_change`` (see :func:`plot_dashboard`)."""
         return plot_dashboard(self, by=by, vmax=vmax, title=title, ax=ax)
+
+
+def _span(periods, tx) -> str:
+    """``1-3`` or ``1, 3, 5`` (periods as numbers)."""
+    ps = sorted(int(p) for p in periods)
+    if len(ps) > 1 and ps == list(range(ps[0], ps[-1] + 1)):
+        return tx("{first} to {last}", first=tx.int(ps[0]), last=tx.int(ps[-1]))
+    return tx.join([tx.int(p) for p in ps])
 
 
 def change_from_baseline(
@@ -525,8 +654,8 @@ def change_from_baseline(
 # --------------------------------------------------------------------------------------------------
 # deleterious effects
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class DeleteriousEffects:
+@dataclass(frozen=True, eq=False, repr=False)
+class DeleteriousEffects(Displayed):
     """Result of :func:`deleterious_effects`.
 
     Attributes
@@ -560,26 +689,49 @@ class DeleteriousEffects:
         """The per-test table."""
         return self.tests.copy()
 
-    def summary(self) -> str:
-        """The flagged unit x indicator pairs."""
+    def _repr_fields(self) -> dict:
         t = self.tests
-        lab = {"holm": "Holm", "bh": "Benjamini-Hochberg", "both": "Holm (and BH)"}[self.correction]
-        fl = t[t["flagged"]]
-        lines = [f"Deleterious effects by {self.by}: {len(t)} one-sided tests, {lab} at alpha = "
-                 f"{self.alpha}; {int(t['flagged_holm'].sum())} flagged after Holm, "
-                 f"{int(t['flagged_bh'].sum())} after BH."]
-        if len(fl):
-            cols = ["unit", "indicator_id", "statistic", "pvalue", "pvalue_holm", "pvalue_bh"]
-            lines += ["", fl[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")]
+        out = {"by": self.by, "n_tests": len(t), "correction": self.correction, "alpha": self.alpha,
+               "n_flagged_holm": int(t["flagged_holm"].sum()), "n_flagged_bh": int(t["flagged_bh"].sum()),
+               "flagged_units": list(self.flagged_units)}
+        if "runs_worse" in t:
+            out["n_runs_worse"] = int(t["runs_worse"].sum())
+        return out
+
+    def _summary(self, tx) -> str:
+        t = self.tests
+        names = self.changes.panel._indicator_names()
+        labels = unit_labels(list(t["unit"].unique()))
+        method = {"holm": "Holm", "bh": "Benjamini-Hochberg", "both": "Holm (BH)"}[self.correction]
+        contrast = t["contrast"].iloc[0] if "contrast" in t and len(t) else "baseline"
+        lines = [tx("Deleterious effects by {by}: {tests} ({contrast}), {method} at alpha = {alpha}; {holm} flagged "
+                    "after Holm, {bh} after Benjamini-Hochberg.",
+                    by=tx("region") if self.by == "region" else tx("subgroup"),
+                    tests=tx.n("{n} one-sided test", "{n} one-sided tests", len(t)),
+                    contrast=tx("change from baseline") if contrast == "baseline"
+                    else tx("difference-in-differences against the comparison sites"),
+                    method=method, alpha=tx.num(self.alpha, 2), holm=tx.int(t["flagged_holm"].sum()),
+                    bh=tx.int(t["flagged_bh"].sum()))]
+        est = "improvement_did" if contrast == "comparison" else "improvement_change"
+        fl = t[t["flagged"]].sort_values("pvalue")
+        for r in fl.itertuples(index=False):
+            row = r._asdict()
+            lines.append("  " + tx("{unit}, {indicator}: improvement {estimate}, {p} (Holm {holm}, BH {bh})",
+                                   unit=labels[r.unit], indicator=names.get(r.indicator_id, r.indicator_id),
+                                   estimate=tx.ci(row[est], row[est + "_ci_low"], row[est + "_ci_high"],
+                                                  level=self.changes.level),
+                                   p=tx.pvalue(r.pvalue), holm=tx.pvalue(r.pvalue_holm), bh=tx.pvalue(r.pvalue_bh)))
         if "runs_worse" in t:
             rw = t[t["runs_worse"]]
-            lines += ["", f"Run-chart signals in the worse direction: {len(rw)}"]
-            if len(rw):
-                lines.append(rw[["unit", "indicator_id", "longest_run", "n_crossings"]].to_string(index=False))
+            lines.append(tx.n("{n} run-chart signal in the worse direction", "{n} run-chart signals in the worse "
+                              "direction", len(rw)) + (tx.colon() + " " + tx.join(
+                                  [f"{labels[r.unit]} – {names.get(r.indicator_id, r.indicator_id)}"
+                                   for r in rw.itertuples(index=False)]) if len(rw) else "") + ".")
         return "\n".join(lines)
 
+    @styled
     def plot_dashboard(self, *, vmax: float | None = None, title: str | None = None, ax=None):
-        """Domains x units heat map with the flags and run signals marked (see :func:`plot_dashboard`)."""
+        """Units x indicators heat map with the flags and run signals marked (see :func:`plot_dashboard`)."""
         return plot_dashboard(self, vmax=vmax, title=title, ax=ax)
 
 
@@ -771,14 +923,20 @@ def deleterious_effects(
 # --------------------------------------------------------------------------------------------------
 # dashboard
 # --------------------------------------------------------------------------------------------------
+@styled
 def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, title: str | None = None, ax=None):
-    """Domains x units heat map of the standardized change in the improvement direction.
+    """Units x indicators heat map of the standardized change, coloured by better / worse.
 
-    Each cell is the mean ``std_change`` of the domain's indicators (SD units; positive = better),
-    printed in the cell; a grey scale (dark = worse, light = better) keeps it readable in print.
-    With a :class:`DeleteriousEffects` result, a cell is marked ``▼`` when one of its indicators is
-    flagged as deleterious (requested correction) and ``R`` when one shows a run-chart signal in the
-    worse direction.
+    One row per region (by name with its code) or subgroup, one column per indicator (its name
+    from the ``indicators`` table), the columns grouped by quintuple-aim domain. Each cell is the
+    indicator's ``std_change`` (SD units) in its improvement direction, printed in the cell and
+    coloured on a diverging scale: blue = better, orange = worse, whatever the direction of the
+    indicator (higher or lower is better); cells without a value (no data in a window) are light
+    grey. With a :class:`DeleteriousEffects` result tested against the comparison sites
+    (``contrast="comparison"``) the cells are ``std_did``, the change relative to those sites; a
+    cell is marked ``▼`` when the indicator is flagged as deleterious (requested correction) and
+    ``●`` when its series shows a run-chart signal in the worse direction. The colour bar and the
+    legend beside the map explain the colours and marks.
 
     Parameters
     ----------
@@ -802,52 +960,113 @@ def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, ti
     >>> ch = sa.change_from_baseline(panel, baseline_periods=range(1, 4), followup_periods=range(8, 11))
     >>> ax = sa.plot_dashboard(sa.deleterious_effects(ch))
     >>> ax.get_ylabel()
-    'Quintuple-aim domain'
+    'Region'
     """
-    import matplotlib.pyplot as plt
+    import textwrap
 
-    if isinstance(changes, DeleteriousEffects):
-        t, by = changes.tests, changes.by
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    from ..narrative import Text
+
+    tx = Text()
+    harm = isinstance(changes, DeleteriousEffects)
+    if harm:
+        t, by, panel = changes.tests, changes.by, changes.changes.panel
     elif isinstance(changes, ChangeFromBaseline):
-        t = changes.data[changes.data["by"] == by]
+        t, panel = changes.data[changes.data["by"] == by], changes.panel
     else:
         raise ScaleupDataError("plot_dashboard(): pass a ChangeFromBaseline or DeleteriousEffects result.")
     if t.empty:
         raise ScaleupDataError(f"plot_dashboard(): no rows for by={by!r}.")
-    domains = [d for d in DOMAINS if d in set(t["domain"])] + sorted(set(t["domain"]) - set(DOMAINS))
+    relative = harm and "contrast" in t and (t["contrast"] == "comparison").any() and "std_did" in t
+    value = "std_did" if relative else "std_change"
+    domain_of = dict(zip(t["indicator_id"], t["domain"]))
+    rank = {d: i for i, d in enumerate(DOMAINS)}
+    indicators = sorted(domain_of, key=lambda i: (rank.get(domain_of[i], len(DOMAINS)), str(domain_of[i]), str(i)))
     units = sorted(t["unit"].unique(), key=str)
-    val = t.pivot_table(index="domain", columns="unit", values="std_change", aggfunc="mean").reindex(
-        index=domains, columns=units)
+    val = t.pivot_table(index="unit", columns="indicator_id", values=value, aggfunc="mean", dropna=False).reindex(
+        index=units, columns=indicators)
     M = val.to_numpy(dtype=float)
+    n_rows, n_cols = M.shape
+    col_w = min(1.25, 8.4 / n_cols)
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(6, 0.55 * len(units) + 2), 0.6 * len(domains) + 2))
-    lim = vmax if vmax is not None else (np.nanmax(np.abs(M)) if np.isfinite(M).any() else 1.0)
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(min(14.0, 3.2 + col_w * n_cols + 2.6), min(13.5, 3.4 + 0.34 * n_rows)),
+                             layout="constrained")
+    finite = np.isfinite(M)
+    lim = vmax if vmax is not None else (float(np.nanmax(np.abs(M))) if finite.any() else 1.0)
     lim = lim if lim > 0 else 1.0
-    im = ax.imshow(M, cmap="gray", vmin=-lim, vmax=lim, aspect="auto")
+    cmap = DIVERGING.with_extremes(bad=MISSING)
+    im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, norm=TwoSlopeNorm(0.0, -lim, lim), aspect="auto")
     flag = sig = None
-    if isinstance(changes, DeleteriousEffects):
-        flag = t.pivot_table(index="domain", columns="unit", values="flagged", aggfunc="any").reindex(
-            index=domains, columns=units).fillna(False).to_numpy(dtype=bool)
+    if harm:
+        flag = t.pivot_table(index="unit", columns="indicator_id", values="flagged", aggfunc="any").reindex(
+            index=units, columns=indicators).fillna(False).to_numpy(dtype=bool)
         if "runs_worse" in t:
-            sig = t.pivot_table(index="domain", columns="unit", values="runs_worse", aggfunc="any").reindex(
-                index=domains, columns=units).fillna(False).to_numpy(dtype=bool)
-    for i in range(M.shape[0]):
-        for j in range(M.shape[1]):
-            if not np.isfinite(M[i, j]):
+            sig = t.pivot_table(index="unit", columns="indicator_id", values="runs_worse", aggfunc="any").reindex(
+                index=units, columns=indicators).fillna(False).to_numpy(dtype=bool)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if not finite[i, j]:  # hatched, so that it cannot be read as a change of 0
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=MISSING, edgecolor=GREY, hatch="///",
+                                       lw=0))
                 continue
-            txt = f"{M[i, j]:.2f}"
-            if flag is not None and flag[i, j]:
-                txt += "\n▼"
-            if sig is not None and sig[i, j]:
-                txt += " R"
-            colour = "black" if M[i, j] > 0 else "white"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xticks(range(len(units)))
-    ax.set_xticklabels([str(u) for u in units], rotation=90 if len(units) > 10 else 0)
-    ax.set_yticks(range(len(domains)))
-    ax.set_yticklabels([d.replace("_", " ") for d in domains])
-    ax.set_xlabel(by.capitalize())
-    ax.set_ylabel("Quintuple-aim domain")
-    ax.figure.colorbar(im, ax=ax, label="Standardized change (SD units, + = better)")
-    ax.set_title(title or "Change from baseline (▼ deleterious after correction, R run-chart signal)")
+            dark = abs(M[i, j]) > 0.6 * lim
+            ax.text(j, i, tx.num(M[i, j], 2), ha="center", va="center", fontsize=7.5,
+                    color="white" if dark else "black")
+            marks = ("▼" if flag is not None and flag[i, j] else "") + ("●" if sig is not None and sig[i, j] else "")
+            if marks:
+                ax.text(j + 0.46, i, marks, ha="right", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    # indicators by name, grouped by domain (headers on top, white gaps between domains)
+    names = panel._indicator_names()
+    width = max(8, int(col_w * 13))
+    ax.set_xticks(range(n_cols))
+    ax.set_xticklabels([textwrap.fill(data_text(names.get(i, i)), width) for i in indicators], fontsize=8)
+    ax.tick_params(axis="x", length=0)
+    groups = [(d, [k for k, i in enumerate(indicators) if domain_of[i] == d])
+              for d in dict.fromkeys(domain_of[i] for i in indicators)]
+    # the domain headers sit in a band above the first row, inside the axes (a title set later
+    # by the caller cannot overlap them)
+    for d, cols in groups:
+        ax.text(float(np.mean(cols)), -0.95, textwrap.fill(_domain_label(d, tx), max(width, int(len(cols) * col_w * 13))),
+                ha="center", va="center", fontsize=8.5, fontweight="bold")
+        ax.plot([cols[0] - 0.42, cols[-1] + 0.42], [-0.58, -0.58], color="black", lw=0.9, solid_capstyle="butt")
+    ax.set_ylim(n_rows - 0.5, -1.45)
+    for _, cols in groups[1:]:
+        ax.axvline(cols[0] - 0.5, color="white", lw=3)
+    labels = unit_labels(units)
+    ax.set_yticks(range(n_rows))
+    ax.set_yticklabels([labels[u] for u in units])
+    ax.set_ylabel(tx("Region") if by == "region" else tx("Subgroup"))
+    ax.grid(False)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    bar = ax.figure.colorbar(im, ax=ax, location="bottom", shrink=0.45, aspect=30, pad=0.02)
+    bar.set_ticks([-lim, 0.0, lim])
+    bar.set_ticklabels([tx("{value} worse", value=tx.num(-lim, 2)), "0",
+                        tx("{value} better", value=tx.signed(lim, 2))])
+    bar.set_label(tx("Change relative to the comparison sites (SD units)") if relative
+                  else tx("Standardized change (SD units)"))
+    handles = []
+    if not finite.all():
+        handles.append(Patch(facecolor=MISSING, edgecolor=GREY, hatch="///", label=textwrap.fill(
+            tx("No value (no data in a window)"), 28)))
+    if flag is not None:
+        method = {"holm": "Holm", "bh": "Benjamini-Hochberg", "both": "Holm"}[changes.correction]
+        handles.append(Line2D([], [], ls="none", marker="v", color="black",
+                              label=textwrap.fill(tx("Significant worsening ({method})", method=method), 26)))
+    if sig is not None:
+        handles.append(Line2D([], [], ls="none", marker="o", color="black", ms=5,
+                              label=textwrap.fill(tx("Run-chart signal in the worse direction"), 26)))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title=textwrap.fill(tx("Blue = better, orange = worse, for every indicator"), 28),
+              alignment="left")
+    if title is None:
+        title = (tx("Change relative to the comparison sites, baseline to follow-up") if relative
+                 else tx("Change from baseline to follow-up"))
+    ax.set_title(title)
     return ax

@@ -30,7 +30,11 @@ import pandas as pd
 from scipy import stats
 
 from .._checks import check_level, fail_rows, numeric_column, require_columns
+from .._display import Displayed
+from .._style import GREY, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import ScaleupDataError
+from ..i18n import N_
+from ._plotting import unit_labels
 
 __all__ = ["reaim", "ReaimResult", "wilson_ci"]
 
@@ -100,8 +104,8 @@ _COLUMNS = ["framework", "dimension", "measure", "region", "estimate", "ci_low",
             "denominator", "measurement_unit", "n_excluded", "suppressed"]
 
 
-@dataclass(frozen=True, eq=False)
-class ReaimResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class ReaimResult(Displayed):
     """Result of :func:`reaim`.
 
     Attributes
@@ -141,63 +145,185 @@ class ReaimResult:
         """Measures present, in table order."""
         return list(dict.fromkeys(self.table["measure"]))
 
-    def summary(self, suppress: bool = True) -> str:
-        """Measures x regions table of the estimates (suppressed cells shown as ``<n``)."""
+    def _repr_fields(self) -> dict:
+        t = self.table
+        reach = t[(t["measure"] == "reach") & (t["region"] == OVERALL)]["estimate"]
+        return {"n_measures": len(self.measures), "n_regions": int((t["region"].drop_duplicates() != OVERALL).sum()),
+                "periods": [self.periods[0], self.periods[-1]], "reach": float(reach.iloc[0]) if len(reach) else None,
+                "n_suppressed": int(t["suppressed"].sum()), "threshold": self.threshold, "level": self.level}
+
+    def summary(self, suppress: bool = True, *, language: str | None = None) -> str:
+        """The measures as text: overall value, range across regions, suppressed cells (``<n``).
+
+        Parameters
+        ----------
+        suppress : bool, default True
+            Leave out the values of small cells (fewer than ``threshold`` individuals), counted
+            and shown as ``<threshold``.
+        language : {"fr", "en"}, optional
+            Default: the language set with :func:`scaleup_analysis.set_language`.
+        """
+        from ..narrative import Text
+
+        return self._summary(Text(language), suppress=suppress)
+
+    def _summary(self, tx, suppress: bool = True) -> str:
         t = self.to_frame(suppress=suppress)
-        txt = t["estimate"].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
-        txt = txt.where(~(t["suppressed"] & suppress), f"<{self.threshold}")
-        tab = t.assign(txt=txt).pivot(index="measure", columns="region", values="txt").reindex(self.measures)
-        cols = [c for c in tab.columns if c != OVERALL] + ([OVERALL] if OVERALL in tab.columns else [])
-        head = (f"RE-AIM and implementation outcomes (periods {self.periods[0]}-{self.periods[-1]}; "
-                f"cells with fewer than {self.threshold} individuals suppressed)")
-        return head + "\n" + tab[cols].fillna("").to_string()
+        regions = [r for r in dict.fromkeys(t["region"]) if r != OVERALL]
+        labels = unit_labels(regions)
+        lines = [tx("RE-AIM and implementation outcomes, periods {first} to {last}; cells with fewer than {k} "
+                    "individuals are suppressed (shown as <{k}).", first=tx.int(self.periods[0]),
+                    last=tx.int(self.periods[-1]), k=tx.int(self.threshold))]
+        for m in self.measures:
+            d = t[t["measure"] == m]
+            unit = d["measurement_unit"].iloc[0]
+            fmt = (lambda v: tx.int(round(v))) if unit == "CAD" else (lambda v: tx.num(v, 3))
+            text = _measure_label(m, tx) + tx.colon() + " "
+            overall = d[d["region"] == OVERALL]
+            if len(overall) and np.isfinite(overall["estimate"].iloc[0]):
+                r = overall.iloc[0]
+                value = (tx.ci(r["estimate"], r["ci_low"], r["ci_high"], 3, level=self.level)
+                         if np.isfinite(r["ci_low"]) else fmt(r["estimate"]))
+                text += tx("all regions {value}", value=value)
+            elif len(overall) and suppress and bool(overall["suppressed"].iloc[0]):
+                text += tx("all regions <{k}", k=tx.int(self.threshold))
+            else:
+                text += tx("all regions: not estimable")
+            reg = d[(d["region"] != OVERALL) & np.isfinite(d["estimate"])].sort_values("estimate")
+            if len(reg) >= 2:
+                text += "; " + tx("by region from {low} ({low_region}) to {high} ({high_region})",
+                                  low=fmt(reg["estimate"].iloc[0]), low_region=labels[reg["region"].iloc[0]],
+                                  high=fmt(reg["estimate"].iloc[-1]), high_region=labels[reg["region"].iloc[-1]])
+            n_small = int((d["suppressed"] & suppress).sum())
+            if n_small:
+                text += "; " + tx.n("{n} region <{k}", "{n} regions <{k}", n_small, k=tx.int(self.threshold))
+            lines.append("  " + text)
+        return "\n".join(lines)
 
-    def plot_measure(self, measure: str, *, suppress: bool = True, ax=None):
-        """Estimates with CIs of one measure, regions on the vertical axis; returns the Axes."""
-        import matplotlib.pyplot as plt
+    @styled
+    def plot_measure(self, measure: str, *, suppress: bool = True, title: str | None = None,
+                     xlabel: str | None = None, ax=None):
+        """Estimates with CIs of one measure, regions (by name) on the vertical axis; returns the Axes.
 
+        Regions are dots, all regions together a diamond; a suppressed cell (fewer than
+        ``threshold`` individuals) is marked ``<threshold`` at the left of its row.
+        """
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        from ..narrative import Text
+
+        tx = Text()
         t = self.to_frame(suppress=suppress)
         d = t[t["measure"] == measure]
         if d.empty:
             raise ScaleupDataError(f"plot_measure(): unknown measure {measure!r}; available: {self.measures}.")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(4, 0.25 * len(d) + 1.5))
+        own = ax is None
+        ax = new_axes(ax, (8.0, 0.24 * len(d) + 1.6))
         d = d.sort_values("region", key=lambda s: s.map(lambda r: (r == OVERALL, str(r))))
         y = np.arange(len(d))[::-1]
-        ax.hlines(y, d["ci_low"], d["ci_high"], color="0.3", lw=1)
-        mk = np.where(d["region"] == OVERALL, "D", "o")
-        for yy, x, m in zip(y, d["estimate"], mk):
-            ax.plot(x, yy, marker=m, color="black", ms=4, linestyle="none")
-        for yy, s in zip(y, d["suppressed"].to_numpy()):
-            if s and suppress:
-                ax.text(0.0, yy, f" suppressed (<{self.threshold})", va="center", fontsize=6,
+        overall = (d["region"] == OVERALL).to_numpy()
+        ax.hlines(y, d["ci_low"], d["ci_high"], color=PALETTE[0], lw=1.2)
+        ax.plot(d["estimate"].to_numpy()[~overall], y[~overall], "o", color=PALETTE[0], ms=4.5)
+        ax.plot(d["estimate"].to_numpy()[overall], y[overall], "D", color="black", ms=5.5)
+        for yy, small in zip(y, d["suppressed"].to_numpy()):
+            if small and suppress:
+                ax.text(0.01, yy, f"<{self.threshold}", va="center", ha="left", fontsize=7.5, color="black",
                         transform=ax.get_yaxis_transform())
+        labels = unit_labels([r for r in d["region"] if r != OVERALL])
         ax.set_yticks(y)
-        ax.set_yticklabels(d["region"].astype(str))
+        ax.set_yticklabels([tx("All regions") if r == OVERALL else labels[r] for r in d["region"]])
+        ax.set_ylim(-0.7, len(d) - 0.3)
         unit = d["measurement_unit"].iloc[0]
-        ax.set_xlabel({"individuals": "proportion / score", "settings": "proportion of settings"}.get(unit, unit))
-        ax.set_title(measure, fontsize=9)
+        if not np.isfinite(d["estimate"]).any():
+            ax.text(0.5, 0.5, tx("No value to show"), transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8.5, color="black", bbox={"facecolor": "white", "edgecolor": "none"})
+            ax.set_xticks([])
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3 if unit == "CAD" else 4))
+        if unit == "CAD":
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: tx.int(round(v))))
+        ticks_inside(ax, "x")
+        ax.set_xlabel(_axis_label(measure, unit, tx) if xlabel is None else xlabel)
+        ax.set_title(_measure_label(measure, tx) if title is None else title, fontsize=9.5)
+        if own:  # in plot() the figure's legend explains the marks
+            ax.legend(handles=self._handles(tx, suppress), loc="upper left", bbox_to_anchor=(1.01, 1))
         return ax
 
-    def plot(self, measures: Sequence[str] | None = None, fig=None, ncols: int = 4, suppress: bool = True):
-        """One panel per measure (regions on the vertical axis); returns the Figure."""
+    def _handles(self, tx, suppress: bool) -> list:
+        """Legend entries of the marks of the plots."""
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=PALETTE[0], marker="o", ms=4.5,
+                          label=tx("Region ({level} CI)", level=tx.pct(self.level))),
+                   Line2D([], [], color="black", marker="D", ms=5.5, ls="none", label=tx("All regions"))]
+        if suppress and self.table["suppressed"].any():
+            handles.append(Line2D([], [], ls="none", marker="$<$", color=GREY,
+                                  label=tx("<{k}: fewer than {k} individuals, not shown", k=self.threshold)))
+        return handles
+
+    @styled
+    def plot(self, measures: Sequence[str] | None = None, fig=None, ncols: int = 4, suppress: bool = True, *,
+             title: str | None = None):
+        """One panel per measure (regions, by name, on the shared vertical axis); returns the Figure."""
         import matplotlib.pyplot as plt
 
+        from ..narrative import Text
+
+        tx = Text()
         measures = list(measures) if measures is not None else self.measures
         n = len(measures)
         ncols = max(1, min(ncols, n))
         nrows = math.ceil(n / ncols)
         n_reg = self.table["region"].nunique()
         if fig is None:
-            fig = plt.figure(figsize=(3.2 * ncols, (0.22 * n_reg + 1.2) * nrows))
-        axes = fig.subplots(nrows, ncols, squeeze=False)
+            fig = plt.figure(figsize=(min(14.0, 2.9 + 2.75 * ncols), min(13.5, (0.19 * n_reg + 1.1) * nrows + 1.2)),
+                             layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
         for k, m in enumerate(measures):
-            self.plot_measure(m, ax=axes[k // ncols][k % ncols], suppress=suppress)
+            a = axes[k // ncols][k % ncols]
+            self.plot_measure(m, ax=a, suppress=suppress)
+            if k % ncols:
+                a.tick_params(axis="y", labelleft=False)
         for k in range(n, nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
-        fig.suptitle("RE-AIM and implementation outcomes by region")
-        fig.tight_layout()
+        fig.suptitle(tx("RE-AIM and implementation outcomes by region") if title is None else title)
+        handles = self._handles(tx, suppress)
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         return fig
+
+
+_MEASURES = {
+    "reach": N_("Reach"), "effectiveness": N_("Effectiveness"), "adoption_settings": N_("Adoption (settings)"),
+    "adoption_staff": N_("Adoption (staff trained)"), "implementation_fidelity": N_("Implementation: fidelity"),
+    "implementation_cost_per_participant": N_("Implementation: cost per participant"),
+    "maintenance_6m": N_("Maintenance at 6 months (settings)"), "maintenance_12m": N_("Maintenance at 12 months (settings)"),
+    "maintenance_individual": N_("Maintenance (individuals)"), "penetration": N_("Penetration"),
+    "acceptability": N_("Acceptability (AIM)"), "appropriateness": N_("Appropriateness (IAM)"),
+    "feasibility": N_("Feasibility (FIM)"), "implementation_cost": N_("Implementation cost"),
+}
+
+
+def _measure_label(measure: str, tx) -> str:
+    """A measure of the table in words."""
+    if measure in _MEASURES:
+        return tx(_MEASURES[measure])
+    if measure.startswith("representativeness[") and measure.endswith("]"):
+        return tx("Representativeness: {characteristic}", characteristic=data_text(measure[len("representativeness["):-1]))
+    return data_text(measure)
+
+
+def _axis_label(measure: str, unit: str, tx) -> str:
+    """What the horizontal axis of a measure shows."""
+    if unit == "CAD":
+        return tx("Canadian dollars")
+    if measure.startswith("representativeness["):
+        return tx("Standardized difference")
+    if measure == "effectiveness":
+        return tx("Effect")
+    if measure in ("acceptability", "appropriateness", "feasibility"):
+        return tx("Mean score (1 to 5)")
+    if measure == "implementation_fidelity":
+        return tx("Fidelity index (0 to 1)")
+    return tx("Proportion of settings") if unit == "settings" else tx("Proportion")
 
 
 def _row(framework, dimension, measure, region, est, lo, hi, num, den, unit, n_excl=np.nan):

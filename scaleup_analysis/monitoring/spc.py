@@ -21,7 +21,11 @@ import pandas as pd
 from scipy import special, stats
 
 from .._checks import numeric_column, rows_text
+from .._display import Displayed
+from .._style import GREY, NEUTRAL, PALETTE, WORSE, styled, ticks_inside
 from ..errors import ScaleupDataError
+from ..i18n import N_
+from ._plotting import unit_labels
 
 __all__ = ["runs_analysis", "control_chart", "RunsAnalysis", "ControlChart"]
 
@@ -49,8 +53,8 @@ def _longest_run_max(n_useful: int) -> int:
     return int(np.round(math.log2(n_useful))) + 3
 
 
-@dataclass(frozen=True)
-class RunsAnalysis:
+@dataclass(frozen=True, repr=False)
+class RunsAnalysis(Displayed):
     """Result of :func:`runs_analysis` (field names as in ``summary(qicharts2::qic(...))``).
 
     Attributes
@@ -84,17 +88,29 @@ class RunsAnalysis:
         """One-row DataFrame of the fields."""
         return pd.DataFrame([self.__dict__])
 
-    def summary(self) -> str:
-        """Readable one-paragraph summary."""
+    def _repr_fields(self) -> dict:
+        return {"centre": self.centre, "n_obs": self.n_obs, "n_useful": self.n_useful,
+                "longest_run": self.longest_run, "longest_run_max": self.longest_run_max,
+                "n_crossings": self.n_crossings, "n_crossings_min": self.n_crossings_min,
+                "runs_signal": self.runs_signal}
+
+    def _summary(self, tx) -> str:
         if self.n_useful == 0:
-            return f"Runs analysis: no useful observation (n_obs = {self.n_obs})."
-        verdict = "non-random variation (runs signal)" if self.runs_signal else "no runs signal"
-        return (
-            f"Runs analysis about centre {self.centre:.4g}: n_obs = {self.n_obs}, "
-            f"n_useful = {self.n_useful}; longest run = {self.longest_run} "
-            f"(max {self.longest_run_max}); crossings = {self.n_crossings} "
-            f"(min {self.n_crossings_min}) -> {verdict}."
-        )
+            return tx("Runs analysis: no useful observation ({n} observations).", n=tx.int(self.n_obs))
+        verdict = tx("non-random variation (runs signal)") if self.runs_signal else tx("no runs signal")
+        return tx("Runs analysis about the centre line {centre}: {n} observations, {useful} useful; longest run "
+                  "{run} (upper limit {run_max}); {crossings} (lower limit {cross_min}): {verdict}.",
+                  centre=tx.num(self.centre, _digits(self.centre)), n=tx.int(self.n_obs),
+                  useful=tx.int(self.n_useful), run=tx.int(self.longest_run), run_max=tx.int(self.longest_run_max),
+                  crossings=tx.n("{n} crossing", "{n} crossings", self.n_crossings), cross_min=tx.int(self.n_crossings_min), verdict=verdict)
+
+
+def _digits(*values: float) -> int:
+    """Decimals showing every value with about four significant digits (at most 6)."""
+    finite = [abs(float(v)) for v in values if v is not None and np.isfinite(v) and v != 0]
+    if not finite:
+        return 2
+    return int(min(6, max(0, 3 - math.floor(math.log10(min(finite))))))
 
 
 def _runs(y: np.ndarray, cl: np.ndarray) -> dict:
@@ -266,8 +282,8 @@ def _limits(chart: str, d: pd.DataFrame, base: np.ndarray, screen: bool) -> pd.D
 # --------------------------------------------------------------------------------------------
 # result
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ControlChart:
+@dataclass(frozen=True, repr=False)
+class ControlChart(Displayed):
     """Result of :func:`control_chart`.
 
     Attributes
@@ -282,7 +298,10 @@ class ControlChart:
         Runs analysis per facet and part.
     freeze : int or None
     value : str
-        Name of the plotted column (used as the axis label).
+        Name of the charted column.
+
+    ``summary()`` is the text summary; ``to_frame(kind="parts")`` the table of runs analyses and
+    average limits per facet and part (qicharts2's summary).
     """
 
     chart: str
@@ -291,13 +310,20 @@ class ControlChart:
     freeze: int | None
     value: str
 
-    def to_frame(self) -> pd.DataFrame:
-        """The tidy point-level table (a copy)."""
-        return self.data.copy()
+    def to_frame(self, kind: str = "points") -> pd.DataFrame:
+        """The chart as a table.
 
-    def summary(self) -> pd.DataFrame:
-        """Per facet and part, as ``summary(qicharts2::qic(...))``: runs analysis, average
-        limits (``aLCL``, ``CL``, ``aUCL``) and number of points outside the limits."""
+        Parameters
+        ----------
+        kind : {"points", "parts"}, default "points"
+            ``"points"``: the tidy point-level table (a copy of ``data``). ``"parts"``: one row per
+            facet and part, as ``summary(qicharts2::qic(...))``: runs analysis, average limits
+            (``aLCL``, ``CL``, ``aUCL``) and number of points outside the limits (``sigma_signal``).
+        """
+        if kind == "points":
+            return self.data.copy()
+        if kind != "parts":
+            raise ScaleupDataError(f"ControlChart.to_frame: kind must be 'points' or 'parts', not {kind!r}.")
         rows = []
         for (facet, part), g in self.data.groupby(["facet", "part"], sort=False):
             r = self.runs[(self.runs["facet"] == facet) & (self.runs["part"] == part)].iloc[0]
@@ -315,18 +341,63 @@ class ControlChart:
     def facets(self) -> list:
         return list(pd.unique(self.data["facet"]))
 
-    def plot(self, *, facet=None, ncols: int = 3, ax=None):
+    def _repr_fields(self) -> dict:
+        parts = self.data.groupby(["facet", "part"], sort=False)["runs_signal"].any()
+        return {"chart": self.chart, "value": self.value, "n_facets": len(self.facets), "n_points": len(self.data),
+                "sigma_signal": int(self.data["sigma_signal"].sum()), "runs_signal": int(parts.sum()),
+                "freeze": self.freeze}
+
+    def _summary(self, tx) -> str:
+        d = self.data
+        labels = unit_labels(self.facets)
+        lines = [tx("{chart} of “{value}”: {points}, {signals} outside the control limits.",
+                    chart=tx(_CHART_NAMES[self.chart]), value=self.value,
+                    points=tx.n("{n} point", "{n} points", len(d)),
+                    signals=tx.n("{n} point", "{n} points", int(d["sigma_signal"].sum())))]
+        if self.freeze is not None:
+            lines.append(tx("Centre line and limits computed on the first {n} points of each chart (baseline).",
+                            n=tx.int(self.freeze)))
+        many_parts = d["part"].max() > 1
+        for r in self.to_frame(kind="parts").itertuples(index=False):
+            where = [] if r.facet == "all" and len(self.facets) == 1 else [labels[r.facet]]
+            if many_parts:
+                where.append(tx("part {part}", part=tx.int(r.part)))
+            digits = _digits(r.CL, r.aLCL, r.aUCL)
+            text = tx("centre line {cl}", cl=tx.num(r.CL, digits))
+            if np.isfinite(r.aLCL) or np.isfinite(r.aUCL):
+                text += ", " + tx("average limits {low} to {high}", low=tx.num(r.aLCL, digits),
+                                  high=tx.num(r.aUCL, digits))
+                text += "; " + tx.n("{n} point outside the limits", "{n} points outside the limits", r.sigma_signal)
+            if r.n_useful and pd.notna(r.longest_run) and self.chart != "mr":
+                runs = tx("runs signal (non-random variation)") if r.runs_signal else tx("no runs signal")
+                text += "; " + tx("longest run {run} (upper limit {run_max}), {crossings} (lower limit "
+                                  "{cross_min}): {verdict}", run=tx.int(r.longest_run),
+                                  run_max=tx.int(r.longest_run_max),
+                                  crossings=tx.n("{n} crossing", "{n} crossings", int(r.n_crossings)),
+                                  cross_min=tx.int(r.n_crossings_min), verdict=runs)
+            lines.append("- " + (", ".join(where) + tx.colon() + " " if where else "") + text + ".")
+        return "\n".join(lines)
+
+    @styled
+    def plot(self, *, facet=None, ncols: int | None = None, title: str | None = None, xlabel: str | None = None,
+             ylabel: str | None = None, ax=None):
         """Plot the chart; one panel per facet (small multiples) when the chart is faceted.
 
-        Points outside the limits are drawn as filled squares; the centre line of a part with a
-        runs signal is dashed (qicharts2's convention), so the chart reads in grey-scale.
+        The observed values are joined by a line; points outside the control limits are drawn as
+        squares in the signal colour; the centre line of a part with a runs signal is dashed and in
+        the signal colour (qicharts2's convention), so the chart reads in grey-scale too; the
+        baseline (``freeze``) is shaded. The legend, beside the chart, explains every mark. Facets
+        that are Quebec region codes are shown by name with their code.
 
         Parameters
         ----------
         facet : optional
             Draw only this facet (a value of the ``by`` column).
-        ncols : int
-            Columns of the small-multiples grid.
+        ncols : int, optional
+            Columns of the small-multiples grid (default: 3, or 4 above 12 facets).
+        title, xlabel, ylabel : str, optional
+            Labels (default: the chart's name, "Period" and what is plotted: "Proportion" for a p
+            chart, "Rate" for a u chart, "Count" for a c chart, "Subgroup mean" for an xbar chart...).
         ax : matplotlib Axes, optional
             Axes to draw on (only for a single facet, or with ``facet=``).
 
@@ -336,6 +407,9 @@ class ControlChart:
         """
         import matplotlib.pyplot as plt
 
+        from ..narrative import Text
+
+        tx = Text()
         facets = self.facets
         if facet is not None:
             if facet not in facets:
@@ -344,49 +418,105 @@ class ControlChart:
                     f"{facets[:5]}{'...' if len(facets) > 5 else ''}."
                 )
             facets = [facet]
+        labels = unit_labels(self.facets)
+        ylabel = tx(_Y_LABELS[self.chart]) if ylabel is None else ylabel
+        xlabel = tx("Period") if xlabel is None else xlabel
+        chart_name = tx(_CHART_NAMES[self.chart])
         if len(facets) == 1:
             if ax is None:
-                _, ax = plt.subplots(figsize=(7, 3.5))
-            self._draw(ax, facets[0], title=len(self.facets) > 1)
+                _, ax = plt.subplots(figsize=(8.5, 3.8), layout="constrained")
+            handles = self._draw(ax, facets[0], tx)
+            if title is None:
+                title = (labels[facets[0]]) if len(self.facets) > 1 else chart_name
+            ax.set_title(title)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1))
             return ax
         if ax is not None:
             raise ScaleupDataError(
                 "ControlChart.plot: 'ax' can only be given for a single facet; pass facet=... or "
                 "leave ax=None to draw small multiples."
             )
+        ncols = ncols if ncols is not None else (3 if len(facets) <= 12 else 4)
         nrows = math.ceil(len(facets) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows),
-                                 sharex=True, squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(min(14.0, 3.3 * ncols), min(13.5, 2.3 * nrows + 1.4)),
+                                 sharex=True, squeeze=False, layout="constrained")
+        handles = {}
         for a, f in zip(axes.flat, facets):
-            self._draw(a, f, title=True, compact=True)
-        for a in list(axes.flat)[len(facets):]:
-            a.set_visible(False)
-        fig.suptitle(f"{self.chart.upper()} chart of {self.value}")
-        fig.supxlabel("period")
-        fig.supylabel(self.value)
-        fig.tight_layout()
+            for h in self._draw(a, f, tx):
+                handles.setdefault(h.get_label(), h)
+            a.set_title((labels[f]), fontsize=9)
+        ticks_inside(axes.flat[0], "x")  # shared by every panel
+        for k, a in enumerate(axes.flat):
+            if k >= len(facets):
+                a.set_visible(False)
+            elif k + ncols >= len(facets):  # no panel below: show the periods
+                a.xaxis.set_tick_params(labelbottom=True)
+                a.set_xlabel(xlabel)
+        fig.suptitle(chart_name if title is None else title)
+        fig.supylabel(ylabel)
+        fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=min(4, len(handles)))
         return axes
 
-    def _draw(self, ax, facet, title=False, compact=False):
+    def _draw(self, ax, facet, tx) -> list:
+        """Draw one facet on ``ax``; returns the legend handles of what was drawn."""
+        import textwrap
+
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import MaxNLocator
+
         g = self.data[self.data["facet"] == facet]
-        ax.plot(g["x"], g["y"], color="0.35", marker="o", ms=3.5, lw=1)
-        sig = g[g["sigma_signal"]]
-        ax.plot(sig["x"], sig["y"], ls="none", marker="s", ms=6, color="black",
-                label="outside limits")
+        handles = [Line2D([], [], color=PALETTE[0], marker="o", ms=3.5, lw=1, label=tx("Observed value"))]
+        if self.freeze is not None and not g["baseline"].all():
+            base = g[g["baseline"]]
+            ax.axvspan(base["x"].min() - 0.5, base["x"].max() + 0.5, color=GREY, alpha=0.35, lw=0, zorder=0)
+            handles.append(Patch(color=GREY, alpha=0.35, label=tx("Baseline (limits computed here)")))
+        ax.plot(g["x"], g["y"], color=PALETTE[0], marker="o", ms=3.5, lw=1, zorder=2)
+        runs_signal = False
+        has_limits = False
         for _, p in g.groupby("part", sort=False):
-            style = "--" if p["runs_signal"].any() else "-"
-            ax.step(p["x"], p["cl"], where="mid", color="black", ls=style, lw=1.2)
+            signal = bool(p["runs_signal"].any())
+            runs_signal |= signal
+            ax.step(p["x"], p["cl"], where="mid", color=_SIGNAL if signal else "black", ls="--" if signal else "-",
+                    lw=1.3, zorder=1)
             if p["ucl"].notna().any():
-                ax.step(p["x"], p["ucl"], where="mid", color="0.5", lw=1)
-                ax.step(p["x"], p["lcl"], where="mid", color="0.5", lw=1)
-        if title:
-            ax.set_title(str(facet), fontsize=9 if compact else None)
-        else:
-            ax.set_title(f"{self.chart.upper()} chart of {self.value}")
-        if not compact:
-            ax.set_xlabel("period")
-            ax.set_ylabel(self.value)
-        return ax
+                has_limits = True
+                ax.step(p["x"], p["ucl"], where="mid", color=NEUTRAL, lw=1, zorder=1)
+                ax.step(p["x"], p["lcl"], where="mid", color=NEUTRAL, lw=1, zorder=1)
+        if not g.groupby("part")["runs_signal"].any().all():
+            handles.append(Line2D([], [], color="black", lw=1.3, label=tx("Centre line")))
+        if runs_signal:
+            handles.append(Line2D([], [], color=_SIGNAL, ls="--", lw=1.3,
+                                  label=tx("Centre line, runs signal (non-random variation)")))
+        if has_limits:
+            handles.append(Line2D([], [], color=NEUTRAL, lw=1, label=tx("Control limits (3 sigma)")))
+        sig = g[g["sigma_signal"]]
+        if len(sig):
+            ax.plot(sig["x"], sig["y"], ls="none", marker="s", ms=6.5, color=_SIGNAL, zorder=3)
+            handles.append(Line2D([], [], ls="none", marker="s", ms=6.5, color=_SIGNAL,
+                                  label=tx("Outside the control limits")))
+        if pd.api.types.is_numeric_dtype(g["x"]):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ticks_inside(ax, "y")
+        for h in handles:
+            h.set_label(textwrap.fill(h.get_label(), 30))
+        return handles
+
+
+_SIGNAL = WORSE  # colour of the signals (outside the limits, runs signal)
+_CHART_NAMES = {
+    "run": N_("Run chart"), "i": N_("I chart (individual values)"), "mr": N_("MR chart (moving ranges)"),
+    "xbar": N_("Xbar chart (subgroup means)"), "s": N_("S chart (subgroup standard deviations)"),
+    "p": N_("P chart (proportions)"), "u": N_("U chart (rates)"), "c": N_("C chart (counts)"),
+    "pp": N_("Laney P' chart (proportions)"), "up": N_("Laney U' chart (rates)"),
+}
+_Y_LABELS = {
+    "run": N_("Value"), "i": N_("Value"), "mr": N_("Moving range"), "xbar": N_("Subgroup mean"),
+    "s": N_("Subgroup standard deviation"), "p": N_("Proportion"), "pp": N_("Proportion"), "u": N_("Rate"),
+    "up": N_("Rate"), "c": N_("Count"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,6 +540,8 @@ def _check_chart_options(data, value, chart, x, n, subgroup, freeze, part, by) -
             f"control_chart: chart={chart!r} is not supported; use one of {', '.join(_CHARTS)}."
         )
     _check_columns(data, {"value": value, "x": x, "n": n, "subgroup": subgroup, "by": by})
+    if data.empty:
+        raise ScaleupDataError("control_chart: table 'data' has no rows; there is nothing to chart.")
     if chart in _NEEDS_N and n is None:
         raise ScaleupDataError(
             f"control_chart: chart={chart!r} needs a denominator column; pass n='<column>'."
@@ -552,7 +684,8 @@ def control_chart(
     -------
     ControlChart
         ``.data`` tidy point table (``facet, part, x, y, n, cl, lcl, ucl, baseline,
-        sigma_signal, runs_signal``), ``.summary()``, ``.plot(ax=None)``.
+        sigma_signal, runs_signal``), ``.to_frame(kind="parts")`` (per facet and part, as
+        ``summary(qicharts2::qic(...))``), ``.summary()`` (text), ``.plot(ax=None)``.
 
     Notes
     -----

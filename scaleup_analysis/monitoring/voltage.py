@@ -29,7 +29,10 @@ import pandas as pd
 from scipy import stats
 
 from .._checks import check_level, fail_rows, require_columns
+from .._display import Displayed
+from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
+from ..i18n import N_
 
 __all__ = ["voltage_drop", "site_effects", "VoltageDropResult"]
 
@@ -73,8 +76,8 @@ def _ratio_row(a, s, va, vs, cas, crit):
     }  # fmt: skip
 
 
-@dataclass(frozen=True, eq=False)
-class VoltageDropResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class VoltageDropResult(Displayed):
     """Result of :func:`voltage_drop`.
 
     Attributes
@@ -121,61 +124,121 @@ class VoltageDropResult:
         """The (first) voltage-drop ratio of the first model."""
         return float(self.table["ratio"].iloc[0])
 
-    def summary(self) -> str:
-        """Readable summary with the Fieller set spelled out."""
-        pct = round(100 * self.level)
-        lines = ["Voltage drop: scaled effect / pilot effect"]
+    def _repr_fields(self) -> dict:
+        t = self.table
+        return {"ratio": self.ratio, "ratio_ci_delta": (float(t["ratio_ci_low_delta"].iloc[0]),
+                                                       float(t["ratio_ci_high_delta"].iloc[0])),
+                "fieller_type": str(t["fieller_type"].iloc[0]), "n_rows": len(t), "QM": self.QM,
+                "QM_pvalue": self.QM_pvalue, "level": self.level, "n_boot": self.n_boot,
+                "n_boot_failed": self.n_boot_failed}
+
+    def _summary(self, tx) -> str:
+        level = tx.pct(self.level)
+        lines = [tx("Voltage drop: effect at scale / pilot effect (1 = no voltage drop, 0 = no effect at scale).")]
         if np.isfinite(self.QM):
-            lines.append(f"Test of phase differences (meta-regression): QM(df = {int(self.QM_df)}) = {self.QM:.4f}, "
-                         f"p = {self.QM_pvalue:.4g}")
+            lines.append(tx("Test of phase differences (meta-regression): QM({df}) = {QM}, {p}.",
+                            df=tx.int(self.QM_df), QM=tx.num(self.QM, 2), p=tx.pvalue(self.QM_pvalue)))
         if self.phase_effects is not None:
-            lines += ["", self.phase_effects.to_string(index=False, float_format=lambda x: f"{x:.4f}")]
-        for _, r in self.table.iterrows():
+            lines.append(tx("Pooled effect of each phase:"))
+            for r in self.phase_effects.itertuples(index=False):
+                lines.append("  " + tx("{model}, {phase}: {effect} ({k} effects)", model=_model(r.model, tx),
+                                       phase=_phase(r.phase, tx), effect=tx.ci(r.estimate, r.ci_low, r.ci_high,
+                                                                               level=self.level), k=tx.int(r.k)))
+        for r in self.table.to_dict("records"):
+            d = tx.digits_for(r["ratio"], r["ratio_ci_low_delta"], r["ratio_ci_high_delta"])
             if r["fieller_type"] == "bounded":
-                fs = f"[{r['ratio_ci_low_fieller']:.4f}, {r['ratio_ci_high_fieller']:.4f}]"
+                fs = tx("{low} to {high}", low=tx.num(r["ratio_ci_low_fieller"], d),
+                        high=tx.num(r["ratio_ci_high_fieller"], d))
             elif r["fieller_type"] == "exclusive":
-                fs = (f"(-inf, {r['fieller_root1']:.4f}] U [{r['fieller_root2']:.4f}, +inf) (unbounded: "
-                      "the pilot effect is not significantly different from 0)")
+                fs = (f"(-inf, {tx.num(r['fieller_root1'], d)}] U [{tx.num(r['fieller_root2'], d)}, +inf) "
+                      + tx("(unbounded: the pilot effect is not significantly different from 0)"))
             else:
-                fs = "the whole real line (unbounded: the effects are too imprecise)"
-            lines += [
-                "",
-                f"[{r['model']}] {r['phase']} vs {r['reference']}: ratio = {r['ratio']:.4f}",
-                f"  {pct}% CI, delta method: [{r['ratio_ci_low_delta']:.4f}, {r['ratio_ci_high_delta']:.4f}]",
-                f"  {pct}% CI, Fieller:      {fs}",
-            ]
+                fs = tx("the whole real line (unbounded: the effects are too imprecise)")
+            lines += ["", tx("{model}: {phase} vs {reference}: ratio = {ratio}", model=_model(r["model"], tx),
+                             phase=_phase(r["phase"], tx), reference=_phase(r["reference"], tx),
+                             ratio=tx.num(r["ratio"], d)),
+                      "  " + tx("{level} CI, delta method: {low} to {high}", level=level,
+                                low=tx.num(r["ratio_ci_low_delta"], d), high=tx.num(r["ratio_ci_high_delta"], d)),
+                      "  " + tx("{level} CI, Fieller: {interval}", level=level, interval=fs)]
             if np.isfinite(r["ratio_ci_low_boot"]):
-                lines.append(f"  {pct}% CI, bootstrap:    [{r['ratio_ci_low_boot']:.4f}, {r['ratio_ci_high_boot']:.4f}]"
-                             f" ({self.n_boot} resamples, {int(r['n_boot_failed'])} failed)")
-            lines.append(f"  difference = {r['difference']:.4f}, {pct}% CI [{r['difference_ci_low']:.4f}, "
-                         f"{r['difference_ci_high']:.4f}]")
+                lines.append("  " + tx("{level} CI, bootstrap: {low} to {high} ({n} resamples, {failed} failed)",
+                                       level=level, low=tx.num(r["ratio_ci_low_boot"], d),
+                                       high=tx.num(r["ratio_ci_high_boot"], d), n=tx.int(self.n_boot),
+                                       failed=tx.int(r["n_boot_failed"])))
+            lines.append("  " + tx("difference (at scale - pilot) = {difference}",
+                                   difference=tx.ci(r["difference"], r["difference_ci_low"], r["difference_ci_high"],
+                                                    level=self.level)))
         return "\n".join(lines)
 
-    def plot_ratio(self, *, ax=None):
+    @styled
+    def plot_ratio(self, *, title: str | None = None, xlabel: str | None = None, ax=None):
         """Ratios with their delta-method (thick), Fieller (thin) and bootstrap (dashed) intervals."""
-        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
+        from ..narrative import Text
+
+        tx = Text()
         t = self.table
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.6 * len(t) + 1.5))
+        ax = new_axes(ax, (9.0, 0.7 * len(t) + 2.0))
         y = np.arange(len(t))[::-1]
+        unbounded = False
         for yy, (_, r) in zip(y, t.iterrows()):
-            ax.plot([r["ratio_ci_low_delta"], r["ratio_ci_high_delta"]], [yy + 0.12] * 2, color="black", lw=2.5)
+            ax.plot([r["ratio_ci_low_delta"], r["ratio_ci_high_delta"]], [yy + 0.12] * 2, color=PALETTE[0], lw=3)
             if r["fieller_type"] == "bounded":
-                ax.plot([r["ratio_ci_low_fieller"], r["ratio_ci_high_fieller"]], [yy - 0.12] * 2, color="0.4", lw=1)
+                ax.plot([r["ratio_ci_low_fieller"], r["ratio_ci_high_fieller"]], [yy - 0.08] * 2, color=PALETTE[2],
+                        lw=1.2)
             else:
-                ax.annotate(f"Fieller: {r['fieller_type']}", (r["ratio"], yy - 0.25), fontsize=7, ha="center")
+                unbounded = True
+                ax.annotate(tx("Fieller: unbounded"), (r["ratio"], yy - 0.3), fontsize=7.5, ha="center",
+                            color=PALETTE[2])
             if np.isfinite(r["ratio_ci_low_boot"]):
-                ax.plot([r["ratio_ci_low_boot"], r["ratio_ci_high_boot"]], [yy - 0.3] * 2, color="0.5", lw=1,
+                ax.plot([r["ratio_ci_low_boot"], r["ratio_ci_high_boot"]], [yy - 0.22] * 2, color=PALETTE[4], lw=1.2,
                         linestyle="--")
-            ax.plot(r["ratio"], yy, "o", color="black")
-        ax.axvline(1.0, color="0.6", lw=0.8, linestyle=":")
-        ax.axvline(0.0, color="0.6", lw=0.8)
+            ax.plot(r["ratio"], yy, "o", color="black", zorder=3)
+        ax.axvline(1.0, color=NEUTRAL, lw=0.9, linestyle=":")
+        ax.axvline(0.0, color=NEUTRAL, lw=0.9)
         ax.set_yticks(y)
-        ax.set_yticklabels([f"{r['phase']} / {r['reference']} ({r['model']})" for _, r in t.iterrows()])
-        ax.set_xlabel("Ratio of effects (1 = no voltage drop)")
-        ax.set_title("Voltage drop (thick: delta method, thin: Fieller, dashed: bootstrap)")
+        ax.set_yticklabels([tx("{phase} / {reference}", phase=_phase(r["phase"], tx), reference=_phase(r["reference"], tx))
+                            + "\n" + _model(r["model"], tx) for _, r in t.iterrows()])
+        ax.set_ylim(-0.6, len(t) - 0.4)
+        ax.set_xlabel(tx("Ratio of effects: at scale / pilot") if xlabel is None else xlabel)
+        ax.set_title(tx("Voltage drop: did the effect shrink at scale?") if title is None else title)
+        level = tx.pct(self.level)
+        handles = [Line2D([], [], ls="none", marker="o", color="black", label=tx("Ratio")),
+                   Line2D([], [], color=PALETTE[0], lw=3, label=tx("{level} CI, delta method", level=level))]
+        if (t["fieller_type"] == "bounded").any():
+            handles.append(Line2D([], [], color=PALETTE[2], lw=1.2, label=tx("{level} CI, Fieller", level=level)))
+        if np.isfinite(t["ratio_ci_low_boot"]).any():
+            handles.append(Line2D([], [], color=PALETTE[4], lw=1.2, ls="--",
+                                  label=tx("{level} CI, bootstrap", level=level)))
+        handles += [Line2D([], [], color=NEUTRAL, lw=0.9, ls=":", label=tx("1 = no voltage drop")),
+                    Line2D([], [], color=NEUTRAL, lw=0.9, label=tx("0 = no effect at scale"))]
+        legend_title = tx("Fieller unbounded: the pilot effect is too imprecise") if unbounded else None
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1),
+                  title=None if legend_title is None else _wrap(legend_title), alignment="left")
+        ticks_inside(ax, "x")
         return ax
+
+
+_MODELS = {"estimates": N_("Two estimates"), "meta_regression": N_("Subgroup meta-regression"),
+           "subgroups": N_("Separate meta-analyses")}
+_PHASES = {"pilot": N_("pilot"), "scale-up": N_("scale-up"), "scaled": N_("at scale")}
+
+
+def _model(value, tx) -> str:
+    """The model of a row in words."""
+    return tx(_MODELS[value]) if value in _MODELS else data_text(value)
+
+
+def _phase(value, tx) -> str:
+    """A phase of the data: the known ones in words, the others as given."""
+    return tx(_PHASES[value]) if isinstance(value, str) and value in _PHASES else data_text(value)
+
+
+def _wrap(text: str, width: int = 30) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width)
 
 
 def _phase_levels(col: pd.Series, levels) -> list:

@@ -28,7 +28,12 @@ import pandas as pd
 from scipy import sparse, stats
 
 from .._checks import check_level, first_values, numeric_column
+from .._display import Displayed, text_table
+from .._style import NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
+from ..i18n import N_
+from ..narrative import Text
+from ._text import POST_COLOUR, POST_MARKER, PRE_COLOUR, PRE_MARKER, band_title, integer_ticks
 
 __all__ = [
     "staggered_did",
@@ -337,28 +342,37 @@ def _checked_crit(crit, level, what):
 # ----------------------------------------------------------------------------------------------
 # results
 # ----------------------------------------------------------------------------------------------
-def _errorbar_plot(ax, x, est, lo, hi, pre_mask, xlabel, ylabel, title):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4))
-    x, est, lo, hi = map(np.asarray, (x, est, lo, hi))
-    for mask, colour, marker, label in ((pre_mask, "0.55", "s", "pre-treatment"), (~pre_mask, "black", "o", "post-treatment")):
+def _errorbar_plot(ax, x, est, lo, hi, pre_mask, *, tx, xlabel, ylabel, title, bars, reference=()):
+    """Estimates with their bars as ``did::ggdid``: before adoption and after adoption in two colours
+    (and markers), a reference line at 0, the legend beside the axes (its title says what the bars are)."""
+    ax = new_axes(ax, (7.5, 4.2))
+    x, est, lo, hi = (np.asarray(v, dtype=float) for v in (x, est, lo, hi))
+    pre_mask = np.asarray(pre_mask, bool)
+    for mask, colour, marker, label in ((pre_mask, PRE_COLOUR, PRE_MARKER, tx("Before adoption")),
+                                        (~pre_mask, POST_COLOUR, POST_MARKER, tx("After adoption"))):
         if mask.any():
-            ax.errorbar(
-                x[mask], est[mask], yerr=[est[mask] - lo[mask], hi[mask] - est[mask]],
-                fmt=marker, color=colour, ecolor=colour, capsize=3, label=label,
-            )
-    ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
+            ax.errorbar(x[mask], est[mask], yerr=[est[mask] - lo[mask], hi[mask] - est[mask]], fmt=marker,
+                        color=colour, ecolor=colour, elinewidth=1.2, capsize=3, label=label)
+    if len(reference):
+        ax.plot(list(reference), [0.0] * len(reference), ls="none", marker="D", mfc="white", mec=NEUTRAL,
+                label=tx("Reference period (set to 0)"))
+    ax.axhline(0.0, color=NEUTRAL, lw=0.9, ls="--", label=tx("No effect"))
+    integer_ticks(ax.xaxis, np.r_[x, list(reference)], max_ticks=15)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(frameon=False)
+    ax.legend(title=bars, **OUTSIDE)
+    ticks_inside(ax)
     return ax
 
 
-@dataclass(frozen=True, eq=False)
-class AggregatedDiDResult:
+#: Words of the aggregation kinds (did::aggte's ``type``), in summaries and titles.
+_KIND_WORDS = {"simple": N_("simple average"), "dynamic": N_("by time since adoption (event study)"),
+               "group": N_("by cohort"), "calendar": N_("by period")}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AggregatedDiDResult(Displayed):
     """An aggregation of ATT(g, t) (``did::aggte``); see :meth:`StaggeredDiDResult.aggregate`.
 
     Attributes
@@ -398,35 +412,55 @@ class AggregatedDiDResult:
                      "band_low": self.overall_att_ci_low, "band_high": self.overall_att_ci_high})
         return pd.DataFrame(rows)
 
-    def summary(self) -> str:
-        """Readable summary (overall parameter and, when present, the disaggregated estimates)."""
-        lvl = int(round(100 * self.level))
+    def _repr_fields(self) -> dict:
+        return {"kind": self.kind, "overall_att": self.overall_att, "overall_att_se": self.overall_att_se,
+                "ci": (self.overall_att_ci_low, self.overall_att_ci_high),
+                "n_estimates": 0 if self.estimates is None else len(self.estimates), "uniform": self.uniform}
+
+    def _summary(self, tx) -> str:
+        """Overall parameter and, when present, the disaggregated estimates with their bands."""
         lines = [
-            f"Aggregated ATT ({self.kind}), Callaway & Sant'Anna (2021)",
-            f"  overall ATT = {self.overall_att:.4f}  (SE {self.overall_att_se:.4f}; {lvl}% CI "
-            f"[{self.overall_att_ci_low:.4f}, {self.overall_att_ci_high:.4f}])",
+            tx("Aggregated ATT ({kind}), Callaway & Sant'Anna (2021)", kind=tx(_KIND_WORDS[self.kind])),
+            "  " + tx("Overall ATT: {estimate}; SE {se}",
+                      estimate=tx.ci(self.overall_att, self.overall_att_ci_low, self.overall_att_ci_high,
+                                     digits=4, level=self.level),
+                      se=tx.num(self.overall_att_se, 4)),
         ]
         if self.estimates is not None:
-            band = "simultaneous" if self.uniform else "pointwise"
-            lines.append(f"  {band} {lvl}% bands, critical value {self.crit_val:.3f}:")
-            lines.append(self.estimates.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            key = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}[self.kind]
+            if self.uniform:
+                lines.append("  " + tx("Simultaneous {level} bands (critical value {crit}):",
+                                       level=tx.pct(self.level), crit=tx.num(self.crit_val, 3)))
+            else:
+                lines.append("  " + tx("Pointwise {level} intervals (critical value {crit}):",
+                                       level=tx.pct(self.level), crit=tx.num(self.crit_val, 3)))
+            head = {"event_time": tx("event time"), "cohort": tx("cohort"), "time": tx("period")}[key]
+            rows = [[str(int(getattr(r, key))), tx.num(r.att, 4), tx.num(r.se, 4), tx.num(r.band_low, 4),
+                     tx.num(r.band_high, 4)] for r in self.estimates.itertuples(index=False)]
+            lines += text_table([head, "ATT", tx("SE"), tx("lower bound"), tx("upper bound")], rows, left=()).split("\n")
         return "\n".join(lines)
 
+    @styled
     def plot(self, *, ax=None):
-        """Estimates with their (uniform) bands; pre-treatment event times in grey. Returns the Axes."""
+        """Estimates with their (simultaneous) bands, as ``did::ggdid``: event times before adoption and
+        after adoption in two colours, a reference line at 0. Returns the Axes."""
         if self.estimates is None:
             raise ScaleupDataError("aggregate(kind='simple') has a single estimate; plot another kind.")
+        tx = Text()
         key = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}[self.kind]
         e = self.estimates
         pre = (e[key].to_numpy() < 0) if self.kind == "dynamic" else np.zeros(len(e), bool)
-        xlabel = {"event_time": "periods since adoption (event time)", "cohort": "cohort (first treated period)",
-                  "time": "calendar period"}[key]
-        return _errorbar_plot(ax, e[key], e["att"], e["band_low"], e["band_high"], pre, xlabel,
-                              "ATT (outcome units)", f"Callaway-Sant'Anna ATT by {key.replace('_', ' ')}")
+        xlabel = {"event_time": tx("event time (periods since adoption)"),
+                  "cohort": tx("cohort (first period of adoption)"), "time": tx("period")}[key]
+        title = {"dynamic": tx("Average effect by time since adoption"), "group": tx("Average effect by cohort"),
+                 "calendar": tx("Average effect by period")}[self.kind]
+        return _errorbar_plot(ax, e[key], e["att"], e["band_low"], e["band_high"], pre, tx=tx, xlabel=xlabel,
+                              ylabel=tx("ATT (outcome units)"), title=title,
+                              bars=band_title(tx, self.uniform, self.level))
 
 
-@dataclass(frozen=True, eq=False)
-class StaggeredDiDResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class StaggeredDiDResult(Displayed):
     """Group-time average treatment effects of Callaway & Sant'Anna (2021).
 
     Attributes
@@ -462,19 +496,42 @@ class StaggeredDiDResult:
         """The ATT(g, t) table (a copy of :attr:`att_gt`)."""
         return self.att_gt.copy()
 
-    def summary(self) -> str:
-        """Readable table of ATT(g, t) with the options used."""
-        lvl = int(round(100 * self.level))
-        ctrl = {"never": "never-treated", "notyet": "not-yet-treated"}[self.control]
-        head = [
-            "Group-time average treatment effects (Callaway & Sant'Anna 2021)",
-            f"  units: {self.n_units}; comparison: {ctrl}; estimator: {self.method}; base period: "
-            f"{self.base_period}; anticipation: {self.anticipation}",
-            f"  {'bootstrap (' + str(self.n_boot) + ' Rademacher draws)' if self.n_boot else 'analytic'} SEs; "
-            f"{lvl}% {'simultaneous' if self.n_boot else 'pointwise'} bands, critical value {self.crit_val:.3f}",
+    @property
+    def uniform(self) -> bool:
+        """True when the bands of :attr:`att_gt` are simultaneous (bootstrap sup-t critical value)."""
+        return bool(self.n_boot > 0 and not np.isclose(self.crit_val, stats.norm.ppf(0.5 + self.level / 2)))
+
+    def _repr_fields(self) -> dict:
+        return {"n_units": self.n_units, "n_cohorts": len(self.cohorts), "n_periods": len(self.periods),
+                "control": self.control, "method": self.method, "n_boot": self.n_boot, "crit_val": self.crit_val}
+
+    def _summary(self, tx) -> str:
+        """ATT(g, t) table with the options used."""
+        ctrl = tx("never-treated units") if self.control == "never" else tx("not-yet-treated units")
+        if self.n_boot:
+            se_kind = tx.n("bootstrap standard errors ({n} Rademacher draw)",
+                           "bootstrap standard errors ({n} Rademacher draws)", self.n_boot)
+        else:
+            se_kind = tx("analytic standard errors")
+        if self.uniform:
+            bands = tx("simultaneous {level} bands, critical value {crit}", level=tx.pct(self.level),
+                       crit=tx.num(self.crit_val, 3))
+        else:
+            bands = tx("pointwise {level} intervals, critical value {crit}", level=tx.pct(self.level),
+                       crit=tx.num(self.crit_val, 3))
+        lines = [
+            tx("Group-time average treatment effects (Callaway & Sant'Anna 2021)"),
+            "  " + tx("{n} units; comparison: {control}; estimator: {method}; base period: {base}; "
+                      "anticipation: {anticipation}", n=tx.int(self.n_units), control=ctrl, method=self.method,
+                      base=tx("varying") if self.base_period == "varying" else tx("universal"),
+                      anticipation=tx.int(self.anticipation)),
+            "  " + se_kind + "; " + bands,
         ]
-        body = self.att_gt.to_string(index=False, float_format=lambda v: f"{v:.4f}")
-        return "\n".join(head + [body])
+        rows = [[str(r.cohort), str(r.time), str(r.event_time), tx.num(r.att, 4), tx.num(r.se, 4),
+                 tx.num(r.band_low, 4), tx.num(r.band_high, 4)] for r in self.att_gt.itertuples(index=False)]
+        lines += text_table([tx("cohort"), tx("period"), tx("event time"), "ATT", tx("SE"), tx("lower bound"),
+                             tx("upper bound")], rows, left=()).split("\n")
+        return "\n".join(lines)
 
     def aggregate(self, kind="group", *, min_e=-np.inf, max_e=np.inf, balance_e=None) -> AggregatedDiDResult:
         """Aggregate ATT(g, t) into summary parameters, as ``did::aggte``.
@@ -639,38 +696,89 @@ class StaggeredDiDResult:
         )
 
     # -------------------------------------------------------------------------------------
+    @styled
     def plot_event_study(self, *, min_e=-np.inf, max_e=np.inf, balance_e=None, ax=None):
-        """Event-study plot (dynamic aggregation) with uniform bands; pre-treatment in grey.
+        """Event-study plot (dynamic aggregation) with its simultaneous bands, as ``did::ggdid``: event
+        times before adoption and after adoption in two colours, a reference line at 0.
 
         ``min_e``, ``max_e`` and ``balance_e`` go to :meth:`aggregate`. Returns the matplotlib Axes.
         """
         return self.aggregate("dynamic", min_e=min_e, max_e=max_e, balance_e=balance_e).plot(ax=ax)
 
+    @styled
     def plot_att_gt(self, *, ax=None):
-        """All ATT(g, t) with their uniform bands, one colour/marker per cohort. Returns the Axes."""
-        import matplotlib.pyplot as plt
+        """All ATT(g, t) with their bands, as ``did::ggdid``: one panel per cohort, periods before its
+        adoption and after it in two colours, a reference line at 0 and the adoption marked.
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4))
-        markers = "osD^v<>ph*"
+        With ``ax`` every cohort is drawn on that Axes (one marker per cohort). Returns the Axes (without
+        ``ax``: the first cohort's panel; its figure holds them all).
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
+
+        tx = Text()
+        tab = self.att_gt
         k = len(self.cohorts)
-        shades = np.linspace(0.0, 0.6, max(k, 1))
-        width = 0.6 / max(k, 1)
+        pre_label, post_label = tx("Before adoption"), tx("After adoption")
+        if ax is not None:
+            markers = "osD^v<>ph*"
+            width = 0.6 / max(k, 1)
+            for i, g in enumerate(self.cohorts):
+                sub = tab[tab["cohort"] == g]
+                x = sub["time"].to_numpy(dtype=float) + (i - (k - 1) / 2) * width
+                y, lo, hi = (sub[c].to_numpy(dtype=float) for c in ("att", "band_low", "band_high"))
+                pre = x < g
+                for mask, colour in ((pre, PRE_COLOUR), (~pre, POST_COLOUR)):
+                    if mask.any():
+                        ax.errorbar(x[mask], y[mask], yerr=[y[mask] - lo[mask], hi[mask] - y[mask]],
+                                    fmt=markers[i % len(markers)], color=colour, ecolor=colour, capsize=2)
+            handles = [Line2D([], [], color=PRE_COLOUR, marker="o", ls="none", label=pre_label),
+                       Line2D([], [], color=POST_COLOUR, marker="o", ls="none", label=post_label)]
+            handles += [Line2D([], [], color="black", marker=markers[i % len(markers)], ls="none",
+                               label=tx("Adopted in period {g}", g=int(g))) for i, g in enumerate(self.cohorts)]
+            ax.axhline(0.0, color=NEUTRAL, lw=0.9, ls="--")
+            integer_ticks(ax.xaxis, tab["time"])
+            ax.set_xlabel(tx("period"))
+            ax.set_ylabel(tx("ATT(g, t) (outcome units)"))
+            ax.set_title(tx("Group-time average treatment effects"))
+            ax.legend(handles=handles, title=band_title(tx, self.uniform, self.level), **OUTSIDE)
+            ticks_inside(ax)
+            return ax
+        ncols = 1 if k <= 5 else 2
+        nrows = -(-k // ncols)
+        fig, axes = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, layout="constrained",
+                                 figsize=(8.0 if ncols == 1 else 12.0, min(13.5, 1.4 + 1.7 * nrows)))
+        panels = axes.ravel()
         for i, g in enumerate(self.cohorts):
-            sub = self.att_gt[self.att_gt["cohort"] == g]
-            x = sub["time"].to_numpy(dtype=float) + (i - (k - 1) / 2) * width
-            y = sub["att"].to_numpy()
-            ax.errorbar(
-                x, y, yerr=[y - sub["band_low"].to_numpy(), sub["band_high"].to_numpy() - y],
-                fmt=markers[i % len(markers)], color=str(shades[i]), capsize=2, label=f"cohort {g:g}",
-            )
-            ax.axvline(g - 0.5, color=str(shades[i]), lw=0.6, ls=":")
-        ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
-        ax.set_xlabel("period")
-        ax.set_ylabel("ATT(g, t) (outcome units)")
-        ax.set_title("Group-time average treatment effects")
-        ax.legend(frameon=False, fontsize="small")
-        return ax
+            pa = panels[i]
+            sub = tab[tab["cohort"] == g]
+            x = sub["time"].to_numpy(dtype=float)
+            y, lo, hi = (sub[c].to_numpy(dtype=float) for c in ("att", "band_low", "band_high"))
+            pre = x < g
+            for mask, colour, marker in ((pre, PRE_COLOUR, PRE_MARKER), (~pre, POST_COLOUR, POST_MARKER)):
+                if mask.any():
+                    pa.errorbar(x[mask], y[mask], yerr=[y[mask] - lo[mask], hi[mask] - y[mask]], fmt=marker,
+                                color=colour, ecolor=colour, elinewidth=1.1, capsize=2)
+            pa.axhline(0.0, color=NEUTRAL, lw=0.9, ls="--")
+            pa.axvline(g - 0.5, color=NEUTRAL, lw=0.9, ls=":")
+            pa.set_title(tx("Adopted in period {g}", g=int(g)), loc="left", fontsize=9.5)
+            integer_ticks(pa.xaxis, tab["time"])
+        for j in range(k, panels.size):  # empty cells of the grid: the panel above shows the period ticks
+            panels[j].set_visible(False)
+            panels[j - ncols].xaxis.set_tick_params(labelbottom=True)
+        handles = [Line2D([], [], color=PRE_COLOUR, marker=PRE_MARKER, ls="none", label=pre_label),
+                   Line2D([], [], color=POST_COLOUR, marker=POST_MARKER, ls="none", label=post_label),
+                   Line2D([], [], color=NEUTRAL, ls=":", label=tx("Adoption")),
+                   Line2D([], [], color=NEUTRAL, ls="--", label=tx("No effect"))]
+        fig.legend(handles=handles, title=band_title(tx, self.uniform, self.level), loc="outside lower center",
+                   ncols=len(handles))
+        for col in range(min(ncols, k)):  # x label under the lowest panel of each column
+            panels[col + ncols * ((k - 1 - col) // ncols)].set_xlabel(tx("period"))
+        fig.supylabel(tx("ATT(g, t) (outcome units)"), fontsize=10)
+        fig.suptitle(tx("Group-time average treatment effects"), fontweight="bold")
+        for pa in panels[:k]:
+            ticks_inside(pa)
+        return panels[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1035,8 +1143,8 @@ def _twoway_demean(A):
     return A - A.mean(axis=1, keepdims=True) - A.mean(axis=0, keepdims=True) + A.mean(axis=(0, 1), keepdims=True)
 
 
-@dataclass(frozen=True, eq=False)
-class TWFEResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class TWFEResult(Displayed):
     """Two-way fixed-effects DiD regression (unit and period fixed effects).
 
     Attributes
@@ -1066,22 +1174,47 @@ class TWFEResult:
         """The coefficient table (a copy)."""
         return self.coef.copy()
 
-    def summary(self) -> str:
-        """Readable coefficient table."""
-        kind = "event-study" if self.event_study else "static"
-        head = (f"Two-way fixed-effects DiD ({kind}); {self.n_obs} observations, cluster-robust SEs "
-                f"({self.n_clusters} clusters)")
-        return head + "\n" + self.coef.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    def _repr_fields(self) -> dict:
+        if self.event_study:
+            return {"event_study": True, "n_terms": len(self.coef), "n_obs": self.n_obs,
+                    "n_clusters": self.n_clusters, "reference_event_times": list(self.reference_event_times)}
+        return {"att": self.att, "se": self.se, "n_obs": self.n_obs, "n_clusters": self.n_clusters}
 
+    def _summary(self, tx) -> str:
+        """Coefficient table with the fit's description."""
+        if self.event_study:
+            head = tx("Two-way fixed-effects DiD (event study); {n} observations, cluster-robust SEs ({k} clusters)",
+                      n=tx.int(self.n_obs), k=tx.int(self.n_clusters))
+        else:
+            head = tx("Two-way fixed-effects DiD (static); {n} observations, cluster-robust SEs ({k} clusters)",
+                      n=tx.int(self.n_obs), k=tx.int(self.n_clusters))
+        rows = []
+        for r in self.coef.itertuples(index=False):
+            term = tx("treated") if r.term == "treated" else f"e = {int(r.event_time)}"
+            rows.append([term, tx.num(r.estimate, 4), tx.num(r.se, 4), tx.num(r.statistic, 2), tx.pvalue(r.pvalue),
+                         tx.num(r.ci_low, 4), tx.num(r.ci_high, 4)])
+        lines = [head] + text_table([tx("term"), tx("estimate"), tx("SE"), "z", "p", tx("lower bound"),
+                                     tx("upper bound")], rows, left=()).split("\n")
+        if self.event_study:
+            lines.append("  " + tx("Reference event time(s), set to 0: {e}",
+                                   e=", ".join(str(e) for e in self.reference_event_times)))
+        return "\n".join(lines)
+
+    @styled
     def plot_event_study(self, *, ax=None):
-        """Event-study TWFE coefficients with pointwise intervals (needs ``event_study=True``)."""
+        """Event-study TWFE coefficients with pointwise intervals (needs ``event_study=True``): event
+        times before adoption and after adoption in two colours, the reference period at 0. Returns the
+        Axes."""
         if not self.event_study:
             raise ScaleupDataError("plot_event_study: fit twfe_did(..., event_study=True) first.")
+        tx = Text()
         c = self.coef
         e = c["event_time"].to_numpy()
-        return _errorbar_plot(ax, e, c["estimate"], c["ci_low"], c["ci_high"], e < 0,
-                              "periods since adoption (event time)", "coefficient (outcome units)",
-                              "TWFE event study (reference: e = -1)")
+        return _errorbar_plot(ax, e, c["estimate"], c["ci_low"], c["ci_high"], e < 0, tx=tx,
+                              xlabel=tx("event time (periods since adoption)"),
+                              ylabel=tx("coefficient (outcome units)"),
+                              title=tx("Two-way fixed-effects event study"),
+                              bars=band_title(tx, False, self.level), reference=self.reference_event_times)
 
 
 def twfe_did(data, outcome, unit, time, cohort=None, *, treatment=None, event_study=False, cluster=None,
@@ -1204,12 +1337,17 @@ def twfe_did(data, outcome, unit, time, cohort=None, *, treatment=None, event_st
 # ----------------------------------------------------------------------------------------------
 # Goodman-Bacon decomposition
 # ----------------------------------------------------------------------------------------------
-_BACON_TYPES = ("treated vs never treated", "earlier vs later treated", "later vs earlier treated",
-                "treated vs always treated")
+#: The 2x2 comparison types (``type`` column) and how they are shown (legend, summary), with their colour and marker.
+_BACON_LABELS = {
+    "treated vs never treated": (N_("Treated vs never treated"), PALETTE[0], "o"),
+    "earlier vs later treated": (N_("Earlier vs later treated"), PALETTE[2], "^"),
+    "later vs earlier treated": (N_("Later vs earlier treated"), PALETTE[3], "X"),
+    "treated vs always treated": (N_("Treated vs always treated"), PALETTE[4], "s"),
+}
 
 
-@dataclass(frozen=True, eq=False)
-class BaconDecomposition:
+@dataclass(frozen=True, eq=False, repr=False)
+class BaconDecomposition(Displayed):
     """Goodman-Bacon (2021) decomposition of the static TWFE coefficient.
 
     Attributes
@@ -1239,28 +1377,37 @@ class BaconDecomposition:
         )
         return out.reset_index()
 
-    def summary(self) -> str:
-        """Readable decomposition: weights and average estimates by comparison type."""
-        bt = self.by_type().to_string(index=False, float_format=lambda v: f"{v:.4f}")
-        return (f"Goodman-Bacon decomposition of the TWFE coefficient {self.twfe:.4f}\n{bt}\n"
-                "'later vs earlier treated' uses already-treated units as controls (biased when "
-                "effects change over time).")
+    def _repr_fields(self) -> dict:
+        later = self.comparisons.loc[self.comparisons["type"] == "later vs earlier treated", "weight"].sum()
+        return {"twfe": self.twfe, "n_comparisons": len(self.comparisons), "later_vs_earlier_weight": float(later)}
 
+    def _summary(self, tx) -> str:
+        """Weights and average estimates by comparison type."""
+        rows = [[tx(_BACON_LABELS[r.type][0]), tx.num(r.weight, 4), tx.num(r.estimate, 4)]
+                for r in self.by_type().itertuples(index=False)]
+        lines = [tx("Goodman-Bacon decomposition of the TWFE coefficient {twfe}", twfe=tx.num(self.twfe, 4))]
+        lines += text_table([tx("comparison"), tx("weight"), tx("estimate")], rows, left=()).split("\n")
+        lines.append(tx("'Later vs earlier treated' comparisons use already-treated units as controls (biased "
+                        "when effects change over time)."))
+        return "\n".join(lines)
+
+    @styled
     def plot(self, *, ax=None):
-        """2x2 estimates against their weights, one marker per comparison type. Returns the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
-        styles = dict(zip(_BACON_TYPES, (("o", "black"), ("^", "0.35"), ("x", "0.2"), ("s", "0.6"))))
+        """2x2 estimates against their weights, one colour and marker per comparison type (legend beside
+        the axes), the TWFE coefficient as a dashed line. Returns the Axes."""
+        tx = Text()
+        ax = new_axes(ax, (8.0, 4.2))
         for typ, sub in self.comparisons.groupby("type", sort=False):
-            m, col = styles[typ]
-            ax.scatter(sub["weight"], sub["estimate"], marker=m, color=col, label=typ)
-        ax.axhline(self.twfe, color="0.3", ls="--", lw=0.8, label=f"TWFE = {self.twfe:.3f}")
-        ax.set_xlabel("weight in the TWFE estimate")
-        ax.set_ylabel("2x2 DiD estimate (outcome units)")
-        ax.set_title("Goodman-Bacon decomposition")
-        ax.legend(frameon=False, fontsize="small")
+            label, colour, marker = _BACON_LABELS[typ]
+            ax.scatter(sub["weight"], sub["estimate"], marker=marker, color=colour, s=36, alpha=0.9,
+                       label=tx(label))
+        ax.axhline(self.twfe, color=NEUTRAL, ls="--", lw=1.0,
+                   label=tx("TWFE estimate = {value}", value=tx.num(self.twfe, 3)))
+        ax.set_xlabel(tx("weight in the TWFE estimate"))
+        ax.set_ylabel(tx("2x2 DiD estimate (outcome units)"))
+        ax.set_title(tx("Goodman-Bacon decomposition"))
+        ax.legend(title=tx("Comparison"), **OUTSIDE)
+        ticks_inside(ax)
         return ax
 
 

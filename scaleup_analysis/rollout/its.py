@@ -22,7 +22,14 @@ import statsmodels.api as sm
 from scipy import optimize, stats
 
 from .._checks import check_level
+from .._display import Displayed, text_table
+from .._style import NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
+from ..i18n import N_
+from ..narrative import Text
+
+#: How the error models are named in summaries.
+_ERROR_WORDS = {"newey-west": N_("Newey-West errors"), "ar1": N_("AR(1) errors"), "ols": N_("OLS errors")}
 
 __all__ = ["interrupted_time_series", "ITSResult"]
 
@@ -119,8 +126,8 @@ def _fit(y, X, t, errors, maxlags, series=None):
 # --------------------------------------------------------------------------------------------
 # result
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ITSResult:
+@dataclass(frozen=True, repr=False)
+class ITSResult(Displayed):
     """Result of :func:`interrupted_time_series`.
 
     Attributes
@@ -171,23 +178,45 @@ class ITSResult:
         """Coefficient table (tidy)."""
         return self.coef.copy()
 
-    def summary(self) -> str:
-        """Readable summary of the level and slope changes."""
+    def _repr_fields(self) -> dict:
+        out = {"level_change": self.level_change, "level_change_se": self.level_change_se,
+               "slope_change": self.slope_change, "slope_change_se": self.slope_change_se,
+               "n_obs": self.n_obs, "errors": self.errors}
+        if self.unit_results:
+            out["n_units"] = len(self.unit_results)
+        else:
+            out["intervention_time"] = self.intervention_time
+        return out
+
+    def _summary(self, tx) -> str:
+        """Level and slope changes with their intervals and p-values."""
         ci = self.coef.set_index("term")
-        pct = int(round(self.level * 100))
-        lines = [f"Interrupted time series ({self.errors} errors"
-                 + (f", maxlags = {self.maxlags}" if self.maxlags is not None else "")
-                 + (f", rho = {self.rho:.3f}" if self.rho is not None else "")
-                 + f"), n = {self.n_obs}"
-                 + (f", {len(self.unit_results)} units (random-effects pooled)" if self.unit_results else "")]
+        errors = _ERROR_WORDS.get(self.errors, self.errors)
+        details = [tx(errors)]
+        if self.maxlags is not None:
+            details.append(tx("maximum lag {k}", k=tx.int(self.maxlags)))
+        if self.rho is not None:
+            details.append(tx("autocorrelation {rho}", rho=tx.num(self.rho, 3)))
+        details.append(f"n = {tx.int(self.n_obs)}")
+        if self.unit_results:
+            details.append(tx.n("{n} unit (random-effects pooled)", "{n} units (random-effects pooled)",
+                                len(self.unit_results)))
+        lines = [tx("Interrupted time series: {outcome}", outcome=self.outcome) + " (" + "; ".join(details) + ")"]
+        if self.intervention_time is not None:
+            lines.append("  " + tx("Intervention from period {t}", t=tx.num(self.intervention_time, 0)))
+        names = {"level_change": tx("level change"), "slope_change": tx("slope change (per period)")}
+        rows = []
         for term in ("level_change", "slope_change"):
             r = ci.loc[term]
-            lines.append(f"  {term:<13} {r['estimate']:10.4g}  {pct}% CI [{r['ci_low']:.4g}, "
-                         f"{r['ci_high']:.4g}]  p = {r['pvalue']:.3g}")
+            rows.append([names[term], tx.num(r["estimate"], 4), tx.num(r["se"], 4), tx.num(r["ci_low"], 4),
+                         tx.num(r["ci_high"], 4), tx.pvalue(r["pvalue"])])
+        lines += text_table(["", tx("estimate"), tx("SE"), tx("lower bound"), tx("upper bound"), "p"], rows, left=()).split("\n")
+        lines.append("  " + tx("Bounds of {level} confidence intervals.", level=tx.pct(self.level)))
         return "\n".join(lines)
 
+    @styled
     def plot_counterfactual(self, *, unit=None, ax=None):
-        """Observed series, fitted segments and the counterfactual (dashed) after T0.
+        """Observed series, fitted segments and the counterfactual (dashed) after the intervention.
 
         Parameters
         ----------
@@ -199,35 +228,42 @@ class ITSResult:
         -------
         matplotlib Axes
         """
-        import matplotlib.pyplot as plt
-
+        tx = Text()
+        outcome = str(self.outcome).replace("$", r"\$")
         if self.unit_results:
             key = unit if unit is not None else next(iter(self.unit_results))
             if key not in self.unit_results:
                 raise ScaleupDataError(f"plot_counterfactual: unit {key!r} is not in the analysis.")
             ax = self.unit_results[key].plot_counterfactual(ax=ax)
-            ax.set_title(f"Interrupted time series: {self.outcome}, unit {key}")
+            ax.set_title(tx("Interrupted time series: {outcome}, unit {unit}", outcome=outcome,
+                            unit=str(key).replace("$", r"\$")))
             return ax
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
+        ax = new_axes(ax, (8.0, 3.8))
         f = self.fitted
         treated = f[f["control"] == 0] if "control" in f else f
+        t0 = self.intervention_time
+        pre = treated[treated["time"] < t0]
+        post = treated[treated["time"] >= t0]
         if "control" in f:
             ctrl = f[f["control"] == 1]
-            ax.plot(ctrl["time"], ctrl["y"], ls="none", marker="^", color="0.6", label="control")
-            ax.plot(ctrl["time"], ctrl["fitted"], color="0.6", lw=1)
-        ax.plot(treated["time"], treated["y"], ls="none", marker="o", color="0.2", label="observed")
-        pre = treated[treated["time"] < self.intervention_time]
-        post = treated[treated["time"] >= self.intervention_time]
-        ax.plot(pre["time"], pre["fitted"], color="black", lw=1.5, label="fitted")
-        ax.plot(post["time"], post["fitted"], color="black", lw=1.5)
-        ax.plot(post["time"], post["counterfactual"], color="black", ls="--", lw=1.2,
-                label="counterfactual")
-        ax.axvline(self.intervention_time, color="0.5", ls=":", lw=1)
-        ax.set_xlabel("period")
-        ax.set_ylabel(self.outcome)
-        ax.set_title(f"Interrupted time series: {self.outcome}")
-        ax.legend(frameon=False, fontsize=8)
+            ax.plot(ctrl["time"], ctrl["y"], ls="none", marker="^", color=NEUTRAL, mfc="white",
+                    label=tx("Control series (observed)"))
+            ax.plot(ctrl["time"], ctrl["fitted"], color=NEUTRAL, lw=1.2, label=tx("Control series (fitted)"))
+        ax.plot(treated["time"], treated["y"], ls="none", marker="o", color=PALETTE[0], alpha=0.8,
+                label=tx("Observed"))
+        ax.plot(pre["time"], pre["fitted"], color=PALETTE[0], lw=1.8, label=tx("Fitted segments"))
+        ax.plot(post["time"], post["fitted"], color=PALETTE[0], lw=1.8)
+        cf = pd.concat([pre.tail(1), post])
+        ax.plot(cf["time"], cf["counterfactual"], color=PALETTE[3], ls="--", lw=1.6,
+                label=tx("Counterfactual (no intervention)"))
+        line = (pre["time"].max() + t0) / 2 if len(pre) else t0
+        ax.axvline(line, color="black", ls=":", lw=1.0,
+                   label=tx("Intervention (from period {t})", t=tx.num(t0, 0)))
+        ax.set_xlabel(tx("period"))
+        ax.set_ylabel(outcome)
+        ax.set_title(tx("Interrupted time series: {outcome}", outcome=outcome))
+        ax.legend(**OUTSIDE)
+        ticks_inside(ax)
         return ax
 
 

@@ -28,6 +28,13 @@ from scipy import optimize, stats
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from .._checks import check_level
 from .._checks import rows_text as _rows_text
+from .._display import Displayed
+from .._style import MISSING, NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
+from ..narrative import Text
+from ._text import integer_ticks
+
+#: Colours of the schedule: a control cluster-period (light) and an exposed one (dark), readable in grey-scale.
+_CONTROL_CELL, _EXPOSED_CELL = "#D6E4F0", PALETTE[0]
 
 __all__ = [
     "stepped_wedge_design",
@@ -46,8 +53,8 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # design
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SteppedWedgeDesign:
+@dataclass(frozen=True, repr=False)
+class SteppedWedgeDesign(Displayed):
     """Result of :func:`stepped_wedge_design`.
 
     Attributes
@@ -88,47 +95,72 @@ class SteppedWedgeDesign:
             out["m"] = m.ravel()
         return out
 
-    def summary(self) -> str:
-        """Readable description of the schedule."""
-        lines = [f"Stepped-wedge design: {self.n_clusters} clusters, {self.n_steps} steps, "
-                 f"{self.n_periods} periods ({self.baseline_periods} baseline); clusters per step "
-                 f"{list(self.clusters_per_step)}; "
-                 + ("complete" if self.complete else
-                    f"incomplete ({int(np.isnan(self.treatment).sum())} cluster-periods not observed)")]
+    def _repr_fields(self) -> dict:
+        return {"n_clusters": self.n_clusters, "n_periods": self.n_periods, "n_steps": self.n_steps,
+                "baseline_periods": self.baseline_periods, "clusters_per_step": list(self.clusters_per_step),
+                "complete": self.complete}
+
+    def _summary(self, tx) -> str:
+        """The schedule: one line per cluster (0 = control, 1 = intervention, . = not observed)."""
+        head = tx("Stepped-wedge design: {clusters}, {steps}, {periods} ({baseline} baseline); clusters per step: "
+                  "{per_step}",
+                  clusters=tx.n("{n} cluster", "{n} clusters", self.n_clusters),
+                  steps=tx.n("{n} step", "{n} steps", self.n_steps),
+                  periods=tx.n("{n} period", "{n} periods", self.n_periods),
+                  baseline=tx.int(self.baseline_periods),
+                  per_step=", ".join(tx.int(c) for c in self.clusters_per_step))
+        if self.complete:
+            head += "; " + tx("complete")
+        else:
+            head += "; " + tx.n("incomplete ({n} cluster-period not observed)",
+                                "incomplete ({n} cluster-periods not observed)", int(np.isnan(self.treatment).sum()))
+        lines = [head, "  " + tx("0 = control, 1 = intervention, . = not observed")]
+        width = len(str(self.n_clusters))
+        label = tx("cluster")
         for i, row in enumerate(self.treatment):
-            lines.append(f"  cluster {i + 1:>3}: " + " ".join(
+            lines.append(f"  {label} {i + 1:>{width}}: " + " ".join(
                 "." if np.isnan(v) else str(int(v)) for v in row))
         return "\n".join(lines)
 
+    @styled
     def plot_schedule(self, *, ax=None):
-        """Clusters x periods grid; exposed cluster-periods dark grey, control white, not observed
-        hatched light grey (readable in grey-scale). Returns the Axes."""
-        import matplotlib.pyplot as plt
+        """Clusters x periods grid: control cluster-periods light, exposed ones dark blue, not observed
+        hatched (readable in grey-scale); with many clusters only some cluster numbers are shown.
+        Returns the Axes."""
         from matplotlib.patches import Patch, Rectangle
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(1 + 0.45 * self.n_periods, 1 + 0.3 * self.n_clusters))
+        tx = Text()
+        height = min(10.0, max(3.4, 1.6 + 0.24 * self.n_clusters))
+        ax = new_axes(ax, (min(14.0, max(6.5, 3.2 + 0.5 * self.n_periods)), height))
+        edge = 0.8 if self.n_clusters <= 40 else 0.3
         for i, row in enumerate(self.treatment):
             for j, v in enumerate(row):
                 if np.isnan(v):
-                    kw = dict(facecolor="0.85", hatch="///", edgecolor="0.5")
+                    kw = dict(facecolor=MISSING, hatch="///", edgecolor=NEUTRAL)
                 elif v == 1:
-                    kw = dict(facecolor="0.3", edgecolor="white")
+                    kw = dict(facecolor=_EXPOSED_CELL, edgecolor="white")
                 else:
-                    kw = dict(facecolor="white", edgecolor="0.6")
-                ax.add_patch(Rectangle((j + 0.5, i + 0.5), 1, 1, lw=0.8, **kw))
+                    kw = dict(facecolor=_CONTROL_CELL, edgecolor="white")
+                ax.add_patch(Rectangle((j + 0.5, i + 0.5), 1, 1, lw=edge, **kw))
         ax.set_xlim(0.5, self.n_periods + 0.5)
         ax.set_ylim(self.n_clusters + 0.5, 0.5)
-        ax.set_xticks(range(1, self.n_periods + 1))
-        ax.set_yticks(range(1, self.n_clusters + 1))
-        ax.set_xlabel("period")
-        ax.set_ylabel("cluster (unit)")
-        ax.set_title(f"Stepped-wedge schedule ({self.n_clusters} clusters, {self.n_steps} steps)")
-        handles = [Patch(facecolor="white", edgecolor="0.6", label="control"),
-                   Patch(facecolor="0.3", label="intervention")]
+        ax.grid(False)
+        integer_ticks(ax.xaxis, range(1, self.n_periods + 1), max_ticks=20)
+        # one cluster label every `every` rows, so that labels (about 11 pt apart) never overlap
+        row_pt = ax.figure.get_size_inches()[1] * 0.75 * 72 / self.n_clusters
+        every = next(k for k in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, self.n_clusters)
+                     if k * row_pt >= 12.0)
+        ax.set_yticks(range(1, self.n_clusters + 1) if every == 1 else range(every, self.n_clusters + 1, every))
+        ax.set_xlabel(tx("period"))
+        ax.set_ylabel(tx("cluster"))
+        ax.set_title(tx("Stepped-wedge schedule ({clusters}, {steps})",
+                        clusters=tx.n("{n} cluster", "{n} clusters", self.n_clusters),
+                        steps=tx.n("{n} step", "{n} steps", self.n_steps)))
+        handles = [Patch(facecolor=_CONTROL_CELL, edgecolor=NEUTRAL, label=tx("Control")),
+                   Patch(facecolor=_EXPOSED_CELL, label=tx("Intervention"))]
         if not self.complete:
-            handles.append(Patch(facecolor="0.85", hatch="///", edgecolor="0.5", label="not observed"))
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+            handles.append(Patch(facecolor=MISSING, hatch="///", edgecolor=NEUTRAL, label=tx("Not observed")))
+        ax.legend(handles=handles, **OUTSIDE)
         return ax
 
 
@@ -385,8 +417,8 @@ def _two_sided_power(effect, se, alpha):
     return float(stats.norm.cdf(abs(effect) / se - z) + stats.norm.cdf(-abs(effect) / se - z))
 
 
-@dataclass(frozen=True)
-class SteppedWedgePower:
+@dataclass(frozen=True, repr=False)
+class SteppedWedgePower(Displayed):
     """Result of :func:`stepped_wedge_power`.
 
     Attributes
@@ -422,13 +454,28 @@ class SteppedWedgePower:
         d = {k: v for k, v in self.__dict__.items() if k != "design"}
         return pd.DataFrame([d])
 
-    def summary(self) -> str:
-        """Readable summary."""
-        return (f"Stepped-wedge power ({self.family}; {self.design.n_clusters} clusters, "
-                f"{self.design.n_periods} periods): effect = {self.effect:.4g}, se = {self.se:.4g}, "
-                f"power = {self.power:.3f} at alpha = {self.alpha}; detectable effect at "
-                f"{self.target_power:.0%} power = {self.detectable_effect:.4g} "
-                f"(sigma2 = {self.sigma2:.4g}, tau2 = {self.tau2:.4g}).")
+    def _repr_fields(self) -> dict:
+        return {"power": self.power, "se": self.se, "effect": self.effect, "alpha": self.alpha,
+                "detectable_effect": self.detectable_effect, "family": self.family,
+                "n_clusters": self.design.n_clusters, "n_periods": self.design.n_periods}
+
+    def _summary(self, tx) -> str:
+        """Power and detectable effect with the variances used."""
+        family = tx("continuous outcome") if self.family == "gaussian" else tx("binary outcome")
+        lines = [
+            tx("Stepped-wedge power ({family}; {clusters}, {periods})", family=family,
+               clusters=tx.n("{n} cluster", "{n} clusters", self.design.n_clusters),
+               periods=tx.n("{n} period", "{n} periods", self.design.n_periods)),
+            "  " + tx("Effect {effect}, standard error {se}: power {power} (two-sided test at {alpha}).",
+                      effect=tx.num(self.effect, 4), se=tx.num(self.se, 4), power=tx.pct(self.power, 1),
+                      alpha=tx.num(self.alpha, 3)),
+            "  " + tx("Smallest effect detected with {target} power: {mde}.", target=tx.pct(self.target_power),
+                      mde=tx.num(self.detectable_effect, 4)),
+            "  " + tx("Variances: individual {sigma2}, between clusters {tau2}, cluster x period {gamma2}.",
+                      sigma2=tx.num(self.sigma2, 4), tau2=tx.num(self.tau2, 4),
+                      gamma2=tx.num(self.cluster_period_tau2, 4)),
+        ]
+        return "\n".join(lines)
 
 
 def _resolve_variances(family, effect, sigma2, icc, tau2, p0, binomial_variance):
@@ -607,8 +654,8 @@ def stepped_wedge_power(
 # --------------------------------------------------------------------------------------------
 # simulated power (fast path: cluster-period means, GLS with the working variance)
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SteppedWedgePowerSim:
+@dataclass(frozen=True, repr=False)
+class SteppedWedgePowerSim(Displayed):
     """Result of :func:`stepped_wedge_power_sim`.
 
     Attributes
@@ -635,10 +682,16 @@ class SteppedWedgePowerSim:
         z = np.abs(self.estimates / self.se)
         return pd.DataFrame({"estimate": self.estimates, "se": self.se, "statistic": z})
 
-    def summary(self) -> str:
-        """Readable summary."""
-        return (f"Simulated power {self.power:.3f} (MC se {self.power_se:.3f}, {self.n_sim} replicates; "
-                f"analytic {self.analytic_power:.3f}); mean estimate {self.mean_estimate:.4g}.")
+    def _repr_fields(self) -> dict:
+        return {"power": self.power, "power_se": self.power_se, "n_sim": self.n_sim,
+                "analytic_power": self.analytic_power, "mean_estimate": self.mean_estimate, "seed": self.seed}
+
+    def _summary(self, tx) -> str:
+        """Simulated power with its Monte-Carlo error, next to the analytic power."""
+        return tx("Simulated power {power} (Monte-Carlo SE {mcse}, {replicates}; analytic power {analytic}); "
+                  "mean estimate {mean}.", power=tx.num(self.power, 3), mcse=tx.num(self.power_se, 3),
+                  replicates=tx.n("{n} replicate", "{n} replicates", self.n_sim),
+                  analytic=tx.num(self.analytic_power, 3), mean=tx.num(self.mean_estimate, 4))
 
 
 def stepped_wedge_power_sim(
@@ -757,8 +810,8 @@ def stepped_wedge_power_sim(
 _SINGULAR_TOL = 1e-4  # lme4::isSingular default tolerance on theta
 
 
-@dataclass(frozen=True)
-class SteppedWedgeAnalysis:
+@dataclass(frozen=True, repr=False)
+class SteppedWedgeAnalysis(Displayed):
     """Result of :func:`stepped_wedge_analysis`.
 
     Attributes
@@ -817,41 +870,51 @@ class SteppedWedgeAnalysis:
         d = {k: v for k, v in self.__dict__.items() if k not in ("model", "cell_means", "fixed")}
         return pd.DataFrame([d])
 
-    def summary(self) -> str:
-        """Readable summary."""
-        model = "with cluster x period effect" if self.cluster_period_re else "Hussey & Hughes"
-        vc = f"tau2 = {self.tau2:.4g}, "
-        if self.cluster_period_re:
-            vc += f"gamma2 = {self.gamma2:.4g}, "
-        vc += f"sigma2 = {self.sigma2:.4g}, ICC = {self.icc:.3f}"
-        if self.cluster_period_re:
-            vc += f", CAC = {self.cac:.3f}"
-        text = (f"Stepped-wedge analysis ({model}, {self.method}; {self.n_clusters} clusters, "
-                f"n = {self.n_obs}): treatment effect {self.estimate:.4g} (se {self.se:.4g}, "
-                f"df {self.df:.1f}), {self.level:.0%} CI [{self.ci_low:.4g}, {self.ci_high:.4g}], "
-                f"p = {self.pvalue:.3g}; {vc}.")
-        if self.singular:
-            text += " Boundary (singular) fit: a variance component is estimated at 0."
-        return text
+    def _repr_fields(self) -> dict:
+        return {"estimate": self.estimate, "se": self.se, "ci": (self.ci_low, self.ci_high), "pvalue": self.pvalue,
+                "icc": self.icc, "n_clusters": self.n_clusters, "n_obs": self.n_obs,
+                "cluster_period_re": self.cluster_period_re}
 
+    def _summary(self, tx) -> str:
+        """Treatment effect with its Satterthwaite test and the variance components."""
+        model = tx("with cluster x period effect") if self.cluster_period_re else tx("Hussey & Hughes model")
+        vc = [f"tau2 = {tx.num(self.tau2, 4)}"]
+        if self.cluster_period_re:
+            vc.append(f"gamma2 = {tx.num(self.gamma2, 4)}")
+        vc += [f"sigma2 = {tx.num(self.sigma2, 4)}", f"{tx('ICC')} = {tx.num(self.icc, 3)}"]
+        if self.cluster_period_re:
+            vc.append(f"CAC = {tx.num(self.cac, 3)}")
+        lines = [
+            tx("Stepped-wedge analysis ({model}, {method}; {clusters}, n = {n})", model=model, method=self.method,
+               clusters=tx.n("{n} cluster", "{n} clusters", self.n_clusters), n=tx.int(self.n_obs)),
+            "  " + tx("Treatment effect: {estimate}; SE {se}, df {df}, {p}",
+                      estimate=tx.ci(self.estimate, self.ci_low, self.ci_high, level=self.level),
+                      se=tx.num(self.se, 4), df=tx.num(self.df, 1), p=tx.pvalue(self.pvalue)),
+            "  " + tx("Variance components: {components}", components=", ".join(vc)),
+        ]
+        if self.singular:
+            lines.append("  " + tx("Boundary (singular) fit: a variance component is estimated at 0."))
+        return "\n".join(lines)
+
+    @styled
     def plot_period_means(self, *, ax=None):
         """Mean outcome per period in control and intervention cluster-periods. Returns the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
+        tx = Text()
+        ax = new_axes(ax, (7.5, 3.8))
         cm = self.cell_means
-        for trt, (marker, ls, label) in {0: ("o", "-", "control"), 1: ("s", "--", "intervention")}.items():
+        styles = {0: ("o", "-", NEUTRAL, tx("Control cluster-periods")),
+                  1: ("s", "--", PALETTE[0], tx("Intervention cluster-periods"))}
+        for trt, (marker, ls, colour, label) in styles.items():
             g = cm[cm["treatment"] == trt].groupby("period")["mean"].mean()
-            ax.plot(g.index, g.to_numpy(), marker=marker, ls=ls, color="0.2" if trt else "0.55",
-                    label=label)
-        ax.set_xlabel("period")
-        ax.set_ylabel("mean outcome")
-        ax.set_title("Stepped wedge: period means by exposure")
-        ax.legend(frameon=False)
+            ax.plot(g.index, g.to_numpy(), marker=marker, ls=ls, color=colour, label=label)
+        if pd.api.types.is_numeric_dtype(cm["period"]):
+            integer_ticks(ax.xaxis, cm["period"].unique())
+        ax.set_xlabel(tx("period"))
+        ax.set_ylabel(tx("mean outcome"))
+        ax.set_title(tx("Stepped wedge: period means by exposure"))
+        ax.legend(**OUTSIDE)
+        ticks_inside(ax)
         return ax
-
-
 
 
 def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):

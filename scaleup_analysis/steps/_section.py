@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ScaleupWarning
-from ..i18n import N_
+from ..i18n import N_, get_language, set_language
 from ..narrative import THRESHOLDS, Text, status_word
 from ..study import STEPS, Study
 
@@ -279,6 +279,8 @@ class StepReport:
         """Run section ``key`` of this step: its output, or a box saying why it did not run."""
         title, fn = SECTIONS[(self.step, key)]
         title = self.tx(title)
+        previous = get_language()
+        set_language(self.tx.lang)  # the library's figure labels and summaries in the report's language
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -290,6 +292,8 @@ class StepReport:
             except Exception as exc:  # a failure of one section never stops the report
                 log.error("section %s/%s failed:\n%s", self.step, key, traceback.format_exc())
                 sec = Section(self.step, key, title, "failed", error=_one_line(exc), lang=self.tx.lang)
+            finally:
+                set_language(previous)
         if sec.output is not None:
             out = sec.output
             out.findings = [_sentence(f) for f in out.findings]

@@ -157,8 +157,7 @@ def fidelity_drift(study: Study) -> SectionOutput:
     if excluded:
         notes.append(tx.n("{n} site with fewer rated {units} is not examined.",
                           "{n} sites with fewer rated {units} are not examined.", excluded, units=w["units"]))
-    ax = drift.plot_drift()
-    ax.set_title(tx("Adherence trend per site (flagged sites highlighted)"))
+    ax = drift.plot_drift(sites=study.tables["sites"], title=tx("Adherence trend per site (flagged sites highlighted)"))
     return SectionOutput(
         headline=findings[-1],
         key_figures=[(tx("Sites with declining adherence"), tx("{k} of {n}", k=tx.int(len(flagged)), n=tx.int(n)))],

@@ -294,7 +294,7 @@ def effect_at_scale(study: Study) -> SectionOutput:
                            b=_amount(tx, study, code, last["att"], last["band_low"], last["band_high"]),
                            e=int(last["event_time"]), unit=w["unit"], units=w["units"]))
     ax = did.plot_event_study()
-    ax.set_title(tx("{ind}: effect by {units} since adoption", ind=label, units=w["units"]))
+    ax.set_title(tx("{ind}: effect by {units} since adoption", ind=label, units=w["units"]), wrap=True)
     return SectionOutput(
         findings=findings,
         tables=[TableOut("05_effect_at_scale", simple.to_frame(), tx("Average effect after adoption")),
@@ -368,7 +368,7 @@ def site_variation(study: Study) -> SectionOutput:
         r = mm.fixed.loc["treated"]
         findings.append(tx("Patients treated at delivering sites differ by {est} on y from the same sites' other "
                            "patients, adjusted for period.", est=tx.ci(r["estimate"], r["ci_low"], r["ci_high"])))
-    ax = mm.plot_caterpillar()
+    ax = mm.plot_caterpillar(sites=study.tables.get("sites"))
     ax.set_title(tx("Site effects on the patient-level outcome (95% intervals)"))
     return SectionOutput(findings=findings,
                          key_figures=[(tx("Share of the outcome's variation between sites"), tx.pct(mm.icc, 1))],
