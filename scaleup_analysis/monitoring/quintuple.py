@@ -515,9 +515,10 @@ class ChangeFromBaseline(Displayed):
         return "\n".join(lines)
 
     @styled
-    def plot_dashboard(self, *, by: str = "region", vmax: float | None = None, title: str | None = None, ax=None):
+    def plot_dashboard(self, *, by: str = "region", vmax: float | None = None, title: str | None = None,
+                       indicator_labels: Mapping | None = None, ax=None):
         """Units x indicators heat map of ``std_change`` (see :func:`plot_dashboard`)."""
-        return plot_dashboard(self, by=by, vmax=vmax, title=title, ax=ax)
+        return plot_dashboard(self, by=by, vmax=vmax, title=title, indicator_labels=indicator_labels, ax=ax)
 
 
 def _span(periods, tx) -> str:
@@ -730,9 +731,10 @@ class DeleteriousEffects(Displayed):
         return "\n".join(lines)
 
     @styled
-    def plot_dashboard(self, *, vmax: float | None = None, title: str | None = None, ax=None):
+    def plot_dashboard(self, *, vmax: float | None = None, title: str | None = None,
+                       indicator_labels: Mapping | None = None, ax=None):
         """Units x indicators heat map with the flags and run signals marked (see :func:`plot_dashboard`)."""
-        return plot_dashboard(self, vmax=vmax, title=title, ax=ax)
+        return plot_dashboard(self, vmax=vmax, title=title, indicator_labels=indicator_labels, ax=ax)
 
 
 def _check_deleterious_options(changes, correction, by, scale, alpha, contrast) -> None:
@@ -924,7 +926,8 @@ def deleterious_effects(
 # dashboard
 # --------------------------------------------------------------------------------------------------
 @styled
-def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, title: str | None = None, ax=None):
+def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, title: str | None = None,
+                   indicator_labels: Mapping | None = None, ax=None):
     """Units x indicators heat map of the standardized change, coloured by better / worse.
 
     One row per region (by name with its code) or subgroup, one column per indicator (its name
@@ -946,6 +949,9 @@ def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, ti
     vmax : float, optional
         Colour range is [-vmax, vmax] (default: the largest absolute cell value).
     title : str, optional
+    indicator_labels : mapping, optional
+        ``{indicator_id: label}`` shown instead of the names of the ``indicators`` table (e.g. the
+        study file's labels, in the report's language).
     ax : matplotlib Axes, optional
 
     Returns
@@ -1022,7 +1028,7 @@ def plot_dashboard(changes, *, by: str = "region", vmax: float | None = None, ti
                 ax.text(j + 0.46, i, marks, ha="right", va="center", fontsize=7,
                         color="white" if dark else "black")
     # indicators by name, grouped by domain (headers on top, white gaps between domains)
-    names = panel._indicator_names()
+    names = {**panel._indicator_names(), **dict(indicator_labels or {})}
     width = max(8, int(col_w * 13))
     ax.set_xticks(range(n_cols))
     ax.set_xticklabels([textwrap.fill(data_text(names.get(i, i)), width) for i in indicators], fontsize=8)

@@ -108,7 +108,7 @@ def scores(study: Study) -> SectionOutput:
                            list=tx.join([f"{_label(study, i)}: {tx.int(k)}" for i, k in by_inn.items()])))
     else:
         findings[0] = findings[0][:-1] + tx("; all {exp} item ratings were answered.", exp=tx.int(n_exp))
-    ax = sc.plot_profile()
+    ax = sc.plot_profile(innovations={i: _label(study, i) for i in sc.overall["innovation"]})
     ax.set_title(tx("{ins} domain scores (mean of raters; bars = range across raters)", ins=instrument.id))
     ov = sc.overall.sort_values("rank")
     return SectionOutput(

@@ -153,7 +153,7 @@ def deleterious(study: Study) -> SectionOutput:
     }).sort_values(["pvalue"], kind="mergesort").reset_index(drop=True)
     shown = table[table["flagged"]] if table["flagged"].any() else table.head(5)
     headline = findings[1] if len(flagged) else findings[-1] if not len(bh_only) else findings[-2]
-    ax = harm.plot_dashboard()
+    ax = harm.plot_dashboard(indicator_labels={c: study.indicator_label(c) for c in t["indicator_id"].unique()})
     ax.set_title(tx("Quintuple aim: standardized change by region (▼ = significant worsening)"))
     return SectionOutput(
         findings=findings,
