@@ -93,6 +93,7 @@ class ReportResult:
 
         tx = Text(self.language)
         lines = []
+        width = max(len(status_word(tx, k)) for k in ("ran", "skipped", "failed"))
         by_step: dict[int, list[dict]] = {}
         for s in self.sections:
             by_step.setdefault(s["step"], []).append(s)
@@ -105,7 +106,7 @@ class ReportResult:
             lines.append(head)
             for s in by_step.get(step, []):
                 why = s["reason"] or s["error"]
-                lines.append(f"  {status_word(tx, s['status']):<9} {s['title']}" + (f" -- {why}" if why else ""))
+                lines.append(f"  {status_word(tx, s['status']):<{width}} {s['title']}" + (f" -- {why}" if why else ""))
         counts = {k: sum(1 for s in self.sections if s["status"] == k) for k in ("ran", "skipped", "failed")}
         line = tx("{ran} sections ran, {skipped} not run, {failed} failed", ran=counts["ran"],
                   skipped=counts["skipped"], failed=counts["failed"])
