@@ -23,6 +23,7 @@ Software, 36(3), 1-48. https://doi.org/10.18637/jss.v036.i03
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -601,16 +602,37 @@ def meta_analysis(
 # --------------------------------------------------------------------------------------------------
 # meta_regression
 # --------------------------------------------------------------------------------------------------
-def _formula_from_mods(mods) -> str:
+def _formula_from_mods(mods) -> tuple[str, dict, str]:
+    """(patsy formula, aliases, formula shown): a list of column names is never evaluated as code.
+
+    Each moderator column of a list gets a safe alias (``_sa_mod0``, ...) used in the formula that
+    patsy evaluates, so a column name from a user's file (``x") + __import__("os")...``) stays a
+    name; the coefficients are named back with the columns' own names. A formula string is the
+    caller's own code (as in R) and is used as given.
+    """
     if isinstance(mods, str):
         f = mods.strip()
-        return f if f.startswith("~") else "~ " + f
+        f = f if f.startswith("~") else "~ " + f
+        return f, {}, f
     if isinstance(mods, (list, tuple)) and mods and all(isinstance(m, str) for m in mods):
-        return "~ " + " + ".join(m if m.isidentifier() else f'Q("{m}")' for m in mods)
+        aliases = {m: f"_sa_mod{i}" for i, m in enumerate(dict.fromkeys(mods))}
+        return "~ " + " + ".join(aliases.values()), aliases, "~ " + " + ".join(aliases)
     raise ScaleupDataError(
         "argument 'mods': give a list of moderator column names (e.g. ['ablat', 'alloc']) or a "
         "formula string (e.g. '~ ablat + C(alloc)')."
     )
+
+
+def _aliased(data: pd.DataFrame, aliases: dict) -> pd.DataFrame:
+    """The moderator columns of ``data`` under their safe aliases (the frame patsy reads)."""
+    return data[list(aliases)].set_axis(list(aliases.values()), axis=1) if aliases else data
+
+
+def _unaliased(name: str, aliases: dict) -> str:
+    """A design column name with each alias replaced by its column's name (``_sa_mod1[T.b]`` -> ``alloc[T.b]``)."""
+    for column, alias in sorted(aliases.items(), key=lambda kv: -len(kv[1])):
+        name = re.sub(rf"{alias}(?!\d)", lambda _m, c=column: c, name)
+    return name
 
 
 def _design(data: pd.DataFrame, formula: str):
@@ -766,6 +788,7 @@ class MetaRegressionResult(Displayed):
     _fit: Fit = field(default=None, repr=False, compare=False)
     _design_info: object = field(default=None, repr=False, compare=False)
     _columns: tuple = field(default=(), repr=False, compare=False)
+    _aliases: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_frame(self) -> pd.DataFrame:
         """The coefficient table (tidy: one row per term)."""
@@ -828,8 +851,11 @@ class MetaRegressionResult(Displayed):
         if not isinstance(newdata, pd.DataFrame):
             raise ScaleupDataError("predict(): 'newdata' must be a pandas DataFrame with the moderator columns.")
         try:
-            (xn,) = patsy.build_design_matrices([self._design_info], newdata, return_type="dataframe",
-                                                NA_action="raise")
+            missing = [c for c in self._aliases if c not in newdata.columns]
+            if missing:
+                raise patsy.PatsyError(f"no column(s) {', '.join(map(repr, missing))}")
+            (xn,) = patsy.build_design_matrices([self._design_info], _aliased(newdata, self._aliases),
+                                                return_type="dataframe", NA_action="raise")
         except patsy.PatsyError as exc:
             raise ScaleupDataError(
                 f"predict(): cannot build moderators for 'newdata': {exc}. It needs the moderator columns "
@@ -1017,6 +1043,9 @@ def meta_regression(
         Moderator columns (numeric columns enter as they are, string/categorical/boolean columns are
         dummy-coded with the first level as reference, as R does), or a patsy formula such as
         ``"~ ablat + C(alloc)"``. An intercept is included unless the formula removes it (``- 1``).
+        Column names given as a list are never evaluated (any name is safe, e.g. one read from a
+        user's file); a formula string is code, evaluated by patsy: write it yourself, never build
+        it from names found in data.
     method : {"REML", "FE", "DL", "ML", "PM", "EB", "HE", "SJ"}
         Estimator of the residual between-study variance.
     test : {"z", "knha"}
@@ -1075,10 +1104,11 @@ def meta_regression(
                 f"table 'data', argument 'mods': no column(s) {first_values(missing_cols)}. Available columns: "
                 f"{first_values(data.columns, 20)}."
             )
-    formula = _formula_from_mods(mods)
+    formula, aliases, shown = _formula_from_mods(mods)
     keep, omitted = _prepare(data, yi, vi, slab)
     data0 = data.loc[keep]
-    X, info, raw_cols, int_incl = _design(data0, formula)
+    X, info, raw_cols, int_incl = _design(_aliased(data0, aliases), formula)
+    X.columns = [_unaliased(c, aliases) for c in X.columns]
     dropped = data0.index.difference(X.index, sort=False)
     if len(dropped):
         omitted.append(f"{len(dropped)} row(s) with missing moderator values (rows {first_values(dropped)})")
@@ -1117,7 +1147,7 @@ def meta_regression(
         tau2_se=fit.se_tau2, tau2_ci_low=ci.get("tau2_ci_low", math.nan),
         tau2_ci_high=ci.get("tau2_ci_high", math.nan), I2=fit.I2, H2=fit.H2, R2=_r2(fit), QM=fit.QM,
         QM_df=fit.QM_df, QM_pvalue=fit.QM_pvalue, QE=fit.QE, QE_df=k - p, QE_pvalue=fit.QE_pvalue, k=k,
-        p=p, method=method, test=test, level=level, formula=formula, loglik=fs["loglik"],
+        p=p, method=method, test=test, level=level, formula=shown, loglik=fs["loglik"],
         deviance=fs["deviance"], AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"], data=used, _fit=fit,
-        _design_info=info, _columns=tuple(raw_cols),
+        _design_info=info, _columns=tuple(raw_cols), _aliases=aliases,
     )  # fmt: skip
