@@ -14,165 +14,19 @@ and a test checks that it is in sync.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from bad_input_support import (W, Bad, bin_df, counts_df, excel_multirow_header, fid_index, its_df, load_dir,
+                               meta_df, ml_df, mm_df, only, panel, parquet_other_schema, ratings, reversal_panel,
+                               sim, smd_df, sw_design, tbl, tmpdir, workbook_dir, write_file)
 
 import scaleup_analysis as sa
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
-
-
-# ----------------------------------------------------------------------------------------------
-# small inputs
-# ----------------------------------------------------------------------------------------------
-def meta_df(k=6, seed=1):
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({"yi": rng.normal(0.5, 0.3, k), "vi": rng.uniform(0.02, 0.1, k),
-                         "x": rng.normal(size=k), "site": [f"S{i}" for i in range(k)]})
-
-
-def ratings(n=8, r=3, seed=2):
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({"t": np.repeat(np.arange(n), r), "r": np.tile(np.arange(r), n),
-                         "y": rng.integers(1, 6, n * r).astype(float)})
-
-
-def panel(n=30, T=5, seed=3):
-    rng = np.random.default_rng(seed)
-    coh = rng.choice([0, 3, 4], n)
-    return pd.DataFrame({"id": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n),
-                         "g": np.repeat(coh, T), "y": rng.normal(size=n * T)})
-
-
-def reversal_panel():
-    p = panel()
-    p["d"] = ((p.g > 0) & (p.t >= p.g)).astype(int)
-    first_treated = p.loc[p.g > 0, "id"].iloc[0]
-    p.loc[(p.id == first_treated) & (p.t == 5), "d"] = 0
-    return p
-
-
-def its_df():
-    t = np.arange(1, 25)
-    return pd.DataFrame({"t": t, "y": np.sin(t) + 0.1 * t})
-
-
-def bin_df():
-    return pd.DataFrame({"a": [5, 3], "b": [10, 12], "c": [4, 6], "d": [11, 9]})
-
-
-def counts_df():
-    return pd.DataFrame({"e1": [12, 4], "n1": [10, 20], "e2": [3, 5], "n2": [10, 20]})
-
-
-def smd_df():
-    return pd.DataFrame({"m1": [1.0], "s1": [-1.0], "n1": [10], "m2": [0.0], "s2": [1.0], "n2": [10]})
-
-
-@lru_cache(maxsize=1)
-def sim():
-    return sa.simulate_scaleup(seed=5, n_sites=36, n_periods=8, patients_per_site_period=4).tables
-
-
-def tbl(name):
-    return sim()[name].copy()
-
-
-_ROOT = tempfile.TemporaryDirectory(prefix="bad_inputs_")  # removed when the test process exits
-
-
-def tmpdir() -> Path:
-    return Path(tempfile.mkdtemp(dir=_ROOT.name))
-
-
-def write_file(name, content: bytes | str, encoding="utf-8") -> Path:
-    p = tmpdir() / name
-    p.write_bytes(content.encode(encoding) if isinstance(content, str) else content)
-    return p
-
-
-def load_dir(mutate=None, manifest=False, extra=None) -> dict:
-    d = tmpdir()
-    for name, table in sim().items():
-        if mutate is not None:
-            table = mutate(name, table.copy())
-        sa.write_table_atomic(table, d / f"{name}.csv")
-    if manifest:
-        sa.write_manifest(d)
-    if extra is not None:
-        extra(d)
-    return sa.load_tables(d)
-
-
-def only(name, fn):
-    return lambda n, t: fn(t) if n == name else t
-
-
-def excel_multirow_header():
-    p = tmpdir() / "regions.xlsx"
-    with pd.ExcelWriter(p) as w:
-        pd.DataFrame([["Quebec health regions", None, None], ["rss_code", "name", "settlement_type"],
-                      ["06", "Montreal", "metropolitan"]]).to_excel(
-            w, index=False, header=False, sheet_name="regions")
-    return sa.load_table(p)
-
-
-def workbook_dir(**sheets):
-    """A folder holding one workbook, study.xlsx: an instructions sheet, then the given tables."""
-    d = tmpdir()
-    with pd.ExcelWriter(d / "study.xlsx") as w:
-        pd.DataFrame({"Instructions": ["One sheet per table"]}).to_excel(w, sheet_name="Lisez-moi", index=False)
-        for name, table in sheets.items():
-            table.to_excel(w, sheet_name=name, index=False)
-    return d
-
-
-def parquet_other_schema():
-    p = tmpdir() / "regions.parquet"
-    pd.DataFrame({"code": ["06"], "name": ["Montreal"]}).to_parquet(p)
-    return sa.load_table(p)
-
-
-def sw_design():
-    return sa.stepped_wedge_design(6, 3)
-
-
-def fid_index():
-    return sa.fidelity_index(tbl("fidelity_ratings"), tbl("components"))
-
-
-def mm_df(seed=1):
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({"site": np.repeat(np.arange(8), 10), "x": rng.normal(size=80), "y": rng.normal(size=80),
-                         "n": 10, "e": rng.integers(0, 10, 80)})
-
-
-def ml_df():
-    return meta_df(k=8).assign(region=list("aabbccdd"))
-
-
-# ----------------------------------------------------------------------------------------------
-# the catalogue
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bad:
-    id: str
-    function: str
-    bad_input: str
-    call: Callable[[], object]
-    fragments: tuple[str, ...]
-    expected: type = sa.ScaleupDataError
-
-
-E, W = sa.ScaleupDataError, sa.RowsOmittedWarning
 
 CASES: list[Bad] = [
     # --- data layer: files -------------------------------------------------------------------
@@ -687,6 +541,19 @@ CASES: list[Bad] = [
     Bad("identifier_column", "check_no_identifiers", "patient-level table with patient_id",
         lambda: sa.check_no_identifiers(tbl("encounters")), ("'patient_id' (column)", "drop the column")),
 ]
+
+
+def _area_cases() -> list[Bad]:
+    """The cases kept in one file per area, ``tests/bad_cases_<area>.py`` (each defines ``CASES``)."""
+    import importlib
+
+    out = []
+    for path in sorted(Path(__file__).resolve().parent.glob("bad_cases_*.py")):
+        out += importlib.import_module(path.stem).CASES
+    return out
+
+
+CASES += _area_cases()
 
 
 def test_catalogue_is_large_and_ids_unique():
