@@ -29,6 +29,7 @@ Anhøj, J., & Olesen, A. V. (2014). Run charts revisited. PLoS ONE, 9(11), e1138
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, fail_rows, numeric_column, require_columns
+from .._checks import check_level, fail_rows, first_values, numeric_column, require_columns
 from .._display import Displayed
 from .._style import DIVERGING, GREY, MISSING, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import ScaleupDataError
@@ -65,12 +66,21 @@ def _num(df: pd.DataFrame, table: str, col: str) -> np.ndarray:
 
 
 def _periods(arg: str, periods) -> list[int]:
+    """The distinct periods of ``periods`` (an iterable of whole numbers), sorted."""
+    example = f"e.g. {arg}=range(1, 5) or {arg}=[1, 2, 3, 4]"
+    if isinstance(periods, (str, bytes)):  # '12' would otherwise be read as the periods 1 and 2
+        raise ScaleupDataError(f"argument '{arg}': give the periods as a list or range of integers ({example}), "
+                               f"not the text {reprlib.repr(periods)}.")
     try:
-        out = sorted({int(p) for p in periods})
-    except (TypeError, ValueError):
+        values = list(periods)
+        bad = [p for p in values if isinstance(p, (bool, np.bool_)) or float(p) != int(float(p))]
+    except (TypeError, ValueError, OverflowError):
         raise ScaleupDataError(
-            f"argument '{arg}': give the periods as integers, e.g. {arg}=range(1, 5), not {periods!r}."
+            f"argument '{arg}': give the periods as integers ({example}), not {reprlib.repr(periods)}."
         ) from None
+    if bad:
+        raise ScaleupDataError(f"argument '{arg}': periods are whole numbers; got {first_values(bad)} ({example}).")
+    out = sorted({int(p) for p in values})
     if not out:
         raise ScaleupDataError(f"argument '{arg}': give at least one period.")
     return out
@@ -312,6 +322,89 @@ def _site_period_sums(o: pd.DataFrame, period: str) -> pd.DataFrame:
     return o.rename(columns={period: "period"})
 
 
+def _check_panel_inputs(tables, site, period, region, subgroup, comparison) -> tuple[list[str], list, str | None]:
+    """Check the tables and the comparison option of :func:`quintuple_aim_panel`; returns the site
+    columns to keep, the comparison values and the comparison's label."""
+    if not isinstance(tables, Mapping):
+        raise ScaleupDataError("argument 'tables': give a dict of DataFrames with 'indicators', 'outcomes', 'sites'.")
+    for t in ("indicators", "outcomes", "sites"):
+        if t not in tables:
+            raise ScaleupDataError(
+                f"argument 'tables': table '{t}' is missing; quintuple_aim_panel needs 'indicators', "
+                "'outcomes' and 'sites'."
+            )
+    sites = tables["sites"]
+    require_columns(tables["indicators"], "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
+    require_columns(tables["outcomes"], "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
+    sc = [site, region] + ([subgroup] if subgroup else [])
+    comp_vals, comp_label = [], None
+    if comparison is not None:
+        if not (isinstance(comparison, tuple) and len(comparison) == 2 and isinstance(comparison[0], str)):
+            raise ScaleupDataError(
+                "argument 'comparison': give (column of sites, value or list of values), e.g. "
+                "comparison=('phase', 'not-adopted')."
+            )
+        require_columns(sites, "sites", [comparison[0]])
+        comp_vals = list(comparison[1]) if isinstance(comparison[1], (list, tuple, set)) else [comparison[1]]
+        comp_label = f"{comparison[0]} in {comp_vals}"
+        sc = sc + ([comparison[0]] if comparison[0] not in sc else [])
+    require_columns(sites, "sites", sc)
+    return sc, comp_vals, comp_label
+
+
+def _site_period_rows(tables, ind: pd.DataFrame, sc: list[str], site: str, period: str) -> pd.DataFrame:
+    """The outcomes of the panel's indicators with their indicator and site columns, summed by site
+    and period (rows naming an unknown indicator or site are errors)."""
+    out, sites = tables["outcomes"], tables["sites"]
+    o = out[[site, period, "indicator_id", "n", "events", "mean", "sd"]].copy()
+    unk = ~o["indicator_id"].isin(tables["indicators"]["indicator_id"]).to_numpy()
+    fail_rows("outcomes", "indicator_id", "are not in table 'indicators'", o, unk, "Register the indicators first.")
+    o = o[o["indicator_id"].isin(ind["indicator_id"])]
+    s = sites[sc].drop_duplicates()
+    for c in sc:  # categorical unit columns -> plain values (units are sorted as text downstream)
+        if isinstance(s[c].dtype, pd.CategoricalDtype):
+            s[c] = s[c].astype(object)
+    fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False).to_numpy(), "Keep one row per site.")
+    nosite = ~o[site].isin(s[site]).to_numpy()
+    fail_rows("outcomes", site, "are not in table 'sites'", o, nosite, "Add the sites or fix the site_id.")
+    o = o.assign(_row=o.index).merge(ind, on="indicator_id", how="left").merge(s, on=site, how="left")
+    o = o.set_index("_row")
+    o.index.name = None
+    return _site_period_sums(o, period)
+
+
+def _split_comparison(o: pd.DataFrame, column: str, values: list, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of the other sites, and the comparison sites pooled by period and indicator."""
+    is_comp = o[column].astype(object).isin(values).to_numpy()
+    if not is_comp.any():
+        raise ScaleupDataError(
+            f"argument 'comparison': no site of table 'sites' has {label}; check the column and value(s)."
+        )
+    if is_comp.all():
+        raise ScaleupDataError(f"argument 'comparison': every site has {label}; nothing is left to compare.")
+    comp = _pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "measurement_unit"])
+    comp["n"] = comp["n"].astype(np.int64)
+    comp["n_sites"] = comp["n_sites"].astype(np.int64)
+    return o[~is_comp], comp
+
+
+def _region_panel(o: pd.DataFrame, keys: list[str], ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pool the rows by ``keys`` (region x period x indicator), with the improvement and the
+    standardized score against each indicator's pooled reference; returns (panel rows, reference)."""
+    g = _pool(o, keys)
+    ref = _pool(o, ["indicator_id", "domain", "type", "direction", "measurement_unit"])
+    ref = ref.rename(columns={"estimate": "reference", "sd": "sd_reference"})[
+        ["indicator_id", "domain", "direction", "measurement_unit", "reference", "sd_reference"]]
+    ref.insert(1, "name", ref["indicator_id"].map(dict(zip(ind["indicator_id"], ind["name"]))))
+    g["n"] = g["n"].astype(np.int64)
+    g["n_sites"] = g["n_sites"].astype(np.int64)
+    g["sign"] = np.where(g["direction"] == "higher_is_better", 1.0, -1.0)
+    g["improvement"] = g["sign"] * g["estimate"]
+    r = g[["indicator_id"]].merge(ref, on="indicator_id", how="left")
+    g["std_score"] = g["sign"] * (g["estimate"] - r["reference"].to_numpy()) / r["sd_reference"].to_numpy()
+    return g, ref
+
+
 def quintuple_aim_panel(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -376,73 +469,15 @@ def quintuple_aim_panel(
     >>> panel.to_frame().loc[0, ["rss_code", "indicator_id", "direction"]].tolist()
     ['01', 'EF_COST', 'lower_is_better']
     """
-    if not isinstance(tables, Mapping):
-        raise ScaleupDataError("argument 'tables': give a dict of DataFrames with 'indicators', 'outcomes', 'sites'.")
-    for t in ("indicators", "outcomes", "sites"):
-        if t not in tables:
-            raise ScaleupDataError(
-                f"argument 'tables': table '{t}' is missing; quintuple_aim_panel needs 'indicators', "
-                "'outcomes' and 'sites'."
-            )
-    out, sites = tables["outcomes"], tables["sites"]
-    require_columns(tables["indicators"], "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
-    require_columns(out, "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
-    sc = [site, region] + ([subgroup] if subgroup else [])
-    comp_label = None
-    if comparison is not None:
-        if not (isinstance(comparison, tuple) and len(comparison) == 2 and isinstance(comparison[0], str)):
-            raise ScaleupDataError(
-                "argument 'comparison': give (column of sites, value or list of values), e.g. "
-                "comparison=('phase', 'not-adopted')."
-            )
-        require_columns(sites, "sites", [comparison[0]])
-        comp_vals = comparison[1] if isinstance(comparison[1], (list, tuple, set)) else [comparison[1]]
-        comp_label = f"{comparison[0]} in {list(comp_vals)}"
-        sc = sc + ([comparison[0]] if comparison[0] not in sc else [])
-    require_columns(sites, "sites", sc)
+    sc, comp_vals, comp_label = _check_panel_inputs(tables, site, period, region, subgroup, comparison)
     ind = _panel_indicators(tables, indicators)
-    o = out[[site, period, "indicator_id", "n", "events", "mean", "sd"]].copy()
-    unk = ~o["indicator_id"].isin(tables["indicators"]["indicator_id"]).to_numpy()
-    fail_rows("outcomes", "indicator_id", "are not in table 'indicators'", o, unk, "Register the indicators first.")
-    o = o[o["indicator_id"].isin(ind["indicator_id"])]
-    s = sites[sc].drop_duplicates()
-    for c in sc:  # categorical unit columns -> plain values (units are sorted as text downstream)
-        if isinstance(s[c].dtype, pd.CategoricalDtype):
-            s[c] = s[c].astype(object)
-    fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False).to_numpy(), "Keep one row per site.")
-    nosite = ~o[site].isin(s[site]).to_numpy()
-    fail_rows("outcomes", site, "are not in table 'sites'", o, nosite, "Add the sites or fix the site_id.")
-    o = o.assign(_row=o.index).merge(ind, on="indicator_id", how="left").merge(s, on=site, how="left")
-    o = o.set_index("_row")
-    o.index.name = None
-    o = _site_period_sums(o, period)
+    o = _site_period_rows(tables, ind, sc, site, period)
     keys = [region] + ([subgroup] if subgroup else []) + ["period", "indicator_id", "domain", "type",
                                                           "direction", "measurement_unit"]
     comp = None
     if comparison is not None:
-        is_comp = o[comparison[0]].astype(object).isin(list(comp_vals)).to_numpy()
-        if not is_comp.any():
-            raise ScaleupDataError(
-                f"argument 'comparison': no site of table 'sites' has {comp_label}; check the column and "
-                "value(s)."
-            )
-        if is_comp.all():
-            raise ScaleupDataError(f"argument 'comparison': every site has {comp_label}; nothing is left to compare.")
-        comp = _pool(o[is_comp], ["period", "indicator_id", "domain", "type", "direction", "measurement_unit"])
-        comp["n"] = comp["n"].astype(np.int64)
-        comp["n_sites"] = comp["n_sites"].astype(np.int64)
-        o = o[~is_comp]
-    g = _pool(o, keys)
-    ref = _pool(o, ["indicator_id", "domain", "type", "direction", "measurement_unit"])
-    ref = ref.rename(columns={"estimate": "reference", "sd": "sd_reference"})[
-        ["indicator_id", "domain", "direction", "measurement_unit", "reference", "sd_reference"]]
-    ref.insert(1, "name", ref["indicator_id"].map(dict(zip(ind["indicator_id"], ind["name"]))))
-    g["n"] = g["n"].astype(np.int64)
-    g["n_sites"] = g["n_sites"].astype(np.int64)
-    g["sign"] = np.where(g["direction"] == "higher_is_better", 1.0, -1.0)
-    g["improvement"] = g["sign"] * g["estimate"]
-    r = g[["indicator_id"]].merge(ref, on="indicator_id", how="left")
-    g["std_score"] = g["sign"] * (g["estimate"] - r["reference"].to_numpy()) / r["sd_reference"].to_numpy()
+        o, comp = _split_comparison(o, comparison[0], comp_vals, comp_label)
+    g, ref = _region_panel(o, keys, ind)
     cols = keys + ["n_sites", "n", "estimate", "se", "sd", "sign", "improvement", "std_score",
                    "total", "var_sum", "ss_within", "df_within"]
     return QuintupleAimPanel(data=g[cols], region=region, subgroup=subgroup, reference=ref, comparison=comp,
@@ -529,6 +564,61 @@ def _span(periods, tx) -> str:
     return tx.join([tx.int(p) for p in ps])
 
 
+def _unit_changes(d: pd.DataFrame, col: str, by: str, bp: list[int], fp: list[int], z: float,
+                  ind_cols: list[str]) -> pd.DataFrame:
+    """Baseline, follow-up and change (with its interval, the improvement and the standardized
+    change) of each unit of column ``col`` x indicator."""
+    b = _pool(d[d["period"].isin(bp)], [col] + ind_cols)
+    f = _pool(d[d["period"].isin(fp)], [col] + ind_cols)
+    m = b.merge(f, on=[col] + ind_cols, how="outer", suffixes=("_b", "_f"))
+    sign = np.where(m["direction"] == "higher_is_better", 1.0, -1.0)
+    change = m["estimate_f"] - m["estimate_b"]
+    se = np.sqrt(m["se_f"] ** 2 + m["se_b"] ** 2)
+    part = pd.DataFrame({
+        "by": by, "unit": m[col].astype(str) if m[col].dtype == object else m[col],
+        "indicator_id": m["indicator_id"], "domain": m["domain"], "type": m["type"],
+        "direction": m["direction"], "measurement_unit": m["measurement_unit"],
+        "n_baseline": m["n_b"], "n_followup": m["n_f"],
+        "baseline": m["estimate_b"], "baseline_se": m["se_b"],
+        "followup": m["estimate_f"], "followup_se": m["se_f"],
+        "change": change, "change_se": se, "change_ci_low": change - z * se,
+        "change_ci_high": change + z * se,
+        "sign": sign, "improvement_change": sign * change,
+        # the interval of the improvement is the change's interval, mirrored when sign = -1
+        "improvement_change_ci_low": np.where(sign > 0, change - z * se, -(change + z * se)),
+        "improvement_change_ci_high": np.where(sign > 0, change + z * se, -(change - z * se)),
+        "sd_pooled": np.sqrt((m["sd_b"] ** 2 + m["sd_f"] ** 2) / 2),
+    })  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        part["std_change"] = part["improvement_change"] / part["sd_pooled"]
+    part["unit"] = part["unit"].astype(object)
+    return part
+
+
+def _against_comparison(part: pd.DataFrame, comparison: pd.DataFrame, bp: list[int], fp: list[int], z: float,
+                        ind_cols: list[str]) -> None:
+    """Add to ``part`` the comparison sites' change and the difference in differences (in place)."""
+    cb = _pool(comparison[comparison["period"].isin(bp)], ind_cols)
+    cf = _pool(comparison[comparison["period"].isin(fp)], ind_cols)
+    cm = cb.merge(cf, on=ind_cols, how="outer", suffixes=("_b", "_f"))
+    cm = cm.assign(cchange=cm["estimate_f"] - cm["estimate_b"],
+                   cse=np.sqrt(cm["se_f"] ** 2 + cm["se_b"] ** 2))
+    cm = part[["indicator_id"]].merge(cm[["indicator_id", "cchange", "cse"]], on="indicator_id", how="left")
+    part["comparison_change"] = cm["cchange"].to_numpy()
+    part["comparison_change_se"] = cm["cse"].to_numpy()
+    did = part["change"] - part["comparison_change"]
+    did_se = np.sqrt(part["change_se"] ** 2 + part["comparison_change_se"] ** 2)
+    part["did"] = did
+    part["did_se"] = did_se
+    part["did_ci_low"] = did - z * did_se
+    part["did_ci_high"] = did + z * did_se
+    part["improvement_did"] = part["sign"] * did
+    part["improvement_did_ci_low"] = np.where(part["sign"] > 0, part["did_ci_low"], -part["did_ci_high"])
+    part["improvement_did_ci_high"] = np.where(part["sign"] > 0, part["did_ci_high"], -part["did_ci_low"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        part["std_did"] = part["improvement_did"] / part["sd_pooled"]
+
+
 def change_from_baseline(
     panel: QuintupleAimPanel,
     *,
@@ -602,50 +692,9 @@ def change_from_baseline(
     bys = [("region", panel.region)] + ([("subgroup", panel.subgroup)] if panel.subgroup else [])
     parts = []
     for by, col in bys:
-        b = _pool(d[d["period"].isin(bp)], [col] + ind_cols)
-        f = _pool(d[d["period"].isin(fp)], [col] + ind_cols)
-        m = b.merge(f, on=[col] + ind_cols, how="outer", suffixes=("_b", "_f"))
-        sign = np.where(m["direction"] == "higher_is_better", 1.0, -1.0)
-        change = m["estimate_f"] - m["estimate_b"]
-        se = np.sqrt(m["se_f"] ** 2 + m["se_b"] ** 2)
-        part = pd.DataFrame({
-            "by": by, "unit": m[col].astype(str) if m[col].dtype == object else m[col],
-            "indicator_id": m["indicator_id"], "domain": m["domain"], "type": m["type"],
-            "direction": m["direction"], "measurement_unit": m["measurement_unit"],
-            "n_baseline": m["n_b"], "n_followup": m["n_f"],
-            "baseline": m["estimate_b"], "baseline_se": m["se_b"],
-            "followup": m["estimate_f"], "followup_se": m["se_f"],
-            "change": change, "change_se": se, "change_ci_low": change - z * se,
-            "change_ci_high": change + z * se,
-            "sign": sign, "improvement_change": sign * change,
-            # the interval of the improvement is the change's interval, mirrored when sign = -1
-            "improvement_change_ci_low": np.where(sign > 0, change - z * se, -(change + z * se)),
-            "improvement_change_ci_high": np.where(sign > 0, change + z * se, -(change - z * se)),
-            "sd_pooled": np.sqrt((m["sd_b"] ** 2 + m["sd_f"] ** 2) / 2),
-        })  # fmt: skip
-        with np.errstate(invalid="ignore", divide="ignore"):
-            part["std_change"] = part["improvement_change"] / part["sd_pooled"]
-        part["unit"] = part["unit"].astype(object)
+        part = _unit_changes(d, col, by, bp, fp, z, ind_cols)
         if panel.comparison is not None:
-            cb = _pool(panel.comparison[panel.comparison["period"].isin(bp)], ind_cols)
-            cf = _pool(panel.comparison[panel.comparison["period"].isin(fp)], ind_cols)
-            cm = cb.merge(cf, on=ind_cols, how="outer", suffixes=("_b", "_f"))
-            cm = cm.assign(cchange=cm["estimate_f"] - cm["estimate_b"],
-                           cse=np.sqrt(cm["se_f"] ** 2 + cm["se_b"] ** 2))
-            cm = part[["indicator_id"]].merge(cm[["indicator_id", "cchange", "cse"]], on="indicator_id", how="left")
-            part["comparison_change"] = cm["cchange"].to_numpy()
-            part["comparison_change_se"] = cm["cse"].to_numpy()
-            did = part["change"] - part["comparison_change"]
-            did_se = np.sqrt(part["change_se"] ** 2 + part["comparison_change_se"] ** 2)
-            part["did"] = did
-            part["did_se"] = did_se
-            part["did_ci_low"] = did - z * did_se
-            part["did_ci_high"] = did + z * did_se
-            part["improvement_did"] = part["sign"] * did
-            part["improvement_did_ci_low"] = np.where(part["sign"] > 0, part["did_ci_low"], -part["did_ci_high"])
-            part["improvement_did_ci_high"] = np.where(part["sign"] > 0, part["did_ci_high"], -part["did_ci_low"])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                part["std_did"] = part["improvement_did"] / part["sd_pooled"]
+            _against_comparison(part, panel.comparison, bp, fp, z, ind_cols)
         parts.append(part)
     data = pd.concat(parts, ignore_index=True)
     return ChangeFromBaseline(data=data, panel=panel, baseline_periods=tuple(bp), followup_periods=tuple(fp),
@@ -807,6 +856,38 @@ def _runs_in_worse_direction(changes, t: pd.DataFrame, by: str, contrast: str) -
                                        "n_crossings", "n_crossings_min", "runs_signal", "runs_worse"])
 
 
+def _one_sided_tests(t: pd.DataFrame, est, se, thr, alpha: float, correction: str) -> None:
+    """Add to ``t`` (in place) the one-sided test of each improvement below its threshold, the Holm and
+    Benjamini-Hochberg adjusted p-values and the flags at ``alpha``."""
+    from statsmodels.stats.multitest import multipletests
+
+    t["threshold"] = thr
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zstat = (est - thr) / se
+    t["statistic"] = zstat
+    t["pvalue"] = stats.norm.cdf(zstat)  # one-sided: improvement below the threshold
+    ok = np.isfinite(t["pvalue"].to_numpy())
+    for name, meth in (("holm", "holm"), ("bh", "fdr_bh")):
+        adj = np.full(len(t), np.nan)
+        if ok.any():
+            adj[ok] = multipletests(t["pvalue"].to_numpy()[ok], alpha=alpha, method=meth)[1]
+        t[f"pvalue_{name}"] = adj
+        t[f"flagged_{name}"] = np.nan_to_num(adj, nan=1.0) <= alpha
+    t["flagged"] = t["flagged_bh"] if correction == "bh" else t["flagged_holm"]
+
+
+def _unit_flags(t: pd.DataFrame, runs: bool) -> pd.DataFrame:
+    """One row per unit: indicators tested, flagged (Holm, BH, requested correction), run signals."""
+    g = t.groupby("unit", sort=True)
+    units = pd.DataFrame({
+        "n_indicators": g.size(), "n_flagged_holm": g["flagged_holm"].sum(),
+        "n_flagged_bh": g["flagged_bh"].sum(), "flagged": g["flagged"].any(),
+    })  # fmt: skip
+    if runs:
+        units["n_runs_worse"] = g["runs_worse"].sum()
+    return units.reset_index()
+
+
 def deleterious_effects(
     changes: ChangeFromBaseline,
     *,
@@ -874,8 +955,6 @@ def deleterious_effects(
     1   02             2               0             0    False             0
     2   03             2               0             0    False             0
     """
-    from statsmodels.stats.multitest import multipletests
-
     _check_deleterious_options(changes, correction, by, scale, alpha, contrast)
     t = changes.data[changes.data["by"] == by].copy().reset_index(drop=True)
     if t.empty:
@@ -893,32 +972,12 @@ def deleterious_effects(
     t["contrast"] = contrast
     if scale == "standardized":
         est, se = est / t["sd_pooled"].to_numpy(), se / t["sd_pooled"].to_numpy()
-    t["threshold"] = thr
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zstat = (est - thr) / se
-    t["statistic"] = zstat
-    t["pvalue"] = stats.norm.cdf(zstat)  # one-sided: improvement below the threshold
-    ok = np.isfinite(t["pvalue"].to_numpy())
-    for name, meth in (("holm", "holm"), ("bh", "fdr_bh")):
-        adj = np.full(len(t), np.nan)
-        if ok.any():
-            adj[ok] = multipletests(t["pvalue"].to_numpy()[ok], alpha=alpha, method=meth)[1]
-        t[f"pvalue_{name}"] = adj
-        t[f"flagged_{name}"] = np.nan_to_num(adj, nan=1.0) <= alpha
-    t["flagged"] = t["flagged_bh"] if correction == "bh" else t["flagged_holm"]
+    _one_sided_tests(t, est, se, thr, alpha, correction)
     if runs:
         t = t.merge(_runs_in_worse_direction(changes, t, by, contrast), on=["unit", "indicator_id"], how="left")
         t["runs_signal"] = t["runs_signal"].astype("boolean").fillna(False).astype(bool)
         t["runs_worse"] = t["runs_worse"].astype("boolean").fillna(False).astype(bool)
-    g = t.groupby("unit", sort=True)
-    units = pd.DataFrame({
-        "n_indicators": g.size(), "n_flagged_holm": g["flagged_holm"].sum(),
-        "n_flagged_bh": g["flagged_bh"].sum(), "flagged": g["flagged"].any(),
-    })  # fmt: skip
-    if runs:
-        units["n_runs_worse"] = g["runs_worse"].sum()
-    units = units.reset_index()
-    return DeleteriousEffects(tests=t, units=units, by=by, correction=correction, alpha=float(alpha),
+    return DeleteriousEffects(tests=t, units=_unit_flags(t, runs), by=by, correction=correction, alpha=float(alpha),
                               changes=changes)
 
 
