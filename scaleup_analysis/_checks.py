@@ -2,6 +2,7 @@
 
 One piece of code per idea: the message fragments that name the offending rows of a table
 (:func:`rows_text`, ``"3 row(s) (index 0, 4, 7)"``) or the first few values (:func:`first_values`),
+each value cut to a readable length (:func:`short_repr`: a 2 MB cell is never echoed in full),
 the check that a table is a DataFrame holding the columns an analysis needs
 (:func:`require_columns`), the "these rows of this column are wrong" error (:func:`fail_rows`), the
 one check of a numeric column (:func:`numeric_column`), the one check of a confidence level
@@ -23,6 +24,30 @@ from .errors import ScaleupDataError
 __all__: list[str] = []  # private module: nothing re-exported
 
 MAX_SHOWN = 5
+#: Longest value quoted in a message, in characters (longer ones are cut and end with "…").
+MAX_VALUE_CHARS = 60
+
+
+def short_repr(value, limit: int = MAX_VALUE_CHARS) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters, ending with ``…`` and the full length.
+
+    NumPy scalars are shown as Python ones. Used wherever a message quotes a value from the data,
+    so that a 2 MB cell (or column name) is never echoed in full.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scaleup_analysis._checks import short_repr
+    >>> short_repr(np.int64(3))
+    '3'
+    >>> short_repr("x" * 2_000_000)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (2000000 characters)"
+    """
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    if len(text) <= limit:
+        return text
+    n = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:limit - 1]}… ({n} characters)"
 
 
 def rows_text(obj, mask=None, max_shown: int = MAX_SHOWN, *, label: str = "index") -> str:
@@ -54,13 +79,14 @@ def rows_text(obj, mask=None, max_shown: int = MAX_SHOWN, *, label: str = "index
         labels = pd.Index(labels)[np.asarray(mask, dtype=bool)]
     labels = labels if isinstance(labels, pd.Index) else list(labels)
     n = len(labels)
-    shown = ", ".join(repr(b) for b in list(labels[:max_shown]))
+    shown = ", ".join(short_repr(b) for b in list(labels[:max_shown]))
     more = f", ... ({n - max_shown} more)" if n > max_shown else ""
     return f"{n} row(s) ({label} {shown}{more})"
 
 
 def first_values(values, k: int = MAX_SHOWN) -> str:
-    """The first ``k`` of ``values`` as ``"a, b, ... (n more)"`` (NumPy scalars shown as Python ones).
+    """The first ``k`` of ``values`` as ``"a, b, ... (n more)"`` (NumPy scalars shown as Python ones,
+    long values cut by :func:`short_repr`).
 
     Examples
     --------
@@ -72,7 +98,7 @@ def first_values(values, k: int = MAX_SHOWN) -> str:
     "'x', 'y'"
     """
     values = list(values)
-    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in values[:k])
+    shown = ", ".join(short_repr(v) for v in values[:k])
     return shown + (f", ... ({len(values) - k} more)" if len(values) > k else "")
 
 

@@ -23,6 +23,7 @@ confidence interval too.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from scipy import sparse, stats
 
-from ._checks import check_level, numeric_column, rows_text
+from ._checks import check_level, first_values, numeric_column, rows_text
 from ._display import Displayed, num_cell, p_cell, text_table
 from ._style import GREY, NEUTRAL, PALETTE, SEQUENTIAL, new_axes, numeric_ticks, styled
 from .engines.crossed import CrossedREML
@@ -135,7 +136,92 @@ def _check_frame(data, columns: dict[str, str], func: str) -> pd.DataFrame:
                 f"{func}: column {col!r} given as {arg}= is not in data (columns: {list(data.columns)}); "
                 f"pass the name of the column holding the {arg}."
             )
+    dup = [c for c in dict.fromkeys(columns.values()) if int(np.sum(data.columns == c)) > 1]
+    if dup:
+        raise ScaleupDataError(
+            f"{func}: table 'data' has duplicated column name(s) {first_values(dup)}; each name must occur "
+            "once. Rename or drop the extra columns (e.g. data.loc[:, ~data.columns.duplicated()])."
+        )
     return data
+
+
+#: largest magnitude of a numeric rating whose squares (sums of squares, squared differences) stay
+#: finite in double precision, and smallest spread whose squares do not underflow
+_MAX_SCORE, _MIN_SPREAD = 1e100, 1e-100
+
+
+def _check_score_scale(y: np.ndarray, score: str, func: str, index) -> None:
+    """Refuse numeric ratings whose squares overflow or underflow (the coefficient is unit-free:
+    rescaling the column gives the same value)."""
+    big = np.abs(y) > _MAX_SCORE
+    if big.any():
+        raise ScaleupDataError(
+            f"{func}: table 'data', column {score!r} (argument 'score'): {rows_text(index, big, label='first:')} "
+            f"exceed +/-{_MAX_SCORE:g} (values {first_values(y[big])}); sums of their squares may overflow. Check these "
+            "rows, or rescale the column (the coefficient does not depend on the unit)."
+        )
+    spread = float(np.ptp(y)) if y.size else 0.0
+    if 0 < spread < _MIN_SPREAD:
+        raise ScaleupDataError(
+            f"{func}: table 'data', column {score!r} (argument 'score'): the ratings differ by at most "
+            f"{spread:.3g}; squared differences this small underflow in double precision. Rescale the "
+            "column (e.g. multiply it by a power of 10; the coefficient does not depend on the unit)."
+        )
+
+
+def _value_kind(v) -> str:
+    """The kind of a code: number, text, True/False, or the type's name."""
+    if isinstance(v, (bool, np.bool_)):
+        return "True/False"
+    if isinstance(v, numbers.Number):
+        return "number"
+    if isinstance(v, str):
+        return "text"
+    return type(v).__name__
+
+
+def _column_kinds(col: pd.Series) -> dict[str, list]:
+    """Kinds of the non-missing values of ``col``, each with its first few distinct values."""
+    values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col.dropna().unique()
+    if pd.api.types.is_bool_dtype(values):
+        return {"True/False": list(pd.unique(values))[:3]}
+    if pd.api.types.is_numeric_dtype(values):
+        return {"number": list(pd.unique(values))[:3]}
+    kinds: dict[str, list] = {}
+    for v in values:
+        found = kinds.setdefault(_value_kind(v), [])
+        if len(found) < 3:
+            found.append(v)
+    return kinds
+
+
+def _check_codes(data: pd.DataFrame, columns: dict[str, str], func: str) -> str | None:
+    """Category codes must be of one kind (all numbers or all text ...) and finite; return the kind.
+
+    A code 1 and a code '1' are different categories that cannot be ordered, so codes mixing kinds
+    (within a column or between the raters' columns) are refused with examples of each.
+    """
+    per_col = {arg: _column_kinds(data[col]) for arg, col in columns.items()}
+    kinds = {k for found in per_col.values() for k in found}
+    if len(kinds) > 1:
+        parts = [f"column {columns[arg]!r} ({arg}=) holds " + " and ".join(
+                 f"{k} (e.g. {first_values(v, 3)})" for k, v in found.items()) for arg, found in per_col.items()]
+        raise ScaleupDataError(
+            f"{func}: the codes mix kinds of value: " + "; ".join(parts) + ". A code 1 and a code '1' "
+            "would be different categories that cannot be ordered. Give every code one kind, e.g. "
+            "data[col] = pd.to_numeric(data[col]) for codes written as text, or data[col].astype(str)."
+        )
+    kind = kinds.pop() if kinds else None
+    if kind == "number":
+        for arg, col in columns.items():
+            x = pd.to_numeric(data[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if np.isinf(x).any():
+                raise ScaleupDataError(
+                    f"{func}: table 'data', column {col!r} ({arg}=): "
+                    f"{rows_text(data, np.isinf(x), label='first:')} are infinite; a code must be a "
+                    "finite value. Correct or drop these rows."
+                )
+    return kind
 
 
 def _check_no_missing_keys(data: pd.DataFrame, cols: dict[str, str], func: str) -> None:
@@ -287,6 +373,7 @@ def _wide_matrix(data, unit, rater, score, func):
     _check_frame(data, {"unit": unit, "rater": rater, "score": score}, func)
     _check_no_missing_keys(data, {"unit": unit, "rater": rater}, func)
     y = numeric_column(data, score, f"{func}: table 'data'", arg="score")
+    _check_score_scale(y, score, func, data.index)
     _check_unique_pairs(data, unit, rater, func)
     return y
 
@@ -303,7 +390,7 @@ def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, unit: str, 
         )
     if np.ptp(y) == 0:
         raise ScaleupDataError(
-            f"{func}: all {y.size} ratings are equal ({y[0]!r}); an ICC is undefined without variation."
+            f"{func}: all {y.size} ratings are equal ({y[0].item()!r}); an ICC is undefined without variation."
         )
 
 
@@ -336,8 +423,13 @@ def _mean_squares(x: np.ndarray) -> tuple[float, float, float, float]:
     col_means = x.mean(axis=0)
     ss_b = k * np.sum((row_means - grand) ** 2)
     ss_j = n * np.sum((col_means - grand) ** 2)
-    ss_t = np.sum((x - grand) ** 2)
-    ss_e = ss_t - ss_b - ss_j
+    # the residual sum of squares from the residuals themselves (not ss_t - ss_b - ss_j, whose
+    # cancellation leaves +-1e-16 noise when the raters agree perfectly); below the rounding error of
+    # the ratings it is exactly 0, so perfect agreement gives F = inf whatever the order of the rows
+    resid = x - row_means[:, None] - col_means[None, :] + grand
+    ss_e = float(np.sum(resid**2))
+    if ss_e <= x.size * (64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(x))))) ** 2:
+        ss_e = 0.0
     df_b, df_j, df_e = n - 1, k - 1, (n - 1) * (k - 1)
     msb, msj, mse = ss_b / df_b, ss_j / df_j, ss_e / df_e
     msw = (ss_j + ss_e) / (df_j + df_e)
@@ -347,13 +439,19 @@ def _mean_squares(x: np.ndarray) -> tuple[float, float, float, float]:
 def _icc_table(msb, msj, mse, msw, n, k, level) -> pd.DataFrame:
     """Shrout & Fleiss's six ICCs with their F tests and McGraw & Wong's intervals."""
     # perfect agreement (MSE = 0) gives infinite F statistics and undefined (NaN) bounds
+    def den(*terms):
+        """A denominator; 0 when it is 0 up to the rounding of its terms (a cancellation such as
+        MSB + (MSJ - MSE)/n leaves +-1e-16 noise that would otherwise give an ICC of +-1e16)."""
+        total = float(sum(terms))
+        return 0.0 if abs(total) <= 64 * np.finfo(float).eps * sum(abs(float(t)) for t in terms) else total
+
     with np.errstate(divide="ignore", invalid="ignore"):
-        icc1 = (msb - msw) / (msb + (k - 1) * msw)
-        icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
-        icc3 = (msb - mse) / (msb + (k - 1) * mse)
-        icc1k = (msb - msw) / msb
-        icc2k = (msb - mse) / (msb + (msj - mse) / n)
-        icc3k = (msb - mse) / msb
+        icc1 = (msb - msw) / den(msb, (k - 1) * msw)
+        icc2 = (msb - mse) / den(msb, (k - 1) * mse, k * msj / n, -k * mse / n)
+        icc3 = (msb - mse) / den(msb, (k - 1) * mse)
+        icc1k = (msb - msw) / den(msb)
+        icc2k = (msb - mse) / den(msb, msj / n, -mse / n)
+        icc3k = (msb - mse) / den(msb)
 
         f1 = msb / msw
         df1n, df1d = n - 1, n * (k - 1)
@@ -819,10 +917,32 @@ class KappaResult(Displayed):
         return ax
 
 
-def _kappa_categories(data, rater1, rater2, categories, func) -> np.ndarray:
-    """The ordered categories: given, or every value either rater used (sorted)."""
+def _kappa_categories(data, rater1, rater2, categories, func, weights=None) -> np.ndarray:
+    """The ordered categories: given, those of ordered Categorical columns, or every value either
+    rater used (sorted); weighted kappa on text codes needs the order (alphabetical is no order)."""
+    kind = _check_codes(data, {"rater1": rater1, "rater2": rater2}, func)
+    dtypes = [data[c].dtype for c in (rater1, rater2)]
+    ordered = [isinstance(d, pd.CategoricalDtype) and bool(d.ordered) for d in dtypes]
+    if categories is None and any(ordered):
+        if not all(ordered) or list(dtypes[0].categories) != list(dtypes[1].categories):
+            raise ScaleupDataError(
+                f"{func}: columns {rater1!r} and {rater2!r} must both be ordered Categoricals with the "
+                f"same categories in the same order (got {dtypes[0]} and {dtypes[1]}); or pass "
+                "categories=[...] (lowest first)."
+            )
+        categories = list(dtypes[0].categories)
     if categories is None:
-        categories = np.array(sorted(pd.unique(pd.concat([data[rater1], data[rater2]]))), dtype=object)
+        values = pd.unique(pd.concat([data[rater1].astype(object), data[rater2].astype(object)]))
+        if weights is not None and kind != "number":
+            shown = sorted(map(str, values))
+            raise ScaleupDataError(
+                f"{func}: weights={weights!r} need the order of the categories, but columns {rater1!r} and "
+                f"{rater2!r} hold {kind or 'non-numeric'} codes ({first_values(shown)}) without an order: sorted "
+                f"alphabetically they would read {' < '.join(shown[:5])}. Pass the order with "
+                f"categories=[...] (lowest first, e.g. categories={shown[:3]!r} reordered), or make both "
+                "columns ordered Categoricals: pd.Categorical(data[col], categories=[...], ordered=True)."
+            )
+        categories = np.array(sorted(values), dtype=object)
     else:
         categories = np.asarray(list(categories), dtype=object)
         if len(set(categories.tolist())) != len(categories):
@@ -891,8 +1011,12 @@ def cohen_kappa(
     level : float, default 0.95
         Confidence level.
     categories : sequence, optional
-        The ordered categories (include ones nobody used). Default: the sorted union of observed
-        values. Weights use the category positions ``0 .. K-1``.
+        The ordered categories, lowest first (include ones nobody used). Default: the categories
+        of the columns when both are ordered pandas Categoricals, else the sorted union of observed
+        values. Weights use the category positions ``0 .. K-1``, so weighted kappa on text codes
+        (``"low"``, ``"medium"``, ``"high"``) requires ``categories`` or ordered Categoricals: an
+        alphabetical order is no order, and is refused. Codes of both raters must be of one kind
+        (numbers or text, not a mix).
 
     Returns
     -------
@@ -949,7 +1073,7 @@ def cohen_kappa(
         )
     if len(data) < 2:
         raise ScaleupDataError(f"{func}: data has {len(data)} row(s); at least 2 rated subjects are needed.")
-    categories = _kappa_categories(data, rater1, rater2, categories, func)
+    categories = _kappa_categories(data, rater1, rater2, categories, func, weights)
     kcat = len(categories)
     cat_index = pd.Index(categories)
     i = cat_index.get_indexer(data[rater1])
@@ -1134,6 +1258,7 @@ def fleiss_kappa(
             "complete, or use sa.krippendorff_alpha (missing ratings allowed)."
         )
     _check_unique_pairs(data, unit, rater, func)
+    _check_codes(data, {"score": score}, func)
     s_codes, s_levels = pd.factorize(data[unit], sort=True)
     c_codes, c_levels = pd.factorize(data[score], sort=True)
     n_sub, n_cat = len(s_levels), len(c_levels)
@@ -1154,7 +1279,7 @@ def fleiss_kappa(
         raise ScaleupDataError(f"{func}: each subject has a single rating; at least 2 raters are needed.")
     if n_cat < 2:
         raise ScaleupDataError(
-            f"{func}: all ratings are the single category {c_levels[0]!r}; kappa is undefined."
+            f"{func}: all ratings are the single category {first_values(c_levels[:1])}; kappa is undefined."
         )
     nm = n_sub * m
     pj = x.sum(axis=0) / nm
@@ -1361,11 +1486,15 @@ def _krippendorff_codes(data, unit, rater, score, metric, func):
     vals = data[score]
     if metric in ("interval", "ratio"):
         vals = pd.Series(numeric_column(data, score, f"{func}: table 'data'", arg="score"), index=data.index)
+        if metric == "interval":
+            _check_score_scale(vals.to_numpy(), score, func, data.index)
         if metric == "ratio" and (vals < 0).any():
             raise ScaleupDataError(
                 f"{func}: metric='ratio' needs non-negative values, but data column {score!r} has "
                 f"{rows_text(data, vals < 0, label='first:')} below 0; use metric='interval'."
             )
+    else:
+        _check_codes(data, {"score": score}, func)
     try:
         v_codes, v_levels = pd.factorize(vals, sort=True)
     except TypeError as exc:
@@ -1537,6 +1666,12 @@ def krippendorff_alpha(
             f"{func}: no unit in {unit!r} carries 2 or more values; alpha needs units rated by at "
             "least two raters."
         )
+    if pairable.sum() == 1:
+        raise ScaleupDataError(
+            f"{func}: a single unit in {unit!r} ({first_values(u_levels[pairable][:1])}) carries 2 or more values; alpha "
+            "compares the disagreement within units with the disagreement over all values and is 0 by "
+            "construction with one unit. Rate at least 2 units by 2 or more raters."
+        )
     # re-code to pairable units and used values (codes kept in increasing order, as np.unique would)
     all_kept = n_dropped == 0
     u_sub = u_codes if all_kept else (np.cumsum(pairable) - 1)[u_codes[keep]]
@@ -1555,7 +1690,7 @@ def krippendorff_alpha(
     d_e = float(np.sum(np.outer(n_c, n_c) * d2) / (n_tot * (n_tot - 1)))
     if kv < 2 or d_e == 0:
         raise ScaleupDataError(
-            f"{func}: every pairable value in {score!r} is the same ({v_levels[0]!r}); alpha is "
+            f"{func}: every pairable value in {score!r} is the same ({first_values(v_levels[:1])}); alpha is "
             "undefined without variation."
         )
     alpha = 1.0 - d_o / d_e

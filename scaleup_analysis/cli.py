@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +43,9 @@ Baskerville et al. 2012), a study.toml saying the data are simulated, and a MANI
 each file).
 
 Raw data are never overwritten: the command refuses to write into a directory that already holds a
-MANIFEST or data files. Use a new directory instead.
+MANIFEST or data files. Use a new directory instead. The dataset is written into a hidden folder
+beside --out and moved into place when complete (an interrupted run leaves no half dataset); a
+second run on the same --out while one is running is refused.
 
 examples:
   scaleup simulate                                   # default size into data/raw
@@ -212,14 +213,7 @@ def _holds_raw_data(directory: Path) -> list[str]:
     )
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ._atomic import atomic_write_text, umask
-    from .data.io import write_table_atomic
-    from .data.manifest import write_manifest
-    from .data.schemas import validate_tables
-    from .study import STUDY_FILE, default_study_file, default_study_tables
-
-    out = Path(args.out)
+def _refuse_raw_data(out: Path) -> None:
     existing = _holds_raw_data(out)
     if existing:
         raise ScaleupDataError(
@@ -228,6 +222,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             "overwritten: choose a new directory with --out (e.g. --out data/raw_v2), or delete the old "
             "one yourself if you are sure it is no longer needed."
         )
+
+
+def _copy_other_files(out: Path, staging: Path) -> None:
+    """Copy the files of an existing ``out`` (no data: checked before) into ``staging``."""
+    if not out.is_dir():
+        return
+    for p in out.iterdir():
+        if p.is_dir():
+            shutil.copytree(p, staging / p.name, symlinks=True)
+        else:
+            shutil.copy2(p, staging / p.name, follow_symlinks=False)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ._atomic import FolderLock, atomic_write_text, check_writable, clear_leftovers, publish_folder, staging_folder
+    from .data.io import write_table_atomic
+    from .data.manifest import write_manifest
+    from .data.schemas import validate_tables
+    from .study import STUDY_FILE, default_study_file, default_study_tables
+
+    out = Path(args.out)
+    _refuse_raw_data(out)
+    check_writable(out, "--out")  # before the (long) simulation, not after it
     kwargs = {
         k: v
         for k, v in (
@@ -237,29 +254,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    tables = validate_tables(default_study_tables(args.seed, **kwargs))  # never publish data that would not load
-    # Write into a hidden sibling directory first, then move it into place: an interrupted run
-    # leaves no half-written data directory under the target name.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; the data directory is not
-        for name, df in tables.items():
-            write_table_atomic(df, staging / f"{name}.csv")
-        atomic_write_text(staging / STUDY_FILE, default_study_file(args.seed))
-        write_manifest(staging)
-        if out.exists():
-            if any(out.iterdir()):  # only unrelated non-data files: move the tables in one by one
-                for f in sorted(staging.iterdir()):
-                    f.replace(out / f.name)
-                staging.rmdir()
-            else:
-                staging.replace(out)
-        else:
-            staging.replace(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    # One run at a time on one folder (a second one is refused), and the folder is published whole:
+    # the tables are written into a hidden staging folder beside it, then moved into place in one
+    # rename, so a killed run leaves no half-written data folder (its staging folder is removed by
+    # the next run).
+    with FolderLock(out, "simulate run"):
+        clear_leftovers(out)
+        _refuse_raw_data(out)  # again under the lock: another run may have written it meanwhile
+        tables = validate_tables(default_study_tables(args.seed, **kwargs))  # never publish data that would not load
+        staging = staging_folder(out)
+        try:
+            for name, df in tables.items():
+                write_table_atomic(df, staging / f"{name}.csv")
+            atomic_write_text(staging / STUDY_FILE, default_study_file(args.seed))
+            _copy_other_files(out, staging)  # the files already in --out (README, .gitkeep) stay, in the MANIFEST
+            write_manifest(staging)
+            publish_folder(staging, out, keep=lambda p: True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     width = max(len(n) for n in tables)
     print(f"Wrote {len(tables)} tables, {STUDY_FILE} and a MANIFEST to {out} (seed {args.seed}):")
     for name, df in tables.items():

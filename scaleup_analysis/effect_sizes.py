@@ -47,6 +47,12 @@ def _column(df: pd.DataFrame, arg: str, name: str | None, measure: str) -> np.nd
             f"effect_sizes(measure={measure!r}): column {name!r} (argument {arg!r}) is not in data. "
             f"Available columns: {cols}. Pass the right column name as {arg}=..."
         )
+    if int(np.sum(df.columns == name)) > 1:
+        raise ScaleupDataError(
+            f"effect_sizes(measure={measure!r}): table 'data' has {int(np.sum(df.columns == name))} columns "
+            f"named {name!r} (argument {arg!r}); each name must occur once. Rename or drop the extra "
+            "columns (e.g. data.loc[:, ~data.columns.duplicated()])."
+        )
     col = df[name]
     if pd.api.types.is_bool_dtype(col) or not (
         pd.api.types.is_numeric_dtype(col) or col.dtype == object
@@ -57,7 +63,7 @@ def _column(df: pd.DataFrame, arg: str, name: str | None, measure: str) -> np.nd
         )
     # missing values are allowed: they give a missing yi/vi
     return numeric_column(df, name, f"effect_sizes(measure={measure!r}): table 'data'", arg=arg,
-                          missing=True, infinite=True)
+                          missing=True)
 
 
 def _check(df: pd.DataFrame, mask: np.ndarray, what: str, how: str, measure: str) -> None:
@@ -406,10 +412,14 @@ def effect_sizes(
     inputs = {k: v for k, v in dict(ai=ai, bi=bi, ci=ci, di=di, n1i=n1i, n2i=n2i, m1i=m1i,
                                       sd1i=sd1i, m2i=m2i, sd2i=sd2i).items() if v is not None}
     _check_options(data, measure, to, vtype, add, drop00, yi, vi, inputs)
-    if measure in _TWO_BY_TWO:
-        y, v, missing = _two_by_two(data, measure, ai, bi, ci, di, n1i, n2i, float(add), to, bool(drop00), vtype)
-    else:
-        y, v, missing = _continuous(data, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
+    # values beyond double precision (e.g. an SD of 1e300) give infinite yi/vi: set to missing with
+    # a warning by _undefined_to_missing, as metafor does, not a raw numpy overflow warning
+    with np.errstate(over="ignore"):
+        if measure in _TWO_BY_TWO:
+            y, v, missing = _two_by_two(data, measure, ai, bi, ci, di, n1i, n2i, float(add), to, bool(drop00),
+                                        vtype)
+        else:
+            y, v, missing = _continuous(data, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
     y, v = _undefined_to_missing(y, v, missing, data.index, measure)
     out = data.copy()
     out[yi] = y

@@ -29,11 +29,11 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from ._checks import MAX_SHOWN, check_level, numeric_column, require_columns, rows_text
+from ._checks import check_level, first_values, numeric_column, require_columns, rows_text
 from ._display import Displayed
 from ._style import (GREY, MISSING, SEQUENTIAL, SMALL_FONT_SIZE, WORSE, data_text, group_rows, new_axes, region_labels,
                      styled, thinned, ticks_inside)
-from .errors import RowsOmittedWarning, ScaleupDataError
+from .errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from .i18n import N_
 from .narrative import Text
 
@@ -54,6 +54,10 @@ _BAND_LABELS = ("low", "moderate", "high")
 
 
 # ------------------------------------------------------------------------------------ checks
+#: Largest magnitude of a value followed over periods: its squares (least-squares slope) must stay finite.
+_MAX_ABS = 1e100
+
+
 def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = False) -> np.ndarray:
     return numeric_column(df, col, f"table '{table}'", missing=allow_missing, booleans=False)
 
@@ -455,9 +459,24 @@ def fidelity_by(
     lo_hi = _check_bands(bands)
     if isinstance(by, str):
         by = [by]
-    by = list(by)
+    by = list(by) if isinstance(by, Sequence | pd.Index | np.ndarray) else None
+    if not by:
+        raise ScaleupDataError(
+            "fidelity_by: argument 'by' must name one or more grouping columns, e.g. ['rss_code', 'period'] "
+            "or ['site_id', 'period']; got none."
+        )
     require_columns(data, "data", (site, "n_sessions", "adherence"), label="table 'data'")
+    if len(data) == 0:
+        raise ScaleupDataError(
+            "fidelity_by: table 'data' has no rows; pass the site x period table of fidelity_index (an empty "
+            "result would read as no fidelity data for every group)."
+        )
     df = data.copy()
+    df["adherence"] = _numeric(df, "data", "adherence", allow_missing=True)
+    df["n_sessions"] = _numeric(df, "data", "n_sessions")
+    _fail("data", "adherence", "is outside [0, 1]", df, ~(df["adherence"].isna() | df["adherence"].between(0, 1)),
+          "Adherence is a proportion (pass the output of fidelity_index).")
+    _fail("data", "n_sessions", "is negative", df, df["n_sessions"] < 0, "Counts of sessions are >= 0.")
     missing = [c for c in by if c not in df.columns]
     if missing:
         if sites is None:
@@ -545,12 +564,27 @@ def classify_fidelity(values, bands: Sequence[float] = (0.50, 0.80)) -> pd.Serie
     ['high', 'high', 'moderate', 'low', nan]
     """
     lo, hi = _check_bands(bands)
+    if isinstance(values, pd.DataFrame) or np.ndim(values) != 1:
+        raise ScaleupDataError(
+            f"classify_fidelity: argument 'values' must be one column of proportions (a Series, list or 1-D "
+            f"array), got a {type(values).__name__} with {np.ndim(values)} dimension(s); pass e.g. "
+            "data['fidelity_index']."
+        )
     index = values.index if isinstance(values, pd.Series) else None
-    x = pd.to_numeric(pd.Series(values, index=index, dtype=object), errors="coerce").to_numpy(dtype=float)
-    bad = np.isfinite(x) & ((x < 0) | (x > 1))
+    raw = pd.Series(values, index=index, dtype=object)
+    if pd.api.types.is_bool_dtype(pd.Series(values)):
+        raise ScaleupDataError("classify_fidelity: argument 'values' holds True/False values; give proportions.")
+    x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    text = np.isnan(x) & raw.notna().to_numpy()
+    if text.any():
+        raise ScaleupDataError(
+            f"classify_fidelity: {int(text.sum())} value(s) are not numbers (first: {first_values(raw[text])}); "
+            "pass proportions in [0, 1] (missing values stay unclassified)."
+        )
+    bad = ~np.isnan(x) & ~((x >= 0) & (x <= 1))
     if bad.any():
         raise ScaleupDataError(
-            f"classify_fidelity: {int(bad.sum())} value(s) outside [0, 1] (first: {x[bad][:MAX_SHOWN].tolist()}); "
+            f"classify_fidelity: {int(bad.sum())} value(s) outside [0, 1] (first: {first_values(x[bad])}); "
             "pass proportions, not percentages."
         )
     codes = np.where(np.isnan(x), -1, np.where(x >= hi, 2, np.where(x <= lo, 0, 1)))
@@ -791,7 +825,8 @@ def fidelity_drift(
     :math:`(1-\text{level})/2`). ``flagged`` is ``significant_decline`` or ``run_flag``.
     ``longest_decline_run`` counts the longest sequence of consecutive decreases between successive
     observed periods; ``run_flag`` is True when it reaches ``run_length``. Sites with fewer than 3 observed periods get missing
-    standard errors and are flagged only by runs. The OLS ignores the sampling error of each
+    standard errors and are flagged only by runs (with a :class:`ScaleupWarning` naming them); a table
+    with no site observed in 2 periods is a :class:`ScaleupDataError` (nothing can be assessed). The OLS ignores the sampling error of each
     site-period value and any autocorrelation; treat a flag as a signal to look, not a verdict.
 
     Examples
@@ -813,10 +848,33 @@ def fidelity_drift(
     d = data[[site, period, value]].copy()
     d[period] = _numeric(d, "data", period)
     d[value] = _numeric(d, "data", value, allow_missing=True)
+    for col in (period, value):
+        _fail("data", col, f"is beyond +/-{_MAX_ABS:g}", d, (d[col].abs() > _MAX_ABS).to_numpy(),
+              "Fidelity measures are proportions and periods are numbered 1..T; correct or rescale the column.")
     dup = d.duplicated([site, period], keep=False).to_numpy()
     _fail("data", period, "is duplicated within a site", d, dup,
           "Keep one row per site and period (aggregate first, e.g. with fidelity_index).")
     d = d.dropna(subset=[value]).sort_values([site, period])
+    per_site = d.groupby(site, sort=True)[period].size()
+    if len(per_site) == 0 or per_site.max() < 2:
+        # with no site observed twice there is no trend to test: a table of zero flags would read as "no drift"
+        raise ScaleupDataError(
+            f"fidelity_drift: table 'data' has no site with a non-missing {value!r} in 2 or more periods "
+            f"({len(per_site)} site(s), at most {int(per_site.max()) if len(per_site) else 0} period(s) each), "
+            "so no site can be assessed for drift. Give several periods per site (e.g. the whole "
+            "fidelity_index table, not one period of it)."
+        )
+    few = per_site[per_site < 3]
+    if len(few):
+        warnings.warn(
+            f"fidelity_drift: {len(few)} of {len(per_site)} site(s) have fewer than 3 periods with a "
+            f"non-missing {value!r} (first: {first_values(few.index)}); their slope has no standard error "
+            "(se, ci_low, ci_high, pvalue are missing) and only a run of declines can flag them"
+            + (f"; {int((few < 2).sum())} of them have a single period and cannot be assessed at all"
+               if (few < 2).any() else "")
+            + ".",
+            ScaleupWarning, stacklevel=2,
+        )
     rows = []
     for s, g in d.groupby(site, sort=True):
         t = g[period].to_numpy(dtype=float)

@@ -25,6 +25,13 @@ __all__ = ["suppress_small_cells", "check_no_identifiers"]
 #: Minimum number of individuals a published cell must be based on (CIHI / Statistics Canada rule).
 DEFAULT_THRESHOLD = 5
 
+#: Columns that count people wherever they appear in a table a report saves: the columns of the data
+#: dictionary that count individuals (outcomes ``n`` and ``events``; delivery ``eligible``, ``reached``,
+#: ``staff_eligible``, ``staff_trained``) and the counts derived from them. A report suppresses their
+#: small cells even when a section did not declare them.
+PEOPLE_COUNT_COLUMNS: tuple[str, ...] = ("n", "events", "non_events", "eligible", "reached", "staff_eligible",
+                                         "staff_trained", "n_baseline", "n_followup")
+
 #: Column names treated as direct patient identifiers (compared case-insensitively).
 IDENTIFIER_COLUMNS: tuple[str, ...] = ("patient_id",)
 
@@ -227,26 +234,56 @@ def suppress_small_cells(
     return out
 
 
+def _label_names(label) -> list[str]:
+    """The names a column label holds: each level of a tuple (MultiIndex) label, bytes decoded,
+    anything else as text."""
+    if isinstance(label, tuple):
+        return [name for part in label for name in _label_names(part)]
+    if isinstance(label, (bytes, bytearray)):
+        return [bytes(label).decode("utf-8", errors="replace")]
+    return [str(label)]
+
+
+def _axis_names(where: str, labels) -> list[tuple[str, str]]:
+    return [(f"{where} {label!r}" if isinstance(label, tuple) else where, name)
+            for label in labels for name in _label_names(label)]
+
+
 def _columns_of(obj) -> list[tuple[str, str]]:
-    """(where, column name) pairs of a DataFrame/Series/mapping/sequence of names."""
+    """(where, column name) pairs of a DataFrame/Series/mapping/sequence of names; the levels of
+    MultiIndex labels and non-text labels (numbers, bytes) are included."""
     if isinstance(obj, pd.DataFrame):
-        names = [("column", str(c)) for c in obj.columns]
-        names += [("index level", str(n)) for n in obj.index.names if n is not None]
+        names = _axis_names("column", obj.columns)
+        names += _axis_names("column level", [n for n in obj.columns.names if n is not None])
+        names += _axis_names("index level", [n for n in obj.index.names if n is not None])
         return names
     if isinstance(obj, pd.Series):
-        names = [("series name", str(obj.name))] if obj.name is not None else []
-        return names + [("index level", str(n)) for n in obj.index.names if n is not None]
+        names = _axis_names("series name", [obj.name]) if obj.name is not None else []
+        return names + _axis_names("index level", [n for n in obj.index.names if n is not None])
     if isinstance(obj, Mapping):
         out = []
         for key, value in obj.items():
             out += [(f"{where} of {key!r}", name) for where, name in _columns_of(value)]
         return out
     if isinstance(obj, (list, tuple, pd.Index)):
-        return [("name", str(c)) for c in obj]
+        return _axis_names("name", obj)
     raise ScaleupDataError(
         f"check_no_identifiers: cannot inspect an object of type {type(obj).__name__}; pass a DataFrame, "
         "a Series, a mapping of table name to DataFrame, or a list of column names."
     )
+
+
+def _text_columns(frame: pd.DataFrame):
+    """(name, values, is_index) of every column (by position, so duplicated labels are all seen)
+    and of every index level."""
+    for i, label in enumerate(frame.columns):
+        yield " / ".join(_label_names(label)), frame.iloc[:, i], False
+    for level in range(frame.index.nlevels):
+        name = frame.index.names[level]
+        values = pd.Series(frame.index.get_level_values(level), index=frame.index)
+        if name is None:
+            name = "<index>" if frame.index.nlevels == 1 else f"<index level {level}>"
+        yield str(name), values, True
 
 
 def check_no_identifiers(
@@ -309,12 +346,12 @@ def check_no_identifiers(
                 frame = frame.to_frame()
             if not isinstance(frame, pd.DataFrame):
                 continue
-            cols = {str(c): frame[c] for c in frame.columns}
-            cols["<index>"] = pd.Series(frame.index.astype(str), index=frame.index)
-            for cname, col in cols.items():
-                if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+            for cname, col, is_index in _text_columns(frame):
+                if not (is_index or pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)
+                        or isinstance(col.dtype, pd.CategoricalDtype)):
                     continue
-                hit = col.astype(str).map(lambda v: rx.fullmatch(v) is not None).to_numpy()
+                hit = col.astype(object).map(lambda v: bool(pd.notna(v)) and rx.fullmatch(str(v)) is not None
+                                             ).to_numpy(dtype=bool)
                 if hit.any():
                     raise ScaleupDataError(
                         f"check_no_identifiers: {tname!r} column {cname!r} holds {int(hit.sum())} value(s) "

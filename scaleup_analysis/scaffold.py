@@ -19,10 +19,10 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from ._atomic import atomic_write_bytes, atomic_write_text
+from ._atomic import (FolderLock, atomic_write_bytes, atomic_write_text, check_writable, clear_leftovers,
+                      publish_folder, staging_folder)
 from .errors import ScaleupDataError
 from .study import STUDY_FILE, study_file_template
 
@@ -232,25 +232,23 @@ def init_study(directory: str | os.PathLike) -> list[Path]:
                 f"{str(target)!r} is not empty: `scaleup init` never overwrites files. Choose a new folder "
                 "name (it will be created), or empty this one yourself."
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        staging.chmod(0o755)
-        required, optional = _required_flags()
-        atomic_write_text(staging / STUDY_FILE, study_file_template())
-        atomic_write_text(staging / "README.md", _README.format(
-            required=", ".join(f"`{t}`" for t in required), optional=", ".join(f"`{t}`" for t in optional)))
-        for spec in _tables():
-            atomic_write_text(staging / f"{spec.name}.csv", ",".join(c.name for c in spec.columns) + "\n")
-        atomic_write_bytes(staging / WORKBOOK_NAME, _workbook_bytes())
-        written = sorted(p.name for p in staging.iterdir())
-        if target.exists():
-            for name in written:
-                os.replace(staging / name, target / name)
-            staging.rmdir()
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    check_writable(target, "the study folder")
+    with FolderLock(target, "scaleup init"):
+        clear_leftovers(target)
+        staging = staging_folder(target)
+        try:
+            required, optional = _required_flags()
+            atomic_write_text(staging / STUDY_FILE, study_file_template())
+            atomic_write_text(staging / "README.md", _README.format(
+                required=", ".join(f"`{t}`" for t in required), optional=", ".join(f"`{t}`" for t in optional)))
+            for spec in _tables():
+                atomic_write_text(staging / f"{spec.name}.csv", ",".join(c.name for c in spec.columns) + "\n")
+            atomic_write_bytes(staging / WORKBOOK_NAME, _workbook_bytes())
+            written = sorted(p.name for p in staging.iterdir())
+            if target.exists() and any(target.iterdir()):  # filled meanwhile by someone else
+                raise ScaleupDataError(f"{str(target)!r} is no longer empty; `scaleup init` never overwrites files.")
+            publish_folder(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return [target / name for name in written]

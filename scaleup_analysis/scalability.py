@@ -26,6 +26,7 @@ domain score, in (0, 1], default 0.5); ``thresholds`` (optional: ``source`` = ``
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 import warnings
 from dataclasses import dataclass
@@ -332,6 +333,11 @@ def load_instrument(name_or_path) -> Instrument:
 
     if isinstance(name_or_path, Instrument):
         return name_or_path
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise ScaleupDataError(
+            f"argument 'name_or_path' must be an instrument id such as 'ISAT', a YAML file path or an "
+            f"Instrument; got a {type(name_or_path).__name__}."
+        )
     shipped = _shipped()
     key = str(name_or_path).lower()
     if key in shipped:
@@ -635,7 +641,7 @@ def _assessment_ratings(data, ins, innovation, rater, item, score) -> pd.DataFra
                 f"in {rows_text(df.index, mism, label='first:')}; fix the domain or the item id."
             )
     x = numeric_column(df, score, "table 'data'", arg="score", missing=True, infinite=True)
-    out = np.isfinite(x) & ((x < ins.scale_min) | (x > ins.scale_max))
+    out = ~np.isnan(x) & ((x < ins.scale_min) | (x > ins.scale_max))  # an infinite score too
     if out.any():
         raise ScaleupDataError(
             f"data: column {score!r} lies outside the {ins.id} scale [{ins.scale_min:g}, {ins.scale_max:g}] in "

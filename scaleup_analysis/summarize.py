@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._checks import check_mixed_args, first_values
+from ._checks import check_mixed_args, first_values, numeric_column, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["summarize", "mixed_model_from_summary", "site_effects_from_summary"]
@@ -102,6 +102,15 @@ def _quote(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # engines
 # --------------------------------------------------------------------------------------------------
+def _value_kind(v) -> str:
+    """``"text"``, ``"number"`` (any int or float, NumPy's included) or the type name of a key value."""
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        return "number"
+    return type(v).__name__
+
+
 def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[pd.DataFrame, int, list]:
     """Check columns and types; return the complete rows, the number of incomplete ones and their first labels."""
     cols = _used_columns(group, numeric, binary)
@@ -111,10 +120,32 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
             f"summarize: column(s) {missing} not found in {what}. Available columns: {first_values(df.columns, 12)}. "
             "Pass the right names as group=, outcome=, covariates=, random= or binary=."
         )
+    dup = [c for c in cols if int((df.columns == c).sum()) > 1]
+    if dup:
+        raise ScaleupDataError(
+            f"summarize: column name(s) {dup} occur more than once in {what}; rename or drop the copies "
+            "(e.g. data.loc[:, ~data.columns.duplicated()])."
+        )
+    for g in dict.fromkeys(group):
+        s = df[g]
+        # infer_dtype is a fast C scan; only a mixed column is looked at value by value
+        if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("mixed", "mixed-integer"):
+            kinds = s.dropna().map(_value_kind)
+            if kinds.nunique() > 1:
+                minority = kinds != kinds.value_counts().index[0]
+                raise ScaleupDataError(
+                    f"summarize: column {g!r} (argument 'by') of {what} mixes value types "
+                    f"({', '.join(sorted(kinds.unique()))}): {rows_text(kinds, minority.to_numpy(), label='first:')} "
+                    f"differ from the others (values {first_values(s.loc[kinds.index[minority.to_numpy()]])}), so "
+                    "equal-looking keys (1 and '1') would form separate cells. Convert the column to one type, "
+                    f"e.g. data[{g!r}].astype(str)."
+                )
     for c in _used_columns((), numeric, binary):
         s = df[c]
         if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
             bad = pd.to_numeric(s, errors="coerce").isna() & s.notna()
+            if not bad.any():  # an all-missing column (e.g. a header-only file): its rows are left out below
+                continue
             raise ScaleupDataError(
                 f"summarize: column {c!r} of {what} must be numeric; {int(bad.sum())} row(s) are not "
                 f"(index {first_values(df.index[bad.to_numpy()])}). Convert or dummy-code it first."
@@ -265,6 +296,8 @@ def _summarize_duckdb(source, what, group, names, pairs, binary, numeric, thread
         for c in _used_columns((), numeric, binary):
             t = types[c].upper()
             if not (t in num_types or t.startswith("DECIMAL")):
+                if con.execute(f"SELECT COUNT({_quote(c)}) FROM {rel}").fetchone()[0] == 0:
+                    continue  # an all-missing column (e.g. a header-only file): no row is used
                 raise ScaleupDataError(
                     f"summarize: column {c!r} of {what} must be numeric (DuckDB type {types[c]}). "
                     "Convert or dummy-code it first."
@@ -470,6 +503,22 @@ def summarize(
     _check_summary_layout(by, outcome, binary, threshold, engine, names)
     pairs = _pairs(names)
     out = _summarize_with(engine, data, by, names, pairs, binary, names[1:], threads)
+    what = f"file {Path(data).name!r}" if isinstance(data, str | os.PathLike) else "table 'data'"
+    if len(out) == 0:
+        raise ScaleupDataError(
+            f"summarize: {what} has no rows to summarise (it is empty, or every row has a missing value in "
+            f"{_used_columns(by, names[1:], binary)}); an empty summary would read as a study without "
+            "patients. Check the table."
+        )
+    sums = out[[sp_name(a, b) for a, b in pairs]].to_numpy(dtype=float)
+    over = ~np.isfinite(sums)
+    if over.any():
+        cols = [sp_name(a, b) for (a, b), o in zip(pairs, over.any(axis=0), strict=True) if o]
+        raise ScaleupDataError(
+            f"summarize: the sums of products {cols} of {what} overflow float64 (infinite) in "
+            f"{int(over.any(axis=1).sum())} cell(s): the values are too large in magnitude (squares beyond "
+            "1e308). Rescale the column(s) (e.g. thousands instead of units) before summarising."
+        )
 
     # one layout whatever the engine: sorted cells, integer counts, float sums
     for g in by:
@@ -530,6 +579,11 @@ def _parse_formula(formula: str, fn: str) -> tuple[str, list[str]]:
     return lhs, names
 
 
+#: Largest magnitude of a sum of products read back from a summary (values up to 1e100, squared, times
+#: many rows): the model's cross-products must stay finite.
+_MAX_SUM = 1e250
+
+
 class _Stats:
     """Per-group sums of products read from a summary table (cells summed within each group).
 
@@ -552,13 +606,37 @@ class _Stats:
         sp_cols = [c for c in summary.columns if str(c).startswith("sp" + _SEP)]
         if "n" not in summary.columns or not sp_cols:
             raise ScaleupDataError(f"{fn}: summary has no 'n' / 'sp__a__b' columns: pass the output of summarize().")
-        num = summary[["n", *sp_cols]]
+        label = f"{fn}: table 'data' (a summary)"
+        num = pd.DataFrame({c: numeric_column(summary, c, label, missing=True, infinite=True) for c in ["n", *sp_cols]},
+                           index=summary.index)
         bad = ~np.isfinite(num.to_numpy(dtype=float)).all(axis=1) | summary[group].isna().to_numpy()
+        with np.errstate(invalid="ignore"):
+            huge = (np.abs(num.to_numpy(dtype=float)) > _MAX_SUM).any(axis=1)
+        if huge.any():
+            raise ScaleupDataError(
+                f"{label}: sums beyond +/-{_MAX_SUM:g} in {rows_text(summary, huge, label='first:')}; the fit's "
+                "cross-products would overflow. Rescale the columns before summarize()."
+            )
         if bad.any():
             raise ScaleupDataError(
                 f"{fn}: {int(bad.sum())} summary row(s) have a missing {group!r} or non-finite sums "
                 f"(index {first_values(summary.index[bad])}). Remove them or re-run summarize()."
             )
+        # each cell's sums must be those of real rows: n * sum(a^2) >= (sum a)^2 (Cauchy-Schwarz)
+        for c in sp_cols:
+            _, a, b = c.split(_SEP)
+            first = "sp" + _SEP + _INTERCEPT + _SEP + a
+            if a == b and first in num:
+                nn, saa, sa_ = num["n"].to_numpy(float), num[c].to_numpy(float), num[first].to_numpy(float)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    gap = nn * saa - sa_ ** 2
+                    bad = (nn < 0) | (gap < -1e-8 * np.maximum(nn * np.abs(saa), sa_ ** 2))
+                if bad.any():
+                    raise ScaleupDataError(
+                        f"{label}: the sums of column {a!r} are impossible in {rows_text(summary, bad, label='first:')}"
+                        f" (n * {c} < {first}^2, or n < 0): they cannot come from real rows. Pass the output of "
+                        "summarize() unchanged (sum cells, never edit or average them)."
+                    )
         self.codes, self.groups = pd.factorize(summary[group], sort=True)
         self.G = len(self.groups)
         self.cell_n = summary["n"].to_numpy(dtype=float)
@@ -832,6 +910,11 @@ def site_effects_from_summary(
             f"e.g. never treated, or n <= {p}): {first_values(st.groups[~ok])}.",
             RowsOmittedWarning,
             stacklevel=2,
+        )
+    if not ok.any():
+        raise ScaleupDataError(
+            f"{fn}: no site of the summary ({st.G} site(s)) can estimate {term!r}: each needs more than {p} rows "
+            "and both values of the term. Check the summary (summarize(..., by=[site, ...]) of the patient rows)."
         )
     A, c, yy, nn = XtX[ok], Xty[ok], yty[ok], nj[ok]
     beta = np.linalg.solve(A, c[:, :, None])[:, :, 0]

@@ -468,11 +468,17 @@ def test_unknown_table_name():
         validate_table(pd.DataFrame(), "patients")
 
 
-def test_empty_tables_are_valid():
-    t = {k: v.iloc[0:0] for k, v in make_valid_tables().items()}
+def test_empty_optional_tables_are_valid():
+    t = {k: (v if k in (*REQUIRED_TABLES, "regions") else v.iloc[0:0]) for k, v in make_valid_tables().items()}
     out = validate_tables(t)
-    assert all(len(v) == 0 for v in out.values())
-    assert str(out["outcomes"]["period"].dtype) == "int64"
+    assert all(len(out[k]) == 0 for k in t if k not in (*REQUIRED_TABLES, "regions"))
+    assert str(out["delivery"]["period"].dtype) == "int64"
+
+
+def test_empty_required_tables_are_an_error():
+    t = {k: v.iloc[0:0] for k, v in make_valid_tables().items()}
+    with pytest.raises(sa.ScaleupDataError, match="sites: no rows"):
+        validate_tables(t)
 
 
 _REF = None

@@ -18,11 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level
+from .._checks import check_level, first_values, numeric_column
 from ..errors import RowsOmittedWarning, ScaleupDataError
 from .frame import _check_sites
 
 __all__: list[str] = []
+
+#: Largest magnitude of an outcome value: squares and cross-products of the panel model must stay finite.
+_MAX_ABS = 1e100
 
 REL_COLS = (("fidelity-consistent", "n_consistent"), ("fidelity-inconsistent", "n_inconsistent"),
              ("unknown", "n_unknown"))
@@ -50,11 +53,15 @@ def site_period_panel(data, sites, indicator, outcome, site, period, treatment, 
                 f"table '{table}' (outcomes): no row with indicator_id == {indicator!r} (argument 'indicator'); "
                 f"available: {sorted(data['indicator_id'].astype(str).unique())[:10]}."
             )
-        mean = pd.to_numeric(d["mean"], errors="coerce") if "mean" in d else pd.Series(np.nan, index=d.index)
+        mean = (pd.Series(numeric_column(d, "mean", f"table '{table}' (outcomes)", missing=True), index=d.index)
+                if "mean" in d else pd.Series(np.nan, index=d.index))
         if mean.notna().all():
             val = mean
-        else:
-            val = pd.to_numeric(d["events"], errors="coerce") / pd.to_numeric(d["n"], errors="coerce")
+        else:  # row by row: a missing mean is events / n where the indicator is a proportion
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = (pd.to_numeric(d["events"], errors="coerce") / pd.to_numeric(d["n"], errors="coerce")
+                         if {"events", "n"} <= set(d.columns) else pd.Series(np.nan, index=d.index))
+            val = mean.where(mean.notna(), ratio.where(np.isfinite(ratio.astype(float))))
         p = pd.DataFrame({"site_id": d[site].astype(str).to_numpy(), "period": d[period].to_numpy(),
                           "y": val.to_numpy(dtype=float)})
         if p.duplicated(["site_id", "period"]).any():
@@ -66,7 +73,8 @@ def site_period_panel(data, sites, indicator, outcome, site, period, treatment, 
         ycol = outcome or "y"
         if ycol not in data.columns:
             raise ScaleupDataError(f"table '{table}': no outcome column {ycol!r} (argument 'outcome').")
-        cols = {"y": pd.to_numeric(data[ycol], errors="coerce")}
+        cols = {"y": pd.Series(numeric_column(data, ycol, f"table '{table}'", arg="outcome", missing=True),
+                               index=data.index)}
         if treatment is not None and treatment in data.columns:
             cols["D"] = pd.to_numeric(data[treatment], errors="coerce")
         d = pd.DataFrame({"site_id": data[site].astype(str).to_numpy(), "period": data[period].to_numpy(),
@@ -74,6 +82,13 @@ def site_period_panel(data, sites, indicator, outcome, site, period, treatment, 
         g = d.groupby(["site_id", "period"], sort=True)
         p = g["y"].mean().reset_index()
         tr = g["D"].max().reset_index() if "D" in d else None
+    with np.errstate(invalid="ignore"):
+        huge = (~np.isfinite(p["y"]) & p["y"].notna()) | (p["y"].abs() > _MAX_ABS)
+    if huge.any():
+        raise ScaleupDataError(
+            f"table '{table}': the outcome is infinite or beyond +/-{_MAX_ABS:g} in {int(huge.sum())} site-period(s) "
+            f"(first sites: {first_values(p.loc[huge, 'site_id'])}); correct it or rescale it."
+        )
     bad = p["y"].isna().to_numpy()
     if bad.any():
         warnings.warn(f"{bad.sum()} site-period(s) without an outcome value were left out.", RowsOmittedWarning,
@@ -145,6 +160,17 @@ def fit_panel_model(p: pd.DataFrame, terms: list[str], inference: str, level: fl
     ``within``: terms whose coefficients must come from within-site variation only; mixed models get
     their site means (Mundlak 1978: mean over all rows and mean over treated rows x D) as covariates.
     """
+    n_sites = p["site_id"].nunique()
+    if n_sites < 2:
+        raise ScaleupDataError(
+            f"the outcome panel has {n_sites} site with an outcome value; site effects and cluster-robust "
+            "standard errors need at least 2 sites (and, for a useful answer, many more)."
+        )
+    if np.ptp(p["y"].to_numpy(dtype=float)) == 0:
+        raise ScaleupDataError(
+            f"the outcome is constant ({first_values(p['y'].iloc[:1])} in all {len(p)} site-periods); there is no "
+            "variation to relate to adaptations or fidelity. Check the indicator or outcome column."
+        )
     formula = "y ~ C(period) + " + " + ".join(terms)
     if inference == "mixed":
         from ..heterogeneity.mixed import mixed_model

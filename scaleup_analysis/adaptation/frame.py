@@ -338,6 +338,10 @@ def _tokens(value) -> list[str]:
     return [t.strip() for t in str(value).split(_MULTI_SEP) if t.strip()]
 
 
+#: Largest period number accepted (periods are counted 1..T, not dates or years in days).
+_MAX_PERIOD = 100_000
+
+
 def _identifier_problems(df: pd.DataFrame, scheme: str) -> list[str]:
     """Check (and type, in place) the identifiers and the period; return the problems found."""
     problems: list[str] = []
@@ -348,10 +352,13 @@ def _identifier_problems(df: pd.DataFrame, scheme: str) -> list[str]:
         df[col] = df[col].astype(object).where(~bad, None)
         df.loc[~bad, col] = df.loc[~bad, col].astype(str)
     per = pd.to_numeric(df["period"], errors="coerce")
-    bad = (per.isna() | (per < 1) | (per != np.floor(per))).to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = (per.isna() | ~np.isfinite(per.astype(float)) | (per < 1) | (per != np.floor(per))
+               | (per > _MAX_PERIOD)).to_numpy()
     if bad.any():
         problems.append(
-            f"  - column 'period': not an integer >= 1 in {rows_text(df.index[bad])}; periods are 1..T."
+            f"  - column 'period': not an integer >= 1 in {rows_text(df.index[bad])}; periods are 1..T "
+            f"(at most {_MAX_PERIOD:,})."
         )
     else:
         df["period"] = per.astype(np.int64)

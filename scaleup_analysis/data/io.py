@@ -24,8 +24,11 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import errno
 import io
+import os
 import re
+import stat
 import unicodedata
 import warnings
 from collections.abc import Iterable
@@ -37,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from .._checks import short_repr
 from .._display import Displayed
 from ..errors import ScaleupDataError
 from ..i18n import N_
@@ -331,6 +335,23 @@ def _parse_csv(raw: bytes, path: Path, table: str, sep: str, decimal: str, encod
         ) from None
 
 
+def _no_repeated_names(names: list, where: str, header: str) -> None:
+    """A header that names a column twice is an error (pandas would rename the second one 'x.1')."""
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        if isinstance(name, str) and name.strip():
+            seen.setdefault(name.strip(), []).append(i)
+    repeated = {n: cols for n, cols in seen.items() if len(cols) > 1}
+    if repeated:
+        listed = "; ".join(
+            f"{short_repr(n)} in columns {', '.join(map(str, cols))}" for n, cols in list(repeated.items())[:5]
+        )
+        raise ScaleupDataError(
+            f"{where} names a column more than once in {header}: {listed}. Give every column a distinct "
+            "name: delete the repeated column, or rename it after what it holds (see docs/data_dictionary.md)."
+        )
+
+
 def _french_numbers(df: pd.DataFrame, table: str) -> bool:
     """Whether a numeric column holds numbers written the French way (``12,5`` or ``1 234``)."""
     for col in _numeric_columns(table, df):
@@ -443,6 +464,7 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
         encoding = "utf-8"
     header = _header_line(raw, encoding)
     sep = _choose_separator(path, table, header, options.separator)
+    _no_repeated_names(_header_fields(header, sep), f"File {str(path)!r}", "its header line")
     decimal = options.decimal
     if decimal == "auto":  # a look at the first rows spares a second reading of most French files
         decimal = "," if sep != "," and _french_sample(raw, table, sep, encoding) else "."
@@ -525,6 +547,7 @@ def _read_sheet(xls: pd.ExcelFile, path: Path, sheet: str, table: str) -> _Read:
         peek = pd.read_excel(xls, sheet_name=sheet, header=None, nrows=10, dtype=object)
         expected = {c.name for c in _SPEC_BY_NAME[table].columns}
         if len(peek):
+            _no_repeated_names(peek.iloc[0].tolist(), f"Sheet {sheet!r} of {str(path)!r}", "sheet row 1")
             scores = [_header_row_score(peek.iloc[i].tolist(), expected) for i in range(len(peek))]
             best = max(range(len(scores)), key=lambda i: (scores[i], -i))
             if best > 0 and scores[best] > scores[0]:
@@ -588,14 +611,50 @@ def _table_name(path: Path, table: str | None) -> str:
             else f"use one of {', '.join(TABLES)}"
         )
         shown = path.stem if table is None else table
+        close = _suggest(path.name) if table is None else None
+        mean = f" (did you mean {close}{path.suffix.strip()}?)" if close else ""
         raise ScaleupDataError(
-            f"Cannot tell which table {str(path)!r} holds: {shown!r} is not a table name. Rename the file "
-            f"after its table (e.g. sites.csv) or {how}."
+            f"Cannot tell which table {str(path)!r} holds: {short_repr(shown)} is not a table name{mean}. Rename "
+            f"the file after its table (e.g. sites.csv) or {how}."
         )
     return name
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is not a regular file that can be read (None when it is one or does not exist)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if not os.path.islink(path):
+            return None  # does not exist
+        try:
+            target = os.readlink(path)
+        except OSError:  # pragma: no cover - it was a link a moment ago
+            target = "?"
+        if exc.errno == errno.ELOOP:
+            return f"a symbolic link that leads back to itself (a loop through {short_repr(target)})"
+        return f"a symbolic link to {short_repr(target)}, which does not exist"
+    link = f"a symbolic link to {short_repr(os.readlink(path))}, which is " if os.path.islink(path) else ""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        what = "a folder, not a file"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        what = "a device (e.g. /dev/zero), not a file holding a table"
+    elif stat.S_ISFIFO(mode):
+        what = "a named pipe, not a file"
+    else:
+        what = "not a regular file (a socket or other special file)"
+    return link + what
+
+
 def _read_file(path: Path, table: str, options: _CsvOptions) -> _Read:
+    why = _not_a_file(path)
+    if why is not None:
+        raise ScaleupDataError(
+            f"Cannot read {str(path)!r}: it is {why}. Give the path of the table file itself "
+            "(e.g. data/raw/sites.csv), a regular file holding the table."
+        )
     if not path.is_file():
         raise ScaleupDataError(f"File {str(path)!r} does not exist (or is not a file); check the path.")
     suffix = path.suffix.lower()
@@ -607,7 +666,13 @@ def _read_file(path: Path, table: str, options: _CsvOptions) -> _Read:
             ".csv, .parquet or .xlsx" + (f"; this file is {why}." if why and why.startswith(("an ", "a ")) else
                                          f"; {why}." if why else ".")
         )
-    return reader(path, table, options)
+    try:
+        return reader(path, table, options)
+    except OSError as exc:  # e.g. no permission to read it
+        raise ScaleupDataError(
+            f"Cannot read {str(path)!r}: {exc.strerror or exc}. Check that the file can be opened (its "
+            "permissions, or whether another program holds it), or copy it to a readable place."
+        ) from None
 
 
 def load_table(
@@ -895,10 +960,16 @@ def _scan(directory: Path, wanted: set[str] | None) -> _Scan:
     scan = _Scan()
     for f in sorted(directory.iterdir(), key=lambda p: p.name):
         name = f.name
-        if not f.is_file() or _is_not_data(name):
+        if _is_not_data(name):
             continue
         suffix = f.suffix.lower()
         table = f.stem.casefold()
+        if not f.is_file():
+            looks_like_data = (suffix in DATA_SUFFIXES and table in _SPEC_BY_NAME) or _unrecognised(name) is not None
+            why = _not_a_file(f) if looks_like_data else None
+            if why is not None:
+                scan.unrecognised[name] = f"{why}; the table must be a regular file: replace it with the file itself"
+            continue
         if suffix in DATA_SUFFIXES and table in _SPEC_BY_NAME:
             scan.sources.setdefault(table, []).append((f, None))
         elif suffix == ".xlsx":

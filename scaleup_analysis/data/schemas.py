@@ -16,6 +16,7 @@ required, and a description of each table and column) are the single source of t
 
 from __future__ import annotations
 
+import datetime
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from .._checks import short_repr
 from ..errors import ScaleupDataError
 
 __all__ = ["SCHEMAS", "validate_table", "validate_tables", "TABLES", "REQUIRED_TABLES", "table_spec"]
@@ -85,6 +87,17 @@ def _gt(v):
     return pa.Check.gt(v, error=f"must be > {v}")
 
 
+#: Largest period number accepted: periods are numbered 1, 2, ... from the study's first period (a
+#: daily panel of 27 years stays below it); dates, year-month codes (202301) and 10**12 do not.
+_MAX_PERIOD = 10_000
+_PERIOD_CHECK = pa.Check.le(_MAX_PERIOD, error=f"must be <= {_MAX_PERIOD}")
+#: What a message adds after a broken check, for the checks whose fix is not obvious.
+_CHECK_HINTS = {
+    _PERIOD_CHECK.error: "periods are numbered 1, 2, ... from the study's first period (e.g. quarters): "
+    "not a date, a year-month code such as 202301, or a number of days",
+}
+
+
 def _between(lo, hi):
     return pa.Check.in_range(lo, hi, error=f"must be between {lo} and {hi}")
 
@@ -124,6 +137,14 @@ def _le_rule(small: str, big: str, fix: str) -> _Rule:
         return pd.Series(res, index=df.index)
 
     return _Rule(f"{small} <= {big}", (small, big), ok, fix, f"`{small}` ≤ `{big}`")
+
+
+def _no_mean_over_zero(df: pd.DataFrame) -> pd.Series:
+    if not _has(df, "n", "mean", "sd"):
+        return pd.Series(True, index=df.index)
+    n = pd.to_numeric(df["n"], errors="coerce").astype("float64").to_numpy()
+    empty = df["mean"].isna().to_numpy() & df["sd"].isna().to_numpy()
+    return pd.Series((n != 0) | empty, index=df.index)
 
 
 def _phase_cohort_ok(df: pd.DataFrame) -> pd.Series:
@@ -194,7 +215,7 @@ _SPECS: tuple[_TableSpec, ...] = (
                 _I,
                 "first period in which the site delivers the innovation; empty = never adopts within the panel",
                 nullable=True,
-                checks=(_ge(1),),
+                checks=(_ge(1), _PERIOD_CHECK),
             ),
             _Col(
                 "cohort",
@@ -253,7 +274,7 @@ _SPECS: tuple[_TableSpec, ...] = (
         "outcomes",
         (
             _Col("site_id", _S, "the site", references="sites.site_id"),
-            _Col("period", _I, "period (e.g. quarter) of the aggregate, counted from 1", checks=(_ge(1),)),
+            _Col("period", _I, "period (e.g. quarter) of the aggregate, counted from 1", checks=(_ge(1), _PERIOD_CHECK)),
             _Col("indicator_id", _S, "the indicator", references="indicators.indicator_id"),
             _Col("n", _I, "denominator: number of individuals or visits", checks=(_ge(0),)),
             _Col("events", _I, "number of events, for `proportion` indicators", nullable=True, checks=(_ge(0),)),
@@ -261,7 +282,17 @@ _SPECS: tuple[_TableSpec, ...] = (
             _Col("sd", _F, "standard deviation, for `mean` indicators", nullable=True, checks=(_ge(0), _finite())),
         ),
         key=("site_id", "period", "indicator_id"),
-        rules=(_le_rule("events", "n", "events cannot exceed the denominator n; check both counts"),),
+        rules=(
+            _le_rule("events", "n", "events cannot exceed the denominator n; check both counts"),
+            _Rule(
+                "no mean over n = 0",
+                ("n", "mean", "sd"),
+                _no_mean_over_zero,
+                "a mean or sd needs at least one value: give the n the mean was computed over, or remove "
+                "the row (a site and period without data has no row)",
+                "`mean` and `sd` are empty when `n` is 0 (a mean over no one does not exist)",
+            ),
+        ),
         required=True,
         description="aggregates of each indicator by site and period",
     ),
@@ -270,7 +301,7 @@ _SPECS: tuple[_TableSpec, ...] = (
         (
             _Col("patient_id", _S, "pseudonymous patient identifier (never shown in reports)"),
             _Col("site_id", _S, "the site", references="sites.site_id"),
-            _Col("period", _I, "period of the encounter", checks=(_ge(1),)),
+            _Col("period", _I, "period of the encounter", checks=(_ge(1), _PERIOD_CHECK)),
             _Col(
                 "treated",
                 _I,
@@ -294,7 +325,7 @@ _SPECS: tuple[_TableSpec, ...] = (
         "delivery",
         (
             _Col("site_id", _S, "the site", references="sites.site_id"),
-            _Col("period", _I, "the period", checks=(_ge(1),)),
+            _Col("period", _I, "the period", checks=(_ge(1), _PERIOD_CHECK)),
             _Col("sessions_planned", _I, "sessions planned", checks=(_ge(0),)),
             _Col("sessions_delivered", _I, "sessions delivered", checks=(_ge(0),)),
             _Col("eligible", _I, "people eligible for the innovation", checks=(_ge(0),)),
@@ -305,6 +336,12 @@ _SPECS: tuple[_TableSpec, ...] = (
         ),
         key=("site_id", "period"),
         rules=(
+            _le_rule(
+                "sessions_delivered",
+                "sessions_planned",
+                "sessions_delivered cannot exceed sessions_planned (the dose delivered/planned is a proportion); "
+                "check both counts",
+            ),
             _le_rule("reached", "eligible", "reached cannot exceed eligible; check both counts"),
             _le_rule(
                 "staff_trained", "staff_eligible", "staff_trained cannot exceed staff_eligible; check both counts"
@@ -339,7 +376,7 @@ _SPECS: tuple[_TableSpec, ...] = (
         (
             _Col("site_id", _S, "the site", references="sites.site_id"),
             _Col("session_id", _S, "the observed session or visit"),
-            _Col("period", _I, "period of the session", checks=(_ge(1),)),
+            _Col("period", _I, "period of the session", checks=(_ge(1), _PERIOD_CHECK)),
             _Col("rater_id", _S, "the rater"),
             _Col("component_id", _S, "the component rated", references="components.component_id"),
             _Col("score", _F, "fidelity score on the component's rating scale", checks=(_finite(),)),
@@ -352,7 +389,7 @@ _SPECS: tuple[_TableSpec, ...] = (
         (
             _Col("adaptation_id", _S, "identifier of the adaptation"),
             _Col("site_id", _S, "the site", references="sites.site_id"),
-            _Col("period", _I, "period in which the adaptation started", checks=(_ge(1),)),
+            _Col("period", _I, "period in which the adaptation started", checks=(_ge(1), _PERIOD_CHECK)),
             _Col(
                 "when",
                 "category",
@@ -567,9 +604,7 @@ def _row_label(pos: int, index: pd.Index, kind: str, row_number: Callable[[int],
 def _fmt_value(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
         return "<missing>"
-    if isinstance(v, (np.integer, np.floating, np.bool_)):
-        v = v.item()
-    return repr(v)
+    return short_repr(v)
 
 
 def _format_problem(p: _Problem, index: pd.Index, kind: str, row_number: Callable[[int], int] | None = None) -> str:
@@ -646,6 +681,71 @@ def _to_str(v: Any) -> Any:
     return str(v)
 
 
+#: Table -> its identifier columns (key, foreign keys and the columns other tables refer to): a blank
+#: before or after such a value would make a second identifier ('S0005 ' beside 'S0005').
+_IDENTIFIERS: dict[str, frozenset[str]] = {
+    spec.name: frozenset(
+        [*spec.key, *(c.name for c in spec.columns if c.references)]
+        + [c.references.split(".")[1] for other in _SPECS for c in other.columns
+           if c.references and c.references.split(".")[0] == spec.name]
+    )
+    for spec in _SPECS
+}
+
+
+def _padded(table: str, column: str, values: pd.Series) -> _Problem | None:
+    """Identifiers with blanks before or after them (blank-only cells are reported as blank)."""
+    v = values.to_numpy()
+    mask = np.fromiter(
+        (isinstance(x, str) and x != x.strip() and bool(x.strip()) for x in v), dtype=bool, count=len(v)
+    )
+    pos = np.flatnonzero(mask)
+    if not len(pos):
+        return None
+    return _Problem(
+        table,
+        column,
+        "an identifier with blanks before or after it",
+        f"remove the blanks: {short_repr(v[pos[0]].strip())} and {short_repr(v[pos[0]])} would count as "
+        "two different identifiers (in a spreadsheet, =TRIM() the column and paste the values back)",
+        pos.tolist(),
+        [_fmt_value(v[i]) for i in pos[:_MAX_ROWS_SHOWN]],
+    )
+
+
+def _is_date(v: Any) -> bool:
+    return isinstance(v, (datetime.date, datetime.time, datetime.timedelta, np.datetime64, np.timedelta64))
+
+
+def _dates(table: str, col: _Col, s: pd.Series) -> _Problem | None:
+    """Dates or times in a numeric column (a Parquet or Excel date column, or Excel dates among numbers)."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype):
+        mask = s.notna().to_numpy()
+    elif s.dtype == object:
+        mask = np.fromiter((_is_date(v) for v in s.to_numpy()), dtype=bool, count=len(s))
+    else:
+        return None
+    pos = np.flatnonzero(mask)
+    if not len(pos):
+        return None
+    if col.name in ("period", "adoption_period"):
+        fix = (
+            f"{table}.{col.name} holds period numbers 1, 2, ... counted from the study's first period, "
+            "not dates: convert each date to its period, e.g. quarters counted from the first quarter "
+            "of the study (in pandas: (d.dt.year - y0) * 4 + (d.dt.quarter - q0) + 1), or in the "
+            "spreadsheet format the cells as Number and type the period numbers"
+        )
+    else:
+        fix = (
+            f"{table}.{col.name} holds numbers, not dates or times: format the cells as Number "
+            "(a spreadsheet may have formatted them as dates) and check the values"
+        )
+    return _Problem(
+        table, col.name, "a date or time where a number is expected", fix, pos.tolist(),
+        [_fmt_value(str(s.iloc[i]).removesuffix(" 00:00:00")) for i in pos[:_MAX_ROWS_SHOWN]],
+    )
+
+
 def _as_float(s: pd.Series) -> np.ndarray:
     if isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
         return s.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
@@ -663,7 +763,21 @@ def _coerce(df: pd.DataFrame, spec: _TableSpec) -> tuple[pd.DataFrame, list[_Pro
         raw_missing = s.isna().to_numpy()
         if col.kind in ("str", "category"):
             out[col.name] = pd.Series([_to_str(v) for v in s.to_numpy()], index=s.index, dtype="object")
+            if col.name in _IDENTIFIERS[spec.name]:
+                p = _padded(spec.name, col.name, out[col.name])
+                if p is not None:
+                    problems.append(p)
+                    bad_cells.update((col.name, i) for i in p.positions)
             continue
+        if col.kind in ("int", "float"):
+            p = _dates(spec.name, col, s)
+            if p is not None:  # read as numbers, dates would be nanoseconds since 1970
+                problems.append(p)
+                bad_cells.update((col.name, i) for i in p.positions)
+                out[col.name] = pd.Series(np.nan, index=s.index, dtype="float64")
+                if col.kind == "int":
+                    out[col.name] = out[col.name].astype("Int64")
+                continue
         if col.kind == "bool":
             if pd.api.types.is_bool_dtype(s.dtype):
                 out[col.name] = s.astype("boolean")
@@ -787,7 +901,7 @@ def _translate(
             _Problem(
                 spec.name,
                 None,
-                "unexpected column" + ("s " if len(extra) > 1 else " ") + ", ".join(repr(e) for e in extra),
+                "unexpected column" + ("s " if len(extra) > 1 else " ") + ", ".join(short_repr(e) for e in extra),
                 f"remove or rename {'them' if len(extra) > 1 else 'it'} (a misspelt column name?); "
                 f"the table has exactly the columns: {_columns_fix(spec)}",
                 table_level=True,
@@ -795,9 +909,12 @@ def _translate(
         )
     # duplicate keys
     dup = fc[fc["check"].isin(["multiple_fields_uniqueness", "field_uniqueness"])]
+    pos = []
     if len(dup) and all(k in frame.columns for k in spec.key):  # a missing key column is reported above
-        pos = sorted({int(i) for i in dup["index"].dropna()})
         key = list(spec.key)
+        # a key cell already reported (e.g. a date as period, read as missing) is not a repeated key
+        pos = sorted({int(i) for i in dup["index"].dropna() if not any((k, int(i)) in bad_cells for k in key)})
+    if len(dup) and pos:
         keytxt = key[0] if len(key) == 1 else "(" + ", ".join(key) + ")"
         values = []
         for i in pos[:_MAX_ROWS_SHOWN]:
@@ -854,6 +971,8 @@ def _translate(
             else:
                 what = f"a value that breaks the rule '{column} {check}'"
                 fix = f"correct the value: {column} {check}"
+                if check in _CHECK_HINTS:
+                    fix += f" ({_CHECK_HINTS[check]})"
         else:
             what = f"a value that fails the check {check!r}"
             fix = f"correct {spec.name}.{column}"
@@ -891,11 +1010,19 @@ def _check_table(df: pd.DataFrame, table: str, source: Any) -> _TableResult:
         dups = sorted({str(c) for c in work.columns[work.columns.duplicated()]})
         res = _TableResult(table, None, original_index, kind, source)
         res.problems.append(
-            _Problem(table, None, f"repeated column name(s) {', '.join(map(repr, dups))}",
+            _Problem(table, None, f"repeated column name(s) {', '.join(map(short_repr, dups))}",
                      "give every column a distinct name", table_level=True)
         )
         return res
     work.columns = [str(c) for c in work.columns]
+    if spec.required and not len(work):
+        res = _TableResult(table, None, original_index, kind, source)
+        res.problems.append(
+            _Problem(table, None, "no rows (only column names): it is a required table",
+                     f"fill in its rows, one per record (see docs/data_dictionary.md); the analyses need "
+                     f"the {table} of the study", table_level=True)
+        )
+        return res
     coerced, problems, bad_cells = _coerce(work, spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandera's own FutureWarnings are not the user's concern
@@ -1004,6 +1131,11 @@ _CROSS_TABLE_RULES: dict[str, tuple[str, ...]] = {
     "fidelity_ratings": (
         "`score` lies within [`scale_min`, `scale_max`] of its component (table `components`)",
     ),
+    "sites": (
+        "`adoption_period` is not after the last period of the data (the largest `period` of `outcomes`, "
+        "`encounters`, `delivery`, `fidelity_ratings` and `adaptations`): a site that adopts only after "
+        "it has `adoption_period` and `cohort` empty and `phase` `not-adopted`",
+    ),
 }
 
 
@@ -1036,9 +1168,14 @@ def _cross_table(results: dict[str, _TableResult], absent_reported: frozenset[st
             continue
         known = set(frames[parent][pcol].dropna())
         vals = frames[child][ccol]
-        mask = (vals.notna() & ~vals.isin(known)).to_numpy()
+        mask = (vals.notna() & ~vals.isin(known | {k.strip() for k in known if isinstance(k, str)})).to_numpy()
+        if mask.any():  # a value with blanks around a known one is reported as such in its own table
+            stripped = {k.strip() for k in known if isinstance(k, str)}
+            pos = np.flatnonzero(mask)
+            mask[pos] = [not (isinstance(v, str) and v.strip() in stripped and v != v.strip())
+                         for v in vals.to_numpy()[pos]]
         unknown = sorted(set(vals[mask]))
-        sample = ", ".join(repr(v) for v in sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
+        sample = ", ".join(short_repr(v) for v in sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
         p = _rows_problem(
             child,
             ccol,
@@ -1051,6 +1188,29 @@ def _cross_table(results: dict[str, _TableResult], absent_reported: frozenset[st
         )
         if p:
             results[child].problems.append(p)
+
+    # adoption within the periods of the data
+    sites = frames.get("sites")
+    periods = [(t, f["period"]) for t, f in frames.items() if t != "sites" and "period" in f.columns]
+    periods = [(t, per.max()) for t, per in periods if per.notna().any()]
+    if sites is not None and "adoption_period" in sites.columns and periods:
+        last = max(int(m) for _, m in periods)
+        where = ", ".join(t for t, m in periods if int(m) == last)
+        adopt = sites["adoption_period"]
+        mask = (adopt.notna() & (adopt.astype("Float64") > last)).to_numpy(dtype=bool, na_value=False)
+        p = _rows_problem(
+            "sites",
+            "adoption_period",
+            f"an adoption period after {last}, the last period of the data (in {where})",
+            "correct the period; a site that adopts only after the last period of the data does not adopt "
+            "within the study: leave its adoption_period and cohort empty and set its phase to "
+            "'not-adopted' (see docs/data_dictionary.md)",
+            mask,
+            sites,
+            lambda f, i: _fmt_value(f["adoption_period"].iloc[i]),
+        )
+        if p:
+            results["sites"].problems.append(p)
 
     # fidelity scores within their component's rating scale
     fr, comp = frames.get("fidelity_ratings"), frames.get("components")

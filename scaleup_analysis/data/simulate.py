@@ -693,6 +693,55 @@ def _check_params(seed, kwargs: dict) -> dict:
     return p
 
 
+#: Largest simulation built in memory, in rows of all tables (about 8 GB at its peak); larger
+#: patient-level tables are streamed to disk by :func:`write_encounters_parquet`.
+MAX_SIMULATED_ROWS = 20_000_000
+#: Largest patient-level table :func:`write_encounters_parquet` streams (about 20 minutes, 15 GB of disk).
+MAX_STREAMED_ROWS = 1_000_000_000
+_PEAK_BYTES_PER_ROW = 400  # measured: ~180 bytes per row of the tables, about twice that while building them
+_DISK_BYTES_PER_ROW = 15  # Parquet, compressed
+_ROWS_PER_SECOND = 1_000_000  # measured on one core: 0.5-1.2 million rows per second
+
+
+def _size_text(n_bytes: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:,.1f} {unit}"
+    return f"{n_bytes / 1e3:,.1f} kB"
+
+
+def _time_text(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:,.0f} seconds"
+
+
+def _check_size(p: dict, *, streamed: bool = False) -> None:
+    """Refuse, before any work, a simulation too large to build (the estimate in the message)."""
+    S, T, m = p["n_sites"], p["n_periods"], p["patients_per_site_period"]
+    site_periods = S * T * (1 + 6 + 6 * p["sessions_rated"])  # delivery, outcomes, fidelity ratings
+    encounters = S * T * m
+    sizes = f"n_sites={S:,}, n_periods={T:,}, patients_per_site_period={m:,}"
+    in_memory = site_periods if streamed else site_periods + encounters
+    if in_memory > MAX_SIMULATED_ROWS:
+        what = "site-period rows" if streamed else f"rows ({encounters:,} of them in encounters)"
+        raise ScaleupDataError(
+            f"simulation too large: {sizes} would build about {in_memory:,} {what}, needing about "
+            f"{_size_text(in_memory * _PEAK_BYTES_PER_ROW)} of memory and {_time_text(in_memory / _ROWS_PER_SECOND)}; "
+            f"the limit is {MAX_SIMULATED_ROWS:,} rows (about {_size_text(MAX_SIMULATED_ROWS * _PEAK_BYTES_PER_ROW)}). "
+            "Use fewer sites, periods or patients"
+            + ("." if streamed else "; for a large patient-level table, stream it to disk with "
+               "sa.write_encounters_parquet(path, n_sites=..., ...).")
+        )
+    if streamed and encounters > MAX_STREAMED_ROWS:
+        raise ScaleupDataError(
+            f"simulation too large: {sizes} would write {encounters:,} encounter rows, about "
+            f"{_size_text(encounters * _DISK_BYTES_PER_ROW)} of Parquet in {_time_text(encounters / _ROWS_PER_SECOND)}; "
+            f"the limit is {MAX_STREAMED_ROWS:,} rows. Use fewer sites, periods or patients."
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # Design (site and site-period level; small)
 # ----------------------------------------------------------------------------------------------
@@ -1328,7 +1377,10 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
     Raises
     ------
     ScaleupDataError
-        If an argument is unknown or out of range (the message names it and the allowed range).
+        If an argument is unknown or out of range (the message names it and the allowed range), or
+        if the tables would exceed ``MAX_SIMULATED_ROWS`` (20 million) rows: the message gives the
+        estimated rows, memory and time (use :func:`write_encounters_parquet` for larger
+        patient-level tables).
 
     Notes
     -----
@@ -1356,6 +1408,7 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
     [-2.0]
     """
     p = _check_params(seed, kwargs)
+    _check_size(p)
     d = _make_design(p)
     S, T, m = len(d.site_ids), p["n_periods"], p["patients_per_site_period"]
     enc = _encounter_chunk(d, range(S), m)
@@ -1438,6 +1491,7 @@ def write_encounters_parquet(
     import pyarrow.parquet as pq
 
     p = _check_params(seed, kwargs)
+    _check_size(p, streamed=True)
     rows_per_group = _as_int("rows_per_group", rows_per_group, 1)
     path = Path(path)
     if not path.parent.is_dir():

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, first_values, numeric_column
+from .._checks import check_level, first_values, numeric_column, rows_text
 from .._display import Displayed, num_cell, p_cell, text_table
 from .._style import GREY, NEUTRAL, PALETTE, new_axes, numeric_ticks, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
@@ -41,6 +41,7 @@ from ..engines.rma import TESTS, Fit, fit_rma, qprofile_ci
 from ..engines.tau2 import ESTIMATORS, METHODS
 from ..i18n import N_
 from ..narrative import Text
+from ._scale import MAX_ABS, check_duplicated_columns, check_effect_scale, numeric_guard
 
 __all__ = [
     "meta_analysis",
@@ -79,12 +80,13 @@ def _numeric_column(data: pd.DataFrame, col: str, arg: str) -> pd.Series:
     return pd.Series(x, index=data.index)
 
 
-def _prepare(data, yi: str, vi: str, slab: str | None) -> tuple:
+def _prepare(data, yi: str, vi: str, slab: str | None, fn: str = "meta_analysis") -> tuple:
     """Validate ``data``; return the boolean mask of usable rows and the omitted-row descriptions."""
     if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(
             f"argument 'data': expected a pandas DataFrame with one row per study, got {type(data).__name__}."
         )
+    check_duplicated_columns(data, (yi, vi, slab), fn)
     y = _numeric_column(data, yi, "yi")
     v = _numeric_column(data, vi, "vi")
     if slab is not None and slab not in data.columns:
@@ -110,6 +112,7 @@ def _prepare(data, yi: str, vi: str, slab: str | None) -> tuple:
             f"{first_values(vv.loc[bad_v])}). Sampling variances must be > 0 (a variance is the squared "
             "standard error); fix these rows or drop them."
         )
+    check_effect_scale(yv.index, yv.to_numpy(), vv.to_numpy(), yi, vi, fn)
     return keep, omitted
 
 
@@ -577,10 +580,11 @@ def meta_analysis(
     labels = _labels(used, slab)
     y = used[yi].astype(float).to_numpy()
     v = used[vi].astype(float).to_numpy()
-    fit = _fit_or_raise(y, v, np.ones((k, 1)), method, test, level)
-    ci = qprofile_ci(fit) if (random and k > 1) else {}
+    with numeric_guard("meta_analysis", f"columns {yi!r} and {vi!r}"):
+        fit = _fit_or_raise(y, v, np.ones((k, 1)), method, test, level)
+        ci = qprofile_ci(fit) if (random and k > 1) else {}
+        _, _, _, _, pi_lb, pi_ub = _pi_bounds(fit, np.ones((1, 1)))
     nan = math.nan
-    _, _, _, _, pi_lb, pi_ub = _pi_bounds(fit, np.ones((1, 1)))
     fs = _fit_stats(fit)
     wi = 1.0 / (v + fit.tau2)
     return MetaAnalysisResult(
@@ -665,6 +669,21 @@ def _design(data: pd.DataFrame, formula: str):
     if int_incl:
         X = X.rename(columns={cols[0]: "intrcpt"})
     return X, info, cols, int_incl
+
+
+def _check_moderator_values(X: pd.DataFrame, Xa: np.ndarray) -> None:
+    """Refuse infinite or astronomically large moderator values (the design columns ``X``)."""
+    for what, bad in (("are infinite", ~np.isfinite(Xa)), (f"exceed +/-{MAX_ABS:g}", np.abs(Xa) > MAX_ABS)):
+        with np.errstate(invalid="ignore"):
+            rows = bad.any(axis=1)
+        if rows.any():
+            cols = [c for c, b in zip(X.columns, bad.any(axis=0)) if b]
+            raise ScaleupDataError(
+                f"meta_regression: table 'data', moderator(s) {first_values(cols)} (argument 'mods'): "
+                f"{rows_text(X.index, rows, label='first:')} {what} (values "
+                f"{first_values(Xa[rows][:, bad.any(axis=0)].ravel())}). Correct or drop these rows, or "
+                "rescale the moderator (e.g. divide it by a power of 10)."
+            )
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -1105,7 +1124,9 @@ def meta_regression(
                 f"{first_values(data.columns, 20)}."
             )
     formula, aliases, shown = _formula_from_mods(mods)
-    keep, omitted = _prepare(data, yi, vi, slab)
+    keep, omitted = _prepare(data, yi, vi, slab, "meta_regression")
+    if aliases:
+        check_duplicated_columns(data, list(aliases), "meta_regression")
     data0 = data.loc[keep]
     X, info, raw_cols, int_incl = _design(_aliased(data0, aliases), formula)
     X.columns = [_unaliased(c, aliases) for c in X.columns]
@@ -1118,6 +1139,7 @@ def meta_regression(
     Xa = X.to_numpy(dtype=float)
     if p == 0:
         raise ScaleupDataError("argument 'mods': the model has no coefficients.")
+    _check_moderator_values(X, Xa)
     if np.any(np.linalg.eigvalsh(Xa.T @ Xa) <= 1e-7):
         raise ScaleupDataError(
             f"argument 'mods': the moderator matrix ({', '.join(X.columns)}) is not of full rank on the "
@@ -1131,8 +1153,9 @@ def meta_regression(
         )
     y = used[yi].astype(float).to_numpy()
     v = used[vi].astype(float).to_numpy()
-    fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl)
-    ci = qprofile_ci(fit) if (_random(method) and k > p) else {}
+    with numeric_guard("meta_regression", f"columns {yi!r}, {vi!r} and the moderators"):
+        fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl)
+        ci = qprofile_ci(fit) if (_random(method) and k > p) else {}
     names = pd.Index(list(X.columns), name="term")
     coef = pd.DataFrame(
         {"estimate": fit.beta, "se": fit.se, "statistic": fit.zval, "pvalue": fit.pval,

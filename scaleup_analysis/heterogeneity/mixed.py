@@ -21,7 +21,7 @@ import pandas as pd
 import patsy
 from scipy import stats
 
-from .._checks import check_mixed_args, rows_text
+from .._checks import check_mixed_args, first_values, rows_text
 from .._display import Displayed, num_cell, p_cell, text_table
 from .._style import styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -30,6 +30,7 @@ from ..engines.reml import (
     crossprods_from_rows, fit_lmm_from_crossprods, lambda_from_theta, satterthwaite, unstructured_lind,
 )
 from ..narrative import Text
+from ._scale import MAX_ABS, check_duplicated_columns, numeric_guard
 
 __all__ = ["mixed_model", "MixedModelResult"]
 
@@ -239,6 +240,7 @@ def _design(data: pd.DataFrame, formula: str, re_formula: str, group: str, trial
             raise ScaleupDataError(
                 f"mixed_model: column {col!r} (argument {arg!r}) is not in data. Available columns: {cols}."
             )
+    check_duplicated_columns(data, [group, trials] + _formula_names(formula, re_formula, data), "mixed_model")
     frame = data.reset_index(drop=True)
     try:
         y, X = patsy.dmatrices(formula, frame, NA_action="drop", return_type="dataframe")
@@ -270,7 +272,31 @@ def _design(data: pd.DataFrame, formula: str, re_formula: str, group: str, trial
     Zm = Z.loc[idx]
     g = frame.loc[idx, group]
     tr = None if trials is None else pd.to_numeric(frame.loc[idx, trials]).to_numpy(dtype=float)
+    _check_values(yv, Xm, Zm, y.columns[0], data.index[keep])
     return yv, Xm, Zm, g, tr, data.index[keep]
+
+
+def _formula_names(formula: str, re_formula: str, data: pd.DataFrame) -> list[str]:
+    """The columns of ``data`` whose names occur in the formulas (for the duplicated-name check)."""
+    text = f"{formula} {re_formula}"
+    return [c for c in data.columns if isinstance(c, str) and c in text]
+
+
+def _check_values(y: np.ndarray, X: pd.DataFrame, Z: pd.DataFrame, outcome: str, index) -> None:
+    """Refuse infinite or astronomically large outcome / design values (they overflow the fit)."""
+    for what, arr, names in (("the outcome", y[:, None], [outcome]), ("the fixed effects", X.to_numpy(float), X.columns),
+                             ("the random terms", Z.to_numpy(float), Z.columns)):
+        for problem, bad in (("are infinite", ~np.isfinite(arr)), (f"exceed +/-{MAX_ABS:g}", np.abs(arr) > MAX_ABS)):
+            with np.errstate(invalid="ignore"):
+                rows = bad.any(axis=1)
+            if rows.any():
+                cols = [c for c, b in zip(names, bad.any(axis=0)) if b]
+                raise ScaleupDataError(
+                    f"mixed_model: table 'data', {what} ({', '.join(map(repr, cols))}): "
+                    f"{rows_text(index, rows, label='first:')} {problem} (values "
+                    f"{first_values(arr[rows][:, bad.any(axis=0)].ravel())}). Correct or drop these rows, "
+                    "or rescale the column (e.g. divide it by a power of 10)."
+                )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -380,12 +406,61 @@ def mixed_model(
         )
     if family == "gaussian" and n <= p + 1:
         raise ScaleupDataError(f"mixed_model: {n} usable rows for {p} fixed effects; need more rows.")
+    _check_identifiable(y, X, family, tr, n, G, q, group, formula, re_formula)
 
     if family == "gaussian":
-        fit = _fit_gaussian(y, X, Z, codes, G, reml)
-        return gaussian_result(fit, n=n, groups=uniq, xnames=xnames, znames=znames, formula=formula,
-                                group=group, reml=reml, level=level)
-    return _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames)
+        with numeric_guard("mixed_model", f"the columns of {formula!r}"):
+            fit = _fit_gaussian(y, X, Z, codes, G, reml)
+            return gaussian_result(fit, n=n, groups=uniq, xnames=xnames, znames=znames, formula=formula,
+                                   group=group, reml=reml, level=level)
+    with numeric_guard("mixed_model", f"the columns of {formula!r}"):
+        return _fit_binomial(y, X, Z, codes, uniq, tr, index, formula, group, level, xnames, znames)
+
+
+def _check_identifiable(y, X, family, tr, n, G, q, group, formula, re_formula) -> None:
+    """lme4's checks that the variance components can be told apart, and a non-degenerate outcome.
+
+    As ``lmer`` (``check.nobs.vs.nlev`` and ``check.nobs.vs.nRE``, both "stop"): a Gaussian model
+    needs fewer groups than rows and fewer random effects (groups x terms) than rows, otherwise the
+    group variance and the residual variance are not separately identifiable. ``glmer`` allows as
+    many groups (random effects) as rows (its ``allow.n = TRUE``): a binomial row carries its own
+    sampling variance.
+    """
+    outcome = formula.split("~")[0].strip()
+    too_many = (G > n or G * q > n) if family == "binomial" else (G >= n or G * q >= n)
+    if too_many:
+        terms = "(1 | {0})".format(group) if q == 1 else f"({re_formula} | {group})"
+        raise ScaleupDataError(
+            f"mixed_model: {n} usable row(s) for {G} groups in column {group!r} (argument 'group') and "
+            f"{G * q} random effects {terms}: the number of levels of each grouping factor must be < "
+            "the number of observations (lme4: check.nobs.vs.nlev / check.nobs.vs.nRE), otherwise the "
+            "group variance and the residual variance are not separately identifiable. With one row per "
+            "group, fit an ordinary regression, or add rows (e.g. one per period) for each group."
+        )
+    if family == "binomial":
+        m = np.ones_like(y) if tr is None else tr
+        if np.all(y <= 0) or np.all(y >= m):
+            which = "no event" if np.all(y <= 0) else "only events"
+            raise ScaleupDataError(
+                f"mixed_model(family='binomial'): the outcome {outcome!r} has {which} in all {n} usable "
+                "rows; a logistic model is undefined without both outcomes (its intercept is infinite). "
+                "Check the outcome column, or report the proportion directly."
+            )
+        return
+    if np.ptp(y) == 0:
+        raise ScaleupDataError(
+            f"mixed_model: the outcome {outcome!r} is constant ({first_values(y[:1])} in all {n} usable "
+            "rows); its variance components are undefined without variation. Check the outcome column."
+        )
+    Xa = X.to_numpy(dtype=float)
+    beta, *_ = np.linalg.lstsq(Xa, y, rcond=None)
+    resid = y - Xa @ beta
+    if np.max(np.abs(resid)) <= 1e-10 * np.max(np.abs(y - y.mean())):
+        raise ScaleupDataError(
+            f"mixed_model: the outcome {outcome!r} is an exact linear function of the fixed effects "
+            f"({', '.join(X.columns)}) in all {n} usable rows: no residual variation is left for the "
+            "variance components. Check that the outcome is not computed from a covariate."
+        )
 
 
 def _vc_frame(group, znames, T, sigma2):

@@ -22,6 +22,7 @@ from .._style import GREY, PALETTE, new_axes, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from ..engines.reml import CrossprodBlock, Crossprods, fit_lmm, pls, profile_interval
 from ..narrative import Text
+from ._scale import check_duplicated_columns, check_effect_scale, numeric_guard
 from ._text import group_word
 
 __all__ = ["multilevel_meta_analysis", "MultilevelMetaResult"]
@@ -178,6 +179,7 @@ def _check_options(data, yi, vi, group, method, test, level) -> tuple:
             )
     if len(set(group)) != len(group):
         raise ScaleupDataError(f"multilevel_meta_analysis: group has repeated columns: {group!r}.")
+    check_duplicated_columns(data, (yi, vi) + group, "multilevel_meta_analysis")
     return group
 
 
@@ -186,6 +188,12 @@ def _usable_rows(data, yi, vi, group) -> tuple[np.ndarray, np.ndarray, np.ndarra
     label = "multilevel_meta_analysis: table 'data'"
     y_all = numeric_column(data, yi, label, arg="yi", missing=True, infinite=True)
     v_all = numeric_column(data, vi, label, arg="vi", missing=True, infinite=True)
+    for arg, col, x in (("yi", yi, y_all), ("vi", vi, v_all)):
+        if np.isinf(x).any():
+            raise ScaleupDataError(
+                f"{label}, column {col!r} (argument {arg!r}): {rows_text(data.index, np.isinf(x), label='first:')} "
+                "are infinite. Correct or drop these rows."
+            )
     bad_v = np.isfinite(v_all) & (v_all <= 0)
     if bad_v.any():
         raise ScaleupDataError(
@@ -353,6 +361,7 @@ def multilevel_meta_analysis(
             stacklevel=2,
         )
     y, v = y_all[keep], v_all[keep]
+    check_effect_scale(data.index[keep], y, v, yi, vi, "multilevel_meta_analysis")
     labs = data.loc[keep, list(group)].astype(str).reset_index(drop=True)
     k = y.size
     L = len(group)
@@ -368,33 +377,34 @@ def multilevel_meta_analysis(
             "at least 2 units."
         )
 
-    cp = _nested_crossprods(y, v, nested, L)
-    reml = method == "REML"
-    QE = pls(np.zeros(L), cp).pwrss
-    # start: split the excess variance equally across levels
-    excess = max(float(np.var(y, ddof=1)) - float(np.mean(v)), 0.01 * float(np.var(y, ddof=1)) + 1e-8)
-    fit = fit_lmm(cp, reml=reml, theta0=np.full(L, np.sqrt(excess / L)))
-    if not fit.converged:
-        warnings.warn(
-            f"multilevel_meta_analysis: the {method} optimiser did not converge ({fit.message}). Try "
-            "method='ML', or check for levels with a single effect size in every unit.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    sigma2 = fit.theta**2
-    if np.any(fit.theta < 1e-4 * np.sqrt(max(float(np.mean(v)), 1e-300))):
-        warnings.warn(
-            "multilevel_meta_analysis: a variance component is estimated at 0 (boundary); the model "
-            "may be simplified by dropping that level.",
-            ScaleupWarning,
-            stacklevel=2,
-        )
-    w = 1.0 / v
-    trP = float(np.sum(w) - np.sum(w * w) / np.sum(w))  # tr(W - W X (X'WX)^-1 X'W) for X = 1
-    typical_v = (k - p) / trP
-    I2 = 100 * sigma2 / (np.sum(sigma2) + typical_v)
-    ci = np.array([profile_interval(fit, l, level) for l in range(L)]) ** 2
-    sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(group), name="group"))
+    with numeric_guard("multilevel_meta_analysis", f"columns {yi!r} and {vi!r}"):
+        cp = _nested_crossprods(y, v, nested, L)
+        reml = method == "REML"
+        QE = pls(np.zeros(L), cp).pwrss
+        # start: split the excess variance equally across levels
+        excess = max(float(np.var(y, ddof=1)) - float(np.mean(v)), 0.01 * float(np.var(y, ddof=1)) + 1e-8)
+        fit = fit_lmm(cp, reml=reml, theta0=np.full(L, np.sqrt(excess / L)))
+        if not fit.converged:
+            warnings.warn(
+                f"multilevel_meta_analysis: the {method} optimiser did not converge ({fit.message}). Try "
+                "method='ML', or check for levels with a single effect size in every unit.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        sigma2 = fit.theta**2
+        if np.any(fit.theta < 1e-4 * np.sqrt(max(float(np.mean(v)), 1e-300))):
+            warnings.warn(
+                "multilevel_meta_analysis: a variance component is estimated at 0 (boundary); the model "
+                "may be simplified by dropping that level.",
+                ScaleupWarning,
+                stacklevel=2,
+            )
+        w = 1.0 / v
+        trP = float(np.sum(w) - np.sum(w * w) / np.sum(w))  # tr(W - W X (X'WX)^-1 X'W) for X = 1
+        typical_v = (k - p) / trP
+        I2 = 100 * sigma2 / (np.sum(sigma2) + typical_v)
+        ci = np.array([profile_interval(fit, l, level) for l in range(L)]) ** 2
+        sigma2_ci = pd.DataFrame({"ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=pd.Index(list(group), name="group"))
     return MultilevelMetaResult(
         method=method, test=test, group=group, k=k, n_units=n_units, **_pooled_inference(fit, test, k, p, level),
         sigma2=pd.Series(sigma2, index=list(group), name="sigma2"), sigma2_ci=sigma2_ci,

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, numeric_column, rows_text
+from .._checks import check_level, first_values, numeric_column, rows_text
 from .._display import Displayed
 from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -37,6 +37,8 @@ from ..i18n import N_
 __all__ = ["inequality", "Inequality", "equity_effects", "EquityEffects"]
 
 _KINDS = ("proportion", "mean", "rate")
+#: Largest magnitude of an outcome value: squares and variances must stay finite.
+_MAX_ABS = 1e100
 
 
 # --------------------------------------------------------------------------------------------
@@ -783,7 +785,13 @@ def _site_changes(data, outcome, site, period, cohort, stratum, weight, before, 
     the site's ``group``: treated (adopts between the windows), control (never, or after the after
     window) or omitted."""
     d = data[[c for c in (site, period, outcome, cohort, stratum, weight) if c is not None]].copy()
-    d[outcome] = numeric_column(d, outcome, "table 'data'", arg="outcome", missing=True, infinite=True)
+    d[outcome] = numeric_column(d, outcome, "table 'data'", arg="outcome", missing=True)
+    huge = (d[outcome].abs() > _MAX_ABS).to_numpy()
+    if huge.any():
+        raise ScaleupDataError(
+            f"table 'data', column {outcome!r} (argument 'outcome'): {rows_text(d.index, huge, label='first:')} "
+            f"are beyond +/-{_MAX_ABS:g}; their squares overflow. Rescale the outcome."
+        )
     if d[stratum].isna().any():
         raise ScaleupDataError(
             f"data: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
@@ -1024,6 +1032,14 @@ def equity_effects(
         V = V + var_c[0]
     else:
         V = V + np.diag(var_c)
+    zero = ~(np.diag(V) > 0)
+    if zero.any():
+        raise ScaleupDataError(
+            f"equity_effects: the sampling variance of the effect is 0 (or not estimable) in stratum "
+            f"{first_values(st['stratum'][zero])}: every site's change in {outcome!r} between the before and after "
+            "windows is the same (e.g. a constant outcome), so the strata cannot be weighted or compared. Check "
+            "the outcome column."
+        )
     se = np.sqrt(np.diag(V))
     st["se"] = se
     st["ci_low"] = e - z * se

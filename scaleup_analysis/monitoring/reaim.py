@@ -384,6 +384,12 @@ def _sites_and_delivery(tables, site, region, period) -> tuple[pd.DataFrame, pd.
     require_columns(sites, "sites", [site, region, "adoption_period"])
     dcols = ["sessions_delivered", "eligible", "reached", "staff_eligible", "staff_trained", "cost"]
     require_columns(dv, "delivery", [site, period, *dcols])
+    for name, t in (("sites", sites), ("delivery", dv)):
+        if len(t) == 0:
+            raise ScaleupDataError(
+                f"table {name!r} has no rows; RE-AIM needs the sites and their delivery records (an empty table "
+                "would give reach and adoption of 0 instead of unknown)."
+            )
     s = sites[[site, region, "adoption_period"]].copy()
     fail_rows("sites", site, "are duplicated", s, s[site].duplicated(keep=False), "Keep one row per site.")
     s["adopt"] = _num(s, "sites", "adoption_period", missing_ok=True)
@@ -406,6 +412,12 @@ def _analysis_window(periods, s, d, period, T) -> list[int]:
     if periods is None:
         first = s["adopt"].min()
         start = int(first) if np.isfinite(first) else int(d[period].min())
+        if start > T:
+            raise ScaleupDataError(
+                f"table 'delivery', column {period!r}: the last period recorded ({T}) precedes the first adoption "
+                f"(period {start} in table 'sites'), so the default analysis window is empty. Add the delivery "
+                "records after adoption, or pass periods=... ."
+            )
         return list(range(start, T + 1))
     try:
         win = sorted({int(p) for p in periods})

@@ -14,20 +14,24 @@ drawn with ``qicharts2::qic()`` carry the same centre line, limits and signals:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._checks import numeric_column, rows_text
+from .._checks import first_values, numeric_column, rows_text
 from .._display import Displayed
 from .._style import GREY, NEUTRAL, PALETTE, WORSE, styled, ticks_inside
-from ..errors import ScaleupDataError
+from ..errors import ScaleupDataError, ScaleupWarning
 from ..i18n import N_
 from ._plotting import unit_labels
 
 __all__ = ["runs_analysis", "control_chart", "RunsAnalysis", "ControlChart"]
+
+#: Largest magnitude of a charted value or denominator: squares (standard deviations) must stay finite.
+_MAX_ABS = 1e100
 
 _CHARTS = ("run", "i", "mr", "xbar", "s", "p", "u", "c", "pp", "up")
 _NEEDS_N = ("p", "u", "pp", "up")
@@ -175,12 +179,29 @@ def runs_analysis(values, centre: float | None = None) -> RunsAnalysis:
         raise ScaleupDataError(
             "runs_analysis: argument 'values' must be numeric (a list, array or Series of numbers)."
         ) from exc
+    if np.isinf(y).any():
+        raise ScaleupDataError(
+            f"runs_analysis: argument 'values' holds {int(np.isinf(y).sum())} infinite value(s) (first at "
+            f"position(s) {first_values(np.flatnonzero(np.isinf(y)))}); correct them or set them to NaN (missing)."
+        )
+    if not np.isfinite(y).any():
+        raise ScaleupDataError(
+            f"runs_analysis: argument 'values' has no non-missing value ({y.size} given); a runs analysis needs "
+            "a series of observations in time order."
+        )
     if centre is None:
         finite = y[np.isfinite(y)]
         centre = float(np.median(finite)) if finite.size else float("nan")
     elif not np.isfinite(centre):
         raise ScaleupDataError("runs_analysis: argument 'centre' must be a finite number or None.")
     res = _runs(y, np.full(y.shape, float(centre)))
+    if res["n_useful"] == 0:
+        warnings.warn(
+            f"runs_analysis: none of the {y.size} value(s) is off the centre line {float(centre):g} (constant "
+            "series or a single value), so there are no runs to test: no signal is possible, which is not "
+            "evidence of a stable process.",
+            ScaleupWarning, stacklevel=2,
+        )
     return RunsAnalysis(centre=float(centre), **res)
 
 
@@ -561,9 +582,17 @@ def _check_chart_options(data, value, chart, x, n, subgroup, freeze, part, by) -
 def _chart_rows(data, value, chart, x, n, subgroup, by) -> pd.DataFrame:
     """One row per observation: value ``v``, denominator ``nn``, ``x``, subgroup ``sg`` and ``facet``."""
     d = pd.DataFrame(index=data.index)
-    d["v"] = numeric_column(data, value, "control_chart: table 'data'", arg="value", missing=True, infinite=True)
-    d["nn"] = (numeric_column(data, n, "control_chart: table 'data'", arg="n", missing=True, infinite=True)
+    d["v"] = numeric_column(data, value, "control_chart: table 'data'", arg="value", missing=True)
+    d["nn"] = (numeric_column(data, n, "control_chart: table 'data'", arg="n", missing=True)
                if n is not None else np.nan)
+    for col, arg, v in ((value, "value", d["v"]), (n, "n", d["nn"])):
+        huge = (np.abs(np.asarray(v, dtype=float)) > _MAX_ABS) if col is not None else np.zeros(len(d), bool)
+        if huge.any():
+            raise ScaleupDataError(
+                f"control_chart: table 'data', column {col!r} (argument {arg!r}): "
+                f"{rows_text(data, huge, label='first:')} are beyond +/-{_MAX_ABS:g}; their squares overflow. "
+                "Rescale the column."
+            )
     if n is not None:
         bad = (d["nn"] < 0).to_numpy()
         if bad.any():
@@ -625,7 +654,10 @@ def _facet_chart(gf, chart, n, parts, freeze, screen_mr, fac) -> tuple[list, lis
         base = gp["baseline"].to_numpy(bool)
         if not base.any():
             base = np.ones(len(gp), bool)
-        lim = _limits(chart, gp, base, screen_mr)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # too few points or subgroups of one give NaN limits (as qicharts2's NA); control_chart says so
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lim = _limits(chart, gp, base, screen_mr)
         ra = _runs(lim["y"].to_numpy(float), lim["cl"].to_numpy(float))
         if chart == "mr":
             ra["runs_signal"] = False
@@ -734,6 +766,18 @@ def control_chart(
         out += o
         runs += r
     points = pd.concat(out, ignore_index=True)
+    no_limits = points["y"].notna() & (points["cl"].isna() if chart == "run"
+                                       else points[["lcl", "ucl"]].isna().all(axis=1))
+    if no_limits.any():
+        facets = points.loc[no_limits, "facet"].unique()
+        warnings.warn(
+            f"control_chart: the centre line{'' if chart == 'run' else ' and limits'} of {chart!r} chart could not "
+            f"be computed for {int(no_limits.sum())} point(s) of {len(facets)} panel(s) (first: "
+            f"{first_values(facets)}): too few points or values in the baseline"
+            + (" (an xbar/s chart needs subgroups of 2 or more values)" if chart in ("xbar", "s") else "")
+            + "; they are shown without limits and give no signal.",
+            ScaleupWarning, stacklevel=2,
+        )
     with np.errstate(invalid="ignore"):
         points["sigma_signal"] = ((points["y"] > points["ucl"]) | (points["y"] < points["lcl"])).fillna(False)
     points["sigma_signal"] = points["sigma_signal"].astype(bool)

@@ -28,13 +28,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, fail_rows, require_columns
+from .._checks import check_level, fail_rows, numeric_column, require_columns, rows_text
 from .._display import Displayed
 from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
 from ..i18n import N_
 
 __all__ = ["voltage_drop", "site_effects", "VoltageDropResult"]
+
+#: Largest magnitude of an outcome value (mean, sd, n): squares and variances must stay finite.
+_MAX_ABS = 1e100
 
 def _fieller(a: float, s: float, va: float, vs: float, cas: float, crit: float) -> tuple:
     r"""Fieller confidence set of :math:`\rho = s / a`: ``(type, low, high, root1, root2)``.
@@ -514,6 +517,16 @@ def _indicator_rows(data, sites, indicator, site, cohort, phase) -> pd.DataFrame
             f"site_effects(): table 'outcomes', column 'indicator_id': no row for indicator {indicator!r}; "
             f"available: {sorted(data['indicator_id'].astype(str).unique())}"
         )
+    y = y.copy()
+    for col in ("n", "mean", "sd", "events"):
+        if col in y:
+            y[col] = numeric_column(y, col, "site_effects(): table 'outcomes'", missing=True)
+            huge = (y[col].abs() > _MAX_ABS).to_numpy()
+            if huge.any():
+                raise ScaleupDataError(
+                    f"site_effects(): table 'outcomes', column {col!r}: {rows_text(y, huge, label='first:')} are "
+                    f"beyond +/-{_MAX_ABS:g}; their squares overflow. Rescale the indicator."
+                )
     has_mean = "mean" in y and "sd" in y and y["mean"].notna().any()
     has_events = "events" in y and y["events"].notna().any()
     if not has_mean and not has_events:

@@ -32,11 +32,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .._atomic import FolderLock, check_writable, clear_leftovers, publish_folder, staging_folder
 from ..errors import ScaleupDataError
 from ..study import STEPS, Study, load_study
 from ..narrative import Text
@@ -161,75 +161,7 @@ def _check_out_dir(out_dir: Path, data_dir: Path | None) -> None:
                 f"({', '.join(sorted(visible)[:5])}{', ...' if len(visible) > 5 else ''}); a run replaces "
                 "its output folder as a whole, so choose a new or empty folder."
             )
-
-
-class _Lock:
-    """An exclusive lock file ``.<out>.lock`` next to the output folder (holds the owner's pid)."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir.parent / f".{out_dir.name}.lock"
-
-    def __enter__(self) -> "_Lock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in (1, 2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or "0")
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid) and attempt == 1:
-                    raise ScaleupDataError(
-                        f"Another report run (process {pid}) is writing {str(self.path.parent)!r}/"
-                        f"{self.path.name[1:-5]}; wait for it to finish, or choose another --out."
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale lock of a killed run
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            return self
-        raise ScaleupDataError(f"Could not take the lock {str(self.path)!r}; remove it if no run is active.")
-
-    def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_staging(out_dir: Path) -> None:
-    """Remove staging / old folders left by killed runs (their owner process is gone)."""
-    for p in out_dir.parent.glob(f".{out_dir.name}.*-*"):
-        m = re.search(r"\.(staging|old)-(\d+)-", p.name)
-        if p.is_dir() and m and not _alive(int(m.group(2))):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``staging`` (keeping the old folder's dotfiles such as .gitkeep)."""
-    if out_dir.exists():
-        for p in out_dir.iterdir():
-            if p.name.startswith(".") and p.is_file() and not (staging / p.name).exists():
-                shutil.copy2(p, staging / p.name)
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
-        old.rmdir()
-        os.replace(out_dir, old)
-        try:
-            os.replace(staging, out_dir)
-        except BaseException:
-            os.replace(old, out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out_dir)
+    check_writable(out_dir, "--out")  # before any work, not after the notebooks ran
 
 
 def _inputs_provenance(study: Study) -> dict:
@@ -290,7 +222,8 @@ def run_report(
     ------
     ScaleupDataError
         Before anything is written: the output folder is inside the data folder or holds other
-        files, another run holds the lock, or the study file or a table is invalid.
+        files or cannot be written, another run holds the lock, or the study file or a table is
+        invalid.
     """
     from tqdm.auto import tqdm
 
@@ -304,11 +237,10 @@ def run_report(
     wanted = tuple(study.settings.steps if steps is None else steps)
     notebooks = notebook_paths()
 
-    with _Lock(out):
-        _remove_stale_staging(out)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=out.parent))
+    with FolderLock(out, "report run"):
+        clear_leftovers(out)
+        staging = staging_folder(out)
         try:
-            staging.chmod(0o755)
             for sub in ("figures", "tables", "status"):
                 (staging / sub).mkdir()
             params = {
@@ -342,7 +274,8 @@ def run_report(
             sections = _write_outputs(staging, study, run_steps, entries, nb_records, notebook_errors, prov,
                                       seconds, tx)
             result_index = out / "index.html"
-            _publish(staging, out)
+            # keep the old folder's dotfiles (such as .gitkeep)
+            publish_folder(staging, out, keep=lambda p: p.name.startswith(".") and p.is_file())
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -45,6 +45,8 @@ __all__ = [
     "BaconDecomposition",
 ]
 
+#: Largest magnitude of an outcome value: squares of the influence functions must stay finite.
+_MAX_ABS = 1e100
 _EPS_SE = np.sqrt(np.finfo(float).eps) * 10  # did: se <= sqrt(.Machine$double.eps)*10 -> NA
 
 
@@ -101,6 +103,13 @@ def _prepare_panel(data, outcome, unit, time, cohort, treatment, *, fn, invarian
             f"{fn}: column {outcome!r} (outcome) is missing or infinite in {bad.size} row(s) "
             f"(first rows: {first_values(d.index[bad])}); a balanced panel is required, so drop those units "
             "entirely or impute their outcomes."
+        )
+    huge = np.flatnonzero(np.abs(y) > _MAX_ABS)
+    if huge.size:
+        raise ScaleupDataError(
+            f"{fn}: table 'data', column {outcome!r} (argument 'outcome'): {huge.size} row(s) (first: "
+            f"{first_values(d.index[huge])}) are beyond +/-{_MAX_ABS:g} (values {first_values(y[huge])}); their "
+            "squares overflow. Rescale the outcome (e.g. thousands instead of units)."
         )
     d[outcome] = y
     dup = d.duplicated([unit, time], keep=False).to_numpy()
@@ -689,6 +698,17 @@ class StaggeredDiDResult(Displayed):
 
     def _agg(self, kind, val, se, est, crit, uniform, F):
         z = stats.norm.ppf(0.5 + self.level / 2)
+        n_na = int((est["se"].isna() & est["att"].notna()).sum()) if est is not None else 0
+        if np.isfinite(val) and not np.isfinite(se) or n_na:
+            warnings.warn(
+                f"aggregate({kind!r}): standard error not estimable (missing) for "
+                + ("the overall ATT" if np.isfinite(val) and not np.isfinite(se) else "")
+                + (" and " if np.isfinite(val) and not np.isfinite(se) and n_na else "")
+                + (f"{n_na} aggregated estimate(s)" if n_na else "")
+                + ": the influence function is zero (every unit changes by the same amount, e.g. a constant "
+                "outcome); their intervals are missing too.",
+                ScaleupWarning, stacklevel=3,
+            )
         return AggregatedDiDResult(
             kind=kind, overall_att=val, overall_att_se=float(se), overall_att_ci_low=val - z * se,
             overall_att_ci_high=val + z * se, estimates=est, crit_val=float(crit), uniform=uniform,
@@ -1128,6 +1148,18 @@ def staggered_did(
     # ---- inference and the table ------------------------------------------------------------------
     cluster_codes = P.extra[cluster][keep_units] if cluster is not None else None
     se, crit, infr = _did_inference(IF, cluster_codes, n_boot, seed, level, fn)
+    na_se = np.isnan(se) & np.isfinite(att)
+    if na_se.any():
+        cells = [(int(a), int(b)) for a, b in zip(cg[na_se], tlist[ct][na_se], strict=True)]
+        constant = bool(np.ptp(Y) == 0)
+        warnings.warn(
+            f"{fn}: the standard error is not estimable (reported as missing, as R's did) for {int(na_se.sum())} "
+            f"of {na_se.size} ATT(g,t) cell(s) (first (cohort, time): {first_values(cells)}): their influence "
+            "function is zero, i.e. every unit of the cohort and of its comparison group changes by the same "
+            "amount" + (f"; column {outcome!r} (argument 'outcome') is constant." if constant else ".")
+            + " Their bands are missing too; check the outcome.",
+            ScaleupWarning, stacklevel=2,
+        )
     return StaggeredDiDResult(
         att_gt=_att_gt_table(cg, tlist[ct], att, se, crit), crit_val=float(crit), n_units=n, control=control, method=method,
         base_period=base_period, anticipation=int(anticipation), level=level, n_boot=int(n_boot),
@@ -1322,7 +1354,16 @@ def twfe_did(data, outcome, unit, time, cohort=None, *, treatment=None, event_st
     V = bread @ (scores.T @ scores) @ bread * corr
     se = np.sqrt(np.diag(V))
     z = stats.norm.ppf(0.5 + level / 2)
-    stat = beta / se
+    zero = ~(se > 0)
+    if zero.any():
+        warnings.warn(
+            f"{fn}: the cluster-robust standard error is 0 for {first_values(np.array(names)[zero])}: the residuals "
+            "are all 0 (the outcome is fully explained by the unit and period effects, e.g. a constant "
+            f"column {outcome!r}); the test statistic and p-value are missing.",
+            ScaleupWarning, stacklevel=2,
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.where(zero, np.nan, beta / np.where(zero, 1.0, se))
     coef = pd.DataFrame({
         "term": names, "event_time": etimes, "estimate": beta, "se": se, "statistic": stat,
         "pvalue": 2 * stats.norm.sf(np.abs(stat)), "ci_low": beta - z * se, "ci_high": beta + z * se,
@@ -1472,7 +1513,8 @@ def bacon_decomposition(data, outcome, unit, time, cohort=None, *, treatment=Non
     tlist, Y, g = P.tlist, P.Y, P.g
     n, T = Y.shape
     Dm = ((g[:, None] > 0) & (tlist[None, :] >= g[:, None])).astype(float)
-    beta, VD = _twfe_coef(Y, Dm)
+    with np.errstate(invalid="ignore", divide="ignore"):  # VD == 0 is refused just below
+        beta, VD = _twfe_coef(Y, Dm)
     if VD == 0:
         raise ScaleupDataError(f"{fn}: the treatment does not vary beyond unit and period effects; nothing to decompose.")
     # timing groups: never (0), always (treated from first period), switchers by cohort

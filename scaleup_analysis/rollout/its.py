@@ -21,7 +21,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
-from .._checks import check_level
+from .._checks import check_level, first_values, rows_text
 from .._display import Displayed, text_table
 from .._style import NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
@@ -34,6 +34,8 @@ _ERROR_WORDS = {"newey-west": N_("Newey-West errors"), "ar1": N_("AR(1) errors")
 __all__ = ["interrupted_time_series", "ITSResult"]
 
 _ERRORS = ("newey-west", "ar1", "ols")
+#: Largest magnitude of a period or outcome value: squares and cross-products must stay finite.
+_MAX_ABS = 1e100
 
 
 def default_maxlags(n: int) -> int:
@@ -113,8 +115,17 @@ def _fit(y, X, t, errors, maxlags, series=None):
     if errors == "ols":
         r = ols.fit()
         return r.params, r.cov_params(), r.df_resid, None, None
-    L = default_maxlags(n if series is None else int(np.max(np.bincount(series)))) \
-        if maxlags is None else int(maxlags)
+    n_series = n if series is None else int(np.max(np.bincount(series)))
+    L = default_maxlags(n_series) if maxlags is None else int(maxlags)
+    if L >= n_series:
+        # lags beyond the series carry no autocovariance but push the Bartlett weights of the observed
+        # lags towards 1, which shrinks (and can zero) the HAC variance: refuse them
+        raise ScaleupDataError(
+            f"interrupted_time_series: maxlags={L} is not below the number of periods in the series "
+            f"({n_series}); the Newey-West lag must be at most {n_series - 1}, and is usually much smaller "
+            f"(default here floor(4 (n / 100)^(2/9)) = {default_maxlags(n_series)}). Lower 'maxlags' or leave "
+            "it at None."
+        )
     if series is None:
         r = ols.fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": False})
     else:
@@ -294,6 +305,12 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
             f"interrupted_time_series: need at least 2 periods before and 2 from intervention_time "
             f"= {t0} (found {int(pre.sum())} before and {int((~pre).sum())} after)."
         )
+    if np.ptp(y) == 0:
+        raise ScaleupDataError(
+            f"interrupted_time_series: the outcome {outcome!r} is constant ({first_values(y[:1])} in all {n} "
+            "periods of the series); there is no level or slope change to estimate and no residual variance. "
+            "Check the outcome column."
+        )
     series = None if treated is None else treated.astype(int)
     params, cov, df, rho, L = _fit(y, X, t, errors, maxlags, series)
     params, cov = np.asarray(params, float), np.asarray(cov, float)
@@ -341,7 +358,8 @@ def _single(y, t, t0, treated, errors, maxlags, seasonality, harmonics, level, o
     )
 
 
-def _check_its_options(data, time, outcome, intervention_time, control, unit, errors, seasonality, level) -> None:
+def _check_its_options(data, time, outcome, intervention_time, control, unit, errors, seasonality, level,
+                       maxlags=None) -> None:
     if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError("interrupted_time_series: argument 'data' must be a pandas DataFrame.")
     if errors not in _ERRORS:
@@ -364,6 +382,12 @@ def _check_its_options(data, time, outcome, intervention_time, control, unit, er
         )
     if seasonality is not None and (not isinstance(seasonality, (int, np.integer)) or seasonality < 2):
         raise ScaleupDataError("interrupted_time_series: 'seasonality' must be an integer >= 2.")
+    if maxlags is not None and (isinstance(maxlags, (bool, np.bool_)) or not isinstance(maxlags, (int, np.integer))
+                                or maxlags < 0):
+        raise ScaleupDataError(
+            f"interrupted_time_series: 'maxlags' must be an integer >= 0 (the Newey-West truncation lag) or "
+            f"None for the default floor(4 (n / 100)^(2/9)); got {first_values([maxlags], 1)}."
+        )
 
 
 def _check_series(d, time, control, unit) -> None:
@@ -473,6 +497,7 @@ def interrupted_time_series(
         ``nlme::gls(correlation = corAR1(form = ~time))``); "ols": classical OLS.
     maxlags : int, optional
         Newey-West truncation lag; default ``floor(4 (n / 100)^(2/9))`` (Newey & West 1994).
+        Must be below the number of periods of a series (a longer lag shrinks the standard errors).
     seasonality : int, optional
         Season length in periods (4 = quarters, 12 = months): adds ``harmonics`` pairs of
         Fourier terms sin(2 pi k t / s), cos(2 pi k t / s) (Bernal et al. 2017).
@@ -514,7 +539,7 @@ def interrupted_time_series(
     >>> round(res.level_change, 2), round(res.slope_change, 2)
     (-2.85, 0.5)
     """
-    _check_its_options(data, time, outcome, intervention_time, control, unit, errors, seasonality, level)
+    _check_its_options(data, time, outcome, intervention_time, control, unit, errors, seasonality, level, maxlags)
     d = data.copy()
     for col in (time, outcome):
         d[col] = pd.to_numeric(d[col], errors="coerce")
@@ -526,6 +551,16 @@ def interrupted_time_series(
             RowsOmittedWarning, stacklevel=2,
         )
         d = d.loc[~miss]
+    for col, arg in ((time, "time"), (outcome, "outcome")):
+        v = d[col].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(v) | (np.abs(v) > _MAX_ABS)
+        if bad.any():
+            raise ScaleupDataError(
+                f"interrupted_time_series: table 'data', column {col!r} (argument {arg!r}): "
+                f"{rows_text(d, bad, label='first:')} are infinite or beyond +/-{_MAX_ABS:g} (values "
+                f"{first_values(v[bad])}); correct them, or rescale the column."
+            )
     _check_series(d, time, control, unit)
 
     def one(g):

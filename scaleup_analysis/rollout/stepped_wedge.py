@@ -18,6 +18,7 @@ lme4-equivalent linear mixed model, with or without the cluster x period effect 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
-from .._checks import check_level
+from .._checks import check_level, first_values, numeric_column
 from .._checks import rows_text as _rows_text
 from .._display import Displayed
 from .._style import MISSING, NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
@@ -165,7 +166,13 @@ class SteppedWedgeDesign(Displayed):
 
 
 def _as_matrix(m, n_clusters, n_periods):
-    a = np.asarray(m, dtype=float)
+    try:
+        a = np.asarray(m, dtype=float)
+    except (TypeError, ValueError):
+        raise ScaleupDataError(
+            f"cluster sizes must be numbers (a number, a vector of {n_clusters} cluster sizes or a "
+            f"{n_clusters} x {n_periods} matrix); got a {type(m).__name__} that is not numeric."
+        ) from None
     if a.ndim == 0:
         return np.full((n_clusters, n_periods), float(a))
     if a.shape == (n_clusters,):
@@ -176,6 +183,65 @@ def _as_matrix(m, n_clusters, n_periods):
         f"cluster sizes must be a number, a vector of {n_clusters} cluster sizes or a "
         f"{n_clusters} x {n_periods} matrix; got shape {a.shape}."
     )
+
+
+#: Largest design (clusters x periods) built: 10 million cluster-periods, about 0.2 GB of arrays.
+_MAX_CELLS = 10_000_000
+#: Largest work of one GLS evaluation of the power, clusters x (periods + 1)^3 (about a minute).
+_MAX_GLS_WORK = 1e9
+#: Longest projected run of the simulated power, in seconds.
+_MAX_SIM_SECONDS = 600.0
+#: Largest variance or effect accepted by the power calculations (their squares must stay finite).
+_MAX_MAGNITUDE = 1e100
+#: Smallest standard error of the effect handled by the detectable-effect search (absolute tolerance 1e-14).
+_MIN_SE = 1e-8
+
+
+def _duration(seconds: float) -> str:
+    """A duration in words: ``"about 3 minutes"``."""
+    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= 2 * size:
+            return f"about {seconds / size:,.0f} {unit}"
+    return f"about {seconds:,.0f} seconds"
+
+
+def _bytes(n: float) -> str:
+    """A memory size in words: ``"about 93 GB"``."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"about {n / size:.3g} {unit}"
+    return f"about {n:,.0f} bytes"
+
+
+def _check_number(fn: str, name: str, value, *, low: float | None = None, low_open: bool = False,
+                  high: float | None = None, high_open: bool = False, optional: bool = True, what: str = ""):
+    """``value`` as a finite float within its bounds, else a :class:`ScaleupDataError` naming ``name``."""
+    if value is None and optional:
+        return None
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    bounds = ""
+    if low is not None or high is not None:
+        lo_b = "(" if low_open else "["
+        hi_b = ")" if high_open else "]"
+        bounds = f" in {lo_b}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}" \
+                 + (hi_b if high is not None else ")")
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and not (
+            (low is not None and (v < low or (low_open and v == low)))
+            or (high is not None and (v > high or (high_open and v == high))))
+    if ok and abs(float(value)) > _MAX_MAGNITUDE:
+        raise ScaleupDataError(
+            f"{fn}: argument {name!r}{what} = {float(value):g} is beyond {_MAX_MAGNITUDE:g} in absolute value; "
+            "rescale the outcome (e.g. thousands instead of units) so that the numbers stay representable."
+        )
+    if not ok:
+        shown = repr(value) if isinstance(value, (int, float, np.integer, np.floating, type(None))) \
+            else f"a {type(value).__name__}"
+        raise ScaleupDataError(
+            f"{fn}: argument {name!r}{what} must be a finite number{bounds}; got {shown[:80]}."
+        )
+    return float(value)
 
 
 def stepped_wedge_design(
@@ -231,6 +297,14 @@ def stepped_wedge_design(
     if n_steps > n_clusters:
         raise ScaleupDataError(
             f"stepped_wedge_design: {n_steps} steps for {n_clusters} clusters; each step needs a cluster."
+        )
+    cells = int(n_clusters) * (int(baseline_periods) + int(n_steps))
+    if cells > _MAX_CELLS:
+        raise ScaleupDataError(
+            f"stepped_wedge_design: {n_clusters:,} clusters x {int(baseline_periods) + int(n_steps):,} periods "
+            f"is {cells:,} cluster-periods, which would need {_bytes(cells * 17.0)} of memory (limit "
+            f"{_MAX_CELLS:,} cluster-periods). Check n_clusters and n_steps (a stepped-wedge trial has "
+            "tens to hundreds of clusters and a few to a few dozen steps)."
         )
     if clusters_per_step is None:
         q, r = divmod(n_clusters, n_steps)
@@ -343,12 +417,21 @@ def rollout_design(
         raise ScaleupDataError(f"rollout_design: column {unit!r} repeats {len(dup)} unit(s) "
                                f"({', '.join(map(repr, dup.astype(str).unique()[:5]))}); give one row per unit.")
     adopt = pd.to_numeric(data[cohort], errors="coerce")
-    bad = data[cohort].notna() & (adopt.isna() | (adopt != np.round(adopt)))
+    with np.errstate(invalid="ignore"):
+        bad = data[cohort].notna() & (adopt.isna() | ~np.isfinite(adopt) | (adopt != np.round(adopt)))
     if bad.any():
         raise ScaleupDataError(f"rollout_design: column {cohort!r} holds values that are not whole numbers in "
                                f"{int(bad.sum())} row(s) (first: {data.loc[bad, cohort].iloc[0]!r}).")
     if adopt.isna().all():
         raise ScaleupDataError(f"rollout_design: no unit has an adoption period in column {cohort!r}.")
+    n_per = int(adopt.max()) if periods is None else len(periods) if hasattr(periods, "__len__") else None
+    if n_per is not None and n_per * max(len(data), 1) > _MAX_CELLS:
+        raise ScaleupDataError(
+            f"rollout_design: {len(data):,} units x {n_per:.4g} periods (up to the latest adoption period "
+            f"{adopt.max():g} of column {cohort!r}) is {n_per * len(data):.4g} cluster-periods, which would need "
+            f"{_bytes(n_per * len(data) * 17.0)} of memory (limit {_MAX_CELLS:,}). Check the adoption periods "
+            "(numbered 1, 2, ... from the first period, not dates or years)."
+        )
     per = (list(range(1, int(adopt.max()) + 1)) if periods is None
            else sorted({int(p) for p in periods}))
     outside = sorted({int(a) for a in adopt.dropna() if int(a) not in per})
@@ -600,11 +683,30 @@ def stepped_wedge_power(
         )
     if not (isinstance(alpha, float | int) and 0 < alpha < 1):
         raise ScaleupDataError(f"stepped_wedge_power: alpha (the test size) must be in (0, 1), e.g. 0.05; got {alpha!r}.")
-    target = 0.8 if power is None else float(power)
+    fn = "stepped_wedge_power"
+    # every number is finite and in its range before any matrix is built (an infinite variance made the
+    # GLS fail with a LinAlgError)
+    effect = _check_number(fn, "effect", effect, optional=False, what=" (the treatment effect)")
+    _check_number(fn, "sigma2", sigma2, low=0, low_open=True, what=" (the individual-level variance)")
+    _check_number(fn, "tau2", tau2, low=0, what=" (the between-cluster variance)")
+    _check_number(fn, "icc", icc)  # its range [0, 1) and p0's (0, 1) are checked with the variances
+    _check_number(fn, "p0", p0, what=" (the control proportion)")
+    _check_number(fn, "cluster_period_tau2", cluster_period_tau2, low=0, optional=False,
+                  what=" (the cluster x period variance)")
+    target = 0.8 if power is None else _check_number(fn, "power", power, low=alpha, low_open=True, high=1,
+                                                       high_open=True, what=" (the target power)")
     if not alpha < target < 1:
         raise ScaleupDataError("stepped_wedge_power: target power must be in (alpha, 1).")
     if cluster_period_tau2 < 0:
         raise ScaleupDataError("stepped_wedge_power: cluster_period_tau2 must be >= 0.")
+    work = design.n_clusters * (design.n_periods + 1.0) ** 3
+    if work > _MAX_GLS_WORK:
+        raise ScaleupDataError(
+            f"{fn}: the design has {design.n_clusters:,} clusters x {design.n_periods:,} periods; its GLS variance "
+            f"needs about {work:.1e} operations per evaluation (clusters x (periods + 1)^3; limit "
+            f"{_MAX_GLS_WORK:.0e}), {_duration(work * 5e-8)} or more with the detectable effect. Use fewer periods "
+            "(e.g. group periods into steps) or fewer clusters."
+        )
     if m is None:
         m = design.cluster_sizes
     if m is None:
@@ -614,6 +716,8 @@ def stepped_wedge_power(
     M = _as_matrix(m, design.n_clusters, design.n_periods)
     if np.any(~(M[~np.isnan(design.treatment)] > 0)):
         raise ScaleupDataError("stepped_wedge_power: m must be > 0 for every observed cluster-period.")
+    if np.any(~np.isfinite(M[~np.isnan(design.treatment)])):
+        raise ScaleupDataError("stepped_wedge_power: m (individuals per cluster-period) must be finite.")
 
     def var_for(eff):
         s2, t2 = _resolve_variances(family, eff, sigma2, icc, tau2, p0, binomial_variance)
@@ -622,6 +726,13 @@ def stepped_wedge_power(
 
     variance, s2, t2 = var_for(effect)
     se = math.sqrt(variance)
+    if se < _MIN_SE:
+        # the detectable effect is searched to an absolute precision of 1e-14: it would be wrong
+        raise ScaleupDataError(
+            f"{fn}: the standard error of the effect is {se:.3g} (sigma2 = {s2:.3g}, tau2 = {t2:.3g}), too small "
+            f"(below {_MIN_SE:g}) for a reliable detectable effect; rescale the outcome (e.g. multiply it by "
+            "1000) and give the variances and the effect in the new units."
+        )
     closed = None
     obs_m = M[~np.isnan(design.treatment)]
     if design.complete and np.all(obs_m == obs_m[0]):
@@ -746,7 +857,7 @@ def stepped_wedge_power_sim(
     >>> 0 <= sim.power <= 1
     True
     """
-    if not isinstance(n_sim, (int, np.integer)) or n_sim < 1:
+    if isinstance(n_sim, (bool, np.bool_)) or not isinstance(n_sim, (int, np.integer)) or n_sim < 1:
         raise ScaleupDataError("stepped_wedge_power_sim: n_sim must be a positive integer.")
     ana = stepped_wedge_power(design, effect, sigma2=sigma2, icc=icc, tau2=tau2, m=m, alpha=alpha,
                               family=family, p0=p0, cluster_period_tau2=cluster_period_tau2,
@@ -783,9 +894,9 @@ def stepped_wedge_power_sim(
         from tqdm.auto import tqdm
 
         it = tqdm(it, total=n_sim, desc="stepped-wedge power")
-    est = np.empty(n_sim)
     Mi = np.where(obs, M, 1).astype(float)
-    for r in it:
+
+    def replicate():
         a = rng.normal(0.0, math.sqrt(t2), size=(I, 1))
         g = rng.normal(0.0, math.sqrt(g2), size=(I, T)) if g2 > 0 else 0.0
         if family == "gaussian":
@@ -794,7 +905,27 @@ def stepped_wedge_power_sim(
             p = np.clip(p0 + effect * x + a + g, 0.0, 1.0)
             n_int = np.rint(Mi).astype(np.int64)
             ybar = rng.binomial(n_int, p) / n_int
-        est[r] = float(np.sum(w * np.where(obs, ybar, 0.0)))
+        return float(np.sum(w * np.where(obs, ybar, 0.0)))
+
+    # the cost: time the first replicates (the same draws, in order), then refuse a run projected to take
+    # too long before allocating anything for it
+    first = []
+    start = time.perf_counter()
+    while len(first) < n_sim and (len(first) < 20 or time.perf_counter() - start < 0.05):
+        first.append(replicate())
+    projected = (time.perf_counter() - start) / len(first) * n_sim
+    if projected > _MAX_SIM_SECONDS:
+        raise ScaleupDataError(
+            f"stepped_wedge_power_sim: n_sim={n_sim:,} replicates of this {I} x {T} design would take "
+            f"{_duration(projected)} (timed on the first {len(first)}; limit {_duration(_MAX_SIM_SECONDS)}). "
+            "Use fewer replicates: 10,000 give a Monte-Carlo standard error of the power below 0.005; "
+            "stepped_wedge_power gives the analytic power at once."
+        )
+    est = np.empty(n_sim)
+    est[:len(first)] = first
+    for r in it:
+        if r >= len(first):
+            est[r] = replicate()
     z = stats.norm.ppf(1 - alpha / 2)
     pw = float(np.mean(np.abs(est / se_theta) > z))
     return SteppedWedgePowerSim(
@@ -1115,9 +1246,29 @@ def stepped_wedge_analysis(
                 f"stepped_wedge_analysis: column {col!r} (argument '{arg}') is not in data; "
                 f"available columns: {list(data.columns)[:10]}."
             )
-    d = pd.DataFrame({"y": pd.to_numeric(data[outcome], errors="coerce"), "cl": data[unit].to_numpy(),
-                      "per": data[period].to_numpy(), "trt": pd.to_numeric(data[treatment], errors="coerce")},
+    label = "stepped_wedge_analysis: table 'data'"
+    d = pd.DataFrame({"y": numeric_column(data, outcome, label, arg="outcome", missing=True),
+                      "cl": data[unit].to_numpy(), "per": data[period].to_numpy(),
+                      "trt": numeric_column(data, treatment, label, arg="treatment", missing=True)},
                      index=data.index)
+    if not d.notna().all(axis=1).any():
+        raise ScaleupDataError(
+            f"{label}: no row has all of {[outcome, unit, period, treatment]} "
+            + ("(the table is empty)." if len(d) == 0 else "(every row has a missing value).")
+            + " Give the cluster-period or individual rows of the trial."
+        )
+    complete = d.dropna()
+    if complete["cl"].nunique() < 2:
+        raise ScaleupDataError(
+            f"{label}, column {unit!r} (argument 'unit'): {complete['cl'].nunique()} cluster among the "
+            f"{len(complete)} complete row(s); the between-cluster variance needs at least 2 clusters."
+        )
+    if complete["y"].nunique() < 2:
+        raise ScaleupDataError(
+            f"{label}, column {outcome!r} (argument 'outcome'): the outcome is constant "
+            f"({first_values(complete['y'].iloc[:1])} in all {len(complete)} complete rows); no effect or variance "
+            "can be estimated. Check the outcome column."
+        )
     bad = ~d["trt"].isin([0, 1]) & d["trt"].notna()
     if bad.any():
         raise ScaleupDataError(

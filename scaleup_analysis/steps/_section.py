@@ -56,7 +56,8 @@ class TableOut:
     """A table a section shows and saves (``reports/tables/<name>.csv``).
 
     ``counts`` are columns of numbers of people (suppressed below the study's small-cell threshold,
-    with ``values`` derived from them and complementary suppression within ``by``).
+    with ``values`` derived from them and complementary suppression within ``by``); the columns of
+    :data:`~scaleup_analysis.privacy.PEOPLE_COUNT_COLUMNS` are suppressed even when not listed.
     """
 
     name: str
@@ -182,6 +183,16 @@ class Section:
             return ""
         tx = Text(self.lang)
         return "\n".join([*out.findings, *out.notes, *(THRESHOLDS[k].describe(tx) for k in out.thresholds)])
+
+
+def _people_counts(t: TableOut) -> list[str] | None:
+    """The count columns of a table for small-cell suppression: those the section declared, and any
+    column that counts people (:data:`~scaleup_analysis.privacy.PEOPLE_COUNT_COLUMNS`) it did not."""
+    from ..privacy import PEOPLE_COUNT_COLUMNS
+
+    declared = list(t.counts or [])
+    found = [c for c in t.data.columns if isinstance(c, str) and c in PEOPLE_COUNT_COLUMNS and c not in declared]
+    return (declared + found) or None
 
 
 def _sentence(text: str) -> str:
@@ -322,7 +333,7 @@ class StepReport:
 
         threshold = self.study.settings.small_cell_threshold
         for t in out.tables:
-            save_table(t.data, t.name, self.tables_dir, counts=t.counts, values=t.values,
+            save_table(t.data, t.name, self.tables_dir, counts=_people_counts(t), values=t.values,
                        threshold=threshold, by=t.by)
         for f in out.figures:
             save_figure(f.figure, f.name, self.figures_dir)
@@ -354,8 +365,8 @@ class StepReport:
             if not t.show:
                 continue
             table = t.data
-            if t.counts:
-                table = suppress_small_cells(table, t.counts, t.values, threshold=threshold, by=t.by)
+            if _people_counts(t):
+                table = suppress_small_cells(table, _people_counts(t), t.values, threshold=threshold, by=t.by)
             if t.caption:
                 display(HTML(f'<p class="sa-caption">{html.escape(t.caption)}</p>'))
             display(table.round(t.digits) if len(table) else table)

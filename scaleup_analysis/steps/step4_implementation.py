@@ -109,7 +109,9 @@ def fidelity(study: Study) -> SectionOutput:
         key_figures=[(label[:1].upper() + label[1:], tx.pct(means[col])) for col, label in parts if col in means],
         findings=findings,
         tables=[TableOut("04_fidelity_by_region", by_region, tx("Fidelity by region"),
-                         counts=counts or None, values=["coverage"] if "coverage" in by_region and counts else None)],
+                         counts=counts or None,
+                         # coverage = reached / eligible, and the exposure and index computed from it
+                         values=[c for c in ("coverage", "exposure", "fidelity_index") if c in by_region] or None)],
         figures=[FigureOut("04_fidelity_heatmap", ax.figure, brief=True)],
         result=fid,
         thresholds=("fidelity",),

@@ -218,7 +218,17 @@ def control_charts(study: Study) -> SectionOutput:
         ax.set_xlabel(w["Unit"])
         ax.set_ylabel(tx("Proportion") if kind == "proportion" else label)
         figures.append(FigureOut(f"05_control_chart_{r.unit}_{r.indicator_id}", ax.figure))
-        tables.append(TableOut(f"05_control_chart_{r.unit}_{r.indicator_id}", pts, show=False))
+        # the people behind each point (and, for a p-chart, with and without the event): small cells
+        # are suppressed when the table is saved, with the value and the limits that would reveal them
+        by_period = series.set_index("period")
+        pts["n"] = pts["x"].map(by_period["n"]).astype("float64")
+        counts, values = ["n"], ["y"]
+        if kind == "proportion":
+            pts["events"] = pts["x"].map(by_period["events"]).astype("float64")
+            pts["non_events"] = pts["n"] - pts["events"]
+            counts, values = ["n", "events", "non_events"], ["y", "lcl", "ucl"]  # p-chart limits depend on n
+        tables.append(TableOut(f"05_control_chart_{r.unit}_{r.indicator_id}", pts, show=False,
+                               counts=counts, values=values))
     return SectionOutput(findings=findings, tables=tables, figures=figures, certainty=list(findings))
 
 
@@ -616,7 +626,8 @@ def _suppress_people(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     part = table[people].copy()
     for col in ("numerator", "denominator"):
         part[col] = part[col].round().astype("Int64")
-    part = suppress_small_cells(part, ["numerator", "denominator"], ["estimate", "ci_low", "ci_high"],
+    counts = ["numerator", "denominator"] + (["n_excluded"] if "n_excluded" in part else [])  # people left out
+    part = suppress_small_cells(part, counts, ["estimate", "ci_low", "ci_high"],
                                 threshold=study.settings.small_cell_threshold, by=["measure"])
     rest = table[~people].assign(suppressed=False)
     out = pd.concat([part, rest]).loc[table.index]
