@@ -227,5 +227,7 @@ def update_catalogue(root: Path | None = None) -> tuple[int, int]:
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance command
+    import sys
+
     added, removed = update_catalogue()
-    print(f"locale/fr.po: {added} new message(s) to translate, {removed} removed")
+    sys.stdout.write(f"locale/fr.po: {added} new message(s) to translate, {removed} removed\n")

@@ -67,7 +67,8 @@ STEP_TITLES = {
     4: N_("Implementation: fidelity and adaptation"),
     5: N_("Monitoring of impacts"),
 }
-assert set(STEP_TITLES) == set(STEPS)
+if set(STEP_TITLES) != set(STEPS):  # a step added to study.STEPS needs its title here
+    raise ImportError(f"reporting.html: STEP_TITLES covers steps {sorted(STEP_TITLES)}, study.STEPS is {sorted(STEPS)}")
 
 
 def step_title(tx: Text, step: int) -> str:
