@@ -23,7 +23,6 @@ confidence interval too.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -33,11 +32,22 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from scipy import sparse, stats
 
-from ._checks import check_level, first_values, numeric_column, rows_text
+from ._checks import (
+    MIN_SPREAD,
+    check_draw_memory,
+    check_level,
+    check_magnitude,
+    check_spread,
+    checked_inputs,
+    first_values,
+    numeric_column,
+    rows_text,
+    value_kind,
+)
 from ._display import Displayed, num_cell, p_cell, text_table
 from ._style import GREY, NEUTRAL, PALETTE, SEQUENTIAL, new_axes, numeric_ticks, styled
 from .engines.crossed import CrossedREML
-from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
+from .errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from .i18n import N_
 from .narrative import Text
 
@@ -136,48 +146,21 @@ def _check_frame(data, columns: dict[str, str], func: str) -> pd.DataFrame:
                 f"{func}: column {col!r} given as {arg}= is not in data (columns: {list(data.columns)}); "
                 f"pass the name of the column holding the {arg}."
             )
-    dup = [c for c in dict.fromkeys(columns.values()) if int(np.sum(data.columns == c)) > 1]
-    if dup:
-        raise ScaleupDataError(
-            f"{func}: table 'data' has duplicated column name(s) {first_values(dup)}; each name must occur "
-            "once. Rename or drop the extra columns (e.g. data.loc[:, ~data.columns.duplicated()])."
-        )
     return data
 
 
 #: largest magnitude of a numeric rating whose squares (sums of squares, squared differences) stay
 #: finite in double precision, and smallest spread whose squares do not underflow
-_MAX_SCORE, _MIN_SPREAD = 1e100, 1e-100
+_MAX_SCORE, _MIN_SPREAD = 1e100, MIN_SPREAD
 
 
 def _check_score_scale(y: np.ndarray, score: str, func: str, index) -> None:
     """Refuse numeric ratings whose squares overflow or underflow (the coefficient is unit-free:
     rescaling the column gives the same value)."""
-    big = np.abs(y) > _MAX_SCORE
-    if big.any():
-        raise ScaleupDataError(
-            f"{func}: table 'data', column {score!r} (argument 'score'): {rows_text(index, big, label='first:')} "
-            f"exceed +/-{_MAX_SCORE:g} (values {first_values(y[big])}); sums of their squares may overflow. Check these "
-            "rows, or rescale the column (the coefficient does not depend on the unit)."
-        )
-    spread = float(np.ptp(y)) if y.size else 0.0
-    if 0 < spread < _MIN_SPREAD:
-        raise ScaleupDataError(
-            f"{func}: table 'data', column {score!r} (argument 'score'): the ratings differ by at most "
-            f"{spread:.3g}; squared differences this small underflow in double precision. Rescale the "
-            "column (e.g. multiply it by a power of 10; the coefficient does not depend on the unit)."
-        )
-
-
-def _value_kind(v) -> str:
-    """The kind of a code: number, text, True/False, or the type's name."""
-    if isinstance(v, (bool, np.bool_)):
-        return "True/False"
-    if isinstance(v, numbers.Number):
-        return "number"
-    if isinstance(v, str):
-        return "text"
-    return type(v).__name__
+    check_magnitude(y, index, f"{func}: table 'data', column {score!r} (argument 'score')", max_abs=_MAX_SCORE,
+                    fix="Check these rows, or rescale the column (the coefficient does not depend on the unit).")
+    check_spread(y, f"{func}: table 'data', column {score!r} (argument 'score')", f"the {y.size} ratings",
+                 min_spread=_MIN_SPREAD, consequence=" (the coefficient does not depend on the unit)")
 
 
 def _column_kinds(col: pd.Series) -> dict[str, list]:
@@ -189,7 +172,7 @@ def _column_kinds(col: pd.Series) -> dict[str, list]:
         return {"number": list(pd.unique(values))[:3]}
     kinds: dict[str, list] = {}
     for v in values:
-        found = kinds.setdefault(_value_kind(v), [])
+        found = kinds.setdefault(value_kind(v), [])
         if len(found) < 3:
             found.append(v)
     return kinds
@@ -378,7 +361,7 @@ def _wide_matrix(data, unit, rater, score, func):
     return y
 
 
-def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, unit: str, rater: str) -> None:
+def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, unit: str, rater: str, score: str) -> None:
     if n_t < 2:
         raise ScaleupDataError(
             f"{func}: data column {unit!r} has {n_t} distinct unit; at least 2 units are needed "
@@ -390,7 +373,8 @@ def _check_design_size(n_t: int, n_r: int, y: np.ndarray, func: str, unit: str, 
         )
     if np.ptp(y) == 0:
         raise ScaleupDataError(
-            f"{func}: all {y.size} ratings are equal ({y[0].item()!r}); an ICC is undefined without variation."
+            f"{func}: table 'data', column {score!r} (argument 'score'): all {y.size} ratings are equal "
+            f"({y[0].item()!r}); an ICC is undefined without variation."
         )
 
 
@@ -400,7 +384,7 @@ def _icc_matrix(data, unit, rater, score, func) -> np.ndarray:
     t_codes, t_levels = pd.factorize(data[unit], sort=True)
     r_codes, r_levels = pd.factorize(data[rater], sort=True)
     n, k = len(t_levels), len(r_levels)
-    _check_design_size(n, k, y, func, unit, rater)
+    _check_design_size(n, k, y, func, unit, rater, score)
     if y.size != n * k:
         counts = pd.Series(t_codes).value_counts()
         short = t_levels[counts.index[counts < k].to_numpy()]
@@ -510,6 +494,7 @@ def _icc_table(msb, msj, mse, msw, n, k, level) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index(_ICC_TYPES, name="coefficient"))
 
 
+@checked_inputs
 def icc(data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.95) -> ICCResult:
     """Intraclass correlations of Shrout & Fleiss (1979) for a complete units x raters design.
 
@@ -683,6 +668,7 @@ class ICCMixedResult(Displayed):
                                tx("Intraclass correlations from variance components"), tx)
 
 
+@checked_inputs
 def icc_mixed(
     data: pd.DataFrame, unit: str, rater: str, score: str, k: float | None = None
 ) -> ICCMixedResult:
@@ -743,7 +729,7 @@ def icc_mixed(
     t_codes, t_levels = pd.factorize(data[unit], sort=True)
     r_codes, r_levels = pd.factorize(data[rater], sort=True)
     n_t, n_r = len(t_levels), len(r_levels)
-    _check_design_size(n_t, n_r, y, func, unit, rater)
+    _check_design_size(n_t, n_r, y, func, unit, rater, score)
     per_target = np.bincount(t_codes, minlength=n_t)
     if k is None:
         k = float(1.0 / np.mean(1.0 / per_target))
@@ -989,6 +975,26 @@ def _weighted_kappa(p, w, n, func) -> tuple[float, float, float, float, float]:
     return kappa, po, pe, float(np.sqrt(max(var, 0.0))), float(np.sqrt(max(var0, 0.0)))
 
 
+def _kappa_degenerate(data, rater1, rater2, counts, weights) -> str | None:
+    """Why kappa is 0 by construction (observed agreement always equals chance agreement), or ``None``.
+
+    Two designs: a rater who gave every subject the same category (any weights), and, unweighted,
+    two raters who never used the same category (``po = pe = 0``). In both, kappa is 0 and the
+    Fleiss-Cohen-Everitt variances are 0 in exact arithmetic, so the z test is 0/0."""
+    for rater, other in ((rater1, rater2), (rater2, rater1)):
+        used = pd.unique(data[rater])
+        if len(used) == 1:
+            return (f"rater {rater!r} gave the same category ({first_values(used)}) to all {len(data)} subjects, "
+                    f"so observed and chance agreement are equal whatever rater {other!r} did")
+    if weights is None and not np.trace(counts):
+        used1, used2 = (first_values(pd.unique(data[r])) for r in (rater1, rater2))
+        return (f"the two raters never gave the same category (rater {rater1!r} used {used1}; rater {rater2!r} "
+                f"used {used2}), so observed and chance agreement are both 0 (check that both columns use the "
+                "same codes)")
+    return None
+
+
+@checked_inputs
 def cohen_kappa(
     data: pd.DataFrame,
     rater1: str,
@@ -1021,6 +1027,14 @@ def cohen_kappa(
     Returns
     -------
     KappaResult
+
+    Warns
+    -----
+    ScaleupWarning
+        When kappa is 0 by construction: a rater gave every subject the same category, or
+        (unweighted) the two raters never used the same category. Kappa, its standard errors and
+        confidence limits are then exactly 0 and ``statistic`` / ``pvalue`` are NaN (0/0, as in
+        ``irr::kappa2``).
 
     Notes
     -----
@@ -1082,9 +1096,28 @@ def cohen_kappa(
     counts = np.zeros((kcat, kcat))
     np.add.at(counts, (i, j), 1.0)
     kappa, po, pe, se, se0 = _weighted_kappa(counts / n, _kappa_weights(kcat, weights), n, func)
+    degenerate = _kappa_degenerate(data, rater1, rater2, counts, weights)
+    if degenerate is not None:
+        # exact values: rounding would leave kappa ~ 1e-17 and se0 ~ 1e-9, hence a meaningless z
+        kappa, se, se0 = 0.0, 0.0, 0.0
     zq = stats.norm.ppf(1 - (1 - level) / 2)
     z = kappa / se0 if se0 > 0 else np.nan
     pvalue = float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan
+    if degenerate is not None:
+        warnings.warn(
+            f"{func}: {degenerate}; kappa is 0 (po = pe = {po:.4g}) and cannot measure agreement here. Its "
+            "standard errors are 0 (confidence interval [0, 0]) and the z statistic and p-value are undefined "
+            "(NaN, as 0/0 in irr::kappa2). Report the observed agreement po instead.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+    elif not np.isfinite(z):
+        warnings.warn(
+            f"{func}: the standard error of kappa under H0 (se0) is 0 for these margins, so the z statistic and "
+            "p-value are undefined (NaN, as 0/0 in irr::kappa2).",
+            ScaleupWarning,
+            stacklevel=3,
+        )
     table = pd.DataFrame(
         counts.astype(int),
         index=pd.Index(categories, name=rater1),
@@ -1196,6 +1229,7 @@ class FleissKappaResult(Displayed):
         return ax
 
 
+@checked_inputs
 def fleiss_kappa(
     data: pd.DataFrame, unit: str, rater: str, score: str, level: float = 0.95
 ) -> FleissKappaResult:
@@ -1279,7 +1313,8 @@ def fleiss_kappa(
         raise ScaleupDataError(f"{func}: each subject has a single rating; at least 2 raters are needed.")
     if n_cat < 2:
         raise ScaleupDataError(
-            f"{func}: all ratings are the single category {first_values(c_levels[:1])}; kappa is undefined."
+            f"{func}: table 'data', column {score!r} (argument 'score'): all ratings are the single category "
+            f"{first_values(c_levels[:1])}; kappa is undefined."
         )
     nm = n_sub * m
     pj = x.sum(axis=0) / nm
@@ -1534,6 +1569,9 @@ def _krippendorff_bootstrap(o, n_tot, d2, d_e, mu, n_raters, n_boot, level, seed
     q = int(np.count_nonzero(o))
     m_draw = int(min(25 * q, (n_raters - 1) * n_tot / 2.0))
     m_draw = max(m_draw, 1)
+    # per draw: the counts (or cell indices) drawn, int64, and the replicate's sum and value
+    check_draw_memory("krippendorff_alpha", "n_boot", int(n_boot), 8.0 * (min(p_cells.size, m_draw) + 3),
+                      "Hayes & Krippendorff recommend 1,000 to 10,000 draws.")
     if p_cells.size <= m_draw:
         counts = rng.multinomial(m_draw, p_cells, size=n_boot)
         sums = counts @ d_cells
@@ -1560,6 +1598,7 @@ def _krippendorff_bootstrap(o, n_tot, d2, d_e, mu, n_raters, n_boot, level, seed
     return boot, boot[i_lo - 1], boot[i_hi - 1]
 
 
+@checked_inputs
 def krippendorff_alpha(
     data: pd.DataFrame,
     unit: str,

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .errors import ScaleupDataError, ScaleupWarning
-from ._checks import numeric_column
+from ._checks import checked_inputs, numeric_column
 from ._checks import rows_text as _rows_text
 
 __all__ = ["effect_sizes"]
@@ -46,12 +46,6 @@ def _column(df: pd.DataFrame, arg: str, name: str | None, measure: str) -> np.nd
         raise ScaleupDataError(
             f"effect_sizes(measure={measure!r}): column {name!r} (argument {arg!r}) is not in data. "
             f"Available columns: {cols}. Pass the right column name as {arg}=..."
-        )
-    if int(np.sum(df.columns == name)) > 1:
-        raise ScaleupDataError(
-            f"effect_sizes(measure={measure!r}): table 'data' has {int(np.sum(df.columns == name))} columns "
-            f"named {name!r} (argument {arg!r}); each name must occur once. Rename or drop the extra "
-            "columns (e.g. data.loc[:, ~data.columns.duplicated()])."
         )
     col = df[name]
     if pd.api.types.is_bool_dtype(col) or not (
@@ -273,12 +267,42 @@ def _undefined_to_missing(y, v, missing, index, measure) -> tuple[np.ndarray, np
             f"{_rows_text(index, is_inf)}; set to missing (as metafor::escalc). Consider "
             "to='only0' with add > 0 for zero cells.",
             ScaleupWarning,
-            stacklevel=3,
+            stacklevel=4,  # this helper < effect_sizes < checked_inputs wrapper < caller
         )
-    bad = is_inf | ((np.isnan(y) | np.isnan(v)) & ~missing)
+    undefined = (np.isnan(y) | np.isnan(v)) & ~missing & ~is_inf
+    if undefined.any():
+        warnings.warn(
+            f"effect_sizes(measure={measure!r}): yi and/or vi are undefined (0/0, e.g. an empty group, or a "
+            f"group size too small for the variance or the small-sample correction) in "
+            f"{_rows_text(index, undefined)}; set to missing (NaN, as metafor::escalc). meta_analysis leaves "
+            "these rows out.",
+            ScaleupWarning,
+            stacklevel=4,
+        )
+    bad = is_inf | undefined
     return np.where(bad, np.nan, y), np.where(bad | (v < 0), np.nan, v)
 
 
+def _warn_missing_inputs(data, inputs: dict, y, v, missing, measure) -> None:
+    """Warn when a missing input value leaves ``yi`` and/or ``vi`` missing (metafor keeps these rows
+    with NA and says nothing; a NaN in the result must say why)."""
+    lost = missing & (np.isnan(y) | np.isnan(v))
+    if not lost.any():
+        return
+    parts = [f"column {name!r} (argument {arg!r}) in {_rows_text(data.index, data[name].isna().to_numpy() & lost)}"
+             for arg, name in inputs.items() if (data[name].isna().to_numpy() & lost).any()]
+    both = bool((np.isnan(y[lost]) & np.isnan(v[lost])).all())
+    what = "yi and vi are" if both else "yi and/or vi are"
+    warnings.warn(
+        f"effect_sizes(measure={measure!r}): table 'data' has missing values in {'; '.join(parts)}, so {what} "
+        f"missing (NaN) in {_rows_text(data.index, lost)}, as metafor::escalc gives NA; the rows are kept. Fill "
+        "in the values, or drop the rows (meta_analysis leaves rows with a missing yi or vi out).",
+        ScaleupWarning,
+        stacklevel=4,  # this helper < effect_sizes < checked_inputs wrapper < caller
+    )
+
+
+@checked_inputs
 def effect_sizes(
     data: pd.DataFrame,
     measure: str,
@@ -350,7 +374,9 @@ def effect_sizes(
     Warns
     -----
     ScaleupWarning
-        When some ``yi``/``vi`` were infinite and were set to missing (as metafor does).
+        When some ``yi``/``vi`` are missing: a missing input value (the message names the column and
+        the rows), a value undefined (0/0) or infinite (set to missing, as metafor does). The rows
+        are kept, with NaN, as ``metafor::escalc`` keeps them with NA.
 
     Notes
     -----
@@ -421,6 +447,7 @@ def effect_sizes(
         else:
             y, v, missing = _continuous(data, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
     y, v = _undefined_to_missing(y, v, missing, data.index, measure)
+    _warn_missing_inputs(data, inputs, y, v, missing, measure)
     out = data.copy()
     out[yi] = y
     out[vi] = v

@@ -29,7 +29,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from ._checks import check_level, first_values, numeric_column, require_columns, rows_text
+from ._checks import (MAX_SHOWN, check_level, checked_inputs, first_values, numeric_column, require_columns, rows_text,
+                      short_repr)
 from ._display import Displayed
 from ._style import (GREY, MISSING, SEQUENTIAL, SMALL_FONT_SIZE, WORSE, data_text, group_rows, new_axes, region_labels,
                      styled, thinned, ticks_inside)
@@ -56,6 +57,10 @@ _BAND_LABELS = ("low", "moderate", "high")
 # ------------------------------------------------------------------------------------ checks
 #: Largest magnitude of a value followed over periods: its squares (least-squares slope) must stay finite.
 _MAX_ABS = 1e100
+
+
+#: Rounding allowed beyond [0, 1] in a proportion computed as a weighted mean (1 + 1e-12 is still 1).
+_ROUNDING = 1e-9
 
 
 def _numeric(df: pd.DataFrame, table: str, col: str, *, allow_missing: bool = False) -> np.ndarray:
@@ -132,6 +137,7 @@ def _check_weights(weights, available: Sequence[str]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------- measures
+@checked_inputs
 def session_adherence(
     data: pd.DataFrame,
     components: pd.DataFrame,
@@ -280,6 +286,7 @@ def _delivery_measures(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@checked_inputs
 def fidelity_index(
     data: pd.DataFrame,
     components: pd.DataFrame,
@@ -400,6 +407,7 @@ def fidelity_index(
     return _combine(frame, w, lo_hi)
 
 
+@checked_inputs
 def fidelity_by(
     data: pd.DataFrame,
     by: Sequence[str] = ("rss_code", "period"),
@@ -522,13 +530,15 @@ def fidelity_by(
     return _combine(out, w, lo_hi)
 
 
+@checked_inputs
 def classify_fidelity(values, bands: Sequence[float] = (0.50, 0.80)) -> pd.Series:
     """Classify fidelity proportions as ``"high"``, ``"moderate"`` or ``"low"``.
 
     Parameters
     ----------
     values : array-like or pandas.Series
-        Fidelity proportions in [0, 1] (not percentages).
+        Fidelity proportions in [0, 1] (not percentages), as numbers: text, even ``"0.63"``, is an
+        error naming its positions (a column of numbers holding text was read wrongly).
     bands : (float, float), default (0.50, 0.80)
         ``(low_max, high_min)``: ``high`` if value >= ``high_min``, ``low`` if value <= ``low_max``,
         ``moderate`` in between; missing values stay missing.
@@ -575,17 +585,23 @@ def classify_fidelity(values, bands: Sequence[float] = (0.50, 0.80)) -> pd.Serie
     if pd.api.types.is_bool_dtype(pd.Series(values)):
         raise ScaleupDataError("classify_fidelity: argument 'values' holds True/False values; give proportions.")
     x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    text = np.isnan(x) & raw.notna().to_numpy()
+    # text is refused even when it reads as a number ('0.63'): a column of numbers holding text was read wrongly
+    text = (np.isnan(x) & raw.notna().to_numpy()) | raw.map(lambda v: isinstance(v, (str, bytes))).to_numpy(bool)
     if text.any():
+        labels = raw.index[text] if index is not None else np.flatnonzero(text)
+        shown = ", ".join(f"{short_repr(k)} ({short_repr(v)})"
+                          for k, v in zip(labels[:MAX_SHOWN], raw[text].iloc[:MAX_SHOWN]))
+        more = f", ... ({len(labels) - MAX_SHOWN} more)" if len(labels) > MAX_SHOWN else ""
         raise ScaleupDataError(
-            f"classify_fidelity: {int(text.sum())} value(s) are not numbers (first: {first_values(raw[text])}); "
-            "pass proportions in [0, 1] (missing values stay unclassified)."
+            f"classify_fidelity: {int(text.sum())} value(s) are not numbers, at "
+            f"{'index' if index is not None else 'position'} {shown}{more}; pass proportions in [0, 1] as numbers "
+            "(e.g. pd.to_numeric(values)); missing values (NaN) stay unclassified."
         )
     bad = ~np.isnan(x) & ~((x >= 0) & (x <= 1))
     if bad.any():
         raise ScaleupDataError(
-            f"classify_fidelity: {int(bad.sum())} value(s) outside [0, 1] (first: {first_values(x[bad])}); "
-            "pass proportions, not percentages."
+            f"classify_fidelity: argument 'values' has {int(bad.sum())} value(s) outside [0, 1] (first: "
+            f"{first_values(x[bad])}); pass proportions, not percentages."
         )
     codes = np.where(np.isnan(x), -1, np.where(x >= hi, 2, np.where(x <= lo, 0, 1)))
     cat = pd.Categorical.from_codes(codes, categories=list(_BAND_LABELS), ordered=True)
@@ -784,6 +800,7 @@ class FidelityDrift(Displayed):
         ticks_inside(ax)
 
 
+@checked_inputs
 def fidelity_drift(
     data: pd.DataFrame,
     *,
@@ -907,6 +924,7 @@ def fidelity_drift(
 
 
 # ------------------------------------------------------------------------------------- plot
+@checked_inputs
 @styled
 def plot_fidelity(
     data: pd.DataFrame,
@@ -929,7 +947,8 @@ def plot_fidelity(
         Rows of the heatmap; ``"region"`` pools sites with :func:`fidelity_by` (needs ``sites``
         unless ``data`` has the ``region`` column).
     value : str, default "fidelity_index"
-        Measure to show (proportion in [0, 1]), e.g. ``"adherence"``, ``"coverage"``.
+        Measure to show (proportion in [0, 1], else an error; ``"dose"``, uncapped, may exceed 1 and
+        is then drawn in the colour of 1), e.g. ``"adherence"``, ``"coverage"``.
     sites : pandas.DataFrame, optional
         The ``sites`` table: with ``by="site"``, the sites are grouped by region (rows ordered by
         region, the region's name beside its block of rows, the site ids on the right); with
@@ -977,9 +996,20 @@ def plot_fidelity(
         rows = site
     require_columns(frame, "data", (rows, period, value), label="table 'data'")
     x = _numeric(frame, "data", value, allow_missing=True)
+    upper = np.inf if value == "dose" else 1 + _ROUNDING  # dose is uncapped (more sessions than planned)
+    outside = (x < -_ROUNDING) | (x > upper)  # NaN compares False
+    _fail("plot_fidelity: table 'data'", value,
+          f"(argument 'value') is outside [0, {'inf' if value == 'dose' else 1}] (values {first_values(x[outside])})",
+          frame, outside, "The heatmap shows proportions (its colour scale ends at 1): pass proportions, not "
+          "percentages.")
     mat = pd.DataFrame({rows: frame[rows].to_numpy(), period: frame[period].to_numpy(), "v": x}).pivot_table(
         index=rows, columns=period, values="v", aggfunc="mean", dropna=False
     )
+    if mat.size == 0:  # e.g. by="region" on sites none of which is in 'sites'
+        raise ScaleupDataError(
+            f"plot_fidelity: no rows to plot (no {by} x period cell in table 'data', {len(data)} row(s)); an empty "
+            f"heatmap would say nothing. Pass the output of fidelity_index() for at least one {by} and period."
+        )
     if by == "site" and (region in frame.columns or (sites is not None and region in sites.columns)):
         if region in frame.columns:
             codes = frame.drop_duplicates(site).set_index(site)[region]
@@ -999,7 +1029,7 @@ def plot_fidelity(
     values = mat.to_numpy(dtype=float)
     # colour range: up to 1 (full fidelity), from a round value under the data (contrast where the values are)
     low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
-    vmin = min(0.5, max(0.0, math.floor(10 * low) / 10)) if low >= 0 else low
+    vmin = min(0.5, max(0.0, math.floor(10 * low) / 10))
     im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap=SEQUENTIAL, vmin=vmin, vmax=1.0,
                    interpolation="nearest", zorder=1)
     missing = bool(np.isnan(values).any())

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from ._atomic import atomic_write
+from .errors import ScaleupDataError
 
 __all__ = ["LANGUAGES", "N_", "gettext", "ngettext", "get_language", "set_language", "extract_messages",
            "update_catalogue"]
@@ -56,7 +57,7 @@ def set_language(language: str) -> None:
     >>> sa.set_language("en")
     """
     if language not in LANGUAGES:
-        raise ValueError(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
+        raise ScaleupDataError(f"set_language: unknown language {language!r}; use one of {', '.join(LANGUAGES)}.")
     _CURRENT["language"] = language
 
 

@@ -13,6 +13,8 @@ import warnings
 
 import pandas as pd
 
+from .errors import ScaleupDataError
+
 __all__ = ["setup_display"]
 
 
@@ -52,6 +54,11 @@ def setup_display(precision: int = 3, width: int = 120, max_columns: int | None 
     ...     pd.get_option("display.precision")
     2
     """
+    for name, value, least in (("precision", precision, 0), ("width", width, 1), ("max_columns", max_columns, 1)):
+        if value is None and name == "max_columns":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ScaleupDataError(f"setup_display: argument {name!r} must be an integer >= {least}, got {value!r}.")
     pd.set_option("display.precision", precision)
     pd.set_option("display.width", width)
     if max_columns is not None:

@@ -12,13 +12,14 @@ that a blanked cell cannot be recovered by subtracting the published cells from 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._checks import first_values
-from .errors import ScaleupDataError
+from ._checks import checked_inputs, first_values, rows_text
+from .errors import ScaleupDataError, ScaleupWarning
 
 __all__ = ["suppress_small_cells", "check_no_identifiers"]
 
@@ -31,6 +32,9 @@ DEFAULT_THRESHOLD = 5
 #: small cells even when a section did not declare them.
 PEOPLE_COUNT_COLUMNS: tuple[str, ...] = ("n", "events", "non_events", "eligible", "reached", "staff_eligible",
                                          "staff_trained", "n_baseline", "n_followup")
+
+#: Largest count accepted: 2**53, beyond which a float no longer holds every whole number exactly.
+_MAX_COUNT = float(2**53)
 
 #: Column names treated as direct patient identifiers (compared case-insensitively).
 IDENTIFIER_COLUMNS: tuple[str, ...] = ("patient_id",)
@@ -62,13 +66,14 @@ def _count_values(data: pd.DataFrame, count_names: list[str]) -> dict[str, np.nd
                 "must be numeric (integers). Convert it with pd.to_numeric or pass the right column."
             )
         x = pd.to_numeric(col, errors="coerce").astype("float64")
-        bad = x.notna() & ((x < 0) | (x != np.round(x)) | ~np.isfinite(x))
+        bad = x.notna() & ((x < 0) | (x != np.round(x)) | ~np.isfinite(x) | (x > _MAX_COUNT))
         if bad.any():
             rows = data.index[bad.to_numpy()]
             raise ScaleupDataError(
                 f"suppress_small_cells: count column {c!r} has {int(bad.sum())} value(s) that are not "
-                f"non-negative whole numbers (rows {first_values(rows)}). Counts of individuals must be "
-                "integers >= 0; fix or remove those rows."
+                f"non-negative whole numbers within range (rows {first_values(rows)}): {first_values(x[bad])}. "
+                f"Counts of individuals must be integers >= 0 and at most 2**53 = {_MAX_COUNT:.0f} (beyond, a "
+                "float no longer holds every whole number); fix or remove those rows."
             )
         num[c] = x.to_numpy()
     return num
@@ -102,6 +107,7 @@ def _complementary(hidden: np.ndarray, data: pd.DataFrame, dims: list[str], firs
                 changed = True
 
 
+@checked_inputs(empty=True)
 def suppress_small_cells(
     data: pd.DataFrame,
     counts: str | Sequence[str],
@@ -124,7 +130,7 @@ def suppress_small_cells(
         One row per cell. Not modified.
     counts : str or sequence of str
         Columns holding numbers of individuals (e.g. ``n``, ``events``, ``reached``, ``eligible``);
-        they must be non-negative integers (missing allowed).
+        they must be non-negative integers up to 2**53 (missing allowed: see Notes).
     values : str or sequence of str, optional
         Columns derived from the counts (rates, proportions, means) blanked together with them.
     threshold : int, default 5
@@ -145,8 +151,13 @@ def suppress_small_cells(
     Raises
     ------
     ScaleupDataError
-        If a column is missing, a count is negative, non-integer or not numeric, or ``threshold`` is
-        not an integer >= 1.
+        If a column is missing, a count is negative, non-integer, beyond 2**53 or not numeric, or
+        ``threshold`` is not an integer >= 1.
+
+    Warns
+    -----
+    ScaleupWarning
+        When rows publishing a value have every count missing: they are suppressed (see Notes).
 
     Notes
     -----
@@ -163,6 +174,11 @@ def suppress_small_cells(
        margin group holding a single suppressed row (so the pattern closes as a rectangle rather than
        spreading), the smallest count (first of ``counts``), the first in table order. Because a new suppression can leave another group with a single suppressed row,
        the step is repeated over all ``by`` dimensions until no group has exactly one.
+
+    A missing count is not applicable when another count of the row is known (``events`` of a
+    continuous indicator beside its ``n``). A row whose counts are *all* missing but which publishes
+    a value (a rate without its count) is of unknown size, so it may be small: it is suppressed as a
+    primary suppression, with a :class:`ScaleupWarning` naming the rows.
 
     A group made of a single suppressed row cannot be protected by suppressing other rows: its total
     must not be published either. Relations between columns of the same row (``events`` and
@@ -212,9 +228,25 @@ def suppress_small_cells(
         data = data.reset_index(drop=True)
     num = _count_values(data, count_names)
 
-    primary = np.zeros(len(data), dtype=bool)
+    # a cell whose every count is missing has an unknown size (it may be small): what it publishes is hidden
+    unknown = np.logical_and.reduce([np.isnan(x) for x in num.values()])
+    if value_names:
+        unknown &= data[value_names].notna().any(axis=1).to_numpy()
+    else:
+        unknown[:] = False
+    primary = unknown.copy()
     for x in num.values():
         primary |= (x > 0) & (x < threshold)
+    if unknown.any():
+        cols = " and ".join(map(repr, count_names))
+        warnings.warn(
+            f"suppress_small_cells: count column{'s' if len(count_names) > 1 else ''} {cols} "
+            f"{'are all' if len(count_names) > 1 else 'is'} missing in {rows_text(data, unknown)}: these cells "
+            f"are of unknown size and may be small, so their values ({', '.join(map(repr, value_names))}) are "
+            "suppressed as if they were (with complementary suppression). Fill in the counts to publish them.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
     hidden = primary.copy()
     if complementary and len(data) > 1:
         _complementary(hidden, data, dims, num[count_names[0]])
@@ -249,7 +281,7 @@ def _axis_names(where: str, labels) -> list[tuple[str, str]]:
             for label in labels for name in _label_names(label)]
 
 
-def _columns_of(obj) -> list[tuple[str, str]]:
+def _columns_of(obj, label: str = "argument 'data'") -> list[tuple[str, str]]:
     """(where, column name) pairs of a DataFrame/Series/mapping/sequence of names; the levels of
     MultiIndex labels and non-text labels (numbers, bytes) are included."""
     if isinstance(obj, pd.DataFrame):
@@ -263,13 +295,22 @@ def _columns_of(obj) -> list[tuple[str, str]]:
     if isinstance(obj, Mapping):
         out = []
         for key, value in obj.items():
-            out += [(f"{where} of {key!r}", name) for where, name in _columns_of(value)]
+            out += [(f"{where} of {key!r}", name) for where, name in _columns_of(value, f"{label}[{key!r}]")]
         return out
     if isinstance(obj, (list, tuple, pd.Index)):
+        rows = [k for k, v in enumerate(obj) if isinstance(v, (list, dict, set, np.ndarray, pd.Series, pd.DataFrame))]
+        if rows:
+            raise ScaleupDataError(
+                f"check_no_identifiers: {label} is a {type(obj).__name__} holding "
+                f"{type(obj[rows[0]]).__name__}s (positions {first_values(rows)}), not a list of column names: "
+                "rows of a table carry no column names to check. Pass the table as a DataFrame "
+                "(pd.DataFrame(rows, columns=[...])), a mapping of table name to DataFrame, or the list of "
+                "column names."
+            )
         return _axis_names("name", obj)
     raise ScaleupDataError(
-        f"check_no_identifiers: cannot inspect an object of type {type(obj).__name__}; pass a DataFrame, "
-        "a Series, a mapping of table name to DataFrame, or a list of column names."
+        f"check_no_identifiers: cannot inspect {label}, an object of type {type(obj).__name__}; pass a "
+        "DataFrame, a Series, a mapping of table name to DataFrame, or a list of column names."
     )
 
 

@@ -21,6 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ._checks import checked_inputs
 from ._atomic import (FolderLock, atomic_write_bytes, atomic_write_text, check_writable, clear_leftovers,
                       publish_folder, staging_folder)
 from .errors import ScaleupDataError
@@ -197,6 +198,7 @@ def _workbook_bytes() -> bytes:
     return buf.getvalue()
 
 
+@checked_inputs
 def init_study(directory: str | os.PathLike) -> list[Path]:
     """Scaffold a study folder: ``study.toml``, CSV templates, ``study.xlsx`` and ``README.md``.
 

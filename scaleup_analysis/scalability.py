@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._checks import numeric_column, rows_text
+from ._checks import check_draw_count, checked_inputs, numeric_column, rows_text
 from ._display import Displayed
 from ._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside, word
 from .errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -726,23 +726,37 @@ def _rater_agreement(ans, ins, n_boot, seed) -> pd.DataFrame:
     """Krippendorff's alpha of the raters of each innovation (items as units)."""
     from .agreement import krippendorff_alpha
 
-    ag = []
+    ag, undefined = [], []
     for inn, g in ans.groupby("innovation", sort=True):
         n_r = g["rater"].nunique()
         row = {"innovation": inn, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                "n_units": 0, "n_raters": int(n_r), "metric": ins.metric}
         if n_r >= 2:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(record=n_boot > 0):  # with a bootstrap, the second call says them
                 warnings.simplefilter("ignore", RowsOmittedWarning)
-                try:
+                try:  # the data can make alpha undefined (no pairable item, no variation): NaN, said below
+                    k = krippendorff_alpha(g, "item_id", "rater", "score", metric=ins.metric, n_boot=0)
+                except ScaleupDataError as exc:
+                    undefined.append(f"{inn!r} ({str(exc).split(': ', 1)[-1]})")
+                    k = None
+            if k is not None and n_boot > 0:  # a bootstrap too large for memory is the caller's error
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RowsOmittedWarning)
                     k = krippendorff_alpha(g, "item_id", "rater", "score", metric=ins.metric, n_boot=n_boot, seed=seed)
-                    row.update(estimate=k.estimate, ci_low=k.ci_low, ci_high=k.ci_high, n_units=k.n_units)
-                except ScaleupDataError:
-                    pass  # e.g. no pairable unit or no variation: alpha stays NaN
+            if k is not None:
+                row.update(estimate=k.estimate, ci_low=k.ci_low, ci_high=k.ci_high, n_units=k.n_units)
         ag.append(row)
+    if undefined:
+        warnings.warn(
+            f"score_assessment: the raters' agreement (Krippendorff's alpha) is undefined, left missing, for "
+            f"{len(undefined)} innovation(s): {'; '.join(undefined[:3])}{' ...' if len(undefined) > 3 else ''}",
+            ScaleupWarning,
+            stacklevel=3,
+        )
     return pd.DataFrame(ag, columns=["innovation", "estimate", "ci_low", "ci_high", "n_units", "n_raters", "metric"])
 
 
+@checked_inputs
 def score_assessment(
     data: pd.DataFrame,
     instrument="ISAT",
@@ -849,5 +863,5 @@ def score_assessment(
         overall=overall,
         completeness=comp,
         missing_items=missing_items,
-        agreement=_rater_agreement(ans, ins, n_boot, seed),
+        agreement=_rater_agreement(ans, ins, check_draw_count("score_assessment", "n_boot", n_boot), seed),
     )

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import checked_inputs
 from ._display import Displayed
 from .errors import ScaleupDataError
 
@@ -865,6 +866,7 @@ def default_study(seed: int = DEFAULT_SEED, *, language: str | None = None) -> S
     return Study(tables=tables, settings=settings, folder=None, inputs={}, notes=())
 
 
+@checked_inputs
 def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = None,
                language: str | None = None) -> Study:
     """Load a study folder (tables and ``study.toml``), or the embedded default study.

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._checks import check_mixed_args, first_values, numeric_column, rows_text
+from ._checks import check_mixed_args, checked_inputs, first_values, mixed_kinds, numeric_column, rows_text
 from .errors import RowsOmittedWarning, ScaleupDataError
 
 __all__ = ["summarize", "mixed_model_from_summary", "site_effects_from_summary"]
@@ -102,15 +102,6 @@ def _quote(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # engines
 # --------------------------------------------------------------------------------------------------
-def _value_kind(v) -> str:
-    """``"text"``, ``"number"`` (any int or float, NumPy's included) or the type name of a key value."""
-    if isinstance(v, str):
-        return "text"
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
-        return "number"
-    return type(v).__name__
-
-
 def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[pd.DataFrame, int, list]:
     """Check columns and types; return the complete rows, the number of incomplete ones and their first labels."""
     cols = _used_columns(group, numeric, binary)
@@ -130,13 +121,13 @@ def _check_pandas(df: pd.DataFrame, what: str, group, numeric, binary) -> tuple[
         s = df[g]
         # infer_dtype is a fast C scan; only a mixed column is looked at value by value
         if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("mixed", "mixed-integer"):
-            kinds = s.dropna().map(_value_kind)
-            if kinds.nunique() > 1:
-                minority = kinds != kinds.value_counts().index[0]
+            found = mixed_kinds(s)
+            if found is not None:
+                kinds, minority = found
                 raise ScaleupDataError(
                     f"summarize: column {g!r} (argument 'by') of {what} mixes value types "
-                    f"({', '.join(sorted(kinds.unique()))}): {rows_text(kinds, minority.to_numpy(), label='first:')} "
-                    f"differ from the others (values {first_values(s.loc[kinds.index[minority.to_numpy()]])}), so "
+                    f"({', '.join(sorted(kinds.unique()))}): {rows_text(kinds, minority, label='first:')} "
+                    f"differ from the others (values {first_values(s.loc[kinds.index[minority]])}), so "
                     "equal-looking keys (1 and '1') would form separate cells. Convert the column to one type, "
                     f"e.g. data[{g!r}].astype(str)."
                 )
@@ -414,6 +405,7 @@ def _summarize_with(engine, data, by, names, pairs, binary, numeric, threads) ->
     return _summarize_pandas(chunks, what, by, names, pairs, binary, numeric)
 
 
+@checked_inputs
 def summarize(
     data,
     by: str | Sequence[str] = ("site_id", "period"),
@@ -513,11 +505,13 @@ def summarize(
     sums = out[[sp_name(a, b) for a, b in pairs]].to_numpy(dtype=float)
     over = ~np.isfinite(sums)
     if over.any():
-        cols = [sp_name(a, b) for (a, b), o in zip(pairs, over.any(axis=0), strict=True) if o]
+        hit = [(a, b) for (a, b), o in zip(pairs, over.any(axis=0), strict=True) if o]
+        sources = list(dict.fromkeys(x for ab in hit for x in ab if x != _INTERCEPT))
         raise ScaleupDataError(
-            f"summarize: the sums of products {cols} of {what} overflow float64 (infinite) in "
-            f"{int(over.any(axis=1).sum())} cell(s): the values are too large in magnitude (squares beyond "
-            "1e308). Rescale the column(s) (e.g. thousands instead of units) before summarising."
+            f"summarize: the sums of products {[sp_name(a, b) for a, b in hit]} of {what} overflow float64 "
+            f"(infinite) in {int(over.any(axis=1).sum())} cell(s): the values of column(s) {first_values(sources)} "
+            "are too large in magnitude (squares beyond 1e308). Rescale the column(s) (e.g. thousands instead of "
+            "units) before summarising."
         )
 
     # one layout whatever the engine: sorted cells, integer counts, float sums
@@ -611,16 +605,21 @@ class _Stats:
                            index=summary.index)
         bad = ~np.isfinite(num.to_numpy(dtype=float)).all(axis=1) | summary[group].isna().to_numpy()
         with np.errstate(invalid="ignore"):
-            huge = (np.abs(num.to_numpy(dtype=float)) > _MAX_SUM).any(axis=1)
+            huge_cells = np.abs(num.to_numpy(dtype=float)) > _MAX_SUM
+        huge = huge_cells.any(axis=1)
         if huge.any():
+            cols = [c for c, h in zip(num.columns, huge_cells.any(axis=0), strict=True) if h]
             raise ScaleupDataError(
-                f"{label}: sums beyond +/-{_MAX_SUM:g} in {rows_text(summary, huge, label='first:')}; the fit's "
-                "cross-products would overflow. Rescale the columns before summarize()."
+                f"{label}, column(s) {first_values(cols)}: sums beyond +/-{_MAX_SUM:g} in "
+                f"{rows_text(summary, huge, label='first:')}; the fit's cross-products would overflow. Rescale "
+                "the columns before summarize()."
             )
         if bad.any():
+            cols = [c for c, b in zip(num.columns, (~np.isfinite(num.to_numpy(dtype=float))).any(axis=0), strict=True)
+                    if b] + ([group] if summary[group].isna().any() else [])
             raise ScaleupDataError(
-                f"{fn}: {int(bad.sum())} summary row(s) have a missing {group!r} or non-finite sums "
-                f"(index {first_values(summary.index[bad])}). Remove them or re-run summarize()."
+                f"{label}, column(s) {first_values(cols)}: {rows_text(summary, bad, label='first:')} have a missing "
+                f"{group!r} or missing / infinite sums. Remove them or re-run summarize()."
             )
         # each cell's sums must be those of real rows: n * sum(a^2) >= (sum a)^2 (Cauchy-Schwarz)
         for c in sp_cols:
@@ -715,6 +714,7 @@ class _Stats:
 # --------------------------------------------------------------------------------------------------
 # public: fits from summaries
 # --------------------------------------------------------------------------------------------------
+@checked_inputs
 def mixed_model_from_summary(
     data: pd.DataFrame,
     formula: str,
@@ -841,6 +841,7 @@ def mixed_model_from_summary(
                             reml=reml, level=level, fn=fn)
 
 
+@checked_inputs
 def site_effects_from_summary(
     data: pd.DataFrame,
     formula: str,

@@ -123,7 +123,7 @@ CASES: list[Bad] = [
         _excel_repeated_header, ("names a column more than once in sheet row 1", "'name' in columns 2, 3")),
     Bad("data_repeated_columns_frame", "validate_table", "DataFrame with two `name` columns",
         lambda: sa.validate_table(pd.concat([tbl("regions"), tbl("regions")[["name"]]], axis=1), "regions"),
-        ("repeated column name(s) 'name'", "give every column a distinct name")),
+        ("duplicated column name(s) 'name'", "give every column a distinct name")),
     # --- files that are not regular files ----------------------------------------------------------
     Bad("data_dir_folder_named_table", "load_tables", "a folder named `sites.csv`",
         lambda: load_dir(extra=_replace("sites.csv", lambda p: p.mkdir())),

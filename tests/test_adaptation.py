@@ -222,6 +222,18 @@ def test_summary_multi_valued_shares():
         sa.summarize_adaptations(df, fields=["colour"])
 
 
+def test_summary_of_no_adaptations_is_an_error():
+    """Zero adaptations give no shares (0/0 everywhere): an error, not a table of NaN."""
+    import inspect
+
+    empty = pd.DataFrame([_one_row(adaptation_id="A1")]).iloc[:0]
+    with pytest.raises(ScaleupDataError, match="summarize_adaptations: table 'data' has no rows"):
+        sa.summarize_adaptations(empty)
+    # the function's own check, beneath the decorator's
+    with pytest.raises(ScaleupDataError, match="holds no adaptations, so there are no adaptations to summarise"):
+        inspect.unwrap(sa.summarize_adaptations)(empty)
+
+
 def test_timeline_and_count_plots(small_sim):
     ad, sites = small_sim.tables["adaptations"], small_sim.tables["sites"]
     ax = sa.plot_adaptation_timeline(ad, sites=sites)
@@ -574,3 +586,34 @@ def test_dose_response_with_observed_fidelity_index(small_sim):
     assert (per_site == 1).all()
     with pytest.raises(ScaleupDataError, match="missing column"):
         sa.fidelity_dose_response(t["outcomes"], fid, t["sites"], value="nope", indicator="HO_Y")
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. outcomes double precision cannot carry
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("function", ["adaptation_effects", "fidelity_dose_response"])
+def test_outcome_spread_below_1e100_refused_without_numpy_warnings(small_sim, function):
+    """mean * 1e-300: squared residuals underflow and the cluster-robust SEs would be 0 (t = est / 0);
+    refused before the fit, naming the function, table, column and indicator, with no numpy warning."""
+    t = small_sim.tables
+    out = t["outcomes"].assign(mean=t["outcomes"]["mean"] * 1e-300)
+    second = t["adaptations"] if function == "adaptation_effects" else sa.fidelity_index(
+        t["fidelity_ratings"], t["components"], t["delivery"])
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with pytest.raises(ScaleupDataError) as exc:
+            getattr(sa, function)(out, second, t["sites"], indicator="HO_Y", inference="cluster")
+    assert not rec, [str(w.message) for w in rec]
+    msg = str(exc.value)
+    for part in (f"{function}: table 'data' (outcomes), column 'mean' (indicator 'HO_Y'): the values "
+                 "differ by at most", "site-period(s) (first sites: 'S0001', 'S0002'",
+                 "the standard errors would be 0", "rescale it (e.g. multiply it by a power of 10)"):
+        assert part in msg, msg
+    # a constant or astronomically large outcome: the message names the column too
+    with pytest.raises(ScaleupDataError, match=rf"{function}: table 'data' \(outcomes\), column 'mean' .*: the outcome "
+                       "is constant"):
+        getattr(sa, function)(t["outcomes"].assign(mean=5.0), second, t["sites"], indicator="HO_Y",
+                              inference="cluster")
+    with pytest.raises(ScaleupDataError, match=r"column 'mean' .*: the outcome is infinite or beyond \+/-1e\+100"):
+        getattr(sa, function)(t["outcomes"].assign(mean=t["outcomes"]["mean"] * 1e300), second, t["sites"],
+                              indicator="HO_Y", inference="cluster")

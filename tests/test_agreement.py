@@ -370,6 +370,42 @@ def test_cohen_kappa_bad_input():
         sa.cohen_kappa(d, "a", "c")
 
 
+_KAPPA_D = pd.DataFrame({"a": [1, 2, 3, 1, 2, 3, 1, 2, 3, 1], "b": [1, 2, 3, 1, 3, 3, 2, 2, 3, 2]})
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+def test_cohen_kappa_constant_rater_is_zero_with_a_warning(weights):
+    """A rater who never varies: po = pe whatever the other rater did, so kappa = 0 and both FCE
+    variances are 0 in exact arithmetic (z = 0/0, NaN as in irr::kappa2); the result is exact, not
+    rounding noise (kappa ~ 1e-17, se0 ~ 1e-9 and an arbitrary z)."""
+    d = _KAPPA_D.assign(a=2, b=[1, 3, 3, 2, 1, 3, 2, 2, 3, 1])
+    with pytest.warns(sa.ScaleupWarning) as rec:
+        res = sa.cohen_kappa(d, "a", "b", weights=weights)
+    (msg,) = [str(w.message) for w in rec]
+    assert "rater 'a' gave the same category (2) to all 10 subjects" in msg
+    assert "kappa is 0" in msg and "z statistic and p-value are undefined (NaN" in msg
+    assert (res.kappa, res.se, res.se0, res.ci_low, res.ci_high) == (0.0, 0.0, 0.0, 0.0, 0.0)
+    assert np.isnan(res.statistic) and np.isnan(res.pvalue)
+    assert res.po == pytest.approx(res.pe, abs=1e-15)
+    if weights is None:
+        assert res.po == pytest.approx(0.3, rel=1e-12)  # 3 of 10 subjects rated 2 by 'b'
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_cohen_kappa_raters_sharing_no_category_warn(scale):
+    with pytest.warns(sa.ScaleupWarning, match=r"the two raters never gave the same category \(rater 'a' used "):
+        res = sa.cohen_kappa(_KAPPA_D.assign(a=_KAPPA_D["a"] * scale), "a", "b")
+    assert (res.kappa, res.po, res.pe, res.se, res.se0) == (0.0, 0.0, 0.0, 0.0, 0.0)
+    assert np.isnan(res.statistic) and np.isnan(res.pvalue)
+
+
+def test_cohen_kappa_valid_input_gives_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sa.cohen_kappa(_KAPPA_D, "a", "b")
+    assert np.isfinite(res.to_frame().select_dtypes("number").to_numpy(float)).all()
+
+
 # --------------------------------------------------------------------------------------------
 # Fleiss' kappa
 # --------------------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ CASES: list[Bad] = [
     Bad("write_bad_suffix", "write_table_atomic", "target with suffix .txt",
         lambda: sa.write_table_atomic(tbl("regions"), tmpdir() / "x.txt"), ("'x.txt'", "must be .csv or .parquet")),
     Bad("write_not_dataframe", "write_table_atomic", "a list instead of a DataFrame",
-        lambda: sa.write_table_atomic([1], tmpdir() / "x.csv"), ("data must be a pandas DataFrame", "list")),
+        lambda: sa.write_table_atomic([1], tmpdir() / "x.csv"), ("argument 'data' must be a pandas DataFrame", "got list")),
     Bad("unknown_dataset", "load_dataset", "unknown bundled dataset",
         lambda: sa.load_dataset("nope"), ("Unknown dataset 'nope'", "baskerville2012")),
     Bad("simulate_too_few_sites", "simulate_scaleup", "n_sites below the minimum",
@@ -217,7 +217,7 @@ CASES: list[Bad] = [
     Bad("meta_one_site", "meta_analysis", "k = 1 site (random effects)",
         lambda: sa.meta_analysis(meta_df(k=1)), ("1 usable row(s)", "at least 2 studies")),
     Bad("meta_empty", "meta_analysis", "empty DataFrame",
-        lambda: sa.meta_analysis(meta_df().iloc[:0]), ("0 usable row(s)", "at least 2 studies")),
+        lambda: sa.meta_analysis(meta_df().iloc[:0]), ("table 'data' has no rows", "nothing to analyse")),
     Bad("meta_text_yi", "meta_analysis", "text effect sizes",
         lambda: sa.meta_analysis(meta_df().assign(yi=list("abcdef"))),
         ("column 'yi'", "6 row(s) (first: 0, 1, 2", "are not numeric", "Convert the column to numbers")),
@@ -264,7 +264,7 @@ CASES: list[Bad] = [
     Bad("icc_one_unit", "icc", "a single rated unit",
         lambda: sa.icc(ratings(n=1), "t", "r", "y"), ("column 't' has 1 distinct unit", "at least 2 units")),
     Bad("icc_empty", "icc", "empty DataFrame",
-        lambda: sa.icc(ratings().iloc[:0], "t", "r", "y"), ("0 distinct unit", "at least 2 units")),
+        lambda: sa.icc(ratings().iloc[:0], "t", "r", "y"), ("table 'data' has no rows", "nothing to analyse")),
     Bad("icc_mixed_single_rater", "icc_mixed", "a single rater",
         lambda: sa.icc_mixed(ratings(r=1), "t", "r", "y"), ("column 'r' has 1 distinct rater", "at least 2 raters")),
     Bad("kappa_misspelt_column", "cohen_kappa", "rater2 column not in data",
@@ -333,7 +333,7 @@ CASES: list[Bad] = [
     Bad("did_unknown_covariate", "staggered_did", "covariate not in data",
         lambda: sa.staggered_did(panel(), "y", "id", "t", "g", covariates=["x9"], n_boot=0), ("['x9'] not found",)),
     Bad("twfe_empty", "twfe_did", "empty DataFrame",
-        lambda: sa.twfe_did(panel().iloc[:0], "y", "id", "t", "g"), ("`data` has no rows", "one row per 'id' and 't'")),
+        lambda: sa.twfe_did(panel().iloc[:0], "y", "id", "t", "g"), ("table 'data' has no rows", "nothing to analyse")),
     Bad("bacon_text_outcome", "bacon_decomposition", "text outcome",
         lambda: sa.bacon_decomposition(panel().assign(y="a"), "y", "id", "t", "g"),
         ("column 'y' (argument 'outcome'): 150 row(s) (first: 0, 1, 2", "are not numeric (values 'a'")),
@@ -603,8 +603,6 @@ KNOWN_GAPS = [
     "",
     "- `sa.meta_regression` merges a moderator equal to 1 in every row with the intercept, without a",
     "  warning, exactly as `metafor::rma.uni` does; any other constant moderator is an error.",
-    "- Missing values in `sa.control_chart` / `sa.runs_analysis` are kept as gaps (counted in `n_obs`,",
-    "  not in `n_useful`), as in qicharts2, rather than announced with a `RowsOmittedWarning`.",
 ]
 
 
@@ -625,8 +623,48 @@ def catalogue_markdown() -> str:
     for i, c in enumerate(CASES, start=1):
         excerpt = " … ".join(_md_code(f) for f in c.fragments)
         lines.append(f"| {i} | `sa.{c.function}` | {_md_escape(c.bad_input)} | `{c.expected.__name__}` | {excerpt} |")
-    lines += ["", *KNOWN_GAPS]
+    lines += ["", *sweep_markdown(), "", *KNOWN_GAPS]
     return "\n".join(lines) + "\n"
+
+
+_SHORT = {"wrong_type": "wrong type", "empty": "empty", "one_unit": "one row / unit", "constant": "constant",
+          "nan": "NaN", "inf": "inf", "huge": "x 1e300", "tiny": "x 1e-300", "mixed_types": "mixed types",
+          "duplicated_column": "duplicated column"}
+
+
+def sweep_markdown() -> list[str]:
+    """The matrix of ``bad_sweep.py``: every public function against every category of bad input."""
+    from bad_sweep import CATEGORIES, NO_TABLE, TARGETS
+
+    kinds = [k for t in TARGETS for k in t.expect.values()]
+    lines = [
+        "## Every public function against every kind of bad input",
+        "",
+        "Generated from `tests/bad_sweep.py` and checked by `tests/test_bad_input_sweep.py`: each function is",
+        "called on a small valid input, then on that input damaged in one way. **error**: a `ScaleupDataError`",
+        "naming the argument or the damaged column; **warning**: a result with a `ScaleupWarning` saying what",
+        "is degenerate; **result**: a result with no warning and no NaN the valid input did not give. In",
+        "every case no raw exception and no numpy, pandas or matplotlib warning reaches the caller.",
+        f"{len(kinds)} cases: {kinds.count('error')} errors, {kinds.count('warning')} warnings, "
+        f"{kinds.count('result')} results.",
+        "",
+        "| function | damaged column | " + " | ".join(_SHORT[c] for c in CATEGORIES) + " |",
+        "|---|---|" + "---|" * len(CATEGORIES),
+    ]
+    for t in TARGETS:
+        cells = [t.expect.get(c, "n/a") for c in CATEGORIES]
+        lines.append(f"| `sa.{t.function}` | `{t.value}` | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Functions that take no table (their table categories do not apply); the wrong-type case of each:",
+        "",
+        "| function | why | bad input | message excerpt |",
+        "|---|---|---|---|",
+    ]
+    for n in NO_TABLE:
+        excerpt = " … ".join(_md_code(f) for f in n.fragments) if n.fragments else ""
+        lines.append(f"| `sa.{n.function}` | {_md_escape(n.reason)} | {_md_escape(n.bad_input)} | {excerpt} |")
+    return lines
 
 
 def test_docs_catalogue_in_sync():

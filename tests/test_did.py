@@ -557,7 +557,7 @@ def test_bacon_closed_form_weights_and_estimates():
     df = make_panel(n=150, cohorts=(0, 3, 5), seed=4, covariates=False)
     bd = sa.bacon_decomposition(df, "y", "id", "t", "g")
     first = df.groupby("id")["g"].first()
-    N, T = len(first), 6
+    T = 6
     n_k, n_l, n_U = (first == 3).mean(), (first == 5).mean(), (first == 0).mean()
     Dk, Dl = (T - 3 + 1) / T, (T - 5 + 1) / T
     d = df.assign(D=((df["g"] > 0) & (df["t"] >= df["g"])).astype(float))

@@ -129,6 +129,8 @@ def test_returns_copy_keeps_index_and_does_not_mutate():
     assert {"logrr", "var"} <= set(out.columns) and "yi" not in out.columns
 
 
+# 'zerocells' has a missing 'ai' (row 6): its warning is checked in test_missing_input_*
+@pytest.mark.filterwarnings("ignore:effect_sizes.*has missing values in column:scaleup_analysis.errors.ScaleupWarning")
 def test_row_order_invariance():
     d = _dataset("zerocells")
     perm = np.random.default_rng(1).permutation(len(d))
@@ -145,6 +147,8 @@ def test_add_and_to_do_not_affect_means_measures():
     pd.testing.assert_frame_equal(a, b)
 
 
+# 'zerocells' has a missing 'ai' (row 6): its warning is checked in test_missing_input_*
+@pytest.mark.filterwarnings("ignore:effect_sizes.*has missing values in column:scaleup_analysis.errors.ScaleupWarning")
 def test_nullable_integer_counts_with_missing():
     d = _dataset("zerocells")
     d_int = d.copy()
@@ -162,6 +166,54 @@ def test_infinite_values_warn_and_become_missing():
         out = sa.effect_sizes(d, "OR", ai="a", bi="b", ci="c", di="d", to="none")
     assert np.isnan(out.loc[0, "yi"]) and np.isnan(out.loc[0, "vi"])
     assert out.loc[1, "yi"] == 0.0  # log(1) exactly
+
+
+_BINARY = pd.DataFrame({"study": ["A", "B", "C", "D"], "a": [5, 3, 8, 6], "b": [10, 12, 9, 11],
+                        "c": [4, 6, 5, 7], "d": [11, 9, 12, 10]})
+
+
+def test_missing_input_keeps_the_row_missing_with_a_warning():
+    d = _BINARY.assign(a=[np.nan, 3, 8, 6])
+    with pytest.warns(ScaleupWarning) as rec:
+        out = sa.effect_sizes(d, "OR", ai="a", bi="b", ci="c", di="d")
+    (msg,) = [str(w.message) for w in rec]
+    assert "table 'data' has missing values in column 'a' (argument 'ai') in 1 row(s) (index 0)" in msg
+    assert "yi and vi are missing (NaN) in 1 row(s) (index 0), as metafor::escalc gives NA" in msg
+    assert np.isnan(out.loc[0, "yi"]) and np.isnan(out.loc[0, "vi"])
+    # the other rows are those of the complete table, bit for bit
+    full = sa.effect_sizes(_BINARY, "OR", ai="a", bi="b", ci="c", di="d")
+    pd.testing.assert_frame_equal(out.iloc[1:].drop(columns="a"), full.iloc[1:].drop(columns="a"))
+    np.testing.assert_allclose(out.loc[1, "yi"], np.log(3 * 9 / (12 * 6)), rtol=1e-12)  # log OR
+
+
+def test_missing_mean_leaves_vi_defined_and_says_so():
+    d = pd.DataFrame({"m1": [np.nan, 2.0], "s1": [1.0, 1.0], "n1": [5, 5], "m2": [0.0, 1.0], "s2": [1.0, 1.0],
+                      "n2": [5, 5]})
+    with pytest.warns(ScaleupWarning, match=r"column 'm1' \(argument 'm1i'\) in 1 row\(s\) \(index 0\), so yi "
+                                            r"and/or vi"):
+        out = sa.effect_sizes(d, "MD", m1i="m1", sd1i="s1", n1i="n1", m2i="m2", sd2i="s2", n2i="n2")
+    assert np.isnan(out.loc[0, "yi"]) and out.loc[0, "vi"] == pytest.approx(0.4, rel=1e-12)  # 1/5 + 1/5
+
+
+def test_undefined_values_warn_and_become_missing():
+    # one subject per group: m = n1 + n2 - 2 = 0, the small-sample correction c(m) is undefined
+    d = pd.DataFrame({"m1": [1.0, 2.0], "s1": [1.0, 1.0], "n1": [1, 5], "m2": [0.0, 1.0], "s2": [1.0, 1.0],
+                      "n2": [1, 5]})
+    with pytest.warns(ScaleupWarning, match=r"undefined \(0/0.*in 1 row\(s\) \(index 0\); set to missing"):
+        out = sa.effect_sizes(d, "SMD", m1i="m1", sd1i="s1", n1i="n1", m2i="m2", sd2i="s2", n2i="n2")
+    assert np.isnan(out.loc[0, "yi"]) and np.isnan(out.loc[0, "vi"]) and np.isfinite(out.loc[1, "yi"])
+
+
+def test_complete_input_gives_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = sa.effect_sizes(_BINARY, "OR", ai="a", bi="b", ci="c", di="d")
+    assert out[["yi", "vi"]].notna().all().all()
+
+
+def test_empty_table_is_an_error():
+    with pytest.raises(ScaleupDataError, match="effect_sizes: table 'data' has no rows"):
+        sa.effect_sizes(_BINARY.iloc[:0], "OR", ai="a", bi="b", ci="c", di="d")
 
 
 def test_hedges_g_correction_factor_closed_form():

@@ -6,6 +6,7 @@ examples computed by hand (stated below) and against simulated data with a known
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import matplotlib.axes
@@ -144,6 +145,37 @@ def test_classify_fidelity_rejects_percentages_and_bad_bands():
         sa.classify_fidelity([85.0])
     with pytest.raises(ScaleupDataError, match="low_max < high_min"):
         sa.classify_fidelity([0.5], bands=(0.8, 0.5))
+
+
+@pytest.mark.parametrize("values, fragment", [
+    (pd.Series([0.52, "0.63", 0.9], index=[10, 11, 12]), "1 value(s) are not numbers, at index 11 ('0.63')"),
+    ([0.5, "0.63", 0.9, "high"], "2 value(s) are not numbers, at position 1 ('0.63'), 3 ('high')"),
+    (pd.Series(["nan", 0.7]), "1 value(s) are not numbers, at index 0 ('nan')"),
+])
+def test_classify_fidelity_names_text_values_and_their_positions(values, fragment):
+    with pytest.raises(ScaleupDataError) as err:
+        sa.classify_fidelity(values)
+    assert fragment in str(err.value) and "pd.to_numeric(values)" in str(err.value)
+
+
+def test_plot_fidelity_refuses_an_empty_table():
+    idx = sa.fidelity_index(RATINGS, COMPONENTS, DELIVERY)
+    with pytest.raises(ScaleupDataError, match="plot_fidelity: table 'data' has no rows"):
+        sa.plot_fidelity(idx.iloc[:0])
+    with pytest.raises(ScaleupDataError, match=r"plot_fidelity: no rows to plot \(no site x period cell"):
+        inspect.unwrap(sa.plot_fidelity)(idx.iloc[:0])  # its own check, beneath the decorators' (no blank figure)
+
+
+def test_plot_fidelity_refuses_values_beyond_proportions():
+    idx = sa.fidelity_index(RATINGS, COMPONENTS, DELIVERY)
+    with pytest.raises(ScaleupDataError) as err:
+        sa.plot_fidelity(idx.assign(fidelity_index=idx["fidelity_index"] * 100))
+    assert "column 'fidelity_index' (argument 'value') is outside [0, 1]" in str(err.value)
+    assert "pass proportions, not percentages" in str(err.value)
+    # dose is uncapped (more sessions than planned): drawn in the colour of 1, not refused
+    assert isinstance(sa.plot_fidelity(idx.assign(dose=idx["dose"] * 1.5), value="dose"), matplotlib.axes.Axes)
+    with pytest.raises(ScaleupDataError, match=r"argument 'values' has 1 value\(s\) outside \[0, 1\] \(first: 2.0\)"):
+        sa.classify_fidelity([0.5, 2.0])
 
 
 # --------------------------------------------------------------------------- drift by hand

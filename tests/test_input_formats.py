@@ -186,7 +186,7 @@ def test_error_rows_are_file_lines_despite_blank_lines_and_multiline_fields(tmp_
     msg = _error(lambda: load_table(tmp_path / "regions.csv"))
     bad_line = text.split("\n").index("6;Montréal;metropolitan") + 1
     assert bad_line == 7
-    assert f"regions.rss_code: 1 row with a value that breaks the rule" in msg and f"file line {bad_line}: '6'" in msg
+    assert "regions.rss_code: 1 row with a value that breaks the rule" in msg and f"file line {bad_line}: '6'" in msg
 
 
 # --------------------------------------------------------------------------------------------

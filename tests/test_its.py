@@ -186,3 +186,38 @@ def test_row_order_and_time_shift_invariance():
     c = sa.interrupted_time_series(d.assign(time=d["time"] + 100), "time", "y", 121, control="control")
     assert c.level_change == pytest.approx(a.level_change, rel=1e-8)
     assert c.slope_change_se == pytest.approx(a.slope_change_se, rel=1e-8)
+
+
+@pytest.mark.parametrize("errors", ["ols", "newey-west", "ar1"])
+def test_outcome_spread_below_1e100_refused_without_numpy_warnings(errors):
+    """y * 1e-300: the residual variance underflows to 0 (standard errors 0, or a raw ValueError with
+    AR(1) errors); refused before the fit, naming the column, with no numpy warning."""
+    d = DATA["single"].assign(y=lambda x: x["y"] * 1e-300)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with pytest.raises(ScaleupDataError) as exc:
+            sa.interrupted_time_series(d, "time", "y", 25, errors=errors)
+    assert not rec, [str(w.message) for w in rec]
+    msg = str(exc.value)
+    for part in ("interrupted_time_series: table 'data', column 'y' (argument 'outcome'): the values differ by "
+                 f"at most {np.ptp(d['y']):.3g} across the 48 row(s) (first: 0, 1, 2",
+                 "the standard errors would be 0", "rescale it (e.g. multiply it by a power of 10)"):
+        assert part in msg, msg
+    with pytest.raises(ScaleupDataError, match=r"column 'time' \(argument 'time'\): the values differ by at most"):
+        sa.interrupted_time_series(DATA["single"].assign(time=lambda x: x["time"] * 1e-300), "time", "y", 25e-300)
+
+
+@pytest.mark.parametrize("errors", ["ols", "newey-west"])
+def test_small_outcome_scale_gives_rescaled_coefficients(errors):
+    """Just above the refusal bound (y * 1e-90) the fit is exact: estimates and SEs scale with y,
+    p-values do not move, and no numpy warning is raised."""
+    base = sa.interrupted_time_series(DATA["single"], "time", "y", 25, errors=errors)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        small = sa.interrupted_time_series(DATA["single"].assign(y=lambda x: x["y"] * 1e-90), "time", "y", 25,
+                                           errors=errors)
+    assert not rec, [str(w.message) for w in rec]
+    # 1e-12: the scaling by a power of 10 is not exact in binary; the fits differ by rounding only
+    np.testing.assert_allclose(small.coef["estimate"] * 1e90, base.coef["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(small.coef["se"] * 1e90, base.coef["se"], rtol=1e-12)
+    np.testing.assert_allclose(small.coef["pvalue"], base.coef["pvalue"], rtol=1e-10)

@@ -448,3 +448,22 @@ def test_affine_outcome_transformation(a, b, reml):
     assert np.allclose(fe["df"], fb["df"], rtol=1e-5)
     shift = -(res.n_obs - (2 if reml else 0)) * np.log(a)
     assert abs(res.loglik - (base.loglik + shift)) < 1e-7 * abs(base.loglik)
+
+
+# ------------------------------------------------------------------------------------ magnitudes
+@pytest.mark.parametrize("column, what", [("Reaction", "the outcome"), ("Days", "the fixed effects")])
+def test_spread_below_1e50_refused_before_fitting(column, what):
+    """y * 1e-300 (or a covariate * 1e-60): squares of the differences underflow; refused with the column
+    and the way out, and no numpy RuntimeWarning or ConvergenceWarning on the way."""
+    df = data("sleepstudy")
+    df[column] = df[column] * (1e-300 if column == "Reaction" else 1e-60)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with pytest.raises(ScaleupDataError) as exc:
+            sa.mixed_model(df, "Reaction ~ Days", group="Subject")
+    assert not rec, [str(w.message) for w in rec]
+    msg = str(exc.value)
+    for part in (f"mixed_model: table 'data', {what} ('{column}'): the values differ by at most",
+                 "across the 180 row(s) (first: 0, 1, 2", "underflow in double precision",
+                 "rescale it (e.g. multiply it by a power of 10)"):
+        assert part in msg, msg

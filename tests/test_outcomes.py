@@ -17,6 +17,7 @@ What is checked against what:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -182,7 +183,8 @@ def test_aim_iam_fim_scales_by_hand():
         for i, v in enumerate(items, start=1):
             rows.append((r, site[r], sc, i, v))
     scales = pd.DataFrame(rows, columns=["respondent_id", "site_id", "scale", "item", "score"])
-    res = sa.reaim(_tables(), scales=scales)
+    with pytest.warns(sa.ScaleupWarning, match=r"confidence interval of acceptability in 1 region\(s\) \('R2'\)"):
+        res = sa.reaim(_tables(), scales=scales)  # R2: one respondent (r5)
     # acceptability (AIM), R1: r1 4.5, r3 2.5, r4 4.5, r6 3.5 ; r2 has a missing item -> excluded
     v = np.array([4.5, 2.5, 4.5, 3.5])
     assert _get(res, "acceptability", "R1") == pytest.approx(v.mean(), rel=RTOL)
@@ -209,7 +211,11 @@ def test_effectiveness_and_fidelity():
     eff = pd.DataFrame({"rss_code": ["R1", "R2", "all"], "estimate": [2.0, -1.0, 1.0], "se": [0.5, 1.0, 0.4]})
     fid = pd.DataFrame({"site_id": ["A", "A", "B", "C", "C"], "period": [2, 3, 3, 2, 3],
                         "fidelity_index": [0.8, 0.6, 0.9, 0.5, np.nan]})
-    res = sa.reaim(_tables(), effectiveness=eff, fidelity=fid)
+    # R2 has one site with fidelity (C): no t interval, and the warning says so
+    with pytest.warns(sa.ScaleupWarning, match=r"the confidence interval of implementation_fidelity in 1 "
+                                               r"region\(s\) \('R2'\): a single value, no t interval"):
+        res = sa.reaim(_tables(), effectiveness=eff, fidelity=fid)
+    assert math.isnan(_get(res, "implementation_fidelity", "R2", "ci_low"))
     assert _get(res, "effectiveness", "R2", "ci_low") == pytest.approx(-1.0 - Z * 1.0, rel=RTOL)
     assert _get(res, "effectiveness", "all", "ci_high") == pytest.approx(1.0 + Z * 0.4, rel=RTOL)
     # fidelity R1: site means A 0.7, B 0.9 -> 0.8, t interval with 1 df; overall: 0.7, 0.9, 0.5
@@ -230,6 +236,49 @@ def test_individual_maintenance():
     res = sa.reaim(_tables(), individual_maintenance=im)
     assert _get(res, "maintenance_individual", "R1") == pytest.approx(19 / 30, rel=RTOL)
     assert _get(res, "maintenance_individual", "R2", "suppressed")  # 4 individuals
+
+
+def test_sites_without_delivery_records_warn_and_are_not_maintenance_failures():
+    tabs = _tables()
+    only_a = dict(tabs, delivery=tabs["delivery"][tabs["delivery"]["site_id"] == "A"])
+    with pytest.warns(sa.ScaleupWarning) as rec:
+        res = sa.reaim(only_a, periods_per_year=4, support_periods=1)
+    msgs = [str(w.message) for w in rec]
+    assert any("table 'delivery' has no record for 3 of the 4 site(s) of table 'sites' (first: 'B', 'C', 'D')"
+               in m and "not evaluable for maintenance (counted in n_excluded)" in m for m in msgs)
+    undefined = [m for m in msgs if "some values are undefined (NaN) for lack of data" in m]
+    assert len(undefined) == 1
+    assert "reach in 1 region(s) ('R2'): no eligible people in the window (eligible = 0)" in undefined[0]
+    assert "implementation_cost_per_participant in 1 region(s) ('R2'): nobody reached" in undefined[0]
+    # R1 counts site A only: reached 8 + 10 + 0 of eligible 20 + 22 + 20 in periods 2-4
+    assert _get(res, "reach", "R1") == pytest.approx(18 / 62, rel=RTOL)
+    assert math.isnan(_get(res, "reach", "R2")) and _get(res, "reach", "R2", "denominator") == 0
+    # C has no record: unknown, so not evaluable (it was counted "not maintained" before); A (E = 2)
+    # delivers nothing in period 4: not maintained
+    assert _get(res, "maintenance_6m", "R1") == 0.0 and _get(res, "maintenance_6m", "R1", "n_excluded") == 1
+    assert math.isnan(_get(res, "maintenance_6m", "R2")) and _get(res, "maintenance_6m", "R2", "n_excluded") == 1
+    assert _get(res, "maintenance_6m", "all", "denominator") == 1
+    # adoption of settings comes from table 'sites': unchanged
+    assert _get(res, "adoption_settings", "all") == pytest.approx(0.75, rel=RTOL)
+
+
+def test_nobody_reached_leaves_cost_per_participant_undefined_with_a_warning():
+    tabs = _tables()
+    with pytest.warns(sa.ScaleupWarning, match=r"implementation_cost_per_participant in 3 region\(s\) \('R1', 'R2', "
+                                               r"all \(overall\)\): nobody reached in the window"):
+        res = sa.reaim(dict(tabs, delivery=tabs["delivery"].assign(reached=0)), support_periods=1)
+    assert _get(res, "reach", "all") == 0.0
+    assert _get(res, "reach", "all", "ci_low") == pytest.approx(0.0, abs=1e-15)  # Wilson: 0 up to rounding
+    assert math.isnan(_get(res, "implementation_cost_per_participant", "R1"))
+    assert _get(res, "implementation_cost", "all") == pytest.approx(4200.0, rel=RTOL)
+
+
+def test_valid_tables_give_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sa.reaim(_tables(), periods_per_year=4, support_periods=1)
+    # maintenance at 12 months is NaN without a warning: every site is counted in n_excluded
+    assert math.isnan(_get(res, "maintenance_12m", "all")) and _get(res, "maintenance_12m", "all", "n_excluded") == 3
 
 
 def test_reaim_plot_and_summary():

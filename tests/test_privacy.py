@@ -69,6 +69,48 @@ def test_missing_counts_are_not_suppressed_and_existing_flag_is_kept():
     assert out["n"].isna().tolist() == [True, False, False]
 
 
+_CELLS = pd.DataFrame({"region": ["01", "01", "02", "02", "03", "03"], "n": [12, 8, 30, 3, 25, 40],
+                       "rate": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+
+
+def test_a_value_without_its_count_is_suppressed_with_a_warning():
+    """A rate whose count is missing is of unknown size (maybe 1 person): hidden as a small cell."""
+    t = _CELLS.assign(n=[np.nan, 8, 30, 3, 25, 40])
+    with pytest.warns(sa.ScaleupWarning) as rec:
+        out = sa.suppress_small_cells(t, "n", "rate", by="region")
+    (msg,) = [str(w.message) for w in rec]
+    assert "count column 'n' is missing in 1 row(s) (index 0)" in msg
+    assert "of unknown size and may be small, so their values ('rate') are suppressed" in msg
+    # row 0 (unknown) and row 3 (n = 3) are primary; rows 1 and 2 complete their regions
+    assert out["suppressed"].tolist() == [True, True, True, True, False, False]
+    assert out["rate"].isna().tolist() == [True, True, True, True, False, False]
+    assert out.loc[4:, "n"].tolist() == [25, 40] and out.loc[4:, "rate"].tolist() == [0.5, 0.6]
+
+
+def test_a_missing_count_beside_a_known_one_is_not_applicable():
+    t = pd.DataFrame({"n": [40, 50], "events": [np.nan, 20], "mean": [3.2, 0.4]})
+    out = sa.suppress_small_cells(t, ["n", "events"], "mean", complementary=False)  # no warning
+    assert out["suppressed"].tolist() == [False, False] and out["mean"].tolist() == [3.2, 0.4]
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e16])
+def test_counts_beyond_exact_whole_numbers_are_an_error(scale):
+    with pytest.raises(sa.ScaleupDataError) as err:
+        sa.suppress_small_cells(_CELLS.assign(n=_CELLS["n"] * scale), "n", "rate", by="region")
+    msg = str(err.value)
+    assert "count column 'n' has 6 value(s) that are not non-negative whole numbers within range" in msg
+    assert "(rows 0, 1, 2, 3, 4, ... (1 more))" in msg and "integers >= 0 and at most 2**53 = 9007199254740992" in msg
+
+
+def test_check_no_identifiers_refuses_rows_instead_of_a_table():
+    with pytest.raises(sa.ScaleupDataError) as err:
+        sa.check_no_identifiers([[1, 2], [3, 4]])
+    assert "argument 'data' is a list holding lists (positions 0, 1), not a list of column names" in str(err.value)
+    with pytest.raises(sa.ScaleupDataError, match=r"argument 'data'\['t'\] is a list holding lists"):
+        sa.check_no_identifiers({"t": _CELLS.to_numpy().tolist()})
+    assert sa.check_no_identifiers(["region", "n"]) == ["region", "n"]  # a list of names is fine
+
+
 # ----------------------------------------------------------------------------------------------
 # complementary suppression: worked examples
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ What is checked against what:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -363,3 +364,40 @@ def test_categorical_subgroups_from_simulated_sites():
     res = sa.deleterious_effects(ch, by="subgroup", contrast="comparison")
     assert set(res.units["unit"]) <= {"urban", "semi_urban", "rural", "remote"}
     assert res.plot_dashboard().get_ylabel() == "Subgroup"
+
+
+def test_astronomical_means_and_counts_refused_naming_table_column_rows():
+    """mean * 1e300: n * mean and n * sd^2 overflowed (numpy RuntimeWarning, infinite totals returned
+    silently); refused before pooling, naming the table, column and rows."""
+    tabs = _tables()
+    out = tabs["outcomes"]
+    is_mean = (out["indicator_id"] == "M").to_numpy()
+    for col, scale, limit in (("mean", 1e300, "+/-1e+100"), ("sd", 1e200, "+/-1e+100"), ("n", 1e60, "1e+50")):
+        bad = out.assign(**{col: np.where(is_mean, out[col] * scale, out[col])})
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            with pytest.raises(ScaleupDataError) as exc:
+                sa.quintuple_aim_panel(dict(tabs, outcomes=bad))
+        assert not rec, [str(w.message) for w in rec]
+        first = np.flatnonzero(is_mean)[:5].tolist()
+        msg = str(exc.value)
+        assert msg.startswith(f"quintuple_aim_panel: table 'outcomes', column '{col}': 16 row(s) (first: "
+                              f"{', '.join(map(str, first))}, ... (11 more)) exceed {limit} (values "), msg
+        assert "would overflow" in msg, msg
+    # a proportion indicator's mean and sd are not used: a huge value there is no error, and no warning
+    ok = out.assign(mean=np.where(is_mean, out["mean"], 1e307), sd=np.where(is_mean, out["sd"], 1e307))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        panel = sa.quintuple_aim_panel(dict(tabs, outcomes=ok))
+    assert not rec, [str(w.message) for w in rec]
+    pd.testing.assert_frame_equal(panel.to_frame(), sa.quintuple_aim_panel(tabs).to_frame())
+
+
+def test_outcomes_without_usable_rows_refused():
+    tabs = _tables()
+    with pytest.raises(ScaleupDataError, match=r"^quintuple_aim_panel: table 'outcomes' \(argument 'tables'\) has "
+                       r"no rows \(only its column names\); there is nothing to pool"):
+        sa.quintuple_aim_panel(dict(tabs, outcomes=tabs["outcomes"].iloc[:0]))
+    with pytest.raises(ScaleupDataError, match=r"none of its 32 row\(s\) is usable: no row of the indicator\(s\) "
+                       r"'P', 'M' has n > 0"):
+        sa.quintuple_aim_panel(dict(tabs, outcomes=tabs["outcomes"].assign(n=0)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,3 +94,61 @@ def test_proportion_indicator_hand_computed():
     es = sa.site_effects(outcomes, sites, "P").set_index("site_id")
     assert es.loc["A", "yi"] == pytest.approx(0.15, rel=1e-12)
     assert es.loc["A", "vi"] == pytest.approx((0.16 + 0.24 + 0.21 + 0.2275) / 100, rel=1e-12)
+
+
+# ------------------------------------------------------------------------ voltage_drop: a pilot effect of ~0
+def _record(call):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = call()
+    foreign = [f"{w.category.__name__}: {w.message}" for w in rec if not issubclass(w.category, sa.ScaleupWarning)]
+    assert not foreign, foreign  # no numpy RuntimeWarning
+    return res, [str(w.message) for w in rec]
+
+
+def test_voltage_drop_of_a_pilot_effect_whose_square_underflows():
+    """Effect sizes x 1e-300 (their variances unchanged): the pilot effect's square underflows, which
+    used to end in a raw ZeroDivisionError. The ratio and its delta-method SE are computed as
+    sqrt(V_s - 2 r C_as + r^2 V_a) / |a|, and a ScaleupWarning says the ratio is not informative."""
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"phase": ["pilot"] * 6 + ["scale-up"] * 12, "yi": rng.normal(1.0, 1.0, 18) * 1e-300,
+                      "vi": rng.uniform(0.5, 2.0, 18)})
+    res, msgs = _record(lambda: sa.voltage_drop(data=d, levels=["pilot", "scale-up"]))
+    assert len(msgs) == 1, msgs
+    for part in ("voltage_drop(): the effect of the pilot phase 'pilot' is ", "model(s) ['meta_regression', "
+                 "'subgroups']", "too close to 0 to divide by", "not informative (delta-method SE",
+                 "Report the difference (scaled - pilot) instead"):
+        assert part in msgs[0], msgs[0]
+    row = res.to_frame().set_index("model").loc["meta_regression"]
+    V = res.meta_regression.vcov.to_numpy()
+    a, s = row["pilot_estimate"], row["scaled_estimate"]
+    va, vs, cas = V[0, 0], V[0, 0] + V[1, 1] + 2 * V[0, 1], V[0, 0] + V[0, 1]
+    r = s / a
+    assert 0 < abs(a) < 1e-290 and row["ratio"] == pytest.approx(r, rel=1e-12)
+    se = np.sqrt(vs - 2 * r * cas + r * r * va) / abs(a)
+    assert 1e280 < se < 1e310 and row["ratio_se"] == pytest.approx(se, rel=1e-12)
+    z = 1.959963984540054
+    assert row["ratio_ci_low_delta"] == pytest.approx(r - z * se, rel=1e-12)
+    assert row["fieller_type"] == "unbounded" and np.isnan(row["fieller_root1"])
+    assert row["difference"] == pytest.approx(s - a, abs=1e-310) and np.isfinite(row["difference_se"])
+
+
+@pytest.mark.parametrize("pilot, ratio, fragment", [
+    (0.0, np.nan, "is 0 (standard error 0.1; model(s) ['estimates']), too close to 0 to divide by: the ratio "
+                  "scaled / pilot is undefined (NaN)"),
+    (1e-300, 0.6, "is 1e-300 (standard error 0.1; model(s) ['estimates']), too close to 0 to divide by"),
+])
+def test_voltage_drop_of_two_estimates_with_a_null_pilot(pilot, ratio, fragment):
+    res, msgs = _record(lambda: sa.voltage_drop(pilot, 0.6 * pilot, pilot_se=0.1, scaled_se=0.05))
+    assert len(msgs) == 1 and fragment in msgs[0], msgs
+    row = res.to_frame().iloc[0]
+    if np.isnan(ratio):
+        assert np.isnan(row["ratio"]) and np.isnan(row["ratio_se"])
+    else:
+        assert row["ratio"] == pytest.approx(ratio, rel=1e-12)
+        assert row["ratio_se"] == pytest.approx(np.sqrt(0.05**2 + 0.36 * 0.1**2) / pilot, rel=1e-12)
+
+
+def test_voltage_drop_of_usual_estimates_does_not_warn():
+    res, msgs = _record(lambda: sa.voltage_drop(0.50, 0.30, pilot_se=0.10, scaled_se=0.05))
+    assert msgs == [] and res.to_frame().iloc[0]["ratio"] == pytest.approx(0.6, rel=1e-12)

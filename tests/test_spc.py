@@ -102,9 +102,45 @@ def test_runs_analysis_hand_example():
 
 
 def test_runs_analysis_no_useful_points():
-    ra = sa.runs_analysis([2.0, 2.0, np.nan])
+    with pytest.warns(sa.ScaleupWarning) as rec:
+        ra = sa.runs_analysis([2.0, 2.0, np.nan])
     assert ra.n_obs == 3 and ra.n_useful == 0 and ra.runs_signal is False
     assert ra.longest_run is None
+    msgs = [str(w.message) for w in rec]
+    assert any("1 missing value(s) of 3 (NaN, at position(s) 2)" in m for m in msgs)
+    assert any("none of the 3 value(s) is off the centre line 2" in m for m in msgs)
+
+
+def test_runs_analysis_missing_values_are_gaps_with_a_warning():
+    y = [1, 2, 3, 6, 7, 8, 9, 4, 6, 3, 7, 8, 9, 5]
+    gappy = y[:4] + [np.nan] + y[4:9] + [np.nan] + y[9:]
+    with pytest.warns(sa.ScaleupWarning) as rec:
+        ra = sa.runs_analysis(gappy, centre=5)
+    (msg,) = [str(w.message) for w in rec]
+    assert "argument 'values' has 2 missing value(s) of 16 (NaN, at position(s) 4, 10)" in msg
+    assert "kept as gaps in the time order (counted in n_obs, as qicharts2) but left out of the runs" in msg
+    assert "centre line" not in msg  # the centre was given
+    # the gaps neither make nor break a run: the same analysis as without them, two more observations
+    full = sa.runs_analysis(y, centre=5)
+    assert ra.n_obs == full.n_obs + 2
+    assert (ra.n_useful, ra.longest_run, ra.n_crossings, ra.runs_signal) == (13, 4, 5, False)
+    with pytest.warns(sa.ScaleupWarning, match="left out of the centre line \\(the median\\) and of the runs"):
+        med = sa.runs_analysis(gappy)
+    assert med.centre == float(np.median(y))
+
+
+@pytest.mark.parametrize("values, fragments", [
+    ([[1, 0.84], [2, 0.9], [3, 0.7]], ("argument 'values' must be one-dimensional", "got a list with 2 dimension(s)")),
+    ([[1], [2, 3]], ("must be one-dimensional",)),
+    (pd.DataFrame({"y": [1.0, 2.0]}), ("must be one-dimensional", "DataFrame", "data['y']")),
+    ([0.8, "0.84", 0.9, "0.7"], ("must be numeric: 2 value(s) are text, at position(s) 1, 3 (values '0.84', '0.7')",)),
+    (pd.Series(["1", "2"], dtype="string"), ("2 value(s) are text, at position(s) 0, 1",)),
+])
+def test_runs_analysis_refuses_tables_and_text(values, fragments):
+    with pytest.raises(ScaleupDataError) as err:
+        sa.runs_analysis(values)
+    for f in fragments:
+        assert f in str(err.value)
 
 
 @settings(max_examples=40, deadline=None)
@@ -277,6 +313,37 @@ def test_control_chart_bad_input():
         sa.control_chart(df, value="e", chart="i", freeze=2, part=2)
     with pytest.raises(ScaleupDataError, match="not supported"):
         sa.control_chart(df, value="e", chart="x")
+
+
+def test_control_chart_missing_value_is_a_gap_with_a_warning():
+    t = np.arange(1, 25)
+    d = pd.DataFrame({"t": t, "y": np.sin(t) + 0.1 * t})
+    gappy = d.assign(y=d["y"].where(d["t"] != 7))
+    with pytest.warns(sa.ScaleupWarning) as rec:
+        cc = sa.control_chart(gappy, "y", "i", x="t")
+    (msg,) = [str(w.message) for w in rec]
+    assert "control_chart: table 'data', column 'y' (argument 'value') has missing values in 1 row(s) (first: 6)" in msg
+    assert "a period with no value is drawn as a gap: 1 point(s) (x = 7)" in msg
+    assert "left out of the centre line, the limits and the runs (n_useful)" in msg
+    pts = cc.data
+    assert len(pts) == 24 and np.isnan(pts.loc[pts["x"] == 7, "y"]).all()
+    # centre line: mean of the 23 values; sigma: screened average of the 21 moving ranges not touching the gap
+    y = gappy["y"].to_numpy()
+    np.testing.assert_allclose(pts["cl"], np.nanmean(y), rtol=1e-12)
+    mr = np.abs(np.diff(y))
+    mr = mr[np.isfinite(mr)]
+    amr = mr[mr < 3.267 * mr.mean()].mean()
+    np.testing.assert_allclose(pts["ucl"], np.nanmean(y) + 3 * amr / 1.128, rtol=1e-12)
+    runs = cc.to_frame(kind="parts").iloc[0]
+    assert (runs["n_obs"], runs["n_useful"]) == (24, 23 - int((y == np.nanmean(y)).sum()))
+
+
+def test_control_chart_missing_value_inside_a_period_is_left_out_of_its_point():
+    d = pd.DataFrame({"t": [1, 1, 2, 2, 3, 3, 4, 4], "y": [1.0, 3.0, 2.0, np.nan, 5.0, 7.0, 4.0, 6.0]})
+    with pytest.warns(sa.ScaleupWarning, match=r"1 missing value\(s\) in periods that have other values are left "
+                                               r"out of their period's point \(x = 2\)"):
+        cc = sa.control_chart(d, "y", "run", x="t")
+    assert cc.data["y"].tolist() == [2.0, 2.0, 6.0, 5.0]
 
 
 def test_subgroup_column_and_xbar_hand_computed():

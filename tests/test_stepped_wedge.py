@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,6 @@ from scipy import linalg, stats
 
 import scaleup_analysis as sa
 from scaleup_analysis.errors import ScaleupDataError
-from scaleup_analysis.rollout.stepped_wedge import hussey_hughes_variance
 from tests.conftest import load_reference
 
 REF = load_reference("stepped_wedge")
@@ -429,3 +429,26 @@ def test_nested_recovers_simulated_truth():
     assert abs(res.sigma2 - 1.0) < 3 * math.sqrt(2 / len(df))
     assert 0.16 / 4 < res.tau2 < 0.16 * 4 and 0.09 / 4 < res.gamma2 < 0.09 * 4
     assert 0 < res.cac < 1 and not res.singular
+
+
+@pytest.mark.parametrize("cluster_period_re", [False, True])
+@pytest.mark.parametrize("scale, problem, fix", [
+    (1e-300, "the values differ by at most {spread:.3g} across the 1260 row(s)",
+     "rescale it (e.g. multiply it by a power of 10)"),
+    (1e300, "exceed +/-1e+50", "rescale the column (e.g. divide it by a power of 10)"),
+])
+def test_outcome_magnitudes_refused_naming_the_column(cluster_period_re, scale, problem, fix):
+    """An outcome x 1e-300 (squares underflow) or x 1e300 (squares overflow) is refused before the fit,
+    naming the user's column (not the model's internal one), with no numpy warning and no raw exception
+    (the nested model used to end in ZeroDivisionError / LinAlgError)."""
+    df = pd.DataFrame(REF["nested_data"]["complete"])
+    df["y"] = df["y"] * scale
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with pytest.raises(ScaleupDataError) as exc:
+            sa.stepped_wedge_analysis(df, "y", "cluster", "period", "treatment", cluster_period_re=cluster_period_re)
+    assert not rec, [str(w.message) for w in rec]
+    msg = str(exc.value)
+    assert msg.startswith("stepped_wedge_analysis: table 'data', column 'y' (argument 'outcome'): "), msg
+    for part in (problem.format(spread=np.ptp(df["y"])), "(first: 0, 1, 2", fix):
+        assert part in msg, msg

@@ -15,7 +15,6 @@ import openpyxl
 import pandas as pd
 import pytest
 
-import scaleup_analysis as sa
 from scaleup_analysis.errors import ScaleupDataError
 from scaleup_analysis.scaffold import WORKBOOK_NAME, init_study
 from scaleup_analysis.study import (

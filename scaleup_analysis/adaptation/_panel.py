@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, first_values, numeric_column
+from .._checks import check_level, check_spread, first_values, numeric_column
 from ..errors import RowsOmittedWarning, ScaleupDataError
 from .frame import _check_sites
 
@@ -34,8 +34,11 @@ PANEL_NAMES = {"D": "treatment", "adopt": "adoption_period", "exposure": "time_s
                 "first_inconsistent": "first_inconsistent_period", "event_k": "event_time"}
 
 
-def site_period_panel(data, sites, indicator, outcome, site, period, treatment, table="data") -> pd.DataFrame:
-    """Site x period outcome panel: site_id, period, y, D (0/1), adopt (float, inf never), exposure."""
+def site_period_panel(data, sites, indicator, outcome, site, period, treatment, table="data", *,
+                      fn: str = "") -> pd.DataFrame:
+    """Site x period outcome panel: site_id, period, y, D (0/1), adopt (float, inf never), exposure.
+
+    ``fn`` names the public function in the messages that say so."""
     if not isinstance(data, pd.DataFrame):
         raise ScaleupDataError(f"table '{table}' must be a pandas DataFrame, got {type(data).__name__}.")
     for arg, col in (("site", site), ("period", period)):
@@ -69,8 +72,10 @@ def site_period_panel(data, sites, indicator, outcome, site, period, treatment, 
                 f"table '{table}' (outcomes): several rows per site and period for indicator {indicator!r}."
             )
         tr = None
+        where = f"{fn + ': ' if fn else ''}table '{table}' (outcomes), column 'mean' (indicator {indicator!r})"
     else:  # patient- or site-period-level rows: averaged per site-period
         ycol = outcome or "y"
+        where = f"{fn + ': ' if fn else ''}table '{table}', column {ycol!r} (argument 'outcome')"
         if ycol not in data.columns:
             raise ScaleupDataError(f"table '{table}': no outcome column {ycol!r} (argument 'outcome').")
         cols = {"y": pd.Series(numeric_column(data, ycol, f"table '{table}'", arg="outcome", missing=True),
@@ -86,14 +91,15 @@ def site_period_panel(data, sites, indicator, outcome, site, period, treatment, 
         huge = (~np.isfinite(p["y"]) & p["y"].notna()) | (p["y"].abs() > _MAX_ABS)
     if huge.any():
         raise ScaleupDataError(
-            f"table '{table}': the outcome is infinite or beyond +/-{_MAX_ABS:g} in {int(huge.sum())} site-period(s) "
-            f"(first sites: {first_values(p.loc[huge, 'site_id'])}); correct it or rescale it."
+            f"{where}: the outcome is infinite or beyond +/-{_MAX_ABS:g} in {int(huge.sum())} site-period(s) "
+            f"(first sites: {first_values(pd.unique(p.loc[huge, 'site_id']))}); correct it or rescale it."
         )
     bad = p["y"].isna().to_numpy()
     if bad.any():
         warnings.warn(f"{bad.sum()} site-period(s) without an outcome value were left out.", RowsOmittedWarning,
                       stacklevel=3)
         p = p[~bad]
+    _check_spread(p, where)
     p["period"] = pd.to_numeric(p["period"]).astype(np.int64)
     if sites is not None:
         _check_sites(sites, ["site_id", "adoption_period"])
@@ -119,6 +125,21 @@ def site_period_panel(data, sites, indicator, outcome, site, period, treatment, 
         np.int64
     )
     return p.reset_index(drop=True)
+
+
+def _check_spread(p: pd.DataFrame, where: str) -> None:
+    """Refuse a constant outcome, or one whose values differ too little (:func:`check_spread`)."""
+    y = p["y"].to_numpy(dtype=float)
+    if not y.size:
+        return
+    spread = float(np.ptp(y))
+    if spread == 0:
+        raise ScaleupDataError(
+            f"{where}: the outcome is constant ({first_values(y[:1])} in all {len(p)} site-periods); there is no "
+            "variation to relate to adaptations or fidelity. Check the indicator or outcome column."
+        )
+    check_spread(y, where, f"the {len(p)} site-period(s) (first sites: {first_values(pd.unique(p['site_id']))})",
+                 consequence=", so the standard errors would be 0")
 
 
 def cumulative_counts(p: pd.DataFrame, ad: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._checks import rows_text
+from .._checks import checked_inputs, rows_text
 from .._display import Displayed
 from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside, word
 from ..errors import RowsOmittedWarning, ScaleupDataError
@@ -183,6 +183,7 @@ def _component_frame(data, yi, vi, components, slab) -> tuple[pd.DataFrame, list
     return frame, components, safe
 
 
+@checked_inputs
 def component_analysis(
     data: pd.DataFrame,
     yi: str = "yi",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._checks import checked_inputs
 from .._display import Displayed
 from .._style import PALETTE, WORSE, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
@@ -177,6 +178,7 @@ def _net_outcome(p, fe, m, terms, mod_terms, inference) -> np.ndarray:
     return p["y"].to_numpy() - alpha - eta
 
 
+@checked_inputs
 def fidelity_dose_response(
     data: pd.DataFrame,
     fidelity: pd.DataFrame,
@@ -276,7 +278,7 @@ def fidelity_dose_response(
         raise ScaleupDataError(f"argument 'fidelity_level' = {fidelity_level!r}: choose 'site-period' or 'site'.")
     f = _fidelity_values(fidelity, site, period, value)
     check_min_exposure(min_exposure)
-    p = site_period_panel(data, sites, indicator, outcome, site, period, treatment)
+    p = site_period_panel(data, sites, indicator, outcome, site, period, treatment, fn="fidelity_dose_response")
     p = drop_ramp_up(p, min_exposure)
     p = p.merge(f, on=["site_id", "period"], how="left")
     p.loc[p["D"] == 0, "fidelity"] = np.nan

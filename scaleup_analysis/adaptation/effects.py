@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._checks import checked_inputs
 from .._display import Displayed
 from .._style import GREY, NEUTRAL, PALETTE, new_axes, styled, ticks_inside, word
 from ..errors import RowsOmittedWarning, ScaleupDataError
@@ -248,6 +249,7 @@ def _event_study_table(fe_ev, ev_terms, p, has, kb, lo, hi) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["event_time", "estimate", "se", "ci_low", "ci_high", "pvalue", "n_sites"])
 
 
+@checked_inputs
 def adaptation_effects(
     data: pd.DataFrame,
     adaptations: pd.DataFrame,
@@ -373,7 +375,7 @@ def adaptation_effects(
     check_options(inference, adoption_effects, level)
     lo, hi = _check_window(window)
     ad = _with_fidelity_relation(validate_adaptations(adaptations, scheme=scheme))
-    p = site_period_panel(data, sites, indicator, outcome, site, period, treatment)
+    p = site_period_panel(data, sites, indicator, outcome, site, period, treatment, fn="adaptation_effects")
     unknown = ~ad["site_id"].isin(set(p["site_id"]))
     if unknown.any():
         warnings.warn(

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .._checks import require_columns, rows_text
+from .._checks import checked_inputs, require_columns, rows_text
 from ..errors import ScaleupDataError
 from ..i18n import N_
 
@@ -414,6 +414,7 @@ def _field_problems(df: pd.DataFrame, scheme: str, fld: str) -> list[str]:
     return problems
 
 
+@checked_inputs(empty=True)
 def validate_adaptations(data: pd.DataFrame, scheme: str = "FRAME", table: str = "adaptations") -> pd.DataFrame:
     """Check an adaptations table against the FRAME or FRAME-IS coding scheme.
 

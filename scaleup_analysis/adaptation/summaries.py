@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from .._checks import checked_inputs
 from .._display import Displayed
 from .._style import BETTER, GREY, NEUTRAL, PALETTE, SEQUENTIAL, SMALL_FONT_SIZE, WORSE, data_text, group_rows, new_axes, region_labels, styled, thinned, ticks_inside
 from ..errors import ScaleupDataError
@@ -219,6 +220,7 @@ def _per_site(ad: pd.DataFrame, site_ids) -> pd.DataFrame:
     return out.reset_index()
 
 
+@checked_inputs
 def summarize_adaptations(
     data: pd.DataFrame,
     sites: pd.DataFrame | None = None,
@@ -245,6 +247,12 @@ def summarize_adaptations(
     -------
     AdaptationSummary
 
+    Raises
+    ------
+    ScaleupDataError
+        When ``data`` has no adaptations (no shares can be computed), or does not follow the
+        coding scheme (see :func:`validate_adaptations`).
+
     Examples
     --------
     >>> import scaleup_analysis as sa
@@ -257,6 +265,12 @@ def summarize_adaptations(
     True
     """
     ad = validate_adaptations(data, scheme=scheme)
+    if ad.empty:
+        raise ScaleupDataError(
+            "summarize_adaptations: table 'data' holds no adaptations, so there are no adaptations to summarise "
+            "(every share would be 0/0). If no site adapted the programme, report that directly; otherwise check "
+            "the file or the filter that produced the table."
+        )
     fields_all = [f for f in _FIELDS[scheme] if f in ad.columns]
     if fields is None:
         fields = fields_all + (["reason_level"] if "reason" in ad.columns else [])
@@ -325,6 +339,7 @@ _REL_STYLE = {
 _DELIVERING = "#EBEBEB"
 
 
+@checked_inputs(empty=True)
 @styled
 def plot_adaptation_timeline(
     data: pd.DataFrame,

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write, atomic_write_bytes, atomic_write_text
-from .._checks import short_repr
+from .._checks import checked_inputs, short_repr
 from .._display import Displayed
 from ..errors import ScaleupDataError
 from ..i18n import N_
@@ -71,6 +71,7 @@ __all__ = [
 #: File suffixes recognised as table files, in order of preference.
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
 
+@checked_inputs(mixed_types=False, empty=True)
 def write_table_atomic(data: pd.DataFrame, path: str | PathLike) -> Path:
     """Write a table to CSV or Parquet (chosen by the suffix) atomically.
 
@@ -675,6 +676,7 @@ def _read_file(path: Path, table: str, options: _CsvOptions) -> _Read:
         ) from None
 
 
+@checked_inputs
 def load_table(
     path: str | PathLike,
     table: str | None = None,
@@ -1133,6 +1135,7 @@ def _raise_if_not_loadable(d: Path, missing, requested, found: _Sorted, unrecogn
         raise ScaleupDataError(_render(list(results.values()), intro))
 
 
+@checked_inputs
 def load_tables(
     directory: str | PathLike,
     *,

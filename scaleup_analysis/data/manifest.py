@@ -11,6 +11,7 @@ import re
 from os import PathLike
 from pathlib import Path
 
+from .._checks import checked_inputs
 from .._atomic import atomic_write_text
 from ..errors import RawDataChangedError, ScaleupDataError
 
@@ -57,6 +58,7 @@ def _as_dir(directory: str | PathLike) -> Path:
     return d
 
 
+@checked_inputs
 def write_manifest(directory: str | PathLike) -> Path:
     """Write ``<directory>/MANIFEST`` with the sha256 of every data file in the directory.
 
@@ -117,6 +119,7 @@ def _read_manifest(path: Path) -> dict[str, str]:
     return expected
 
 
+@checked_inputs
 def check_manifest(directory: str | PathLike) -> dict[str, str]:
     """Check that every file of a data directory still has the sha256 recorded in its ``MANIFEST``.
 

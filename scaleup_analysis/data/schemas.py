@@ -1010,7 +1010,7 @@ def _check_table(df: pd.DataFrame, table: str, source: Any) -> _TableResult:
         dups = sorted({str(c) for c in work.columns[work.columns.duplicated()]})
         res = _TableResult(table, None, original_index, kind, source)
         res.problems.append(
-            _Problem(table, None, f"repeated column name(s) {', '.join(map(short_repr, dups))}",
+            _Problem(table, None, f"duplicated column name(s) {', '.join(map(short_repr, dups))}",
                      "give every column a distinct name", table_level=True)
         )
         return res

@@ -156,6 +156,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import checked_inputs
 from .._atomic import atomic_write
 from .._constants import DEFAULT_SEED
 from .._display import Displayed
@@ -1445,6 +1446,7 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
     return SimulatedScaleup(tables=tables, truth=truth, params=dict(p))
 
 
+@checked_inputs
 def write_encounters_parquet(
     path: str | os.PathLike,
     *,

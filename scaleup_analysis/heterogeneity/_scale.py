@@ -31,17 +31,6 @@ VAR_RANGE = (1e-50, 1e50)
 MAX_DOMINANCE = 1e9
 
 
-def check_duplicated_columns(data: pd.DataFrame, cols, fn: str) -> None:
-    """Raise when a column the analysis reads appears more than once in ``data``."""
-    dup = [c for c in dict.fromkeys(c for c in cols if c is not None)
-           if isinstance(c, str) and int(np.sum(data.columns == c)) > 1]
-    if dup:
-        raise ScaleupDataError(
-            f"{fn}: table 'data' has duplicated column name(s) {first_values(dup)}; each name must "
-            "occur once. Rename or drop the extra columns (e.g. data.loc[:, ~data.columns.duplicated()])."
-        )
-
-
 def check_effect_scale(index, y: np.ndarray, v: np.ndarray, yi: str, vi: str, fn: str) -> None:
     """Refuse effect sizes / sampling variances that double precision cannot carry through the fit.
 

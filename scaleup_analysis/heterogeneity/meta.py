@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, first_values, numeric_column, rows_text
+from .._checks import DrawClock, check_level, checked_inputs, first_values, numeric_column, rows_text
 from .._display import Displayed, num_cell, p_cell, text_table
 from .._style import GREY, NEUTRAL, PALETTE, new_axes, numeric_ticks, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
@@ -41,7 +41,7 @@ from ..engines.rma import TESTS, Fit, fit_rma, qprofile_ci
 from ..engines.tau2 import ESTIMATORS, METHODS
 from ..i18n import N_
 from ..narrative import Text
-from ._scale import MAX_ABS, check_duplicated_columns, check_effect_scale, numeric_guard
+from ._scale import MAX_ABS, check_effect_scale, numeric_guard
 
 __all__ = [
     "meta_analysis",
@@ -86,7 +86,6 @@ def _prepare(data, yi: str, vi: str, slab: str | None, fn: str = "meta_analysis"
         raise ScaleupDataError(
             f"argument 'data': expected a pandas DataFrame with one row per study, got {type(data).__name__}."
         )
-    check_duplicated_columns(data, (yi, vi, slab), fn)
     y = _numeric_column(data, yi, "yi")
     v = _numeric_column(data, vi, "vi")
     if slab is not None and slab not in data.columns:
@@ -484,6 +483,7 @@ class MetaAnalysisResult(Displayed):
         return ax
 
 
+@checked_inputs
 def meta_analysis(
     data: pd.DataFrame,
     yi: str = "yi",
@@ -934,8 +934,11 @@ class MetaRegressionResult(Displayed):
 
         zs, qs = [], []
         if do_exact:
-            for perm in _multiset_permutations(codes):
+            clock = DrawClock("permutation_test()", "exact permutations", n_exact,
+                              "Use exact=False with n_perm=1000 (p-values to about +/-0.01).")
+            for done, perm in enumerate(_multiset_permutations(codes), start=1):
                 res = refit(uniq[perm])
+                clock.tick(done)
                 zs.append(res.zval if res is not None else np.full(f.p, np.nan))
                 qs.append(res.QM if res is not None else np.nan)
         else:
@@ -943,11 +946,14 @@ class MetaRegressionResult(Displayed):
             zs.append(f.zval)
             qs.append(f.QM)
             attempts = 0
+            clock = DrawClock("permutation_test()", "n_perm", n_perm,
+                              "1,000 permutations give p-values to about +/-0.01; 10,000 to about +/-0.003.")
             while len(zs) < n_perm:
                 attempts += 1
                 if attempts > 10 * n_perm:
                     raise ScaleupDataError("permutation_test(): too many permuted models failed to fit.")
                 res = refit(f.X[rng.permutation(f.k)])
+                clock.tick(attempts)
                 if res is None:
                     continue
                 zs.append(res.zval)
@@ -1040,6 +1046,7 @@ def _r2(fit: Fit) -> float:
     return max(0.0, 100 * (res0.tau2 - fit.tau2) / res0.tau2)
 
 
+@checked_inputs
 def meta_regression(
     data: pd.DataFrame,
     yi: str = "yi",
@@ -1125,8 +1132,6 @@ def meta_regression(
             )
     formula, aliases, shown = _formula_from_mods(mods)
     keep, omitted = _prepare(data, yi, vi, slab, "meta_regression")
-    if aliases:
-        check_duplicated_columns(data, list(aliases), "meta_regression")
     data0 = data.loc[keep]
     X, info, raw_cols, int_incl = _design(_aliased(data0, aliases), formula)
     X.columns = [_unaliased(c, aliases) for c in X.columns]

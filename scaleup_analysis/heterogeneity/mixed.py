@@ -21,7 +21,7 @@ import pandas as pd
 import patsy
 from scipy import stats
 
-from .._checks import check_mixed_args, first_values, rows_text
+from .._checks import check_mixed_args, check_spread, checked_inputs, first_values, rows_text
 from .._display import Displayed, num_cell, p_cell, text_table
 from .._style import styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -30,7 +30,12 @@ from ..engines.reml import (
     crossprods_from_rows, fit_lmm_from_crossprods, lambda_from_theta, satterthwaite, unstructured_lind,
 )
 from ..narrative import Text
-from ._scale import MAX_ABS, check_duplicated_columns, numeric_guard
+from ._scale import MAX_ABS, numeric_guard
+
+#: smallest spread (max - min) of a non-constant outcome or design column: the variances of the fit are
+#: of the order of its square, and their squares (Satterthwaite's ``V^2``) must stay above the smallest
+#: double (the mirror of ``MAX_ABS``)
+MIN_SPREAD = 1e-50
 
 __all__ = ["mixed_model", "MixedModelResult"]
 
@@ -240,7 +245,6 @@ def _design(data: pd.DataFrame, formula: str, re_formula: str, group: str, trial
             raise ScaleupDataError(
                 f"mixed_model: column {col!r} (argument {arg!r}) is not in data. Available columns: {cols}."
             )
-    check_duplicated_columns(data, [group, trials] + _formula_names(formula, re_formula, data), "mixed_model")
     frame = data.reset_index(drop=True)
     try:
         y, X = patsy.dmatrices(formula, frame, NA_action="drop", return_type="dataframe")
@@ -276,14 +280,9 @@ def _design(data: pd.DataFrame, formula: str, re_formula: str, group: str, trial
     return yv, Xm, Zm, g, tr, data.index[keep]
 
 
-def _formula_names(formula: str, re_formula: str, data: pd.DataFrame) -> list[str]:
-    """The columns of ``data`` whose names occur in the formulas (for the duplicated-name check)."""
-    text = f"{formula} {re_formula}"
-    return [c for c in data.columns if isinstance(c, str) and c in text]
-
-
 def _check_values(y: np.ndarray, X: pd.DataFrame, Z: pd.DataFrame, outcome: str, index) -> None:
-    """Refuse infinite or astronomically large outcome / design values (they overflow the fit)."""
+    """Refuse infinite or astronomically large outcome / design values (they overflow the fit), and
+    columns whose values differ by less than :data:`MIN_SPREAD` (their squares underflow)."""
     for what, arr, names in (("the outcome", y[:, None], [outcome]), ("the fixed effects", X.to_numpy(float), X.columns),
                              ("the random terms", Z.to_numpy(float), Z.columns)):
         for problem, bad in (("are infinite", ~np.isfinite(arr)), (f"exceed +/-{MAX_ABS:g}", np.abs(arr) > MAX_ABS)):
@@ -297,11 +296,17 @@ def _check_values(y: np.ndarray, X: pd.DataFrame, Z: pd.DataFrame, outcome: str,
                     f"{first_values(arr[rows][:, bad.any(axis=0)].ravel())}). Correct or drop these rows, "
                     "or rescale the column (e.g. divide it by a power of 10)."
                 )
+        if not len(arr):
+            continue
+        for name, col in zip(names, arr.T):
+            check_spread(col, f"mixed_model: table 'data', {what} ({name!r})", f"the {rows_text(index, label='first:')} used",
+                         min_spread=MIN_SPREAD, consequence=" and the fit would fail")
 
 
 # --------------------------------------------------------------------------------------------------
 # public function
 # --------------------------------------------------------------------------------------------------
+@checked_inputs
 def mixed_model(
     data: pd.DataFrame,
     formula: str,

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, numeric_column, rows_text
+from .._checks import check_level, checked_inputs, numeric_column, rows_text
 from .._display import Displayed, p_cell, text_table
 from .._style import GREY, PALETTE, new_axes, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from ..engines.reml import CrossprodBlock, Crossprods, fit_lmm, pls, profile_interval
 from ..narrative import Text
-from ._scale import check_duplicated_columns, check_effect_scale, numeric_guard
+from ._scale import check_effect_scale, numeric_guard
 from ._text import group_word
 
 __all__ = ["multilevel_meta_analysis", "MultilevelMetaResult"]
@@ -179,7 +179,6 @@ def _check_options(data, yi, vi, group, method, test, level) -> tuple:
             )
     if len(set(group)) != len(group):
         raise ScaleupDataError(f"multilevel_meta_analysis: group has repeated columns: {group!r}.")
-    check_duplicated_columns(data, (yi, vi) + group, "multilevel_meta_analysis")
     return group
 
 
@@ -278,6 +277,7 @@ def _fit_statistics(fit, reml, y, v, k, p, L) -> dict:
     return dict(loglik=ll, deviance=dev, AIC=-2 * ll + 2 * npar, BIC=-2 * ll + npar_log * npar)
 
 
+@checked_inputs
 def multilevel_meta_analysis(
     data: pd.DataFrame,
     yi: str = "yi",

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, first_values, numeric_column, rows_text
+from .._checks import check_level, check_magnitude, checked_inputs, first_values, numeric_column, rows_text
 from .._display import Displayed
 from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -467,6 +467,7 @@ def _strata_table(labels, reference, stratum, pop, w, cum, x, y, v, fitted, q, z
     return strata, reference
 
 
+@checked_inputs
 def inequality(
     data: pd.DataFrame,
     outcome: str,
@@ -786,12 +787,8 @@ def _site_changes(data, outcome, site, period, cohort, stratum, weight, before, 
     window) or omitted."""
     d = data[[c for c in (site, period, outcome, cohort, stratum, weight) if c is not None]].copy()
     d[outcome] = numeric_column(d, outcome, "table 'data'", arg="outcome", missing=True)
-    huge = (d[outcome].abs() > _MAX_ABS).to_numpy()
-    if huge.any():
-        raise ScaleupDataError(
-            f"table 'data', column {outcome!r} (argument 'outcome'): {rows_text(d.index, huge, label='first:')} "
-            f"are beyond +/-{_MAX_ABS:g}; their squares overflow. Rescale the outcome."
-        )
+    check_magnitude(d[outcome], d.index, f"equity_effects: table 'data', column {outcome!r} (argument 'outcome')",
+                    max_abs=_MAX_ABS)
     if d[stratum].isna().any():
         raise ScaleupDataError(
             f"data: column {stratum!r} (argument 'stratum') is missing in {rows_text(d.index, d[stratum].isna().to_numpy(), label='first:')}."
@@ -806,6 +803,14 @@ def _site_changes(data, outcome, site, period, cohort, stratum, weight, before, 
                 f"site(s) (first: {bad_sites})."
             )
     info = per_site[[cohort, stratum] + ([weight] if weight else [])].first()
+    gaps = (d[period].isin(before + after) & d[outcome].isna()).to_numpy()
+    if gaps.any():
+        warnings.warn(
+            f"equity_effects: {rows_text(d.index, gaps, label='first:')} of the before/after windows have a missing "
+            f"{outcome!r} and were left out; those sites' window means use their other periods.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
     pb = d[d[period].isin(before)].groupby(site)[outcome].mean()
     pa = d[d[period].isin(after)].groupby(site)[outcome].mean()
     info["before"] = pb.reindex(info.index)
@@ -911,6 +916,7 @@ def _trend_and_gap(st, e, V, K, direction, z) -> dict:
                 interpretation=interp)
 
 
+@checked_inputs
 def equity_effects(
     data: pd.DataFrame,
     outcome: str,

@@ -37,7 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, fail_rows, first_values, numeric_column, require_columns
+from .._checks import (
+    check_level, checked_inputs, fail_rows, first_values, numeric_column, require_columns, rows_text,
+)
 from .._display import Displayed
 from .._style import DIVERGING, GREY, MISSING, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import ScaleupDataError
@@ -56,6 +58,9 @@ __all__ = [
 
 DOMAINS = ("health_outcomes", "user_experience", "efficiency_cost", "team_wellbeing", "equity")
 _SUFF = ["n", "n_sites", "total", "var_sum", "ss_within", "df_within"]
+#: Largest magnitude of a mean or SD, and largest count n, of the outcomes: the sufficient statistics
+#: (n * mean, n * sd^2, their sums over sites and periods) must stay finite in double precision.
+_MAX_ABS, _MAX_COUNT = 1e100, 1e50
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,8 +316,11 @@ def _site_period_sums(o: pd.DataFrame, period: str) -> pd.DataFrame:
               ~prop & use & ~np.isfinite(mu), "Give a finite mean.")
     fail_rows("outcomes", "sd", "of mean indicators are missing or negative (n >= 2)", o,
               ~prop & use & (n >= 2) & ~(sd >= 0), "Give sd >= 0.")
+    _check_magnitudes(o, use, prop, n=n, mean=mu, sd=sd)
     sd = np.where(~prop & (n < 2), 0.0, sd)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # both branches are computed for every row: the unused one (e.g. n * mean of a proportion, n = 0
+    # rows) may be NaN, infinite or overflow; the used values are bounded by _check_magnitudes
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         total = np.where(prop, ev, n * mu)
         var_sum = np.where(prop, ev * (n - ev) / n, n * sd**2)
         ss_within = np.where(prop, 0.0, (n - 1) * sd**2)
@@ -320,6 +328,24 @@ def _site_period_sums(o: pd.DataFrame, period: str) -> pd.DataFrame:
                  df_within=np.where(prop, 0.0, n - 1))[use]
     o[period] = o[period].astype(np.int64)
     return o.rename(columns={period: "period"})
+
+
+def _check_magnitudes(o: pd.DataFrame, use: np.ndarray, prop: np.ndarray, **columns: np.ndarray) -> None:
+    """Refuse counts beyond :data:`_MAX_COUNT` and means or SDs beyond +/-:data:`_MAX_ABS` in the rows
+    used (their products, squares and sums would overflow)."""
+    for col, v in columns.items():
+        applies = use if col == "n" else use & ~prop  # a proportion's mean and sd are not used
+        limit = _MAX_COUNT if col == "n" else _MAX_ABS
+        with np.errstate(invalid="ignore"):
+            big = applies & (np.abs(v) > limit)
+        if big.any():
+            raise ScaleupDataError(
+                f"quintuple_aim_panel: table 'outcomes', column {col!r}: {rows_text(o, big, label='first:')} "
+                f"exceed {'' if col == 'n' else '+/-'}{limit:g} (values {first_values(v[big])}); the pooled "
+                "totals and variances would overflow. Check these rows (units, a misplaced decimal separator)"
+                + (": n is the number of people or events of the site-period." if col == "n" else
+                   ", or rescale the indicator (e.g. express it in thousands).")
+            )
 
 
 def _check_panel_inputs(tables, site, period, region, subgroup, comparison) -> tuple[list[str], list, str | None]:
@@ -336,6 +362,11 @@ def _check_panel_inputs(tables, site, period, region, subgroup, comparison) -> t
     sites = tables["sites"]
     require_columns(tables["indicators"], "indicators", ["indicator_id", "domain", "type", "direction", "unit"])
     require_columns(tables["outcomes"], "outcomes", [site, period, "indicator_id", "n", "events", "mean", "sd"])
+    if len(tables["outcomes"]) == 0:
+        raise ScaleupDataError(
+            "quintuple_aim_panel: table 'outcomes' (argument 'tables') has no rows (only its column names); "
+            "there is nothing to pool. Check the file or the filter that produced it."
+        )
     sc = [site, region] + ([subgroup] if subgroup else [])
     comp_vals, comp_label = [], None
     if comparison is not None:
@@ -405,6 +436,7 @@ def _region_panel(o: pd.DataFrame, keys: list[str], ind: pd.DataFrame) -> tuple[
     return g, ref
 
 
+@checked_inputs
 def quintuple_aim_panel(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -472,6 +504,12 @@ def quintuple_aim_panel(
     sc, comp_vals, comp_label = _check_panel_inputs(tables, site, period, region, subgroup, comparison)
     ind = _panel_indicators(tables, indicators)
     o = _site_period_rows(tables, ind, sc, site, period)
+    if o.empty:
+        raise ScaleupDataError(
+            f"quintuple_aim_panel: table 'outcomes' (argument 'tables'): none of its {len(tables['outcomes'])} "
+            f"row(s) is usable: no row of the indicator(s) {first_values(ind['indicator_id'])} has n > 0. "
+            "Check the column 'n' and the argument 'indicators'."
+        )
     keys = [region] + ([subgroup] if subgroup else []) + ["period", "indicator_id", "domain", "type",
                                                           "direction", "measurement_unit"]
     comp = None

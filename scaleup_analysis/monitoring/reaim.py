@@ -22,6 +22,7 @@ developed implementation outcome measures. Implementation Science, 12, 108.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,10 +30,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, fail_rows, numeric_column, require_columns
+from .._checks import MAX_SHOWN, check_level, checked_inputs, fail_rows, first_values, numeric_column, require_columns
 from .._display import Displayed
 from .._style import GREY, PALETTE, data_text, new_axes, styled, ticks_inside
-from ..errors import ScaleupDataError
+from ..errors import ScaleupDataError, ScaleupWarning
 from ..i18n import N_
 from ._plotting import unit_labels
 
@@ -114,8 +115,8 @@ class ReaimResult(Displayed):
         The full (unsuppressed) tidy table: ``framework`` (``RE-AIM``/``Proctor``), ``dimension``,
         ``measure``, ``region`` (``"all"`` = every site), ``estimate``, ``ci_low``, ``ci_high``,
         ``numerator``, ``denominator``, ``measurement_unit`` (``individuals``, ``settings`` or ``CAD``),
-        ``n_excluded`` (sites not yet evaluable for maintenance; respondents with too few items for
-        the AIM/IAM/FIM scales) and ``suppressed``.
+        ``n_excluded`` (sites not yet evaluable for maintenance, or without delivery records;
+        respondents with too few items for the AIM/IAM/FIM scales) and ``suppressed``.
     scale_scores : pandas.DataFrame or None
         One row per respondent and scale: items answered, ``n_missing_items`` and the scale score
         (NaN when fewer than ``min_items`` items were answered).
@@ -483,11 +484,12 @@ def _maintenance_rows(s, d, site, region, regions, period, T, support_periods, p
     ad = s[np.isfinite(s["adopt"])].copy()
     ad["end"] = ad["adopt"] + support_periods - 1
     active = d.assign(active=d["sessions_delivered"] > 0).set_index([site, period])["active"]
+    recorded = ad[site].isin(d[site]).to_numpy()  # a site without any delivery record is unknown, not stopped
     rows = []
     for months in (6, 12):
         h = math.ceil(months * periods_per_year / 12)
         target = ad["end"] + h
-        evaluable = target <= T
+        evaluable = (target <= T) & recorded
         keys = list(zip(ad[site], target.astype(int)))
         maintained = np.array([bool(active.get(k, False)) for k in keys], dtype=float)
         m = ad.assign(ev=evaluable.astype(float), mt=maintained * evaluable)
@@ -572,6 +574,67 @@ def _delivery_rows(s, d, T, win, period, region, regions, level) -> dict[str, li
     }
 
 
+#: Why a measure has no value (NaN estimate) when nothing was counted (denominator 0 or no value).
+_UNDEFINED = {
+    "reach": "no eligible people in the window (eligible = 0)",
+    "penetration": "no eligible people at the adopting sites from their adoption on",
+    "adoption_staff": "no staff eligible at the adopting sites from their adoption on",
+    "implementation_cost_per_participant": "nobody reached in the window (cost / 0 participants)",
+    "maintenance_6m": "no adopting site", "maintenance_12m": "no adopting site",
+    "maintenance_individual": "nobody assessed",
+    "implementation_fidelity": "no site with a fidelity value in the window",
+    "acceptability": "no respondent with a scale score", "appropriateness": "no respondent with a scale score",
+    "feasibility": "no respondent with a scale score",
+    "effectiveness": "no estimate in table 'effectiveness'",
+}
+
+
+def _regions_text(regions) -> str:
+    shown = ["all (overall)" if r == OVERALL else repr(r) for r in regions]
+    more = f", ... ({len(shown) - MAX_SHOWN} more)" if len(shown) > MAX_SHOWN else ""
+    return f"{len(shown)} region(s) ({', '.join(shown[:MAX_SHOWN])}{more})"
+
+
+def _warn_sites_without_delivery(s: pd.DataFrame, d: pd.DataFrame, site: str) -> None:
+    """Sites of ``sites`` with no delivery record count in no delivery measure: say so."""
+    missing = ~s[site].isin(d[site])
+    if missing.any():
+        warnings.warn(
+            f"reaim: table 'delivery' has no record for {int(missing.sum())} of the {len(s)} site(s) of table "
+            f"'sites' (first: {first_values(s.loc[missing, site])}): they add nothing to reach, staff adoption, "
+            "penetration or costs, and are not evaluable for maintenance (counted in n_excluded); they still "
+            "count in the adoption of settings (from table 'sites'). Add their delivery records (zeros for "
+            "periods without delivery) or leave them out of table 'sites'.",
+            ScaleupWarning, stacklevel=4,
+        )
+
+
+def _warn_undefined(table: pd.DataFrame) -> None:
+    """One warning listing, measure by measure, the regions whose value is undefined (NaN) and why.
+
+    Not listed: NaN that the table itself explains: every unit excluded and counted in ``n_excluded``
+    (sites whose maintenance horizon lies beyond the data, respondents with too few items), and the
+    columns a measure does not have (no CI for costs and representativeness, no numerator for means)."""
+    parts = []
+    est, lo = table["estimate"].to_numpy(float), table["ci_low"].to_numpy(float)
+    explained = (table["n_excluded"] > 0).to_numpy() & ~(table["denominator"] > 0).to_numpy()
+    for measure, g in table[np.isnan(est) & ~explained].groupby("measure", sort=False):
+        why = _UNDEFINED.get(measure, "standardized difference undefined (no participant or eligible person "
+                                      "with a value, or no variation)" if measure.startswith("representativeness")
+                             else "nothing to compute it from")
+        parts.append(f"{measure} in {_regions_text(g['region'])}: {why}")
+    means = table["measure"].isin(["implementation_fidelity", "acceptability", "appropriateness", "feasibility"])
+    single = table[means.to_numpy() & ~np.isnan(est) & np.isnan(lo)]
+    for measure, g in single.groupby("measure", sort=False):
+        parts.append(f"the confidence interval of {measure} in {_regions_text(g['region'])}: a single value, no t "
+                     "interval")
+    if parts:
+        warnings.warn(
+            "reaim: some values are undefined (NaN) for lack of data: " + "; ".join(parts) + ".",
+            ScaleupWarning, stacklevel=4,
+        )
+
+
 def _flag_small_cells(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
     """``suppressed``: individual-level cells with a denominator (or, for representativeness, a
     numerator) below ``threshold``."""
@@ -584,6 +647,7 @@ def _flag_small_cells(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
     return table[_COLUMNS]
 
 
+@checked_inputs
 def reaim(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -661,6 +725,15 @@ def reaim(
     -------
     ReaimResult
 
+    Warns
+    -----
+    ScaleupWarning
+        When sites of ``sites`` have no delivery record (they count in no delivery measure and are
+        not evaluable for maintenance), and when values are undefined for lack of data (a region with
+        nobody eligible, nobody reached, no fidelity value; a mean over one site has no t interval),
+        naming the measures and regions. A maintenance value is NaN without a warning when every
+        site is counted in ``n_excluded`` (its horizon lies beyond the data).
+
     Notes
     -----
     Counts are summed over the site-periods of the window (person-periods: someone eligible in two
@@ -679,8 +752,9 @@ def reaim(
     * **Maintenance** (setting level): for a site adopting at :math:`A`, initial support ends at
       :math:`E = A + \text{support\_periods} - 1`; the site is maintained at horizon :math:`h` months
       if it delivers sessions (``sessions_delivered > 0``) in period
-      :math:`E + \lceil h \cdot \text{periods\_per\_year} / 12 \rceil`; sites whose horizon lies
-      beyond the data are excluded (``n_excluded``). Individual level: maintained / assessed.
+      :math:`E + \lceil h \cdot \text{periods\_per\_year} / 12 \rceil` (a period without a record
+      counts as no session); sites whose horizon lies beyond the data, and sites without any delivery
+      record, are excluded (``n_excluded``). Individual level: maintained / assessed.
     * **Proctor**: penetration = reached / eligible over the site-periods of adopting sites from
       adoption on (integration within the settings that deliver); acceptability, appropriateness
       and feasibility = mean of the AIM, IAM, FIM scale scores (mean of the four 1-5 items; Weiner
@@ -713,6 +787,7 @@ def reaim(
     z = _z(level)
     _check_reaim_options(tables, periods_per_year, support_periods, min_items, threshold)
     s, d, T, win, regions = _sites_delivery_window(tables, site, region, period, periods)
+    _warn_sites_without_delivery(s, d, site)
     counted = _delivery_rows(s, d, T, win, period, region, regions, level)
     rows = [  # in the order of the table: RE-AIM, then Proctor (the optional tables are checked in this order)
         *counted["reach"],
@@ -732,8 +807,10 @@ def reaim(
         scores = _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items)
         rows += _scale_rows(scores, scale, region, level)
     rows += counted["implementation_cost"]
-    return ReaimResult(table=_flag_small_cells(pd.DataFrame(rows), threshold), scale_scores=scores,
-                       periods=tuple(win), threshold=int(threshold), level=float(level))
+    table = _flag_small_cells(pd.DataFrame(rows), threshold)
+    _warn_undefined(table)
+    return ReaimResult(table=table, scale_scores=scores, periods=tuple(win), threshold=int(threshold),
+                       level=float(level))
 
 
 def _scale_scores(scales, s, site, region, respondent, scale, item, score, min_items) -> pd.DataFrame:

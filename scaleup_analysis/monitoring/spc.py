@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._checks import first_values, numeric_column, rows_text
+from .._checks import MAX_SHOWN, check_magnitude, checked_inputs, first_values, numeric_column, rows_text, short_repr
 from .._display import Displayed
 from .._style import GREY, NEUTRAL, PALETTE, WORSE, styled, ticks_inside
 from ..errors import ScaleupDataError, ScaleupWarning
@@ -137,13 +137,48 @@ def _runs(y: np.ndarray, cl: np.ndarray) -> dict:
     return out
 
 
+def _series_values(values) -> np.ndarray:
+    """The values of :func:`runs_analysis` as a 1-D float array, or an error naming what is wrong: a
+    table or nested list (not one series), text (even ``'0.84'``: a number read as text usually means
+    a column read wrongly), or objects that are not numbers."""
+    try:
+        ndim = np.ndim(values)
+    except ValueError:  # ragged nested lists
+        ndim = 2
+    if isinstance(values, pd.DataFrame) or ndim != 1:
+        raise ScaleupDataError(
+            f"runs_analysis: argument 'values' must be one-dimensional (one series of numbers in time order: a "
+            f"list, 1-D array or Series), got a {type(values).__name__} with {ndim} dimension(s). Pass one "
+            "column, e.g. data['y']."
+        )
+    raw = (values if isinstance(values, pd.Series) else pd.Series(values)).reset_index(drop=True)
+    text = (False if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)
+            else raw.map(lambda v: isinstance(v, (str, bytes))).to_numpy(bool))
+    if np.any(text):
+        raise ScaleupDataError(
+            f"runs_analysis: argument 'values' must be numeric: {int(text.sum())} value(s) are text, at "
+            f"position(s) {first_values(np.flatnonzero(text))} (values {first_values(raw[text])}). Convert them "
+            "to numbers (e.g. pd.to_numeric(data['y'])) or set them to NaN (missing)."
+        )
+    try:
+        return pd.to_numeric(raw).to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ScaleupDataError(
+            "runs_analysis: argument 'values' must be numeric (a list, array or Series of numbers); it holds "
+            f"values of type {first_values(sorted({type(v).__name__ for v in raw}))}."
+        ) from exc
+
+
+@checked_inputs
 def runs_analysis(values, centre: float | None = None) -> RunsAnalysis:
     """Anhøj runs analysis of a series about its centre line (as qicharts2).
 
     Parameters
     ----------
     values : array-like of float
-        The series in time order. Missing values (NaN) are counted in ``n_obs`` but are not useful.
+        The series in time order (one dimension). Missing values (NaN) are kept as gaps: counted in
+        ``n_obs`` but not useful, as in qicharts2, with a :class:`ScaleupWarning` saying where they are.
+        Text values (even ``"0.84"``) are an error.
     centre : float, optional
         Centre line. Default: the median of the non-missing values.
 
@@ -152,6 +187,12 @@ def runs_analysis(values, centre: float | None = None) -> RunsAnalysis:
     RunsAnalysis
         ``n_obs``, ``n_useful``, ``longest_run``, ``longest_run_max``, ``n_crossings``,
         ``n_crossings_min``, ``runs_signal``.
+
+    Warns
+    -----
+    ScaleupWarning
+        When some values are missing (kept as gaps; the message gives their positions), or when no
+        value is off the centre line.
 
     Notes
     -----
@@ -173,12 +214,7 @@ def runs_analysis(values, centre: float | None = None) -> RunsAnalysis:
     >>> ra.longest_run, ra.longest_run_max, ra.n_crossings, ra.n_crossings_min, ra.runs_signal
     (6, 7, 1, 3, True)
     """
-    try:
-        y = np.asarray(values, dtype=float).ravel()
-    except (TypeError, ValueError) as exc:
-        raise ScaleupDataError(
-            "runs_analysis: argument 'values' must be numeric (a list, array or Series of numbers)."
-        ) from exc
+    y = _series_values(values)
     if np.isinf(y).any():
         raise ScaleupDataError(
             f"runs_analysis: argument 'values' holds {int(np.isinf(y).sum())} infinite value(s) (first at "
@@ -189,18 +225,29 @@ def runs_analysis(values, centre: float | None = None) -> RunsAnalysis:
             f"runs_analysis: argument 'values' has no non-missing value ({y.size} given); a runs analysis needs "
             "a series of observations in time order."
         )
+    given_centre = centre
     if centre is None:
         finite = y[np.isfinite(y)]
         centre = float(np.median(finite)) if finite.size else float("nan")
     elif not np.isfinite(centre):
         raise ScaleupDataError("runs_analysis: argument 'centre' must be a finite number or None.")
     res = _runs(y, np.full(y.shape, float(centre)))
+    missing = np.isnan(y)
+    if missing.any():
+        warnings.warn(
+            f"runs_analysis: argument 'values' has {int(missing.sum())} missing value(s) of {y.size} (NaN, at "
+            f"position(s) {first_values(np.flatnonzero(missing))}); they are kept as gaps in the time order "
+            "(counted in n_obs, as qicharts2) but left out of the "
+            + ("centre line (the median) and of the " if given_centre is None else "")
+            + "runs (n_useful, longest run, crossings). Fill them in or drop them to silence this warning.",
+            ScaleupWarning, stacklevel=3,
+        )
     if res["n_useful"] == 0:
         warnings.warn(
             f"runs_analysis: none of the {y.size} value(s) is off the centre line {float(centre):g} (constant "
             "series or a single value), so there are no runs to test: no signal is possible, which is not "
             "evidence of a stable process.",
-            ScaleupWarning, stacklevel=2,
+            ScaleupWarning, stacklevel=3,  # runs_analysis < checked_inputs wrapper < caller
         )
     return RunsAnalysis(centre=float(centre), **res)
 
@@ -586,13 +633,9 @@ def _chart_rows(data, value, chart, x, n, subgroup, by) -> pd.DataFrame:
     d["nn"] = (numeric_column(data, n, "control_chart: table 'data'", arg="n", missing=True)
                if n is not None else np.nan)
     for col, arg, v in ((value, "value", d["v"]), (n, "n", d["nn"])):
-        huge = (np.abs(np.asarray(v, dtype=float)) > _MAX_ABS) if col is not None else np.zeros(len(d), bool)
-        if huge.any():
-            raise ScaleupDataError(
-                f"control_chart: table 'data', column {col!r} (argument {arg!r}): "
-                f"{rows_text(data, huge, label='first:')} are beyond +/-{_MAX_ABS:g}; their squares overflow. "
-                "Rescale the column."
-            )
+        if col is not None:
+            check_magnitude(v, data.index, f"control_chart: table 'data', column {col!r} (argument {arg!r})",
+                            max_abs=_MAX_ABS)
     if n is not None:
         bad = (d["nn"] < 0).to_numpy()
         if bad.any():
@@ -668,6 +711,36 @@ def _facet_chart(gf, chart, n, parts, freeze, screen_mr, fac) -> tuple[list, lis
     return out, runs
 
 
+def _warn_missing_values(data, d: pd.DataFrame, value: str, x: str | None, by: str | None) -> None:
+    """Say where the charted column is missing: a period left without any value is a gap (as
+    qicharts2 draws it), other missing values are left out of their period's point."""
+    missing = d["v"].isna()
+    if not missing.any():
+        return
+    empty = missing.groupby([d["facet"], d["sg"]], sort=False).transform("all").to_numpy(bool)
+    gaps = d[empty].groupby(["facet", "sg"], sort=False)["x"].min()
+
+    def at(keys) -> str:
+        shown = [(f"x = {short_repr(xv)}" if x is not None else f"point {short_repr(xv)}")
+                 + (f" of {by} {short_repr(fac)}" if by is not None else "") for fac, xv in keys]
+        more = f", ... ({len(shown) - MAX_SHOWN} more)" if len(shown) > MAX_SHOWN else ""
+        return ", ".join(shown[:MAX_SHOWN]) + more
+
+    text = (f"control_chart: table 'data', column {value!r} (argument 'value') has missing values in "
+            f"{rows_text(data, missing.to_numpy(), label='first:')}.")
+    if len(gaps):
+        text += (f" As in qicharts2, a period with no value is drawn as a gap: {len(gaps)} point(s) "
+                 f"({at((fac, xv) for (fac, _), xv in gaps.items())}), counted in n_obs of the runs analysis but left "
+                 "out of the centre line, the limits and the runs (n_useful).")
+    rest = missing.to_numpy(bool) & ~empty
+    if rest.any():
+        text += (f" {int(rest.sum())} missing value(s) in periods that have other values are left out of their "
+                 f"period's point ({at(zip(d.loc[rest, 'facet'], d.loc[rest, 'x']))}).")
+    warnings.warn(text + " Fill in the values or drop the rows to silence this warning.",
+                  ScaleupWarning, stacklevel=4)  # this helper < control_chart < checked_inputs wrapper < caller
+
+
+@checked_inputs
 def control_chart(
     data: pd.DataFrame,
     value: str,
@@ -719,6 +792,13 @@ def control_chart(
         sigma_signal, runs_signal``), ``.to_frame(kind="parts")`` (per facet and part, as
         ``summary(qicharts2::qic(...))``), ``.summary()`` (text), ``.plot(ax=None)``.
 
+    Warns
+    -----
+    ScaleupWarning
+        When ``value`` has missing values: a period left without a value is kept as a gap (as in
+        qicharts2: counted in ``n_obs``, left out of the centre line, limits and runs), and the
+        message gives its ``x``; and when the centre line or limits cannot be computed.
+
     Notes
     -----
     With baseline points B of a part:
@@ -759,6 +839,7 @@ def control_chart(
     """
     parts = _check_chart_options(data, value, chart, x, n, subgroup, freeze, part, by)
     d = _chart_rows(data, value, chart, x, n, subgroup, by)
+    _warn_missing_values(data, d, value, x, by)
     out = []
     runs = []
     for fac, gf in d.groupby("facet", sort=True):
@@ -776,7 +857,7 @@ def control_chart(
             f"{first_values(facets)}): too few points or values in the baseline"
             + (" (an xbar/s chart needs subgroups of 2 or more values)" if chart in ("xbar", "s") else "")
             + "; they are shown without limits and give no signal.",
-            ScaleupWarning, stacklevel=2,
+            ScaleupWarning, stacklevel=3,
         )
     with np.errstate(invalid="ignore"):
         points["sigma_signal"] = ((points["y"] > points["ucl"]) | (points["y"] < points["lcl"])).fillna(False)

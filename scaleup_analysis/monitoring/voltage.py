@@ -20,6 +20,7 @@ Society B, 16(2), 175-185.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,16 +29,28 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._checks import check_level, fail_rows, numeric_column, require_columns, rows_text
+from .._checks import (
+    DrawClock,
+    check_draw_memory,
+    check_level,
+    check_magnitude,
+    checked_inputs,
+    fail_rows,
+    numeric_column,
+    require_columns,
+    rows_text,
+)
 from .._display import Displayed
 from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
-from ..errors import RowsOmittedWarning, ScaleupDataError
+from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from ..i18n import N_
 
 __all__ = ["voltage_drop", "site_effects", "VoltageDropResult"]
 
 #: Largest magnitude of an outcome value (mean, sd, n): squares and variances must stay finite.
 _MAX_ABS = 1e100
+#: Smallest pilot effect whose square is a normal double (the delta-method SE of the ratio divides by it).
+_MIN_SQUARABLE = math.sqrt(sys.float_info.min)
 
 def _fieller(a: float, s: float, va: float, vs: float, cas: float, crit: float) -> tuple:
     r"""Fieller confidence set of :math:`\rho = s / a`: ``(type, low, high, root1, root2)``.
@@ -61,16 +74,29 @@ def _fieller(a: float, s: float, va: float, vs: float, cas: float, crit: float) 
 
 
 def _ratio_row(a, s, va, vs, cas, crit):
-    ratio = s / a if a != 0 else math.nan
-    var_r = (vs - 2 * ratio * cas + ratio**2 * va) / a**2 if a != 0 else math.nan
-    se_r = math.sqrt(var_r) if var_r >= 0 else math.nan
+    if a != 0 and abs(a) < _MIN_SQUARABLE:
+        # a**2 underflows (|a| below ~1.5e-154): the same delta-method SE, computed as
+        # sqrt(numerator) / |a| in Python floats, which overflow to inf (the limit as a -> 0) without
+        # a numpy warning; _warn_null_pilot says the ratio is not informative
+        a, s, va, vs, cas = (float(x) for x in (a, s, va, vs, cas))
+        ratio = s / a
+        num = vs - 2 * ratio * cas + ratio * ratio * va if math.isfinite(ratio) else math.inf
+        se_r = math.sqrt(num) / abs(a) if num >= 0 else math.nan
+    else:
+        ratio = s / a if a != 0 else math.nan
+        var_r = (vs - 2 * ratio * cas + ratio**2 * va) / a**2 if a != 0 else math.nan
+        se_r = math.sqrt(var_r) if var_r >= 0 else math.nan
+    if se_r == math.inf:  # an unbounded delta-method interval, also for an infinite ratio
+        lo_d, hi_d = -math.inf, math.inf
+    else:
+        lo_d, hi_d = ratio - crit * se_r, ratio + crit * se_r
     diff = s - a
     se_d = math.sqrt(max(vs + va - 2 * cas, 0.0))
     ftype, flo, fhi, r1, r2 = _fieller(a, s, va, vs, cas, crit)
     return {
         "pilot_estimate": a, "pilot_se": math.sqrt(va), "scaled_estimate": s, "scaled_se": math.sqrt(vs),
         "cov": cas, "ratio": ratio, "ratio_se": se_r,
-        "ratio_ci_low_delta": ratio - crit * se_r, "ratio_ci_high_delta": ratio + crit * se_r,
+        "ratio_ci_low_delta": lo_d, "ratio_ci_high_delta": hi_d,
         "fieller_type": ftype, "ratio_ci_low_fieller": flo, "ratio_ci_high_fieller": fhi,
         "fieller_root1": r1, "fieller_root2": r2,
         "difference": diff, "difference_se": se_d,
@@ -278,6 +304,7 @@ def _from_estimates(pilot, scaled, pilot_se, scaled_se, cov, crit, level) -> Vol
         raise ScaleupDataError("argument 'cov': |cov| must not exceed pilot_se * scaled_se.")
     row = _ratio_row(float(pilot), float(scaled), float(pilot_se) ** 2, float(scaled_se) ** 2, float(cov), crit)
     table = pd.DataFrame([{"model": "estimates", "reference": "pilot", "phase": "scaled", **row}])
+    _warn_null_pilot(table)
     return VoltageDropResult(table=table, phase_effects=None, QM=math.nan, QM_df=math.nan,
                              QM_pvalue=math.nan, level=float(level), n_boot=0, n_boot_failed=0)
 
@@ -336,6 +363,27 @@ def _subgroup_ratios(df, yi, vi, phase, lv, method, level, crit) -> tuple[list, 
     return rows, eff
 
 
+def _warn_null_pilot(table: pd.DataFrame) -> None:
+    """Say so when a pilot effect is 0 or so close to 0 that its square underflows: the ratio is then
+    undefined (NaN) or meaningless (astronomical SE), and the Fieller set unbounded."""
+    a = table["pilot_estimate"].to_numpy(dtype=float)
+    null = np.abs(a) < _MIN_SQUARABLE
+    if null.any():
+        i = int(np.flatnonzero(null)[0])
+        warnings.warn(
+            f"voltage_drop(): the effect of the pilot phase {table['reference'].iloc[i]!r} is "
+            f"{a[i]:.3g} (standard error {table['pilot_se'].iloc[i]:.3g}; model(s) "
+            f"{sorted(set(table.loc[null, 'model']))}), too close to 0 to divide by: the ratio scaled / pilot is "
+            + ("undefined (NaN)" if a[i] == 0 else f"not informative (delta-method SE {table['ratio_se'].iloc[i]:.3g})")
+            + (", its Fieller set is the whole line (no roots: NaN)" if table["fieller_type"].iloc[i] == "unbounded"
+               else ", its Fieller set is unbounded (two half-lines)")
+            + ". Report the difference (scaled - pilot) instead, or check the units of the effect sizes.",
+            ScaleupWarning,
+            stacklevel=3,
+        )
+
+
+@checked_inputs
 def voltage_drop(
     pilot: float | None = None,
     scaled: float | None = None,
@@ -446,6 +494,7 @@ def voltage_drop(
     rows, eff = _meta_regression_ratios(mr, lv, phase, crit)
     sub_rows, sub_eff = _subgroup_ratios(df, yi, vi, phase, lv, method, level, crit)
     table = pd.DataFrame(rows + sub_rows)
+    _warn_null_pilot(table)
     phase_effects = pd.DataFrame(eff + sub_eff)
     phase_effects["ci_low"] = phase_effects["estimate"] - crit * phase_effects["se"]
     phase_effects["ci_high"] = phase_effects["estimate"] + crit * phase_effects["se"]
@@ -473,11 +522,16 @@ def _bootstrap(table, used, yi, vi, phase, lv, method, level, n_boot, seed, sepa
     X_full[:, 0] = 1.0
     for j in range(1, L):
         X_full[ph == str(lv[j]), j] = 1.0
+    check_draw_memory("voltage_drop()", "n_boot", n_boot, 16.0 * (L - 1),
+                      "2,000 resamples give the percentile interval to about +/-0.01 of its coverage.")
     reg = np.full((n_boot, L - 1), np.nan)
     sep = np.full((n_boot, L - 1), np.nan)
     failed = {"meta_regression": 0, "subgroups": 0}
     errors = (FitError, np.linalg.LinAlgError, ValueError, ZeroDivisionError)
+    clock = DrawClock("voltage_drop()", "n_boot", n_boot,
+                      "2,000 resamples give the percentile interval to about +/-0.01 of its coverage.")
     for bi in range(n_boot):
+        clock.tick(bi)
         parts = [rng.choice(ix, size=ix.size, replace=True) for ix in idx]
         take = np.concatenate(parts)
         try:
@@ -521,12 +575,7 @@ def _indicator_rows(data, sites, indicator, site, cohort, phase) -> pd.DataFrame
     for col in ("n", "mean", "sd", "events"):
         if col in y:
             y[col] = numeric_column(y, col, "site_effects(): table 'outcomes'", missing=True)
-            huge = (y[col].abs() > _MAX_ABS).to_numpy()
-            if huge.any():
-                raise ScaleupDataError(
-                    f"site_effects(): table 'outcomes', column {col!r}: {rows_text(y, huge, label='first:')} are "
-                    f"beyond +/-{_MAX_ABS:g}; their squares overflow. Rescale the indicator."
-                )
+            check_magnitude(y[col], y.index, f"site_effects(): table 'outcomes', column {col!r}", max_abs=_MAX_ABS)
     has_mean = "mean" in y and "sd" in y and y["mean"].notna().any()
     has_events = "events" in y and y["events"].notna().any()
     if not has_mean and not has_events:
@@ -539,7 +588,17 @@ def _indicator_rows(data, sites, indicator, site, cohort, phase) -> pd.DataFrame
         p_hat = y["events"].astype(float) / y["n"].astype(float)
         y["mean"] = p_hat
         y["sd"] = np.sqrt(p_hat * (1 - p_hat))
-    y = y.dropna(subset=["mean", "sd"])
+    gaps = y[["mean", "sd"]].isna().any(axis=1).to_numpy()
+    if gaps.any():
+        what = "'mean' or 'sd'" if has_mean else "'events'"
+        warnings.warn(
+            f"site_effects(): table 'outcomes', indicator {indicator!r}: {rows_text(y, gaps, label='first:')} with "
+            f"n > 0 have a missing {what} and were left out; those sites' before / after means use their other "
+            "periods.",
+            RowsOmittedWarning,
+            stacklevel=3,
+        )
+    y = y[~gaps]
     return y.merge(sites[[site, cohort, phase]], on=site, how="inner")
 
 
@@ -566,6 +625,7 @@ def _did_effect(g, comp, site_cohort, period, washin_periods):
     return (m1 - m0) - (c1 - c0), v0 + v1 + w0 + w1, n0, n1
 
 
+@checked_inputs
 def site_effects(
     data: pd.DataFrame,
     sites: pd.DataFrame,

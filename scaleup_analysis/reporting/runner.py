@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .._checks import checked_inputs
 from .._atomic import FolderLock, check_writable, clear_leftovers, publish_folder, staging_folder
 from ..errors import ScaleupDataError
 from ..study import STEPS, Study, load_study
@@ -184,6 +185,7 @@ def _export(nb, title: str, exporter) -> str:
     return body.replace("</head>", f"<style>{CSS}</style></head>", 1)
 
 
+@checked_inputs
 def run_report(
     data_dir: str | os.PathLike | None = None,
     out_dir: str | os.PathLike = "reports",

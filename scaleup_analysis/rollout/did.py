@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from .._checks import check_level, first_values, numeric_column
+from .._checks import check_draw_memory, check_level, checked_inputs, first_values, numeric_column
 from .._display import Displayed, text_table
 from .._style import NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -987,6 +987,9 @@ def _did_inference(IF, cluster_codes, n_boot, seed, level, fn):
         n_cl, cm = n, None
     weights = None
     if n_boot > 0:
+        # the draws (int64, then float) and their products with the influence functions
+        check_draw_memory(fn, "n_boot", int(n_boot), 8.0 * (2 * n_cl + IF.shape[1]),
+                          "The default n_boot=999 gives bands as in R's did; 9,999 is plenty for a publication.")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         weights = (1.0 - 2.0 * rng.integers(0, 2, size=(int(n_boot), n_cl))).astype(float)
     infr = _Inference(n=n, cluster_matrix=cm, n_clusters=n_cl, weights=weights, level=level)
@@ -1010,6 +1013,7 @@ def _did_inference(IF, cluster_codes, n_boot, seed, level, fn):
     return se, crit, infr
 
 
+@checked_inputs
 def staggered_did(
     data,
     outcome,
@@ -1249,6 +1253,7 @@ class TWFEResult(Displayed):
                               bars=band_title(tx, False, self.level), reference=self.reference_event_times)
 
 
+@checked_inputs
 def twfe_did(data, outcome, unit, time, cohort=None, *, treatment=None, event_study=False, cluster=None,
              level=0.95) -> TWFEResult:
     """Two-way fixed-effects difference-in-differences regression.
@@ -1457,6 +1462,7 @@ def _twfe_coef(Ysub, Dsub):
     return float(np.sum(yt * dt) / np.sum(dt * dt)), float(np.mean(dt * dt))
 
 
+@checked_inputs
 def bacon_decomposition(data, outcome, unit, time, cohort=None, *, treatment=None) -> BaconDecomposition:
     """Goodman-Bacon (2021) decomposition of the TWFE DiD estimate into 2x2 comparisons.
 

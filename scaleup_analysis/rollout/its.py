@@ -21,7 +21,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
-from .._checks import check_level, first_values, rows_text
+from .._checks import check_level, check_spread, checked_inputs, first_values, rows_text
 from .._display import Displayed, text_table
 from .._style import NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError
@@ -455,6 +455,7 @@ def _pooled(fits: dict, level: float, errors: str, outcome: str) -> ITSResult:
     )
 
 
+@checked_inputs
 def interrupted_time_series(
     data: pd.DataFrame,
     time: str,
@@ -561,6 +562,8 @@ def interrupted_time_series(
                 f"{rows_text(d, bad, label='first:')} are infinite or beyond +/-{_MAX_ABS:g} (values "
                 f"{first_values(v[bad])}); correct them, or rescale the column."
             )
+        check_spread(v, f"interrupted_time_series: table 'data', column {col!r} (argument {arg!r})",
+                     f"the {rows_text(d, label='first:')} used", consequence=", so the standard errors would be 0")
     _check_series(d, time, control, unit)
 
     def one(g):

@@ -27,7 +27,16 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
-from .._checks import check_level, first_values, numeric_column
+from .._checks import (
+    bytes_text,
+    check_level,
+    check_magnitude,
+    check_spread,
+    checked_inputs,
+    duration_text,
+    first_values,
+    numeric_column,
+)
 from .._checks import rows_text as _rows_text
 from .._display import Displayed
 from .._style import MISSING, NEUTRAL, OUTSIDE, PALETTE, new_axes, styled, ticks_inside
@@ -197,22 +206,6 @@ _MAX_MAGNITUDE = 1e100
 _MIN_SE = 1e-8
 
 
-def _duration(seconds: float) -> str:
-    """A duration in words: ``"about 3 minutes"``."""
-    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
-        if seconds >= 2 * size:
-            return f"about {seconds / size:,.0f} {unit}"
-    return f"about {seconds:,.0f} seconds"
-
-
-def _bytes(n: float) -> str:
-    """A memory size in words: ``"about 93 GB"``."""
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n >= size:
-            return f"about {n / size:.3g} {unit}"
-    return f"about {n:,.0f} bytes"
-
-
 def _check_number(fn: str, name: str, value, *, low: float | None = None, low_open: bool = False,
                   high: float | None = None, high_open: bool = False, optional: bool = True, what: str = ""):
     """``value`` as a finite float within its bounds, else a :class:`ScaleupDataError` naming ``name``."""
@@ -302,7 +295,7 @@ def stepped_wedge_design(
     if cells > _MAX_CELLS:
         raise ScaleupDataError(
             f"stepped_wedge_design: {n_clusters:,} clusters x {int(baseline_periods) + int(n_steps):,} periods "
-            f"is {cells:,} cluster-periods, which would need {_bytes(cells * 17.0)} of memory (limit "
+            f"is {cells:,} cluster-periods, which would need {bytes_text(cells * 17.0)} of memory (limit "
             f"{_MAX_CELLS:,} cluster-periods). Check n_clusters and n_steps (a stepped-wedge trial has "
             "tens to hundreds of clusters and a few to a few dozen steps)."
         )
@@ -347,6 +340,7 @@ def stepped_wedge_design(
                               step=step, cluster_sizes=sizes)
 
 
+@checked_inputs
 def rollout_design(
     data: pd.DataFrame,
     *,
@@ -429,7 +423,7 @@ def rollout_design(
         raise ScaleupDataError(
             f"rollout_design: {len(data):,} units x {n_per:.4g} periods (up to the latest adoption period "
             f"{adopt.max():g} of column {cohort!r}) is {n_per * len(data):.4g} cluster-periods, which would need "
-            f"{_bytes(n_per * len(data) * 17.0)} of memory (limit {_MAX_CELLS:,}). Check the adoption periods "
+            f"{bytes_text(n_per * len(data) * 17.0)} of memory (limit {_MAX_CELLS:,}). Check the adoption periods "
             "(numbered 1, 2, ... from the first period, not dates or years)."
         )
     per = (list(range(1, int(adopt.max()) + 1)) if periods is None
@@ -704,7 +698,7 @@ def stepped_wedge_power(
         raise ScaleupDataError(
             f"{fn}: the design has {design.n_clusters:,} clusters x {design.n_periods:,} periods; its GLS variance "
             f"needs about {work:.1e} operations per evaluation (clusters x (periods + 1)^3; limit "
-            f"{_MAX_GLS_WORK:.0e}), {_duration(work * 5e-8)} or more with the detectable effect. Use fewer periods "
+            f"{_MAX_GLS_WORK:.0e}), {duration_text(work * 5e-8)} or more with the detectable effect. Use fewer periods "
             "(e.g. group periods into steps) or fewer clusters."
         )
     if m is None:
@@ -917,7 +911,7 @@ def stepped_wedge_power_sim(
     if projected > _MAX_SIM_SECONDS:
         raise ScaleupDataError(
             f"stepped_wedge_power_sim: n_sim={n_sim:,} replicates of this {I} x {T} design would take "
-            f"{_duration(projected)} (timed on the first {len(first)}; limit {_duration(_MAX_SIM_SECONDS)}). "
+            f"{duration_text(projected)} (timed on the first {len(first)}; limit {duration_text(_MAX_SIM_SECONDS)}). "
             "Use fewer replicates: 10,000 give a Monte-Carlo standard error of the power below 0.005; "
             "stepped_wedge_power gives the analytic power at once."
         )
@@ -1147,6 +1141,20 @@ def _fit_nested(d: pd.DataFrame, names: dict, reml: bool, level: float):
                 converged=bool(fit.converged), used=used)
 
 
+def _check_outcome_scale(y: pd.Series, outcome: str, label: str) -> None:
+    """Refuse outcomes that double precision cannot carry through the REML fit (the bounds of
+    :func:`scaleup_analysis.mixed_model`), naming the user's column rather than the model's."""
+    from ..heterogeneity.mixed import MAX_ABS, MIN_SPREAD
+
+    values = y.to_numpy(dtype=float)
+    check_magnitude(values, y.index, f"{label}, column {outcome!r} (argument 'outcome')", max_abs=MAX_ABS,
+                    consequence="the sums of squares of the fit would overflow")
+    check_spread(values, f"{label}, column {outcome!r} (argument 'outcome')",
+                 f"the {_rows_text(y.index, label='first:')} complete", min_spread=MIN_SPREAD,
+                 consequence=" and the fit would fail")
+
+
+@checked_inputs
 def stepped_wedge_analysis(
     data: pd.DataFrame,
     outcome: str,
@@ -1269,6 +1277,7 @@ def stepped_wedge_analysis(
             f"({first_values(complete['y'].iloc[:1])} in all {len(complete)} complete rows); no effect or variance "
             "can be estimated. Check the outcome column."
         )
+    _check_outcome_scale(complete["y"], outcome, label)
     bad = ~d["trt"].isin([0, 1]) & d["trt"].notna()
     if bad.any():
         raise ScaleupDataError(
