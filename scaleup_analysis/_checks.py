@@ -442,8 +442,7 @@ def _warning_at_caller(func, args, kwargs):
     registry = frame.f_globals.setdefault("__warningregistry__", {})
     for w in record:
         warnings.warn_explicit(w.message, w.category, frame.f_code.co_filename, frame.f_lineno,
-                               module=frame.f_globals.get("__name__"), registry=registry,
-                               module_globals=frame.f_globals)
+                               module=frame.f_globals.get("__name__"), registry=registry)
     return result
 
 

@@ -400,3 +400,39 @@ def check_no_identifiers(
                         f"{first_values(frame.index[hit])}). Remove or aggregate those values before saving."
                     )
     return data
+
+
+# --------------------------------------------------------------------------------------------------
+# figures: the small cells a table suppresses are not drawn either
+# --------------------------------------------------------------------------------------------------
+#: Mark drawn where a figure leaves a value out (the same for a small cell and its complements, so
+#: that the figure, like the table, does not tell which is which).
+HIDDEN_MARK = "×"
+
+
+def _hide_mask(hide, n_rows: int, where: str) -> np.ndarray:
+    """The ``hide=`` argument of a plot method as a boolean array, one flag per row of the result's
+    table (``None``: nothing hidden). Missing flags count as hidden."""
+    if hide is None:
+        return np.zeros(n_rows, dtype=bool)
+    if isinstance(hide, pd.DataFrame):
+        raise ScaleupDataError(
+            f"{where}: hide= must be one flag per row (e.g. the 'suppressed' column of the table), not a DataFrame."
+        )
+    flags = pd.Series(hide) if not isinstance(hide, pd.Series) else hide
+    if len(flags) != n_rows:
+        raise ScaleupDataError(
+            f"{where}: hide= has {len(flags)} flag(s) but the result has {n_rows} row(s); give one flag per row "
+            "of its to_frame(), e.g. suppress_small_cells(result.to_frame(), ...)['suppressed']."
+        )
+    if not (pd.api.types.is_bool_dtype(flags) or (pd.api.types.is_numeric_dtype(flags)
+                                                   and flags.dropna().isin([0, 1]).all())):
+        raise ScaleupDataError(f"{where}: hide= must hold True/False flags, got dtype {flags.dtype}.")
+    return flags.astype("boolean").fillna(True).to_numpy(dtype=bool)
+
+
+def _hidden_label(tx, n_hidden: int, threshold: int) -> str:
+    """What a figure says about the values it leaves out (legend entry beside :data:`HIDDEN_MARK`)."""
+    return tx.n("{n} value not shown (fewer than {k} people, or it would reveal such a value)",
+                "{n} values not shown (fewer than {k} people, or they would reveal such a value)",
+                int(n_hidden), k=tx.int(threshold))

@@ -824,9 +824,18 @@ def mixed_model_from_summary(
         raise ScaleupDataError(f"{fn}: column {group!r} has {G} distinct value(s); a random-effects model needs >= 2 groups.")
     if n <= p + 1:
         raise ScaleupDataError(f"{fn}: {n} rows for {p} fixed effects; need more rows.")
+    q = len(zn)
+    if G >= n or G * q >= n:  # lme4's check.nobs.vs.nlev / check.nobs.vs.nRE, as mixed_model
+        raise ScaleupDataError(
+            f"{fn}: the summary counts {n} row(s) of data for {G} groups in column {group!r} (argument 'group') and {G * q} "
+            "random effects: the number of levels of each grouping factor must be < the number of observations "
+            "(lme4: check.nobs.vs.nlev / check.nobs.vs.nRE), otherwise the group variance and the residual "
+            "variance are not separately identifiable. With one row per group, fit an ordinary regression."
+        )
     XtXg = st.block(xn, xn)
     XtX = XtXg.sum(axis=0)
-    if np.linalg.matrix_rank(XtX) < p:
+    scale = np.sqrt(np.diag(XtX))  # the rank of X'X at unit diagonal: free of the columns' units
+    if np.linalg.matrix_rank(XtX / np.outer(scale, scale) if np.all(scale > 0) else XtX) < p:
         raise ScaleupDataError(
             f"{fn}: the fixed-effects design of {formula!r} is rank deficient (collinear or constant columns "
             f"among {xn}). Drop the redundant terms."

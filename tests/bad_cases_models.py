@@ -226,5 +226,9 @@ CASES: list[Bad] = [
         lambda: sa.effect_sizes(smd_df().assign(s1=0.0, s2=0.0), "SMD", m1i="m1", sd1i="s1", n1i="n1",
                                 m2i="m2", sd2i="s2", n2i="n2"),
         ("yi and/or vi are infinite", "set to missing"), sa.ScaleupWarning),
+    Bad("models_summary_fit_one_row_per_group", "mixed_model_from_summary", "a summary of one row per site (as lme4 refuses)",
+        lambda: sa.mixed_model_from_summary(sa.summarize(mm_df().groupby("site").head(1), by="site", outcome="y",
+                                                         covariates=["x"]), "y ~ x", group="site"),
+        ("counts 8 row(s) of data for 8 groups in column 'site'", "check.nobs.vs.nlev", "ordinary regression")),
 ]
 assert all(c.expected is E or issubclass(c.expected, Warning) for c in CASES)

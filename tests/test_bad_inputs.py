@@ -570,18 +570,21 @@ def test_catalogue_functions_are_public():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case):
-    if issubclass(case.expected, Warning):
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            with pytest.warns(case.expected) as record:
-                case.call()
-        message = " ".join(str(w.message) for w in record if issubclass(w.category, case.expected))
-    else:
-        with pytest.raises(case.expected) as info:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        if issubclass(case.expected, Warning):
             case.call()
-        # the exact class, not a raw Python exception wrapped by chance
-        assert isinstance(info.value, sa.ScaleupDataError)
-        message = str(info.value)
+            message = " ".join(str(w.message) for w in record if issubclass(w.category, case.expected))
+            assert message, f"no {case.expected.__name__}; warnings: {[str(w.message) for w in record]}"
+        else:
+            with pytest.raises(case.expected) as info:
+                case.call()
+            # the exact class, not a raw Python exception wrapped by chance
+            assert isinstance(info.value, sa.ScaleupDataError)
+            message = str(info.value)
+    # no numpy RuntimeWarning, pandas or matplotlib warning reaches the caller, whatever the outcome
+    foreign = [f"{w.category.__name__}: {w.message}" for w in record if not issubclass(w.category, sa.ScaleupWarning)]
+    assert not foreign, foreign
     missing = [f for f in case.fragments if f not in message]
     assert not missing, f"message lacks {missing}:\n{message}"
 

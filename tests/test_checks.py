@@ -122,3 +122,22 @@ def test_check_level_rejects(level):
 def test_check_level_accepts_and_returns():
     assert check_level(0.95) == 0.95
     assert check_level(np.float64(0.9)) == 0.9
+
+
+def test_warnings_of_public_functions_point_at_the_callers_line(tmp_path):
+    """A warning raised deep inside a public function is shown at the line that called it (the user's
+    cell or script), with that line's source, also from ``python -c`` (no file to read)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "analysis.py"
+    script.write_text("import numpy as np, pandas as pd\nimport scaleup_analysis as sa\n"
+                      "d = pd.DataFrame({'yi': [np.nan, 1, 2, 3, 4], 'vi': [0.1] * 5})\n"
+                      "res = sa.meta_analysis(d)\n")
+    for cmd in ([sys.executable, "-W", "always", str(script)],
+                [sys.executable, "-W", "always", "-c", script.read_text()]):
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        where = f"{script}:4:" if cmd[-1] == str(script) else "<string>:4:"
+        assert f"{where} RowsOmittedWarning: meta_analysis(): rows omitted" in p.stderr, p.stderr
+        assert "_checks.py" not in p.stderr and "Traceback" not in p.stderr, p.stderr

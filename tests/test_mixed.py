@@ -467,3 +467,69 @@ def test_spread_below_1e50_refused_before_fitting(column, what):
                  "across the 180 row(s) (first: 0, 1, 2", "underflow in double precision",
                  "rescale it (e.g. multiply it by a power of 10)"):
         assert part in msg, msg
+
+
+# ------------------------------------------------------------------------------------ units of measure
+UNIT_SCALES = (1e-12, 1e-5, 1.0, 1e5, 1e12)
+
+
+def _doc_example() -> pd.DataFrame:
+    """The data of mixed_model's docstring example (8 sites x 10 rows; df 7.01 and 71.7)."""
+    rng = np.random.default_rng(1)
+    site = np.repeat(np.arange(8), 10)
+    df = pd.DataFrame({"site": site, "x": rng.normal(size=80)})
+    df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=8)[site] + rng.normal(size=80)
+    return df
+
+
+def _unit_fit(case: str, column: str, c: float):
+    """Fit of ``case`` with ``column`` multiplied by ``c``; returns (fixed effects, warnings raised)."""
+    if case == "sleepstudy_slope":
+        df, formula, group, re_formula = data("sleepstudy"), "Reaction ~ Days", "Subject", "1 + Days"
+    elif case == "dyestuff2_singular":
+        df, formula, group, re_formula = data("dyestuff2"), "Yield ~ 1", "Batch", None
+    else:
+        df, formula, group, re_formula = _doc_example(), "y ~ x", "site", None
+    df[column] = df[column] * c
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        if case == "doc_summary":  # the same engine through per-site sums
+            res = sa.mixed_model_from_summary(sa.summarize(df, by="site", covariates=["x"]), formula, group=group)
+        else:
+            res = sa.mixed_model(df, formula, group=group, re_formula=re_formula)
+    return res.fixed, [f"{w.category.__name__}: {w.message}" for w in rec]
+
+
+@pytest.mark.parametrize("case, column", [
+    ("doc", "y"), ("doc", "x"), ("doc_summary", "y"), ("doc_summary", "x"),
+    ("sleepstudy_slope", "Reaction"), ("dyestuff2_singular", "Yield"),
+])
+def test_satterthwaite_free_of_units(case, column):
+    """Outcome (or fixed-effect covariate) in other units, y -> c y (x -> c x) for c = 1e-12 .. 1e12:
+    estimates and SEs scale by c (the coefficient of x by 1/c), t, Satterthwaite df and p are
+    unchanged, and no warning appears that c = 1 does not give (numpy RuntimeWarning included).
+    Before, derivatives in (theta, sigma) with numDeriv's absolute step for |sigma| < 1.8e-5 and an
+    absolute eigenvalue cut-off gave df -> 0 (p -> 1) for small units and df far too large, or inf
+    with a division-by-zero warning (singular fit), for large ones."""
+    base, base_warnings = _unit_fit(case, column, 1.0)
+    # (mixed_model_from_summary checks the rank of X'X at unit diagonal: x * 1e+-12 is not collinear)
+    for c in UNIT_SCALES:
+        fe, caught = _unit_fit(case, column, c)
+        assert caught == base_warnings, (c, caught)
+        # how each coefficient scales: all by c (outcome), only the covariate's by 1/c (covariate)
+        mult = np.full(len(fe), c) if column != "x" else np.where(fe.index == "x", 1.0 / c, 1.0)
+        # estimates, SEs, t: 1e-8 (both fits locate the same optimum to ~1e-10; observed <= 5e-11)
+        assert rel(fe["estimate"], mult * base["estimate"]) < 1e-8, c
+        assert rel(fe["se"], mult * base["se"]) < 1e-8, c
+        assert rel(fe["statistic"], base["statistic"]) < 1e-8, c
+        # df: 1e-6 (numerical derivatives, central differences + Richardson; observed <= 5e-9)
+        assert rel(fe["df"], base["df"]) < 1e-6, c
+        # p: 1e-8, except that in the far tail p carries the df's numerical error (up to 2e-8)
+        # amplified by |d log p / d log df| (29 for sleepstudy's intercept: t = 36.8, p = 1e-17)
+        h = 1e-6
+        dlogp = np.abs(np.log(stats.t.sf(np.abs(base["statistic"]), base["df"] * (1 + h)))
+                       - np.log(stats.t.sf(np.abs(base["statistic"]), base["df"] * (1 - h)))) / (2 * h)
+        p_tol = np.maximum(1e-8, 2e-8 * np.asarray(dlogp))
+        assert np.all(np.abs(fe["pvalue"] / base["pvalue"] - 1).to_numpy() < p_tol), c
+    if case.startswith("doc"):  # the docstring example's numbers
+        assert np.allclose(base["df"], [7.0077, 71.740], rtol=1e-4) and not base_warnings

@@ -469,17 +469,34 @@ def residualize(cp: Crossprods) -> tuple[Crossprods, np.ndarray]:
     return out, b
 
 
+def _scale_outcome(cp: Crossprods, c: float) -> Crossprods:
+    """Cross-products of the outcome ``c y``: ``Z'y`` and ``X'y`` times ``c``, ``y'y`` times ``c^2``."""
+    blocks = tuple(CrossprodBlock(blk.ZtZ, blk.ZtX, c * blk.Zty, blk.lind) for blk in cp.blocks)
+    return Crossprods(
+        blocks=blocks, XtX=cp.XtX, Xty=c * cp.Xty, yty=c * c * cp.yty, n=cp.n, ntheta=cp.ntheta, lower=cp.lower,
+        sigma_fixed=cp.sigma_fixed, logdet_resid=cp.logdet_resid, reml_const=cp.reml_const,
+    )
+
+
 def fit_lmm(cp: Crossprods, reml: bool = True, theta0: np.ndarray | None = None) -> LMMFit:
     """Fit a Gaussian LMM by (RE)ML from its cross-products (see the module docstring).
 
     The outcome is first replaced by its OLS residual (:func:`residualize`) for numerical accuracy;
-    the returned fixed effects are those of the original outcome.
+    the returned fixed effects are those of the original outcome. With an estimated residual
+    variance, ``theta`` is optimised on that residual divided by its root mean square: ``theta`` is
+    relative to ``sigma`` and the deviance only shifts by ``(n - p) log c^2`` (``n`` for ML) when the
+    outcome is multiplied by ``c``, so the optimum is the same, but the optimiser's stopping rules
+    (relative to the size of the deviance) then see the same numbers whatever the unit of the outcome.
     """
     cp, b_ols = residualize(cp)
     if theta0 is None:
         theta0 = np.where(np.isfinite(cp.lower), 1.0, 0.0) if not cp.sigma_fixed else np.full(cp.ntheta, 0.1)
-    fun = lambda th: deviance(th, cp, reml)  # noqa: E731
+    rms = float(np.sqrt(cp.yty / cp.n)) if cp.yty > 0 else 0.0
+    cp_opt = _scale_outcome(cp, 1.0 / rms) if not cp.sigma_fixed and 0.0 < rms < np.inf else cp
+    fun = lambda th: deviance(th, cp_opt, reml)  # noqa: E731
     theta, dev, ok, msg = minimize_bounded(fun, theta0, cp.lower)
+    if cp_opt is not cp:
+        dev = deviance(theta, cp, reml)
     st = pls(theta, cp)
     n, p = cp.n, cp.p
     if cp.sigma_fixed:
@@ -537,26 +554,52 @@ def fit_lmm_from_crossprods(
     return fit_lmm(cp, reml=reml)
 
 
+#: eigenvalues of the deviance Hessian in ``(theta, sigma / sigma_hat)`` at or below this are dropped
+#: (lmerTest's ``tol = 1e-8``, applied in units that do not depend on the outcome's unit)
+_SATT_EIG_TOL = 1e-8
+
+
 def satterthwaite(fit: LMMFit) -> tuple[np.ndarray, np.ndarray]:
     """Satterthwaite denominator df for each fixed effect, as lmerTest (Kuznetsova et al. 2017).
 
-    ``df_k = 2 V_kk^2 / (g_k' A g_k)`` with ``A = 2 H^{-1}`` (``H``: Hessian of the deviance in
-    ``(theta, sigma)``, restricted to its positive eigenvalues) and ``g_k`` the gradient of
-    ``V_kk = [sigma^2 (R_X'R_X)^{-1}]_kk`` with respect to ``(theta, sigma)``. Returns ``(df, eigvals)``.
+    ``df_k = 2 V_kk^2 / (g_k' A g_k)`` with ``A = 2 H^{-1}`` (``H``: Hessian of the deviance in the
+    variance parameters, restricted to its positive eigenvalues) and ``g_k`` the gradient of
+    ``V_kk = [sigma^2 (R_X'R_X)^{-1}]_kk`` with respect to them. Returns ``(df, eigvals)``, the
+    eigenvalues of ``H`` in ``(theta, sigma / sigma_hat)``.
+
+    Notes
+    -----
+    lmerTest differentiates in ``(theta, sigma)``; we differentiate in ``(theta, s)`` with
+    ``s = sigma / sigma_hat``, i.e. on the outcome divided by ``sigma_hat`` (so ``s_hat = 1`` and
+    ``V`` is divided by ``sigma_hat^2``). ``g' H^{-1} g`` is unchanged by this reparametrisation and
+    ``df`` is homogeneous of degree 0 in ``V``, so these are lmerTest's df, but the numbers the
+    numerical derivatives and the eigenvalue cut-off see no longer depend on the unit of the outcome.
+    In ``(theta, sigma)`` they do: numDeriv's absolute step ``1e-4`` for ``|sigma| < 1.8e-5`` swamps a
+    small ``sigma`` (df -> 0, p -> 1), and lmerTest's absolute cut-off ``1e-8`` on the eigenvalues
+    drops the ``sigma`` direction (curvature ``~ 4 (n - p) / sigma^2``) when ``sigma`` is large
+    (df far too large). ``theta`` is relative to ``sigma``, and the unit of a fixed-effect covariate
+    only rescales ``V_kk`` and ``g_k`` together, so the df do not depend on the units of the outcome
+    or of the fixed-effect covariates. (The ``theta`` of a random slope carries the inverse unit of
+    its covariate; there, as in lmerTest, the cut-off is in that unit.) A coefficient whose ``V_kk``
+    does not vary along any retained direction gets ``df = inf`` (lmerTest's ``Inf``).
     """
-    cp = fit.cp
-    vp = np.append(fit.theta, fit.sigma)
+    s_hat = float(fit.sigma)
+    if not 0.0 < s_hat < np.inf:  # known residual variances (sigma = 1) or a degenerate fit
+        s_hat = 1.0
+    cp = _scale_outcome(fit.cp, 1.0 / s_hat)
+    vp = np.append(fit.theta, fit.sigma / s_hat)
     H = num_hessian(lambda v: deviance_varpar(v, cp, fit.reml), vp)
     w, V = np.linalg.eigh(H)
-    pos = w > 1e-8
-    Hinv = (V[:, pos] / w[pos]) @ V[:, pos].T
-    A = 2.0 * Hinv
+    pos = w > _SATT_EIG_TOL
+    A = 2.0 * (V[:, pos] / w[pos]) @ V[:, pos].T
     p = cp.p
+    vcov = covbeta_varpar(vp, cp)  # V / sigma_hat^2
     J = num_jacobian(lambda v: covbeta_varpar(v, cp), vp)  # (p*p, nvarpar)
     df = np.empty(p)
     for k in range(p):
         g = J[k * p + k, :]
-        df[k] = 2.0 * fit.vcov_beta[k, k] ** 2 / float(g @ A @ g)
+        denom = float(g @ A @ g)
+        df[k] = 2.0 * vcov[k, k] ** 2 / denom if denom > 0 else np.inf
     return df, w
 
 

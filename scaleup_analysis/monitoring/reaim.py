@@ -32,7 +32,7 @@ from scipy import stats
 
 from .._checks import MAX_SHOWN, check_level, checked_inputs, fail_rows, first_values, numeric_column, require_columns
 from .._display import Displayed
-from .._style import GREY, PALETTE, data_text, new_axes, styled, ticks_inside
+from .._style import PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import ScaleupDataError, ScaleupWarning
 from ..i18n import N_
 from ._plotting import unit_labels
@@ -201,20 +201,40 @@ class ReaimResult(Displayed):
             lines.append("  " + text)
         return "\n".join(lines)
 
+    def _drawn(self, suppress: bool, hide) -> pd.DataFrame:
+        """The table as the plots draw it: the estimate and CI of every hidden cell (flagged
+        ``suppressed`` when ``suppress``, or flagged in ``hide``) blanked, in the column ``hidden``."""
+        from ..privacy import _hide_mask
+
+        out = _hide_mask(hide, len(self.table), "ReaimResult.plot")
+        t = self.to_frame(suppress=False)
+        if suppress:
+            out = out | t["suppressed"].to_numpy(dtype=bool)
+        t["hidden"] = out
+        t.loc[t["hidden"], ["estimate", "ci_low", "ci_high", "numerator"]] = np.nan
+        return t
+
     @styled
     def plot_measure(self, measure: str, *, suppress: bool = True, title: str | None = None,
-                     xlabel: str | None = None, ax=None):
+                     xlabel: str | None = None, ax=None, hide=None):
         """Estimates with CIs of one measure, regions (by name) on the vertical axis; returns the Axes.
 
-        Regions are dots, all regions together a diamond; a suppressed cell (fewer than
-        ``threshold`` individuals) is marked ``<threshold`` at the left of its row.
+        Regions are dots, all regions together a diamond. A cell left out is marked ``×`` at the
+        left of its row, its value not drawn: with ``suppress=True`` the cells with fewer than
+        ``threshold`` individuals, and the cells flagged in ``hide`` (one flag per row of
+        :meth:`to_frame`, by position, e.g. the ``suppressed`` column of
+        :func:`scaleup_analysis.suppress_small_cells` applied to that table, which also flags the
+        complementary suppressions).
         """
+        return self._plot_measure(measure, self._drawn(suppress, hide), title=title, xlabel=xlabel, ax=ax)
+
+    def _plot_measure(self, measure: str, t: pd.DataFrame, *, title=None, xlabel=None, ax=None):
         from matplotlib.ticker import FuncFormatter, MaxNLocator
 
         from ..narrative import Text
+        from ..privacy import HIDDEN_MARK
 
         tx = Text()
-        t = self.to_frame(suppress=suppress)
         d = t[t["measure"] == measure]
         if d.empty:
             raise ScaleupDataError(f"plot_measure(): unknown measure {measure!r}; available: {self.measures}.")
@@ -226,9 +246,9 @@ class ReaimResult(Displayed):
         ax.hlines(y, d["ci_low"], d["ci_high"], color=PALETTE[0], lw=1.2)
         ax.plot(d["estimate"].to_numpy()[~overall], y[~overall], "o", color=PALETTE[0], ms=4.5)
         ax.plot(d["estimate"].to_numpy()[overall], y[overall], "D", color="black", ms=5.5)
-        for yy, small in zip(y, d["suppressed"].to_numpy()):
-            if small and suppress:
-                ax.text(0.01, yy, f"<{self.threshold}", va="center", ha="left", fontsize=7.5, color="black",
+        for yy, hidden in zip(y, d["hidden"].to_numpy()):
+            if hidden:
+                ax.text(0.01, yy, HIDDEN_MARK, va="center", ha="left", fontsize=8.5, color="black",
                         transform=ax.get_yaxis_transform())
         labels = unit_labels([r for r in d["region"] if r != OVERALL])
         ax.set_yticks(y)
@@ -246,30 +266,38 @@ class ReaimResult(Displayed):
         ax.set_xlabel(_axis_label(measure, unit, tx) if xlabel is None else xlabel)
         ax.set_title(_measure_label(measure, tx) if title is None else title, fontsize=9.5)
         if own:  # in plot() the figure's legend explains the marks
-            ax.legend(handles=self._handles(tx, suppress), loc="upper left", bbox_to_anchor=(1.01, 1))
+            ax.legend(handles=self._handles(tx, int(d["hidden"].sum())), loc="upper left",
+                      bbox_to_anchor=(1.01, 1))
         return ax
 
-    def _handles(self, tx, suppress: bool) -> list:
-        """Legend entries of the marks of the plots."""
+    def _handles(self, tx, n_hidden: int) -> list:
+        """Legend entries of the marks of the plots (``n_hidden`` cells left out)."""
         from matplotlib.lines import Line2D
+
+        from ..privacy import HIDDEN_MARK, _hidden_label
 
         handles = [Line2D([], [], color=PALETTE[0], marker="o", ms=4.5,
                           label=tx("Region ({level} CI)", level=tx.pct(self.level))),
                    Line2D([], [], color="black", marker="D", ms=5.5, ls="none", label=tx("All regions"))]
-        if suppress and self.table["suppressed"].any():
-            handles.append(Line2D([], [], ls="none", marker="$<$", color=GREY,
-                                  label=tx("<{k}: fewer than {k} individuals, not shown", k=self.threshold)))
+        if n_hidden:
+            handles.append(Line2D([], [], ls="none", marker=f"${HIDDEN_MARK}$", ms=6, color="black",
+                                  label=_hidden_label(tx, n_hidden, self.threshold)))
         return handles
 
     @styled
     def plot(self, measures: Sequence[str] | None = None, fig=None, ncols: int = 4, suppress: bool = True, *,
-             title: str | None = None):
-        """One panel per measure (regions, by name, on the shared vertical axis); returns the Figure."""
+             title: str | None = None, hide=None):
+        """One panel per measure (regions, by name, on the shared vertical axis); returns the Figure.
+
+        Cells left out (``suppress``, ``hide``) are marked ``×`` and counted in the legend, as in
+        :meth:`plot_measure`.
+        """
         import matplotlib.pyplot as plt
 
         from ..narrative import Text
 
         tx = Text()
+        drawn = self._drawn(suppress, hide)
         measures = list(measures) if measures is not None else self.measures
         n = len(measures)
         ncols = max(1, min(ncols, n))
@@ -281,13 +309,13 @@ class ReaimResult(Displayed):
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
         for k, m in enumerate(measures):
             a = axes[k // ncols][k % ncols]
-            self.plot_measure(m, ax=a, suppress=suppress)
+            self._plot_measure(m, drawn, ax=a)
             if k % ncols:
                 a.tick_params(axis="y", labelleft=False)
         for k in range(n, nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
         fig.suptitle(tx("RE-AIM and implementation outcomes by region") if title is None else title)
-        handles = self._handles(tx, suppress)
+        handles = self._handles(tx, int(drawn.loc[drawn["measure"].isin(measures), "hidden"].sum()))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         return fig
 

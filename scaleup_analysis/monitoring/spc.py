@@ -35,6 +35,8 @@ _MAX_ABS = 1e100
 
 _CHARTS = ("run", "i", "mr", "xbar", "s", "p", "u", "c", "pp", "up")
 _NEEDS_N = ("p", "u", "pp", "up")
+#: Charts whose limits at a point depend on its subgroup size (hidden with the point by ``plot(hide=)``).
+_SIZED_LIMITS = ("p", "u", "pp", "up", "xbar", "s")
 #: d2 for subgroups of two (moving range -> sigma), Montgomery (2009) Appendix VI.
 _D2 = 1.128
 #: D4 for subgroups of two (upper limit of a moving range), Montgomery (2009) Appendix VI.
@@ -448,7 +450,7 @@ class ControlChart(Displayed):
 
     @styled
     def plot(self, *, facet=None, ncols: int | None = None, title: str | None = None, xlabel: str | None = None,
-             ylabel: str | None = None, ax=None):
+             ylabel: str | None = None, ax=None, hide=None, threshold: int = 5):
         """Plot the chart; one panel per facet (small multiples) when the chart is faceted.
 
         The observed values are joined by a line; points outside the control limits are drawn as
@@ -468,6 +470,15 @@ class ControlChart(Displayed):
             chart, "Rate" for a u chart, "Count" for a c chart, "Subgroup mean" for an xbar chart...).
         ax : matplotlib Axes, optional
             Axes to draw on (only for a single facet, or with ``facet=``).
+        hide : array-like of bool, optional
+            Points not to draw, one flag per row of :meth:`to_frame` (by position), e.g. the
+            ``suppressed`` column of :func:`scaleup_analysis.suppress_small_cells` applied to that
+            table: small cells and their complements. A hidden point's value, and its limits when
+            they depend on the subgroup size (p, u, P', U', xbar and s charts), are left as gaps in
+            the lines, marked ``×`` under the axis and counted in the legend. Only the drawing
+            changes: the centre line, limits and signals are those computed from every point.
+        threshold : int, default 5
+            Small-cell threshold quoted in the legend when points are hidden.
 
         Returns
         -------
@@ -476,8 +487,12 @@ class ControlChart(Displayed):
         import matplotlib.pyplot as plt
 
         from ..narrative import Text
+        from ..privacy import _hide_mask
 
         tx = Text()
+        hidden = _hide_mask(hide, len(self.data), "ControlChart.plot")
+        if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, np.integer)) or threshold < 1:
+            raise ScaleupDataError(f"ControlChart.plot: threshold must be an integer >= 1, got {threshold!r}.")
         facets = self.facets
         if facet is not None:
             if facet not in facets:
@@ -493,7 +508,8 @@ class ControlChart(Displayed):
         if len(facets) == 1:
             if ax is None:
                 _, ax = plt.subplots(figsize=(8.5, 3.8), layout="constrained")
-            handles = self._draw(ax, facets[0], tx)
+            handles = self._draw(ax, facets[0], tx, hidden)
+            handles += self._hidden_handles(tx, hidden, facets, threshold)
             if title is None:
                 title = (labels[facets[0]]) if len(self.facets) > 1 else chart_name
             ax.set_title(title)
@@ -512,9 +528,11 @@ class ControlChart(Displayed):
                                  sharex=True, squeeze=False, layout="constrained")
         handles = {}
         for a, f in zip(axes.flat, facets):
-            for h in self._draw(a, f, tx):
+            for h in self._draw(a, f, tx, hidden):
                 handles.setdefault(h.get_label(), h)
             a.set_title((labels[f]), fontsize=9)
+        for h in self._hidden_handles(tx, hidden, facets, threshold):
+            handles[h.get_label()] = h
         ticks_inside(axes.flat[0], "x")  # shared by every panel
         for k, a in enumerate(axes.flat):
             if k >= len(facets):
@@ -527,15 +545,41 @@ class ControlChart(Displayed):
         fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=min(4, len(handles)))
         return axes
 
-    def _draw(self, ax, facet, tx) -> list:
-        """Draw one facet on ``ax``; returns the legend handles of what was drawn."""
+    def _hidden_handles(self, tx, hidden: np.ndarray, facets, threshold: int) -> list:
+        """The legend entry of the points left out of the drawn ``facets`` (none when none is)."""
+        import textwrap
+
+        from matplotlib.lines import Line2D
+
+        from ..privacy import HIDDEN_MARK, _hidden_label
+
+        k = int(hidden[self.data["facet"].isin(facets).to_numpy()].sum())
+        if not k:
+            return []
+        return [Line2D([], [], ls="none", marker=f"${HIDDEN_MARK}$", ms=6, color="black",
+                       label=textwrap.fill(_hidden_label(tx, k, threshold), 30))]
+
+    def _draw(self, ax, facet, tx, hidden: np.ndarray) -> list:
+        """Draw one facet on ``ax``, leaving out the ``hidden`` points (gaps); returns the legend
+        handles of what was drawn."""
         import textwrap
 
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
         from matplotlib.ticker import MaxNLocator
 
-        g = self.data[self.data["facet"] == facet]
+        from ..privacy import HIDDEN_MARK
+
+        rows = (self.data["facet"] == facet).to_numpy()
+        g = self.data[rows]
+        out = hidden[rows]
+        if out.any():  # what a hidden point would reveal is not drawn: its value and its own limits
+            g = g.copy()
+            g.loc[out, ["y", "lcl", "ucl"] if self.chart in _SIZED_LIMITS else ["y"]] = np.nan
+            g.loc[out, "sigma_signal"] = False
+            for x in g.loc[out, "x"]:
+                ax.text(x, 0.01, HIDDEN_MARK, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                        fontsize=9, color="black")
         handles = [Line2D([], [], color=PALETTE[0], marker="o", ms=3.5, lw=1, label=tx("Observed value"))]
         if self.freeze is not None and not g["baseline"].all():
             base = g[g["baseline"]]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import ScaleupWarning
@@ -68,6 +69,24 @@ class TableOut:
     by: Sequence[str] | None = None
     show: bool = True
     digits: int = 3
+
+    def published(self, threshold: int) -> pd.DataFrame:
+        """The table as the report shows and saves it: when it counts people, its small cells (fewer
+        than ``threshold``) and their complements suppressed, with a ``suppressed`` column."""
+        from ..privacy import suppress_small_cells
+
+        counts = _people_counts(self)
+        if not counts:
+            return self.data
+        return suppress_small_cells(self.data, counts, self.values, threshold=threshold, by=self.by)
+
+    def hidden(self, threshold: int) -> np.ndarray:
+        """Which rows of ``data`` the published table suppresses, one flag per row: the mask a figure
+        drawing the same values passes to its plot method (``hide=``) so that it leaves them out too."""
+        table = self.published(threshold)
+        if "suppressed" not in table.columns:
+            return np.zeros(len(self.data), dtype=bool)
+        return table["suppressed"].fillna(True).to_numpy(dtype=bool)
 
 
 @dataclass
@@ -351,8 +370,6 @@ class StepReport:
     def _display(self, sec: Section) -> None:
         from IPython.display import HTML, display
 
-        from ..privacy import suppress_small_cells
-
         if sec.status != "ran":
             display(_Html(sec._box_html(), f"{sec.status.upper()}: {sec.title}. {sec.reason or sec.error}"
                           + (f" {self.tx('What would allow it:')} {sec.needs}" if sec.needs else "")))
@@ -364,9 +381,7 @@ class StepReport:
         for t in out.tables:
             if not t.show:
                 continue
-            table = t.data
-            if _people_counts(t):
-                table = suppress_small_cells(table, _people_counts(t), t.values, threshold=threshold, by=t.by)
+            table = t.published(threshold)
             if t.caption:
                 display(HTML(f'<p class="sa-caption">{html.escape(t.caption)}</p>'))
             display(table.round(t.digits) if len(table) else table)

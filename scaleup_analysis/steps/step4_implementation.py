@@ -189,11 +189,15 @@ def rater_reliability(study: Study) -> SectionOutput:
                    m=tx.int(int((per_session >= 2).sum())))]
     tables = []
     result = {}
-    if c1.groupby("session_id")["rater_id"].nunique().max() >= 2 and c1["score"].nunique() > 1:
+    name = components.set_index("component_id").loc[first, "name"]
+    if not (c1["session_id"].nunique() >= 2 and c1.groupby("session_id")["rater_id"].nunique().max() >= 2
+            and c1["score"].nunique() > 1):
+        findings.append(tx("The intra-class correlation of component '{c}' is not computed: it needs two or more "
+                           "rated sessions, one of them rated by two raters, and scores that vary.", c=name))
+    else:
         ic = icc_mixed(c1, unit="session_id", rater="rater_id", score="score")
         t = ic.table
         single, average = float(t.loc["ICC2", "icc"]), float(t.loc["ICC2k", "icc"])
-        name = components.set_index("component_id").loc[first, "name"]
         findings.append(tx("Component '{c}' (mixed-model ICC, incomplete designs allowed): one rater's score has "
                            "ICC = {s} ({sw}); the mean of a session's raters has ICC = {a} ({aw}).", c=name,
                            s=tx.num(single), sw=interpret("icc", single, tx), a=tx.num(average),

@@ -81,6 +81,13 @@ def _improves(study: Study, code: str, value: float) -> bool:
     return (value > 0) == (study.indicator_direction(code) == "higher_is_better")
 
 
+def _hidden_note(tx: Text, figure: str, n: int, threshold: int) -> str:
+    """What the report says about the values a figure leaves out, as its saved table does."""
+    return tx.n("{figure}: {n} value is not drawn, as it is based on fewer than {k} people or would reveal such a "
+                "value (small-cell rule).", "{figure}: {n} values are not drawn, as they are based on fewer than {k} "
+                "people or would reveal such values (small-cell rule).", int(n), figure=figure, k=tx.int(threshold))
+
+
 # --------------------------------------------------------------------------------------------------
 # quintuple aim: deleterious effects by region
 # --------------------------------------------------------------------------------------------------
@@ -96,6 +103,15 @@ def _harm(study: Study):
     baseline, followup = _windows(study)
     comp = study.settings.comparison
     panel = quintuple_aim_panel(study.tables, comparison=("phase", comp) if comp else None)
+    have = sorted(set(panel.to_frame()["period"].astype(int)))
+    tx = Text(study.settings.language)
+    for window, missing in (
+        (baseline, N_("the outcomes table has no value in the baseline periods ({p}); it covers periods {have}.")),
+        (followup, N_("the outcomes table has no value in the follow-up periods ({p}); it covers periods {have}.")),
+    ):
+        if not set(have) & set(window):
+            raise NotApplicable(tx(missing, p=span_text(window), have=span_text(have)),
+                                tx("outcomes in the baseline and follow-up periods (see 'About the data')."))
     changes = change_from_baseline(panel, baseline_periods=baseline, followup_periods=followup)
     harm = deleterious_effects(changes, contrast="comparison" if comp else "baseline", correction="both",
                                alpha=ALPHA_HARM)
@@ -189,7 +205,8 @@ def control_charts(study: Study) -> SectionOutput:
     if list(s.baseline) != periods[: len(s.baseline)]:
         raise NotApplicable(tx("the baseline periods are not the first periods of the data, so control limits "
                                "cannot be frozen on them."), tx("baseline periods that start at the first period."))
-    findings, figures, tables = [], [], []
+    threshold = s.small_cell_threshold
+    findings, figures, tables, notes = [], [], [], []
     for r in flagged.itertuples():
         series = panel.to_frame().query("indicator_id == @r.indicator_id and rss_code == @r.unit").sort_values("period")
         kind = _indicator_type(study, r.indicator_id)
@@ -203,23 +220,18 @@ def control_charts(study: Study) -> SectionOutput:
         sign = 1 if study.indicator_direction(r.indicator_id) == "lower_is_better" else -1
         worse_out = after[(after["sigma_signal"]) & (np.sign(after["y"] - after["cl"]) == sign)]
         label = study.indicator_label(r.indicator_id)
+        region = study.region_name(r.unit)
         findings.append(tx("{region}, {ind}: with limits from the baseline {units}, {k} of the {n} later {units} fall "
                            "outside the limits on the worse side{first}; the run-chart rules {runs}.",
-                           region=study.region_name(r.unit), ind=label, units=w["units"],
+                           region=region, ind=label, units=w["units"],
                            k=tx.int(len(worse_out)), n=tx.int(len(after)),
                            first=(tx(", the first in {unit} {p}", unit=w["unit"], p=int(worse_out["x"].min()))
                                   if len(worse_out) else ""),
                            runs=tx("signal a sustained shift") if bool(pts["runs_signal"].any())
                            else tx("do not signal a sustained shift")))
-        ax = chart.plot()
-        ax.set_title(tx("{region}: {ind} ({chart}, limits from {units} {b})", region=study.region_name(r.unit),
-                        ind=label, chart=tx("p-chart") if kind == "proportion" else tx("I-chart"),
-                        units=w["units"], b=span_text(s.baseline)))
-        ax.set_xlabel(w["Unit"])
-        ax.set_ylabel(tx("Proportion") if kind == "proportion" else label)
-        figures.append(FigureOut(f"05_control_chart_{r.unit}_{r.indicator_id}", ax.figure))
         # the people behind each point (and, for a p-chart, with and without the event): small cells
         # are suppressed when the table is saved, with the value and the limits that would reveal them
+        # and, among the baseline points, a complement (the centre line is their pooled value)
         by_period = series.set_index("period")
         pts["n"] = pts["x"].map(by_period["n"]).astype("float64")
         counts, values = ["n"], ["y"]
@@ -227,9 +239,26 @@ def control_charts(study: Study) -> SectionOutput:
             pts["events"] = pts["x"].map(by_period["events"]).astype("float64")
             pts["non_events"] = pts["n"] - pts["events"]
             counts, values = ["n", "events", "non_events"], ["y", "lcl", "ucl"]  # p-chart limits depend on n
-        tables.append(TableOut(f"05_control_chart_{r.unit}_{r.indicator_id}", pts, show=False,
-                               counts=counts, values=values))
-    return SectionOutput(findings=findings, tables=tables, figures=figures, certainty=list(findings))
+        table = TableOut(f"05_control_chart_{r.unit}_{r.indicator_id}", pts, show=False, counts=counts,
+                         values=values, by=["baseline"])
+        hidden = table.hidden(threshold)  # the figure leaves out what the saved table suppresses
+        base = pts["baseline"].to_numpy(dtype=bool)
+        if base.sum() == 1 and hidden[base].all():  # the centre line would be the hidden point itself
+            notes.append(tx("{region}, {ind}: no control chart is shown, as its limits would come from a single "
+                            "baseline point ({unit} {p}) based on fewer than {k} people.", region=region, ind=label,
+                            unit=w["unit"], p=int(pts.loc[base, "x"].iloc[0]), k=tx.int(threshold)))
+            continue
+        ax = chart.plot(hide=hidden, threshold=threshold)
+        ax.set_title(tx("{region}: {ind} ({chart}, limits from {units} {b})", region=region,
+                        ind=label, chart=tx("p-chart") if kind == "proportion" else tx("I-chart"),
+                        units=w["units"], b=span_text(s.baseline)))
+        ax.set_xlabel(w["Unit"])
+        ax.set_ylabel(tx("Proportion") if kind == "proportion" else label)
+        figures.append(FigureOut(f"05_control_chart_{r.unit}_{r.indicator_id}", ax.figure))
+        tables.append(table)
+        if hidden.any():
+            notes.append(_hidden_note(tx, tx("{region}, {ind}", region=region, ind=label), hidden.sum(), threshold))
+    return SectionOutput(findings=findings, tables=tables, figures=figures, certainty=list(findings), notes=notes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -585,9 +614,12 @@ def reaim_summary(study: Study) -> SectionOutput:
     if not study.has("delivery"):
         raise NotApplicable(tx("the study has no delivery table (people eligible and reached, staff trained, cost)."),
                             tx("a delivery table by site and period."))
-    res = reaim(study.tables)
-    f = res.to_frame()
-    allr = f[f["region"] == "all"].set_index("measure")
+    threshold = study.settings.small_cell_threshold
+    res = reaim(study.tables, threshold=threshold)
+    # the table as published (small cells and their complements suppressed): the findings quote it and
+    # the figure leaves out what it hides
+    table = _suppress_people(study, res.to_frame())
+    allr = table[table["region"] == "all"].set_index("measure")
     findings = []
     names = {"reach": tx("reach (eligible people who took part)"),
              "adoption_settings": tx("adoption by sites"), "adoption_staff": tx("staff trained"),
@@ -603,32 +635,45 @@ def reaim_summary(study: Study) -> SectionOutput:
         c = allr.loc["implementation_cost_per_participant", "estimate"]
         if np.isfinite(c):
             findings.append(tx("Implementation cost: {c} CAD per participant.", c=tx.num(c, 0)))
-    fig = res.plot()
-    table = _suppress_people(study, f)
+    saved = TableOut("05_reaim", table, tx("RE-AIM and Proctor measures by region"), show=False)
+    hidden = saved.hidden(threshold)
+    fig = res.plot(hide=hidden)
+    title = tx("RE-AIM and implementation outcomes by region")
     return SectionOutput(findings=findings,
-                         tables=[TableOut("05_reaim", table, tx("RE-AIM and Proctor measures by region"), show=False),
-                                 TableOut("05_reaim_all", table[table["region"] == "all"],
-                                          tx("Province (all regions)"))],
+                         tables=[saved, TableOut("05_reaim_all", table[table["region"] == "all"],
+                                                 tx("Province (all regions)"))],
                          figures=[FigureOut("05_reaim", fig)], result=res,
+                         notes=[_hidden_note(tx, title, hidden.sum(), threshold)] if hidden.any() else [],
                          headline=findings[1] if len(findings) > 1 else "",
                          key_figures=[(names[m][:1].upper() + names[m][1:], tx.pct(r["estimate"]))
                                       for m, r in list(shares.items())[:3]])
 
 
 def _suppress_people(study: Study, table: pd.DataFrame) -> pd.DataFrame:
-    """Small-cell suppression of the rows counting people (``measurement_unit == "individuals"``);
-    rows counting sites or money are published as they are."""
+    """Small-cell suppression of the rows counting people (``measurement_unit == "individuals"``):
+    their numerator, denominator and the people between them (eligible not reached, staff not
+    trained...), and of the cost per participant, whose denominator is the people reached; rows
+    counting sites or money are published as they are."""
     from ..privacy import suppress_small_cells
 
-    people = table["measurement_unit"].astype(str) == "individuals"
-    if not people.any():
+    threshold = study.settings.small_cell_threshold
+    people = (table["measurement_unit"].astype(str) == "individuals").to_numpy()
+    per_person = (table["measure"].astype(str) == "implementation_cost_per_participant").to_numpy()
+    if not (people.any() or per_person.any()):
         return table
-    part = table[people].copy()
-    for col in ("numerator", "denominator"):
-        part[col] = part[col].round().astype("Int64")
-    counts = ["numerator", "denominator"] + (["n_excluded"] if "n_excluded" in part else [])  # people left out
-    part = suppress_small_cells(part, counts, ["estimate", "ci_low", "ci_high"],
-                                threshold=study.settings.small_cell_threshold, by=["measure"])
-    rest = table[~people].assign(suppressed=False)
-    out = pd.concat([part, rest]).loc[table.index]
-    return out
+    parts = []
+    if people.any():
+        part = table[people].copy()
+        for col in ("numerator", "denominator"):
+            part[col] = part[col].round().astype("Int64")
+        part["_rest"] = part["denominator"] - part["numerator"]
+        counts = ["numerator", "denominator", "_rest"] + (["n_excluded"] if "n_excluded" in part else [])
+        parts.append(suppress_small_cells(part, counts, ["estimate", "ci_low", "ci_high"], threshold=threshold,
+                                          by=["measure"]).drop(columns="_rest"))
+    if per_person.any():  # cost / reached: with the cost published, the estimate gives the people reached
+        part = table[per_person].copy()
+        part["denominator"] = part["denominator"].round().astype("Int64")
+        parts.append(suppress_small_cells(part, ["denominator"], ["estimate", "ci_low", "ci_high"],
+                                          threshold=threshold, by=["measure"]))
+    rest = table[~(people | per_person)].assign(suppressed=False)
+    return pd.concat([*parts, rest]).loc[table.index]
