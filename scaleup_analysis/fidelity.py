@@ -936,6 +936,8 @@ def plot_fidelity(
     period: str = "period",
     region: str = "rss_code",
     ax=None,
+    hide=None,
+    threshold: int = 5,
 ):
     """Heatmap of a fidelity measure, site (or region) x period.
 
@@ -957,15 +959,27 @@ def plot_fidelity(
         Column names.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is created when omitted.
+    hide : array-like of bool, optional
+        Cells not to draw, one flag per row (by position) of the table the heatmap shows: ``data``
+        with ``by="site"``; ``fidelity_by(data, [region, period], sites=sites, site=site)`` (one row
+        per region x period, sorted) with ``by="region"``. E.g. the ``suppressed`` column of
+        :func:`scaleup_analysis.suppress_small_cells` applied to that table, with the people counts
+        ``eligible`` and ``reached`` (coverage, and the exposure and index computed from it, rest on
+        them): small cells and their complements. A cell with a hidden row takes no colour from its
+        value: it is left light grey, marked ``×`` and counted under the colour bar. Only the drawing
+        changes: the colour scale starts under the smallest value *shown*, and no value is computed
+        differently.
+    threshold : int, default 5
+        Small-cell threshold quoted under the colour bar when cells are hidden.
 
     Returns
     -------
     matplotlib.axes.Axes
         Cells coloured on a perceptually uniform scale readable in grey-scale (cividis, from a round
         value under the smallest one, at most 0.5, to 1, with a colour bar); cells without a value
-        are hatched light grey ("no rating", explained under the colour bar). Regions are named
-        (``Estrie (05)``); when the rows are too many for every label to be readable, only every
-        k-th site is labelled.
+        are hatched light grey ("no rating", explained under the colour bar); hidden cells
+        (``hide``) are plain light grey with a ``×``. Regions are named (``Estrie (05)``); when the
+        rows are too many for every label to be readable, only every k-th site is labelled.
 
     Examples
     --------
@@ -976,12 +990,23 @@ def plot_fidelity(
     >>> ax = sa.plot_fidelity(idx)
     >>> ax.get_ylabel()
     'Site'
+
+    A cell based on too few people (here site B, period 1) is left out:
+
+    >>> ax = sa.plot_fidelity(idx, hide=[False, False, True])
+    >>> bool(ax.get_images()[0].get_array().mask[1, 0])
+    True
     """
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Rectangle
+
+    from .privacy import HIDDEN_MARK, _hidden_label, _hide_mask
 
     tx = Text()
     if by not in ("site", "region"):
         raise ScaleupDataError(f"plot_fidelity: by must be 'site' or 'region', got {by!r}.")
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, np.integer)) or threshold < 1:
+        raise ScaleupDataError(f"plot_fidelity: threshold must be an integer >= 1, got {threshold!r}.")
     groups = None
     if by == "region":
         if value not in ("adherence", "dose", "coverage", "exposure", "fidelity_index"):
@@ -1002,9 +1027,18 @@ def plot_fidelity(
           f"(argument 'value') is outside [0, {'inf' if value == 'dose' else 1}] (values {first_values(x[outside])})",
           frame, outside, "The heatmap shows proportions (its colour scale ends at 1): pass proportions, not "
           "percentages.")
-    mat = pd.DataFrame({rows: frame[rows].to_numpy(), period: frame[period].to_numpy(), "v": x}).pivot_table(
-        index=rows, columns=period, values="v", aggfunc="mean", dropna=False
-    )
+    if hide is not None and not isinstance(hide, pd.DataFrame) and np.ndim(hide) == 1 and len(hide) != len(frame):
+        table = ("table 'data'" if by == "site" else
+                 f"the region x period table fidelity_by(data, [{region!r}, {period!r}], sites=sites)")
+        raise ScaleupDataError(
+            f"plot_fidelity: hide= has {len(hide)} flag(s) but {table} has {len(frame)} row(s); give one flag per "
+            "row of it (by position), e.g. suppress_small_cells(table, counts=['eligible', 'reached'], values=["
+            "'coverage', 'exposure', 'fidelity_index'])['suppressed']."
+        )
+    flags = _hide_mask(hide, len(frame), "plot_fidelity")
+    cells = pd.DataFrame({rows: frame[rows].to_numpy(), period: frame[period].to_numpy(), "v": x,
+                          "hidden": flags.astype(float)})
+    mat = cells.pivot_table(index=rows, columns=period, values="v", aggfunc="mean", dropna=False)
     if mat.size == 0:  # e.g. by="region" on sites none of which is in 'sites'
         raise ScaleupDataError(
             f"plot_fidelity: no rows to plot (no {by} x period cell in table 'data', {len(data)} row(s)); an empty "
@@ -1021,21 +1055,29 @@ def plot_fidelity(
         order = sorted(range(len(mat)), key=lambda i: (key.iloc[i] == "", str(key.iloc[i]), str(mat.index[i])))
         mat = mat.iloc[order]
         groups = list(key.iloc[order])
+    # a cell with a hidden row is hidden (a mean over several rows would still carry the hidden value)
+    hidden = (cells.pivot_table(index=rows, columns=period, values="hidden", aggfunc="max", dropna=False)
+              .reindex(index=mat.index, columns=mat.columns).fillna(0.0).to_numpy() > 0)
     n_rows = len(mat)
     height = min(13.0, max(3.5, 2.4 + (0.1 if n_rows > 60 else 0.17) * n_rows))
     ax = new_axes(ax, (9.0 if groups is not None else 7.5, height))
     fig = ax.figure
     axes_height = fig.get_size_inches()[1] * ax.get_position().height
-    values = mat.to_numpy(dtype=float)
-    # colour range: up to 1 (full fidelity), from a round value under the data (contrast where the values are)
+    values = np.where(hidden, np.nan, mat.to_numpy(dtype=float))  # a hidden value takes no part in the drawing
+    # colour range: up to 1 (full fidelity), from a round value under the data shown (contrast where the values are)
     low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
     vmin = min(0.5, max(0.0, math.floor(10 * low) / 10))
     im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap=SEQUENTIAL, vmin=vmin, vmax=1.0,
                    interpolation="nearest", zorder=1)
-    missing = bool(np.isnan(values).any())
+    missing = bool((np.isnan(values) & ~hidden).any())
     if missing:  # cells without a value: hatched, explained under the colour bar
         ax.add_patch(Rectangle((-0.5, -0.5), mat.shape[1], n_rows, facecolor=MISSING, edgecolor=GREY,
                                hatch="////", lw=0, zorder=0.5))
+    if hidden.any():  # cells left out (small cells and their complements): plain light grey, marked
+        mark_size = min(9.0, max(4.0, 0.7 * 72 * axes_height / n_rows))
+        for i, j in zip(*np.nonzero(hidden)):
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=MISSING, edgecolor=GREY, lw=0.5, zorder=1.5))
+            ax.text(j, i, HIDDEN_MARK, ha="center", va="center", fontsize=mark_size, color="black", zorder=2)
     ax.set_xlim(-0.5, mat.shape[1] - 0.5)
     ax.set_ylim(n_rows - 0.5, -0.5)
     ax.grid(False)
@@ -1067,8 +1109,19 @@ def plot_fidelity(
         ax.set_title(tx("{measure} by site and period", measure=label))
     cbar = fig.colorbar(im, ax=ax, shrink=0.8 if height > 6 else 1.0, aspect=30)
     cbar.set_label(tx("{measure} (proportion)", measure=label))
+    handles, labels = [], []
     if missing:
-        cbar.ax.legend(handles=[Patch(facecolor=MISSING, edgecolor=GREY, hatch="////", label=tx("No rating"))],
-                       loc="upper left", bbox_to_anchor=(0.0, -0.02), borderaxespad=0.0, handlelength=1.4,
-                       frameon=False)
+        handles.append(Patch(facecolor=MISSING, edgecolor=GREY, hatch="////"))
+        labels.append(tx("No rating"))
+    if not hidden.any():
+        if handles:
+            cbar.ax.legend(handles=handles, labels=labels, loc="upper left", bbox_to_anchor=(0.0, -0.02),
+                           borderaxespad=0.0, handlelength=1.4, frameon=False)
+        return ax
+    # with the longer entry of the hidden cells, the legend goes under the figure (the colour bar keeps its height)
+    handles.append((Patch(facecolor=MISSING, edgecolor=GREY, lw=0.5),
+                    Line2D([], [], ls="none", marker=f"${HIDDEN_MARK}$", ms=4.5, color="black")))
+    labels.append(textwrap.fill(_hidden_label(tx, int(hidden.sum()), threshold), 60))
+    fig.legend(handles=handles, labels=labels, loc="outside lower right", ncols=len(handles), handlelength=1.4,
+               frameon=False)
     return ax

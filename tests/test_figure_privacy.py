@@ -14,7 +14,10 @@ Montérégie (16) has 3 of 38 staff reporting burnout in quarter 7 (its 2 and 3 
 are in the original data), reaches 3 people in all (so its reach, penetration and cost per
 participant count 3 people), and Estrie (05) trains every eligible staff member but 2 (2 people
 between the numerator and the denominator). The burnout of Montérégie is flagged as worse by the
-previous section, so the control-chart section draws its chart (checked below).
+previous section, so the control-chart section draws its chart (checked below). Montérégie's
+3 people are reached one per quarter in quarters 5-7, so the coverage of those region x quarter
+cells (1/206, 1/163, 1/185), and the composite fidelity index computed from it, rest on 1 person:
+step 4's fidelity heatmap must leave them out.
 """
 
 from __future__ import annotations
@@ -308,3 +311,154 @@ def test_figures_without_small_cells_are_unchanged():
     xy, texts = _drawn(sec.output.figures[0].figure)
     assert HIDDEN_MARK not in texts and not any("not shown" in s for s in texts)
     assert not any("not drawn" in n for n in sec.output.notes)
+
+
+# ----------------------------------------------------------------------------------------------
+# step 4: fidelity heatmap (region x quarter)
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=["en", "fr"])
+def step4(request, study_folder, tmp_path_factory):
+    """The fidelity section of the small-cell study, run in-process in one language."""
+    lang = request.param
+    study = sa.load_study(study_folder, language=lang)
+    tables = tmp_path_factory.mktemp(f"tables4_{lang}")
+    sec = StepReport(study, 4, tables_dir=tables, display=False).run("fidelity")
+    assert sec.status == "ran", (sec.status, sec.reason, sec.error)
+    return lang, sec, tables
+
+
+def _heatmap_image(fig):
+    """The heatmap's image (its colour bar is not an image) and the cell values it colours."""
+    (image,) = [im for ax in fig.axes for im in ax.get_images()]
+    return image, np.ma.masked_invalid(np.ma.asarray(image.get_array(), dtype=float))
+
+
+def test_fidelity_heatmap_draws_nothing_the_saved_table_suppresses(step4):
+    lang, sec, tables = step4
+    out = sec.output
+    (heat,) = [t for t in out.tables if t.name == "04_fidelity_heatmap"]
+    full = heat.data.reset_index(drop=True)  # the heatmap's cells as computed, before suppression
+    saved = pd.read_csv(tables / "04_fidelity_heatmap.csv", dtype={"rss_code": str})
+    assert len(saved) == len(full)
+    assert (saved["rss_code"].to_numpy() == full["rss_code"].to_numpy()).all()
+    assert (saved["period"].to_numpy() == full["period"].to_numpy()).all()
+    hidden = saved["suppressed"].to_numpy(bool)
+    cells = set(zip(saved.loc[hidden, "rss_code"], saved.loc[hidden, "period"]))
+    # Montérégie's quarters of 1 person, and a complement in each of those quarters (Bas-Saint-Laurent)
+    assert {("16", 5), ("16", 6), ("16", 7)} <= cells and len(cells) == 6
+    np.testing.assert_allclose(full.loc[hidden & (full["rss_code"] == "16"), "fidelity_index"],
+                               [0.616, 0.495, 0.453], atol=5e-4)  # the values the heatmap used to colour
+    assert saved.loc[hidden, ["eligible", "reached", "coverage", "exposure", "fidelity_index"]].isna().all().all()
+    assert saved.loc[hidden, "band"].isna().all()  # the band would tell the suppressed index's range
+
+    (fig,) = [f.figure for f in out.figures if f.name == "04_fidelity_heatmap"]
+    image, drawn = _heatmap_image(fig)
+    regions, periods = sorted(full["rss_code"].unique()), sorted(full["period"].unique())
+    assert drawn.shape == (len(regions), len(periods))
+    shown = []
+    for k, r in full.iterrows():
+        i, j = regions.index(r["rss_code"]), periods.index(r["period"])
+        if hidden[k]:
+            assert drawn.mask[i, j], (lang, r["rss_code"], r["period"])  # no colour from the value
+        elif np.isfinite(r["fidelity_index"]):
+            assert not drawn.mask[i, j] and abs(drawn[i, j] - r["fidelity_index"]) <= ATOL
+            shown.append(r["fidelity_index"])
+        else:
+            assert drawn.mask[i, j]  # no rating
+    # the colour scale starts under the smallest value shown, not under a hidden one (0.453 would give 0.4)
+    assert image.norm.vmin == min(0.5, np.floor(10 * min(shown)) / 10) == 0.5
+    xy, texts = _drawn(fig)
+    tx = sa.narrative.Text(lang)
+    for v in full.loc[hidden, ["coverage", "exposure", "fidelity_index"]].to_numpy().ravel():
+        if np.isfinite(v):
+            assert not _shown(xy, v) and not _shown(xy, v, column=0)
+            assert not any(f in t for t in texts for f in (tx.num(v, 2), tx.num(v, 3), tx.pct(v))), (lang, v)
+    assert texts.count(HIDDEN_MARK) == hidden.sum() == 6  # one mark per hidden cell
+    said = [t for t in texts if SAYS_HIDDEN[lang] in t.replace("\n", " ")]
+    assert len(said) == 1 and said[0].startswith("6 "), said
+    notes = [n for n in out.notes if NOTE_HIDDEN[lang] in n]
+    assert len(notes) == 1 and "6" in notes[0], out.notes
+    # the index is computed as before: Montérégie's people are still counted in its region's index
+    np.testing.assert_allclose(full.loc[(full["rss_code"] == "16") & (full["period"] == 5), "coverage"], 1 / 206,
+                               rtol=1e-12)
+
+
+def test_fidelity_findings_quote_only_published_regions(step4):
+    """The findings name no value of a region whose row the saved region table suppresses."""
+    lang, sec, tables = step4
+    out = sec.output
+    (region,) = [t for t in out.tables if t.name == "04_fidelity_by_region"]
+    saved = pd.read_csv(tables / "04_fidelity_by_region.csv", dtype={"rss_code": str})
+    hidden = saved["suppressed"].to_numpy(bool)
+    assert set(saved.loc[hidden, "rss_code"]) == {"01", "16"}  # Montérégie (3 people) and its complement
+    assert saved.loc[hidden, ["fidelity_index", "band"]].isna().all().all()
+    tx = sa.narrative.Text(lang)
+    words = [*out.findings, out.headline, *(v for _, v in out.key_figures)]
+    for v in region.data.loc[hidden, "fidelity_index"]:
+        assert not any(tx.pct(v) in w for w in words), (lang, v, words)
+
+
+def test_plot_fidelity_hide():
+    import matplotlib.pyplot as plt
+
+    idx = pd.DataFrame({"site_id": ["A", "A", "B", "B", "C", "C"], "period": [1, 2] * 3,
+                        "n_sessions": [2, 2, 1, 1, 1, 1],
+                        "adherence": [0.9, 0.8, 0.7, 0.75, 0.85, 0.95],
+                        "fidelity_index": [0.9, 0.8, 0.31, 0.75, 0.85, 0.95]})
+    sites = pd.DataFrame({"site_id": ["A", "B", "C"], "rss_code": ["16", "05", "16"]})
+    hide = np.array([False, False, True, False, False, False])  # B, period 1 (the smallest value)
+    # by site, rows grouped by region (B, of region 05, comes first): the flag follows its row
+    ax = sa.plot_fidelity(idx, sites=sites, hide=hide, threshold=5)
+    image, drawn = _heatmap_image(ax.figure)
+    assert drawn.shape == (3, 2) and drawn.mask.sum() == 1 and drawn.mask[0, 0]
+    assert abs(drawn[0, 1] - 0.75) <= ATOL and abs(drawn[1, 0] - 0.9) <= ATOL
+    assert image.norm.vmin == 0.5  # from the values shown (0.31 would give 0.3)
+    xy, texts = _drawn(ax.figure)
+    assert texts.count(HIDDEN_MARK) == 1 and not _shown(xy, 0.31) and not _shown(xy, 0.31, column=0)
+    assert any(t.replace("\n", " ").startswith("1 value not shown (fewer than 5 people") for t in texts)
+    assert "No rating" not in texts  # a hidden cell is not a cell without a rating
+    # a pandas Series of flags (by position), with missing flags counted as hidden
+    ax = sa.plot_fidelity(idx, hide=pd.Series([None, False, False, False, False, False], dtype="boolean",
+                                              index=range(10, 16)))
+    assert _heatmap_image(ax.figure)[1].mask[0, 0]
+    # by region: one flag per row of the pooled region x period table
+    pooled = sa.fidelity_by(idx, ["rss_code", "period"], sites=sites)
+    assert list(zip(pooled["rss_code"], pooled["period"])) == [("05", 1), ("05", 2), ("16", 1), ("16", 2)]
+    ax = sa.plot_fidelity(idx, by="region", sites=sites, hide=[False, False, False, True], threshold=11)
+    _, drawn = _heatmap_image(ax.figure)
+    assert drawn.mask.tolist() == [[False, False], [False, True]]
+    xy, texts = _drawn(ax.figure)
+    assert texts.count(HIDDEN_MARK) == 1 and any("fewer than 11 people" in t.replace("\n", " ") for t in texts)
+    assert not _shown(xy, pooled.loc[3, "fidelity_index"]) and not _shown(xy, pooled.loc[3, "fidelity_index"], column=0)
+    # nothing hidden: no mark, no legend entry, the drawing of before
+    for hide_none in (None, np.zeros(len(idx), bool)):
+        ax = sa.plot_fidelity(idx, hide=hide_none)
+        _, texts = _drawn(ax.figure)
+        assert HIDDEN_MARK not in texts and not any("not shown" in t for t in texts)
+        assert _heatmap_image(ax.figure)[0].norm.vmin == 0.3
+    # bad input
+    with pytest.raises(ScaleupDataError, match=r"hide= has 5 flag\(s\) but table 'data' has 6 row\(s\)"):
+        sa.plot_fidelity(idx, hide=hide[:-1])
+    with pytest.raises(ScaleupDataError, match=r"hide= has 6 flag\(s\) but the region x period table fidelity_by"):
+        sa.plot_fidelity(idx, by="region", sites=sites, hide=hide)
+    with pytest.raises(ScaleupDataError, match="True/False"):
+        sa.plot_fidelity(idx, hide=["yes"] * len(idx))
+    with pytest.raises(ScaleupDataError, match="True/False"):
+        sa.plot_fidelity(idx, hide=[0.5] * len(idx))
+    with pytest.raises(ScaleupDataError, match="not a DataFrame"):
+        sa.plot_fidelity(idx, hide=pd.DataFrame({"suppressed": hide}))
+    for bad in (0, True, 2.5, "5"):
+        with pytest.raises(ScaleupDataError, match="threshold must be an integer >= 1"):
+            sa.plot_fidelity(idx, hide=hide, threshold=bad)
+    plt.close("all")
+
+
+def test_fidelity_heatmap_without_small_cells_hides_nothing():
+    study = sa.load_study(SMALL, language="en")
+    sec = StepReport(study, 4, display=False).run("fidelity")
+    out = sec.output
+    (heat,) = [t for t in out.tables if t.name == "04_fidelity_heatmap"]
+    assert not heat.hidden(THRESHOLD).any()
+    _, texts = _drawn(out.figures[0].figure)
+    assert HIDDEN_MARK not in texts and not any("not shown" in t for t in texts)
+    assert not any("not drawn" in n for n in out.notes)

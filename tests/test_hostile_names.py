@@ -123,3 +123,48 @@ def test_report_runs_only_the_package_notebooks(tmp_path, monkeypatch):
     assert sorted(paths) == [1, 2, 3, 4, 5]
     for p in paths.values():
         assert Path(os.path.realpath(p)).is_relative_to(PACKAGE), p
+
+
+def _landenberger():
+    return sa.effect_sizes(sa.load_dataset("landenberger2005"), "OR", ai="n.cbt.non", bi="n.cbt.rec",
+                           ci="n.ctrl.non", di="n.ctrl.rec")
+
+
+def _numbers(res) -> np.ndarray:
+    frame = res.to_frame() if hasattr(res, "to_frame") else res
+    return frame.select_dtypes("number").to_numpy(dtype=float)
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_every_function_taking_column_names_keeps_them_data(tmp_path, i):
+    """Column names that the other model-building functions take (components, phase, effect
+    modifiers, covariates, grouping columns) reach no formula as code: same numbers as under a plain
+    name, and the file the name would create is never created."""
+    flag = tmp_path / "F"
+    name = _hostile(flag)[i]
+    sim = sa.simulate_scaleup(seed=5, n_sites=36, n_periods=8, patients_per_site_period=4).tables
+    o = sim["outcomes"][sim["outcomes"]["indicator_id"] == "HO_Y"]
+    fid = sa.fidelity_index(sim["fidelity_ratings"], sim["components"], sim["delivery"])
+    lb = _landenberger()
+    se = sa.site_effects(o, sim["sites"], "HO_Y")
+    enc = sim["encounters"]
+    calls = [
+        (lambda d, c: sa.component_analysis(d, components=[c, "cbt.intpprbsolv"]), lb, "cbt.angerctrl"),
+        (lambda d, c: sa.voltage_drop(data=d, phase=c, levels=["pilot", "scale-up"]), se, "phase"),
+        (lambda d, c: sa.fidelity_dose_response(o, fid, d, indicator="HO_Y", inference="cluster",
+                                                effect_modifiers=[c]), sim["sites"], "rurality"),
+        (lambda d, c: sa.summarize(d, by=["site_id", "period"], outcome="y", covariates=[c]), enc, "treated"),
+        (lambda d, c: sa.staggered_did(d, "y", c, "period", "adoption_period", n_boot=0),
+         enc.groupby(["site_id", "period"], as_index=False)["y"].mean().merge(
+             sim["sites"][["site_id", "adoption_period"]], on="site_id").fillna({"adoption_period": 0}), "site_id"),
+    ]
+    for call, data, column in calls:
+        plain = call(data, column)
+        if column == "treated" and "__" in name:  # summarize reserves '__' for its sp__a__b columns: said, not run
+            with pytest.raises(sa.ScaleupDataError, match="contains '__'"):
+                call(data.rename(columns={column: name}), name)
+            continue
+        res = call(data.rename(columns={column: name}), name)
+        assert not flag.exists(), f"the column name {name!r} ran as code"
+        np.testing.assert_array_equal(_numbers(res), _numbers(plain))
+    assert not flag.exists()

@@ -92,29 +92,49 @@ def fidelity(study: Study) -> SectionOutput:
                            hi=site_period_word(tx, int(bands.get("high", 0)), study),
                            mid=tx.int(int(bands.get("moderate", 0))), lo=tx.int(int(bands.get("low", 0))),
                            n=tx.int(len(delivered))))
-    by_region = fidelity_by(fid, by=["rss_code"], sites=study.tables["sites"])
-    order = by_region.dropna(subset=[value]).sort_values(value)
+    threshold = study.settings.small_cell_threshold
+    sites = study.tables["sites"]
+
+    def people_table(name: str, table: pd.DataFrame, caption: str = "", **kw) -> TableOut:
+        """A table of fidelity measures with the people behind coverage: eligible and reached are
+        suppressed below the threshold, with the coverage, exposure, index and band computed from them."""
+        table.insert(1, "region", [study.region_name(c) for c in table["rss_code"]])
+        return TableOut(name, table, caption, counts=[c for c in ("eligible", "reached") if c in table] or None,
+                        values=[c for c in ("coverage", "exposure", "fidelity_index", "band") if c in table] or None,
+                        **kw)
+
+    by_region = people_table("04_fidelity_by_region", fidelity_by(fid, by=["rss_code"], sites=sites),
+                             tx("Fidelity by region"))
+    # the findings quote the table as published: a region whose index is suppressed is not named with it
+    order = by_region.published(threshold).dropna(subset=[value]).sort_values(value)
     if len(order) >= 2:
         low, high = order.iloc[0], order.iloc[-1]
         findings.append(tx("Lowest region: {lr} ({lv}); highest: {hr} ({hv}).",
                            lr=study.region_name(low["rss_code"]), lv=tx.pct(low[value]),
                            hr=study.region_name(high["rss_code"]), hv=tx.pct(high[value])))
-    by_region.insert(1, "region", [study.region_name(c) for c in by_region["rss_code"]])
-    counts = [c for c in ("eligible", "reached") if c in by_region]
-    ax = plot_fidelity(fid, by="region", sites=study.tables["sites"], value=value)
-    ax.set_title(tx("Composite fidelity index by region and {unit}", unit=w["unit"]) if value == "fidelity_index"
-                 else tx("Adherence by region and {unit}", unit=w["unit"]))
+    # the heatmap's cells (region x period, as plot_fidelity pools them), saved: the figure leaves out what
+    # this table suppresses (small cells, and complements within each region and each period)
+    heatmap = people_table("04_fidelity_heatmap", fidelity_by(fid, by=["rss_code", "period"], sites=sites),
+                           show=False, by=["rss_code", "period"])
+    hidden = heatmap.hidden(threshold) if value in (heatmap.values or ()) else np.zeros(len(heatmap.data), bool)
+    ax = plot_fidelity(fid, by="region", sites=sites, value=value, hide=hidden, threshold=threshold)
+    title = (tx("Composite fidelity index by region and {unit}", unit=w["unit"]) if value == "fidelity_index"
+             else tx("Adherence by region and {unit}", unit=w["unit"]))
+    ax.set_title(title)
+    notes = []
+    if hidden.any():
+        from .step5_monitoring import _hidden_note
+
+        notes.append(_hidden_note(tx, title, hidden.sum(), threshold))
     return SectionOutput(
         headline=" ".join(findings[1:3]),
         key_figures=[(label[:1].upper() + label[1:], tx.pct(means[col])) for col, label in parts if col in means],
         findings=findings,
-        tables=[TableOut("04_fidelity_by_region", by_region, tx("Fidelity by region"),
-                         counts=counts or None,
-                         # coverage = reached / eligible, and the exposure and index computed from it
-                         values=[c for c in ("coverage", "exposure", "fidelity_index") if c in by_region] or None)],
+        tables=[by_region, heatmap],
         figures=[FigureOut("04_fidelity_heatmap", ax.figure, brief=True)],
         result=fid,
         thresholds=("fidelity",),
+        notes=notes,
     )
 
 
