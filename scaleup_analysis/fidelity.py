@@ -935,9 +935,9 @@ def plot_fidelity(
     site: str = "site_id",
     period: str = "period",
     region: str = "rss_code",
-    ax=None,
     hide=None,
     threshold: int = 5,
+    ax=None,
 ):
     """Heatmap of a fidelity measure, site (or region) x period.
 

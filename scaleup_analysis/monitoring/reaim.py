@@ -216,7 +216,7 @@ class ReaimResult(Displayed):
 
     @styled
     def plot_measure(self, measure: str, *, suppress: bool = True, title: str | None = None,
-                     xlabel: str | None = None, ax=None, hide=None):
+                     xlabel: str | None = None, hide=None, ax=None):
         """Estimates with CIs of one measure, regions (by name) on the vertical axis; returns the Axes.
 
         Regions are dots, all regions together a diamond. A cell left out is marked ``×`` at the

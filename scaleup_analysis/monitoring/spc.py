@@ -450,7 +450,7 @@ class ControlChart(Displayed):
 
     @styled
     def plot(self, *, facet=None, ncols: int | None = None, title: str | None = None, xlabel: str | None = None,
-             ylabel: str | None = None, ax=None, hide=None, threshold: int = 5):
+             ylabel: str | None = None, hide=None, threshold: int = 5, ax=None):
         """Plot the chart; one panel per facet (small multiples) when the chart is faceted.
 
         The observed values are joined by a line; points outside the control limits are drawn as

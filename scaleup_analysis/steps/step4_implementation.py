@@ -229,14 +229,19 @@ def rater_reliability(study: Study) -> SectionOutput:
         tables.append(TableOut("04_icc", t.reset_index(), tx("Intra-class correlations of one component")))
         result["icc"] = ic
     units = ratings.assign(unit=ratings["session_id"].astype(str) + "|" + ratings["component_id"].astype(str))
-    alpha = krippendorff_alpha(units, unit="unit", rater="rater_id", score="score", metric="ordinal",
-                               n_boot=1000, seed=study.settings.seed)
-    a = alpha.to_frame().iloc[0]
-    findings.append(tx("Across all components, Krippendorff's alpha (ordinal) = {a}: {word}.",
-                       a=tx.ci(a["estimate"], a["ci_low"], a["ci_high"]),
-                       word=interpret("krippendorff", a["estimate"], tx)))
-    result["krippendorff"] = alpha
-    tables.append(TableOut("04_krippendorff", alpha.to_frame(), tx("Krippendorff's alpha, all components")))
+    pairable = units.groupby("unit")["rater_id"].transform("nunique") >= 2
+    if units.loc[pairable, "score"].nunique() < 2:
+        findings.append(tx("Krippendorff's alpha is not computed: the sessions rated by two raters or more all "
+                           "have the same score, and agreement cannot be measured without variation."))
+    else:
+        alpha = krippendorff_alpha(units, unit="unit", rater="rater_id", score="score", metric="ordinal",
+                                   n_boot=1000, seed=study.settings.seed)
+        a = alpha.to_frame().iloc[0]
+        findings.append(tx("Across all components, Krippendorff's alpha (ordinal) = {a}: {word}.",
+                           a=tx.ci(a["estimate"], a["ci_low"], a["ci_high"]),
+                           word=interpret("krippendorff", a["estimate"], tx)))
+        result["krippendorff"] = alpha
+        tables.append(TableOut("04_krippendorff", alpha.to_frame(), tx("Krippendorff's alpha, all components")))
     return SectionOutput(findings=findings, tables=tables, result=result, thresholds=("icc", "krippendorff"),
                          certainty=findings[1:])
 
