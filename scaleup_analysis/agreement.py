@@ -33,7 +33,6 @@ from matplotlib.ticker import MaxNLocator
 from scipy import sparse, stats
 
 from ._checks import (
-    MIN_SPREAD,
     check_draw_memory,
     check_level,
     check_magnitude,
@@ -150,8 +149,8 @@ def _check_frame(data, columns: dict[str, str], func: str) -> pd.DataFrame:
 
 
 #: largest magnitude of a numeric rating whose squares (sums of squares, squared differences) stay
-#: finite in double precision, and smallest spread whose squares do not underflow
-_MAX_SCORE, _MIN_SPREAD = 1e100, MIN_SPREAD
+#: finite in double precision (the smallest spread is _checks.MIN_SPREAD)
+_MAX_SCORE = 1e100
 
 
 def _check_score_scale(y: np.ndarray, score: str, func: str, index) -> None:
@@ -160,7 +159,7 @@ def _check_score_scale(y: np.ndarray, score: str, func: str, index) -> None:
     check_magnitude(y, index, f"{func}: table 'data', column {score!r} (argument 'score')", max_abs=_MAX_SCORE,
                     fix="Check these rows, or rescale the column (the coefficient does not depend on the unit).")
     check_spread(y, f"{func}: table 'data', column {score!r} (argument 'score')", f"the {y.size} ratings",
-                 min_spread=_MIN_SPREAD, consequence=" (the coefficient does not depend on the unit)")
+                 consequence=" (the coefficient does not depend on the unit)")
 
 
 def _column_kinds(col: pd.Series) -> dict[str, list]:

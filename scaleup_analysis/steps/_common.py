@@ -6,7 +6,7 @@ from ..narrative import PERIOD_WORDS, Text
 from ..study import Study
 from ._section import NotApplicable
 
-__all__ = ["primary_indicator", "site_period_word", "measurement_word", "period_words"]
+__all__ = ["primary_indicator", "site_period_word", "measurement_word", "period_words", "hidden_note"]
 
 
 
@@ -44,3 +44,10 @@ def measurement_word(tx: Text, unit: str) -> str:
     ('points', 'CAD')
     """
     return tx("points") if unit.strip().lower().startswith(("score", "points")) else unit
+
+
+def hidden_note(tx: Text, figure: str, n: int, threshold: int) -> str:
+    """What the report says about the values a figure leaves out, as its saved table does."""
+    return tx.n("{figure}: {n} value is not drawn, as it is based on fewer than {k} people or would reveal such a "
+                "value (small-cell rule).", "{figure}: {n} values are not drawn, as they are based on fewer than {k} "
+                "people or would reveal such values (small-cell rule).", int(n), figure=figure, k=tx.int(threshold))

@@ -15,7 +15,7 @@ from ..errors import ScaleupDataError
 from ..i18n import N_
 from ..narrative import Text, interpret
 from ..study import Study
-from ._common import period_words, primary_indicator, site_period_word
+from ._common import hidden_note, period_words, primary_indicator, site_period_word
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
 
 #: Fewest rated periods of a site for a drift slope (a line through two points has no error).
@@ -123,9 +123,8 @@ def fidelity(study: Study) -> SectionOutput:
     ax.set_title(title)
     notes = []
     if hidden.any():
-        from .step5_monitoring import _hidden_note
 
-        notes.append(_hidden_note(tx, title, hidden.sum(), threshold))
+        notes.append(hidden_note(tx, title, hidden.sum(), threshold))
     return SectionOutput(
         headline=" ".join(findings[1:3]),
         key_figures=[(label[:1].upper() + label[1:], tx.pct(means[col])) for col, label in parts if col in means],

@@ -17,7 +17,7 @@ from ..errors import ScaleupDataError
 from ..i18n import N_
 from ..narrative import Text
 from ..study import Study, span_text
-from ._common import measurement_word, period_words, primary_indicator
+from ._common import hidden_note, measurement_word, period_words, primary_indicator
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
 
 #: Familywise error rate of the deleterious-effects tests.
@@ -79,13 +79,6 @@ def _series(study: Study, code: str) -> pd.DataFrame:
 
 def _improves(study: Study, code: str, value: float) -> bool:
     return (value > 0) == (study.indicator_direction(code) == "higher_is_better")
-
-
-def _hidden_note(tx: Text, figure: str, n: int, threshold: int) -> str:
-    """What the report says about the values a figure leaves out, as its saved table does."""
-    return tx.n("{figure}: {n} value is not drawn, as it is based on fewer than {k} people or would reveal such a "
-                "value (small-cell rule).", "{figure}: {n} values are not drawn, as they are based on fewer than {k} "
-                "people or would reveal such values (small-cell rule).", int(n), figure=figure, k=tx.int(threshold))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,7 +250,7 @@ def control_charts(study: Study) -> SectionOutput:
         figures.append(FigureOut(f"05_control_chart_{r.unit}_{r.indicator_id}", ax.figure))
         tables.append(table)
         if hidden.any():
-            notes.append(_hidden_note(tx, tx("{region}, {ind}", region=region, ind=label), hidden.sum(), threshold))
+            notes.append(hidden_note(tx, tx("{region}, {ind}", region=region, ind=label), hidden.sum(), threshold))
     return SectionOutput(findings=findings, tables=tables, figures=figures, certainty=list(findings), notes=notes)
 
 
@@ -643,7 +636,7 @@ def reaim_summary(study: Study) -> SectionOutput:
                          tables=[saved, TableOut("05_reaim_all", table[table["region"] == "all"],
                                                  tx("Province (all regions)"))],
                          figures=[FigureOut("05_reaim", fig)], result=res,
-                         notes=[_hidden_note(tx, title, hidden.sum(), threshold)] if hidden.any() else [],
+                         notes=[hidden_note(tx, title, hidden.sum(), threshold)] if hidden.any() else [],
                          headline=findings[1] if len(findings) > 1 else "",
                          key_figures=[(names[m][:1].upper() + names[m][1:], tx.pct(r["estimate"]))
                                       for m, r in list(shares.items())[:3]])
