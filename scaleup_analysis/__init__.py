@@ -112,6 +112,17 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "monitoring.voltage": ("site_effects", "voltage_drop", "VoltageDropResult"),
     "summarize": ("summarize", "mixed_model_from_summary", "site_effects_from_summary"),
     "privacy": ("suppress_small_cells", "check_no_identifiers"),
+    "sustainment.data": ("deadoption_times",),
+    "sustainment.survival": (
+        "kaplan_meier",
+        "cumulative_incidence",
+        "concordance",
+        "KaplanMeierResult",
+        "CumulativeIncidenceResult",
+        "ConcordanceResult",
+    ),
+    "sustainment.cox": ("cox_model", "CoxResult"),
+    "sustainment.after_support": ("support_withdrawal_effects", "SupportWithdrawalResult"),
     "monitoring.quintuple": (
         "quintuple_aim_panel",
         "change_from_baseline",

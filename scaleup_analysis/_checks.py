@@ -266,6 +266,37 @@ def check_spread(values, where: str, rows: str, *, min_spread: float = MIN_SPREA
         )
 
 
+def check_matrix_values(arr, names, index, where: str, *, max_abs: float,
+                        fix: str = "Correct or drop these rows, or rescale the column (e.g. divide it by a power of "
+                                   "10).") -> None:
+    """Refuse a model matrix (rows x named columns) with infinite values or values beyond ``max_abs``.
+
+    ``where`` starts the message (function, table, what the columns are); the message names the
+    offending columns, the first offending rows (labels of ``index``) and their values.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from scaleup_analysis._checks import check_matrix_values
+    >>> try:
+    ...     check_matrix_values(np.array([[1.0], [np.inf]]), ["x"], pd.RangeIndex(2), "demo: table 'data', covariate(s)",
+    ...                         max_abs=1e100)
+    ... except ValueError as e:
+    ...     print(e)
+    demo: table 'data', covariate(s) ('x'): 1 row(s) (first: 1) are infinite (values inf). Correct or drop these rows, or rescale the column (e.g. divide it by a power of 10).
+    """
+    arr = np.asarray(arr, dtype=float)
+    for problem, bad in (("are infinite", ~np.isfinite(arr)), (f"exceed +/-{max_abs:g}", np.abs(arr) > max_abs)):
+        with np.errstate(invalid="ignore"):
+            rows = bad.any(axis=1)
+        if rows.any():
+            cols = [c for c, b in zip(names, bad.any(axis=0)) if b]
+            raise ScaleupDataError(
+                f"{where} ({', '.join(map(repr, cols))}): {rows_text(index, rows, label='first:')} {problem} (values "
+                f"{first_values(arr[rows][:, bad.any(axis=0)].ravel())}). {fix}"
+            )
+
+
 def check_magnitude(values, index, where: str, *, max_abs: float,
                     consequence: str = "their squares would overflow in double precision",
                     fix: str = "Check these rows, or rescale the column (e.g. divide it by a power of 10).") -> None:

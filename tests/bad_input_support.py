@@ -63,7 +63,9 @@ def smd_df():
 
 @lru_cache(maxsize=1)
 def sim():
-    return sa.simulate_scaleup(seed=5, n_sites=36, n_periods=8, patients_per_site_period=4).tables
+    # without de-adoption (the sweep checks input handling; de-adopted sites would add data warnings)
+    return sa.simulate_scaleup(seed=5, n_sites=36, n_periods=8, patients_per_site_period=4,
+                               deadoption_rate=0.0, decay_ratio=1.0).tables
 
 
 def tbl(name):

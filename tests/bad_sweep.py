@@ -255,6 +255,36 @@ NO_TABLE: list[NoTable] = [
 ]
 
 
+def _survival():
+    """Times to de-adoption of 30 sites in 3 waves, censored or not, with a cause and a score."""
+    rng = np.random.default_rng(3)
+    event = rng.integers(0, 2, 30)
+    return pd.DataFrame({"site_id": [f"s{i:02d}" for i in range(30)], "wave": np.repeat([1, 2, 3], 10),
+                         "time": rng.integers(1, 10, 30).astype(float), "event": event,
+                         "cause": np.where(event == 1, rng.integers(1, 3, 30), 0),
+                         "score": rng.normal(4.5, 1.0, 30).round(2)})
+
+
+def _stops():
+    sites = tbl("sites")
+    adopters = sites.dropna(subset=["adoption_period"]).head(3)
+    return pd.DataFrame({"site_id": adopters["site_id"].to_numpy(), "period": adopters["adoption_period"].astype(int) + 2,
+                         "extent": "complete", "reason": "low_fit"})
+
+
+def _withdrawal_panel():
+    """A site x period panel of 12 sites over 8 periods: 3 never adopt, the others adopt in period 3 or 4 and
+    lose their support 3 periods later."""
+    rng = np.random.default_rng(5)
+    sites = [f"s{i:02d}" for i in range(12)]
+    adopt = dict(zip(sites, [np.nan] * 3 + [3] * 5 + [4] * 4))
+    rows = [(s, t, adopt[s], adopt[s] + 3 if adopt[s] == adopt[s] else np.nan) for s in sites for t in range(1, 9)]
+    d = pd.DataFrame(rows, columns=["site_id", "period", "adoption_period", "withdrawal_period"])
+    treated = d["period"] >= d["adoption_period"]
+    after = d["period"] >= d["withdrawal_period"]
+    return d.assign(y=rng.normal(size=len(d)) + 2.0 * treated - 1.0 * after)
+
+
 _KIND = {"E": "error", "W": "warning", "R": "result", "?": "?"}
 
 
@@ -327,6 +357,16 @@ T("validate_table", 'EERREEEERE', lambda: tbl("sites"), lambda d: S.validate_tab
 T("validate_tables", 'EEEREEEEEE', lambda: tbl("sites"), _with("sites")(S.validate_tables), "size", "site_id", argument="sites", passthrough=True)
 T("suppress_small_cells", 'ERRRWEEEEE', _cells, lambda d: S.suppress_small_cells(d, "n", "rate", by="region"), "n", "region")
 T("check_no_identifiers", 'ERRRRRRRRR', _cells, lambda d: S.check_no_identifiers(d), "rate", "region", passthrough=True)
+T("deadoption_times", 'EEEREEEEEE', lambda: tbl("sites"),
+  lambda d: S.deadoption_times(d, last_period=8, deadoption=_stops()), "adoption_period", "site_id", argument="data")
+T("kaplan_meier", 'EERREERREE', _survival, lambda d: S.kaplan_meier(d, by="wave"), "time", "wave")
+T("cumulative_incidence", 'EERREERREE', _survival, lambda d: S.cumulative_incidence(d, event="cause", by="wave"),
+  "time", "wave")
+T("concordance", 'EEWREERREE', _survival, lambda d: S.concordance(d, predictor="score"), "score", "site_id")
+T("support_withdrawal_effects", 'EEEWWEEREE', _withdrawal_panel,
+  lambda d: S.support_withdrawal_effects(d, outcome="y", n_boot=19, seed=1), "y", "site_id")
+T("cox_model", 'EEEEWEEEEE', _survival, lambda d: S.cox_model(d, ["score"], time="time", event="event"), "score",
+  "site_id")
 T("write_table_atomic", 'ERRRRRRRRE', _cells, lambda d: S.write_table_atomic(d, tmpdir() / "t.csv"), "rate", "region", passthrough=True)
 T("classify_fidelity", 'ERRRREEREE', lambda: _fidelity()[["fidelity_index"]], lambda d: S.classify_fidelity(d["fidelity_index"]
   if isinstance(d, pd.DataFrame) else d), "fidelity_index", None, argument="values",

@@ -68,6 +68,29 @@ def _fidelity():
     return sa.fidelity_index(t["fidelity_ratings"], t["components"], t["delivery"])
 
 
+@lru_cache(maxsize=1)
+def _sustain_sim():
+    # a faster de-adoption and a shorter support than the default, so that every survival estimator has
+    # events to work on and some sites are followed after their support ended
+    return sa.simulate_scaleup(seed=2, n_sites=60, n_periods=12, patients_per_site_period=2, deadoption_rate=0.08,
+                               support_periods=4)
+
+
+@lru_cache(maxsize=1)
+def _deadoption():
+    t = _sustain_sim().tables
+    return sa.deadoption_times(t["sites"], last_period=12, deadoption=t["deadoption"], support=t["support"],
+                               site_assessments=t["site_assessments"])
+
+
+def _after_support():
+    t = _sustain_sim().tables
+    o = t["outcomes"][t["outcomes"]["indicator_id"] == "HO_Y"]
+    ends = t["support"].set_index("site_id")["end_period"]
+    return (o.merge(t["sites"][["site_id", "adoption_period"]], on="site_id")
+            .assign(withdrawal_period=lambda d: d["site_id"].map(ends).astype("Float64")))
+
+
 # one builder per public result class (several where options add attributes or columns)
 BUILDERS = {
     "MetaAnalysisResult": lambda: sa.meta_analysis(_bask(), yi="smd", vi="vi", subgroup="design"),
@@ -131,6 +154,13 @@ BUILDERS = {
     "StudySettings": lambda: sa.load_study(Path(__file__).parent / "studies" / "small_study").settings,
     "FidelityDrift": lambda: sa.fidelity_drift(_fidelity()),
     "LoadedTables": _loaded_tables,
+    "KaplanMeierResult": lambda: sa.kaplan_meier(_deadoption().assign(wave=lambda d: d["cohort"]), by="wave"),
+    "CumulativeIncidenceResult": lambda: sa.cumulative_incidence(_deadoption(), event="reason", censored=None),
+    "ConcordanceResult": lambda: sa.concordance(_deadoption(), predictor="score"),
+    "CoxResult": lambda: sa.cox_model(_deadoption().assign(region_id=lambda d: d["rss_code"]), ["score"],
+                                      time="time", event="event", cluster="rss_code"),
+    "SupportWithdrawalResult": lambda: sa.support_withdrawal_effects(_after_support(), outcome="mean", n_boot=49,
+                                                                     seed=1),
 }
 
 

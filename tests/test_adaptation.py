@@ -27,6 +27,10 @@ from scaleup_analysis.adaptation import _panel
 from scaleup_analysis.errors import ScaleupDataError
 from tests.conftest import load_reference
 
+#: The planted effects without de-adoption or decay after the support ends (the sustainment model is
+#: tested in tests/test_sustainment.py): the steady-state effects these recovery tests compare with.
+STEADY = dict(deadoption_rate=0.0, decay_ratio=1.0)
+
 REL = 1e-6  # closed forms and meta-analysis (metafor)
 
 
@@ -40,13 +44,13 @@ def _close(a, b, rel=REL, abs_=1e-12):
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_sim():
-    return sa.simulate_scaleup(seed=3, n_sites=40, n_periods=10, patients_per_site_period=2)
+    return sa.simulate_scaleup(seed=3, n_sites=40, n_periods=10, patients_per_site_period=2, **STEADY)
 
 
 @pytest.fixture(scope="module")
 def sim():
     # default design (120 sites, 16 periods); 20 patients per site-period keeps it fast
-    return sa.simulate_scaleup(seed=11, patients_per_site_period=20)
+    return sa.simulate_scaleup(seed=11, patients_per_site_period=20, **STEADY)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def noise_free():
     after the ramp-up: no regional / equity heterogeneity, (almost) no base effect."""
     return sa.simulate_scaleup(
         seed=7, n_sites=60, n_periods=12, patients_per_site_period=2, delta_pilot=1e-9, voltage_drop_ratio=1.0,
-        deleterious_effect=-1e-9, sd_region_effect=0.0, equity_gradient=0.0,
+        deleterious_effect=-1e-9, sd_region_effect=0.0, equity_gradient=0.0, **STEADY,
     )
 
 
@@ -463,7 +467,7 @@ def test_mixed_cumulative_model_matches_lme4(ref):
     Mundlak site means + (1 + D | site_id)) on the panel of tests/reference/adaptation_panel.csv."""
     from tests.conftest import REFERENCE_DIR
 
-    s = sa.simulate_scaleup(seed=5, n_sites=60, n_periods=10, patients_per_site_period=10)
+    s = sa.simulate_scaleup(seed=5, n_sites=60, n_periods=10, patients_per_site_period=10, **STEADY)
     t = s.tables
     res = sa.adaptation_effects(t["outcomes"], t["adaptations"], t["sites"], indicator="HO_Y", inference="mixed")
     # the R input is this very panel (guards the fixture against drifting from the code)
@@ -548,7 +552,7 @@ def test_dose_response_exact_on_noise_free_outcome(noise_free):
 @pytest.fixture(scope="module")
 def four_sims():
     # four independent replications (seeds fixed in advance: 11-14)
-    return [sa.simulate_scaleup(seed=seed, patients_per_site_period=20) for seed in (11, 12, 13, 14)]
+    return [sa.simulate_scaleup(seed=seed, patients_per_site_period=20, **STEADY) for seed in (11, 12, 13, 14)]
 
 
 @pytest.mark.parametrize("inference", ["mixed", "cluster"])

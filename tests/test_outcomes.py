@@ -30,6 +30,10 @@ from scaleup_analysis.errors import ScaleupDataError
 from scaleup_analysis.monitoring.reaim import wilson_ci
 from tests.conftest import load_reference
 
+#: The planted effects without de-adoption or decay after the support ends (the sustainment model is
+#: tested in tests/test_sustainment.py): the steady-state effects these recovery tests compare with.
+STEADY = dict(deadoption_rate=0.0, decay_ratio=1.0)
+
 RTOL = 1e-12  # closed forms
 RTOL_R = 1e-6  # meta-analysis against metafor
 Z = stats.norm.isf(0.025)
@@ -523,7 +527,7 @@ def test_recovers_planted_voltage_drop_ratio(seed):
     # 1.087 [0.206, 1.967; 0.584, 5.158]. Coverage of 0.6 over seeds 1-30 (run once, not in CI):
     # meta-regression (common tau^2) delta 30/30, Fieller 30/30; separate subgroups delta 29/30,
     # Fieller 27/30 (seed 3 misses: [0.678, 2.482]) -- 6 pilot sites give a noisy pilot tau^2.
-    sim = sa.simulate_scaleup(seed=seed)
+    sim = sa.simulate_scaleup(seed=seed, **STEADY)
     es = _site_effects(sim)
     # the library's site_effects equals this test's own loop implementation
     lib = sa.site_effects(sim.tables["outcomes"], sim.tables["sites"], "HO_Y",
@@ -546,7 +550,7 @@ def test_recovers_planted_voltage_drop_ratio(seed):
 
 
 def test_recovery_with_bootstrap():
-    sim = sa.simulate_scaleup(seed=1)
+    sim = sa.simulate_scaleup(seed=1, **STEADY)
     res = sa.voltage_drop(data=_site_effects(sim), levels=["pilot", "scale-up"], n_boot=200, seed=5)
     r = res.to_frame().set_index("model").loc["meta_regression"]
     assert r["ratio_ci_low_boot"] < sim.truth.voltage_drop_ratio < r["ratio_ci_high_boot"]

@@ -25,12 +25,12 @@ DICTIONARY = Path(__file__).resolve().parents[1] / "docs" / "data_dictionary.md"
 
 
 # --------------------------------------------------------------------------------------------
-# a small, valid set of the eleven tables (imported by test_io.py and test_cli.py)
+# a small, valid set of the fourteen tables (imported by test_io.py and test_cli.py)
 # --------------------------------------------------------------------------------------------
 
 
 def make_valid_tables() -> dict[str, pd.DataFrame]:
-    """Eleven small tables that satisfy every rule of docs/data_dictionary.md (raw, untyped)."""
+    """Fourteen small tables that satisfy every rule of docs/data_dictionary.md (raw, untyped)."""
     regions = pd.DataFrame(
         {
             "rss_code": ["01", "06", "17"],
@@ -147,6 +147,25 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
             "setting": ["trial", "routine", "routine"],  # a moderator: extra columns are kept in evidence
         }
     )
+    support = pd.DataFrame(
+        {
+            "site_id": ["S01", "S02", "S01"],
+            "support": ["facilitation", "facilitation", "champion"],
+            "start_period": [1, 2, 1],
+            "end_period": [3, None, 2],  # empty: the support continues beyond the data
+        }
+    )
+    deadoption = pd.DataFrame(
+        {"site_id": ["S01"], "period": [3], "extent": ["partial"], "reason": ["support_ended"]}
+    )
+    site_assessments = pd.DataFrame(
+        {
+            "site_id": ["S01", "S01", "S02"],
+            "instrument": ["PSAT"] * 3,
+            "domain": ["funding_stability", "partnerships", "funding_stability"],
+            "score": [4.5, 5.0, 3.25],
+        }
+    )
     return {
         "regions": regions,
         "sites": sites,
@@ -159,6 +178,9 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
         "adaptations": adaptations,
         "assessments": assessments,
         "evidence": evidence,
+        "support": support,
+        "deadoption": deadoption,
+        "site_assessments": site_assessments,
     }
 
 
@@ -195,7 +217,7 @@ def _error(tables, **kw) -> str:
 
 def test_every_table_has_a_schema_and_the_required_tables_are_the_core_ones():
     assert set(SCHEMAS) == set(TABLES) == set(make_valid_tables())
-    assert len(TABLES) == 11
+    assert len(TABLES) == 14
     # regions is optional (the bundled table of Quebec's 18 regions stands in for it)
     assert REQUIRED_TABLES == ("sites", "indicators", "outcomes")
 
@@ -521,3 +543,28 @@ def test_property_any_bad_cell_gives_a_readable_error_never_a_crash(data):
         validate_table(df, table)
     except sa.ScaleupDataError as exc:
         assert f"In table '{table}'" in str(exc)
+
+
+def test_deadoption_must_follow_adoption_and_support_spells_must_end_after_they_start():
+    t = make_valid_tables()
+    t["deadoption"] = pd.DataFrame({"site_id": ["S01", "S03"], "period": [1, 2], "extent": ["complete", "partial"],
+                                    "reason": ["low_fit", "other"]})
+    t["support"].loc[1, "end_period"] = 2  # S02: facilitation from 2, "ended" in 2
+    msg = _error(t)
+    assert "deadoption.period: 1 row with a de-adoption of a site that never adopted" in msg
+    assert "site 'S03', period 2" in msg
+    assert "deadoption.period: 1 row with a de-adoption period not after the site's adoption_period" in msg
+    assert "site 'S01', period 1" in msg
+    assert "end_period > start_period" in msg and "row 1" in msg
+    t = make_valid_tables()
+    t["deadoption"] = t["deadoption"].assign(reason=["bored"])
+    assert "deadoption" in _error(t) and "bored" in _error(t)
+
+
+def test_row_labels_of_a_numpy_integer_index_read_as_plain_numbers():
+    t = make_valid_tables()
+    sites = t["sites"].copy()
+    sites.index = pd.Index(np.array([10, 20, 30], dtype=np.int64))
+    sites.loc[20, "size"] = -5
+    msg = _error({**t, "sites": sites})
+    assert "row 20" in msg and "np.int64" not in msg

@@ -28,6 +28,9 @@ from scaleup_analysis.errors import ScaleupDataError
 
 DICTIONARY = Path(__file__).resolve().parents[1] / "docs" / "data_dictionary.md"
 SMALL = dict(seed=11, n_sites=40, n_periods=10, patients_per_site_period=5)
+#: No de-adoption and no decay after the support ends: the steady-state effects, which the recovery tests
+#: below compare with their nominal values (the sustainment model is tested in tests/test_sustainment.py).
+STEADY = dict(deadoption_rate=0.0, decay_ratio=1.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,8 +72,9 @@ def default():
 
 @pytest.fixture(scope="module")
 def large():
-    # the default design with 100 patients per site-period (192,000 encounters) for recovery tests
-    return sa.simulate_scaleup(patients_per_site_period=100)
+    # the default design with 100 patients per site-period (192,000 encounters) for recovery tests,
+    # without de-adoption or decay (STEADY)
+    return sa.simulate_scaleup(patients_per_site_period=100, **STEADY)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -79,8 +83,8 @@ def large():
 
 
 def test_dictionary_parsed(dictionary):
-    # guards the parser itself: 10 tables, and the column counts of two of them
-    assert len(dictionary) == 10
+    # guards the parser itself: 13 tables, and the column counts of two of them
+    assert len(dictionary) == 13
     assert [c for c, _, _ in dictionary["regions"]] == ["rss_code", "name", "settlement_type"]
     assert len(dictionary["adaptations"]) == 12
 
@@ -220,15 +224,25 @@ def test_rollout_design(default):
     assert not sites.loc[settle == "remote", "rurality"].isin(["urban"]).any()
 
 
-def test_treated_flag_follows_adoption(default):
-    enc = default.tables["encounters"].merge(default.tables["sites"][["site_id", "adoption_period"]])
-    expected = (enc["period"] >= enc["adoption_period"]).fillna(False).astype(int)
-    assert (enc["treated"] == expected).all()
+def _delivering(tables: dict, frame: pd.DataFrame) -> pd.Series:
+    """Rows of a site-period ``frame`` in which the site delivers: adopted, not (completely) stopped."""
+    sites = tables["sites"][["site_id", "adoption_period"]]
+    stops = tables["deadoption"]
+    stops = stops.loc[stops["extent"] == "complete", ["site_id", "period"]].rename(columns={"period": "stop"})
+    m = frame[["site_id", "period"]].merge(sites, how="left").merge(stops, how="left")
+    return ((m["period"] >= m["adoption_period"]).fillna(False).astype(bool)
+            & ~(m["period"] >= m["stop"]).fillna(False).astype(bool)).set_axis(frame.index)
 
 
-def test_delivery_zero_before_adoption(default):
-    dl = default.tables["delivery"].merge(default.tables["sites"][["site_id", "adoption_period"]])
-    pre = ~(dl["period"] >= dl["adoption_period"]).fillna(False).astype(bool)
+def test_treated_flag_follows_adoption_and_complete_deadoption(default):
+    enc = default.tables["encounters"]
+    assert (enc["treated"] == _delivering(default.tables, enc).astype(int)).all()
+    assert (default.tables["deadoption"]["extent"] == "complete").sum() >= 5  # the default draw has some
+
+
+def test_delivery_zero_before_adoption_and_after_complete_deadoption(default):
+    dl = default.tables["delivery"]
+    pre = ~_delivering(default.tables, dl)
     for col in ("sessions_planned", "sessions_delivered", "reached", "staff_trained", "cost"):
         assert (dl.loc[pre, col] == 0).all(), col
     assert (dl.loc[~pre, "cost"] > 0).all() and (dl.loc[~pre, "sessions_planned"] >= 4).all()
@@ -311,6 +325,19 @@ def test_tau_follows_documented_formula(default):
         + tr.beta_inconsistent * counts["fidelity-inconsistent"],
         0.0,
     )
+    # sustainment: decay from the end of the facilitation in the decay regions, halved after a partial
+    # de-adoption, none after a complete one (the true adherence is missing there)
+    spell = sim.tables["support"].set_index("site_id")["end_period"]
+    W = sites["site_id"].map(spell).astype("Float64").fillna(np.inf).to_numpy(dtype=float)[:, None]
+    decay = np.where(sites["rss_code"].isin(tr.decay_regions).to_numpy(), tr.decay_ratio, 1.0)[:, None]
+    stops = sim.tables["deadoption"].set_index("site_id")
+    stop = sites["site_id"].map(stops["period"]).astype(float).fillna(np.inf).to_numpy()[:, None]
+    extent = sites["site_id"].map(stops["extent"].astype(str)).to_numpy()[:, None]
+    expected = np.where(t >= W, expected * decay, expected)
+    expected = np.where((t >= stop) & (extent == "partial"), 0.5 * expected, expected)
+    expected = np.where((t >= stop) & (extent == "complete"), 0.0, expected)
+    expected = np.nan_to_num(expected)  # NaN adherence after a complete de-adoption
+    assert np.isnan(adh[(t >= stop) & (extent == "complete")]).all()
     got = _site_period(sim, tr.site_period_effects, "effect")
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
     assert tr.beta_unknown == 0.0 and tr.beta_consistent >= 0 > tr.beta_inconsistent
@@ -616,7 +643,7 @@ def test_parquet_missing_folder(tmp_path):
 
 def test_result_object(small):
     frame = small.to_frame()
-    assert list(frame.columns) == ["table", "n_rows", "n_columns"] and len(frame) == 10
+    assert list(frame.columns) == ["table", "n_rows", "n_columns"] and len(frame) == 13
     text = small.summary()
     assert "pilot" in text and small.truth.deleterious_regions[0] in text
     for plot in (small.plot_rollout, small.plot_att):

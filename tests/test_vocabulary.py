@@ -199,6 +199,9 @@ DATA_VALUED = {
     ("EquityEffects", "vcov"): "rows and columns are the strata",
     ("ITSResult", "cov"): "rows and columns are the model's terms",
     ("FidelityDrift", "data"): "the site, period and value columns named by the caller",
+    ("CoxResult", "data"): "the rows used (the user's columns)",
+    ("CoxResult", "vcov"): "rows and columns are the model's terms",
+    ("CoxResult", "naive_vcov"): "rows and columns are the model's terms",
 }
 # columns named after a column of the caller's data (the argument's value)
 CALLER_NAMED = {

@@ -156,6 +156,12 @@ def _phase_cohort_ok(df: pd.DataFrame) -> pd.Series:
     return pd.Series((phase.isna().to_numpy()) | (phase.to_numpy() == expected), index=df.index)
 
 
+def _support_spell_ok(df: pd.DataFrame) -> pd.Series:
+    end = pd.to_numeric(df["end_period"], errors="coerce")
+    start = pd.to_numeric(df["start_period"], errors="coerce")
+    return end.isna() | start.isna() | (end > start)
+
+
 def _scale_ok(df: pd.DataFrame) -> pd.Series:
     if not _has(df, "scale_min", "scale_max"):
         return pd.Series(True, index=df.index)
@@ -165,6 +171,16 @@ def _scale_ok(df: pd.DataFrame) -> pd.Series:
         res = np.isnan(hi) | np.isnan(lo) | (hi > lo)
     return pd.Series(res, index=df.index)
 
+
+#: Kinds of scale-up support (``support.support``).
+SUPPORT_KINDS = ("facilitation", "funding", "champion", "other")
+#: Extent of a de-adoption (``deadoption.extent``).
+DEADOPTION_EXTENTS = ("partial", "complete")
+#: Coding scheme of the reasons of de-adoption (``deadoption.reason``).
+DEADOPTION_REASONS = (
+    "funding_ended", "support_ended", "staff_turnover", "champion_left", "low_fit", "competing_priorities",
+    "other",
+)
 
 _S = "str"
 _I = "int"
@@ -479,6 +495,93 @@ _SPECS: tuple[_TableSpec, ...] = (
         description="published or pilot studies of the innovation, for the meta-analysis of step 1",
         other_columns="moderators, e.g. `setting` or indicators of the components each study delivered",
     ),
+    _TableSpec(
+        "support",
+        (
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col(
+                "support",
+                "category",
+                "kind of scale-up support: `facilitation` (external implementation support), `funding`, "
+                "`champion` (a local champion in post), `other`",
+                categories=SUPPORT_KINDS,
+            ),
+            _Col("start_period", _I, "first period with this support", checks=(_ge(1), _PERIOD_CHECK)),
+            _Col(
+                "end_period",
+                _I,
+                "first period WITHOUT this support (the support ended, the champion left); empty = it "
+                "continues beyond the panel",
+                nullable=True,
+                checks=(_ge(1), _PERIOD_CHECK),
+            ),
+        ),
+        key=("site_id", "support"),
+        rules=(
+            _Rule(
+                "end_period > start_period",
+                ("start_period", "end_period"),
+                _support_spell_ok,
+                "end_period is the first period without the support: it must be after start_period; "
+                "leave it empty when the support continues",
+                "`end_period` > `start_period` (or empty)",
+            ),
+        ),
+        description="the scale-up support each site received (facilitation, funding, champion), as spells",
+        notes=(
+            "Sustainment analyses (step 5) take the end of `facilitation` as the date the support was "
+            "withdrawn.",
+        ),
+    ),
+    _TableSpec(
+        "deadoption",
+        (
+            _Col("site_id", _S, "the site that stopped delivering the innovation", references="sites.site_id"),
+            _Col(
+                "period",
+                _I,
+                "first period in which the site no longer delivered the innovation (in whole or in part)",
+                checks=(_ge(1), _PERIOD_CHECK),
+            ),
+            _Col(
+                "extent",
+                "category",
+                "`complete`: the innovation is no longer delivered; `partial`: core components dropped",
+                categories=DEADOPTION_EXTENTS,
+            ),
+            _Col(
+                "reason",
+                "category",
+                "main reason coded with the scheme of the data dictionary (" + ", ".join(
+                    f"`{r}`" for r in DEADOPTION_REASONS) + ")",
+                categories=DEADOPTION_REASONS,
+            ),
+        ),
+        key=("site_id",),
+        description="de-adoption: one row per site that stopped delivering the innovation (its first stop)",
+        notes=(
+            "A site without a row still delivered the innovation at the end of the panel (it is censored "
+            "at its last period). Reasons: `funding_ended` (dedicated funding stopped), `support_ended` "
+            "(external facilitation stopped), `staff_turnover` (trained staff left), `champion_left` (the "
+            "local champion left), `low_fit` (poor fit with the setting or the population), "
+            "`competing_priorities` (other reforms or emergencies took over), `other`.",
+        ),
+    ),
+    _TableSpec(
+        "site_assessments",
+        (
+            _Col("site_id", _S, "the site assessed", references="sites.site_id"),
+            _Col("instrument", _S, "instrument identifier, e.g. `PSAT`"),
+            _Col("domain", _S, "domain of the instrument, e.g. `funding_stability`"),
+            _Col("score", _F, "domain score of the site (mean of its answered items)", checks=(_finite(),)),
+        ),
+        key=("site_id", "instrument", "domain"),
+        description="domain scores of each site on a sustainability assessment (e.g. PSAT) at scale-up",
+        notes=(
+            "Used by the sustainment analyses of step 5: does the assessment predict which sites later "
+            "stop? Scores are on the instrument's scale (PSAT: 1-7).",
+        ),
+    ),
 )
 
 _SPEC_BY_NAME: dict[str, _TableSpec] = {s.name: s for s in _SPECS}
@@ -598,7 +701,10 @@ def _row_label(pos: int, index: pd.Index, kind: str, row_number: Callable[[int],
         # without a known numbering, line / row 1 is the header and the data follow without gaps
         number = pos + 2 if row_number is None else row_number(pos)
         return f"{'file line' if kind == 'csv' else 'sheet row'} {number}"
-    return f"row {index[pos]!r}"
+    label = index[pos]
+    if isinstance(label, np.generic):  # numpy 2 shows np.int64(5) as its repr
+        label = label.item()
+    return f"row {label!r}"
 
 
 def _fmt_value(v: Any) -> str:
@@ -1131,6 +1237,10 @@ _CROSS_TABLE_RULES: dict[str, tuple[str, ...]] = {
     "fidelity_ratings": (
         "`score` lies within [`scale_min`, `scale_max`] of its component (table `components`)",
     ),
+    "deadoption": (
+        "the site adopted (its `adoption_period` in table `sites` is given) and `period` is after its "
+        "`adoption_period`",
+    ),
     "sites": (
         "`adoption_period` is not after the last period of the data (the largest `period` of `outcomes`, "
         "`encounters`, `delivery`, `fidelity_ratings` and `adaptations`): a site that adopts only after "
@@ -1211,6 +1321,29 @@ def _cross_table(results: dict[str, _TableResult], absent_reported: frozenset[st
         )
         if p:
             results["sites"].problems.append(p)
+
+    # de-adoption after adoption
+    stops = frames.get("deadoption")
+    if sites is not None and stops is not None and _has(sites, "site_id", "adoption_period") and _has(
+            stops, "site_id", "period"):
+        adopt = stops["site_id"].map(sites.drop_duplicates("site_id").set_index("site_id")["adoption_period"])
+        known = stops["site_id"].isin(set(sites["site_id"])).to_numpy()
+        never = known & adopt.isna().to_numpy()
+        early = (adopt.notna() & stops["period"].notna()).to_numpy(dtype=bool) & ~never
+        early[early] = (stops["period"].to_numpy()[early].astype(float)
+                        <= adopt.to_numpy()[early].astype(float))
+        for mask, what, fix in (
+            (never, "a de-adoption of a site that never adopted (its adoption_period is empty in 'sites')",
+             "remove the row, or give the site's adoption_period in 'sites'"),
+            (early, "a de-adoption period not after the site's adoption_period",
+             "period is the first period in which the site no longer delivered the innovation: it comes after "
+             "the adoption period; correct either period"),
+        ):
+            p = _rows_problem("deadoption", "period", what, fix, mask, stops,
+                              lambda f, i: f"site {_fmt_value(f['site_id'].iloc[i])}, period "
+                                           f"{_fmt_value(f['period'].iloc[i])}")
+            if p:
+                results["deadoption"].problems.append(p)
 
     # fidelity scores within their component's rating scale
     fr, comp = frames.get("fidelity_ratings"), frames.get("components")

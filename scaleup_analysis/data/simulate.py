@@ -127,10 +127,31 @@ clip(round(true domain score + rater bias + N(0, 0.5²)), 1, 4) with 3 % missing
 scores = innovation level (2.1, 2.6 or 3.1) + U(-0.5, 0.5), clipped to [1, 4] (``truth.assessment_scores``), rater biases ~ N(0, 0.25²)
 (``truth.assessment_rater_bias``).
 
+**Sustainment.** Every adopting site receives external facilitation from its adoption period
+:math:`A_s` for ``support_periods`` = :math:`L` periods (``support``: one ``facilitation`` spell,
+``end_period`` = :math:`W_s = A_s + L`, empty when after :math:`T`). Each adopting site has PSAT
+domain scores (8 domains, 1-7) :math:`\text{clip}(\text{round}(4.4 + 0.9\,c_s + N(0, 0.5^2), 2), 1, 7)`,
+:math:`c_s \sim N(0, 1)` (``site_assessments``; :math:`P_s` = their mean). The latent time to
+de-adoption (periods of delivery since :math:`A_s`) has the piecewise-constant hazard
+
+.. math:: h_s(u) = h_0 \exp\{\beta_P (P_s - 4.4) + \beta_F (F_s - 0.84)\}\,
+          \text{HR}_W^{1[u > L]},
+
+with :math:`h_0` = ``deadoption_rate``, :math:`\beta_P` = ``deadoption_beta_psat``, :math:`\beta_F`
+= ``deadoption_beta_fidelity`` (:math:`F_s` the site's fidelity level at adoption) and
+:math:`\text{HR}_W` = ``deadoption_hr_withdrawal`` after the support is withdrawn. A latent time
+:math:`u_s` gives the de-adoption period :math:`A_s + \lceil u_s \rceil` (``deadoption.period``) when it
+is :math:`\le T`; 60 % of de-adoptions are ``complete`` (from then on :math:`D_{st} = 0`, no delivery
+and no effect), the others ``partial`` (the effect is halved); the reason is drawn from fixed
+probabilities that differ before and after the withdrawal (``support_ended`` and ``funding_ended``
+mostly after). In ``n_decay_regions`` regions drawn at random (``truth.decay_regions``) the effect
+:math:`\tau_{st}` is multiplied by ``decay_ratio`` from :math:`W_s` on.
+``truth.site_sustainment`` holds each site's planted covariates, linear predictor and observed time.
+
 **Random numbers.** Everything derives from ``numpy.random.SeedSequence(seed)``: the site-level design
 uses ``spawn_key=(0,)``, the patients of the :math:`j`-th site (0-based, in ``sites`` order) use
-``spawn_key=(1, j)``, the aggregate outcomes ``(2,)``, the fidelity ratings ``(3,)`` and the
-assessments ``(4,)``. The patients of a site therefore do not depend on how the sites are chunked,
+``spawn_key=(1, j)``, the aggregate outcomes ``(2,)``, the fidelity ratings ``(3,)``, the
+assessments ``(4,)`` and the sustainment draws ``(5,)``. The patients of a site therefore do not depend on how the sites are chunked,
 which lets :func:`write_encounters_parquet` reproduce ``simulate_scaleup(...).tables["encounters"]``
 row for row, and the site-level design does not depend on ``patients_per_site_period``.
 
@@ -164,7 +185,7 @@ from .._style import GREY, NEUTRAL, PALETTE, new_axes, region_labels, styled, ti
 from ..errors import ScaleupDataError
 from ..i18n import N_
 from ..narrative import Text
-from .schemas import _SPEC_BY_NAME
+from .schemas import _SPEC_BY_NAME, DEADOPTION_EXTENTS, DEADOPTION_REASONS, SUPPORT_KINDS
 
 __all__ = ["simulate_scaleup", "SimulatedScaleup", "ScaleupTruth", "write_encounters_parquet"]
 
@@ -277,6 +298,9 @@ _TABLE_ORDER = (
     "fidelity_ratings",
     "adaptations",
     "assessments",
+    "support",
+    "deadoption",
+    "site_assessments",
 )
 _ENCOUNTER_COLUMNS = ("patient_id", "site_id", "period", "treated", "y", "event", "age", "female")
 
@@ -350,6 +374,26 @@ class ScaleupTruth(Displayed):
     assessment_scores : pandas.DataFrame
         ``innovation``, ``domain``, ``true_score`` (ISAT, 1-4 scale).
     assessment_rater_bias : pandas.Series
+    support_periods : int
+        Periods of external facilitation after adoption; the support is withdrawn at
+        ``adoption_period + support_periods``.
+    deadoption_rate, deadoption_hr_withdrawal, deadoption_beta_psat, deadoption_beta_fidelity : float
+        Hazard of de-adoption per period of delivery (see the module docstring).
+    decay_ratio : float
+        Share of the effect kept after the support is withdrawn, in the ``decay_regions``.
+    decay_regions : tuple of str
+        ``rss_code`` of the regions whose effect decays after the support is withdrawn.
+    site_sustainment : pandas.DataFrame
+        One row per adopting site: ``site_id``, ``rss_code``, ``adoption_period``,
+        ``withdrawal_period`` (inf = beyond the panel), ``psat_score`` (mean PSAT domain score),
+        ``fidelity`` (fidelity level at adoption, :math:`F_s`), ``linear_predictor`` (log hazard ratio
+        of the site), ``time`` (periods from adoption to the de-adoption period, or to the last period
+        :math:`T` when censored: as :func:`~scaleup_analysis.deadoption_times` computes it),
+        ``event`` (1 = de-adopted within the panel), ``extent``.
+    sustainment_effects : pandas.DataFrame
+        ``quantity`` (``effect_during``, ``effect_after``, ``sustainment_ratio``) and ``value``: the
+        exact mean planted effect over the adopted site-periods during and after the support (all
+        adopting sites, whether or not they de-adopted) and their ratio.
     """
 
     seed: int
@@ -395,6 +439,15 @@ class ScaleupTruth(Displayed):
     equity_reach_ratio: float
     assessment_scores: pd.DataFrame
     assessment_rater_bias: pd.Series
+    support_periods: int
+    deadoption_rate: float
+    deadoption_hr_withdrawal: float
+    deadoption_beta_psat: float
+    deadoption_beta_fidelity: float
+    decay_ratio: float
+    decay_regions: tuple[str, ...]
+    site_sustainment: pd.DataFrame
+    sustainment_effects: pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table of the scalar planted parameters (``parameter``, ``value``)."""
@@ -602,6 +655,13 @@ _DEFAULTS: dict[str, Any] = dict(
     rater_error_sd=0.4,
     sessions_rated=2,
     equity_reach_ratio=0.7,
+    support_periods=6,
+    deadoption_rate=0.02,
+    deadoption_hr_withdrawal=3.0,
+    deadoption_beta_psat=-0.6,
+    deadoption_beta_fidelity=-5.0,
+    decay_ratio=0.3,
+    n_decay_regions=6,
 )
 
 
@@ -691,6 +751,14 @@ def _check_params(seed, kwargs: dict) -> dict:
     p["n_raters"] = _as_int("n_raters", p["n_raters"], 3, 999)
     p["sessions_rated"] = _as_int("sessions_rated", p["sessions_rated"], 1, 99)
     p["equity_reach_ratio"] = _as_float("equity_reach_ratio", p["equity_reach_ratio"], 0.0, 1.0)
+    p["support_periods"] = _as_int("support_periods", p["support_periods"], 1)
+    p["deadoption_rate"] = _as_float("deadoption_rate", p["deadoption_rate"], 0.0, 10.0)
+    p["deadoption_hr_withdrawal"] = _as_float("deadoption_hr_withdrawal", p["deadoption_hr_withdrawal"], 0.0, 100.0,
+                                              lo_open=True)
+    for k in ("deadoption_beta_psat", "deadoption_beta_fidelity"):
+        p[k] = _as_float(k, p[k], -20.0, 20.0)
+    p["decay_ratio"] = _as_float("decay_ratio", p["decay_ratio"], -2.0, 2.0)
+    p["n_decay_regions"] = _as_int("n_decay_regions", p["n_decay_regions"], 0, 18)
     return p
 
 
@@ -800,6 +868,7 @@ class _Design:
     deleterious: int  # region index
     drift: np.ndarray  # bool per site
     adaptations: pd.DataFrame
+    sustainment: dict  # support, deadoption, site_assessments tables; per-site truth; decay regions
 
 
 def _apportion(n_extra: int, weights: np.ndarray) -> np.ndarray:
@@ -909,6 +978,18 @@ def _make_design(p: dict) -> _Design:
     )
     tau = np.where(treated, ramp * base + adapt_eff, 0.0)
 
+    # --- sustainment: support withdrawal, decay of the effect, de-adoption
+    sus = _sustainment(p, site_ids, region_idx, adopt, f0, regions)
+    after = periods[None, :] >= sus["withdrawal"][:, None]
+    decay = np.where(np.isin(region_idx, sus["decay_regions"]), p["decay_ratio"], 1.0)
+    tau = np.where(after, tau * decay[:, None], tau)
+    stopped = periods[None, :] >= sus["stop"][:, None]
+    tau = np.where(stopped & ~sus["complete"][:, None], 0.5 * tau, tau)
+    treated = treated & ~(stopped & sus["complete"][:, None])
+    tau = np.where(treated, tau, 0.0)
+    p_comp = np.where(treated[:, :, None], p_comp, np.nan)
+    adherence = np.where(treated, adherence, np.nan)
+
     cohort_i64 = pd.array(np.where(cohort >= 0, cohort, 0), dtype="Int64")
     cohort_i64[cohort < 0] = pd.NA
     adopt_i64 = pd.array(np.where(adopting, adopt, 0).astype(np.int64), dtype="Int64")
@@ -932,8 +1013,85 @@ def _make_design(p: dict) -> _Design:
         p=p, regions=regions, sites=sites, site_ids=site_ids, region_idx=region_idx, adopt=adopt,
         cohort=cohort, quintile=quintile, size=size, treated=treated, exposure=exposure, ramp=ramp,
         tau=tau, p_comp=p_comp, adherence=adherence, u_region=u_region, u_site=u_site, v_site=v_site,
-        deviation=dev, deleterious=deleterious, drift=drift, adaptations=adaptations,
+        deviation=dev, deleterious=deleterious, drift=drift, adaptations=adaptations, sustainment=sus,
     )
+
+
+_PSAT_DOMAINS = (
+    "environmental_support", "funding_stability", "partnerships", "organizational_capacity",
+    "program_evaluation", "program_adaptation", "communications", "strategic_planning",
+)
+_PSAT_CENTRE = 4.4  # mean PSAT score of the simulated sites (1-7 scale)
+_F0_CENTRE = 0.84  # mean fidelity level at adoption (see the fidelity model)
+_COMPLETE_SHARE = 0.6
+# reasons of de-adoption (schema order) before and after the facilitation ended
+_REASON_PROBS_DURING = np.array([0.05, 0.0, 0.30, 0.25, 0.15, 0.20, 0.05])
+_REASON_PROBS_AFTER = np.array([0.20, 0.40, 0.15, 0.10, 0.05, 0.10, 0.0])
+
+
+def _sustainment(p: dict, site_ids, region_idx, adopt, f0, regions) -> dict:
+    """Support spells, PSAT scores of the sites, de-adoption and the regions whose effect decays."""
+    rng = _rng(p["seed"], 5)
+    S, T, L = len(site_ids), p["n_periods"], p["support_periods"]
+    adopting = np.isfinite(adopt)
+    withdrawal = np.where(adopting, adopt + L, np.inf)
+    capacity = rng.normal(0.0, 1.0, S)
+    psat = np.clip(np.round(_PSAT_CENTRE + 0.9 * capacity[:, None] + rng.normal(0.0, 0.5, (S, len(_PSAT_DOMAINS))),
+                            2), 1.0, 7.0)
+    psat_score = psat.mean(axis=1)
+    lp = p["deadoption_beta_psat"] * (psat_score - _PSAT_CENTRE) + p["deadoption_beta_fidelity"] * (f0 - _F0_CENTRE)
+    lam = p["deadoption_rate"] * np.exp(lp)
+    e = rng.exponential(1.0, S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        latent = np.where(e <= lam * L, e / lam, L + (e - lam * L) / (lam * p["deadoption_hr_withdrawal"]))
+    latent = np.where(lam > 0, latent, np.inf)
+    stop = np.where(adopting, adopt + np.ceil(latent), np.inf)
+    observed = stop <= T
+    stop = np.where(observed, stop, np.inf)
+    complete = rng.random(S) < _COMPLETE_SHARE
+    after_w = stop >= withdrawal
+    reasons = np.where(after_w, _choice_rows(rng, np.tile(_REASON_PROBS_AFTER, (S, 1))),
+                       _choice_rows(rng, np.tile(_REASON_PROBS_DURING, (S, 1))))
+    decay_regions = np.sort(rng.choice(len(regions), size=p["n_decay_regions"], replace=False))
+
+    a_idx = np.flatnonzero(adopting)
+    end = pd.array(np.where(withdrawal[a_idx] <= T, withdrawal[a_idx], 0).astype(np.int64), dtype="Int64")
+    end[withdrawal[a_idx] > T] = pd.NA
+    support = pd.DataFrame({
+        "site_id": site_ids[a_idx],
+        "support": pd.Categorical(["facilitation"] * len(a_idx), categories=SUPPORT_KINDS),
+        "start_period": adopt[a_idx].astype(np.int64),
+        "end_period": end,
+    })
+    o_idx = np.flatnonzero(observed)
+    deadoption = pd.DataFrame({
+        "site_id": site_ids[o_idx],
+        "period": stop[o_idx].astype(np.int64),
+        "extent": pd.Categorical(np.where(complete[o_idx], "complete", "partial"), categories=DEADOPTION_EXTENTS),
+        "reason": pd.Categorical(np.array(DEADOPTION_REASONS)[reasons[o_idx]], categories=DEADOPTION_REASONS),
+    })
+    D = len(_PSAT_DOMAINS)
+    site_assessments = pd.DataFrame({
+        "site_id": np.repeat(site_ids[a_idx], D),
+        "instrument": "PSAT",
+        "domain": np.tile(np.array(_PSAT_DOMAINS, dtype=object), len(a_idx)),
+        "score": psat[a_idx].ravel(),
+    })
+    time = np.where(observed[a_idx], stop[a_idx], T) - adopt[a_idx]
+    truth = pd.DataFrame({
+        "site_id": site_ids[a_idx],
+        "rss_code": regions["rss_code"].to_numpy(dtype=object)[region_idx[a_idx]],
+        "adoption_period": adopt[a_idx].astype(np.int64),
+        "withdrawal_period": withdrawal[a_idx],
+        "psat_score": psat_score[a_idx],
+        "fidelity": f0[a_idx],
+        "linear_predictor": lp[a_idx],
+        "time": time.astype(np.int64),
+        "event": observed[a_idx].astype(np.int64),
+        "extent": np.where(observed[a_idx], np.where(complete[a_idx], "complete", "partial"), None),
+    })
+    return {"withdrawal": withdrawal, "stop": stop, "complete": complete & observed, "decay_regions": decay_regions,
+            "support": support, "deadoption": deadoption, "site_assessments": site_assessments, "sites": truth}
 
 
 def _make_adaptations(rng, p, site_ids, adopt, cohort):
@@ -1304,7 +1462,26 @@ def _truth(d: _Design, rater_bias, assess_true, assess_bias) -> ScaleupTruth:
         equity_reach_ratio=p["equity_reach_ratio"],
         assessment_scores=assess_true,
         assessment_rater_bias=assess_bias,
+        support_periods=p["support_periods"],
+        deadoption_rate=p["deadoption_rate"],
+        deadoption_hr_withdrawal=p["deadoption_hr_withdrawal"],
+        deadoption_beta_psat=p["deadoption_beta_psat"],
+        deadoption_beta_fidelity=p["deadoption_beta_fidelity"],
+        decay_ratio=p["decay_ratio"],
+        decay_regions=tuple(regions["rss_code"].to_numpy(dtype=object)[d.sustainment["decay_regions"]]),
+        site_sustainment=d.sustainment["sites"],
+        sustainment_effects=_sustainment_effects(d),
     )
+
+
+def _sustainment_effects(d: _Design) -> pd.DataFrame:
+    periods = np.arange(1, d.p["n_periods"] + 1)
+    adopted = periods[None, :] >= d.adopt[:, None]
+    after = periods[None, :] >= d.sustainment["withdrawal"][:, None]
+    during = _mean_or_nan(d.tau[adopted & ~after])
+    later = _mean_or_nan(d.tau[adopted & after])
+    return pd.DataFrame({"quantity": ["effect_during", "effect_after", "sustainment_ratio"],
+                         "value": [during, later, later / during if during else math.nan]})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1368,6 +1545,18 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
         Observed (rated) sessions per adopting site-period.
     equity_reach_ratio : float, default 0.7
         Reach probability of eligible patients of the most deprived quintile relative to the others.
+    support_periods : int, default 6
+        Periods of external facilitation after adoption.
+    deadoption_rate : float, default 0.02
+        Hazard of de-adoption per period while supported, for a site of mean PSAT score and fidelity.
+    deadoption_hr_withdrawal : float, default 3.0
+        Hazard ratio of de-adoption once the support is withdrawn.
+    deadoption_beta_psat, deadoption_beta_fidelity : float, default -0.6 and -5.0
+        Log hazard ratios per point of mean PSAT score and per unit of fidelity at adoption.
+    decay_ratio : float, default 0.3
+        Share of the effect kept after the support is withdrawn, in the decay regions.
+    n_decay_regions : int, default 6
+        Number of regions (drawn at random) whose effect decays after the withdrawal.
 
     Returns
     -------
@@ -1400,7 +1589,7 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
     >>> import scaleup_analysis as sa
     >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=5)
     >>> sorted(sim.tables)[:4]
-    ['adaptations', 'assessments', 'components', 'delivery']
+    ['adaptations', 'assessments', 'components', 'deadoption']
     >>> len(sim.tables["encounters"])
     2000
     >>> sim.truth.voltage_drop_ratio
@@ -1441,6 +1630,9 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
         "fidelity_ratings": ratings,
         "adaptations": d.adaptations,
         "assessments": assessments,
+        "support": d.sustainment["support"],
+        "deadoption": d.sustainment["deadoption"],
+        "site_assessments": d.sustainment["site_assessments"],
     }
     truth = _truth(d, rater_bias, assess_true, assess_bias)
     return SimulatedScaleup(tables=tables, truth=truth, params=dict(p))

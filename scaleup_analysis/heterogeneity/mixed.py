@@ -21,7 +21,7 @@ import pandas as pd
 import patsy
 from scipy import stats
 
-from .._checks import check_mixed_args, check_spread, checked_inputs, first_values, rows_text
+from .._checks import check_matrix_values, check_mixed_args, check_spread, checked_inputs, first_values, rows_text
 from .._display import Displayed, num_cell, p_cell, text_table
 from .._style import styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
@@ -285,17 +285,7 @@ def _check_values(y: np.ndarray, X: pd.DataFrame, Z: pd.DataFrame, outcome: str,
     columns whose values differ by less than :data:`MIN_SPREAD` (their squares underflow)."""
     for what, arr, names in (("the outcome", y[:, None], [outcome]), ("the fixed effects", X.to_numpy(float), X.columns),
                              ("the random terms", Z.to_numpy(float), Z.columns)):
-        for problem, bad in (("are infinite", ~np.isfinite(arr)), (f"exceed +/-{MAX_ABS:g}", np.abs(arr) > MAX_ABS)):
-            with np.errstate(invalid="ignore"):
-                rows = bad.any(axis=1)
-            if rows.any():
-                cols = [c for c, b in zip(names, bad.any(axis=0)) if b]
-                raise ScaleupDataError(
-                    f"mixed_model: table 'data', {what} ({', '.join(map(repr, cols))}): "
-                    f"{rows_text(index, rows, label='first:')} {problem} (values "
-                    f"{first_values(arr[rows][:, bad.any(axis=0)].ravel())}). Correct or drop these rows, "
-                    "or rescale the column (e.g. divide it by a power of 10)."
-                )
+        check_matrix_values(arr, names, index, f"mixed_model: table 'data', {what}", max_abs=MAX_ABS)
         if not len(arr):
             continue
         for name, col in zip(names, arr.T):

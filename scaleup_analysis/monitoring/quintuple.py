@@ -497,7 +497,7 @@ def quintuple_aim_panel(
     >>> sim = sa.simulate_scaleup(seed=1, n_sites=40, n_periods=10, patients_per_site_period=5)
     >>> panel = sa.quintuple_aim_panel(sim.tables)
     >>> panel.to_frame().shape
-    (1077, 15)
+    (1078, 15)
     >>> panel.to_frame().loc[0, ["rss_code", "indicator_id", "direction"]].tolist()
     ['01', 'EF_COST', 'lower_is_better']
     """
@@ -706,8 +706,8 @@ def change_from_baseline(
     >>> ch = sa.change_from_baseline(panel, baseline_periods=range(1, 4), followup_periods=range(8, 11))
     >>> ch.to_frame()[["unit", "baseline", "followup", "change"]].head(2).round(3)
       unit  baseline  followup  change
-    0   01     0.276     0.241  -0.034
-    1   02     0.275     0.261  -0.014
+    0   01     0.282     0.269  -0.013
+    1   02     0.352     0.241  -0.111
     """
     if not isinstance(panel, QuintupleAimPanel):
         raise ScaleupDataError("argument 'panel': pass the result of sa.quintuple_aim_panel(...).")
@@ -989,7 +989,7 @@ def deleterious_effects(
     >>> res = sa.deleterious_effects(ch, correction="both")
     >>> res.units.head(3)
       unit  n_indicators  n_flagged_holm  n_flagged_bh  flagged  n_runs_worse
-    0   01             2               0             0    False             1
+    0   01             2               0             0    False             0
     1   02             2               0             0    False             0
     2   03             2               0             0    False             0
     """

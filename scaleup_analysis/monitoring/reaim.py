@@ -810,7 +810,7 @@ def reaim(
     >>> t = res.to_frame()
     >>> t[(t["measure"] == "reach") & (t["region"] == "all")][["estimate", "ci_low", "ci_high"]].round(3)
         estimate  ci_low  ci_high
-    18     0.239   0.236    0.242
+    18     0.236   0.233    0.239
     """
     z = _z(level)
     _check_reaim_options(tables, periods_per_year, support_periods, min_items, threshold)

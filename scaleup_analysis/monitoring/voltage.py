@@ -41,6 +41,7 @@ from .._checks import (
     rows_text,
 )
 from .._display import Displayed
+from ..engines.ratio import fieller
 from .._style import NEUTRAL, PALETTE, data_text, new_axes, styled, ticks_inside
 from ..errors import RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from ..i18n import N_
@@ -51,27 +52,6 @@ __all__ = ["voltage_drop", "site_effects", "VoltageDropResult"]
 _MAX_ABS = 1e100
 #: Smallest pilot effect whose square is a normal double (the delta-method SE of the ratio divides by it).
 _MIN_SQUARABLE = math.sqrt(sys.float_info.min)
-
-def _fieller(a: float, s: float, va: float, vs: float, cas: float, crit: float) -> tuple:
-    r"""Fieller confidence set of :math:`\rho = s / a`: ``(type, low, high, root1, root2)``.
-
-    The set is :math:`\{\rho : A\rho^2 - 2B\rho + C \le 0\}` with :math:`A = a^2 - c^2 V_a`,
-    :math:`B = a s - c^2 C_{as}`, :math:`C = s^2 - c^2 V_s`.
-    """
-    A = a * a - crit * crit * va
-    B = a * s - crit * crit * cas
-    C = s * s - crit * crit * vs
-    disc = B * B - A * C
-    if A > 0:  # the pilot effect is significantly different from 0: a bounded interval (disc >= 0 then)
-        r = math.sqrt(max(disc, 0.0))
-        lo, hi = (B - r) / A, (B + r) / A
-        return "bounded", lo, hi, lo, hi
-    if disc > 0 and A < 0:  # complement of an interval: (-inf, r1] U [r2, inf)
-        r = math.sqrt(disc)
-        r1, r2 = sorted(((B - r) / A, (B + r) / A))
-        return "exclusive", -math.inf, math.inf, r1, r2
-    return "unbounded", -math.inf, math.inf, math.nan, math.nan
-
 
 def _ratio_row(a, s, va, vs, cas, crit):
     if a != 0 and abs(a) < _MIN_SQUARABLE:
@@ -92,7 +72,7 @@ def _ratio_row(a, s, va, vs, cas, crit):
         lo_d, hi_d = ratio - crit * se_r, ratio + crit * se_r
     diff = s - a
     se_d = math.sqrt(max(vs + va - 2 * cas, 0.0))
-    ftype, flo, fhi, r1, r2 = _fieller(a, s, va, vs, cas, crit)
+    ftype, flo, fhi, r1, r2 = fieller(a, s, va, vs, cas, crit)
     return {
         "pilot_estimate": a, "pilot_se": math.sqrt(va), "scaled_estimate": s, "scaled_se": math.sqrt(vs),
         "cov": cas, "ratio": ratio, "ratio_se": se_r,

@@ -18,13 +18,16 @@
 # subi une « perte d'effet » (voltage drop)? Qu'est-il advenu des cinq objectifs — résultats de santé,
 # expérience des usagers, efficience et coûts, bien-être des équipes, équité — et une région a-t-elle subi
 # un effet délétère? Dans quelle mesure les sites et les régions diffèrent-ils, et la mise à l'échelle
-# a-t-elle creusé ou réduit les écarts sociaux?
+# a-t-elle creusé ou réduit les écarts sociaux? Enfin, la pratique a-t-elle duré une fois l'accompagnement
+# terminé : quels sites ont cessé de l'offrir, et son effet s'est-il maintenu?
 #
 # **Pour qui.** Les comités de suivi et les gestionnaires régionaux, qui ont besoin d'alertes précoces et
 # d'un portrait juste des résultats, région par région.
 #
 # **Données.** Les tables `outcomes` (indicateurs par site et par période) et `sites` de l'étude et, le
-# cas échéant, `encounters` (niveau des patients) et `delivery`.
+# cas échéant, `encounters` (niveau des patients) et `delivery`; pour la pérennisation, `deadoption`
+# (sites qui ont cessé d'offrir l'innovation), `support` (accompagnement reçu) et `site_assessments`
+# (évaluation de la pérennité de chaque site).
 
 # %% [markdown] tags=["lang-en"]
 # # Step 5 — Monitoring the impacts of the scale-up
@@ -32,13 +35,16 @@
 # **Question.** Now that the innovation is delivered: did it keep its effect at scale or suffer a
 # "voltage drop"? What happened to the five aims — health outcomes, user experience, efficiency and
 # cost, care-team well-being, equity — and did any region suffer a deleterious effect? How much do
-# sites and regions differ, and did the scale-up widen or narrow social gaps?
+# sites and regions differ, and did the scale-up widen or narrow social gaps? Finally, did the practice
+# last once the support ended: which sites stopped delivering it, and did its effect hold?
 #
 # **For whom.** Monitoring committees and regional managers, who need early warnings and a fair
 # account of results region by region.
 #
 # **Data.** The study's `outcomes` (indicators by site and period), `sites`, and, when present,
-# `encounters` (patient-level) and `delivery`.
+# `encounters` (patient-level) and `delivery`; for sustainment, `deadoption` (sites that stopped
+# delivering the innovation), `support` (support received) and `site_assessments` (each site's
+# sustainability assessment).
 
 # %% tags=["parameters"]
 data_dir = None  # the study folder; None = the embedded default study (simulated)
@@ -189,6 +195,62 @@ equity = report.run("equity")
 
 # %%
 reaim = report.run("reaim")
+
+# %% [markdown] tags=["lang-fr"]
+# ## 8. Pérennisation : quels sites ont cessé d'offrir l'innovation, quand et pourquoi?
+#
+# Chaque site qui a adopté l'innovation est suivi depuis sa période d'adoption jusqu'à la première période
+# où il ne l'offre plus (en tout ou en partie), ou jusqu'à la fin des données s'il l'offre encore. La courbe
+# de Kaplan-Meier donne la part des sites qui l'offrent encore selon le temps écoulé depuis l'adoption, par
+# vague de déploiement; les raisons d'arrêt sont comptées, et les taux d'arrêt pendant et après
+# l'accompagnement externe sont comparés.
+
+# %% [markdown] tags=["lang-en"]
+# ## 8. Sustainment: which sites stopped delivering the innovation, when and why?
+#
+# Each site that adopted the innovation is followed from its adoption period to the first period in
+# which it no longer delivers it (in whole or in part), or to the end of the data if it still does. The
+# Kaplan-Meier curve gives the share of sites still delivering it by time since adoption, by rollout
+# wave; the reasons for stopping are counted, and the stopping rates during and after the external
+# facilitation are compared.
+
+# %%
+sustainment = report.run("sustainment")
+
+# %% [markdown] tags=["lang-fr"]
+# ## 9. Quels sites cessent, et l'évaluation de la pérennité faite à la mise à l'échelle le prédisait-elle?
+#
+# Un modèle de Cox relie le délai avant l'arrêt au score de pérennité de chaque site (PSAT) et à la fidélité
+# de ses premières périodes; la concordance (C de Harrell) dit si le score classait bien les sites selon la
+# durée de leur offre, et la part des sites arrêtés est donnée par catégorie de capacité du PSAT.
+
+# %% [markdown] tags=["lang-en"]
+# ## 9. Which sites stop, and did the sustainability assessment made at scale-up predict it?
+#
+# A Cox model relates the time to stopping to each site's sustainability score (PSAT) and to the
+# fidelity of its first periods; the concordance (Harrell's C) says whether the score ranked the sites
+# by how long they kept delivering, and the share of sites that stopped is given by the PSAT's capacity
+# category.
+
+# %%
+predictors = report.run("sustainment_predictors")
+
+# %% [markdown] tags=["lang-fr"]
+# ## 10. L'effet a-t-il duré une fois l'accompagnement terminé?
+#
+# L'effet de l'innovation sur l'indicateur principal est estimé pendant l'accompagnement externe et après sa
+# fin, par rapport aux sites et aux périodes sans l'innovation (estimateur par imputation). Le ratio de
+# pérennité (effet après / effet pendant) dit quelle part de l'effet a été conservée.
+
+# %% [markdown] tags=["lang-en"]
+# ## 10. Did the effect last once the scale-up support ended?
+#
+# The innovation's effect on the primary indicator is estimated during the external facilitation and
+# after it ended, against the sites and periods without the innovation (imputation estimator). The
+# sustainment ratio (effect after / effect during) says how much of the effect was kept.
+
+# %%
+after_support = report.run("effect_after_support")
 
 # %% [markdown] tags=["lang-fr"]
 # ## Sections de cette étape

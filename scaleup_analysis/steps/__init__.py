@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (register the sections)
     step3_plan,
     step4_implementation,
     step5_monitoring,
+    step5_sustainment,
 )
 from ._section import SECTIONS, NotApplicable, Section, SectionOutput, StepReport
 

@@ -181,14 +181,39 @@ def small_study() -> None:
          ("Côté 2020", 0.51, 0.060, 1), ("Bouchard 2021", 0.09, 0.018, 0), ("Gauthier 2022", 0.27, 0.027, 0)],
         columns=["study", "yi", "vi", "tailored"],
     )
+    # sustainment (hand-written, no random draw): external facilitation for 4 quarters at the pilots and
+    # the Estrie scale-up site, still running at the two others; two sites dropped core components (partial
+    # de-adoption: they still deliver, so their delivery and outcomes rows go on)
+    support = pd.DataFrame(
+        [("BSL-GMF-Rimouski", "facilitation", 3, 7), ("EST-GMF-Sherbrooke", "facilitation", 3, 7),
+         ("BSL-CLSC-Matane", "facilitation", 5, None), ("EST-Comm-Coaticook", "facilitation", 5, 8),
+         ("MON-Clin-Saint-Hyacinthe", "facilitation", 5, None)],
+        columns=["site_id", "support", "start_period", "end_period"],
+    ).astype({"end_period": "Int64"})
+    deadoption = pd.DataFrame(
+        [("BSL-GMF-Rimouski", 8, "partial", "support_ended"), ("EST-Comm-Coaticook", 7, "partial", "staff_turnover")],
+        columns=["site_id", "period", "extent", "reason"],
+    )
+    psat_domains = ["environmental_support", "funding_stability", "partnerships", "organizational_capacity",
+                    "program_evaluation", "program_adaptation", "communications", "strategic_planning"]
+    psat_level = {"BSL-GMF-Rimouski": 4.1, "EST-GMF-Sherbrooke": 5.6, "BSL-CLSC-Matane": 4.8,
+                  "EST-Comm-Coaticook": 3.2, "MON-Clin-Saint-Hyacinthe": 5.0}
+    offsets = [0.3, -0.9, 0.4, 0.1, -0.5, 0.2, 0.6, -0.2]
+    site_assessments = pd.DataFrame(
+        [(site, "PSAT", dom, round(level + off, 2)) for site, level in psat_level.items()
+         for dom, off in zip(psat_domains, offsets)],
+        columns=["site_id", "instrument", "domain", "score"],
+    )
     tables = {
         "sites": sites, "indicators": indicators, "outcomes": outcomes,
         "delivery": _delivery(rng, sites, periods), "components": components,
         "fidelity_ratings": _ratings(rng, sites, periods, components, ["R1", "R2", "R3"]),
         "adaptations": adaptations, "assessments": assessments, "evidence": evidence,
+        "support": support, "deadoption": deadoption, "site_assessments": site_assessments,
     }
     study = """\
 [study]
+language = "en"
 name = "Chronic care coordination in three regions"
 innovation = "chronic care coordination"
 
@@ -269,6 +294,7 @@ def null_study() -> None:
     }
     study = """\
 [study]
+language = "en"
 name = "Telehealth follow-up, four regions (no effect)"
 innovation = "telehealth follow-up"
 

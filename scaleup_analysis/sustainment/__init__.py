@@ -1,0 +1,1 @@
+"""Sustainment (pérennisation): does the practice last once the scale-up support ends?"""
