@@ -251,15 +251,16 @@ def test_sections_on_the_embedded_default_state_what_its_numbers_show(default_st
     assert out.key_figures == [("Sites that stopped delivering the innovation", f"{k} / {n}")]
     pred = _run(st, "sustainment_predictors")
     coef = pred.result.coef.set_index("term")
-    hr = coef.loc["score", ["hazard_ratio", "hazard_ratio_ci_low", "hazard_ratio_ci_high"]]
+    assert list(coef.index) == ["PSAT score (per point)", "Fidelity, first two quarters (per 0.1)"]
+    hr = coef.loc["PSAT score (per point)", ["hazard_ratio", "hazard_ratio_ci_low", "hazard_ratio_ci_high"]]
     sentence = pred.findings[0]
     # the verdict follows the interval
     if hr["hazard_ratio_ci_high"] < 1:
-        assert "stopped less often" in sentence
+        assert sentence.startswith("Sites stopped less often as the PSAT sustainability score rises")
     elif hr["hazard_ratio_ci_low"] > 1:
-        assert "stopped more often" in sentence
+        assert sentence.startswith("Sites stopped more often as the PSAT sustainability score rises")
     else:
-        assert "not clearly related" in sentence
+        assert sentence.startswith("No clear relation between the PSAT sustainability score and stopping")
     after = _run(st, "effect_after_support")
     q = after.result.to_frame().set_index("quantity")
     assert f"It kept {round(100 * q.loc['sustainment_ratio', 'estimate'])}% of its effect" in after.findings[1]
@@ -284,6 +285,9 @@ def test_sections_on_the_small_hand_built_study(small_study):
     assert any("(of 1 site)" in f or "(of 2 sites)" in f for f in pred.findings)
     after = _run(small_study, "effect_after_support")
     assert after.findings[0].startswith("While supported, the innovation changed Patients with controlled HbA1c by")
+    # with 6 sites many resamples draw no site followed after its support: the report says how many
+    failed = after.result.n_boot_failed
+    assert failed > 0 and any(n.startswith(f"In {failed} of the 999 bootstrap resamples of sites") for n in after.notes)
 
 
 def test_sections_step_aside_with_a_reason_without_sustainment_data():

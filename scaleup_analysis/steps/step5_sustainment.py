@@ -114,6 +114,11 @@ def _exposure(times: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"during": during, "after": after, "event_during": ev & ~ev_after, "event_after": ev_after})
 
 
+def _wave_label(tx: Text, wave) -> str:
+    """``pilot`` for wave 0, ``wave 2`` for wave 2, in the report's language."""
+    return tx("pilot") if int(wave) == 0 else tx("wave {k}", k=int(wave))
+
+
 def _reason(tx: Text, reason: str) -> str:
     """A reason of ``deadoption.reason`` in words (its code when it is not in the scheme)."""
     if reason not in REASON_WORDS:
@@ -159,8 +164,9 @@ def sustainment(study: Study) -> SectionOutput:
     waves = times["cohort"].dropna() if "cohort" in times else pd.Series(dtype=float)
     by_wave = None
     if k and waves.nunique() >= 2:
-        by_wave = kaplan_meier(times.dropna(subset=["cohort"]).assign(wave=lambda d: d["cohort"].astype(int)),
-                               by="wave")
+        wave = tx("Rollout wave")
+        by_wave = kaplan_meier(times.dropna(subset=["cohort"]).sort_values("cohort", kind="stable")
+                               .assign(**{wave: lambda d: [_wave_label(tx, c) for c in d["cohort"]]}), by=wave)
         if np.isfinite(by_wave.logrank_pvalue):
             clear = by_wave.logrank_pvalue < 0.05
             findings.append(tx("Sites of the {k} rollout waves {verb} (log-rank test, {p}).", k=tx.int(waves.nunique()),
@@ -174,7 +180,9 @@ def sustainment(study: Study) -> SectionOutput:
             counts = reasons.value_counts()
             findings.append(tx("Reasons given: {list}.", list=tx.join(
                 [f"{_reason(tx, r)} ({tx.int(c)})" for r, c in counts.items()])))
-        table = (stops.assign(reason=stops["reason"].fillna("").astype(str), extent=stops["extent"].astype(str))
+        table = (stops.assign(reason=[_reason(tx, str(r)) if isinstance(r, str) else "" for r in stops["reason"]],
+                              extent=[tx("partial") if e == "partial" else tx("complete") if e == "complete" else ""
+                                      for e in stops["extent"]])
                  .groupby(["reason", "extent"]).size().rename("n_sites").reset_index())
         tables.append(TableOut("05_deadoption_reasons", table, tx("Sites that stopped, by reason and extent")))
     notes = []
@@ -204,7 +212,9 @@ def sustainment(study: Study) -> SectionOutput:
     ax.set_title(tx("Sites still delivering the innovation, by {units} since adoption", units=w["units"]), wrap=True)
     xlabel = tx("{units} since adoption", units=w["units"])
     ax.set_xlabel(xlabel[:1].upper() + xlabel[1:])
-    medians = shown.medians.copy()
+    # sites, not people: the counts are published as they are (no small-cell rule on numbers of sites)
+    medians = shown.medians.rename(columns={"facet": tx("Rollout wave") if shown is by_wave else "facet",
+                                            "n": "n_sites", "n_event": "n_stopped"})
     tables.insert(0, TableOut("05_sustainment", medians, tx("Sites followed, stops and median time to de-adoption"),
                               show=bool(k)))
     return SectionOutput(findings=findings, tables=tables, figures=[FigureOut("05_sustainment", ax.figure, brief=True)],
@@ -228,15 +238,15 @@ def _fidelity_at_adoption(study: Study, times: pd.DataFrame) -> pd.Series:
 
 
 def _hazard_sentence(tx: Text, name: str, per: str, row) -> str:
+    """The finding on one Cox coefficient; ``name`` carries its article (``the PSAT score``)."""
     hr, lo, hi = row["hazard_ratio"], row["hazard_ratio_ci_low"], row["hazard_ratio_ci_high"]
     ci = tx.ci(hr, lo, hi)
     if lo > 1:
-        return tx("Sites with a higher {name} stopped more often: hazard ratio {ci} per {per}.", name=name, ci=ci,
-                  per=per)
+        return tx("Sites stopped more often as {name} rises: hazard ratio {ci} per {per}.", name=name, ci=ci, per=per)
     if hi < 1:
-        return tx("Sites with a higher {name} stopped less often: hazard ratio {ci} per {per}.", name=name, ci=ci,
-                  per=per)
-    return tx("The {name} is not clearly related to stopping: hazard ratio {ci} per {per}.", name=name, ci=ci, per=per)
+        return tx("Sites stopped less often as {name} rises: hazard ratio {ci} per {per}.", name=name, ci=ci, per=per)
+    return tx("No clear relation between {name} and stopping: hazard ratio {ci} per {per}.", name=name, ci=ci,
+              per=per)
 
 
 @section(5, "sustainment_predictors",
@@ -254,8 +264,10 @@ def sustainment_predictors(study: Study) -> SectionOutput:
         raise NotApplicable(tx("no site stopped delivering the innovation: there is no de-adoption to relate to the "
                                "sites' characteristics."), tx("sites followed until some of them stop."))
     times = times.assign(fidelity=_fidelity_at_adoption(study, times))
-    names = {"score": tx("PSAT sustainability score"), "fidelity": tx("fidelity in the first two {units}",
-                                                                       units=w["units"])}
+    names = {"score": tx("the PSAT sustainability score"), "fidelity": tx("the fidelity of the first two {units}",
+                                                                           units=w["units"])}
+    labels = {"score": tx("PSAT score (per point)"), "fidelity": tx("Fidelity, first two {units} (per 0.1)",
+                                                                     units=w["units"])}
     pers = {"score": tx("point (1-7 scale)"), "fidelity": tx("0.1 of fidelity")}
     available = [c for c in ("score", "fidelity") if c in times and times[c].notna().sum() >= MIN_SITES
                  and times[c].nunique() > 1]
@@ -272,13 +284,14 @@ def sustainment_predictors(study: Study) -> SectionOutput:
                           "stops per site characteristic.", k, m=EVENTS_PER_TERM))
     else:
         terms = available[:n_terms]
-        d = times.dropna(subset=terms).assign(fidelity=lambda x: x["fidelity"] * 10)  # per 0.1 of fidelity
+        d = (times.dropna(subset=terms).assign(fidelity=lambda x: x["fidelity"] * 10)  # per 0.1 of fidelity
+             .rename(columns=labels))
         n_regions = d["rss_code"].nunique() if "rss_code" in d else 0
         cluster = "rss_code" if n_regions >= 10 else None
-        result = cox_model(d, terms, time="time", event="event", cluster=cluster)
+        result = cox_model(d, [labels[t] for t in terms], time="time", event="event", cluster=cluster)
         coef = result.coef.set_index("term")
         for term in terms:
-            findings.append(_hazard_sentence(tx, names[term], pers[term], coef.loc[term]))
+            findings.append(_hazard_sentence(tx, names[term], pers[term], coef.loc[labels[term]]))
         notes.append(tx("Cox model of the time from adoption to de-adoption ({n} sites, {k} stops){c}.",
                         n=tx.int(result.n), k=tx.int(result.n_events),
                         c=tx(", standard errors robust to the clustering of sites in {r} regions",
@@ -348,7 +361,7 @@ MIN_WITHDRAWN = 2
 def effect_after_support(study: Study) -> SectionOutput:
     from ..sustainment.after_support import support_withdrawal_effects
     from ._common import primary_indicator
-    from .step5_monitoring import _amount, _improves, _series
+    from .step5_monitoring import _amount, _improves, _indicator_type, _series
 
     tx = Text(study.settings.language)
     w = period_words(tx, study)
@@ -400,17 +413,16 @@ def effect_after_support(study: Study) -> SectionOutput:
                                "without the innovation)."),
                             tx("comparison sites, or sites observed before their adoption.")) from None
     notes = []
-    for w in caught:  # the failed resamples are said below in the report's language; other warnings go on
-        if not (res.n_boot_failed and "bootstrap resamples" in str(w.message)):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for c in caught:  # the failed resamples are said below in the report's language; other warnings go on
+        if not (res.n_boot_failed and "bootstrap resamples" in str(c.message)):
+            warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
     if res.n_boot_failed:
         notes.append(tx.n("In {n} of the {b} bootstrap resample of sites an effect could not be computed (no site "
                           "followed after its support drawn, or a site that cannot be compared); the intervals "
                           "rest on the other resamples.",
                           "In {n} of the {b} bootstrap resamples of sites an effect could not be computed (no "
                           "site followed after its support drawn, or a site that cannot be compared); the "
-                          "intervals rest on the other resamples.", res.n_boot, n=tx.int(res.n_boot_failed),
-                          b=tx.int(res.n_boot)))
+                          "intervals rest on the other resamples.", res.n_boot_failed, b=tx.int(res.n_boot)))
     q = res.to_frame().set_index("quantity")
 
     def amount(name):
@@ -443,7 +455,9 @@ def effect_after_support(study: Study) -> SectionOutput:
         clear = r["ci_low"] > 0 or r["ci_high"] < 0
         findings.append(tx("After the support, each 0.1 of fidelity kept was worth {a}{v}.", a=amount("fidelity_slope"),
                            v="" if clear else tx(", not clearly different from zero")))
-    ax = res.plot_event_study()
+    ax = res.plot_event_study(ylabel=tx("Effect on {ind} ({unit})", ind=label, unit=tx("proportion") if
+                                        _indicator_type(study, code) == "proportion" else
+                                        str(study.tables["indicators"].set_index("indicator_id").loc[code, "unit"])))
     ax.set_title(tx("{ind}: effect by {unit} since the end of the support", ind=label, unit=w["unit"]), wrap=True)
     return SectionOutput(
         findings=findings,
