@@ -261,6 +261,12 @@ def test_sections_on_the_embedded_default_state_what_its_numbers_show(default_st
         assert sentence.startswith("Sites stopped more often as the PSAT sustainability score rises")
     else:
         assert sentence.startswith("No clear relation between the PSAT sustainability score and stopping")
+    # calibration: observed Kaplan-Meier share and Cox-predicted risk per PSAT category, quoted as computed
+    calib = next(t.data for t in pred.tables if t.name == "05_sustainment_by_psat").set_index("category")
+    low = calib.loc["low sustainability capacity"]
+    assert 0 < low["predicted"] < 1 and low["observed_ci_low"] <= low["observed"] <= low["observed_ci_high"]
+    assert f"low sustainability capacity {round(100 * low['observed'])}% (of {int(low['n_sites'])} sites; predicted " \
+           f"from the score: {round(100 * low['predicted'])}%)" in pred.findings[-1]
     after = _run(st, "effect_after_support")
     q = after.result.to_frame().set_index("quantity")
     assert f"It kept {round(100 * q.loc['sustainment_ratio', 'estimate'])}% of its effect" in after.findings[1]

@@ -129,7 +129,7 @@ def _reason(tx: Text, reason: str) -> str:
 
 @section(5, "sustainment", N_("Sustainment: which sites stopped delivering the innovation, when and why?"))
 def sustainment(study: Study) -> SectionOutput:
-    from ..sustainment.survival import kaplan_meier
+    from ..sustainment.survival import cumulative_incidence, kaplan_meier
 
     times = _times(study)
     tx = Text(study.settings.language)
@@ -185,6 +185,16 @@ def sustainment(study: Study) -> SectionOutput:
                                       for e in stops["extent"]])
                  .groupby(["reason", "extent"]).size().rename("n_sites").reset_index())
         tables.append(TableOut("05_deadoption_reasons", table, tx("Sites that stopped, by reason and extent")))
+        if len(reasons) == len(stops):  # competing reasons: the share that stopped for each by the end of follow-up
+            cif = cumulative_incidence(times.assign(reason=times["reason"].astype(object)), event="reason",
+                                       censored=None).to_frame()
+            end = cif.groupby("cause", sort=False).tail(1)
+            tables.append(TableOut("05_deadoption_by_reason", pd.DataFrame({
+                "reason": [_reason(tx, str(c)) for c in end["cause"]], "time": end["time"].to_numpy(),
+                "estimate": end["estimate"].to_numpy(), "ci_low": end["ci_low"].to_numpy(),
+                "ci_high": end["ci_high"].to_numpy()}),
+                tx("Cumulative incidence of stopping by reason at the end of follow-up (Aalen-Johansen, competing "
+                   "reasons)")))
     notes = []
     withdrawn = times["withdrawal_period"].notna() & (times["withdrawal_period"] <= last)
     if k and withdrawn.any():
@@ -217,6 +227,13 @@ def sustainment(study: Study) -> SectionOutput:
                                             "n": "n_sites", "n_event": "n_stopped"})
     tables.insert(0, TableOut("05_sustainment", medians, tx("Sites followed, stops and median time to de-adoption"),
                               show=bool(k)))
+    step = max(1, int(times["time"].max()) // 4)
+    at = list(range(0, int(times["time"].max()) + 1, step))
+    risk = shown.risk_table(at).rename(columns={"facet": medians.columns[0], "n_risk": "n_sites_followed",
+                                                "n_event": "n_stopped", "cum_n_event": "cum_n_stopped"})
+    tables.insert(1, TableOut("05_sustainment_at_risk", risk[[c for c in risk.columns if c != "se"]],
+                              tx("Sites still followed and share still delivering, by {units} since adoption",
+                                 units=w["units"]), show=False))
     return SectionOutput(findings=findings, tables=tables, figures=[FigureOut("05_sustainment", ax.figure, brief=True)],
                          result=km, notes=notes, headline=findings[0],
                          key_figures=[(tx("Sites that stopped delivering the innovation"),
@@ -319,28 +336,45 @@ def sustainment_predictors(study: Study) -> SectionOutput:
         cats = load_instrument("PSAT").thresholds
         bounds = [m for m, _ in cats]
         label = {i: tx(lab) for i, (_, lab) in enumerate(cats)}
-        cat = scored["score"].apply(lambda v: next(i for i, m in enumerate(bounds) if v >= m or i == len(bounds) - 1))
-        km = kaplan_meier(scored.assign(category=cat.map(label)), by="category")
-        med = km.medians
-        per_cat = (scored.assign(category=cat.map(label)).groupby("category", observed=True)
-                   .agg(n=("event", "size"), n_event=("event", "sum")).reset_index())
+        scored = scored.assign(category=scored["score"].apply(
+            lambda v: label[next(i for i, m in enumerate(bounds) if v >= m or i == len(bounds) - 1)]))
         horizon = int(times["time"].median())
+        curves = kaplan_meier(scored, by="category").to_frame()
+        predicted = None
+        if k >= EVENTS_PER_TERM:  # calibration: the risk a Cox model of the score predicts, against the observed
+            term = labels["score"]
+            model = cox_model(scored.rename(columns={"score": term}), [term], time="time", event="event")
+            predicted = model.predict_risk(scored.rename(columns={"score": term})[[term]], horizon)["risk"]
+            predicted = pd.Series(predicted.to_numpy(), index=scored.index)
         rows = []
-        for cname in per_cat["category"]:
-            part = km.to_frame()
-            part = part[(part["facet"] == cname) & (part["time"] <= horizon)]
-            stopped = 1 - (part["estimate"].iloc[-1] if len(part) else 1.0)
-            rows.append((cname, stopped))
-        shares = dict(rows)
-        sizes = dict(zip(per_cat["category"], per_cat["n"]))
-        order = [label[i] for i in range(len(cats)) if label[i] in shares]
+        for i in range(len(cats)):
+            cname = label[i]
+            in_cat = scored["category"] == cname
+            if not in_cat.any():
+                continue
+            part = curves[(curves["facet"] == cname) & (curves["time"] <= horizon)]
+            last = part.iloc[-1] if len(part) else None
+            rows.append({"category": cname, "n_sites": int(in_cat.sum()), "n_stopped": int(scored.loc[in_cat, "event"].sum()),
+                         "observed": 0.0 if last is None else 1 - last["estimate"],
+                         "observed_ci_low": 0.0 if last is None else 1 - last["ci_high"],
+                         "observed_ci_high": 0.0 if last is None else 1 - last["ci_low"],
+                         "predicted": math.nan if predicted is None else float(predicted[in_cat].mean())})
+        calib = pd.DataFrame(rows)
+        if predicted is None:
+            items = [tx.n("{c} {share} (of {n} site)", "{c} {share} (of {n} sites)", r.n_sites, c=r.category,
+                          share=tx.pct(r.observed)) for r in calib.itertuples()]
+        else:
+            items = [tx.n("{c} {share} (of {n} site; predicted from the score: {pred})",
+                          "{c} {share} (of {n} sites; predicted from the score: {pred})", r.n_sites, c=r.category,
+                          share=tx.pct(r.observed), pred=tx.pct(r.predicted)) for r in calib.itertuples()]
         findings.append(tx("Share of sites that had stopped {h} {units} after adoption, by the PSAT's capacity "
-                           "category: {list}.", h=tx.int(horizon), units=w["units"],
-                           list=tx.join([tx.n("{c} {share} (of {n} site)", "{c} {share} (of {n} sites)",
-                                              int(sizes[c]), c=c, share=tx.pct(shares[c])) for c in order])))
-        tables.append(TableOut("05_sustainment_by_psat", per_cat.merge(med, left_on="category", right_on="facet",
-                                                                       how="left", suffixes=("", "_km")),
-                               tx("De-adoption by PSAT capacity category"), show=False))
+                           "category: {list}.", h=tx.int(horizon), units=w["units"], list=tx.join(items)))
+        if predicted is not None:
+            notes.append(tx("Predicted: the mean risk of stopping by {h} {units} that a Cox model of the PSAT score "
+                            "gives the sites of the category; observed: the Kaplan-Meier share (calibration).",
+                            h=tx.int(horizon), units=w["units"]))
+        tables.append(TableOut("05_sustainment_by_psat", calib,
+                               tx("De-adoption by PSAT capacity category, observed and predicted")))
     if result is None:
         raise NotApplicable(tx("the site characteristics available cannot be related to de-adoption: too few stops "
                                "for a model and no sustainability assessment of the sites."),
