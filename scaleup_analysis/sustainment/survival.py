@@ -855,7 +855,7 @@ def cumulative_incidence(
 
     The interval is R's default for multi-state curves, on the log scale:
     :math:`\hat F \exp(\pm z\, SE / \hat F)`, the upper limit capped at 1 (NaN where
-    :math:`\hat F = 0`). ``1 - `` the Kaplan-Meier estimate is not the cumulative incidence of a cause
+    :math:`\hat F = 0`). One minus the Kaplan-Meier estimate is not the cumulative incidence of a cause
     when other causes compete: it counts the units that stopped for another reason as if they could
     still stop for this one (Putter, Fiocco & Geskus 2007). Times are tied as in :func:`kaplan_meier`.
 
