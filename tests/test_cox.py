@@ -1,10 +1,13 @@
 """Tests for scaleup_analysis.sustainment.cox (Cox proportional-hazards models of de-adoption).
 
 Reference values: ``tests/reference/ref_cox.R`` -> ``cox.json`` (R's ``survival::coxph``; versions in
-the file), for a grid of 5 data sets x 2 ties methods x (no clustering; robust variance by cluster;
-shared gamma frailty) where the data set has a grouping column -- 22 cells, every data set stored in
-the JSON. R is run with ``coxph.control(eps = 1e-12, iter.max = 100, outer.max = 100)`` so that it is
-at the optimum too.
+the file), for a grid of 7 data sets x 2 ties methods x (no clustering; robust variance by cluster;
+shared gamma frailty) where the data set has a cluster / grouping column -- 32 cells, every data set
+stored in the JSON. Two of the data sets are counting-process data, ``Surv(start, stop, event)`` with a
+time-varying covariate (``start=``): ``heart`` (survival's Stanford heart transplant data, cluster: the
+patient) and ``sites_tv`` (sites whose support is withdrawn at a quarter, rows (0, w] and (w, T],
+cluster: the site, frailty: the region). R is run with
+``coxph.control(eps = 1e-12, iter.max = 100, outer.max = 100)`` so that it is at the optimum too.
 
 Tolerances (relative unless said):
 
@@ -39,7 +42,11 @@ from scaleup_analysis.sustainment.cox import CoxResult, cox_model
 from tests.conftest import load_reference
 
 REF = load_reference("cox")
-GROUPED = {"lung": True, "veteran": False, "rats": True, "ovarian": False, "sites": True}
+#: the variance cells of every data set
+VARIANCES = {"lung": ("none", "cluster", "frailty"), "veteran": ("none",), "rats": ("none", "cluster", "frailty"),
+             "ovarian": ("none",), "sites": ("none", "cluster", "frailty"),
+             "heart": ("none", "cluster"), "sites_tv": ("none", "cluster", "frailty")}
+COUNTING = {"heart", "sites_tv"}  # Surv(start, stop, event)
 TIES = ("efron", "breslow")
 RTOL = 1e-8  # no frailty: every number
 
@@ -60,8 +67,10 @@ def _fit(dataset: str, ties: str, variance: str, theta: float | None = None):
     """(result, warnings) of one cell, computed once."""
     ds = REF["datasets"][dataset]
     kw = {"time": ds["time"], "event": ds["event"], "ties": ties}
+    if "start" in ds:
+        kw["start"] = ds["start"]
     if variance == "cluster":
-        kw["cluster"] = ds["group"]
+        kw["cluster"] = ds.get("cluster", ds["group"])
     if variance == "frailty":
         kw["group"] = ds["group"]
         kw["theta"] = theta
@@ -84,11 +93,15 @@ FRAILTY = [c for c in CELLS if c["variance"] == "frailty"]
 # the grid
 # ---------------------------------------------------------------------------------------------
 def test_grid_covers_every_dataset_ties_variance():
-    expected = {(d, t, v) for d, grouped in GROUPED.items() for t in TIES
-                for v in (("none", "cluster", "frailty") if grouped else ("none",))}
+    expected = {(d, t, v) for d, variances in VARIANCES.items() for t in TIES for v in variances}
     cells = [(c["dataset"], c["ties"], c["variance"]) for c in CELLS]
-    assert set(cells) == expected and len(cells) == len(expected) == 22
-    assert set(REF["datasets"]) == set(GROUPED)
+    assert set(cells) == expected and len(cells) == len(expected) == 32
+    assert set(REF["datasets"]) == set(VARIANCES)
+    assert {d for d, ds in REF["datasets"].items() if "start" in ds} == COUNTING
+    for d in COUNTING:  # counting-process data: some rows start after 0, some sites have several rows
+        ds = REF["datasets"][d]
+        data = _data(d)
+        assert (data[ds["start"]] > 0).sum() >= 30 and data[ds["cluster"]].duplicated().sum() >= 30
     for c in FRAILTY:  # both fixed-theta fits and the two estimates of theta are there
         assert [f["theta_given"] for f in c["fixed"]] == [0.5, c["opt_theta"]]
         assert c["em"]["theta"] > 0 and c["opt_theta"] > 0
@@ -365,6 +378,107 @@ def test_simulated_hazard_ratios_are_recovered():
 
 
 # ---------------------------------------------------------------------------------------------
+# counting-process data (start=)
+# ---------------------------------------------------------------------------------------------
+def _split_every_row(data: pd.DataFrame, time: str, event: str, seed: int) -> pd.DataFrame:
+    """Every row (0, t] as two rows (0, u] (event 0) and (u, t] (the row's event), u at an arbitrary
+    point of the interval, same covariates; ``row_id`` the original row."""
+    rng = np.random.default_rng(seed)
+    data = data.assign(row_id=np.arange(len(data)))
+    u = data[time].to_numpy(float) * rng.uniform(0.05, 0.95, len(data))
+    first = data.assign(t_start=0.0, **{time: u, event: 0})
+    second = data.assign(t_start=u)
+    return pd.concat([first, second]).sample(frac=1.0, random_state=seed)  # rows in no particular order
+
+
+@pytest.mark.parametrize("dataset", ["lung", "sites"])
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("variance", ["none", "cluster", "frailty"])
+def test_splitting_rows_into_intervals_leaves_the_fit_unchanged(dataset, ties, variance):
+    """A known invariance of the Cox partial likelihood: a row (0, t] split into (0, u] and (u, t]
+    with the same covariates contributes the same risk sets and events. With cluster=, both rows in
+    the cluster of the original row; with a frailty, the same groups."""
+    ds = REF["datasets"][dataset]
+    data = _data(dataset).dropna(subset=[ds["group"]]).reset_index(drop=True)
+    split = _split_every_row(data, ds["time"], ds["event"], seed=11)
+    assert len(split) == 2 * len(data) and np.all(split["t_start"] < split[ds["time"]])
+    kw = {"time": ds["time"], "event": ds["event"], "ties": ties}
+    if variance == "cluster":
+        kw["cluster"] = "row_id"
+    if variance == "frailty":
+        kw.update(group=ds["group"], theta=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScaleupWarning)
+        a = cox_model(data.assign(row_id=np.arange(len(data))), ds["formula"], **kw)
+        b = cox_model(split, ds["formula"], start="t_start", **kw)
+    assert b.n == 2 * a.n and b.n_events == a.n_events and b.start == "t_start" and a.start is None
+    for col in ("estimate", "se") + {"cluster": ("robust_se",), "frailty": ("se2",)}.get(variance, ()):
+        _close(b.coef[col], a.coef[col], 1e-12, what=col)
+    _close(b.vcov.to_numpy(), a.vcov.to_numpy(), 1e-12, atol=1e-15, what="vcov")
+    _close([b.loglik_null, b.loglik], [a.loglik_null, a.loglik], 1e-12, what="loglik")
+    _close(b.tests["statistic"], a.tests["statistic"], 1e-12, what="tests")
+    if variance == "frailty":
+        _close(b.random_effects["estimate"], a.random_effects["estimate"], 0, atol=1e-10)
+        _close(b.loglik_integrated, a.loglik_integrated, 1e-12)
+    # the baseline hazard gains the split points as times without events, nothing else
+    ba, bb = a.baseline_hazard(), b.baseline_hazard().set_index("time")
+    _close(bb.loc[ba["time"], "cumhaz"], ba["cumhaz"], 1e-10, what="baseline hazard")
+    nd = data.iloc[[0, 5]]
+    horizons = np.quantile(data[ds["time"]], [0.2, 0.5, 0.8])
+    _close(b.predict_risk(nd, horizons)["survival"], a.predict_risk(nd, horizons)["survival"], 1e-10)
+
+
+def test_splitting_rows_leaves_the_estimated_frailty_variance_unchanged():
+    ds = REF["datasets"]["sites"]
+    data = _data("sites")
+    split = _split_every_row(data, ds["time"], ds["event"], seed=3)
+    a = cox_model(data, ds["formula"], time=ds["time"], event=ds["event"], group="rss_code")
+    b = cox_model(split, ds["formula"], time=ds["time"], event=ds["event"], start="t_start", group="rss_code")
+    assert a.theta > 0
+    _close(b.theta, a.theta, 1e-9)
+    _close(b.coef["estimate"], a.coef["estimate"], 1e-9)
+
+
+def test_start_at_zero_is_the_fit_without_start():
+    # every time of lung is > 0: start = 0 for every row is the ordinary data, the same numbers
+    ds = REF["datasets"]["lung"]
+    data = _data("lung").dropna(subset=["inst"]).assign(t0=0)
+    for kw in ({}, {"cluster": "inst"}, {"group": "inst", "theta": 0.5}):
+        a = cox_model(data, ds["formula"], time="time", event="status", **kw)
+        b = cox_model(data, ds["formula"], time="time", event="status", start="t0", **kw)
+        for col in a.coef:
+            if col != "term":
+                np.testing.assert_array_equal(b.coef[col], a.coef[col], err_msg=col)
+        np.testing.assert_array_equal(b.tests["statistic"], a.tests["statistic"])
+        np.testing.assert_array_equal(b.baseline_hazard()["cumhaz"], a.baseline_hazard()["cumhaz"])
+        assert b.loglik == a.loglik
+
+
+def test_counting_process_start_and_stop_are_tied_together_as_aeqsurv():
+    # a start computed with rounding error (w * (1 + 1e-12)) is tied to the stop time w of the
+    # site's first row, as R's aeqSurv does (one set of distinct times for start and stop)
+    ds = REF["datasets"]["sites_tv"]
+    data = _data("sites_tv")
+    near = data.assign(q_start=data["q_start"] * (1 + 1e-12))
+    kw = {"time": "q_stop", "event": "deadopted", "start": "q_start", "cluster": "site_id"}
+    a = cox_model(data, ds["formula"], **kw)
+    b = cox_model(near, ds["formula"], **kw)
+    _close(b.coef["estimate"], a.coef["estimate"], 1e-12)
+    _close(b.coef["robust_se"], a.coef["robust_se"], 1e-12)
+    assert len(b.baseline_hazard()) == len(a.baseline_hazard())
+
+
+def test_counting_process_result_and_summary():
+    res, _ = _fit("sites_tv", "efron", "cluster")
+    assert (res.time, res.event, res.start) == ("q_stop", "deadopted", "q_start")
+    assert res.n == 120 and res.n_clusters == 80 and len(res.data) == 120
+    assert "robust SE" in res.summary() and "Robust score test" in res.summary()
+    # the withdrawal of support switches on within a site: some sites have both values
+    per_site = res.data.groupby("site_id")["support_withdrawn"].nunique()
+    assert (per_site == 2).sum() >= 30
+
+
+# ---------------------------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------------------------
 def _small(n=40, seed=1):
@@ -387,6 +501,9 @@ def _small(n=40, seed=1):
     ({"formula": "0 + x"}, ["removes the intercept"]),
     ({"formula": 3}, ["argument 'formula'"]),
     ({"level": 95}, ["'level' must be a coverage"]),
+    ({"start": "t0"}, ["missing column(s) ['t0']", "start="]),
+    ({"start": 0}, ["argument 'start' must be a column name"]),
+    ({"start": "t"}, ["argument 'start' names the column 't'", "also the time column"]),
 ])
 def test_bad_arguments_are_refused_with_a_named_cause(kwargs, fragments):
     args = {"formula": "x", "time": "t", "event": "e", **kwargs}
@@ -426,6 +543,53 @@ def test_text_time_and_no_event_are_refused():
     data = _small().assign(e=0)
     with pytest.raises(ScaleupDataError, match="no event"):
         cox_model(data, "x", time="t", event="e")
+
+
+def _intervals(n=40, seed=1):
+    data = _small(n, seed)
+    return data.assign(t0=(data["t"] * 0.5).round(3), t=data["t"] + 0.01)
+
+
+def test_start_not_before_time_is_refused_naming_the_rows():
+    data = _intervals()
+    data.loc[[2, 6], "t0"] = data.loc[[2, 6], "t"] + [0.0, 1.0]
+    with pytest.raises(ScaleupDataError, match=r"columns 't0' and 't' \(arguments 'start' and 'time'\): 2 row\(s\) "
+                                               r"\(first: 2, 6\) do not start before they end"):
+        cox_model(data, "x", time="t", event="e", start="t0")
+
+
+def test_start_infinite_or_text_is_refused_naming_the_rows():
+    data = _intervals()
+    data.loc[4, "t0"] = -np.inf
+    with pytest.raises(ScaleupDataError,
+                       match=r"column 't0' \(argument 'start'\): 1 row\(s\) \(first: 4\) are infinite"):
+        cox_model(data, "x", time="t", event="e", start="t0")
+    data = _intervals()
+    data["t0"] = data["t0"].astype(object)
+    data.loc[3, "t0"] = "entry"
+    with pytest.raises(ScaleupDataError,
+                       match=r"column 't0' \(argument 'start'\): 1 row\(s\) \(first: 3\) are not numeric"):
+        cox_model(data, "x", time="t", event="e", start="t0")
+    with pytest.raises(ScaleupDataError, match="True/False"):
+        cox_model(_intervals().assign(t0=False), "x", time="t", event="e", start="t0")
+
+
+def test_interval_that_timefix_makes_empty_is_refused_as_aeqsurv():
+    data = _intervals()
+    data.loc[5, "t0"] = data.loc[5, "t"] * (1 - 1e-12)  # start < time, but tied by aeqSurv
+    with pytest.raises(ScaleupDataError, match=r"1 row\(s\) \(first: 5\) have a start and a time closer than "
+                                               r"rounding error.*effective length 0"):
+        cox_model(data, "x", time="t", event="e", start="t0")
+
+
+def test_missing_start_drops_rows_with_a_warning_as_coxph():
+    data = _intervals()
+    data.loc[[1, 8], "t0"] = np.nan
+    with pytest.warns(RowsOmittedWarning, match=r"2 of 40 rows left out .*time, start, event.*first: 1, 8"):
+        res = cox_model(data, "x", time="t", event="e", start="t0")
+    ref = cox_model(data.dropna(), "x", time="t", event="e", start="t0")
+    _close(res.coef["estimate"], ref.coef["estimate"], 1e-14)
+    assert res.n == 38
 
 
 def test_missing_covariates_drop_rows_with_a_warning_as_coxph():

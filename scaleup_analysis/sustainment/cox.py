@@ -5,6 +5,9 @@ r"""How long does a site keep delivering the innovation? Cox proportional-hazard
 (PSAT sustainability score, fidelity, rurality, ...), as ``survival::coxph`` does:
 
 * ties of event times handled by Efron's (default) or Breslow's approximation;
+* ``start=``: counting-process data, one row per interval ``(start, time]`` of a site's follow-up,
+  for time-varying covariates (support withdrawn at some quarter, ...), as
+  ``coxph(Surv(start, stop, event) ~ x)``;
 * ``cluster=``: the robust (sandwich) variance of sites clustered in regions, from the grouped
   dfbeta residuals, as ``coxph(..., cluster = rss_code)``, with the robust Wald and score tests;
 * ``group=``: a shared gamma frailty of the sites of a group (region), as
@@ -93,9 +96,17 @@ class _RiskSets:
     Rows are sorted by time; ``start`` is the first sorted row of each distinct time, ``uidx`` the
     distinct time of each sorted row. Every event is one "death step" ``k`` at its time, with Efron's
     weight ``f_k = j / d`` (``j = 0..d-1``, ``d`` tied events) or 0 for Breslow.
+
+    With ``entry`` (counting-process data, the start of each row's interval ``(entry, time]``), a row
+    is at risk at the distinct time ``u`` when ``entry < u <= time``: the risk-set sums are those of
+    the rows with ``time >= u`` less those of the rows with ``entry >= u``. ``entry_order`` sorts the
+    (time-sorted) rows by entry, ``leave`` is, for every distinct time, the first of them with
+    ``entry >= u`` and ``eidx`` the last distinct time ``<= entry`` of every sorted row (-1: none), so
+    that a row's sums over the death steps of its risk sets are those up to its time less those up to
+    ``eidx``. Without ``entry`` (all rows at risk from 0) these are None and nothing is subtracted.
     """
 
-    def __init__(self, time: np.ndarray, event: np.ndarray, ties: str):
+    def __init__(self, time: np.ndarray, event: np.ndarray, ties: str, entry: np.ndarray | None = None):
         self.order = np.argsort(time, kind="stable")
         t = time[self.order]
         self.event = event[self.order].astype(float)
@@ -109,6 +120,25 @@ class _RiskSets:
         else:
             self.f = np.zeros(self.step_u.size)
         self.n_u = self.utime.size
+        self.entry_order = self.leave = self.eidx = None
+        if entry is not None:
+            en = np.asarray(entry, float)[self.order]
+            self.entry_order = np.argsort(en, kind="stable")
+            self.leave = np.searchsorted(en[self.entry_order], self.utime, side="left")
+            self.eidx = np.searchsorted(self.utime, en, side="right") - 1
+
+    def before_entry(self, a: np.ndarray) -> np.ndarray:
+        """Reverse cumulative sums of the rows (time-sorted) with ``entry >= u`` at every distinct
+        time ``u``: what leaves the risk set computed from the times alone."""
+        a = a[self.entry_order]
+        tail = np.zeros((1,) + a.shape[1:])
+        return np.concatenate([_revcumsum(a), tail])[self.leave]
+
+    def at_entry(self, cum: np.ndarray) -> np.ndarray:
+        """A cumulative sum over the distinct times (``cum[j]``: up to time ``j``) read at the entry of
+        every sorted row (0 before the first distinct time)."""
+        head = np.zeros((1,) + cum.shape[1:])
+        return np.concatenate([head, cum])[self.eidx + 1]
 
 
 def _revcumsum(a: np.ndarray) -> np.ndarray:
@@ -127,6 +157,9 @@ class _Pieces:
         rz = self.r[:, None] * Z
         S0 = _revcumsum(self.r)[rs.start]
         S1 = _revcumsum(rz)[rs.start]
+        if rs.leave is not None:  # counting process: rows not yet at risk leave the sums
+            S0 = S0 - rs.before_entry(self.r)
+            S1 = S1 - rs.before_entry(rz)
         S0D = np.add.reduceat(self.r * ev, rs.start)
         S1D = np.add.reduceat(rz * ev[:, None], rs.start)
         u, f = rs.step_u, rs.f
@@ -136,7 +169,10 @@ class _Pieces:
         self.A = np.bincount(u, inv, minlength=rs.n_u)  # hazard jump of every distinct time
         self.B = np.bincount(u, f * inv, minlength=rs.n_u)
         # c_i: sum over the death steps whose risk set holds row i of its weight / D
-        self.c = np.cumsum(self.A)[rs.uidx] - ev * self.B[rs.uidx]
+        cumA = np.cumsum(self.A)
+        self.c = cumA[rs.uidx] - ev * self.B[rs.uidx]
+        if rs.eidx is not None:  # counting process: less the death steps up to the row's entry
+            self.c = self.c - rs.at_entry(cumA)
         self.loglik = float(np.sum(ev * self.eta) - np.sum(np.log(self.D)))
         self.score = Z.T @ ev - self.M.sum(axis=0)
 
@@ -158,8 +194,11 @@ class _Pieces:
         np.add.at(mbar, u, self.M)
         mbar /= np.maximum(rs.d, 1)[:, None]
         ui = rs.uidx
+        through = cum[ui] - ev[:, None] * fmd[ui]
+        if rs.eidx is not None:  # counting process: less the death steps up to the row's entry
+            through = through - rs.at_entry(cum)
         return (ev[:, None] * (Z - mbar[ui])
-                - self.r[:, None] * (Z * self.c[:, None] - (cum[ui] - ev[:, None] * fmd[ui])))
+                - self.r[:, None] * (Z * self.c[:, None] - through))
 
     def cumulative_hazard(self) -> np.ndarray:
         """Breslow / Efron cumulative baseline hazard at every distinct time, for the linear
@@ -463,13 +502,16 @@ class CoxResult(Displayed):
         ``fit$frail``), ``se`` (``sqrt(fit$fvar)``), ``hazard_ratio`` (the frailty: the group's hazard
         relative to a group of average frailty), ``n``, ``n_events``.
     n, n_events : int
-        Rows used and events among them.
+        Rows used (with ``start``: intervals) and events among them.
     n_clusters, n_groups : int
         Clusters (``cluster``) or frailty groups (``group``); 0 without.
     converged : bool
     method : str or None
         With ``group``: how ``theta`` was chosen, survival's frailty method: ``"em"`` (maximum of the
         integrated likelihood) or ``"fixed"`` (given); None otherwise.
+    time, event, start : str or None
+        The columns of the fit: end of each row's interval, event, and start of the interval (None:
+        every row at risk from 0).
     data : pandas.DataFrame
         The rows used (after dropping rows with missing values).
     """
@@ -477,6 +519,7 @@ class CoxResult(Displayed):
     formula: str
     time: str
     event: str
+    start: str | None
     ties: str
     cluster: str | None
     group: str | None
@@ -833,6 +876,20 @@ def _time_values(data: pd.DataFrame, time: str) -> np.ndarray:
     return t
 
 
+def _start_values(data: pd.DataFrame, start: str, time: str, t: np.ndarray) -> np.ndarray:
+    s = numeric_column(data, start, f"{_FN}: table 'data'", arg="start", missing=True, booleans=False)
+    bad = ~np.isnan(s) & ~np.isnan(t) & (s >= t)
+    if np.any(bad):
+        raise ScaleupDataError(
+            f"{_FN}: table 'data', columns {start!r} and {time!r} (arguments 'start' and 'time'): "
+            f"{rows_text(data, bad, label='first:')} do not start before they end (start values "
+            f"{first_values(s[bad])}, time values {first_values(t[bad])}); each row is the interval (start, time] "
+            "of a site's follow-up during which its covariates are constant, with start < time (R's Surv(start, "
+            "stop, event)). Correct these rows or drop the empty intervals."
+        )
+    return s
+
+
 def _key_column(data: pd.DataFrame, col, arg: str) -> pd.Series:
     if not isinstance(col, str):
         raise ScaleupDataError(f"{_FN}: argument {arg!r} must be a column name, got {col!r}.")
@@ -852,6 +909,7 @@ def cox_model(
     *,
     time: str = "time",
     event: str = "event",
+    start: str | None = None,
     ties: str = "efron",
     cluster: str | None = None,
     group: str | None = None,
@@ -863,7 +921,8 @@ def cox_model(
     Parameters
     ----------
     data : pandas.DataFrame
-        One row per site (or per site and innovation): time, event and covariates.
+        One row per site (or per site and innovation): time, event and covariates. With ``start``,
+        one row per interval of a site's follow-up during which its covariates are constant.
     formula : str or list of str
         The covariates: a patsy right-hand side such as ``"psat_score + fidelity + C(rurality)"``
         (``"~ ..."`` accepted; column names that are not Python names are quoted, ``Q('ph.ecog')``),
@@ -871,10 +930,20 @@ def cox_model(
         Categorical covariates use treatment contrasts with the first level as reference, as R.
     time : str, default "time"
         Column of the time from adoption to de-adoption or censoring (>= 0); the default is the column
-        of :func:`~scaleup_analysis.sustainment.data.deadoption_times`.
+        of :func:`~scaleup_analysis.sustainment.data.deadoption_times`. With ``start``, the end of each
+        row's interval (R's ``stop``).
     event : str, default "event"
         Column of the event: 1 = the site stopped delivering the innovation, 0 = still delivering it
-        at the end of follow-up (censored). True/False is accepted.
+        at the end of follow-up (censored). True/False is accepted. With ``start``, the event at the
+        end of the row's interval: 0 on every interval of a site but its last.
+    start : str, optional
+        Column of the start of each row's interval ``(start, time]`` (counting-process data, R's
+        ``Surv(start, stop, event)``), for time-varying covariates: a site whose support is withdrawn
+        at quarter :math:`w` and followed until :math:`T` has two rows, :math:`(0, w]` with
+        ``support_withdrawn = 0`` (event 0) and :math:`(w, T]` with ``support_withdrawn = 1`` (its
+        event). Finite and below ``time`` in every row. The rows of a site are not independent
+        sites: give the site as ``cluster`` for the robust variance of ``coxph(..., cluster = id)``.
+        Default: every row is at risk from 0.
     ties : {"efron", "breslow"}
         Approximation of the partial likelihood for tied event times (coxph's default: Efron).
     cluster : str, optional
@@ -882,7 +951,8 @@ def cox_model(
         ``coxph(..., cluster = rss_code)``.
     group : str, optional
         Column of the groups sharing a gamma frailty (a random effect on the hazard, e.g.
-        ``"rss_code"``), as ``coxph(Surv(time, event) ~ ... + frailty(rss_code))``. Not with ``cluster``.
+        ``"rss_code"``), as ``coxph(Surv(time, event) ~ ... + frailty(rss_code))`` (with ``start``:
+        ``Surv(start, time, event)``). Not with ``cluster``.
     theta : float, optional
         With ``group``: a fixed frailty variance (``frailty(g, theta = ...)``); by default it is
         estimated by maximising the integrated likelihood.
@@ -909,6 +979,17 @@ def cox_model(
     likelihood, e.g. a covariate that separates sites with and without events), a
     :class:`~scaleup_analysis.errors.ScaleupWarning` says that the coefficient may be infinite
     (coxph's rule: Newton step > 1e-9 and > :math:`\sqrt{10^{-9}}|\beta_j|`).
+
+    With ``start`` (:math:`s_i`, time :math:`t_i`), a row is at risk only within its interval, as in
+    R's ``Surv(start, stop, event)``:
+
+    .. math:: R(t) = \{i : s_i < t \le t_i\},
+
+    and everything follows from these risk sets: the partial likelihood and its derivatives, the score
+    (dfbeta) residuals and so the robust variance and robust score test, the frailty fit, and the
+    baseline hazard (``survfit`` of a counting-process fit: each jump uses the rows at risk then).
+    Splitting a row :math:`(0, t_i]` into :math:`(0, u]` (event 0) and :math:`(u, t_i]` with the same
+    covariates leaves the fit unchanged (with ``cluster``: both rows in the row's cluster).
 
     ``se`` is :math:`\sqrt{\mathrm{diag}\, I(\hat\beta)^{-1}}`. With ``cluster``, the robust
     covariance is :math:`D'D`, :math:`D` the score residuals times :math:`I^{-1}` (dfbeta) summed
@@ -939,8 +1020,10 @@ def cox_model(
 
     As coxph (``timefix = TRUE``, R's ``aeqSurv``), distinct times closer than
     :math:`\sqrt{\epsilon}` (absolutely, or relative to the mean of the distinct times) are tied, so
-    that rounding error in computed times does not split a tie.
-    Rows with a missing time, event, covariate, cluster or group are left out (as coxph's
+    that rounding error in computed times does not split a tie; with ``start``, the start and end
+    times are tied together (one set of distinct times, as ``aeqSurv``), and a row whose start and
+    end become tied is refused (aeqSurv's "an interval has effective length 0").
+    Rows with a missing time, start, event, covariate, cluster or group are left out (as coxph's
     ``na.omit``) with a :class:`~scaleup_analysis.errors.RowsOmittedWarning`.
 
     References
@@ -967,15 +1050,38 @@ def cox_model(
     >>> fr = cox_model(sites, "psat_score", time="quarters", event="deadopted", group="rss_code")
     >>> round(fr.theta, 3), fr.random_effects["hazard_ratio"].round(2).tolist()
     (0.049, [0.78, 0.96, 1.24, 1.02])
+
+    A time-varying covariate: support withdrawn at quarter ``w`` doubles the hazard; a site withdrawn
+    during its follow-up has two rows, (0, w] and (w, T]; the site is the cluster.
+
+    >>> w, e = rng.integers(1, 12, 150), rng.exponential(size=150)
+    >>> h = 0.1 * np.exp(-0.5 * (sites["psat_score"].to_numpy() - 4.5))
+    >>> t = np.where(e <= h * w, e / h, w + (e - h * w) / (2 * h))
+    >>> q, ev, split = np.minimum(np.ceil(t), 12), (t <= 12).astype(int), np.ceil(t) > w
+    >>> tv = pd.concat([sites.assign(site=range(150), start=0, stop=np.where(split, w, q), withdrawn=0,
+    ...                              deadopted=np.where(split, 0, ev)),
+    ...                 sites.assign(site=range(150), start=w, stop=q, withdrawn=1, deadopted=ev)[split]])
+    >>> res = cox_model(tv, "psat_score + withdrawn", time="stop", event="deadopted", start="start",
+    ...                 cluster="site")
+    >>> res.n, res.n_events, res.coef["hazard_ratio"].round(3).tolist()
+    (232, 121, [0.627, 1.848])
     """
     if ties not in _TIES:
         raise ScaleupDataError(f"{_FN}: ties must be 'efron' or 'breslow', got {ties!r}.")
     check_level(level, _FN)
-    for arg, col in (("time", time), ("event", event)):
+    for arg, col in (("time", time), ("event", event)) + ((("start", start),) if start is not None else ()):
         if not isinstance(col, str):
             raise ScaleupDataError(f"{_FN}: argument {arg!r} must be a column name, got {col!r}.")
-    require_columns(data, "data", [time, event], label=f"{_FN}: table 'data'",
-                    hint="Give the columns of the time to de-adoption (time=) and of the event (event=).")
+    require_columns(data, "data", [time, event] + ([start] if start is not None else []),
+                    label=f"{_FN}: table 'data'",
+                    hint="Give the columns of the time to de-adoption (time=) and of the event (event=)"
+                         + (", and of the start of each row's interval (start=)." if start is not None else "."))
+    if start is not None and start in (time, event):
+        raise ScaleupDataError(
+            f"{_FN}: argument 'start' names the column {start!r}, which is also the "
+            f"{'time' if start == time else 'event'} column; start= is the column of the start of each row's "
+            "interval (start, time]."
+        )
     if cluster is not None and group is not None:
         raise ScaleupDataError(
             f"{_FN}: give either cluster= (robust variance) or group= (shared frailty), not both."
@@ -988,7 +1094,7 @@ def cox_model(
             raise ScaleupDataError(f"{_FN}: theta must be a positive number (a frailty variance), got {theta!r}.")
     keys = {arg: _key_column(data, col, arg) for arg, col in (("cluster", cluster), ("group", group))
             if col is not None}
-    pr = _prepare(data, formula, time, event, keys, ties)
+    pr = _prepare(data, formula, time, event, keys, ties, start)
     crit = float(stats.norm.isf((1 - level) / 2))
     if group is None:
         fields = _fit_without_frailty(pr, cluster, crit)
@@ -997,7 +1103,8 @@ def cox_model(
     base_pc = _Pieces(np.zeros((pr.n, 0)), fields.pop("eta")[pr.rs.order], pr.rs)
     baseline = pd.DataFrame({"time": pr.rs.utime, "cumhaz": base_pc.cumulative_hazard()})
     return CoxResult(
-        formula=pr.shown, time=time, event=event, ties=ties, cluster=cluster, group=group, level=float(level),
+        formula=pr.shown, time=time, event=event, start=start, ties=ties, cluster=cluster, group=group,
+        level=float(level),
         loglik_null=float(pr.null.loglik), n=pr.n, n_events=int(pr.e.sum()),
         method=None if group is None else ("fixed" if theta is not None else "em"),
         data=pr.used, _baseline=baseline, _design=pr.design, **fields,
@@ -1017,6 +1124,7 @@ class _Prepared:
     Xc: np.ndarray  # centred (the fits' numerics; the estimates do not depend on it)
     t: np.ndarray
     e: np.ndarray
+    s: np.ndarray | None  # start of each row's interval (None: every row from 0)
     keys: dict  # cluster / group values of the rows used
     rs: _RiskSets
     null: _Pieces  # every coefficient at 0
@@ -1030,25 +1138,29 @@ class _Prepared:
         return self.Xc.shape[1]
 
 
-def _prepare(data, formula, time, event, keys, ties) -> _Prepared:
-    """Checked time, event and covariates of the rows without missing values (the others left out
-    with a warning, as coxph's ``na.omit``)."""
+def _prepare(data, formula, time, event, keys, ties, start=None) -> _Prepared:
+    """Checked time, (start,) event and covariates of the rows without missing values (the others
+    left out with a warning, as coxph's ``na.omit``)."""
     t_all = _time_values(data, time)
     e_all = _event_values(data, event)
+    s_all = None if start is None else _start_values(data, start, time, t_all)
     X, aliases, shown, f = _design(data, formula)
     keep = np.zeros(len(data), bool)
     keep[X.index.to_numpy()] = True
     keep &= ~np.isnan(t_all) & ~np.isnan(e_all)
+    if s_all is not None:
+        keep &= ~np.isnan(s_all)
     for s in keys.values():
         keep &= s.notna().to_numpy()
     which = f" or {', '.join(repr(s.name) for s in keys.values())}" if keys else ""
+    also = "" if start is None else "start, "
     if not keep.any():
-        raise ScaleupDataError(f"{_FN}: table 'data': every row has a missing time, event, covariate{which}; "
+        raise ScaleupDataError(f"{_FN}: table 'data': every row has a missing time, {also}event, covariate{which}; "
                                "nothing to analyse.")
     if not keep.all():
         warnings.warn(
             f"{_FN}: {int((~keep).sum())} of {len(data)} rows left out because of missing values in the time, "
-            f"event, covariates{which} ({rows_text(data, ~keep, label='first:')}), as coxph's na.omit.",
+            f"{also}event, covariates{which} ({rows_text(data, ~keep, label='first:')}), as coxph's na.omit.",
             RowsOmittedWarning, stacklevel=3,
         )
     used = data[keep]
@@ -1059,16 +1171,33 @@ def _prepare(data, formula, time, event, keys, ties) -> _Prepared:
     cols, assign, names = _ordered_columns(X, f, aliases, shown)
     Xa = X[cols].to_numpy(float)
     _check_design(Xa, names, used.index)
-    t, e = _timefix(t_all[keep]), e_all[keep]  # coxph: aeqSurv on the rows used
+    e = e_all[keep]
+    if s_all is None:
+        t, entry = _timefix(t_all[keep]), None  # coxph: aeqSurv on the rows used
+    else:  # aeqSurv ties the start and stop times together
+        n_used = int(keep.sum())
+        both = _timefix(np.concatenate([s_all[keep], t_all[keep]]))
+        entry, t = both[:n_used], both[n_used:]
+        empty = np.zeros(len(data), bool)
+        empty[np.flatnonzero(keep)[entry >= t]] = True
+        if empty.any():
+            raise ScaleupDataError(
+                f"{_FN}: table 'data', columns {start!r} and {time!r} (arguments 'start' and 'time'): "
+                f"{rows_text(data, empty, label='first:')} have a start and a time closer than rounding error "
+                f"(values {first_values(s_all[empty])} and {first_values(t_all[empty])}): coxph ties them "
+                "(timefix, aeqSurv) and the interval (start, time] becomes empty (aeqSurv's \"an interval has "
+                "effective length 0\"). Merge these rows with the next interval of the same site or correct "
+                "the times."
+            )
     if e.sum() == 0:
         raise ScaleupDataError(
             f"{_FN}: table 'data', column {event!r} (argument 'event'): no event (1) among the {len(used)} rows "
             "used; a Cox model needs at least one observed de-adoption."
         )
-    rs = _RiskSets(t, e, ties)
+    rs = _RiskSets(t, e, ties, entry)
     Xc = Xa - Xa.mean(axis=0)
     return _Prepared(used=used, shown=shown, names=names, assign=assign,
-                     design=_Design(X.design_info, cols, aliases, names), Xa=Xa, Xc=Xc, t=t, e=e,
+                     design=_Design(X.design_info, cols, aliases, names), Xa=Xa, Xc=Xc, t=t, e=e, s=entry,
                      keys={k: s[keep] for k, s in keys.items()}, rs=rs,
                      null=_Pieces(Xc[rs.order], np.zeros(len(t)), rs))
 

@@ -11,6 +11,15 @@
 #   ovarian (age + resid.ds + rx + ecog.ps),
 #   sites   (built below: de-adoption of an innovation by 72 sites in 4 regions, times in whole
 #            quarters so that many event times are tied; psat_score + fidelity + rurality factor).
+# and two counting-process data sets, Surv(start, stop, event) (time-varying covariates):
+#   heart   (survival::heart, the Stanford heart transplant data in counting-process form: 172 rows
+#            of 103 patients (survival's jasa1 is the variant with 170 rows); transplant as 0/1;
+#            age + year + surgery + transplant, transplant switching on at the transplant;
+#            cluster: id (the patients, 1 or 2 rows each); no frailty cells),
+#   sites_tv (built below: 80 sites in 4 regions, de-adoption in whole quarters (tied times); support
+#            withdrawn at a quarter w: rows (0, w] with support_withdrawn = 0 and (w, T] with 1 (one
+#            row when w = 0 or w >= T); psat_score (fixed) + support_withdrawn (time-varying);
+#            cluster: site_id, shared gamma frailty: rss_code).
 # Every data set used is written into cox.json, so the Python tests run without R.
 #
 # Convergence: coxph's default stops when the log partial likelihood changes by less than 1e-9
@@ -33,6 +42,8 @@ library(survival)
 library(jsonlite)
 
 ctl <- suppressWarnings(coxph.control(eps = 1e-12, iter.max = 100, outer.max = 100))
+# a dataset's cluster column (robust variance) and frailty column are "group" unless it says otherwise
+cluster_of <- function(ds) if (is.null(ds$cluster)) ds$group else ds$cluster
 
 # ---- data sets ---------------------------------------------------------------------------------
 lung0 <- survival::lung
@@ -60,6 +71,37 @@ cens <- sample(8:16, n_sites, replace = TRUE)
 sites <- data.frame(quarters = pmax(1, ceiling(pmin(t_true, cens))), deadopted = as.integer(t_true <= cens),
                     psat_score = psat, fidelity = fid, rurality = rur, rss_code = rss, stringsAsFactors = FALSE)
 
+# counting-process data: survival::heart (transplant as 0/1)
+heart0 <- survival::heart[, c("start", "stop", "event", "age", "year", "surgery", "transplant", "id")]
+heart0$transplant <- as.numeric(as.character(heart0$transplant))
+
+# sites_tv: support withdrawn at quarter w (0 = from the start, >= T = not during follow-up); the
+# hazard of de-adoption in quarter q is higher once q > w
+set.seed(20240612)
+n_tv <- 80
+rss_tv <- rep(regions, each = n_tv / 4)
+u_tv <- c(-0.7, 0.1, 0.6, 0.2)[match(rss_tv, regions)]
+psat_tv <- round(runif(n_tv, 2, 7), 1)
+w_tv <- sample(0:10, n_tv, replace = TRUE)
+cens_tv <- sample(6:16, n_tv, replace = TRUE)
+tv_rows <- list()
+for (i in seq_len(n_tv)) {
+  stop_i <- cens_tv[i]
+  ev_i <- 0L
+  for (q in seq_len(cens_tv[i])) {
+    h <- 0.05 * exp(-0.4 * (psat_tv[i] - 4.5) + 0.9 * (q > w_tv[i]) + u_tv[i])
+    if (runif(1) < 1 - exp(-h)) { stop_i <- q; ev_i <- 1L; break }
+  }
+  row <- function(a, b, e, wd) data.frame(site_id = sprintf("S%02d", i), q_start = a, q_stop = b, deadopted = e,
+                                          psat_score = psat_tv[i], support_withdrawn = wd, rss_code = rss_tv[i],
+                                          stringsAsFactors = FALSE)
+  tv_rows[[i]] <- if (w_tv[i] == 0) row(0, stop_i, ev_i, 1L)
+                  else if (w_tv[i] >= stop_i) row(0, stop_i, ev_i, 0L)
+                  else rbind(row(0, w_tv[i], 0L, 0L), row(w_tv[i], stop_i, ev_i, 1L))
+}
+sites_tv <- do.call(rbind, tv_rows)
+rownames(sites_tv) <- NULL
+
 datasets <- list(
   lung = list(data = lung0, time = "time", event = "status", rhs = "age + sex + ph.ecog",
               py = c("age", "sex", "ph.ecog"), group = "inst"),
@@ -70,13 +112,23 @@ datasets <- list(
                  py = c("age", "resid.ds", "rx", "ecog.ps"), group = NULL),
   sites = list(data = sites, time = "quarters", event = "deadopted",
                rhs = "psat_score + fidelity + rurality", py = "psat_score + fidelity + C(rurality)",
-               group = "rss_code")
+               group = "rss_code"),
+  heart = list(data = heart0, start = "start", time = "stop", event = "event",
+               rhs = "age + year + surgery + transplant", py = c("age", "year", "surgery", "transplant"),
+               group = NULL, cluster = "id"),
+  sites_tv = list(data = sites_tv, start = "q_start", time = "q_stop", event = "deadopted",
+                  rhs = "psat_score + support_withdrawn", py = c("psat_score", "support_withdrawn"),
+                  group = "rss_code", cluster = "site_id")
 )
 
 # ---- helpers -----------------------------------------------------------------------------------
+surv_lhs <- function(ds) {
+  if (is.null(ds$start)) paste0("Surv(`", ds$time, "`, `", ds$event, "`)")
+  else paste0("Surv(`", ds$start, "`, `", ds$time, "`, `", ds$event, "`)")
+}
 surv_formula <- function(ds, extra = NULL) {
   rhs <- paste(c(ds$rhs, extra), collapse = " + ")
-  as.formula(paste0("Surv(`", ds$time, "`, `", ds$event, "`) ~ ", rhs))
+  as.formula(paste0(surv_lhs(ds), " ~ ", rhs))
 }
 mat <- function(m) unname(lapply(seq_len(nrow(m)), function(i) unname(m[i, ])))
 horizons_of <- function(d, ds) {
@@ -88,7 +140,7 @@ newdata_of <- function(d) d[c(1, nrow(d) %/% 2, nrow(d)), , drop = FALSE]
 standard_cell <- function(name, ds, ties, variance) {
   d <- ds$data
   if (variance == "cluster") {
-    d$cl_ <- d[[ds$group]]
+    d$cl_ <- d[[cluster_of(ds)]]
     fit <- coxph(surv_formula(ds), data = d, ties = ties, cluster = cl_, control = ctl, model = TRUE)
   } else {
     fit <- coxph(surv_formula(ds), data = d, ties = ties, control = ctl, model = TRUE)
@@ -108,7 +160,8 @@ standard_cell <- function(name, ds, ties, variance) {
     out$naive_se <- unname(sqrt(diag(fit$naive.var)))
     out$rscore <- unname(fit$rscore)
     out$robscore <- unname(s$robscore)
-    out$n_clusters <- length(unique(d[[ds$group]][!is.na(d[[ds$group]])]))
+    cl <- d[[cluster_of(ds)]]
+    out$n_clusters <- length(unique(cl[!is.na(cl)]))
   }
   bh <- basehaz(fit, centered = FALSE)
   out$basehaz <- list(time = bh$time, hazard = bh$hazard)
@@ -146,7 +199,7 @@ frail_values <- function(fit, ds) {
   d <- ds$data[keep, ]
   X <- model.matrix(as.formula(paste("~", ds$rhs)), d)[, -1, drop = FALSE]
   d$lp_ <- as.vector(X %*% beta) + frail[match(as.character(g[keep]), lev)]
-  off <- coxph(as.formula(paste0("Surv(`", ds$time, "`, `", ds$event, "`) ~ offset(lp_)")), data = d,
+  off <- coxph(as.formula(paste0(surv_lhs(ds), " ~ offset(lp_)")), data = d,
                ties = fit$method, model = TRUE)
   sf <- survfit(off, newdata = data.frame(lp_ = 0))
   list(theta = if (is.null(h$history)) h$theta else unname(h$history[nrow(h$history), 1]),
@@ -187,10 +240,10 @@ for (name in names(datasets)) {
   for (ties in c("efron", "breslow")) {
     message(name, " / ", ties)
     cells[[length(cells) + 1]] <- standard_cell(name, ds, ties, "none")
-    if (!is.null(ds$group)) {
+    if (!is.null(cluster_of(ds)))
       cells[[length(cells) + 1]] <- standard_cell(name, ds, ties, "cluster")
+    if (!is.null(ds$group))
       cells[[length(cells) + 1]] <- frailty_cell(name, ds, ties)
-    }
   }
 }
 
@@ -221,9 +274,13 @@ out <- list(
   r_version = R.version.string, survival_version = as.character(packageVersion("survival")),
   control = list(eps = ctl$eps, toler_chol = ctl$toler.chol, iter_max = ctl$iter.max,
                  outer_max = ctl$outer.max, frailty_eps = 1e-10, optimize_tol = 1e-10),
-  datasets = lapply(datasets, function(ds) list(data = as.list(ds$data), time = ds$time, event = ds$event,
-                                                 formula = ds$py, group = if (is.null(ds$group)) NA else ds$group,
-                                                 r_formula = ds$rhs)),
+  datasets = lapply(datasets, function(ds) {
+    x <- list(data = as.list(ds$data), time = ds$time, event = ds$event,
+              formula = ds$py, group = if (is.null(ds$group)) NA else ds$group, r_formula = ds$rhs)
+    if (!is.null(ds$start)) x$start <- ds$start          # counting-process data sets only
+    if (!is.null(ds$cluster)) x$cluster <- ds$cluster
+    x
+  }),
   cells = cells,
   monotone = list(data = as.list(mono), warning = mono_warning),
   boundary = boundary
