@@ -33,7 +33,7 @@ import statsmodels.api as sm
 import scaleup_analysis as sa
 from scaleup_analysis.errors import ScaleupDataError
 from scaleup_analysis.steps._section import SECTIONS, NotApplicable
-from scaleup_analysis.steps.step5_sustainment import rate_ratio
+from scaleup_analysis.steps.step5_sustainment import _exposure, _split_at_withdrawal, rate_ratio
 from tests.conftest import load_reference
 
 STUDIES = Path(__file__).parent / "studies"
@@ -171,12 +171,13 @@ def test_discrete_time_model_recovers_the_hazard_ratio_after_the_support_ends(re
     est, hits = [], 0
     for sim in recovery_sims:
         tr = sim.truth
-        ss, L = tr.site_sustainment, tr.support_periods
+        ss = tr.site_sustainment
+        L = (ss["withdrawal_period"] - ss["adoption_period"]).to_numpy()  # each site's periods of support
         rows = np.repeat(np.arange(len(ss)), ss["time"])
         k = np.concatenate([np.arange(1, t + 1) for t in ss["time"]])
         y = ((k == ss["time"].to_numpy()[rows]) & (ss["event"].to_numpy()[rows] == 1)).astype(float)
         X = np.column_stack([np.ones(len(k)), ss["psat_score"].to_numpy()[rows], ss["fidelity"].to_numpy()[rows],
-                             (k > L).astype(float)])
+                             (k >= L[rows]).astype(float)])  # the passage into the first period without support
         fit = sm.GLM(y, X, family=sm.families.Binomial(link=sm.families.links.CLogLog())).fit()
         lo, hi = fit.conf_int()[3]
         truth = math.log(tr.deadoption_hr_withdrawal)
@@ -184,6 +185,42 @@ def test_discrete_time_model_recovers_the_hazard_ratio_after_the_support_ends(re
         hits += lo < truth < hi
     assert _coverage_ok(hits, len(est)), hits
     assert abs(np.mean(est) - truth) < 3 * np.std(est, ddof=1) / math.sqrt(len(est))
+
+
+def test_time_varying_cox_recovers_every_planted_hazard_ratio(recovery_sims):
+    """The report's model: each site split where its support ends (counting process), the end of the
+    support as a time-varying covariate, with the PSAT score and fidelity."""
+    est, hits = {}, {}
+    for sim in recovery_sims:
+        tr = sim.truth
+        ss = tr.site_sustainment.assign(support_time=lambda d: d["withdrawal_period"] - d["adoption_period"])
+        split = _split_at_withdrawal(ss).merge(ss[["site_id", "psat_score", "fidelity"]], on="site_id")
+        coef = sa.cox_model(split, ["after_support", "psat_score", "fidelity"], start="start", time="stop",
+                            event="event").coef.set_index("term")
+        truth = {"after_support": math.log(tr.deadoption_hr_withdrawal), "psat_score": tr.deadoption_beta_psat,
+                 "fidelity": tr.deadoption_beta_fidelity}
+        for term, value in truth.items():
+            est.setdefault(term, []).append(coef.loc[term, "estimate"])
+            hits[term] = hits.get(term, 0) + (coef.loc[term, "ci_low"] < value < coef.loc[term, "ci_high"])
+    n = len(recovery_sims)
+    for term, value in truth.items():
+        assert _coverage_ok(hits[term], n), (term, hits[term])
+        assert abs(np.mean(est[term]) - value) < 3 * np.std(est[term], ddof=1) / math.sqrt(n), (term, np.mean(est[term]))
+
+
+def test_split_rows_and_crude_exposures_agree():
+    sim = sa.simulate_scaleup(seed=3, n_sites=60, patients_per_site_period=2, deadoption_rate=0.05)
+    times = _times(sim)
+    split = _split_at_withdrawal(times)
+    e = _exposure(times[times["time"] > 0].reset_index(drop=True))
+    length = split["stop"] - split["start"]
+    assert length.gt(0).all()
+    assert length[split["after_support"] == 1].sum() == e["after"].sum()
+    assert length[split["after_support"] == 0].sum() == e["during"].sum()
+    assert split.loc[split["after_support"] == 1, "event"].sum() == e["event_after"].sum()
+    assert split["event"].sum() == times["event"].sum()
+    # one row per site, two for a site whose support ended during its follow-up
+    assert split.groupby("site_id").size().max() == 2
 
 
 def _panel(sim) -> pd.DataFrame:
@@ -249,6 +286,12 @@ def test_sections_on_the_embedded_default_state_what_its_numbers_show(default_st
     k, n = int(times["event"].sum()), len(times)
     assert out.findings[0].startswith(f"By quarter 16, {k} of the {n} sites that adopted the innovation")
     assert out.key_figures == [("Sites that stopped delivering the innovation", f"{k} / {n}")]
+    # the end of the support: the time-varying Cox model on the sites split where their support ended
+    cox = sa.cox_model(_split_at_withdrawal(times), ["after_support"], start="start", time="stop", event="event",
+                       cluster="rss_code").coef.iloc[0]
+    sentence = next(f for f in out.findings if f.startswith("Compared at the same time since adoption"))
+    assert f"was {cox['hazard_ratio']:.2f} (95% CI {cox['hazard_ratio_ci_low']:.2f} to " \
+           f"{cox['hazard_ratio_ci_high']:.2f}) times" in sentence
     pred = _run(st, "sustainment_predictors")
     coef = pred.result.coef.set_index("term")
     assert list(coef.index) == ["PSAT score (per point)", "Fidelity, first two quarters (per 0.1)"]

@@ -128,18 +128,20 @@ scores = innovation level (2.1, 2.6 or 3.1) + U(-0.5, 0.5), clipped to [1, 4] (`
 (``truth.assessment_rater_bias``).
 
 **Sustainment.** Every adopting site receives external facilitation from its adoption period
-:math:`A_s` for ``support_periods`` = :math:`L` periods (``support``: one ``facilitation`` spell,
-``end_period`` = :math:`W_s = A_s + L`, empty when after :math:`T`). Each adopting site has PSAT
+:math:`A_s` for :math:`L_s` periods, :math:`L_s` uniform on the integers ``support_periods`` :math:`\pm`
+``support_spread`` (``support``: one ``facilitation`` spell, ``end_period`` = :math:`W_s = A_s + L_s`,
+empty when after :math:`T`). Each adopting site has PSAT
 domain scores (8 domains, 1-7) :math:`\text{clip}(\text{round}(4.4 + 0.9\,c_s + N(0, 0.5^2), 2), 1, 7)`,
 :math:`c_s \sim N(0, 1)` (``site_assessments``; :math:`P_s` = their mean). The latent time to
 de-adoption (periods of delivery since :math:`A_s`) has the piecewise-constant hazard
 
 .. math:: h_s(u) = h_0 \exp\{\beta_P (P_s - 4.4) + \beta_F (F_s - 0.84)\}\,
-          \text{HR}_W^{1[u > L]},
+          \text{HR}_W^{1[u > L_s - 1]},
 
 with :math:`h_0` = ``deadoption_rate``, :math:`\beta_P` = ``deadoption_beta_psat``, :math:`\beta_F`
 = ``deadoption_beta_fidelity`` (:math:`F_s` the site's fidelity level at adoption) and
-:math:`\text{HR}_W` = ``deadoption_hr_withdrawal`` after the support is withdrawn. A latent time
+:math:`\text{HR}_W` = ``deadoption_hr_withdrawal`` once the support is withdrawn (from the passage into
+the first period without it, :math:`W_s`: a stop observed in period :math:`W_s` or later). A latent time
 :math:`u_s` gives the de-adoption period :math:`A_s + \lceil u_s \rceil` (``deadoption.period``) when it
 is :math:`\le T`; 60 % of de-adoptions are ``complete`` (from then on :math:`D_{st} = 0`, no delivery
 and no effect), the others ``partial`` (the effect is halved); the reason is drawn from fixed
@@ -375,8 +377,9 @@ class ScaleupTruth(Displayed):
         ``innovation``, ``domain``, ``true_score`` (ISAT, 1-4 scale).
     assessment_rater_bias : pandas.Series
     support_periods : int
-        Periods of external facilitation after adoption; the support is withdrawn at
-        ``adoption_period + support_periods``.
+        Mean periods of external facilitation after adoption (each site's support ends at the
+        ``end_period`` of its ``support`` row: ``support_periods`` plus or minus up to
+        ``support_spread``).
     deadoption_rate, deadoption_hr_withdrawal, deadoption_beta_psat, deadoption_beta_fidelity : float
         Hazard of de-adoption per period of delivery (see the module docstring).
     decay_ratio : float
@@ -656,6 +659,7 @@ _DEFAULTS: dict[str, Any] = dict(
     sessions_rated=2,
     equity_reach_ratio=0.7,
     support_periods=6,
+    support_spread=2,
     deadoption_rate=0.02,
     deadoption_hr_withdrawal=3.0,
     deadoption_beta_psat=-0.6,
@@ -752,6 +756,7 @@ def _check_params(seed, kwargs: dict) -> dict:
     p["sessions_rated"] = _as_int("sessions_rated", p["sessions_rated"], 1, 99)
     p["equity_reach_ratio"] = _as_float("equity_reach_ratio", p["equity_reach_ratio"], 0.0, 1.0)
     p["support_periods"] = _as_int("support_periods", p["support_periods"], 1)
+    p["support_spread"] = _as_int("support_spread", p["support_spread"], 0, p["support_periods"] - 1)
     p["deadoption_rate"] = _as_float("deadoption_rate", p["deadoption_rate"], 0.0, 10.0)
     p["deadoption_hr_withdrawal"] = _as_float("deadoption_hr_withdrawal", p["deadoption_hr_withdrawal"], 0.0, 100.0,
                                               lo_open=True)
@@ -1032,9 +1037,8 @@ _REASON_PROBS_AFTER = np.array([0.20, 0.40, 0.15, 0.10, 0.05, 0.10, 0.0])
 def _sustainment(p: dict, site_ids, region_idx, adopt, f0, regions) -> dict:
     """Support spells, PSAT scores of the sites, de-adoption and the regions whose effect decays."""
     rng = _rng(p["seed"], 5)
-    S, T, L = len(site_ids), p["n_periods"], p["support_periods"]
+    S, T = len(site_ids), p["n_periods"]
     adopting = np.isfinite(adopt)
-    withdrawal = np.where(adopting, adopt + L, np.inf)
     capacity = rng.normal(0.0, 1.0, S)
     psat = np.clip(np.round(_PSAT_CENTRE + 0.9 * capacity[:, None] + rng.normal(0.0, 0.5, (S, len(_PSAT_DOMAINS))),
                             2), 1.0, 7.0)
@@ -1042,17 +1046,23 @@ def _sustainment(p: dict, site_ids, region_idx, adopt, f0, regions) -> dict:
     lp = p["deadoption_beta_psat"] * (psat_score - _PSAT_CENTRE) + p["deadoption_beta_fidelity"] * (f0 - _F0_CENTRE)
     lam = p["deadoption_rate"] * np.exp(lp)
     e = rng.exponential(1.0, S)
+    complete = rng.random(S) < _COMPLETE_SHARE
+    reason_during = _choice_rows(rng, np.tile(_REASON_PROBS_DURING, (S, 1)))
+    reason_after = _choice_rows(rng, np.tile(_REASON_PROBS_AFTER, (S, 1)))
+    decay_regions = np.sort(rng.choice(len(regions), size=p["n_decay_regions"], replace=False))
+    spread = p["support_spread"]
+    L = p["support_periods"] + rng.integers(-spread, spread + 1, S)  # periods of facilitation of each site
+    withdrawal = np.where(adopting, adopt + L, np.inf)
+    # the end of the support acts from the transition into the first period without it: u > L - 1
+    B = L - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        latent = np.where(e <= lam * L, e / lam, L + (e - lam * L) / (lam * p["deadoption_hr_withdrawal"]))
+        latent = np.where(e <= lam * B, e / lam, B + (e - lam * B) / (lam * p["deadoption_hr_withdrawal"]))
     latent = np.where(lam > 0, latent, np.inf)
     stop = np.where(adopting, adopt + np.ceil(latent), np.inf)
     observed = stop <= T
     stop = np.where(observed, stop, np.inf)
-    complete = rng.random(S) < _COMPLETE_SHARE
     after_w = stop >= withdrawal
-    reasons = np.where(after_w, _choice_rows(rng, np.tile(_REASON_PROBS_AFTER, (S, 1))),
-                       _choice_rows(rng, np.tile(_REASON_PROBS_DURING, (S, 1))))
-    decay_regions = np.sort(rng.choice(len(regions), size=p["n_decay_regions"], replace=False))
+    reasons = np.where(after_w, reason_after, reason_during)
 
     a_idx = np.flatnonzero(adopting)
     end = pd.array(np.where(withdrawal[a_idx] <= T, withdrawal[a_idx], 0).astype(np.int64), dtype="Int64")
@@ -1546,7 +1556,10 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
     equity_reach_ratio : float, default 0.7
         Reach probability of eligible patients of the most deprived quintile relative to the others.
     support_periods : int, default 6
-        Periods of external facilitation after adoption.
+        Mean periods of external facilitation after adoption.
+    support_spread : int, default 2
+        Each site's facilitation lasts ``support_periods`` plus a uniform integer in
+        [-``support_spread``, ``support_spread``] periods (< ``support_periods``).
     deadoption_rate : float, default 0.02
         Hazard of de-adoption per period while supported, for a site of mean PSAT score and fidelity.
     deadoption_hr_withdrawal : float, default 3.0

@@ -114,6 +114,40 @@ def _exposure(times: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"during": during, "after": after, "event_during": ev & ~ev_after, "event_after": ev_after})
 
 
+def _split_at_withdrawal(times: pd.DataFrame) -> pd.DataFrame:
+    """Counting-process rows ``(start, stop]`` of each site, split where the support ends.
+
+    The ``k``-th period at risk (the passage into period ``adoption_period + k``) is after the support
+    when ``k >= support_time``, i.e. on the continuous time scale after ``support_time - 1``: a site whose
+    support ended within its follow-up gets a row ``(0, support_time - 1]`` with ``after_support = 0`` and
+    a row ``(support_time - 1, time]`` with ``after_support = 1`` carrying its event. Sites followed for 0
+    periods are left out (no period at risk).
+    """
+    rows = []
+    for r in times[times["time"] > 0].itertuples(index=False):
+        cut = r.support_time - 1 if np.isfinite(r.support_time) else math.inf
+        base = {"site_id": r.site_id, "rss_code": getattr(r, "rss_code", None)}
+        if cut >= r.time:
+            rows.append({**base, "start": 0.0, "stop": float(r.time), "event": r.event, "after_support": 0})
+        elif cut <= 0:
+            rows.append({**base, "start": 0.0, "stop": float(r.time), "event": r.event, "after_support": 1})
+        else:
+            rows.append({**base, "start": 0.0, "stop": float(cut), "event": 0, "after_support": 0})
+            rows.append({**base, "start": float(cut), "stop": float(r.time), "event": r.event, "after_support": 1})
+    return pd.DataFrame(rows, columns=["site_id", "rss_code", "start", "stop", "event", "after_support"])
+
+
+def _contrasted(split: pd.DataFrame) -> bool:
+    """True when, at some de-adoption time, sites still supported and sites no longer supported are both
+    at risk (otherwise the end of the support cannot be told apart from the time since adoption)."""
+    start, stop, after = (split[c].to_numpy(dtype=float) for c in ("start", "stop", "after_support"))
+    for t in np.unique(stop[split["event"].to_numpy() == 1]):
+        at_risk = (start < t) & (stop >= t)
+        if np.unique(after[at_risk]).size == 2:
+            return True
+    return False
+
+
 def _wave_label(tx: Text, wave) -> str:
     """``pilot`` for wave 0, ``wave 2`` for wave 2, in the report's language."""
     return tx("pilot") if int(wave) == 0 else tx("wave {k}", k=int(wave))
@@ -204,7 +238,31 @@ def sustainment(study: Study) -> SectionOutput:
         findings.append(tx.n("The external facilitation ended within the data at {n} site; stops after it ended: {a} "
                              "of {k}.", "The external facilitation ended within the data at {n} sites; stops after it "
                              "ended: {a} of {k}.", int(withdrawn.sum()), a=tx.int(x1), k=tx.int(k)))
-        if t1 > 0 and t2 > 0 and x1 + x2 > 0:
+        split = _split_at_withdrawal(times)
+        if k >= EVENTS_PER_TERM and _contrasted(split):
+            # time-varying covariate: sites compared at the same time since adoption, supported or not
+            from ..sustainment.cox import cox_model
+
+            n_regions = split["rss_code"].nunique()
+            cluster = "rss_code" if n_regions >= 10 else None
+            label = tx("After the end of the support")
+            cox = cox_model(split.rename(columns={"after_support": label}), [label], start="start", time="stop",
+                            event="event", cluster=cluster)
+            row = cox.coef.iloc[0]
+            hr, lo, hi = row["hazard_ratio"], row["hazard_ratio_ci_low"], row["hazard_ratio_ci_high"]
+            verdict = (tx("sites stopped more often once the support ended") if lo > 1 else
+                       tx("sites stopped less often once the support ended") if hi < 1 else tx("no clear difference"))
+            findings.append(tx("Compared at the same time since adoption, the hazard of stopping after the support "
+                               "ended was {ci} times that while supported: {verdict}.",
+                               ci=tx.ci(hr, lo, hi), verdict=verdict))
+            notes.append(tx("Cox model with the end of the support as a time-varying covariate ({n} sites, {k} "
+                            "stops){c}.", n=tx.int(split["site_id"].nunique()), k=tx.int(cox.n_events),
+                            c=tx(", standard errors robust to the clustering of sites in {r} regions",
+                                 r=tx.int(n_regions)) if cluster else ""))
+            tables.append(TableOut("05_sustainment_support_end", cox.to_frame(),
+                                   tx("Hazard ratio of stopping after the end of the support (Cox model)"),
+                                   show=False))
+        elif t1 > 0 and t2 > 0 and x1 + x2 > 0:
             rr = rate_ratio(x1, t1, x2, t2)
             per = 100.0
             rates = tx("{a} stops per 100 site-{units} after the support ended, {b} while supported", units=w["units"],
