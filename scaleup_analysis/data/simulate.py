@@ -146,7 +146,8 @@ the first period without it, :math:`W_s`: a stop observed in period :math:`W_s` 
 is :math:`\le T`; 60 % of de-adoptions are ``complete`` (from then on :math:`D_{st} = 0`, no delivery
 and no effect), the others ``partial`` (the effect is halved); the reason is drawn from fixed
 probabilities that differ before and after the withdrawal (``support_ended`` and ``funding_ended``
-mostly after). In ``n_decay_regions`` regions drawn at random (``truth.decay_regions``) the effect
+mostly after). In ``n_decay_regions`` regions drawn at random among the regions other than the
+deleterious one (``truth.decay_regions``) the effect
 :math:`\tau_{st}` is multiplied by ``decay_ratio`` from :math:`W_s` on.
 ``truth.site_sustainment`` holds each site's planted covariates, linear predictor and observed time.
 
@@ -763,7 +764,7 @@ def _check_params(seed, kwargs: dict) -> dict:
     for k in ("deadoption_beta_psat", "deadoption_beta_fidelity"):
         p[k] = _as_float(k, p[k], -20.0, 20.0)
     p["decay_ratio"] = _as_float("decay_ratio", p["decay_ratio"], -2.0, 2.0)
-    p["n_decay_regions"] = _as_int("n_decay_regions", p["n_decay_regions"], 0, 18)
+    p["n_decay_regions"] = _as_int("n_decay_regions", p["n_decay_regions"], 0, 17)
     return p
 
 
@@ -984,7 +985,7 @@ def _make_design(p: dict) -> _Design:
     tau = np.where(treated, ramp * base + adapt_eff, 0.0)
 
     # --- sustainment: support withdrawal, decay of the effect, de-adoption
-    sus = _sustainment(p, site_ids, region_idx, adopt, f0, regions)
+    sus = _sustainment(p, site_ids, region_idx, adopt, f0, regions, deleterious)
     after = periods[None, :] >= sus["withdrawal"][:, None]
     decay = np.where(np.isin(region_idx, sus["decay_regions"]), p["decay_ratio"], 1.0)
     tau = np.where(after, tau * decay[:, None], tau)
@@ -1034,7 +1035,7 @@ _REASON_PROBS_DURING = np.array([0.05, 0.0, 0.30, 0.25, 0.15, 0.20, 0.05])
 _REASON_PROBS_AFTER = np.array([0.20, 0.40, 0.15, 0.10, 0.05, 0.10, 0.0])
 
 
-def _sustainment(p: dict, site_ids, region_idx, adopt, f0, regions) -> dict:
+def _sustainment(p: dict, site_ids, region_idx, adopt, f0, regions, deleterious: int) -> dict:
     """Support spells, PSAT scores of the sites, de-adoption and the regions whose effect decays."""
     rng = _rng(p["seed"], 5)
     S, T = len(site_ids), p["n_periods"]
@@ -1049,7 +1050,9 @@ def _sustainment(p: dict, site_ids, region_idx, adopt, f0, regions) -> dict:
     complete = rng.random(S) < _COMPLETE_SHARE
     reason_during = _choice_rows(rng, np.tile(_REASON_PROBS_DURING, (S, 1)))
     reason_after = _choice_rows(rng, np.tile(_REASON_PROBS_AFTER, (S, 1)))
-    decay_regions = np.sort(rng.choice(len(regions), size=p["n_decay_regions"], replace=False))
+    # the deleterious region keeps its (harmful) effect: the decay regions are drawn among the others
+    others = np.delete(np.arange(len(regions)), deleterious)
+    decay_regions = np.sort(rng.choice(others, size=min(p["n_decay_regions"], len(others)), replace=False))
     spread = p["support_spread"]
     L = p["support_periods"] + rng.integers(-spread, spread + 1, S)  # periods of facilitation of each site
     withdrawal = np.where(adopting, adopt + L, np.inf)
@@ -1569,7 +1572,8 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
     decay_ratio : float, default 0.3
         Share of the effect kept after the support is withdrawn, in the decay regions.
     n_decay_regions : int, default 6
-        Number of regions (drawn at random) whose effect decays after the withdrawal.
+        Number of regions (drawn at random, never the deleterious one; at most 17) whose effect decays
+        after the withdrawal.
 
     Returns
     -------
