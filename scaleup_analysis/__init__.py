@@ -65,6 +65,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "MetaRegressionResult",
         "PermutationTestResult",
     ),
+    "prom": ("scale_reliability", "ScaleReliability"),
     "heterogeneity.multilevel": ("multilevel_meta_analysis", "MultilevelMetaResult"),
     "heterogeneity.mixed": ("mixed_model", "MixedModelResult"),
     "agreement": (

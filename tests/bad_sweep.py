@@ -285,6 +285,12 @@ def _withdrawal_panel():
     return d.assign(y=rng.normal(size=len(d)) + 2.0 * treated - 1.0 * after)
 
 
+def _prom_items():
+    """A 4-item questionnaire (1-5 scale, item q3 reversed) answered by 8 respondents."""
+    return pd.DataFrame({"q1": [4, 5, 3, 2, 4, 5, 1, 3], "q2": [3, 5, 4, 2, 3, 4, 2, 3],
+                         "q3": [2, 1, 3, 4, 2, 1, 5, 3], "q4": [5, 4, 3, 1, 4, 5, 2, 2]})
+
+
 _KIND = {"E": "error", "W": "warning", "R": "result", "?": "?"}
 
 
@@ -367,6 +373,9 @@ T("support_withdrawal_effects", 'EEEWWEEREE', _withdrawal_panel,
   lambda d: S.support_withdrawal_effects(d, outcome="y", n_boot=19, seed=1), "y", "site_id")
 T("cox_model", 'EEEEWEEEEE', _survival, lambda d: S.cox_model(d, ["score"], time="time", event="event"), "score",
   "site_id")
+T("scale_reliability", 'EEEEREEEEE', _prom_items,
+  lambda d: S.scale_reliability(d, items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1, scale_max=5), "q1", None,
+  mixed="q2")
 T("write_table_atomic", 'ERRRRRRRRE', _cells, lambda d: S.write_table_atomic(d, tmpdir() / "t.csv"), "rate", "region", passthrough=True)
 T("classify_fidelity", 'ERRRREEREE', lambda: _fidelity()[["fidelity_index"]], lambda d: S.classify_fidelity(d["fidelity_index"]
   if isinstance(d, pd.DataFrame) else d), "fidelity_index", None, argument="values",

@@ -109,6 +109,10 @@ BUILDERS = {
     "FleissKappaResult": lambda: sa.fleiss_kappa(_ratings(), "session", "rater", "score"),
     "KrippendorffResult": lambda: sa.krippendorff_alpha(_ratings(), "session", "rater", "score", metric="ordinal",
                                                         n_boot=20, seed=1),
+    "ScaleReliability": lambda: sa.scale_reliability(
+        pd.DataFrame({"q1": [4, 5, 3, 2, 4, 5, 1], "q2": [3, 5, 4, 2, None, 4, 2], "q3": [2, 1, 3, 4, 2, 1, 5],
+                      "q4": [5, 4, 3, 1, 4, 5, 2]}), items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1,
+        scale_max=5),
     "Instrument": lambda: sa.load_instrument("ISAT"),
     "AssessmentScores": lambda: sa.score_assessment(sim().tables["assessments"], "ISAT", n_boot=0,
                                                     min_answered=0.25),
