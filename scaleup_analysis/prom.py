@@ -145,7 +145,7 @@ class ScaleReliability(Displayed):
                  num_cell(tx, r.sd, 2)] for r in self.table.itertuples(index=False)]
         lines += ["", tx("By item:"),
                   text_table([tx("item"), tx("n"), tx("r (corrected)"), tx("r (item-total)"),
-                              tx("alpha if deleted"), tx("mean"), tx("SD")], rows)]
+                              tx("alpha if deleted"), tx("item mean"), tx("SD")], rows)]
         return "\n".join(lines)
 
 
