@@ -298,15 +298,24 @@ def sustainment(study: Study) -> SectionOutput:
                                        f"{tx.int(k)} / {tx.int(n)}")])
 
 
-def _fidelity_at_adoption(study: Study, times: pd.DataFrame) -> pd.Series:
-    """Mean fidelity of each site over its first two periods of delivery (NaN without ratings)."""
-    from ..fidelity import fidelity_index
+def _site_period_fidelity(study: Study) -> pd.DataFrame | None:
+    """``site_id``, ``period``, ``fidelity`` (the composite index, else adherence) of the rated site-periods,
+    as step 4 computes them; None without fidelity ratings."""
+    from .step4_implementation import _fidelity
 
     if not study.has("fidelity_ratings", "components"):
-        return pd.Series(np.nan, index=times.index)
-    t = study.tables
-    fid = fidelity_index(t["fidelity_ratings"], t["components"], t["delivery"] if study.has("delivery") else None)
+        return None
+    fid = _fidelity(study)
     value = "fidelity_index" if fid["fidelity_index"].notna().any() else "adherence"
+    return fid[["site_id", "period", value]].rename(columns={value: "fidelity"})
+
+
+def _fidelity_at_adoption(study: Study, times: pd.DataFrame) -> pd.Series:
+    """Mean fidelity of each site over its first two periods of delivery (NaN without ratings)."""
+    fid = _site_period_fidelity(study)
+    if fid is None:
+        return pd.Series(np.nan, index=times.index)
+    value = "fidelity"
     start = fid["site_id"].map(dict(zip(times["site_id"], times["adoption_period"])))
     early = fid[(fid["period"] >= start) & (fid["period"] < start + 2)]
     return times["site_id"].map(early.groupby("site_id")[value].mean()).astype(float)
@@ -481,14 +490,9 @@ def effect_after_support(study: Study) -> SectionOutput:
                                  k=MIN_WITHDRAWN),
                             tx("more sites followed after the end of their facilitation (support.end_period)."))
     fidelity = None
-    if study.has("fidelity_ratings", "components"):
-        from ..fidelity import fidelity_index
-
-        t = study.tables
-        fid = fidelity_index(t["fidelity_ratings"], t["components"], t["delivery"] if study.has("delivery") else None)
-        value = "fidelity_index" if fid["fidelity_index"].notna().any() else "adherence"
-        d = d.merge(fid[["site_id", "period", value]].rename(columns={value: "fidelity"}), how="left",
-                    on=["site_id", "period"])
+    fid = _site_period_fidelity(study)
+    if fid is not None:
+        d = d.merge(fid, how="left", on=["site_id", "period"])
         after = d["period"] >= d["withdrawal_period"]
         if d.loc[after, "fidelity"].notna().sum() >= 3 and d.loc[after, "fidelity"].nunique() > 1:
             d["fidelity"] = d["fidelity"] * 10  # per 0.1 of fidelity
