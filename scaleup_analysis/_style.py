@@ -28,7 +28,7 @@ from matplotlib.colors import LinearSegmentedColormap
 
 __all__ = ["PALETTE", "STYLE", "SEQUENTIAL", "DIVERGING", "MISSING", "GREY", "styled", "new_axes",
            "BETTER", "WORSE", "NEUTRAL", "FONT_SIZE", "SMALL_FONT_SIZE", "region_labels",
-           "OUTSIDE", "data_text", "axis_number", "numeric_ticks", "ticks_inside", "word", "label_gap", "thinned",
+           "OUTSIDE", "data_text", "axis_number", "numeric_ticks", "log_ticks", "ticks_inside", "word", "label_gap", "thinned",
            "group_rows"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette: black removed (kept for text), order by contrast.
@@ -193,6 +193,16 @@ def numeric_ticks(axis, tx=None, ticks=None, integer: bool = False) -> None:
 
     axis.set_major_locator(_Inside())
     axis.set_major_formatter(FuncFormatter(lambda v, _: axis_number(tx, v)))
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Candidate ticks of a log axis: 1-2-5 steps, or finer steps when fewer than four fall between
+    ``low`` and ``high`` (pass them to :func:`numeric_ticks`)."""
+    for steps in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 7)):
+        ticks = [round(m * 10.0**e, 8) for e in range(-6, 7) for m in steps]
+        if sum(low <= t <= high for t in ticks) >= 4:
+            break
+    return ticks
 
 
 def ticks_inside(ax, which: str = "xy") -> None:

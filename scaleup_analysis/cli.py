@@ -81,6 +81,18 @@ examples:
   scaleup report --data my_study --out r --lang en   # the reports in English
 """
 
+_FEEDBACK_HELP = """\
+Write one printable feedback card per site (and per establishment, when the study has an
+establishments table) into --out, with an index: the unit's indicators against all units (funnel
+plot: better, worse or as expected), its own trend (runs rules), fidelity, reach and adaptations,
+and what went well and what needs attention. No card shows a count below the study's small-cell
+threshold or names another site. The data folder is only read; --out is replaced as a whole.
+
+examples:
+  scaleup feedback --out feedback                       # the embedded example study
+  scaleup feedback --data my_study --out my_feedback --lang fr --periods 13,14,15,16
+"""
+
 _INIT_HELP = """\
 Create a study folder to fill in: study.toml (every setting, commented out), one CSV template per
 table (header row only), study.xlsx (one sheet per table, with drop-down lists for coded columns)
@@ -118,6 +130,17 @@ def _steps(text: str) -> tuple[int, ...]:
     if not steps or any(s not in range(1, 6) for s in steps):
         raise argparse.ArgumentTypeError(f"steps are numbers from 1 to 5, got {text!r}")
     return steps
+
+
+def _periods(text: str) -> tuple[int, ...]:
+    """An argparse ``type``: "13,14,15" -> (13, 14, 15)."""
+    try:
+        periods = tuple(sorted({int(x) for x in text.replace(" ", "").split(",") if x}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected periods separated by commas, e.g. 13,14,15,16; got {text!r}") from None
+    if not periods or any(p < 1 for p in periods):
+        raise argparse.ArgumentTypeError(f"periods are whole numbers from 1, got {text!r}")
+    return periods
 _nonneg_int = _int_at_least(0)
 
 
@@ -180,6 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="language of the reports (default: [study] language of study.toml, else fr)")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_cmd_report)
+
+    fb = sub.add_parser(
+        "feedback",
+        help="write one printable feedback card per site and establishment (HTML)",
+        description=_FEEDBACK_HELP,
+        formatter_class=fmt,
+    )
+    fb.add_argument("--data", default=None, metavar="DIR",
+                    help="the study folder (default: the embedded example study)")
+    fb.add_argument("--out", default="feedback", metavar="DIR",
+                    help="output folder, replaced at the end of the run (default: feedback)")
+    fb.add_argument("--periods", type=_periods, default=None, metavar="LIST",
+                    help="periods of the feedback window, e.g. 13,14,15,16 (default: [periods] followup)")
+    fb.add_argument("--lang", choices=("fr", "en"), default=None, metavar="fr|en",
+                    help="language of the cards (default: [study] language of study.toml, else fr)")
+    fb.set_defaults(func=_cmd_feedback)
 
     ini = sub.add_parser(
         "init",
@@ -324,6 +363,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(result.summary())
     print(result.written_message(args.out))
     return 0 if result.ok else 1
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    from .feedback import write_feedback
+
+    result = write_feedback(args.data, args.out, periods=args.periods, language=args.lang)
+    print(result.summary(language=result.language))
+    return 0
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

@@ -291,7 +291,32 @@ def _prom_items():
                          "q3": [2, 1, 3, 4, 2, 1, 5, 3], "q4": [5, 4, 3, 1, 4, 5, 2, 2]})
 
 
+def _funnel_units():
+    """Events among individuals in 6 sites (a proportion per site)."""
+    return pd.DataFrame({"site_id": ["A", "B", "C", "D", "E", "F"], "events": [12, 30, 9, 41, 20, 3],
+                         "n": [100, 210, 95, 250, 160, 60]})
+
+
+def _casemix_patients():
+    """Patients of 6 sites (30 each, planted site effects) with a 0/1 event and two case-mix covariates."""
+    rng = np.random.default_rng(14)
+    site = np.repeat(["A", "B", "C", "D", "E", "F"], 30)
+    age = np.round(rng.normal(60, 12, site.size), 1)
+    female = rng.integers(0, 2, site.size)
+    effect = np.repeat([-0.8, -0.3, 0.0, 0.2, 0.5, 1.0], 30)
+    event = rng.binomial(1, 1 / (1 + np.exp(-(-1 + 0.04 * (age - 60) + effect))))
+    return pd.DataFrame({"site_id": site, "age": age, "female": female, "event": event})
+
+
 _KIND = {"E": "error", "W": "warning", "R": "result", "?": "?"}
+
+
+def _cusum_patients():
+    """Patients of 3 sites (20 each) in time order, with a 0/1 event and its predicted risk."""
+    rng = np.random.default_rng(21)
+    risk = np.round(rng.uniform(0.05, 0.4, 60), 3)
+    return pd.DataFrame({"site_id": np.repeat(["A", "B", "C"], 20), "period": np.tile(np.arange(1, 21), 3),
+                         "event": rng.binomial(1, risk), "risk": risk})
 
 
 def T(function, outcomes, data, call, value, key, na=None, argument="data", mixed=None, passthrough=False):
@@ -359,6 +384,8 @@ T("score_assessment", 'EERWREEEEE', lambda: tbl("assessments"), lambda d: S.scor
 T("reaim", 'EEWWEEEREE', lambda: tbl("delivery"), _with("delivery")(S.reaim), "reached", "site_id", argument="delivery")
 T("quintuple_aim_panel", 'EERREEEREE', lambda: tbl("outcomes"), _with("outcomes")(S.quintuple_aim_panel), "mean", "site_id",
   argument="outcomes")
+T("indicator_funnel", 'EEEREEEREE', lambda: tbl("outcomes"),
+  _with("outcomes")(lambda t: S.indicator_funnel(t, indicator="EF_COST")), "mean", "site_id", argument="outcomes")
 T("validate_table", 'EERREEEERE', lambda: tbl("sites"), lambda d: S.validate_table(d, "sites"), "size", "site_id", argument="sites", passthrough=True)
 T("validate_tables", 'EEEREEEEEE', lambda: tbl("sites"), _with("sites")(S.validate_tables), "size", "site_id", argument="sites", passthrough=True)
 T("suppress_small_cells", 'ERRRWEEEEE', _cells, lambda d: S.suppress_small_cells(d, "n", "rate", by="region"), "n", "region")
@@ -376,6 +403,17 @@ T("cox_model", 'EEEEWEEEEE', _survival, lambda d: S.cox_model(d, ["score"], time
 T("scale_reliability", 'EEEEREEEEE', _prom_items,
   lambda d: S.scale_reliability(d, items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1, scale_max=5), "q1", None,
   mixed="q2")
+T("scale_omega", 'EEEEREEEEE', lambda: _prom_items().assign(q3=[2, 3, 3, 4, 2, 1, 4, 2], q4=[5, 3, 3, 1, 4, 3, 2, 5]),
+  lambda d: S.scale_omega(d, items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1, scale_max=5), "q1", None,
+  mixed="q2")
+T("institutional_funnel", 'EEEREEEEEE', _funnel_units, lambda d: S.institutional_funnel(d), "events", "site_id")
+T("risk_adjusted_cusum", 'EERREEEREE', _cusum_patients,
+  lambda d: S.risk_adjusted_cusum(d, odds_ratio=(2, 0.5), limit=(2.0, 2.0)), "risk", "site_id")
+T("indirect_standardization", 'EEREWEEEEE', _casemix_patients,
+  lambda d: S.indirect_standardization(d, outcome="event", covariates=["age", "female"]), "age", "site_id")
+T("reliability_adjusted_values", 'EEEEWEEEEE', _casemix_patients,
+  lambda d: S.reliability_adjusted_values(d, outcome="event", covariates=["age", "female"], n_draws=200, seed=1), "age",
+  "site_id")
 T("write_table_atomic", 'ERRRRRRRRE', _cells, lambda d: S.write_table_atomic(d, tmpdir() / "t.csv"), "rate", "region", passthrough=True)
 T("classify_fidelity", 'ERRRREEREE', lambda: _fidelity()[["fidelity_index"]], lambda d: S.classify_fidelity(d["fidelity_index"]
   if isinstance(d, pd.DataFrame) else d), "fidelity_index", None, argument="values",

@@ -49,6 +49,10 @@ def _sw_frame():
     return d.assign(y=np.random.default_rng(1).normal(size=len(d)) + 0.3 * d["treatment"])
 
 
+def _casemix():
+    return sim().tables["encounters"][["site_id", "age", "female", "event"]]
+
+
 def _loaded_tables():
     import tempfile
 
@@ -113,6 +117,19 @@ BUILDERS = {
         pd.DataFrame({"q1": [4, 5, 3, 2, 4, 5, 1], "q2": [3, 5, 4, 2, None, 4, 2], "q3": [2, 1, 3, 4, 2, 1, 5],
                       "q4": [5, 4, 3, 1, 4, 5, 2]}), items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1,
         scale_max=5),
+    "ScaleOmega": lambda: sa.scale_omega(
+        pd.DataFrame({"q1": [4, 5, 3, 2, 4, 5, 1, 3], "q2": [3, 4, 4, 2, 5, 3, 2, 2], "q3": [2, 3, 3, 4, 2, 1, 4, 2],
+                      "q4": [5, 3, 3, 1, 4, 3, 2, 5]}), items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1,
+        scale_max=5),
+    "RiskAdjustedCusum": lambda: sa.risk_adjusted_cusum(
+        pd.DataFrame({"site_id": np.repeat(["A", "B"], 12), "period": np.tile(np.repeat(np.arange(1, 5), 3), 2),
+                      "event": [0, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0],
+                      "risk": np.tile([0.1, 0.3, 0.2, 0.15, 0.4, 0.25], 4)}), odds_ratio=(2, 0.5), limit=(1.0, 0.8)),
+    "InstitutionalFunnel": lambda: sa.institutional_funnel(_funnel_sites(), multiplier=100),
+    "IndirectStandardization": lambda: sa.indirect_standardization(_casemix(), outcome="event",
+                                                                   covariates=["age", "female"]),
+    "ReliabilityAdjusted": lambda: sa.reliability_adjusted_values(_casemix(), outcome="event", covariates=["age", "female"],
+                                                                  n_draws=500, seed=1),
     "Instrument": lambda: sa.load_instrument("ISAT"),
     "AssessmentScores": lambda: sa.score_assessment(sim().tables["assessments"], "ISAT", n_boot=0,
                                                     min_answered=0.25),
@@ -178,3 +195,12 @@ def built(cname: str):
             warnings.simplefilter("ignore")
             _RESULTS[cname] = BUILDERS[cname]()
     return _RESULTS[cname]
+
+def _funnel_sites() -> pd.DataFrame:
+    """Readmissions among discharges in 120 sites, over-dispersed, with 3 planted outliers."""
+    rng = np.random.default_rng(7)
+    n = rng.integers(40, 3000, 120)
+    p = 1 / (1 + np.exp(-(-2.0 + rng.normal(0, 0.15, 120))))
+    p[[3, 50, 99]] = [0.30, 0.04, 0.26]
+    return pd.DataFrame({"site_id": [f"S{i:03d}" for i in range(120)], "events": rng.binomial(n, p), "n": n})
+

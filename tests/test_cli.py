@@ -52,7 +52,7 @@ def test_simulate_with_real_simulator_tiny(tmp_path, capsys):
     code, out, err = run(capsys, "simulate", "--out", str(out_dir), "--seed", "3", "--n-sites", "36",
                          "--n-periods", "8", "--patients-per-site-period", "2")
     assert code == 0, err
-    assert "Wrote 14 tables, study.toml and a MANIFEST" in out
+    assert "Wrote 15 tables, study.toml and a MANIFEST" in out
     names = sorted(p.name for p in out_dir.iterdir())
     assert "MANIFEST" in names and "sites.csv" in names and "encounters.csv" in names
     tables = sa.load_tables(out_dir)  # checks the MANIFEST and every rule
@@ -137,11 +137,11 @@ def test_validate_directory_and_file(tmp_path, capsys):
     d = _write_valid_dir(tmp_path / "raw")
     code, out, err = run(capsys, "validate", str(d))  # no study.toml: French, the default
     assert code == 0, err
-    assert "14 tables valides (aucun MANIFEST); aucun study.toml" in out
+    assert "15 tables valides (aucun MANIFEST); aucun study.toml" in out
     assert "outcomes" in out and "12 lignes" in out and "7 colonnes" in out
     code, out, err = run(capsys, "validate", "--lang", "en", str(d))
     assert code == 0, err
-    assert "14 tables valid (no MANIFEST); no study.toml" in out
+    assert "15 tables valid (no MANIFEST); no study.toml" in out
     assert "outcomes" in out and "12 rows" in out and "7 columns" in out
     sa.write_manifest(d)
     code, out, _ = run(capsys, "validate", "--lang", "en", str(d))

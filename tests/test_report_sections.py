@@ -129,7 +129,7 @@ def _edit_sites(d: Path, edit) -> None:
 def _no_comparison(d: Path) -> None:
     sites = pd.read_csv(d / "sites.csv", dtype=str)
     keep = sites.loc[sites["phase"] != "not-adopted", "site_id"]
-    for t in ("sites", "outcomes", "delivery", "fidelity_ratings", "adaptations"):
+    for t in ("sites", "outcomes", "delivery", "fidelity_ratings", "adaptations", "establishments"):
         x = pd.read_csv(d / f"{t}.csv", dtype=str)
         x[x["site_id"].isin(keep)].to_csv(d / f"{t}.csv", index=False)
 

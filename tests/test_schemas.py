@@ -166,6 +166,10 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
             "score": [4.5, 5.0, 3.25],
         }
     )
+    establishments = pd.DataFrame(
+        {"site_id": ["S01", "S02", "S03"], "establishment_id": ["E06", "E01", "E17"],
+         "name": ["CIUSSS A", "CISSS B", "Régie C"]}
+    )
     return {
         "regions": regions,
         "sites": sites,
@@ -181,6 +185,7 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
         "support": support,
         "deadoption": deadoption,
         "site_assessments": site_assessments,
+        "establishments": establishments,
     }
 
 
@@ -217,7 +222,7 @@ def _error(tables, **kw) -> str:
 
 def test_every_table_has_a_schema_and_the_required_tables_are_the_core_ones():
     assert set(SCHEMAS) == set(TABLES) == set(make_valid_tables())
-    assert len(TABLES) == 14
+    assert len(TABLES) == 15
     # regions is optional (the bundled table of Quebec's 18 regions stands in for it)
     assert REQUIRED_TABLES == ("sites", "indicators", "outcomes")
 
@@ -568,3 +573,19 @@ def test_row_labels_of_a_numpy_integer_index_read_as_plain_numbers():
     sites.loc[20, "size"] = -5
     msg = _error({**t, "sites": sites})
     assert "row 20" in msg and "np.int64" not in msg
+
+
+def test_an_establishment_has_one_name_and_serves_one_region():
+    tables = make_valid_tables()
+    est = tables["establishments"].copy()
+    est.loc[1, "establishment_id"] = "E06"      # S02 is in region 01, E06's other site in 06
+    with pytest.raises(sa.ScaleupDataError) as e:
+        validate_tables({**tables, "establishments": est})
+    msg = str(e.value)
+    assert "establishments" in msg and "several regions" in msg and "S02" in msg
+    est = tables["establishments"].copy()
+    est.loc[2, ["establishment_id", "name"]] = ["E06", "Another name"]
+    est.loc[2, "site_id"] = "S03"
+    with pytest.raises(sa.ScaleupDataError) as e:
+        validate_tables({**tables, "establishments": est})
+    assert "several names for one establishment_id" in str(e.value)

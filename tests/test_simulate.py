@@ -83,8 +83,8 @@ def large():
 
 
 def test_dictionary_parsed(dictionary):
-    # guards the parser itself: 13 tables, and the column counts of two of them
-    assert len(dictionary) == 13
+    # guards the parser itself: 14 tables, and the column counts of two of them
+    assert len(dictionary) == 14
     assert [c for c, _, _ in dictionary["regions"]] == ["rss_code", "name", "settlement_type"]
     assert len(dictionary["adaptations"]) == 12
 
@@ -643,7 +643,7 @@ def test_parquet_missing_folder(tmp_path):
 
 def test_result_object(small):
     frame = small.to_frame()
-    assert list(frame.columns) == ["table", "n_rows", "n_columns"] and len(frame) == 13
+    assert list(frame.columns) == ["table", "n_rows", "n_columns"] and len(frame) == 14
     text = small.summary()
     assert "pilot" in text and small.truth.deleterious_regions[0] in text
     for plot in (small.plot_rollout, small.plot_att):

@@ -157,9 +157,9 @@ NOT_A_DATA_FRAME = {
     "setup_display": "precision", "frame_scheme": "scheme", "classify_fidelity": "values",
     "runs_analysis": "values", "stepped_wedge_design": "n_clusters", "stepped_wedge_power": "design",
     "stepped_wedge_power_sim": "design", "change_from_baseline": "panel", "deleterious_effects": "changes",
-    "plot_dashboard": "changes", "quintuple_aim_panel": "tables", "reaim": "tables",
+    "plot_dashboard": "changes", "quintuple_aim_panel": "tables", "indicator_funnel": "tables", "reaim": "tables",
     "validate_tables": "tables", "voltage_drop": "pilot",
-    "load_study": "data_dir", "default_study": "seed", "init_study": "directory", "run_report": "data_dir",
+    "load_study": "data_dir", "default_study": "seed", "init_study": "directory", "run_report": "data_dir", "write_feedback": "data_dir",
     "set_language": "language",
 }
 
@@ -200,6 +200,7 @@ DATA_VALUED = {
     ("ITSResult", "cov"): "rows and columns are the model's terms",
     ("FidelityDrift", "data"): "the site, period and value columns named by the caller",
     ("CoxResult", "data"): "the rows used (the user's columns)",
+    ("IndirectStandardization", "vcov"): "rows and columns are the model's terms",
     ("CoxResult", "vcov"): "rows and columns are the model's terms",
     ("CoxResult", "naive_vcov"): "rows and columns are the model's terms",
 }

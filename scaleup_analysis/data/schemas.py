@@ -582,6 +582,21 @@ _SPECS: tuple[_TableSpec, ...] = (
             "stop? Scores are on the instrument's scale (PSAT: 1-7).",
         ),
     ),
+    _TableSpec(
+        "establishments",
+        (
+            _Col("site_id", _S, "the site", references="sites.site_id"),
+            _Col("establishment_id", _S, "identifier of the establishment the site belongs to, e.g. `CIUSSS-05`"),
+            _Col("name", _S, "name of the establishment shown in reports, e.g. `CIUSSS de l'Estrie - CHUS`"),
+        ),
+        key=("site_id",),
+        description="the establishment (CISSS, CIUSSS or other public establishment) each site belongs to",
+        notes=(
+            "Used by the feedback to teams (`scaleup feedback`) and the comparisons of step 5 to aggregate "
+            "indicators site -> establishment -> region (RSS) -> province. Sites without a row are shown at "
+            "the site, region and province levels only.",
+        ),
+    ),
 )
 
 _SPEC_BY_NAME: dict[str, _TableSpec] = {s.name: s for s in _SPECS}
@@ -1241,6 +1256,10 @@ _CROSS_TABLE_RULES: dict[str, tuple[str, ...]] = {
         "the site adopted (its `adoption_period` in table `sites` is given) and `period` is after its "
         "`adoption_period`",
     ),
+    "establishments": (
+        "each `establishment_id` has one `name` and its sites are in one region (`rss_code` of table "
+        "`sites`): an establishment serves one region",
+    ),
     "sites": (
         "`adoption_period` is not after the last period of the data (the largest `period` of `outcomes`, "
         "`encounters`, `delivery`, `fidelity_ratings` and `adaptations`): a site that adopts only after "
@@ -1344,6 +1363,29 @@ def _cross_table(results: dict[str, _TableResult], absent_reported: frozenset[st
                                            f"{_fmt_value(f['period'].iloc[i])}")
             if p:
                 results["deadoption"].problems.append(p)
+
+    # an establishment has one name and serves one region
+    est = frames.get("establishments")
+    if est is not None and _has(est, "site_id", "establishment_id", "name"):
+        names = est.groupby("establishment_id", observed=True)["name"].nunique()
+        mask = est["establishment_id"].isin(names.index[names > 1]).to_numpy()
+        p = _rows_problem("establishments", "name", "several names for one establishment_id",
+                          "give every site of an establishment the same name", mask, est,
+                          lambda f, i: f"{_fmt_value(f['establishment_id'].iloc[i])}: {_fmt_value(f['name'].iloc[i])}")
+        if p:
+            results["establishments"].problems.append(p)
+        if sites is not None and _has(sites, "site_id", "rss_code"):
+            region = est["site_id"].map(sites.drop_duplicates("site_id").set_index("site_id")["rss_code"])
+            n_regions = region.groupby(est["establishment_id"]).transform("nunique")
+            mask = (n_regions > 1).to_numpy()
+            p = _rows_problem("establishments", "establishment_id", "an establishment with sites in several regions",
+                              "an establishment (CISSS, CIUSSS) serves one region: check the site's establishment "
+                              "or its rss_code in 'sites'", mask, est,
+                              lambda f, i, r=region: f"{_fmt_value(f['establishment_id'].iloc[i])} (site "
+                                                     f"{_fmt_value(f['site_id'].iloc[i])}, region "
+                                                     f"{_fmt_value(r.iloc[i])})")
+            if p:
+                results["establishments"].problems.append(p)
 
     # fidelity scores within their component's rating scale
     fr, comp = frames.get("fidelity_ratings"), frames.get("components")

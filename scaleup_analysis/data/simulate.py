@@ -304,7 +304,46 @@ _TABLE_ORDER = (
     "support",
     "deadoption",
     "site_assessments",
+    "establishments",
 )
+#: Quebec's public health and social-services establishments by region (Loi 10, 2015): the CISSS and
+#: CIUSSS, and the regional bodies of regions 10, 17 and 18. The simulated sites of a region are split
+#: among its establishments in site order (no random draw: the other tables do not change).
+_ESTABLISHMENTS = {
+    "01": ("CISSS du Bas-Saint-Laurent",),
+    "02": ("CIUSSS du Saguenay–Lac-Saint-Jean",),
+    "03": ("CIUSSS de la Capitale-Nationale",),
+    "04": ("CIUSSS de la Mauricie-et-du-Centre-du-Québec",),
+    "05": ("CIUSSS de l'Estrie – CHUS",),
+    "06": ("CIUSSS de l'Ouest-de-l'Île-de-Montréal", "CIUSSS du Centre-Ouest-de-l'Île-de-Montréal",
+           "CIUSSS du Centre-Sud-de-l'Île-de-Montréal", "CIUSSS du Nord-de-l'Île-de-Montréal",
+           "CIUSSS de l'Est-de-l'Île-de-Montréal"),
+    "07": ("CISSS de l'Outaouais",),
+    "08": ("CISSS de l'Abitibi-Témiscamingue",),
+    "09": ("CISSS de la Côte-Nord",),
+    "10": ("Centre régional de santé et de services sociaux de la Baie-James",),
+    "11": ("CISSS de la Gaspésie", "CISSS des Îles"),
+    "12": ("CISSS de Chaudière-Appalaches",),
+    "13": ("CISSS de Laval",),
+    "14": ("CISSS de Lanaudière",),
+    "15": ("CISSS des Laurentides",),
+    "16": ("CISSS de la Montérégie-Centre", "CISSS de la Montérégie-Est", "CISSS de la Montérégie-Ouest"),
+    "17": ("Régie régionale de la santé et des services sociaux du Nunavik",),
+    "18": ("Conseil cri de la santé et des services sociaux de la Baie James",),
+}
+
+
+def _establishments(sites: pd.DataFrame) -> pd.DataFrame:
+    """Each site's establishment: the sites of a region, in site order, split among its establishments."""
+    rows = []
+    for code, g in sites.sort_values("site_id").groupby("rss_code", sort=True, observed=True):
+        names = _ESTABLISHMENTS.get(str(code), (f"Établissement de la région {code}",))
+        for k, part in enumerate(np.array_split(g["site_id"].to_numpy(), len(names))):
+            eid = f"E{code}" + (chr(ord("A") + k) if len(names) > 1 else "")
+            rows += [(sid, eid, names[k]) for sid in part]
+    return pd.DataFrame(rows, columns=["site_id", "establishment_id", "name"])
+
+
 _ENCOUNTER_COLUMNS = ("patient_id", "site_id", "period", "treated", "y", "event", "age", "female")
 
 
@@ -1650,6 +1689,7 @@ def simulate_scaleup(seed: int = DEFAULT_SEED, **kwargs: Any) -> SimulatedScaleu
         "support": d.sustainment["support"],
         "deadoption": d.sustainment["deadoption"],
         "site_assessments": d.sustainment["site_assessments"],
+        "establishments": _establishments(d.sites),
     }
     truth = _truth(d, rater_bias, assess_true, assess_bias)
     return SimulatedScaleup(tables=tables, truth=truth, params=dict(p))

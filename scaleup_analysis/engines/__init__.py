@@ -25,6 +25,8 @@ module                   computes                                      used by
                          (lme4's ``glmer(nAGQ = 1)``)
 :mod:`.crossed`          REML of two crossed random intercepts         ``agreement.icc_mixed``
                          (lme4's ``REMLcrit``)
+:mod:`.factor`           psych's ``fa`` (minres, ML), varimax,         ``prom.scale_omega``,
+                         GPArotation's oblimin, ``schmid``, ``smc``    ``prom.scale_reliability`` (smc)
 =======================  ============================================  =====================================
 """
 

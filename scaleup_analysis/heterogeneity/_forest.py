@@ -20,7 +20,7 @@ from matplotlib.text import Text as TextArtist
 from matplotlib.ticker import NullFormatter
 from scipy import stats
 
-from .._style import GREY, PALETTE, SMALL_FONT_SIZE, numeric_ticks, region_labels
+from .._style import GREY, PALETTE, SMALL_FONT_SIZE, log_ticks, numeric_ticks, region_labels
 from ..i18n import N_
 from ._text import REGION_COLUMNS
 
@@ -62,15 +62,6 @@ def _rows(res, subgroup):
             rows.append(("header", str(names.get(values.iloc[i], current)).replace("$", r"\$"), None))
         rows.append(("study", labels[i], i))
     return rows
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Ticks of a log axis: 1-2-5 steps, or finer steps when fewer than four fall between the limits."""
-    for steps in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 7)):
-        ticks = [round(m * 10.0**e, 6) for e in range(-4, 5) for m in steps]
-        if sum(low <= t <= high for t in ticks) >= 4:
-            break
-    return ticks
 
 
 def _layout(n_rows: int, ax) -> tuple[float, float, float, bool]:
@@ -137,7 +128,7 @@ def draw_forest(res, *, subgroup, xlabel, title, measure, ax, tx, random: bool):
     if back:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-    numeric_ticks(ax.xaxis, tx, ticks=_log_ticks(*ax.get_xlim()) if back else None)
+    numeric_ticks(ax.xaxis, tx, ticks=log_ticks(*ax.get_xlim()) if back else None)
 
     # text columns: left of the axes (labels), right of the axes (estimate [CI], weight)
     level = tx.pct(res.level)

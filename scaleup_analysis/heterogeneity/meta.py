@@ -23,7 +23,6 @@ Software, 36(3), 1-48. https://doi.org/10.18637/jss.v036.i03
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -34,6 +33,7 @@ from scipy import stats
 
 from .._checks import DrawClock, check_level, checked_inputs, first_values, numeric_column, rows_text
 from .._display import Displayed, num_cell, p_cell, text_table
+from .._formula import unaliased
 from .._style import GREY, NEUTRAL, PALETTE, new_axes, numeric_ticks, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError
 from ..engines import FitError
@@ -632,11 +632,7 @@ def _aliased(data: pd.DataFrame, aliases: dict) -> pd.DataFrame:
     return data[list(aliases)].set_axis(list(aliases.values()), axis=1) if aliases else data
 
 
-def _unaliased(name: str, aliases: dict) -> str:
-    """A design column name with each alias replaced by its column's name (``_sa_mod1[T.b]`` -> ``alloc[T.b]``)."""
-    for column, alias in sorted(aliases.items(), key=lambda kv: -len(kv[1])):
-        name = re.sub(rf"{alias}(?!\d)", lambda _m, c=column: c, name)
-    return name
+_unaliased = unaliased
 
 
 def _design(data: pd.DataFrame, formula: str):

@@ -253,6 +253,29 @@ predictors = report.run("sustainment_predictors")
 after_support = report.run("effect_after_support")
 
 # %% [markdown] tags=["lang-fr"]
+# ## 11. Rétroaction aux équipes : comment les sites se comparent-ils sur chaque indicateur?
+#
+# Chaque site est comparé à l'ensemble des sites sur chaque indicateur pendant les périodes de suivi, dans un
+# graphique en entonnoir (Spiegelhalter, 2005) : ses limites à 95 % et à 99,8 % se resserrent quand le nombre de
+# personnes augmente, et elles sont élargies pour la variation habituelle entre sites (surdispersion), pour
+# qu'un petit site ne soit pas signalé par hasard. La même comparaison est faite entre établissements (CISSS,
+# CIUSSS) quand l'étude les donne. C'est la vue d'ensemble des fiches de rétroaction que `scaleup feedback`
+# écrit pour chaque site et chaque établissement.
+
+# %% [markdown] tags=["lang-en"]
+# ## 11. Feedback to the teams: how do the sites compare on each indicator?
+#
+# Each site is compared with all sites on each indicator over the follow-up periods in a funnel plot
+# (Spiegelhalter, 2005): its 95 % and 99.8 % limits narrow as the number of people grows, and they are
+# widened for the usual variation between sites (over-dispersion), so that a small site is not flagged by
+# chance. The same comparison is made between establishments (CISSS, CIUSSS) when the study gives them. This
+# is the province-level view of the feedback cards that `scaleup feedback` writes for each site and
+# establishment.
+
+# %%
+comparison = report.run("site_comparison")
+
+# %% [markdown] tags=["lang-fr"]
 # ## Sections de cette étape
 
 # %% [markdown] tags=["lang-en"]

@@ -146,7 +146,7 @@ def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def _check_out_dir(out_dir: Path, data_dir: Path | None) -> None:
+def check_out_dir(out_dir: Path, data_dir: Path | None) -> None:
     if data_dir is not None and _inside(out_dir, data_dir.resolve()):
         raise ScaleupDataError(
             f"--out {str(out_dir)!r} is inside the data folder {str(data_dir)!r}: reports are never "
@@ -165,7 +165,7 @@ def _check_out_dir(out_dir: Path, data_dir: Path | None) -> None:
     check_writable(out_dir, "--out")  # before any work, not after the notebooks ran
 
 
-def _inputs_provenance(study: Study) -> dict:
+def inputs_provenance(study: Study) -> dict:
     if study.folder is not None:
         return dict(study.inputs)
     out = {}
@@ -231,7 +231,7 @@ def run_report(
 
     data = None if data_dir is None else Path(data_dir)
     out = Path(out_dir).resolve()
-    _check_out_dir(out, data)
+    check_out_dir(out, data)
     study = load_study(data, seed=seed, language=language)  # validates everything; raises before any write
     lang = study.settings.language
     tx = Text(lang)
@@ -250,7 +250,7 @@ def run_report(
                 "seed": int(seed), "language": lang,
                 "figures_dir": "figures", "tables_dir": "tables", "status_dir": "status",
             }
-            prov = provenance(_inputs_provenance(study), seed, data_label=(
+            prov = provenance(inputs_provenance(study), seed, data_label=(
                 "embedded default study" if data is None else data.name))
             footer = ("<footer><hr><small>" + html.escape(tx(
                 "Provenance: scaleup_analysis {version}, commit {commit}, seed {seed}; run date and input sha256 "

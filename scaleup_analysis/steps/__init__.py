@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (register the sections)
     step4_implementation,
     step5_monitoring,
     step5_sustainment,
+    step5_feedback,
 )
 from ._section import SECTIONS, NotApplicable, Section, SectionOutput, StepReport
 

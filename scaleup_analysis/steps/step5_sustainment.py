@@ -298,7 +298,7 @@ def sustainment(study: Study) -> SectionOutput:
                                        f"{tx.int(k)} / {tx.int(n)}")])
 
 
-def _site_period_fidelity(study: Study) -> pd.DataFrame | None:
+def site_period_fidelity(study: Study) -> pd.DataFrame | None:
     """``site_id``, ``period``, ``fidelity`` (the composite index, else adherence) of the rated site-periods,
     as step 4 computes them; None without fidelity ratings."""
     from .step4_implementation import _fidelity
@@ -312,7 +312,7 @@ def _site_period_fidelity(study: Study) -> pd.DataFrame | None:
 
 def _fidelity_at_adoption(study: Study, times: pd.DataFrame) -> pd.Series:
     """Mean fidelity of each site over its first two periods of delivery (NaN without ratings)."""
-    fid = _site_period_fidelity(study)
+    fid = site_period_fidelity(study)
     if fid is None:
         return pd.Series(np.nan, index=times.index)
     value = "fidelity"
@@ -490,7 +490,7 @@ def effect_after_support(study: Study) -> SectionOutput:
                                  k=MIN_WITHDRAWN),
                             tx("more sites followed after the end of their facilitation (support.end_period)."))
     fidelity = None
-    fid = _site_period_fidelity(study)
+    fid = site_period_fidelity(study)
     if fid is not None:
         d = d.merge(fid, how="left", on=["site_id", "period"])
         after = d["period"] >= d["withdrawal_period"]

@@ -39,7 +39,6 @@ Therneau, T. M., & Grambsch, P. M. (2000). Modeling Survival Data: Extending the
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,7 +59,8 @@ from .._checks import (
     rows_text,
 )
 from .._display import Displayed, num_cell, p_cell, text_table
-from .._style import NEUTRAL, PALETTE, data_text, new_axes, numeric_ticks, styled
+from .._formula import formula_parts, unaliased
+from .._style import NEUTRAL, PALETTE, data_text, log_ticks, new_axes, numeric_ticks, styled
 from ..errors import ConvergenceWarning, RowsOmittedWarning, ScaleupDataError, ScaleupWarning
 from .survival import _timefix
 
@@ -690,22 +690,13 @@ class CoxResult(Displayed):
         from matplotlib.ticker import NullFormatter
 
         ax.xaxis.set_minor_formatter(NullFormatter())
-        numeric_ticks(ax.xaxis, tx, ticks=_log_ticks(low / 1.25, high * 1.25))
+        numeric_ticks(ax.xaxis, tx, ticks=log_ticks(low / 1.25, high * 1.25))
         ax.set_yticks(y)
         ax.set_yticklabels([data_text(t) for t in c["term"]])
         ax.set_ylim(-0.7, k - 0.3)
         ax.set_xlabel(tx("Hazard ratio of de-adoption ({level} CI, log scale)", level=tx.pct(self.level)))
         ax.set_title(tx("Hazard ratios of de-adoption") if title is None else title)
         return ax
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    """1-2-5 ticks of a log axis (finer steps when fewer than four fall between the limits)."""
-    for steps in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 7)):
-        ticks = [round(m * 10.0**e, 8) for e in range(-6, 7) for m in steps]
-        if sum(low <= t <= high for t in ticks) >= 4:
-            break
-    return ticks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -715,30 +706,12 @@ def _formula_parts(formula) -> tuple[str, dict, str]:
     """(right-hand side patsy reads, aliases, formula shown). A list of column names is never
     evaluated as code: each column gets a safe alias (``_sa_cov0``, ...) and the coefficients keep the
     columns' names; a formula string is the caller's own code (as in R) and is used as given."""
-    if isinstance(formula, str):
-        lhs, tilde, rhs = formula.partition("~")
-        if tilde and lhs.strip():
-            raise ScaleupDataError(
-                f"{_FN}: formula {formula!r} has a left-hand side; give only the covariates (e.g. "
-                "'psat_score + fidelity + C(rurality)'): the outcome is given by time= and event=."
-            )
-        rhs = (rhs if tilde else lhs).strip()
-        if not rhs:
-            raise ScaleupDataError(f"{_FN}: formula is empty; give the covariates, e.g. 'psat_score + C(rurality)'.")
-        return rhs, {}, "~ " + rhs
-    if isinstance(formula, (list, tuple)) and formula and all(isinstance(m, str) for m in formula):
-        aliases = {m: f"_sa_cov{i}" for i, m in enumerate(dict.fromkeys(formula))}
-        return " + ".join(aliases.values()), aliases, "~ " + " + ".join(aliases)
-    raise ScaleupDataError(
-        f"{_FN}: argument 'formula' must be the covariates as a formula string (e.g. 'psat_score + "
-        f"C(rurality)') or a list of column names (e.g. ['psat_score', 'rurality']); got {formula!r}."
-    )
+    return formula_parts(formula, where=_FN, arg="formula", outcome="time= and event=",
+                         examples=("psat_score + fidelity + C(rurality)", "psat_score + C(rurality)",
+                                   ["psat_score", "rurality"]))
 
 
-def _unaliased(name: str, aliases: dict) -> str:
-    for column, alias in sorted(aliases.items(), key=lambda kv: -len(kv[1])):
-        name = re.sub(rf"{alias}(?!\d)", lambda _m, c=column: c, name)
-    return name
+_unaliased = unaliased
 
 
 class _Design:

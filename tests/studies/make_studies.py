@@ -204,12 +204,20 @@ def small_study() -> None:
          for dom, off in zip(psat_domains, offsets)],
         columns=["site_id", "instrument", "domain", "score"],
     )
+    # each site's establishment (Montérégie's two sites are both in the CISSS de la Montérégie-Est)
+    establishments = pd.DataFrame({
+        "site_id": sites["site_id"],
+        "establishment_id": sites["rss_code"].map({"01": "CISSS-BSL", "05": "CIUSSS-EST", "16": "CISSS-MEST"}),
+        "name": sites["rss_code"].map({"01": "CISSS du Bas-Saint-Laurent", "05": "CIUSSS de l'Estrie - CHUS",
+                                       "16": "CISSS de la Montérégie-Est"}),
+    })
     tables = {
         "sites": sites, "indicators": indicators, "outcomes": outcomes,
         "delivery": _delivery(rng, sites, periods), "components": components,
         "fidelity_ratings": _ratings(rng, sites, periods, components, ["R1", "R2", "R3"]),
         "adaptations": adaptations, "assessments": assessments, "evidence": evidence,
         "support": support, "deadoption": deadoption, "site_assessments": site_assessments,
+        "establishments": establishments,
     }
     study = """\
 [study]

@@ -1,0 +1,150 @@
+"""Step 5, feedback to the teams: how do the sites (and establishments) compare on each indicator?
+
+The province-level view behind the feedback cards (``scaleup feedback``): for each indicator of the
+study, a funnel plot of the sites over the follow-up periods (Spiegelhalter's limits with an
+additive over-dispersion term, :func:`~scaleup_analysis.indicator_funnel`), read with the
+indicator's direction, and the same at the establishment level when the study says which
+establishment each site belongs to. Every sentence is built from that run's funnels.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+
+from ..i18n import N_
+from ..narrative import Text
+from ..study import Study, span_text
+from ._common import hidden_note, period_words, primary_indicator
+from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
+
+
+#: Units named in a finding at most (the saved table lists them all).
+MAX_NAMED = 6
+
+
+def _window(study: Study) -> list[int]:
+    return list(study.settings.followup) or study.periods[-4:]
+
+
+def _funnels(study: Study, by: str, window: list[int]) -> dict:
+    from ..feedback.cards import indicator_funnels
+
+    return {code: f for code, f in indicator_funnels(study, by, window).items() if f is not None}
+
+
+def _reading(signal: str, higher: bool) -> str:
+    if signal.endswith("alarm") or signal.endswith("alert"):
+        return "better" if signal.startswith("above") == higher else "worse"
+    return "as_expected"
+
+
+@section(5, "site_comparison", N_("Feedback to the teams: how do the sites compare on each indicator?"))
+def site_comparison(study: Study) -> SectionOutput:
+    tx = Text(study.settings.language)
+    if not study.has("indicators", "outcomes", "sites"):
+        raise NotApplicable(tx("the study has no outcomes by site."),
+                            tx("the tables indicators, outcomes and sites."))
+    window = _window(study)
+    funnels = _funnels(study, "site_id", window)
+    if not funnels:
+        raise NotApplicable(tx("fewer than 3 sites have outcomes in the follow-up periods: there is nothing to "
+                               "compare."), tx("outcomes of 3 or more sites in the follow-up periods."))
+    k = int(study.settings.small_cell_threshold)
+    w = period_words(tx, study)
+    rows, findings = [], []
+    n_sites = max(f.n_units for f in funnels.values())
+    findings.append(tx("Each site is compared with all sites on {n} indicators over {units} {span} (funnel plots: "
+                       "95 % and 99.8 % limits, widened for the usual variation between sites; {s} sites).",
+                       n=tx.int(len(funnels)), units=w["units"], span=span_text(window), s=tx.int(n_sites)))
+    worse_sites: set = set()
+    for code, fun in funnels.items():
+        higher = study.indicator_direction(code) == "higher_is_better"
+        f = fun.to_frame()
+        reading = [_reading(s, higher) for s in f["signal"]]
+        alarm = f["signal"].str.endswith("alarm").to_numpy()
+        worse = [u for u, r, a in zip(f["unit"], reading, alarm) if r == "worse" and a]
+        better = [u for u, r, a in zip(f["unit"], reading, alarm) if r == "better" and a]
+        worse_sites.update(worse)
+        label = study.indicator_label(code)
+        if worse or better:
+            parts = []
+            if worse:
+                parts.append(tx.n("{n} site worse than expected ({list})", "{n} sites worse than expected ({list})",
+                                  len(worse), list=_names(tx, worse)))
+            if better:
+                parts.append(tx.n("{n} site better than expected ({list})", "{n} sites better than expected ({list})",
+                                  len(better), list=_names(tx, better)))
+            findings.append(tx("{indicator}: {parts}, beyond the 99.8 % limits.", indicator=label,
+                               parts=tx.join(parts)))
+        for r, rd in zip(f.itertuples(index=False), reading):
+            rows.append({"indicator_id": code, "indicator": label, "site_id": r.unit,
+                         "n": r.n, "events": getattr(r, "events", np.nan),
+                         "value": r.value, "target": fun.target * fun.multiplier,
+                         "alarm_low": r.alarm_low, "alarm_high": r.alarm_high, "signal": r.signal, "reading": rd})
+    table = pd.DataFrame(rows)
+    table["non_events"] = table["n"] - table["events"]
+    if not worse_sites and len(findings) == 1:
+        findings.append(tx("No site lies beyond the 99.8 % limits on any indicator: the sites differ no more than "
+                           "their usual variation allows."))
+    alerts = int((table["signal"].str.endswith("alert")).sum())
+    pairs = len(table)
+    findings.append(tx("Beyond the 95 % limits only (alerts): {n} of {m} site x indicator pairs; about 1 in 20 "
+                       "falls there by chance, so an alert alone is a prompt to look, not a finding.",
+                       n=tx.int(alerts), m=tx.int(pairs)))
+    # the funnel of the primary indicator, the sites whose counts are small left out (as in the table)
+    code, label = primary_indicator(study)
+    code = code if code in funnels else next(iter(funnels))
+    label = study.indicator_label(code)
+    prim = table[table["indicator_id"] == code].reset_index(drop=True)
+    counts = ["n", "events", "non_events"] if prim["events"].notna().any() else ["n"]
+    shown = TableOut(f"05_site_comparison_{code}", prim, show=False, counts=counts, values=["value"])
+    hidden = shown.hidden(k)
+    ax = funnels[code].plot(hide=hidden, threshold=k)
+    ax.set_title(textwrap.fill(tx("{indicator}: sites compared (funnel plot, {units} {span})", indicator=label,
+                                  units=w["units"], span=span_text(window)), 60))
+    notes = [tx("Each site's own card (its position, trend, fidelity, reach and adaptations, with no other site "
+                "named) is written by `scaleup feedback`.")]
+    if hidden.any():
+        notes.append(hidden_note(tx, label, hidden.sum(), k))
+    key = [(tx("Sites worse than expected on at least one indicator (99.8 % limits)"),
+            f"{tx.int(len(worse_sites))} / {tx.int(n_sites)}")]
+    if study.has("establishments"):
+        est = _funnels(study, "establishment_id", window)
+        n_est = max((f.n_units for f in est.values()), default=0)
+        worse_est = set()
+        for c, fun in est.items():
+            higher = study.indicator_direction(c) == "higher_is_better"
+            f = fun.to_frame()
+            worse_est.update(u for u, s in zip(f["unit"], f["signal"])
+                             if s.endswith("alarm") and _reading(s, higher) == "worse")
+        if n_est:
+            names = dict(zip(study.tables["establishments"]["establishment_id"],
+                             study.tables["establishments"]["name"]))
+            if worse_est:
+                findings.append(tx.n("At the establishment level ({k} establishments compared), {n} is worse than "
+                                     "expected on at least one indicator: {list}.", "At the establishment level ({k} "
+                                     "establishments compared), {n} are worse than expected on at least one "
+                                     "indicator: {list}.", len(worse_est), k=tx.int(n_est),
+                                     list=_names(tx, [names.get(u, u) for u in sorted(worse_est)])))
+            else:
+                findings.append(tx("At the establishment level ({k} establishments compared), none is worse than "
+                                   "expected on any indicator.", k=tx.int(n_est)))
+    return SectionOutput(
+        findings=findings,
+        tables=[TableOut("05_site_comparison", table, tx("Every site x indicator: value, limits and reading"),
+                         show=False, counts=["n", "events", "non_events"], values=["value"], by=["indicator_id"]),
+                shown],
+        figures=[FigureOut(f"05_funnel_{code}", ax.figure, brief=True)],
+        result=funnels, notes=notes, headline=findings[1],
+        key_figures=key)
+
+
+def _names(tx: Text, names: list) -> str:
+    names = [str(n) for n in names]
+    shown = names[:MAX_NAMED]
+    if len(names) > MAX_NAMED:
+        return tx("{list} and {k} more", list=", ".join(shown), k=len(names) - MAX_NAMED)
+    return tx.join(shown)
