@@ -233,6 +233,8 @@ NO_TABLE: list[NoTable] = [
             ("argument 'directory'", "folder or file path")),
     NoTable("run_report", f"takes {_PATH}", "a number as the data folder", lambda: sa.run_report(12, tmpdir() / "out"),
             ("argument 'data_dir'", "folder or file path")),
+    NoTable("write_feedback", f"takes {_PATH}", "a number as the data folder",
+            lambda: sa.write_feedback(12, tmpdir() / "out"), ("argument 'data_dir'", "folder or file path")),
     NoTable("write_encounters_parquet", f"takes {_PATH}", "a number as the file",
             lambda: sa.write_encounters_parquet(12), ("argument 'path'", "folder or file path")),
     NoTable("simulate_scaleup", "takes a seed and sizes (sizes checked in the catalogue above)", "a text seed",

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._checks import checked_inputs
 from .._atomic import FolderLock, clear_leftovers, publish_folder, staging_folder
 from .._display import Displayed
 from ..narrative import Text
@@ -71,6 +72,7 @@ def _file_name(unit: str, taken: set[str]) -> str:
     return stem + ".html"
 
 
+@checked_inputs
 def write_feedback(
     data_dir: str | os.PathLike | None = None,
     out_dir: str | os.PathLike = "feedback",

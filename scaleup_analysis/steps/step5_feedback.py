@@ -87,8 +87,9 @@ def site_comparison(study: Study) -> SectionOutput:
     table = pd.DataFrame(rows)
     table["non_events"] = table["n"] - table["events"]
     if not worse_sites and len(findings) == 1:
-        findings.append(tx("No site lies beyond the 99.8 % limits on any indicator: the sites differ no more than "
-                           "their usual variation allows."))
+        findings.append(tx("None of the {s} sites lies beyond the 99.8 % limits on any of the {n} indicators: the "
+                           "sites differ no more than their usual variation allows.", s=tx.int(n_sites),
+                           n=tx.int(len(funnels))))
     alerts = int((table["signal"].str.endswith("alert")).sum())
     pairs = len(table)
     findings.append(tx("Beyond the 95 % limits only (alerts): {n} of {m} site x indicator pairs; about 1 in 20 "
