@@ -112,27 +112,17 @@ def site_comparison(study: Study) -> SectionOutput:
         notes.append(hidden_note(tx, label, hidden.sum(), k))
     key = [(tx("Sites worse than expected on at least one indicator (99.8 % limits)"),
             f"{tx.int(len(worse_sites))} / {tx.int(n_sites)}")]
+    levels = []
     if study.has("establishments"):
-        est = _funnels(study, "establishment_id", window)
-        n_est = max((f.n_units for f in est.values()), default=0)
-        worse_est = set()
-        for c, fun in est.items():
-            higher = study.indicator_direction(c) == "higher_is_better"
-            f = fun.to_frame()
-            worse_est.update(u for u, s in zip(f["unit"], f["signal"])
-                             if s.endswith("alarm") and _reading(s, higher) == "worse")
-        if n_est:
-            names = dict(zip(study.tables["establishments"]["establishment_id"],
-                             study.tables["establishments"]["name"]))
-            if worse_est:
-                findings.append(tx.n("At the establishment level ({k} establishments compared), {n} is worse than "
-                                     "expected on at least one indicator: {list}.", "At the establishment level ({k} "
-                                     "establishments compared), {n} are worse than expected on at least one "
-                                     "indicator: {list}.", len(worse_est), k=tx.int(n_est),
-                                     list=_names(tx, [names.get(u, u) for u in sorted(worse_est)])))
-            else:
-                findings.append(tx("At the establishment level ({k} establishments compared), none is worse than "
-                                   "expected on any indicator.", k=tx.int(n_est)))
+        est = study.tables["establishments"]
+        levels.append(("establishment_id", dict(zip(est["establishment_id"], est["name"]))))
+    regions = sorted(study.tables["sites"]["rss_code"].dropna().unique())
+    levels.append(("rss_code", {r: study.region_name(r) for r in regions}))
+    for by, names in levels:
+        found = _worse_units(study, by, window)
+        if found is not None:
+            n_units, worse = found
+            findings.append(_level_sentence(tx, by, n_units, [names.get(u, u) for u in sorted(worse, key=str)]))
     return SectionOutput(
         findings=findings,
         tables=[TableOut("05_site_comparison", table, tx("Every site x indicator: value, limits and reading"),
@@ -141,6 +131,37 @@ def site_comparison(study: Study) -> SectionOutput:
         figures=[FigureOut(f"05_funnel_{code}", ax.figure, brief=True)],
         result=funnels, notes=notes, headline=findings[1],
         key_figures=key)
+
+
+def _level_sentence(tx: Text, by: str, n_units: int, worse: list) -> str:
+    """The finding at the establishment or region level."""
+    k, n, names = tx.int(n_units), len(worse), _names(tx, worse)
+    if by == "establishment_id":
+        if not worse:
+            return tx("At the establishment level ({k} establishments compared), none is worse than expected on "
+                      "any indicator.", k=k)
+        return tx.n("At the establishment level ({k} establishments compared), {n} is worse than expected on at "
+                    "least one indicator: {list}.", "At the establishment level ({k} establishments compared), {n} "
+                    "are worse than expected on at least one indicator: {list}.", n, k=k, list=names)
+    if not worse:
+        return tx("At the region level ({k} regions compared), none is worse than expected on any indicator.", k=k)
+    return tx.n("At the region level ({k} regions compared), {n} is worse than expected on at least one indicator: "
+                "{list}.", "At the region level ({k} regions compared), {n} are worse than expected on at least one "
+                "indicator: {list}.", n, k=k, list=names)
+
+
+def _worse_units(study: Study, by: str, window: list[int]) -> tuple[int, set] | None:
+    """(units compared, units beyond the alarm limits on the worse side of at least one indicator) at
+    level ``by``; None when no indicator can be compared at that level."""
+    funnels = _funnels(study, by, window)
+    if not funnels:
+        return None
+    worse = set()
+    for code, fun in funnels.items():
+        higher = study.indicator_direction(code) == "higher_is_better"
+        f = fun.to_frame()
+        worse.update(u for u, s in zip(f["unit"], f["signal"]) if s.endswith("alarm") and _reading(s, higher) == "worse")
+    return max(f.n_units for f in funnels.values()), worse
 
 
 def _names(tx: Text, names: list) -> str:
