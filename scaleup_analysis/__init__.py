@@ -67,6 +67,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "PermutationTestResult",
     ),
     "prom": ("scale_reliability", "ScaleReliability", "scale_omega", "ScaleOmega"),
+    "prom_sites": ("score_scale", "prem_by_site", "PremBySite"),
     "heterogeneity.multilevel": ("multilevel_meta_analysis", "MultilevelMetaResult"),
     "heterogeneity.mixed": ("mixed_model", "MixedModelResult"),
     "agreement": (

@@ -293,6 +293,14 @@ def _prom_items():
                          "q3": [2, 1, 3, 4, 2, 1, 5, 3], "q4": [5, 4, 3, 1, 4, 5, 2, 2]})
 
 
+def _prem_patients():
+    """Scale scores of 21 respondents in 4 sites, with their age (case mix)."""
+    return pd.DataFrame({"site_id": list("AAAAAABBBBBBCCCCCCDDD"),
+                         "age": [30, 40, 50, 60, 45, 35, 60, 70, 80, 75, 65, 55, 40, 50, 45, 55, 60, 35, 50, 60, 70],
+                         "score": [4.0, 3.5, 3.8, 3.0, 4.2, 3.9, 3.1, 2.8, 2.5, 2.9, 3.4, 3.6, 3.7, 3.3, 4.0, 3.2, 3.0,
+                                   4.1, 3.5, 3.0, 2.7]})
+
+
 def _funnel_units():
     """Events among individuals in 6 sites (a proportion per site)."""
     return pd.DataFrame({"site_id": ["A", "B", "C", "D", "E", "F"], "events": [12, 30, 9, 41, 20, 3],
@@ -408,6 +416,11 @@ T("scale_reliability", 'EEEEREEEEE', _prom_items,
 T("scale_omega", 'EEEEREEEEE', lambda: _prom_items().assign(q3=[2, 3, 3, 4, 2, 1, 4, 2], q4=[5, 3, 3, 1, 4, 3, 2, 5]),
   lambda d: S.scale_omega(d, items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1, scale_max=5), "q1", None,
   mixed="q2")
+T("score_scale", 'EERRREEEEE', _prom_items,
+  lambda d: S.score_scale(d, items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1, scale_max=5), "q1", None,
+  mixed="q2")
+T("prem_by_site", 'EEREWEEEEE', _prem_patients,
+  lambda d: S.prem_by_site(d, score="score", covariates=["age"], threshold=3), "score", "site_id")
 T("institutional_funnel", 'EEEREEEEEE', _funnel_units, lambda d: S.institutional_funnel(d), "events", "site_id")
 T("risk_adjusted_cusum", 'EERREEEREE', _cusum_patients,
   lambda d: S.risk_adjusted_cusum(d, odds_ratio=(2, 0.5), limit=(2.0, 2.0)), "risk", "site_id")

@@ -117,6 +117,11 @@ BUILDERS = {
         pd.DataFrame({"q1": [4, 5, 3, 2, 4, 5, 1], "q2": [3, 5, 4, 2, None, 4, 2], "q3": [2, 1, 3, 4, 2, 1, 5],
                       "q4": [5, 4, 3, 1, 4, 5, 2]}), items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1,
         scale_max=5),
+    "PremBySite": lambda: sa.prem_by_site(
+        pd.DataFrame({"site_id": list("AAAAAABBBBBBCCCCCCDDD"),
+                      "age": [30, 40, 50, 60, 45, 35, 60, 70, 80, 75, 65, 55, 40, 50, 45, 55, 60, 35, 50, 60, 70],
+                      "score": [4.0, 3.5, 3.8, 3.0, 4.2, 3.9, 3.1, 2.8, 2.5, 2.9, 3.4, 3.6, 3.7, 3.3, 4.0, 3.2, 3.0,
+                                4.1, 3.5, 3.0, 2.7]}), score="score", covariates=["age"]),
     "ScaleOmega": lambda: sa.scale_omega(
         pd.DataFrame({"q1": [4, 5, 3, 2, 4, 5, 1, 3], "q2": [3, 4, 4, 2, 5, 3, 2, 2], "q3": [2, 3, 3, 4, 2, 1, 4, 2],
                       "q4": [5, 3, 3, 1, 4, 3, 2, 5]}), items=["q1", "q2", "q3", "q4"], reverse=["q3"], scale_min=1,
