@@ -258,8 +258,10 @@ def card_html(card: Card, *, tx: Text, study_name: str, innovation: str, period_
                  "Funnel plot: each dot is a {level} (the others are not named); your {level} is the large dot, "
                  "blue when better, orange when worse than expected. The lines are the 95 % (dashed) and 99.8 % "
                  "limits around the value of all {levels}, widened for the usual variation between them "
-                 "(Spiegelhalter 2005). Trend: your value in each {unit}, with its median (dotted); a point "
-                 "based on fewer than {k} people is not drawn.", level=level, levels=levels, unit=one_period_words[0],
+                 "(Spiegelhalter 2005). About 1 {level} in 20 lies beyond the 95 % limits by chance alone: "
+                 "such a position is a prompt to look, not a verdict; beyond 99.8 % it is rarely chance. Trend: "
+                 "your value in each {unit}, with its median (dotted); a point based on fewer than {k} people is not "
+                 "drawn.", level=level, levels=levels, unit=one_period_words[0],
                  k=tx.int(threshold)) + "</p>"]
     impl = ["<h2>" + tx("Implementation") + "</h2><ul>"]
     if card.fidelity is not None:
