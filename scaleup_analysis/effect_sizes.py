@@ -1,7 +1,9 @@
 """Study- or site-level effect sizes and their sampling variances (metafor's ``escalc``).
 
 :func:`effect_sizes` turns per-study (or per-site) summary data into an effect size ``yi`` and its
-sampling variance ``vi``, ready for :func:`scaleup_analysis.meta_analysis`. The formulas, the
+sampling variance ``vi``, ready for :func:`scaleup_analysis.meta_analysis`: odds and risk ratios,
+risk differences, (standardized) mean differences and ratios of means, single proportions, incidence
+rates and their ratios and differences, correlations. The formulas, the
 zero-cell corrections (``add``, ``to``, ``drop00``) and the handling of missing or undefined values
 follow ``metafor::escalc()`` (Viechtbauer, 2010) exactly; the test suite checks every value against
 metafor to 1e-10.
@@ -22,14 +24,39 @@ from ._checks import rows_text as _rows_text
 __all__ = ["effect_sizes"]
 
 _TWO_BY_TWO = ("OR", "RR", "RD")
-_CONTINUOUS = ("SMD", "MD")
-_MEASURES = _TWO_BY_TWO + _CONTINUOUS
+_CONTINUOUS = ("SMD", "MD", "ROM")
+_PROPORTIONS = ("PR", "PLN", "PLO", "PAS", "PFT")
+_RATES = ("IRR", "IRD")
+_RATE1 = ("IR", "IRLN")
+_CORRELATIONS = ("COR", "ZCOR")
+_MEASURES = _TWO_BY_TWO + _CONTINUOUS + _PROPORTIONS + _RATES + _RATE1 + _CORRELATIONS
 _VTYPES = {
     "OR": ("LS",),
     "RR": ("LS",),
     "RD": ("LS", "UB", "AV"),
     "SMD": ("LS", "UB", "LS2", "AV"),
     "MD": ("LS", "UB", "HO"),
+    "ROM": ("LS", "HO", "AV", "AVHO"),
+    "PR": ("LS", "UB", "AV"),
+    "PLN": ("LS", "AV"),
+    "PLO": ("LS", "AV"),
+    "PAS": ("LS",),
+    "PFT": ("LS",),
+    "IRR": ("LS",),
+    "IRD": ("LS",),
+    "IR": ("LS",),
+    "IRLN": ("LS",),
+    "COR": ("LS", "AV"),
+    "ZCOR": ("LS",),
+}
+# the arguments (columns) each family of measures reads
+_ARGS = {
+    **dict.fromkeys(_TWO_BY_TWO, ("ai", "bi", "ci", "di", "n1i", "n2i")),
+    **dict.fromkeys(_CONTINUOUS, ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")),
+    **dict.fromkeys(_PROPORTIONS, ("xi", "mi", "ni")),
+    **dict.fromkeys(_RATES, ("x1i", "t1i", "x2i", "t2i")),
+    **dict.fromkeys(_RATE1, ("xi", "ti")),
+    **dict.fromkeys(_CORRELATIONS, ("ri", "ni")),
 }
 _TO = ("only0", "all", "if0all", "none")
 
@@ -207,6 +234,20 @@ def _continuous(df, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype):
             return yi, vi, missing
         mi = ni - 2
         sdp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / mi)
+        if measure == "ROM":
+            yi = np.log(m1 / m2)
+            cv1, cv2 = s1 / m1, s2 / m2
+            if vtype == "LS":
+                vi = s1**2 / (n1 * m1**2) + s2**2 / (n2 * m2**2)
+            elif vtype == "HO":
+                vi = sdp**2 / (n1 * m1**2) + sdp**2 / (n2 * m2**2)
+            elif vtype == "AV":  # sample-size-weighted mean coefficients of variation, per group
+                vi = _wmean(cv1, n1) ** 2 / n1 + _wmean(cv2, n2) ** 2 / n2
+            else:  # AVHO: one weighted mean coefficient of variation over both groups
+                ok = ~(np.isnan(n1) | np.isnan(n2) | np.isnan(cv1) | np.isnan(cv2))
+                cv = (np.sum(n1[ok] * cv1[ok]) + np.sum(n2[ok] * cv2[ok])) / np.sum((n1 + n2)[ok])
+                vi = cv**2 * (1 / n1 + 1 / n2)
+            return yi, vi, missing
         dd = (m1 - m2) / sdp
         cmi = _cmi(mi)
         yi = cmi * dd
@@ -218,6 +259,140 @@ def _continuous(df, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype):
             vi = cmi**2 * (1 / n1 + 1 / n2 + dd**2 / (2 * ni))
         else:  # AV: sample-size-weighted mean of yi over all studies
             vi = 1 / n1 + 1 / n2 + _wmean(yi, ni) ** 2 / (2 * ni)
+    return yi, vi, missing
+
+
+def _required(measure: str, given: dict, what: str) -> None:
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise ScaleupDataError(
+            f"effect_sizes(measure={measure!r}): arguments {missing} are required ({what})."
+        )
+
+
+def _add_to_zeros(cols: list, zero: np.ndarray, add: float, to: str) -> list:
+    """metafor's continuity correction: ``add`` to every count of the rows ``zero`` flags (only0),
+    of all rows (all), of all rows if any row is flagged (if0all), or of none."""
+    if to == "all":
+        return [x + add for x in cols]
+    if to in ("only0", "if0all"):
+        if to == "if0all":
+            zero = np.full_like(zero, zero.any())
+        inc = np.where(zero, add, 0.0)
+        return [x + inc for x in cols]
+    return cols
+
+
+def _proportion(df, measure, xi, mi, ni, add, to, vtype):
+    if xi is None or (mi is None and ni is None):
+        raise ScaleupDataError(
+            f"effect_sizes(measure={measure!r}): give 'xi' (the events) and either 'ni' (the sample "
+            "size) or 'mi' (the non-events)."
+        )
+    x = _column(df, "xi", xi, measure)
+    m = _column(df, "mi", mi, measure) if mi is not None else None
+    n = _column(df, "ni", ni, measure) if ni is not None else None
+    if m is not None and n is not None:
+        inc = (n != x + m) & ~(np.isnan(n) | np.isnan(x) | np.isnan(m))
+        _check(df, inc, f"{ni!r} (ni) differs from {xi!r} + {mi!r}",
+               "Give only one of 'mi' and 'ni', or correct the counts.", measure)
+    if n is not None:
+        _check(df, n <= 0, f"column {ni!r} (ni) has sample sizes <= 0",
+               "Sample sizes must be > 0; remove empty samples.", measure)
+    if m is None:
+        m = n - x
+    elif n is not None:
+        m = np.where(np.isnan(m), n - x, m)
+    if mi is None:
+        _check(df, m < 0, f"event counts {xi!r} (xi) exceed the sample size {ni!r} (ni)",
+               "Each xi must be between 0 and ni.", measure)
+    _check(df, x < 0, f"column {xi!r} (xi) has negative counts", "Counts must be >= 0; fix or remove these rows.",
+           measure)
+    if mi is not None:
+        _check(df, m < 0, f"column {mi!r} (mi) has negative counts",
+               "Counts must be >= 0; fix or remove these rows.", measure)
+    _check(df, x + m <= 0, f"the sample size {xi!r} + {mi!r} (xi + mi) is 0",
+           "Sample sizes must be > 0; remove empty samples.", measure)
+    missing = np.isnan(x) | np.isnan(m)
+    x, m = _add_to_zeros([x, m], (x == 0) | (m == 0), add, to)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = x + m
+        p = x / n
+        if measure == "PR":
+            yi = p
+            if vtype == "UB":
+                vi = p * (1 - p) / (n - 1)
+            elif vtype == "LS":
+                vi = p * (1 - p) / n
+            else:  # AV: sample-size-weighted mean proportion over all rows
+                q = _wmean(p, n)
+                vi = q * (1 - q) / n
+        elif measure == "PLN":
+            yi = np.log(p)
+            vi = 1 / x - 1 / n if vtype == "LS" else 1 / (_wmean(p, n) * n) - 1 / n
+        elif measure == "PLO":
+            yi = np.log(p / (1 - p))
+            if vtype == "LS":
+                vi = 1 / x + 1 / m
+            else:
+                q = _wmean(p, n)
+                vi = 1 / (q * n) + 1 / ((1 - q) * n)
+        elif measure == "PAS":
+            yi = np.arcsin(np.sqrt(p))
+            vi = 1 / (4 * n)
+        else:  # PFT
+            yi = 1 / 2 * (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1))))
+            vi = 1 / (4 * n + 2)
+    return yi, vi, missing
+
+
+def _rates(df, measure, x1i, t1i, x2i, t2i, add, to, drop00):
+    given = {"x1i": x1i, "t1i": t1i, "x2i": x2i, "t2i": t2i} if measure in _RATES else {"xi": x1i, "ti": t1i}
+    _required(measure, given, "columns holding the events and the person-time of each group")
+    c = {k: _column(df, k, v, measure) for k, v in given.items()}
+    for arg, col in c.items():
+        if arg.startswith("x"):
+            _check(df, col < 0, f"column {given[arg]!r} ({arg}) has negative counts",
+                   "Counts must be >= 0; fix or remove these rows.", measure)
+        else:
+            _check(df, col <= 0, f"column {given[arg]!r} ({arg}) has person-times <= 0",
+                   "Person-time must be > 0; remove rows without follow-up.", measure)
+    missing = np.any(np.isnan(np.vstack(list(c.values()))), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure in _RATE1:
+            x, t = c["xi"], c["ti"]
+            (x,) = _add_to_zeros([x], x == 0, add, to)
+            ir = x / t
+            if measure == "IR":
+                return ir, ir / t, missing
+            return np.log(ir), 1 / x, missing
+        x1, t1, x2, t2 = c["x1i"], c["t1i"], c["x2i"], c["t2i"]
+        if drop00:
+            id00 = (x1 == 0) & (x2 == 0)
+            x1, x2 = np.where(id00, np.nan, x1), np.where(id00, np.nan, x2)
+        x1, x2 = _add_to_zeros([x1, x2], (x1 == 0) | (x2 == 0), add, to)
+        ir1, ir2 = x1 / t1, x2 / t2
+        if measure == "IRR":
+            return np.log(ir1) - np.log(ir2), 1 / x1 + 1 / x2, missing
+        return ir1 - ir2, ir1 / t1 + ir2 / t2, missing
+
+
+def _correlation(df, measure, ri, ni, vtype):
+    _required(measure, {"ri": ri, "ni": ni}, "columns holding the correlation and the sample size")
+    r = _column(df, "ri", ri, measure)
+    n = _column(df, "ni", ni, measure)
+    _check(df, np.abs(r) > 1, f"column {ri!r} (ri) has correlations outside [-1, 1]",
+           "Correlations must be between -1 and 1.", measure)
+    _check(df, n <= 0, f"column {ni!r} (ni) has sample sizes <= 0",
+           "Sample sizes must be > 0; remove empty samples.", measure)
+    missing = np.isnan(r) | np.isnan(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "COR":
+            yi = r
+            vi = (1 - yi**2) ** 2 / (n - 1) if vtype == "LS" else (1 - _wmean(yi, n) ** 2) ** 2 / (n - 1)
+        else:  # ZCOR
+            yi = 1 / 2 * np.log((1 + r) / (1 - r))
+            vi = 1 / (n - 3)
     return yi, vi, missing
 
 
@@ -237,7 +412,8 @@ def _check_options(data, measure, to, vtype, add, drop00, yi, vi, inputs: dict) 
             f"effect_sizes: vtype={vtype!r} is not available for measure {measure!r}; "
             f"choose one of {list(_VTYPES[measure])}."
         )
-    if isinstance(add, bool) or not isinstance(add, (int, float, np.integer, np.floating)) or not np.isfinite(add):
+    if add is not None and (isinstance(add, bool) or not isinstance(add, (int, float, np.integer, np.floating))
+                            or not np.isfinite(add)):
         raise ScaleupDataError(f"effect_sizes: add must be a finite number, got {add!r}.")
     if not isinstance(drop00, (bool, np.bool_)):
         raise ScaleupDataError(f"effect_sizes: drop00 must be True or False, got {drop00!r}.")
@@ -317,7 +493,16 @@ def effect_sizes(
     sd1i: str | None = None,
     m2i: str | None = None,
     sd2i: str | None = None,
-    add: float = 0.5,
+    xi: str | None = None,
+    mi: str | None = None,
+    ni: str | None = None,
+    ti: str | None = None,
+    x1i: str | None = None,
+    t1i: str | None = None,
+    x2i: str | None = None,
+    t2i: str | None = None,
+    ri: str | None = None,
+    add: float | None = None,
     to: str = "only0",
     drop00: bool = False,
     vtype: str = "LS",
@@ -330,10 +515,21 @@ def effect_sizes(
     ----------
     data : pandas.DataFrame
         One row per study (or site, or site x period), wide in the two groups.
-    measure : {"OR", "RR", "RD", "SMD", "MD"}
-        ``"OR"`` log odds ratio, ``"RR"`` log risk ratio, ``"RD"`` risk difference (from 2x2
-        tables); ``"SMD"`` standardized mean difference with the exact small-sample correction
-        (Hedges' g), ``"MD"`` raw mean difference (from means, SDs and group sizes).
+    measure : str
+        One of metafor's codes, by input:
+
+        * 2x2 table ``ai, bi, ci, di`` (or ``n1i``, ``n2i``): ``"OR"`` log odds ratio, ``"RR"``
+          log risk ratio, ``"RD"`` risk difference;
+        * means ``m1i, sd1i, n1i, m2i, sd2i, n2i``: ``"SMD"`` standardized mean difference with
+          the exact small-sample correction (Hedges' g), ``"MD"`` raw mean difference, ``"ROM"``
+          log ratio of means;
+        * one proportion ``xi`` with ``ni`` (or ``mi``): ``"PR"`` raw proportion, ``"PLN"`` log
+          proportion, ``"PLO"`` logit, ``"PAS"`` arcsine square root, ``"PFT"`` Freeman-Tukey
+          double arcsine;
+        * two incidence rates ``x1i, t1i, x2i, t2i``: ``"IRR"`` log incidence rate ratio,
+          ``"IRD"`` incidence rate difference; one rate ``xi, ti``: ``"IR"`` incidence rate,
+          ``"IRLN"`` log incidence rate;
+        * a correlation ``ri`` with ``ni``: ``"COR"`` raw correlation, ``"ZCOR"`` Fisher's z.
     ai, bi, ci, di : str, optional
         Columns of the 2x2 table (``OR``, ``RR``, ``RD``): ``ai``/``bi`` are the events and
         non-events of group 1 (e.g. treatment), ``ci``/``di`` those of group 2 (control).
@@ -342,20 +538,35 @@ def effect_sizes(
         the missing values of ``bi``/``di``; where both are given, ``n1i`` must equal ``ai + bi``.
         Required for ``SMD`` and ``MD``.
     m1i, sd1i, m2i, sd2i : str, optional
-        Columns of group means and standard deviations (``SMD``, ``MD``).
-    add : float, default 0.5
-        Value added to the cells of 2x2 tables according to ``to`` (ignored for ``SMD``/``MD``).
+        Columns of group means and standard deviations (``SMD``, ``MD``, ``ROM``).
+    xi, mi, ni : str, optional
+        Single proportions: events ``xi`` and the sample size ``ni`` or the non-events ``mi``
+        (``mi`` may have missing values filled by ``ni - xi``; where both are given, ``ni`` must
+        equal ``xi + mi``). ``ni`` is also the sample size of a correlation.
+    ti : str, optional
+        Person-time of a single rate (``IR``, ``IRLN``, with events ``xi``).
+    x1i, t1i, x2i, t2i : str, optional
+        Events and person-time of groups 1 and 2 (``IRR``, ``IRD``).
+    ri : str, optional
+        Correlation coefficients (``COR``, ``ZCOR``), with sample sizes ``ni``.
+    add : float, optional
+        Value added to the counts according to ``to`` (ignored for means and correlations).
+        Default 0.5, but 0 for ``PAS`` and ``PFT`` (as metafor).
     to : {"only0", "all", "if0all", "none"}, default "only0"
-        Which tables get ``add``: only those with at least one zero cell, all of them, all of them
-        if any table has a zero cell, or none.
+        Which rows get ``add``: only those with a zero count (a zero cell of a 2x2 table, no
+        events or only events for a proportion, no events in a group for rates), all of them,
+        all of them if any row has a zero count, or none.
     drop00 : bool, default False
         If True, tables with no events in both groups (``ai = ci = 0``) or only events in both
-        groups (``bi = di = 0``) get a missing ``yi``/``vi``.
+        groups (``bi = di = 0``), and rates with no events in both groups (``x1i = x2i = 0``),
+        get a missing ``yi``/``vi``.
     vtype : str, default "LS"
         Sampling-variance estimator. ``"LS"`` (large-sample) for every measure; ``RD`` also
         ``"UB"`` (unbiased) and ``"AV"`` (from the sample-size-weighted mean proportions);
         ``SMD`` also ``"UB"``, ``"LS2"`` (Borenstein et al., 2009) and ``"AV"``; ``MD`` also
-        ``"UB"`` (same as ``"LS"``) and ``"HO"`` (pooled variance).
+        ``"UB"`` (same as ``"LS"``) and ``"HO"`` (pooled variance); ``ROM`` also ``"HO"``,
+        ``"AV"`` and ``"AVHO"``; ``PR`` also ``"UB"`` and ``"AV"``; ``PLN``, ``PLO`` and ``COR``
+        also ``"AV"``.
     yi, vi : str, default "yi", "vi"
         Names of the output columns; existing columns of these names are replaced.
 
@@ -368,15 +579,17 @@ def effect_sizes(
     ------
     ScaleupDataError
         Unknown ``measure``/``to``/``vtype``; a missing or non-numeric column; negative counts,
-        counts larger than the group size, ``n1i != ai + bi``, negative SDs or group sizes <= 0
-        (the message names the column and the rows).
+        counts larger than the group size, ``n1i != ai + bi`` (``ni != xi + mi``), negative SDs,
+        group or sample sizes <= 0, person-times <= 0, correlations outside [-1, 1] (the message
+        names the column and the rows).
 
     Warns
     -----
     ScaleupWarning
         When some ``yi``/``vi`` are missing: a missing input value (the message names the column and
-        the rows), a value undefined (0/0) or infinite (set to missing, as metafor does). The rows
-        are kept, with NaN, as ``metafor::escalc`` keeps them with NA.
+        the rows), a value undefined (0/0) or infinite (set to missing, as metafor does), the
+        variance of a correlation with ``ni <= 3``. The rows are kept, with NaN, as
+        ``metafor::escalc`` keeps them with NA.
 
     Notes
     -----
@@ -395,7 +608,30 @@ def effect_sizes(
     :math:`1/n_1 + 1/n_2 + (1 - (m-2)/(m\\,c(m)^2))\\,g^2` (``"UB"``),
     :math:`c(m)^2 (1/n_1 + 1/n_2 + d^2/(2(n_1+n_2)))` (``"LS2"``). ``MD``:
     :math:`y = \\bar x_1 - \\bar x_2`, :math:`v = s_1^2/n_1 + s_2^2/n_2` (``"HO"``:
-    :math:`s_p^2 (1/n_1 + 1/n_2)`).
+    :math:`s_p^2 (1/n_1 + 1/n_2)`). ``ROM``: :math:`y = \\log(\\bar x_1/\\bar x_2)`,
+    :math:`v = s_1^2/(n_1 \\bar x_1^2) + s_2^2/(n_2 \\bar x_2^2)` (``"HO"``: :math:`s_p` for both SDs;
+    ``"AV"``: the sample-size-weighted mean coefficient of variation of each group for
+    :math:`s_j/\\bar x_j`; ``"AVHO"``: one weighted mean over both groups) (Hedges, Gurevitch &
+    Curtis, 1999).
+
+    Proportions, with :math:`x` events out of :math:`n` (after adding ``add`` to :math:`x` and
+    to :math:`n - x` where ``to`` says so) and :math:`p = x/n`: ``PR`` :math:`y = p`,
+    :math:`v = p(1-p)/n` (``"UB"``: :math:`n - 1`); ``PLN`` :math:`y = \\log p`,
+    :math:`v = 1/x - 1/n`; ``PLO`` :math:`y = \\log(p/(1-p))`, :math:`v = 1/x + 1/(n-x)`
+    (``"AV"``: :math:`p` replaced by the sample-size-weighted mean proportion in :math:`v`);
+    ``PAS`` :math:`y = \\arcsin\\sqrt{p}`, :math:`v = 1/(4n)`; ``PFT``
+    :math:`y = \\tfrac12(\\arcsin\\sqrt{x/(n+1)} + \\arcsin\\sqrt{(x+1)/(n+1)})`,
+    :math:`v = 1/(4n+2)` (Freeman & Tukey, 1950).
+
+    Incidence rates, with :math:`x_j` events over person-time :math:`t_j` and
+    :math:`r_j = x_j/t_j`: ``IRR`` :math:`y = \\log(r_1/r_2)`, :math:`v = 1/x_1 + 1/x_2`; ``IRD``
+    :math:`y = r_1 - r_2`, :math:`v = r_1/t_1 + r_2/t_2`; ``IR`` :math:`y = r`, :math:`v = r/t`;
+    ``IRLN`` :math:`y = \\log r`, :math:`v = 1/x`.
+
+    Correlations: ``COR`` :math:`y = r`, :math:`v = (1-r^2)^2/(n-1)` (``"AV"``: the
+    sample-size-weighted mean correlation for :math:`r` in :math:`v`); ``ZCOR``
+    :math:`y = \\tfrac12\\log\\frac{1+r}{1-r}`, :math:`v = 1/(n-3)` (Fisher, 1921). As in metafor,
+    ``vi`` is missing when :math:`n \\le 3` (``yi`` is kept).
 
     Missing values are handled as in metafor: a missing input makes missing, in that row, what
     is computed from it (no error; for ``MD`` a missing mean leaves ``vi`` defined); values that
@@ -416,6 +652,15 @@ def effect_sizes(
     Borenstein, M., Hedges, L. V., Higgins, J. P. T., & Rothstein, H. R. (2009). *Introduction to
     meta-analysis*. Wiley.
 
+    Hedges, L. V., Gurevitch, J., & Curtis, P. S. (1999). The meta-analysis of response ratios in
+    experimental ecology. *Ecology*, 80(4), 1150-1156.
+
+    Freeman, M. F., & Tukey, J. W. (1950). Transformations related to the angular and the square
+    root. *Annals of Mathematical Statistics*, 21(4), 607-611.
+
+    Fisher, R. A. (1921). On the "probable error" of a coefficient of correlation deduced from a
+    small sample. *Metron*, 1, 3-32.
+
     Examples
     --------
     >>> import pandas as pd
@@ -434,19 +679,51 @@ def effect_sizes(
     ...                 m2i="m2", sd2i="s2", n2i="n2")[["yi", "vi"]].round(4)
            yi      vi
     0 -0.3552  0.0131
+    >>> sites = pd.DataFrame({"reached": [12, 0, 30], "patients": [40, 25, 60]})
+    >>> sa.effect_sizes(sites, "PLO", xi="reached", ni="patients")[["yi", "vi"]].round(4)
+           yi      vi
+    0 -0.8473  0.1190
+    1 -3.9318  2.0392
+    2  0.0000  0.0667
     """
-    inputs = {k: v for k, v in dict(ai=ai, bi=bi, ci=ci, di=di, n1i=n1i, n2i=n2i, m1i=m1i,
-                                      sd1i=sd1i, m2i=m2i, sd2i=sd2i).items() if v is not None}
-    _check_options(data, measure, to, vtype, add, drop00, yi, vi, inputs)
+    given = dict(ai=ai, bi=bi, ci=ci, di=di, n1i=n1i, n2i=n2i, m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i,
+                 xi=xi, mi=mi, ni=ni, ti=ti, x1i=x1i, t1i=t1i, x2i=x2i, t2i=t2i, ri=ri)
+    _check_options(data, measure, to, vtype, add, drop00, yi, vi,
+                   {k: v for k, v in given.items() if v is not None})
+    # only the arguments of this measure's family are read (as metafor ignores the others)
+    inputs = {k: v for k, v in given.items() if v is not None and k in _ARGS[measure]}
+    if add is None:  # metafor's default: 1/2, but 0 for the arcsine transformations
+        add = 0.0 if measure in ("PAS", "PFT") else 0.5
+    small_n = None
     # values beyond double precision (e.g. an SD of 1e300) give infinite yi/vi: set to missing with
     # a warning by _undefined_to_missing, as metafor does, not a raw numpy overflow warning
     with np.errstate(over="ignore"):
         if measure in _TWO_BY_TWO:
             y, v, missing = _two_by_two(data, measure, ai, bi, ci, di, n1i, n2i, float(add), to, bool(drop00),
                                         vtype)
-        else:
+        elif measure in _CONTINUOUS:
             y, v, missing = _continuous(data, measure, m1i, sd1i, n1i, m2i, sd2i, n2i, vtype)
+        elif measure in _PROPORTIONS:
+            y, v, missing = _proportion(data, measure, xi, mi, ni, float(add), to, vtype)
+        elif measure in _RATES:
+            y, v, missing = _rates(data, measure, x1i, t1i, x2i, t2i, float(add), to, bool(drop00))
+        elif measure in _RATE1:
+            y, v, missing = _rates(data, measure, xi, ti, None, None, float(add), to, False)
+        else:
+            y, v, missing = _correlation(data, measure, ri, ni, vtype)
+            # metafor: no sampling variance for ni <= 3 (vi missing, yi kept)
+            small_n = _column(data, "ni", ni, measure) <= 3
+            v = np.where(small_n, 0.0, v)
     y, v = _undefined_to_missing(y, v, missing, data.index, measure)
+    if small_n is not None and small_n.any():
+        v = np.where(small_n, np.nan, v)
+        warnings.warn(
+            f"effect_sizes(measure={measure!r}): the sampling variance cannot be estimated when the sample "
+            f"size {ni!r} (ni) is <= 3, in {_rows_text(data.index, small_n)}; vi is missing (NaN) there, yi "
+            "is kept (as metafor::escalc). meta_analysis leaves these rows out.",
+            ScaleupWarning,
+            stacklevel=3,  # effect_sizes < checked_inputs wrapper < caller
+        )
     _warn_missing_inputs(data, inputs, y, v, missing, measure)
     out = data.copy()
     out[yi] = y

@@ -21,6 +21,11 @@ RTOL, ATOL = 1e-10, 1e-13
 
 TABLES = ("landenberger", "bcg", "zerocells")
 MEANS = ("normand1999", "curtis1998", "continuous_edge")
+PROPORTIONS = ("pritz1997", "debruin2009", "prop_edge")
+PROP_VTYPES = {"PR": ("LS", "UB", "AV"), "PLN": ("LS", "AV"), "PLO": ("LS", "AV"), "PAS": ("LS",), "PFT": ("LS",)}
+RATES = ("hart1999", "rate_edge")
+CORRELATIONS = ("molloy2014", "cor_edge")
+TO = ("only0", "all", "if0all", "none")
 
 
 def _dataset(name: str) -> pd.DataFrame:
@@ -32,6 +37,8 @@ def _dataset(name: str) -> pd.DataFrame:
 def _compute(cell: dict) -> pd.DataFrame:
     d = _dataset(cell["dataset"])
     kw = dict(add=cell["add"], to=cell["to"], drop00=cell["drop00"], vtype=cell["vtype"])
+    if cell["add"] is None:  # metafor's default add (1/2; 0 for PAS and PFT), to and vtype
+        kw = dict(drop00=cell["drop00"])
     if cell["input"] == "cells":
         cols = dict(ai="ai", bi="bi", ci="ci", di="di")
     elif cell["input"] == "n":
@@ -45,6 +52,21 @@ def _compute(cell: dict) -> pd.DataFrame:
         d.loc[d.index[0::3], "bi"] = np.nan
         d.loc[d.index[1::3], "di"] = np.nan
         cols = dict(ai="ai", bi="bi", ci="ci", di="di", n1i="n1i", n2i="n2i")
+    elif cell["input"] == "xn":
+        cols = dict(xi="xi", ni="ni")
+    elif cell["input"] == "xm":
+        d["mi"] = d["ni"] - d["xi"]
+        cols = dict(xi="xi", mi="mi")
+    elif cell["input"] == "xm_partial_n":
+        d["mi"] = d["ni"] - d["xi"]
+        d.loc[d.index[0::3], "mi"] = np.nan  # R's seq(1, k, by = 3)
+        cols = dict(xi="xi", mi="mi", ni="ni")
+    elif cell["input"] == "rates":
+        cols = dict(x1i="x1i", t1i="t1i", x2i="x2i", t2i="t2i")
+    elif cell["input"] == "rate1":  # group 1 alone, as metafor's xi = x1i, ti = t1i
+        cols = dict(xi="x1i", ti="t1i")
+    elif cell["input"] == "cor":
+        cols = dict(ri="ri", ni="ni")
     else:  # means
         cols = dict(m1i="m1i", sd1i="sd1i", n1i="n1i", m2i="m2i", sd2i="sd2i", n2i="n2i")
     with warnings.catch_warnings():
@@ -87,8 +109,41 @@ def test_reference_grid_is_complete():
             expected.add((ds, "means", "SMD", "only0", 0.5, False, vt))
         for vt in ("LS", "UB", "HO"):
             expected.add((ds, "means", "MD", "only0", 0.5, False, vt))
+    # issue 18: single proportions (add None = metafor's default add, to and vtype)
+    for ds, (m, vts) in itertools.product(PROPORTIONS, PROP_VTYPES.items()):
+        for to, add, vt in itertools.product(TO, (0.5, 0), vts):
+            expected.add((ds, "xn", m, to, add, False, vt))
+        for inp in ("xn", "xm", "xm_partial_n"):
+            expected.add((ds, inp, m, "only0", None, False, "LS"))
+    # incidence rates: two groups (IRR, IRD) and group 1 alone (IR, IRLN)
+    for ds, to, add in itertools.product(RATES, TO, (0.5, 0)):
+        for m, drop00 in itertools.product(("IRR", "IRD"), (True, False)):
+            expected.add((ds, "rates", m, to, add, drop00, "LS"))
+        for m in ("IR", "IRLN"):
+            expected.add((ds, "rate1", m, to, add, False, "LS"))
+    # correlations
+    for ds in CORRELATIONS:
+        for m, vt in (("COR", "LS"), ("COR", "AV"), ("ZCOR", "LS")):
+            expected.add((ds, "cor", m, "only0", 0.5, False, vt))
+    # log ratio of means
+    for ds in MEANS + ("rom_edge",):
+        for vt in ("LS", "HO", "AV", "AVHO"):
+            expected.add((ds, "means", "ROM", "only0", 0.5, False, vt))
     assert expected <= have, sorted(expected - have)
-    assert len(REF["cells"]) == len(have) == 279  # no duplicated cells
+    assert len(REF["cells"]) == len(have) == len(expected) == 658  # no duplicated or unexpected cells
+
+
+def test_new_reference_datasets_exercise_the_edge_cases():
+    # zero events, only events, missing counts; zero counts in one and both rate groups; ni <= 3 and
+    # |r| = 1 for correlations; zero and negative means for the log ratio of means
+    p = _dataset("prop_edge")
+    assert (p.xi == 0).sum() >= 2 and (p.xi == p.ni).sum() >= 1 and p[["xi", "ni"]].isna().any(axis=1).sum() >= 2
+    r = _dataset("rate_edge")
+    assert ((r.x1i == 0) & (r.x2i == 0)).sum() >= 1 and ((r.x1i == 0) ^ (r.x2i == 0)).sum() >= 2
+    c = _dataset("cor_edge")
+    assert (c.ni <= 3).sum() >= 2 and (c.ri.abs() == 1).sum() == 2 and c.ri.isna().sum() == 1
+    o = _dataset("rom_edge")
+    assert (o.m2i == 0).sum() == 1 and (np.sign(o.m1i) * np.sign(o.m2i) < 0).sum() >= 1
 
 
 def test_reference_exercises_zero_cells_and_missing_values():
@@ -236,6 +291,10 @@ def test_module_import_does_not_break_sa_effect_sizes():
 
 # ---------------------------------------------------------------- invalid input
 COUNTS = pd.DataFrame({"a": [1, 2, -1, 4], "b": [5, 6, 7, 8], "c": [1, 1, 1, 1], "d": [2, 2, 2, 2]})
+PROPS = pd.DataFrame({"x": [3, -2, 5, 4], "n": [10, 12, 20, 20]})
+RATES_DF = pd.DataFrame({"x1": [3, 2, 5, 4], "t1": [100.0, 0.0, 80.0, -5.0], "x2": [1, 6, -1, 2],
+                         "t2": [90.0, 95.0, 70.0, 60.0]})
+CORS = pd.DataFrame({"r": [0.2, 1.2, -0.4, -1.01], "n": [30, 40, 0, 25]})
 MEANS_DF = pd.DataFrame({"m1": [1.0, 2.0], "s1": [1.0, -0.5], "n1": [10, 0],
                          "m2": [0.0, 1.0], "s2": [1.0, 1.0], "n2": [10, 12]})
 
@@ -265,6 +324,36 @@ MEANS_DF = pd.DataFrame({"m1": [1.0, 2.0], "s1": [1.0, -0.5], "n1": [10, 0],
         (lambda: sa.effect_sizes(COUNTS.abs(), "OR", ai="a", bi="b", ci="c", di="d", yi="a"), "overwrite"),
         (lambda: sa.effect_sizes(COUNTS.abs(), "OR", ai="a", bi="b", ci="c", di="d", add=np.inf), "add must"),
         (lambda: sa.effect_sizes(COUNTS.values, "OR", ai="a", bi="b", ci="c", di="d"), "DataFrame"),
+        # issue 18 measures
+        (lambda: sa.effect_sizes(PROPS, "PLO", xi="x", ni="n"),
+         r"effect_sizes\(measure='PLO'\): column 'x' \(xi\) has negative counts in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PROPS.assign(x=[3, 2, 30, 4]), "PR", xi="x", ni="n"),
+         r"event counts 'x' \(xi\) exceed the sample size 'n' \(ni\) in 1 row\(s\) \(index 2\)"),
+        (lambda: sa.effect_sizes(PROPS.assign(x=[3, 2, 5, 4], m=[7, 10, 6, 16]), "PR", xi="x", mi="m", ni="n"),
+         r"'n' \(ni\) differs from 'x' \+ 'm' in 1 row\(s\) \(index 2\)"),
+        (lambda: sa.effect_sizes(PROPS.assign(x=[3, 2, 5, 4], m=[7, -1, 15, 16]), "PFT", xi="x", mi="m"),
+         r"column 'm' \(mi\) has negative counts in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PROPS.assign(x=[3, 0, 5, 4], n=[10, 0, 20, 20]), "PAS", xi="x", ni="n"),
+         r"column 'n' \(ni\) has sample sizes <= 0 in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PROPS.assign(x=[3, 0, 5, 4], m=[1, 0, 2, 2]), "PAS", xi="x", mi="m"),
+         r"the sample size 'x' \+ 'm' \(xi \+ mi\) is 0 in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PROPS, "PR", xi="x"), "either 'ni'"),
+        (lambda: sa.effect_sizes(PROPS.abs(), "PAS", xi="x", ni="n", vtype="AV"), "vtype='AV' is not available"),
+        (lambda: sa.effect_sizes(RATES_DF, "IRR", x1i="x1", t1i="t1", x2i="x2", t2i="t2"),
+         r"effect_sizes\(measure='IRR'\): column 't1' \(t1i\) has person-times <= 0 in 2 row\(s\) \(index 1, 3\)"),
+        (lambda: sa.effect_sizes(RATES_DF.assign(t1=1.0), "IRD", x1i="x1", t1i="t1", x2i="x2", t2i="t2"),
+         r"column 'x2' \(x2i\) has negative counts in 1 row\(s\) \(index 2\)"),
+        (lambda: sa.effect_sizes(RATES_DF.assign(t1=1.0), "IRR", x1i="x1", t1i="t1", x2i="x2"), r"\['t2i'\]"),
+        (lambda: sa.effect_sizes(RATES_DF, "IRLN", xi="x1", ti="t1"),
+         r"column 't1' \(ti\) has person-times <= 0 in 2 row\(s\) \(index 1, 3\)"),
+        (lambda: sa.effect_sizes(CORS, "ZCOR", ri="r", ni="n"),
+         r"effect_sizes\(measure='ZCOR'\): column 'r' \(ri\) has correlations outside \[-1, 1\] in 2 row\(s\) "
+         r"\(index 1, 3\)"),
+        (lambda: sa.effect_sizes(CORS.assign(r=0.1), "COR", ri="r", ni="n"),
+         r"column 'n' \(ni\) has sample sizes <= 0 in 1 row\(s\) \(index 2\)"),
+        (lambda: sa.effect_sizes(CORS.assign(r=0.1, n=20), "COR", ri="r", ni="n", vtype="UB"), "vtype='UB'"),
+        (lambda: sa.effect_sizes(MEANS_DF.assign(s1=1.0, n1=10), "ROM", m1i="m1", sd1i="s1", n1i="n1", m2i="m2",
+                                 sd2i="s2", n2i="n2", vtype="LS2"), "vtype='LS2' is not available"),
     ],
 )
 def test_invalid_input_raises_scaleup_data_error(call, match):
@@ -316,3 +405,32 @@ def test_smd_is_scale_free_and_md_scales(m1, m2, s1, s2, n1, n2, k):
     b = sa.effect_sizes(dk, "MD", **cols)
     np.testing.assert_allclose(b["yi"], k * a["yi"], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(b["vi"], k**2 * a["vi"], rtol=1e-9)
+
+
+# ---------------------------------------------------------------- issue 18 measures: behaviour
+def test_correlation_variance_missing_for_ni_at_most_3_with_a_warning():
+    # metafor: vi = NA when ni <= 3, yi kept (grid 'cor_edge' checks the values)
+    d = pd.DataFrame({"r": [0.3, 0.5], "n": [40, 3]})
+    with pytest.warns(ScaleupWarning, match=r"'n' \(ni\) is <= 3, in 1 row\(s\) \(index 1\); vi is missing"):
+        out = sa.effect_sizes(d, "ZCOR", ri="r", ni="n")
+    assert out.loc[1, "yi"] == pytest.approx(np.arctanh(0.5), rel=1e-12) and np.isnan(out.loc[1, "vi"])
+    assert out.loc[0, "vi"] == pytest.approx(1 / 37, rel=1e-12)  # 1/(ni - 3)
+
+
+def test_arcsine_measures_default_to_no_continuity_correction():
+    # metafor's add defaults to 0 for PAS and PFT (1/2 otherwise): a zero count is left as it is
+    d = pd.DataFrame({"x": [0, 5], "n": [20, 20]})
+    pas = sa.effect_sizes(d, "PAS", xi="x", ni="n")
+    assert pas.loc[0, "yi"] == 0.0 and pas.loc[0, "vi"] == pytest.approx(1 / 80, rel=1e-12)
+    plo = sa.effect_sizes(d, "PLO", xi="x", ni="n")
+    assert plo.loc[0, "yi"] == pytest.approx(np.log(0.5 / 20.5), rel=1e-12)  # 0.5 added to xi and mi
+
+
+def test_other_families_arguments_are_ignored():
+    # as metafor: a proportion reads only xi/mi/ni, whatever else is given
+    d = pd.DataFrame({"x": [2, 5], "n": [20, 25], "junk": [np.nan, np.nan]})
+    a = sa.effect_sizes(d, "PLN", xi="x", ni="n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = sa.effect_sizes(d, "PLN", xi="x", ni="n", ai="junk", t1i="junk")
+    pd.testing.assert_frame_equal(a, b)

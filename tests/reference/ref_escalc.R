@@ -109,10 +109,135 @@ for (ds in names(means)) {
   }
 }
 
+# ==== measures added for issue 18 (appended after the cells above, which are unchanged) ====
+# ---- single proportions: xi events out of ni (mi = ni - xi non-events) ----
+# dat.pritz1997 (xi, ni), dat.debruin2009 (xi, ni). Synthetic edge cases: no events (P1), only events
+# (P2: mi = 0), a missing count (P4), one subject (P5), a missing ni (P7).
+pritz <- data.frame(study = as.character(dat.pritz1997$study), xi = dat.pritz1997$xi, ni = dat.pritz1997$ni)
+debruin <- data.frame(study = as.character(dat.debruin2009$author), xi = dat.debruin2009$xi,
+                      ni = dat.debruin2009$ni)
+prop_edge <- data.frame(
+  study = paste0("P", 1:8),
+  xi = c(0, 12, 3, NA, 1, 40, 7, 0),
+  ni = c(25, 12, 30, 20, 1, 200, NA, 3)
+)
+props <- lapply(list(pritz1997 = pritz, debruin2009 = debruin, prop_edge = prop_edge), roundtrip)
+prop_vtypes <- list(PR = c("LS", "UB", "AV"), PLN = c("LS", "AV"), PLO = c("LS", "AV"), PAS = "LS", PFT = "LS")
+
+# ---- grid 4: PR / PLN / PLO / PAS / PFT x to x add (x vtype) from xi and ni ----
+for (ds in names(props)) {
+  d <- props[[ds]]
+  for (measure in names(prop_vtypes)) {
+    for (to in c("only0", "all", "if0all", "none")) for (add in c(0.5, 0)) for (vtype in prop_vtypes[[measure]]) {
+      es <- suppressWarnings(escalc(measure = measure, xi = xi, ni = ni, data = d, add = add, to = to,
+                                    vtype = vtype))
+      put(list(dataset = ds, input = "xn", measure = measure, to = to, add = add,
+               drop00 = FALSE, vtype = vtype, yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+    }
+    # default add (1/2, but 0 for PAS and PFT) and to: add recorded as NA (null in the JSON)
+    es <- suppressWarnings(escalc(measure = measure, xi = xi, ni = ni, data = d))
+    put(list(dataset = ds, input = "xn", measure = measure, to = "only0", add = NA,
+             drop00 = FALSE, vtype = "LS", yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+    # non-events mi instead of ni
+    d2 <- d
+    d2$mi <- d2$ni - d2$xi
+    es <- suppressWarnings(escalc(measure = measure, xi = xi, mi = mi, data = d2))
+    put(list(dataset = ds, input = "xm", measure = measure, to = "only0", add = NA,
+             drop00 = FALSE, vtype = "LS", yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+    # mi given but partly missing, filled with ni - xi (replmiss)
+    d2$mi[seq(1, nrow(d2), by = 3)] <- NA
+    es <- suppressWarnings(escalc(measure = measure, xi = xi, mi = mi, ni = ni, data = d2))
+    put(list(dataset = ds, input = "xm_partial_n", measure = measure, to = "only0", add = NA,
+             drop00 = FALSE, vtype = "LS", yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+  }
+}
+
+# ---- incidence rates: x1i, x2i events over t1i, t2i person-time ----
+# dat.hart1999 (warfarin vs placebo/control, strokes per patient-years). Synthetic edge cases: a zero in
+# group 1 (R1), in group 2 (R2), in both (R3: drop00), a missing count (R5), fractional person-time (R6).
+hart <- data.frame(study = as.character(dat.hart1999$study), x1i = dat.hart1999$x1i, t1i = dat.hart1999$t1i,
+                   x2i = dat.hart1999$x2i, t2i = dat.hart1999$t2i)
+rate_edge <- data.frame(
+  study = paste0("R", 1:6),
+  x1i = c(0, 4, 0, 10, NA, 3),
+  t1i = c(120, 80, 50, 400, 100, 12.5),
+  x2i = c(5, 0, 0, 20, 7, 9),
+  t2i = c(110, 95, 60, 380, 90, 30.25)
+)
+rates <- lapply(list(hart1999 = hart, rate_edge = rate_edge), roundtrip)
+
+# ---- grid 5: IRR / IRD x to x add x drop00; IR / IRLN (group 1 only: xi = x1i, ti = t1i) x to x add ----
+for (ds in names(rates)) {
+  d <- rates[[ds]]
+  for (measure in c("IRR", "IRD")) {
+    for (to in c("only0", "all", "if0all", "none")) for (add in c(0.5, 0)) for (drop00 in c(TRUE, FALSE)) {
+      es <- suppressWarnings(escalc(measure = measure, x1i = x1i, x2i = x2i, t1i = t1i, t2i = t2i, data = d,
+                                    add = add, to = to, drop00 = drop00))
+      put(list(dataset = ds, input = "rates", measure = measure, to = to, add = add,
+               drop00 = drop00, vtype = "LS", yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+    }
+  }
+  for (measure in c("IR", "IRLN")) {
+    for (to in c("only0", "all", "if0all", "none")) for (add in c(0.5, 0)) {
+      es <- suppressWarnings(escalc(measure = measure, xi = x1i, ti = t1i, data = d, add = add, to = to))
+      put(list(dataset = ds, input = "rate1", measure = measure, to = to, add = add,
+               drop00 = FALSE, vtype = "LS", yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+    }
+  }
+}
+
+# ---- correlations: ri with sample size ni ----
+# dat.molloy2014 (conscientiousness and medication adherence). Synthetic edge cases: ni = 3 and ni = 2
+# (variance not estimable: vi = NA, yi kept), r = 1 (Fisher z infinite), r = -1, a missing r, r = 0.
+molloy <- data.frame(study = paste(dat.molloy2014$authors, dat.molloy2014$year),
+                     ri = dat.molloy2014$ri, ni = dat.molloy2014$ni)
+cor_edge <- data.frame(
+  study = paste0("Q", 1:8),
+  ri = c(0.3, 0.5, -0.2, 1, -1, NA, 0, 0.85),
+  ni = c(40, 3, 2, 25, 30, 50, 10, 4)
+)
+cors <- lapply(list(molloy2014 = molloy, cor_edge = cor_edge), roundtrip)
+
+# ---- grid 6: COR (LS, AV) and ZCOR ----
+for (ds in names(cors)) {
+  d <- cors[[ds]]
+  for (vtype in c("LS", "AV")) {
+    es <- suppressWarnings(escalc(measure = "COR", ri = ri, ni = ni, data = d, vtype = vtype))
+    put(list(dataset = ds, input = "cor", measure = "COR", to = "only0", add = 0.5,
+             drop00 = FALSE, vtype = vtype, yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+  }
+  es <- suppressWarnings(escalc(measure = "ZCOR", ri = ri, ni = ni, data = d))
+  put(list(dataset = ds, input = "cor", measure = "ZCOR", to = "only0", add = 0.5,
+           drop00 = FALSE, vtype = "LS", yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+}
+
+# ---- grid 7: ROM (log ratio of means) x vtype x means data sets ----
+# Synthetic edge cases for ROM: a zero mean in group 2 (O2: infinite), a negative mean (O3: log of a
+# negative ratio, undefined), both means negative (O4: defined), a missing SD (O5).
+rom_edge <- data.frame(
+  study = paste0("O", 1:6),
+  m1i = c(12.5, 3, -2, -4, 6, 9.75),
+  sd1i = c(3.1, 1, 1.5, 2, NA, 4.2),
+  n1i = c(30, 10, 12, 15, 20, 8),
+  m2i = c(10.25, 0, 5, -5, 5, 11),
+  sd2i = c(2.9, 1.2, 1.4, 2.5, 1.8, 3.6),
+  n2i = c(28, 11, 12, 14, 20, 9)
+)
+rom_means <- c(means, list(rom_edge = roundtrip(rom_edge)))
+for (ds in names(rom_means)) {
+  d <- rom_means[[ds]]
+  for (vtype in c("LS", "HO", "AV", "AVHO")) {
+    es <- suppressWarnings(escalc(measure = "ROM", m1i = m1i, sd1i = sd1i, n1i = n1i,
+                                  m2i = m2i, sd2i = sd2i, n2i = n2i, data = d, vtype = vtype))
+    put(list(dataset = ds, input = "means", measure = "ROM", to = "only0", add = 0.5,
+             drop00 = FALSE, vtype = vtype, yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+  }
+}
+
 out <- list(
   metafor_version = as.character(packageVersion("metafor")),
   r_version = R.version.string,
-  datasets = c(tables, means),
+  datasets = c(tables, means, props, rates, cors, list(rom_edge = rom_means$rom_edge)),
   cells = cells
 )
 writeLines(toJSON(out, digits = NA, na = "null", auto_unbox = TRUE, dataframe = "columns", pretty = FALSE), "escalc.json")
