@@ -205,3 +205,19 @@ def test_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "6 sites and 3 establishments, periods 7 to 8" in out
     assert np.all([(tmp_path / "fb" / "index.html").is_file()])
+
+
+def test_a_sustained_change_is_the_last_run_beyond_the_runs_limit():
+    """Known truth for the trend reading: the run of the last points off the median, its side, and the
+    Anhøj limit it must exceed (runs_analysis's longest-run limit, round(log2(n)) + 3)."""
+    from scaleup_analysis.feedback.cards import _last_run
+
+    # 16 points: 8 low then 8 high; the median lies between them, so the last run is 8 above
+    series = [1, 2, 1, 2, 1, 2, 1, 2, 5, 6, 5, 6, 5, 6, 5, 6]
+    runs = sa.runs_analysis(series)
+    assert _last_run(series, runs.centre) == (8, 1)
+    assert runs.longest_run_max == 7            # round(log2(16)) + 3: 8 > 7, a sustained shift
+    # points on the median are skipped, as the runs rules do
+    assert _last_run([1, 5, 3, 3, 0], 3) == (1, -1)
+    assert _last_run([4, 4, 3], 3) == (2, 1)
+    assert _last_run([3, 3], 3) == (0, 0)

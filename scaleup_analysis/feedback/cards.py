@@ -36,7 +36,7 @@ from ..monitoring.spc import runs_analysis
 from ..narrative import Text
 from ..study import Study
 
-__all__ = ["Card", "IndicatorLine", "build_cards", "indicator_funnels", "MIN_OTHER_UNITS"]
+__all__ = ["Card", "IndicatorLine", "build_cards", "indicator_funnels", "feedback_window", "reading", "MIN_OTHER_UNITS"]
 
 #: A region or establishment value is shown on a site's card only when it pools this many other sites.
 MIN_OTHER_UNITS = 3
@@ -91,7 +91,9 @@ class Card:
     attention: list
 
 
-def _window(study: Study, periods) -> list[int]:
+def feedback_window(study: Study, periods=None) -> list[int]:
+    """The periods of the feedback: ``periods``, else ``[periods] followup`` of the study, else its
+    last four periods; a period not in the data is refused."""
     all_periods = study.periods
     if periods is None:
         periods = list(study.settings.followup) or all_periods[-4:]
@@ -107,11 +109,11 @@ def _small(count, k: int) -> bool:
     return count is not None and np.isfinite(count) and 0 < count < k
 
 
-def _series(study: Study, code: str, units: pd.Series, unit, k: int) -> tuple[list, list, list]:
-    """The unit's value per period (all periods) and, per period, whether it may be drawn."""
-    o = study.tables["outcomes"]
-    o = o[o["indicator_id"] == code]
-    o = o[o["site_id"].map(units) == unit]
+def _series(o: pd.DataFrame | None, k: int) -> tuple[list, list, list]:
+    """A unit's value per period from its ``outcomes`` rows of one indicator (all periods) and, per
+    period, whether it may be drawn."""
+    if o is None:
+        return [], [], []
     rows = []
     for period, g in o.groupby("period", sort=True):
         n = float(g["n"].sum())
@@ -142,7 +144,8 @@ def _last_run(values: list[float], centre: float) -> tuple[int, int]:
     return length, side
 
 
-def _reading(signal: str, higher_is_better: bool) -> str:
+def reading(signal: str, higher_is_better: bool) -> str:
+    """``better``, ``worse`` or ``as_expected``: a funnel signal read with the indicator's direction."""
     if signal == "within":
         return "as_expected"
     above = signal.startswith("above")
@@ -190,7 +193,7 @@ def build_cards(study: Study, *, periods=None) -> list[Card]:
         if not study.has(name):
             raise ScaleupDataError(f"feedback: the study has no table {name!r}; the cards compare the sites' "
                                    "indicators (tables 'indicators', 'outcomes', 'sites').")
-    window = _window(study, periods)
+    window = feedback_window(study, periods)
     k = int(study.settings.small_cell_threshold)
     tx = Text(study.settings.language)
     sites = study.tables["sites"]
@@ -207,6 +210,9 @@ def build_cards(study: Study, *, periods=None) -> list[Card]:
     cards = []
     for level in levels:
         units = maps[level]
+        # each unit's outcomes rows per indicator, split once (its trends)
+        o = study.tables["outcomes"]
+        outcome_rows = dict(tuple(o.groupby([o["indicator_id"], o["site_id"].map(units)], sort=False)))
         impl, has_fid = _implementation(study, units, window, k)
         shown_fid = impl["fidelity"].dropna() if "fidelity" in impl else pd.Series(dtype=float)
         shown_reach = impl.loc[~impl["reach_suppressed"], "reach"].dropna() if "reach" in impl else pd.Series(
@@ -215,7 +221,8 @@ def build_cards(study: Study, *, periods=None) -> list[Card]:
             members = list(members_of[level][unit])
             regions = sorted({str(region_of[s]) for s in members if s in region_of})
             region = ", ".join(study.region_name(r) for r in regions)
-            lines = [_indicator_line(study, tx, row, level, unit, units, funnels, members_of, est_of, region_of, k)
+            lines = [_indicator_line(study, tx, row, level, unit, outcome_rows, funnels, members_of, est_of,
+                                     region_of, k)
                      for row in indicators.itertuples(index=False)]
             fidelity = impl.at[unit, "fidelity"] if "fidelity" in impl and unit in impl.index else np.nan
             reach = impl.at[unit, "reach"] if "reach" in impl and unit in impl.index else np.nan
@@ -237,11 +244,12 @@ def build_cards(study: Study, *, periods=None) -> list[Card]:
     return cards
 
 
-def _indicator_line(study, tx, row, level, unit, units, funnels, members_of, est_of, region_of, k) -> IndicatorLine:
+def _indicator_line(study, tx, row, level, unit, outcome_rows, funnels, members_of, est_of, region_of,
+                    k) -> IndicatorLine:
     code = row.indicator_id
     higher = study.indicator_direction(code) == "higher_is_better"
     fun = funnels[level].get(code)
-    value = n = signal = reading = None
+    value = n = signal = read = None
     why = "no_data"
     target = np.nan if fun is None else fun.target * fun.multiplier
     if fun is not None:
@@ -253,12 +261,12 @@ def _indicator_line(study, tx, row, level, unit, units, funnels, members_of, est
                 why = "small_cell"
             else:
                 value, n, signal, why = float(r["value"]), int(r["n"]), str(r["signal"]), None
-                reading = _reading(signal, higher)
-    periods, values, shown = _series(study, code, units, unit, k)
+                read = reading(signal, higher)
+    periods, values, shown = _series(outcome_rows.get((code, unit)), k)
     mult = 1.0 if fun is None else fun.multiplier
     line = IndicatorLine(code=code, label=study.indicator_label(code), kind=str(row.type), unit_label=str(row.unit),
                          higher_is_better=higher, value=value, n=n, why_missing=why, target=float(target),
-                         signal=signal, reading=reading, funnel=fun)
+                         signal=signal, reading=read, funnel=fun)
     if len(values) >= 2:
         line.trend_periods = periods
         line.trend_values = [v * mult if s else None for v, s in zip(values, shown)]

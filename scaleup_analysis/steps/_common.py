@@ -6,7 +6,7 @@ from ..narrative import PERIOD_WORDS, Text
 from ..study import Study
 from ._section import NotApplicable
 
-__all__ = ["primary_indicator", "site_period_word", "measurement_word", "period_words", "hidden_note"]
+__all__ = ["primary_indicator", "site_period_word", "measurement_word", "period_words", "hidden_note", "named_list"]
 
 
 
@@ -51,3 +51,11 @@ def hidden_note(tx: Text, figure: str, n: int, threshold: int) -> str:
     return tx.n("{figure}: {n} value is not drawn, as it is based on fewer than {k} people or would reveal such a "
                 "value (small-cell rule).", "{figure}: {n} values are not drawn, as they are based on fewer than {k} "
                 "people or would reveal such values (small-cell rule).", int(n), figure=figure, k=tx.int(threshold))
+
+
+def named_list(tx: Text, names: list, most: int) -> str:
+    """The names joined for a sentence ("a, b and c"), at most ``most`` of them ("a, b and 3 more")."""
+    names = [str(n) for n in names]
+    if len(names) > most:
+        return tx("{list} and {k} more", list=", ".join(names[:most]), k=len(names) - most)
+    return tx.join(names)

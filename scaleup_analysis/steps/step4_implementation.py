@@ -15,7 +15,7 @@ from ..errors import ScaleupDataError
 from ..i18n import N_
 from ..narrative import Text, interpret
 from ..study import Study
-from ._common import hidden_note, period_words, primary_indicator, site_period_word
+from ._common import hidden_note, named_list, period_words, primary_indicator, site_period_word
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
 
 #: Fewest rated periods of a site for a drift slope (a line through two points has no error).
@@ -51,13 +51,6 @@ def _fidelity(study: Study) -> pd.DataFrame:
     ratings, components = _ratings(study)
     delivery = study.tables["delivery"] if study.has("delivery") else None
     return fidelity_index(ratings, components, delivery)
-
-
-def _names(tx: Text, names: list[str]) -> str:
-    shown = names[:MAX_NAMED]
-    if len(names) > MAX_NAMED:
-        return tx("{list} and {k} more", list=", ".join(shown), k=len(names) - MAX_NAMED)
-    return tx.join(shown)
 
 
 @section(4, "fidelity", N_("Fidelity by region"))
@@ -166,7 +159,7 @@ def fidelity_drift(study: Study) -> SectionOutput:
                          units=w["units"]),
                     tx("{k} show a decline in adherence ({sig} with a significant downward slope, {runs} with {r} or "
                        "more consecutive declines): {list}.", k=tx.int(len(flagged)), sig=tx.int(sig),
-                       runs=tx.int(runs), r=drift.run_length, list=_names(tx, names))]
+                       runs=tx.int(runs), r=drift.run_length, list=named_list(tx, names, MAX_NAMED))]
     else:
         findings = [tx.n("None of the {n} site with {m} or more rated {units} shows a decline in adherence "
                          "(no significant downward slope, no run of {r} consecutive declines).",
@@ -277,7 +270,7 @@ def adaptations(study: Study) -> SectionOutput:
     inconsistent = ad[ad["fidelity_relation"].astype(str) == "fidelity-inconsistent"]
     if len(inconsistent):
         findings.append(tx("Sites with a fidelity-inconsistent adaptation: {list}.",
-                           list=_names(tx, sorted(inconsistent["site_id"].astype(str).unique()))))
+                           list=named_list(tx, sorted(inconsistent["site_id"].astype(str).unique()), MAX_NAMED)))
     ax = plot_adaptation_timeline(ad, sites=study.tables["sites"], n_periods=max(study.periods or [1]))
     ax.set_title(tx("Adaptations per site over time (marker = relation to fidelity)"))
     return SectionOutput(

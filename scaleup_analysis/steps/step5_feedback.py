@@ -17,7 +17,8 @@ import pandas as pd
 from ..i18n import N_
 from ..narrative import Text
 from ..study import Study, span_text
-from ._common import hidden_note, period_words, primary_indicator
+from ..feedback.cards import feedback_window, indicator_funnels, reading
+from ._common import hidden_note, named_list, period_words, primary_indicator
 from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
 
 
@@ -25,20 +26,8 @@ from ._section import FigureOut, NotApplicable, SectionOutput, TableOut, section
 MAX_NAMED = 6
 
 
-def _window(study: Study) -> list[int]:
-    return list(study.settings.followup) or study.periods[-4:]
-
-
 def _funnels(study: Study, by: str, window: list[int]) -> dict:
-    from ..feedback.cards import indicator_funnels
-
     return {code: f for code, f in indicator_funnels(study, by, window).items() if f is not None}
-
-
-def _reading(signal: str, higher: bool) -> str:
-    if signal.endswith("alarm") or signal.endswith("alert"):
-        return "better" if signal.startswith("above") == higher else "worse"
-    return "as_expected"
 
 
 @section(5, "site_comparison", N_("Feedback to the teams: how do the sites compare on each indicator?"))
@@ -47,7 +36,7 @@ def site_comparison(study: Study) -> SectionOutput:
     if not study.has("indicators", "outcomes", "sites"):
         raise NotApplicable(tx("the study has no outcomes by site."),
                             tx("the tables indicators, outcomes and sites."))
-    window = _window(study)
+    window = feedback_window(study)
     funnels = _funnels(study, "site_id", window)
     if not funnels:
         raise NotApplicable(tx("fewer than 3 sites have outcomes in the follow-up periods: there is nothing to "
@@ -63,23 +52,23 @@ def site_comparison(study: Study) -> SectionOutput:
     for code, fun in funnels.items():
         higher = study.indicator_direction(code) == "higher_is_better"
         f = fun.to_frame()
-        reading = [_reading(s, higher) for s in f["signal"]]
+        readings = [reading(s, higher) for s in f["signal"]]
         alarm = f["signal"].str.endswith("alarm").to_numpy()
-        worse = [u for u, r, a in zip(f["unit"], reading, alarm) if r == "worse" and a]
-        better = [u for u, r, a in zip(f["unit"], reading, alarm) if r == "better" and a]
+        worse = [u for u, r, a in zip(f["unit"], readings, alarm) if r == "worse" and a]
+        better = [u for u, r, a in zip(f["unit"], readings, alarm) if r == "better" and a]
         worse_sites.update(worse)
         label = study.indicator_label(code)
         if worse or better:
             parts = []
             if worse:
                 parts.append(tx.n("{n} site worse than expected ({list})", "{n} sites worse than expected ({list})",
-                                  len(worse), list=_names(tx, worse)))
+                                  len(worse), list=named_list(tx, worse, MAX_NAMED)))
             if better:
                 parts.append(tx.n("{n} site better than expected ({list})", "{n} sites better than expected ({list})",
-                                  len(better), list=_names(tx, better)))
+                                  len(better), list=named_list(tx, better, MAX_NAMED)))
             findings.append(tx("{indicator}: {parts}, beyond the 99.8 % limits.", indicator=label,
                                parts=tx.join(parts)))
-        for r, rd in zip(f.itertuples(index=False), reading):
+        for r, rd in zip(f.itertuples(index=False), readings):
             rows.append({"indicator_id": code, "indicator": label, "site_id": r.unit,
                          "n": r.n, "events": getattr(r, "events", np.nan),
                          "value": r.value, "target": fun.target * fun.multiplier,
@@ -135,7 +124,7 @@ def site_comparison(study: Study) -> SectionOutput:
 
 def _level_sentence(tx: Text, by: str, n_units: int, worse: list) -> str:
     """The finding at the establishment or region level."""
-    k, n, names = tx.int(n_units), len(worse), _names(tx, worse)
+    k, n, names = tx.int(n_units), len(worse), named_list(tx, worse, MAX_NAMED)
     if by == "establishment_id":
         if not worse:
             return tx("At the establishment level ({k} establishments compared), none is worse than expected on "
@@ -160,13 +149,5 @@ def _worse_units(study: Study, by: str, window: list[int]) -> tuple[int, set] | 
     for code, fun in funnels.items():
         higher = study.indicator_direction(code) == "higher_is_better"
         f = fun.to_frame()
-        worse.update(u for u, s in zip(f["unit"], f["signal"]) if s.endswith("alarm") and _reading(s, higher) == "worse")
+        worse.update(u for u, s in zip(f["unit"], f["signal"]) if s.endswith("alarm") and reading(s, higher) == "worse")
     return max(f.n_units for f in funnels.values()), worse
-
-
-def _names(tx: Text, names: list) -> str:
-    names = [str(n) for n in names]
-    shown = names[:MAX_NAMED]
-    if len(names) > MAX_NAMED:
-        return tx("{list} and {k} more", list=", ".join(shown), k=len(names) - MAX_NAMED)
-    return tx.join(shown)
