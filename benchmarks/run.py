@@ -1,4 +1,4 @@
-"""Run the scaleup_analysis benchmarks B1..B7 and write benchmarks/results.md.
+"""Run the scaleup_analysis benchmarks B1..B8 and write benchmarks/results.md.
 
 Usage::
 
@@ -38,6 +38,7 @@ BENCHMARKS = {
     "B5": ("stepped_wedge_power_sim, 1,000 replicates", "bench_stepped_wedge"),
     "B6": ("summarize 50M Parquet rows: DuckDB vs pandas", "bench_summarize"),
     "B7": ("make report end to end", "bench_report"),
+    "B8": ("mixed_model binomial (Laplace) vs lme4 glmer; 1M rows", "bench_glmm"),
 }
 
 

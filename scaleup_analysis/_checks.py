@@ -346,10 +346,10 @@ def check_level(level, fn: str | None = None) -> float:
     return level
 
 
-def check_mixed_args(fn: str, family, level, reml) -> None:
+def check_mixed_args(fn: str, family, level, reml, families=("gaussian", "binomial")) -> None:
     """Check the ``family``, ``level`` and ``reml`` arguments of the mixed-model fitters.
 
-    Shared by :func:`scaleup_analysis.mixed_model` and
+    Shared by :func:`scaleup_analysis.mixed_model` (``families`` adds ``"poisson"``) and
     :func:`scaleup_analysis.mixed_model_from_summary`; messages start with ``fn``.
 
     Examples
@@ -362,8 +362,9 @@ def check_mixed_args(fn: str, family, level, reml) -> None:
     ...     print(e)
     mixed_model: family must be 'gaussian' or 'binomial', got 'poisson'.
     """
-    if family not in ("gaussian", "binomial"):
-        raise ScaleupDataError(f"{fn}: family must be 'gaussian' or 'binomial', got {family!r}.")
+    if family not in families:
+        names = ", ".join(map(repr, families[:-1])) + f" or {families[-1]!r}"
+        raise ScaleupDataError(f"{fn}: family must be {names}, got {family!r}.")
     check_level(level, fn)
     if not isinstance(reml, bool | np.bool_):
         raise ScaleupDataError(f"{fn}: reml must be True or False, got {reml!r}.")

@@ -3,10 +3,12 @@
 :func:`effect_sizes` turns per-study (or per-site) summary data into an effect size ``yi`` and its
 sampling variance ``vi``, ready for :func:`scaleup_analysis.meta_analysis`: odds and risk ratios,
 risk differences, (standardized) mean differences and ratios of means, single proportions, incidence
-rates and their ratios and differences, correlations. The formulas, the
+rates and their ratios and differences, correlations, and the (standardized) mean change and ratio
+of means of paired designs (pre-post measurements, matched pairs). The formulas, the
 zero-cell corrections (``add``, ``to``, ``drop00``) and the handling of missing or undefined values
 follow ``metafor::escalc()`` (Viechtbauer, 2010) exactly; the test suite checks every value against
-metafor to 1e-10.
+metafor to 1e-10 (the bias-corrected correlation ``UCOR`` also against an independent power series,
+where metafor's hypergeometric function is inaccurate).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ _CONTINUOUS = ("SMD", "MD", "ROM")
 _PROPORTIONS = ("PR", "PLN", "PLO", "PAS", "PFT")
 _RATES = ("IRR", "IRD")
 _RATE1 = ("IR", "IRLN")
-_CORRELATIONS = ("COR", "ZCOR")
-_MEASURES = _TWO_BY_TWO + _CONTINUOUS + _PROPORTIONS + _RATES + _RATE1 + _CORRELATIONS
+_CORRELATIONS = ("COR", "UCOR", "ZCOR")
+_CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")  # paired designs: two measurements of the same units
+_MEASURES = _TWO_BY_TWO + _CONTINUOUS + _PROPORTIONS + _RATES + _RATE1 + _CORRELATIONS + _CHANGE
 _VTYPES = {
     "OR": ("LS",),
     "RR": ("LS",),
@@ -47,7 +50,13 @@ _VTYPES = {
     "IR": ("LS",),
     "IRLN": ("LS",),
     "COR": ("LS", "AV"),
+    "UCOR": ("LS", "UB", "AV"),
     "ZCOR": ("LS",),
+    "MC": ("LS",),
+    "SMCC": ("LS", "LS2"),
+    "SMCR": ("LS", "LS2"),
+    "SMCRH": ("LS",),
+    "ROMC": ("LS",),
 }
 # the arguments (columns) each family of measures reads
 _ARGS = {
@@ -57,6 +66,8 @@ _ARGS = {
     **dict.fromkeys(_RATES, ("x1i", "t1i", "x2i", "t2i")),
     **dict.fromkeys(_RATE1, ("xi", "ti")),
     **dict.fromkeys(_CORRELATIONS, ("ri", "ni")),
+    **dict.fromkeys(_CHANGE, ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri")),
+    "SMCR": ("m1i", "m2i", "sd1i", "ni", "ri"),  # standardized by sd1i alone: sd2i is not read (as metafor)
 }
 _TO = ("only0", "all", "if0all", "none")
 
@@ -107,6 +118,42 @@ def _cmi(mi: np.ndarray) -> np.ndarray:
     ok = mi > 1  # False for NaN
     m = mi[ok]
     out[ok] = np.exp(gammaln(m / 2) - np.log(np.sqrt(m / 2)) - gammaln((m - 1) / 2))
+    return out
+
+
+# Nodes of the tanh-sinh (double exponential) rule on [0, 1] used by _hyp2f1_aac: t = 1/(1 + exp(-v)),
+# v = pi sinh(u), u = -4.5, -4.5 + h, ..., 4.5 (t from 1e-61 to 1 - 1e-61), kept in logs so that t and
+# 1 - t near the ends keep full relative precision.
+_TS_U = np.arange(-4.5, 4.5 + 1 / 512, 1 / 256)
+_TS_V = np.pi * np.sinh(_TS_U)
+_TS_LOGT = -np.logaddexp(0.0, -_TS_V)
+_TS_LOG1MT = -np.logaddexp(0.0, _TS_V)
+_TS_LOGJAC = np.log(np.cosh(_TS_U))
+
+
+def _hyp2f1_aac(a: float, c: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gauss hypergeometric function F(a, a; c; x) for 0 <= x <= 1 and c > 2a; NaN elsewhere.
+
+    metafor's ``.Fcalc`` (gsl's ``hyperg_2F1``) is NA for c <= 2a. Computed from Euler's integral
+    F = int_0^1 t^(a-1) (1-t)^(c-a-1) (1 - x t)^(-a) dt / B(a, c - a) by the tanh-sinh rule, the
+    normalising beta function being the same rule applied with x = 0 (so that large c loses no
+    precision), and 1 - x t written (1 - t) + (1 - x) t. Agrees with the power series to 1e-15
+    relative; neither scipy's ``hyp2f1`` (NaN for c > ~100, 1e-3 errors near x = 1) nor gsl's
+    (1e-3 errors for x in (0.995, 1) when c - 2a is an integer) is accurate over the whole range.
+    Accuracy degrades only for 0 < c - 2a < 0.1 with x near 1 (e.g. UCOR with 4 < ni < 4.2).
+    """
+    x = np.asarray(x, dtype=float)
+    c = np.broadcast_to(np.asarray(c, dtype=float), x.shape)
+    out = np.full(x.shape, np.nan)
+    ok = np.flatnonzero((c > 2 * a) & (x >= 0) & (x <= 1))  # False for NaN
+    omt = np.exp(_TS_LOG1MT)
+    t = np.exp(_TS_LOGT)
+    for start in range(0, ok.size, 2048):  # bounded memory: 2048 rows x 2305 nodes at a time
+        idx = ok[start:start + 2048]
+        cc = c[idx][:, None]
+        d = (1 - x[idx])[:, None]
+        base = a * _TS_LOGT + (cc - a) * _TS_LOG1MT + _TS_LOGJAC
+        out[idx] = np.exp(base - a * np.log(omt + d * t)).sum(axis=1) / np.exp(base).sum(axis=1)
     return out
 
 
@@ -387,12 +434,72 @@ def _correlation(df, measure, ri, ni, vtype):
            "Sample sizes must be > 0; remove empty samples.", measure)
     missing = np.isnan(r) | np.isnan(n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if measure == "COR":
-            yi = r
-            vi = (1 - yi**2) ** 2 / (n - 1) if vtype == "LS" else (1 - _wmean(yi, n) ** 2) ** 2 / (n - 1)
+        if measure in ("COR", "UCOR"):
+            if measure == "COR":
+                yi = r
+            else:  # Olkin & Pratt (1958, eq. 2.3); NaN for ni <= 4 (metafor: NA)
+                yi = r * _hyp2f1_aac(0.5, (n - 2) / 2, 1 - r**2)
+            if vtype == "UB":  # Hedges (1989), exact form; UCOR only
+                vi = yi**2 - (1 - (n - 3) / (n - 2) * (1 - r**2) * _hyp2f1_aac(1.0, n / 2, 1 - r**2))
+            elif vtype == "LS":
+                vi = (1 - yi**2) ** 2 / (n - 1)
+            else:  # AV: sample-size-weighted mean (bias-corrected) correlation over all rows
+                vi = (1 - _wmean(yi, n) ** 2) ** 2 / (n - 1)
         else:  # ZCOR
             yi = 1 / 2 * np.log((1 + r) / (1 - r))
             vi = 1 / (n - 3)
+    return yi, vi, missing
+
+
+def _change(df, measure, m1i, m2i, sd1i, sd2i, ni, ri, vtype):
+    """Mean change and ratio of means of paired designs (metafor's MC, SMCC, SMCR, SMCRH, ROMC)."""
+    given = {"m1i": m1i, "m2i": m2i, "sd1i": sd1i, "sd2i": sd2i, "ni": ni, "ri": ri}
+    if measure == "SMCR":  # standardized by sd1i alone
+        del given["sd2i"]
+    _required(measure, given, "columns holding the means and standard deviations of the two measurements, "
+              "the sample size and the correlation between the two measurements")
+    x = {k: _column(df, k, v, measure) for k, v in given.items()}
+    for arg in ("sd1i", "sd2i"):
+        if arg in x:
+            _check(df, x[arg] < 0, f"column {given[arg]!r} ({arg}) has negative standard deviations",
+                   "Standard deviations must be >= 0.", measure)
+    _check(df, np.abs(x["ri"]) > 1, f"column {ri!r} (ri) has correlations outside [-1, 1]",
+           "The correlation between the two measurements must be between -1 and 1.", measure)
+    _check(df, x["ni"] <= 0, f"column {ni!r} (ni) has sample sizes <= 0",
+           "Sample sizes must be > 0; remove empty samples.", measure)
+    missing = np.any(np.isnan(np.vstack(list(x.values()))), axis=0)
+    m1, m2, s1, n, r = x["m1i"], x["m2i"], x["sd1i"], x["ni"], x["ri"]
+    s2 = x.get("sd2i")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "SMCR":  # raw-score standardization (Becker, 1988)
+            cmi = _cmi(n - 1)
+            di = (m1 - m2) / s1
+            yi = cmi * di
+            if vtype == "LS":
+                vi = 2 * (1 - r) / n + yi**2 / (2 * n)
+            else:  # LS2
+                vi = cmi**2 * (2 * (1 - r) / n + di**2 / (2 * n))
+            return yi, vi, missing
+        vardi = s1**2 + s2**2 - 2 * r * s1 * s2  # variance of the change scores
+        if measure == "MC":
+            return m1 - m2, vardi / n, missing
+        if measure == "SMCC":  # change-score standardization (Gibbons et al., 1993)
+            cmi = _cmi(n - 1)
+            di = (m1 - m2) / np.sqrt(vardi)
+            yi = cmi * di
+            if vtype == "LS":
+                vi = 1 / n + yi**2 / (2 * n)
+            else:  # LS2
+                vi = cmi**2 * (1 / n + di**2 / (2 * n))
+            return yi, vi, missing
+        if measure == "SMCRH":  # raw-score standardization, heteroscedastic (Bonett, 2008)
+            cmi = _cmi(n - 1)
+            yi = cmi * (m1 - m2) / s1
+            vi = cmi**2 * (vardi / (s1**2 * (n - 1)) + yi**2 / (2 * (n - 1)))
+            return yi, vi, missing
+        # ROMC (Lajeunesse, 2011)
+        yi = np.log(m1 / m2)
+        vi = s1**2 / (n * m1**2) + s2**2 / (n * m2**2) - 2 * r * s1 * s2 / (m1 * m2 * n)
     return yi, vi, missing
 
 
@@ -408,9 +515,11 @@ def _check_options(data, measure, to, vtype, add, drop00, yi, vi, inputs: dict) 
     if to not in _TO:
         raise ScaleupDataError(f"effect_sizes: unknown to={to!r}; choose one of {list(_TO)}.")
     if vtype not in _VTYPES[measure]:
+        hint = (" (the unbiased variance of a correlation, vtype='UB', goes with the bias-corrected "
+                "correlation, measure='UCOR', as in metafor)" if measure == "COR" and vtype == "UB" else "")
         raise ScaleupDataError(
             f"effect_sizes: vtype={vtype!r} is not available for measure {measure!r}; "
-            f"choose one of {list(_VTYPES[measure])}."
+            f"choose one of {list(_VTYPES[measure])}{hint}."
         )
     if add is not None and (isinstance(add, bool) or not isinstance(add, (int, float, np.integer, np.floating))
                             or not np.isfinite(add)):
@@ -529,7 +638,13 @@ def effect_sizes(
         * two incidence rates ``x1i, t1i, x2i, t2i``: ``"IRR"`` log incidence rate ratio,
           ``"IRD"`` incidence rate difference; one rate ``xi, ti``: ``"IR"`` incidence rate,
           ``"IRLN"`` log incidence rate;
-        * a correlation ``ri`` with ``ni``: ``"COR"`` raw correlation, ``"ZCOR"`` Fisher's z.
+        * a correlation ``ri`` with ``ni``: ``"COR"`` raw correlation, ``"UCOR"`` bias-corrected
+          (unbiased) correlation, ``"ZCOR"`` Fisher's z;
+        * a paired design (two measurements of the same ``ni`` units, pre-post or matched pairs)
+          ``m1i, m2i, sd1i, sd2i, ni, ri``: ``"MC"`` raw mean change, ``"SMCC"`` standardized mean
+          change with change-score standardization, ``"SMCR"`` with raw-score standardization (by
+          ``sd1i``; ``sd2i`` is not needed), ``"SMCRH"`` raw-score standardization with
+          heteroscedastic variances, ``"ROMC"`` log ratio of means.
     ai, bi, ci, di : str, optional
         Columns of the 2x2 table (``OR``, ``RR``, ``RD``): ``ai``/``bi`` are the events and
         non-events of group 1 (e.g. treatment), ``ci``/``di`` those of group 2 (control).
@@ -538,17 +653,21 @@ def effect_sizes(
         the missing values of ``bi``/``di``; where both are given, ``n1i`` must equal ``ai + bi``.
         Required for ``SMD`` and ``MD``.
     m1i, sd1i, m2i, sd2i : str, optional
-        Columns of group means and standard deviations (``SMD``, ``MD``, ``ROM``).
+        Columns of group means and standard deviations (``SMD``, ``MD``, ``ROM``), or of the
+        means and standard deviations of the first and second measurement of a paired design
+        (``MC``, ``SMCC``, ``SMCR``, ``SMCRH``, ``ROMC``; the change is ``m1i - m2i``).
     xi, mi, ni : str, optional
         Single proportions: events ``xi`` and the sample size ``ni`` or the non-events ``mi``
         (``mi`` may have missing values filled by ``ni - xi``; where both are given, ``ni`` must
-        equal ``xi + mi``). ``ni`` is also the sample size of a correlation.
+        equal ``xi + mi``). ``ni`` is also the sample size of a correlation and of a paired design
+        (the number of units measured twice, or of matched pairs).
     ti : str, optional
         Person-time of a single rate (``IR``, ``IRLN``, with events ``xi``).
     x1i, t1i, x2i, t2i : str, optional
         Events and person-time of groups 1 and 2 (``IRR``, ``IRD``).
     ri : str, optional
-        Correlation coefficients (``COR``, ``ZCOR``), with sample sizes ``ni``.
+        Correlation coefficients (``COR``, ``UCOR``, ``ZCOR``), with sample sizes ``ni``; for a
+        paired design, the correlation between the two measurements.
     add : float, optional
         Value added to the counts according to ``to`` (ignored for means and correlations).
         Default 0.5, but 0 for ``PAS`` and ``PFT`` (as metafor).
@@ -566,7 +685,8 @@ def effect_sizes(
         ``SMD`` also ``"UB"``, ``"LS2"`` (Borenstein et al., 2009) and ``"AV"``; ``MD`` also
         ``"UB"`` (same as ``"LS"``) and ``"HO"`` (pooled variance); ``ROM`` also ``"HO"``,
         ``"AV"`` and ``"AVHO"``; ``PR`` also ``"UB"`` and ``"AV"``; ``PLN``, ``PLO`` and ``COR``
-        also ``"AV"``.
+        also ``"AV"``; ``UCOR`` also ``"UB"`` (unbiased, Hedges 1989) and ``"AV"``; ``SMCC`` and
+        ``SMCR`` also ``"LS2"``. As metafor 3.8-1, ``COR`` with ``"UB"`` is refused (use ``UCOR``).
     yi, vi : str, default "yi", "vi"
         Names of the output columns; existing columns of these names are replaced.
 
@@ -580,15 +700,16 @@ def effect_sizes(
     ScaleupDataError
         Unknown ``measure``/``to``/``vtype``; a missing or non-numeric column; negative counts,
         counts larger than the group size, ``n1i != ai + bi`` (``ni != xi + mi``), negative SDs,
-        group or sample sizes <= 0, person-times <= 0, correlations outside [-1, 1] (the message
-        names the column and the rows).
+        group or sample sizes <= 0, person-times <= 0, correlations (``ri``, also between the two
+        measurements of a paired design) outside [-1, 1] (the message names the column and the rows).
 
     Warns
     -----
     ScaleupWarning
         When some ``yi``/``vi`` are missing: a missing input value (the message names the column and
         the rows), a value undefined (0/0) or infinite (set to missing, as metafor does), the
-        variance of a correlation with ``ni <= 3``. The rows are kept, with NaN, as
+        variance of a correlation with ``ni <= 3``, the bias-corrected correlation with
+        ``ni <= 4``, a standardized mean change with ``ni <= 2``. The rows are kept, with NaN, as
         ``metafor::escalc`` keeps them with NA.
 
     Notes
@@ -631,7 +752,28 @@ def effect_sizes(
     Correlations: ``COR`` :math:`y = r`, :math:`v = (1-r^2)^2/(n-1)` (``"AV"``: the
     sample-size-weighted mean correlation for :math:`r` in :math:`v`); ``ZCOR``
     :math:`y = \\tfrac12\\log\\frac{1+r}{1-r}`, :math:`v = 1/(n-3)` (Fisher, 1921). As in metafor,
-    ``vi`` is missing when :math:`n \\le 3` (``yi`` is kept).
+    ``vi`` is missing when :math:`n \\le 3` (``yi`` is kept). ``UCOR``:
+    :math:`y = r\\,F(\\tfrac12, \\tfrac12; \\tfrac{n-2}{2}; 1-r^2)` (Olkin & Pratt, 1958, eq. 2.3; missing
+    for :math:`n \\le 4`), with :math:`v = (1-y^2)^2/(n-1)` (``"LS"``) or the unbiased
+    :math:`v = y^2 - 1 + \\frac{n-3}{n-2}(1-r^2)\\,F(1, 1; \\tfrac n2; 1-r^2)` (``"UB"``; Hedges,
+    1989, exact form), :math:`F` being Gauss's hypergeometric function. metafor evaluates :math:`F`
+    with gsl's ``hyperg_2F1``, which is wrong by up to 1e-2 for :math:`1 - r^2 \\in (0.995, 1)` when
+    :math:`n \\ge 8` is even (e.g. :math:`r = 0.05`, :math:`n = 8`: ``yi`` 0.05662 instead of 0.05655);
+    here :math:`F` is computed from Euler's integral (tanh-sinh rule) to about 1e-15, so ``UCOR``
+    differs from metafor there and agrees elsewhere.
+
+    Paired designs, with :math:`n` units measured twice (means :math:`\\bar x_1, \\bar x_2`, SDs
+    :math:`s_1, s_2`, correlation :math:`r`), :math:`s_d^2 = s_1^2 + s_2^2 - 2 r s_1 s_2` the variance
+    of the change and :math:`c = c(n-1)`: ``MC`` :math:`y = \\bar x_1 - \\bar x_2`, :math:`v = s_d^2/n`;
+    ``SMCC`` :math:`d = (\\bar x_1 - \\bar x_2)/s_d`, :math:`y = c\\,d`, :math:`v = 1/n + y^2/(2n)`
+    (``"LS2"``: :math:`c^2 (1/n + d^2/(2n))`) (Gibbons et al., 1993); ``SMCR``
+    :math:`d = (\\bar x_1 - \\bar x_2)/s_1`, :math:`y = c\\,d`, :math:`v = 2(1-r)/n + y^2/(2n)`
+    (``"LS2"``: :math:`c^2 (2(1-r)/n + d^2/(2n))`) (Becker, 1988; Morris, 2000); ``SMCRH``
+    :math:`y = c\\,(\\bar x_1 - \\bar x_2)/s_1`,
+    :math:`v = c^2 \\left(s_d^2/(s_1^2 (n-1)) + y^2/(2(n-1))\\right)` (Bonett, 2008); ``ROMC``
+    :math:`y = \\log(\\bar x_1/\\bar x_2)`, :math:`v = s_1^2/(n \\bar x_1^2) + s_2^2/(n \\bar x_2^2) -
+    2 r s_1 s_2/(n \\bar x_1 \\bar x_2)` (Lajeunesse, 2011). The standardized measures are missing for
+    :math:`n \\le 2` (:math:`c(n-1)` undefined). See Morris & DeShon (2002) on choosing among them.
 
     Missing values are handled as in metafor: a missing input makes missing, in that row, what
     is computed from it (no error; for ``MD`` a missing mean leaves ``vi`` defined); values that
@@ -661,6 +803,30 @@ def effect_sizes(
     Fisher, R. A. (1921). On the "probable error" of a coefficient of correlation deduced from a
     small sample. *Metron*, 1, 3-32.
 
+    Olkin, I., & Pratt, J. W. (1958). Unbiased estimation of certain correlation coefficients.
+    *Annals of Mathematical Statistics*, 29(1), 201-211.
+
+    Hedges, L. V. (1989). An unbiased correction for sampling error in validity generalization
+    studies. *Journal of Applied Psychology*, 74(3), 469-477.
+
+    Becker, B. J. (1988). Synthesizing standardized mean-change measures. *British Journal of
+    Mathematical and Statistical Psychology*, 41(2), 257-278.
+
+    Gibbons, R. D., Hedeker, D. R., & Davis, J. M. (1993). Estimation of effect size from a series
+    of experiments involving paired comparisons. *Journal of Educational Statistics*, 18(3), 271-279.
+
+    Morris, S. B. (2000). Distribution of the standardized mean change effect size for meta-analysis
+    on repeated measures. *British Journal of Mathematical and Statistical Psychology*, 53(1), 17-29.
+
+    Morris, S. B., & DeShon, R. P. (2002). Combining effect size estimates in meta-analysis with
+    repeated measures and independent-groups designs. *Psychological Methods*, 7(1), 105-125.
+
+    Bonett, D. G. (2008). Confidence intervals for standardized linear contrasts of means.
+    *Psychological Methods*, 13(2), 99-109.
+
+    Lajeunesse, M. J. (2011). On the meta-analysis of response ratios for studies with correlated
+    and multi-group designs. *Ecology*, 92(11), 2049-2055.
+
     Examples
     --------
     >>> import pandas as pd
@@ -685,6 +851,17 @@ def effect_sizes(
     0 -0.8473  0.1190
     1 -3.9318  2.0392
     2  0.0000  0.0667
+
+    Sites measured before and after an implementation (same patients; the correlation between the
+    two measurements is ``r``), standardized mean change with raw-score standardization:
+
+    >>> prepost = pd.DataFrame({"post": [7.8, 6.9], "pre": [7.1, 6.5], "sd_pre": [1.2, 1.0],
+    ...                         "n": [40, 25], "r": [0.6, 0.7]})
+    >>> sa.effect_sizes(prepost, "SMCR", m1i="post", m2i="pre", sd1i="sd_pre", ni="n",
+    ...                 ri="r")[["yi", "vi"]].round(4)
+           yi      vi
+    0  0.5720  0.0241
+    1  0.3873  0.0270
     """
     given = dict(ai=ai, bi=bi, ci=ci, di=di, n1i=n1i, n2i=n2i, m1i=m1i, sd1i=sd1i, m2i=m2i, sd2i=sd2i,
                  xi=xi, mi=mi, ni=ni, ti=ti, x1i=x1i, t1i=t1i, x2i=x2i, t2i=t2i, ri=ri)
@@ -694,7 +871,7 @@ def effect_sizes(
     inputs = {k: v for k, v in given.items() if v is not None and k in _ARGS[measure]}
     if add is None:  # metafor's default: 1/2, but 0 for the arcsine transformations
         add = 0.0 if measure in ("PAS", "PFT") else 0.5
-    small_n = None
+    small_n = no_ucor = None
     # values beyond double precision (e.g. an SD of 1e300) give infinite yi/vi: set to missing with
     # a warning by _undefined_to_missing, as metafor does, not a raw numpy overflow warning
     with np.errstate(over="ignore"):
@@ -709,14 +886,28 @@ def effect_sizes(
             y, v, missing = _rates(data, measure, x1i, t1i, x2i, t2i, float(add), to, bool(drop00))
         elif measure in _RATE1:
             y, v, missing = _rates(data, measure, xi, ti, None, None, float(add), to, False)
+        elif measure in _CHANGE:
+            y, v, missing = _change(data, measure, m1i, m2i, sd1i, sd2i, ni, ri, vtype)
         else:
             y, v, missing = _correlation(data, measure, ri, ni, vtype)
+            n_cor = _column(data, "ni", ni, measure)
             # metafor: no sampling variance for ni <= 3 (vi missing, yi kept)
-            small_n = _column(data, "ni", ni, measure) <= 3
+            small_n = n_cor <= 3
             v = np.where(small_n, 0.0, v)
-    y, v = _undefined_to_missing(y, v, missing, data.index, measure)
+            if measure == "UCOR":  # no bias-corrected correlation for ni <= 4 (yi missing)
+                no_ucor = n_cor <= 4
+    y, v = _undefined_to_missing(y, v, missing if no_ucor is None else missing | no_ucor, data.index, measure)
+    if no_ucor is not None and no_ucor.any():
+        warnings.warn(
+            f"effect_sizes(measure='UCOR'): the bias-corrected correlation cannot be computed when the sample "
+            f"size {ni!r} (ni) is <= 4, in {_rows_text(data.index, no_ucor)}; yi is missing (NaN) there, and so "
+            "is vi except with vtype='AV' for ni = 4 (as metafor::escalc). meta_analysis leaves these rows out.",
+            ScaleupWarning,
+            stacklevel=3,  # effect_sizes < checked_inputs wrapper < caller
+        )
     if small_n is not None and small_n.any():
         v = np.where(small_n, np.nan, v)
+    if small_n is not None and small_n.any() and no_ucor is None:  # UCOR: said above
         warnings.warn(
             f"effect_sizes(measure={measure!r}): the sampling variance cannot be estimated when the sample "
             f"size {ni!r} (ni) is <= 3, in {_rows_text(data.index, small_n)}; vi is missing (NaN) there, yi "

@@ -103,7 +103,7 @@ BUILDERS = {
         n_perm=30, seed=1),
     "MultilevelMetaResult": lambda: sa.multilevel_meta_analysis(
         _bask().assign(region=lambda d: d["country"], site=lambda d: d.index.astype(str)), yi="smd", vi="vi",
-        group=["region", "site"]),
+        group=["region", "site"], mods=["pperf"]),
     "MixedModelResult": lambda: sa.mixed_model(sim().tables["encounters"], "y ~ treated", group="site_id",
                                                re_formula="1 + treated"),
     "ICCResult": lambda: sa.icc(_ratings(), "session", "rater", "score"),

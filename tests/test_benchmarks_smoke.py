@@ -21,7 +21,7 @@ def _run(modname):
 
 def test_runner_lists_every_benchmark():
     run = importlib.import_module("run")
-    assert sorted(run.BENCHMARKS) == [f"B{i}" for i in range(1, 8)]
+    assert sorted(run.BENCHMARKS) == [f"B{i}" for i in range(1, 9)]
     for _, modname in run.BENCHMARKS.values():
         assert (BENCH / f"{modname}.py").is_file()
 
@@ -77,3 +77,10 @@ def test_b6_summarize_engines():
 def test_b7_report():
     (row,) = _run("bench_report")
     assert row.extra["notebook_seconds"]
+
+
+def test_b8_glmm():
+    rows = _run("bench_glmm")
+    r = rows[0]
+    if r.peer_s == r.peer_s:  # glmer ran (Rscript with lme4 available)
+        assert r.extra["rel_beta"] < 1e-4 and r.extra["rel_theta"] < 1e-4

@@ -1,4 +1,10 @@
-"""Tests of scaleup_analysis.effect_sizes against metafor::escalc (tests/reference/ref_escalc.R)."""
+"""Tests of scaleup_analysis.effect_sizes against metafor::escalc (tests/reference/ref_escalc.R).
+
+The reference is metafor 3.8-1 ``escalc()`` on a grid of data sets x measures x options (every cell of
+tests/reference/escalc.json), except for the bias-corrected correlation ``UCOR`` in the region where
+metafor's ``gsl::hyperg_2F1`` is inaccurate: there the reference is the power series of 2F1 summed in R
+(``ucor_gsl`` in the JSON), and the test also records how far metafor is from it.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ PROP_VTYPES = {"PR": ("LS", "UB", "AV"), "PLN": ("LS", "AV"), "PLO": ("LS", "AV"
 RATES = ("hart1999", "rate_edge")
 CORRELATIONS = ("molloy2014", "cor_edge")
 TO = ("only0", "all", "if0all", "none")
+PAIRED = ("lehmann2018", "prepost_sim", "change_edge")
+CHANGE_VTYPES = {"MC": ("LS",), "SMCC": ("LS", "LS2"), "SMCR": ("LS", "LS2"), "SMCRH": ("LS",), "ROMC": ("LS",)}
 
 
 def _dataset(name: str) -> pd.DataFrame:
@@ -67,6 +75,10 @@ def _compute(cell: dict) -> pd.DataFrame:
         cols = dict(xi="x1i", ti="t1i")
     elif cell["input"] == "cor":
         cols = dict(ri="ri", ni="ni")
+    elif cell["input"] == "paired":
+        cols = dict(m1i="m1i", m2i="m2i", sd1i="sd1i", sd2i="sd2i", ni="ni", ri="ri")
+    elif cell["input"] == "paired_no_sd2i":  # SMCR reads sd1i only
+        cols = dict(m1i="m1i", m2i="m2i", sd1i="sd1i", ni="ni", ri="ri")
     else:  # means
         cols = dict(m1i="m1i", sd1i="sd1i", n1i="n1i", m2i="m2i", sd2i="sd2i", n2i="n2i")
     with warnings.catch_warnings():
@@ -129,8 +141,16 @@ def test_reference_grid_is_complete():
     for ds in MEANS + ("rom_edge",):
         for vt in ("LS", "HO", "AV", "AVHO"):
             expected.add((ds, "means", "ROM", "only0", 0.5, False, vt))
+    # issue 18, second part: paired designs (and SMCR without sd2i), bias-corrected correlation
+    for ds, (m, vts) in itertools.product(PAIRED, CHANGE_VTYPES.items()):
+        for vt in vts:
+            expected.add((ds, "paired", m, "only0", 0.5, False, vt))
+    for ds, vt in itertools.product(PAIRED, CHANGE_VTYPES["SMCR"]):
+        expected.add((ds, "paired_no_sd2i", "SMCR", "only0", 0.5, False, vt))
+    for ds, vt in itertools.product(CORRELATIONS + ("ucor_edge",), ("LS", "UB", "AV")):
+        expected.add((ds, "cor", "UCOR", "only0", 0.5, False, vt))
     assert expected <= have, sorted(expected - have)
-    assert len(REF["cells"]) == len(have) == len(expected) == 658  # no duplicated or unexpected cells
+    assert len(REF["cells"]) == len(have) == len(expected) == 694  # no duplicated or unexpected cells
 
 
 def test_new_reference_datasets_exercise_the_edge_cases():
@@ -144,6 +164,17 @@ def test_new_reference_datasets_exercise_the_edge_cases():
     assert (c.ni <= 3).sum() >= 2 and (c.ri.abs() == 1).sum() == 2 and c.ri.isna().sum() == 1
     o = _dataset("rom_edge")
     assert (o.m2i == 0).sum() == 1 and (np.sign(o.m1i) * np.sign(o.m2i) < 0).sum() >= 1
+    # paired designs: r = +-1 and 0, ni of 1, 2 and 3 (c(ni - 1) undefined for ni <= 2), missing sd2i, ri
+    # and m1i, a zero mean and means of opposite signs (ROMC), sd1i = 0 (SMCR, SMCRH)
+    k = _dataset("change_edge")
+    assert {1.0, -1.0, 0.0} <= set(k.ri) and {1.0, 2.0, 3.0} <= set(k.ni)
+    assert k.sd2i.isna().sum() == k.ri.isna().sum() == k.m1i.isna().sum() == 1
+    assert (k.m2i == 0).sum() == 1 and (np.sign(k.m1i) * np.sign(k.m2i) < 0).sum() == 1 and (k.sd1i == 0).sum() == 1
+    assert ((k.ri == 1) & (k.sd1i == k.sd2i)).sum() == 1  # change scores with an SD of 0
+    # UCOR: ni = 4 and 3 (no bias-corrected r), 5 (smallest defined), fractional, large; r = 0, 1
+    u = _dataset("ucor_edge")
+    assert {3.0, 4.0, 4.5, 5.0, 5000.0} <= set(u.ni) and {0.0, 1.0} <= set(u.ri)
+    assert len(_dataset("lehmann2018")) == 12 and len(_dataset("prepost_sim")) == 15
 
 
 def test_reference_exercises_zero_cells_and_missing_values():
@@ -434,3 +465,148 @@ def test_other_families_arguments_are_ignored():
         warnings.simplefilter("error")
         b = sa.effect_sizes(d, "PLN", xi="x", ni="n", ai="junk", t1i="junk")
     pd.testing.assert_frame_equal(a, b)
+
+
+# ---------------------------------------------------------------- issue 18: paired designs, UCOR
+def test_ucor_is_exact_where_metafor_gsl_is_not():
+    # Reference: the power series of 2F1 summed in R (ref_escalc.R, ucor_gsl), for even ni >= 8 and |r| < 0.07,
+    # where gsl::hyperg_2F1 (used by metafor) is off. 1e-12 relative (two independent summations).
+    ref = REF["ucor_gsl"]
+    d = pd.DataFrame(ref["data"])
+    exact = ref["series"]
+    for vt in ("LS", "UB"):
+        out = sa.effect_sizes(d, "UCOR", ri="ri", ni="ni", vtype=vt)
+        np.testing.assert_allclose(out["yi"], exact["yi"], rtol=1e-12)
+        np.testing.assert_allclose(out["vi"], exact[vt], rtol=1e-12)
+        # the divergence from metafor 3.8-1 documented in effect_sizes' Notes: up to 0.2 % in yi and 8 % in
+        # vi (UB) in rows 0-4; row 5 (ni = 30) is outside gsl's faulty region and agrees at 1e-10
+        meta = ref["metafor"][vt]
+        dev = np.abs(np.asarray(meta["yi"]) - exact["yi"]) / np.abs(exact["yi"])
+        assert (dev[:5] > 1e-5).all() and dev[5] < 1e-10
+
+
+def test_ucor_closed_forms():
+    # r = 0: the bias-corrected r is 0 and, with Gauss's F(1, 1; c; 1) = (c - 1)/(c - 2), c = n/2, the unbiased
+    # variance is 0 - (1 - (n - 3)/(n - 2) * F) = 0 - (1 - (7/8) * (4/3)) = 1/6 for n = 10 (1e-13 relative).
+    # r = 1 stays 1 with zero variance.
+    d = pd.DataFrame({"r": [0.0, 1.0], "n": [10, 25]})
+    out = sa.effect_sizes(d, "UCOR", ri="r", ni="n", vtype="UB")
+    assert out.loc[0, "yi"] == 0.0 and out.loc[0, "vi"] == pytest.approx(1 / 6, rel=1e-13)
+    assert out.loc[1, "yi"] == pytest.approx(1.0, rel=1e-15) and out.loc[1, "vi"] == pytest.approx(0.0, abs=1e-15)
+    # F(1/2, 1/2; 3/2; 1) = pi/2 (ni = 5) enters r * F for r -> 0: at r = 1e-3 the corrected r is ~ r * pi/2
+    e = sa.effect_sizes(pd.DataFrame({"r": [1e-3], "n": [5]}), "UCOR", ri="r", ni="n")
+    assert e.loc[0, "yi"] == pytest.approx(1e-3 * np.pi / 2, rel=2e-3)
+
+
+def test_ucor_small_samples_missing_with_a_warning():
+    d = pd.DataFrame({"r": [0.3, 0.5, 0.4], "n": [40, 4, 3]})
+    with pytest.warns(ScaleupWarning, match=r"bias-corrected correlation cannot be computed when the sample size 'n' "
+                                            r"\(ni\) is <= 4, in 2 row\(s\) \(index 1, 2\)") as rec:
+        out = sa.effect_sizes(d, "UCOR", ri="r", ni="n")
+    assert len(rec) == 1  # the ni <= 3 warning of COR/ZCOR is not repeated
+    assert out["yi"].isna().tolist() == [False, True, True] and out["vi"].isna().tolist() == [False, True, True]
+    with pytest.warns(ScaleupWarning, match="bias-corrected"):
+        av = sa.effect_sizes(d, "UCOR", ri="r", ni="n", vtype="AV")  # as metafor: vi defined for ni = 4
+    assert av["vi"].isna().tolist() == [False, False, True]
+
+
+def test_paired_measures_closed_forms():
+    # one study, n = 20, means 12 and 10, SDs 4 and 3, r = 0.5: SD of the change sqrt(16 + 9 - 12) = sqrt(13);
+    # c(19) = Gamma(9.5) / (sqrt(9.5) Gamma(9)) (1e-12 relative, closed forms)
+    d = pd.DataFrame({"m1": [12.0], "m2": [10.0], "s1": [4.0], "s2": [3.0], "n": [20], "r": [0.5]})
+    cols = dict(m1i="m1", m2i="m2", sd1i="s1", sd2i="s2", ni="n", ri="r")
+    from scipy.special import gammaln
+    c19 = np.exp(gammaln(9.5) - gammaln(9.0)) / np.sqrt(9.5)
+    mc = sa.effect_sizes(d, "MC", **cols)
+    assert mc.loc[0, "yi"] == 2.0 and mc.loc[0, "vi"] == pytest.approx(13 / 20, rel=1e-12)
+    smcc = sa.effect_sizes(d, "SMCC", **cols)
+    g = c19 * 2 / np.sqrt(13)
+    assert smcc.loc[0, "yi"] == pytest.approx(g, rel=1e-12)
+    assert smcc.loc[0, "vi"] == pytest.approx(1 / 20 + g**2 / 40, rel=1e-12)
+    smcr = sa.effect_sizes(d.drop(columns="s2"), "SMCR", **{k: v for k, v in cols.items() if k != "sd2i"})
+    g = c19 * 2 / 4
+    assert smcr.loc[0, "yi"] == pytest.approx(g, rel=1e-12)
+    assert smcr.loc[0, "vi"] == pytest.approx(2 * 0.5 / 20 + g**2 / 40, rel=1e-12)
+    romc = sa.effect_sizes(d, "ROMC", **cols)
+    assert romc.loc[0, "yi"] == pytest.approx(np.log(1.2), rel=1e-12)
+    assert romc.loc[0, "vi"] == pytest.approx((16 / 144 + 9 / 100 - 2 * 0.5 * 12 / 120) / 20, rel=1e-12)
+
+
+def test_smcr_ignores_sd2i_and_mc_keeps_yi_without_ri():
+    d = pd.DataFrame({"m1": [5.0, 6.0], "m2": [4.0, 4.5], "s1": [1.0, 1.5], "s2": [np.nan, 1.2], "n": [12, 15],
+                      "r": [0.4, np.nan]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sd2i is not an input of SMCR: its missing value says nothing
+        a = sa.effect_sizes(d.iloc[:1], "SMCR", m1i="m1", m2i="m2", sd1i="s1", sd2i="s2", ni="n", ri="r")
+    assert a[["yi", "vi"]].notna().all().all()
+    with pytest.warns(ScaleupWarning, match=r"column 'r' \(argument 'ri'\) in 1 row\(s\) \(index 1\)"):
+        b = sa.effect_sizes(d, "MC", m1i="m1", m2i="m2", sd1i="s1", sd2i="s2", ni="n", ri="r")
+    assert b.loc[1, "yi"] == 1.5 and np.isnan(b.loc[1, "vi"])
+
+
+PAIRED_DF = pd.DataFrame({"m1": [5.0, 6.0, 7.0], "m2": [4.0, 4.5, 5.0], "s1": [1.0, 1.5, 2.0], "s2": [1.1, 1.2, 1.3],
+                          "n": [12, 15, 20], "r": [0.4, 0.5, 0.6]})
+_PCOLS = dict(m1i="m1", m2i="m2", sd1i="s1", sd2i="s2", ni="n", ri="r")
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sa.effect_sizes(PAIRED_DF.assign(r=[0.4, 1.2, -1.5]), "SMCC", **_PCOLS),
+         r"effect_sizes\(measure='SMCC'\): column 'r' \(ri\) has correlations outside \[-1, 1\] in 2 row\(s\) "
+         r"\(index 1, 2\)"),
+        (lambda: sa.effect_sizes(PAIRED_DF.assign(n=[12, 0, 20]), "MC", **_PCOLS),
+         r"column 'n' \(ni\) has sample sizes <= 0 in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PAIRED_DF.assign(s2=[1.0, -1.0, 1.0]), "ROMC", **_PCOLS),
+         r"column 's2' \(sd2i\) has negative standard deviations in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PAIRED_DF.assign(s1=[1.0, 1.0, -2.0]), "SMCR", m1i="m1", m2i="m2", sd1i="s1",
+                                 ni="n", ri="r"), r"column 's1' \(sd1i\) has negative standard deviations"),
+        (lambda: sa.effect_sizes(PAIRED_DF, "SMCRH", m1i="m1", m2i="m2", sd1i="s1", ni="n", ri="r"), r"\['sd2i'\]"),
+        (lambda: sa.effect_sizes(PAIRED_DF, "SMCR", m1i="m1", m2i="m2", sd1i="s1", ni="n"), r"\['ri'\]"),
+        (lambda: sa.effect_sizes(PAIRED_DF, "SMCC", **_PCOLS, vtype="UB"), "vtype='UB' is not available"),
+        (lambda: sa.effect_sizes(PAIRED_DF, "MC", **_PCOLS, vtype="LS2"), "vtype='LS2' is not available"),
+        (lambda: sa.effect_sizes(PAIRED_DF.assign(r=[0.4, 1.01, 0.2]), "UCOR", ri="r", ni="n"),
+         r"column 'r' \(ri\) has correlations outside \[-1, 1\] in 1 row\(s\) \(index 1\)"),
+        (lambda: sa.effect_sizes(PAIRED_DF, "COR", ri="r", ni="n", vtype="UB"), "measure='UCOR'"),
+    ],
+)
+def test_invalid_paired_and_ucor_input_raises(call, match):
+    with pytest.raises(ScaleupDataError, match=match):
+        call()
+
+
+def test_paired_undefined_values_warn():
+    # ni = 2: c(ni - 1) is undefined, SMCC missing with the 0/0 warning (metafor: NA); MC stays defined
+    d = PAIRED_DF.assign(n=[12, 2, 20])
+    with pytest.warns(ScaleupWarning, match=r"undefined .*in 1 row\(s\) \(index 1\)"):
+        out = sa.effect_sizes(d, "SMCC", **_PCOLS)
+    assert out["yi"].isna().tolist() == [False, True, False]
+    mc = sa.effect_sizes(d, "MC", **_PCOLS)
+    assert mc[["yi", "vi"]].notna().all().all()
+
+
+_sd = st.floats(min_value=0.1, max_value=50, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(m1=st.floats(1, 100), m2=st.floats(1, 100), s1=_sd, s2=_sd, n=st.integers(3, 500),
+       r=st.floats(-0.99, 0.99), k=st.floats(0.01, 1000))
+def test_paired_measures_scale_and_swap(m1, m2, s1, s2, n, r, k):
+    d = pd.DataFrame({"m1": [m1], "m2": [m2], "s1": [s1], "s2": [s2], "n": [n], "r": [r]})
+    dk = d.assign(m1=k * m1, m2=k * m2, s1=k * s1, s2=k * s2)
+    for m, vts in CHANGE_VTYPES.items():
+        for vt in vts:
+            a = sa.effect_sizes(d, m, **_PCOLS, vtype=vt)
+            b = sa.effect_sizes(dk, m, **_PCOLS, vtype=vt)
+            if m == "MC":  # MC scales with the unit, its variance with its square
+                np.testing.assert_allclose(b["yi"], k * a["yi"], rtol=1e-9, atol=1e-9)
+                np.testing.assert_allclose(b["vi"], k**2 * a["vi"], rtol=1e-9)
+            else:  # standardized and log-ratio measures are unit-free (1e-9 relative, 1e-12 absolute)
+                np.testing.assert_allclose(b[["yi", "vi"]], a[["yi", "vi"]], rtol=1e-9, atol=1e-12)
+    # swapping the two measurements negates MC, SMCC and ROMC and keeps their variances
+    sw = dict(m1i="m2", m2i="m1", sd1i="s2", sd2i="s1", ni="n", ri="r")
+    for m in ("MC", "SMCC", "ROMC"):
+        a = sa.effect_sizes(d, m, **_PCOLS)
+        b = sa.effect_sizes(d, m, **sw)
+        np.testing.assert_allclose(b["yi"], -a["yi"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b["vi"], a["vi"], rtol=1e-9)

@@ -193,6 +193,7 @@ DATA_VALUED = {
     ("MetaRegressionResult", "data"): "the analysed input table (the user's columns)",
     ("MetaRegressionResult", "vcov"): "rows and columns are the model's terms",
     ("MixedModelResult", "vcov"): "rows and columns are the model's terms",
+    ("MultilevelMetaResult", "vcov"): "rows and columns are the model's terms",
     ("PermutationTestResult", "statistic_perm"): "columns are the model's terms",
     ("KappaResult", "table"): "contingency table: rows and columns are the categories",
     ("KrippendorffResult", "coincidence"): "coincidence matrix: rows and columns are the values",
@@ -271,6 +272,8 @@ def test_extra_result_names_are_in_the_glossary():
     mr = _built("MetaRegressionResult")
     new = pd.DataFrame({"pperf": [1.0, 10.0], "design": ["rct", "rct"]})
     assert not _unknown(_frame_names(mr.predict(new)))
+    ml = _built("MultilevelMetaResult")
+    assert not _unknown(_frame_names(ml.predict(pd.DataFrame({"pperf": [1.0, 10.0]}))))
     ev = _built("AdaptationEffects").event_effect
     assert not _unknown(ev.index), _unknown(ev.index)
     vc = _built("MixedModelResult").variance_components

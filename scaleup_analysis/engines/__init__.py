@@ -20,9 +20,16 @@ module                   computes                                      used by
 :mod:`.reml`             Gaussian (RE)ML from per-cluster              ``heterogeneity.mixed``,
                          cross-products (lme4's PLS), Satterthwaite    ``heterogeneity.multilevel``,
                          df, profile intervals, bounded optimiser,     ``rollout.stepped_wedge``,
-                         numerical derivatives                         ``summarize``, :mod:`.laplace`
-:mod:`.laplace`          Laplace approximation of a logit GLMM         ``heterogeneity.mixed``
-                         (lme4's ``glmer(nAGQ = 1)``)
+                         numerical derivatives                         ``summarize``, :mod:`.glmm`
+:mod:`.glmm`             binomial (logit, probit) and Poisson (log,    ``heterogeneity.mixed``
+                         offset) GLMM with one grouping factor:
+                         Laplace with its exact gradient, adaptive
+                         Gauss-Hermite quadrature (``glmer``)
+:mod:`.terms`            Gaussian (RE)ML with several random terms     ``heterogeneity.mixed``,
+                         (crossed, nested; lme4's ``lmer``): sparse    :mod:`.glmm_terms`
+                         Z, block + Schur-complement factor of
+                         ``Lambda'Z'WZ Lambda + I``, Satterthwaite df
+:mod:`.glmm_terms`       Laplace GLMM with several random terms        ``heterogeneity.mixed``
 :mod:`.crossed`          REML of two crossed random intercepts         ``agreement.icc_mixed``
                          (lme4's ``REMLcrit``)
 :mod:`.factor`           psych's ``fa`` (minres, ML), varimax,         ``prom.scale_omega``,

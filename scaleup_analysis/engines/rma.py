@@ -1,9 +1,12 @@
 """metafor's ``rma.uni``: the univariate random/fixed-effects meta-analysis and meta-regression fit.
 
 Computes everything ``rma.uni`` reports for the model y_i = x_i' beta + u_i + e_i,
-u_i ~ N(0, tau^2), e_i ~ N(0, v_i) with metafor 3.8's default ``control``: tau^2 and its SE (the
-estimator's entry of :data:`~scaleup_analysis.engines.tau2.ESTIMATORS`), the coefficients with
-Wald-type (``test="z"``) or Knapp-Hartung (``"knha"``) inference, the omnibus test QM, the Q test of
+u_i ~ N(0, tau^2), e_i ~ N(0, v_i), with metafor 3.8 run to convergence (tight ``control``, see
+:mod:`.tau2`): tau^2 and its SE (the estimator's entry of
+:data:`~scaleup_analysis.engines.tau2.ESTIMATORS`), the coefficients with Wald-type (``test="z"``),
+t (``"t"``: t and F distributions with k - p df, unadjusted SEs) or Knapp-Hartung (``"knha"``: the
+same distributions, SEs scaled by the weighted residual variance) inference, the omnibus test QM
+of the coefficients ``btt``, the Q test of
 residual heterogeneity, I^2 and H^2 (based on the "typical" within-study variance), the ML and REML
 fit statistics (:func:`fit_rma`, returning a :class:`Fit`), and the Q-profile confidence interval
 of tau^2, I^2 and H^2 (:func:`qprofile_ci`). Inputs are plain arrays: ``yi``, ``vi`` and the model
@@ -33,13 +36,15 @@ import numpy as np
 from scipy import stats
 
 from . import FitError
-from .tau2 import ESTIMATORS, Tau2Estimator, estimate_tau2
+from .tau2 import ESTIMATORS, MAXITER, TOL, Tau2Estimator, estimate_tau2
 from .uniroot import EPS, r_uniroot
 from .wls import Projection, design_or_none, inv_xtwx, logdet, q_of_tau2, xb, xtdx, xty
 
 __all__ = ["TESTS", "Fit", "fit_rma", "qprofile_ci"]
 
-TESTS = ("z", "knha")
+#: ``test=`` choices: normal/chi-square ("z"), t/F with k - p df ("t"), and the same with the
+#: Knapp-Hartung adjustment of the SEs ("knha"); metafor's ``test=`` codes.
+TESTS = ("z", "t", "knha")
 
 
 @dataclass
@@ -116,7 +121,7 @@ def fit_rma(
     if test == "knha":
         s2w = 0.0 if RSS_f <= EPS else RSS_f / (k - p)
         vb = s2w * vb
-    ddf = float(k - p) if test == "knha" else math.nan
+    ddf = float(k - p) if test in ("t", "knha") else math.nan
     m = len(btt)
     try:
         sub = vb[np.ix_(btt, btt)]
@@ -125,7 +130,7 @@ def fit_rma(
         QM = math.nan
     se = np.sqrt(np.diag(vb))
     zval = beta / se
-    if test == "knha":
+    if test in ("t", "knha"):
         QM = QM / m
         QM_df = (m, k - p)
         QM_pvalue = float(stats.f.sf(QM, m, k - p)) if k - p > 0 else math.nan
@@ -196,7 +201,9 @@ def fit_rma(
 
 
 def qprofile_ci(fit: Fit, level: float | None = None) -> dict:
-    """Q-profile confidence interval of tau^2 (and of I^2, H^2), as metafor ``confint.rma.uni``.
+    """Q-profile confidence interval of tau^2 (and of I^2, H^2), as metafor ``confint.rma.uni``
+    with a tight root tolerance (``control = list(tol = 1e-12, maxiter = 10000)``; metafor's default
+    eps^0.25 leaves a bound up to ~1e-4 away from the root).
 
     Viechtbauer, W. (2007). Confidence intervals for the amount of heterogeneity in meta-analysis.
     Statistics in Medicine, 26, 37-52.
@@ -216,7 +223,8 @@ def qprofile_ci(fit: Fit, level: float | None = None) -> dict:
 
     def root(target):
         try:
-            return r_uniroot(lambda t: q_of_tau2(t, y, vi, X) - target, tau2_min, tau2_max, maxiter=1000)
+            return r_uniroot(lambda t: q_of_tau2(t, y, vi, X) - target, tau2_min, tau2_max, tol=TOL,
+                             maxiter=MAXITER)
         except FitError:
             return math.nan
 

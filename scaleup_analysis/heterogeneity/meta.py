@@ -10,8 +10,11 @@ Two public functions, both taking a long-format :class:`pandas.DataFrame` with o
   test, bubble plot).
 
 Every number reproduces metafor 3.8 (``rma()``, ``confint()``, ``predict()``, ``influence()``,
-``leave1out()``, ``blup()``, ``permutest()``) with its default settings; the tests compare against
-``tests/reference/meta.json`` written by ``tests/reference/ref_meta.R`` at 1e-6 relative tolerance.
+``leave1out()``, ``blup()``, ``permutest()``) run to convergence: tau^2 and the bounds of its
+Q-profile CI are the exact optimum and roots (metafor with ``control = list(threshold = 1e-12,
+tol = 1e-12, maxiter = 10000)``), not the points where metafor's default stopping rule leaves them;
+the tests compare against ``tests/reference/meta.json`` written by ``tests/reference/ref_meta.R``
+at 1e-6 relative tolerance (tau^2 at 1e-8).
 The estimation engine is :mod:`scaleup_analysis.engines.rma` (tau^2 estimators: :mod:`scaleup_analysis.engines.tau2`).
 
 References
@@ -66,7 +69,10 @@ def _check_options(method: str, test: str, level: float) -> None:
             f"argument 'method': unknown tau^2 estimator {method!r}; use one of {', '.join(METHODS)}."
         )
     if test not in TESTS:
-        raise ScaleupDataError(f"argument 'test': must be 'z' or 'knha' (Knapp-Hartung), not {test!r}.")
+        raise ScaleupDataError(
+            f"argument 'test': must be 'z' (normal), 't' (t distribution with k - p df) or 'knha' "
+            f"(Knapp-Hartung), not {test!r}."
+        )
     check_level(level)
 
 
@@ -153,7 +159,14 @@ _ESTIMATOR_LABELS = {
     "FE": N_("fixed-effects (inverse-variance)"), "DL": N_("DerSimonian-Laird"),
     "REML": N_("restricted maximum likelihood"), "ML": N_("maximum likelihood"), "PM": N_("Paule-Mandel"),
     "EB": N_("empirical Bayes"), "HE": N_("Hedges (variance components)"), "SJ": N_("Sidik-Jonkman"),
+    "HS": N_("Hunter-Schmidt"), "HSk": N_("Hunter-Schmidt with k/(k - p) correction"),
+    "PMM": N_("median-unbiased Paule-Mandel"),
 }
+
+
+def _t_based(test: str) -> bool:
+    """Inference with the t and F distributions (k - p df): ``test="t"`` or ``"knha"``."""
+    return test in ("t", "knha")
 
 
 def _estimator_label(tx, method: str) -> str:
@@ -250,7 +263,8 @@ class MetaAnalysisResult(Displayed):
     Attributes
     ----------
     estimate, se, statistic, pvalue, ci_low, ci_high : float
-        Pooled effect, its standard error, z (or t for ``test="knha"``) statistic, p-value and CI.
+        Pooled effect, its standard error, z (or t for ``test="t"`` and ``"knha"``) statistic, p-value
+        and CI.
     tau2, tau2_se : float
         Between-study variance and its standard error (0 and NaN for ``method="FE"``).
     tau2_ci_low, tau2_ci_high, I2_ci_low, I2_ci_high, H2_ci_low, H2_ci_high : float
@@ -348,7 +362,7 @@ class MetaAnalysisResult(Displayed):
         else:
             lines += [tx("I² (heterogeneity / total variability): {v}", v=tx.pct(self.I2 / 100, 2)),
                       tx("H² (total variability / sampling variability): {v}", v=tx.num(self.H2))]
-        stat = "t" if self.test == "knha" else "z"
+        stat = "t" if _t_based(self.test) else "z"
         lines += [
             "",
             tx("Test for heterogeneity: Q(df = {df}) = {q}, {p}", df=self.Q_df, q=tx.num(self.Q, 4),
@@ -364,6 +378,8 @@ class MetaAnalysisResult(Displayed):
                             low=tx.num(self.pi_low, 4), high=tx.num(self.pi_high, 4)))
         if self.test == "knha":
             lines.append(tx("  (Knapp-Hartung adjustment, t distribution with {df} df)", df=self.k - 1))
+        elif self.test == "t":
+            lines.append(tx("  (t distribution with {df} df, standard errors not adjusted)", df=self.k - 1))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -401,7 +417,7 @@ class MetaAnalysisResult(Displayed):
         """Best linear unbiased predictions of the study-specific true effects (metafor ``blup()``).
 
         pred_i = l_i y_i + (1 - l_i) mu, l_i = tau^2 / (tau^2 + v_i); interval uses the model's
-        critical value (normal, or t with k - 1 df for ``test="knha"``).
+        critical value (normal, or t with k - 1 df for ``test="t"`` and ``"knha"``).
         """
         f = self._fit
         li = f.tau2 / (f.tau2 + f.vi)
@@ -502,10 +518,14 @@ def meta_analysis(
         One row per study (site, region, ...).
     yi, vi : str
         Columns with the effect sizes and their sampling variances (> 0).
-    method : {"REML", "FE", "DL", "ML", "PM", "EB", "HE", "SJ"}
-        Estimator of the between-study variance tau^2 (FE: fixed-effects model, tau^2 = 0).
-    test : {"z", "knha"}
-        Inference for the pooled effect: normal ("z") or Knapp-Hartung ("knha", t with k - 1 df).
+    method : {"REML", "FE", "DL", "ML", "PM", "PMM", "EB", "HE", "SJ", "HS", "HSk"}
+        Estimator of the between-study variance tau^2 (FE: fixed-effects model, tau^2 = 0); metafor's
+        codes (PMM: median-unbiased Paule-Mandel; HS: Hunter-Schmidt; HSk: Hunter-Schmidt with the
+        k/(k - p) correction).
+    test : {"z", "t", "knha"}
+        Inference for the pooled effect: normal ("z"), t with k - 1 df ("t", the same standard
+        error) or Knapp-Hartung ("knha", t with k - 1 df and the adjusted standard error). The
+        prediction interval uses the same critical value.
     level : float
         Coverage of confidence and prediction intervals.
     slab : str, optional
@@ -528,10 +548,16 @@ def meta_analysis(
     -----
     Model: y_i = mu + u_i + e_i, u_i ~ N(0, tau^2), e_i ~ N(0, v_i). With w_i = 1/(v_i + tau^2),
     mu_hat = sum w_i y_i / sum w_i, Var(mu_hat) = 1/sum w_i (times the Knapp-Hartung factor
-    s^2 = sum w_i (y_i - mu_hat)^2 / (k - 1) for ``test="knha"``). The tau^2 estimators, their
-    standard errors and stopping rules are those of metafor: DL (DerSimonian & Laird, 1986), HE
-    (Hedges, 1983), SJ (Sidik & Jonkman, 2005, one step from var(y)(k-1)/k), PM (Paule & Mandel, 1982),
-    ML/REML/EB (Fisher scoring from the truncated HE estimate, tolerance 1e-5 on tau^2).
+    s^2 = sum w_i (y_i - mu_hat)^2 / (k - 1) for ``test="knha"``). The tau^2 estimators and their
+    standard errors are those of metafor: DL (DerSimonian & Laird, 1986), HE (Hedges, 1983), SJ
+    (Sidik & Jonkman, 2005, one step from var(y)(k-1)/k), HS ((Q - k)/sum w_i, Hunter & Schmidt,
+    1990) and HSk ((k/(k-1) Q - k)/sum w_i, Brannick et al., 2019), with Q the fixed-effects Q and
+    w_i = 1/v_i, PM (Paule & Mandel, 1982: Q(tau^2) = k - 1) and PMM (Q(tau^2) = the median of
+    chi^2(k - 1), Viechtbauer, 2021), ML/REML/EB
+    (Fisher scoring from the truncated HE estimate). The iterative ones are run to the optimum
+    (change of tau^2 <= 1e-12; root tolerance 1e-12), where metafor's default stops at a change of
+    1e-5 (tau^2 up to ~1e-3 away; metafor with ``control = list(threshold = 1e-12, tol = 1e-12)``
+    gives our values).
     Q = sum (y_i - mu_FE)^2 / v_i; I^2 = 100 tau^2/(tau^2 + s^2) and H^2 = (tau^2 + s^2)/s^2 with the
     "typical" sampling variance s^2 = (k - 1) sum w_i / ((sum w_i)^2 - sum w_i^2), w_i = 1/v_i
     (Higgins & Thompson, 2002); for FE, I^2 = max(0, (Q - (k-1))/Q) and H^2 = Q/(k-1). The tau^2 CI is
@@ -546,6 +572,13 @@ def meta_analysis(
 
     Viechtbauer, W. (2007). Confidence intervals for the amount of heterogeneity in meta-analysis.
     Statistics in Medicine, 26(1), 37-52.
+
+    Brannick, M. T., Potter, S. M., Benitez, B., & Morris, S. B. (2019). Bias and precision of
+    alternate estimators in meta-analysis: Benefits of blending Schmidt-Hunter and Hedges approaches.
+    Organizational Research Methods, 22(2), 490-514.
+
+    Viechtbauer, W. (2021). Median-unbiased estimators for the amount of heterogeneity in
+    meta-analysis. European Congress of Methodology, Valencia, Spain.
 
     Examples
     --------
@@ -682,6 +715,47 @@ def _check_moderator_values(X: pd.DataFrame, Xa: np.ndarray) -> None:
             )
 
 
+def _resolve_btt(btt, terms: list[str], int_incl: bool) -> np.ndarray:
+    """0-based indices of the coefficients tested by QM (metafor's ``btt``; see :func:`meta_regression`)."""
+    p = len(terms)
+    if btt is None:
+        return np.arange(1, p) if (p > 1 and int_incl) else np.arange(p)
+    shown = f"{first_values(terms, 20)}"
+    if isinstance(btt, str):
+        idx = [j for j, t in enumerate(terms) if t == btt] or [j for j, t in enumerate(terms) if btt in t]
+        if not idx:
+            raise ScaleupDataError(
+                f"argument 'btt': no coefficient is named {btt!r} or has it in its name. Coefficients: {shown}."
+            )
+        return np.asarray(idx)
+    if isinstance(btt, (int, np.integer)) and not isinstance(btt, (bool, np.bool_)):
+        btt = [btt]
+    items = list(btt) if isinstance(btt, (list, tuple, np.ndarray, pd.Index)) else None
+    if not items:
+        raise ScaleupDataError(
+            f"argument 'btt': give term names (a string or a list of strings, e.g. {terms[-1]!r}) or "
+            f"positions counted from 1 as in R; got {btt!r}. Coefficients: {shown}."
+        )
+    if all(isinstance(b, str) for b in items):
+        unknown = [b for b in items if b not in terms]
+        if unknown:
+            raise ScaleupDataError(
+                f"argument 'btt': no coefficient(s) named {first_values(unknown)}. Coefficients: {shown}."
+            )
+        return np.asarray(sorted({terms.index(b) for b in items}))
+    if all(isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)) for b in items):
+        bad = [int(b) for b in items if not 1 <= b <= p]
+        if bad:
+            raise ScaleupDataError(
+                f"argument 'btt': positions {first_values(bad)} are outside 1..{p} (positions count from 1, "
+                f"as in R; the intercept is 1). Coefficients: {shown}."
+            )
+        return np.asarray(sorted({int(b) - 1 for b in items}))
+    raise ScaleupDataError(
+        f"argument 'btt': give either term names or integer positions (from 1), not a mix: {btt!r}."
+    )
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class PermutationTestResult(Displayed):
     """Result of :meth:`MetaRegressionResult.permutation_test` (metafor ``permutest``).
@@ -766,7 +840,10 @@ class MetaRegressionResult(Displayed):
         Pseudo-R^2 (percent): proportional reduction of tau^2 relative to the intercept-only model
         fitted with the same method, truncated at 0 (NaN without an intercept).
     QM, QM_df, QM_pvalue : float, tuple, float
-        Omnibus test of the moderators (chi-square, or F with (m, k - p) df for ``test="knha"``).
+        Omnibus test of the coefficients ``btt`` (chi-square with m df, or F with (m, k - p) df for
+        ``test="t"`` and ``"knha"``).
+    btt : tuple of str
+        The terms tested by QM (default: every coefficient but the intercept).
     QE, QE_df, QE_pvalue : float, int, float
         Test for residual heterogeneity.
     k, p : int
@@ -800,6 +877,7 @@ class MetaRegressionResult(Displayed):
     BIC: float
     AICc: float
     data: pd.DataFrame = field(repr=False)
+    btt: tuple = ()
     _fit: Fit = field(default=None, repr=False, compare=False)
     _design_info: object = field(default=None, repr=False, compare=False)
     _columns: tuple = field(default=(), repr=False, compare=False)
@@ -831,11 +909,18 @@ class MetaRegressionResult(Displayed):
             ]
         if np.isfinite(self.R2):
             lines.append(tx("R² (amount of heterogeneity accounted for): {v}", v=tx.pct(self.R2 / 100, 2)))
-        if self.test == "knha":
+        if _t_based(self.test):
             dist = tx("F(df1 = {df1}, df2 = {df2})", df1=self.QM_df[0], df2=self.QM_df[1])
         else:
             dist = tx("QM(df = {df})", df=self.QM_df[0])
-        stat = "t" if self.test == "knha" else "z"
+        stat = "t" if _t_based(self.test) else "z"
+        default_btt = [str(t) for t in self.coef.index if not (t == "intrcpt" and len(self.coef) > 1)]
+        if self.btt and list(self.btt) != default_btt:
+            qm_line = tx("Test of moderators ({terms}): {dist} = {q}, {p}", terms=", ".join(self.btt), dist=dist,
+                         q=tx.num(self.QM, 4), p=tx.pvalue(self.QM_pvalue))
+        else:
+            qm_line = tx("Test of moderators: {dist} = {q}, {p}", dist=dist, q=tx.num(self.QM, 4),
+                         p=tx.pvalue(self.QM_pvalue))
         rows = [[str(term), tx.num(r["estimate"], 4), tx.num(r["se"], 4), tx.num(r["statistic"], 4),
                  p_cell(tx, r["pvalue"]), tx("[{low}, {high}]", low=tx.num(r["ci_low"], 4), high=tx.num(r["ci_high"], 4))]
                 for term, r in self.coef.iterrows()]
@@ -843,7 +928,7 @@ class MetaRegressionResult(Displayed):
             "",
             tx("Test for residual heterogeneity: QE(df = {df}) = {q}, {p}", df=self.QE_df, q=tx.num(self.QE, 4),
                p=tx.pvalue(self.QE_pvalue)),
-            tx("Test of moderators: {dist} = {q}, {p}", dist=dist, q=tx.num(self.QM, 4), p=tx.pvalue(self.QM_pvalue)),
+            qm_line,
             "",
             text_table([tx("term"), tx("estimate"), tx("SE"), stat, "p", tx("{level} CI", level=level)], rows),
         ]
@@ -1052,6 +1137,7 @@ def meta_regression(
     test: str = "z",
     level: float = 0.95,
     slab: str | None = None,
+    btt=None,
 ) -> MetaRegressionResult:
     """Meta-regression of effect sizes on study-level moderators (metafor's ``rma.uni(mods = ...)``).
 
@@ -1068,14 +1154,23 @@ def meta_regression(
         Column names given as a list are never evaluated (any name is safe, e.g. one read from a
         user's file); a formula string is code, evaluated by patsy: write it yourself, never build
         it from names found in data.
-    method : {"REML", "FE", "DL", "ML", "PM", "EB", "HE", "SJ"}
-        Estimator of the residual between-study variance.
-    test : {"z", "knha"}
-        Normal-theory tests, or Knapp-Hartung (t with k - p df; F test for QM).
+    method : {"REML", "FE", "DL", "ML", "PM", "PMM", "EB", "HE", "SJ", "HS", "HSk"}
+        Estimator of the residual between-study variance (as :func:`meta_analysis`).
+    test : {"z", "t", "knha"}
+        Normal-theory tests ("z"), t tests with k - p df and an F test for QM ("t", standard errors
+        not adjusted), or Knapp-Hartung (the same distributions with adjusted standard errors).
     level : float
         Coverage of the confidence intervals.
     slab : str, optional
         Column with study labels.
+    btt : str, list of str or list of int, optional
+        The coefficients tested together by the omnibus test QM (metafor's ``btt``); default: all
+        but the intercept. Give term names as in :attr:`MetaRegressionResult.coef` (e.g.
+        ``["alloc[T.random]", "alloc[T.systematic]"]``), or one string, which selects every term
+        whose name contains it (``"alloc"``: all the dummies of a categorical moderator), or
+        integer positions (an int or a list) counted from 1 in the coefficient table as in R
+        (``[2, 3]``: the second and third coefficients; the intercept is 1). The tested terms are in
+        :attr:`MetaRegressionResult.btt` and named in the summary.
 
     Returns
     -------
@@ -1084,8 +1179,10 @@ def meta_regression(
     Notes
     -----
     Model: y_i = x_i' beta + u_i + e_i, u_i ~ N(0, tau^2), e_i ~ N(0, v_i);
-    beta_hat = (X'WX)^{-1} X'W y, W = diag(1/(v_i + tau^2)). QM = b' V^{-1} b over the non-intercept
-    coefficients; QE = y'P y with P = W_0 - W_0 X (X'W_0 X)^{-1} X'W_0, W_0 = diag(1/v_i).
+    beta_hat = (X'WX)^{-1} X'W y, W = diag(1/(v_i + tau^2)). QM = b' V^{-1} b over the coefficients
+    ``btt`` (default: the non-intercept ones), chi-square with m = len(btt) df, or QM/m against
+    F(m, k - p) for ``test="t"`` and ``"knha"``; QE = y'P y with
+    P = W_0 - W_0 X (X'W_0 X)^{-1} X'W_0, W_0 = diag(1/v_i).
     R^2 = max(0, (tau^2_0 - tau^2)/tau^2_0) with tau^2_0 from the intercept-only model
     (Raudenbush, 2009). Rows with a missing moderator, ``yi`` or ``vi`` are omitted with a
     :class:`RowsOmittedWarning` (metafor's ``na.omit``).
@@ -1113,6 +1210,9 @@ def meta_regression(
     dose       0.1781  0.0472
     >>> round(res.tau2, 4), round(res.R2, 1)
     (0.0, 100.0)
+    >>> sub = sa.meta_regression(data, mods=["dose"], btt=["dose"], test="t")
+    >>> sub.btt, sub.QM_df, round(sub.QM_pvalue, 4)
+    (('dose',), (1, 6), 0.0092)
     """
     _check_options(method, test, level)
     if mods is None:
@@ -1154,8 +1254,9 @@ def meta_regression(
         )
     y = used[yi].astype(float).to_numpy()
     v = used[vi].astype(float).to_numpy()
+    btt_idx = _resolve_btt(btt, list(X.columns), int_incl)
     with numeric_guard("meta_regression", f"columns {yi!r}, {vi!r} and the moderators"):
-        fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl)
+        fit = _fit_or_raise(y, v, Xa, method, test, level, int_incl=int_incl, btt=btt_idx)
         ci = qprofile_ci(fit) if (_random(method) and k > p) else {}
     names = pd.Index(list(X.columns), name="term")
     coef = pd.DataFrame(
@@ -1172,6 +1273,7 @@ def meta_regression(
         tau2_ci_high=ci.get("tau2_ci_high", math.nan), I2=fit.I2, H2=fit.H2, R2=_r2(fit), QM=fit.QM,
         QM_df=fit.QM_df, QM_pvalue=fit.QM_pvalue, QE=fit.QE, QE_df=k - p, QE_pvalue=fit.QE_pvalue, k=k,
         p=p, method=method, test=test, level=level, formula=shown, loglik=fs["loglik"],
-        deviance=fs["deviance"], AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"], data=used, _fit=fit,
+        deviance=fs["deviance"], AIC=fs["AIC"], BIC=fs["BIC"], AICc=fs["AICc"], data=used,
+        btt=tuple(str(X.columns[j]) for j in btt_idx), _fit=fit,
         _design_info=info, _columns=tuple(raw_cols), _aliases=aliases,
     )  # fmt: skip

@@ -37,7 +37,8 @@ for (method in c("REML", "DL", "FE")) {
   for (test in c("z", "knha")) {
     if (method == "FE" && test == "knha") next  # not a sensible combination; not in the grid
     # joint model: all components at once
-    res <- rma(yi, vi, mods = f_joint, data = d, method = method, test = test)
+    res <- rma(yi, vi, mods = f_joint, data = d, method = method, test = test,
+               control = list(threshold = 1e-12, tol = 1e-12, maxiter = 10000))  # run to convergence
     out$joint[[paste(method, test, sep = "_")]] <- pack(res, c("intrcpt", comps))
   }
 }
@@ -47,7 +48,8 @@ for (method in c("REML", "DL")) {
     out$separate[[key]] <- list()
     for (j in seq_along(comps)) {
       # one model per component
-      res <- rma(yi, vi, mods = as.formula(paste("~", names(X)[j])), data = d, method = method, test = test)
+      res <- rma(yi, vi, mods = as.formula(paste("~", names(X)[j])), data = d, method = method, test = test,
+                 control = list(threshold = 1e-12, tol = 1e-12, maxiter = 10000))  # run to convergence
       out$separate[[key]][[comps[j]]] <- pack(res, c("intrcpt", comps[j]))
     }
   }

@@ -234,11 +234,115 @@ for (ds in names(rom_means)) {
   }
 }
 
+# ---- paired designs (issue 18): means m1i, m2i and SDs sd1i, sd2i of two measurements of the same ni units,
+# correlated ri ----
+# dat.lehmann2018, the 12 within-subject studies (red vs control colour, same participants: m1i = red).
+# (dat.morris2008 is not in metadat 1.2.0, installed here.)
+leh <- dat.lehmann2018[dat.lehmann2018$Design == "Within Subjects", ]
+lehmann <- data.frame(study = leh$Short_Title, m1i = leh$Red_M, m2i = leh$Control_M, sd1i = leh$Red_SD,
+                      sd2i = leh$Control_SD, ni = leh$Red_N, ri = leh$RM_r)
+# Simulated pre-post summaries (seeded): sample sizes 5 to 400, correlations -0.3 to 0.95, positive means.
+set.seed(18)
+k_sim <- 15
+prepost_sim <- data.frame(study = paste0("M", 1:k_sim), m1i = round(rnorm(k_sim, 52, 6), 2),
+                          m2i = round(rnorm(k_sim, 48, 6), 2),
+                          sd1i = round(runif(k_sim, 4, 14), 2), sd2i = round(runif(k_sim, 4, 14), 2),
+                          ni = c(5, 6, 8, 12, 15, 20, 25, 30, 40, 60, 80, 120, 200, 300, 400),
+                          ri = round(c(-0.3, runif(k_sim - 2, 0, 0.9), 0.95), 3))
+# Synthetic edge cases: r = 1 with equal SDs (K2: SD of the change 0, SMCC infinite), r = -1 (K3), r = 0 (K4),
+# ni = 1, 2, 3 (K5-K7: c(ni - 1) undefined for ni <= 2), missing sd2i (K8: SMCR, which reads sd1i only, is
+# defined), missing ri (K9), m2i = 0 (K10: ROMC infinite), means of opposite signs (K11: ROMC undefined),
+# sd1i = 0 (K12: SMCR and SMCRH infinite), r = 1 with unequal SDs (K13), a missing m1i (K14).
+change_edge <- data.frame(
+  study = paste0("K", 1:14),
+  m1i = c(10.5, 6, 7.2, 5.1, 4, 4.4, 3.9, 8, 9.5, 2.5, -1.5, 6.5, 5, NA),
+  m2i = c(8.25, 5, 6.1, 4.4, 3, 3.1, 3.2, 6.5, 7, 0, 2, 5.5, 4.25, 3),
+  sd1i = c(3.2, 2, 1.8, 1.1, 1, 1.2, 0.9, 2.5, 2.2, 1, 1.4, 0, 1.5, 1),
+  sd2i = c(2.9, 2, 1.6, 1.3, 1.1, 1, 1.1, NA, 2.4, 1.2, 1.1, 1.3, 2.5, 1.2),
+  ni = c(25, 18, 30, 22, 1, 2, 3, 16, 20, 14, 12, 10, 15, 9),
+  ri = c(0.6, 1, -1, 0, 0.5, 0.4, 0.7, 0.5, NA, 0.3, 0.2, 0.5, 1, 0.4)
+)
+changes <- lapply(list(lehmann2018 = lehmann, prepost_sim = prepost_sim, change_edge = change_edge), roundtrip)
+change_vtypes <- list(MC = "LS", SMCC = c("LS", "LS2"), SMCR = c("LS", "LS2"), SMCRH = "LS", ROMC = "LS")
+
+# ---- grid 8: MC / SMCC / SMCR / SMCRH / ROMC (x vtype) x paired data sets ----
+for (ds in names(changes)) {
+  d <- changes[[ds]]
+  for (measure in names(change_vtypes)) for (vtype in change_vtypes[[measure]]) {
+    es <- suppressWarnings(escalc(measure = measure, m1i = m1i, m2i = m2i, sd1i = sd1i, sd2i = sd2i, ni = ni,
+                                  ri = ri, data = d, vtype = vtype))
+    put(list(dataset = ds, input = "paired", measure = measure, to = "only0", add = 0.5,
+             drop00 = FALSE, vtype = vtype, yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+  }
+  # SMCR standardizes by sd1i alone: sd2i not given at all
+  for (vtype in change_vtypes$SMCR) {
+    es <- suppressWarnings(escalc(measure = "SMCR", m1i = m1i, m2i = m2i, sd1i = sd1i, ni = ni, ri = ri,
+                                  data = d, vtype = vtype))
+    put(list(dataset = ds, input = "paired_no_sd2i", measure = "SMCR", to = "only0", add = 0.5,
+             drop00 = FALSE, vtype = vtype, yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+  }
+}
+
+# ---- bias-corrected correlation UCOR (Olkin & Pratt, 1958) with vtype LS / UB / AV ----
+# metafor evaluates 2F1 with gsl::hyperg_2F1, which is wrong (errors up to 1e-2 relative) for x = 1 - r^2 in
+# (0.995, 1) when c - a - b is an integer, i.e. an even ni >= 8 and |r| < 0.07 (checked below against the power
+# series). The grid data sets avoid that region; ucor_gsl holds cases inside it, with metafor's values and exact
+# ones from the power series sum_k (a)_k (b)_k / ((c)_k k!) x^k, summed here in R (independent of the Python code).
+ucor_edge <- data.frame(
+  study = paste0("U", 1:10),
+  ri = c(0.2, 0.5, -0.45, 0.999, 0.35, -0.2, 1, 0, 0.3, 0.4),
+  ni = c(5, 4, 6, 7, 1000, 5000, 12, 9, 4.5, 3)
+)
+hyp_series <- function(a, c, x) {
+  vapply(seq_along(x), function(i) {
+    if (is.na(x[i]) || is.na(c[i]) || c[i] <= 2 * a) return(NA_real_)
+    if (x[i] == 1) return(exp(lgamma(c[i]) + lgamma(c[i] - 2 * a) - 2 * lgamma(c[i] - a)))  # Gauss
+    term <- 1; s <- 1; j <- 0
+    repeat {
+      term <- term * (a + j)^2 / ((c[i] + j) * (j + 1)) * x[i]; s <- s + term; j <- j + 1
+      if (term < 1e-18 * s || j > 5e6) break
+    }
+    s
+  }, numeric(1))
+}
+ucor_exact <- function(d) {
+  yi <- d$ri * hyp_series(1/2, (d$ni - 2) / 2, 1 - d$ri^2)
+  ub <- yi^2 - (1 - (d$ni - 3) / (d$ni - 2) * (1 - d$ri^2) * hyp_series(1, d$ni / 2, 1 - d$ri^2))
+  list(yi = yi, LS = (1 - yi^2)^2 / (d$ni - 1), UB = ub)
+}
+ucor_sets <- c(cors, list(ucor_edge = roundtrip(ucor_edge)))
+for (ds in names(ucor_sets)) {
+  d <- ucor_sets[[ds]]
+  ex <- ucor_exact(d)
+  for (vtype in c("LS", "UB", "AV")) {
+    es <- suppressWarnings(escalc(measure = "UCOR", ri = ri, ni = ni, data = d, vtype = vtype))
+    # the grid must stay where gsl is right (away from x = 1 the series and gsl agree to ~1e-14; the
+    # fractional ni = 4.5 at r = 0.3 is far from x = 1 too)
+    ok <- is.na(ex$yi) | abs(es$yi - ex$yi) <= 1e-12 * abs(ex$yi)
+    if (!all(ok)) stop("gsl and the power series disagree in ", ds, ": ", paste(which(!ok), collapse = ", "))
+    put(list(dataset = ds, input = "cor", measure = "UCOR", to = "only0", add = 0.5,
+             drop00 = FALSE, vtype = vtype, yi = as.numeric(es$yi), vi = as.numeric(es$vi)))
+  }
+}
+ucor_gsl <- roundtrip(data.frame(study = paste0("G", 1:6), ri = c(0.05, -0.03, 0.06, 0.01, -0.065, 0.02),
+                                 ni = c(8, 10, 20, 12, 8, 30)))
+ex <- ucor_exact(ucor_gsl)
+ucor_gsl_ref <- list(
+  data = ucor_gsl,
+  metafor = lapply(c(LS = "LS", UB = "UB"), function(v) {
+    es <- escalc(measure = "UCOR", ri = ri, ni = ni, data = ucor_gsl, vtype = v)
+    list(yi = as.numeric(es$yi), vi = as.numeric(es$vi))
+  }),
+  series = list(yi = ex$yi, LS = ex$LS, UB = ex$UB)
+)
+
 out <- list(
   metafor_version = as.character(packageVersion("metafor")),
   r_version = R.version.string,
-  datasets = c(tables, means, props, rates, cors, list(rom_edge = rom_means$rom_edge)),
-  cells = cells
+  datasets = c(tables, means, props, rates, cors, list(rom_edge = rom_means$rom_edge), changes,
+               list(ucor_edge = ucor_sets$ucor_edge)),
+  cells = cells,
+  ucor_gsl = ucor_gsl_ref
 )
 writeLines(toJSON(out, digits = NA, na = "null", auto_unbox = TRUE, dataframe = "columns", pretty = FALSE), "escalc.json")
 message("escalc.json: ", length(cells), " cells")

@@ -1,8 +1,9 @@
 # Reference values for the O(k p^2) engine of meta_analysis / meta_regression (heterogeneity/_tau2.py)
 # at sizes beyond the small worked examples of ref_meta.R, and for data on which metafor's Fisher
 # scoring does not converge.  Run from this folder:  Rscript ref_meta_scaling.R  -> meta_scaling.json
-# Every value comes from metafor (rma.uni, confint) with its default settings; the R call is visible
-# next to each stored value. The simulated inputs are stored in the JSON so the Python tests run on
+# Every value comes from metafor (rma.uni, confint) run to convergence (control = CTRL / CI_CTRL below:
+# tau^2 and its Q-profile bounds are the exact optimum / roots); the R call is visible next to each
+# stored value. The simulated inputs are stored in the JSON so the Python tests run on
 # exactly the same numbers.
 suppressPackageStartupMessages({
   library(metafor)
@@ -10,8 +11,10 @@ suppressPackageStartupMessages({
 })
 
 num <- function(x) if (is.null(x)) NA_real_ else as.numeric(x)
-methods <- c("FE", "DL", "REML", "ML", "PM", "EB", "HE", "SJ")
-tests <- c("z", "knha")
+CTRL <- list(threshold = 1e-12, tol = 1e-12, maxiter = 10000)   # rma.uni: converge to the optimum
+CI_CTRL <- list(tol = 1e-12, maxiter = 10000)                     # confint.rma.uni: exact Q-profile roots
+methods <- c("FE", "DL", "REML", "ML", "PM", "PMM", "EB", "HE", "SJ", "HS", "HSk")
+tests <- c("z", "t", "knha")
 
 # ---- data ---------------------------------------------------------------------------------------------
 set.seed(20261123)
@@ -34,7 +37,7 @@ fields <- function(res) {
     I2 = num(res$I2), H2 = num(res$H2), Q = num(res$QE), Q_pvalue = num(res$QEp),
     QM = num(res$QM), QM_pvalue = num(res$QMp), loglik = fs[1, 1], AICc = fs[5, 1])
   if (res$method != "FE") {
-    ci <- confint(res)$random                          # metafor::confint.rma.uni (Q-profile)
+    ci <- confint(res, control = CI_CTRL)$random       # metafor::confint.rma.uni (Q-profile)
     out$tau2_ci_low <- ci["tau^2", "ci.lb"]
     out$tau2_ci_high <- ci["tau^2", "ci.ub"]
   }
@@ -45,14 +48,15 @@ cells_ma <- list()
 cells_mr <- list()
 for (m in methods) {
   for (tt in tests) {
-    r1 <- rma(yi, vi, data = ma, method = m, test = tt)                  # metafor::rma.uni
+    r1 <- rma(yi, vi, data = ma, method = m, test = tt, control = CTRL)                  # metafor::rma.uni
     cells_ma[[paste(m, tt, sep = "|")]] <- fields(r1)
-    r2 <- rma(yi, vi, mods = ~ x + arm, data = mr, method = m, test = tt)  # metafor::rma.uni(mods =)
+    r2 <- rma(yi, vi, mods = ~ x + arm, data = mr, method = m, test = tt, control = CTRL)  # metafor::rma.uni(mods =)
     cells_mr[[paste(m, tt, sep = "|")]] <- fields(r2)
   }
 }
 
-# ---- data on which Fisher scoring does not converge ---------------------------------------------------
+# ---- data on which Fisher scoring does not converge with metafor's default control ----------------------
+# (maxiter 100; with maxiter 10000 the first two converge after a slow damped oscillation, the third not)
 # (found by hypothesis in tests/test_properties.py and by a seeded search over the same strategy)
 nonconv <- list(
   list(yi = c(1, 0, 0, 0, 0), vi = c(0.03125, 0.5, 0.5, 0.5, 0.5), method = "REML"),
@@ -62,21 +66,26 @@ nonconv <- list(
 for (i in seq_along(nonconv)) {
   nc <- nonconv[[i]]
   if (is.null(nc$x)) {
-    r <- try(rma(nc$yi, nc$vi, method = nc$method), silent = TRUE)                 # metafor::rma.uni -> error
+    r <- try(rma(nc$yi, nc$vi, method = nc$method, control = CTRL), silent = TRUE)  # metafor::rma.uni -> error
+    r_default <- try(rma(nc$yi, nc$vi, method = nc$method), silent = TRUE)         # and with its default control
     # the estimators our error message suggests instead
-    nc$PM_tau2 <- rma(nc$yi, nc$vi, method = "PM")$tau2                            # metafor::rma.uni
+    nc$PM_tau2 <- rma(nc$yi, nc$vi, method = "PM", control = CTRL)$tau2            # metafor::rma.uni
     nc$DL_tau2 <- rma(nc$yi, nc$vi, method = "DL")$tau2                            # metafor::rma.uni
   } else {
-    r <- try(rma(nc$yi, nc$vi, mods = ~ nc$x, method = nc$method), silent = TRUE)  # metafor::rma.uni -> error
-    nc$PM_tau2 <- rma(nc$yi, nc$vi, mods = ~ nc$x, method = "PM")$tau2             # metafor::rma.uni
+    r <- try(rma(nc$yi, nc$vi, mods = ~ nc$x, method = nc$method, control = CTRL), silent = TRUE)  # -> error
+    r_default <- try(rma(nc$yi, nc$vi, mods = ~ nc$x, method = nc$method), silent = TRUE)
+    nc$PM_tau2 <- rma(nc$yi, nc$vi, mods = ~ nc$x, method = "PM", control = CTRL)$tau2  # metafor::rma.uni
     nc$DL_tau2 <- rma(nc$yi, nc$vi, mods = ~ nc$x, method = "DL")$tau2             # metafor::rma.uni
   }
   nc$error <- if (inherits(r, "try-error")) conditionMessage(attr(r, "condition")) else NA_character_
+  # run to convergence (maxiter 10000), Fisher scoring may get there after its slow oscillation
+  nc$tau2 <- if (inherits(r, "try-error")) NA_real_ else r$tau2
+  nc$error_default <- if (inherits(r_default, "try-error")) conditionMessage(attr(r_default, "condition")) else NA_character_
   nonconv[[i]] <- nc
 }
 
 out <- list(
-  metafor_version = as.character(packageVersion("metafor")),
+  metafor_version = as.character(packageVersion("metafor")), control = CTRL, confint_control = CI_CTRL,
   grid = list(methods = methods, tests = tests, k_ma = k1, k_mr = k2),
   data = list(ma = ma, mr = mr, mr_formula = "~ x + arm"),
   meta_analysis = cells_ma, meta_regression = cells_mr, nonconvergence = nonconv)

@@ -1,6 +1,7 @@
 # Reference values for tests/test_properties.py (numerical robustness at the boundaries).
 # Run from this folder:  Rscript ref_robustness.R   -> writes robustness.json
-# 1. tau^2 on the boundary: metafor::rma.uni for every tau^2 estimator x test on
+# 1. tau^2 on the boundary: metafor::rma.uni (run to convergence: control = CTRL) for every tau^2
+#    estimator x test on
 #    - "identical": identical effects with unequal variances (Q = 0),
 #    - "homogeneous": effects that vary less than their sampling error (Q < k - 1),
 #    with predict() for the prediction interval and confint() (Q-profile) for tau^2.
@@ -11,6 +12,9 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 num <- function(x) if (is.null(x)) NA_real_ else as.numeric(x)
+# metafor run to convergence, as the package (tau^2 and its Q-profile bounds: exact optimum / roots)
+CTRL <- list(threshold = 1e-12, tol = 1e-12, maxiter = 10000)
+CI_CTRL <- list(tol = 1e-12, maxiter = 10000)
 
 boundary <- list(
   identical = data.frame(yi = rep(0.3, 5), vi = c(0.01, 0.02, 0.03, 0.04, 0.05)),
@@ -23,9 +27,9 @@ meta <- list()
 for (dname in names(boundary)) {
   d <- boundary[[dname]]
   for (m in methods) for (tt in tests) {
-    res <- suppressWarnings(rma(yi, vi, data = d, method = m, test = tt))   # metafor::rma.uni
+    res <- suppressWarnings(rma(yi, vi, data = d, method = m, test = tt, control = CTRL))   # metafor::rma.uni
     pr <- predict(res)                                                          # prediction interval
-    ci <- if (m == "FE") NULL else suppressWarnings(confint(res)$random)       # Q-profile CI of tau^2
+    ci <- if (m == "FE") NULL else suppressWarnings(confint(res, control = CI_CTRL)$random)  # Q-profile CI
     meta[[paste(dname, m, tt, sep = "|")]] <- list(
       dataset = dname, method = m, test = tt,
       estimate = num(coef(res)), se = num(res$se), ci_low = num(res$ci.lb), ci_high = num(res$ci.ub),

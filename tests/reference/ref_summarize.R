@@ -51,7 +51,7 @@ per_site <- do.call(rbind, lapply(sites, function(s) {
   f <- lm(y ~ treated + x, data = ds)
   data.frame(site_id = s, yi = unname(coef(f)["treated"]), vi = vcov(f)["treated", "treated"])
 }))
-ma <- rma(yi, vi, data = per_site, method = "REML")
+ma <- rma(yi, vi, data = per_site, method = "REML", control = list(threshold = 1e-12, tol = 1e-12, maxiter = 10000))  # to convergence
 meta <- list(mu = as.numeric(ma$beta), se = ma$se, tau2 = ma$tau2, I2 = ma$I2, QE = ma$QE)
 
 # binomial GLMM: Bernoulli rows vs aggregated events / n per site x period (treated is cell-level)

@@ -3,7 +3,8 @@
 # Data: Landenberger & Lipsey (2005), bundled CSV (= metadat::dat.landenberger2005). Effect size: log odds
 # ratio of NOT recidivating, CBT vs control (metafor::escalc measure "OR"). Phases: program = research
 # (efficacy) -> demo -> practice (routine delivery); research is the reference ("pilot").
-# Every stored value comes from metafor with its default settings (z tests); the R call is next to it.
+# Every stored value comes from metafor run to convergence (control = list(threshold = 1e-12, tol = 1e-12,
+# maxiter = 10000), as the package; z tests); the R call is next to it.
 # The ratio CIs (delta method, Fieller) are recomputed here from metafor's coefficients and vcov with
 # the formulas written out below, as an independent check of the Python arithmetic.
 suppressPackageStartupMessages({
@@ -33,7 +34,8 @@ ratio_cis <- function(a, s, va, vs, cas) {
 methods <- c("REML", "DL", "ML", "FE")
 out <- list()
 for (m in methods) {
-  res <- rma(yi, vi, mods = ~ program, data = dat, method = m)     # metafor::rma.uni, subgroup meta-regression
+  res <- rma(yi, vi, mods = ~ program, data = dat, method = m,
+             control = list(threshold = 1e-12, tol = 1e-12, maxiter = 10000))  # metafor::rma.uni, subgroup meta-regression
   b <- as.numeric(coef(res)); V <- unname(vcov(res))
   pr <- predict(res, newmods = rbind(c(0, 0), c(1, 0), c(0, 1)))   # pooled effect per phase
   cell <- list(
@@ -47,7 +49,8 @@ for (m in methods) {
   )
   sub <- list()
   for (p in lv) {
-    rs <- rma(yi, vi, data = dat, subset = program == p, method = m)  # metafor::rma.uni per subgroup
+    rs <- rma(yi, vi, data = dat, subset = program == p, method = m,
+              control = list(threshold = 1e-12, tol = 1e-12, maxiter = 10000))  # metafor::rma.uni per subgroup
     sub[[p]] <- list(k = rs$k, estimate = as.numeric(coef(rs)), se = rs$se, tau2 = rs$tau2)
   }
   cell$subgroups <- sub
