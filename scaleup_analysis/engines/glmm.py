@@ -43,10 +43,11 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, gammaln, log_ndtr, ndtr
 
-from .reml import lambda_from_theta, num_hessian, unstructured_lind
+from .reml import lambda_from_theta, minimize_bounded, num_hessian, unstructured_lind
 
 __all__ = ["FAMILIES", "GLMMFamily", "GLMMProblem", "GLMMFit", "fit_glmm", "glm_fit", "gauss_hermite_normal",
-           "vcov_from_hessian", "diverged", "DIVERGED"]
+           "vcov_from_hessian", "diverged", "DIVERGED", "optimize_with_gradient", "grad_hessian",
+           "standardized_design", "to_original_scale"]
 
 #: family -> links supported (the first is the default)
 FAMILIES = {"binomial": ("logit", "probit"), "poisson": ("log",)}
@@ -261,7 +262,16 @@ class GLMMProblem:
 
     # ------------------------------------------------------------------ Laplace deviance and gradient
     def laplace(self, par, gradient=True):
-        """Laplace deviance (and its gradient in ``par``) at ``par = (theta, beta)``."""
+        """Laplace deviance (and its gradient in ``par``) at ``par = (theta, beta)``; ``inf`` (with a zero
+        gradient) where the fitted values overflow, so that the optimiser's line search steps back."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self._laplace(par, gradient)
+        dev = out[0] if gradient else out
+        if not np.isfinite(dev) or (gradient and not np.all(np.isfinite(out[1]))):
+            return (np.inf, np.zeros(len(par))) if gradient else np.inf
+        return out
+
+    def _laplace(self, par, gradient):
         self.evaluations += 1
         k, q = self.k, self.q
         theta, beta = np.asarray(par[:k], float), np.asarray(par[k:], float)
@@ -354,20 +364,23 @@ def glm_fit(y, m, offset, X, family="binomial", link="logit", maxit=60):
     if family == "poisson":
         beta[:] = np.linalg.lstsq(X, np.log(y + 0.5) - offset, rcond=None)[0]
     converged = False
-    for _ in range(maxit):
-        eta = offset + X @ beta
-        score, _, w, _ = fam.derivatives(eta)
-        w = np.maximum(w, 1e-300)
-        z = eta - offset + score / w  # working response eta + (y - mu) / mu_eta
-        sw = np.sqrt(w)
-        bn = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-        if not np.all(np.isfinite(bn)):
-            break
-        done = np.max(np.abs(bn - beta)) < 1e-9 * max(1.0, float(np.max(np.abs(bn))))
-        beta = bn
-        if done:
-            converged = True
-            break
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(maxit):
+            eta = offset + X @ beta
+            score, _, w, _ = fam.derivatives(eta)
+            if not (np.all(np.isfinite(score)) and np.all(np.isfinite(w))):
+                break  # fitted values overflow: the estimates run off (separation)
+            w = np.maximum(w, 1e-300)
+            z = eta - offset + score / w  # working response eta + (y - mu) / mu_eta
+            sw = np.sqrt(w)
+            bn = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+            if not np.all(np.isfinite(bn)):
+                break
+            done = np.max(np.abs(bn - beta)) < 1e-9 * max(1.0, float(np.max(np.abs(bn))))
+            beta = bn
+            if done:
+                converged = True
+                break
     eta = offset + X @ beta
     return beta, converged, float(np.max(np.abs(eta))) if eta.size else 0.0
 
@@ -389,10 +402,11 @@ class GLMMFit:
     gradient: np.ndarray  # gradient at the optimum (0 on the free coordinates)
     nagq: int
     problem: GLMMProblem
+    gamma: np.ndarray  # the coefficients of the problem's standardised design (``beta = M gamma``)
 
     def ranef(self):
         """Conditional modes ``b`` (G, q), conditional covariances (G, q, q) and ``Lambda``."""
-        return self.problem.ranef(np.r_[self.theta, self.beta])
+        return self.problem.ranef(np.r_[self.theta, self.gamma])
 
 
 DIVERGED = ("fitted values numerically 0 or 1 (|linear predictor| > 30): the estimates diverge, as with a "
@@ -410,6 +424,37 @@ def diverged(fam: GLMMFamily, eta: np.ndarray) -> bool:
     return bool(np.min(eta) < -30)
 
 
+def standardized_design(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Xs, M)`` with ``Xs = X M``: every non-constant column centred (when the design has an intercept
+    column) and divided by its SD, so that the optimiser sees coefficients of comparable scale (a
+    covariate in cm next to one in years would otherwise send its first steps where the fitted
+    values overflow); ``beta = M gamma`` maps the coefficients back."""
+    X = np.asarray(X, dtype=float)
+    p = X.shape[1]
+    M = np.eye(p)
+    if X.shape[0] < 2:
+        return X, M
+    const = np.ptp(X, axis=0) == 0
+    icpt = [j for j in range(p) if const[j] and np.all(X[:, j] == 1.0)]
+    for j in range(p):
+        if const[j]:
+            continue
+        sd = float(np.std(X[:, j]))
+        if not sd > 0:
+            continue
+        M[j, j] = 1.0 / sd
+        if icpt:
+            M[icpt[0], j] = -float(np.mean(X[:, j])) / sd
+    return X @ M, M
+
+
+def to_original_scale(H: np.ndarray, vcov: np.ndarray, k: int, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hessian in ``(theta, beta)`` and covariance of ``beta`` from those in ``(theta, gamma)``."""
+    J = np.eye(H.shape[0])
+    J[k:, k:] = np.linalg.inv(M)
+    return J.T @ H @ J, M @ vcov @ M.T
+
+
 def vcov_from_hessian(H: np.ndarray, k: int, p: int) -> np.ndarray:
     """Covariance of ``beta`` from the Hessian of the deviance in ``(theta, beta)``: ``2 H^{-1}``
     restricted to ``beta`` (lme4's ``vcov(use.hessian = TRUE)``); NaN when it is not positive."""
@@ -423,7 +468,7 @@ def vcov_from_hessian(H: np.ndarray, k: int, p: int) -> np.ndarray:
     return vcov
 
 
-def _grad_hessian(fun_grad, x, free):
+def grad_hessian(fun_grad, x, free):
     """Central-difference Hessian of an analytic gradient (symmetrised)."""
     P = x.size
     H = np.zeros((P, P))
@@ -440,41 +485,50 @@ def _grad_hessian(fun_grad, x, free):
     return H
 
 
-def fit_glmm(y, trials, offset, X, Z, codes, ngroups, family="binomial", link="logit", nagq=1,
-             start=None) -> GLMMFit:
-    """Fit the GLMM by maximising the Laplace (``nagq = 1``) or AGQ likelihood (see the module)."""
-    prob = GLMMProblem(y, trials, offset, X, Z, codes, ngroups, family, link)
-    k, p = prob.k, prob.p
-    lower = prob.lower
-    if start is None:
-        beta0, _, _ = glm_fit(prob.y, prob.fam.m, prob.offset, prob.X, family, link)
-        theta0 = np.where(np.isfinite(prob.lower_theta), 1.0, 0.0)
-        x0 = np.r_[theta0, beta0]
-    else:
-        x0 = np.asarray(start, float)
-    if nagq > 1 and (prob.q != 1):
-        raise ValueError("adaptive quadrature needs a single scalar random effect")
+def optimize_with_gradient(fg, fdev, x0, lower):
+    """Minimise a deviance with an exact gradient subject to ``x >= lower``: L-BFGS-B, then Newton steps
+    on the free coordinates with the central-difference Hessian of the gradient (recomputed only after
+    a large step). ``fg(x)`` returns ``(deviance, gradient)``, ``fdev(x)`` the deviance alone.
 
-    def fg(x):
-        return prob.laplace(x)
-
+    Returns ``(x, converged, message, H, H_at)``: the optimum, whether the Newton decrement vanished,
+    a message when it did not, and the last Hessian with the point where it was computed.
+    """
     # 1) Laplace optimum by L-BFGS-B with the exact gradient
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     res = optimize.minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                             options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000, "maxcor": 20})
     x = np.maximum(np.asarray(res.x, float), lower)
+    x0 = np.maximum(np.asarray(x0, float), lower)
+    if not fdev(x) < fdev(x0):  # L-BFGS-B stalled (e.g. its first step left the region where the
+        x = x0                  # modes exist): damped Newton steps below start from x0
     converged, message = False, ""
     # 2) Newton polish on the free coordinates with the Hessian of the exact gradient; the Hessian is
     #    recomputed only after a large step (otherwise its change is of the order of the step)
     H, H_at = None, None
-    for _ in range(20):
+    for _ in range(60):
         f0, g = fg(x)
-        free = ~(np.isfinite(lower) & (x - lower < 1e-9) & (g > 0))
+        at_bound = np.isfinite(lower) & (x - lower < 1e-9)
+        # a variance parameter at 0 is a stationary point of the (even) deviance: its gradient is 0
+        # there, so probe one-sided steps; leave the bound when the deviance decreases
+        moved = False
+        for i in np.flatnonzero(at_bound):
+            best_f, best_x = f0, None
+            for delta in (0.3, 0.1, 0.01, 0.001):
+                xt = x.copy()
+                xt[i] = lower[i] + delta
+                ft = fdev(xt)
+                if ft < best_f - 1e-10 * max(1.0, abs(f0)):
+                    best_f, best_x = ft, xt
+            if best_x is not None:
+                x, f0, moved = best_x, best_f, True
+        if moved:
+            continue
+        free = ~(at_bound & (g >= -1e-12 * max(1.0, abs(f0))))
         if not free.any():
             converged = True
             break
         if H is None or float(np.max(np.abs(x - H_at) / np.maximum(np.abs(x), 1e-2))) > 1e-4:
-            H, H_at = _grad_hessian(fg, x, np.ones(x.size, dtype=bool)), x.copy()
+            H, H_at = grad_hessian(fg, x, np.ones(x.size, dtype=bool)), x.copy()
         try:
             wv, V = np.linalg.eigh(H[np.ix_(free, free)])
         except np.linalg.LinAlgError:
@@ -490,7 +544,7 @@ def fit_glmm(y, trials, offset, X, Z, codes, ngroups, family="binomial", link="l
         t, improved = 1.0, False
         for _ls in range(30):
             xn = np.maximum(x + t * step, lower)
-            fn = prob.laplace(xn, gradient=False)
+            fn = fdev(xn)
             if fn <= f0 + 1e-12 * max(1.0, abs(f0)):
                 improved = True
                 break
@@ -508,12 +562,35 @@ def fit_glmm(y, trials, offset, X, Z, codes, ngroups, family="binomial", link="l
     x = np.where(np.isfinite(lower) & (x - lower < 1e-12), lower, x)
     if not converged and not message:
         message = "the Laplace optimum was not located (gradient not zero)"
+    return x, converged, message, H, H_at
+
+
+def fit_glmm(y, trials, offset, X, Z, codes, ngroups, family="binomial", link="logit", nagq=1,
+             start=None) -> GLMMFit:
+    """Fit the GLMM by maximising the Laplace (``nagq = 1``) or AGQ likelihood (see the module)."""
+    Xs, M = standardized_design(X)
+    prob = GLMMProblem(y, trials, offset, Xs, Z, codes, ngroups, family, link)
+    k, p = prob.k, prob.p
+    lower = prob.lower
+    if start is None:
+        beta0, _, _ = glm_fit(prob.y, prob.fam.m, prob.offset, prob.X, family, link)
+        theta0 = np.where(np.isfinite(prob.lower_theta), 1.0, 0.0)
+        x0 = np.r_[theta0, beta0]
+    else:
+        x0 = np.asarray(start, float)
+        x0 = np.r_[x0[:k], np.linalg.solve(M, x0[k:])]
+    if nagq > 1 and (prob.q != 1):
+        raise ValueError("adaptive quadrature needs a single scalar random effect")
+
+    def fg(x):
+        return prob.laplace(x)
+
+    x, converged, message, H, H_at = optimize_with_gradient(
+        fg, lambda x: prob.laplace(x, gradient=False), x0, lower)
 
     if nagq > 1:
         def dev_agq(par):
             return prob.agq(par, nagq)
-
-        from .reml import minimize_bounded
 
         x, dev, converged, message = minimize_bounded(dev_agq, x, lower, quasi_newton=False)
         H = num_hessian(dev_agq, x)
@@ -521,11 +598,12 @@ def fit_glmm(y, trials, offset, X, Z, codes, ngroups, family="binomial", link="l
     else:
         dev, grad = fg(x)
         if H is None or float(np.max(np.abs(x - H_at) / np.maximum(np.abs(x), 1e-2))) > 1e-6:
-            H = _grad_hessian(fg, x, np.ones(x.size, dtype=bool))
+            H = grad_hessian(fg, x, np.ones(x.size, dtype=bool))
         prob.modes(x[:k], x[k:])  # leave the cached modes at the optimum
-    vcov = vcov_from_hessian(H, k, p)
+    H, vcov = to_original_scale(H, vcov_from_hessian(H, k, p), k, M)
     _, eta, _, _ = prob.modes(x[:k], x[k:])
     if diverged(prob.fam, eta):
         converged, message = False, DIVERGED
-    return GLMMFit(theta=x[:k], beta=x[k:], deviance=float(dev), converged=bool(converged), message=message,
-                   vcov=vcov, hessian=H, gradient=grad, nagq=int(nagq), problem=prob)
+    grad = np.r_[grad[:k], np.linalg.solve(M.T, grad[k:])]
+    return GLMMFit(theta=x[:k], beta=M @ x[k:], deviance=float(dev), converged=bool(converged), message=message,
+                   vcov=vcov, hessian=H, gradient=grad, nagq=int(nagq), problem=prob, gamma=x[k:].copy())

@@ -462,9 +462,9 @@ def mixed_model(
     ``(theta, beta)``, ``-2 log f(y | u) + ||u||^2 + log|Lambda' Z' W Z Lambda + I|`` at the
     conditional modes ``u`` with the working weights ``W`` of penalised IRLS, or with ``nagq > 1`` the
     adaptive Gauss-Hermite approximation of each site's integral (Pinheiro & Bates 1995; one random
-    intercept). With one grouping factor the exact gradient of the Laplace deviance drives the
-    optimiser and rows with identical covariates are merged, so the cost is a few dozen passes over
-    the rows (1 million patient rows in about 10 s); standard errors come from the Hessian of the
+    intercept). The exact gradient of the Laplace deviance drives the optimiser and, with one
+    grouping factor, rows with identical covariates are merged, so the cost is a few dozen passes over
+    the rows (1 million patient rows in about 6 s); standard errors come from the Hessian of the
     deviance (lme4's default ``use.hessian = TRUE``). The log-likelihood is the marginal
     log-likelihood; with ``nagq > 1`` lme4's ``logLik`` leaves out the saturated log-likelihood.
     The site effects are conditional modes with conditional SDs, ignoring the uncertainty of the
