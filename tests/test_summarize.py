@@ -337,3 +337,31 @@ def test_property_relabel_and_reorder_invariance():
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)  # sums reordered: rounding only
 
     check()
+
+
+@pytest.mark.parametrize("seed", [None, 11])
+def test_step5_site_variation_model_from_cells_equals_the_row_level_fit(seed):
+    """Issue 19: the patient-level model of step 5 is fitted from per-cell sums; it must equal the fit
+    on the rows (lme4's criterion depends on the rows only through these cross-products). The embedded
+    study and another simulated draw; the second keeps only 40 % of the patients (unbalanced cells)."""
+    from scaleup_analysis.steps.step5_monitoring import site_variance_model
+
+    enc = sa.load_study(seed=seed).tables["encounters"]
+    if seed is not None:
+        enc = enc.sample(frac=0.4, random_state=seed).reset_index(drop=True)
+    cells_fit, n_rows = site_variance_model(enc)
+    rows_fit = sa.mixed_model(enc, "y ~ treated + C(period)", group="site_id")
+    assert n_rows == rows_fit.n_obs
+    a, b = cells_fit.fixed.loc["treated"], rows_fit.fixed.loc["treated"]
+    for col in ("estimate", "se", "df", "ci_low", "ci_high"):
+        assert a[col] == pytest.approx(b[col], rel=1e-8)
+    period_rows = [t for t in rows_fit.fixed.index if t.startswith("C(period)")]
+    assert np.allclose(cells_fit.fixed.loc[[f"period_{t.split('T.')[1][:-1]}" for t in period_rows], "estimate"],
+                       rows_fit.fixed.loc[period_rows, "estimate"], rtol=1e-8, atol=1e-10)
+    assert cells_fit.icc == pytest.approx(rows_fit.icc, rel=1e-7)
+    assert cells_fit.loglik == pytest.approx(rows_fit.loglik, rel=1e-10)
+    assert np.allclose(cells_fit.variance_components["variance"], rows_fit.variance_components["variance"],
+                       rtol=1e-7)
+    ra = cells_fit.random_effects.set_index("group")["estimate"]
+    rb = rows_fit.random_effects.set_index("group")["estimate"]
+    assert np.allclose(ra.loc[rb.index], rb, rtol=1e-6, atol=1e-9)

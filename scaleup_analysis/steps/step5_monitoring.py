@@ -377,10 +377,30 @@ def twfe_comparison(study: Study) -> SectionOutput:
 # --------------------------------------------------------------------------------------------------
 
 
+def site_variance_model(encounters: pd.DataFrame):
+    """The site-variation model of step 5, ``y ~ treated + C(period)`` with a site random intercept (REML),
+    fitted from per-cell sufficient statistics instead of the patient rows.
+
+    The rows are reduced to one row per site x period x treated cell (:func:`scaleup_analysis.summarize`:
+    counts and sums of products); ``treated`` and the period indicators are constant within a cell, so
+    the cross-products of the model follow exactly from the cell sums and the fit equals
+    ``mixed_model(encounters, "y ~ treated + C(period)", group="site_id")`` (``treated`` is left out when
+    it takes one value). The fixed effects of the periods are named ``period_<p>``. Returns the
+    :class:`~scaleup_analysis.MixedModelResult` and the number of rows used.
+    """
+    from ..summarize import mixed_model_from_summary, summarize
+
+    cells = summarize(encounters, by=["site_id", "period", "treated"], outcome="y", covariates=[], threshold=1)
+    periods = sorted(cells["period"].unique())
+    dummies = {f"period_{p}": (cells["period"] == p).astype(float) for p in periods[1:]}
+    cells = cells.assign(**dummies)
+    terms = (["treated"] if cells["treated"].nunique() > 1 else []) + list(dummies)
+    formula = "y ~ " + (" + ".join(terms) if terms else "1")
+    return mixed_model_from_summary(cells, formula, group="site_id"), int(cells["n"].sum())
+
+
 @section(5, "site_variation", N_("How much do sites differ? (patient-level outcome)"))
 def site_variation(study: Study) -> SectionOutput:
-    from ..heterogeneity.mixed import mixed_model
-
     tx = Text(study.settings.language)
     if not study.has("encounters"):
         raise NotApplicable(tx("the study has no patient-level table (encounters)."),
@@ -391,11 +411,10 @@ def site_variation(study: Study) -> SectionOutput:
         raise NotApplicable(tx.n("patients come from {n} site; a between-site variance needs at least 3.",
                                  "patients come from {n} sites; a between-site variance needs at least 3.", n_sites),
                             tx("patients from three or more sites."))
-    formula = "y ~ treated + C(period)" if enc["treated"].nunique() > 1 else "y ~ C(period)"
-    mm = mixed_model(enc, formula, group="site_id")
+    mm, n_rows = site_variance_model(enc)
     findings = [tx("{icc} of the variation of the patient-level outcome lies between sites ({n} patients-periods, "
                    "{s} sites; mixed model with a site random intercept and period effects).",
-                   icc=tx.pct(mm.icc, 1), n=tx.int(len(enc)), s=tx.int(n_sites))]
+                   icc=tx.pct(mm.icc, 1), n=tx.int(n_rows), s=tx.int(n_sites))]
     if "treated" in mm.fixed.index:
         r = mm.fixed.loc["treated"]
         findings.append(tx("Patients treated at delivering sites differ by {est} on y from the same sites' other "
