@@ -43,7 +43,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, gammaln, log_ndtr, ndtr
 
-from .reml import lambda_from_theta, minimize_bounded, num_hessian, unstructured_lind
+from .reml import halving_step, lambda_from_theta, minimize_bounded, num_hessian, unstructured_lind
 
 __all__ = ["FAMILIES", "GLMMFamily", "GLMMProblem", "GLMMFit", "fit_glmm", "glm_fit", "gauss_hermite_normal",
            "vcov_from_hessian", "diverged", "DIVERGED", "optimize_with_gradient", "grad_hessian",
@@ -185,7 +185,6 @@ class GLMMProblem:
         self.intercept_only_z = self.q == 1 and np.all(Z[:, 0] == 1.0)
         self.zmax = float(np.max(np.abs(Z))) if Z.size else 0.0
         self._u = np.zeros((ngroups, self.q))
-        self.evaluations = 0
 
     # ------------------------------------------------------------------ per-group sums
     def _gsum(self, w):
@@ -272,7 +271,6 @@ class GLMMProblem:
         return out
 
     def _laplace(self, par, gradient):
-        self.evaluations += 1
         k, q = self.k, self.q
         theta, beta = np.asarray(par[:k], float), np.asarray(par[k:], float)
         u, eta, Lam, ZL = self.modes(theta, beta)
@@ -318,7 +316,6 @@ class GLMMProblem:
     # ------------------------------------------------------------------ adaptive Gauss-Hermite quadrature
     def agq(self, par, nagq):
         """Deviance by adaptive Gauss-Hermite quadrature with ``nagq`` nodes (scalar random effect)."""
-        self.evaluations += 1
         k = self.k
         theta, beta = np.asarray(par[:k], float), np.asarray(par[k:], float)
         u, eta, Lam, ZL = self.modes(theta, beta)
@@ -541,15 +538,8 @@ def optimize_with_gradient(fg, fdev, x0, lower):
         if decrement < 1e-16 * max(1.0, abs(f0)):
             converged = True
             break
-        t, improved = 1.0, False
-        for _ls in range(30):
-            xn = np.maximum(x + t * step, lower)
-            fn = fdev(xn)
-            if fn <= f0 + 1e-12 * max(1.0, abs(f0)):
-                improved = True
-                break
-            t *= 0.5
-        if not improved:  # at the rounding floor of the deviance
+        xn, _ = halving_step(fdev, x, step, lower, f0)
+        if xn is None:  # at the rounding floor of the deviance
             converged = bool(decrement < 1e-9 * max(1.0, abs(f0)))
             break
         dx = float(np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-2)))
@@ -566,19 +556,21 @@ def optimize_with_gradient(fg, fdev, x0, lower):
 
 
 def fit_glmm(y, trials, offset, X, Z, codes, ngroups, family="binomial", link="logit", nagq=1,
-             start=None) -> GLMMFit:
-    """Fit the GLMM by maximising the Laplace (``nagq = 1``) or AGQ likelihood (see the module)."""
+             beta_start=None) -> GLMMFit:
+    """Fit the GLMM by maximising the Laplace (``nagq = 1``) or AGQ likelihood (see the module).
+
+    ``beta_start``: fixed effects to start from (on the scale of ``X``), e.g. the GLM fit without random
+    effects when the caller already has it; by default that fit is computed here."""
     Xs, M = standardized_design(X)
     prob = GLMMProblem(y, trials, offset, Xs, Z, codes, ngroups, family, link)
     k, p = prob.k, prob.p
     lower = prob.lower
-    if start is None:
-        beta0, _, _ = glm_fit(prob.y, prob.fam.m, prob.offset, prob.X, family, link)
-        theta0 = np.where(np.isfinite(prob.lower_theta), 1.0, 0.0)
-        x0 = np.r_[theta0, beta0]
+    theta0 = np.where(np.isfinite(prob.lower_theta), 1.0, 0.0)
+    if beta_start is None:
+        gamma0 = glm_fit(prob.y, prob.fam.m, prob.offset, prob.X, family, link)[0]
     else:
-        x0 = np.asarray(start, float)
-        x0 = np.r_[x0[:k], np.linalg.solve(M, x0[k:])]
+        gamma0 = np.linalg.solve(M, np.asarray(beta_start, float))
+    x0 = np.r_[theta0, gamma0]
     if nagq > 1 and (prob.q != 1):
         raise ValueError("adaptive quadrature needs a single scalar random effect")
 

@@ -72,7 +72,6 @@ class TermsGLMM:
         n = Zc.shape[0]
         indptr, cols, vals = Zc.indptr, Zc.indices, Zc.data
         counts = np.diff(indptr)
-        row_of = np.repeat(np.arange(n), counts)
         # all pairs (j, k) of nonzeros within a row
         starts = indptr[:-1]
         pair_r, pair_j, pair_k = [], [], []
@@ -101,7 +100,6 @@ class TermsGLMM:
                      uniq12 % (m - m1) if m > m1 else uniq12)
         sel22 = (cj >= m1) & (ck >= m1)
         self._p22 = (pr[sel22], (cj[sel22] - m1).astype(np.int64) * (m - m1) + (ck[sel22] - m1), prod[sel22])
-        del row_of
 
     def crossprods(self, w):
         """``Z'WZ`` in the layout of :meth:`TermsLMM.factor`'s ``cp`` argument."""
@@ -295,12 +293,15 @@ class TermsGLMMFit:
         return self.model.ranef(np.r_[self.theta, self.gamma])
 
 
-def fit_terms_glmm(y, trials, offset, X, terms: list[Term], family="binomial", link="logit") -> TermsGLMMFit:
-    """Fit the GLMM with several random terms by minimising the Laplace deviance over ``(theta, beta)``."""
+def fit_terms_glmm(y, trials, offset, X, terms: list[Term], family="binomial", link="logit",
+                   beta_start=None) -> TermsGLMMFit:
+    """Fit the GLMM with several random terms by minimising the Laplace deviance over ``(theta, beta)``;
+    ``beta_start`` as in :func:`.glmm.fit_glmm`."""
     Xs, M = standardized_design(X)
     mdl = TermsGLMM(y, trials, offset, Xs, terms, family, link)
     k, p = mdl.k, mdl.p
-    beta0, _, _ = glm_fit(mdl.fam.y, mdl.fam.m, mdl.offset, mdl.X, family, link)
+    beta0 = (glm_fit(mdl.fam.y, mdl.fam.m, mdl.offset, mdl.X, family, link)[0] if beta_start is None
+             else np.linalg.solve(M, np.asarray(beta_start, float)))
     theta0 = np.where(np.isfinite(mdl.lmm.lower), 1.0, 0.0)
     par, ok, msg, H, H_at = optimize_with_gradient(mdl.laplace, mdl.deviance, np.r_[theta0, beta0], mdl.lower)
     dev = mdl.deviance(par)

@@ -336,6 +336,20 @@ def _fd_grad_hess(fun, x: np.ndarray, h: np.ndarray, free: np.ndarray):
     return f0, g, H
 
 
+def halving_step(fun, x: np.ndarray, step: np.ndarray, lower: np.ndarray, f0: float, tries: int = 30):
+    """Backtracking along ``step`` from ``x`` (halving, kept ``>= lower``) until ``fun`` is not above
+    ``f0`` (to rounding, 1e-12 relative): ``(new x, its value)``, or ``(None, None)`` when no halving
+    helped (the deviance is at its rounding floor along this direction)."""
+    t = 1.0
+    for _ in range(tries):
+        xn = np.maximum(x + t * step, lower)
+        fn = fun(xn)
+        if fn <= f0 + 1e-12 * max(1.0, abs(f0)):
+            return xn, fn
+        t *= 0.5
+    return None, None
+
+
 def minimize_bounded(fun, x0: np.ndarray, lower: np.ndarray, newton_steps: int = 30, quasi_newton: bool = True):
     """Minimise ``fun`` subject to ``x >= lower``: L-BFGS-B, then Newton polishing.
 
@@ -385,16 +399,8 @@ def minimize_bounded(fun, x0: np.ndarray, lower: np.ndarray, newton_steps: int =
         step = -(V @ ((V.T @ g) / w))
         full = np.zeros_like(x)
         full[free] = step
-        t = 1.0
-        improved = False
-        for _ls in range(30):
-            xn = np.maximum(x + t * full, lower)
-            fn = fun(xn)
-            if fn <= f0 + 1e-12 * max(1.0, abs(f0)):
-                improved = True
-                break
-            t *= 0.5
-        if not improved:  # at the noise floor of the deviance: accept if the Newton decrement is tiny
+        xn, fn = halving_step(fun, x, full, lower, f0)
+        if xn is None:  # at the noise floor of the deviance: accept if the Newton decrement is tiny
             decrement = 0.5 * float(-g @ step)
             converged = bool(decrement < max(1e-6, 1e-12 * abs(f0)))
             break

@@ -99,15 +99,16 @@ def warn_fit(fn: str, method: str, converged: bool, message: str, singular: bool
         )
 
 
-def warn_separation(y, m, offset, Xa, xnames, family, link, formula, stacklevel) -> None:
-    """Warn when the fixed effects separate the outcome (infinite estimates); see :data:`LP_ROWS`."""
+def warn_separation(y, m, offset, Xa, xnames, family, link, formula, stacklevel) -> np.ndarray:
+    """Warn when the fixed effects separate the outcome (infinite estimates); see :data:`LP_ROWS`.
+    Returns the GLM fit without random effects that this check makes (the start of the mixed model)."""
     n = y.size
-    _, glm_ok, eta_max = glm_fit(y, m, offset, Xa, family, link)
+    beta, glm_ok, eta_max = glm_fit(y, m, offset, Xa, family, link)
     if n > LP_ROWS and glm_ok and eta_max <= 25:
-        return
+        return beta
     direction = separation_direction(Xa, y, m if family == "binomial" else np.full(n, np.inf))
     if direction is None:
-        return
+        return beta
     terms = [name for name, d in zip(xnames, direction) if abs(d) > 1e-9]
     cells = "events only or non-events only" if family == "binomial" else "zero counts only"
     warnings.warn(
@@ -119,6 +120,7 @@ def warn_separation(y, m, offset, Xa, xnames, family, link, formula, stacklevel)
         ScaleupWarning,
         stacklevel=stacklevel,
     )
+    return beta
 
 
 def fit_glmm_fields(y, X, Z, codes, uniq, tr, off, index, formula, group, level, xnames, znames,
@@ -129,8 +131,8 @@ def fit_glmm_fields(y, X, Z, codes, uniq, tr, off, index, formula, group, level,
     m = np.ones(n) if tr is None else np.asarray(tr, float)
     offset = np.zeros(n) if off is None else np.asarray(off, float)
     check_outcome(y, m, family, formula, index, tr is not None)
-    warn_separation(y, m, offset, Xa, xnames, family, link, formula, stacklevel=4)
-    fit = fit_glmm(y, m, offset, Xa, Za, codes, G, family=family, link=link, nagq=nagq)
+    beta0 = warn_separation(y, m, offset, Xa, xnames, family, link, formula, stacklevel=4)
+    fit = fit_glmm(y, m, offset, Xa, Za, codes, G, family=family, link=link, nagq=nagq, beta_start=beta0)
     theta, beta, vcov = fit.theta, fit.beta, fit.vcov
     singular = bool(np.any(theta[np.isfinite(fit.problem.lower_theta)] < _SINGULAR_TOL))
     method = "Laplace" if nagq == 1 else f"AGQ ({nagq} nodes)"

@@ -759,26 +759,38 @@ def terms_result(fit, *, n, labels, names, znames, xnames, formula, bars, level)
              "rescaling covariates (centre/scale x) or simplifying the random terms", stacklevel=4)
     sigma2 = fit.sigma**2
     fe = fixed_table(fit.beta, fit.vcov_beta, fit.satterthwaite(), level, xnames)
-    vc = []
-    for name, zn, T in zip(_unique_names(names), znames, mdl.term_factors(fit.theta), strict=True):
-        vc += _vc_frame(name, zn, T, sigma2)
-    vc.append({"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd": fit.sigma, "corr": np.nan})
-    re_parts = []
-    for name, lab, zn, (b, V) in zip(names, labels, znames, fit.ranef(), strict=True):
-        part = _site_frame(lab, zn, b, V, level)
-        part.insert(0, "grpvar", name)
-        re_parts.append(part)
+    terms = _terms_fields(mdl.term_factors(fit.theta), fit.ranef(), labels=labels, names=names, znames=znames,
+                          scale=sigma2, level=level)
+    terms["variance_components"].loc[len(terms["variance_components"])] = {
+        "group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd": fit.sigma, "corr": np.nan}
     npar = len(xnames) + fit.theta.size + 1
     ll = -fit.minus2ll / 2
     return MixedModelResult(
-        family="gaussian", method=method, formula=formula, group=names[0],
-        re_terms=tuple(dict.fromkeys(z for zn in znames for z in zn)),
-        fixed=fe, vcov=pd.DataFrame(fit.vcov_beta, index=xnames, columns=xnames),
-        variance_components=pd.DataFrame(vc), random_effects=pd.concat(re_parts, ignore_index=True),
+        family="gaussian", method=method, formula=formula, fixed=fe,
+        vcov=pd.DataFrame(fit.vcov_beta, index=xnames, columns=xnames),
         sigma2=sigma2, tau2=np.nan, icc=np.nan, mor=np.nan, theta=fit.theta, loglik=ll,
-        AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar, n_obs=n, n_groups=len(labels[0]),
-        converged=fit.converged, singular=singular, level=level, notes=tuple(notes),
-        random_terms=tuple(_term_text(zn, nm) for zn, nm in zip(znames, names, strict=True)),
+        AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar, n_obs=n,
+        converged=fit.converged, singular=singular, level=level, notes=tuple(notes), **terms,
+    )
+
+
+def _terms_fields(Ts, ranef, *, labels, names, znames, scale, level) -> dict:
+    """The fields of a :class:`MixedModelResult` that describe several random terms: variance
+    components (``scale`` times ``T T'`` per term; lme4's names for a repeated factor), conditional
+    modes per grouping factor (with a ``grpvar`` column), the terms as lme4 writes them and the
+    number of levels of each factor."""
+    vc = []
+    for name, zn, T in zip(_unique_names(names), znames, Ts, strict=True):
+        vc += _vc_frame(name, zn, T, scale)
+    re_parts = []
+    for name, lab, zn, (b, V) in zip(names, labels, znames, ranef, strict=True):
+        part = _site_frame(lab, zn, b, V, level)
+        part.insert(0, "grpvar", name)
+        re_parts.append(part)
+    return dict(
+        group=names[0], re_terms=tuple(dict.fromkeys(z for zn in znames for z in zn)),
+        variance_components=pd.DataFrame(vc), random_effects=pd.concat(re_parts, ignore_index=True),
+        n_groups=len(labels[0]), random_terms=tuple(_term_text(zn, nm) for zn, nm in zip(znames, names, strict=True)),
         grpvars=tuple(names), ngrps=tuple(len(lab) for lab in labels),
     )
 
@@ -788,39 +800,29 @@ def terms_glmm_result(y, tr, off, X, terms, index, *, family, link, labels, name
 
     Call it directly from the public function (its warnings point at the caller's caller).
     """
-
     Xa = X.to_numpy(dtype=float)
     xnames = list(X.columns)
     n = y.size
     m = np.ones(n) if tr is None else np.asarray(tr, float)
     check_outcome(y, m, family, formula, index, tr is not None)
-    warn_separation(y, m, np.zeros(n) if off is None else off, Xa, xnames, family, link, formula, stacklevel=4)
-    fit = fit_terms_glmm(y, tr, off, Xa, terms, family=family, link=link)
+    beta0 = warn_separation(y, m, np.zeros(n) if off is None else off, Xa, xnames, family, link, formula,
+                            stacklevel=4)
+    fit = fit_terms_glmm(y, tr, off, Xa, terms, family=family, link=link, beta_start=beta0)
     mdl = fit.model
     singular = bool(np.any(fit.theta[np.isfinite(mdl.lmm.lower)] < _SINGULAR_TOL))
     warn_fit(f"mixed_model(family={family!r})", "Laplace", fit.converged, fit.message, singular,
              "rescaling covariates or simplifying the random terms", stacklevel=4)
     fe = fixed_table(fit.beta, fit.vcov, np.inf, level, xnames)
-    vc = []
-    for name, zn, T in zip(_unique_names(names), znames, mdl.lmm.term_factors(fit.theta), strict=True):
-        vc += _vc_frame(name, zn, T, 1.0)
-    re_parts = []
-    for name, lab, zn, (b, V) in zip(names, labels, znames, fit.ranef(), strict=True):
-        part = _site_frame(lab, zn, b, V, level)
-        part.insert(0, "grpvar", name)
-        re_parts.append(part)
+    terms = _terms_fields(mdl.lmm.term_factors(fit.theta), fit.ranef(), labels=labels, names=names,
+                          znames=znames, scale=1.0, level=level)
     npar = len(xnames) + fit.theta.size
     ll = -fit.deviance / 2
     return MixedModelResult(
-        family=family, link=link, method="Laplace", formula=formula, group=names[0],
-        re_terms=tuple(dict.fromkeys(z for zn in znames for z in zn)),
-        fixed=fe, vcov=pd.DataFrame(fit.vcov, index=xnames, columns=xnames),
-        variance_components=pd.DataFrame(vc), random_effects=pd.concat(re_parts, ignore_index=True),
+        family=family, link=link, method="Laplace", formula=formula, fixed=fe,
+        vcov=pd.DataFrame(fit.vcov, index=xnames, columns=xnames),
         sigma2=np.nan, tau2=np.nan, icc=np.nan, mor=np.nan, theta=fit.theta, loglik=ll,
-        AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar, n_obs=n, n_groups=len(labels[0]),
-        converged=fit.converged, singular=singular, level=level,
-        random_terms=tuple(_term_text(zn, nm) for zn, nm in zip(znames, names, strict=True)),
-        grpvars=tuple(names), ngrps=tuple(len(lab) for lab in labels),
+        AIC=-2 * ll + 2 * npar, BIC=-2 * ll + np.log(n) * npar, n_obs=n,
+        converged=fit.converged, singular=singular, level=level, **terms,
     )
 
 
