@@ -39,6 +39,7 @@ BENCHMARKS = {
     "B6": ("summarize 50M Parquet rows: DuckDB vs pandas", "bench_summarize"),
     "B7": ("make report end to end", "bench_report"),
     "B8": ("mixed_model binomial (Laplace) vs lme4 glmer; 1M rows", "bench_glmm"),
+    "B9": ("scaleup report on 1M / 10M / 50M Parquet encounter rows", "bench_report_scale"),
 }
 
 

@@ -201,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="steps to run, e.g. 1,2,5 (default: [study] steps of study.toml, else all)")
     rep.add_argument("--lang", choices=("fr", "en"), default=None, metavar="fr|en",
                      help="language of the reports (default: [study] language of study.toml, else fr)")
+    rep.add_argument("--processed", default=None, metavar="DIR",
+                     help="folder of the summaries of the patient-level tables, reused while the raw file is "
+                          "unchanged (default: OUT/processed; never inside --data)")
+    rep.add_argument("--engine", choices=("duckdb", "pandas", "dask"), default="duckdb",
+                     help="what summarises a patient-level file (default: duckdb; dask: on a cluster)")
+    rep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="Dask scheduler address for --engine dask, e.g. tcp://10.0.0.5:8786 (default: a "
+                          "local cluster); needs pip install \"scaleup_analysis[distributed]\"")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=_cmd_report)
 
@@ -333,13 +341,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         manifest = tx("MANIFEST verified") if (path / "MANIFEST").exists() else tx("no MANIFEST")
         given = (tx("{file} valid", file=STUDY_FILE) if (path / STUDY_FILE).exists()
                  else tx("no {file}", file=STUDY_FILE))
+        cells = study.patient_level  # patient-level files: checked in chunks, never loaded whole
         print(tx.n("{path}: {n} table valid ({manifest}); {given}", "{path}: {n} tables valid ({manifest}); {given}",
-                   len(tables), path=str(path), manifest=manifest, given=given))
-        width = max(len(n) for n in tables)
+                   len(tables) + len(cells), path=str(path), manifest=manifest, given=given))
+        width = max(len(n) for n in [*tables, *cells])
         for name, df in tables.items():
             rows = tx.n("{n} row", "{n} rows", len(df))
             columns = tx.n("{n} column", "{n} columns", df.shape[1])
             print(f"  {name:<{width}}  {rows:>14}  {columns:>12}")
+        for name, c in cells.items():
+            rows = tx.n("{n} row", "{n} rows", c.rows)
+            print(f"  {name:<{width}}  {rows:>14}  {tx('summarised from {file}', file=c.source)}")
         for line in study.statements():
             print(f"  - {line}")
         return 0
@@ -358,8 +370,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .reporting import run_report
 
+    if args.scheduler is not None and args.engine != "dask":
+        raise ScaleupDataError("--scheduler is the address of a Dask scheduler: it needs --engine dask.")
     result = run_report(data_dir=args.data, out_dir=args.out, seed=args.seed, steps=args.steps,
-                        language=args.lang, progress=not args.quiet)
+                        language=args.lang, progress=not args.quiet, processed_dir=args.processed,
+                        engine=args.engine, scheduler=args.scheduler)
     print(result.summary())
     print(result.written_message(args.out))
     return 0 if result.ok else 1

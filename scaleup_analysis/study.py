@@ -476,16 +476,19 @@ def span_text(periods: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
-def _periods_of(tables: Mapping[str, pd.DataFrame]) -> list[int]:
+def _periods_of(tables: Mapping[str, pd.DataFrame], patient_level: Mapping[str, Any] | None = None) -> list[int]:
+    """Periods of the period-level tables, and of the patient-level tables summarised from files."""
     ps: set[int] = set()
     for t in ("outcomes", "delivery", "fidelity_ratings", "encounters"):
         if t in tables and "period" in tables[t]:
             ps.update(int(p) for p in pd.unique(tables[t]["period"].dropna()))
+    for cells in (patient_level or {}).values():
+        ps.update(cells.periods)
     return sorted(ps)
 
 
 def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFrame],
-             folder_name: str) -> StudySettings:
+             folder_name: str, patient_level: Mapping[str, Any] | None = None) -> StudySettings:
     """Derive every setting that ``given`` leaves out; check those given against the data."""
     from .narrative import PERIOD_WORDS, Text
 
@@ -501,7 +504,7 @@ def _resolve(given: dict[tuple[str, str], Any], tables: Mapping[str, pd.DataFram
         statements.append(tx("Study name: not set in study.toml; the name of the data folder is used ({name}).",
                              name=name))
     sites = tables.get("sites")
-    periods = _periods_of(tables)
+    periods = _periods_of(tables, patient_level)
     unit = get("periods", "unit")
     one, many = PERIOD_WORDS[unit]
     w_unit, w_units = tx(one), tx(many)
@@ -682,6 +685,10 @@ class Study(Displayed):
         File name -> sha256 of every input file read (empty for the embedded default).
     notes : tuple of str
         Plain-language statements about the data (tables taken from defaults, files ignored).
+    patient_level : dict of str to PatientCells
+        Patient-level tables given as files (``encounters``): never loaded into ``tables``, they are
+        checked in chunks and reduced to per-cell sufficient statistics
+        (:mod:`scaleup_analysis.data.patient_level`); :meth:`cells` returns them.
     """
 
     tables: dict[str, pd.DataFrame] = field(repr=False)
@@ -689,14 +696,29 @@ class Study(Displayed):
     folder: Path | None = None
     inputs: dict[str, str] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()
+    patient_level: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
         return self.settings.name
 
     def has(self, *names: str) -> bool:
-        """True when every named table is present and has at least one row."""
-        return all(n in self.tables and len(self.tables[n]) > 0 for n in names)
+        """True when every named table is present and has at least one row (a patient-level table
+        summarised from its file counts)."""
+        return all((n in self.tables and len(self.tables[n]) > 0)
+                   or (n in self.patient_level and self.patient_level[n].rows > 0) for n in names)
+
+    def cells(self, table: str = "encounters"):
+        """The per-cell sufficient statistics of a patient-level table
+        (:class:`~scaleup_analysis.data.patient_level.PatientCells`: one row per site x period x
+        treated), from its file's summary or, for a table in memory, computed from its rows."""
+        from .data.patient_level import cells_of_frame
+
+        if table in self.patient_level:
+            return self.patient_level[table]
+        if table in self.tables:
+            return cells_of_frame(self.tables[table], table)
+        raise ScaleupDataError(f"the study has no table {table!r}.")
 
     def indicator_label(self, code: str) -> str:
         """The label of an indicator: ``[indicators.label]`` of the study file, else its name."""
@@ -728,7 +750,7 @@ class Study(Displayed):
     @property
     def periods(self) -> list[int]:
         """Every period present in the period-level tables, sorted."""
-        return _periods_of(self.tables)
+        return _periods_of(self.tables, self.patient_level)
 
     def statements(self) -> tuple[str, ...]:
         """What the reports must say about the data and the derived settings."""
@@ -768,6 +790,8 @@ class Study(Displayed):
         width = max((len(t) for t in self.tables), default=0)
         lines.append("  " + tx("Tables:"))
         lines += [f"    {t:<{width}}  {tx.n('{n} row', '{n} rows', len(df))}" for t, df in self.tables.items()]
+        lines += [f"    {t:<{width}}  {tx.n('{n} row', '{n} rows', c.rows)} ({tx('summarised from {file}', file=c.source)})"
+                  for t, c in self.patient_level.items()]
         return "\n".join(lines)
 
 
@@ -868,7 +892,9 @@ def default_study(seed: int = DEFAULT_SEED, *, language: str | None = None) -> S
 
 @checked_inputs
 def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = None,
-               language: str | None = None) -> Study:
+               language: str | None = None, processed: str | os.PathLike | None = None,
+               reuse_from: Sequence = (), engine: str = "duckdb",
+               scheduler: str | None = None, progress: bool = False) -> Study:
     """Load a study folder (tables and ``study.toml``), or the embedded default study.
 
     Parameters
@@ -880,6 +906,19 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
         Overrides ``[study] seed`` of the study file.
     language : {"fr", "en"}, optional
         Overrides ``[study] language`` of the study file (the language of the reports).
+    processed : path, optional
+        Processed folder (outside the study folder): the per-cell summaries of the patient-level
+        tables (``encounters``) are read from it when it holds those of the same raw file, else
+        computed from the file and written into it (:mod:`scaleup_analysis.data.patient_level`).
+        None: computed and kept in memory only.
+    reuse_from : list of paths
+        Further processed folders whose summaries may be reused (only read).
+    engine : {"duckdb", "pandas", "dask"}
+        Engine that summarises a patient-level file when no stored summary is reused.
+    scheduler : str, optional
+        Address of the Dask scheduler for ``engine="dask"`` (None: a local cluster).
+    progress : bool
+        Show the rows read from a patient-level file on stderr.
 
     Returns
     -------
@@ -890,10 +929,28 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
     ScaleupDataError
         Listing every problem found: in the study file (syntax, unknown settings, wrong values), in
         the tables (missing required tables, unrecognised files, schema and cross-table rules), and
-        between the two (e.g. baseline periods that do not occur in the data).
+        between the two (e.g. baseline periods that do not occur in the data). The rows of a
+        patient-level file are checked once the other tables are valid (they are checked against
+        ``sites``).
+
+    Notes
+    -----
+    A patient-level table given as its own ``.csv`` or ``.parquet`` file is never loaded into
+    ``Study.tables``: its rows are read in chunks, checked, and summarised per site x period x
+    treated (``Study.cells``); with a processed folder, a second load of the same raw file reads the
+    stored summary and not the file.
     """
     if language is not None and language not in _LANGUAGES:
         raise ScaleupDataError(f"language must be one of {', '.join(_LANGUAGES)}, got {language!r}.")
+    from .data.patient_level import ENGINES
+
+    if engine not in ENGINES:
+        raise ScaleupDataError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+    if scheduler is not None and (engine != "dask" or not isinstance(scheduler, str)):
+        raise ScaleupDataError(f"scheduler is the address of a Dask scheduler (text, e.g. 'tcp://10.0.0.5:8786') "
+                               f"and needs engine='dask'; got scheduler={scheduler!r}, engine={engine!r}.")
+    if isinstance(reuse_from, str | os.PathLike) or not all(isinstance(p, str | os.PathLike) for p in reuse_from):
+        raise ScaleupDataError(f"reuse_from must be a list of folder paths, got {reuse_from!r}.")
     if data_dir is None:
         return default_study(DEFAULT_SEED if seed is None else seed, language=language)
     from .data.io import load_tables
@@ -915,17 +972,61 @@ def load_study(data_dir: str | os.PathLike | None = None, *, seed: int | None = 
     def opt(key: str) -> Any:
         return given.get(("data", key), _SETTING_BY_NAME[("data", key)].default)
 
+    from .data.patient_level import PATIENT_LEVEL_TABLES
+
+    out_folders = [Path(p) for p in ([processed] if processed is not None else []) + list(reuse_from)]
+    for p in out_folders:
+        if _within(p, folder):
+            raise ScaleupDataError(
+                f"The processed folder {str(p)!r} is inside the study folder {str(folder)!r}, which is only read: "
+                "choose a processed folder outside it (e.g. the report's folder)."
+            )
     loaded = load_tables(folder, separator=opt("separator"), decimal=opt("decimal"),
-                         encoding=opt("encoding"), return_info=True)
+                         encoding=opt("encoding"), return_info=True, defer=PATIENT_LEVEL_TABLES)
     tables = dict(loaded.tables)
-    settings = _resolve(given, tables, folder.resolve().name)
+    patient_level = _patient_level(loaded, tables, opt, out_folders, processed, engine, scheduler, progress)
+    settings = _resolve(given, tables, folder.resolve().name, patient_level)
     inputs = {}
     for path in sorted(set(p for p in loaded.files.values() if isinstance(p, Path))):
         inputs[path.name] = sha256_file(path)
+    for t, path in loaded.deferred.items():
+        if t in patient_level:
+            inputs[path.name] = patient_level[t].sha256
     if study_file.is_file():
         inputs[STUDY_FILE] = sha256_file(study_file)
     notes = _loading_notes(loaded, settings.language, study_file.is_file())
-    return Study(tables=tables, settings=settings, folder=folder, inputs=inputs, notes=notes)
+    return Study(tables=tables, settings=settings, folder=folder, inputs=inputs, notes=notes,
+                 patient_level=patient_level)
+
+
+def _within(child: Path, parent: Path) -> bool:
+    c, p = child.resolve(), parent.resolve()
+    return c == p or p in c.parents
+
+
+def _patient_level(loaded, tables, opt, folders: list[Path], processed, engine: str, scheduler, progress: bool):
+    """Summaries of the patient-level files (stored ones reused, others computed and, with a processed
+    folder, stored)."""
+    from dataclasses import replace
+
+    from .data.io import _csv_options, csv_format
+    from .data.patient_level import patient_level_cells, store_cells, stored_cells
+
+    out = {}
+    for t, path in loaded.deferred.items():
+        fmt = None
+        if path.suffix.lower() == ".csv":
+            fmt = csv_format(path, t, _csv_options(opt("separator"), opt("decimal"), opt("encoding")))
+        cells, sha, key = stored_cells(folders, path, t, fmt=fmt, sites=tables["sites"])
+        if cells is None:
+            cells = patient_level_cells(path, t, sites=tables["sites"], fmt=fmt, engine=engine, scheduler=scheduler,
+                                        progress=progress)
+            cells = replace(cells, sha256=sha, key=key, fmt=fmt)
+            if processed is not None:
+                store_cells(Path(processed), cells, path)
+        if cells.rows:  # a header-only file is an empty template: the table counts as not given
+            out[t] = cells
+    return out
 
 
 def _loading_notes(loaded, language: str, has_study_file: bool) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ def _run(modname):
 
 def test_runner_lists_every_benchmark():
     run = importlib.import_module("run")
-    assert sorted(run.BENCHMARKS) == [f"B{i}" for i in range(1, 9)]
+    assert sorted(run.BENCHMARKS) == [f"B{i}" for i in range(1, 10)]
     for _, modname in run.BENCHMARKS.values():
         assert (BENCH / f"{modname}.py").is_file()
 
@@ -84,3 +84,11 @@ def test_b8_glmm():
     r = rows[0]
     if r.peer_s == r.peer_s:  # glmer ran (Rscript with lme4 available)
         assert r.extra["rel_beta"] < 1e-4 and r.extra["rel_theta"] < 1e-4
+
+
+def test_b9_report_at_scale():
+    rows = _run("bench_report_scale")
+    first, second, same = rows
+    assert first.extra["failed"] == 0 and first.extra["reused_second"] is True
+    assert second.extra["reused"] is True
+    assert same.extra["equal"] is True, same.agreement

@@ -168,7 +168,8 @@ def test_validate_reports_errors_on_stderr_with_exit_2(tmp_path, capsys):
 def test_report_calls_run_report_lazily(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def fake_run_report(data_dir, out_dir, *, seed, steps, language, progress):
+    def fake_run_report(data_dir, out_dir, *, seed, steps, language, progress, processed_dir, engine, scheduler):
+        assert (processed_dir, engine, scheduler) == (None, "duckdb", None)
         seen.update(data_dir=data_dir, seed=seed, out_dir=out_dir, steps=steps)
         return types.SimpleNamespace(ok=not steps, summary=lambda: "SUMMARY",
                                      written_message=lambda out: f"open {out}/index.html")
@@ -195,6 +196,8 @@ def test_report_calls_run_report_lazily(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["report", "--steps", "7"])
     assert "steps are numbers from 1 to 5" in capsys.readouterr().err
+    code, out, err = run(capsys, "report", "--scheduler", "tcp://10.0.0.5:8786")
+    assert code == 2 and "--scheduler" in err and "--engine dask" in err
 
 
 def test_console_entry_point_runs_in_a_real_process(tmp_path):

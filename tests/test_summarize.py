@@ -344,12 +344,13 @@ def test_step5_site_variation_model_from_cells_equals_the_row_level_fit(seed):
     """Issue 19: the patient-level model of step 5 is fitted from per-cell sums; it must equal the fit
     on the rows (lme4's criterion depends on the rows only through these cross-products). The embedded
     study and another simulated draw; the second keeps only 40 % of the patients (unbalanced cells)."""
+    from scaleup_analysis.data.patient_level import cells_of_frame
     from scaleup_analysis.steps.step5_monitoring import site_variance_model
 
     enc = sa.load_study(seed=seed).tables["encounters"]
     if seed is not None:
         enc = enc.sample(frac=0.4, random_state=seed).reset_index(drop=True)
-    cells_fit, n_rows = site_variance_model(enc)
+    cells_fit, n_rows = site_variance_model(cells_of_frame(enc).cells)
     rows_fit = sa.mixed_model(enc, "y ~ treated + C(period)", group="site_id")
     assert n_rows == rows_fit.n_obs
     a, b = cells_fit.fixed.loc["treated"], rows_fit.fixed.loc["treated"]

@@ -451,8 +451,8 @@ def _csv_row_numbers(path: Path, encoding: str, sep: str, n_rows: int, kept: np.
     return number
 
 
-def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
-    raw = path.read_bytes()
+def _detect_format(raw: bytes, path: Path, table: str, options: _CsvOptions) -> tuple[str, str, str, str]:
+    """Encoding, header line, separator and decimal mark of a CSV file from its bytes (or its first ones)."""
     if not raw.removeprefix(b"\xef\xbb\xbf").strip():
         raise ScaleupDataError(
             f"File {str(path)!r} is empty: a table file needs a header line with the column names "
@@ -469,6 +469,12 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
     decimal = options.decimal
     if decimal == "auto":  # a look at the first rows spares a second reading of most French files
         decimal = "," if sep != "," and _french_sample(raw, table, sep, encoding) else "."
+    return encoding, header, sep, decimal
+
+
+def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
+    raw = path.read_bytes()
+    encoding, header, sep, decimal = _detect_format(raw, path, table, options)
     df = _parse_csv(raw, path, table, sep, decimal, encoding)
     french = sep != "," and decimal == "." and _french_numbers(df, table)
     if french and options.decimal == "auto":  # French numbers only further down the file
@@ -512,6 +518,38 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
     source = _Source(str(path), "csv", _csv_row_numbers(path, encoding, sep, n_rows, kept), hint)
     fmt = {"separator": sep, "decimal": decimal, "encoding": encoding, "encoding_set": options.encoding}
     return _Read(table, path, None, df, source, ", ".join(read_as), fmt)
+
+
+def csv_format(path: Path, table: str, options: _CsvOptions, sample_bytes: int = 1 << 20) -> dict:
+    """How a CSV file too large to read at once is written, from its first ``sample_bytes``: the same
+    detection of encoding, separator and decimal mark as :func:`_read_csv` (``separator``, ``decimal``,
+    ``encoding``, ``encoding_set``). Used for patient-level tables read in chunks."""
+    with open(path, "rb") as fh:
+        raw = fh.read(sample_bytes)
+        more = bool(fh.read(1))
+    if more:  # whole lines only (a character cut in two would read as an encoding error)
+        raw = raw[: raw.rfind(b"\n") + 1] or raw
+    encoding, _, sep, decimal = _detect_format(raw, path, table, options)
+    return {"separator": sep, "decimal": decimal, "encoding": encoding, "encoding_set": options.encoding}
+
+
+def csv_chunks(path: Path, table: str, fmt: dict, chunk_rows: int):
+    """The rows of a CSV file in chunks of ``chunk_rows``, read as :func:`_read_csv` reads the whole file
+    (identifiers as text, decimal comma, blank rows left out); yields ``(frame, lines)`` where ``lines``
+    holds the file line of each row, assuming one line per record (header = line 1)."""
+    sep, decimal, encoding = fmt["separator"], fmt["decimal"], fmt["encoding"]
+    reader = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding,
+                         dtype={c: str for c in _text_columns(table)}, float_precision="round_trip",
+                         index_col=False, chunksize=chunk_rows, skip_blank_lines=False)
+    line = 2
+    with reader:
+        for chunk in reader:
+            if decimal == ",":
+                chunk = _read_french_numbers(chunk, table)
+            lines = np.arange(line, line + len(chunk))
+            line += len(chunk)
+            chunk, kept = _drop_blank_rows(chunk)
+            yield chunk, (lines if kept is None else lines[kept])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -798,6 +836,10 @@ class LoadedTables(Displayed):
     formats : dict of str to dict
         Table name -> how its CSV file was read: ``separator``, ``decimal``, ``encoding`` (the one
         used) and ``encoding_set`` (the one asked for); only for tables read from CSV files.
+    deferred : dict of str to pathlib.Path
+        Patient-level tables named in ``defer=`` that were found as a file of their own: table name ->
+        the file, not read (:mod:`scaleup_analysis.data.patient_level` validates and summarises it in
+        chunks).
     """
 
     tables: dict[str, pd.DataFrame]
@@ -807,6 +849,7 @@ class LoadedTables(Displayed):
     notes: tuple[str, ...]
     ignored: dict[str, str]
     formats: dict[str, dict] = field(default_factory=dict)
+    deferred: dict[str, Path] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per table: ``table``, ``source`` (file path or ``"bundled"``), ``sheet``, ``rows``,
@@ -1145,6 +1188,7 @@ def load_tables(
     decimal: str = "auto",
     encoding: str = "utf-8",
     return_info: bool = False,
+    defer: Iterable[str] = (),
 ) -> dict[str, pd.DataFrame] | LoadedTables:
     """Load and validate every table of a data directory; all or nothing.
 
@@ -1171,6 +1215,12 @@ def load_tables(
     return_info : bool, default False
         Return a :class:`LoadedTables` (the tables, the file each came from, the defaults used, notes
         and the files not used) instead of the dict of tables.
+    defer : iterable of str, default ()
+        Patient-level tables (``encounters``) not to read when each is one ``.csv`` or ``.parquet``
+        file of its own: they are listed in ``LoadedTables.deferred`` (with ``return_info=True``)
+        instead, for :func:`scaleup_analysis.data.patient_level.patient_level_cells` to validate
+        and summarise in chunks. A table given in a workbook sheet, or by several sources, is read
+        as usual.
 
     Returns
     -------
@@ -1220,6 +1270,10 @@ def load_tables(
             "holding sites.csv, outcomes.csv, ..."
         )
     options = _csv_options(separator, decimal, encoding)
+    defer = tuple(defer)
+    if defer and not return_info:
+        raise ScaleupDataError("load_tables: defer= needs return_info=True (the deferred files are listed in "
+                               "LoadedTables.deferred).")
     requested = _requested_tables(tables)
     if check_manifest and (d / "MANIFEST").exists():
         from .manifest import check_manifest as _check
@@ -1228,6 +1282,11 @@ def load_tables(
 
     wanted = None if requested is None else set(_with_parents(requested))
     scan = _scan(d, wanted)
+    deferred: dict[str, Path] = {}
+    for t in defer:
+        places = scan.sources.get(t, [])
+        if len(places) == 1 and places[0][1] is None and places[0][0].suffix.lower() in (".csv", ".parquet"):
+            deferred[t] = scan.sources.pop(t)[0][0]
     reads, failed = _read_sources(scan, options)
     found = _sort_sources(reads, failed)
     frames, defaults, notes = _with_defaults(found, failed, wanted)
@@ -1253,6 +1312,7 @@ def load_tables(
         notes=tuple(notes),
         ignored={**scan.ignored, **found.templates_ignored},
         formats={t: dict(given[t].fmt) for t in keep if t in given and given[t].fmt},
+        deferred=deferred,
     )
 
 

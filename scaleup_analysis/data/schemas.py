@@ -996,6 +996,26 @@ def _columns_fix(spec: _TableSpec) -> str:
     return ", ".join(c.name for c in spec.columns)
 
 
+def key_problem(table: str, positions: list[int], shown: list[list]) -> _Problem:
+    """The problem "a key that is repeated": ``positions`` of every row whose key occurs more than once
+    (0-based, sorted), ``shown`` the key values of the first of them."""
+    key = list(_SPEC_BY_NAME[table].key)
+    keytxt = key[0] if len(key) == 1 else "(" + ", ".join(key) + ")"
+    values = []
+    for row in shown[:_MAX_ROWS_SHOWN]:
+        vals = [_fmt_value(v) for v in row]
+        values.append(vals[0] if len(vals) == 1 else "(" + ", ".join(vals) + ")")
+    return _Problem(
+        table,
+        keytxt,
+        f"a key {keytxt} that is repeated",
+        "each key must appear once: remove repeated rows, or correct the identifier "
+        "(or the period) of the rows that were meant to differ",
+        list(positions),
+        values,
+    )
+
+
 def _translate(
     fc: pd.DataFrame, frame: pd.DataFrame, spec: _TableSpec, bad_cells: set
 ) -> list[_Problem]:
@@ -1036,22 +1056,7 @@ def _translate(
         # a key cell already reported (e.g. a date as period, read as missing) is not a repeated key
         pos = sorted({int(i) for i in dup["index"].dropna() if not any((k, int(i)) in bad_cells for k in key)})
     if len(dup) and pos:
-        keytxt = key[0] if len(key) == 1 else "(" + ", ".join(key) + ")"
-        values = []
-        for i in pos[:_MAX_ROWS_SHOWN]:
-            vals = [_fmt_value(frame[k].iloc[i]) for k in key]
-            values.append(vals[0] if len(vals) == 1 else "(" + ", ".join(vals) + ")")
-        problems.append(
-            _Problem(
-                spec.name,
-                keytxt,
-                f"a key {keytxt} that is repeated",
-                "each key must appear once: remove repeated rows, or correct the identifier "
-                "(or the period) of the rows that were meant to differ",
-                pos,
-                values,
-            )
-        )
+        problems.append(key_problem(spec.name, pos, [[frame[k].iloc[i] for k in key] for i in pos[:_MAX_ROWS_SHOWN]]))
     handled = {"column_in_dataframe", "column_in_schema", "multiple_fields_uniqueness", "field_uniqueness"}
     rest = fc[~fc["check"].isin(handled)]
     # row-level rules (DataFrame-level checks, reported once per column by pandera)

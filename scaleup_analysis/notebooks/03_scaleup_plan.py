@@ -43,13 +43,14 @@ language = None  # "fr" or "en"; None = the study's own language (French by defa
 figures_dir = None  # set by the report runner: figures are saved there
 tables_dir = None  # set by the report runner: key tables (CSV) are saved there
 status_dir = None  # set by the report runner: status of each section for the run summary
+processed_dir = None  # set by the report runner: summaries of the patient-level tables, reused
 
 # %%
 import scaleup_analysis as sa
 from scaleup_analysis.notebook import setup_display
 
 setup_display()
-study = sa.load_study(data_dir, seed=seed, language=language)
+study = sa.load_study(data_dir, seed=seed, language=language, processed=processed_dir)
 report = sa.StepReport(study, 3, figures_dir=figures_dir, tables_dir=tables_dir, status_dir=status_dir)
 report.intro()
 

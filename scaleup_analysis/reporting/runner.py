@@ -4,7 +4,10 @@
 
 1. refuses an output folder inside (or equal to) the data folder, before any work;
 2. loads the study (:func:`~scaleup_analysis.load_study`: the study file and every table are
-   validated; one error lists every problem and nothing is written);
+   validated; one error lists every problem and nothing is written). A patient-level table given as
+   a file (``encounters``) is checked and reduced in chunks to per-cell sufficient statistics, with a
+   progress bar, unless the processed folder already holds them for the same raw file (then no
+   patient row is read);
 3. takes a lock on the output folder (two runs on one output cannot both claim success);
 4. executes the step notebooks shipped inside the package (``scaleup_analysis/notebooks``) into a
    hidden staging folder next to the output, with the parameters injected after the cell tagged
@@ -14,7 +17,8 @@
 5. writes one HTML report per step (with code, and a ``*_summary.html`` without code), the figures,
    the key tables, ``index.html`` with the run summary (every section ran / skipped / failed),
    ``sections.json``, ``run.log`` and ``provenance.json`` (package version, git commit, sha256 of
-   every input file, seed, Python and library versions, run date);
+   every input file, seed, Python and library versions, run date), and the processed summaries
+   (``processed/``, unless another processed folder was given);
 6. replaces the previous report by the staging folder in one rename.
 
 The user's data folder is only read. A run with a failed section or notebook still publishes its
@@ -195,6 +199,9 @@ def run_report(
     language: str | None = None,
     progress: bool = True,
     timeout: int = 900,
+    processed_dir: str | os.PathLike | None = None,
+    engine: str = "duckdb",
+    scheduler: str | None = None,
 ) -> ReportResult:
     """Run the step notebooks on a study and write the reports (the main job).
 
@@ -215,6 +222,14 @@ def run_report(
         Show a progress bar on stderr naming the step that runs.
     timeout : int
         Per-cell timeout in seconds.
+    processed_dir : path, optional
+        Where the per-cell summaries of the patient-level tables are kept and reused (e.g.
+        ``data/processed``; never inside ``data_dir``). Default: ``processed/`` inside ``out_dir``,
+        carried over from the previous report in that folder when the raw data did not change.
+    engine : {"duckdb", "pandas", "dask"}
+        Engine that summarises a patient-level file (:mod:`scaleup_analysis.data.patient_level`).
+    scheduler : str, optional
+        Dask scheduler address for ``engine="dask"`` (None: a local cluster of two workers).
 
     Returns
     -------
@@ -232,7 +247,16 @@ def run_report(
     data = None if data_dir is None else Path(data_dir)
     out = Path(out_dir).resolve()
     check_out_dir(out, data)
-    study = load_study(data, seed=seed, language=language)  # validates everything; raises before any write
+    explicit = None if processed_dir is None else Path(processed_dir).resolve()
+    if explicit is not None and data is not None and _inside(explicit, data.resolve()):
+        raise ScaleupDataError(
+            f"--processed {str(processed_dir)!r} is inside the data folder {str(data)!r}: nothing is ever written "
+            "into a data folder. Choose a folder outside it, e.g. data/processed or the report's folder."
+        )
+    reuse = [explicit] if explicit is not None else [out / "processed"]
+    # validates everything (the patient-level rows in chunks, unless summaries are reused); raises before any write
+    study = load_study(data, seed=seed, language=language, reuse_from=[p for p in reuse if p.is_dir()],
+                       engine=engine, scheduler=scheduler, progress=progress)
     lang = study.settings.language
     tx = Text(lang)
     seed = study.settings.seed
@@ -245,13 +269,20 @@ def run_report(
         try:
             for sub in ("figures", "tables", "status"):
                 (staging / sub).mkdir()
+            processed = explicit if explicit is not None else staging / "processed"
+            _store_processed(study, processed)
             params = {
                 "data_dir": None if data is None else os.path.relpath(data.resolve(), staging),
                 "seed": int(seed), "language": lang,
                 "figures_dir": "figures", "tables_dir": "tables", "status_dir": "status",
+                "processed_dir": os.path.relpath(processed, staging) if study.patient_level else None,
             }
             prov = provenance(inputs_provenance(study), seed, data_label=(
                 "embedded default study" if data is None else data.name))
+            if study.patient_level:
+                prov["processed"] = {t: {"key": c.key, "rows": c.rows, "cells": int(len(c.cells)),
+                                         "reused": c.reused, "engine": c.engine}
+                                     for t, c in study.patient_level.items()}
             footer = ("<footer><hr><small>" + html.escape(tx(
                 "Provenance: scaleup_analysis {version}, commit {commit}, seed {seed}; run date and input sha256 "
                 "in provenance.json", version=prov["package_version"], commit=prov["git_commit"], seed=seed))
@@ -283,6 +314,15 @@ def run_report(
             raise
     return ReportResult(out_dir=out, index=result_index, sections=tuple(sections),
                         notebooks=tuple(nb_records), provenance=prov, seconds=seconds, language=lang)
+
+
+def _store_processed(study: Study, folder: Path) -> None:
+    """The per-cell summaries of the study's patient-level files into the processed folder (those
+    reused are written again: the folder of the new report holds what it used)."""
+    from ..data.patient_level import store_cells
+
+    for cells in study.patient_level.values():
+        store_cells(folder, cells, study.folder / cells.source)
 
 
 def _run_notebook(nb_path: Path, step: int, params: dict, lang: str, staging: Path, timeout: int,

@@ -377,20 +377,20 @@ def twfe_comparison(study: Study) -> SectionOutput:
 # --------------------------------------------------------------------------------------------------
 
 
-def site_variance_model(encounters: pd.DataFrame):
+def site_variance_model(cells: pd.DataFrame):
     """The site-variation model of step 5, ``y ~ treated + C(period)`` with a site random intercept (REML),
-    fitted from per-cell sufficient statistics instead of the patient rows.
+    fitted from the per-cell sufficient statistics of the patient-level table.
 
-    The rows are reduced to one row per site x period x treated cell (:func:`scaleup_analysis.summarize`:
-    counts and sums of products); ``treated`` and the period indicators are constant within a cell, so
-    the cross-products of the model follow exactly from the cell sums and the fit equals
-    ``mixed_model(encounters, "y ~ treated + C(period)", group="site_id")`` (``treated`` is left out when
-    it takes one value). The fixed effects of the periods are named ``period_<p>``. Returns the
-    :class:`~scaleup_analysis.MixedModelResult` and the number of rows used.
+    ``cells`` holds one row per site x period x treated (``Study.cells("encounters").cells``: counts,
+    sums and sums of squares of y, the layout of :func:`scaleup_analysis.summarize`); ``treated`` and
+    the period indicators are constant within a cell, so the cross-products of the model follow
+    exactly from the cell sums and the fit equals ``mixed_model(encounters, "y ~ treated + C(period)",
+    group="site_id")`` on the rows (``treated`` is left out when it takes one value). The fixed effects
+    of the periods are named ``period_<p>``. Returns the :class:`~scaleup_analysis.MixedModelResult`
+    and the number of rows summarised.
     """
-    from ..summarize import mixed_model_from_summary, summarize
+    from ..summarize import mixed_model_from_summary
 
-    cells = summarize(encounters, by=["site_id", "period", "treated"], outcome="y", covariates=[], threshold=1)
     periods = sorted(cells["period"].unique())
     dummies = {f"period_{p}": (cells["period"] == p).astype(float) for p in periods[1:]}
     cells = cells.assign(**dummies)
@@ -405,13 +405,13 @@ def site_variation(study: Study) -> SectionOutput:
     if not study.has("encounters"):
         raise NotApplicable(tx("the study has no patient-level table (encounters)."),
                             tx("an encounters table: one row per patient and period with the outcome y."))
-    enc = study.tables["encounters"]
-    n_sites = enc["site_id"].nunique()
+    cells = study.cells("encounters").cells
+    n_sites = cells["site_id"].nunique()
     if n_sites < 3:
         raise NotApplicable(tx.n("patients come from {n} site; a between-site variance needs at least 3.",
                                  "patients come from {n} sites; a between-site variance needs at least 3.", n_sites),
                             tx("patients from three or more sites."))
-    mm, n_rows = site_variance_model(enc)
+    mm, n_rows = site_variance_model(cells)
     findings = [tx("{icc} of the variation of the patient-level outcome lies between sites ({n} patients-periods, "
                    "{s} sites; mixed model with a site random intercept and period effects).",
                    icc=tx.pct(mm.icc, 1), n=tx.int(n_rows), s=tx.int(n_sites))]
