@@ -39,10 +39,11 @@ env: $(VENV)/.stamp-core
 env-dev: $(VENV)/.stamp-dev
 
 # The embedded default study is written once into data/raw (with its MANIFEST and study.toml), then
-# reported on like any team's study folder; data/raw is never written again.
+# reported on like any team's study folder; data/raw is never written again. The summaries of its
+# patient-level table go to data/processed (reused by the next run while data/raw is unchanged).
 report: $(VENV)/.stamp-core
 	@test -f data/raw/MANIFEST || $(BIN)/scaleup simulate --out data/raw
-	$(BIN)/scaleup report --data data/raw --out reports
+	$(BIN)/scaleup report --data data/raw --out reports --processed data/processed
 
 test: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup tests scaleup_analysis

@@ -1009,14 +1009,14 @@ def _patient_level(loaded, tables, opt, folders: list[Path], processed, engine: 
     folder, stored)."""
     from dataclasses import replace
 
-    from .data.io import _csv_options, csv_format
+    from .data.io import csv_format
     from .data.patient_level import patient_level_cells, store_cells, stored_cells
 
     out = {}
     for t, path in loaded.deferred.items():
         fmt = None
         if path.suffix.lower() == ".csv":
-            fmt = csv_format(path, t, _csv_options(opt("separator"), opt("decimal"), opt("encoding")))
+            fmt = csv_format(path, t, separator=opt("separator"), decimal=opt("decimal"), encoding=opt("encoding"))
         cells, sha, key = stored_cells(folders, path, t, fmt=fmt, sites=tables["sites"])
         if cells is None:
             cells = patient_level_cells(path, t, sites=tables["sites"], fmt=fmt, engine=engine, scheduler=scheduler,

@@ -39,7 +39,10 @@ def test_load_study_reads_a_folder_and_checks_its_manifest(tmp_path):
         write_table_atomic(table, tmp_path / f"{name}.csv")
     write_manifest(tmp_path)
     study = sa.load_study(tmp_path, seed=999)  # the seed overrides the study's
-    assert set(sim.tables) <= set(study.tables) and study.settings.seed == 999
+    # the patient-level table is summarised from its file, never loaded whole (issue 19)
+    assert set(sim.tables) - {"encounters"} <= set(study.tables) and "encounters" not in study.tables
+    assert study.has("encounters") and study.cells().rows == len(sim.tables["encounters"])
+    assert study.settings.seed == 999
     pd.testing.assert_frame_equal(study.tables["sites"], sim.tables["sites"], check_dtype=False)
     assert set(study.inputs) == {f"{name}.csv" for name in sim.tables}  # sha256 of every input file
     (tmp_path / "sites.csv").write_text("broken\n")

@@ -69,7 +69,7 @@ def test_cells_of_a_file_equal_the_cells_of_the_rows_loaded_whole(tmp_path, fmt,
     folder = _study_folder(tmp_path, fmt=fmt)
     enc, sites = _whole(folder)
     path = folder / f"encounters.{fmt}"
-    fmt_ = dio.csv_format(path, "encounters", dio._csv_options("auto", "auto", "utf-8")) if fmt == "csv" else None
+    fmt_ = dio.csv_format(path, "encounters") if fmt == "csv" else None
     if fmt == "csv":
         assert fmt_["separator"] == ";" and fmt_["decimal"] == ","
     got = patient_level_cells(path, sites=sites, fmt=fmt_, engine=engine, chunk_rows=chunk_rows)
@@ -113,7 +113,7 @@ def test_chunked_checks_report_what_the_loader_reports_on_the_whole_file(tmp_pat
         sa.load_tables(folder)
     info = dio.load_tables(folder, tables=["sites"], return_info=True)
     path = folder / f"encounters.{fmt}"
-    fmt_ = dio.csv_format(path, "encounters", dio._csv_options("auto", "auto", "utf-8")) if fmt == "csv" else None
+    fmt_ = dio.csv_format(path, "encounters") if fmt == "csv" else None
     with pytest.raises(ScaleupDataError) as chunked:
         patient_level_cells(path, sites=info.tables["sites"], fmt=fmt_, engine=engine, chunk_rows=7)
     text = str(chunked.value)
@@ -255,7 +255,7 @@ def test_dask_cluster_gives_the_cells_and_the_messages_of_duckdb(tmp_path):
 def test_dask_engine_needs_parquet_and_a_reachable_scheduler(tmp_path):
     folder = _study_folder(tmp_path, fmt="csv")
     sites = dio.load_tables(folder, tables=["sites"], return_info=True).tables["sites"]
-    fmt_ = dio.csv_format(folder / "encounters.csv", "encounters", dio._csv_options("auto", "auto", "utf-8"))
+    fmt_ = dio.csv_format(folder / "encounters.csv", "encounters")
     with pytest.raises(ScaleupDataError, match="reads Parquet files"):
         patient_level_cells(folder / "encounters.csv", sites=sites, fmt=fmt_, engine="dask")
     shutil.rmtree(folder)

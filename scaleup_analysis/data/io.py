@@ -520,10 +520,13 @@ def _read_csv(path: Path, table: str, options: _CsvOptions) -> _Read:
     return _Read(table, path, None, df, source, ", ".join(read_as), fmt)
 
 
-def csv_format(path: Path, table: str, options: _CsvOptions, sample_bytes: int = 1 << 20) -> dict:
+def csv_format(path: Path, table: str, *, separator: str = "auto", decimal: str = "auto", encoding: str = "utf-8",
+               sample_bytes: int = 1 << 20) -> dict:
     """How a CSV file too large to read at once is written, from its first ``sample_bytes``: the same
     detection of encoding, separator and decimal mark as :func:`_read_csv` (``separator``, ``decimal``,
-    ``encoding``, ``encoding_set``). Used for patient-level tables read in chunks."""
+    ``encoding``, ``encoding_set``), from the settings of the study file. Used for patient-level tables
+    read in chunks."""
+    options = _csv_options(separator, decimal, encoding)
     with open(path, "rb") as fh:
         raw = fh.read(sample_bytes)
         more = bool(fh.read(1))
