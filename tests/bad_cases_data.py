@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pandas as pd
-from bad_input_support import E, Bad, load_dir, only, tbl, tmpdir, write_file
+from bad_input_support import E, Bad, load_dir, only, sim, tbl, tmpdir, write_file
 
 import scaleup_analysis as sa
 
@@ -59,6 +59,31 @@ def _replace(name, how):
 MULTILINE_CSV = ('rss_code,name,settlement_type\n\n06,"Mont\nreal",metropolitan\n\n\n'
                  '07,"Out\n\naouais",megalopolis\n')
 LONG = "x" * 2_000_000
+
+def _study_dir(mutate_encounters=None, fmt="parquet"):
+    """A study folder of the simulated tables with encounters as a file of its own (issue 19)."""
+    d = tmpdir()
+    for name, table in sim().items():
+        if name == "encounters":
+            table = table.copy() if mutate_encounters is None else mutate_encounters(table.copy())
+            if fmt == "parquet":
+                table.to_parquet(d / "encounters.parquet", index=False)
+            else:
+                table.to_csv(d / "encounters.csv", index=False)
+        else:
+            sa.write_table_atomic(table, d / f"{name}.csv")
+    return d
+
+
+def _broken_parquet():
+    d = _study_dir()
+    (d / "encounters.parquet").write_text("patient_id,site_id\n", encoding="utf-8")
+    return d
+
+
+def _dask_on_csv():
+    return sa.load_study(_study_dir(fmt="csv"), engine="dask")
+
 
 CASES: list[Bad] = [
     # --- identifiers with blanks around them -----------------------------------------------------
@@ -163,6 +188,22 @@ CASES: list[Bad] = [
     Bad("data_stream_too_large", "write_encounters_parquet", "n_sites=10**7 streamed",
         lambda: sa.write_encounters_parquet(tmpdir() / "enc.parquet", n_sites=10**7),
         ("simulation too large", "site-period rows", "of memory", "Use fewer sites")),
+    # --- patient-level files, checked in chunks (issue 19) --------------------------------------------
+    Bad("data_patient_level_bad_rows", "load_study", "`treated` = 2 in a Parquet `encounters` file",
+        lambda: sa.load_study(_study_dir(lambda t: _at(t, 3, "treated", 2))),
+        ("table 'encounters'", "encounters.parquet", "encounters.treated", "row 3: 2", "must be one of: 0, 1")),
+    Bad("data_patient_level_not_parquet", "load_study", "a text file named `encounters.parquet`",
+        lambda: sa.load_study(_broken_parquet()),
+        ("Cannot read", "encounters.parquet", "complete CSV or Parquet file")),
+    Bad("data_patient_level_processed_inside", "load_study", "processed folder inside the study folder",
+        lambda: (lambda d: sa.load_study(d, processed=d / "processed"))(_study_dir()),
+        ("processed folder", "is inside the study folder", "only read", "outside it")),
+    Bad("data_patient_level_engine", "load_study", "engine='spark'",
+        lambda: sa.load_study(_study_dir(), engine="spark"), ("engine must be one of", "duckdb, pandas, dask")),
+    Bad("data_patient_level_scheduler_without_dask", "load_study", "scheduler without engine='dask'",
+        lambda: sa.load_study(_study_dir(), scheduler="tcp://10.0.0.5:8786"), ("scheduler", "needs engine='dask'")),
+    Bad("data_patient_level_dask_csv", "load_study", "engine='dask' with `encounters` as a CSV file",
+        _dask_on_csv, ("engine='dask' reads Parquet files", "encounters.csv", "COPY", "engine='duckdb'")),
 ]
 
 assert all(c.expected is E for c in CASES)

@@ -178,6 +178,29 @@ def test_summary_and_plot_say_what_the_numbers_show():
     assert "H07" in texts and "H31" in texts
 
 
+def test_plot_counts_the_alarms_it_does_not_name():
+    """More alarms than the plot names (12): the legend says how many are not named. Known truth: 20
+    hospitals with 60 % events where the target is 10 %, among 40 at the target."""
+    n = np.full(60, 400)
+    events = np.r_[np.full(40, 40), np.full(20, 240)]
+    d = pd.DataFrame({"unit": [f"U{i:02d}" for i in range(60)], "events": events, "n": n})
+    res = sa.institutional_funnel(d, unit="unit", target=0.1, overdispersion="none")
+    assert int(res.to_frame()["signal"].eq("above_alarm").sum()) == 20
+    from scaleup_analysis.i18n import get_language, set_language
+
+    before = get_language()
+    try:
+        for lang, text in (("en", "8 more units beyond the alarm limits, not named"),
+                           ("fr", "8 autres unités au-delà des limites d'alarme, non nommées")):
+            set_language(lang)
+            ax = res.plot()
+            legend = " ".join(t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts())
+            assert text in legend, legend
+            assert sum(t.get_text().startswith("U") for t in ax.texts) == 12
+    finally:
+        set_language(before)
+
+
 @pytest.mark.parametrize("kw, fragment", [
     (dict(kind="odds"), "kind must be one of"),
     (dict(transform="log"), "transform (for kind='proportion')"),

@@ -417,7 +417,7 @@ class InstitutionalFunnel(Displayed):
         if n_hidden:
             handles.append(Line2D([], [], color=GREY, ls="", label=tx.n(
                 "{n} more unit beyond the alarm limits, not named", "{n} more units beyond the alarm limits, not named",
-                n_hidden, n=tx.int(n_hidden))))
+                n_hidden)))
         for h in handles:
             h.set_label(textwrap.fill(h.get_label(), 30))
         ax.legend(handles=handles, **OUTSIDE)
