@@ -23,8 +23,6 @@ from scaleup_analysis.data.patient_level import cells_of_frame, patient_level_ce
 from scaleup_analysis.errors import ScaleupDataError
 from scaleup_analysis.study import DEFAULT_STUDY_SETTINGS, default_study_file, default_study_tables
 
-pytestmark = pytest.mark.xdist_group("patient_level")
-
 SUMS = ["sp__Intercept__y", "sp__y__y"]
 COUNTS = ["period", "treated", "n", "events"]
 
@@ -252,7 +250,10 @@ def test_dask_cluster_gives_the_cells_and_the_messages_of_duckdb(tmp_path):
     assert str(via_dask.value) == str(via_duckdb.value)
 
 
-def test_dask_engine_needs_parquet_and_a_reachable_scheduler(tmp_path):
+def test_dask_engine_needs_parquet_and_a_reachable_scheduler(tmp_path, monkeypatch):
+    from scaleup_analysis.data import patient_level
+
+    monkeypatch.setattr(patient_level, "_CONNECT_TIMEOUT", "2s")  # nothing listens on port 9: no need to wait 10 s
     folder = _study_folder(tmp_path, fmt="csv")
     sites = dio.load_tables(folder, tables=["sites"], return_info=True).tables["sites"]
     fmt_ = dio.csv_format(folder / "encounters.csv", "encounters")
